@@ -1,0 +1,817 @@
+//! The Postgres backend: the embedded default, one database for the log and the read models.
+//!
+//! # Gap-free order without a global write lock
+//!
+//! A plain identity column does not give readers a safe order: positions are taken when a row
+//! is inserted but become visible when its transaction commits, so position 11 can be visible
+//! while 10 is still to commit. A reader that moved its cursor past 11 would never see 10.
+//!
+//! The two known fixes are to serialize appends (one lock around "take position, commit"; every
+//! append waits for the one before, and group commit is lost) or to let readers see only what
+//! can no longer change. We take the second:
+//!
+//! - each event row records `tx_id`, the 64-bit id of the transaction that wrote it;
+//! - the log's order is `(tx_id, position)`; [`Position`] is that pair, opaque to users;
+//! - a reader only reads rows with `tx_id < pg_snapshot_xmin(pg_current_snapshot())`. Every
+//!   transaction below that line has ended, and any transaction still to take an id will take a
+//!   larger one, so nothing can ever commit below it: the prefix a reader sees is final.
+//!
+//! Appends to different streams never wait for each other and keep Postgres' group commit. The
+//! cost is latency, not throughput: an event becomes readable once every transaction that took
+//! an id before its own has ended, so one long writing transaction holds readers back (not
+//! writers). Rolled-back transactions simply end; they leave nothing behind to wait for.
+//!
+//! Per-stream order agrees with the log order because `append_events` (see the migration)
+//! reads every stream's version before it writes anything: a transaction can only append
+//! version n+1 after seeing version n committed, so it takes its transaction id after that
+//! commit and sorts after it.
+//!
+//! # Waking subscribers
+//!
+//! A subscription reads pages until it is caught up, then sleeps until it is woken: by an append
+//! through this same [`PostgresLog`] (in-process, immediately), by a `NOTIFY` from another
+//! process, or by a poll timer (so a lost notification only delays). Appends do not `NOTIFY`
+//! inside their own transaction: Postgres serializes the commits of notifying transactions,
+//! which would undo the point above. A background task sends one coalesced `NOTIFY` after
+//! commits instead. When rows exist past the cursor but are not yet readable (held back by an
+//! older open transaction), the subscription re-reads after a short, growing pause.
+
+use std::collections::{HashSet, VecDeque};
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::{Arc, OnceLock};
+use std::time::Duration;
+
+use chrono::{DateTime, Utc};
+use futures::StreamExt;
+use futures::stream::BoxStream;
+use sqlx::migrate::Migrator;
+use sqlx::postgres::{PgListener, PgPool};
+use tokio::sync::{Notify, watch};
+use uuid::Uuid;
+
+use crate::{
+    AppendOutcome, AppendRequest, CommittedEvent, Direction, Error, EventLog, ExpectedVersion,
+    Metadata, Page, Position, Receipt, RecordedEvent, limits,
+};
+
+/// The columns of an event row, in [`EventRow`]'s order.
+macro_rules! event_columns {
+    () => {
+        "position, tx_id, stream_id, stream_version, event_id, event_type, schema_version, \
+         payload, metadata, recorded_at, prev_hash, hash"
+    };
+}
+
+/// The database migrations of Ledgerdesk (event log and read models).
+pub static MIGRATOR: Migrator = sqlx::migrate!("../migrations");
+
+/// The channel on which appends are announced to other processes.
+const CHANNEL: &str = "ledgerdesk_events";
+
+/// How many times an append whose every stream accepts any version is retried after losing a
+/// race for the same version to a concurrent append.
+const RACE_RETRIES: usize = 50;
+
+/// Why the log cannot serve yet.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+pub enum NotReady {
+    /// The database does not answer (or the schema is missing entirely).
+    #[error("database unreachable")]
+    DatabaseUnreachable,
+    /// Migrations are still to run (`ledgerdesk migrate`).
+    #[error("{applied} of {known} migrations applied")]
+    MigrationsPending {
+        /// Applied so far.
+        applied: usize,
+        /// Known to this build.
+        known: usize,
+    },
+}
+
+/// Opens a pool on `url`, creating the database first when it does not exist yet.
+pub async fn connect(url: &str, max_connections: u32) -> Result<PgPool, sqlx::Error> {
+    use sqlx::migrate::MigrateDatabase;
+    if !sqlx::Postgres::database_exists(url).await? {
+        tracing::info!("database does not exist yet; creating it");
+        sqlx::Postgres::create_database(url).await?;
+    }
+    sqlx::postgres::PgPoolOptions::new()
+        .max_connections(max_connections)
+        .acquire_timeout(Duration::from_secs(10))
+        .connect(url)
+        .await
+}
+
+/// Applies every pending migration.
+pub async fn migrate(pool: &PgPool) -> Result<(), sqlx::migrate::MigrateError> {
+    MIGRATOR.run(pool).await
+}
+
+/// Tuning of the Postgres log. The defaults suit production.
+#[derive(Debug, Clone)]
+pub struct PostgresLogOptions {
+    /// Events read per query while a subscription catches up.
+    pub batch_size: usize,
+    /// How long a caught-up subscription waits for a wake-up before it looks anyway.
+    pub poll_interval: Duration,
+}
+
+impl Default for PostgresLogOptions {
+    fn default() -> Self {
+        PostgresLogOptions {
+            batch_size: 500,
+            poll_interval: Duration::from_millis(500),
+        }
+    }
+}
+
+/// The event log stored in Postgres. Cheap to clone.
+#[derive(Debug, Clone)]
+pub struct PostgresLog {
+    inner: Arc<Inner>,
+}
+
+#[derive(Debug)]
+struct Inner {
+    pool: PgPool,
+    options: PostgresLogOptions,
+    /// Bumped after every local commit and every notification: wakes subscriptions.
+    wake: watch::Sender<u64>,
+    /// Asks the notifier task to send a NOTIFY.
+    notify_wanted: Arc<NotifyWanted>,
+    notifier: OnceLock<()>,
+    listener: OnceLock<()>,
+    /// Dropped with the log; background tasks stop when it goes.
+    stop: watch::Sender<()>,
+}
+
+#[derive(Debug, Default)]
+struct NotifyWanted {
+    pending: AtomicBool,
+    signal: Notify,
+}
+
+impl PostgresLog {
+    /// A log over `pool` (whose database has been migrated with [`MIGRATOR`]).
+    pub fn new(pool: PgPool) -> Self {
+        PostgresLog::with_options(pool, PostgresLogOptions::default())
+    }
+
+    /// A log over `pool` with non-default tuning.
+    pub fn with_options(pool: PgPool, options: PostgresLogOptions) -> Self {
+        PostgresLog {
+            inner: Arc::new(Inner {
+                pool,
+                options,
+                wake: watch::Sender::new(0),
+                notify_wanted: Arc::default(),
+                notifier: OnceLock::new(),
+                listener: OnceLock::new(),
+                stop: watch::Sender::new(()),
+            }),
+        }
+    }
+
+    /// The connection pool the log uses.
+    pub fn pool(&self) -> &PgPool {
+        &self.inner.pool
+    }
+
+    /// Whether the log can serve: the database answers and every migration is applied.
+    pub async fn readiness(&self) -> Result<(), NotReady> {
+        let applied: i64 =
+            sqlx::query_scalar("select count(*) from _sqlx_migrations where success")
+                .fetch_one(&self.inner.pool)
+                .await
+                .map_err(|err| {
+                    tracing::debug!(error = %err, "readiness query failed");
+                    NotReady::DatabaseUnreachable
+                })?;
+        let known = MIGRATOR.iter().count();
+        if usize::try_from(applied).unwrap_or(0) < known {
+            return Err(NotReady::MigrationsPending {
+                applied: usize::try_from(applied).unwrap_or(0),
+                known,
+            });
+        }
+        Ok(())
+    }
+
+    /// Called after a commit: wakes local subscriptions now and other processes soon.
+    fn announce(&self) {
+        self.inner.wake.send_modify(|n| *n = n.wrapping_add(1));
+        self.inner.notifier.get_or_init(|| {
+            let wanted = Arc::clone(&self.inner.notify_wanted);
+            let pool = self.inner.pool.clone();
+            let stop = self.inner.stop.subscribe();
+            tokio::spawn(notifier(pool, wanted, stop));
+        });
+        self.inner
+            .notify_wanted
+            .pending
+            .store(true, Ordering::Release);
+        self.inner.notify_wanted.signal.notify_one();
+    }
+
+    fn start_listener(&self) {
+        self.inner.listener.get_or_init(|| {
+            let pool = self.inner.pool.clone();
+            let wake = self.inner.wake.clone();
+            let stop = self.inner.stop.subscribe();
+            tokio::spawn(listener(pool, wake, stop));
+        });
+    }
+
+    async fn try_append(&self, encoded: &Encoded) -> Result<Vec<AppendRow>, sqlx::Error> {
+        sqlx::query_as::<_, AppendRow>(
+            "select event_id, stream_id, stream_version, tx_id, event_position, replayed \
+             from append_events($1, $2, $3, $4, $5, $6, $7, $8, $9)",
+        )
+        .bind(&encoded.key)
+        .bind(&encoded.streams)
+        .bind(&encoded.expected)
+        .bind(&encoded.stream_of)
+        .bind(&encoded.event_ids)
+        .bind(&encoded.types)
+        .bind(&encoded.schema_versions)
+        .bind(&encoded.payloads)
+        .bind(&encoded.metadata)
+        .fetch_all(&self.inner.pool)
+        .await
+    }
+
+    /// The receipt of a key applied before, if it was.
+    async fn applied_receipt(&self, key: &str) -> Result<Option<Receipt>, Error> {
+        let ids: Option<Vec<Uuid>> =
+            sqlx::query_scalar("select event_ids from idempotency_keys where key = $1")
+                .bind(key)
+                .fetch_optional(&self.inner.pool)
+                .await
+                .map_err(backend)?;
+        let Some(ids) = ids else { return Ok(None) };
+        let rows = sqlx::query_as::<_, AppendRow>(
+            "select event_id, stream_id, stream_version, tx_id, position as event_position, \
+                    true as replayed \
+             from events where event_id = any($1) order by tx_id, position",
+        )
+        .bind(&ids)
+        .fetch_all(&self.inner.pool)
+        .await
+        .map_err(backend)?;
+        Ok(Some(receipt(rows)))
+    }
+
+    /// After losing a race: the first stream of the request that no longer accepts its append.
+    async fn find_conflict(&self, request: &AppendRequest) -> Result<Option<Error>, Error> {
+        for s in &request.streams {
+            let actual = self.stream_version(&s.stream).await?;
+            if !s.expected.accepts(actual) {
+                return Ok(Some(Error::Conflict {
+                    stream: s.stream.clone(),
+                    expected: s.expected,
+                    actual,
+                }));
+            }
+        }
+        Ok(None)
+    }
+
+    /// One page of the log after `after`, and whether more rows exist past the cursor that
+    /// are not readable yet.
+    async fn read_page(
+        &self,
+        after: Position,
+        limit: usize,
+    ) -> Result<(Vec<RecordedEvent>, bool), Error> {
+        if limit == 0 {
+            return Ok((Vec::new(), false));
+        }
+        let (tx, seq) = position_params(after);
+        let rows = sqlx::query_as::<_, EventRow>(concat!(
+            "select ",
+            event_columns!(),
+            " from events \
+              where (tx_id, position) > ($1, $2) \
+                and tx_id < pg_snapshot_xmin(pg_current_snapshot())::text::bigint \
+              order by tx_id, position \
+              limit $3"
+        ))
+        .bind(tx)
+        .bind(seq)
+        .bind(clamp_limit(limit))
+        .fetch_all(&self.inner.pool)
+        .await
+        .map_err(backend)?;
+        if !rows.is_empty() {
+            let events = rows
+                .into_iter()
+                .map(EventRow::into_event)
+                .collect::<Result<_, _>>()?;
+            return Ok((events, false));
+        }
+        let held_back: bool = sqlx::query_scalar(
+            "select exists (select 1 from events where (tx_id, position) > ($1, $2))",
+        )
+        .bind(tx)
+        .bind(seq)
+        .fetch_one(&self.inner.pool)
+        .await
+        .map_err(backend)?;
+        Ok((Vec::new(), held_back))
+    }
+}
+
+impl EventLog for PostgresLog {
+    async fn append(&self, request: AppendRequest) -> Result<AppendOutcome, Error> {
+        let encoded = Encoded::new(&request)?;
+        if encoded.key.is_none() && encoded.streams.is_empty() {
+            return Ok(AppendOutcome::Appended(Receipt::default()));
+        }
+        let mut races = 0;
+        loop {
+            let err = match self.try_append(&encoded).await {
+                Ok(rows) => {
+                    let replayed = rows.first().is_some_and(|r| r.replayed);
+                    let receipt = receipt(rows);
+                    if replayed {
+                        return Ok(AppendOutcome::AlreadyApplied(receipt));
+                    }
+                    if !receipt.events.is_empty() {
+                        self.announce();
+                    }
+                    return Ok(AppendOutcome::Appended(receipt));
+                }
+                Err(err) => err,
+            };
+            // A refused append may be the retry of one that went through: answer with its receipt.
+            let refusal = classify(&err, &request);
+            if !matches!(refusal, Refusal::Other)
+                && let Some(key) = &request.idempotency_key
+                && let Some(receipt) = self.applied_receipt(key).await?
+            {
+                return Ok(AppendOutcome::AlreadyApplied(receipt));
+            }
+            match refusal {
+                Refusal::Conflict(conflict) => return Err(conflict),
+                Refusal::Race if races < RACE_RETRIES => {
+                    if let Some(conflict) = self.find_conflict(&request).await? {
+                        return Err(conflict);
+                    }
+                    races += 1;
+                    tokio::task::yield_now().await;
+                }
+                Refusal::Race => {
+                    return Err(Error::Backend(
+                        format!("append lost {RACE_RETRIES} races in a row; try again").into(),
+                    ));
+                }
+                Refusal::DuplicateEventId => {
+                    return Err(Error::Invalid(
+                        "an event id of this request is already in the log".into(),
+                    ));
+                }
+                Refusal::Other => return Err(backend(err)),
+            }
+        }
+    }
+
+    async fn read_stream(
+        &self,
+        stream: &str,
+        from: u64,
+        direction: Direction,
+        limit: usize,
+    ) -> Result<Vec<RecordedEvent>, Error> {
+        let from = i64::try_from(from).unwrap_or(i64::MAX);
+        let query = match direction {
+            Direction::Forwards => concat!(
+                "select ",
+                event_columns!(),
+                " from events where stream_id = $1 and stream_version >= $2 \
+                  order by stream_version limit $3"
+            ),
+            Direction::Backwards => concat!(
+                "select ",
+                event_columns!(),
+                " from events where stream_id = $1 and stream_version <= $2 \
+                  order by stream_version desc limit $3"
+            ),
+        };
+        let rows = sqlx::query_as::<_, EventRow>(query)
+            .bind(stream)
+            .bind(from)
+            .bind(clamp_limit(limit))
+            .fetch_all(&self.inner.pool)
+            .await
+            .map_err(backend)?;
+        if rows.is_empty() && self.stream_version(stream).await?.is_none() {
+            return Err(Error::StreamNotFound {
+                stream: stream.to_owned(),
+            });
+        }
+        rows.into_iter().map(EventRow::into_event).collect()
+    }
+
+    async fn stream_version(&self, stream: &str) -> Result<Option<u64>, Error> {
+        let version: Option<i64> =
+            sqlx::query_scalar("select max(stream_version) from events where stream_id = $1")
+                .bind(stream)
+                .fetch_one(&self.inner.pool)
+                .await
+                .map_err(backend)?;
+        Ok(version.map(to_u64))
+    }
+
+    async fn read_all(&self, after: Position, limit: usize) -> Result<Page, Error> {
+        let (events, _) = self.read_page(after, limit).await?;
+        let next = events.last().map_or(after, |e| e.position);
+        Ok(Page { events, next })
+    }
+
+    async fn head(&self) -> Result<Position, Error> {
+        let head: Option<(i64, i64)> = sqlx::query_as(
+            "select tx_id, position from events \
+              where tx_id < pg_snapshot_xmin(pg_current_snapshot())::text::bigint \
+              order by tx_id desc, position desc limit 1",
+        )
+        .fetch_optional(&self.inner.pool)
+        .await
+        .map_err(backend)?;
+        Ok(head.map_or(Position::START, |(tx, seq)| {
+            Position::from_parts(to_u64(tx), to_u64(seq))
+        }))
+    }
+
+    fn subscribe_all(&self, after: Position) -> BoxStream<'static, Result<RecordedEvent, Error>> {
+        self.start_listener();
+        let state = Subscription {
+            wake: self.inner.wake.subscribe(),
+            log: self.clone(),
+            cursor: after,
+            buffer: VecDeque::new(),
+            held_back_pause: HELD_BACK_FIRST_PAUSE,
+            failed: false,
+        };
+        futures::stream::unfold(state, Subscription::next).boxed()
+    }
+}
+
+const HELD_BACK_FIRST_PAUSE: Duration = Duration::from_millis(1);
+const HELD_BACK_LONGEST_PAUSE: Duration = Duration::from_millis(100);
+
+struct Subscription {
+    log: PostgresLog,
+    wake: watch::Receiver<u64>,
+    cursor: Position,
+    buffer: VecDeque<RecordedEvent>,
+    held_back_pause: Duration,
+    failed: bool,
+}
+
+impl Subscription {
+    async fn next(mut self) -> Option<(Result<RecordedEvent, Error>, Self)> {
+        if self.failed {
+            return None;
+        }
+        loop {
+            if let Some(event) = self.buffer.pop_front() {
+                self.cursor = event.position;
+                return Some((Ok(event), self));
+            }
+            // Mark wake-ups seen before reading, so one that arrives during the read is kept.
+            self.wake.borrow_and_update();
+            let batch = self.log.inner.options.batch_size;
+            match self.log.read_page(self.cursor, batch).await {
+                Ok((events, _)) if !events.is_empty() => {
+                    self.held_back_pause = HELD_BACK_FIRST_PAUSE;
+                    self.buffer.extend(events);
+                }
+                Ok((_, true)) => {
+                    tokio::time::sleep(self.held_back_pause).await;
+                    self.held_back_pause = (self.held_back_pause * 2).min(HELD_BACK_LONGEST_PAUSE);
+                }
+                Ok((_, false)) => {
+                    self.held_back_pause = HELD_BACK_FIRST_PAUSE;
+                    let poll = self.log.inner.options.poll_interval;
+                    // An error here means the log is gone; the timer still ends the wait.
+                    let _ = tokio::time::timeout(poll, self.wake.changed()).await;
+                }
+                Err(err) => {
+                    self.failed = true;
+                    return Some((Err(err), self));
+                }
+            }
+        }
+    }
+}
+
+/// Sends one NOTIFY for any number of commits that happened since the last one.
+async fn notifier(pool: PgPool, wanted: Arc<NotifyWanted>, mut stop: watch::Receiver<()>) {
+    loop {
+        tokio::select! {
+            _ = wanted.signal.notified() => {}
+            _ = stop.changed() => return,
+        }
+        while wanted.pending.swap(false, Ordering::AcqRel) {
+            let sent = sqlx::query("select pg_notify($1, '')")
+                .bind(CHANNEL)
+                .execute(&pool)
+                .await;
+            if let Err(err) = sent {
+                // Other processes fall back to polling; nothing is lost.
+                tracing::debug!(error = %err, "could not send the append notification");
+            }
+        }
+    }
+}
+
+/// Turns notifications from other processes into wake-ups of this process' subscriptions.
+async fn listener(pool: PgPool, wake: watch::Sender<u64>, mut stop: watch::Receiver<()>) {
+    let bump = || wake.send_modify(|n| *n = n.wrapping_add(1));
+    let mut pause = Duration::from_millis(100);
+    loop {
+        let connected = async {
+            let mut listener = PgListener::connect_with(&pool).await?;
+            listener.listen(CHANNEL).await?;
+            Ok::<_, sqlx::Error>(listener)
+        };
+        let mut listener = tokio::select! {
+            l = connected => l,
+            _ = stop.changed() => return,
+        };
+        match &mut listener {
+            Ok(listener) => {
+                pause = Duration::from_millis(100);
+                // Whatever was announced while we were not listening: look now.
+                bump();
+                loop {
+                    tokio::select! {
+                        received = listener.try_recv() => match received {
+                            Ok(_) => bump(),
+                            Err(err) => {
+                                tracing::warn!(error = %err, "lost the event notification channel; subscriptions poll meanwhile");
+                                break;
+                            }
+                        },
+                        _ = stop.changed() => return,
+                    }
+                }
+            }
+            Err(err) => {
+                tracing::warn!(error = %err, "cannot listen for event notifications; subscriptions poll meanwhile");
+            }
+        }
+        tokio::select! {
+            _ = tokio::time::sleep(pause) => {}
+            _ = stop.changed() => return,
+        }
+        pause = (pause * 2).min(Duration::from_secs(10));
+    }
+}
+
+/// A request checked against the limits and laid out as the SQL function's arrays.
+struct Encoded {
+    key: Option<String>,
+    streams: Vec<String>,
+    expected: Vec<i64>,
+    stream_of: Vec<i32>,
+    event_ids: Vec<Uuid>,
+    types: Vec<String>,
+    schema_versions: Vec<i32>,
+    payloads: Vec<String>,
+    metadata: Vec<String>,
+}
+
+impl Encoded {
+    fn new(request: &AppendRequest) -> Result<Self, Error> {
+        let invalid = |msg: String| Err(Error::Invalid(msg));
+        if let Some(key) = &request.idempotency_key {
+            let chars = key.chars().count();
+            if chars == 0 || chars > limits::IDEMPOTENCY_KEY_CHARS {
+                return invalid(format!(
+                    "an idempotency key has 1 to {} characters",
+                    limits::IDEMPOTENCY_KEY_CHARS
+                ));
+            }
+        }
+        if request.streams.len() > limits::STREAMS_PER_APPEND {
+            return invalid(format!(
+                "an append touches at most {} streams",
+                limits::STREAMS_PER_APPEND
+            ));
+        }
+        let total = request.event_count();
+        if total > limits::EVENTS_PER_APPEND {
+            return invalid(format!(
+                "an append carries at most {} events, this one has {total}",
+                limits::EVENTS_PER_APPEND
+            ));
+        }
+        let mut seen = HashSet::new();
+        let mut encoded = Encoded {
+            key: request.idempotency_key.clone(),
+            streams: Vec::with_capacity(request.streams.len()),
+            expected: Vec::with_capacity(request.streams.len()),
+            stream_of: Vec::with_capacity(total),
+            event_ids: Vec::with_capacity(total),
+            types: Vec::with_capacity(total),
+            schema_versions: Vec::with_capacity(total),
+            payloads: Vec::with_capacity(total),
+            metadata: Vec::with_capacity(total),
+        };
+        for (index, append) in request.streams.iter().enumerate() {
+            let stream = &append.stream;
+            let chars = stream.chars().count();
+            if chars == 0 || chars > limits::STREAM_ID_CHARS || stream.chars().any(char::is_control)
+            {
+                return invalid(format!(
+                    "a stream id has 1 to {} characters and no control characters",
+                    limits::STREAM_ID_CHARS
+                ));
+            }
+            if !seen.insert(stream.as_str()) {
+                return invalid(format!("stream {stream} appears twice in one append"));
+            }
+            encoded.streams.push(stream.clone());
+            encoded.expected.push(match append.expected {
+                ExpectedVersion::Exact(v) => i64::try_from(v)
+                    .map_err(|_| Error::Invalid(format!("expected version {v} is out of range")))?,
+                ExpectedVersion::NoStream => -1,
+                ExpectedVersion::Any => -2,
+                ExpectedVersion::StreamExists => -3,
+            });
+            let stream_index = i32::try_from(index + 1).unwrap_or(i32::MAX);
+            for event in &append.events {
+                let type_chars = event.event_type.chars().count();
+                if type_chars == 0 || type_chars > limits::EVENT_TYPE_CHARS {
+                    return invalid(format!(
+                        "an event type has 1 to {} characters",
+                        limits::EVENT_TYPE_CHARS
+                    ));
+                }
+                let schema_version = i32::try_from(event.schema_version)
+                    .ok()
+                    .filter(|v| *v >= 1)
+                    .ok_or_else(|| Error::Invalid("a schema version is at least 1".into()))?;
+                let payload = serde_json::to_string(&event.payload)?;
+                if payload.len() > limits::PAYLOAD_BYTES {
+                    return invalid(format!(
+                        "an event payload is at most {} bytes, {} has {}",
+                        limits::PAYLOAD_BYTES,
+                        event.event_type,
+                        payload.len()
+                    ));
+                }
+                let metadata = Metadata {
+                    idempotency_key: request.idempotency_key.clone(),
+                    ..event.metadata.clone()
+                };
+                let metadata = serde_json::to_string(&metadata)?;
+                if metadata.len() > limits::METADATA_BYTES {
+                    return invalid(format!(
+                        "event metadata is at most {} bytes",
+                        limits::METADATA_BYTES
+                    ));
+                }
+                encoded.stream_of.push(stream_index);
+                encoded.event_ids.push(event.event_id);
+                encoded.types.push(event.event_type.clone());
+                encoded.schema_versions.push(schema_version);
+                encoded.payloads.push(payload);
+                encoded.metadata.push(metadata);
+            }
+        }
+        Ok(encoded)
+    }
+}
+
+/// Why the database refused an append.
+enum Refusal {
+    /// A stream was not at the expected version when the append looked.
+    Conflict(Error),
+    /// A concurrent append took the same stream version first (or deadlocked with this one).
+    Race,
+    /// An event id is already used.
+    DuplicateEventId,
+    /// Anything else.
+    Other,
+}
+
+fn classify(err: &sqlx::Error, request: &AppendRequest) -> Refusal {
+    let sqlx::Error::Database(db) = err else {
+        return Refusal::Other;
+    };
+    match db.code().as_deref() {
+        Some("LD001") => {
+            #[derive(serde::Deserialize)]
+            struct Detail {
+                stream: String,
+                actual: i64,
+            }
+            let detail = db
+                .try_downcast_ref::<sqlx::postgres::PgDatabaseError>()
+                .and_then(|pg| pg.detail())
+                .and_then(|d| serde_json::from_str::<Detail>(d).ok());
+            let Some(detail) = detail else {
+                return Refusal::Other;
+            };
+            let expected = request
+                .streams
+                .iter()
+                .find(|s| s.stream == detail.stream)
+                .map_or(ExpectedVersion::Any, |s| s.expected);
+            Refusal::Conflict(Error::Conflict {
+                stream: detail.stream,
+                expected,
+                actual: u64::try_from(detail.actual).ok(),
+            })
+        }
+        Some("40P01") => Refusal::Race,
+        Some("23505") => match db.constraint() {
+            Some("events_stream_version_key") => Refusal::Race,
+            Some("events_event_id_key") => Refusal::DuplicateEventId,
+            _ => Refusal::Other,
+        },
+        _ => Refusal::Other,
+    }
+}
+
+#[derive(sqlx::FromRow)]
+struct AppendRow {
+    event_id: Option<Uuid>,
+    stream_id: Option<String>,
+    stream_version: Option<i64>,
+    tx_id: Option<i64>,
+    event_position: Option<i64>,
+    replayed: bool,
+}
+
+fn receipt(rows: Vec<AppendRow>) -> Receipt {
+    let events = rows
+        .into_iter()
+        .filter_map(|r| {
+            Some(CommittedEvent {
+                event_id: r.event_id?,
+                stream: r.stream_id?,
+                version: to_u64(r.stream_version?),
+                position: Position::from_parts(to_u64(r.tx_id?), to_u64(r.event_position?)),
+            })
+        })
+        .collect();
+    Receipt { events }
+}
+
+#[derive(sqlx::FromRow)]
+struct EventRow {
+    position: i64,
+    tx_id: i64,
+    stream_id: String,
+    stream_version: i64,
+    event_id: Uuid,
+    event_type: String,
+    schema_version: i32,
+    payload: serde_json::Value,
+    metadata: serde_json::Value,
+    recorded_at: DateTime<Utc>,
+    prev_hash: Option<Vec<u8>>,
+    hash: Vec<u8>,
+}
+
+impl EventRow {
+    fn into_event(self) -> Result<RecordedEvent, Error> {
+        Ok(RecordedEvent {
+            position: Position::from_parts(to_u64(self.tx_id), to_u64(self.position)),
+            stream_id: self.stream_id,
+            stream_version: to_u64(self.stream_version),
+            event_id: self.event_id,
+            event_type: self.event_type,
+            schema_version: u32::try_from(self.schema_version).unwrap_or(0),
+            payload: self.payload,
+            metadata: serde_json::from_value(self.metadata)?,
+            recorded_at: self.recorded_at,
+            prev_hash: self.prev_hash,
+            hash: self.hash,
+        })
+    }
+}
+
+fn backend(err: sqlx::Error) -> Error {
+    Error::Backend(Box::new(err))
+}
+
+/// Stored numbers are never negative (checked by constraints and identity columns).
+fn to_u64(n: i64) -> u64 {
+    u64::try_from(n).unwrap_or(0)
+}
+
+fn position_params(p: Position) -> (i64, i64) {
+    let (tx, seq) = p.parts();
+    (
+        i64::try_from(tx).unwrap_or(i64::MAX),
+        i64::try_from(seq).unwrap_or(i64::MAX),
+    )
+}
+
+fn clamp_limit(limit: usize) -> i64 {
+    i64::try_from(limit.clamp(1, limits::PAGE_SIZE)).unwrap_or(1)
+}

@@ -1,0 +1,9 @@
+//! The `ledgerdesk` binary's library: settings, telemetry and the wiring that turns them into a
+//! running application. `main.rs` only parses the command line and calls in here.
+
+pub mod cli;
+pub mod telemetry;
+
+mod startup;
+
+pub use startup::{Application, Settings, migrate};

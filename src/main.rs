@@ -1,0 +1,23 @@
+//! The `ledgerdesk` command: parses the command line and hands over to the library.
+
+use clap::Parser;
+use ledgerdesk::cli::{Cli, Command};
+use ledgerdesk::{Application, telemetry};
+
+#[tokio::main]
+async fn main() -> anyhow::Result<()> {
+    // A missing .env is the normal case in production.
+    let _ = dotenvy::dotenv();
+    let cli = Cli::parse();
+    telemetry::init(cli.log_format);
+    match cli.command {
+        Command::Serve(args) => {
+            let settings = cli.database.settings(args);
+            Application::build(settings)
+                .await?
+                .run_until_stopped()
+                .await
+        }
+        Command::Migrate => ledgerdesk::migrate(&cli.database).await,
+    }
+}

@@ -1,0 +1,120 @@
+//! Wiring: from [`Settings`] to a running server, and the `migrate` command.
+
+use std::net::SocketAddr;
+
+use anyhow::Context;
+use eventlog::postgres::{self, PostgresLog};
+use secrecy::{ExposeSecret, SecretString};
+use tokio::net::TcpListener;
+
+use crate::cli::DatabaseArgs;
+
+/// What `serve` needs to run. `Debug` never shows the database URL.
+#[derive(Debug, Clone)]
+pub struct Settings {
+    /// Postgres URL (it may carry a password).
+    pub database_url: SecretString,
+    /// Most connections in the pool.
+    pub db_max_connections: u32,
+    /// HTTP listen address (port 0: any free port).
+    pub bind: SocketAddr,
+}
+
+/// A built, not yet running, Ledgerdesk: its listener is bound and its database migrated.
+#[derive(Debug)]
+pub struct Application {
+    listener: TcpListener,
+    log: PostgresLog,
+}
+
+impl Application {
+    /// Connects to (and if needed creates) the database, migrates it and binds the listener.
+    pub async fn build(settings: Settings) -> anyhow::Result<Self> {
+        let pool = postgres::connect(
+            settings.database_url.expose_secret(),
+            settings.db_max_connections,
+        )
+        .await
+        .context("cannot connect to the database (is Postgres running? see DATABASE_URL)")?;
+        postgres::migrate(&pool)
+            .await
+            .context("cannot apply the database migrations")?;
+        let listener = TcpListener::bind(settings.bind)
+            .await
+            .with_context(|| format!("cannot listen on {}", settings.bind))?;
+        Ok(Application {
+            listener,
+            log: PostgresLog::new(pool),
+        })
+    }
+
+    /// The address the server listens on (useful when the port was 0).
+    pub fn local_addr(&self) -> std::io::Result<SocketAddr> {
+        self.listener.local_addr()
+    }
+
+    /// Serves until Ctrl-C or SIGTERM, then finishes the requests in flight.
+    pub async fn run_until_stopped(self) -> anyhow::Result<()> {
+        self.run_until(shutdown_signal()).await
+    }
+
+    /// Serves until `stop` completes.
+    pub async fn run_until(
+        self,
+        stop: impl std::future::Future<Output = ()> + Send + 'static,
+    ) -> anyhow::Result<()> {
+        let addr = self.local_addr()?;
+        tracing::info!(%addr, "ledgerdesk is serving");
+        let router = api::router(api::AppState {
+            log: self.log.clone(),
+        });
+        axum::serve(self.listener, router)
+            .with_graceful_shutdown(stop)
+            .await
+            .context("the HTTP server failed")?;
+        self.log.pool().close().await;
+        tracing::info!("ledgerdesk stopped");
+        Ok(())
+    }
+}
+
+/// `ledgerdesk migrate`: creates the database if needed and applies pending migrations.
+pub async fn migrate(database: &DatabaseArgs) -> anyhow::Result<()> {
+    let url = database.database_url();
+    let pool = postgres::connect(url.expose_secret(), 2)
+        .await
+        .context("cannot connect to the database (is Postgres running? see DATABASE_URL)")?;
+    postgres::migrate(&pool)
+        .await
+        .context("cannot apply the database migrations")?;
+    tracing::info!("migrations applied");
+    Ok(())
+}
+
+async fn shutdown_signal() {
+    let ctrl_c = async {
+        if let Err(err) = tokio::signal::ctrl_c().await {
+            tracing::error!(error = %err, "cannot listen for Ctrl-C");
+            std::future::pending::<()>().await;
+        }
+    };
+    #[cfg(unix)]
+    let terminate = async {
+        match tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate()) {
+            Ok(mut sigterm) => {
+                sigterm.recv().await;
+            }
+            Err(err) => {
+                tracing::error!(error = %err, "cannot listen for SIGTERM");
+                std::future::pending::<()>().await;
+            }
+        }
+    };
+    #[cfg(not(unix))]
+    let terminate = std::future::pending::<()>();
+    tokio::select! {
+        () = ctrl_c => {}
+        () = terminate => {}
+    }
+    tracing::info!("shutting down");
+}
