@@ -19,7 +19,8 @@ create table events (
     recorded_at     timestamptz not null default now(),
     prev_hash       bytea,
     hash            bytea       not null,
-    constraint events_pkey primary key (position),
+    -- The log's order is (tx_id, position): readers walk this index.
+    constraint events_pkey primary key (tx_id, position),
     constraint events_stream_version_key unique (stream_id, stream_version),
     constraint events_event_id_key unique (event_id),
     constraint events_stream_id_check check (char_length(stream_id) between 1 and 200),
@@ -28,9 +29,6 @@ create table events (
     constraint events_schema_version_check check (schema_version >= 1),
     constraint events_hash_check check (octet_length(hash) = 32)
 );
-
--- Readers of the whole log walk this index.
-create index events_tx_position_idx on events (tx_id, position);
 
 -- The log is append-only: the database itself refuses to change or remove an event.
 create function events_refuse_change() returns trigger
@@ -59,15 +57,17 @@ create table idempotency_keys (
 );
 
 -- The per-stream hash chain: sha256 over the previous hash and the length-prefixed UTF-8 of
--- the event type, the payload and the metadata (jsonb's canonical text form).
-create function event_hash(prev bytea, event_type text, payload jsonb, metadata jsonb)
+-- the event type, the payload and the metadata (jsonb's canonical text form, `payload::text`).
+create function event_hash(prev bytea, event_type text, payload text, metadata text)
 returns bytea
 language sql immutable parallel safe as $$
-    select sha256(
-        coalesce(prev, ''::bytea)
-        || int4send(octet_length(convert_to(event_type, 'UTF8'))) || convert_to(event_type, 'UTF8')
-        || int4send(octet_length(convert_to(payload::text, 'UTF8'))) || convert_to(payload::text, 'UTF8')
-        || int4send(octet_length(convert_to(metadata::text, 'UTF8'))) || convert_to(metadata::text, 'UTF8'))
+    select sha256(coalesce(prev, ''::bytea)
+                  || int4send(octet_length(t)) || t
+                  || int4send(octet_length(p)) || p
+                  || int4send(octet_length(m)) || m)
+      from (select convert_to(event_type, 'UTF8') as t,
+                   convert_to(payload, 'UTF8') as p,
+                   convert_to(metadata, 'UTF8') as m) as parts
 $$;
 
 -- Appends one or more streams' events atomically, in one round trip.
@@ -164,7 +164,7 @@ begin
         versions[s] := versions[s] + 1;
         v_payload := p_payloads[e]::jsonb;
         v_metadata := p_metadata[e]::jsonb;
-        new_hash := event_hash(hashes[s], p_types[e], v_payload, v_metadata);
+        new_hash := event_hash(hashes[s], p_types[e], v_payload::text, v_metadata::text);
         return query
             insert into events as ev (stream_id, stream_version, event_id, event_type, schema_version,
                                       payload, metadata, prev_hash, hash)

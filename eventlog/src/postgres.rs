@@ -68,6 +68,9 @@ pub static MIGRATOR: Migrator = sqlx::migrate!("../migrations");
 /// The channel on which appends are announced to other processes.
 const CHANNEL: &str = "ledgerdesk_events";
 
+/// The shortest time between two NOTIFYs: the most an announcement to other processes waits.
+const NOTIFY_GAP: Duration = Duration::from_millis(5);
+
 /// How many times an append whose every stream accepts any version is retried after losing a
 /// race for the same version to a concurrent append.
 const RACE_RETRIES: usize = 50;
@@ -513,6 +516,9 @@ async fn notifier(pool: PgPool, wanted: Arc<NotifyWanted>, mut stop: watch::Rece
             _ = stop.changed() => return,
         }
         while wanted.pending.swap(false, Ordering::AcqRel) {
+            // At most one NOTIFY per gap: a busy log announces in batches, not per event.
+            tokio::time::sleep(NOTIFY_GAP).await;
+            wanted.pending.store(false, Ordering::Release);
             let sent = sqlx::query("select pg_notify($1, '')")
                 .bind(CHANNEL)
                 .execute(&pool)

@@ -1,0 +1,234 @@
+//! Broadcast content, audiences, events and their stored names.
+
+use chrono::{DateTime, Utc};
+use serde::{Deserialize, Serialize};
+
+use crate::codec::event_codec;
+use crate::content::{OutgoingMedia, TelegramMessageId};
+use crate::ids::{AgentId, BroadcastId, CategoryId, CustomerId};
+use crate::ticket::TicketStatus;
+
+/// What pressing an inline button does.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(tag = "type", rename_all = "snake_case")]
+pub enum ButtonAction {
+    /// Opens a link (`https://`, `http://` or `tg://`).
+    Url {
+        /// The link.
+        url: String,
+    },
+    /// Sends callback data back to the bot (at most 64 bytes).
+    Callback {
+        /// The data.
+        data: String,
+    },
+}
+
+/// An inline button under the broadcast message.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct InlineButton {
+    /// The button's label.
+    pub label: String,
+    /// What it does.
+    pub action: ButtonAction,
+}
+
+/// What a broadcast sends.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct BroadcastContent {
+    /// The text (a caption when there is media: at most 1024 characters, else 4096).
+    pub text: Option<String>,
+    /// One photo, video, document… by Telegram file id.
+    pub media: Option<OutgoingMedia>,
+    /// Inline keyboard, row by row.
+    pub buttons: Vec<Vec<InlineButton>>,
+}
+
+/// Who a broadcast goes to. Opted-out, blocked and banned customers are always excluded,
+/// whatever the segment.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(tag = "type", rename_all = "snake_case")]
+pub enum Audience {
+    /// Every customer.
+    AllCustomers,
+    /// Customers with a ticket in this status.
+    ByTicketStatus {
+        /// The status.
+        status: TicketStatus,
+    },
+    /// Customers with a ticket in this category.
+    ByCategory {
+        /// The category.
+        category: CategoryId,
+    },
+    /// Customers whose Telegram client uses this language.
+    ByLanguage {
+        /// IETF language tag, e.g. `de`.
+        language: String,
+    },
+    /// Exactly these customers.
+    Explicit {
+        /// The customers (no duplicates, at most 10 000).
+        customers: Vec<CustomerId>,
+    },
+}
+
+/// `broadcast.drafted`.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct BroadcastDrafted {
+    /// The new broadcast.
+    pub broadcast_id: BroadcastId,
+    /// Who drafted it.
+    pub by: AgentId,
+    /// When.
+    pub at: DateTime<Utc>,
+    /// Who it goes to.
+    pub audience: Audience,
+    /// What it sends.
+    pub content: BroadcastContent,
+}
+
+/// `broadcast.edited`: the whole draft after the edit.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct BroadcastEdited {
+    /// Who edited.
+    pub by: AgentId,
+    /// When.
+    pub at: DateTime<Utc>,
+    /// Who it goes to.
+    pub audience: Audience,
+    /// What it sends.
+    pub content: BroadcastContent,
+}
+
+/// `broadcast.scheduled`.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct BroadcastScheduled {
+    /// When sending should start.
+    pub send_at: DateTime<Utc>,
+    /// Who scheduled.
+    pub by: AgentId,
+    /// When.
+    pub at: DateTime<Utc>,
+}
+
+/// `broadcast.started`: sending began; the audience is frozen.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct BroadcastStarted {
+    /// How many customers the frozen audience holds.
+    pub audience_size: u32,
+    /// Who started it (`None`: the scheduler).
+    pub by: Option<AgentId>,
+    /// When.
+    pub at: DateTime<Utc>,
+}
+
+/// Why a recipient was skipped at send time.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum SkipReason {
+    /// Opted out after the snapshot.
+    OptedOut,
+    /// Blocked the bot after the snapshot.
+    BlockedBot,
+    /// Banned after the snapshot.
+    Banned,
+}
+
+/// What happened with one recipient.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(tag = "type", rename_all = "snake_case")]
+pub enum Outcome {
+    /// Telegram accepted the message.
+    Delivered {
+        /// Telegram's id for it.
+        telegram_message_id: TelegramMessageId,
+    },
+    /// Telegram refused it.
+    Failed {
+        /// What Telegram said.
+        reason: String,
+        /// Whether sending again may work.
+        retryable: bool,
+    },
+    /// Not sent: the customer may no longer receive broadcasts.
+    Skipped {
+        /// Why.
+        reason: SkipReason,
+    },
+}
+
+/// One recipient's outcome.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct RecipientOutcome {
+    /// The recipient.
+    pub customer: CustomerId,
+    /// What happened.
+    pub outcome: Outcome,
+}
+
+/// `broadcast.outcomes_recorded`: outcomes of at most 100 recipients.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct OutcomesRecorded {
+    /// When.
+    pub at: DateTime<Utc>,
+    /// The batch.
+    pub outcomes: Vec<RecipientOutcome>,
+}
+
+/// `broadcast.paused`, `broadcast.resumed`.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct BroadcastStep {
+    /// Who.
+    pub by: AgentId,
+    /// When.
+    pub at: DateTime<Utc>,
+}
+
+/// `broadcast.unscheduled`, `broadcast.completed`, `broadcast.cancelled`.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct BroadcastEnded {
+    /// Who (`None`: the sender worker or the scheduler).
+    pub by: Option<AgentId>,
+    /// When.
+    pub at: DateTime<Utc>,
+}
+
+/// Everything that can happen to a broadcast.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+#[serde(untagged)]
+pub enum BroadcastEvent {
+    /// Drafted.
+    Drafted(BroadcastDrafted),
+    /// Draft edited.
+    Edited(BroadcastEdited),
+    /// Scheduled (or rescheduled).
+    Scheduled(BroadcastScheduled),
+    /// Back to draft.
+    Unscheduled(BroadcastEnded),
+    /// Sending began.
+    Started(BroadcastStarted),
+    /// A batch of outcomes.
+    OutcomesRecorded(OutcomesRecorded),
+    /// Sending paused.
+    Paused(BroadcastStep),
+    /// Sending resumed.
+    Resumed(BroadcastStep),
+    /// Every recipient has an outcome.
+    Completed(BroadcastEnded),
+    /// Abandoned.
+    Cancelled(BroadcastEnded),
+}
+
+event_codec!(BroadcastEvent {
+    Drafted(BroadcastDrafted) = "broadcast.drafted" v 1;
+    Edited(BroadcastEdited) = "broadcast.edited" v 1;
+    Scheduled(BroadcastScheduled) = "broadcast.scheduled" v 1;
+    Unscheduled(BroadcastEnded) = "broadcast.unscheduled" v 1;
+    Started(BroadcastStarted) = "broadcast.started" v 1;
+    OutcomesRecorded(OutcomesRecorded) = "broadcast.outcomes_recorded" v 1;
+    Paused(BroadcastStep) = "broadcast.paused" v 1;
+    Resumed(BroadcastStep) = "broadcast.resumed" v 1;
+    Completed(BroadcastEnded) = "broadcast.completed" v 1;
+    Cancelled(BroadcastEnded) = "broadcast.cancelled" v 1;
+});

@@ -1,0 +1,560 @@
+use chrono::{TimeDelta, TimeZone};
+use uuid::Uuid;
+
+use super::*;
+use crate::content::{MediaKind, OutgoingMedia, TelegramMessageId};
+use crate::testkit::{Given, given};
+
+fn t(minutes: i64) -> DateTime<Utc> {
+    Utc.with_ymd_and_hms(2026, 3, 2, 10, 0, 0)
+        .single()
+        .unwrap_or_default()
+        + TimeDelta::minutes(minutes)
+}
+fn id() -> BroadcastId {
+    BroadcastId(Uuid::from_u128(0xb1))
+}
+fn agent() -> AgentId {
+    AgentId(Uuid::from_u128(0xa1))
+}
+fn content(text: &str) -> BroadcastContent {
+    BroadcastContent {
+        text: Some(text.into()),
+        media: None,
+        buttons: vec![vec![InlineButton {
+            label: "Open shop".into(),
+            action: ButtonAction::Url {
+                url: "https://example.com".into(),
+            },
+        }]],
+    }
+}
+fn draft(audience: Audience, content: BroadcastContent) -> BroadcastCommand {
+    BroadcastCommand::Draft {
+        broadcast_id: id(),
+        audience,
+        content,
+        by: agent(),
+        at: t(0),
+    }
+}
+fn drafted() -> BroadcastEvent {
+    BroadcastEvent::Drafted(BroadcastDrafted {
+        broadcast_id: id(),
+        by: agent(),
+        at: t(0),
+        audience: Audience::AllCustomers,
+        content: content("Sale!"),
+    })
+}
+fn started(size: u32) -> BroadcastEvent {
+    BroadcastEvent::Started(BroadcastStarted {
+        audience_size: size,
+        by: Some(agent()),
+        at: t(10),
+    })
+}
+fn delivered(customer: i64) -> RecipientOutcome {
+    RecipientOutcome {
+        customer: CustomerId(customer),
+        outcome: Outcome::Delivered {
+            telegram_message_id: TelegramMessageId(1),
+        },
+    }
+}
+fn recorded(outcomes: Vec<RecipientOutcome>) -> BroadcastEvent {
+    BroadcastEvent::OutcomesRecorded(OutcomesRecorded {
+        at: t(11),
+        outcomes,
+    })
+}
+fn record(outcomes: Vec<RecipientOutcome>) -> BroadcastCommand {
+    BroadcastCommand::RecordOutcomes {
+        outcomes,
+        at: t(11),
+    }
+}
+fn running(size: u32) -> Given<Broadcast> {
+    given([drafted(), started(size)])
+}
+fn edit(text: &str) -> BroadcastCommand {
+    BroadcastCommand::Edit {
+        audience: Audience::AllCustomers,
+        content: content(text),
+        by: agent(),
+        at: t(1),
+    }
+}
+fn step(minute: i64) -> BroadcastStep {
+    BroadcastStep {
+        by: agent(),
+        at: t(minute),
+    }
+}
+
+// Draft and edit
+
+#[test]
+fn drafting_a_broadcast_records_audience_and_content() {
+    given::<Broadcast>([])
+        .when(draft(Audience::AllCustomers, content("Sale!")))
+        .then([drafted()]);
+}
+
+#[test]
+fn drafting_twice_is_rejected() {
+    given::<Broadcast>([drafted()])
+        .when(draft(Audience::AllCustomers, content("Sale!")))
+        .then_err(BroadcastError::AlreadyDrafted);
+}
+
+#[test]
+fn a_broadcast_without_text_or_media_is_rejected() {
+    given::<Broadcast>([])
+        .when(draft(
+            Audience::AllCustomers,
+            BroadcastContent {
+                text: None,
+                media: None,
+                buttons: vec![],
+            },
+        ))
+        .then_err(InvalidInput::Empty { field: "broadcast" }.into());
+}
+
+#[test]
+fn text_under_media_is_held_to_the_caption_limit() {
+    let content = BroadcastContent {
+        text: Some("x".repeat(1025)),
+        media: Some(OutgoingMedia {
+            kind: MediaKind::Photo,
+            file_id: "AgAD".into(),
+        }),
+        buttons: vec![],
+    };
+    given::<Broadcast>([])
+        .when(draft(Audience::AllCustomers, content))
+        .then_err(
+            InvalidInput::TooLong {
+                field: "broadcast caption",
+                max: 1024,
+                actual: 1025,
+            }
+            .into(),
+        );
+}
+
+#[test]
+fn a_button_link_without_a_known_scheme_is_rejected() {
+    let mut content = content("Sale!");
+    content.buttons = vec![vec![InlineButton {
+        label: "Go".into(),
+        action: ButtonAction::Url {
+            url: "javascript:alert(1)".into(),
+        },
+    }]];
+    given::<Broadcast>([])
+        .when(draft(Audience::AllCustomers, content))
+        .then_err(
+            InvalidInput::Malformed {
+                field: "button link",
+                why: "it must start with https://, http:// or tg://",
+            }
+            .into(),
+        );
+}
+
+#[test]
+fn callback_data_over_64_bytes_is_rejected() {
+    let mut content = content("Sale!");
+    content.buttons = vec![vec![InlineButton {
+        label: "Go".into(),
+        action: ButtonAction::Callback {
+            data: "é".repeat(33),
+        },
+    }]];
+    given::<Broadcast>([])
+        .when(draft(Audience::AllCustomers, content))
+        .then_err(
+            InvalidInput::TooLong {
+                field: "button data (in bytes)",
+                max: 64,
+                actual: 66,
+            }
+            .into(),
+        );
+}
+
+#[test]
+fn an_explicit_audience_listing_a_customer_twice_is_rejected() {
+    given::<Broadcast>([])
+        .when(draft(
+            Audience::Explicit {
+                customers: vec![CustomerId(1), CustomerId(1)],
+            },
+            content("Hi"),
+        ))
+        .then_err(
+            InvalidInput::Duplicate {
+                field: "recipient list",
+            }
+            .into(),
+        );
+}
+
+#[test]
+fn an_empty_explicit_audience_is_rejected() {
+    given::<Broadcast>([])
+        .when(draft(
+            Audience::Explicit { customers: vec![] },
+            content("Hi"),
+        ))
+        .then_err(
+            InvalidInput::Empty {
+                field: "recipient list",
+            }
+            .into(),
+        );
+}
+
+#[test]
+fn editing_a_draft_records_the_new_version() {
+    given::<Broadcast>([drafted()])
+        .when(edit("Bigger sale!"))
+        .then([BroadcastEvent::Edited(BroadcastEdited {
+            by: agent(),
+            at: t(1),
+            audience: Audience::AllCustomers,
+            content: content("Bigger sale!"),
+        })]);
+}
+
+#[test]
+fn editing_without_changes_records_nothing() {
+    given::<Broadcast>([drafted()]).when(edit("Sale!")).then([]);
+}
+
+#[test]
+fn editing_a_scheduled_or_started_broadcast_is_rejected() {
+    let scheduled = BroadcastEvent::Scheduled(BroadcastScheduled {
+        send_at: t(60),
+        by: agent(),
+        at: t(1),
+    });
+    given::<Broadcast>([drafted(), scheduled])
+        .when(edit("x"))
+        .then_err(BroadcastError::NotDraft);
+    running(3)
+        .when(edit("x"))
+        .then_err(BroadcastError::NotDraft);
+}
+
+#[test]
+fn commands_on_a_missing_broadcast_are_rejected() {
+    given::<Broadcast>([])
+        .when(edit("x"))
+        .then_err(BroadcastError::NotDrafted);
+}
+
+// Schedule and start
+
+fn schedule(minute: i64) -> BroadcastCommand {
+    BroadcastCommand::Schedule {
+        send_at: t(minute),
+        by: agent(),
+        at: t(1),
+    }
+}
+fn scheduled(minute: i64) -> BroadcastEvent {
+    BroadcastEvent::Scheduled(BroadcastScheduled {
+        send_at: t(minute),
+        by: agent(),
+        at: t(1),
+    })
+}
+
+#[test]
+fn scheduling_a_draft_records_the_time_and_rescheduling_moves_it() {
+    given::<Broadcast>([drafted()])
+        .when(schedule(60))
+        .then([scheduled(60)]);
+    given::<Broadcast>([drafted(), scheduled(60)])
+        .when(schedule(90))
+        .then([scheduled(90)]);
+    given::<Broadcast>([drafted(), scheduled(60)])
+        .when(schedule(60))
+        .then([]);
+}
+
+#[test]
+fn scheduling_in_the_past_is_rejected() {
+    given::<Broadcast>([drafted()])
+        .when(schedule(1))
+        .then_err(BroadcastError::ScheduleInPast);
+}
+
+#[test]
+fn scheduling_a_started_broadcast_is_rejected() {
+    running(1)
+        .when(schedule(60))
+        .then_err(BroadcastError::AlreadyStarted);
+}
+
+#[test]
+fn unscheduling_returns_to_draft() {
+    let unschedule = BroadcastCommand::Unschedule {
+        by: agent(),
+        at: t(2),
+    };
+    given::<Broadcast>([drafted(), scheduled(60)])
+        .when(unschedule.clone())
+        .then([BroadcastEvent::Unscheduled(BroadcastEnded {
+            by: Some(agent()),
+            at: t(2),
+        })]);
+    given::<Broadcast>([drafted()])
+        .when(unschedule.clone())
+        .then([]);
+    running(1)
+        .when(unschedule)
+        .then_err(BroadcastError::AlreadyStarted);
+}
+
+fn start(size: u32) -> BroadcastCommand {
+    BroadcastCommand::Start {
+        audience_size: size,
+        by: Some(agent()),
+        at: t(10),
+    }
+}
+
+#[test]
+fn starting_freezes_the_audience_size() {
+    let state = given::<Broadcast>([drafted(), scheduled(60)])
+        .when(start(250))
+        .then([started(250)]);
+    assert_eq!(state.state().map(|b| b.audience_size), Some(250));
+}
+
+#[test]
+fn starting_twice_is_rejected() {
+    running(2)
+        .when(start(2))
+        .then_err(BroadcastError::AlreadyStarted);
+}
+
+#[test]
+fn an_audience_larger_than_the_explicit_list_is_rejected() {
+    given::<Broadcast>([BroadcastEvent::Drafted(BroadcastDrafted {
+        audience: Audience::Explicit {
+            customers: vec![CustomerId(1)],
+        },
+        ..match drafted() {
+            BroadcastEvent::Drafted(d) => d,
+            _ => unreachable!("drafted() builds a Drafted"),
+        }
+    })])
+    .when(start(2))
+    .then_err(
+        InvalidInput::OutOfRange {
+            field: "audience size",
+            min: 0,
+            max: 1,
+        }
+        .into(),
+    );
+}
+
+// Outcomes
+
+#[test]
+fn outcomes_are_recorded_in_batches() {
+    let batch = vec![
+        delivered(1),
+        RecipientOutcome {
+            customer: CustomerId(2),
+            outcome: Outcome::Failed {
+                reason: "Forbidden: bot was blocked by the user".into(),
+                retryable: false,
+            },
+        },
+        RecipientOutcome {
+            customer: CustomerId(3),
+            outcome: Outcome::Skipped {
+                reason: SkipReason::OptedOut,
+            },
+        },
+    ];
+    let state = running(3)
+        .when(record(batch.clone()))
+        .then([recorded(batch)]);
+    assert_eq!(
+        state.state().map(|b| b.tally),
+        Some(Tally {
+            delivered: 1,
+            failed: 1,
+            skipped: 1
+        })
+    );
+}
+
+#[test]
+fn a_batch_of_more_than_100_outcomes_is_rejected() {
+    let batch = (0..101).map(delivered).collect();
+    running(500).when(record(batch)).then_err(
+        InvalidInput::TooMany {
+            field: "outcomes in one batch",
+            max: 100,
+            actual: 101,
+        }
+        .into(),
+    );
+}
+
+#[test]
+fn an_empty_batch_is_rejected() {
+    running(5).when(record(vec![])).then_err(
+        InvalidInput::Empty {
+            field: "outcome batch",
+        }
+        .into(),
+    );
+}
+
+#[test]
+fn a_recipient_recorded_twice_is_rejected() {
+    running(5)
+        .when(record(vec![delivered(1), delivered(1)]))
+        .then_err(BroadcastError::DuplicateRecipient(CustomerId(1)));
+    given::<Broadcast>([drafted(), started(5), recorded(vec![delivered(1)])])
+        .when(record(vec![delivered(1)]))
+        .then_err(BroadcastError::DuplicateRecipient(CustomerId(1)));
+}
+
+#[test]
+fn more_outcomes_than_the_frozen_audience_are_rejected() {
+    running(1)
+        .when(record(vec![delivered(1), delivered(2)]))
+        .then_err(BroadcastError::MoreOutcomesThanAudience { audience_size: 1 });
+}
+
+#[test]
+fn an_outcome_for_a_customer_outside_an_explicit_list_is_rejected() {
+    let drafted_explicit = BroadcastEvent::Drafted(BroadcastDrafted {
+        broadcast_id: id(),
+        by: agent(),
+        at: t(0),
+        audience: Audience::Explicit {
+            customers: vec![CustomerId(1), CustomerId(2)],
+        },
+        content: content("Hi"),
+    });
+    given::<Broadcast>([drafted_explicit, started(2)])
+        .when(record(vec![delivered(3)]))
+        .then_err(BroadcastError::NotInAudience(CustomerId(3)));
+}
+
+#[test]
+fn outcomes_before_the_start_are_rejected() {
+    given::<Broadcast>([drafted()])
+        .when(record(vec![delivered(1)]))
+        .then_err(BroadcastError::NotStarted);
+}
+
+#[test]
+fn outcomes_of_in_flight_sends_are_accepted_while_paused() {
+    given::<Broadcast>([drafted(), started(2), BroadcastEvent::Paused(step(12))])
+        .when(record(vec![delivered(1)]))
+        .then([recorded(vec![delivered(1)])]);
+}
+
+// Pause, resume, complete, cancel
+
+#[test]
+fn pausing_and_resuming_are_recorded_once_each() {
+    let pause = BroadcastCommand::Pause {
+        by: agent(),
+        at: t(12),
+    };
+    let resume = BroadcastCommand::Resume {
+        by: agent(),
+        at: t(13),
+    };
+    running(2)
+        .when(pause.clone())
+        .then([BroadcastEvent::Paused(step(12))]);
+    given::<Broadcast>([drafted(), started(2), BroadcastEvent::Paused(step(12))])
+        .when(pause.clone())
+        .then([]);
+    given::<Broadcast>([drafted(), started(2), BroadcastEvent::Paused(step(12))])
+        .when(resume.clone())
+        .then([BroadcastEvent::Resumed(step(13))]);
+    running(2).when(resume).then([]);
+    given::<Broadcast>([drafted()])
+        .when(pause)
+        .then_err(BroadcastError::NotStarted);
+}
+
+#[test]
+fn completing_requires_an_outcome_for_every_recipient() {
+    let complete = BroadcastCommand::Complete { at: t(20) };
+    running(2)
+        .when(complete.clone())
+        .then_err(BroadcastError::Incomplete {
+            recorded: 0,
+            audience_size: 2,
+        });
+    given::<Broadcast>([
+        drafted(),
+        started(2),
+        recorded(vec![delivered(1), delivered(2)]),
+    ])
+    .when(complete)
+    .then([BroadcastEvent::Completed(BroadcastEnded {
+        by: None,
+        at: t(20),
+    })]);
+}
+
+#[test]
+fn completing_a_draft_is_rejected() {
+    given::<Broadcast>([drafted()])
+        .when(BroadcastCommand::Complete { at: t(20) })
+        .then_err(BroadcastError::NotStarted);
+}
+
+#[test]
+fn cancelling_is_recorded_once_and_finishes_the_broadcast() {
+    let cancel = BroadcastCommand::Cancel {
+        by: Some(agent()),
+        at: t(5),
+    };
+    let cancelled = BroadcastEvent::Cancelled(BroadcastEnded {
+        by: Some(agent()),
+        at: t(5),
+    });
+    running(2).when(cancel.clone()).then([cancelled.clone()]);
+    given::<Broadcast>([drafted(), cancelled.clone()])
+        .when(cancel)
+        .then([]);
+    given::<Broadcast>([drafted(), cancelled])
+        .when(start(1))
+        .then_err(BroadcastError::Finished);
+}
+
+#[test]
+fn a_completed_broadcast_cannot_be_cancelled() {
+    given::<Broadcast>([
+        drafted(),
+        started(0),
+        BroadcastEvent::Completed(BroadcastEnded {
+            by: None,
+            at: t(20),
+        }),
+    ])
+    .when(BroadcastCommand::Cancel {
+        by: Some(agent()),
+        at: t(21),
+    })
+    .then_err(BroadcastError::Finished);
+}

@@ -1,0 +1,487 @@
+//! The settings aggregate: one per installation (the single `settings` stream).
+//!
+//! Holds ticket categories, quick-reply templates, the greeting the bot sends to new customers
+//! and the reopen window (how long after a resolve a customer message still reopens the
+//! ticket). Commands that depend on a setting carry its value, read from this state by the
+//! caller, so that the other aggregates stay independent of this stream.
+
+use std::collections::BTreeMap;
+
+use chrono::{DateTime, TimeDelta, Utc};
+use serde::{Deserialize, Serialize};
+
+use crate::Decider;
+use crate::codec::event_codec;
+use crate::ids::{AgentId, CategoryId, TemplateId};
+use crate::validate::{self, InvalidInput};
+
+/// The reopen window before anyone sets one: 7 days.
+pub const DEFAULT_REOPEN_WINDOW_SECS: u64 = 7 * 24 * 3600;
+/// The longest reopen window: 30 days.
+pub const MAX_REOPEN_WINDOW_HOURS: u16 = 30 * 24;
+/// Most categories.
+pub const MAX_CATEGORIES: usize = 50;
+/// Most quick-reply templates.
+pub const MAX_TEMPLATES: usize = 200;
+
+/// `settings.category_added`, `settings.category_renamed`.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct CategoryNamed {
+    /// The category.
+    pub category_id: CategoryId,
+    /// Its name.
+    pub name: String,
+    /// Who.
+    pub by: AgentId,
+    /// When.
+    pub at: DateTime<Utc>,
+}
+
+/// `settings.category_removed`.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct CategoryRemoved {
+    /// The category.
+    pub category_id: CategoryId,
+    /// Who.
+    pub by: AgentId,
+    /// When.
+    pub at: DateTime<Utc>,
+}
+
+/// The text of a quick-reply template.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct TemplateContent {
+    /// Shown in the picker.
+    pub title: String,
+    /// Inserted into the reply.
+    pub text: String,
+}
+
+/// `settings.template_added`, `settings.template_edited`.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct TemplateSaved {
+    /// The template.
+    pub template_id: TemplateId,
+    /// Who.
+    pub by: AgentId,
+    /// When.
+    pub at: DateTime<Utc>,
+    /// Title and text.
+    pub content: TemplateContent,
+}
+
+/// `settings.template_removed`.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct TemplateRemoved {
+    /// The template.
+    pub template_id: TemplateId,
+    /// Who.
+    pub by: AgentId,
+    /// When.
+    pub at: DateTime<Utc>,
+}
+
+/// `settings.greeting_set`.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct GreetingSet {
+    /// The greeting (`None`: no greeting).
+    pub text: Option<String>,
+    /// Who.
+    pub by: AgentId,
+    /// When.
+    pub at: DateTime<Utc>,
+}
+
+/// `settings.reopen_window_set`.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct ReopenWindowSet {
+    /// The window in seconds.
+    pub seconds: u64,
+    /// Who.
+    pub by: AgentId,
+    /// When.
+    pub at: DateTime<Utc>,
+}
+
+/// Everything that can happen to the settings.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+#[serde(untagged)]
+pub enum SettingsEvent {
+    /// A category was added.
+    CategoryAdded(CategoryNamed),
+    /// A category was renamed.
+    CategoryRenamed(CategoryNamed),
+    /// A category was removed (tickets keep its id).
+    CategoryRemoved(CategoryRemoved),
+    /// A template was added.
+    TemplateAdded(TemplateSaved),
+    /// A template was edited.
+    TemplateEdited(TemplateSaved),
+    /// A template was removed.
+    TemplateRemoved(TemplateRemoved),
+    /// The greeting was set.
+    GreetingSet(GreetingSet),
+    /// The reopen window was set.
+    ReopenWindowSet(ReopenWindowSet),
+}
+
+event_codec!(SettingsEvent {
+    CategoryAdded(CategoryNamed) = "settings.category_added" v 1;
+    CategoryRenamed(CategoryNamed) = "settings.category_renamed" v 1;
+    CategoryRemoved(CategoryRemoved) = "settings.category_removed" v 1;
+    TemplateAdded(TemplateSaved) = "settings.template_added" v 1;
+    TemplateEdited(TemplateSaved) = "settings.template_edited" v 1;
+    TemplateRemoved(TemplateRemoved) = "settings.template_removed" v 1;
+    GreetingSet(GreetingSet) = "settings.greeting_set" v 1;
+    ReopenWindowSet(ReopenWindowSet) = "settings.reopen_window_set" v 1;
+});
+
+/// Everything one can ask of the settings.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum SettingsCommand {
+    /// Add a category.
+    AddCategory {
+        /// The id for it.
+        category_id: CategoryId,
+        /// Its name, unique ignoring case.
+        name: String,
+        /// Who.
+        by: AgentId,
+        /// When.
+        at: DateTime<Utc>,
+    },
+    /// Rename a category.
+    RenameCategory {
+        /// The category.
+        category_id: CategoryId,
+        /// The new name.
+        name: String,
+        /// Who.
+        by: AgentId,
+        /// When.
+        at: DateTime<Utc>,
+    },
+    /// Remove a category.
+    RemoveCategory {
+        /// The category.
+        category_id: CategoryId,
+        /// Who.
+        by: AgentId,
+        /// When.
+        at: DateTime<Utc>,
+    },
+    /// Add a quick-reply template.
+    AddTemplate {
+        /// The id for it.
+        template_id: TemplateId,
+        /// Its title.
+        title: String,
+        /// Its text.
+        text: String,
+        /// Who.
+        by: AgentId,
+        /// When.
+        at: DateTime<Utc>,
+    },
+    /// Change a template.
+    EditTemplate {
+        /// The template.
+        template_id: TemplateId,
+        /// The new title.
+        title: String,
+        /// The new text.
+        text: String,
+        /// Who.
+        by: AgentId,
+        /// When.
+        at: DateTime<Utc>,
+    },
+    /// Remove a template.
+    RemoveTemplate {
+        /// The template.
+        template_id: TemplateId,
+        /// Who.
+        by: AgentId,
+        /// When.
+        at: DateTime<Utc>,
+    },
+    /// Set or clear the greeting.
+    SetGreeting {
+        /// The greeting, or `None` for none.
+        text: Option<String>,
+        /// Who.
+        by: AgentId,
+        /// When.
+        at: DateTime<Utc>,
+    },
+    /// Set the reopen window.
+    SetReopenWindow {
+        /// How long after a resolve a message still reopens the ticket (0 to 30 days).
+        window: TimeDelta,
+        /// Who.
+        by: AgentId,
+        /// When.
+        at: DateTime<Utc>,
+    },
+}
+
+/// Why a settings command was rejected.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+pub enum SettingsError {
+    /// Adding a category with a used id.
+    #[error("this category already exists")]
+    CategoryExists,
+    /// Two categories with the same name.
+    #[error("a category named \"{0}\" already exists")]
+    DuplicateCategoryName(String),
+    /// No such category.
+    #[error("there is no such category")]
+    UnknownCategory,
+    /// Adding a template with a used id.
+    #[error("this template already exists")]
+    TemplateExists,
+    /// No such template.
+    #[error("there is no such template")]
+    UnknownTemplate,
+    /// An input out of bounds.
+    #[error(transparent)]
+    Invalid(#[from] InvalidInput),
+}
+
+/// The current settings. Read them; change them only through events.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Settings {
+    /// Categories by id, with their names.
+    pub categories: BTreeMap<CategoryId, String>,
+    /// Quick-reply templates by id.
+    pub templates: BTreeMap<TemplateId, TemplateContent>,
+    /// The greeting for new customers.
+    pub greeting: Option<String>,
+    /// The reopen window in seconds.
+    pub reopen_window_secs: u64,
+}
+
+impl Default for Settings {
+    fn default() -> Self {
+        Self {
+            categories: BTreeMap::new(),
+            templates: BTreeMap::new(),
+            greeting: None,
+            reopen_window_secs: DEFAULT_REOPEN_WINDOW_SECS,
+        }
+    }
+}
+
+impl Settings {
+    /// The reopen window, to put into ticket commands.
+    #[must_use]
+    pub fn reopen_window(&self) -> TimeDelta {
+        i64::try_from(self.reopen_window_secs)
+            .ok()
+            .and_then(TimeDelta::try_seconds)
+            .unwrap_or(TimeDelta::MAX)
+    }
+
+    /// Whether tickets are filed by category (at least one category exists).
+    #[must_use]
+    pub fn uses_categories(&self) -> bool {
+        !self.categories.is_empty()
+    }
+
+    fn category_name(&self, id: CategoryId, name: &str) -> Result<String, SettingsError> {
+        let name = name.trim().to_owned();
+        validate::required("category name", &name, validate::MAX_NAME_CHARS)?;
+        let folded = name.to_lowercase();
+        if self
+            .categories
+            .iter()
+            .any(|(other, existing)| *other != id && existing.to_lowercase() == folded)
+        {
+            return Err(SettingsError::DuplicateCategoryName(name));
+        }
+        Ok(name)
+    }
+}
+
+fn template(title: &str, text: &str) -> Result<TemplateContent, InvalidInput> {
+    validate::required("template title", title, validate::MAX_NAME_CHARS)?;
+    validate::required("template text", text, validate::MAX_TEXT_CHARS)?;
+    Ok(TemplateContent {
+        title: title.trim().to_owned(),
+        text: text.to_owned(),
+    })
+}
+
+impl Decider for Settings {
+    type Command = SettingsCommand;
+    type Event = SettingsEvent;
+    type Error = SettingsError;
+
+    fn decide(&self, command: &SettingsCommand) -> Result<Vec<SettingsEvent>, SettingsError> {
+        use SettingsCommand as C;
+        use SettingsEvent as E;
+        match command {
+            C::AddCategory {
+                category_id,
+                name,
+                by,
+                at,
+            } => {
+                if self.categories.contains_key(category_id) {
+                    return Err(SettingsError::CategoryExists);
+                }
+                validate::count("categories", self.categories.len() + 1, MAX_CATEGORIES)?;
+                Ok(vec![E::CategoryAdded(CategoryNamed {
+                    category_id: *category_id,
+                    name: self.category_name(*category_id, name)?,
+                    by: *by,
+                    at: *at,
+                })])
+            }
+            C::RenameCategory {
+                category_id,
+                name,
+                by,
+                at,
+            } => {
+                let current = self
+                    .categories
+                    .get(category_id)
+                    .ok_or(SettingsError::UnknownCategory)?;
+                let name = self.category_name(*category_id, name)?;
+                if *current == name {
+                    return Ok(vec![]);
+                }
+                Ok(vec![E::CategoryRenamed(CategoryNamed {
+                    category_id: *category_id,
+                    name,
+                    by: *by,
+                    at: *at,
+                })])
+            }
+            C::RemoveCategory {
+                category_id,
+                by,
+                at,
+            } => {
+                if !self.categories.contains_key(category_id) {
+                    return Err(SettingsError::UnknownCategory);
+                }
+                Ok(vec![E::CategoryRemoved(CategoryRemoved {
+                    category_id: *category_id,
+                    by: *by,
+                    at: *at,
+                })])
+            }
+            C::AddTemplate {
+                template_id,
+                title,
+                text,
+                by,
+                at,
+            } => {
+                if self.templates.contains_key(template_id) {
+                    return Err(SettingsError::TemplateExists);
+                }
+                validate::count("templates", self.templates.len() + 1, MAX_TEMPLATES)?;
+                Ok(vec![E::TemplateAdded(TemplateSaved {
+                    template_id: *template_id,
+                    by: *by,
+                    at: *at,
+                    content: template(title, text)?,
+                })])
+            }
+            C::EditTemplate {
+                template_id,
+                title,
+                text,
+                by,
+                at,
+            } => {
+                let current = self
+                    .templates
+                    .get(template_id)
+                    .ok_or(SettingsError::UnknownTemplate)?;
+                let content = template(title, text)?;
+                if *current == content {
+                    return Ok(vec![]);
+                }
+                Ok(vec![E::TemplateEdited(TemplateSaved {
+                    template_id: *template_id,
+                    by: *by,
+                    at: *at,
+                    content,
+                })])
+            }
+            C::RemoveTemplate {
+                template_id,
+                by,
+                at,
+            } => {
+                if !self.templates.contains_key(template_id) {
+                    return Err(SettingsError::UnknownTemplate);
+                }
+                Ok(vec![E::TemplateRemoved(TemplateRemoved {
+                    template_id: *template_id,
+                    by: *by,
+                    at: *at,
+                })])
+            }
+            C::SetGreeting { text, by, at } => {
+                validate::optional("greeting", text.as_deref(), validate::MAX_TEXT_CHARS)?;
+                if *text == self.greeting {
+                    return Ok(vec![]);
+                }
+                Ok(vec![E::GreetingSet(GreetingSet {
+                    text: text.clone(),
+                    by: *by,
+                    at: *at,
+                })])
+            }
+            C::SetReopenWindow { window, by, at } => {
+                let seconds = u64::try_from(window.num_seconds())
+                    .ok()
+                    .filter(|secs| *secs <= u64::from(MAX_REOPEN_WINDOW_HOURS) * 3600)
+                    .ok_or(InvalidInput::OutOfRange {
+                        field: "reopen window in hours",
+                        min: 0,
+                        max: i64::from(MAX_REOPEN_WINDOW_HOURS),
+                    })?;
+                if seconds == self.reopen_window_secs {
+                    return Ok(vec![]);
+                }
+                Ok(vec![E::ReopenWindowSet(ReopenWindowSet {
+                    seconds,
+                    by: *by,
+                    at: *at,
+                })])
+            }
+        }
+    }
+
+    fn evolve(mut self, event: &SettingsEvent) -> Self {
+        use SettingsEvent as E;
+        match event {
+            E::CategoryAdded(named) | E::CategoryRenamed(named) => {
+                self.categories
+                    .insert(named.category_id, named.name.clone());
+            }
+            E::CategoryRemoved(removed) => {
+                self.categories.remove(&removed.category_id);
+            }
+            E::TemplateAdded(saved) | E::TemplateEdited(saved) => {
+                self.templates
+                    .insert(saved.template_id, saved.content.clone());
+            }
+            E::TemplateRemoved(removed) => {
+                self.templates.remove(&removed.template_id);
+            }
+            E::GreetingSet(set) => self.greeting.clone_from(&set.text),
+            E::ReopenWindowSet(set) => self.reopen_window_secs = set.seconds,
+        }
+        self
+    }
+}
+
+#[cfg(test)]
+mod tests;
