@@ -39,12 +39,9 @@ begin
 end;
 $$;
 
-create trigger events_append_only_row
-    before update or delete on events
-    for each row execute function events_refuse_change();
-
-create trigger events_append_only_truncate
-    before truncate on events
+-- Statement-level, so even a statement that would touch no row is refused.
+create trigger events_append_only
+    before update or delete or truncate on events
     for each statement execute function events_refuse_change();
 
 -- Idempotency: one row per key that was applied, with the events it appended.

@@ -1,0 +1,10 @@
+#!/usr/bin/env bash
+# Runs every test of the workspace against a real local PostgreSQL (started or installed first).
+# Each database test gets a fresh database of its own, created and dropped by the tests.
+set -euo pipefail
+cd "$(dirname "$0")/.."
+
+scripts/ensure-postgres.sh
+# A superuser connection to an existing database: tests create their own databases from it.
+export DATABASE_URL=${DATABASE_URL:-postgres://postgres@127.0.0.1:5432/postgres}
+exec cargo test --workspace --locked "$@"
