@@ -3,7 +3,8 @@
 //! Every fact of the product is an event in a stream (`ticket-<uuid>`, `customer-<telegram id>`,
 //! …). This crate owns how events are stored and read back: the [`EventLog`] trait that every
 //! backend implements, the types of its envelope, and the Postgres backend ([`postgres`]), the
-//! embedded default. It knows nothing of tickets or customers: payloads are JSON to it.
+//! embedded default, and the command service ([`commands`]) that runs the domain's deciders
+//! against it. The log itself knows nothing of tickets or customers: payloads are JSON to it.
 //!
 //! What a backend promises:
 //! - **Optimistic concurrency.** An append names the version it expects each stream to be at; a
@@ -17,6 +18,7 @@
 //!   never steps past an event that is still to commit. [`Position`] is that order's cursor.
 //! - **Append-only.** Stored events never change; each stream carries a sha256 hash chain.
 
+pub mod commands;
 pub mod postgres;
 
 mod envelope;
@@ -73,6 +75,10 @@ pub trait EventLog: Clone + Send + Sync + 'static {
         &self,
         request: AppendRequest,
     ) -> impl Future<Output = Result<AppendOutcome, Error>> + Send;
+
+    /// The receipt of the append that applied idempotency `key`, or `None` when no append has
+    /// used it. Claims nothing: a later append with the key still goes through.
+    fn applied(&self, key: &str) -> impl Future<Output = Result<Option<Receipt>, Error>> + Send;
 
     /// Reads up to `limit` events of one stream starting at version `from` (inclusive), forwards
     /// or backwards (`u64::MAX` with [`Direction::Backwards`] starts at the newest event).

@@ -243,27 +243,6 @@ impl PostgresLog {
         .await
     }
 
-    /// The receipt of a key applied before, if it was.
-    async fn applied_receipt(&self, key: &str) -> Result<Option<Receipt>, Error> {
-        let ids: Option<Vec<Uuid>> =
-            sqlx::query_scalar("select event_ids from idempotency_keys where key = $1")
-                .bind(key)
-                .fetch_optional(&self.inner.pool)
-                .await
-                .map_err(backend)?;
-        let Some(ids) = ids else { return Ok(None) };
-        let rows = sqlx::query_as::<_, AppendRow>(
-            "select event_id, stream_id, stream_version, tx_id, position as event_position, \
-                    true as replayed \
-             from events where event_id = any($1) order by tx_id, position",
-        )
-        .bind(&ids)
-        .fetch_all(&self.inner.pool)
-        .await
-        .map_err(backend)?;
-        Ok(Some(receipt(rows)))
-    }
-
     /// After losing a race: the first stream of the request that no longer accepts its append.
     async fn find_conflict(&self, request: &AppendRequest) -> Result<Option<Error>, Error> {
         for s in &request.streams {
@@ -350,7 +329,7 @@ impl EventLog for PostgresLog {
             let refusal = classify(&err, &request);
             if !matches!(refusal, Refusal::Other)
                 && let Some(key) = &request.idempotency_key
-                && let Some(receipt) = self.applied_receipt(key).await?
+                && let Some(receipt) = self.applied(key).await?
             {
                 return Ok(AppendOutcome::AlreadyApplied(receipt));
             }
@@ -376,6 +355,26 @@ impl EventLog for PostgresLog {
                 Refusal::Other => return Err(backend(err)),
             }
         }
+    }
+
+    async fn applied(&self, key: &str) -> Result<Option<Receipt>, Error> {
+        let ids: Option<Vec<Uuid>> =
+            sqlx::query_scalar("select event_ids from idempotency_keys where key = $1")
+                .bind(key)
+                .fetch_optional(&self.inner.pool)
+                .await
+                .map_err(backend)?;
+        let Some(ids) = ids else { return Ok(None) };
+        let rows = sqlx::query_as::<_, AppendRow>(
+            "select event_id, stream_id, stream_version, tx_id, position as event_position, \
+                    true as replayed \
+             from events where event_id = any($1) order by tx_id, position",
+        )
+        .bind(&ids)
+        .fetch_all(&self.inner.pool)
+        .await
+        .map_err(backend)?;
+        Ok(Some(receipt(rows)))
     }
 
     async fn read_stream(

@@ -13,18 +13,24 @@ use sqlx::{Executor, PgPool};
 
 /// The server URL the tests may create databases on (`DATABASE_URL`, as for every test).
 fn server_url() -> String {
-    std::env::var("DATABASE_URL").expect("DATABASE_URL must point at a Postgres superuser connection")
+    std::env::var("DATABASE_URL")
+        .expect("DATABASE_URL must point at a Postgres superuser connection")
 }
 
 /// A database name no other test uses.
 fn fresh_name(tag: &str) -> String {
-    let nanos = SystemTime::now().duration_since(UNIX_EPOCH).unwrap().as_nanos();
+    let nanos = SystemTime::now()
+        .duration_since(UNIX_EPOCH)
+        .unwrap()
+        .as_nanos();
     format!("ledgerdesk_test_{tag}_{}_{nanos}", std::process::id())
 }
 
 fn url_for(database: &str) -> String {
     let server = server_url();
-    let (base, query) = server.split_once('?').map_or((server.as_str(), None), |(b, q)| (b, Some(q)));
+    let (base, query) = server
+        .split_once('?')
+        .map_or((server.as_str(), None), |(b, q)| (b, Some(q)));
     let base = &base[..base.rfind('/').unwrap()];
     match query {
         Some(q) => format!("{base}/{database}?{q}"),
@@ -120,14 +126,23 @@ fn every_command_has_help_naming_its_settings() {
     let top = ledgerdesk(&["--help"]);
     assert!(top.status.success());
     let text = String::from_utf8_lossy(&top.stdout);
-    for expected in ["serve", "migrate", "--database-url", "DATABASE_URL", "--log-format"] {
+    for expected in [
+        "serve",
+        "migrate",
+        "--database-url",
+        "DATABASE_URL",
+        "--log-format",
+    ] {
         assert!(text.contains(expected), "--help lacks {expected}:\n{text}");
     }
     let serve = ledgerdesk(&["serve", "--help"]);
     assert!(serve.status.success());
     let text = String::from_utf8_lossy(&serve.stdout);
     for expected in ["--bind", "LEDGERDESK_BIND", "127.0.0.1:8080"] {
-        assert!(text.contains(expected), "serve --help lacks {expected}:\n{text}");
+        assert!(
+            text.contains(expected),
+            "serve --help lacks {expected}:\n{text}"
+        );
     }
     assert!(ledgerdesk(&["migrate", "--help"]).status.success());
     assert!(!ledgerdesk(&["no-such-command"]).status.success());
@@ -142,8 +157,14 @@ fn an_unreachable_database_fails_with_a_clear_message_that_hides_the_password() 
     ]);
     assert!(!out.status.success());
     let stderr = String::from_utf8_lossy(&out.stderr);
-    assert!(stderr.contains("cannot connect to the database"), "{stderr}");
-    assert!(!stderr.contains("s3cret-pass"), "the password leaked: {stderr}");
+    assert!(
+        stderr.contains("cannot connect to the database"),
+        "{stderr}"
+    );
+    assert!(
+        !stderr.contains("s3cret-pass"),
+        "the password leaked: {stderr}"
+    );
 }
 
 #[tokio::test]
@@ -152,7 +173,11 @@ async fn migrate_creates_the_database_and_is_repeatable() {
     let url = url_for(&name);
     for _ in 0..2 {
         let out = ledgerdesk(&["migrate", "--database-url", &url]);
-        assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
+        assert!(
+            out.status.success(),
+            "{}",
+            String::from_utf8_lossy(&out.stderr)
+        );
     }
     let pool = PgPool::connect(&url).await.unwrap();
     let applied: i64 = sqlx::query_scalar("select count(*) from _sqlx_migrations where success")

@@ -3,5 +3,6 @@
 
 #![expect(clippy::unwrap_used, reason = "tests fail loudly on purpose")]
 
+mod commands;
 mod postgres;
 mod suite;

@@ -155,13 +155,14 @@ async fn a_subscriber_waits_for_an_earlier_transaction_instead_of_skipping_it(po
 #[sqlx::test(migrations = "../migrations")]
 async fn the_database_refuses_to_change_or_remove_events(pool: PgPool) {
     let log = PostgresLog::new(pool.clone());
-    log.append(AppendRequest::to_stream(
-        "ticket-1",
-        ExpectedVersion::NoStream,
-        vec![event(1)],
-    ))
-    .await
-    .unwrap();
+    let _receipt = log
+        .append(AppendRequest::to_stream(
+            "ticket-1",
+            ExpectedVersion::NoStream,
+            vec![event(1)],
+        ))
+        .await
+        .unwrap();
     for statement in [
         "update events set payload = '{}'",
         "update events set stream_version = 5",
@@ -181,22 +182,23 @@ async fn the_database_refuses_to_change_or_remove_events(pool: PgPool) {
     assert_eq!(count, 1);
 }
 
+/// prev_hash, event_type, payload::text, metadata::text, hash
+type ChainRow = (Option<Vec<u8>>, String, String, String, Vec<u8>);
+
 #[sqlx::test(migrations = "../migrations")]
 async fn each_stream_carries_a_sha256_hash_chain(pool: PgPool) {
     let log = PostgresLog::new(pool.clone());
     for n in 0..5 {
-        log.append(
-            AppendRequest::to_stream("ticket-a", ExpectedVersion::Any, vec![event(n)]).and_stream(
-                "ticket-b",
-                ExpectedVersion::Any,
-                vec![event(100 + n)],
-            ),
-        )
-        .await
-        .unwrap();
+        let _receipt = log
+            .append(
+                AppendRequest::to_stream("ticket-a", ExpectedVersion::Any, vec![event(n)])
+                    .and_stream("ticket-b", ExpectedVersion::Any, vec![event(100 + n)]),
+            )
+            .await
+            .unwrap();
     }
     for stream in ["ticket-a", "ticket-b"] {
-        let rows: Vec<(Option<Vec<u8>>, String, String, String, Vec<u8>)> = sqlx::query_as(
+        let rows: Vec<ChainRow> = sqlx::query_as(
             "select prev_hash, event_type, payload::text, metadata::text, hash \
              from events where stream_id = $1 order by stream_version",
         )

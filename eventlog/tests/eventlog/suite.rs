@@ -9,14 +9,14 @@ use std::time::Duration;
 
 use eventlog::{
     Actor, AppendOutcome, AppendRequest, Direction, Error, EventLog, ExpectedVersion, Metadata,
-    NewEvent, Position, RecordedEvent,
+    NewEvent, Position, Receipt, RecordedEvent,
 };
 use futures::StreamExt;
 use serde_json::json;
 use uuid::Uuid;
 
 /// A test event numbered `n`.
-pub fn event(n: u64) -> NewEvent {
+pub(crate) fn event(n: u64) -> NewEvent {
     NewEvent::new(
         "test.happened",
         json!({ "n": n, "text": format!("event number {n}") }),
@@ -33,16 +33,17 @@ async fn append<L: EventLog>(
     stream: &str,
     expected: ExpectedVersion,
     evs: Vec<NewEvent>,
-) -> AppendOutcome {
+) -> Receipt {
     log.append(AppendRequest::to_stream(stream, expected, evs))
         .await
         .expect("append should succeed")
+        .into_receipt()
 }
 
 /// Reads the whole log from the start until at least `count` events were read and the log has
 /// nothing more to give. Visibility in the whole-log order may trail commits a little (an older
 /// transaction anywhere on the server holds readers back), so it waits, within bounds.
-pub async fn read_everything<L: EventLog>(log: &L, count: usize) -> Vec<RecordedEvent> {
+pub(crate) async fn read_everything<L: EventLog>(log: &L, count: usize) -> Vec<RecordedEvent> {
     let deadline = tokio::time::Instant::now() + Duration::from_secs(30);
     let mut all = Vec::new();
     let mut cursor = Position::START;
@@ -83,10 +84,10 @@ fn assert_conflict(
     }
 }
 
-pub async fn optimistic_concurrency_is_enforced<L: EventLog>(log: L) {
+pub(crate) async fn optimistic_concurrency_is_enforced<L: EventLog>(log: L) {
     let s = "ticket-occ";
     let first = append(&log, s, ExpectedVersion::NoStream, events(0..2)).await;
-    assert_eq!(first.receipt().version_of(s), Some(1));
+    assert_eq!(first.version_of(s), Some(1));
     append(&log, s, ExpectedVersion::Exact(1), events(2..3)).await;
 
     assert_conflict(
@@ -158,7 +159,7 @@ pub async fn optimistic_concurrency_is_enforced<L: EventLog>(log: L) {
     );
 }
 
-pub async fn concurrent_appends_at_one_version_let_exactly_one_win<L: EventLog>(log: L) {
+pub(crate) async fn concurrent_appends_at_one_version_let_exactly_one_win<L: EventLog>(log: L) {
     let s = "ticket-race";
     append(&log, s, ExpectedVersion::NoStream, events(0..1)).await;
     let tasks: Vec<_> = (0..12)
@@ -212,7 +213,7 @@ pub async fn concurrent_appends_at_one_version_let_exactly_one_win<L: EventLog>(
     assert_eq!(versions, (2..14).collect::<HashSet<u64>>());
 }
 
-pub async fn a_repeated_idempotency_key_appends_nothing_and_returns_the_first_receipt<
+pub(crate) async fn a_repeated_idempotency_key_appends_nothing_and_returns_the_first_receipt<
     L: EventLog,
 >(
     log: L,
@@ -239,6 +240,13 @@ pub async fn a_repeated_idempotency_key_appends_nothing_and_returns_the_first_re
         AppendOutcome::AlreadyApplied(first.receipt().clone())
     );
     assert_eq!(log.stream_version(s).await.expect("version"), Some(1));
+
+    // The log answers what a key did without claiming it.
+    assert_eq!(
+        log.applied("telegram-update-1001").await.expect("applied"),
+        Some(first.receipt().clone())
+    );
+    assert_eq!(log.applied("never-used").await.expect("applied"), None);
 
     // The key is recorded in each event's metadata.
     let stored = log
@@ -296,7 +304,7 @@ pub async fn a_repeated_idempotency_key_appends_nothing_and_returns_the_first_re
     );
 }
 
-pub async fn a_multi_stream_append_is_all_or_nothing<L: EventLog>(log: L) {
+pub(crate) async fn a_multi_stream_append_is_all_or_nothing<L: EventLog>(log: L) {
     append(&log, "ticket-b", ExpectedVersion::NoStream, events(0..1)).await;
 
     // The second stream's expectation fails: the first stream gets nothing either.
@@ -375,7 +383,7 @@ pub async fn a_multi_stream_append_is_all_or_nothing<L: EventLog>(log: L) {
     }
 }
 
-pub async fn reads_page_through_streams_and_the_whole_log<L: EventLog>(log: L) {
+pub(crate) async fn reads_page_through_streams_and_the_whole_log<L: EventLog>(log: L) {
     for chunk in 0..25u64 {
         let stream = format!("ticket-{}", chunk % 3);
         append(
@@ -455,7 +463,9 @@ pub async fn reads_page_through_streams_and_the_whole_log<L: EventLog>(log: L) {
     );
 }
 
-pub async fn a_subscription_from_the_middle_catches_up_then_follows_live<L: EventLog>(log: L) {
+pub(crate) async fn a_subscription_from_the_middle_catches_up_then_follows_live<L: EventLog>(
+    log: L,
+) {
     for n in 0..100 {
         append(
             &log,
@@ -503,16 +513,16 @@ async fn next(
 
 /// What a backend's disruptions did during the torture test.
 #[derive(Debug, Default)]
-pub struct Disruptions {
+pub(crate) struct Disruptions {
     /// Events that committed (late, out of order).
-    pub committed: Vec<Uuid>,
+    pub(crate) committed: Vec<Uuid>,
     /// Events whose transaction rolled back after taking a position.
-    pub rolled_back: Vec<Uuid>,
+    pub(crate) rolled_back: Vec<Uuid>,
 }
 
 /// The torture test's size.
-pub const WRITERS: u64 = 16;
-pub const EVENTS_PER_WRITER: u64 = 1_000;
+pub(crate) const WRITERS: u64 = 16;
+pub(crate) const EVENTS_PER_WRITER: u64 = 1_000;
 const STREAMS: u64 = 64;
 
 /// Many writers append into random streams while subscribers follow: live ones started before
@@ -520,7 +530,7 @@ const STREAMS: u64 = 64;
 /// subscriber must see every committed event exactly once, in the same order, with each
 /// stream's versions in order. `disrupt` runs alongside, doing whatever the backend can do to
 /// break that (slow commits, rollbacks after taking a position).
-pub async fn torture<L, D>(log: L, disrupt: D)
+pub(crate) async fn torture<L, D>(log: L, disrupt: D)
 where
     L: EventLog,
     D: Future<Output = Disruptions> + Send + 'static,

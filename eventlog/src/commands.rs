@@ -1,0 +1,558 @@
+//! The command service: runs the domain's deciders against the log.
+//!
+//! This module owns the write path of the product: load a stream (or the two streams of a
+//! [`domain::flow`] decision), fold its events into state, ask the decider, and append what it
+//! decided with optimistic concurrency on every stream it read, all in one atomic
+//! [`AppendRequest`]. When another writer got there first the log answers
+//! [`Error::Conflict`]; the service then reloads and decides again, a bounded number of times.
+//! Nothing else is retried: rejections, undecodable history and backend errors return at once.
+//!
+//! Every event carries the [`CommandContext`] as its [`Metadata`] (actor, correlation and
+//! causation ids), and the context's idempotency key goes on the append, so a command sent
+//! twice (a Telegram update delivered again, a client mutation retried) has one effect and the
+//! second call answers with the first result, marked [`Executed::replayed`].
+//!
+//! It must not hold business rules (they live in `domain`) nor talk SQL (only through
+//! [`EventLog`]).
+
+mod flows;
+
+use std::time::Duration;
+
+use domain::{Decider, DecodeError, DomainEvent, StreamId};
+use uuid::Uuid;
+
+use crate::{
+    Actor, AppendOutcome, AppendRequest, CommittedEvent, Direction, Error, EventLog,
+    ExpectedVersion, Metadata, NewEvent, Position, Receipt,
+};
+
+pub use flows::MessageRouted;
+
+/// How many times a command is decided before a run of conflicts makes it give up.
+pub const DEFAULT_MAX_ATTEMPTS: u32 = 10;
+
+/// How many events one read of a stream asks for while loading it.
+const LOAD_PAGE: usize = 1_000;
+
+/// The longest pause between two attempts, in milliseconds.
+const MAX_BACKOFF_MS: u64 = 64;
+
+/// Who sends a command and why: stored as the [`Metadata`] of every event it appends.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct CommandContext {
+    /// Who asks.
+    pub actor: Actor,
+    /// Groups every event caused by one outside request.
+    pub correlation_id: Option<Uuid>,
+    /// The event or message that directly caused this command.
+    pub causation_id: Option<Uuid>,
+    /// Names this piece of work (a Telegram update id, a client mutation id): a second command
+    /// with the same key has no effect and answers with the first result.
+    pub idempotency_key: Option<String>,
+}
+
+impl CommandContext {
+    /// A context naming only the actor.
+    pub fn new(actor: Actor) -> Self {
+        CommandContext {
+            actor,
+            correlation_id: None,
+            causation_id: None,
+            idempotency_key: None,
+        }
+    }
+
+    /// The same context with a correlation id.
+    pub fn correlated(mut self, correlation_id: Uuid) -> Self {
+        self.correlation_id = Some(correlation_id);
+        self
+    }
+
+    /// The same context with a causation id.
+    pub fn caused_by(mut self, causation_id: Uuid) -> Self {
+        self.causation_id = Some(causation_id);
+        self
+    }
+
+    /// The same context under an idempotency key.
+    pub fn idempotent(mut self, key: impl Into<String>) -> Self {
+        self.idempotency_key = Some(key.into());
+        self
+    }
+
+    /// The metadata stored with each event (the log adds the idempotency key itself).
+    fn metadata(&self) -> Metadata {
+        Metadata {
+            actor: self.actor.clone(),
+            correlation_id: self.correlation_id,
+            causation_id: self.causation_id,
+            idempotency_key: None,
+        }
+    }
+}
+
+/// One event a command wrote, where it landed.
+#[derive(Debug, Clone, PartialEq)]
+pub struct AppliedEvent<E> {
+    /// The stream, e.g. `ticket-0190…`.
+    pub stream: String,
+    /// Its version within the stream.
+    pub version: u64,
+    /// Its place in the whole log.
+    pub position: Position,
+    /// Its id.
+    pub event_id: Uuid,
+    /// The event.
+    pub event: E,
+}
+
+/// What a command did.
+#[derive(Debug, Clone, PartialEq)]
+pub struct Executed<E> {
+    /// The events written, in log order (empty when the command was already satisfied).
+    pub events: Vec<AppliedEvent<E>>,
+    /// The position of the last event written, for read-your-writes (`None` when nothing was
+    /// written).
+    pub position: Option<Position>,
+    /// True when the idempotency key had been applied before: nothing was written now and
+    /// `events` are those of the first application.
+    pub replayed: bool,
+}
+
+impl<E> Executed<E> {
+    /// The events written to `stream`, in order.
+    pub fn events_in(&self, stream: StreamId) -> impl Iterator<Item = &E> {
+        let name = stream.name();
+        self.events
+            .iter()
+            .filter(move |applied| applied.stream == name)
+            .map(|applied| &applied.event)
+    }
+}
+
+impl<E: DomainEvent> Executed<E> {
+    /// `(stream, version, event type)` of every event written, in log order.
+    pub fn summary(&self) -> Vec<(&str, u64, &'static str)> {
+        self.events
+            .iter()
+            .map(|a| (a.stream.as_str(), a.version, a.event.event_type()))
+            .collect()
+    }
+}
+
+/// Why a command did not go through.
+#[derive(Debug, thiserror::Error)]
+pub enum CommandError<E> {
+    /// The domain refused the command; the message is fit to show the user.
+    #[error("{0}")]
+    Rejected(E),
+    /// Other writers kept changing the streams: every attempt met a newer version.
+    #[error("gave up after {attempts} attempts: {last}")]
+    Conflict {
+        /// How many times the command was decided.
+        attempts: u32,
+        /// The last conflict the log reported.
+        last: Error,
+    },
+    /// A stored event cannot be read by this code.
+    #[error("stored event {stream} v{version} cannot be read: {source}")]
+    Decode {
+        /// Its stream.
+        stream: String,
+        /// Its version within the stream.
+        version: u64,
+        /// What the domain's decoder said.
+        #[source]
+        source: DecodeError,
+    },
+    /// The log failed.
+    #[error(transparent)]
+    Log(Error),
+}
+
+impl<E> CommandError<E> {
+    /// The domain's rejection, if this is one.
+    pub fn rejection(&self) -> Option<&E> {
+        match self {
+            CommandError::Rejected(error) => Some(error),
+            _ => None,
+        }
+    }
+}
+
+impl<E> From<Error> for CommandError<E> {
+    fn from(error: Error) -> Self {
+        CommandError::Log(error)
+    }
+}
+
+/// A decider's state as loaded from its stream.
+#[derive(Debug)]
+struct Loaded<D> {
+    state: D,
+    /// The stream's name.
+    stream: String,
+    /// The last version read (`None`: the stream is empty).
+    version: Option<u64>,
+}
+
+/// What one attempt wants to append: the streams it read (with the version seen) and the
+/// events per stream it decided.
+#[derive(Debug)]
+struct Plan<E> {
+    reads: Vec<(String, Option<u64>)>,
+    writes: Vec<(String, Vec<E>)>,
+}
+
+impl<E> Plan<E> {
+    fn new() -> Self {
+        Plan {
+            reads: Vec::new(),
+            writes: Vec::new(),
+        }
+    }
+
+    fn and_read<D>(mut self, loaded: &Loaded<D>) -> Self {
+        self.reads.push((loaded.stream.clone(), loaded.version));
+        self
+    }
+
+    fn write(mut self, stream: String, events: Vec<E>) -> Self {
+        if !events.is_empty() {
+            self.writes.push((stream, events));
+        }
+        self
+    }
+}
+
+/// The end of one attempt.
+enum Attempt<T, E> {
+    Done(T),
+    /// Someone else wrote first: decide again on fresh state.
+    Retry(Error),
+    Failed(CommandError<E>),
+}
+
+impl<T, E> Attempt<T, E> {
+    fn map<U>(self, f: impl FnOnce(T) -> U) -> Attempt<U, E> {
+        match self {
+            Attempt::Done(done) => Attempt::Done(f(done)),
+            Attempt::Retry(conflict) => Attempt::Retry(conflict),
+            Attempt::Failed(error) => Attempt::Failed(error),
+        }
+    }
+}
+
+/// Runs commands against deciders over an [`EventLog`]. Cheap to clone.
+#[derive(Debug, Clone)]
+pub struct CommandService<L> {
+    log: L,
+    max_attempts: u32,
+}
+
+impl<L: EventLog> CommandService<L> {
+    /// A service over `log`, deciding each command at most [`DEFAULT_MAX_ATTEMPTS`] times.
+    pub fn new(log: L) -> Self {
+        CommandService {
+            log,
+            max_attempts: DEFAULT_MAX_ATTEMPTS,
+        }
+    }
+
+    /// The same service deciding each command at most `attempts` times (at least once).
+    pub fn with_max_attempts(mut self, attempts: u32) -> Self {
+        self.max_attempts = attempts.max(1);
+        self
+    }
+
+    /// The log it writes to.
+    pub fn log(&self) -> &L {
+        &self.log
+    }
+
+    /// Executes a command against the one aggregate in `stream`: loads and folds the stream,
+    /// decides, and appends the new events expecting the version it read. Retries on
+    /// conflict.
+    ///
+    /// Ticket commands that change a ticket's lifecycle also write the customer's stream: send
+    /// them through [`CommandService::execute_ticket`] instead.
+    ///
+    /// # Errors
+    /// [`CommandError::Rejected`] with the decider's error, [`CommandError::Conflict`] when
+    /// every attempt conflicted, [`CommandError::Decode`] for an unreadable stored event and
+    /// [`CommandError::Log`] when the log fails.
+    #[tracing::instrument(skip_all, fields(stream = %stream))]
+    pub async fn execute<D>(
+        &self,
+        stream: StreamId,
+        command: &D::Command,
+        ctx: &CommandContext,
+    ) -> Result<Executed<D::Event>, CommandError<D::Error>>
+    where
+        D: Decider,
+        D::Event: DomainEvent,
+    {
+        let name = stream.name();
+        let name = name.as_str();
+        self.run(|| async move {
+            let loaded = match self.load::<D, D::Error>(name).await {
+                Ok(loaded) => loaded,
+                Err(error) => return Attempt::Failed(error),
+            };
+            match loaded.state.decide(command) {
+                Ok(events) => {
+                    let plan = Plan::new().and_read(&loaded).write(name.to_owned(), events);
+                    self.commit(plan, ctx).await
+                }
+                Err(rejection) => self.rejected(rejection, ctx).await,
+            }
+        })
+        .await
+    }
+
+    /// Calls `attempt` until it is done, failed, or has conflicted `max_attempts` times,
+    /// pausing a little (with jitter, so racing writers spread out) between attempts.
+    async fn run<T, E, F, Fut>(&self, mut attempt: F) -> Result<T, CommandError<E>>
+    where
+        F: FnMut() -> Fut,
+        Fut: Future<Output = Attempt<T, E>>,
+    {
+        let mut tries = 0;
+        loop {
+            tries += 1;
+            match attempt().await {
+                Attempt::Done(done) => return Ok(done),
+                Attempt::Failed(error) => return Err(error),
+                Attempt::Retry(last) if tries >= self.max_attempts => {
+                    return Err(CommandError::Conflict {
+                        attempts: tries,
+                        last,
+                    });
+                }
+                Attempt::Retry(conflict) => {
+                    tracing::debug!(attempt = tries, %conflict, "command conflicted; deciding again");
+                    tokio::time::sleep(backoff(tries)).await;
+                }
+            }
+        }
+    }
+
+    /// Loads a stream and folds it into `D`; an empty (or missing) stream is `D::default()`.
+    async fn load<D, E>(&self, stream: &str) -> Result<Loaded<D>, CommandError<E>>
+    where
+        D: Decider,
+        D::Event: DomainEvent,
+    {
+        let mut state = D::default();
+        let mut version = None;
+        let mut from = 0;
+        loop {
+            let page = match self
+                .log
+                .read_stream(stream, from, Direction::Forwards, LOAD_PAGE)
+                .await
+            {
+                Ok(page) => page,
+                Err(Error::StreamNotFound { .. }) => Vec::new(),
+                Err(error) => return Err(error.into()),
+            };
+            let full = page.len() == LOAD_PAGE;
+            for recorded in page {
+                let event = D::Event::decode(
+                    &recorded.event_type,
+                    recorded.schema_version,
+                    &recorded.payload,
+                )
+                .map_err(|source| CommandError::Decode {
+                    stream: recorded.stream_id.clone(),
+                    version: recorded.stream_version,
+                    source,
+                })?;
+                state = state.evolve(&event);
+                version = Some(recorded.stream_version);
+                from = recorded.stream_version.saturating_add(1);
+            }
+            if !full {
+                return Ok(Loaded {
+                    state,
+                    stream: stream.to_owned(),
+                    version,
+                });
+            }
+        }
+    }
+
+    /// Appends a plan in one request: every stream read expects the version seen (streams
+    /// read but not written are checked too), every stream written but not read expects to be
+    /// new.
+    async fn commit<E, R>(&self, plan: Plan<E>, ctx: &CommandContext) -> Attempt<Executed<E>, R>
+    where
+        E: DomainEvent,
+    {
+        let metadata = ctx.metadata();
+        let mut request = AppendRequest {
+            idempotency_key: ctx.idempotency_key.clone(),
+            streams: Vec::new(),
+        };
+        let mut decided = Vec::new();
+        for (stream, version) in &plan.reads {
+            if !plan.writes.iter().any(|(written, _)| written == stream) {
+                request = request.and_stream(
+                    stream.clone(),
+                    ExpectedVersion::from_current(*version),
+                    vec![],
+                );
+            }
+        }
+        for (stream, events) in plan.writes {
+            let expected = plan
+                .reads
+                .iter()
+                .find(|(read, _)| *read == stream)
+                .map_or(ExpectedVersion::NoStream, |(_, version)| {
+                    ExpectedVersion::from_current(*version)
+                });
+            let mut new_events = Vec::with_capacity(events.len());
+            for event in events {
+                let payload = match serde_json::to_value(&event) {
+                    Ok(payload) => payload,
+                    Err(error) => return Attempt::Failed(Error::Codec(error).into()),
+                };
+                let new = NewEvent::new(event.event_type(), payload, metadata.clone())
+                    .with_schema_version(event.schema_version());
+                decided.push((new.event_id, event));
+                new_events.push(new);
+            }
+            request = request.and_stream(stream, expected, new_events);
+        }
+        if request.idempotency_key.is_none() && decided.is_empty() {
+            // Nothing to write and no key to record: the command was already satisfied.
+            return Attempt::Done(Executed {
+                events: Vec::new(),
+                position: None,
+                replayed: false,
+            });
+        }
+        match self.log.append(request).await {
+            Ok(AppendOutcome::Appended(receipt)) => Attempt::Done(applied(decided, &receipt)),
+            Ok(AppendOutcome::AlreadyApplied(receipt)) => match self.read_back(&receipt).await {
+                Ok(executed) => Attempt::Done(executed),
+                Err(error) => Attempt::Failed(error),
+            },
+            Err(conflict @ Error::Conflict { .. }) => Attempt::Retry(conflict),
+            Err(error) => Attempt::Failed(error.into()),
+        }
+    }
+
+    /// A rejection, unless the command's idempotency key was applied before: then the command
+    /// is a repeat whose effect is already in the state (a reply whose message id now exists,
+    /// say), and the answer is the first result.
+    async fn rejected<Ev, E>(&self, rejection: E, ctx: &CommandContext) -> Attempt<Executed<Ev>, E>
+    where
+        Ev: DomainEvent,
+    {
+        match self.replay(ctx).await {
+            Ok(Some(executed)) => Attempt::Done(executed),
+            Ok(None) => Attempt::Failed(CommandError::Rejected(rejection)),
+            Err(error) => Attempt::Failed(error),
+        }
+    }
+
+    /// The first result of the context's idempotency key, if it was applied before.
+    async fn replay<Ev, E>(
+        &self,
+        ctx: &CommandContext,
+    ) -> Result<Option<Executed<Ev>>, CommandError<E>>
+    where
+        Ev: DomainEvent,
+    {
+        let Some(key) = &ctx.idempotency_key else {
+            return Ok(None);
+        };
+        match self.log.applied(key).await? {
+            Some(receipt) => self.read_back(&receipt).await.map(Some),
+            None => Ok(None),
+        }
+    }
+
+    /// The events of an earlier append, read back from their streams and decoded.
+    async fn read_back<E, R>(&self, receipt: &Receipt) -> Result<Executed<E>, CommandError<R>>
+    where
+        E: DomainEvent,
+    {
+        let mut events = Vec::with_capacity(receipt.events.len());
+        let mut rest = receipt.events.as_slice();
+        while let Some(first) = rest.first() {
+            // One append writes a run of consecutive versions per stream: read each run at once.
+            let run = rest.iter().take_while(|e| e.stream == first.stream).count();
+            let recorded = self
+                .log
+                .read_stream(&first.stream, first.version, Direction::Forwards, run)
+                .await?;
+            for (committed, recorded) in rest[..run].iter().zip(recorded) {
+                if recorded.event_id != committed.event_id {
+                    return Err(CommandError::Log(Error::Invalid(format!(
+                        "event {} of stream {} is not where its receipt says",
+                        committed.event_id, committed.stream
+                    ))));
+                }
+                let event = E::decode(
+                    &recorded.event_type,
+                    recorded.schema_version,
+                    &recorded.payload,
+                )
+                .map_err(|source| CommandError::Decode {
+                    stream: recorded.stream_id.clone(),
+                    version: recorded.stream_version,
+                    source,
+                })?;
+                events.push(applied_event(committed, event));
+            }
+            rest = &rest[run..];
+        }
+        Ok(Executed {
+            events,
+            position: receipt.last_position(),
+            replayed: true,
+        })
+    }
+}
+
+/// The decided events matched with where the receipt says they landed.
+fn applied<E>(decided: Vec<(Uuid, E)>, receipt: &Receipt) -> Executed<E> {
+    let mut events: Vec<_> = decided
+        .into_iter()
+        .filter_map(|(id, event)| {
+            let committed = receipt.events.iter().find(|c| c.event_id == id)?;
+            Some(applied_event(committed, event))
+        })
+        .collect();
+    events.sort_by_key(|e| e.position);
+    Executed {
+        events,
+        position: receipt.last_position(),
+        replayed: false,
+    }
+}
+
+fn applied_event<E>(committed: &CommittedEvent, event: E) -> AppliedEvent<E> {
+    AppliedEvent {
+        stream: committed.stream.clone(),
+        version: committed.version,
+        position: committed.position,
+        event_id: committed.event_id,
+        event,
+    }
+}
+
+/// A random pause of up to 2^attempt milliseconds (capped), so writers that conflicted
+/// together do not meet again at once.
+fn backoff(attempt: u32) -> Duration {
+    let ceiling = 1u64
+        .checked_shl(attempt.min(16))
+        .unwrap_or(MAX_BACKOFF_MS)
+        .min(MAX_BACKOFF_MS);
+    let jitter = u64::try_from(Uuid::new_v4().as_u128() % u128::from(ceiling + 1)).unwrap_or(0);
+    Duration::from_millis(jitter)
+}
