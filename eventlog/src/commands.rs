@@ -359,16 +359,7 @@ impl<L: EventLog> CommandService<L> {
             };
             let full = page.len() == LOAD_PAGE;
             for recorded in page {
-                let event = D::Event::decode(
-                    &recorded.event_type,
-                    recorded.schema_version,
-                    &recorded.payload,
-                )
-                .map_err(|source| CommandError::Decode {
-                    stream: recorded.stream_id.clone(),
-                    version: recorded.stream_version,
-                    source,
-                })?;
+                let event: D::Event = decode(&recorded)?;
                 state = state.evolve(&event);
                 version = Some(recorded.stream_version);
                 from = recorded.stream_version.saturating_add(1);
@@ -497,16 +488,7 @@ impl<L: EventLog> CommandService<L> {
                         committed.event_id, committed.stream
                     ))));
                 }
-                let event = E::decode(
-                    &recorded.event_type,
-                    recorded.schema_version,
-                    &recorded.payload,
-                )
-                .map_err(|source| CommandError::Decode {
-                    stream: recorded.stream_id.clone(),
-                    version: recorded.stream_version,
-                    source,
-                })?;
+                let event: E = decode(&recorded)?;
                 events.push(applied_event(committed, event));
             }
             rest = &rest[run..];
@@ -520,6 +502,20 @@ impl<L: EventLog> CommandService<L> {
 }
 
 /// The decided events matched with where the receipt says they landed.
+/// A stored event as the domain's event, or a `Decode` error naming where it is stored.
+fn decode<E: DomainEvent, R>(recorded: &crate::RecordedEvent) -> Result<E, CommandError<R>> {
+    E::decode(
+        &recorded.event_type,
+        recorded.schema_version,
+        &recorded.payload,
+    )
+    .map_err(|source| CommandError::Decode {
+        stream: recorded.stream_id.clone(),
+        version: recorded.stream_version,
+        source,
+    })
+}
+
 fn applied<E>(decided: Vec<(Uuid, E)>, receipt: &Receipt) -> Executed<E> {
     let mut events: Vec<_> = decided
         .into_iter()
