@@ -1,2 +1,6 @@
 //! Projections: the projector runtime (checkpoints, batching, rebuild) and one module per
-//! Postgres read model. Built in a later issue; this crate holds only its place in the workspace.
+//! Postgres read model.
+
+mod projection;
+
+pub use projection::{ApplyError, Envelope, Projection, SHADOW_SCHEMA, Target};
