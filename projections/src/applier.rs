@@ -1,0 +1,218 @@
+//! Applying batches to one copy of one projection: the read-model writes and the checkpoint in
+//! one transaction, and, when a batch fails, finding the event that broke it.
+
+use std::sync::Arc;
+
+use chrono::Utc;
+use domain::{AnyEvent, DomainEvent};
+use eventlog::{Position, RecordedEvent};
+use sqlx::{Connection, PgConnection};
+
+use crate::checkpoint::{self, Failure};
+use crate::{ApplyError, Envelope, Projection, Target};
+
+/// A page of the log, decoded. Decoding stops at the first event that cannot be decoded:
+/// projections must not step past it.
+#[derive(Debug, Default)]
+pub(crate) struct Decoded {
+    pub(crate) events: Vec<Envelope>,
+    pub(crate) poison: Option<Failure>,
+}
+
+impl Decoded {
+    pub(crate) fn from_recorded(recorded: Vec<RecordedEvent>) -> Self {
+        let mut decoded = Decoded {
+            events: Vec::with_capacity(recorded.len()),
+            poison: None,
+        };
+        for event in recorded {
+            match decode(&event) {
+                Ok(envelope) => decoded.events.push(envelope),
+                Err(error) => {
+                    decoded.poison = Some(Failure {
+                        position: event.position,
+                        event_id: event.event_id,
+                        event_type: event.event_type,
+                        error,
+                        at: Utc::now(),
+                    });
+                    break;
+                }
+            }
+        }
+        decoded
+    }
+
+    pub(crate) fn last_position(&self) -> Option<Position> {
+        self.events.last().map(|event| event.position)
+    }
+}
+
+fn decode(recorded: &RecordedEvent) -> Result<Envelope, String> {
+    let stream = recorded
+        .stream_id
+        .parse()
+        .map_err(|err| format!("cannot read the stream id: {err}"))?;
+    let event = AnyEvent::decode(
+        &recorded.event_type,
+        recorded.schema_version,
+        &recorded.payload,
+    )
+    .map_err(|err| format!("cannot decode the event: {err}"))?;
+    Ok(Envelope {
+        position: recorded.position,
+        stream,
+        stream_version: recorded.stream_version,
+        event_id: recorded.event_id,
+        recorded_at: recorded.recorded_at,
+        actor: recorded.metadata.actor.clone(),
+        event,
+    })
+}
+
+/// What became of a batch.
+#[derive(Debug)]
+pub(crate) enum Outcome {
+    /// Every event was applied (or had been already).
+    Applied,
+    /// The projection stopped on an event; everything before it was applied.
+    Stopped(Failure),
+}
+
+/// One copy (live or shadow) of one projection, with its checkpoint.
+#[derive(Debug)]
+pub(crate) struct Applier {
+    pub(crate) projection: Arc<dyn Projection>,
+    pub(crate) target: Target,
+    pub(crate) position: Position,
+}
+
+impl Applier {
+    /// Applies the events of `batch` after this copy's checkpoint, each batch in one
+    /// transaction with its checkpoint. A batch that fails is retried one event per transaction
+    /// so that everything before the faulty event lands and the failure names that event.
+    ///
+    /// Errors are the infrastructure's (a lost connection, a checkpoint moved by another
+    /// process): the caller should start over from the stored checkpoint.
+    pub(crate) async fn apply(
+        &mut self,
+        conn: &mut PgConnection,
+        batch: &Decoded,
+    ) -> Result<Outcome, sqlx::Error> {
+        let start = batch
+            .events
+            .partition_point(|event| event.position <= self.position);
+        let events = &batch.events[start..];
+        if !events.is_empty() {
+            match self.try_batch(conn, events).await {
+                Ok(()) => {}
+                Err(Attempt::Infrastructure(err)) => return Err(err),
+                Err(Attempt::Event(err)) if events.len() == 1 => {
+                    return self.stop(conn, &events[0], &err).await;
+                }
+                Err(Attempt::Event(_)) => {
+                    for event in events {
+                        match self.try_batch(conn, std::slice::from_ref(event)).await {
+                            Ok(()) => {}
+                            Err(Attempt::Infrastructure(err)) => return Err(err),
+                            Err(Attempt::Event(err)) => return self.stop(conn, event, &err).await,
+                        }
+                    }
+                }
+            }
+        }
+        match &batch.poison {
+            Some(failure) if failure.position > self.position => {
+                self.record(conn, failure).await?;
+                Ok(Outcome::Stopped(failure.clone()))
+            }
+            _ => Ok(Outcome::Applied),
+        }
+    }
+
+    async fn try_batch(
+        &mut self,
+        conn: &mut PgConnection,
+        events: &[Envelope],
+    ) -> Result<(), Attempt> {
+        let Some(last) = events.last().map(|event| event.position) else {
+            return Ok(());
+        };
+        let mut tx = conn.begin().await.map_err(Attempt::Infrastructure)?;
+        self.projection
+            .apply(&mut tx, self.target, events)
+            .await
+            .map_err(Attempt::from_apply)?;
+        checkpoint::advance(
+            &mut tx,
+            self.projection.name(),
+            self.target,
+            self.position,
+            last,
+            events.len() as u64,
+        )
+        .await
+        .map_err(Attempt::Infrastructure)?;
+        tx.commit().await.map_err(Attempt::Infrastructure)?;
+        self.position = last;
+        Ok(())
+    }
+
+    async fn stop(
+        &self,
+        conn: &mut PgConnection,
+        event: &Envelope,
+        error: &ApplyError,
+    ) -> Result<Outcome, sqlx::Error> {
+        let failure = Failure {
+            position: event.position,
+            event_id: event.event_id,
+            event_type: event.event.event_type().to_owned(),
+            error: error.to_string(),
+            at: Utc::now(),
+        };
+        self.record(conn, &failure).await?;
+        Ok(Outcome::Stopped(failure))
+    }
+
+    async fn record(&self, conn: &mut PgConnection, failure: &Failure) -> Result<(), sqlx::Error> {
+        tracing::error!(
+            projection = self.projection.name(),
+            target = checkpoint::target_name(self.target),
+            position = %failure.position,
+            event_id = %failure.event_id,
+            event_type = %failure.event_type,
+            error = %failure.error,
+            "projection stopped on an event it cannot apply; its checkpoint stays before it"
+        );
+        checkpoint::record_failure(conn, self.projection.name(), self.target, failure).await
+    }
+}
+
+/// Why one attempt at a batch failed: the events' fault or the infrastructure's.
+enum Attempt {
+    Event(ApplyError),
+    Infrastructure(sqlx::Error),
+}
+
+impl Attempt {
+    fn from_apply(err: ApplyError) -> Self {
+        match err {
+            ApplyError::Database(err) if is_infrastructure(&err) => Self::Infrastructure(err),
+            other => Self::Event(other),
+        }
+    }
+}
+
+/// Errors that say nothing about the events: the connection or the pool failed.
+pub(crate) fn is_infrastructure(err: &sqlx::Error) -> bool {
+    matches!(
+        err,
+        sqlx::Error::Io(_)
+            | sqlx::Error::Tls(_)
+            | sqlx::Error::Protocol(_)
+            | sqlx::Error::PoolTimedOut
+            | sqlx::Error::PoolClosed
+            | sqlx::Error::WorkerCrashed
+    )
+}

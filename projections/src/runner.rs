@@ -1,0 +1,725 @@
+//! Running projections: one task per projection, each owning the projection through a Postgres
+//! advisory lock, catching up in large batches, following the log live, and rebuilding into
+//! shadow tables when its version changes or a rebuild is requested.
+//!
+//! Ownership: a projection's task opens a connection of its own, takes the session advisory lock
+//! of the projection on it, and does *every* write of the projection on that same connection.
+//! When the process dies, its connection closes, Postgres releases the lock, and a task of
+//! another process that was standing by takes it within `lock_retry`. Since the writes and the
+//! lock share one connection, a process that lost its connection cannot write either: there is
+//! no moment where two processes write one projection. (The checkpoint update also checks that
+//! the checkpoint is still where this task left it, as a second guard.)
+
+use std::future::Future;
+use std::sync::Arc;
+use std::time::Duration;
+
+use eventlog::{EventLog, Position};
+use futures::StreamExt;
+use sqlx::{Connection, PgConnection, PgPool};
+use tokio::sync::{mpsc, watch};
+
+use crate::applier::{Applier, Decoded, Outcome, is_infrastructure};
+use crate::checkpoint::{self, Failure};
+use crate::{Projection, Target, shadow};
+
+/// How the runtime batches, polls and waits. The defaults suit one Postgres on a small machine.
+#[derive(Debug, Clone)]
+pub struct RunnerOptions {
+    /// Events per read (and per transaction) while catching up or rebuilding.
+    pub catch_up_page: usize,
+    /// Most events per transaction while following the log live.
+    pub live_batch: usize,
+    /// How often a standing-by process tries to take over a projection.
+    pub lock_retry: Duration,
+    /// How often a running projection checks for a rebuild request.
+    pub request_poll: Duration,
+    /// How long a swap waits for readers to release the live tables before trying again later.
+    pub swap_lock_timeout: Duration,
+    /// Pause before restarting a projection after a database or log error (doubles up to 30 s).
+    pub restart_backoff: Duration,
+}
+
+impl Default for RunnerOptions {
+    fn default() -> Self {
+        RunnerOptions {
+            catch_up_page: 5_000,
+            live_batch: 1_000,
+            lock_retry: Duration::from_secs(2),
+            request_poll: Duration::from_secs(1),
+            swap_lock_timeout: Duration::from_secs(5),
+            restart_backoff: Duration::from_secs(1),
+        }
+    }
+}
+
+/// What a rebuild reports after each page.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct RebuildProgress {
+    /// The projections being rebuilt together.
+    pub projections: Vec<String>,
+    /// Events read from the log by this rebuild so far.
+    pub events: u64,
+    /// The position reached.
+    pub position: Position,
+    /// Whether the rebuild has caught up and swapped in.
+    pub done: bool,
+}
+
+/// Called after each page of a rebuild (to draw a progress bar).
+pub type ProgressFn = Arc<dyn Fn(&RebuildProgress) + Send + Sync>;
+
+/// Why the runtime could not go on: the database or the log failed.
+#[derive(Debug, thiserror::Error)]
+pub enum RuntimeError {
+    /// The read-model database failed.
+    #[error("read-model database error: {0}")]
+    Database(#[from] sqlx::Error),
+    /// The event log failed.
+    #[error("event log error: {0}")]
+    Log(#[from] eventlog::Error),
+}
+
+/// Runs a set of projections against a log and a read-model database.
+#[derive(Clone)]
+pub struct ProjectionRunner<L> {
+    log: L,
+    pool: PgPool,
+    projections: Vec<Arc<dyn Projection>>,
+    options: RunnerOptions,
+    progress: Option<ProgressFn>,
+}
+
+impl<L> std::fmt::Debug for ProjectionRunner<L> {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("ProjectionRunner")
+            .field("projections", &self.projections)
+            .field("options", &self.options)
+            .finish_non_exhaustive()
+    }
+}
+
+/// How one projection's task ended.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Exit {
+    /// Shutdown was asked for.
+    Shutdown,
+    /// The projection stopped on an event it cannot apply.
+    Failed(Failure),
+}
+
+impl<L: EventLog> ProjectionRunner<L> {
+    /// A runner for `projections`, reading `log` and writing to `pool`'s database.
+    pub fn new(log: L, pool: PgPool, projections: Vec<Arc<dyn Projection>>) -> Self {
+        ProjectionRunner {
+            log,
+            pool,
+            projections,
+            options: RunnerOptions::default(),
+            progress: None,
+        }
+    }
+
+    /// Replaces the default options.
+    #[must_use]
+    pub fn with_options(mut self, options: RunnerOptions) -> Self {
+        self.options = options;
+        self
+    }
+
+    /// Reports each page of every rebuild to `progress`.
+    #[must_use]
+    pub fn with_progress(mut self, progress: ProgressFn) -> Self {
+        self.progress = Some(progress);
+        self
+    }
+
+    /// Runs every projection, each in its own task, until `shutdown` completes. A projection
+    /// that fails on an event stops alone; one whose database or log connection fails restarts
+    /// from its checkpoint after a pause. Returns how each projection's task ended.
+    pub async fn run(self, shutdown: impl Future<Output = ()> + Send) -> Vec<(String, Exit)> {
+        let (stop, stopped) = watch::channel(false);
+        let mut tasks = tokio::task::JoinSet::new();
+        for projection in &self.projections {
+            let runner = self.clone();
+            let projection = Arc::clone(projection);
+            let stopped = stopped.clone();
+            tasks.spawn(async move {
+                let name = projection.name().to_owned();
+                (name, runner.supervise(projection, stopped).await)
+            });
+        }
+        let mut exits = Vec::new();
+        tokio::pin!(shutdown);
+        loop {
+            tokio::select! {
+                () = &mut shutdown, if !*stop.borrow() => {
+                    let _ = stop.send(true);
+                }
+                joined = tasks.join_next() => match joined {
+                    Some(Ok(exit)) => exits.push(exit),
+                    Some(Err(err)) => tracing::error!(error = %err, "a projection task panicked"),
+                    None => break,
+                },
+            }
+        }
+        exits
+    }
+
+    async fn supervise(
+        &self,
+        projection: Arc<dyn Projection>,
+        mut stopped: watch::Receiver<bool>,
+    ) -> Exit {
+        let name = projection.name();
+        let mut backoff = self.options.restart_backoff;
+        loop {
+            match self.run_one(&projection, &mut stopped).await {
+                Ok(exit) => return exit,
+                Err(err) => {
+                    tracing::warn!(projection = name, error = %err, retry_in = ?backoff,
+                        "projection interrupted; restarting from its checkpoint");
+                }
+            }
+            if wait_or_stop(&mut stopped, backoff).await {
+                return Exit::Shutdown;
+            }
+            backoff = (backoff * 2).min(Duration::from_secs(30));
+        }
+    }
+
+    async fn run_one(
+        &self,
+        projection: &Arc<dyn Projection>,
+        stopped: &mut watch::Receiver<bool>,
+    ) -> Result<Exit, RuntimeError> {
+        let name = projection.name();
+        let mut conn = PgConnection::connect_with(&self.pool.connect_options()).await?;
+        let mut announced = false;
+        while !try_lock(&mut conn, name).await? {
+            if !announced {
+                tracing::info!(
+                    projection = name,
+                    "another process runs this projection; standing by"
+                );
+                announced = true;
+            }
+            if wait_or_stop(stopped, self.options.lock_retry).await {
+                return Ok(Exit::Shutdown);
+            }
+        }
+        tracing::info!(projection = name, "running projection");
+        let mut member = Member::open(projection, conn).await?;
+        let needs_rebuild = member.live_version != projection.version()
+            || checkpoint::rebuild_requested(&mut member.conn, name)
+                .await?
+                .is_some();
+        if needs_rebuild {
+            if let Some(exit) = self.rebuild_members(&mut [&mut member], stopped).await? {
+                return Ok(exit);
+            }
+        } else {
+            member.discard_shadow().await?;
+        }
+        self.follow(&mut member, stopped).await
+    }
+
+    /// Applies the log to the live tables: large pages until caught up, then live batches.
+    async fn follow(
+        &self,
+        member: &mut Member,
+        stopped: &mut watch::Receiver<bool>,
+    ) -> Result<Exit, RuntimeError> {
+        let name = member.live.projection.name();
+        loop {
+            // Catch up in large pages first: the subscription pages in small ones.
+            loop {
+                let page = self
+                    .log
+                    .read_all(member.live.position, self.options.catch_up_page)
+                    .await?;
+                let short = page.events.len() < self.options.catch_up_page;
+                let decoded = Decoded::from_recorded(page.events);
+                if let Outcome::Stopped(failure) =
+                    member.live.apply(&mut member.conn, &decoded).await?
+                {
+                    return Ok(Exit::Failed(failure));
+                }
+                if short || *stopped.borrow() {
+                    break;
+                }
+            }
+            let mut events = self
+                .log
+                .subscribe_all(member.live.position)
+                .ready_chunks(self.options.live_batch);
+            let mut poll = tokio::time::interval(self.options.request_poll);
+            poll.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
+            loop {
+                tokio::select! {
+                    _ = stopped.changed() => return Ok(Exit::Shutdown),
+                    _ = poll.tick() => {
+                        if checkpoint::rebuild_requested(&mut member.conn, name).await?.is_some() {
+                            tracing::info!(projection = name, "rebuild requested");
+                            if let Some(exit) =
+                                self.rebuild_members(&mut [&mut *member], stopped).await?
+                            {
+                                return Ok(exit);
+                            }
+                            break;
+                        }
+                    }
+                    chunk = events.next() => {
+                        let Some(chunk) = chunk else { break };
+                        let mut recorded = Vec::with_capacity(chunk.len());
+                        let mut failed = None;
+                        for item in chunk {
+                            match item {
+                                Ok(event) => recorded.push(event),
+                                Err(err) => {
+                                    failed = Some(err);
+                                    break;
+                                }
+                            }
+                        }
+                        let decoded = Decoded::from_recorded(recorded);
+                        if let Outcome::Stopped(failure) =
+                            member.live.apply(&mut member.conn, &decoded).await?
+                        {
+                            return Ok(Exit::Failed(failure));
+                        }
+                        if let Some(err) = failed {
+                            return Err(err.into());
+                        }
+                    }
+                }
+            }
+        }
+    }
+
+    /// Rebuilds `members` into shadow tables from one shared reader of the log, keeping their
+    /// live tables current meanwhile, then swaps each in. `Some(exit)` when the members' tasks
+    /// must end (shutdown, or a member failed); `None` when every member swapped in.
+    async fn rebuild_members(
+        &self,
+        members: &mut [&mut Member],
+        stopped: &mut watch::Receiver<bool>,
+    ) -> Result<Option<Exit>, RuntimeError> {
+        let names: Vec<String> = members
+            .iter()
+            .map(|m| m.live.projection.name().to_owned())
+            .collect();
+        for member in members.iter_mut() {
+            member.prepare_shadow().await?;
+        }
+        let start = members
+            .iter()
+            .map(|m| m.shadow.position)
+            .min()
+            .unwrap_or(Position::START);
+        tracing::info!(projections = ?names, from = %start, "rebuilding into shadow tables");
+        let mut pages = read_ahead(self.log.clone(), start, self.options.catch_up_page);
+        let mut read = 0_u64;
+        while let Some(page) = pages.recv().await {
+            let (decoded, caught_up) = page?;
+            read += decoded.events.len() as u64;
+            let outcomes = futures::future::join_all(members.iter_mut().map(|member| {
+                let Member { conn, shadow, .. } = &mut **member;
+                shadow.apply(conn, &decoded)
+            }))
+            .await;
+            for outcome in outcomes {
+                if let Outcome::Stopped(failure) = outcome? {
+                    return Ok(Some(Exit::Failed(failure)));
+                }
+            }
+            for member in members.iter_mut() {
+                self.keep_live_current(member).await?;
+            }
+            if let Some(progress) = &self.progress {
+                progress(&RebuildProgress {
+                    projections: names.clone(),
+                    events: read,
+                    position: decoded.last_position().unwrap_or(start),
+                    done: false,
+                });
+            }
+            if *stopped.borrow() {
+                return Ok(Some(Exit::Shutdown));
+            }
+            if caught_up {
+                break;
+            }
+        }
+        for member in members.iter_mut() {
+            loop {
+                match self.swap(member).await? {
+                    Swap::Done => break,
+                    Swap::Failed(failure) => return Ok(Some(Exit::Failed(failure))),
+                    Swap::Busy => {
+                        tracing::info!(
+                            projection = member.live.projection.name(),
+                            "readers hold the live tables; swapping again shortly"
+                        );
+                        self.keep_live_current(member).await?;
+                        if wait_or_stop(stopped, Duration::from_millis(200)).await {
+                            return Ok(Some(Exit::Shutdown));
+                        }
+                    }
+                }
+            }
+        }
+        if let Some(progress) = &self.progress {
+            let position = members
+                .iter()
+                .map(|m| m.live.position)
+                .max()
+                .unwrap_or(start);
+            progress(&RebuildProgress {
+                projections: names.clone(),
+                events: read,
+                position,
+                done: true,
+            });
+        }
+        tracing::info!(projections = ?names, events = read, "rebuilt and swapped in");
+        Ok(None)
+    }
+
+    /// While a rebuild runs, readers keep seeing new events in the live tables.
+    async fn keep_live_current(&self, member: &mut Member) -> Result<(), RuntimeError> {
+        if member.live_stopped {
+            return Ok(());
+        }
+        let page = self
+            .log
+            .read_all(member.live.position, self.options.live_batch)
+            .await?;
+        let decoded = Decoded::from_recorded(page.events);
+        if let Outcome::Stopped(_) = member.live.apply(&mut member.conn, &decoded).await? {
+            // The rebuild goes on: its swap replaces the stuck live copy.
+            member.live_stopped = true;
+        }
+        Ok(())
+    }
+
+    /// Finishes the shadow copy under the live tables' lock and swaps it in.
+    async fn swap(&self, member: &mut Member) -> Result<Swap, RuntimeError> {
+        let projection = Arc::clone(&member.live.projection);
+        let name = projection.name();
+        let mut tx = member.conn.begin().await?;
+        match shadow::lock_live(&mut tx, projection.as_ref(), self.options.swap_lock_timeout).await
+        {
+            Ok(()) => {}
+            Err(sqlx::Error::Database(db)) if db.code().as_deref() == Some("55P03") => {
+                tx.rollback().await?;
+                return Ok(Swap::Busy);
+            }
+            Err(err) => return Err(err.into()),
+        }
+        // The last events, applied while readers wait: usually a handful.
+        let mut position = member.shadow.position;
+        let mut seen = 0_u64;
+        loop {
+            let page = self
+                .log
+                .read_all(position, self.options.catch_up_page)
+                .await?;
+            let short = page.events.len() < self.options.catch_up_page;
+            let decoded = Decoded::from_recorded(page.events);
+            if !decoded.events.is_empty() {
+                if let Err(err) = projection
+                    .apply(&mut tx, Target::Shadow, &decoded.events)
+                    .await
+                {
+                    tx.rollback().await?;
+                    if let crate::ApplyError::Database(db) = &err
+                        && is_infrastructure(db)
+                    {
+                        return Err(RuntimeError::Database(sqlx::Error::Protocol(
+                            err.to_string(),
+                        )));
+                    }
+                    // Let the applier find the faulty event, one per transaction.
+                    return match member.shadow.apply(&mut member.conn, &decoded).await? {
+                        Outcome::Stopped(failure) => Ok(Swap::Failed(failure)),
+                        Outcome::Applied => Ok(Swap::Busy),
+                    };
+                }
+                seen += decoded.events.len() as u64;
+                position = decoded.last_position().unwrap_or(position);
+            }
+            if let Some(poison) = decoded.poison {
+                tx.rollback().await?;
+                checkpoint::record_failure(&mut member.conn, name, Target::Shadow, &poison).await?;
+                return Ok(Swap::Failed(poison));
+            }
+            if short {
+                break;
+            }
+        }
+        shadow::swap_in(&mut tx, projection.as_ref()).await?;
+        let (tx_id, seq) = checkpoint::to_parts(position);
+        sqlx::query(
+            "update projection_checkpoints live set
+                 version = $2, position_tx = $3, position_seq = $4,
+                 events_seen = shadow.events_seen + $5, started_at = shadow.started_at,
+                 failed_position_tx = null, failed_position_seq = null, failed_event_id = null,
+                 failed_event_type = null, failed_error = null, failed_at = null,
+                 rebuild_requested_at = null, updated_at = now()
+             from projection_checkpoints shadow
+             where live.projection = $1 and live.target = 'live'
+               and shadow.projection = $1 and shadow.target = 'shadow'",
+        )
+        .bind(name)
+        .bind(i32::try_from(projection.version()).unwrap_or(i32::MAX))
+        .bind(tx_id)
+        .bind(seq)
+        .bind(i64::try_from(seen).unwrap_or(i64::MAX))
+        .execute(&mut *tx)
+        .await?;
+        sqlx::query(
+            "delete from projection_checkpoints where projection = $1 and target = 'shadow'",
+        )
+        .bind(name)
+        .execute(&mut *tx)
+        .await?;
+        tx.commit().await?;
+        member.live.position = position;
+        member.live_version = projection.version();
+        member.live_stopped = false;
+        member.shadow.position = Position::START;
+        Ok(Swap::Done)
+    }
+}
+
+enum Swap {
+    Done,
+    Busy,
+    Failed(Failure),
+}
+
+/// One projection held by this process: its connection (which holds the lock) and both copies.
+pub(crate) struct Member {
+    conn: PgConnection,
+    live: Applier,
+    live_version: u32,
+    live_stopped: bool,
+    shadow: Applier,
+}
+
+impl std::fmt::Debug for Member {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Member")
+            .field("live", &self.live)
+            .field("shadow", &self.shadow)
+            .finish_non_exhaustive()
+    }
+}
+
+impl Member {
+    /// Takes a projection whose lock `conn` holds; creates its live checkpoint on first run.
+    async fn open(
+        projection: &Arc<dyn Projection>,
+        mut conn: PgConnection,
+    ) -> Result<Self, RuntimeError> {
+        let name = projection.name();
+        let live = match checkpoint::load(&mut conn, name, Target::Live).await? {
+            Some(live) => live,
+            None => {
+                // First run: the migrations created the tables empty; fill them in place.
+                checkpoint::reset(&mut conn, name, Target::Live, projection.version()).await?;
+                checkpoint::load(&mut conn, name, Target::Live)
+                    .await?
+                    .ok_or_else(|| sqlx::Error::RowNotFound)?
+            }
+        };
+        Ok(Member {
+            conn,
+            live: Applier {
+                projection: Arc::clone(projection),
+                target: Target::Live,
+                position: live.position,
+            },
+            live_version: live.version,
+            live_stopped: false,
+            shadow: Applier {
+                projection: Arc::clone(projection),
+                target: Target::Shadow,
+                position: Position::START,
+            },
+        })
+    }
+
+    /// Resumes an interrupted rebuild of the same version, or starts a fresh shadow copy.
+    async fn prepare_shadow(&mut self) -> Result<(), RuntimeError> {
+        let projection = Arc::clone(&self.shadow.projection);
+        let existing = checkpoint::load(&mut self.conn, projection.name(), Target::Shadow).await?;
+        match existing {
+            Some(shadow) if shadow.version == projection.version() => {
+                tracing::info!(projection = projection.name(), from = %shadow.position,
+                    "resuming an interrupted rebuild");
+                self.shadow.position = shadow.position;
+            }
+            _ => {
+                let mut tx = self.conn.begin().await?;
+                shadow::create(&mut tx, projection.as_ref()).await?;
+                checkpoint::reset(
+                    &mut tx,
+                    projection.name(),
+                    Target::Shadow,
+                    projection.version(),
+                )
+                .await?;
+                tx.commit().await?;
+                self.shadow.position = Position::START;
+            }
+        }
+        Ok(())
+    }
+
+    /// Drops a shadow copy left by a rebuild that is no longer wanted.
+    async fn discard_shadow(&mut self) -> Result<(), RuntimeError> {
+        let projection = Arc::clone(&self.shadow.projection);
+        if checkpoint::load(&mut self.conn, projection.name(), Target::Shadow)
+            .await?
+            .is_some()
+        {
+            let mut tx = self.conn.begin().await?;
+            shadow::drop_all(&mut tx, projection.as_ref()).await?;
+            sqlx::query(
+                "delete from projection_checkpoints where projection = $1 and target = 'shadow'",
+            )
+            .bind(projection.name())
+            .execute(&mut *tx)
+            .await?;
+            tx.commit().await?;
+        }
+        Ok(())
+    }
+}
+
+/// Reads pages ahead of the appliers, decoding them on another task. Each item says whether the
+/// page was the last full one (the reader reached the head of the log).
+fn read_ahead<L: EventLog>(
+    log: L,
+    from: Position,
+    page_size: usize,
+) -> mpsc::Receiver<Result<(Decoded, bool), eventlog::Error>> {
+    let (send, receive) = mpsc::channel(2);
+    tokio::spawn(async move {
+        let mut position = from;
+        loop {
+            let page = match log.read_all(position, page_size).await {
+                Ok(page) => page,
+                Err(err) => {
+                    let _ = send.send(Err(err)).await;
+                    return;
+                }
+            };
+            let caught_up = page.events.len() < page_size;
+            position = page.next;
+            let decoded = Decoded::from_recorded(page.events);
+            let poisoned = decoded.poison.is_some();
+            if send.send(Ok((decoded, caught_up))).await.is_err() || caught_up || poisoned {
+                return;
+            }
+        }
+    });
+    receive
+}
+
+/// The advisory lock key of a projection: a constant class for Ledgerdesk projections and a
+/// hash of the name.
+fn lock_key(name: &str) -> (i32, i32) {
+    // FNV-1a, 32 bits: stable across builds and platforms.
+    let mut hash: u32 = 0x811c_9dc5;
+    for byte in name.bytes() {
+        hash ^= u32::from(byte);
+        hash = hash.wrapping_mul(0x0100_0193);
+    }
+    (0x4c44_5052, i32::from_ne_bytes(hash.to_ne_bytes()))
+}
+
+async fn try_lock(conn: &mut PgConnection, name: &str) -> Result<bool, sqlx::Error> {
+    let (class, object) = lock_key(name);
+    sqlx::query_scalar("select pg_try_advisory_lock($1, $2)")
+        .bind(class)
+        .bind(object)
+        .fetch_one(conn)
+        .await
+}
+
+/// Waits `pause`; `true` when shutdown was asked for meanwhile (or before).
+async fn wait_or_stop(stopped: &mut watch::Receiver<bool>, pause: Duration) -> bool {
+    if *stopped.borrow() {
+        return true;
+    }
+    tokio::select! {
+        _ = stopped.changed() => true,
+        () = tokio::time::sleep(pause) => *stopped.borrow(),
+    }
+}
+
+impl<L: EventLog> ProjectionRunner<L> {
+    /// Rebuilds this runner's projections now, from this process, with one shared reader of the
+    /// log, even when their version has not changed. Projections another process is running are
+    /// asked to rebuild themselves instead (see [`checkpoint::request_rebuild`]); their names are
+    /// returned so the caller can follow them.
+    ///
+    /// # Errors
+    /// When the database or the log fails.
+    pub async fn rebuild_now(&self) -> Result<RebuildReport, RuntimeError> {
+        let runner = self;
+        let projections = &self.projections;
+        let mut members = Vec::new();
+        let mut elsewhere = Vec::new();
+        for projection in projections {
+            let mut conn = PgConnection::connect_with(&runner.pool.connect_options()).await?;
+            if try_lock(&mut conn, projection.name()).await? {
+                members.push(Member::open(projection, conn).await?);
+            } else {
+                checkpoint::request_rebuild(&runner.pool, projection.name()).await?;
+                elsewhere.push(projection.name().to_owned());
+            }
+        }
+        let (_stop, mut stopped) = watch::channel(false);
+        let mut refs: Vec<&mut Member> = members.iter_mut().collect();
+        let exit = if refs.is_empty() {
+            None
+        } else {
+            runner.rebuild_members(&mut refs, &mut stopped).await?
+        };
+        for member in members {
+            let _ = member.conn.close().await;
+        }
+        Ok(RebuildReport {
+            failed: match exit {
+                Some(Exit::Failed(failure)) => Some(failure),
+                _ => None,
+            },
+            requested_elsewhere: elsewhere,
+        })
+    }
+}
+
+/// What [`rebuild_now`] did.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct RebuildReport {
+    /// The event a projection stopped on, if one did.
+    pub failed: Option<Failure>,
+    /// Projections run by another process, asked to rebuild themselves.
+    pub requested_elsewhere: Vec<String>,
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn lock_keys_are_stable_and_distinct() {
+        assert_eq!(lock_key("tickets"), lock_key("tickets"));
+        assert_ne!(lock_key("tickets").1, lock_key("customers").1);
+        assert_eq!(lock_key("tickets").0, 0x4c44_5052);
+    }
+}

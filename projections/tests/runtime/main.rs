@@ -1,0 +1,680 @@
+//! The projector runtime against a real Postgres: catch-up and live, crash safety, failures,
+//! rebuild and swap under traffic, singleton takeover, read-your-writes.
+//!
+//! The projection under test records every event it applies as a row keyed by event id, so a
+//! double application is a primary-key violation and a lost event is a missing row.
+
+#![expect(clippy::unwrap_used, reason = "tests")]
+
+use std::sync::Arc;
+use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
+use std::time::Duration;
+
+use chrono::{TimeZone, Utc};
+use domain::customer::{CustomerEvent, CustomerProfile, CustomerRegistered, ProfileUpdated};
+use domain::{CustomerId, DomainEvent};
+use eventlog::postgres::PostgresLog;
+use eventlog::{
+    Actor, ActorKind, AppendRequest, EventLog, ExpectedVersion, Metadata, NewEvent, Position,
+};
+use futures::future::BoxFuture;
+use projections::checkpoint;
+use projections::{
+    ApplyError, Envelope, Exit, Projection, ProjectionRunner, RunnerOptions, Target, wait_for,
+};
+use sqlx::postgres::{PgConnectOptions, PgPoolOptions};
+use sqlx::{PgConnection, PgPool};
+use uuid::Uuid;
+
+/// Records each event as a row; can be told to fail on an event or stall inside a batch.
+#[derive(Debug)]
+struct Recorder {
+    name: &'static str,
+    table: &'static [&'static str],
+    version: u32,
+    label: &'static str,
+    fail_on: Option<Uuid>,
+    stall: Option<Arc<Stall>>,
+}
+
+#[derive(Debug, Default)]
+struct Stall {
+    after_events: AtomicU64,
+    seen: AtomicU64,
+    stalled: AtomicBool,
+}
+
+impl Recorder {
+    fn new(name: &'static str, table: &'static str) -> Self {
+        Recorder {
+            name,
+            table: Box::leak(Box::new([table])),
+            version: 1,
+            label: "a",
+            fail_on: None,
+            stall: None,
+        }
+    }
+}
+
+impl Projection for Recorder {
+    fn name(&self) -> &'static str {
+        self.name
+    }
+
+    fn version(&self) -> u32 {
+        self.version
+    }
+
+    fn tables(&self) -> &'static [&'static str] {
+        self.table
+    }
+
+    fn apply<'a>(
+        &'a self,
+        conn: &'a mut PgConnection,
+        target: Target,
+        batch: &'a [Envelope],
+    ) -> BoxFuture<'a, Result<(), ApplyError>> {
+        Box::pin(async move {
+            if let Some(bad) = batch.iter().find(|e| Some(e.event_id) == self.fail_on) {
+                return Err(ApplyError::Event {
+                    position: bad.position,
+                    reason: "this recorder refuses that event".to_owned(),
+                });
+            }
+            let ids: Vec<Uuid> = batch.iter().map(|e| e.event_id).collect();
+            let streams: Vec<String> = batch.iter().map(|e| e.stream.to_string()).collect();
+            let versions: Vec<i64> = batch.iter().map(|e| e.stream_version as i64).collect();
+            let positions: Vec<String> = batch.iter().map(|e| e.position.to_string()).collect();
+            let sql = format!(
+                "insert into {} (event_id, stream, version, position, built_by, written_by)
+                 select *, $5, $6 from unnest($1::uuid[], $2::text[], $3::int8[], $4::text[])",
+                target.table(self.table[0])
+            );
+            sqlx::query(sqlx::AssertSqlSafe(sql))
+                .bind(&ids)
+                .bind(&streams)
+                .bind(&versions)
+                .bind(&positions)
+                .bind(self.version as i32)
+                .bind(self.label)
+                .execute(&mut *conn)
+                .await?;
+            if let Some(stall) = &self.stall {
+                let seen = stall.seen.fetch_add(batch.len() as u64, Ordering::SeqCst);
+                if seen + batch.len() as u64 > stall.after_events.load(Ordering::SeqCst) {
+                    // Rows are written, the checkpoint is not: the process "dies" here.
+                    stall.stalled.store(true, Ordering::SeqCst);
+                    tokio::time::sleep(Duration::from_secs(3600)).await;
+                }
+            }
+            Ok(())
+        })
+    }
+}
+
+async fn create_table(pool: &PgPool, table: &str) {
+    let sql = format!(
+        "create table {table} (event_id uuid primary key, stream text not null,
+            version bigint not null, position text not null, built_by int not null,
+            written_by text not null);
+         create index on {table} (stream, version)"
+    );
+    sqlx::raw_sql(sqlx::AssertSqlSafe(sql))
+        .execute(pool)
+        .await
+        .unwrap();
+}
+
+/// A pool of our own: the one `sqlx::test` gives is capped at a few connections.
+async fn pool(options: PgConnectOptions) -> PgPool {
+    PgPoolOptions::new()
+        .max_connections(20)
+        .connect_with(options)
+        .await
+        .unwrap()
+}
+
+fn fast_options() -> RunnerOptions {
+    RunnerOptions {
+        catch_up_page: 300,
+        live_batch: 100,
+        lock_retry: Duration::from_millis(100),
+        request_poll: Duration::from_millis(100),
+        swap_lock_timeout: Duration::from_millis(500),
+        restart_backoff: Duration::from_millis(50),
+    }
+}
+
+fn profile(name: &str) -> CustomerProfile {
+    CustomerProfile {
+        first_name: name.to_owned(),
+        last_name: None,
+        username: None,
+        language_code: None,
+    }
+}
+
+/// Appends `count` events spread over `streams` customer streams, a few per append.
+async fn append_events(log: &PostgresLog, first_customer: i64, streams: i64, count: usize) {
+    let at = Utc.with_ymd_and_hms(2026, 1, 1, 0, 0, 0).unwrap();
+    let mut versions = vec![None::<u64>; streams as usize];
+    let mut written = 0;
+    while written < count {
+        for (index, version) in versions.iter_mut().enumerate() {
+            if written >= count {
+                break;
+            }
+            let customer = CustomerId(first_customer + index as i64);
+            let per_append = 3.min(count - written);
+            let mut events = Vec::new();
+            for n in 0..per_append {
+                let event = if version.is_none() && n == 0 {
+                    CustomerEvent::Registered(CustomerRegistered {
+                        customer_id: customer,
+                        at,
+                        personal: profile("Ada"),
+                    })
+                } else {
+                    CustomerEvent::ProfileUpdated(ProfileUpdated {
+                        at,
+                        personal: profile(&format!("Ada {written} {n}")),
+                    })
+                };
+                let metadata = Metadata::new(Actor::new(ActorKind::Customer, "test"));
+                events.push(
+                    NewEvent::new(
+                        event.event_type(),
+                        serde_json::to_value(&event).unwrap(),
+                        metadata,
+                    )
+                    .with_schema_version(event.schema_version()),
+                );
+            }
+            let expected = match version {
+                None => ExpectedVersion::NoStream,
+                Some(v) => ExpectedVersion::Exact(*v),
+            };
+            let stream = customer.stream().name();
+            let _ = log
+                .append(AppendRequest::to_stream(stream, expected, events))
+                .await
+                .unwrap();
+            *version = Some(version.map_or(per_append as u64 - 1, |v| v + per_append as u64));
+            written += per_append;
+        }
+    }
+}
+
+async fn everything(log: &PostgresLog) -> Vec<eventlog::RecordedEvent> {
+    let mut all = Vec::new();
+    let mut cursor = Position::START;
+    loop {
+        let page = log.read_all(cursor, 5_000).await.unwrap();
+        if page.events.is_empty() {
+            return all;
+        }
+        cursor = page.next;
+        all.extend(page.events);
+    }
+}
+
+/// Waits until the log shows `count` events, and returns its head.
+async fn head_after(log: &PostgresLog, count: usize) -> Position {
+    for _ in 0..3_000 {
+        let all = everything(log).await;
+        if all.len() >= count {
+            return all.last().unwrap().position;
+        }
+        tokio::time::sleep(Duration::from_millis(10)).await;
+    }
+    panic!("the log never showed {count} events");
+}
+
+/// The recorder's table must hold exactly the log's events, once each.
+async fn assert_exactly_the_log(pool: &PgPool, log: &PostgresLog, table: &str) {
+    let all = everything(log).await;
+    let sql = format!("select event_id from {table} order by position");
+    let rows: Vec<Uuid> = sqlx::query_scalar(sqlx::AssertSqlSafe(sql))
+        .fetch_all(pool)
+        .await
+        .unwrap();
+    let expected: Vec<Uuid> = all.iter().map(|e| e.event_id).collect();
+    assert_eq!(rows.len(), expected.len(), "row count differs from the log");
+    assert_eq!(rows, expected, "rows differ from the log's events");
+}
+
+async fn live_checkpoint(pool: &PgPool, name: &str) -> checkpoint::Checkpoint {
+    checkpoint::list(pool)
+        .await
+        .unwrap()
+        .into_iter()
+        .find(|c| c.projection == name && c.target == Target::Live)
+        .unwrap()
+}
+
+fn spawn_runner(
+    runner: ProjectionRunner<PostgresLog>,
+) -> (
+    tokio::sync::oneshot::Sender<()>,
+    tokio::task::JoinHandle<Vec<(String, Exit)>>,
+) {
+    let (stop, stopped) = tokio::sync::oneshot::channel::<()>();
+    let handle = tokio::spawn(runner.run(async move {
+        let _ = stopped.await;
+    }));
+    (stop, handle)
+}
+
+#[sqlx::test(migrations = "../migrations")]
+async fn a_projection_catches_up_in_pages_then_follows_the_log_live(
+    _: PgPoolOptions,
+    options: PgConnectOptions,
+) {
+    let pool = pool(options).await;
+    let log = PostgresLog::new(pool.clone());
+    create_table(&pool, "recorded").await;
+    append_events(&log, 1, 20, 1_000).await;
+    head_after(&log, 1_000).await;
+
+    let projection: Arc<dyn Projection> = Arc::new(Recorder::new("recorder", "recorded"));
+    let runner = ProjectionRunner::new(log.clone(), pool.clone(), vec![projection])
+        .with_options(fast_options());
+    let (stop, handle) = spawn_runner(runner);
+
+    // Live traffic while it catches up.
+    append_events(&log, 100, 10, 500).await;
+    let head = head_after(&log, 1_500).await;
+    wait_for(&pool, &["recorder"], head, Duration::from_secs(30))
+        .await
+        .unwrap();
+    assert_exactly_the_log(&pool, &log, "recorded").await;
+    let checkpoint = live_checkpoint(&pool, "recorder").await;
+    assert_eq!(checkpoint.position, head);
+    assert_eq!(checkpoint.events_seen, 1_500);
+
+    stop.send(()).unwrap();
+    let exits = handle.await.unwrap();
+    assert_eq!(exits, vec![("recorder".to_owned(), Exit::Shutdown)]);
+}
+
+#[sqlx::test(migrations = "../migrations")]
+async fn a_projector_killed_mid_batch_resumes_without_loss_or_double_application(
+    _: PgPoolOptions,
+    options: PgConnectOptions,
+) {
+    let pool = pool(options).await;
+    let log = PostgresLog::new(pool.clone());
+    create_table(&pool, "recorded").await;
+    append_events(&log, 1, 30, 3_000).await;
+
+    // Kill it five times, each time in the middle of a batch whose rows are already written.
+    for round in 1..=5_u64 {
+        let stall = Arc::new(Stall::default());
+        stall.after_events.store(150 + round * 37, Ordering::SeqCst);
+        let mut recorder = Recorder::new("recorder", "recorded");
+        recorder.stall = Some(Arc::clone(&stall));
+        let runner =
+            ProjectionRunner::new(log.clone(), pool.clone(), vec![Arc::new(recorder) as _])
+                .with_options(fast_options());
+        let (_stop, handle) = spawn_runner(runner);
+        // More traffic meanwhile.
+        append_events(&log, 1_000 * round as i64, 5, 100).await;
+        for _ in 0..2_000 {
+            if stall.stalled.load(Ordering::SeqCst) {
+                break;
+            }
+            tokio::time::sleep(Duration::from_millis(5)).await;
+        }
+        assert!(
+            stall.stalled.load(Ordering::SeqCst),
+            "round {round} never stalled"
+        );
+        handle.abort();
+        let _ = handle.await;
+    }
+
+    let runner = ProjectionRunner::new(
+        log.clone(),
+        pool.clone(),
+        vec![Arc::new(Recorder::new("recorder", "recorded")) as _],
+    )
+    .with_options(fast_options());
+    let (stop, handle) = spawn_runner(runner);
+    let head = head_after(&log, 3_500).await;
+    wait_for(&pool, &["recorder"], head, Duration::from_secs(30))
+        .await
+        .unwrap();
+    // A double application would have been a primary-key violation, and thus a failure.
+    assert_eq!(live_checkpoint(&pool, "recorder").await.failure, None);
+    assert_exactly_the_log(&pool, &log, "recorded").await;
+    stop.send(()).unwrap();
+    handle.await.unwrap();
+}
+
+#[sqlx::test(migrations = "../migrations")]
+async fn a_projection_that_fails_on_an_event_stops_before_it_and_the_others_go_on(
+    _: PgPoolOptions,
+    options: PgConnectOptions,
+) {
+    let pool = pool(options).await;
+    let log = PostgresLog::new(pool.clone());
+    create_table(&pool, "good_rows").await;
+    create_table(&pool, "bad_rows").await;
+    append_events(&log, 1, 10, 900).await;
+    let all = everything(&log).await;
+    let poison = &all[613];
+
+    let mut bad = Recorder::new("bad", "bad_rows");
+    bad.fail_on = Some(poison.event_id);
+    let runner = ProjectionRunner::new(
+        log.clone(),
+        pool.clone(),
+        vec![
+            Arc::new(Recorder::new("good", "good_rows")) as _,
+            Arc::new(bad) as _,
+        ],
+    )
+    .with_options(fast_options());
+    let (stop, handle) = spawn_runner(runner);
+
+    append_events(&log, 500, 3, 60).await;
+    let head = head_after(&log, 960).await;
+    wait_for(&pool, &["good"], head, Duration::from_secs(30))
+        .await
+        .unwrap();
+    assert_exactly_the_log(&pool, &log, "good_rows").await;
+
+    let err = wait_for(&pool, &["bad"], head, Duration::from_secs(10))
+        .await
+        .unwrap_err();
+    assert!(
+        matches!(&err, projections::WaitError::Failed { projection, .. } if projection == "bad"),
+        "{err}"
+    );
+    let checkpoint = live_checkpoint(&pool, "bad").await;
+    assert_eq!(checkpoint.position, all[612].position);
+    let failure = checkpoint.failure.unwrap();
+    assert_eq!(failure.event_id, poison.event_id);
+    assert_eq!(failure.position, poison.position);
+    assert_eq!(failure.event_type, poison.event_type);
+    assert!(failure.error.contains("refuses"), "{}", failure.error);
+    let rows: i64 = sqlx::query_scalar("select count(*) from bad_rows")
+        .fetch_one(&pool)
+        .await
+        .unwrap();
+    assert_eq!(rows, 613);
+
+    stop.send(()).unwrap();
+    let mut exits = handle.await.unwrap();
+    exits.sort_by(|a, b| a.0.cmp(&b.0));
+    assert!(
+        matches!(&exits[0], (name, Exit::Failed(f)) if name == "bad" && f.event_id == poison.event_id)
+    );
+    assert_eq!(exits[1], ("good".to_owned(), Exit::Shutdown));
+}
+
+#[sqlx::test(migrations = "../migrations")]
+async fn a_new_version_rebuilds_into_shadow_tables_and_swaps_while_readers_never_see_less(
+    _: PgPoolOptions,
+    options: PgConnectOptions,
+) {
+    let pool = pool(options).await;
+    let log = PostgresLog::new(pool.clone());
+    create_table(&pool, "recorded").await;
+    append_events(&log, 1, 40, 4_000).await;
+    let head = head_after(&log, 4_000).await;
+
+    let v1 = ProjectionRunner::new(
+        log.clone(),
+        pool.clone(),
+        vec![Arc::new(Recorder::new("recorder", "recorded")) as _],
+    )
+    .with_options(fast_options());
+    let (stop, handle) = spawn_runner(v1);
+    wait_for(&pool, &["recorder"], head, Duration::from_secs(30))
+        .await
+        .unwrap();
+    stop.send(()).unwrap();
+    handle.await.unwrap();
+    let indexes_before: Vec<String> = sqlx::query_scalar(
+        "select indexname::text from pg_indexes where tablename = 'recorded' order by 1",
+    )
+    .fetch_all(&pool)
+    .await
+    .unwrap();
+
+    // A reader that must never see the table shrink (nor empty), before, during and after.
+    let watching = Arc::new(AtomicBool::new(true));
+    let reader = {
+        let pool = pool.clone();
+        let watching = Arc::clone(&watching);
+        tokio::spawn(async move {
+            let mut last = 0_i64;
+            let mut reads = 0_u64;
+            while watching.load(Ordering::SeqCst) {
+                let count: i64 = sqlx::query_scalar("select count(*) from recorded")
+                    .fetch_one(&pool)
+                    .await
+                    .unwrap();
+                assert!(count >= last, "readers saw {count} rows after {last}");
+                last = count;
+                reads += 1;
+            }
+            reads
+        })
+    };
+    // Traffic during the rebuild.
+    let writer = {
+        let log = log.clone();
+        tokio::spawn(async move { append_events(&log, 10_000, 10, 600).await })
+    };
+
+    let mut v2 = Recorder::new("recorder", "recorded");
+    v2.version = 2;
+    let runner = ProjectionRunner::new(log.clone(), pool.clone(), vec![Arc::new(v2) as _])
+        .with_options(fast_options());
+    let (stop, handle) = spawn_runner(runner);
+    writer.await.unwrap();
+    let head = head_after(&log, 4_600).await;
+    wait_for(&pool, &["recorder"], head, Duration::from_secs(60))
+        .await
+        .unwrap();
+    for _ in 0..500 {
+        if live_checkpoint(&pool, "recorder").await.version == 2 {
+            break;
+        }
+        tokio::time::sleep(Duration::from_millis(20)).await;
+    }
+    watching.store(false, Ordering::SeqCst);
+    assert!(reader.await.unwrap() > 10, "the reader hardly read");
+
+    let checkpoint = live_checkpoint(&pool, "recorder").await;
+    assert_eq!(checkpoint.version, 2);
+    assert_exactly_the_log(&pool, &log, "recorded").await;
+    // Every row now comes from the rebuild: none written by version 1 is left.
+    let old: i64 = sqlx::query_scalar("select count(*) from recorded where built_by = 1")
+        .fetch_one(&pool)
+        .await
+        .unwrap();
+    assert_eq!(old, 0);
+    let shadows: i64 =
+        sqlx::query_scalar("select count(*) from pg_tables where schemaname = 'ld_shadow'")
+            .fetch_one(&pool)
+            .await
+            .unwrap();
+    assert_eq!(shadows, 0, "the shadow tables were moved, not left behind");
+    let indexes_after: Vec<String> = sqlx::query_scalar(
+        "select indexname::text from pg_indexes where tablename = 'recorded' order by 1",
+    )
+    .fetch_all(&pool)
+    .await
+    .unwrap();
+    assert_eq!(indexes_after, indexes_before);
+    stop.send(()).unwrap();
+    handle.await.unwrap();
+}
+
+#[sqlx::test(migrations = "../migrations")]
+async fn one_process_runs_a_projection_and_another_takes_over_when_it_dies(
+    _: PgPoolOptions,
+    options: PgConnectOptions,
+) {
+    let pool = pool(options).await;
+    let log = PostgresLog::new(pool.clone());
+    create_table(&pool, "recorded").await;
+    append_events(&log, 1, 10, 300).await;
+
+    let mut first = Recorder::new("recorder", "recorded");
+    first.label = "first";
+    let mut second = Recorder::new("recorder", "recorded");
+    second.label = "second";
+    let (_stop_first, first) = spawn_runner(
+        ProjectionRunner::new(log.clone(), pool.clone(), vec![Arc::new(first) as _])
+            .with_options(fast_options()),
+    );
+    let head = head_after(&log, 300).await;
+    wait_for(&pool, &["recorder"], head, Duration::from_secs(30))
+        .await
+        .unwrap();
+    let (stop_second, second) = spawn_runner(
+        ProjectionRunner::new(log.clone(), pool.clone(), vec![Arc::new(second) as _])
+            .with_options(fast_options()),
+    );
+    append_events(&log, 100, 5, 200).await;
+    let head = head_after(&log, 500).await;
+    wait_for(&pool, &["recorder"], head, Duration::from_secs(30))
+        .await
+        .unwrap();
+    let by_second: i64 =
+        sqlx::query_scalar("select count(*) from recorded where written_by = 'second'")
+            .fetch_one(&pool)
+            .await
+            .unwrap();
+    assert_eq!(by_second, 0, "the standby wrote while the owner was alive");
+
+    // The owner dies: its connections close and Postgres releases its lock.
+    first.abort();
+    let _ = first.await;
+    append_events(&log, 200, 5, 200).await;
+    let head = head_after(&log, 700).await;
+    wait_for(&pool, &["recorder"], head, Duration::from_secs(30))
+        .await
+        .unwrap();
+    let by_second: i64 =
+        sqlx::query_scalar("select count(*) from recorded where written_by = 'second'")
+            .fetch_one(&pool)
+            .await
+            .unwrap();
+    assert_eq!(by_second, 200);
+    assert_exactly_the_log(&pool, &log, "recorded").await;
+    stop_second.send(()).unwrap();
+    second.await.unwrap();
+}
+
+#[sqlx::test(migrations = "../migrations")]
+async fn a_requested_rebuild_runs_here_or_in_the_process_that_owns_the_projection(
+    _: PgPoolOptions,
+    options: PgConnectOptions,
+) {
+    let pool = pool(options).await;
+    let log = PostgresLog::new(pool.clone());
+    create_table(&pool, "recorded").await;
+    append_events(&log, 1, 10, 800).await;
+    let head = head_after(&log, 800).await;
+    let recorder = || vec![Arc::new(Recorder::new("recorder", "recorded")) as Arc<dyn Projection>];
+
+    // Nobody runs it: the rebuild runs here, reporting progress.
+    let pages = Arc::new(AtomicU64::new(0));
+    let done = Arc::new(AtomicBool::new(false));
+    let runner = {
+        let (pages, done) = (Arc::clone(&pages), Arc::clone(&done));
+        ProjectionRunner::new(log.clone(), pool.clone(), recorder())
+            .with_options(fast_options())
+            .with_progress(Arc::new(move |progress| {
+                pages.fetch_add(1, Ordering::SeqCst);
+                if progress.done {
+                    assert_eq!(progress.events, 800);
+                    done.store(true, Ordering::SeqCst);
+                }
+            }))
+    };
+    let report = runner.rebuild_now().await.unwrap();
+    assert_eq!(report.failed, None);
+    assert!(report.requested_elsewhere.is_empty());
+    assert!(done.load(Ordering::SeqCst));
+    assert!(
+        pages.load(Ordering::SeqCst) >= 3,
+        "progress came once per page"
+    );
+    assert_eq!(live_checkpoint(&pool, "recorder").await.position, head);
+    assert_exactly_the_log(&pool, &log, "recorded").await;
+
+    // Another process runs it: the request reaches that process, which rebuilds.
+    let (stop, handle) = spawn_runner(
+        ProjectionRunner::new(log.clone(), pool.clone(), recorder()).with_options(fast_options()),
+    );
+    let started_before = live_checkpoint(&pool, "recorder").await.started_at;
+    tokio::time::sleep(Duration::from_millis(300)).await;
+    let report = ProjectionRunner::new(log.clone(), pool.clone(), recorder())
+        .with_options(fast_options())
+        .rebuild_now()
+        .await
+        .unwrap();
+    assert_eq!(report.requested_elsewhere, vec!["recorder".to_owned()]);
+    let mut rebuilt = false;
+    for _ in 0..500 {
+        let checkpoint = live_checkpoint(&pool, "recorder").await;
+        if checkpoint.rebuild_requested_at.is_none() && checkpoint.started_at > started_before {
+            rebuilt = true;
+            break;
+        }
+        tokio::time::sleep(Duration::from_millis(20)).await;
+    }
+    assert!(rebuilt, "the owning process did not rebuild");
+    assert_exactly_the_log(&pool, &log, "recorded").await;
+    stop.send(()).unwrap();
+    handle.await.unwrap();
+}
+
+#[sqlx::test(migrations = "../migrations")]
+async fn status_shows_lag_and_waiting_for_a_position_nobody_projects_times_out(
+    _: PgPoolOptions,
+    options: PgConnectOptions,
+) {
+    let pool = pool(options).await;
+    let log = PostgresLog::new(pool.clone());
+    create_table(&pool, "recorded").await;
+    append_events(&log, 1, 5, 50).await;
+    let head = head_after(&log, 50).await;
+    let projections = vec![Arc::new(Recorder::new("recorder", "recorded")) as Arc<dyn Projection>];
+
+    let before = projections::status(&log, &pool, &projections)
+        .await
+        .unwrap();
+    assert_eq!(before[0].live, None);
+    assert!(before[0].lag >= 50, "lag {}", before[0].lag);
+    let err = wait_for(&pool, &["recorder"], head, Duration::from_millis(200))
+        .await
+        .unwrap_err();
+    assert!(
+        matches!(err, projections::WaitError::Timeout { ref lagging, .. } if lagging == &["recorder"])
+    );
+
+    let (stop, handle) = spawn_runner(
+        ProjectionRunner::new(log.clone(), pool.clone(), projections.clone())
+            .with_options(fast_options()),
+    );
+    wait_for(&pool, &["recorder"], head, Duration::from_secs(30))
+        .await
+        .unwrap();
+    let after = projections::status(&log, &pool, &projections)
+        .await
+        .unwrap();
+    assert_eq!(after[0].lag, 0);
+    assert_eq!(after[0].live.as_ref().unwrap().position, head);
+    assert_eq!(after[0].failure, None);
+    stop.send(()).unwrap();
+    handle.await.unwrap();
+}
