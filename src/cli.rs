@@ -29,6 +29,32 @@ pub enum Command {
     Serve(ServeArgs),
     /// Apply pending database migrations (creating the database if needed) and exit.
     Migrate,
+    /// Rebuild read models from the log into shadow tables, then swap them in. The live tables
+    /// keep serving meanwhile. A projection a running server owns is rebuilt by that server.
+    Replay(ReplayArgs),
+    /// Fill an empty database with a generated, realistic support history (for demos and
+    /// benchmarks): tickets with 5-30 messages, agents, customers, broadcasts.
+    Generate(GenerateArgs),
+}
+
+#[derive(Debug, Args)]
+pub struct GenerateArgs {
+    /// At least this many events are appended.
+    #[arg(long, default_value_t = 100_000, value_parser = clap::value_parser!(u64).range(1..=100_000_000))]
+    pub events: u64,
+    /// The same seed gives the same history.
+    #[arg(long, default_value_t = 1)]
+    pub seed: u64,
+    /// Concurrent writers.
+    #[arg(long, default_value_t = 8, value_parser = clap::value_parser!(u16).range(1..=64).map(usize::from))]
+    pub writers: usize,
+}
+
+#[derive(Debug, Args)]
+pub struct ReplayArgs {
+    /// The projection to rebuild (repeatable); all of them when absent.
+    #[arg(long = "projection", value_name = "NAME")]
+    pub projections: Vec<String>,
 }
 
 #[derive(Args)]

@@ -4,6 +4,10 @@
 pub mod cli;
 pub mod telemetry;
 
+mod generate;
+mod replay;
 mod startup;
 
+pub use generate::generate;
+pub use replay::replay;
 pub use startup::{Application, Settings, migrate};

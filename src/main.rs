@@ -19,5 +19,7 @@ async fn main() -> anyhow::Result<()> {
                 .await
         }
         Command::Migrate => ledgerdesk::migrate(&cli.database).await,
+        Command::Replay(args) => ledgerdesk::replay(&cli.database, &args.projections).await,
+        Command::Generate(args) => ledgerdesk::generate(&cli.database, &args).await,
     }
 }

@@ -1,9 +1,11 @@
 //! Wiring: from [`Settings`] to a running server, and the `migrate` command.
 
 use std::net::SocketAddr;
+use std::sync::Arc;
 
 use anyhow::Context;
 use eventlog::postgres::{self, PostgresLog};
+use projections::{Projection, ProjectionRunner};
 use secrecy::{ExposeSecret, SecretString};
 use tokio::net::TcpListener;
 
@@ -25,6 +27,7 @@ pub struct Settings {
 pub struct Application {
     listener: TcpListener,
     log: PostgresLog,
+    projections: Vec<Arc<dyn Projection>>,
 }
 
 impl Application {
@@ -45,6 +48,7 @@ impl Application {
         Ok(Application {
             listener,
             log: PostgresLog::new(pool),
+            projections: projections::models::all(),
         })
     }
 
@@ -58,20 +62,47 @@ impl Application {
         self.run_until(shutdown_signal()).await
     }
 
-    /// Serves until `stop` completes.
+    /// Serves HTTP and runs the projections until `stop` completes.
     pub async fn run_until(
         self,
         stop: impl std::future::Future<Output = ()> + Send + 'static,
     ) -> anyhow::Result<()> {
         let addr = self.local_addr()?;
         tracing::info!(%addr, "ledgerdesk is serving");
+        let (stopping, stopped) = tokio::sync::watch::channel(false);
+        tokio::spawn(async move {
+            stop.await;
+            let _ = stopping.send(true);
+        });
+        let when_stopped = |mut stopped: tokio::sync::watch::Receiver<bool>| async move {
+            let _ = stopped.wait_for(|stopped| *stopped).await;
+        };
+        let runner = ProjectionRunner::new(
+            self.log.clone(),
+            self.log.pool().clone(),
+            self.projections.clone(),
+        );
+        let projecting = tokio::spawn(runner.run(when_stopped(stopped.clone())));
         let router = api::router(api::AppState {
             log: self.log.clone(),
+            projections: self.projections.clone(),
         });
-        axum::serve(self.listener, router)
-            .with_graceful_shutdown(stop)
+        let served = axum::serve(self.listener, router)
+            .with_graceful_shutdown(when_stopped(stopped))
             .await
-            .context("the HTTP server failed")?;
+            .context("the HTTP server failed");
+        match projecting.await {
+            Ok(exits) => {
+                for (projection, exit) in exits {
+                    if let projections::Exit::Failed(failure) = exit {
+                        tracing::error!(projection, position = %failure.position,
+                            error = %failure.error, "projection had stopped on an event");
+                    }
+                }
+            }
+            Err(err) => tracing::error!(error = %err, "the projection runner panicked"),
+        }
+        served?;
         self.log.pool().close().await;
         tracing::info!("ledgerdesk stopped");
         Ok(())

@@ -1,0 +1,69 @@
+//! `/metrics` in the Prometheus text format: where each projection stands behind the log.
+
+use std::fmt::Write;
+
+use axum::Router;
+use axum::extract::State;
+use axum::http::{StatusCode, header};
+use axum::response::IntoResponse;
+use axum::routing::get;
+
+use crate::AppState;
+
+pub(crate) fn routes() -> Router<AppState> {
+    Router::new().route("/metrics", get(metrics))
+}
+
+async fn metrics(State(state): State<AppState>) -> impl IntoResponse {
+    let statuses =
+        match projections::status(&state.log, state.log.pool(), &state.projections).await {
+            Ok(statuses) => statuses,
+            Err(err) => {
+                tracing::warn!(error = %err, "cannot read projection status for /metrics");
+                return (
+                    StatusCode::SERVICE_UNAVAILABLE,
+                    [(header::CONTENT_TYPE, "text/plain; charset=utf-8")],
+                    "# projection status unavailable\n".to_owned(),
+                );
+            }
+        };
+    let mut body = String::new();
+    let gauges: [(&str, &str, fn(&projections::ProjectionStatus) -> u64); 4] = [
+        (
+            "ledgerdesk_projection_lag_events",
+            "About how many events the projection's live tables are behind the log head.",
+            |s| s.lag,
+        ),
+        (
+            "ledgerdesk_projection_failed",
+            "1 when the projection stopped on an event it cannot apply.",
+            |s| u64::from(s.failure.is_some()),
+        ),
+        (
+            "ledgerdesk_projection_rebuilding",
+            "1 while the projection is being rebuilt into shadow tables.",
+            |s| u64::from(s.rebuilding.is_some()),
+        ),
+        (
+            "ledgerdesk_projection_events_seen",
+            "Events the live tables were built from.",
+            |s| s.live.as_ref().map_or(0, |c| c.events_seen),
+        ),
+    ];
+    for (name, help, value) in gauges {
+        let _ = writeln!(body, "# HELP {name} {help}\n# TYPE {name} gauge");
+        for status in &statuses {
+            let _ = writeln!(
+                body,
+                "{name}{{projection=\"{}\"}} {}",
+                status.name,
+                value(status)
+            );
+        }
+    }
+    (
+        StatusCode::OK,
+        [(header::CONTENT_TYPE, "text/plain; version=0.0.4; charset=utf-8")],
+        body,
+    )
+}

@@ -1,0 +1,182 @@
+//! Rebuild throughput of the read models against the physical limit of reading the log.
+//!
+//! Generates a realistic history (`projections::generate`, default 1,000,000 events) into a
+//! fresh database, then measures in the same run:
+//! - the physical limit: `COPY (SELECT … FROM events ORDER BY tx_id, position) TO STDOUT`,
+//!   drained and discarded by the client (the envelope columns a rebuild reads);
+//! - a rebuild of all read models (`ProjectionRunner::rebuild_now`: shadow tables, shared
+//!   reader, swap), in events/s, and the ratio to the COPY rate;
+//! - each read model rebuilt alone, to show where the time goes.
+//!
+//! `cargo bench -p projections --bench rebuild` (env: `DATABASE_URL` of a server where a
+//! database `ledgerdesk_bench_rebuild` may be created and dropped; `BENCH_EVENTS`, default
+//! 1000000; `BENCH_KEEP=1` keeps the generated database for a later run with `BENCH_REUSE=1`).
+
+#![expect(clippy::print_stdout, reason = "a benchmark prints its figures")]
+
+use std::sync::Arc;
+use std::time::Instant;
+
+use anyhow::Context;
+use eventlog::EventLog;
+use eventlog::postgres::{self, PostgresLog};
+use futures::TryStreamExt;
+use projections::generate::{GenerateOptions, generate};
+use projections::{Projection, ProjectionRunner};
+use sqlx::postgres::PgPoolOptions;
+use sqlx::{Executor, PgPool};
+
+const DATABASE: &str = "ledgerdesk_bench_rebuild";
+
+#[tokio::main]
+async fn main() -> anyhow::Result<()> {
+    let server = std::env::var("DATABASE_URL")
+        .unwrap_or_else(|_| "postgres://postgres@127.0.0.1:5432/postgres".to_owned());
+    let events: u64 = env_or("BENCH_EVENTS", 1_000_000);
+    let reuse = env_or("BENCH_REUSE", 0) == 1;
+    let keep = env_or("BENCH_KEEP", 0) == 1;
+
+    let admin = PgPool::connect(&server)
+        .await
+        .context("connect to DATABASE_URL")?;
+    if !reuse {
+        admin
+            .execute(sqlx::AssertSqlSafe(format!(
+                "drop database if exists {DATABASE} with (force)"
+            )))
+            .await?;
+        admin
+            .execute(sqlx::AssertSqlSafe(format!("create database {DATABASE}")))
+            .await?;
+    }
+    let url = database_url(&server, DATABASE);
+    let pool = PgPoolOptions::new()
+        .max_connections(16)
+        .connect(&url)
+        .await?;
+    postgres::migrate(&pool).await?;
+    let log = PostgresLog::new(pool.clone());
+
+    if !reuse {
+        let started = Instant::now();
+        let report = generate(
+            &log,
+            &GenerateOptions {
+                events,
+                ..GenerateOptions::default()
+            },
+            |_| {},
+        )
+        .await?;
+        println!(
+            "generated {} events ({} tickets, {} customers, {} agents, {} broadcasts) in {:.1} s: {:.0} events/s",
+            report.events,
+            report.tickets,
+            report.customers,
+            report.agents,
+            report.broadcasts,
+            started.elapsed().as_secs_f64(),
+            report.events_per_second()
+        );
+    }
+    // Readers see only transactions older than every open one: let the last appends settle.
+    wait_for_head(&log).await?;
+    pool.execute("vacuum analyze events").await?;
+    let total: i64 = sqlx::query_scalar("select count(*) from events")
+        .fetch_one(&pool)
+        .await?;
+    let total = total as f64;
+
+    // The physical limit: the same rows, in log order, streamed to the client and dropped.
+    let copy_rate = {
+        let mut conn = pool.acquire().await?;
+        let started = Instant::now();
+        let mut bytes = 0_usize;
+        let mut rows = conn
+            .copy_out_raw(
+                "copy (select tx_id, position, stream_id, stream_version, event_id, event_type,
+                        schema_version, payload, metadata, recorded_at
+                       from events order by tx_id, position) to stdout",
+            )
+            .await?;
+        while let Some(chunk) = rows.try_next().await? {
+            bytes += chunk.len();
+        }
+        let seconds = started.elapsed().as_secs_f64();
+        println!(
+            "COPY of {total} events in log order: {seconds:.2} s, {:.0} events/s ({} MB)",
+            total / seconds,
+            bytes >> 20
+        );
+        total / seconds
+    };
+
+    let all = projections::models::all();
+    let rebuild = |selected: Vec<Arc<dyn Projection>>| {
+        let log = log.clone();
+        let pool = pool.clone();
+        async move {
+            let started = Instant::now();
+            let report = ProjectionRunner::new(log, pool, selected)
+                .rebuild_now()
+                .await?;
+            anyhow::ensure!(report.failed.is_none(), "rebuild failed: {:?}", report.failed);
+            anyhow::Ok(started.elapsed().as_secs_f64())
+        }
+    };
+
+    let seconds = rebuild(all.clone()).await?;
+    let rate = total / seconds;
+    println!(
+        "rebuild of all read models: {seconds:.2} s, {rate:.0} events/s, ratio to COPY {:.2} (goal: >= 100000 events/s, ratio >= 0.33)",
+        rate / copy_rate
+    );
+    for projection in &all {
+        let seconds = rebuild(vec![Arc::clone(projection)]).await?;
+        println!(
+            "  {:<12} alone: {seconds:.2} s, {:.0} events/s",
+            projection.name(),
+            total / seconds
+        );
+    }
+
+    pool.close().await;
+    if !keep {
+        admin
+            .execute(sqlx::AssertSqlSafe(format!(
+                "drop database if exists {DATABASE} with (force)"
+            )))
+            .await?;
+    }
+    Ok(())
+}
+
+async fn wait_for_head(log: &PostgresLog) -> anyhow::Result<()> {
+    let mut last = log.head().await?;
+    loop {
+        tokio::time::sleep(std::time::Duration::from_millis(200)).await;
+        let head = log.head().await?;
+        if head == last {
+            return Ok(());
+        }
+        last = head;
+    }
+}
+
+fn env_or(name: &str, default: u64) -> u64 {
+    std::env::var(name)
+        .ok()
+        .and_then(|value| value.parse().ok())
+        .unwrap_or(default)
+}
+
+fn database_url(server: &str, database: &str) -> String {
+    let (base, query) = server
+        .split_once('?')
+        .map_or((server, None), |(b, q)| (b, Some(q)));
+    let base = &base[..base.rfind('/').map_or(base.len(), |i| i)];
+    match query {
+        Some(q) => format!("{base}/{database}?{q}"),
+        None => format!("{base}/{database}"),
+    }
+}

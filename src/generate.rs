@@ -1,0 +1,56 @@
+//! `ledgerdesk generate`: fills an empty database with a realistic, valid support history, for
+//! demos and benchmarks.
+
+use std::time::Instant;
+
+use anyhow::Context;
+use eventlog::postgres::{self, PostgresLog};
+use indicatif::{ProgressBar, ProgressStyle};
+use projections::generate::{GenerateOptions, generate as run};
+use secrecy::ExposeSecret;
+
+use crate::cli::{DatabaseArgs, GenerateArgs};
+
+/// Appends at least `args.events` generated events to the (empty) log.
+pub async fn generate(database: &DatabaseArgs, args: &GenerateArgs) -> anyhow::Result<()> {
+    let url = database.database_url();
+    let pool = postgres::connect(url.expose_secret(), database.db_max_connections)
+        .await
+        .context("cannot connect to the database (is Postgres running? see DATABASE_URL)")?;
+    postgres::migrate(&pool)
+        .await
+        .context("cannot apply the database migrations")?;
+    let log = PostgresLog::new(pool);
+    let options = GenerateOptions {
+        events: args.events,
+        seed: args.seed,
+        writers: args.writers,
+        ..GenerateOptions::default()
+    };
+    let bar = ProgressBar::new(args.events);
+    bar.set_style(
+        ProgressStyle::with_template(
+            "[{elapsed_precise}] {wide_bar} {pos}/{len} events  {per_sec}  ETA {eta}",
+        )
+        .unwrap_or_else(|_| ProgressStyle::default_bar()),
+    );
+    let started = Instant::now();
+    let report = {
+        let bar = bar.clone();
+        run(&log, &options, move |done| bar.set_position(done))
+            .await
+            .context("generating the history failed")?
+    };
+    bar.finish();
+    tracing::info!(
+        events = report.events,
+        tickets = report.tickets,
+        customers = report.customers,
+        agents = report.agents,
+        broadcasts = report.broadcasts,
+        seconds = started.elapsed().as_secs_f64(),
+        events_per_second = report.events_per_second(),
+        "history generated"
+    );
+    Ok(())
+}

@@ -1,0 +1,138 @@
+//! `ledgerdesk replay`: rebuilds read models from the log, with a progress bar.
+//!
+//! The rebuild goes into shadow tables while the live ones keep serving, and is swapped in once
+//! caught up (see the `projections` crate). A projection that a running `ledgerdesk serve` owns
+//! is rebuilt by that process instead: this command asks it to and follows its progress.
+
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+
+use anyhow::{Context, bail};
+use eventlog::EventLog;
+use eventlog::postgres::{self, PostgresLog};
+use indicatif::{ProgressBar, ProgressStyle};
+use projections::{Projection, ProjectionRunner, Target};
+use secrecy::ExposeSecret;
+
+use crate::cli::DatabaseArgs;
+
+/// Rebuilds the named projections (all when `names` is empty).
+pub async fn replay(database: &DatabaseArgs, names: &[String]) -> anyhow::Result<()> {
+    let selected = select(names)?;
+    let url = database.database_url();
+    let pool = postgres::connect(url.expose_secret(), database.db_max_connections)
+        .await
+        .context("cannot connect to the database (is Postgres running? see DATABASE_URL)")?;
+    postgres::migrate(&pool)
+        .await
+        .context("cannot apply the database migrations")?;
+    let log = PostgresLog::new(pool.clone());
+    let total = log.head().await.context("cannot read the log head")?.parts().1;
+    let names: Vec<&str> = selected.iter().map(|p| p.name()).collect();
+
+    let bar = progress_bar(total);
+    bar.set_message(names.join(", "));
+    let started = Instant::now();
+    let report = {
+        let bar = bar.clone();
+        ProjectionRunner::new(log.clone(), pool.clone(), selected.clone())
+            .with_progress(Arc::new(move |progress| {
+                bar.set_position(progress.position.parts().1.min(total));
+                if progress.done {
+                    bar.set_position(total);
+                }
+            }))
+            .rebuild_now()
+            .await
+            .context("the rebuild failed")?
+    };
+    if let Some(failure) = report.failed {
+        bar.abandon_with_message("stopped on an event");
+        bail!(
+            "a projection stopped on event {} ({}) at position {}: {}",
+            failure.event_id,
+            failure.event_type,
+            failure.position,
+            failure.error
+        );
+    }
+    if !report.requested_elsewhere.is_empty() {
+        bar.set_message(format!(
+            "{} (rebuilt by the running server)",
+            report.requested_elsewhere.join(", ")
+        ));
+        follow_elsewhere(&pool, &report.requested_elsewhere, &bar).await?;
+    }
+    bar.finish_with_message(format!("{} rebuilt", names.join(", ")));
+    let elapsed = started.elapsed();
+    tracing::info!(
+        projections = ?names,
+        events = total,
+        seconds = elapsed.as_secs_f64(),
+        events_per_second = total as f64 / elapsed.as_secs_f64().max(1e-9),
+        "replay finished"
+    );
+    Ok(())
+}
+
+fn select(names: &[String]) -> anyhow::Result<Vec<Arc<dyn Projection>>> {
+    let all = projections::models::all();
+    if names.is_empty() {
+        return Ok(all);
+    }
+    let known: Vec<&str> = all.iter().map(|p| p.name()).collect();
+    let mut selected = Vec::new();
+    for name in names {
+        match all.iter().find(|p| p.name() == name) {
+            Some(projection) => selected.push(Arc::clone(projection)),
+            None => bail!(
+                "no projection is called `{name}`; known projections: {}",
+                known.join(", ")
+            ),
+        }
+    }
+    Ok(selected)
+}
+
+fn progress_bar(total: u64) -> ProgressBar {
+    let bar = ProgressBar::new(total);
+    let style = ProgressStyle::with_template(
+        "{msg}\n[{elapsed_precise}] {wide_bar} {pos}/{len} events  {per_sec}  ETA {eta}",
+    )
+    .unwrap_or_else(|_| ProgressStyle::default_bar());
+    bar.set_style(style);
+    bar
+}
+
+/// Follows rebuilds that a running server does, until each has swapped in.
+async fn follow_elsewhere(
+    pool: &sqlx::PgPool,
+    names: &[String],
+    bar: &ProgressBar,
+) -> anyhow::Result<()> {
+    loop {
+        let checkpoints = projections::checkpoint::list(pool).await?;
+        let pending: Vec<_> = names
+            .iter()
+            .filter(|name| {
+                checkpoints.iter().any(|c| {
+                    &c.projection == *name
+                        && c.target == Target::Live
+                        && c.rebuild_requested_at.is_some()
+                })
+            })
+            .collect();
+        if pending.is_empty() {
+            return Ok(());
+        }
+        let furthest = checkpoints
+            .iter()
+            .filter(|c| c.target == Target::Shadow && names.contains(&c.projection))
+            .map(|c| c.position.parts().1)
+            .min();
+        if let Some(position) = furthest {
+            bar.set_position(position);
+        }
+        tokio::time::sleep(Duration::from_millis(200)).await;
+    }
+}
