@@ -3,4 +3,13 @@
 
 mod projection;
 
+pub mod broadcasts;
+pub mod customers;
+pub mod dashboard;
+pub mod directory;
+pub mod models;
+pub mod tickets;
+
+mod sql;
+
 pub use projection::{ApplyError, Envelope, Projection, SHADOW_SCHEMA, Target};
