@@ -113,6 +113,9 @@ struct CustomerTicketRow {
     last_message_at: Option<DateTime<Utc>>,
 }
 
+/// Tickets in all, active tickets, and the latest activation among them.
+type Counts = (i32, i32, Option<(DateTime<Utc>, Uuid)>);
+
 #[derive(Debug, Default)]
 struct Fold {
     customers: HashMap<i64, CustomerRow>,
@@ -279,7 +282,9 @@ impl Fold {
                 self.dirty_tickets.insert(ticket_id);
                 self.recount.insert(id);
             }
-            E::TicketResolved(step) => self.set_ticket_state(id, step.ticket_id.as_uuid(), "resolved"),
+            E::TicketResolved(step) => {
+                self.set_ticket_state(id, step.ticket_id.as_uuid(), "resolved")
+            }
             E::TicketClosed(step) => self.set_ticket_state(id, step.ticket_id.as_uuid(), "closed"),
             E::TicketRecategorized(noted) => {
                 if let Some(row) = self.tickets.get_mut(&noted.ticket_id.as_uuid()) {
@@ -303,19 +308,20 @@ impl Fold {
             TicketEvent::Opened(opened) => {
                 // The customer stream usually noted the ticket first; this also covers a
                 // ticket opened without that note.
-                if !self.tickets.contains_key(&ticket_id) {
-                    self.tickets.insert(
+                let mut inserted = false;
+                self.tickets.entry(ticket_id).or_insert_with(|| {
+                    inserted = true;
+                    CustomerTicketRow {
                         ticket_id,
-                        CustomerTicketRow {
-                            ticket_id,
-                            customer_id: opened.customer.0,
-                            category_id: opened.category.map(|c| c.as_uuid()),
-                            state: "active".to_owned(),
-                            opened_at: opened.at,
-                            activated_at: opened.at,
-                            last_message_at: None,
-                        },
-                    );
+                        customer_id: opened.customer.0,
+                        category_id: opened.category.map(|c| c.as_uuid()),
+                        state: "active".to_owned(),
+                        opened_at: opened.at,
+                        activated_at: opened.at,
+                        last_message_at: None,
+                    }
+                });
+                if inserted {
                     self.dirty_tickets.insert(ticket_id);
                     self.recount.insert(opened.customer.0);
                 }
@@ -344,11 +350,8 @@ impl Fold {
     /// Recomputes ticket counters from every ticket of the customers whose tickets changed
     /// (all of their tickets were loaded: the batch named these customers).
     fn recount(&mut self) {
-        let mut counts: HashMap<i64, (i32, i32, Option<(DateTime<Utc>, Uuid)>)> = self
-            .recount
-            .iter()
-            .map(|id| (*id, (0, 0, None)))
-            .collect();
+        let mut counts: HashMap<i64, Counts> =
+            self.recount.iter().map(|id| (*id, (0, 0, None))).collect();
         for ticket in self.tickets.values() {
             let Some((total, open, latest)) = counts.get_mut(&ticket.customer_id) else {
                 continue;
@@ -367,8 +370,11 @@ impl Fold {
                 continue;
             };
             let open_ticket_id = latest.map(|(_, ticket)| ticket);
-            if (customer.tickets_total, customer.tickets_open, customer.open_ticket_id)
-                != (total, open, open_ticket_id)
+            if (
+                customer.tickets_total,
+                customer.tickets_open,
+                customer.open_ticket_id,
+            ) != (total, open, open_ticket_id)
             {
                 customer.tickets_total = total;
                 customer.tickets_open = open;

@@ -82,9 +82,7 @@ async fn apply(
     let ids: HashSet<Uuid> = batch
         .iter()
         .filter_map(|envelope| match (&envelope.stream, &envelope.event) {
-            (StreamId::Ticket(id), AnyEvent::Ticket(event)) if matters(event) => {
-                Some(id.as_uuid())
-            }
+            (StreamId::Ticket(id), AnyEvent::Ticket(event)) if matters(event) => Some(id.as_uuid()),
             _ => None,
         })
         .collect();
@@ -188,34 +186,27 @@ fn fold(rows: &mut HashMap<Uuid, Row>, id: Uuid, version: i64, event: &TicketEve
     row.version = version;
     let closed = row.status == "closed";
     match event {
-        E::AgentReplied(reply) => {
-            if row.first_response_at.is_none() {
-                row.first_response_at = Some(reply.at);
-                row.first_response_seconds = Some(seconds(row.opened_at, reply.at));
-            }
+        E::AgentReplied(reply) if row.first_response_at.is_none() => {
+            row.first_response_at = Some(reply.at);
+            row.first_response_seconds = Some(seconds(row.opened_at, reply.at));
         }
-        E::StatusChanged(change) => {
+        E::StatusChanged(change)
             if matches!(
                 change.to,
                 TicketStatus::New | TicketStatus::Open | TicketStatus::Pending
-            ) && !closed
-            {
-                row.status = sql::ticket_status(change.to).to_owned();
-            }
+            ) && !closed =>
+        {
+            row.status = sql::ticket_status(change.to).to_owned();
         }
-        E::Resolved(step) => {
-            if !closed {
-                row.status = "resolved".to_owned();
-                row.resolved_at = Some(step.at);
-                row.resolution_seconds = Some(seconds(row.opened_at, step.at));
-            }
+        E::Resolved(step) if !closed => {
+            row.status = "resolved".to_owned();
+            row.resolved_at = Some(step.at);
+            row.resolution_seconds = Some(seconds(row.opened_at, step.at));
         }
-        E::Reopened(_) => {
-            if !closed {
-                row.status = "open".to_owned();
-                row.resolved_at = None;
-                row.resolution_seconds = None;
-            }
+        E::Reopened(_) if !closed => {
+            row.status = "open".to_owned();
+            row.resolved_at = None;
+            row.resolution_seconds = None;
         }
         E::Closed(_) => row.status = "closed".to_owned(),
         E::CategoryChanged(change) => row.category_id = change.category.map(|c| c.as_uuid()),

@@ -87,7 +87,8 @@ pub(crate) fn select_sql(table: &str, columns: &[Column], key: &str) -> String {
 /// The text of a Postgres array literal holding `items` (each quoted and escaped), to be cast
 /// to `text[]` in SQL.
 pub(crate) fn text_array_literal<S: AsRef<str>>(items: &[S]) -> String {
-    let mut out = String::with_capacity(2 + items.iter().map(|s| s.as_ref().len() + 3).sum::<usize>());
+    let mut out =
+        String::with_capacity(2 + items.iter().map(|s| s.as_ref().len() + 3).sum::<usize>());
     out.push('{');
     for (i, item) in items.iter().enumerate() {
         if i > 0 {
@@ -253,7 +254,10 @@ mod tests {
     fn long_lines_are_cut_with_an_ellipsis() {
         assert_eq!(truncate("abcdef", 4), "abc…");
         assert_eq!(truncate("abc", 4), "abc");
-        assert_eq!(first_line("\n  hello there \nsecond", 120).as_deref(), Some("hello there"));
+        assert_eq!(
+            first_line("\n  hello there \nsecond", 120).as_deref(),
+            Some("hello there")
+        );
         assert_eq!(one_line(" a \n b ", 10).as_deref(), Some("a b"));
         assert_eq!(one_line("  ", 10), None);
     }

@@ -103,7 +103,9 @@ impl History {
                 self.evolve(write.stream, &event);
                 let event_id = self.uuid();
                 let actor = match write.stream {
-                    StreamId::Customer(id) => eventlog::Actor::new(ActorKind::Customer, id.to_string()),
+                    StreamId::Customer(id) => {
+                        eventlog::Actor::new(ActorKind::Customer, id.to_string())
+                    }
                     _ => eventlog::Actor::new(ActorKind::Agent, "agent"),
                 };
                 self.events.push(Envelope {
@@ -264,7 +266,11 @@ impl History {
         message_id
     }
 
-    pub(crate) fn delivered(&mut self, ticket: TicketId, message_id: MessageId) -> TelegramMessageId {
+    pub(crate) fn delivered(
+        &mut self,
+        ticket: TicketId,
+        message_id: MessageId,
+    ) -> TelegramMessageId {
         let telegram_message_id = self.next_telegram_id();
         let at = self.tick();
         self.ticket(
@@ -306,25 +312,43 @@ impl History {
     }
 
     /// A ticket command that only needs the time.
-    pub(crate) fn at(&mut self, ticket: TicketId, command: impl FnOnce(DateTime<Utc>) -> TicketCommand) {
+    pub(crate) fn at(
+        &mut self,
+        ticket: TicketId,
+        command: impl FnOnce(DateTime<Utc>) -> TicketCommand,
+    ) {
         let at = self.tick();
         self.ticket(ticket, command(at));
     }
 
-    pub(crate) fn customer(&mut self, id: CustomerId, command: impl FnOnce(DateTime<Utc>) -> CustomerCommand) {
+    pub(crate) fn customer(
+        &mut self,
+        id: CustomerId,
+        command: impl FnOnce(DateTime<Utc>) -> CustomerCommand,
+    ) {
         let at = self.tick();
         let state = self.customers.get(&id).cloned().unwrap_or_default();
         let events = state.decide(&command(at)).unwrap();
-        self.record_one(id.stream(), events.into_iter().map(AnyEvent::from).collect());
+        self.record_one(
+            id.stream(),
+            events.into_iter().map(AnyEvent::from).collect(),
+        );
     }
 
     // --- team, settings, broadcasts ----------------------------------------------------------
 
-    pub(crate) fn agent(&mut self, id: AgentId, command: impl FnOnce(DateTime<Utc>) -> AgentCommand) {
+    pub(crate) fn agent(
+        &mut self,
+        id: AgentId,
+        command: impl FnOnce(DateTime<Utc>) -> AgentCommand,
+    ) {
         let at = self.tick();
         let state = self.agents.get(&id).cloned().unwrap_or_default();
         let events = state.decide(&command(at)).unwrap();
-        self.record_one(id.stream(), events.into_iter().map(AnyEvent::from).collect());
+        self.record_one(
+            id.stream(),
+            events.into_iter().map(AnyEvent::from).collect(),
+        );
     }
 
     pub(crate) fn invite(&mut self, name: &str, role: Role, by: Option<AgentId>) -> AgentId {
@@ -349,11 +373,18 @@ impl History {
         );
     }
 
-    pub(crate) fn broadcast(&mut self, id: BroadcastId, command: impl FnOnce(DateTime<Utc>) -> BroadcastCommand) {
+    pub(crate) fn broadcast(
+        &mut self,
+        id: BroadcastId,
+        command: impl FnOnce(DateTime<Utc>) -> BroadcastCommand,
+    ) {
         let at = self.tick();
         let state = self.broadcasts.get(&id).cloned().unwrap_or_default();
         let events = state.decide(&command(at)).unwrap();
-        self.record_one(id.stream(), events.into_iter().map(AnyEvent::from).collect());
+        self.record_one(
+            id.stream(),
+            events.into_iter().map(AnyEvent::from).collect(),
+        );
     }
 }
 
@@ -376,8 +407,16 @@ fn file(n: u32) -> TelegramFile {
 /// A customer message of one of many kinds, picked by `n`.
 pub(crate) fn content(n: u32) -> MessageContent {
     let (body, caption) = match n % 12 {
-        0 => (MessageBody::Text { text: format!("Message number {n}\nwith a second line") }, None),
-        1 => (MessageBody::Photo { file: file(n) }, Some(format!("photo caption {n}"))),
+        0 => (
+            MessageBody::Text {
+                text: format!("Message number {n}\nwith a second line"),
+            },
+            None,
+        ),
+        1 => (
+            MessageBody::Photo { file: file(n) },
+            Some(format!("photo caption {n}")),
+        ),
         2 => (MessageBody::Video { file: file(n) }, None),
         3 => (
             MessageBody::Document {
@@ -482,7 +521,11 @@ pub(crate) fn scripted() -> (History, Cast) {
     let billing = CategoryId(h.uuid());
     let shipping = CategoryId(h.uuid());
     let legacy = CategoryId(h.uuid());
-    for (category_id, name) in [(billing, "Billing"), (shipping, "Shipping"), (legacy, "Legacy")] {
+    for (category_id, name) in [
+        (billing, "Billing"),
+        (shipping, "Shipping"),
+        (legacy, "Legacy"),
+    ] {
         h.setting(|at| SettingsCommand::AddCategory {
             category_id,
             name: name.to_owned(),
@@ -544,7 +587,10 @@ pub(crate) fn scripted() -> (History, Cast) {
         by: admin,
         at,
     });
-    h.agent(alice, |at| AgentCommand::RecordPasswordChange { by: alice, at });
+    h.agent(alice, |at| AgentCommand::RecordPasswordChange {
+        by: alice,
+        at,
+    });
     h.agent(bob, |at| AgentCommand::Deactivate { by: admin, at });
     h.agent(bob, |at| AgentCommand::Reactivate { by: admin, at });
     h.agent(bob, |at| AgentCommand::Deactivate { by: alice, at });
@@ -595,7 +641,11 @@ pub(crate) fn scripted() -> (History, Cast) {
     );
     h.delivered(conversation, delivered_reply);
     let failed_reply = h.reply(conversation, alice, "Could you send the invoice number?");
-    h.failed(conversation, failed_reply, "Forbidden: bot was blocked by the user");
+    h.failed(
+        conversation,
+        failed_reply,
+        "Forbidden: bot was blocked by the user",
+    );
     h.note(conversation, alice, "Customer is a VIP");
     h.at(conversation, |at| TicketCommand::SetStatus {
         status: WorkStatus::Pending,
@@ -658,10 +708,13 @@ pub(crate) fn scripted() -> (History, Cast) {
     h.set_profile(ben, profile("Ben"));
     let (open_ticket, _) = h.customer_writes(ben, None, content(2));
     h.customer(ben, |at| CustomerCommand::RecordBotBlocked { at });
-    h.set_profile(ben, CustomerProfile {
-        username: Some("benjamin".to_owned()),
-        ..profile("Benjamin")
-    });
+    h.set_profile(
+        ben,
+        CustomerProfile {
+            username: Some("benjamin".to_owned()),
+            ..profile("Benjamin")
+        },
+    );
     // Writing again unblocks and updates the profile.
     h.customer_writes(ben, None, text("still there?"));
     h.customer(ben, |at| CustomerCommand::Ban {
@@ -717,7 +770,10 @@ pub(crate) fn scripted() -> (History, Cast) {
         by: alice,
         at,
     });
-    h.broadcast(sent_broadcast, |at| BroadcastCommand::Unschedule { by: alice, at });
+    h.broadcast(sent_broadcast, |at| BroadcastCommand::Unschedule {
+        by: alice,
+        at,
+    });
     let send_at = h.clock + TimeDelta::hours(3);
     h.broadcast(sent_broadcast, |at| BroadcastCommand::Schedule {
         send_at,
@@ -747,8 +803,14 @@ pub(crate) fn scripted() -> (History, Cast) {
         ],
         at,
     });
-    h.broadcast(sent_broadcast, |at| BroadcastCommand::Pause { by: alice, at });
-    h.broadcast(sent_broadcast, |at| BroadcastCommand::Resume { by: alice, at });
+    h.broadcast(sent_broadcast, |at| BroadcastCommand::Pause {
+        by: alice,
+        at,
+    });
+    h.broadcast(sent_broadcast, |at| BroadcastCommand::Resume {
+        by: alice,
+        at,
+    });
     h.broadcast(sent_broadcast, |at| BroadcastCommand::RecordOutcomes {
         outcomes: vec![
             RecipientOutcome {
@@ -842,7 +904,11 @@ pub(crate) fn generated(customers: u32, seed: u64) -> History {
                         by: agent,
                         at,
                     }),
-                    _ => h.at(ticket, |at| TicketCommand::Assign { agent, by: agent, at }),
+                    _ => h.at(ticket, |at| TicketCommand::Assign {
+                        agent,
+                        by: agent,
+                        at,
+                    }),
                 }
             }
             h.at(ticket, |at| TicketCommand::Resolve {

@@ -122,7 +122,13 @@ fn all_lists_five_projections_owning_distinct_tables() {
     let names: Vec<&str> = models::all().iter().map(|p| p.name()).collect();
     assert_eq!(
         names,
-        ["tickets", "customers", "directory", "broadcasts", "dashboard"]
+        [
+            "tickets",
+            "customers",
+            "directory",
+            "broadcasts",
+            "dashboard"
+        ]
     );
     let tables = all_tables();
     let distinct: BTreeSet<&str> = tables.iter().copied().collect();
@@ -163,7 +169,13 @@ async fn applying_events_again_changes_nothing(pool: PgPool) {
     let half = h.events.len() / 2;
     apply_whole(&mut conn, Target::Live, &h.events[half..]).await;
     apply(&mut conn, Target::Live, &h.events[..half], &[37]).await;
-    apply(&mut conn, Target::Live, &h.events[half / 2..half + 50], &[1]).await;
+    apply(
+        &mut conn,
+        Target::Live,
+        &h.events[half / 2..half + 50],
+        &[1],
+    )
+    .await;
     assert_same_tables(&mut conn).await;
 }
 
@@ -201,18 +213,23 @@ async fn a_scripted_conversation_fills_the_ticket_row(pool: PgPool) {
     );
     assert_eq!(row.get::<Vec<String>, _>("tags"), ["invoice", "vip"]);
     // The first message was edited: the subject follows it.
-    assert_eq!(row.get::<String, _>("subject"), "My invoice is wrong (edited)");
+    assert_eq!(
+        row.get::<String, _>("subject"),
+        "My invoice is wrong (edited)"
+    );
     assert_eq!(row.get::<i32, _>("customer_messages"), 14);
     assert_eq!(row.get::<i32, _>("agent_messages"), 4);
     assert_eq!(row.get::<i32, _>("notes"), 1);
     assert_eq!(row.get::<i32, _>("unread_by_agents"), 0);
     assert_eq!(row.get::<Option<i16>, _>("rating"), Some(5));
     assert_eq!(
-        row.get::<Option<String>, _>("last_message_preview").as_deref(),
+        row.get::<Option<String>, _>("last_message_preview")
+            .as_deref(),
         Some("Sure")
     );
     assert_eq!(
-        row.get::<Option<String>, _>("last_message_direction").as_deref(),
+        row.get::<Option<String>, _>("last_message_direction")
+            .as_deref(),
         Some("out")
     );
     let created: DateTime<Utc> = row.get("created_at");
@@ -230,7 +247,10 @@ async fn a_scripted_conversation_fills_the_ticket_row(pool: PgPool) {
         row.get::<i64, _>("version"),
         i64::try_from(stream.len()).unwrap() - 1
     );
-    assert_eq!(row.get::<DateTime<Utc>, _>("last_activity_at"), closed.unwrap());
+    assert_eq!(
+        row.get::<DateTime<Utc>, _>("last_activity_at"),
+        closed.unwrap()
+    );
 
     // Ben's ticket: a video without caption gets a placeholder subject; one reply, so the
     // later customer message is still counted as read.
@@ -245,18 +265,18 @@ async fn a_scripted_conversation_fills_the_ticket_row(pool: PgPool) {
     assert_eq!(row.get::<String, _>("subject"), "Video");
     assert_eq!(row.get::<i32, _>("unread_by_agents"), 0);
     assert_eq!(
-        row.get::<Option<String>, _>("last_message_preview").as_deref(),
+        row.get::<Option<String>, _>("last_message_preview")
+            .as_deref(),
         Some("Please stop")
     );
 
     // Messages are in stream order with their kinds; notes apart.
-    let kinds: Vec<(String, String)> = sqlx::query_as(
-        "select direction, kind from messages where ticket_id = $1 order by seq",
-    )
-    .bind(cast.conversation.as_uuid())
-    .fetch_all(&mut conn)
-    .await
-    .unwrap();
+    let kinds: Vec<(String, String)> =
+        sqlx::query_as("select direction, kind from messages where ticket_id = $1 order by seq")
+            .bind(cast.conversation.as_uuid())
+            .fetch_all(&mut conn)
+            .await
+            .unwrap();
     assert_eq!(kinds.len(), 18);
     assert_eq!(kinds[0], ("in".to_owned(), "text".to_owned()));
     assert_eq!(kinds[1], ("in".to_owned(), "photo".to_owned()));
@@ -303,7 +323,16 @@ async fn unread_counts_customer_messages_since_the_last_reply(pool: PgPool) {
 async fn reply_delivery_state_follows_delivered_and_failed(pool: PgPool) {
     let (mut conn, _, cast) = scripted_live(&pool).await;
     let delivery = |id: Uuid| {
-        sqlx::query_as::<_, (Option<String>, Option<i32>, Option<String>, Option<Uuid>, Option<Uuid>)>(
+        sqlx::query_as::<
+            _,
+            (
+                Option<String>,
+                Option<i32>,
+                Option<String>,
+                Option<Uuid>,
+                Option<Uuid>,
+            ),
+        >(
             "select delivery_state, delivered_telegram_message_id, failure_reason, \
              author_agent_id, template_id from messages where id = $1",
         )
@@ -343,11 +372,17 @@ async fn a_reply_delivered_in_a_later_batch_updates_its_row(pool: PgPool) {
         sqlx::query_scalar::<_, Option<String>>("select delivery_state from messages where id = $1")
             .bind(reply.as_uuid())
     };
-    assert_eq!(state().fetch_one(&mut *conn).await.unwrap().as_deref(), Some("pending"));
+    assert_eq!(
+        state().fetch_one(&mut *conn).await.unwrap().as_deref(),
+        Some("pending")
+    );
     let seen = h.events.len();
     h.failed(ticket, reply, "Too Many Requests: retry after 5");
     apply_whole(&mut conn, Target::Live, &h.events[seen..]).await;
-    assert_eq!(state().fetch_one(&mut *conn).await.unwrap().as_deref(), Some("failed"));
+    assert_eq!(
+        state().fetch_one(&mut *conn).await.unwrap().as_deref(),
+        Some("failed")
+    );
     let seen = h.events.len();
     let telegram_id = h.delivered(ticket, reply);
     apply_whole(&mut conn, Target::Live, &h.events[seen..]).await;
@@ -358,25 +393,27 @@ async fn a_reply_delivered_in_a_later_batch_updates_its_row(pool: PgPool) {
     .fetch_one(&mut *conn)
     .await
     .unwrap();
-    assert_eq!((state.as_str(), id, reason), ("delivered", Some(telegram_id.0), None));
+    assert_eq!(
+        (state.as_str(), id, reason),
+        ("delivered", Some(telegram_id.0), None)
+    );
 }
 
 #[sqlx::test(migrations = "../migrations")]
 async fn an_edit_replaces_the_message_content(pool: PgPool) {
     let (mut conn, _, cast) = scripted_live(&pool).await;
-    let (kind, caption, file_id, forward, edited_at): (
-        String,
-        Option<String>,
-        Option<String>,
-        Option<serde_json::Value>,
-        Option<DateTime<Utc>>,
-    ) = sqlx::query_as(
+    let row = sqlx::query(
         "select kind, caption, file_id, forward_origin, edited_at from messages where id = $1",
     )
     .bind(cast.edited_message.as_uuid())
     .fetch_one(&mut conn)
     .await
     .unwrap();
+    let kind: String = row.get("kind");
+    let caption: Option<String> = row.get("caption");
+    let file_id: Option<String> = row.get("file_id");
+    let forward: Option<serde_json::Value> = row.get("forward_origin");
+    let edited_at: Option<DateTime<Utc>> = row.get("edited_at");
     assert_eq!(kind, "photo");
     assert_eq!(caption.as_deref(), Some("edited caption"));
     assert_eq!(file_id.as_deref(), Some("file-1"));
@@ -420,7 +457,10 @@ async fn customer_rows_hold_flags_profile_and_ticket_counts(pool: PgPool) {
         })
         .map(|e| e.recorded_at)
         .max();
-    assert_eq!(ann.get::<Option<DateTime<Utc>>, _>("last_seen_at"), last_ann_message);
+    assert_eq!(
+        ann.get::<Option<DateTime<Utc>>, _>("last_seen_at"),
+        last_ann_message
+    );
 
     let ben = customer(cast.ben).fetch_one(&mut conn).await.unwrap();
     assert_eq!(ben.get::<String, _>("first_name"), "Benjamin");
@@ -458,11 +498,14 @@ async fn blocking_the_bot_shows_until_the_customer_writes_again(pool: PgPool) {
     let mut h = History::new();
     let customer = CustomerId(77);
     h.customer_writes(customer, None, text("hi"));
-    h.customer(customer, |at| domain::customer::CustomerCommand::RecordBotBlocked { at });
+    h.customer(customer, |at| {
+        domain::customer::CustomerCommand::RecordBotBlocked { at }
+    });
     let mut conn = pool.acquire().await.unwrap();
     apply_whole(&mut conn, Target::Live, &h.events).await;
     let blocked = || {
-        sqlx::query_scalar::<_, bool>("select blocked_bot from customers where id = $1").bind(customer.0)
+        sqlx::query_scalar::<_, bool>("select blocked_bot from customers where id = $1")
+            .bind(customer.0)
     };
     assert!(blocked().fetch_one(&mut *conn).await.unwrap());
     let seen = h.events.len();
@@ -484,15 +527,27 @@ async fn broadcast_rows_count_outcomes_per_recipient(pool: PgPool) {
     .unwrap();
     assert_eq!(row.get::<String, _>("state"), "completed");
     assert_eq!(row.get::<String, _>("audience_kind"), "by_language");
-    assert_eq!(row.get::<serde_json::Value, _>("audience")["language"], "en");
-    assert_eq!(row.get::<Option<String>, _>("text").as_deref(), Some("Big sale"));
+    assert_eq!(
+        row.get::<serde_json::Value, _>("audience")["language"],
+        "en"
+    );
+    assert_eq!(
+        row.get::<Option<String>, _>("text").as_deref(),
+        Some("Big sale")
+    );
     assert_eq!(row.get::<Option<i32>, _>("total_recipients"), Some(4));
     assert_eq!(row.get::<i32, _>("delivered"), 2);
     assert_eq!(row.get::<i32, _>("failed"), 1);
     assert_eq!(row.get::<i32, _>("skipped"), 1);
-    assert!(row.get::<Option<DateTime<Utc>>, _>("scheduled_at").is_some());
+    assert!(
+        row.get::<Option<DateTime<Utc>>, _>("scheduled_at")
+            .is_some()
+    );
     assert!(row.get::<Option<DateTime<Utc>>, _>("started_at").is_some());
-    assert!(row.get::<Option<DateTime<Utc>>, _>("completed_at").is_some());
+    assert!(
+        row.get::<Option<DateTime<Utc>>, _>("completed_at")
+            .is_some()
+    );
     assert_eq!(row.get::<Option<DateTime<Utc>>, _>("paused_at"), None);
 
     let recipients: Vec<(i64, String, Option<i32>, Option<String>)> = sqlx::query_as(
@@ -507,8 +562,18 @@ async fn broadcast_rows_count_outcomes_per_recipient(pool: PgPool) {
         recipients,
         [
             (cast.ann.0, "delivered".to_owned(), Some(500), None),
-            (cast.ben.0, "skipped".to_owned(), None, Some("banned".to_owned())),
-            (cast.cleo.0, "failed".to_owned(), None, Some("Forbidden".to_owned())),
+            (
+                cast.ben.0,
+                "skipped".to_owned(),
+                None,
+                Some("banned".to_owned())
+            ),
+            (
+                cast.cleo.0,
+                "failed".to_owned(),
+                None,
+                Some("Forbidden".to_owned())
+            ),
             (1004, "delivered".to_owned(), Some(501), None),
         ]
     );
@@ -573,7 +638,12 @@ async fn the_directory_follows_agents_categories_templates_and_settings(pool: Pg
                 "Hello, how can we help?".to_owned(),
                 false
             ),
-            (cast.removed_template.as_uuid(), "Old".to_owned(), "Old text".to_owned(), true),
+            (
+                cast.removed_template.as_uuid(),
+                "Old".to_owned(),
+                "Old text".to_owned(),
+                true
+            ),
         ]
     );
     let (greeting, window): (Option<String>, i64) =
@@ -602,7 +672,11 @@ async fn dashboard_medians_are_computed_per_day(pool: PgPool) {
     for (i, (day, response, resolution)) in plan.into_iter().enumerate() {
         h.clock = day + TimeDelta::minutes(i64::try_from(i).unwrap()) - TimeDelta::seconds(30);
         let opened = h.clock + TimeDelta::seconds(30);
-        let (ticket, _) = h.customer_writes(CustomerId(100 + i64::try_from(i).unwrap()), None, text("help"));
+        let (ticket, _) = h.customer_writes(
+            CustomerId(100 + i64::try_from(i).unwrap()),
+            None,
+            text("help"),
+        );
         h.clock = opened + TimeDelta::seconds(response) - TimeDelta::seconds(30);
         h.reply(ticket, agent, "on it");
         h.clock = opened + TimeDelta::seconds(resolution) - TimeDelta::seconds(30);
@@ -641,15 +715,28 @@ async fn dashboard_medians_are_computed_per_day(pool: PgPool) {
     );
     let by_status = dashboard::tickets_by_status(&mut conn).await.unwrap();
     assert_eq!(by_status.len(), 1);
-    assert_eq!((by_status[0].status.as_str(), by_status[0].tickets), ("resolved", 4));
+    assert_eq!(
+        (by_status[0].status.as_str(), by_status[0].tickets),
+        ("resolved", 4)
+    );
 }
 
 #[sqlx::test(migrations = "../migrations")]
 async fn dashboard_counts_tickets_by_status_and_category(pool: PgPool) {
     let (mut conn, _, cast) = scripted_live(&pool).await;
     let by_status = dashboard::tickets_by_status(&mut conn).await.unwrap();
-    let by_status: Vec<(String, i64)> = by_status.into_iter().map(|s| (s.status, s.tickets)).collect();
-    assert_eq!(by_status, [("closed".to_owned(), 1), ("new".to_owned(), 1), ("open".to_owned(), 1)]);
+    let by_status: Vec<(String, i64)> = by_status
+        .into_iter()
+        .map(|s| (s.status, s.tickets))
+        .collect();
+    assert_eq!(
+        by_status,
+        [
+            ("closed".to_owned(), 1),
+            ("new".to_owned(), 1),
+            ("open".to_owned(), 1)
+        ]
+    );
     let by_category = dashboard::tickets_by_category(&mut conn).await.unwrap();
     let shipping: Vec<_> = by_category
         .iter()
@@ -677,17 +764,51 @@ async fn rebuild_rate(pool: PgPool) {
     let started = Instant::now();
     let h = history::generated(customers, 5);
     let built = started.elapsed();
-    let mut conn = pool.acquire().await.unwrap();
+    // sqlx 0.9.0 leaves Nagle's algorithm on for TCP (transact-rs/sqlx#4335): statements
+    // larger than the socket's send buffer then wait ~40 ms for a delayed ACK. RATE_SOCKET
+    // (e.g. /var/run/postgresql) measures over a Unix socket instead.
+    let mut conn = match std::env::var("RATE_SOCKET") {
+        Ok(dir) => {
+            let options = pool.connect_options();
+            let options = sqlx::postgres::PgConnectOptions::new()
+                .socket(dir)
+                .username(options.get_username())
+                .database(options.get_database().unwrap());
+            <PgConnection as sqlx::Connection>::connect_with(&options)
+                .await
+                .unwrap()
+        }
+        Err(_) => pool.acquire().await.unwrap().detach(),
+    };
     let projections = models::all();
+    if std::env::var("RATE_LOG").is_ok() {
+        sqlx::query("set log_min_duration_statement = 5")
+            .execute(&mut conn)
+            .await
+            .unwrap();
+        sqlx::query("set log_parameter_max_length = 0")
+            .execute(&mut conn)
+            .await
+            .unwrap();
+    }
+    let mut spent = vec![std::time::Duration::ZERO; projections.len()];
     let started = Instant::now();
     for batch in h.events.chunks(5000) {
-        let mut tx = sqlx::Connection::begin(&mut *conn).await.unwrap();
-        for projection in &projections {
-            projection.apply(&mut tx, Target::Live, batch).await.unwrap();
+        let mut tx = sqlx::Connection::begin(&mut conn).await.unwrap();
+        for (projection, spent) in projections.iter().zip(&mut spent) {
+            let started = Instant::now();
+            projection
+                .apply(&mut tx, Target::Live, batch)
+                .await
+                .unwrap();
+            *spent += started.elapsed();
         }
         tx.commit().await.unwrap();
     }
     let elapsed = started.elapsed();
+    for (projection, spent) in projections.iter().zip(&spent) {
+        eprintln!("{}: {spent:?}", projection.name());
+    }
     #[expect(clippy::cast_precision_loss, reason = "a rough rate")]
     let rate = h.events.len() as f64 / elapsed.as_secs_f64();
     eprintln!(
