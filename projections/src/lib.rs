@@ -26,6 +26,15 @@ mod applier;
 mod projection;
 mod shadow;
 
+pub mod broadcasts;
+pub mod customers;
+pub mod dashboard;
+pub mod directory;
+pub mod models;
+pub mod tickets;
+
+mod sql;
+
 pub use projection::{ApplyError, Envelope, Projection, SHADOW_SCHEMA, Target};
 pub use runner::{
     Exit, ProgressFn, ProjectionRunner, RebuildProgress, RebuildReport, RunnerOptions, RuntimeError,

@@ -1,0 +1,264 @@
+//! Helpers the read models share: batch upserts through `unnest`, array literals, the text of
+//! domain enums as stored in the read-model tables, and short texts for lists.
+//!
+//! Nothing here knows a table: each read model names its own columns.
+
+use chrono::{DateTime, Utc};
+use domain::agent::Role;
+use domain::content::{MediaKind, MessageKind};
+use domain::ticket::{Priority, TicketStatus};
+use uuid::Uuid;
+
+use crate::projection::{ApplyError, Envelope};
+
+/// A column of a batch upsert: its name and its SQL type. A type ending in `[]` is passed as
+/// the text of an array literal (`unnest` cannot take arrays of arrays) and cast back in SQL.
+pub(crate) type Column = (&'static str, &'static str);
+
+/// `insert into {table} (…) select … from unnest($1::t1[], …) on conflict ({key}) do update
+/// set … [where {guard}]`: one statement writing every row of a batch.
+///
+/// `guard` is an extra condition on the existing row (e.g. `t.version < excluded.version`),
+/// the table being aliased `t`. With `update = false` conflicting rows are left alone.
+pub(crate) fn upsert_sql(
+    table: &str,
+    columns: &[Column],
+    key: &[&str],
+    update: bool,
+    guard: Option<&str>,
+) -> String {
+    let names: Vec<&str> = columns.iter().map(|(name, _)| *name).collect();
+    let params: Vec<String> = columns
+        .iter()
+        .enumerate()
+        .map(|(i, (_, ty))| {
+            if ty.ends_with("[]") {
+                format!("${}::text[]", i + 1)
+            } else {
+                format!("${}::{ty}[]", i + 1)
+            }
+        })
+        .collect();
+    let select: Vec<String> = columns
+        .iter()
+        .map(|(name, ty)| {
+            if ty.ends_with("[]") {
+                format!("u.{name}::{ty}")
+            } else {
+                format!("u.{name}")
+            }
+        })
+        .collect();
+    let mut sql = format!(
+        "insert into {table} as t ({cols}) select {select} from unnest({params}) as u({cols}) \
+         on conflict ({key}) do ",
+        cols = names.join(", "),
+        select = select.join(", "),
+        params = params.join(", "),
+        key = key.join(", "),
+    );
+    if update {
+        let set: Vec<String> = names
+            .iter()
+            .filter(|name| !key.contains(name))
+            .map(|name| format!("{name} = excluded.{name}"))
+            .collect();
+        sql.push_str("update set ");
+        sql.push_str(&set.join(", "));
+        if let Some(guard) = guard {
+            sql.push_str(" where ");
+            sql.push_str(guard);
+        }
+    } else {
+        sql.push_str("nothing");
+    }
+    sql
+}
+
+/// `select {columns} from {table} where {key} = any($1)`.
+pub(crate) fn select_sql(table: &str, columns: &[Column], key: &str) -> String {
+    let names: Vec<&str> = columns.iter().map(|(name, _)| *name).collect();
+    format!(
+        "select {} from {table} where {key} = any($1)",
+        names.join(", ")
+    )
+}
+
+/// The text of a Postgres array literal holding `items` (each quoted and escaped), to be cast
+/// to `text[]` in SQL.
+pub(crate) fn text_array_literal<S: AsRef<str>>(items: &[S]) -> String {
+    let mut out =
+        String::with_capacity(2 + items.iter().map(|s| s.as_ref().len() + 3).sum::<usize>());
+    out.push('{');
+    for (i, item) in items.iter().enumerate() {
+        if i > 0 {
+            out.push(',');
+        }
+        out.push('"');
+        for c in item.as_ref().chars() {
+            if c == '"' || c == '\\' {
+                out.push('\\');
+            }
+            out.push(c);
+        }
+        out.push('"');
+    }
+    out.push('}');
+    out
+}
+
+/// The text of a Postgres array literal of uuids, to be cast to `uuid[]` in SQL.
+pub(crate) fn uuid_array_literal(items: &[Uuid]) -> String {
+    let parts: Vec<String> = items.iter().map(Uuid::to_string).collect();
+    format!("{{{}}}", parts.join(","))
+}
+
+/// The event's stream version as stored in `version` columns.
+pub(crate) fn version(envelope: &Envelope) -> Result<i64, ApplyError> {
+    i64::try_from(envelope.stream_version).map_err(|_| ApplyError::Event {
+        position: envelope.position,
+        reason: format!("stream version {} out of range", envelope.stream_version),
+    })
+}
+
+/// The later of two optional times.
+pub(crate) fn latest(
+    current: Option<DateTime<Utc>>,
+    candidate: DateTime<Utc>,
+) -> Option<DateTime<Utc>> {
+    Some(current.map_or(candidate, |current| current.max(candidate)))
+}
+
+/// `text` cut to `max` characters (the last one an ellipsis when cut).
+pub(crate) fn truncate(text: &str, max: usize) -> String {
+    if text.chars().count() <= max {
+        return text.to_owned();
+    }
+    let mut out: String = text.chars().take(max.saturating_sub(1)).collect();
+    out.push('…');
+    out
+}
+
+/// The first non-blank line of `text`, trimmed, cut to `max` characters.
+pub(crate) fn first_line(text: &str, max: usize) -> Option<String> {
+    text.lines()
+        .map(str::trim)
+        .find(|line| !line.is_empty())
+        .map(|line| truncate(line, max))
+}
+
+/// `text` with runs of whitespace folded into one space, cut to `max` characters.
+pub(crate) fn one_line(text: &str, max: usize) -> Option<String> {
+    let folded = text.split_whitespace().collect::<Vec<_>>().join(" ");
+    (!folded.is_empty()).then(|| truncate(&folded, max))
+}
+
+pub(crate) const fn ticket_status(status: TicketStatus) -> &'static str {
+    match status {
+        TicketStatus::New => "new",
+        TicketStatus::Open => "open",
+        TicketStatus::Pending => "pending",
+        TicketStatus::Resolved => "resolved",
+        TicketStatus::Closed => "closed",
+    }
+}
+
+pub(crate) const fn priority(priority: Priority) -> &'static str {
+    match priority {
+        Priority::Low => "low",
+        Priority::Normal => "normal",
+        Priority::High => "high",
+        Priority::Urgent => "urgent",
+    }
+}
+
+pub(crate) const fn role(role: Role) -> &'static str {
+    match role {
+        Role::Admin => "admin",
+        Role::Agent => "agent",
+        Role::Auditor => "auditor",
+    }
+}
+
+pub(crate) const fn message_kind(kind: MessageKind) -> &'static str {
+    match kind {
+        MessageKind::Text => "text",
+        MessageKind::Photo => "photo",
+        MessageKind::Video => "video",
+        MessageKind::Document => "document",
+        MessageKind::Audio => "audio",
+        MessageKind::Voice => "voice",
+        MessageKind::VideoNote => "video_note",
+        MessageKind::Sticker => "sticker",
+        MessageKind::Animation => "animation",
+        MessageKind::Location => "location",
+        MessageKind::Venue => "venue",
+        MessageKind::Contact => "contact",
+    }
+}
+
+/// What lists show for a message without text.
+pub(crate) const fn message_kind_label(kind: MessageKind) -> &'static str {
+    match kind {
+        MessageKind::Text => "Message",
+        MessageKind::Photo => "Photo",
+        MessageKind::Video => "Video",
+        MessageKind::Document => "Document",
+        MessageKind::Audio => "Audio",
+        MessageKind::Voice => "Voice message",
+        MessageKind::VideoNote => "Video message",
+        MessageKind::Sticker => "Sticker",
+        MessageKind::Animation => "GIF",
+        MessageKind::Location => "Location",
+        MessageKind::Venue => "Venue",
+        MessageKind::Contact => "Contact",
+    }
+}
+
+pub(crate) const fn media_kind(kind: MediaKind) -> &'static str {
+    match kind {
+        MediaKind::Photo => "photo",
+        MediaKind::Video => "video",
+        MediaKind::Document => "document",
+        MediaKind::Audio => "audio",
+        MediaKind::Voice => "voice",
+        MediaKind::Animation => "animation",
+    }
+}
+
+pub(crate) const fn media_kind_label(kind: MediaKind) -> &'static str {
+    match kind {
+        MediaKind::Photo => "Photo",
+        MediaKind::Video => "Video",
+        MediaKind::Document => "Document",
+        MediaKind::Audio => "Audio",
+        MediaKind::Voice => "Voice message",
+        MediaKind::Animation => "GIF",
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn array_literals_quote_and_escape() {
+        assert_eq!(text_array_literal::<&str>(&[]), "{}");
+        assert_eq!(
+            text_array_literal(&["a", "b \"c\"", "d\\e", "{x,y}"]),
+            r#"{"a","b \"c\"","d\\e","{x,y}"}"#
+        );
+    }
+
+    #[test]
+    fn long_lines_are_cut_with_an_ellipsis() {
+        assert_eq!(truncate("abcdef", 4), "abc…");
+        assert_eq!(truncate("abc", 4), "abc");
+        assert_eq!(
+            first_line("\n  hello there \nsecond", 120).as_deref(),
+            Some("hello there")
+        );
+        assert_eq!(one_line(" a \n b ", 10).as_deref(), Some("a b"));
+        assert_eq!(one_line("  ", 10), None);
+    }
+}
