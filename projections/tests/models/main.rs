@@ -6,7 +6,6 @@
 mod history;
 
 use std::collections::BTreeSet;
-use std::time::Instant;
 
 use chrono::{DateTime, NaiveDate, TimeDelta, TimeZone, Utc};
 use domain::DomainEvent;
@@ -752,67 +751,3 @@ async fn dashboard_counts_tickets_by_status_and_category(pool: PgPool) {
     assert_eq!(uncategorised, 2);
 }
 
-/// Not a test of behaviour: prints how fast the five projections rebuild a generated history
-/// in batches of 5,000 (run with `--ignored --nocapture`).
-#[sqlx::test(migrations = "../migrations")]
-#[ignore = "a measurement, not a check"]
-async fn rebuild_rate(pool: PgPool) {
-    let customers = std::env::var("RATE_CUSTOMERS")
-        .ok()
-        .and_then(|v| v.parse().ok())
-        .unwrap_or(2000);
-    let started = Instant::now();
-    let h = history::generated(customers, 5);
-    let built = started.elapsed();
-    // sqlx 0.9.0 leaves Nagle's algorithm on for TCP (transact-rs/sqlx#4335): statements
-    // larger than the socket's send buffer then wait ~40 ms for a delayed ACK. RATE_SOCKET
-    // (e.g. /var/run/postgresql) measures over a Unix socket instead.
-    let mut conn = match std::env::var("RATE_SOCKET") {
-        Ok(dir) => {
-            let options = pool.connect_options();
-            let options = sqlx::postgres::PgConnectOptions::new()
-                .socket(dir)
-                .username(options.get_username())
-                .database(options.get_database().unwrap());
-            <PgConnection as sqlx::Connection>::connect_with(&options)
-                .await
-                .unwrap()
-        }
-        Err(_) => pool.acquire().await.unwrap().detach(),
-    };
-    let projections = models::all();
-    if std::env::var("RATE_LOG").is_ok() {
-        sqlx::query("set log_min_duration_statement = 5")
-            .execute(&mut conn)
-            .await
-            .unwrap();
-        sqlx::query("set log_parameter_max_length = 0")
-            .execute(&mut conn)
-            .await
-            .unwrap();
-    }
-    let mut spent = vec![std::time::Duration::ZERO; projections.len()];
-    let started = Instant::now();
-    for batch in h.events.chunks(5000) {
-        let mut tx = sqlx::Connection::begin(&mut conn).await.unwrap();
-        for (projection, spent) in projections.iter().zip(&mut spent) {
-            let started = Instant::now();
-            projection
-                .apply(&mut tx, Target::Live, batch)
-                .await
-                .unwrap();
-            *spent += started.elapsed();
-        }
-        tx.commit().await.unwrap();
-    }
-    let elapsed = started.elapsed();
-    for (projection, spent) in projections.iter().zip(&spent) {
-        eprintln!("{}: {spent:?}", projection.name());
-    }
-    #[expect(clippy::cast_precision_loss, reason = "a rough rate")]
-    let rate = h.events.len() as f64 / elapsed.as_secs_f64();
-    eprintln!(
-        "{} events (history built in {built:?}) applied in {elapsed:?}: {rate:.0} events/s",
-        h.events.len()
-    );
-}
