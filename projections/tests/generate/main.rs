@@ -293,7 +293,12 @@ async fn generating_into_a_log_that_has_a_history_is_refused(pool: PgPool) {
         events: 200,
         ..GenerateOptions::default()
     };
-    generate(&log, &options, |_| {}).await.unwrap();
+    // On a task of its own, as the CLI runs it (the future is Send).
+    let first = tokio::spawn({
+        let (log, options) = (log.clone(), options.clone());
+        async move { generate(&log, &options, |_| {}).await }
+    });
+    first.await.unwrap().unwrap();
     let again = generate(&log, &options, |_| {}).await;
     assert!(
         matches!(again, Err(projections::generate::GenerateError::NotEmpty)),
