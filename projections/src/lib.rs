@@ -30,6 +30,7 @@ pub mod broadcasts;
 pub mod customers;
 pub mod dashboard;
 pub mod directory;
+pub mod generate;
 pub mod models;
 pub mod tickets;
 
