@@ -46,8 +46,8 @@ pub struct GenerateArgs {
     #[arg(long, default_value_t = 1)]
     pub seed: u64,
     /// Concurrent writers.
-    #[arg(long, default_value_t = 8, value_parser = clap::value_parser!(u16).range(1..=64).map(usize::from))]
-    pub writers: usize,
+    #[arg(long, default_value_t = 8, value_parser = clap::value_parser!(u16).range(1..=64))]
+    pub writers: u16,
 }
 
 #[derive(Debug, Args)]

@@ -24,7 +24,7 @@ pub async fn generate(database: &DatabaseArgs, args: &GenerateArgs) -> anyhow::R
     let options = GenerateOptions {
         events: args.events,
         seed: args.seed,
-        writers: args.writers,
+        writers: usize::from(args.writers),
         ..GenerateOptions::default()
     };
     let bar = ProgressBar::new(args.events);

@@ -7,8 +7,12 @@ use axum::extract::State;
 use axum::http::{StatusCode, header};
 use axum::response::IntoResponse;
 use axum::routing::get;
+use projections::ProjectionStatus;
 
 use crate::AppState;
+
+/// A metric name, its help text, and how to read it off a projection's status.
+type Gauge = (&'static str, &'static str, fn(&ProjectionStatus) -> u64);
 
 pub(crate) fn routes() -> Router<AppState> {
     Router::new().route("/metrics", get(metrics))
@@ -28,7 +32,7 @@ async fn metrics(State(state): State<AppState>) -> impl IntoResponse {
             }
         };
     let mut body = String::new();
-    let gauges: [(&str, &str, fn(&projections::ProjectionStatus) -> u64); 4] = [
+    let gauges: [Gauge; 4] = [
         (
             "ledgerdesk_projection_lag_events",
             "About how many events the projection's live tables are behind the log head.",
