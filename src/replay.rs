@@ -27,7 +27,12 @@ pub async fn replay(database: &DatabaseArgs, names: &[String]) -> anyhow::Result
         .await
         .context("cannot apply the database migrations")?;
     let log = PostgresLog::new(pool.clone());
-    let total = log.head().await.context("cannot read the log head")?.parts().1;
+    let total = log
+        .head()
+        .await
+        .context("cannot read the log head")?
+        .parts()
+        .1;
     let names: Vec<&str> = selected.iter().map(|p| p.name()).collect();
 
     let bar = progress_bar(total);

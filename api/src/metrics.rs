@@ -19,18 +19,18 @@ pub(crate) fn routes() -> Router<AppState> {
 }
 
 async fn metrics(State(state): State<AppState>) -> impl IntoResponse {
-    let statuses =
-        match projections::status(&state.log, state.log.pool(), &state.projections).await {
-            Ok(statuses) => statuses,
-            Err(err) => {
-                tracing::warn!(error = %err, "cannot read projection status for /metrics");
-                return (
-                    StatusCode::SERVICE_UNAVAILABLE,
-                    [(header::CONTENT_TYPE, "text/plain; charset=utf-8")],
-                    "# projection status unavailable\n".to_owned(),
-                );
-            }
-        };
+    let statuses = match projections::status(&state.log, state.log.pool(), &state.projections).await
+    {
+        Ok(statuses) => statuses,
+        Err(err) => {
+            tracing::warn!(error = %err, "cannot read projection status for /metrics");
+            return (
+                StatusCode::SERVICE_UNAVAILABLE,
+                [(header::CONTENT_TYPE, "text/plain; charset=utf-8")],
+                "# projection status unavailable\n".to_owned(),
+            );
+        }
+    };
     let mut body = String::new();
     let gauges: [Gauge; 4] = [
         (
@@ -67,7 +67,10 @@ async fn metrics(State(state): State<AppState>) -> impl IntoResponse {
     }
     (
         StatusCode::OK,
-        [(header::CONTENT_TYPE, "text/plain; version=0.0.4; charset=utf-8")],
+        [(
+            header::CONTENT_TYPE,
+            "text/plain; version=0.0.4; charset=utf-8",
+        )],
         body,
     )
 }

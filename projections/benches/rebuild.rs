@@ -120,7 +120,11 @@ async fn main() -> anyhow::Result<()> {
             let report = ProjectionRunner::new(log, pool, selected)
                 .rebuild_now()
                 .await?;
-            anyhow::ensure!(report.failed.is_none(), "rebuild failed: {:?}", report.failed);
+            anyhow::ensure!(
+                report.failed.is_none(),
+                "rebuild failed: {:?}",
+                report.failed
+            );
             anyhow::Ok(started.elapsed().as_secs_f64())
         }
     };

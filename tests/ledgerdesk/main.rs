@@ -188,3 +188,109 @@ async fn migrate_creates_the_database_and_is_repeatable() {
     pool.close().await;
     drop_database(&name).await;
 }
+
+async fn get_text(addr: SocketAddr, path: &str) -> (u16, String) {
+    let response = reqwest::get(format!("http://{addr}{path}")).await.unwrap();
+    let status = response.status().as_u16();
+    (status, response.text().await.unwrap())
+}
+
+fn succeed(args: &[&str]) -> String {
+    let out = ledgerdesk(args);
+    let stderr = String::from_utf8_lossy(&out.stderr).into_owned();
+    assert!(out.status.success(), "{args:?} failed: {stderr}");
+    stderr
+}
+
+#[tokio::test]
+async fn serve_projects_a_generated_history_into_the_read_models_and_reports_no_lag() {
+    let name = fresh_name("project");
+    let url = url_for(&name);
+    succeed(&["generate", "--events", "2000", "--database-url", &url]);
+    let running = serve(&name).await;
+
+    // /metrics shows every projection catching up, then at zero lag.
+    let mut caught_up = false;
+    for _ in 0..300 {
+        let (status, body) = get_text(running.addr, "/metrics").await;
+        assert_eq!(status, 200);
+        let lags: Vec<&str> = body
+            .lines()
+            .filter(|line| line.starts_with("ledgerdesk_projection_lag_events{"))
+            .collect();
+        assert_eq!(lags.len(), 5, "{body}");
+        if lags.iter().all(|line| line.ends_with(" 0")) {
+            caught_up = true;
+            break;
+        }
+        tokio::time::sleep(std::time::Duration::from_millis(100)).await;
+    }
+    assert!(caught_up, "the projections never caught up");
+
+    let pool = PgPool::connect(&url).await.unwrap();
+    let opened: i64 =
+        sqlx::query_scalar("select count(*) from events where event_type = 'ticket.opened'")
+            .fetch_one(&pool)
+            .await
+            .unwrap();
+    let tickets: i64 = sqlx::query_scalar("select count(*) from tickets")
+        .fetch_one(&pool)
+        .await
+        .unwrap();
+    assert!(opened > 10);
+    assert_eq!(tickets, opened);
+    pool.close().await;
+
+    running.stop.send(()).unwrap();
+    running.server.await.unwrap().unwrap();
+    drop_database(&name).await;
+}
+
+#[tokio::test]
+async fn replay_rebuilds_the_read_models_from_the_command_line() {
+    let name = fresh_name("replay");
+    let url = url_for(&name);
+    succeed(&["generate", "--events", "1500", "--database-url", &url]);
+    succeed(&["replay", "--database-url", &url]);
+    succeed(&[
+        "replay",
+        "--projection",
+        "tickets",
+        "--projection",
+        "customers",
+        "--database-url",
+        &url,
+    ]);
+
+    let pool = PgPool::connect(&url).await.unwrap();
+    let rows: Vec<(String, i32)> = sqlx::query_as(
+        "select projection, version from projection_checkpoints where target = 'live'
+         order by projection",
+    )
+    .fetch_all(&pool)
+    .await
+    .unwrap();
+    let names: Vec<&str> = rows.iter().map(|(name, _)| name.as_str()).collect();
+    assert_eq!(
+        names,
+        [
+            "broadcasts",
+            "customers",
+            "dashboard",
+            "directory",
+            "tickets"
+        ]
+    );
+    let customers: i64 = sqlx::query_scalar("select count(*) from customers")
+        .fetch_one(&pool)
+        .await
+        .unwrap();
+    assert!(customers > 0);
+    pool.close().await;
+
+    let out = ledgerdesk(&["replay", "--projection", "nope", "--database-url", &url]);
+    assert!(!out.status.success());
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert!(stderr.contains("known projections: tickets"), "{stderr}");
+    drop_database(&name).await;
+}

@@ -750,4 +750,3 @@ async fn dashboard_counts_tickets_by_status_and_category(pool: PgPool) {
         .sum();
     assert_eq!(uncategorised, 2);
 }
-

@@ -6,6 +6,8 @@
 
 #![expect(clippy::unwrap_used, reason = "tests")]
 
+mod read_models;
+
 use std::sync::Arc;
 use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 use std::time::Duration;
