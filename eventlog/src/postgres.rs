@@ -291,15 +291,19 @@ impl PostgresLog {
                 .collect::<Result<_, _>>()?;
             return Ok((events, false));
         }
-        let held_back: bool = sqlx::query_scalar(
-            "select exists (select 1 from events where (tx_id, position) > ($1, $2))",
+        // Ordered and limited like the page query, so that even a generic plan walks the
+        // primary key from the cursor instead of scanning the table (an `exists` without the
+        // order may be planned as a sequential scan, which reads the whole log when caught up).
+        let held_back: Option<i64> = sqlx::query_scalar(
+            "select tx_id from events where (tx_id, position) > ($1, $2) \
+             order by tx_id, position limit 1",
         )
         .bind(tx)
         .bind(seq)
-        .fetch_one(&self.inner.pool)
+        .fetch_optional(&self.inner.pool)
         .await
         .map_err(backend)?;
-        Ok((Vec::new(), held_back))
+        Ok((Vec::new(), held_back.is_some()))
     }
 }
 

@@ -10,7 +10,9 @@
 //!
 //! `cargo bench -p projections --bench rebuild` (env: `DATABASE_URL` of a server where a
 //! database `ledgerdesk_bench_rebuild` may be created and dropped; `BENCH_EVENTS`, default
-//! 1000000; `BENCH_KEEP=1` keeps the generated database for a later run with `BENCH_REUSE=1`).
+//! 1000000; `BENCH_KEEP=1` keeps the generated database for a later run with `BENCH_REUSE=1`;
+//! `BENCH_ALONE=0` skips the one-projection rebuilds; `BENCH_PAGE` sets the events per page,
+//! default 5000).
 
 #![expect(clippy::print_stdout, reason = "a benchmark prints its figures")]
 
@@ -22,7 +24,7 @@ use eventlog::EventLog;
 use eventlog::postgres::{self, PostgresLog};
 use futures::TryStreamExt;
 use projections::generate::{GenerateOptions, generate};
-use projections::{Projection, ProjectionRunner};
+use projections::{Projection, ProjectionRunner, RunnerOptions};
 use sqlx::postgres::PgPoolOptions;
 use sqlx::{Executor, PgPool};
 
@@ -35,6 +37,8 @@ async fn main() -> anyhow::Result<()> {
     let events: u64 = env_or("BENCH_EVENTS", 1_000_000);
     let reuse = env_or("BENCH_REUSE", 0) == 1;
     let keep = env_or("BENCH_KEEP", 0) == 1;
+    let alone = env_or("BENCH_ALONE", 1) == 1;
+    let page = usize::try_from(env_or("BENCH_PAGE", 5_000)).unwrap_or(5_000);
 
     let admin = PgPool::connect(&server)
         .await
@@ -118,6 +122,10 @@ async fn main() -> anyhow::Result<()> {
         async move {
             let started = Instant::now();
             let report = ProjectionRunner::new(log, pool, selected)
+                .with_options(RunnerOptions {
+                    catch_up_page: page,
+                    ..RunnerOptions::default()
+                })
                 .rebuild_now()
                 .await?;
             anyhow::ensure!(
@@ -135,7 +143,7 @@ async fn main() -> anyhow::Result<()> {
         "rebuild of all read models: {seconds:.2} s, {rate:.0} events/s, ratio to COPY {:.2} (goal: >= 100000 events/s, ratio >= 0.33)",
         rate / copy_rate
     );
-    for projection in &all {
+    for projection in all.iter().filter(|_| alone) {
         let seconds = rebuild(vec![Arc::clone(projection)]).await?;
         println!(
             "  {:<12} alone: {seconds:.2} s, {:.0} events/s",
