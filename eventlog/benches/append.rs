@@ -6,8 +6,14 @@
 //! constraint), each an autocommitted statement like the append. The ratio is the share of
 //! Postgres' raw row rate the log keeps.
 //!
+//! Each concurrency level is measured `BENCH_ROUNDS` times, plain and log alternating which goes
+//! first; the table shows the medians. Next to each rate it prints the CPU time one operation
+//! cost in this process (client) and in the server backends serving the benchmark's database
+//! (read from `/proc` on Linux, where the server runs on the same machine; `-` elsewhere).
+//!
 //! `cargo bench -p eventlog --bench append` (env: `DATABASE_URL` of a server where a database
-//! `ledgerdesk_bench` may be created and dropped; `BENCH_SECONDS` per measurement, default 5).
+//! `BENCH_DATABASE`, default `ledgerdesk_bench`, may be created and dropped; `BENCH_SECONDS` per
+//! measurement, default 5; `BENCH_ROUNDS`, default 3).
 
 #![expect(clippy::print_stdout, reason = "a benchmark prints its figures")]
 
@@ -20,7 +26,7 @@ use eventlog::postgres::{self, PostgresLog};
 use eventlog::{Actor, ActorKind, AppendRequest, EventLog, ExpectedVersion, Metadata, NewEvent};
 use serde_json::json;
 use sqlx::postgres::PgPoolOptions;
-use sqlx::{Executor, PgPool};
+use sqlx::{AssertSqlSafe, Executor, PgPool};
 
 const CONCURRENCY: [u64; 3] = [1, 8, 32];
 const STREAMS_PER_WRITER: u64 = 50;
@@ -34,16 +40,32 @@ async fn main() -> anyhow::Result<()> {
         .ok()
         .and_then(|s| s.parse().ok())
         .unwrap_or(5);
+
+    let rounds: usize = std::env::var("BENCH_ROUNDS")
+        .ok()
+        .and_then(|s| s.parse().ok())
+        .filter(|n| *n >= 1)
+        .unwrap_or(3);
+    let database =
+        std::env::var("BENCH_DATABASE").unwrap_or_else(|_| "ledgerdesk_bench".to_owned());
+    anyhow::ensure!(
+        !database.is_empty()
+            && database
+                .chars()
+                .all(|c| c.is_ascii_lowercase() || c.is_ascii_digit() || c == '_'),
+        "BENCH_DATABASE takes lowercase letters, digits and _"
+    );
     let measure = Duration::from_secs(seconds);
 
     let admin = PgPool::connect(&server)
         .await
         .context("connect to DATABASE_URL")?;
+    let drop_database = format!("drop database if exists {database} with (force)");
+    admin.execute(AssertSqlSafe(drop_database.clone())).await?;
     admin
-        .execute("drop database if exists ledgerdesk_bench with (force)")
+        .execute(AssertSqlSafe(format!("create database {database}")))
         .await?;
-    admin.execute("create database ledgerdesk_bench").await?;
-    let url = database_url(&server, "ledgerdesk_bench");
+    let url = database_url(&server, &database);
 
     let payload = json!({
         "ticket_id": "0193a0c4-7d1e-7c3a-9f00-5b2f1c9e8a41",
@@ -56,12 +78,13 @@ async fn main() -> anyhow::Result<()> {
     let metadata = Metadata::new(Actor::new(ActorKind::Customer, "123456789"));
 
     println!(
-        "append benchmark: {seconds} s per measurement, payload {} bytes",
+        "append benchmark: {seconds} s per measurement, {rounds} rounds (medians shown), payload {} bytes",
         payload_text.len()
     );
+    println!("cpu: µs of CPU per operation, client (this process) / server (its backends)");
     println!(
-        "{:>8} {:>16} {:>18} {:>8}",
-        "writers", "log appends/s", "plain INSERTs/s", "ratio"
+        "{:>8} {:>14} {:>11} {:>16} {:>11} {:>7}",
+        "writers", "log appends/s", "cpu c/s", "plain INSERTs/s", "cpu c/s", "ratio"
     );
     for writers in CONCURRENCY {
         let pool = PgPoolOptions::new()
@@ -73,8 +96,9 @@ async fn main() -> anyhow::Result<()> {
             "drop table if exists bench_plain; create table bench_plain (payload jsonb not null)",
         )
         .await?;
+        let log = PostgresLog::new(pool.clone());
 
-        let plain = run(writers, measure, {
+        let plain_op = {
             let pool = pool.clone();
             let payload_text = payload_text.clone();
             move |_, _| {
@@ -89,11 +113,8 @@ async fn main() -> anyhow::Result<()> {
                         .map_err(anyhow::Error::from)
                 }
             }
-        })
-        .await?;
-
-        let log = PostgresLog::new(pool.clone());
-        let appended = run(writers, measure, {
+        };
+        let log_op = {
             let payload = payload.clone();
             let metadata = metadata.clone();
             move |writer, n| {
@@ -112,25 +133,97 @@ async fn main() -> anyhow::Result<()> {
                     .map_err(anyhow::Error::from)
                 }
             }
-        })
-        .await?;
+        };
 
+        let mut plain = Vec::new();
+        let mut appended = Vec::new();
+        for round in 0..rounds {
+            if round % 2 == 0 {
+                plain.push(run(&pool, writers, measure, plain_op.clone()).await?);
+                appended.push(run(&pool, writers, measure, log_op.clone()).await?);
+            } else {
+                appended.push(run(&pool, writers, measure, log_op.clone()).await?);
+                plain.push(run(&pool, writers, measure, plain_op.clone()).await?);
+            }
+        }
+        let rates = |ms: &[Measured]| {
+            ms.iter()
+                .map(|m| format!("{:.0}", m.rate))
+                .collect::<Vec<_>>()
+                .join(" ")
+        };
+        let (log_m, plain_m) = (median(&appended), median(&plain));
         println!(
-            "{writers:>8} {appended:>16.0} {plain:>18.0} {:>8.2}",
-            appended / plain
+            "{writers:>8} {:>14.0} {:>11} {:>16.0} {:>11} {:>7.2}   (log: {}; plain: {})",
+            log_m.rate,
+            log_m.cpu(),
+            plain_m.rate,
+            plain_m.cpu(),
+            log_m.rate / plain_m.rate,
+            rates(&appended),
+            rates(&plain),
         );
         pool.close().await;
     }
-    admin
-        .execute("drop database if exists ledgerdesk_bench with (force)")
-        .await?;
+    admin.execute(AssertSqlSafe(drop_database)).await?;
     println!("goal: ratio >= 0.85 at 32 writers");
     Ok(())
 }
 
+/// One measurement: operations per second and CPU time per operation.
+#[derive(Debug, Clone, Copy)]
+struct Measured {
+    rate: f64,
+    client_us: Option<f64>,
+    server_us: Option<f64>,
+}
+
+impl Measured {
+    fn cpu(&self) -> String {
+        let show = |us: Option<f64>| us.map_or_else(|| "-".to_owned(), |us| format!("{us:.0}"));
+        format!("{}/{}", show(self.client_us), show(self.server_us))
+    }
+}
+
+/// The measurement with the median rate.
+fn median(ms: &[Measured]) -> Measured {
+    let mut sorted = ms.to_vec();
+    sorted.sort_by(|a, b| a.rate.total_cmp(&b.rate));
+    sorted[sorted.len() / 2]
+}
+
+/// CPU seconds (user + system) used so far by the processes `pids`, from `/proc` (Linux).
+fn cpu_seconds(pids: &[i32]) -> Option<f64> {
+    // Clock ticks per second: 100 on every Linux this runs on (USER_HZ).
+    const TICKS: f64 = 100.0;
+    let mut total = 0u64;
+    for pid in pids {
+        let stat = std::fs::read_to_string(format!("/proc/{pid}/stat")).ok()?;
+        // Fields after the parenthesised command name; utime and stime are fields 14 and 15.
+        let rest = &stat[stat.rfind(')')? + 2..];
+        let fields: Vec<&str> = rest.split(' ').collect();
+        total += fields.get(11)?.parse::<u64>().ok()? + fields.get(12)?.parse::<u64>().ok()?;
+    }
+    Some(total as f64 / TICKS)
+}
+
+/// The server processes serving the benchmark's database.
+async fn backend_pids(pool: &PgPool) -> anyhow::Result<Vec<i32>> {
+    Ok(sqlx::query_scalar(
+        "select pid from pg_stat_activity where datname = current_database() and pid <> pg_backend_pid()",
+    )
+    .fetch_all(pool)
+    .await?)
+}
+
 /// Runs `op` from `writers` concurrent tasks for a warm-up second, then for `measure`, and
 /// returns operations per second over the measured span.
-async fn run<F, Fut>(writers: u64, measure: Duration, op: F) -> anyhow::Result<f64>
+async fn run<F, Fut>(
+    pool: &PgPool,
+    writers: u64,
+    measure: Duration,
+    op: F,
+) -> anyhow::Result<Measured>
 where
     F: Fn(u64, u64) -> Fut + Clone + Send + 'static,
     Fut: std::future::Future<Output = anyhow::Result<()>> + Send,
@@ -156,16 +249,27 @@ where
         })
         .collect();
     tokio::time::sleep(Duration::from_secs(1)).await;
+    let backends = backend_pids(pool).await?;
+    let own = [i32::try_from(std::process::id()).unwrap_or(0)];
+    let (client_before, server_before) = (cpu_seconds(&own), cpu_seconds(&backends));
     counting.store(true, Ordering::Relaxed);
     let started = Instant::now();
     tokio::time::sleep(measure).await;
     let count = done.load(Ordering::Relaxed);
     let elapsed = started.elapsed();
+    let (client_after, server_after) = (cpu_seconds(&own), cpu_seconds(&backends));
     stop.store(true, Ordering::Relaxed);
     for task in tasks {
         task.await??;
     }
-    Ok(count as f64 / elapsed.as_secs_f64())
+    let per_op = |before: Option<f64>, after: Option<f64>| {
+        Some((after? - before?) * 1e6 / count.max(1) as f64)
+    };
+    Ok(Measured {
+        rate: count as f64 / elapsed.as_secs_f64(),
+        client_us: per_op(client_before, client_after),
+        server_us: per_op(server_before, server_after),
+    })
 }
 
 /// `server` with its database name replaced by `name`.

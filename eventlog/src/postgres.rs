@@ -21,10 +21,10 @@
 //! an id before its own has ended, so one long writing transaction holds readers back (not
 //! writers). Rolled-back transactions simply end; they leave nothing behind to wait for.
 //!
-//! Per-stream order agrees with the log order because `append_events` (see the migration)
-//! reads every stream's version before it writes anything: a transaction can only append
-//! version n+1 after seeing version n committed, so it takes its transaction id after that
-//! commit and sorts after it.
+//! Per-stream order agrees with the log order because `append_events` (see the migration), and
+//! the single statement that appends one event to one stream, read every stream's version
+//! before they write anything: a transaction can only append version n+1 after seeing version
+//! n committed, so it takes its transaction id after that commit and sorts after it.
 //!
 //! # Waking subscribers
 //!
@@ -74,6 +74,69 @@ const NOTIFY_GAP: Duration = Duration::from_millis(5);
 /// How many times an append whose every stream accepts any version is retried after losing a
 /// race for the same version to a concurrent append.
 const RACE_RETRIES: usize = 50;
+
+/// The stream's last version and hash (`null`, `null` for an empty stream), read before the
+/// statement writes anything. `$1` is the stream.
+macro_rules! current_of_stream {
+    () => {
+        "cur as ( \
+            select l.stream_version as v, l.hash as h \
+              from (values (1)) as one (x) \
+              left join lateral ( \
+                  select e.stream_version, e.hash from events e \
+                   where e.stream_id = $1 \
+                   order by e.stream_version desc limit 1) as l on true), \
+         ok as ( \
+            select cur.v, cur.h from cur \
+             where case $7::bigint \
+                     when -2 then true \
+                     when -1 then cur.v is null \
+                     when -3 then cur.v is not null \
+                     else coalesce(cur.v = $7::bigint, false) end)"
+    };
+}
+
+/// Inserts the event from `ok` (the stream's checked current version and hash); `$2`..`$6`
+/// are the event id, type, schema version, payload and metadata (JSON text). The `offset 0`
+/// fences keep the planner from copying the casts into every place that uses them: each JSON
+/// text is parsed once and its canonical text (what the hash covers) printed once.
+macro_rules! insert_one_event {
+    ($condition:literal) => {
+        concat!(
+            "ins as ( \
+                insert into events (stream_id, stream_version, event_id, event_type, \
+                                    schema_version, payload, metadata, prev_hash, hash) \
+                select $1, coalesce(ok.v, -1) + 1, $2, $3, $4, j.payload, j.metadata, ok.h, \
+                       event_hash(ok.h, $3, j.payload_text, j.metadata_text) \
+                  from ok, ( \
+                      select p.payload, p.metadata, \
+                             p.payload::text as payload_text, p.metadata::text as metadata_text \
+                        from (select $5::text::jsonb as payload, $6::text::jsonb as metadata \
+                              offset 0) as p \
+                      offset 0) as j ",
+            $condition,
+            " returning stream_version, tx_id, position) \
+             select cur.v, ins.stream_version, ins.tx_id, ins.position \
+               from cur left join ins on true"
+        )
+    };
+}
+
+/// One event to one stream, no idempotency key.
+const APPEND_ONE: &str = concat!("with ", current_of_stream!(), ", ", insert_one_event!(""));
+
+/// One event to one stream under idempotency key `$8`: the key is claimed only when the
+/// expected version holds, the event inserted only when the claim went through.
+const APPEND_ONE_KEYED: &str = concat!(
+    "with ",
+    current_of_stream!(),
+    ", claim as ( \
+        insert into idempotency_keys (key, event_ids) \
+        select $8::text, array[$2::uuid] from ok \
+        on conflict (key) do nothing \
+        returning 1), ",
+    insert_one_event!("where exists (select 1 from claim)")
+);
 
 /// Why the log cannot serve yet.
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
@@ -243,6 +306,49 @@ impl PostgresLog {
         .await
     }
 
+    /// Appends the single event of a one-stream, one-event request with one statement.
+    ///
+    /// The statement reads the stream's last version and hash (through the
+    /// `(stream_id, stream_version)` index) before it writes anything, as `append_events`
+    /// does, so the gap-free argument above holds unchanged; the hash is computed by the
+    /// inlined `event_hash`. An expected version that does not hold inserts nothing and
+    /// answers the stream's actual version; a concurrent append that took the same version
+    /// first fails the insert on `events_stream_version_key`. With an idempotency key, the
+    /// key is claimed in the same statement, only when the version holds, and the event is
+    /// inserted only when the claim went through.
+    async fn try_append_one(&self, encoded: &Encoded) -> Result<Attempt, sqlx::Error> {
+        let query = sqlx::query_as(if encoded.key.is_some() {
+            APPEND_ONE_KEYED
+        } else {
+            APPEND_ONE
+        })
+        .bind(&encoded.streams[0])
+        .bind(encoded.event_ids[0])
+        .bind(&encoded.types[0])
+        .bind(encoded.schema_versions[0])
+        .bind(&encoded.payloads[0])
+        .bind(&encoded.metadata[0])
+        .bind(encoded.expected[0]);
+        let query = match &encoded.key {
+            Some(key) => query.bind(key),
+            None => query,
+        };
+        let row: (Option<i64>, Option<i64>, Option<i64>, Option<i64>) =
+            query.fetch_one(&self.inner.pool).await?;
+        let (actual, version, tx_id, position) = row;
+        let (Some(version), Some(tx_id), Some(position)) = (version, tx_id, position) else {
+            return Ok(Attempt::NotAppended { actual });
+        };
+        Ok(Attempt::Rows(vec![AppendRow {
+            event_id: Some(encoded.event_ids[0]),
+            stream_id: Some(encoded.streams[0].clone()),
+            stream_version: Some(version),
+            tx_id: Some(tx_id),
+            event_position: Some(position),
+            replayed: false,
+        }]))
+    }
+
     /// After losing a race: the first stream of the request that no longer accepts its append.
     async fn find_conflict(&self, request: &AppendRequest) -> Result<Option<Error>, Error> {
         for s in &request.streams {
@@ -313,10 +419,18 @@ impl EventLog for PostgresLog {
         if encoded.key.is_none() && encoded.streams.is_empty() {
             return Ok(AppendOutcome::Appended(Receipt::default()));
         }
+        // The common case, one event to one stream, takes one prepared statement; anything
+        // else goes through `append_events`.
+        let single = encoded.streams.len() == 1 && encoded.event_ids.len() == 1;
         let mut races = 0;
         loop {
-            let err = match self.try_append(&encoded).await {
-                Ok(rows) => {
+            let attempt = if single {
+                self.try_append_one(&encoded).await
+            } else {
+                self.try_append(&encoded).await.map(Attempt::Rows)
+            };
+            let err = match attempt {
+                Ok(Attempt::Rows(rows)) => {
                     let replayed = rows.first().is_some_and(|r| r.replayed);
                     let receipt = receipt(rows);
                     if replayed {
@@ -326,6 +440,31 @@ impl EventLog for PostgresLog {
                         self.announce();
                     }
                     return Ok(AppendOutcome::Appended(receipt));
+                }
+                Ok(Attempt::NotAppended { actual }) => {
+                    // The key was applied before, or the stream was not at the expected
+                    // version (a retry of an append that went through may see both).
+                    if let Some(key) = &request.idempotency_key
+                        && let Some(receipt) = self.applied(key).await?
+                    {
+                        return Ok(AppendOutcome::AlreadyApplied(receipt));
+                    }
+                    let stream = &request.streams[0];
+                    let actual = actual.map(to_u64);
+                    if !stream.expected.accepts(actual) {
+                        return Err(Error::Conflict {
+                            stream: stream.stream.clone(),
+                            expected: stream.expected,
+                            actual,
+                        });
+                    }
+                    // The key's claim was rolled back meanwhile: try again.
+                    if races >= RACE_RETRIES {
+                        return Err(lost_races());
+                    }
+                    races += 1;
+                    tokio::task::yield_now().await;
+                    continue;
                 }
                 Err(err) => err,
             };
@@ -346,11 +485,7 @@ impl EventLog for PostgresLog {
                     races += 1;
                     tokio::task::yield_now().await;
                 }
-                Refusal::Race => {
-                    return Err(Error::Backend(
-                        format!("append lost {RACE_RETRIES} races in a row; try again").into(),
-                    ));
-                }
+                Refusal::Race => return Err(lost_races()),
                 Refusal::DuplicateEventId => {
                     return Err(Error::Invalid(
                         "an event id of this request is already in the log".into(),
@@ -692,6 +827,19 @@ impl Encoded {
         }
         Ok(encoded)
     }
+}
+
+/// What one attempt at an append did.
+enum Attempt {
+    /// The rows `append_events` answered (or the one the fast path inserted).
+    Rows(Vec<AppendRow>),
+    /// The fast path inserted nothing: the expected version did not hold (the stream is at
+    /// `actual`) or the idempotency key was claimed before.
+    NotAppended { actual: Option<i64> },
+}
+
+fn lost_races() -> Error {
+    Error::Backend(format!("append lost {RACE_RETRIES} races in a row; try again").into())
 }
 
 /// Why the database refused an append.

@@ -189,10 +189,27 @@ type ChainRow = (Option<Vec<u8>>, String, String, String, Vec<u8>);
 async fn each_stream_carries_a_sha256_hash_chain(pool: PgPool) {
     let log = PostgresLog::new(pool.clone());
     for n in 0..5 {
+        // Multi-stream appends (append_events) and single-event appends (the one-statement
+        // path, with and without an idempotency key) chain into the same streams.
         let _receipt = log
             .append(
                 AppendRequest::to_stream("ticket-a", ExpectedVersion::Any, vec![event(n)])
                     .and_stream("ticket-b", ExpectedVersion::Any, vec![event(100 + n)]),
+            )
+            .await
+            .unwrap();
+        let _receipt = log
+            .append(AppendRequest::to_stream(
+                "ticket-a",
+                ExpectedVersion::Any,
+                vec![event(200 + n)],
+            ))
+            .await
+            .unwrap();
+        let _receipt = log
+            .append(
+                AppendRequest::to_stream("ticket-b", ExpectedVersion::Any, vec![event(300 + n)])
+                    .idempotent(format!("chain-{n}")),
             )
             .await
             .unwrap();
@@ -226,6 +243,8 @@ async fn each_stream_carries_a_sha256_hash_chain(pool: PgPool) {
             prev = Some(hash);
         }
     }
+    assert_eq!(log.stream_version("ticket-a").await.unwrap(), Some(9));
+    assert_eq!(log.stream_version("ticket-b").await.unwrap(), Some(9));
     let read = log
         .read_stream("ticket-a", 1, Direction::Forwards, 1)
         .await
