@@ -352,6 +352,8 @@ impl<L: EventLog> ProjectionRunner<L> {
             }
         }
         for member in members.iter_mut() {
+            let projection = Arc::clone(&member.live.projection);
+            shadow::build_deferred_indexes(&mut member.conn, projection.as_ref()).await?;
             loop {
                 match self.swap(member).await? {
                     Swap::Done => break,
@@ -606,22 +608,34 @@ fn read_ahead<L: EventLog>(
     from: Position,
     page_size: usize,
 ) -> mpsc::Receiver<Result<(Decoded, bool), eventlog::Error>> {
-    let (send, receive) = mpsc::channel(2);
+    // Two stages on two tasks, so fetching a page and decoding the previous one overlap.
+    let (fetched, mut to_decode) = mpsc::channel(2);
     tokio::spawn(async move {
         let mut position = from;
         loop {
             let page = match log.read_all(position, page_size).await {
                 Ok(page) => page,
                 Err(err) => {
-                    let _ = send.send(Err(err)).await;
+                    let _ = fetched.send(Err(err)).await;
                     return;
                 }
             };
             let caught_up = page.events.len() < page_size;
             position = page.next;
-            let decoded = Decoded::from_recorded(page.events);
-            let poisoned = decoded.poison.is_some();
-            if send.send(Ok((decoded, caught_up))).await.is_err() || caught_up || poisoned {
+            if fetched.send(Ok((page.events, caught_up))).await.is_err() || caught_up {
+                return;
+            }
+        }
+    });
+    let (decoded, receive) = mpsc::channel(2);
+    tokio::spawn(async move {
+        while let Some(page) = to_decode.recv().await {
+            let page = page.map(|(events, caught_up)| (Decoded::from_recorded(events), caught_up));
+            let last = match &page {
+                Ok((decoded, caught_up)) => *caught_up || decoded.poison.is_some(),
+                Err(_) => true,
+            };
+            if decoded.send(page).await.is_err() || last {
                 return;
             }
         }

@@ -11,6 +11,12 @@ use sqlx::PgConnection;
 use crate::{Projection, SHADOW_SCHEMA};
 
 /// Drops any previous shadow copy of the projection's tables and creates empty ones.
+///
+/// The copies start without their inverted indexes (GIN, GiST: full-text search, tags): building
+/// such an index once over a full table is much cheaper than maintaining it row by row during a
+/// rebuild. B-tree indexes stay: upserts resolve conflicts through the unique ones, and
+/// projections look rows up through the others. [`build_deferred_indexes`] adds the deferred
+/// ones before the swap.
 pub(crate) async fn create(
     conn: &mut PgConnection,
     projection: &dyn Projection,
@@ -22,6 +28,71 @@ pub(crate) async fn create(
         sqlx::raw_sql(sqlx::AssertSqlSafe(sql))
             .execute(&mut *conn)
             .await?;
+        for (name, _) in deferred_indexes(conn, SHADOW_SCHEMA, table).await? {
+            let sql = format!("drop index {SHADOW_SCHEMA}.{name}");
+            sqlx::raw_sql(sqlx::AssertSqlSafe(sql))
+                .execute(&mut *conn)
+                .await?;
+        }
+    }
+    Ok(())
+}
+
+/// The deferred (non-b-tree) indexes of `schema.table` (name, definition), in name order.
+async fn deferred_indexes(
+    conn: &mut PgConnection,
+    schema: &str,
+    table: &str,
+) -> Result<Vec<(String, String)>, sqlx::Error> {
+    sqlx::query_as(
+        "select c.relname::text, pg_get_indexdef(i.indexrelid)
+         from pg_index i
+         join pg_class c on c.oid = i.indexrelid
+         join pg_class t on t.oid = i.indrelid
+         join pg_namespace n on n.oid = t.relnamespace
+         join pg_am am on am.oid = c.relam
+         where n.nspname = $1 and t.relname = $2 and not i.indisunique and am.amname <> 'btree'
+         order by 1",
+    )
+    .bind(schema)
+    .bind(table)
+    .fetch_all(conn)
+    .await
+}
+
+/// Gives the shadow tables the deferred indexes of the live ones that they lack, with the same
+/// names and definitions.
+pub(crate) async fn build_deferred_indexes(
+    conn: &mut PgConnection,
+    projection: &dyn Projection,
+) -> Result<(), sqlx::Error> {
+    for table in projection.tables() {
+        let present: Vec<String> = deferred_indexes(conn, SHADOW_SCHEMA, table)
+            .await?
+            .into_iter()
+            .map(|(name, _)| name)
+            .collect();
+        for (name, definition) in deferred_indexes(conn, "public", table).await? {
+            if present.contains(&name) {
+                continue;
+            }
+            let live = format!(" ON public.{table} ");
+            let shadow = format!(" ON {SHADOW_SCHEMA}.{table} ");
+            if !definition.contains(&live) {
+                return Err(sqlx::Error::Protocol(format!(
+                    "cannot rebuild index {name} on the shadow copy: unexpected definition"
+                )));
+            }
+            // One build over the whole table: give it room to sort in memory (the default
+            // 64 MB makes a GIN build over a large table spill and merge).
+            let sql = format!(
+                "set maintenance_work_mem = '256MB'; {}; reset maintenance_work_mem",
+                definition.replacen(&live, &shadow, 1)
+            );
+            sqlx::raw_sql(sqlx::AssertSqlSafe(sql))
+                .execute(&mut *conn)
+                .await?;
+        }
     }
     Ok(())
 }
