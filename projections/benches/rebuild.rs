@@ -12,7 +12,7 @@
 //! database `ledgerdesk_bench_rebuild` may be created and dropped; `BENCH_EVENTS`, default
 //! 1000000; `BENCH_KEEP=1` keeps the generated database for a later run with `BENCH_REUSE=1`;
 //! `BENCH_ALONE=0` skips the one-projection rebuilds; `BENCH_PAGE` sets the events per page,
-//! default 5000).
+//! default 5000; `BENCH_ONLY=tickets` rebuilds that projection only).
 
 #![expect(clippy::print_stdout, reason = "a benchmark prints its figures")]
 
@@ -115,7 +115,11 @@ async fn main() -> anyhow::Result<()> {
         total / seconds
     };
 
-    let all = projections::models::all();
+    let only = std::env::var("BENCH_ONLY").ok();
+    let all: Vec<Arc<dyn Projection>> = projections::models::all()
+        .into_iter()
+        .filter(|p| only.as_deref().is_none_or(|name| p.name() == name))
+        .collect();
     let rebuild = |selected: Vec<Arc<dyn Projection>>| {
         let log = log.clone();
         let pool = pool.clone();

@@ -23,6 +23,9 @@ use crate::applier::{Applier, Decoded, Outcome, is_infrastructure};
 use crate::checkpoint::{self, Failure};
 use crate::{Projection, Target, shadow};
 
+/// How often a rebuilding projection brings its live copy up to date.
+const LIVE_REFRESH_DURING_REBUILD: Duration = Duration::from_millis(250);
+
 /// How the runtime batches, polls and waits. The defaults suit one Postgres on a small machine.
 #[derive(Debug, Clone)]
 pub struct RunnerOptions {
@@ -215,22 +218,24 @@ impl<L: EventLog> ProjectionRunner<L> {
                 .await?
                 .is_some();
         if needs_rebuild {
-            if let Some(exit) = self.rebuild_members(&mut [&mut member], stopped).await? {
-                return Ok(exit);
-            }
+            member = match self.rebuild_members(vec![member], stopped).await? {
+                (_, Some(exit)) => return Ok(exit),
+                (mut members, None) => members.pop().ok_or(sqlx::Error::PoolClosed)?,
+            };
         } else {
             member.discard_shadow().await?;
         }
-        self.follow(&mut member, stopped).await
+        self.follow(member, stopped).await
     }
 
     /// Applies the log to the live tables: large pages until caught up, then live batches.
     async fn follow(
         &self,
-        member: &mut Member,
+        mut member: Member,
         stopped: &mut watch::Receiver<bool>,
     ) -> Result<Exit, RuntimeError> {
-        let name = member.live.projection.name();
+        let projection = Arc::clone(&member.live.projection);
+        let name = projection.name();
         loop {
             // Catch up in large pages first: the subscription pages in small ones.
             loop {
@@ -255,17 +260,14 @@ impl<L: EventLog> ProjectionRunner<L> {
                 .ready_chunks(self.options.live_batch);
             let mut poll = tokio::time::interval(self.options.request_poll);
             poll.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
+            let mut rebuild = false;
             loop {
                 tokio::select! {
                     _ = stopped.changed() => return Ok(Exit::Shutdown),
                     _ = poll.tick() => {
                         if checkpoint::rebuild_requested(&mut member.conn, name).await?.is_some() {
                             tracing::info!(projection = name, "rebuild requested");
-                            if let Some(exit) =
-                                self.rebuild_members(&mut [&mut *member], stopped).await?
-                            {
-                                return Ok(exit);
-                            }
+                            rebuild = true;
                             break;
                         }
                     }
@@ -294,22 +296,30 @@ impl<L: EventLog> ProjectionRunner<L> {
                     }
                 }
             }
+            if rebuild {
+                member = match self.rebuild_members(vec![member], stopped).await? {
+                    (_, Some(exit)) => return Ok(exit),
+                    (mut members, None) => members.pop().ok_or(sqlx::Error::PoolClosed)?,
+                };
+            }
         }
     }
 
     /// Rebuilds `members` into shadow tables from one shared reader of the log, keeping their
-    /// live tables current meanwhile, then swaps each in. `Some(exit)` when the members' tasks
-    /// must end (shutdown, or a member failed); `None` when every member swapped in.
+    /// live tables current meanwhile, then swaps each in. Each member applies the pages on a
+    /// task of its own, at its own pace (the reader stays a few pages ahead of the slowest), and
+    /// swaps in as soon as it has caught up. Returns the members with `Some(exit)` when their
+    /// tasks must end (shutdown, or a member failed), `None` when every member swapped in.
     async fn rebuild_members(
         &self,
-        members: &mut [&mut Member],
-        stopped: &mut watch::Receiver<bool>,
-    ) -> Result<Option<Exit>, RuntimeError> {
+        mut members: Vec<Member>,
+        stopped: &watch::Receiver<bool>,
+    ) -> Result<(Vec<Member>, Option<Exit>), RuntimeError> {
         let names: Vec<String> = members
             .iter()
             .map(|m| m.live.projection.name().to_owned())
             .collect();
-        for member in members.iter_mut() {
+        for member in &mut members {
             member.prepare_shadow().await?;
         }
         let start = members
@@ -318,81 +328,169 @@ impl<L: EventLog> ProjectionRunner<L> {
             .min()
             .unwrap_or(Position::START);
         tracing::info!(projections = ?names, from = %start, "rebuilding into shadow tables");
+        let reached = Arc::new(std::sync::Mutex::new(vec![(start, 0_u64); members.len()]));
+        let mut feeds = Vec::new();
+        let mut tasks = Vec::new();
+        for (index, member) in members.into_iter().enumerate() {
+            let (feed, pages) = mpsc::channel(4);
+            feeds.push(feed);
+            let runner = self.clone();
+            let stopped = stopped.clone();
+            let reached = Arc::clone(&reached);
+            let names = names.clone();
+            tasks.push(tokio::spawn(async move {
+                runner
+                    .rebuild_member(member, pages, stopped, move |position, events| {
+                        let Ok(mut reached) = reached.lock() else {
+                            return None;
+                        };
+                        reached[index] = (position, events);
+                        let slowest = reached.iter().min().copied().unwrap_or((start, 0));
+                        Some(RebuildProgress {
+                            projections: names.clone(),
+                            events: slowest.1,
+                            position: slowest.0,
+                            done: false,
+                        })
+                    })
+                    .await
+            }));
+        }
+
         let mut pages = read_ahead(self.log.clone(), start, self.options.catch_up_page);
-        let mut read = 0_u64;
+        let mut read_error = None;
         while let Some(page) = pages.recv().await {
-            let (decoded, caught_up) = page?;
-            read += decoded.events.len() as u64;
-            let outcomes = futures::future::join_all(members.iter_mut().map(|member| {
-                let Member { conn, shadow, .. } = &mut **member;
-                shadow.apply(conn, &decoded)
-            }))
-            .await;
-            for outcome in outcomes {
-                if let Outcome::Stopped(failure) = outcome? {
-                    return Ok(Some(Exit::Failed(failure)));
+            match page {
+                Ok(page) => {
+                    let page = Arc::new(page);
+                    for feed in &feeds {
+                        // A member that stopped early no longer listens: that is its exit.
+                        let _ = feed.send(Arc::clone(&page)).await;
+                    }
+                    if page.1 || page.0.poison.is_some() {
+                        break;
+                    }
+                }
+                Err(err) => {
+                    read_error = Some(err);
+                    break;
                 }
             }
-            for member in members.iter_mut() {
-                self.keep_live_current(member).await?;
+        }
+        drop(feeds);
+
+        let mut members = Vec::new();
+        let mut exit = None;
+        let mut failed = None;
+        for task in tasks {
+            match task.await {
+                Ok(Ok((member, member_exit))) => {
+                    members.push(member);
+                    exit = exit.or(member_exit);
+                }
+                Ok(Err(err)) => failed = Some(err),
+                Err(err) => {
+                    failed = Some(RuntimeError::Database(sqlx::Error::Protocol(format!(
+                        "a rebuild task ended abnormally: {err}"
+                    ))));
+                }
             }
+        }
+        if let Some(err) = read_error {
+            return Err(err.into());
+        }
+        if let Some(err) = failed {
+            return Err(err);
+        }
+        if exit.is_none() {
             if let Some(progress) = &self.progress {
+                let (position, events) = reached
+                    .lock()
+                    .ok()
+                    .and_then(|reached| reached.iter().max().copied())
+                    .unwrap_or((start, 0));
                 progress(&RebuildProgress {
                     projections: names.clone(),
-                    events: read,
-                    position: decoded.last_position().unwrap_or(start),
-                    done: false,
+                    events,
+                    position: members
+                        .iter()
+                        .map(|m| m.live.position)
+                        .max()
+                        .unwrap_or(position),
+                    done: true,
                 });
             }
-            if *stopped.borrow() {
-                return Ok(Some(Exit::Shutdown));
+            tracing::info!(projections = ?names, "rebuilt and swapped in");
+        }
+        Ok((members, exit))
+    }
+
+    /// One member of a rebuild: applies the shared pages to its shadow copy, keeps its live copy
+    /// current, then finishes and swaps in.
+    async fn rebuild_member(
+        &self,
+        mut member: Member,
+        mut pages: mpsc::Receiver<Arc<(Decoded, bool)>>,
+        mut stopped: watch::Receiver<bool>,
+        reached: impl Fn(Position, u64) -> Option<RebuildProgress>,
+    ) -> Result<(Member, Option<Exit>), RuntimeError> {
+        let mut events = 0_u64;
+        loop {
+            let Some(page) = pages.recv().await else {
+                // The reader stopped before the head: shutdown or a read error (reported by
+                // the caller). The shadow copy stays and the next rebuild resumes it.
+                return Ok((member, Some(Exit::Shutdown)));
+            };
+            let (decoded, caught_up) = &*page;
+            if let Outcome::Stopped(failure) =
+                member.shadow.apply(&mut member.conn, decoded).await?
+            {
+                return Ok((member, Some(Exit::Failed(failure))));
             }
-            if caught_up {
+            self.keep_live_current(&mut member).await?;
+            events += decoded.events.len() as u64;
+            if let (Some(progress), Some(report)) =
+                (&self.progress, reached(member.shadow.position, events))
+            {
+                progress(&report);
+            }
+            if *stopped.borrow() {
+                return Ok((member, Some(Exit::Shutdown)));
+            }
+            if *caught_up {
                 break;
             }
         }
-        for member in members.iter_mut() {
-            let projection = Arc::clone(&member.live.projection);
-            shadow::build_deferred_indexes(&mut member.conn, projection.as_ref()).await?;
-            loop {
-                match self.swap(member).await? {
-                    Swap::Done => break,
-                    Swap::Failed(failure) => return Ok(Some(Exit::Failed(failure))),
-                    Swap::Busy => {
-                        tracing::info!(
-                            projection = member.live.projection.name(),
-                            "readers hold the live tables; swapping again shortly"
-                        );
-                        self.keep_live_current(member).await?;
-                        if wait_or_stop(stopped, Duration::from_millis(200)).await {
-                            return Ok(Some(Exit::Shutdown));
-                        }
+        let projection = Arc::clone(&member.live.projection);
+        shadow::build_deferred_indexes(&mut member.conn, projection.as_ref()).await?;
+        loop {
+            match self.swap(&mut member).await? {
+                Swap::Done => return Ok((member, None)),
+                Swap::Failed(failure) => return Ok((member, Some(Exit::Failed(failure)))),
+                Swap::Busy => {
+                    tracing::info!(
+                        projection = projection.name(),
+                        "readers hold the live tables; swapping again shortly"
+                    );
+                    self.keep_live_current(&mut member).await?;
+                    if wait_or_stop(&mut stopped, Duration::from_millis(200)).await {
+                        return Ok((member, Some(Exit::Shutdown)));
                     }
                 }
             }
         }
-        if let Some(progress) = &self.progress {
-            let position = members
-                .iter()
-                .map(|m| m.live.position)
-                .max()
-                .unwrap_or(start);
-            progress(&RebuildProgress {
-                projections: names.clone(),
-                events: read,
-                position,
-                done: true,
-            });
-        }
-        tracing::info!(projections = ?names, events = read, "rebuilt and swapped in");
-        Ok(None)
     }
 
     /// While a rebuild runs, readers keep seeing new events in the live tables.
     async fn keep_live_current(&self, member: &mut Member) -> Result<(), RuntimeError> {
-        if member.live_stopped {
+        // A few times a second is current enough for readers, and leaves the rebuild alone.
+        let fresh = member
+            .live_refreshed
+            .is_some_and(|at| at.elapsed() < LIVE_REFRESH_DURING_REBUILD);
+        if member.live_stopped || fresh {
             return Ok(());
         }
+        member.live_refreshed = Some(std::time::Instant::now());
         let page = self
             .log
             .read_all(member.live.position, self.options.live_batch)
@@ -507,6 +605,8 @@ pub(crate) struct Member {
     live: Applier,
     live_version: u32,
     live_stopped: bool,
+    /// When the live copy last caught up during a rebuild.
+    live_refreshed: Option<std::time::Instant>,
     shadow: Applier,
 }
 
@@ -545,6 +645,7 @@ impl Member {
             },
             live_version: live.version,
             live_stopped: false,
+            live_refreshed: None,
             shadow: Applier {
                 projection: Arc::clone(projection),
                 target: Target::Shadow,
@@ -697,12 +798,11 @@ impl<L: EventLog> ProjectionRunner<L> {
                 elsewhere.push(projection.name().to_owned());
             }
         }
-        let (_stop, mut stopped) = watch::channel(false);
-        let mut refs: Vec<&mut Member> = members.iter_mut().collect();
-        let exit = if refs.is_empty() {
-            None
+        let (_stop, stopped) = watch::channel(false);
+        let (members, exit) = if members.is_empty() {
+            (members, None)
         } else {
-            runner.rebuild_members(&mut refs, &mut stopped).await?
+            runner.rebuild_members(members, &stopped).await?
         };
         for member in members {
             let _ = member.conn.close().await;

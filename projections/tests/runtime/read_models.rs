@@ -5,7 +5,7 @@ use std::time::Duration;
 
 use eventlog::postgres::PostgresLog;
 use projections::generate::{GenerateOptions, generate};
-use projections::{Projection, ProjectionRunner, wait_for};
+use projections::{ProjectionRunner, wait_for};
 use sqlx::postgres::{PgConnectOptions, PgPoolOptions};
 
 use crate::{fast_options, head_after, pool};
