@@ -28,6 +28,10 @@ use projections::{Projection, ProjectionRunner, RunnerOptions};
 use sqlx::postgres::PgPoolOptions;
 use sqlx::{Executor, PgPool};
 
+// As in the `ledgerdesk` binary.
+#[global_allocator]
+static ALLOCATOR: mimalloc::MiMalloc = mimalloc::MiMalloc;
+
 const DATABASE: &str = "ledgerdesk_bench_rebuild";
 
 #[tokio::main]
