@@ -8,8 +8,8 @@ use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 use anyhow::{Context, bail};
-use eventlog::EventLog;
 use eventlog::postgres::{self, PostgresLog};
+use eventlog::{EventLog, Position};
 use indicatif::{ProgressBar, ProgressStyle};
 use projections::{Projection, ProjectionRunner, Target};
 use secrecy::ExposeSecret;
@@ -28,11 +28,9 @@ pub async fn replay(database: &DatabaseArgs, names: &[String]) -> anyhow::Result
         .context("cannot apply the database migrations")?;
     let log = PostgresLog::new(pool.clone());
     let total = log
-        .head()
+        .count_after(Position::START, u64::MAX)
         .await
-        .context("cannot read the log head")?
-        .parts()
-        .1;
+        .context("cannot count the events of the log")?;
     let names: Vec<&str> = selected.iter().map(|p| p.name()).collect();
 
     let bar = progress_bar(total);
@@ -42,7 +40,7 @@ pub async fn replay(database: &DatabaseArgs, names: &[String]) -> anyhow::Result
         let bar = bar.clone();
         ProjectionRunner::new(log.clone(), pool.clone(), selected.clone())
             .with_progress(Arc::new(move |progress| {
-                bar.set_position(progress.position.parts().1.min(total));
+                bar.set_position(progress.events.min(total));
                 if progress.done {
                     bar.set_position(total);
                 }
@@ -130,13 +128,13 @@ async fn follow_elsewhere(
         if pending.is_empty() {
             return Ok(());
         }
-        let furthest = checkpoints
+        let slowest = checkpoints
             .iter()
             .filter(|c| c.target == Target::Shadow && names.contains(&c.projection))
-            .map(|c| c.position.parts().1)
+            .map(|c| c.events_seen)
             .min();
-        if let Some(position) = furthest {
-            bar.set_position(position);
+        if let Some(events) = slowest {
+            bar.set_position(events);
         }
         tokio::time::sleep(Duration::from_millis(200)).await;
     }

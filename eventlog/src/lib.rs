@@ -107,6 +107,14 @@ pub trait EventLog: Clone + Send + Sync + 'static {
     /// The position of the newest event a reader can see now ([`Position::START`] when empty).
     fn head(&self) -> impl Future<Output = Result<Position, Error>> + Send;
 
+    /// How many readable events come after `after`, counting at most `cap` (cheap for small
+    /// counts: lag, progress).
+    fn count_after(
+        &self,
+        after: Position,
+        cap: u64,
+    ) -> impl Future<Output = Result<u64, Error>> + Send;
+
     /// Every event after `after`: first those already in the log, then each new one as it
     /// commits. The stream ends after yielding its first error; resume from the last position
     /// received.

@@ -583,6 +583,23 @@ impl EventLog for PostgresLog {
         }))
     }
 
+    async fn count_after(&self, after: Position, cap: u64) -> Result<u64, Error> {
+        let (tx, seq) = position_params(after);
+        let count: i64 = sqlx::query_scalar(
+            "select count(*) from (select 1 from events \
+              where (tx_id, position) > ($1, $2) \
+                and tx_id < pg_snapshot_xmin(pg_current_snapshot())::text::bigint \
+              order by tx_id, position limit $3) as counted",
+        )
+        .bind(tx)
+        .bind(seq)
+        .bind(i64::try_from(cap).unwrap_or(i64::MAX))
+        .fetch_one(&self.inner.pool)
+        .await
+        .map_err(backend)?;
+        Ok(to_u64(count))
+    }
+
     fn subscribe_all(&self, after: Position) -> BoxStream<'static, Result<RecordedEvent, Error>> {
         self.start_listener();
         let state = Subscription {

@@ -24,22 +24,15 @@ pub struct ProjectionStatus {
     pub rebuilding: Option<Checkpoint>,
     /// The log head when the status was taken.
     pub head: Position,
-    /// About how many events the live copy is behind the head (0 when caught up). Counted from
-    /// the log's position sequence, which rolled-back appends also consume, so it may overstate.
+    /// How many events the live copy is behind the head (0 when caught up), counted up to
+    /// [`LAG_CAP`].
     pub lag: u64,
     /// The event it stopped on, if it did.
     pub failure: Option<Failure>,
 }
 
-/// Approximate number of events between `at` and `head`: 0 only when `at` reached `head`.
-#[must_use]
-pub fn lag(head: Position, at: Position) -> u64 {
-    if at >= head {
-        0
-    } else {
-        head.parts().1.saturating_sub(at.parts().1).max(1)
-    }
-}
+/// Lag is counted exactly up to this many events; a larger lag shows as this number.
+pub const LAG_CAP: u64 = 1_000_000;
 
 /// The status of each of `projections`.
 ///
@@ -52,9 +45,9 @@ pub async fn status<L: EventLog>(
 ) -> Result<Vec<ProjectionStatus>, RuntimeError> {
     let head = log.head().await?;
     let checkpoints = checkpoint::list(pool).await?;
-    Ok(projections
-        .iter()
-        .map(|projection| {
+    let mut statuses = Vec::with_capacity(projections.len());
+    for projection in projections {
+        let status = {
             let find = |target| {
                 checkpoints
                     .iter()
@@ -63,7 +56,6 @@ pub async fn status<L: EventLog>(
             };
             let live = find(Target::Live);
             let rebuilding = find(Target::Shadow);
-            let at = live.as_ref().map_or(Position::START, |c| c.position);
             let failure = live
                 .as_ref()
                 .and_then(|c| c.failure.clone())
@@ -71,14 +63,22 @@ pub async fn status<L: EventLog>(
             ProjectionStatus {
                 name: projection.name().to_owned(),
                 code_version: projection.version(),
-                lag: lag(head, at),
+                lag: 0,
                 live,
                 rebuilding,
                 head,
                 failure,
             }
-        })
-        .collect())
+        };
+        let at = status.live.as_ref().map_or(Position::START, |c| c.position);
+        let lag = if at >= head {
+            0
+        } else {
+            log.count_after(at, LAG_CAP).await?
+        };
+        statuses.push(ProjectionStatus { lag, ..status });
+    }
+    Ok(statuses)
 }
 
 /// Why a read-your-writes wait gave up.

@@ -345,6 +345,10 @@ impl EventLog for Interleaved {
         self.inner.head().await
     }
 
+    async fn count_after(&self, after: Position, cap: u64) -> Result<u64, Error> {
+        self.inner.count_after(after, cap).await
+    }
+
     fn subscribe_all(&self, after: Position) -> BoxStream<'static, Result<RecordedEvent, Error>> {
         self.inner.subscribe_all(after)
     }

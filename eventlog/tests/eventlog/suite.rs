@@ -425,6 +425,12 @@ pub(crate) async fn reads_page_through_streams_and_the_whole_log<L: EventLog>(lo
             .events
             .is_empty()
     );
+    // Counting follows the same order and stops at the cap.
+    let count = |after, cap| log.count_after(after, cap);
+    assert_eq!(count(Position::START, u64::MAX).await.expect("count"), 250);
+    assert_eq!(count(Position::START, 100).await.expect("capped"), 100);
+    assert_eq!(count(seen[199].position, 1_000).await.expect("tail"), 50);
+    assert_eq!(count(cursor, 1_000).await.expect("none"), 0);
 
     let forwards = log
         .read_stream("ticket-1", 10, Direction::Forwards, 5)
