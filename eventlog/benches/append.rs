@@ -26,7 +26,7 @@ use eventlog::postgres::{self, PostgresLog};
 use eventlog::{Actor, ActorKind, AppendRequest, EventLog, ExpectedVersion, Metadata, NewEvent};
 use serde_json::json;
 use sqlx::postgres::PgPoolOptions;
-use sqlx::{AssertSqlSafe, Executor, PgPool};
+use sqlx::{Executor, PgPool};
 
 const CONCURRENCY: [u64; 3] = [1, 8, 32];
 const STREAMS_PER_WRITER: u64 = 50;
@@ -61,9 +61,9 @@ async fn main() -> anyhow::Result<()> {
         .await
         .context("connect to DATABASE_URL")?;
     let drop_database = format!("drop database if exists {database} with (force)");
-    admin.execute(AssertSqlSafe(drop_database.clone())).await?;
+    admin.execute(drop_database.as_str()).await?;
     admin
-        .execute(AssertSqlSafe(format!("create database {database}")))
+        .execute(format!("create database {database}").as_str())
         .await?;
     let url = database_url(&server, &database);
 
@@ -165,7 +165,7 @@ async fn main() -> anyhow::Result<()> {
         );
         pool.close().await;
     }
-    admin.execute(AssertSqlSafe(drop_database)).await?;
+    admin.execute(drop_database.as_str()).await?;
     println!("goal: ratio >= 0.85 at 32 writers");
     Ok(())
 }

@@ -49,12 +49,10 @@ async fn main() -> anyhow::Result<()> {
         .context("connect to DATABASE_URL")?;
     if !reuse {
         admin
-            .execute(sqlx::AssertSqlSafe(format!(
-                "drop database if exists {DATABASE} with (force)"
-            )))
+            .execute(format!("drop database if exists {DATABASE} with (force)").as_str())
             .await?;
         admin
-            .execute(sqlx::AssertSqlSafe(format!("create database {DATABASE}")))
+            .execute(format!("create database {DATABASE}").as_str())
             .await?;
     }
     let url = database_url(&server, DATABASE);
@@ -163,9 +161,7 @@ async fn main() -> anyhow::Result<()> {
     pool.close().await;
     if !keep {
         admin
-            .execute(sqlx::AssertSqlSafe(format!(
-                "drop database if exists {DATABASE} with (force)"
-            )))
+            .execute(format!("drop database if exists {DATABASE} with (force)").as_str())
             .await?;
     }
     Ok(())

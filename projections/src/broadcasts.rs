@@ -13,7 +13,7 @@ use domain::broadcast::{Audience, BroadcastContent, BroadcastEvent, Outcome, Ski
 use domain::{AnyEvent, StreamId};
 use futures::future::BoxFuture;
 use serde_json::Value;
-use sqlx::{AssertSqlSafe, PgConnection};
+use sqlx::PgConnection;
 use uuid::Uuid;
 
 use crate::projection::{ApplyError, Envelope, Projection, Target};
@@ -143,7 +143,7 @@ async fn apply(
     let ids: Vec<Uuid> = ids.into_iter().collect();
     let mut fold = Fold::default();
     let sql = sql::select_sql(&target.table("broadcasts"), BROADCAST_COLUMNS, "id");
-    for row in sqlx::query_as::<_, BroadcastRow>(AssertSqlSafe(sql))
+    for row in sqlx::query_as::<_, BroadcastRow>(&sql)
         .bind(&ids)
         .fetch_all(&mut *conn)
         .await?
@@ -318,7 +318,7 @@ impl Fold {
                 true,
                 Some("t.version < excluded.version"),
             );
-            sqlx::query(AssertSqlSafe(sql))
+            sqlx::query(&sql)
                 .bind(col!(rows, id))
                 .bind(col!(rows, state))
                 .bind(col!(rows, created_by))
@@ -352,7 +352,7 @@ impl Fold {
                 true,
                 None,
             );
-            sqlx::query(AssertSqlSafe(sql))
+            sqlx::query(&sql)
                 .bind(col!(recipients, broadcast_id))
                 .bind(col!(recipients, customer_id))
                 .bind(col!(recipients, state))

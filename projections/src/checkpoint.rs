@@ -139,7 +139,7 @@ pub(crate) async fn load(
     let sql = format!(
         "select {COLUMNS} from projection_checkpoints where projection = $1 and target = $2"
     );
-    let row: Option<Row> = sqlx::query_as(sqlx::AssertSqlSafe(sql))
+    let row: Option<Row> = sqlx::query_as(&sql)
         .bind(projection)
         .bind(target_name(target))
         .fetch_optional(conn)
@@ -153,9 +153,7 @@ pub(crate) async fn load(
 /// When the database cannot be read.
 pub async fn list(pool: &PgPool) -> Result<Vec<Checkpoint>, sqlx::Error> {
     let sql = format!("select {COLUMNS} from projection_checkpoints order by projection, target");
-    let rows: Vec<Row> = sqlx::query_as(sqlx::AssertSqlSafe(sql))
-        .fetch_all(pool)
-        .await?;
+    let rows: Vec<Row> = sqlx::query_as(&sql).fetch_all(pool).await?;
     Ok(rows.into_iter().map(Checkpoint::from).collect())
 }
 

@@ -16,7 +16,7 @@ use domain::customer::CustomerEvent;
 use domain::ticket::TicketEvent;
 use domain::{AnyEvent, StreamId};
 use futures::future::BoxFuture;
-use sqlx::{AssertSqlSafe, PgConnection};
+use sqlx::PgConnection;
 use uuid::Uuid;
 
 use crate::projection::{ApplyError, Envelope, Projection, Target};
@@ -161,7 +161,7 @@ async fn apply(
         names.join(", "),
         target.table("customer_tickets"),
     );
-    for row in sqlx::query_as::<_, CustomerTicketRow>(AssertSqlSafe(sql))
+    for row in sqlx::query_as::<_, CustomerTicketRow>(&sql)
         .bind(&customer_ids)
         .bind(&ticket_ids)
         .fetch_all(&mut *conn)
@@ -173,7 +173,7 @@ async fn apply(
     load.extend(fold.tickets.values().map(|t| t.customer_id));
     let load: Vec<i64> = load.into_iter().collect();
     let sql = sql::select_sql(&target.table("customers"), CUSTOMER_COLUMNS, "id");
-    for row in sqlx::query_as::<_, CustomerRow>(AssertSqlSafe(sql))
+    for row in sqlx::query_as::<_, CustomerRow>(&sql)
         .bind(&load)
         .fetch_all(&mut *conn)
         .await?
@@ -410,7 +410,7 @@ async fn write_customers(
             rows.iter().map(|r| r.$field.clone()).collect::<Vec<_>>()
         };
     }
-    sqlx::query(AssertSqlSafe(sql))
+    sqlx::query(&sql)
         .bind(col!(id))
         .bind(col!(first_name))
         .bind(col!(last_name))
@@ -458,7 +458,7 @@ async fn write_tickets(
             rows.iter().map(|r| r.$field.clone()).collect::<Vec<_>>()
         };
     }
-    sqlx::query(AssertSqlSafe(sql))
+    sqlx::query(&sql)
         .bind(col!(ticket_id))
         .bind(col!(customer_id))
         .bind(col!(category_id))

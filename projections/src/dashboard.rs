@@ -14,7 +14,7 @@ use chrono::{DateTime, NaiveDate, Utc};
 use domain::ticket::{TicketEvent, TicketStatus};
 use domain::{AnyEvent, StreamId};
 use futures::future::BoxFuture;
-use sqlx::{AssertSqlSafe, PgConnection};
+use sqlx::PgConnection;
 use uuid::Uuid;
 
 use crate::projection::{ApplyError, Envelope, Projection, Target};
@@ -92,7 +92,7 @@ async fn apply(
     let ids: Vec<Uuid> = ids.into_iter().collect();
     let mut rows: HashMap<Uuid, Row> = HashMap::with_capacity(ids.len());
     let sql = sql::select_sql(&target.table("dashboard_tickets"), COLUMNS, "ticket_id");
-    for row in sqlx::query_as::<_, Row>(AssertSqlSafe(sql))
+    for row in sqlx::query_as::<_, Row>(&sql)
         .bind(&ids)
         .fetch_all(&mut *conn)
         .await?
@@ -126,7 +126,7 @@ async fn apply(
             rows.iter().map(|r| r.$field.clone()).collect::<Vec<_>>()
         };
     }
-    sqlx::query(AssertSqlSafe(sql))
+    sqlx::query(&sql)
         .bind(col!(ticket_id))
         .bind(col!(category_id))
         .bind(col!(status))

@@ -15,7 +15,7 @@ use domain::agent::AgentEvent;
 use domain::settings::{DEFAULT_REOPEN_WINDOW_SECS, SettingsEvent};
 use domain::{AnyEvent, StreamId};
 use futures::future::BoxFuture;
-use sqlx::{AssertSqlSafe, PgConnection};
+use sqlx::PgConnection;
 use uuid::Uuid;
 
 use crate::projection::{ApplyError, Envelope, Projection, Target};
@@ -188,7 +188,7 @@ async fn apply(
         agent_ids.sort_unstable();
         agent_ids.dedup();
         let sql = sql::select_sql(&target.table("agents"), AGENT_COLUMNS, "id");
-        for row in sqlx::query_as::<_, AgentRow>(AssertSqlSafe(sql))
+        for row in sqlx::query_as::<_, AgentRow>(&sql)
             .bind(&agent_ids)
             .fetch_all(&mut *conn)
             .await?
@@ -198,13 +198,13 @@ async fn apply(
     }
     if settings {
         let sql = sql::select_sql(&target.table("support_settings"), SETTINGS_COLUMNS, "id");
-        fold.settings = sqlx::query_as::<_, SettingsRow>(AssertSqlSafe(sql))
+        fold.settings = sqlx::query_as::<_, SettingsRow>(&sql)
             .bind(vec![true])
             .fetch_optional(&mut *conn)
             .await?;
         if !category_ids.is_empty() {
             let sql = sql::select_sql(&target.table("categories"), CATEGORY_COLUMNS, "id");
-            for row in sqlx::query_as::<_, CategoryRow>(AssertSqlSafe(sql))
+            for row in sqlx::query_as::<_, CategoryRow>(&sql)
                 .bind(&category_ids)
                 .fetch_all(&mut *conn)
                 .await?
@@ -214,7 +214,7 @@ async fn apply(
         }
         if !template_ids.is_empty() {
             let sql = sql::select_sql(&target.table("templates"), TEMPLATE_COLUMNS, "id");
-            for row in sqlx::query_as::<_, TemplateRow>(AssertSqlSafe(sql))
+            for row in sqlx::query_as::<_, TemplateRow>(&sql)
                 .bind(&template_ids)
                 .fetch_all(&mut *conn)
                 .await?
@@ -415,7 +415,7 @@ impl Fold {
                 .iter()
                 .map(|a| sql::uuid_array_literal(&a.category_ids))
                 .collect();
-            sqlx::query(AssertSqlSafe(sql))
+            sqlx::query(&sql)
                 .bind(col!(agents, id))
                 .bind(col!(agents, email))
                 .bind(col!(agents, name))
@@ -443,7 +443,7 @@ impl Fold {
                 true,
                 Some("t.version < excluded.version"),
             );
-            sqlx::query(AssertSqlSafe(sql))
+            sqlx::query(&sql)
                 .bind(col!(rows, id))
                 .bind(col!(rows, greeting))
                 .bind(col!(rows, reopen_window_seconds))
@@ -466,7 +466,7 @@ impl Fold {
                 true,
                 None,
             );
-            sqlx::query(AssertSqlSafe(sql))
+            sqlx::query(&sql)
                 .bind(col!(categories, id))
                 .bind(col!(categories, name))
                 .bind(col!(categories, created_at))
@@ -489,7 +489,7 @@ impl Fold {
                 true,
                 None,
             );
-            sqlx::query(AssertSqlSafe(sql))
+            sqlx::query(&sql)
                 .bind(col!(templates, id))
                 .bind(col!(templates, title))
                 .bind(col!(templates, text))

@@ -6,7 +6,11 @@
 //! per schema, so default-named indexes come out with the same names in both copies and keep
 //! them across the swap (migrations can keep referring to them).
 
-use sqlx::PgConnection;
+// `conn.execute(sqlx::raw_sql(..))` rather than `sqlx::raw_sql(..).execute(conn)`: the same
+// call, but sqlx 0.8's `RawSql::execute` is an `async fn` generic over the executor whose future
+// the compiler cannot prove `Send` for every lifetime, which a rebuild task spawned on tokio
+// needs (sqlx issue #3150).
+use sqlx::{Executor, PgConnection};
 
 use crate::{Projection, SHADOW_SCHEMA};
 
@@ -25,14 +29,10 @@ pub(crate) async fn create(
     for table in projection.tables() {
         let sql =
             format!("create table {SHADOW_SCHEMA}.{table} (like public.{table} including all)");
-        sqlx::raw_sql(sqlx::AssertSqlSafe(sql))
-            .execute(&mut *conn)
-            .await?;
+        conn.execute(sqlx::raw_sql(&sql)).await?;
         for (name, _) in deferred_indexes(conn, SHADOW_SCHEMA, table).await? {
             let sql = format!("drop index {SHADOW_SCHEMA}.{name}");
-            sqlx::raw_sql(sqlx::AssertSqlSafe(sql))
-                .execute(&mut *conn)
-                .await?;
+            conn.execute(sqlx::raw_sql(&sql)).await?;
         }
     }
     Ok(())
@@ -89,9 +89,7 @@ pub(crate) async fn build_deferred_indexes(
                 "set maintenance_work_mem = '256MB'; {}; reset maintenance_work_mem",
                 definition.replacen(&live, &shadow, 1)
             );
-            sqlx::raw_sql(sqlx::AssertSqlSafe(sql))
-                .execute(&mut *conn)
-                .await?;
+            conn.execute(sqlx::raw_sql(&sql)).await?;
         }
     }
     Ok(())
@@ -104,9 +102,7 @@ pub(crate) async fn drop_all(
 ) -> Result<(), sqlx::Error> {
     for table in projection.tables() {
         let sql = format!("drop table if exists {SHADOW_SCHEMA}.{table}");
-        sqlx::raw_sql(sqlx::AssertSqlSafe(sql))
-            .execute(&mut *conn)
-            .await?;
+        conn.execute(sqlx::raw_sql(&sql)).await?;
     }
     Ok(())
 }
@@ -128,9 +124,7 @@ pub(crate) async fn lock_live(
         "set local lock_timeout = {}; lock table {tables} in access exclusive mode",
         lock_timeout.as_millis().max(1)
     );
-    sqlx::raw_sql(sqlx::AssertSqlSafe(sql))
-        .execute(&mut *conn)
-        .await?;
+    conn.execute(sqlx::raw_sql(&sql)).await?;
     Ok(())
 }
 
@@ -144,9 +138,7 @@ pub(crate) async fn swap_in(
         let sql = format!(
             "drop table public.{table}; alter table {SHADOW_SCHEMA}.{table} set schema public"
         );
-        sqlx::raw_sql(sqlx::AssertSqlSafe(sql))
-            .execute(&mut *conn)
-            .await?;
+        conn.execute(sqlx::raw_sql(&sql)).await?;
     }
     Ok(())
 }

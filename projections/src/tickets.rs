@@ -18,7 +18,7 @@ use domain::ticket::{TicketEvent, TicketStatus};
 use domain::{AnyEvent, StreamId};
 use futures::future::BoxFuture;
 use serde_json::{Value, json};
-use sqlx::{AssertSqlSafe, PgConnection};
+use sqlx::PgConnection;
 use uuid::Uuid;
 
 use crate::projection::{ApplyError, Envelope, Projection, Target};
@@ -239,7 +239,7 @@ async fn apply(
     let mut fold = Fold::default();
     let ids: Vec<Uuid> = ticket_ids.into_iter().collect();
     let sql = sql::select_sql(&target.table("tickets"), TICKET_COLUMNS, "id");
-    for row in sqlx::query_as::<_, TicketRow>(AssertSqlSafe(sql))
+    for row in sqlx::query_as::<_, TicketRow>(&sql)
         .bind(&ids)
         .fetch_all(&mut *conn)
         .await?
@@ -250,7 +250,7 @@ async fn apply(
     let older: Vec<Uuid> = referenced.difference(&posted).copied().collect();
     if !older.is_empty() {
         let sql = sql::select_sql(&target.table("messages"), MESSAGE_COLUMNS, "id");
-        for row in sqlx::query_as::<_, MessageRow>(AssertSqlSafe(sql))
+        for row in sqlx::query_as::<_, MessageRow>(&sql)
             .bind(&older)
             .fetch_all(&mut *conn)
             .await?
@@ -705,7 +705,7 @@ async fn write_tickets(
         .iter()
         .map(|r| sql::text_array_literal(&r.tags))
         .collect();
-    sqlx::query(AssertSqlSafe(sql))
+    sqlx::query(&sql)
         .bind(col!(id))
         .bind(col!(customer_id))
         .bind(col!(channel))
@@ -764,7 +764,7 @@ async fn write_messages(
             rows.iter().map(|r| r.$field.clone()).collect::<Vec<_>>()
         };
     }
-    sqlx::query(AssertSqlSafe(sql))
+    sqlx::query(&sql)
         .bind(col!(id))
         .bind(col!(ticket_id))
         .bind(col!(seq))
@@ -814,7 +814,7 @@ async fn write_notes(
             rows.iter().map(|r| r.$field.clone()).collect::<Vec<_>>()
         };
     }
-    sqlx::query(AssertSqlSafe(sql))
+    sqlx::query(&sql)
         .bind(col!(id))
         .bind(col!(ticket_id))
         .bind(col!(seq))

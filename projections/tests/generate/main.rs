@@ -17,7 +17,7 @@ use domain::{AnyEvent, Decider, DomainEvent, StreamId};
 use eventlog::postgres::{self, PostgresLog};
 use eventlog::{ActorKind, EventLog, Position, RecordedEvent};
 use projections::generate::{GenerateOptions, generate};
-use sqlx::{AssertSqlSafe, Executor, PgPool};
+use sqlx::{Executor, PgPool};
 
 /// Reads the whole log. Readers only see transactions below the oldest one still running
 /// anywhere on the server (other tests' included), so wait until all `expected` are readable.
@@ -201,12 +201,10 @@ async fn sibling_log(pool: &PgPool, suffix: &str) -> (PostgresLog, String) {
         "ld_gen_{suffix}_{}",
         tail.replace(|c: char| !c.is_ascii_alphanumeric(), "x")
     );
-    pool.execute(AssertSqlSafe(format!(
-        "drop database if exists {name} with (force)"
-    )))
-    .await
-    .unwrap();
-    pool.execute(AssertSqlSafe(format!("create database {name}")))
+    pool.execute(format!("drop database if exists {name} with (force)").as_str())
+        .await
+        .unwrap();
+    pool.execute(format!("create database {name}").as_str())
         .await
         .unwrap();
     let options = pool.connect_options().as_ref().clone().database(&name);
@@ -217,11 +215,9 @@ async fn sibling_log(pool: &PgPool, suffix: &str) -> (PostgresLog, String) {
 
 async fn drop_sibling(pool: &PgPool, log: PostgresLog, name: &str) {
     log.pool().close().await;
-    pool.execute(AssertSqlSafe(format!(
-        "drop database if exists {name} with (force)"
-    )))
-    .await
-    .unwrap();
+    pool.execute(format!("drop database if exists {name} with (force)").as_str())
+        .await
+        .unwrap();
 }
 
 /// The whole log as (stream, type), in log order.

@@ -32,9 +32,9 @@ async fn create_shadow(conn: &mut PgConnection) {
         .await
         .unwrap();
     for table in all_tables() {
-        sqlx::query(sqlx::AssertSqlSafe(format!(
+        sqlx::query(&format!(
             "create table ld_shadow.{table} (like public.{table} including all)"
-        )))
+        ))
         .execute(&mut *conn)
         .await
         .unwrap();
@@ -63,17 +63,17 @@ async fn apply_whole(conn: &mut PgConnection, target: Target, events: &[Envelope
 
 /// Rows that differ between the live and the shadow copy of `table`.
 async fn differences(conn: &mut PgConnection, table: &str) -> i64 {
-    sqlx::query_scalar(sqlx::AssertSqlSafe(format!(
+    sqlx::query_scalar(&format!(
         "select count(*) from ((table public.{table} except all table ld_shadow.{table}) \
          union all (table ld_shadow.{table} except all table public.{table})) d"
-    )))
+    ))
     .fetch_one(&mut *conn)
     .await
     .unwrap()
 }
 
 async fn count(conn: &mut PgConnection, table: &str) -> i64 {
-    sqlx::query_scalar(sqlx::AssertSqlSafe(format!("select count(*) from {table}")))
+    sqlx::query_scalar(&format!("select count(*) from {table}"))
         .fetch_one(&mut *conn)
         .await
         .unwrap()

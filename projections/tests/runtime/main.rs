@@ -94,7 +94,7 @@ impl Projection for Recorder {
                  select *, $5, $6 from unnest($1::uuid[], $2::text[], $3::int8[], $4::text[])",
                 target.table(self.table[0])
             );
-            sqlx::query(sqlx::AssertSqlSafe(sql))
+            sqlx::query(&sql)
                 .bind(&ids)
                 .bind(&streams)
                 .bind(&versions)
@@ -123,10 +123,7 @@ async fn create_table(pool: &PgPool, table: &str) {
             written_by text not null);
          create index on {table} (stream, version)"
     );
-    sqlx::raw_sql(sqlx::AssertSqlSafe(sql))
-        .execute(pool)
-        .await
-        .unwrap();
+    sqlx::raw_sql(&sql).execute(pool).await.unwrap();
 }
 
 /// A pool of our own: the one `sqlx::test` gives is capped at a few connections.
@@ -238,10 +235,7 @@ async fn head_after(log: &PostgresLog, count: usize) -> Position {
 async fn assert_exactly_the_log(pool: &PgPool, log: &PostgresLog, table: &str) {
     let all = everything(log).await;
     let sql = format!("select event_id from {table} order by position");
-    let rows: Vec<Uuid> = sqlx::query_scalar(sqlx::AssertSqlSafe(sql))
-        .fetch_all(pool)
-        .await
-        .unwrap();
+    let rows: Vec<Uuid> = sqlx::query_scalar(&sql).fetch_all(pool).await.unwrap();
     let expected: Vec<Uuid> = all.iter().map(|e| e.event_id).collect();
     assert_eq!(rows.len(), expected.len(), "row count differs from the log");
     assert_eq!(rows, expected, "rows differ from the log's events");

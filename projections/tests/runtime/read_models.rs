@@ -54,16 +54,14 @@ async fn a_rebuild_from_the_log_builds_exactly_what_live_projection_built(
         .await
         .unwrap();
     for table in &tables {
-        let rows: i64 = sqlx::query_scalar(sqlx::AssertSqlSafe(format!(
-            "select count(*) from public.{table}"
-        )))
-        .fetch_one(&pool)
-        .await
-        .unwrap();
+        let rows: i64 = sqlx::query_scalar(&format!("select count(*) from public.{table}"))
+            .fetch_one(&pool)
+            .await
+            .unwrap();
         assert!(rows > 0, "live projection left {table} empty");
-        sqlx::raw_sql(sqlx::AssertSqlSafe(format!(
+        sqlx::raw_sql(&format!(
             "create table snapshot.{table} as table public.{table}"
-        )))
+        ))
         .execute(&pool)
         .await
         .unwrap();
@@ -79,13 +77,13 @@ async fn a_rebuild_from_the_log_builds_exactly_what_live_projection_built(
     }
 
     for table in &tables {
-        let differing: i64 = sqlx::query_scalar(sqlx::AssertSqlSafe(format!(
+        let differing: i64 = sqlx::query_scalar(&format!(
             "select count(*) from (
                  (table public.{table} except all table snapshot.{table})
                  union all
                  (table snapshot.{table} except all table public.{table})
              ) as differing"
-        )))
+        ))
         .fetch_one(&pool)
         .await
         .unwrap();
