@@ -12,7 +12,7 @@
 //! database `ledgerdesk_bench_rebuild` may be created and dropped; `BENCH_EVENTS`, default
 //! 1000000; `BENCH_KEEP=1` keeps the generated database for a later run with `BENCH_REUSE=1`;
 //! `BENCH_ALONE=0` skips the one-projection rebuilds; `BENCH_PAGE` sets the events per page,
-//! default 5000; `BENCH_ONLY=tickets` rebuilds that projection only).
+//! default 10000; `BENCH_ONLY=tickets` rebuilds that projection only).
 
 #![expect(clippy::print_stdout, reason = "a benchmark prints its figures")]
 
@@ -42,7 +42,7 @@ async fn main() -> anyhow::Result<()> {
     let reuse = env_or("BENCH_REUSE", 0) == 1;
     let keep = env_or("BENCH_KEEP", 0) == 1;
     let alone = env_or("BENCH_ALONE", 1) == 1;
-    let page = usize::try_from(env_or("BENCH_PAGE", 5_000)).unwrap_or(5_000);
+    let page = usize::try_from(env_or("BENCH_PAGE", 10_000)).unwrap_or(10_000);
 
     let admin = PgPool::connect(&server)
         .await

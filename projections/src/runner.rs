@@ -46,7 +46,7 @@ pub struct RunnerOptions {
 impl Default for RunnerOptions {
     fn default() -> Self {
         RunnerOptions {
-            catch_up_page: 5_000,
+            catch_up_page: 10_000,
             live_batch: 1_000,
             lock_retry: Duration::from_secs(2),
             request_poll: Duration::from_secs(1),

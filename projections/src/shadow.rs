@@ -83,12 +83,7 @@ pub(crate) async fn build_deferred_indexes(
                     "cannot rebuild index {name} on the shadow copy: unexpected definition"
                 )));
             }
-            // One build over the whole table: give it room to sort in memory (the default
-            // 64 MB makes a GIN build over a large table spill and merge).
-            let sql = format!(
-                "set maintenance_work_mem = '256MB'; {}; reset maintenance_work_mem",
-                definition.replacen(&live, &shadow, 1)
-            );
+            let sql = definition.replacen(&live, &shadow, 1);
             conn.execute(sqlx::raw_sql(&sql)).await?;
         }
     }
