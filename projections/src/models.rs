@@ -9,6 +9,7 @@ use crate::projection::Projection;
 pub fn all() -> Vec<Arc<dyn Projection>> {
     vec![
         Arc::new(crate::tickets::Tickets),
+        Arc::new(crate::tickets::Messages),
         Arc::new(crate::customers::Customers),
         Arc::new(crate::directory::Directory),
         Arc::new(crate::broadcasts::Broadcasts),

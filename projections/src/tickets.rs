@@ -1,14 +1,15 @@
-//! Read model "tickets": the ticket list and each ticket's conversation.
+//! Read models "tickets" and "messages": the ticket list and each ticket's conversation.
 //!
-//! Owns `tickets` (one row per ticket: status, assignee, counters, subject, last message),
-//! `messages` (customer messages and agent replies with their delivery state, ordered by the
-//! ticket stream version that posted them) and `ticket_notes` (internal notes). Fed by
-//! `ticket.*` events only.
+//! [`Tickets`] owns `tickets` (one row per ticket: status, assignee, counters, subject, last
+//! message) and `ticket_notes` (internal notes); [`Messages`] owns `messages` (customer messages
+//! and agent replies with their delivery state, ordered by the ticket stream version that posted
+//! them). Both are fed by `ticket.*` events only. They are two projections so that they apply
+//! the same pages side by side (the messages table is the largest write of a rebuild).
 //!
 //! A batch is applied with a handful of statements whatever its size: the rows it touches are
 //! loaded once, the events folded into them in memory, and each table written with one
-//! `unnest` upsert. A ticket row records the stream version it reflects; events at or below it
-//! are skipped, so applying a batch twice changes nothing. It must not log message text.
+//! `unnest` upsert. A row records the stream version it reflects; events at or below it are
+//! skipped, so applying a batch twice changes nothing. It must not log message text.
 
 use std::collections::{HashMap, HashSet};
 
@@ -24,11 +25,16 @@ use uuid::Uuid;
 use crate::projection::{ApplyError, Envelope, Projection, Target};
 use crate::sql::{self, Column};
 
-/// The "tickets" read model (tables `tickets`, `messages`, `ticket_notes`).
+/// The "tickets" read model (tables `tickets`, `ticket_notes`).
 #[derive(Debug, Clone, Copy, Default)]
 pub struct Tickets;
 
-const TABLES: &[&str] = &["tickets", "messages", "ticket_notes"];
+/// The "messages" read model (table `messages`).
+#[derive(Debug, Clone, Copy, Default)]
+pub struct Messages;
+
+const TABLES: &[&str] = &["tickets", "ticket_notes"];
+const MESSAGE_TABLES: &[&str] = &["messages"];
 
 /// Longest subject kept (characters).
 pub const SUBJECT_CHARS: usize = 120;
@@ -55,6 +61,29 @@ impl Projection for Tickets {
         batch: &'a [Envelope],
     ) -> BoxFuture<'a, Result<(), ApplyError>> {
         Box::pin(apply(conn, target, batch))
+    }
+}
+
+impl Projection for Messages {
+    fn name(&self) -> &'static str {
+        "messages"
+    }
+
+    fn version(&self) -> u32 {
+        1
+    }
+
+    fn tables(&self) -> &'static [&'static str] {
+        MESSAGE_TABLES
+    }
+
+    fn apply<'a>(
+        &'a self,
+        conn: &'a mut PgConnection,
+        target: Target,
+        batch: &'a [Envelope],
+    ) -> BoxFuture<'a, Result<(), ApplyError>> {
+        Box::pin(apply_messages(conn, target, batch))
     }
 }
 
@@ -204,15 +233,49 @@ async fn apply(
     target: Target,
     batch: &[Envelope],
 ) -> Result<(), ApplyError> {
-    let mut ticket_ids = HashSet::new();
+    let ticket_ids: HashSet<Uuid> = batch
+        .iter()
+        .filter_map(|envelope| match (&envelope.stream, &envelope.event) {
+            (StreamId::Ticket(id), AnyEvent::Ticket(_)) => Some(id.as_uuid()),
+            _ => None,
+        })
+        .collect();
+    if ticket_ids.is_empty() {
+        return Ok(());
+    }
+
+    let mut fold = Fold::default();
+    let ids: Vec<Uuid> = ticket_ids.into_iter().collect();
+    let sql = sql::select_sql(&target.table("tickets"), TICKET_COLUMNS, "id");
+    for row in sqlx::query_as::<_, TicketRow>(&sql)
+        .bind(&ids)
+        .fetch_all(&mut *conn)
+        .await?
+    {
+        fold.tickets.insert(row.id, row);
+    }
+    for envelope in batch {
+        if let (StreamId::Ticket(id), AnyEvent::Ticket(event)) = (&envelope.stream, &envelope.event)
+        {
+            fold.event(id.as_uuid(), sql::version(envelope)?, event);
+        }
+    }
+    write_tickets(conn, target, &fold).await?;
+    write_notes(conn, target, &fold).await?;
+    Ok(())
+}
+
+async fn apply_messages(
+    conn: &mut PgConnection,
+    target: Target,
+    batch: &[Envelope],
+) -> Result<(), ApplyError> {
     let mut posted = HashSet::new();
     let mut referenced = HashSet::new();
     for envelope in batch {
-        let (StreamId::Ticket(id), AnyEvent::Ticket(event)) = (&envelope.stream, &envelope.event)
-        else {
+        let AnyEvent::Ticket(event) = &envelope.event else {
             continue;
         };
-        ticket_ids.insert(id.as_uuid());
         match event {
             TicketEvent::CustomerMessagePosted(e) => {
                 posted.insert(e.message_id.as_uuid());
@@ -232,20 +295,10 @@ async fn apply(
             _ => {}
         }
     }
-    if ticket_ids.is_empty() {
+    if posted.is_empty() && referenced.is_empty() {
         return Ok(());
     }
-
     let mut fold = Fold::default();
-    let ids: Vec<Uuid> = ticket_ids.into_iter().collect();
-    let sql = sql::select_sql(&target.table("tickets"), TICKET_COLUMNS, "id");
-    for row in sqlx::query_as::<_, TicketRow>(&sql)
-        .bind(&ids)
-        .fetch_all(&mut *conn)
-        .await?
-    {
-        fold.tickets.insert(row.id, row);
-    }
     // Messages edited or delivered in this batch but posted in an earlier one.
     let older: Vec<Uuid> = referenced.difference(&posted).copied().collect();
     if !older.is_empty() {
@@ -258,17 +311,13 @@ async fn apply(
             fold.messages.insert(row.id, row);
         }
     }
-
     for envelope in batch {
         if let (StreamId::Ticket(id), AnyEvent::Ticket(event)) = (&envelope.stream, &envelope.event)
         {
-            fold.event(id.as_uuid(), sql::version(envelope)?, event);
+            fold.message_event(id.as_uuid(), sql::version(envelope)?, event);
         }
     }
-
-    write_tickets(conn, target, &fold).await?;
     write_messages(conn, target, &fold).await?;
-    write_notes(conn, target, &fold).await?;
     Ok(())
 }
 
@@ -318,7 +367,9 @@ impl Fold {
         match event {
             E::Opened(_) => {}
             E::CustomerMessagePosted(posted) => {
-                let message = customer_message(ticket_id, version, posted);
+                let message = MessageRef {
+                    id: posted.message_id.as_uuid(),
+                };
                 ticket.customer_messages += 1;
                 ticket.unread_by_agents += 1;
                 if ticket.first_message_id.is_none() {
@@ -329,7 +380,6 @@ impl Fold {
                 ticket.last_message_at = Some(posted.at);
                 ticket.last_message_direction = Some("in".to_owned());
                 ticket.last_message_preview = Some(customer_preview(&posted.content));
-                self.put_message(message);
             }
             E::CustomerMessageEdited(edited) => {
                 let id = edited.message_id.as_uuid();
@@ -338,13 +388,6 @@ impl Fold {
                 }
                 if ticket.last_message_id == Some(id) {
                     ticket.last_message_preview = Some(customer_preview(&edited.content));
-                }
-                if let Some(message) = self.messages.get_mut(&id) {
-                    set_content(message, &edited.content);
-                    message.kind = sql::message_kind(edited.kind).to_owned();
-                    message.edited_at = Some(edited.at);
-                    message.version = version;
-                    self.dirty_messages.push(id);
                 }
             }
             E::AgentReplied(reply) => {
@@ -356,7 +399,6 @@ impl Fold {
                 ticket.last_message_at = Some(reply.at);
                 ticket.last_message_direction = Some("out".to_owned());
                 ticket.last_message_preview = Some(reply_preview(&reply.content));
-                self.put_message(agent_reply(ticket_id, version, reply));
             }
             E::NoteAdded(note) => {
                 ticket.notes += 1;
@@ -413,9 +455,48 @@ impl Fold {
                 }
             }
             E::TagRemoved(change) => ticket.tags.retain(|tag| *tag != change.tag),
+            // Delivery outcomes change the message rows only.
+            E::ReplyDelivered(_) | E::ReplyDeliveryFailed(_) => {}
+            E::Rated(rated) => {
+                if ticket.resolved_at.is_some() {
+                    ticket.rating = Some(i16::from(rated.rating));
+                    ticket.rating_comment.clone_from(&rated.content.comment);
+                }
+            }
+        }
+    }
+
+    /// Folds one ticket event into the message rows. A message row records the stream version
+    /// of the last event applied to it; older events change nothing.
+    fn message_event(&mut self, ticket_id: Uuid, version: i64, event: &TicketEvent) {
+        use TicketEvent as E;
+        fn update<'m>(
+            messages: &'m mut HashMap<Uuid, MessageRow>,
+            id: &Uuid,
+            version: i64,
+        ) -> Option<&'m mut MessageRow> {
+            messages
+                .get_mut(id)
+                .filter(|message| message.version < version)
+        }
+        match event {
+            E::CustomerMessagePosted(posted) => {
+                self.put_message(customer_message(ticket_id, version, posted));
+            }
+            E::AgentReplied(reply) => self.put_message(agent_reply(ticket_id, version, reply)),
+            E::CustomerMessageEdited(edited) => {
+                let id = edited.message_id.as_uuid();
+                if let Some(message) = update(&mut self.messages, &id, version) {
+                    set_content(message, &edited.content);
+                    message.kind = sql::message_kind(edited.kind).to_owned();
+                    message.edited_at = Some(edited.at);
+                    message.version = version;
+                    self.dirty_messages.push(id);
+                }
+            }
             E::ReplyDelivered(delivered) => {
                 let id = delivered.message_id.as_uuid();
-                if let Some(message) = self.messages.get_mut(&id) {
+                if let Some(message) = update(&mut self.messages, &id, version) {
                     message.delivery_state = Some("delivered".to_owned());
                     message.delivered_telegram_message_id = Some(delivered.telegram_message_id.0);
                     message.failure_reason = None;
@@ -427,7 +508,7 @@ impl Fold {
             }
             E::ReplyDeliveryFailed(failed) => {
                 let id = failed.message_id.as_uuid();
-                if let Some(message) = self.messages.get_mut(&id) {
+                if let Some(message) = update(&mut self.messages, &id, version) {
                     message.delivery_state = Some("failed".to_owned());
                     message.failure_reason = Some(failed.reason.clone());
                     message.failure_retryable = Some(failed.retryable);
@@ -436,12 +517,7 @@ impl Fold {
                     self.dirty_messages.push(id);
                 }
             }
-            E::Rated(rated) => {
-                if ticket.resolved_at.is_some() {
-                    ticket.rating = Some(i16::from(rated.rating));
-                    ticket.rating_comment.clone_from(&rated.content.comment);
-                }
-            }
+            _ => {}
         }
     }
 
@@ -449,6 +525,11 @@ impl Fold {
         self.dirty_messages.push(message.id);
         self.messages.insert(message.id, message);
     }
+}
+
+/// The id of a message a ticket row points at.
+struct MessageRef {
+    id: Uuid,
 }
 
 fn opened_row(id: Uuid, version: i64, opened: &domain::ticket::TicketOpened) -> TicketRow {

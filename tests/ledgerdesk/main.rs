@@ -216,7 +216,7 @@ async fn serve_projects_a_generated_history_into_the_read_models_and_reports_no_
             .lines()
             .filter(|line| line.starts_with("ledgerdesk_projection_lag_events{"))
             .collect();
-        assert_eq!(lags.len(), 5, "{body}");
+        assert_eq!(lags.len(), 6, "{body}");
         if lags.iter().all(|line| line.ends_with(" 0")) {
             caught_up = true;
             break;
@@ -255,7 +255,7 @@ async fn replay_rebuilds_the_read_models_from_the_command_line() {
         "--projection",
         "tickets",
         "--projection",
-        "customers",
+        "messages",
         "--database-url",
         &url,
     ]);
@@ -276,6 +276,7 @@ async fn replay_rebuilds_the_read_models_from_the_command_line() {
             "customers",
             "dashboard",
             "directory",
+            "messages",
             "tickets"
         ]
     );

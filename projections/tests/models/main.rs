@@ -117,12 +117,13 @@ fn the_scripted_history_holds_every_event_type() {
 }
 
 #[test]
-fn all_lists_five_projections_owning_distinct_tables() {
+fn all_lists_six_projections_owning_distinct_tables() {
     let names: Vec<&str> = models::all().iter().map(|p| p.name()).collect();
     assert_eq!(
         names,
         [
             "tickets",
+            "messages",
             "customers",
             "directory",
             "broadcasts",
