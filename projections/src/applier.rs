@@ -142,19 +142,21 @@ impl Applier {
         // A read model is derived data whose checkpoint commits with it: if a crash loses the
         // last commits, rows and checkpoint go back together and the events are applied again.
         // So projections need not wait for the WAL flush (the log's own appends still do).
-        sqlx::query("set local synchronous_commit = off")
-            .execute(&mut *tx)
-            .await
-            .map_err(Attempt::Infrastructure)?;
-        if self.target == Target::Shadow {
-            // Shadow tables grow from empty and are rewritten page after page faster than
-            // autovacuum analyzes them, so the planner's statistics lag far behind: it would
-            // scan whole tables to find a few hundred rows. Projections look rows up by key.
-            sqlx::query("set local enable_seqscan = off")
-                .execute(&mut *tx)
-                .await
-                .map_err(Attempt::Infrastructure)?;
-        }
+        // Shadow tables grow from empty and are rewritten page after page faster than
+        // autovacuum analyzes them, so the planner's statistics lag far behind and it would
+        // scan whole tables to find a few hundred rows: projections look rows up by key.
+        sqlx::query(
+            "select set_config('synchronous_commit', 'off', true),
+                    set_config('enable_seqscan', $1, true)",
+        )
+        .bind(if self.target == Target::Shadow {
+            "off"
+        } else {
+            "on"
+        })
+        .execute(&mut *tx)
+        .await
+        .map_err(Attempt::Infrastructure)?;
         self.projection
             .apply(&mut tx, self.target, events)
             .await
