@@ -363,11 +363,15 @@ impl<L: EventLog> ProjectionRunner<L> {
             match page {
                 Ok(page) => {
                     let page = Arc::new(page);
-                    for feed in &feeds {
-                        // A member that stopped early no longer listens: that is its exit.
-                        let _ = feed.send(Arc::clone(&page)).await;
+                    let mut listening = Vec::with_capacity(feeds.len());
+                    for feed in feeds {
+                        // A member that stopped early (failure, shutdown) no longer listens.
+                        if feed.send(Arc::clone(&page)).await.is_ok() {
+                            listening.push(feed);
+                        }
                     }
-                    if page.1 || page.0.poison.is_some() {
+                    feeds = listening;
+                    if feeds.is_empty() || page.1 || page.0.poison.is_some() {
                         break;
                     }
                 }

@@ -674,3 +674,73 @@ async fn status_shows_lag_and_waiting_for_a_position_nobody_projects_times_out(
     stop.send(()).unwrap();
     handle.await.unwrap();
 }
+
+#[sqlx::test(migrations = "../migrations")]
+async fn a_rebuild_that_fails_on_an_event_leaves_the_live_tables_serving(
+    _: PgPoolOptions,
+    options: PgConnectOptions,
+) {
+    let pool = pool(options).await;
+    let log = PostgresLog::new(pool.clone());
+    create_table(&pool, "recorded").await;
+    append_events(&log, 1, 10, 1_200).await;
+    let head = head_after(&log, 1_200).await;
+    let all = everything(&log).await;
+
+    let (stop, handle) = spawn_runner(
+        ProjectionRunner::new(
+            log.clone(),
+            pool.clone(),
+            vec![Arc::new(Recorder::new("recorder", "recorded")) as _],
+        )
+        .with_options(fast_options()),
+    );
+    wait_for(&pool, &["recorder"], head, Duration::from_secs(30))
+        .await
+        .unwrap();
+    stop.send(()).unwrap();
+    handle.await.unwrap();
+
+    // Version 2 cannot apply event 700: its rebuild stops there, before any swap.
+    let mut v2 = Recorder::new("recorder", "recorded");
+    v2.version = 2;
+    v2.fail_on = Some(all[700].event_id);
+    let (stop, handle) = spawn_runner(
+        ProjectionRunner::new(log.clone(), pool.clone(), vec![Arc::new(v2) as _])
+            .with_options(fast_options()),
+    );
+    let exits = tokio::time::timeout(Duration::from_secs(30), async {
+        loop {
+            if handle.is_finished() {
+                break;
+            }
+            tokio::time::sleep(Duration::from_millis(20)).await;
+        }
+    })
+    .await;
+    assert!(exits.is_ok(), "the failed rebuild's task did not end");
+    drop(stop);
+    let exits = handle.await.unwrap();
+    assert!(
+        matches!(&exits[..], [(_, Exit::Failed(f))] if f.event_id == all[700].event_id),
+        "{exits:?}"
+    );
+
+    // Readers still see the whole version-1 model; the failure is on record.
+    let live = live_checkpoint(&pool, "recorder").await;
+    assert_eq!((live.version, live.position), (1, head));
+    assert_exactly_the_log(&pool, &log, "recorded").await;
+    let rows_by_v1: i64 = sqlx::query_scalar("select count(*) from recorded where built_by = 1")
+        .fetch_one(&pool)
+        .await
+        .unwrap();
+    assert_eq!(rows_by_v1, 1_200);
+    let projections = vec![Arc::new(Recorder::new("recorder", "recorded")) as Arc<dyn Projection>];
+    let status = projections::status(&log, &pool, &projections)
+        .await
+        .unwrap();
+    let failure = status[0].failure.as_ref().unwrap();
+    assert_eq!(failure.position, all[700].position);
+    let shadow = status[0].rebuilding.as_ref().unwrap();
+    assert_eq!(shadow.position, all[699].position);
+}
