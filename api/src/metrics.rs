@@ -35,7 +35,7 @@ async fn metrics(State(state): State<AppState>) -> impl IntoResponse {
     let gauges: [Gauge; 4] = [
         (
             "ledgerdesk_projection_lag_events",
-            "About how many events the projection's live tables are behind the log head.",
+            "Events the projection's live tables are behind the log head (counted up to 1,000,000).",
             |s| s.lag,
         ),
         (
