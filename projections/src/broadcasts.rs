@@ -11,12 +11,11 @@ use std::collections::{HashMap, HashSet};
 use chrono::{DateTime, Utc};
 use domain::broadcast::{Audience, BroadcastContent, BroadcastEvent, Outcome, SkipReason};
 use domain::{AnyEvent, StreamId};
-use futures::future::BoxFuture;
 use serde_json::Value;
 use sqlx::PgConnection;
 use uuid::Uuid;
 
-use crate::projection::{ApplyError, Envelope, Projection, Target};
+use crate::projection::{ApplyError, Envelope, Target, read_model};
 use crate::sql::{self, Column};
 
 /// The "broadcasts" read model (tables `broadcasts`, `broadcast_recipients`).
@@ -25,28 +24,7 @@ pub struct Broadcasts;
 
 const TABLES: &[&str] = &["broadcasts", "broadcast_recipients"];
 
-impl Projection for Broadcasts {
-    fn name(&self) -> &'static str {
-        "broadcasts"
-    }
-
-    fn version(&self) -> u32 {
-        1
-    }
-
-    fn tables(&self) -> &'static [&'static str] {
-        TABLES
-    }
-
-    fn apply<'a>(
-        &'a self,
-        conn: &'a mut PgConnection,
-        target: Target,
-        batch: &'a [Envelope],
-    ) -> BoxFuture<'a, Result<(), ApplyError>> {
-        Box::pin(apply(conn, target, batch))
-    }
-}
+read_model!(Broadcasts, name: "broadcasts", version: 1, tables: TABLES, apply: apply);
 
 const BROADCAST_COLUMNS: &[Column] = &[
     ("id", "uuid"),

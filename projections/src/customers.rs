@@ -15,11 +15,10 @@ use chrono::{DateTime, Utc};
 use domain::customer::CustomerEvent;
 use domain::ticket::TicketEvent;
 use domain::{AnyEvent, StreamId};
-use futures::future::BoxFuture;
 use sqlx::PgConnection;
 use uuid::Uuid;
 
-use crate::projection::{ApplyError, Envelope, Projection, Target};
+use crate::projection::{ApplyError, Envelope, Target, read_model};
 use crate::sql::{self, Column};
 
 /// The "customers" read model (tables `customers`, `customer_tickets`).
@@ -28,28 +27,7 @@ pub struct Customers;
 
 const TABLES: &[&str] = &["customers", "customer_tickets"];
 
-impl Projection for Customers {
-    fn name(&self) -> &'static str {
-        "customers"
-    }
-
-    fn version(&self) -> u32 {
-        1
-    }
-
-    fn tables(&self) -> &'static [&'static str] {
-        TABLES
-    }
-
-    fn apply<'a>(
-        &'a self,
-        conn: &'a mut PgConnection,
-        target: Target,
-        batch: &'a [Envelope],
-    ) -> BoxFuture<'a, Result<(), ApplyError>> {
-        Box::pin(apply(conn, target, batch))
-    }
-}
+read_model!(Customers, name: "customers", version: 1, tables: TABLES, apply: apply);
 
 const CUSTOMER_COLUMNS: &[Column] = &[
     ("id", "bigint"),

@@ -13,11 +13,10 @@ use std::collections::{HashMap, HashSet};
 use chrono::{DateTime, NaiveDate, Utc};
 use domain::ticket::{TicketEvent, TicketStatus};
 use domain::{AnyEvent, StreamId};
-use futures::future::BoxFuture;
 use sqlx::PgConnection;
 use uuid::Uuid;
 
-use crate::projection::{ApplyError, Envelope, Projection, Target};
+use crate::projection::{ApplyError, Envelope, Target, read_model};
 use crate::sql::{self, Column};
 
 /// The "dashboard" read model (table `dashboard_tickets`).
@@ -26,28 +25,7 @@ pub struct Dashboard;
 
 const TABLES: &[&str] = &["dashboard_tickets"];
 
-impl Projection for Dashboard {
-    fn name(&self) -> &'static str {
-        "dashboard"
-    }
-
-    fn version(&self) -> u32 {
-        1
-    }
-
-    fn tables(&self) -> &'static [&'static str] {
-        TABLES
-    }
-
-    fn apply<'a>(
-        &'a self,
-        conn: &'a mut PgConnection,
-        target: Target,
-        batch: &'a [Envelope],
-    ) -> BoxFuture<'a, Result<(), ApplyError>> {
-        Box::pin(apply(conn, target, batch))
-    }
-}
+read_model!(Dashboard, name: "dashboard", version: 1, tables: TABLES, apply: apply);
 
 const COLUMNS: &[Column] = &[
     ("ticket_id", "uuid"),

@@ -14,11 +14,10 @@ use chrono::{DateTime, Utc};
 use domain::agent::AgentEvent;
 use domain::settings::{DEFAULT_REOPEN_WINDOW_SECS, SettingsEvent};
 use domain::{AnyEvent, StreamId};
-use futures::future::BoxFuture;
 use sqlx::PgConnection;
 use uuid::Uuid;
 
-use crate::projection::{ApplyError, Envelope, Projection, Target};
+use crate::projection::{ApplyError, Envelope, Target, read_model};
 use crate::sql::{self, Column};
 
 /// The "directory" read model (tables `agents`, `categories`, `templates`,
@@ -28,28 +27,7 @@ pub struct Directory;
 
 const TABLES: &[&str] = &["agents", "categories", "templates", "support_settings"];
 
-impl Projection for Directory {
-    fn name(&self) -> &'static str {
-        "directory"
-    }
-
-    fn version(&self) -> u32 {
-        1
-    }
-
-    fn tables(&self) -> &'static [&'static str] {
-        TABLES
-    }
-
-    fn apply<'a>(
-        &'a self,
-        conn: &'a mut PgConnection,
-        target: Target,
-        batch: &'a [Envelope],
-    ) -> BoxFuture<'a, Result<(), ApplyError>> {
-        Box::pin(apply(conn, target, batch))
-    }
-}
+read_model!(Directory, name: "directory", version: 1, tables: TABLES, apply: apply);
 
 const AGENT_COLUMNS: &[Column] = &[
     ("id", "uuid"),

@@ -111,3 +111,40 @@ pub trait Projection: Send + Sync + fmt::Debug + 'static {
         batch: &'a [Envelope],
     ) -> BoxFuture<'a, Result<(), ApplyError>>;
 }
+
+/// Implements [`Projection`] for a read model's unit struct: its name, version, tables and the
+/// `async fn(&mut PgConnection, Target, &[Envelope]) -> Result<(), ApplyError>` that applies a
+/// batch.
+macro_rules! read_model {
+    (
+        $model:ty,
+        name: $name:literal,
+        version: $version:literal,
+        tables: $tables:expr,
+        apply: $apply:path $(,)?
+    ) => {
+        impl $crate::projection::Projection for $model {
+            fn name(&self) -> &'static str {
+                $name
+            }
+
+            fn version(&self) -> u32 {
+                $version
+            }
+
+            fn tables(&self) -> &'static [&'static str] {
+                $tables
+            }
+
+            fn apply<'a>(
+                &'a self,
+                conn: &'a mut ::sqlx::PgConnection,
+                target: $crate::projection::Target,
+                batch: &'a [$crate::projection::Envelope],
+            ) -> ::futures::future::BoxFuture<'a, Result<(), $crate::projection::ApplyError>> {
+                Box::pin($apply(conn, target, batch))
+            }
+        }
+    };
+}
+pub(crate) use read_model;

@@ -239,15 +239,10 @@ impl<L: EventLog> ProjectionRunner<L> {
         loop {
             // Catch up in large pages first: the subscription pages in small ones.
             loop {
-                let page = self
-                    .log
-                    .read_all(member.live.position, self.options.catch_up_page)
+                let (outcome, short) = self
+                    .live_page(&mut member, self.options.catch_up_page)
                     .await?;
-                let short = page.events.len() < self.options.catch_up_page;
-                let decoded = Decoded::from_recorded(page.events);
-                if let Outcome::Stopped(failure) =
-                    member.live.apply(&mut member.conn, &decoded).await?
-                {
+                if let Outcome::Stopped(failure) = outcome {
                     return Ok(Exit::Failed(failure));
                 }
                 if short || *stopped.borrow() {
@@ -495,16 +490,26 @@ impl<L: EventLog> ProjectionRunner<L> {
             return Ok(());
         }
         member.live_refreshed = Some(std::time::Instant::now());
-        let page = self
-            .log
-            .read_all(member.live.position, self.options.live_batch)
-            .await?;
-        let decoded = Decoded::from_recorded(page.events);
-        if let Outcome::Stopped(_) = member.live.apply(&mut member.conn, &decoded).await? {
+        let (outcome, _) = self.live_page(member, self.options.live_batch).await?;
+        if let Outcome::Stopped(_) = outcome {
             // The rebuild goes on: its swap replaces the stuck live copy.
             member.live_stopped = true;
         }
         Ok(())
+    }
+
+    /// Reads up to `limit` events after the live checkpoint and applies them to the live copy.
+    /// Also says whether the page was short (the live copy reached the head).
+    async fn live_page(
+        &self,
+        member: &mut Member,
+        limit: usize,
+    ) -> Result<(Outcome, bool), RuntimeError> {
+        let page = self.log.read_all(member.live.position, limit).await?;
+        let short = page.events.len() < limit;
+        let decoded = Decoded::from_recorded(page.events);
+        let outcome = member.live.apply(&mut member.conn, &decoded).await?;
+        Ok((outcome, short))
     }
 
     /// Finishes the shadow copy under the live tables' lock and swaps it in.
@@ -537,12 +542,10 @@ impl<L: EventLog> ProjectionRunner<L> {
                     .await
                 {
                     tx.rollback().await?;
-                    if let crate::ApplyError::Database(db) = &err
-                        && is_infrastructure(db)
+                    if let crate::ApplyError::Database(db) = err
+                        && is_infrastructure(&db)
                     {
-                        return Err(RuntimeError::Database(sqlx::Error::Protocol(
-                            err.to_string(),
-                        )));
+                        return Err(db.into());
                     }
                     // Let the applier find the faulty event, one per transaction.
                     return match member.shadow.apply(&mut member.conn, &decoded).await? {

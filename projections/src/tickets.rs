@@ -17,12 +17,11 @@ use chrono::{DateTime, Utc};
 use domain::content::{ForwardOrigin, MessageBody, MessageContent, ReplyContent};
 use domain::ticket::{TicketEvent, TicketStatus};
 use domain::{AnyEvent, StreamId};
-use futures::future::BoxFuture;
 use serde_json::{Value, json};
 use sqlx::PgConnection;
 use uuid::Uuid;
 
-use crate::projection::{ApplyError, Envelope, Projection, Target};
+use crate::projection::{ApplyError, Envelope, Target, read_model};
 use crate::sql::{self, Column};
 
 /// The "tickets" read model (tables `tickets`, `ticket_notes`).
@@ -41,51 +40,15 @@ pub const SUBJECT_CHARS: usize = 120;
 /// Longest last-message preview kept (characters).
 pub const PREVIEW_CHARS: usize = 100;
 
-impl Projection for Tickets {
-    fn name(&self) -> &'static str {
-        "tickets"
-    }
+read_model!(Tickets, name: "tickets", version: 1, tables: TABLES, apply: apply);
 
-    fn version(&self) -> u32 {
-        1
-    }
-
-    fn tables(&self) -> &'static [&'static str] {
-        TABLES
-    }
-
-    fn apply<'a>(
-        &'a self,
-        conn: &'a mut PgConnection,
-        target: Target,
-        batch: &'a [Envelope],
-    ) -> BoxFuture<'a, Result<(), ApplyError>> {
-        Box::pin(apply(conn, target, batch))
-    }
-}
-
-impl Projection for Messages {
-    fn name(&self) -> &'static str {
-        "messages"
-    }
-
-    fn version(&self) -> u32 {
-        1
-    }
-
-    fn tables(&self) -> &'static [&'static str] {
-        MESSAGE_TABLES
-    }
-
-    fn apply<'a>(
-        &'a self,
-        conn: &'a mut PgConnection,
-        target: Target,
-        batch: &'a [Envelope],
-    ) -> BoxFuture<'a, Result<(), ApplyError>> {
-        Box::pin(apply_messages(conn, target, batch))
-    }
-}
+read_model!(
+    Messages,
+    name: "messages",
+    version: 1,
+    tables: MESSAGE_TABLES,
+    apply: apply_messages,
+);
 
 const TICKET_COLUMNS: &[Column] = &[
     ("id", "uuid"),
