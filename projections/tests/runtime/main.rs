@@ -135,6 +135,24 @@ async fn pool(options: PgConnectOptions) -> PgPool {
         .unwrap()
 }
 
+/// A runner of `recorders` with the test timings.
+fn runner(
+    log: &PostgresLog,
+    pool: &PgPool,
+    recorders: Vec<Recorder>,
+) -> ProjectionRunner<PostgresLog> {
+    let projections = recorders
+        .into_iter()
+        .map(|recorder| Arc::new(recorder) as Arc<dyn Projection>)
+        .collect();
+    ProjectionRunner::new(log.clone(), pool.clone(), projections).with_options(fast_options())
+}
+
+/// The single number `sql` selects.
+async fn count(pool: &PgPool, sql: &'static str) -> i64 {
+    sqlx::query_scalar(sql).fetch_one(pool).await.unwrap()
+}
+
 fn fast_options() -> RunnerOptions {
     RunnerOptions {
         catch_up_page: 300,
@@ -311,9 +329,7 @@ async fn a_projector_killed_mid_batch_resumes_without_loss_or_double_application
         stall.after_events.store(150 + round * 37, Ordering::SeqCst);
         let mut recorder = Recorder::new("recorder", "recorded");
         recorder.stall = Some(Arc::clone(&stall));
-        let runner =
-            ProjectionRunner::new(log.clone(), pool.clone(), vec![Arc::new(recorder) as _])
-                .with_options(fast_options());
+        let runner = runner(&log, &pool, vec![recorder]);
         let (_stop, handle) = spawn_runner(runner);
         // More traffic meanwhile.
         append_events(&log, 1_000 * round as i64, 5, 100).await;
@@ -331,12 +347,7 @@ async fn a_projector_killed_mid_batch_resumes_without_loss_or_double_application
         let _ = handle.await;
     }
 
-    let runner = ProjectionRunner::new(
-        log.clone(),
-        pool.clone(),
-        vec![Arc::new(Recorder::new("recorder", "recorded")) as _],
-    )
-    .with_options(fast_options());
+    let runner = runner(&log, &pool, vec![Recorder::new("recorder", "recorded")]);
     let (stop, handle) = spawn_runner(runner);
     let head = head_after(&log, 3_500).await;
     wait_for(&pool, &["recorder"], head, Duration::from_secs(30))
@@ -396,10 +407,7 @@ async fn a_projection_that_fails_on_an_event_stops_before_it_and_the_others_go_o
     assert_eq!(failure.position, poison.position);
     assert_eq!(failure.event_type, poison.event_type);
     assert!(failure.error.contains("refuses"), "{}", failure.error);
-    let rows: i64 = sqlx::query_scalar("select count(*) from bad_rows")
-        .fetch_one(&pool)
-        .await
-        .unwrap();
+    let rows: i64 = count(&pool, "select count(*) from bad_rows").await;
     assert_eq!(rows, 613);
 
     stop.send(()).unwrap();
@@ -422,12 +430,7 @@ async fn a_new_version_rebuilds_into_shadow_tables_and_swaps_while_readers_never
     append_events(&log, 1, 40, 4_000).await;
     let head = head_after(&log, 4_000).await;
 
-    let v1 = ProjectionRunner::new(
-        log.clone(),
-        pool.clone(),
-        vec![Arc::new(Recorder::new("recorder", "recorded")) as _],
-    )
-    .with_options(fast_options());
+    let v1 = runner(&log, &pool, vec![Recorder::new("recorder", "recorded")]);
     let (stop, handle) = spawn_runner(v1);
     wait_for(&pool, &["recorder"], head, Duration::from_secs(30))
         .await
@@ -469,8 +472,7 @@ async fn a_new_version_rebuilds_into_shadow_tables_and_swaps_while_readers_never
 
     let mut v2 = Recorder::new("recorder", "recorded");
     v2.version = 2;
-    let runner = ProjectionRunner::new(log.clone(), pool.clone(), vec![Arc::new(v2) as _])
-        .with_options(fast_options());
+    let runner = runner(&log, &pool, vec![v2]);
     let (stop, handle) = spawn_runner(runner);
     writer.await.unwrap();
     let head = head_after(&log, 4_600).await;
@@ -490,16 +492,13 @@ async fn a_new_version_rebuilds_into_shadow_tables_and_swaps_while_readers_never
     assert_eq!(checkpoint.version, 2);
     assert_exactly_the_log(&pool, &log, "recorded").await;
     // Every row now comes from the rebuild: none written by version 1 is left.
-    let old: i64 = sqlx::query_scalar("select count(*) from recorded where built_by = 1")
-        .fetch_one(&pool)
-        .await
-        .unwrap();
+    let old: i64 = count(&pool, "select count(*) from recorded where built_by = 1").await;
     assert_eq!(old, 0);
-    let shadows: i64 =
-        sqlx::query_scalar("select count(*) from pg_tables where schemaname = 'ld_shadow'")
-            .fetch_one(&pool)
-            .await
-            .unwrap();
+    let shadows: i64 = count(
+        &pool,
+        "select count(*) from pg_tables where schemaname = 'ld_shadow'",
+    )
+    .await;
     assert_eq!(shadows, 0, "the shadow tables were moved, not left behind");
     let indexes_after: Vec<String> = sqlx::query_scalar(
         "select indexname::text from pg_indexes where tablename = 'recorded' order by 1",
@@ -526,28 +525,22 @@ async fn one_process_runs_a_projection_and_another_takes_over_when_it_dies(
     first.label = "first";
     let mut second = Recorder::new("recorder", "recorded");
     second.label = "second";
-    let (_stop_first, first) = spawn_runner(
-        ProjectionRunner::new(log.clone(), pool.clone(), vec![Arc::new(first) as _])
-            .with_options(fast_options()),
-    );
+    let (_stop_first, first) = spawn_runner(runner(&log, &pool, vec![first]));
     let head = head_after(&log, 300).await;
     wait_for(&pool, &["recorder"], head, Duration::from_secs(30))
         .await
         .unwrap();
-    let (stop_second, second) = spawn_runner(
-        ProjectionRunner::new(log.clone(), pool.clone(), vec![Arc::new(second) as _])
-            .with_options(fast_options()),
-    );
+    let (stop_second, second) = spawn_runner(runner(&log, &pool, vec![second]));
     append_events(&log, 100, 5, 200).await;
     let head = head_after(&log, 500).await;
     wait_for(&pool, &["recorder"], head, Duration::from_secs(30))
         .await
         .unwrap();
-    let by_second: i64 =
-        sqlx::query_scalar("select count(*) from recorded where written_by = 'second'")
-            .fetch_one(&pool)
-            .await
-            .unwrap();
+    let by_second: i64 = count(
+        &pool,
+        "select count(*) from recorded where written_by = 'second'",
+    )
+    .await;
     assert_eq!(by_second, 0, "the standby wrote while the owner was alive");
 
     // The owner dies: its connections close and Postgres releases its lock.
@@ -558,11 +551,11 @@ async fn one_process_runs_a_projection_and_another_takes_over_when_it_dies(
     wait_for(&pool, &["recorder"], head, Duration::from_secs(30))
         .await
         .unwrap();
-    let by_second: i64 =
-        sqlx::query_scalar("select count(*) from recorded where written_by = 'second'")
-            .fetch_one(&pool)
-            .await
-            .unwrap();
+    let by_second: i64 = count(
+        &pool,
+        "select count(*) from recorded where written_by = 'second'",
+    )
+    .await;
     assert_eq!(by_second, 200);
     assert_exactly_the_log(&pool, &log, "recorded").await;
     stop_second.send(()).unwrap();
@@ -687,14 +680,11 @@ async fn a_rebuild_that_fails_on_an_event_leaves_the_live_tables_serving(
     let head = head_after(&log, 1_200).await;
     let all = everything(&log).await;
 
-    let (stop, handle) = spawn_runner(
-        ProjectionRunner::new(
-            log.clone(),
-            pool.clone(),
-            vec![Arc::new(Recorder::new("recorder", "recorded")) as _],
-        )
-        .with_options(fast_options()),
-    );
+    let (stop, handle) = spawn_runner(runner(
+        &log,
+        &pool,
+        vec![Recorder::new("recorder", "recorded")],
+    ));
     wait_for(&pool, &["recorder"], head, Duration::from_secs(30))
         .await
         .unwrap();
@@ -705,10 +695,7 @@ async fn a_rebuild_that_fails_on_an_event_leaves_the_live_tables_serving(
     let mut v2 = Recorder::new("recorder", "recorded");
     v2.version = 2;
     v2.fail_on = Some(all[700].event_id);
-    let (stop, handle) = spawn_runner(
-        ProjectionRunner::new(log.clone(), pool.clone(), vec![Arc::new(v2) as _])
-            .with_options(fast_options()),
-    );
+    let (stop, handle) = spawn_runner(runner(&log, &pool, vec![v2]));
     let exits = tokio::time::timeout(Duration::from_secs(30), async {
         loop {
             if handle.is_finished() {
@@ -730,10 +717,7 @@ async fn a_rebuild_that_fails_on_an_event_leaves_the_live_tables_serving(
     let live = live_checkpoint(&pool, "recorder").await;
     assert_eq!((live.version, live.position), (1, head));
     assert_exactly_the_log(&pool, &log, "recorded").await;
-    let rows_by_v1: i64 = sqlx::query_scalar("select count(*) from recorded where built_by = 1")
-        .fetch_one(&pool)
-        .await
-        .unwrap();
+    let rows_by_v1: i64 = count(&pool, "select count(*) from recorded where built_by = 1").await;
     assert_eq!(rows_by_v1, 1_200);
     let projections = vec![Arc::new(Recorder::new("recorder", "recorded")) as Arc<dyn Projection>];
     let status = projections::status(&log, &pool, &projections)
