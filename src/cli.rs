@@ -35,6 +35,42 @@ pub enum Command {
     /// Fill an empty database with a generated, realistic support history (for demos and
     /// benchmarks): tickets with 5-30 messages, agents, customers, broadcasts.
     Generate(GenerateArgs),
+    /// Manage the team from the command line (bootstrap the first admin).
+    #[command(subcommand)]
+    Admin(AdminCommand),
+}
+
+#[derive(Debug, Subcommand)]
+pub enum AdminCommand {
+    /// Create an agent who can sign in. Without --password-stdin a one-time password is
+    /// printed once, and the agent must change it at first sign-in.
+    Create(CreateAgentArgs),
+}
+
+#[derive(Debug, Args)]
+pub struct CreateAgentArgs {
+    /// Their sign-in email.
+    #[arg(long)]
+    pub email: String,
+    /// Their display name (default: the part of the email before @).
+    #[arg(long)]
+    pub name: Option<String>,
+    /// Their role.
+    #[arg(long, value_enum, default_value_t = RoleArg::Admin)]
+    pub role: RoleArg,
+    /// Read the password from the first line of standard input instead of generating one.
+    #[arg(long)]
+    pub password_stdin: bool,
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum)]
+pub enum RoleArg {
+    /// Everything, including agents, settings and API tokens.
+    Admin,
+    /// Tickets, customers and broadcasts.
+    Agent,
+    /// Read-only, including history and the event feed.
+    Auditor,
 }
 
 #[derive(Debug, Args)]
@@ -95,6 +131,7 @@ impl DatabaseArgs {
             database_url: self.database_url(),
             db_max_connections: self.db_max_connections,
             bind: serve.bind,
+            api: serve.api_config(),
         }
     }
 }
@@ -104,6 +141,56 @@ pub struct ServeArgs {
     /// Address and port the HTTP server listens on (port 0 picks a free one).
     #[arg(long, env = "LEDGERDESK_BIND", default_value = "127.0.0.1:8080")]
     pub bind: SocketAddr,
+
+    /// Secret that signs access tokens (at least 32 bytes). Without it, a random key is
+    /// generated on first start and kept in the database, shared by every instance.
+    #[arg(long, env = "LEDGERDESK_JWT_SECRET", hide_env_values = true, value_parser = secret)]
+    pub jwt_secret: Option<SecretString>,
+
+    /// How long an access token lives, in seconds.
+    #[arg(long, env = "LEDGERDESK_ACCESS_TOKEN_TTL_SECS", default_value_t = 900, value_parser = clap::value_parser!(u64).range(30..=86_400))]
+    pub access_token_ttl_secs: u64,
+
+    /// How long a refresh token lives, in days (each use replaces it).
+    #[arg(long, env = "LEDGERDESK_REFRESH_TOKEN_TTL_DAYS", default_value_t = 30, value_parser = clap::value_parser!(u64).range(1..=365))]
+    pub refresh_token_ttl_days: u64,
+
+    /// Sign-in attempts allowed per client address per minute.
+    #[arg(long, env = "LEDGERDESK_LOGINS_PER_IP_PER_MINUTE", default_value_t = 20, value_parser = clap::value_parser!(u32).range(1..=10_000))]
+    pub logins_per_ip_per_minute: u32,
+
+    /// Sign-in attempts allowed per account per minute.
+    #[arg(long, env = "LEDGERDESK_LOGINS_PER_ACCOUNT_PER_MINUTE", default_value_t = 5, value_parser = clap::value_parser!(u32).range(1..=10_000))]
+    pub logins_per_account_per_minute: u32,
+
+    /// Serve GraphQL introspection (schema discovery for integrators and GraphiQL).
+    #[arg(long, env = "LEDGERDESK_GRAPHQL_INTROSPECTION", default_value_t = true, action = clap::ArgAction::Set)]
+    pub graphql_introspection: bool,
+
+    /// Most items a GraphQL connection returns per page.
+    #[arg(long, env = "LEDGERDESK_GRAPHQL_MAX_PAGE", default_value_t = 100, value_parser = clap::value_parser!(u32).range(1..=1_000))]
+    pub graphql_max_page: u32,
+
+    /// Largest GraphQL request body, in bytes.
+    #[arg(long, env = "LEDGERDESK_GRAPHQL_MAX_BODY_BYTES", default_value_t = 262_144, value_parser = clap::value_parser!(u32).range(1_024..=16_777_216))]
+    pub graphql_max_body_bytes: u32,
+}
+
+impl ServeArgs {
+    /// The API's configuration.
+    pub fn api_config(&self) -> api::ApiConfig {
+        let mut config = api::ApiConfig::default();
+        config.auth.access_ttl = std::time::Duration::from_secs(self.access_token_ttl_secs);
+        config.auth.refresh_ttl =
+            std::time::Duration::from_secs(self.refresh_token_ttl_days * 24 * 3600);
+        config.auth.logins_per_ip_per_minute = self.logins_per_ip_per_minute;
+        config.auth.logins_per_account_per_minute = self.logins_per_account_per_minute;
+        config.limits.introspection = self.graphql_introspection;
+        config.limits.max_page = self.graphql_max_page as usize;
+        config.limits.max_body_bytes = self.graphql_max_body_bytes as usize;
+        config.jwt_secret.clone_from(&self.jwt_secret);
+        config
+    }
 }
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum)]
@@ -112,4 +199,8 @@ pub enum LogFormat {
     Pretty,
     /// One JSON object per line.
     Json,
+}
+
+fn secret(value: &str) -> Result<SecretString, std::convert::Infallible> {
+    Ok(SecretString::from(value.to_owned()))
 }

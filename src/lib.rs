@@ -10,4 +10,4 @@ mod startup;
 
 pub use generate::generate;
 pub use replay::replay;
-pub use startup::{Application, Settings, migrate};
+pub use startup::{Application, Settings, create_agent, migrate};

@@ -7,7 +7,7 @@ use clap::Parser;
 #[global_allocator]
 static ALLOCATOR: mimalloc::MiMalloc = mimalloc::MiMalloc;
 
-use ledgerdesk::cli::{Cli, Command};
+use ledgerdesk::cli::{AdminCommand, Cli, Command};
 use ledgerdesk::{Application, telemetry};
 
 #[tokio::main]
@@ -27,5 +27,8 @@ async fn main() -> anyhow::Result<()> {
         Command::Migrate => ledgerdesk::migrate(&cli.database).await,
         Command::Replay(args) => ledgerdesk::replay(&cli.database, &args.projections).await,
         Command::Generate(args) => ledgerdesk::generate(&cli.database, &args).await,
+        Command::Admin(AdminCommand::Create(args)) => {
+            ledgerdesk::create_agent(&cli.database, &args).await
+        }
     }
 }

@@ -20,6 +20,8 @@ pub struct Settings {
     pub db_max_connections: u32,
     /// HTTP listen address (port 0: any free port).
     pub bind: SocketAddr,
+    /// The GraphQL API: auth lifetimes, rate limits, request bounds, signing secret.
+    pub api: api::ApiConfig,
 }
 
 /// A built, not yet running, Ledgerdesk: its listener is bound and its database migrated.
@@ -28,6 +30,7 @@ pub struct Application {
     listener: TcpListener,
     log: PostgresLog,
     projections: Vec<Arc<dyn Projection>>,
+    state: api::AppState,
 }
 
 impl Application {
@@ -45,10 +48,16 @@ impl Application {
         let listener = TcpListener::bind(settings.bind)
             .await
             .with_context(|| format!("cannot listen on {}", settings.bind))?;
+        let log = PostgresLog::new(pool);
+        let projections = projections::models::all();
+        let state = api::AppState::new(log.clone(), projections.clone(), settings.api)
+            .await
+            .context("cannot start the API")?;
         Ok(Application {
             listener,
-            log: PostgresLog::new(pool),
-            projections: projections::models::all(),
+            log,
+            projections,
+            state,
         })
     }
 
@@ -83,14 +92,14 @@ impl Application {
             self.projections.clone(),
         );
         let projecting = tokio::spawn(runner.run(when_stopped(stopped.clone())));
-        let router = api::router(api::AppState {
-            log: self.log.clone(),
-            projections: self.projections.clone(),
-        });
-        let served = axum::serve(self.listener, router)
-            .with_graceful_shutdown(when_stopped(stopped))
-            .await
-            .context("the HTTP server failed");
+        let router = api::router(self.state);
+        let served = axum::serve(
+            self.listener,
+            router.into_make_service_with_connect_info::<SocketAddr>(),
+        )
+        .with_graceful_shutdown(when_stopped(stopped))
+        .await
+        .context("the HTTP server failed");
         match projecting.await {
             Ok(exits) => {
                 for (projection, exit) in exits {
@@ -119,6 +128,78 @@ pub async fn migrate(database: &DatabaseArgs) -> anyhow::Result<()> {
         .await
         .context("cannot apply the database migrations")?;
     tracing::info!("migrations applied");
+    Ok(())
+}
+
+/// `ledgerdesk admin create`: an agent who can sign in, with a one-time password unless one is
+/// read from standard input.
+pub async fn create_agent(
+    database: &DatabaseArgs,
+    args: &crate::cli::CreateAgentArgs,
+) -> anyhow::Result<()> {
+    use crate::cli::RoleArg;
+    use domain::agent::Role;
+    let password = if args.password_stdin {
+        let mut line = String::new();
+        std::io::stdin()
+            .read_line(&mut line)
+            .context("cannot read the password from standard input")?;
+        Some(line.trim_end_matches(['\r', '\n']).to_owned())
+    } else {
+        None
+    };
+    let url = database.database_url();
+    let pool = postgres::connect(url.expose_secret(), 2)
+        .await
+        .context("cannot connect to the database (is Postgres running? see DATABASE_URL)")?;
+    postgres::migrate(&pool)
+        .await
+        .context("cannot apply the database migrations")?;
+    let log = PostgresLog::new(pool);
+    let auth = api::auth::AuthService::new(log, None, api::auth::AuthConfig::default())
+        .await
+        .context("cannot start authentication")?;
+    let name = args.name.clone().unwrap_or_else(|| {
+        args.email
+            .split('@')
+            .next()
+            .unwrap_or_default()
+            .trim()
+            .to_owned()
+    });
+    let role = match args.role {
+        RoleArg::Admin => Role::Admin,
+        RoleArg::Agent => Role::Agent,
+        RoleArg::Auditor => Role::Auditor,
+    };
+    let ctx = eventlog::commands::CommandContext::new(eventlog::Actor::system("cli"));
+    let created = auth
+        .create_agent(
+            api::auth::NewAgent {
+                email: args.email.clone(),
+                name,
+                role,
+                password,
+                by: None,
+            },
+            &ctx,
+        )
+        .await
+        .map_err(|error| anyhow::anyhow!("cannot create the agent: {error}"))?;
+    let mut out = std::io::stdout().lock();
+    use std::io::Write;
+    writeln!(
+        out,
+        "created agent {} ({})",
+        created.agent_id,
+        args.email.trim()
+    )?;
+    if let Some(password) = created.one_time_password {
+        writeln!(
+            out,
+            "one-time password (shown once; it must be changed at first sign-in): {password}"
+        )?;
+    }
     Ok(())
 }
 

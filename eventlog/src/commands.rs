@@ -311,6 +311,24 @@ impl<L: EventLog> CommandService<L> {
         .await
     }
 
+    /// The current state of the aggregate in `stream` (`D::default()` when it has no event),
+    /// for reads that must be exact (a sign-in checks the agent's role on the log, not on a
+    /// read model that may lag).
+    ///
+    /// # Errors
+    /// [`CommandError::Decode`] for an unreadable stored event, [`CommandError::Log`] when the
+    /// log fails.
+    pub async fn state<D>(
+        &self,
+        stream: StreamId,
+    ) -> Result<D, CommandError<std::convert::Infallible>>
+    where
+        D: Decider,
+        D::Event: DomainEvent,
+    {
+        Ok(self.load::<D, _>(&stream.name()).await?.state)
+    }
+
     /// Calls `attempt` until it is done, failed, or has conflicted `max_attempts` times,
     /// pausing a little (with jitter, so racing writers spread out) between attempts.
     async fn run<T, E, F, Fut>(&self, mut attempt: F) -> Result<T, CommandError<E>>

@@ -57,6 +57,7 @@ async fn serve(database: &str) -> Running {
         database_url: SecretString::from(url_for(database)),
         db_max_connections: 5,
         bind: "127.0.0.1:0".parse().unwrap(),
+        api: api::ApiConfig::default(),
     };
     let app = Application::build(settings).await.unwrap();
     let addr = app.local_addr().unwrap();

@@ -1,0 +1,63 @@
+//! Read-your-writes: every mutation returns the log `position` it wrote; a query passing
+//! `consistency: {atLeast: position}` (or the `X-Ledgerdesk-Consistency` header) waits, at
+//! most [`super::Limits::consistency_timeout`], until the read models have applied it.
+
+use async_graphql::{Context, InputObject, Result};
+use eventlog::Position;
+
+use super::Api;
+use super::error::{Code, error};
+
+/// The HTTP header that asks every query of a request to see at least a position.
+pub const CONSISTENCY_HEADER: &str = "x-ledgerdesk-consistency";
+
+/// The position a query must see, as set by the header (request data).
+#[derive(Debug, Clone, Copy)]
+pub struct HeaderConsistency(pub Position);
+
+/// What a query must at least see.
+#[derive(Debug, Clone, InputObject)]
+pub struct ConsistencyInput {
+    /// A `position` a mutation returned: the query waits until the read models include it.
+    pub at_least: String,
+}
+
+/// Waits until the read models include the requested position (from the argument, or else the
+/// header), if any.
+///
+/// # Errors
+/// `VALIDATION` for a malformed position, `TIMEOUT` when the read models do not get there in
+/// time, `INTERNAL` when a projection stopped on an event before it.
+pub async fn consistent(ctx: &Context<'_>, input: Option<&ConsistencyInput>) -> Result<()> {
+    let position = match input {
+        Some(input) => Some(input.at_least.trim().parse::<Position>().map_err(|_| {
+            error(
+                Code::Validation,
+                "consistency.atLeast is not a position this API returned",
+            )
+        })?),
+        None => ctx.data_opt::<HeaderConsistency>().map(|header| header.0),
+    };
+    let Some(position) = position else {
+        return Ok(());
+    };
+    let api = ctx.data_unchecked::<Api>();
+    let names: Vec<&str> = api.projections.iter().map(|p| p.name()).collect();
+    match projections::wait_for(&api.pool, &names, position, api.limits.consistency_timeout).await {
+        Ok(()) => Ok(()),
+        Err(projections::WaitError::Timeout {
+            waited, lagging, ..
+        }) => Err(error(
+            Code::Timeout,
+            format!(
+                "the read models did not reach the position within {} ms (behind: {})",
+                waited.as_millis(),
+                lagging.join(", ")
+            ),
+        )),
+        Err(other) => Err(super::error::internal(
+            "read models cannot reach the position",
+            other,
+        )),
+    }
+}

@@ -1,0 +1,67 @@
+//! Role checks. Every resolver that reads or changes data carries `guard = "Need(…)"`; the few
+//! that only need a signed-in agent call [`signed_in_agent`].
+
+use async_graphql::{Context, Guard, Result};
+
+use super::error::{Code, error};
+use crate::auth::{Authentication, Caller, Permission};
+
+/// Allows the field when the caller holds the permission: `UNAUTHENTICATED` without a valid
+/// credential, `FORBIDDEN` without the permission.
+#[derive(Debug, Clone, Copy)]
+pub struct Need(pub Permission);
+
+impl Guard for Need {
+    async fn check(&self, ctx: &Context<'_>) -> Result<()> {
+        let caller = caller(ctx)?;
+        if caller.may(self.0) {
+            return Ok(());
+        }
+        Err(match caller {
+            Caller::Agent {
+                must_change_password: true,
+                ..
+            } => error(
+                Code::Forbidden,
+                "change your one-time password first (mutation changePassword)",
+            ),
+            Caller::Agent { role, .. } => error(
+                Code::Forbidden,
+                format!("the {} role may not do this", role_name(*role)),
+            ),
+            Caller::Integrator { .. } => {
+                error(Code::Forbidden, "this API token's scopes do not allow this")
+            }
+        })
+    }
+}
+
+fn role_name(role: domain::agent::Role) -> &'static str {
+    match role {
+        domain::agent::Role::Admin => "admin",
+        domain::agent::Role::Agent => "agent",
+        domain::agent::Role::Auditor => "auditor",
+    }
+}
+
+/// The authenticated caller, or `UNAUTHENTICATED`.
+pub fn caller<'a>(ctx: &Context<'a>) -> Result<&'a Caller> {
+    match ctx.data_opt::<Authentication>() {
+        Some(Authentication::Authenticated(caller)) => Ok(caller),
+        Some(Authentication::Refused(reason)) => Err(error(Code::Unauthenticated, *reason)),
+        Some(Authentication::Anonymous) | None => Err(error(
+            Code::Unauthenticated,
+            "sign in first: send Authorization: Bearer <access token or API token>",
+        )),
+    }
+}
+
+/// The signed-in agent (integrators have no password or session), or an error.
+pub fn signed_in_agent(ctx: &Context<'_>) -> Result<domain::AgentId> {
+    caller(ctx)?.agent_id().ok_or_else(|| {
+        error(
+            Code::Forbidden,
+            "only a signed-in agent can do this, not an API token",
+        )
+    })
+}

@@ -1,0 +1,174 @@
+//! HTTP and WebSocket transport of the schema.
+
+use std::net::SocketAddr;
+
+use async_graphql::http::{ALL_WEBSOCKET_PROTOCOLS, GraphiQLSource};
+use async_graphql::{BatchRequest, Data};
+use async_graphql_axum::{GraphQLProtocol, GraphQLResponse, GraphQLWebSocket};
+use axum::Extension;
+use axum::Router;
+use axum::body::{Body, to_bytes};
+use axum::extract::{ConnectInfo, State, WebSocketUpgrade};
+use axum::http::{HeaderMap, StatusCode, header};
+use axum::response::{Html, IntoResponse, Response};
+use axum::routing::get;
+use serde_json::json;
+
+use super::auth::ClientAddr;
+use super::consistency::HeaderConsistency;
+use super::{Api, CONSISTENCY_HEADER};
+use crate::AppState;
+use crate::auth::Authentication;
+
+pub(crate) fn routes() -> Router<AppState> {
+    Router::new()
+        .route("/graphql", get(graphiql).post(graphql))
+        .route("/graphql/ws", get(websocket))
+}
+
+async fn graphiql() -> Html<String> {
+    Html(
+        GraphiQLSource::build()
+            .endpoint("/graphql")
+            .subscription_endpoint("/graphql/ws")
+            .title("Ledgerdesk GraphQL")
+            .finish(),
+    )
+}
+
+fn refuse(status: StatusCode, code: &str, message: &str) -> Response {
+    (
+        status,
+        axum::Json(json!({ "errors": [{ "message": message, "extensions": { "code": code } }] })),
+    )
+        .into_response()
+}
+
+fn bearer(value: &str) -> Option<&str> {
+    let (scheme, token) = value.trim().split_once(' ')?;
+    scheme
+        .eq_ignore_ascii_case("bearer")
+        .then_some(token.trim())
+}
+
+async fn graphql(
+    State(state): State<AppState>,
+    connect: Option<Extension<ConnectInfo<SocketAddr>>>,
+    headers: HeaderMap,
+    body: Body,
+) -> Response {
+    let limits = &state.api.limits;
+    let json = headers
+        .get(header::CONTENT_TYPE)
+        .and_then(|value| value.to_str().ok())
+        .is_some_and(|value| {
+            value.starts_with("application/json")
+                || value.starts_with("application/graphql-response+json")
+        });
+    if !json {
+        return refuse(
+            StatusCode::UNSUPPORTED_MEDIA_TYPE,
+            "VALIDATION",
+            "send the request as application/json",
+        );
+    }
+    let Ok(bytes) = to_bytes(body, limits.max_body_bytes).await else {
+        return refuse(
+            StatusCode::PAYLOAD_TOO_LARGE,
+            "VALIDATION",
+            &format!(
+                "the request body is larger than {} bytes",
+                limits.max_body_bytes
+            ),
+        );
+    };
+    let batch: BatchRequest = match serde_json::from_slice(&bytes) {
+        Ok(batch) => batch,
+        Err(error) => {
+            return refuse(
+                StatusCode::BAD_REQUEST,
+                "VALIDATION",
+                &format!("the body is not a GraphQL request: {error}"),
+            );
+        }
+    };
+    if let BatchRequest::Batch(requests) = &batch
+        && requests.len() > limits.max_batch
+    {
+        return refuse(
+            StatusCode::BAD_REQUEST,
+            "VALIDATION",
+            &format!("a batch holds at most {} operations", limits.max_batch),
+        );
+    }
+    let authorization = headers
+        .get(header::AUTHORIZATION)
+        .and_then(|value| value.to_str().ok());
+    let authentication = match authorization {
+        Some(value) => match bearer(value) {
+            Some(token) => state.api.auth.authenticate(Some(token)).await,
+            None => Authentication::Refused("use Authorization: Bearer <token>"),
+        },
+        None => Authentication::Anonymous,
+    };
+    let consistency = match headers
+        .get(CONSISTENCY_HEADER)
+        .map(|v| v.to_str().ok().and_then(|v| v.trim().parse().ok()))
+    {
+        Some(Some(position)) => Some(HeaderConsistency(position)),
+        Some(None) => {
+            return refuse(
+                StatusCode::BAD_REQUEST,
+                "VALIDATION",
+                "X-Ledgerdesk-Consistency is not a position this API returned",
+            );
+        }
+        None => None,
+    };
+    let client = ClientAddr(connect.map(|Extension(ConnectInfo(addr))| addr.ip()));
+    let mut batch = batch.data(authentication).data(client);
+    if let Some(consistency) = consistency {
+        batch = batch.data(consistency);
+    }
+    GraphQLResponse(state.schema.execute_batch(batch).await).into_response()
+}
+
+async fn websocket(
+    State(state): State<AppState>,
+    protocol: GraphQLProtocol,
+    upgrade: WebSocketUpgrade,
+) -> Response {
+    let schema = state.schema.clone();
+    let api: Api = state.api.as_ref().clone();
+    upgrade
+        .protocols(ALL_WEBSOCKET_PROTOCOLS)
+        .on_upgrade(move |socket| {
+            GraphQLWebSocket::new(socket, schema, protocol)
+                .on_connection_init(move |payload| async move {
+                    let token = payload
+                        .get("authorization")
+                        .or_else(|| payload.get("Authorization"))
+                        .and_then(|value| value.as_str())
+                        .map(|value| bearer(value).unwrap_or(value).to_owned())
+                        .or_else(|| {
+                            payload
+                                .get("token")
+                                .and_then(|value| value.as_str())
+                                .map(str::to_owned)
+                        });
+                    match api.auth.authenticate(token.as_deref()).await {
+                        Authentication::Authenticated(caller) => {
+                            let mut data = Data::default();
+                            data.insert(Authentication::Authenticated(caller));
+                            Ok(data)
+                        }
+                        Authentication::Refused(reason) => Err(reason.into()),
+                        Authentication::Anonymous => Err(
+                            "send {\"authorization\": \"Bearer <token>\"} in connection_init"
+                                .into(),
+                        ),
+                    }
+                })
+                .serve()
+        })
+}

@@ -1,0 +1,13 @@
+//! The GraphQL API end to end: the real server on a random port, a real Postgres (a database
+//! per test), real HTTP and WebSocket clients.
+
+#![expect(clippy::unwrap_used, reason = "tests fail loudly on purpose")]
+#![allow(
+    unreachable_pub,
+    dead_code,
+    reason = "support code shared by test modules"
+)]
+
+mod support;
+
+mod auth;
