@@ -16,6 +16,7 @@ pub mod ids;
 pub mod auth;
 pub mod consistency;
 pub mod system;
+pub mod tickets;
 mod transport;
 
 use std::sync::Arc;
