@@ -4,7 +4,7 @@
 use async_graphql::{Context, Guard, Result};
 
 use super::error::{Code, error};
-use crate::auth::{Authentication, Caller, Permission};
+use crate::auth::{Authentication, Caller, Permission, TicketScope};
 
 /// Allows the field when the caller holds the permission: `UNAUTHENTICATED` without a valid
 /// credential, `FORBIDDEN` without the permission.
@@ -64,4 +64,52 @@ pub fn signed_in_agent(ctx: &Context<'_>) -> Result<domain::AgentId> {
             "only a signed-in agent can do this, not an API token",
         )
     })
+}
+
+/// Which tickets the caller may see and work: an agent (role `agent`) with categories sees
+/// only tickets in them, read from the `agents` read model; every other caller sees all.
+///
+/// # Errors
+/// `UNAUTHENTICATED` without a caller, `INTERNAL` when the database fails.
+pub async fn ticket_scope(ctx: &Context<'_>) -> Result<TicketScope> {
+    match caller(ctx)? {
+        Caller::Agent {
+            id,
+            role: domain::agent::Role::Agent,
+            ..
+        } => {
+            let api = ctx.data_unchecked::<super::Api>();
+            let categories: Option<Vec<uuid::Uuid>> =
+                sqlx::query_scalar("select category_ids from agents where id = $1")
+                    .bind(id.as_uuid())
+                    .fetch_optional(&api.pool)
+                    .await
+                    .map_err(super::error::database)?;
+            Ok(match categories {
+                Some(categories) if !categories.is_empty() => TicketScope::Categories(categories),
+                _ => TicketScope::All,
+            })
+        }
+        _ => Ok(TicketScope::All),
+    }
+}
+
+/// The ticket's category if the caller may see it, else `NOT_FOUND` (a ticket outside an
+/// agent's categories is as good as absent to them).
+///
+/// # Errors
+/// `NOT_FOUND` for an unknown or out-of-scope ticket.
+pub async fn visible_ticket(ctx: &Context<'_>, ticket: uuid::Uuid) -> Result<Option<uuid::Uuid>> {
+    let scope = ticket_scope(ctx).await?;
+    let api = ctx.data_unchecked::<super::Api>();
+    let row: Option<Option<uuid::Uuid>> =
+        sqlx::query_scalar("select category_id from tickets where id = $1")
+            .bind(ticket)
+            .fetch_optional(&api.pool)
+            .await
+            .map_err(super::error::database)?;
+    match row {
+        Some(category) if scope.covers(category) => Ok(category),
+        _ => Err(error(Code::NotFound, "no such ticket")),
+    }
 }
