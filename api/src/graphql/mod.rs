@@ -13,6 +13,7 @@ pub mod error;
 pub mod guard;
 pub mod ids;
 
+pub mod agents;
 pub mod auth;
 pub mod consistency;
 pub mod system;
@@ -92,11 +93,11 @@ impl Api {
 
 /// Every query.
 #[derive(Debug, MergedObject, Default)]
-pub struct Query(auth::MeQuery, system::SystemQuery);
+pub struct Query(auth::MeQuery, system::SystemQuery, agents::ApiTokenQuery);
 
 /// Every mutation.
 #[derive(Debug, MergedObject, Default)]
-pub struct Mutation(auth::AuthMutation);
+pub struct Mutation(auth::AuthMutation, agents::AgentMutation);
 
 /// Every subscription.
 pub type Subscription = EmptySubscription;
