@@ -11,3 +11,5 @@
 mod support;
 
 mod auth;
+mod schema;
+mod transport;
