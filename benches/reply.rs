@@ -1,0 +1,304 @@
+//! `replyToTicket` over HTTP against the raw INSERT rate of the same machine.
+//!
+//! Starts a real Ledgerdesk (HTTP server, GraphQL, projections) in this process on a fresh
+//! database, opens tickets from many customers, signs an admin in, then 64 concurrent HTTP
+//! clients send `replyToTicket` mutations for `BENCH_SECONDS` (default 10) after a warm-up
+//! second. Each mutation loads the ticket stream, decides, and appends atomically; the
+//! projections follow meanwhile. In the same run, 64 concurrent connections send autocommitted
+//! single-row INSERTs of a payload of the same size into a bare table: the ratio is the share of
+//! Postgres' raw row rate the whole API path keeps.
+//!
+//! `cargo bench --bench reply` (env: `DATABASE_URL` of a server where `BENCH_DATABASE`, default
+//! `ledgerdesk_bench_api`, may be created and dropped; `BENCH_CLIENTS`, default 64).
+
+#![expect(clippy::print_stdout, reason = "a benchmark prints its figures")]
+
+use std::sync::Arc;
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::time::{Duration, Instant};
+
+use anyhow::Context;
+use chrono::{TimeDelta, Utc};
+use domain::content::{CustomerMessage, MessageContent, TelegramMessageId};
+use domain::customer::CustomerProfile;
+use domain::flow::RouteCustomerMessage;
+use domain::ticket::Channel;
+use domain::{CustomerId, MessageId, TicketId};
+use eventlog::commands::{CommandContext, CommandService};
+use eventlog::postgres::PostgresLog;
+use eventlog::{Actor, ActorKind};
+use ledgerdesk::{Application, Settings};
+use secrecy::SecretString;
+use serde_json::{Value, json};
+use sqlx::{Executor, PgPool};
+use uuid::Uuid;
+
+const TICKETS_PER_CLIENT: usize = 4;
+const REPLY: &str = "Thanks for writing. I checked order #48213: it left our warehouse yesterday and should arrive tomorrow.";
+const MUTATION: &str =
+    "mutation($input: ReplyToTicketInput!) { replyToTicket(input: $input) { position } }";
+
+fn env_or<T: std::str::FromStr>(name: &str, default: T) -> T {
+    std::env::var(name)
+        .ok()
+        .and_then(|v| v.parse().ok())
+        .unwrap_or(default)
+}
+
+#[tokio::main]
+async fn main() -> anyhow::Result<()> {
+    let server = std::env::var("DATABASE_URL")
+        .unwrap_or_else(|_| "postgres://postgres@127.0.0.1:5432/postgres".to_owned());
+    let seconds: u64 = env_or("BENCH_SECONDS", 10);
+    let clients: usize = env_or("BENCH_CLIENTS", 64);
+    let database =
+        std::env::var("BENCH_DATABASE").unwrap_or_else(|_| "ledgerdesk_bench_api".to_owned());
+    anyhow::ensure!(
+        !database.is_empty()
+            && database
+                .chars()
+                .all(|c| c.is_ascii_lowercase() || c.is_ascii_digit() || c == '_'),
+        "BENCH_DATABASE takes lowercase letters, digits and _"
+    );
+    let admin_pool = PgPool::connect(&server)
+        .await
+        .context("connect to DATABASE_URL")?;
+    admin_pool
+        .execute(format!("drop database if exists {database} with (force)").as_str())
+        .await?;
+    let url = database_url(&server, &database);
+
+    let mut config = api::ApiConfig::default();
+    config.auth.logins_per_ip_per_minute = 1_000;
+    let app = Application::build(Settings {
+        database_url: SecretString::from(url.clone()),
+        db_max_connections: u32::try_from(clients).unwrap_or(64) + 16,
+        bind: "127.0.0.1:0".parse()?,
+        api: config,
+    })
+    .await?;
+    let addr = app.local_addr()?;
+    let (stop, stopped) = tokio::sync::oneshot::channel::<()>();
+    let running = tokio::spawn(app.run_until(async {
+        let _ = stopped.await;
+    }));
+
+    let pool = PgPool::connect(&url).await?;
+    let log = PostgresLog::new(pool.clone());
+    let tickets = open_tickets(&log, clients * TICKETS_PER_CLIENT).await?;
+    let token = sign_in(&log, addr).await?;
+    let http = reqwest::Client::builder()
+        .pool_max_idle_per_host(clients)
+        .build()?;
+    let endpoint = format!("http://{addr}/graphql");
+
+    println!(
+        "replyToTicket benchmark: {clients} HTTP clients, {seconds} s after 1 s warm-up, {} tickets",
+        tickets.len()
+    );
+    let tickets = Arc::new(tickets);
+    let (rate, latencies) = run(clients, Duration::from_secs(seconds), {
+        let (http, endpoint, token, tickets) = (http.clone(), endpoint.clone(), token.clone(), tickets.clone());
+        move |client, n| {
+            let (http, endpoint, token) = (http.clone(), endpoint.clone(), token.clone());
+            let ticket = tickets[client * TICKETS_PER_CLIENT + n % TICKETS_PER_CLIENT];
+            async move {
+                let body: Value = http
+                    .post(&endpoint)
+                    .bearer_auth(&token)
+                    .json(&json!({ "query": MUTATION, "variables": { "input": { "ticketId": ticket.to_string(), "text": REPLY } } }))
+                    .send()
+                    .await?
+                    .json()
+                    .await?;
+                anyhow::ensure!(body.get("errors").is_none(), "mutation failed: {body}");
+                Ok(())
+            }
+        }
+    })
+    .await?;
+
+    pool.execute(
+        "drop table if exists bench_plain; create table bench_plain (payload jsonb not null)",
+    )
+    .await?;
+    let payload = json!({ "ticket_id": Uuid::now_v7(), "message_id": Uuid::now_v7(), "agent_id": Uuid::now_v7(),
+        "content": { "text": REPLY }, "at": Utc::now() })
+    .to_string();
+    let raw_pool = sqlx::postgres::PgPoolOptions::new()
+        .max_connections(u32::try_from(clients).unwrap_or(64))
+        .connect(&url)
+        .await?;
+    let (raw_rate, raw_latencies) = run(clients, Duration::from_secs(seconds), {
+        let (raw_pool, payload) = (raw_pool.clone(), payload.clone());
+        move |_, _| {
+            let (raw_pool, payload) = (raw_pool.clone(), payload.clone());
+            async move {
+                sqlx::query("insert into bench_plain (payload) values ($1::jsonb)")
+                    .bind(payload)
+                    .execute(&raw_pool)
+                    .await?;
+                Ok(())
+            }
+        }
+    })
+    .await?;
+
+    println!("{:>22} {:>10} {:>9} {:>9}", "", "ops/s", "p50 ms", "p99 ms");
+    println!(
+        "{:>22} {:>10.0} {:>9.1} {:>9.1}",
+        "replyToTicket (HTTP)",
+        rate,
+        percentile(&latencies, 0.50),
+        percentile(&latencies, 0.99)
+    );
+    println!(
+        "{:>22} {:>10.0} {:>9.1} {:>9.1}",
+        "raw INSERT (SQL)",
+        raw_rate,
+        percentile(&raw_latencies, 0.50),
+        percentile(&raw_latencies, 0.99)
+    );
+    println!(
+        "ratio replyToTicket / raw INSERT: {:.2} (goal >= 0.6; p99 goal <= 50 ms)",
+        rate / raw_rate
+    );
+
+    let _ = stop.send(());
+    running.await??;
+    raw_pool.close().await;
+    pool.close().await;
+    admin_pool
+        .execute(format!("drop database if exists {database} with (force)").as_str())
+        .await?;
+    Ok(())
+}
+
+/// Opens `count` tickets, one per customer, through the real write path.
+async fn open_tickets(log: &PostgresLog, count: usize) -> anyhow::Result<Vec<TicketId>> {
+    let commands = CommandService::new(log.clone());
+    let mut tickets = Vec::with_capacity(count);
+    for n in 0..count {
+        let customer = CustomerId(1_000_000 + i64::try_from(n)?);
+        let command = RouteCustomerMessage {
+            customer,
+            profile: CustomerProfile {
+                first_name: format!("Customer {n}"),
+                last_name: None,
+                username: None,
+                language_code: Some("en".into()),
+            },
+            category: None,
+            new_ticket_id: TicketId(Uuid::now_v7()),
+            channel: Channel::Telegram,
+            message: CustomerMessage {
+                message_id: MessageId(Uuid::now_v7()),
+                telegram_message_id: TelegramMessageId(1),
+                reply_to: None,
+                content: MessageContent::text("Hello, my order has not arrived yet."),
+            },
+            reopen_window: TimeDelta::days(7),
+            at: Utc::now(),
+        };
+        let ctx = CommandContext::new(Actor::new(ActorKind::Customer, customer.to_string()));
+        let routed = commands
+            .route_customer_message(&command, &ctx)
+            .await
+            .map_err(|error| anyhow::anyhow!("cannot open a ticket: {error}"))?;
+        tickets.push(routed.ticket_id);
+    }
+    Ok(tickets)
+}
+
+async fn sign_in(log: &PostgresLog, addr: std::net::SocketAddr) -> anyhow::Result<String> {
+    let auth = api::auth::AuthService::new(log.clone(), None, api::auth::AuthConfig::default())
+        .await
+        .map_err(|error| anyhow::anyhow!("{error}"))?;
+    let password = "bench password 0123456789";
+    auth.create_agent(
+        api::auth::NewAgent {
+            email: "bench@example.com".into(),
+            name: "Bench".into(),
+            role: domain::agent::Role::Admin,
+            password: Some(password.into()),
+            by: None,
+        },
+        &CommandContext::new(Actor::system("bench")),
+    )
+    .await
+    .map_err(|error| anyhow::anyhow!("{error}"))?;
+    let body: Value = reqwest::Client::new()
+        .post(format!("http://{addr}/graphql"))
+        .json(&json!({ "query": "mutation($p: String!) { login(input: {email: \"bench@example.com\", password: $p}) { accessToken } }", "variables": { "p": password } }))
+        .send()
+        .await?
+        .json()
+        .await?;
+    body["data"]["login"]["accessToken"]
+        .as_str()
+        .map(str::to_owned)
+        .with_context(|| format!("login failed: {body}"))
+}
+
+/// Runs `op` from `clients` tasks: a warm-up second, then `measure`. Returns ops/s and the
+/// latency (ms) of every measured operation.
+async fn run<F, Fut>(clients: usize, measure: Duration, op: F) -> anyhow::Result<(f64, Vec<f64>)>
+where
+    F: Fn(usize, usize) -> Fut + Clone + Send + 'static,
+    Fut: std::future::Future<Output = anyhow::Result<()>> + Send,
+{
+    let stop = Arc::new(AtomicBool::new(false));
+    let counting = Arc::new(AtomicBool::new(false));
+    let tasks: Vec<_> = (0..clients)
+        .map(|client| {
+            let (op, stop, counting) = (op.clone(), stop.clone(), counting.clone());
+            tokio::spawn(async move {
+                let mut latencies = Vec::new();
+                let mut n = 0;
+                while !stop.load(Ordering::Relaxed) {
+                    let started = Instant::now();
+                    op(client, n).await?;
+                    if counting.load(Ordering::Relaxed) && !stop.load(Ordering::Relaxed) {
+                        latencies.push(started.elapsed().as_secs_f64() * 1e3);
+                    }
+                    n += 1;
+                }
+                anyhow::Ok(latencies)
+            })
+        })
+        .collect();
+    tokio::time::sleep(Duration::from_secs(1)).await;
+    counting.store(true, Ordering::Relaxed);
+    let started = Instant::now();
+    tokio::time::sleep(measure).await;
+    stop.store(true, Ordering::Relaxed);
+    let elapsed = started.elapsed();
+    let mut latencies = Vec::new();
+    for task in tasks {
+        latencies.extend(task.await??);
+    }
+    latencies.sort_by(f64::total_cmp);
+    Ok((latencies.len() as f64 / elapsed.as_secs_f64(), latencies))
+}
+
+fn percentile(sorted: &[f64], q: f64) -> f64 {
+    if sorted.is_empty() {
+        return f64::NAN;
+    }
+    let index = ((sorted.len() - 1) as f64 * q).round() as usize;
+    sorted[index.min(sorted.len() - 1)]
+}
+
+fn database_url(server: &str, name: &str) -> String {
+    let (base, query) = server
+        .split_once('?')
+        .map_or((server, None), |(b, q)| (b, Some(q)));
+    let base = match base.rfind('/') {
+        Some(i) if i > "postgres://".len() => &base[..i],
+        _ => base,
+    };
+    match query {
+        Some(q) => format!("{base}/{name}?{q}"),
+        None => format!("{base}/{name}"),
+    }
+}
