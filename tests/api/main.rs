@@ -11,5 +11,6 @@
 mod support;
 
 mod auth;
+mod matrix;
 mod schema;
 mod transport;
