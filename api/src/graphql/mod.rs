@@ -15,6 +15,7 @@ pub mod ids;
 
 pub mod auth;
 pub mod consistency;
+pub mod mutations;
 pub mod system;
 pub mod tickets;
 mod transport;
@@ -96,7 +97,13 @@ pub struct Query(auth::MeQuery, system::SystemQuery);
 
 /// Every mutation.
 #[derive(Debug, MergedObject, Default)]
-pub struct Mutation(auth::AuthMutation);
+pub struct Mutation(
+    auth::AuthMutation,
+    mutations::tickets::TicketMutation,
+    mutations::customers::CustomerMutation,
+    mutations::settings::SettingsMutation,
+    mutations::broadcasts::BroadcastMutation,
+);
 
 /// Every subscription.
 pub type Subscription = EmptySubscription;
