@@ -14,3 +14,4 @@ mod auth;
 mod matrix;
 mod schema;
 mod transport;
+mod mutations;

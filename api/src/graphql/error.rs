@@ -113,3 +113,73 @@ impl Rejection for domain::agent::AgentError {
         }
     }
 }
+
+impl Rejection for domain::ticket::TicketError {
+    fn code(&self) -> Code {
+        use domain::ticket::TicketError as E;
+        match self {
+            E::NotOpened | E::UnknownMessage => Code::NotFound,
+            E::Invalid(_) => Code::Validation,
+            E::AlreadyOpened
+            | E::Closed
+            | E::NotResolved
+            | E::Resolved
+            | E::ReopenWindowPassed
+            | E::DuplicateMessageId
+            | E::AlreadyDelivered
+            | E::AlreadyRated => Code::Conflict,
+        }
+    }
+}
+
+impl Rejection for domain::customer::CustomerError {
+    fn code(&self) -> Code {
+        use domain::customer::CustomerError as E;
+        match self {
+            E::NotRegistered => Code::NotFound,
+            E::Invalid(_) => Code::Validation,
+            E::AlreadyRegistered | E::Banned | E::AnotherTicketOpen { .. } => Code::Conflict,
+        }
+    }
+}
+
+impl Rejection for domain::flow::FlowError {
+    fn code(&self) -> Code {
+        use domain::flow::FlowError as E;
+        match self {
+            E::Customer(error) => error.code(),
+            E::Ticket(error) => error.code(),
+            E::WrongTicket { .. } | E::WrongCustomer { .. } => Code::Conflict,
+        }
+    }
+}
+
+impl Rejection for domain::settings::SettingsError {
+    fn code(&self) -> Code {
+        use domain::settings::SettingsError as E;
+        match self {
+            E::UnknownCategory | E::UnknownTemplate => Code::NotFound,
+            E::Invalid(_) => Code::Validation,
+            E::CategoryExists | E::DuplicateCategoryName(_) | E::TemplateExists => Code::Conflict,
+        }
+    }
+}
+
+impl Rejection for domain::broadcast::BroadcastError {
+    fn code(&self) -> Code {
+        use domain::broadcast::BroadcastError as E;
+        match self {
+            E::NotDrafted => Code::NotFound,
+            E::Invalid(_) | E::ScheduleInPast => Code::Validation,
+            E::AlreadyDrafted
+            | E::NotDraft
+            | E::AlreadyStarted
+            | E::NotStarted
+            | E::Finished
+            | E::DuplicateRecipient(_)
+            | E::NotInAudience(_)
+            | E::MoreOutcomesThanAudience { .. }
+            | E::Incomplete { .. } => Code::Conflict,
+        }
+    }
+}

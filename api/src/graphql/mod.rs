@@ -16,6 +16,7 @@ pub mod ids;
 pub mod agents;
 pub mod auth;
 pub mod consistency;
+pub mod mutations;
 pub mod system;
 pub mod tickets;
 mod transport;
@@ -97,7 +98,14 @@ pub struct Query(auth::MeQuery, system::SystemQuery, agents::ApiTokenQuery);
 
 /// Every mutation.
 #[derive(Debug, MergedObject, Default)]
-pub struct Mutation(auth::AuthMutation, agents::AgentMutation);
+pub struct Mutation(
+    auth::AuthMutation,
+    agents::AgentMutation,
+    mutations::tickets::TicketMutation,
+    mutations::customers::CustomerMutation,
+    mutations::settings::SettingsMutation,
+    mutations::broadcasts::BroadcastMutation,
+);
 
 /// Every subscription.
 pub type Subscription = EmptySubscription;
