@@ -15,6 +15,7 @@ pub mod ids;
 
 pub mod auth;
 pub mod consistency;
+pub mod subscriptions;
 pub mod system;
 pub mod tickets;
 mod transport;
@@ -22,7 +23,7 @@ mod transport;
 use std::sync::Arc;
 use std::time::Duration;
 
-use async_graphql::{EmptySubscription, MergedObject, Schema, SchemaBuilder};
+use async_graphql::{MergedObject, Schema, SchemaBuilder};
 use eventlog::commands::{CommandContext, CommandService};
 use eventlog::postgres::PostgresLog;
 use projections::Projection;
@@ -81,6 +82,8 @@ pub struct Api {
     pub projections: Vec<Arc<dyn Projection>>,
     /// Request bounds.
     pub limits: Limits,
+    /// The live feed subscriptions read from.
+    pub live: crate::live::LiveHub,
 }
 
 impl Api {
@@ -99,7 +102,7 @@ pub struct Query(auth::MeQuery, system::SystemQuery);
 pub struct Mutation(auth::AuthMutation);
 
 /// Every subscription.
-pub type Subscription = EmptySubscription;
+pub type Subscription = subscriptions::SubscriptionRoot;
 
 /// The executable schema.
 pub type ApiSchema = Schema<Query, Mutation, Subscription>;
