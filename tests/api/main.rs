@@ -9,5 +9,7 @@
 )]
 
 mod support;
+mod ws;
 
 mod auth;
+mod subscriptions;
