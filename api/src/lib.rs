@@ -5,6 +5,7 @@
 pub mod auth;
 pub mod graphql;
 mod health;
+pub mod live;
 mod metrics;
 
 use std::sync::Arc;
@@ -72,6 +73,7 @@ impl AppState {
             auth,
             projections: projections.clone(),
             limits: config.limits,
+            live: live::LiveHub::new(log.clone()),
         };
         let schema = graphql::schema(api.clone());
         Ok(AppState {

@@ -9,9 +9,11 @@
 )]
 
 mod support;
+mod ws;
 
 mod auth;
 mod matrix;
 mod schema;
 mod transport;
 mod mutations;
+mod subscriptions;

@@ -17,6 +17,7 @@ pub mod agents;
 pub mod auth;
 pub mod consistency;
 pub mod mutations;
+pub mod subscriptions;
 pub mod system;
 pub mod tickets;
 mod transport;
@@ -24,7 +25,7 @@ mod transport;
 use std::sync::Arc;
 use std::time::Duration;
 
-use async_graphql::{EmptySubscription, MergedObject, Schema, SchemaBuilder};
+use async_graphql::{MergedObject, Schema, SchemaBuilder};
 use eventlog::commands::{CommandContext, CommandService};
 use eventlog::postgres::PostgresLog;
 use projections::Projection;
@@ -83,6 +84,8 @@ pub struct Api {
     pub projections: Vec<Arc<dyn Projection>>,
     /// Request bounds.
     pub limits: Limits,
+    /// The live feed subscriptions read from.
+    pub live: crate::live::LiveHub,
 }
 
 impl Api {
@@ -108,7 +111,7 @@ pub struct Mutation(
 );
 
 /// Every subscription.
-pub type Subscription = EmptySubscription;
+pub type Subscription = subscriptions::SubscriptionRoot;
 
 /// The executable schema.
 pub type ApiSchema = Schema<Query, Mutation, Subscription>;

@@ -1,0 +1,333 @@
+//! The live hub: one follower of the log per process, fanned out to every subscription.
+//!
+//! A subscription never follows the log itself. One task follows `subscribe_all` from the head
+//! and publishes each event on a broadcast channel ([`LiveHub::events`]); a second task turns
+//! ticket events into changed `tickets` rows once, after the read model has applied them
+//! ([`LiveHub::tickets`]), so a thousand open ticket lists cost one query per batch, not a
+//! thousand. [`follow`] gives a subscriber a gap-free, duplicate-free feed from any cursor:
+//! the log up to now, then the hub, falling back to the log when the subscriber lags.
+//!
+//! The hub starts with the first subscription and its tasks stop when the last handle to it
+//! (held by the API state) is dropped. It owns no SQL of its own: it reads the log and the
+//! read models through their crates.
+
+use std::collections::{BTreeSet, VecDeque};
+use std::sync::Arc;
+use std::time::Duration;
+
+use eventlog::postgres::PostgresLog;
+use eventlog::{EventLog, Position, RecordedEvent};
+use futures::{Stream, StreamExt};
+use sqlx::PgPool;
+use tokio::sync::{OnceCell, broadcast};
+use tokio::task::AbortHandle;
+use uuid::Uuid;
+
+use crate::graphql::tickets::{Ticket, load_tickets};
+
+/// How many events (or ticket batches) a slow subscriber may fall behind before it lags and
+/// re-reads the log.
+const CHANNEL_CAPACITY: usize = 4_096;
+/// Events read from the log per page while catching up.
+const CATCH_UP_PAGE: usize = 500;
+/// Most events folded into one ticket batch.
+const TICKET_BATCH: usize = 512;
+/// Longest the ticket feed waits for the `tickets` read model before loading rows anyway.
+const PROJECTION_WAIT: Duration = Duration::from_secs(10);
+/// Pause before a failed follower starts again.
+const RETRY_PAUSE: Duration = Duration::from_millis(500);
+
+/// Ticket rows changed by the events up to `position`, read after the `tickets` read model
+/// applied them.
+#[derive(Debug)]
+pub struct TicketBatch {
+    /// The last event the batch covers.
+    pub position: Position,
+    /// The changed tickets as the read model now has them.
+    pub tickets: Vec<Ticket>,
+}
+
+/// A handle to the process's hub. Cheap to clone; the tasks stop when the last clone drops.
+#[derive(Clone)]
+pub struct LiveHub {
+    inner: Arc<Inner>,
+}
+
+impl std::fmt::Debug for LiveHub {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("LiveHub")
+            .field("started", &self.inner.started.initialized())
+            .finish_non_exhaustive()
+    }
+}
+
+struct Inner {
+    log: PostgresLog,
+    pool: PgPool,
+    started: OnceCell<Started>,
+}
+
+struct Started {
+    events: broadcast::Sender<Arc<RecordedEvent>>,
+    tickets: broadcast::Sender<Arc<TicketBatch>>,
+    tasks: Vec<AbortHandle>,
+}
+
+impl Drop for Inner {
+    fn drop(&mut self) {
+        if let Some(started) = self.started.get() {
+            for task in &started.tasks {
+                task.abort();
+            }
+        }
+    }
+}
+
+impl LiveHub {
+    /// A hub over `log`; nothing runs until the first subscription.
+    pub fn new(log: PostgresLog) -> Self {
+        LiveHub {
+            inner: Arc::new(Inner {
+                pool: log.pool().clone(),
+                log,
+                started: OnceCell::new(),
+            }),
+        }
+    }
+
+    /// The log the hub follows.
+    pub fn log(&self) -> &PostgresLog {
+        &self.inner.log
+    }
+
+    async fn started(&self) -> Result<&Started, eventlog::Error> {
+        self.inner
+            .started
+            .get_or_try_init(|| start(self.inner.log.clone(), self.inner.pool.clone()))
+            .await
+    }
+
+    /// Every event committed from now on (at least from the moment the hub started), in log
+    /// order. Subscribe before reading the log to catch up: see [`follow`].
+    ///
+    /// # Errors
+    /// When the hub cannot start (the log head cannot be read).
+    pub async fn events(&self) -> Result<broadcast::Receiver<Arc<RecordedEvent>>, eventlog::Error> {
+        Ok(self.started().await?.events.subscribe())
+    }
+
+    /// Every event after `after` (from now on with `None`), gap-free and without duplicates:
+    /// see [`follow`].
+    ///
+    /// # Errors
+    /// When the hub cannot start or the log head cannot be read.
+    pub async fn feed(
+        &self,
+        after: Option<Position>,
+    ) -> Result<
+        impl Stream<Item = Result<Arc<RecordedEvent>, eventlog::Error>> + Send + 'static + use<>,
+        eventlog::Error,
+    > {
+        let receiver = self.events().await?;
+        let after = match after {
+            Some(after) => after,
+            None => self.inner.log.head().await?,
+        };
+        Ok(follow(self.inner.log.clone(), receiver, after))
+    }
+
+    /// Changed ticket rows, in batches, from now on.
+    ///
+    /// # Errors
+    /// When the hub cannot start.
+    pub async fn tickets(&self) -> Result<broadcast::Receiver<Arc<TicketBatch>>, eventlog::Error> {
+        Ok(self.started().await?.tickets.subscribe())
+    }
+}
+
+async fn start(log: PostgresLog, pool: PgPool) -> Result<Started, eventlog::Error> {
+    // The head is read before any receiver exists, so every event a subscriber can miss on the
+    // hub is already readable in the log when it catches up.
+    let head = log.head().await?;
+    let (events, _) = broadcast::channel(CHANNEL_CAPACITY);
+    let (tickets, _) = broadcast::channel(CHANNEL_CAPACITY);
+    let feed = tokio::spawn(feed_tickets(
+        log.clone(),
+        pool,
+        events.clone(),
+        events.subscribe(),
+        head,
+        tickets.clone(),
+    ));
+    let follower = tokio::spawn(follow_log(log, head, events.clone()));
+    Ok(Started {
+        events,
+        tickets,
+        tasks: vec![follower.abort_handle(), feed.abort_handle()],
+    })
+}
+
+/// Publishes every event after `head`, restarting from the last one published on a failure.
+async fn follow_log(
+    log: PostgresLog,
+    head: Position,
+    events: broadcast::Sender<Arc<RecordedEvent>>,
+) {
+    let mut at = head;
+    loop {
+        let mut stream = log.subscribe_all(at);
+        while let Some(item) = stream.next().await {
+            match item {
+                Ok(event) => {
+                    at = event.position;
+                    // No receiver is fine: nobody listens right now.
+                    let _ = events.send(Arc::new(event));
+                }
+                Err(error) => {
+                    tracing::warn!(%error, position = %at, "live hub: following the log failed; retrying");
+                    break;
+                }
+            }
+        }
+        tokio::time::sleep(RETRY_PAUSE).await;
+    }
+}
+
+/// Turns ticket events into changed rows: one wait for the read model and one load per batch.
+async fn feed_tickets(
+    log: PostgresLog,
+    pool: PgPool,
+    events: broadcast::Sender<Arc<RecordedEvent>>,
+    first: broadcast::Receiver<Arc<RecordedEvent>>,
+    head: Position,
+    tickets: broadcast::Sender<Arc<TicketBatch>>,
+) {
+    let mut at = head;
+    let mut receiver = Some(first);
+    loop {
+        let receiver = receiver.take().unwrap_or_else(|| events.subscribe());
+        let mut batches =
+            std::pin::pin!(follow(log.clone(), receiver, at).ready_chunks(TICKET_BATCH));
+        while let Some(batch) = batches.next().await {
+            let mut ids = BTreeSet::new();
+            let mut failed = false;
+            for item in batch {
+                match item {
+                    Ok(event) => {
+                        at = event.position;
+                        if let Some(id) = ticket_of(&event.stream_id) {
+                            ids.insert(id);
+                        }
+                    }
+                    Err(error) => {
+                        tracing::warn!(%error, position = %at, "live hub: the ticket feed failed; retrying");
+                        failed = true;
+                        break;
+                    }
+                }
+            }
+            if !ids.is_empty() && tickets.receiver_count() > 0 {
+                publish_tickets(&pool, at, &ids.into_iter().collect::<Vec<_>>(), &tickets).await;
+            }
+            if failed {
+                break;
+            }
+        }
+        tokio::time::sleep(RETRY_PAUSE).await;
+    }
+}
+
+async fn publish_tickets(
+    pool: &PgPool,
+    position: Position,
+    ids: &[Uuid],
+    tickets: &broadcast::Sender<Arc<TicketBatch>>,
+) {
+    if let Err(error) = projections::wait_for(pool, &["tickets"], position, PROJECTION_WAIT).await {
+        tracing::warn!(%error, %position, "live hub: the tickets read model is behind; sending rows as they are");
+    }
+    match load_tickets(pool, ids).await {
+        Ok(rows) if !rows.is_empty() => {
+            let _ = tickets.send(Arc::new(TicketBatch {
+                position,
+                tickets: rows,
+            }));
+        }
+        Ok(_) => {}
+        Err(error) => tracing::warn!(%error, "live hub: cannot load changed tickets"),
+    }
+}
+
+/// The ticket a stream belongs to, for `ticket-<uuid>`.
+pub fn ticket_of(stream: &str) -> Option<Uuid> {
+    stream.strip_prefix("ticket-")?.parse().ok()
+}
+
+struct Follow {
+    log: PostgresLog,
+    receiver: broadcast::Receiver<Arc<RecordedEvent>>,
+    last: Position,
+    catching_up: bool,
+    backlog: VecDeque<Arc<RecordedEvent>>,
+    failed: bool,
+}
+
+/// Every event after `after`, each exactly once and in log order, from a `receiver` taken from
+/// [`LiveHub::events`] *before* `after` was read or chosen.
+///
+/// It reads the log from `after` until it is caught up, then takes events from the hub,
+/// skipping those it already gave (the hub's order is the log's). When the subscriber falls
+/// so far behind that the channel dropped events, it reads the log again from the last event
+/// given. The stream ends after its first error.
+pub fn follow(
+    log: PostgresLog,
+    receiver: broadcast::Receiver<Arc<RecordedEvent>>,
+    after: Position,
+) -> impl Stream<Item = Result<Arc<RecordedEvent>, eventlog::Error>> + Send + 'static {
+    let state = Follow {
+        log,
+        receiver,
+        last: after,
+        catching_up: true,
+        backlog: VecDeque::new(),
+        failed: false,
+    };
+    futures::stream::unfold(state, Follow::next)
+}
+
+impl Follow {
+    async fn next(mut self) -> Option<(Result<Arc<RecordedEvent>, eventlog::Error>, Self)> {
+        if self.failed {
+            return None;
+        }
+        loop {
+            if let Some(event) = self.backlog.pop_front() {
+                self.last = event.position;
+                return Some((Ok(event), self));
+            }
+            if self.catching_up {
+                match self.log.read_all(self.last, CATCH_UP_PAGE).await {
+                    Ok(page) if page.events.is_empty() => self.catching_up = false,
+                    Ok(page) => self.backlog.extend(page.events.into_iter().map(Arc::new)),
+                    Err(error) => {
+                        self.failed = true;
+                        return Some((Err(error), self));
+                    }
+                }
+                continue;
+            }
+            match self.receiver.recv().await {
+                Ok(event) if event.position > self.last => {
+                    self.last = event.position;
+                    return Some((Ok(event), self));
+                }
+                Ok(_) => {}
+                Err(broadcast::error::RecvError::Lagged(missed)) => {
+                    tracing::debug!(missed, "live subscriber lagged; reading the log");
+                    self.catching_up = true;
+                }
+                Err(broadcast::error::RecvError::Closed) => return None,
+            }
+        }
+    }
+}
