@@ -408,10 +408,9 @@ impl AuthService {
             let mut tx = self.inner.pool.begin().await?;
             if let Some(row) =
                 store::lock_refresh_token(&mut tx, &tokens::digest(token.trim())).await?
+                && row.agent_id == agent.as_uuid()
             {
-                if row.agent_id == agent.as_uuid() {
-                    store::revoke_family(&mut tx, row.family_id).await?;
-                }
+                store::revoke_family(&mut tx, row.family_id).await?;
             }
             tx.commit().await?;
         }

@@ -15,6 +15,7 @@ pub mod ids;
 
 pub mod auth;
 pub mod consistency;
+pub mod queries;
 pub mod system;
 pub mod tickets;
 mod transport;
@@ -92,7 +93,16 @@ impl Api {
 
 /// Every query.
 #[derive(Debug, MergedObject, Default)]
-pub struct Query(auth::MeQuery, system::SystemQuery);
+pub struct Query(
+    auth::MeQuery,
+    system::SystemQuery,
+    queries::tickets::TicketQuery,
+    queries::customers::CustomerQuery,
+    queries::directory::DirectoryQuery,
+    queries::broadcasts::BroadcastQuery,
+    queries::dashboard::DashboardQuery,
+    queries::node::NodeQuery,
+);
 
 /// Every mutation.
 #[derive(Debug, MergedObject, Default)]
