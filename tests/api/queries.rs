@@ -85,7 +85,7 @@ fn ids_of(nodes: &[Value]) -> Vec<String> {
 #[tokio::test]
 async fn ticket_pages_walk_every_ticket_once_in_order_and_filters_narrow_them() {
     let server = Server::start("q_tickets").await;
-    let head = generated(&server).await;
+    generated(&server).await;
     let admin = server.agent(Role::Admin, "root@test.invalid").await;
 
     let every = all_tickets(&server, &admin.token, Value::Null, "LAST_ACTIVITY_DESC").await;
@@ -203,7 +203,6 @@ async fn ticket_pages_walk_every_ticket_once_in_order_and_filters_narrow_them() 
         )
         .await;
     assert_eq!(code(&forged), Some("VALIDATION"));
-    let _ = head;
     server.stop().await;
 }
 
@@ -449,12 +448,37 @@ async fn callers_see_only_what_their_credential_and_categories_allow() {
         .await
         .unwrap();
     caught_up(&server).await;
+    // The scope is read from the directory read model: make sure it holds the assignment.
+    for _ in 0..100 {
+        let categories: Vec<Uuid> =
+            sqlx::query_scalar("select category_ids from agents where id = $1")
+                .bind(agent_id.as_uuid())
+                .fetch_one(&server.pool)
+                .await
+                .unwrap();
+        if categories == [category] {
+            break;
+        }
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
     let visible = all_tickets(&server, &agent.token, Value::Null, "LAST_ACTIVITY_DESC").await;
     assert!(!visible.is_empty());
+    let row: (Vec<Uuid>,) = sqlx::query_as("select category_ids from agents where id = $1")
+        .bind(agent_id.as_uuid())
+        .fetch_one(&server.pool)
+        .await
+        .unwrap();
+    assert_eq!(row.0, vec![category]);
+    let stray: Vec<&Value> = visible
+        .iter()
+        .filter(|node| node["categoryId"] != category.to_string())
+        .collect();
     assert!(
-        visible
-            .iter()
-            .all(|node| node["categoryId"] == category.to_string())
+        stray.is_empty(),
+        "{category}: {} of {}: {:?}",
+        stray.len(),
+        visible.len(),
+        stray.first()
     );
     let (outside,): (Uuid,) =
         sqlx::query_as("select id from tickets where category_id is distinct from $1 limit 1")
