@@ -17,3 +17,4 @@ mod schema;
 mod transport;
 mod mutations;
 mod subscriptions;
+mod queries;

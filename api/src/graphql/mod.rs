@@ -18,6 +18,7 @@ pub mod auth;
 pub mod consistency;
 pub mod mutations;
 pub mod subscriptions;
+pub mod queries;
 pub mod system;
 pub mod tickets;
 mod transport;
@@ -97,7 +98,17 @@ impl Api {
 
 /// Every query.
 #[derive(Debug, MergedObject, Default)]
-pub struct Query(auth::MeQuery, system::SystemQuery, agents::ApiTokenQuery);
+pub struct Query(
+    auth::MeQuery,
+    system::SystemQuery,
+    agents::ApiTokenQuery,
+    queries::tickets::TicketQuery,
+    queries::customers::CustomerQuery,
+    queries::directory::DirectoryQuery,
+    queries::broadcasts::BroadcastQuery,
+    queries::dashboard::DashboardQuery,
+    queries::node::NodeQuery,
+);
 
 /// Every mutation.
 #[derive(Debug, MergedObject, Default)]

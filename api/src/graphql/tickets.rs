@@ -1,13 +1,17 @@
 //! The `Ticket` object as read from the `tickets` read model, shared by queries, mutations
-//! and subscriptions. Nested fields (messages, notes, customer, assignee, history) are added
-//! by the ticket queries.
+//! and subscriptions. Its nested fields (messages, notes, customer, assignee, history) read
+//! through [`queries`].
 
-use async_graphql::{Enum, ID, SimpleObject};
+use async_graphql::connection::Connection;
+use async_graphql::{Context, Enum, ID, Result, SimpleObject};
 use chrono::{DateTime, Utc};
 use sqlx::PgPool;
 use uuid::Uuid;
 
-use super::ids;
+use super::error::database;
+use super::guard::Need;
+use super::{Api, ids, queries};
+use crate::auth::Permission;
 
 /// Where a ticket is in its life.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Enum)]
@@ -168,6 +172,10 @@ pub struct Ticket {
     pub uuid: Uuid,
     #[graphql(skip)]
     pub category_uuid: Option<Uuid>,
+    #[graphql(skip)]
+    pub assignee_uuid: Option<Uuid>,
+    #[graphql(skip)]
+    pub customer_key: i64,
 }
 
 impl From<TicketRow> for Ticket {
@@ -198,6 +206,8 @@ impl From<TicketRow> for Ticket {
             version: row.version,
             uuid: row.id,
             category_uuid: row.category_id,
+            assignee_uuid: row.assignee_id,
+            customer_key: row.customer_id,
         }
     }
 }
@@ -218,8 +228,67 @@ pub async fn load_tickets(pool: &PgPool, ids: &[Uuid]) -> sqlx::Result<Vec<Ticke
 
 #[async_graphql::ComplexObject]
 impl Ticket {
-    /// The ticket's subject, shortened for a list (at most 60 characters).
-    async fn short_subject(&self) -> String {
-        self.subject.chars().take(60).collect()
+    /// The conversation: customer messages and agent replies in ticket order.
+    #[graphql(
+        guard = "Need(Permission::ReadTickets)",
+        complexity = "queries::connection_complexity(first, child_complexity)"
+    )]
+    async fn messages(
+        &self,
+        ctx: &Context<'_>,
+        first: Option<i32>,
+        after: Option<String>,
+    ) -> Result<Connection<String, queries::tickets::Message>> {
+        queries::tickets::messages(ctx, self.uuid, first, after).await
+    }
+
+    /// Internal notes in ticket order.
+    #[graphql(
+        guard = "Need(Permission::ReadTickets)",
+        complexity = "queries::connection_complexity(first, child_complexity)"
+    )]
+    async fn notes(
+        &self,
+        ctx: &Context<'_>,
+        first: Option<i32>,
+        after: Option<String>,
+    ) -> Result<Connection<String, queries::tickets::Note>> {
+        queries::tickets::notes(ctx, self.uuid, first, after).await
+    }
+
+    /// The ticket stream's events from the log, oldest first.
+    #[graphql(
+        guard = "Need(Permission::ReadTickets)",
+        complexity = "queries::connection_complexity(first, child_complexity)"
+    )]
+    async fn history(
+        &self,
+        ctx: &Context<'_>,
+        first: Option<i32>,
+        after: Option<String>,
+    ) -> Result<Connection<String, queries::tickets::TicketEventRecord>> {
+        queries::tickets::history(ctx, self.uuid, first, after).await
+    }
+
+    /// The customer who wrote.
+    #[graphql(guard = "Need(Permission::ReadCustomers)")]
+    async fn customer(&self, ctx: &Context<'_>) -> Result<Option<queries::customers::Customer>> {
+        let api = ctx.data_unchecked::<Api>();
+        queries::customers::load_customer(&api.pool, self.customer_key)
+            .await
+            .map_err(database)
+    }
+
+    /// The assigned agent.
+    #[graphql(guard = "Need(Permission::ReadDirectory)")]
+    async fn assignee(&self, ctx: &Context<'_>) -> Result<Option<queries::directory::Agent>> {
+        let Some(assignee) = self.assignee_uuid else {
+            return Ok(None);
+        };
+        let api = ctx.data_unchecked::<Api>();
+        let mut agents = queries::directory::load_agents(&api.pool, Some(assignee), true)
+            .await
+            .map_err(database)?;
+        Ok(agents.pop())
     }
 }
