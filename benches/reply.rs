@@ -89,7 +89,14 @@ async fn main() -> anyhow::Result<()> {
     let token = sign_in(&log, addr).await?;
     // replyToTicket only sees tickets the read models hold: wait for the projections.
     let head = eventlog::EventLog::head(&log).await?;
-    let names = ["tickets", "messages", "customers", "directory", "broadcasts", "dashboard"];
+    let names = [
+        "tickets",
+        "messages",
+        "customers",
+        "directory",
+        "broadcasts",
+        "dashboard",
+    ];
     projections::wait_for(&pool, &names, head, Duration::from_secs(60)).await?;
     let http = reqwest::Client::builder()
         .pool_max_idle_per_host(clients)

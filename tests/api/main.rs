@@ -13,8 +13,8 @@ mod ws;
 
 mod auth;
 mod matrix;
-mod schema;
-mod transport;
 mod mutations;
-mod subscriptions;
 mod queries;
+mod schema;
+mod subscriptions;
+mod transport;

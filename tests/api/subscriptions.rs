@@ -15,7 +15,7 @@ use serde_json::json;
 use uuid::Uuid;
 
 use crate::support::Server;
-use crate::ws::{Frame, Protocol, Ws};
+use crate::ws::{Frame, Protocol, WAIT, Ws};
 
 const EVENTS: &str = "subscription($after: String, $prefix: String) {
     events(after: $after, streamPrefix: $prefix) {
@@ -63,6 +63,38 @@ async fn assign(server: &Server, ticket: Uuid, agent: Uuid) {
 }
 
 /// The positions of every ticket event after `after`, as cursors.
+/// The cursors of ticket events after `after` once the log lets readers see events of at least
+/// `tickets` ticket streams. (A reader sees an event only once every older transaction in the
+/// cluster has ended, so under parallel tests a just-committed event may take a moment.)
+async fn visible_ticket_cursors(server: &Server, after: Position, tickets: usize) -> Vec<String> {
+    let deadline = tokio::time::Instant::now() + WAIT;
+    loop {
+        let mut streams = std::collections::HashSet::new();
+        let mut at = after;
+        loop {
+            let page = server.log.read_all(at, 1_000).await.unwrap();
+            if page.events.is_empty() {
+                break;
+            }
+            at = page.next;
+            streams.extend(
+                page.events
+                    .iter()
+                    .filter(|e| e.stream_id.starts_with("ticket-"))
+                    .map(|e| e.stream_id.clone()),
+            );
+        }
+        if streams.len() >= tickets {
+            return ticket_cursors(server, after).await;
+        }
+        assert!(
+            tokio::time::Instant::now() < deadline,
+            "the log never showed {tickets} tickets"
+        );
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+}
+
 async fn ticket_cursors(server: &Server, after: Position) -> Vec<String> {
     let mut cursors = Vec::new();
     let mut at = after;
@@ -121,7 +153,7 @@ async fn the_event_feed_resumes_after_a_cursor_with_no_gap_and_no_duplicate() {
     for customer in 1..=3 {
         open_ticket(&server.log, customer).await;
     }
-    let first = ticket_cursors(&server, Position::START).await;
+    let first = visible_ticket_cursors(&server, Position::START, 3).await;
     assert!(first.len() >= 3);
 
     let mut ws = Ws::connect(&server, Protocol::TransportWs, &admin.token).await;
@@ -136,7 +168,7 @@ async fn the_event_feed_resumes_after_a_cursor_with_no_gap_and_no_duplicate() {
     for customer in 4..=5 {
         open_ticket(&server.log, customer).await;
     }
-    let missed = ticket_cursors(&server, last).await;
+    let missed = visible_ticket_cursors(&server, last, 2).await;
     assert!(!missed.is_empty());
 
     // The legacy protocol resumes just as well.
@@ -152,7 +184,7 @@ async fn the_event_feed_resumes_after_a_cursor_with_no_gap_and_no_duplicate() {
 
     // Live events keep arriving on the resumed feed, each once.
     open_ticket(&server.log, 6).await;
-    let live = ticket_cursors(&server, missed.last().unwrap().parse().unwrap()).await;
+    let live = visible_ticket_cursors(&server, missed.last().unwrap().parse().unwrap(), 1).await;
     assert_eq!(receive_cursors(&mut ws, "2", live.len()).await, live);
     ws.quiet(Duration::from_millis(300)).await;
     ws.stop("2").await;
@@ -220,33 +252,47 @@ async fn tickets_changed_delivers_a_changed_ticket_after_a_command() {
     unassigned
         .subscribe("u", query, json!({ "filter": { "unassigned": true } }))
         .await;
-    // Give the subscriptions a moment to register with the hub.
-    tokio::time::sleep(Duration::from_millis(200)).await;
+    // The list is live from when the hub registers a subscriber (no cursor): open warm-up
+    // tickets until both lists report one, so the ticket under test cannot race the subscribe.
+    let mut live = false;
+    for warm_up in 0..50 {
+        open_ticket(&server.log, 1_000 + warm_up).await;
+        let wait = Duration::from_millis(500);
+        if tokio::time::timeout(wait, all.data("all")).await.is_ok()
+            && tokio::time::timeout(WAIT, unassigned.data("u"))
+                .await
+                .is_ok()
+        {
+            live = true;
+            break;
+        }
+    }
+    assert!(live, "the subscriptions never went live");
 
     let ticket = open_ticket(&server.log, 77).await;
     for (ws, id) in [(&mut all, "all"), (&mut unassigned, "u")] {
-        let change = ws.data(id).await["ticketsChanged"].clone();
-        assert_eq!(change["ticket"]["ticketId"], ticket.to_string());
+        let change = change_of(ws, id, ticket).await;
         assert_eq!(change["ticket"]["status"], "NEW");
         assert_eq!(change["inFilter"], true);
     }
 
     let agent = Uuid::parse_str(&admin.id).unwrap();
     assign(&server, ticket, agent).await;
-    let change = all.data("all").await["ticketsChanged"].clone();
+    let change = change_of(&mut all, "all", ticket).await;
     assert_eq!(change["ticket"]["assigneeId"], admin.id.as_str());
     assert_eq!(change["inFilter"], true);
     // It left the unassigned list: that list hears so once.
-    let change = unassigned.data("u").await["ticketsChanged"].clone();
+    let change = change_of(&mut unassigned, "u", ticket).await;
     assert_eq!(change["inFilter"], false);
     assert_eq!(change["ticket"]["ticketId"], ticket.to_string());
 
-    // A ticket that never matched the filter is not news to it.
+    // Another ticket joins the unassigned list, then leaves it when assigned. (Changes that
+    // land in one batch are coalesced: the list sees the row as it is after the batch.)
     let other = open_ticket(&server.log, 78).await;
+    let joined = change_of(&mut unassigned, "u", other).await;
+    assert_eq!(joined["inFilter"], true);
     assign(&server, other, agent).await;
-    let first = unassigned.data("u").await["ticketsChanged"].clone();
-    assert_eq!(first["ticket"]["ticketId"], other.to_string());
-    let gone = unassigned.data("u").await["ticketsChanged"].clone();
+    let gone = change_of(&mut unassigned, "u", other).await;
     assert_eq!(gone["inFilter"], false);
     unassigned.quiet(Duration::from_millis(300)).await;
     all.close().await;
@@ -300,4 +346,14 @@ async fn the_event_feed_is_refused_without_permission_or_with_a_bad_cursor() {
     assert_eq!(first_error_code(&mut ws, "1").await, "VALIDATION");
     ws.close().await;
     server.stop().await;
+}
+
+/// The next change of `ticket` on list `id`, skipping changes of warm-up tickets.
+async fn change_of(ws: &mut Ws, id: &str, ticket: Uuid) -> serde_json::Value {
+    loop {
+        let change = ws.data(id).await["ticketsChanged"].clone();
+        if change["ticket"]["ticketId"] == ticket.to_string() {
+            return change;
+        }
+    }
 }

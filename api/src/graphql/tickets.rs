@@ -266,7 +266,7 @@ impl Ticket {
         ctx: &Context<'_>,
         first: Option<i32>,
         after: Option<String>,
-    ) -> Result<Connection<String, queries::tickets::TicketEventRecord>> {
+    ) -> Result<Connection<String, super::subscriptions::LogEvent>> {
         queries::tickets::history(ctx, self.uuid, first, after).await
     }
 

@@ -15,6 +15,7 @@ use super::{
 use crate::auth::{Permission, TicketScope};
 use crate::graphql::error::{Code, database, error, internal};
 use crate::graphql::guard::{self, Need};
+use crate::graphql::subscriptions::LogEvent;
 use crate::graphql::tickets::{
     PriorityValue, TICKET_COLUMNS, Ticket, TicketRow, TicketStatusValue,
 };
@@ -516,33 +517,6 @@ pub async fn notes(
     ))
 }
 
-/// Who caused an event.
-#[derive(Debug, Clone, SimpleObject)]
-pub struct EventActor {
-    /// customer, agent, bot, system or integrator.
-    pub kind: String,
-    /// Their id (a Telegram user id, an agent uuid, a token id, a process name).
-    pub id: String,
-}
-
-/// One event of a ticket's stream, as the log recorded it.
-#[derive(Debug, Clone, SimpleObject)]
-pub struct TicketEventRecord {
-    /// Its stored type (`ticket.opened`…).
-    #[graphql(name = "type")]
-    pub event_type: String,
-    /// Its place in the whole log (pass it to `consistency.atLeast`).
-    pub position: String,
-    /// Its version within the ticket stream (0, 1, 2…).
-    pub version: i64,
-    /// When the log recorded it.
-    pub recorded_at: DateTime<Utc>,
-    /// Who caused it.
-    pub actor: EventActor,
-    /// Its data, as stored.
-    pub payload: Json<serde_json::Value>,
-}
-
 /// A ticket's events from the log, oldest first, a page at a time.
 ///
 /// # Errors
@@ -552,7 +526,7 @@ pub async fn history(
     ticket: Uuid,
     first: Option<i32>,
     after: Option<String>,
-) -> Result<Connection<String, TicketEventRecord>> {
+) -> Result<Connection<String, LogEvent>> {
     let api = ctx.data_unchecked::<Api>();
     let request = page(api, first, after.as_deref())?;
     let from = match &request.after {
@@ -574,19 +548,6 @@ pub async fn history(
         &request,
         events,
         |event| cursor(event.stream_version, event.event_id),
-        |event| TicketEventRecord {
-            position: event.position.to_string(),
-            version: i64::try_from(event.stream_version).unwrap_or(i64::MAX),
-            recorded_at: event.recorded_at,
-            actor: EventActor {
-                kind: serde_json::to_value(event.metadata.actor.kind)
-                    .ok()
-                    .and_then(|kind| kind.as_str().map(str::to_owned))
-                    .unwrap_or_default(),
-                id: event.metadata.actor.id,
-            },
-            payload: Json(event.payload),
-            event_type: event.event_type,
-        },
+        |event| LogEvent::from(&event),
     ))
 }
