@@ -44,6 +44,9 @@ fn operations() -> Vec<(&'static str, Permission)> {
     ]
 }
 
+/// Whether a caller holds a permission.
+type Allows = Box<dyn Fn(Permission) -> bool>;
+
 #[tokio::test]
 async fn every_operation_is_refused_exactly_when_the_permission_table_says_so() {
     let server = Server::start("matrix").await;
@@ -62,7 +65,7 @@ async fn every_operation_is_refused_exactly_when_the_permission_table_says_so() 
         .unwrap()
         .to_owned();
 
-    let callers: Vec<(&str, Option<&str>, Box<dyn Fn(Permission) -> bool>)> = vec![
+    let callers: Vec<(&str, Option<&str>, Allows)> = vec![
         ("anonymous", None, Box::new(|_| false)),
         (
             "agent",
