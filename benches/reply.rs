@@ -72,7 +72,8 @@ async fn main() -> anyhow::Result<()> {
     config.auth.logins_per_ip_per_minute = 1_000;
     let app = Application::build(Settings {
         database_url: SecretString::from(url.clone()),
-        db_max_connections: u32::try_from(clients).unwrap_or(64) + 16,
+        // Postgres allows 100 connections here: leave room for the raw phase's pool.
+        db_max_connections: 48,
         bind: "127.0.0.1:0".parse()?,
         api: config,
     })
@@ -129,6 +130,9 @@ async fn main() -> anyhow::Result<()> {
     })
     .await?;
 
+    // The server's connections go before the raw phase opens its own.
+    let _ = stop.send(());
+    running.await??;
     pool.execute(
         "drop table if exists bench_plain; create table bench_plain (payload jsonb not null)",
     )
@@ -175,8 +179,6 @@ async fn main() -> anyhow::Result<()> {
         rate / raw_rate
     );
 
-    let _ = stop.send(());
-    running.await??;
     raw_pool.close().await;
     pool.close().await;
     admin_pool
