@@ -7,21 +7,17 @@ use async_graphql::{Context, ErrorExtensions, ID, InputObject, Object, Result, S
 use chrono::{DateTime, Utc};
 use domain::agent::{Agent, AgentCommand};
 use domain::{AgentId, CategoryId, StreamId};
-use eventlog::commands::Executed;
 use uuid::Uuid;
 
 use super::auth::RoleValue;
 use super::error::{self, Code, database, error};
 use super::guard::{Need, caller, signed_in_agent};
+use super::mutations::position;
 use super::{Api, ids};
 use crate::auth::{NewAgent, Permission, Scope, tokens};
 
 /// Most API tokens one deployment keeps (active or revoked).
 const MAX_API_TOKENS: i64 = 1_000;
-
-fn position<E>(executed: &Executed<E>) -> Option<String> {
-    executed.position.map(|position| position.to_string())
-}
 
 fn agent_id(id: &ID) -> Result<AgentId> {
     Ok(AgentId::from_uuid(ids::uuid_of("Agent", id)?))

@@ -3,7 +3,7 @@
 use async_graphql::{Context, ID, InputObject, Object, Result, SimpleObject};
 use chrono::Utc;
 use domain::settings::{Settings, SettingsCommand, SettingsEvent};
-use domain::{AgentId, CategoryId, StreamId, TemplateId};
+use domain::{CategoryId, StreamId, TemplateId};
 use eventlog::commands::Executed;
 use uuid::Uuid;
 
@@ -162,10 +162,6 @@ fn template_payload(template: TemplateId, executed: &Executed<SettingsEvent>) ->
     }
 }
 
-fn by(ctx: &Context<'_>) -> Result<AgentId> {
-    signed_in_agent(ctx)
-}
-
 /// The settings mutations.
 #[derive(Debug, Default)]
 pub struct SettingsMutation;
@@ -183,7 +179,7 @@ impl SettingsMutation {
         let command = SettingsCommand::AddCategory {
             category_id,
             name: input.name,
-            by: by(ctx)?,
+            by: signed_in_agent(ctx)?,
             at: Utc::now(),
         };
         let key = input.idempotency_key.as_deref();
@@ -202,7 +198,7 @@ impl SettingsMutation {
         let command = SettingsCommand::RenameCategory {
             category_id,
             name: input.name,
-            by: by(ctx)?,
+            by: signed_in_agent(ctx)?,
             at: Utc::now(),
         };
         let key = input.idempotency_key.as_deref();
@@ -220,7 +216,7 @@ impl SettingsMutation {
         let category_id = CategoryId(uuid("Category", &input.category_id)?);
         let command = SettingsCommand::RemoveCategory {
             category_id,
-            by: by(ctx)?,
+            by: signed_in_agent(ctx)?,
             at: Utc::now(),
         };
         let key = input.idempotency_key.as_deref();
@@ -240,7 +236,7 @@ impl SettingsMutation {
             template_id,
             title: input.title,
             text: input.text,
-            by: by(ctx)?,
+            by: signed_in_agent(ctx)?,
             at: Utc::now(),
         };
         let key = input.idempotency_key.as_deref();
@@ -260,7 +256,7 @@ impl SettingsMutation {
             template_id,
             title: input.title,
             text: input.text,
-            by: by(ctx)?,
+            by: signed_in_agent(ctx)?,
             at: Utc::now(),
         };
         let key = input.idempotency_key.as_deref();
@@ -278,7 +274,7 @@ impl SettingsMutation {
         let template_id = TemplateId(uuid("Template", &input.template_id)?);
         let command = SettingsCommand::RemoveTemplate {
             template_id,
-            by: by(ctx)?,
+            by: signed_in_agent(ctx)?,
             at: Utc::now(),
         };
         let key = input.idempotency_key.as_deref();
@@ -295,7 +291,7 @@ impl SettingsMutation {
     ) -> Result<GreetingPayload> {
         let command = SettingsCommand::SetGreeting {
             text: input.text,
-            by: by(ctx)?,
+            by: signed_in_agent(ctx)?,
             at: Utc::now(),
         };
         let key = input.idempotency_key.as_deref();
