@@ -127,6 +127,16 @@ pub struct TicketStepNoted {
     pub at: DateTime<Utc>,
 }
 
+/// `customer.category_chosen`: the customer picked the category their next messages belong to
+/// (an inline button after `/start`).
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct CategoryChosen {
+    /// The category (`None`: no category).
+    pub category: Option<CategoryId>,
+    /// When.
+    pub at: DateTime<Utc>,
+}
+
 /// Everything that can happen to a customer.
 #[derive(Debug, Clone, PartialEq, Serialize)]
 #[serde(untagged)]
@@ -157,6 +167,8 @@ pub enum CustomerEvent {
     TicketClosed(TicketStepNoted),
     /// A ticket of theirs moved to another category.
     TicketRecategorized(TicketNoted),
+    /// Picked a category for their next messages.
+    CategoryChosen(CategoryChosen),
 }
 
 event_codec!(CustomerEvent {
@@ -173,6 +185,7 @@ event_codec!(CustomerEvent {
     TicketReopened(TicketNoted) = "customer.ticket_reopened" v 1;
     TicketClosed(TicketStepNoted) = "customer.ticket_closed" v 1;
     TicketRecategorized(TicketNoted) = "customer.ticket_recategorized" v 1;
+    CategoryChosen(CategoryChosen) = "customer.category_chosen" v 1;
 });
 
 /// Everything one can ask of a customer directly.
@@ -227,6 +240,13 @@ pub enum CustomerCommand {
     },
     /// Send the customer broadcasts again.
     OptIntoBroadcasts {
+        /// When.
+        at: DateTime<Utc>,
+    },
+    /// Use this category for the customer's next messages (the caller checks that it exists).
+    ChooseCategory {
+        /// The category (`None`: no category).
+        category: Option<CategoryId>,
         /// When.
         at: DateTime<Utc>,
     },
@@ -290,6 +310,8 @@ pub struct CustomerState {
     pub opted_out: bool,
     /// Their tickets that are not closed (and not superseded by a newer one).
     pub tickets: BTreeMap<TicketId, TrackedTicket>,
+    /// The category their next messages belong to, as they last chose it.
+    pub chosen_category: Option<CategoryId>,
 }
 
 impl CustomerState {
@@ -384,12 +406,19 @@ impl CustomerState {
             C::OptIntoBroadcasts { at: when } if self.opted_out => {
                 vec![E::OptedIntoBroadcasts(noted(when))]
             }
+            C::ChooseCategory { category, at } if *category != self.chosen_category => {
+                vec![E::CategoryChosen(CategoryChosen {
+                    category: *category,
+                    at: *at,
+                })]
+            }
             // Already so: nothing to record.
             C::RecordBotBlocked { .. }
             | C::RecordBotUnblocked { .. }
             | C::Unban { .. }
             | C::OptOutOfBroadcasts { .. }
-            | C::OptIntoBroadcasts { .. } => vec![],
+            | C::OptIntoBroadcasts { .. }
+            | C::ChooseCategory { .. } => vec![],
         })
     }
 
@@ -440,6 +469,7 @@ impl CustomerState {
             E::TicketClosed(step) => {
                 self.tickets.remove(&step.ticket_id);
             }
+            E::CategoryChosen(chosen) => self.chosen_category = chosen.category,
         }
     }
 }
@@ -503,6 +533,7 @@ impl Decider for Customer {
                     banned: false,
                     opted_out: false,
                     tickets: BTreeMap::new(),
+                    chosen_category: None,
                 }))
             }
             // Nothing but a registration can come first in a well-formed stream; ignoring the

@@ -210,6 +210,43 @@ fn opting_out_and_back_into_broadcasts_are_recorded_once_each() {
         .then([]);
 }
 
+#[test]
+fn a_chosen_category_is_recorded_when_it_changes_and_kept_in_the_state() {
+    let billing = Some(CategoryId(Uuid::from_u128(0xc1)));
+    let chosen = CustomerEvent::CategoryChosen(CategoryChosen {
+        category: billing,
+        at: at(),
+    });
+    let state = given::<Customer>([registered()])
+        .when(CustomerCommand::ChooseCategory {
+            category: billing,
+            at: at(),
+        })
+        .then([chosen.clone()]);
+    assert_eq!(state.state().and_then(|c| c.chosen_category), billing);
+    given::<Customer>([registered(), chosen.clone()])
+        .when(CustomerCommand::ChooseCategory {
+            category: billing,
+            at: at(),
+        })
+        .then([]);
+    given::<Customer>([registered(), chosen])
+        .when(CustomerCommand::ChooseCategory {
+            category: None,
+            at: at(),
+        })
+        .then([CustomerEvent::CategoryChosen(CategoryChosen {
+            category: None,
+            at: at(),
+        })]);
+    given::<Customer>([])
+        .when(CustomerCommand::ChooseCategory {
+            category: billing,
+            at: at(),
+        })
+        .then_err(CustomerError::NotRegistered);
+}
+
 fn ticket(n: u128) -> TicketId {
     TicketId(Uuid::from_u128(n))
 }

@@ -14,7 +14,7 @@ use domain::content::{
     ReplyContent, TelegramFile, TelegramMessageId,
 };
 use domain::customer::{
-    BanReason, CustomerBanned, CustomerEvent, CustomerProfile, CustomerRegistered,
+    BanReason, CategoryChosen, CustomerBanned, CustomerEvent, CustomerProfile, CustomerRegistered,
     CustomerUnbanned, Noted, ProfileUpdated, TicketNoted, TicketStepNoted,
 };
 use domain::settings::{
@@ -255,6 +255,10 @@ pub(crate) fn samples() -> Vec<AnyEvent> {
         CustomerEvent::TicketReopened(ticket_noted()),
         CustomerEvent::TicketClosed(ticket_step()),
         CustomerEvent::TicketRecategorized(ticket_noted()),
+        CustomerEvent::CategoryChosen(CategoryChosen {
+            category: Some(CategoryId(uuid(3))),
+            at: at(),
+        }),
     ];
     let agent_step = || AgentStep {
         by: agent(),
