@@ -15,7 +15,8 @@ use serde::{Deserialize, Serialize};
 
 use crate::Decider;
 use crate::codec::event_codec;
-use crate::ids::{AgentId, CategoryId, CustomerId, TicketId};
+use crate::content::{CustomerMessage, MessageContent, TelegramMessageId};
+use crate::ids::{AgentId, CategoryId, CustomerId, MessageId, TicketId};
 use crate::validate::{self, InvalidInput};
 
 /// What Telegram tells us about a user. Personal data as a whole.
@@ -137,6 +138,22 @@ pub struct CategoryChosen {
     pub at: DateTime<Utc>,
 }
 
+/// `customer.message_refused`: a banned customer wrote. The message is kept, on the customer's
+/// stream, but opens nothing and gets no answer.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct MessageRefused {
+    /// Our id for the message.
+    pub message_id: MessageId,
+    /// Telegram's id for the message in the customer's chat.
+    pub telegram_message_id: TelegramMessageId,
+    /// The Telegram message it replies to, if any.
+    pub reply_to: Option<TelegramMessageId>,
+    /// When.
+    pub at: DateTime<Utc>,
+    /// Personal data: the message.
+    pub content: MessageContent,
+}
+
 /// Everything that can happen to a customer.
 #[derive(Debug, Clone, PartialEq, Serialize)]
 #[serde(untagged)]
@@ -169,6 +186,8 @@ pub enum CustomerEvent {
     TicketRecategorized(TicketNoted),
     /// Picked a category for their next messages.
     CategoryChosen(CategoryChosen),
+    /// Wrote while banned.
+    MessageRefused(MessageRefused),
 }
 
 event_codec!(CustomerEvent {
@@ -186,10 +205,11 @@ event_codec!(CustomerEvent {
     TicketClosed(TicketStepNoted) = "customer.ticket_closed" v 1;
     TicketRecategorized(TicketNoted) = "customer.ticket_recategorized" v 1;
     CategoryChosen(CategoryChosen) = "customer.category_chosen" v 1;
+    MessageRefused(MessageRefused) = "customer.message_refused" v 1;
 });
 
 /// Everything one can ask of a customer directly.
-#[derive(Debug, Clone, PartialEq, Eq)]
+#[derive(Debug, Clone, PartialEq)]
 pub enum CustomerCommand {
     /// Record a Telegram user seen for the first time.
     Register {
@@ -243,6 +263,13 @@ pub enum CustomerCommand {
         /// When.
         at: DateTime<Utc>,
     },
+    /// Keep a message from a banned customer without routing it anywhere.
+    RecordRefusedMessage {
+        /// The message.
+        message: CustomerMessage,
+        /// When.
+        at: DateTime<Utc>,
+    },
     /// Use this category for the customer's next messages (the caller checks that it exists).
     ChooseCategory {
         /// The category (`None`: no category).
@@ -264,6 +291,9 @@ pub enum CustomerError {
     /// A banned customer wrote.
     #[error("this customer is banned")]
     Banned,
+    /// Refusing a message of a customer who is not banned (route it instead).
+    #[error("this customer is not banned")]
+    NotBanned,
     /// A second active ticket in one category.
     #[error("the customer already has an open ticket ({existing}) in this category")]
     AnotherTicketOpen {
@@ -406,6 +436,19 @@ impl CustomerState {
             C::OptIntoBroadcasts { at: when } if self.opted_out => {
                 vec![E::OptedIntoBroadcasts(noted(when))]
             }
+            C::RecordRefusedMessage { message, at } => {
+                if !self.banned {
+                    return Err(CustomerError::NotBanned);
+                }
+                message.content.validate()?;
+                vec![E::MessageRefused(MessageRefused {
+                    message_id: message.message_id,
+                    telegram_message_id: message.telegram_message_id,
+                    reply_to: message.reply_to,
+                    at: *at,
+                    content: message.content.clone(),
+                })]
+            }
             C::ChooseCategory { category, at } if *category != self.chosen_category => {
                 vec![E::CategoryChosen(CategoryChosen {
                     category: *category,
@@ -470,6 +513,7 @@ impl CustomerState {
                 self.tickets.remove(&step.ticket_id);
             }
             E::CategoryChosen(chosen) => self.chosen_category = chosen.category,
+            E::MessageRefused(_) => {}
         }
     }
 }

@@ -239,8 +239,9 @@ impl Fold {
             }
             E::OptedOutOfBroadcasts(_) => customer.opted_out_of_broadcasts = true,
             E::OptedIntoBroadcasts(_) => customer.opted_out_of_broadcasts = false,
-            // Routing state of the bot; no read model shows it.
-            E::CategoryChosen(_) => {}
+            // Routing state of the bot, and messages a ban refused: no read model shows them
+            // (the customer's stream keeps them for auditors).
+            E::CategoryChosen(_) | E::MessageRefused(_) => {}
             E::TicketOpened(noted) | E::TicketReopened(noted) => {
                 let ticket_id = noted.ticket_id.as_uuid();
                 let category = noted.category.map(|c| c.as_uuid());

@@ -247,6 +247,38 @@ fn a_chosen_category_is_recorded_when_it_changes_and_kept_in_the_state() {
         .then_err(CustomerError::NotRegistered);
 }
 
+#[test]
+fn a_banned_customers_message_is_kept_and_anyone_elses_refused_as_not_banned() {
+    use crate::content::{CustomerMessage, MessageContent, TelegramMessageId};
+    let message = CustomerMessage {
+        message_id: MessageId(Uuid::from_u128(0xe1)),
+        telegram_message_id: TelegramMessageId(12),
+        reply_to: None,
+        content: MessageContent::text("still here"),
+    };
+    let refuse = CustomerCommand::RecordRefusedMessage {
+        message: message.clone(),
+        at: at(),
+    };
+    let banned = CustomerEvent::Banned(CustomerBanned {
+        by: agent(),
+        at: at(),
+        content: BanReason { reason: None },
+    });
+    given::<Customer>([registered(), banned])
+        .when(refuse.clone())
+        .then([CustomerEvent::MessageRefused(MessageRefused {
+            message_id: message.message_id,
+            telegram_message_id: message.telegram_message_id,
+            reply_to: None,
+            at: at(),
+            content: message.content,
+        })]);
+    given::<Customer>([registered()])
+        .when(refuse)
+        .then_err(CustomerError::NotBanned);
+}
+
 fn ticket(n: u128) -> TicketId {
     TicketId(Uuid::from_u128(n))
 }

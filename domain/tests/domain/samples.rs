@@ -15,6 +15,7 @@ use domain::content::{
 };
 use domain::customer::{
     BanReason, CategoryChosen, CustomerBanned, CustomerEvent, CustomerProfile, CustomerRegistered,
+    MessageRefused,
     CustomerUnbanned, Noted, ProfileUpdated, TicketNoted, TicketStepNoted,
 };
 use domain::settings::{
@@ -258,6 +259,13 @@ pub(crate) fn samples() -> Vec<AnyEvent> {
         CustomerEvent::CategoryChosen(CategoryChosen {
             category: Some(CategoryId(uuid(3))),
             at: at(),
+        }),
+        CustomerEvent::MessageRefused(MessageRefused {
+            message_id: MessageId(uuid(9)),
+            telegram_message_id: TelegramMessageId(77),
+            reply_to: None,
+            at: at(),
+            content: MessageContent::text("let me in"),
         }),
     ];
     let agent_step = || AgentStep {
