@@ -1,1 +1,657 @@
-//! Placeholder.
+//! From a Telegram update to commands on the log, and the few answers the bot gives by itself.
+//!
+//! [`Inbox::handle`] reads the update with [`crate::update::interpret`] and runs what it asks:
+//!
+//! - a message is routed to the customer's ticket ([`CommandService::route_customer_message`]:
+//!   posted, reopened or opened); a banned customer's message is kept as
+//!   `customer.message_refused` and answered with nothing;
+//! - `/start` registers the customer or updates their profile, then sends the greeting and,
+//!   when categories exist, a keyboard to pick one; `/close` closes the customer's tickets;
+//!   `/help` explains both;
+//! - an edit is recorded on the ticket holding the edited message;
+//! - a button press chooses a category or rates a resolved ticket, and is always answered so
+//!   the customer's client stops its spinner;
+//! - `my_chat_member` records that the customer blocked or unblocked the bot.
+//!
+//! # Exactly one effect per update
+//!
+//! Every command carries an idempotency key made of the bot id, the update id and the update's
+//! own timestamp (or callback query id): Telegram numbers updates sequentially but picks a new
+//! random start after a week without updates, so the update id alone could meet an old key.
+//! A repeated update therefore writes nothing new. Once an update is fully handled its key goes
+//! into `telegram_updates_handled`, and a repeat found there is answered at once, without
+//! sending the greeting or a callback answer again. Only a repeat that arrives while the first
+//! delivery is still being handled (or after a crash before the key was stored) can make the
+//! bot send its own answer twice; the log is never written twice.
+//!
+//! Errors of the log or the database are returned as [`InboundError`], and the caller makes
+//! Telegram deliver the update again (the webhook answers 500, polling does not move its
+//! offset). A rejection by the domain (bad input, a closed ticket) is final and reported as
+//! [`Handled::Refused`]: delivering the update again could not change it.
+
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+
+use chrono::{DateTime, Utc};
+use domain::content::{CustomerMessage, MessageContent, TelegramMessageId};
+use domain::customer::{Customer, CustomerCommand, CustomerError};
+use domain::flow::{FlowError, RouteCustomerMessage};
+use domain::settings::Settings;
+use domain::ticket::{
+    Actor as TicketActor, Channel, EditCustomerMessage, Ticket, TicketCommand, TicketError,
+};
+use domain::{CategoryId, CustomerId, MessageId, StreamId, TicketId};
+use eventlog::commands::{CommandContext, CommandError, CommandService};
+use eventlog::postgres::PostgresLog;
+use eventlog::{Actor, ActorKind};
+use sqlx::PgPool;
+use teloxide::Bot;
+use teloxide::payloads::{AnswerCallbackQuerySetters, SendMessageSetters};
+use teloxide::prelude::Requester;
+use teloxide::types::{
+    CallbackQueryId, ChatId, InlineKeyboardButton, InlineKeyboardMarkup, Update, UpdateKind,
+};
+use tokio::sync::Mutex;
+use uuid::Uuid;
+
+use crate::callback::CallbackData;
+use crate::update::{self, BotCommand, Inbound, IncomingMessage, Sender};
+
+/// How long the settings (greeting, categories, reopen window) are reused before being read
+/// from the log again.
+const SETTINGS_TTL: Duration = Duration::from_secs(2);
+
+/// The greeting when an admin has not set one.
+pub const DEFAULT_GREETING: &str =
+    "Hello! Write your question here and our support team will answer in this chat.";
+
+/// The answer to `/help`.
+pub const HELP: &str = "Write your question here, in any form: text, photos, files, voice \
+messages, locations. Our support team answers in this chat.\n\n/start shows the greeting again \
+(and lets you pick a topic, when there are several)\n/close closes your ticket once your question \
+is answered";
+
+/// What handling an update came to.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Handled {
+    /// Commands were run (or found to be satisfied already).
+    Recorded,
+    /// The same update was handled before; nothing was done.
+    Duplicate,
+    /// Not for us (a group message, an unsupported kind…).
+    Ignored(&'static str),
+    /// The domain refused it for good (the reason is fit for a log; no personal data).
+    Refused(String),
+}
+
+/// Handling failed for a reason that may pass: the update must be delivered again.
+#[derive(Debug, thiserror::Error)]
+#[error("the update could not be recorded, Telegram should deliver it again: {0}")]
+pub struct InboundError(String);
+
+impl InboundError {
+    fn from_command<E: std::fmt::Display>(error: &CommandError<E>) -> Self {
+        Self(error.to_string())
+    }
+}
+
+impl From<sqlx::Error> for InboundError {
+    fn from(error: sqlx::Error) -> Self {
+        Self(error.to_string())
+    }
+}
+
+/// Turns updates into commands. Cheap to share behind an [`Arc`].
+#[derive(Debug)]
+pub struct Inbox {
+    commands: CommandService<PostgresLog>,
+    pool: PgPool,
+    bot: Bot,
+    bot_id: String,
+    settings: Mutex<Option<(Instant, Arc<Settings>)>>,
+}
+
+impl Inbox {
+    /// An inbox writing to `log` and answering through `bot` (`bot_id`: the token's numeric
+    /// part, which scopes the idempotency keys).
+    pub fn new(log: PostgresLog, bot: Bot, bot_id: impl Into<String>) -> Self {
+        Self {
+            pool: log.pool().clone(),
+            commands: CommandService::new(log),
+            bot,
+            bot_id: bot_id.into(),
+            settings: Mutex::new(None),
+        }
+    }
+
+    /// Handles one update: see the module documentation.
+    ///
+    /// # Errors
+    /// [`InboundError`] when the log or the database failed; nothing is lost, as long as the
+    /// update is delivered again.
+    pub async fn handle(&self, update: &Update) -> Result<Handled, InboundError> {
+        let key = update_key(&self.bot_id, update);
+        if self.already_handled(&key).await? {
+            tracing::debug!(update_id = update.id.0, "repeated update ignored");
+            return Ok(Handled::Duplicate);
+        }
+        let handled = match update::interpret(update, Utc::now()) {
+            Inbound::Ignored { reason } => {
+                tracing::debug!(update_id = update.id.0, reason, "update ignored");
+                Handled::Ignored(reason)
+            }
+            Inbound::Message {
+                sender,
+                message,
+                at,
+            } => self.message(&sender, message, at, &key).await?,
+            Inbound::Command {
+                sender,
+                command,
+                telegram_message_id,
+                at,
+            } => {
+                self.command(&sender, command, telegram_message_id, at, &key)
+                    .await?
+            }
+            Inbound::Edited {
+                sender,
+                telegram_message_id,
+                content,
+                at,
+            } => {
+                self.edited(&sender, telegram_message_id, content, at, &key)
+                    .await?
+            }
+            Inbound::Callback {
+                sender,
+                query_id,
+                data,
+                at,
+            } => self.callback(&sender, query_id, data, at, &key).await?,
+            Inbound::BotBlocked { customer, at } => {
+                self.blocked(customer, CustomerCommand::RecordBotBlocked { at }, &key)
+                    .await?
+            }
+            Inbound::BotUnblocked { customer, at } => {
+                self.blocked(customer, CustomerCommand::RecordBotUnblocked { at }, &key)
+                    .await?
+            }
+        };
+        if let Handled::Refused(reason) = &handled {
+            tracing::info!(update_id = update.id.0, reason, "update refused");
+        }
+        self.mark_handled(&key).await?;
+        Ok(handled)
+    }
+
+    async fn message(
+        &self,
+        sender: &Sender,
+        message: IncomingMessage,
+        at: DateTime<Utc>,
+        key: &str,
+    ) -> Result<Handled, InboundError> {
+        let settings = self.settings().await?;
+        let category = if settings.uses_categories() {
+            let customer = self.customer(sender.customer).await?;
+            customer
+                .state()
+                .and_then(|state| state.chosen_category)
+                .filter(|chosen| settings.categories.contains_key(chosen))
+        } else {
+            None
+        };
+        let cmd = RouteCustomerMessage {
+            customer: sender.customer,
+            profile: sender.profile.clone(),
+            category,
+            new_ticket_id: TicketId::from_uuid(Uuid::now_v7()),
+            channel: Channel::Telegram,
+            message: CustomerMessage {
+                message_id: MessageId::from_uuid(Uuid::now_v7()),
+                telegram_message_id: message.telegram_message_id,
+                reply_to: message.reply_to,
+                content: message.content,
+            },
+            reopen_window: settings.reopen_window(),
+            at,
+        };
+        let ctx = customer_context(sender.customer).idempotent(key);
+        match self.commands.route_customer_message(&cmd, &ctx).await {
+            Ok(routed) => {
+                tracing::debug!(ticket.id = %routed.ticket_id, outcome = ?routed.outcome,
+                    "customer message routed");
+                Ok(Handled::Recorded)
+            }
+            Err(CommandError::Rejected(FlowError::Customer(CustomerError::Banned))) => {
+                self.refuse(sender.customer, cmd.message, at, key).await
+            }
+            Err(CommandError::Rejected(rejection)) => Ok(Handled::Refused(rejection.to_string())),
+            Err(error) => Err(InboundError::from_command(&error)),
+        }
+    }
+
+    /// Keeps a banned customer's message on their stream; no ticket, no answer.
+    async fn refuse(
+        &self,
+        customer: CustomerId,
+        message: CustomerMessage,
+        at: DateTime<Utc>,
+        key: &str,
+    ) -> Result<Handled, InboundError> {
+        let ctx = customer_context(customer).idempotent(format!("{key}:refused"));
+        let command = CustomerCommand::RecordRefusedMessage { message, at };
+        match self
+            .commands
+            .execute::<Customer>(StreamId::Customer(customer), &command, &ctx)
+            .await
+        {
+            Ok(_) => Ok(Handled::Refused("the customer is banned".to_owned())),
+            Err(CommandError::Rejected(rejection)) => Ok(Handled::Refused(rejection.to_string())),
+            Err(error) => Err(InboundError::from_command(&error)),
+        }
+    }
+
+    async fn command(
+        &self,
+        sender: &Sender,
+        command: BotCommand,
+        telegram_message_id: TelegramMessageId,
+        at: DateTime<Utc>,
+        key: &str,
+    ) -> Result<Handled, InboundError> {
+        let customer = self.register(sender, at, key).await?;
+        if customer.state().is_some_and(|state| state.banned) {
+            let message = CustomerMessage {
+                message_id: MessageId::from_uuid(Uuid::now_v7()),
+                telegram_message_id,
+                reply_to: None,
+                content: MessageContent::text(command_text(command)),
+            };
+            return self.refuse(sender.customer, message, at, key).await;
+        }
+        let chat = ChatId(sender.customer.0);
+        match command {
+            BotCommand::Start => {
+                let settings = self.settings().await?;
+                let greeting = settings
+                    .greeting
+                    .clone()
+                    .unwrap_or_else(|| DEFAULT_GREETING.to_owned());
+                let request = self.bot.send_message(chat, greeting);
+                let sent = if settings.uses_categories() {
+                    request.reply_markup(category_keyboard(&settings)).await
+                } else {
+                    request.await
+                };
+                log_failed_send("greeting", sent.err());
+            }
+            BotCommand::Help => {
+                log_failed_send("help", self.bot.send_message(chat, HELP).await.err());
+            }
+            BotCommand::Close => {
+                let closed = self.close(&customer, at, key).await?;
+                let answer = if closed == 0 {
+                    "You have no open ticket. Write to us any time to open one."
+                } else {
+                    "Your ticket is closed. Thank you! Write to us any time to open a new one."
+                };
+                log_failed_send("close", self.bot.send_message(chat, answer).await.err());
+            }
+        }
+        Ok(Handled::Recorded)
+    }
+
+    /// Closes every ticket of the customer that is not closed yet; returns how many.
+    async fn close(
+        &self,
+        customer: &Customer,
+        at: DateTime<Utc>,
+        key: &str,
+    ) -> Result<usize, InboundError> {
+        let Some(state) = customer.state() else {
+            return Ok(0);
+        };
+        let ctx = customer_context(state.id);
+        let mut closed = 0;
+        for ticket in state.tickets.keys() {
+            let command = TicketCommand::Close {
+                by: TicketActor::Customer,
+                at,
+            };
+            let ctx = ctx.clone().idempotent(format!("{key}:close:{ticket}"));
+            match self.commands.execute_ticket(*ticket, &command, &ctx).await {
+                Ok(executed) if !executed.events.is_empty() => closed += 1,
+                Ok(_) | Err(CommandError::Rejected(_)) => {}
+                Err(error) => return Err(InboundError::from_command(&error)),
+            }
+        }
+        Ok(closed)
+    }
+
+    async fn edited(
+        &self,
+        sender: &Sender,
+        telegram_message_id: TelegramMessageId,
+        content: MessageContent,
+        at: DateTime<Utc>,
+        key: &str,
+    ) -> Result<Handled, InboundError> {
+        let customer = self.customer(sender.customer).await?;
+        let Some(state) = customer.state() else {
+            return Ok(Handled::Ignored("an edit from an unknown customer"));
+        };
+        if state.banned {
+            return Ok(Handled::Ignored("an edit from a banned customer"));
+        }
+        let command = TicketCommand::EditCustomerMessage(EditCustomerMessage {
+            telegram_message_id,
+            content,
+            at,
+        });
+        let ctx = customer_context(sender.customer).idempotent(key);
+        // Newest tickets first: ticket ids are UUID v7, ordered by creation.
+        for ticket in state.tickets.keys().rev() {
+            match self.commands.execute_ticket(*ticket, &command, &ctx).await {
+                Ok(_) => return Ok(Handled::Recorded),
+                Err(CommandError::Rejected(FlowError::Ticket(
+                    TicketError::UnknownMessage | TicketError::Closed,
+                ))) => {}
+                Err(CommandError::Rejected(rejection)) => {
+                    return Ok(Handled::Refused(rejection.to_string()));
+                }
+                Err(error) => return Err(InboundError::from_command(&error)),
+            }
+        }
+        Ok(Handled::Ignored("an edit of a message in no open ticket"))
+    }
+
+    async fn callback(
+        &self,
+        sender: &Sender,
+        query_id: String,
+        data: Option<CallbackData>,
+        at: DateTime<Utc>,
+        key: &str,
+    ) -> Result<Handled, InboundError> {
+        let (handled, answer) = match data {
+            None => (
+                Handled::Ignored("a button we did not make"),
+                Some("This button no longer works."),
+            ),
+            Some(CallbackData::Category(category)) => {
+                self.choose_category(sender, category, at, key).await?
+            }
+            Some(CallbackData::Rating { ticket, rating }) => {
+                self.rate(sender, ticket, rating, at, key).await?
+            }
+        };
+        let request = self.bot.answer_callback_query(CallbackQueryId(query_id));
+        let answered = match answer {
+            Some(text) => request.text(text).await,
+            None => request.await,
+        };
+        log_failed_send("callback answer", answered.err());
+        Ok(handled)
+    }
+
+    async fn choose_category(
+        &self,
+        sender: &Sender,
+        category: CategoryId,
+        at: DateTime<Utc>,
+        key: &str,
+    ) -> Result<(Handled, Option<&'static str>), InboundError> {
+        let settings = self.settings().await?;
+        if !settings.categories.contains_key(&category) {
+            return Ok((
+                Handled::Ignored("a category that no longer exists"),
+                Some("This topic is no longer available. Send /start to see the current ones."),
+            ));
+        }
+        let customer = self.register(sender, at, key).await?;
+        if customer.state().is_some_and(|state| state.banned) {
+            return Ok((
+                Handled::Ignored("a button pressed by a banned customer"),
+                None,
+            ));
+        }
+        let ctx = customer_context(sender.customer).idempotent(format!("{key}:category"));
+        let command = CustomerCommand::ChooseCategory {
+            category: Some(category),
+            at,
+        };
+        match self
+            .commands
+            .execute::<Customer>(StreamId::Customer(sender.customer), &command, &ctx)
+            .await
+        {
+            Ok(_) => Ok((
+                Handled::Recorded,
+                Some("Thank you! Now write your question."),
+            )),
+            Err(CommandError::Rejected(rejection)) => {
+                Ok((Handled::Refused(rejection.to_string()), None))
+            }
+            Err(error) => Err(InboundError::from_command(&error)),
+        }
+    }
+
+    async fn rate(
+        &self,
+        sender: &Sender,
+        ticket: TicketId,
+        rating: u8,
+        at: DateTime<Utc>,
+        key: &str,
+    ) -> Result<(Handled, Option<&'static str>), InboundError> {
+        let state = self
+            .commands
+            .state::<Ticket>(StreamId::Ticket(ticket))
+            .await
+            .map_err(|error| InboundError::from_command(&error))?;
+        // Buttons can be forged: only the ticket's own customer may rate it.
+        if state.state().map(|t| t.customer) != Some(sender.customer) {
+            return Ok((
+                Handled::Ignored("a rating for another customer's ticket"),
+                Some("This button no longer works."),
+            ));
+        }
+        let command = TicketCommand::Rate {
+            rating,
+            comment: None,
+            at,
+        };
+        let ctx = customer_context(sender.customer).idempotent(key);
+        match self.commands.execute_ticket(ticket, &command, &ctx).await {
+            Ok(_) => Ok((Handled::Recorded, Some("Thank you for your rating!"))),
+            Err(CommandError::Rejected(FlowError::Ticket(TicketError::AlreadyRated))) => Ok((
+                Handled::Refused("the ticket was rated before".to_owned()),
+                Some("You have already rated this ticket. Thank you!"),
+            )),
+            Err(CommandError::Rejected(rejection)) => Ok((
+                Handled::Refused(rejection.to_string()),
+                Some("This ticket cannot be rated now."),
+            )),
+            Err(error) => Err(InboundError::from_command(&error)),
+        }
+    }
+
+    async fn blocked(
+        &self,
+        customer: CustomerId,
+        command: CustomerCommand,
+        key: &str,
+    ) -> Result<Handled, InboundError> {
+        let ctx = customer_context(customer).idempotent(key);
+        match self
+            .commands
+            .execute::<Customer>(StreamId::Customer(customer), &command, &ctx)
+            .await
+        {
+            Ok(_) => Ok(Handled::Recorded),
+            Err(CommandError::Rejected(CustomerError::NotRegistered)) => Ok(Handled::Ignored(
+                "a chat member change of an unknown customer",
+            )),
+            Err(CommandError::Rejected(rejection)) => Ok(Handled::Refused(rejection.to_string())),
+            Err(error) => Err(InboundError::from_command(&error)),
+        }
+    }
+
+    /// Registers the sender, or records their new profile; returns the customer as it was
+    /// before (with the ban flag the caller needs).
+    async fn register(
+        &self,
+        sender: &Sender,
+        at: DateTime<Utc>,
+        key: &str,
+    ) -> Result<Customer, InboundError> {
+        let customer = self.customer(sender.customer).await?;
+        let command = match customer.state() {
+            None => CustomerCommand::Register {
+                customer_id: sender.customer,
+                profile: sender.profile.clone(),
+                at,
+            },
+            Some(state) if state.profile != sender.profile => CustomerCommand::UpdateProfile {
+                profile: sender.profile.clone(),
+                at,
+            },
+            Some(_) => return Ok(customer),
+        };
+        let ctx = customer_context(sender.customer).idempotent(format!("{key}:profile"));
+        match self
+            .commands
+            .execute::<Customer>(StreamId::Customer(sender.customer), &command, &ctx)
+            .await
+        {
+            // Registered meanwhile by a concurrent update, or a profile Telegram sent that
+            // breaks our bounds: neither stops the command itself.
+            Ok(_) | Err(CommandError::Rejected(_)) => Ok(customer),
+            Err(error) => Err(InboundError::from_command(&error)),
+        }
+    }
+
+    async fn customer(&self, customer: CustomerId) -> Result<Customer, InboundError> {
+        self.commands
+            .state::<Customer>(StreamId::Customer(customer))
+            .await
+            .map_err(|error| InboundError::from_command(&error))
+    }
+
+    /// The settings, read from the log at most every [`SETTINGS_TTL`].
+    async fn settings(&self) -> Result<Arc<Settings>, InboundError> {
+        let mut cached = self.settings.lock().await;
+        if let Some((read_at, settings)) = cached.as_ref()
+            && read_at.elapsed() < SETTINGS_TTL
+        {
+            return Ok(Arc::clone(settings));
+        }
+        let settings = Arc::new(
+            self.commands
+                .state::<Settings>(StreamId::Settings)
+                .await
+                .map_err(|error| InboundError::from_command(&error))?,
+        );
+        *cached = Some((Instant::now(), Arc::clone(&settings)));
+        Ok(settings)
+    }
+
+    async fn already_handled(&self, key: &str) -> Result<bool, InboundError> {
+        let found: Option<i32> =
+            sqlx::query_scalar("select 1 from telegram_updates_handled where update_key = $1")
+                .bind(key)
+                .fetch_optional(&self.pool)
+                .await?;
+        Ok(found.is_some())
+    }
+
+    async fn mark_handled(&self, key: &str) -> Result<(), InboundError> {
+        sqlx::query(
+            "insert into telegram_updates_handled (update_key) values ($1) \
+             on conflict (update_key) do nothing",
+        )
+        .bind(key)
+        .execute(&self.pool)
+        .await?;
+        Ok(())
+    }
+
+    /// Forgets handled updates older than `age` (Telegram gives up redelivering long before).
+    ///
+    /// # Errors
+    /// The database's error.
+    pub async fn forget_handled(&self, age: Duration) -> Result<u64, sqlx::Error> {
+        let seconds = f64::from(u32::try_from(age.as_secs()).unwrap_or(u32::MAX));
+        let done = sqlx::query(
+            "delete from telegram_updates_handled \
+             where handled_at < now() - make_interval(secs => $1)",
+        )
+        .bind(seconds)
+        .execute(&self.pool)
+        .await?;
+        Ok(done.rows_affected())
+    }
+}
+
+/// The idempotency key of an update (see the module documentation).
+#[must_use]
+pub fn update_key(bot_id: &str, update: &Update) -> String {
+    let stamp = match &update.kind {
+        UpdateKind::Message(message) => message.date.timestamp().to_string(),
+        UpdateKind::EditedMessage(message) => message
+            .edit_date()
+            .unwrap_or(&message.date)
+            .timestamp()
+            .to_string(),
+        UpdateKind::CallbackQuery(query) => query.id.0.clone(),
+        UpdateKind::MyChatMember(member) => member.date.timestamp().to_string(),
+        _ => String::new(),
+    };
+    format!("telegram:{bot_id}:{}:{stamp}", update.id.0)
+}
+
+fn customer_context(customer: CustomerId) -> CommandContext {
+    CommandContext::new(Actor::new(ActorKind::Customer, customer.0.to_string()))
+}
+
+const fn command_text(command: BotCommand) -> &'static str {
+    match command {
+        BotCommand::Start => "/start",
+        BotCommand::Close => "/close",
+        BotCommand::Help => "/help",
+    }
+}
+
+/// One button per category, in name order.
+fn category_keyboard(settings: &Settings) -> InlineKeyboardMarkup {
+    let mut categories: Vec<_> = settings.categories.iter().collect();
+    categories.sort_by_key(|(_, name)| name.to_lowercase());
+    InlineKeyboardMarkup::new(categories.into_iter().map(|(id, name)| {
+        [InlineKeyboardButton::callback(
+            name.clone(),
+            CallbackData::Category(*id).to_string(),
+        )]
+    }))
+}
+
+/// The bot's own answers are a courtesy: a failure is logged, never retried (a retry of the
+/// update would not send it either, as the commands are already recorded).
+fn log_failed_send(what: &'static str, error: Option<teloxide::RequestError>) {
+    if let Some(error) = error {
+        tracing::warn!(what, error = %describe(&error), "could not answer the customer");
+    }
+}
+
+/// A Telegram error without the raw response body (it may hold personal data). teloxide
+/// already strips the token from network errors.
+#[must_use]
+pub fn describe(error: &teloxide::RequestError) -> String {
+    match error {
+        teloxide::RequestError::InvalidJson { source, .. } => {
+            format!("an unreadable answer from the Bot API: {source}")
+        }
+        other => other.to_string(),
+    }
+}

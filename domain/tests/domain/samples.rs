@@ -15,8 +15,7 @@ use domain::content::{
 };
 use domain::customer::{
     BanReason, CategoryChosen, CustomerBanned, CustomerEvent, CustomerProfile, CustomerRegistered,
-    MessageRefused,
-    CustomerUnbanned, Noted, ProfileUpdated, TicketNoted, TicketStepNoted,
+    CustomerUnbanned, MessageRefused, Noted, ProfileUpdated, TicketNoted, TicketStepNoted,
 };
 use domain::settings::{
     CategoryNamed, CategoryRemoved, GreetingSet, ReopenWindowSet, SettingsEvent, TemplateContent,
