@@ -1,67 +1,496 @@
-//! TEMPORARY stand-in for the update reader (being written on the `update` branch).
-#![allow(missing_docs, unreachable_pub, dead_code)]
+//! Reads a Telegram [`Update`] into our own terms: who wrote, what they sent, which command or
+//! button they used, or why the update does not concern us.
+//!
+//! Only private chats with customers count. Everything else Telegram may deliver (groups,
+//! channels, inline mode, polls, service messages, kinds the domain has no body for) becomes
+//! [`Inbound::Ignored`] with a short reason the caller logs at debug level.
+//!
+//! This module is a pure function of the update and the current time: it does no IO, writes
+//! nothing to the log and never answers Telegram. It must not panic on any input.
 
 use chrono::{DateTime, Utc};
 use domain::CustomerId;
-use domain::content::{MessageContent, TelegramMessageId};
+use domain::content::{
+    ForwardOrigin, MessageBody, MessageContent, TelegramFile, TelegramMessageId,
+};
 use domain::customer::CustomerProfile;
+use teloxide::types::{
+    CallbackQuery, Chat, ChatMemberKind, ChatMemberUpdated, FileMeta, MediaKind, Message,
+    MessageCommon, MessageKind, MessageOrigin, PhotoSize, Update, UpdateKind, User,
+};
 
 use crate::callback::CallbackData;
 
-#[derive(Debug, Clone, PartialEq)]
+/// Who sent an update, as Telegram describes them.
+#[derive(Debug, Clone, PartialEq, Eq)]
 pub struct Sender {
+    /// The customer, by Telegram user id.
     pub customer: CustomerId,
+    /// Their profile as Telegram shows it with this update.
     pub profile: CustomerProfile,
 }
+
+/// A private message as the customer sent it.
 #[derive(Debug, Clone, PartialEq)]
 pub struct IncomingMessage {
+    /// Telegram's id for the message in the customer's chat.
     pub telegram_message_id: TelegramMessageId,
+    /// The message of the same chat this one replies to.
     pub reply_to: Option<TelegramMessageId>,
+    /// What the message carries.
     pub content: MessageContent,
 }
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+
+/// The bot commands customers can send.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
 pub enum BotCommand {
+    /// `/start`: first contact, or a new conversation.
     Start,
+    /// `/close`: the customer closes their ticket.
     Close,
+    /// `/help`: what the bot can do.
     Help,
 }
+
+/// What one update asks of us.
 #[derive(Debug, Clone, PartialEq)]
 pub enum Inbound {
+    /// The customer wrote something.
     Message {
+        /// Who wrote.
         sender: Sender,
+        /// What they wrote.
         message: IncomingMessage,
+        /// When Telegram says it was sent.
         at: DateTime<Utc>,
     },
+    /// The customer sent one of our commands.
     Command {
+        /// Who sent it.
         sender: Sender,
+        /// Which command.
         command: BotCommand,
+        /// The message carrying the command.
         telegram_message_id: TelegramMessageId,
+        /// When Telegram says it was sent.
         at: DateTime<Utc>,
     },
+    /// The customer edited a message they sent earlier.
     Edited {
+        /// Who edited.
         sender: Sender,
+        /// The message edited.
         telegram_message_id: TelegramMessageId,
+        /// Its new content.
         content: MessageContent,
+        /// When the edit happened (the time of reading when Telegram does not say).
         at: DateTime<Utc>,
     },
+    /// The customer pressed an inline button.
     Callback {
+        /// Who pressed it.
         sender: Sender,
+        /// The query to answer so the customer's client stops waiting.
         query_id: String,
+        /// What the button stands for; `None` when absent or not written by us.
         data: Option<CallbackData>,
+        /// When we read it (Telegram gives no time for button presses).
         at: DateTime<Utc>,
     },
+    /// The customer blocked the bot.
     BotBlocked {
+        /// Who blocked it.
         customer: CustomerId,
+        /// When.
         at: DateTime<Utc>,
     },
+    /// The customer unblocked the bot (or restarted it after blocking).
     BotUnblocked {
+        /// Who unblocked it.
         customer: CustomerId,
+        /// When.
         at: DateTime<Utc>,
     },
+    /// Nothing for us to do.
     Ignored {
+        /// Why, in a few words, for a debug log.
         reason: &'static str,
     },
 }
-pub fn interpret(_update: &teloxide::types::Update, _now: DateTime<Utc>) -> Inbound {
-    Inbound::Ignored { reason: "stub" }
+
+/// Reads one update. `now` stands in for the time of events Telegram does not date (button
+/// presses, edits without `edit_date`).
+#[must_use]
+pub fn interpret(update: &Update, now: DateTime<Utc>) -> Inbound {
+    let ignored = |reason| Inbound::Ignored { reason };
+    match &update.kind {
+        UpdateKind::Message(message) => interpret_message(message),
+        UpdateKind::EditedMessage(message) => interpret_edit(message, now),
+        UpdateKind::CallbackQuery(query) => interpret_callback(query, now),
+        UpdateKind::MyChatMember(change) => interpret_membership(change),
+        UpdateKind::ChannelPost(_) | UpdateKind::EditedChannelPost(_) => ignored("channel post"),
+        UpdateKind::BusinessConnection(_)
+        | UpdateKind::BusinessMessage(_)
+        | UpdateKind::EditedBusinessMessage(_)
+        | UpdateKind::DeletedBusinessMessages(_) => ignored("business account update"),
+        UpdateKind::InlineQuery(_) | UpdateKind::ChosenInlineResult(_) => ignored("inline mode"),
+        UpdateKind::Poll(_) | UpdateKind::PollAnswer(_) => ignored("poll update"),
+        UpdateKind::MessageReaction(_) | UpdateKind::MessageReactionCount(_) => ignored("reaction"),
+        UpdateKind::ShippingQuery(_)
+        | UpdateKind::PreCheckoutQuery(_)
+        | UpdateKind::PurchasedPaidMedia(_) => ignored("payment update"),
+        UpdateKind::ChatMember(_)
+        | UpdateKind::ChatJoinRequest(_)
+        | UpdateKind::ChatBoost(_)
+        | UpdateKind::RemovedChatBoost(_) => ignored("group or channel administration"),
+        UpdateKind::Error(_) => ignored("update teloxide could not read"),
+    }
+}
+
+fn interpret_message(message: &Message) -> Inbound {
+    let (sender, common) = match private_common(message) {
+        Ok(parts) => parts,
+        Err(reason) => return Inbound::Ignored { reason },
+    };
+    let content = match content(common) {
+        Ok(content) => content,
+        Err(reason) => return Inbound::Ignored { reason },
+    };
+    let telegram_message_id = TelegramMessageId(message.id.0);
+    // A forwarded "/help" is something the customer shows us, not something they ask of us.
+    if content.forwarded_from.is_none()
+        && let MessageBody::Text { text } = &content.body
+        && let Some(command) = command(text)
+    {
+        return Inbound::Command {
+            sender,
+            command,
+            telegram_message_id,
+            at: message.date,
+        };
+    }
+    Inbound::Message {
+        sender,
+        message: IncomingMessage {
+            telegram_message_id,
+            // `external_reply` points into another chat: no id of this chat to keep.
+            reply_to: common
+                .reply_to_message
+                .as_ref()
+                .map(|replied| TelegramMessageId(replied.id.0)),
+            content,
+        },
+        at: message.date,
+    }
+}
+
+fn interpret_edit(message: &Message, now: DateTime<Utc>) -> Inbound {
+    let (sender, common) = match private_common(message) {
+        Ok(parts) => parts,
+        Err(reason) => return Inbound::Ignored { reason },
+    };
+    match content(common) {
+        Ok(content) => Inbound::Edited {
+            sender,
+            telegram_message_id: TelegramMessageId(message.id.0),
+            content,
+            at: common.edit_date.unwrap_or(now),
+        },
+        Err(reason) => Inbound::Ignored { reason },
+    }
+}
+
+fn interpret_callback(query: &CallbackQuery, now: DateTime<Utc>) -> Inbound {
+    // Our buttons only live in private chats; a press elsewhere is not a customer's.
+    if query
+        .message
+        .as_ref()
+        .is_some_and(|message| !message.chat().is_private())
+    {
+        return Inbound::Ignored {
+            reason: "button pressed outside a private chat",
+        };
+    }
+    let Some(sender) = sender(&query.from) else {
+        return Inbound::Ignored {
+            reason: "user id out of range",
+        };
+    };
+    Inbound::Callback {
+        sender,
+        query_id: query.id.0.clone(),
+        data: query.data.as_deref().and_then(CallbackData::parse),
+        at: now,
+    }
+}
+
+fn interpret_membership(change: &ChatMemberUpdated) -> Inbound {
+    if !change.chat.is_private() {
+        return Inbound::Ignored {
+            reason: "bot membership changed outside a private chat",
+        };
+    }
+    let Some(customer) = customer_id(&change.from) else {
+        return Inbound::Ignored {
+            reason: "user id out of range",
+        };
+    };
+    let at = change.date;
+    match change.new_chat_member.kind {
+        ChatMemberKind::Banned(_) => Inbound::BotBlocked { customer, at },
+        ChatMemberKind::Member(_) => Inbound::BotUnblocked { customer, at },
+        _ => Inbound::Ignored {
+            reason: "bot membership status of no interest",
+        },
+    }
+}
+
+/// The sender and the ordinary-message part of a message in a private chat, or why there is
+/// nothing to read.
+fn private_common(message: &Message) -> Result<(Sender, &MessageCommon), &'static str> {
+    if !message.chat.is_private() {
+        return Err(not_private(&message.chat));
+    }
+    let from = message
+        .from
+        .as_ref()
+        .ok_or("private message without a sender")?;
+    let sender = sender(from).ok_or("user id out of range")?;
+    match &message.kind {
+        MessageKind::Common(common) => Ok((sender, common)),
+        MessageKind::Dice(_) => Err("dice"),
+        MessageKind::Empty {} => Err("message without content"),
+        _ => Err("service message"),
+    }
+}
+
+fn not_private(chat: &Chat) -> &'static str {
+    if chat.is_channel() {
+        "channel message"
+    } else {
+        "group message"
+    }
+}
+
+fn content(common: &MessageCommon) -> Result<MessageContent, &'static str> {
+    let (body, caption) = match &common.media_kind {
+        MediaKind::Text(text) => (
+            MessageBody::Text {
+                text: text.text.clone(),
+            },
+            None,
+        ),
+        MediaKind::Photo(photo) => (
+            MessageBody::Photo {
+                file: largest(&photo.photo).ok_or("photo without sizes")?,
+            },
+            photo.caption.clone(),
+        ),
+        MediaKind::Video(video) => (
+            MessageBody::Video {
+                file: file(&video.video.file),
+            },
+            video.caption.clone(),
+        ),
+        MediaKind::Document(document) => (
+            MessageBody::Document {
+                file: file(&document.document.file),
+                file_name: document.document.file_name.clone(),
+            },
+            document.caption.clone(),
+        ),
+        MediaKind::Audio(audio) => (
+            MessageBody::Audio {
+                file: file(&audio.audio.file),
+            },
+            audio.caption.clone(),
+        ),
+        MediaKind::Voice(voice) => (
+            MessageBody::Voice {
+                file: file(&voice.voice.file),
+            },
+            voice.caption.clone(),
+        ),
+        MediaKind::VideoNote(note) => (
+            MessageBody::VideoNote {
+                file: file(&note.video_note.file),
+            },
+            None,
+        ),
+        MediaKind::Sticker(sticker) => (
+            MessageBody::Sticker {
+                file: file(&sticker.sticker.file),
+                emoji: sticker.sticker.emoji.clone(),
+            },
+            None,
+        ),
+        // teloxide reads an animation before a document, so the `document` copy Telegram sends
+        // along for old clients never wins.
+        MediaKind::Animation(animation) => (
+            MessageBody::Animation {
+                file: file(&animation.animation.file),
+            },
+            animation.caption.clone(),
+        ),
+        MediaKind::Location(location) => (
+            MessageBody::Location {
+                latitude: location.location.latitude,
+                longitude: location.location.longitude,
+            },
+            None,
+        ),
+        // Likewise a venue is read before the `location` copy that comes with it.
+        MediaKind::Venue(venue) => (
+            MessageBody::Venue {
+                latitude: venue.venue.location.latitude,
+                longitude: venue.venue.location.longitude,
+                title: venue.venue.title.clone(),
+                address: venue.venue.address.clone(),
+            },
+            None,
+        ),
+        MediaKind::Contact(contact) => (
+            MessageBody::Contact {
+                phone_number: contact.contact.phone_number.clone(),
+                first_name: contact.contact.first_name.clone(),
+                last_name: contact.contact.last_name.clone(),
+                user_id: contact
+                    .contact
+                    .user_id
+                    .and_then(|id| i64::try_from(id.0).ok()),
+            },
+            None,
+        ),
+        MediaKind::PaidMedia(_) => return Err("paid media"),
+        MediaKind::Game(_) => return Err("game"),
+        MediaKind::Poll(_) => return Err("poll"),
+        MediaKind::Checklist(_) => return Err("checklist"),
+        MediaKind::Story(_) => return Err("story"),
+        MediaKind::Migration(_) => return Err("chat migration"),
+    };
+    Ok(MessageContent {
+        body,
+        caption,
+        forwarded_from: common.forward_origin.as_ref().map(forward_origin),
+    })
+}
+
+/// The size with the most pixels; Telegram lists them smallest first, but we do not rely on it.
+fn largest(sizes: &[PhotoSize]) -> Option<TelegramFile> {
+    sizes
+        .iter()
+        .max_by_key(|size| {
+            (
+                u64::from(size.width) * u64::from(size.height),
+                size.file.size,
+            )
+        })
+        .map(|size| file(&size.file))
+}
+
+fn file(meta: &FileMeta) -> TelegramFile {
+    TelegramFile {
+        file_id: meta.id.0.clone(),
+        file_unique_id: meta.unique_id.0.clone(),
+    }
+}
+
+fn forward_origin(origin: &MessageOrigin) -> ForwardOrigin {
+    match origin {
+        MessageOrigin::User { sender_user, .. } => match i64::try_from(sender_user.id.0) {
+            Ok(user_id) => ForwardOrigin::User {
+                user_id,
+                name: sender_user.full_name(),
+            },
+            // Telegram ids fit in 52 bits; should one not fit, keep the name rather than lose
+            // the message.
+            Err(_) => ForwardOrigin::HiddenUser {
+                name: sender_user.full_name(),
+            },
+        },
+        MessageOrigin::HiddenUser {
+            sender_user_name, ..
+        } => ForwardOrigin::HiddenUser {
+            name: sender_user_name.clone(),
+        },
+        MessageOrigin::Chat { sender_chat, .. } => ForwardOrigin::Chat {
+            chat_id: sender_chat.id.0,
+            title: chat_title(sender_chat),
+        },
+        MessageOrigin::Channel {
+            chat, message_id, ..
+        } => ForwardOrigin::Channel {
+            chat_id: chat.id.0,
+            title: chat_title(chat),
+            message_id: TelegramMessageId(message_id.0),
+        },
+    }
+}
+
+fn chat_title(chat: &Chat) -> String {
+    chat.title().unwrap_or_default().to_owned()
+}
+
+fn customer_id(user: &User) -> Option<CustomerId> {
+    i64::try_from(user.id.0).ok().map(CustomerId)
+}
+
+fn sender(user: &User) -> Option<Sender> {
+    Some(Sender {
+        customer: customer_id(user)?,
+        profile: CustomerProfile {
+            first_name: user.first_name.clone(),
+            last_name: user.last_name.clone(),
+            username: user.username.clone(),
+            language_code: user.language_code.clone(),
+        },
+    })
+}
+
+/// `/start`, `/start@OurBot`, `/start payload`; any other `/word` is ordinary text.
+fn command(text: &str) -> Option<BotCommand> {
+    let rest = text.strip_prefix('/')?;
+    let word = rest.split(char::is_whitespace).next().unwrap_or_default();
+    // In a private chat an `@bot` suffix can only name us.
+    let name = word.split_once('@').map_or(word, |(name, _bot)| name);
+    if name.eq_ignore_ascii_case("start") {
+        Some(BotCommand::Start)
+    } else if name.eq_ignore_ascii_case("close") {
+        Some(BotCommand::Close)
+    } else if name.eq_ignore_ascii_case("help") {
+        Some(BotCommand::Help)
+    } else {
+        None
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn commands_are_read_with_a_bot_name_or_a_payload() {
+        for (text, expected) in [
+            ("/start", Some(BotCommand::Start)),
+            ("/start@LedgerdeskBot", Some(BotCommand::Start)),
+            ("/start ref-42", Some(BotCommand::Start)),
+            ("/start@LedgerdeskBot ref-42", Some(BotCommand::Start)),
+            ("/start\nhello", Some(BotCommand::Start)),
+            ("/close", Some(BotCommand::Close)),
+            ("/help", Some(BotCommand::Help)),
+            ("/Help", Some(BotCommand::Help)),
+        ] {
+            assert_eq!(command(text), expected, "{text:?}");
+        }
+    }
+
+    #[test]
+    fn other_slashes_are_plain_text() {
+        for text in [
+            "/", "/ start", "/starts", "/stop", "/closed", "start", " /start", "/@Bot", "",
+            "/help_me", "a/help",
+        ] {
+            assert_eq!(command(text), None, "{text:?}");
+        }
+    }
 }
