@@ -76,6 +76,7 @@ async fn main() -> anyhow::Result<()> {
         db_max_connections: 48,
         bind: "127.0.0.1:0".parse()?,
         api: config,
+        bot: None,
     })
     .await?;
     let addr = app.local_addr()?;

@@ -126,13 +126,14 @@ impl DatabaseArgs {
     }
 
     /// The settings of `serve`.
-    pub fn settings(&self, serve: ServeArgs) -> Settings {
-        Settings {
+    pub fn settings(&self, serve: ServeArgs) -> anyhow::Result<Settings> {
+        Ok(Settings {
             database_url: self.database_url(),
             db_max_connections: self.db_max_connections,
             bind: serve.bind,
             api: serve.api_config(),
-        }
+            bot: serve.bot_config()?,
+        })
     }
 }
 
@@ -174,9 +175,50 @@ pub struct ServeArgs {
     /// Largest GraphQL request body, in bytes.
     #[arg(long, env = "LEDGERDESK_GRAPHQL_MAX_BODY_BYTES", default_value_t = 262_144, value_parser = clap::value_parser!(u32).range(1_024..=16_777_216))]
     pub graphql_max_body_bytes: u32,
+
+    /// The Telegram bot's token from @BotFather. Without it the bot is off.
+    #[arg(long, env = "TELEGRAM_BOT_TOKEN", hide_env_values = true, value_parser = secret)]
+    pub telegram_bot_token: Option<SecretString>,
+
+    /// Receive updates by webhook at this public https URL (its path is served by this
+    /// server) instead of long polling.
+    #[arg(long, env = "TELEGRAM_WEBHOOK_URL")]
+    pub telegram_webhook_url: Option<String>,
+
+    /// The webhook's secret token (1–256 of A-Z a-z 0-9 _ -). Default: derived from the bot
+    /// token, so every instance agrees on it.
+    #[arg(long, env = "TELEGRAM_WEBHOOK_SECRET", hide_env_values = true, value_parser = secret)]
+    pub telegram_webhook_secret: Option<SecretString>,
+
+    /// The Bot API server (a self-hosted one, or a fake in tests).
+    #[arg(long, env = "TELEGRAM_API_URL", default_value = bot::config::DEFAULT_API_URL)]
+    pub telegram_api_url: url::Url,
+
+    /// How long one long-polling request waits for updates, in seconds.
+    #[arg(long, env = "TELEGRAM_POLL_TIMEOUT_SECS", default_value_t = 10, value_parser = clap::value_parser!(u64).range(1..=15))]
+    pub telegram_poll_timeout_secs: u64,
 }
 
 impl ServeArgs {
+    /// The bot's configuration: `None` without a token.
+    ///
+    /// # Errors
+    /// A malformed token, webhook URL or secret.
+    pub fn bot_config(&self) -> Result<Option<bot::config::BotConfig>, bot::config::ConfigError> {
+        let Some(token) = &self.telegram_bot_token else {
+            return Ok(None);
+        };
+        let mut config = bot::config::BotConfig::polling(token.clone())?
+            .with_api_url(self.telegram_api_url.clone())
+            .with_poll_timeout(std::time::Duration::from_secs(
+                self.telegram_poll_timeout_secs,
+            ))?;
+        if let Some(url) = &self.telegram_webhook_url {
+            config = config.with_webhook(url, self.telegram_webhook_secret.clone())?;
+        }
+        Ok(Some(config))
+    }
+
     /// The API's configuration.
     pub fn api_config(&self) -> api::ApiConfig {
         let mut config = api::ApiConfig::default();

@@ -18,7 +18,7 @@ async fn main() -> anyhow::Result<()> {
     telemetry::init(cli.log_format);
     match cli.command {
         Command::Serve(args) => {
-            let settings = cli.database.settings(args);
+            let settings = cli.database.settings(args)?;
             Application::build(settings)
                 .await?
                 .run_until_stopped()

@@ -22,6 +22,8 @@ pub struct Settings {
     pub bind: SocketAddr,
     /// The GraphQL API: auth lifetimes, rate limits, request bounds, signing secret.
     pub api: api::ApiConfig,
+    /// The Telegram bot (`None`: off).
+    pub bot: Option<bot::config::BotConfig>,
 }
 
 /// A built, not yet running, Ledgerdesk: its listener is bound and its database migrated.
@@ -31,6 +33,7 @@ pub struct Application {
     log: PostgresLog,
     projections: Vec<Arc<dyn Projection>>,
     state: api::AppState,
+    bot: Option<bot::TelegramBot>,
 }
 
 impl Application {
@@ -53,11 +56,22 @@ impl Application {
         let state = api::AppState::new(log.clone(), projections.clone(), settings.api)
             .await
             .context("cannot start the API")?;
+        let bot = match settings.bot {
+            Some(config) => {
+                tracing::info!(bot = ?config, "telegram bot on");
+                Some(bot::TelegramBot::new(config, log.clone()))
+            }
+            None => {
+                tracing::info!("TELEGRAM_BOT_TOKEN is not set: the telegram bot is off");
+                None
+            }
+        };
         Ok(Application {
             listener,
             log,
             projections,
             state,
+            bot,
         })
     }
 
@@ -92,7 +106,14 @@ impl Application {
             self.projections.clone(),
         );
         let projecting = tokio::spawn(runner.run(when_stopped(stopped.clone())));
-        let router = api::router(self.state);
+        let mut router = api::router(self.state);
+        let mut bot_running = None;
+        if let Some(bot) = self.bot {
+            if let Some(routes) = bot.routes() {
+                router = router.merge(routes);
+            }
+            bot_running = Some(tokio::spawn(bot.run(stopped.clone())));
+        }
         let served = axum::serve(
             self.listener,
             router.into_make_service_with_connect_info::<SocketAddr>(),
@@ -110,6 +131,11 @@ impl Application {
                 }
             }
             Err(err) => tracing::error!(error = %err, "the projection runner panicked"),
+        }
+        if let Some(bot) = bot_running
+            && let Err(err) = bot.await
+        {
+            tracing::error!(error = %err, "the telegram bot panicked");
         }
         served?;
         self.log.pool().close().await;

@@ -17,3 +17,113 @@ pub mod inbound;
 pub mod polling;
 pub mod update;
 pub mod webhook;
+
+use std::sync::Arc;
+use std::time::Duration;
+
+use axum::Router;
+use eventlog::postgres::PostgresLog;
+use secrecy::ExposeSecret;
+use teloxide::payloads::SetWebhookSetters;
+use teloxide::prelude::Requester;
+use tokio::sync::watch;
+
+use crate::config::{BotConfig, Mode};
+use crate::inbound::{Inbox, describe};
+
+/// How long handled update keys are kept. Telegram stops redelivering an update long before.
+const KEEP_HANDLED: Duration = Duration::from_secs(14 * 24 * 3600);
+
+/// The whole bot of one process: inbound (webhook route or polling) and upkeep.
+#[derive(Debug)]
+pub struct TelegramBot {
+    config: BotConfig,
+    inbox: Arc<Inbox>,
+}
+
+impl TelegramBot {
+    /// The bot of `config`, writing to `log`.
+    #[must_use]
+    pub fn new(config: BotConfig, log: PostgresLog) -> Self {
+        let inbox = Arc::new(Inbox::new(log, config.bot(), config.bot_id()));
+        Self { config, inbox }
+    }
+
+    /// The inbox, for callers that feed updates themselves.
+    #[must_use]
+    pub fn inbox(&self) -> Arc<Inbox> {
+        Arc::clone(&self.inbox)
+    }
+
+    /// The webhook route to merge into the HTTP server, in webhook mode.
+    #[must_use]
+    pub fn routes(&self) -> Option<Router> {
+        match &self.config.mode {
+            Mode::Webhook { url, secret } => {
+                Some(webhook::routes(url.path(), self.inbox(), secret.clone()))
+            }
+            Mode::Polling { .. } => None,
+        }
+    }
+
+    /// Runs until `stopped` turns true: polls for updates (or registers the webhook with
+    /// Telegram, retrying until it succeeds) and forgets old handled updates once an hour.
+    pub async fn run(self, stopped: watch::Receiver<bool>) {
+        let bot = self.config.bot();
+        let upkeep = tokio::spawn(forget_old_updates(self.inbox(), stopped.clone()));
+        match &self.config.mode {
+            Mode::Polling { timeout } => {
+                polling::run(bot, self.inbox(), *timeout, until(stopped)).await;
+            }
+            Mode::Webhook { url, secret } => {
+                let register = async {
+                    let mut pause = Duration::from_millis(500);
+                    loop {
+                        let request = bot
+                            .set_webhook(url.clone())
+                            .secret_token(secret.expose_secret().to_owned())
+                            .allowed_updates(polling::ALLOWED_UPDATES);
+                        match request.await {
+                            Ok(_) => {
+                                tracing::info!(path = url.path(), "telegram webhook registered");
+                                return;
+                            }
+                            Err(error) => {
+                                tracing::warn!(error = %describe(&error),
+                                    "cannot register the telegram webhook, trying again");
+                                tokio::time::sleep(pause).await;
+                                pause = (pause * 2).min(Duration::from_secs(60));
+                            }
+                        }
+                    }
+                };
+                tokio::select! {
+                    () = register => {}
+                    () = until(stopped.clone()) => {}
+                }
+                until(stopped).await;
+            }
+        }
+        let _ = upkeep.await;
+    }
+}
+
+async fn until(mut stopped: watch::Receiver<bool>) {
+    let _ = stopped.wait_for(|stopped| *stopped).await;
+}
+
+async fn forget_old_updates(inbox: Arc<Inbox>, stopped: watch::Receiver<bool>) {
+    let stop = until(stopped);
+    tokio::pin!(stop);
+    loop {
+        match inbox.forget_handled(KEEP_HANDLED).await {
+            Ok(0) => {}
+            Ok(forgotten) => tracing::debug!(forgotten, "old handled telegram updates forgotten"),
+            Err(error) => tracing::warn!(%error, "cannot forget old handled telegram updates"),
+        }
+        tokio::select! {
+            () = &mut stop => return,
+            () = tokio::time::sleep(Duration::from_secs(3600)) => {}
+        }
+    }
+}

@@ -82,6 +82,7 @@ impl Server {
             db_max_connections: 10,
             bind: "127.0.0.1:0".parse().unwrap(),
             api: config,
+            bot: None,
         };
         let app = Application::build(settings).await.unwrap();
         let addr = app.local_addr().unwrap();

@@ -58,6 +58,7 @@ async fn serve(database: &str) -> Running {
         db_max_connections: 5,
         bind: "127.0.0.1:0".parse().unwrap(),
         api: api::ApiConfig::default(),
+        bot: None,
     };
     let app = Application::build(settings).await.unwrap();
     let addr = app.local_addr().unwrap();

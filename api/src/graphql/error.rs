@@ -138,7 +138,9 @@ impl Rejection for domain::customer::CustomerError {
         match self {
             E::NotRegistered => Code::NotFound,
             E::Invalid(_) => Code::Validation,
-            E::AlreadyRegistered | E::Banned | E::AnotherTicketOpen { .. } => Code::Conflict,
+            E::AlreadyRegistered | E::Banned | E::NotBanned | E::AnotherTicketOpen { .. } => {
+                Code::Conflict
+            }
         }
     }
 }
