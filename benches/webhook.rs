@@ -1,0 +1,225 @@
+//! Telegram webhook updates into commands: updates/s and latency.
+//!
+//! Starts a real Ledgerdesk (HTTP server, bot in webhook mode, projections, delivery worker)
+//! in this process on a fresh database, with the Bot API replaced by a stub that answers
+//! `true` to everything (plain customer messages make the bot call nothing). Then
+//! `BENCH_CLIENTS` (default 64) concurrent HTTP clients post text-message updates from
+//! `BENCH_CUSTOMERS` (default 2,000) customers for `BENCH_SECONDS` (default 10) after a warm-up
+//! second, each update with its own update id. Every update is handled completely before the
+//! webhook answers 200: the duplicate check, the customer and ticket loads, the atomic append
+//! to both streams, and the handled mark. The first message of each customer opens a ticket;
+//! the next ones post to it.
+//!
+//! `cargo bench --bench webhook` (env: `DATABASE_URL` of a server where `BENCH_DATABASE`,
+//! default `ledgerdesk_bench_webhook`, may be created and dropped).
+
+#![expect(clippy::print_stdout, reason = "a benchmark prints its figures")]
+
+use std::sync::Arc;
+use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
+use std::time::{Duration, Instant};
+
+use anyhow::Context;
+use axum::Router;
+use axum::routing::post;
+use bot::config::BotConfig;
+use ledgerdesk::{Application, Settings};
+use secrecy::SecretString;
+use serde_json::json;
+use sqlx::{Executor, PgPool};
+
+const TOKEN: &str = "4242424242:AAbench-token";
+const SECRET: &str = "bench-secret";
+const PATH: &str = "/telegram/webhook";
+const GOAL_PER_SECOND: f64 = 1_000.0;
+
+fn env_or<T: std::str::FromStr>(name: &str, default: T) -> T {
+    std::env::var(name)
+        .ok()
+        .and_then(|v| v.parse().ok())
+        .unwrap_or(default)
+}
+
+#[tokio::main]
+async fn main() -> anyhow::Result<()> {
+    let server = std::env::var("DATABASE_URL")
+        .unwrap_or_else(|_| "postgres://postgres@127.0.0.1:5432/postgres".to_owned());
+    let seconds: u64 = env_or("BENCH_SECONDS", 10);
+    let clients: u64 = env_or("BENCH_CLIENTS", 64);
+    let customers: u64 = env_or::<u64>("BENCH_CUSTOMERS", 2_000).max(1);
+    let database = std::env::var("BENCH_DATABASE")
+        .unwrap_or_else(|_| "ledgerdesk_bench_webhook".to_owned());
+    anyhow::ensure!(
+        !database.is_empty()
+            && database
+                .chars()
+                .all(|c| c.is_ascii_lowercase() || c.is_ascii_digit() || c == '_'),
+        "BENCH_DATABASE takes lowercase letters, digits and _"
+    );
+    let admin_pool = PgPool::connect(&server)
+        .await
+        .context("connect to DATABASE_URL")?;
+    admin_pool
+        .execute(format!("drop database if exists {database} with (force)").as_str())
+        .await?;
+
+    // The Bot API stub: `{"ok": true, "result": true}` for any method.
+    let stub = tokio::net::TcpListener::bind("127.0.0.1:0").await?;
+    let stub_url = format!("http://{}", stub.local_addr()?);
+    let stub_app = Router::new().route(
+        "/{*rest}",
+        post(|| async { axum::Json(json!({ "ok": true, "result": true })) }),
+    );
+    tokio::spawn(async move { axum::serve(stub, stub_app).await });
+
+    let bot = BotConfig::polling(SecretString::from(TOKEN))?
+        .with_api_url(stub_url.parse()?)
+        .with_webhook(
+            &format!("https://desk.example{PATH}"),
+            Some(SecretString::from(SECRET)),
+        )?;
+    let app = Application::build(Settings {
+        database_url: SecretString::from(database_url(&server, &database)),
+        db_max_connections: 40,
+        bind: "127.0.0.1:0".parse()?,
+        api: api::ApiConfig::default(),
+        bot: Some(bot),
+    })
+    .await?;
+    let addr = app.local_addr()?;
+    let (stop, stopped) = tokio::sync::oneshot::channel::<()>();
+    let running = tokio::spawn(app.run_until(async {
+        let _ = stopped.await;
+    }));
+    let url = format!("http://{addr}{PATH}");
+    let http = reqwest::Client::builder()
+        .pool_max_idle_per_host(usize::try_from(clients)?)
+        .build()?;
+
+    let next_update = Arc::new(AtomicU64::new(1));
+    let measuring = Arc::new(AtomicBool::new(false));
+    let deadline = Instant::now() + Duration::from_secs(seconds + 1);
+    println!(
+        "webhook: {clients} clients, {customers} customers, {seconds} s after a 1 s warm-up"
+    );
+    let mut workers = Vec::new();
+    for _ in 0..clients {
+        let http = http.clone();
+        let url = url.clone();
+        let next_update = Arc::clone(&next_update);
+        let measuring = Arc::clone(&measuring);
+        workers.push(tokio::spawn(async move {
+            let mut latencies = Vec::new();
+            let mut failures = 0_u64;
+            while Instant::now() < deadline {
+                let update_id = next_update.fetch_add(1, Ordering::Relaxed);
+                let customer = 7_000_000_000 + update_id % customers;
+                let body = text_update(update_id, customer);
+                let started = Instant::now();
+                let response = http
+                    .post(&url)
+                    .header("content-type", "application/json")
+                    .header("X-Telegram-Bot-Api-Secret-Token", SECRET)
+                    .body(body)
+                    .send()
+                    .await;
+                let ok = matches!(&response, Ok(r) if r.status().is_success());
+                if measuring.load(Ordering::Relaxed) {
+                    if ok {
+                        latencies.push(started.elapsed().as_secs_f64() * 1000.0);
+                    } else {
+                        failures += 1;
+                    }
+                }
+            }
+            (latencies, failures)
+        }));
+    }
+    tokio::time::sleep(Duration::from_secs(1)).await;
+    measuring.store(true, Ordering::Relaxed);
+    let measured_from = Instant::now();
+    let mut latencies = Vec::new();
+    let mut failures = 0;
+    for worker in workers {
+        let (mut own, failed) = worker.await?;
+        latencies.append(&mut own);
+        failures += failed;
+    }
+    let elapsed = measured_from.elapsed().as_secs_f64();
+    latencies.sort_by(f64::total_cmp);
+    let rate = latencies.len() as f64 / elapsed;
+    println!("{:>22} {:>10} {:>9} {:>9}", "", "updates/s", "p50 ms", "p99 ms");
+    println!(
+        "{:>22} {:>10.0} {:>9.1} {:>9.1}",
+        "webhook → commands",
+        rate,
+        percentile(&latencies, 0.50),
+        percentile(&latencies, 0.99)
+    );
+    println!(
+        "goal ≥ {GOAL_PER_SECOND:.0}/s: {:.2}× the goal ({}), {failures} failed requests",
+        rate / GOAL_PER_SECOND,
+        if rate >= GOAL_PER_SECOND { "met" } else { "NOT met" }
+    );
+
+    // Every answered update must be in the log, once.
+    let pool = PgPool::connect(&database_url(&server, &database)).await?;
+    let posted: i64 = sqlx::query_scalar(
+        "select count(*) from events where event_type = 'ticket.customer_message_posted'",
+    )
+    .fetch_one(&pool)
+    .await?;
+    let handled: i64 = sqlx::query_scalar("select count(*) from telegram_updates_handled")
+        .fetch_one(&pool)
+        .await?;
+    println!("check: {handled} updates handled, {posted} messages in the log");
+    anyhow::ensure!(posted == handled, "every handled update is one message in the log");
+    pool.close().await;
+
+    let _ = stop.send(());
+    running.await??;
+    admin_pool
+        .execute(format!("drop database if exists {database} with (force)").as_str())
+        .await?;
+    Ok(())
+}
+
+/// A private text message as Telegram posts it.
+fn text_update(update_id: u64, customer: u64) -> String {
+    json!({
+        "update_id": update_id,
+        "message": {
+            "message_id": update_id,
+            "from": {
+                "id": customer,
+                "is_bot": false,
+                "first_name": "Bench",
+                "last_name": "Customer",
+                "language_code": "en"
+            },
+            "chat": { "id": customer, "first_name": "Bench", "type": "private" },
+            "date": 1_763_895_600 + update_id,
+            "text": "Hello, my order #48213 has not arrived yet. Could you check where it is?"
+        }
+    })
+    .to_string()
+}
+
+fn database_url(server: &str, database: &str) -> String {
+    let (base, query) = server
+        .split_once('?')
+        .map_or((server, None), |(b, q)| (b, Some(q)));
+    let base = base.rfind('/').map_or(base, |slash| &base[..slash]);
+    match query {
+        Some(q) => format!("{base}/{database}?{q}"),
+        None => format!("{base}/{database}"),
+    }
+}
+
+fn percentile(sorted: &[f64], q: f64) -> f64 {
+    if sorted.is_empty() {
+        return f64::NAN;
+    }
+    let rank = (q * (sorted.len() - 1) as f64).round();
+    sorted[(rank as usize).min(sorted.len() - 1)]
+}
