@@ -243,7 +243,7 @@ impl DeliveryWorker {
             let room = lanes.len() < options.max_pending_jobs.max(1);
             tokio::select! {
                 biased;
-                _ = stopping.wait_for(|stop| *stop) => break,
+                () = send::stopped(&mut stopping) => break,
                 Some((chat, position, ended)) = lanes.next_done() => {
                     if ended == Ended::Finished {
                         tracker.finished(position);

@@ -310,7 +310,7 @@ impl Sender {
         }
         tokio::select! {
             () = tokio::time::sleep_until(until) => true,
-            _ = stop.wait_for(|stopping| *stopping) => false,
+            () = stopped(&mut stop) => false,
         }
     }
 
@@ -323,6 +323,12 @@ impl Sender {
     pub(super) fn stopping(&self) -> bool {
         *self.stop.borrow()
     }
+}
+
+/// Completes once the worker is stopping (or its stop signal is gone).
+pub(super) async fn stopped(stop: &mut watch::Receiver<bool>) {
+    // The guard `wait_for` returns is not `Send`: drop it here, before any other await.
+    let _ = stop.wait_for(|stopping| *stopping).await.map(|_| ());
 }
 
 async fn send_part(bot: &Bot, chat: ChatId, part: &Part) -> Result<Message, RequestError> {
