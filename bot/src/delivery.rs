@@ -13,8 +13,8 @@
 //!   reply goes to the customer's private chat (whose id is the customer's Telegram user id).
 //!   Text goes with `sendMessage`; media go by file id with `sendPhoto`, `sendVideo`,
 //!   `sendDocument`, `sendAudio`, `sendVoice` or `sendAnimation`. One medium carries the text
-//!   as its caption when the text fits one (1024 characters); otherwise the media go one after
-//!   another and the text follows on its own. The outcome is recorded on the ticket:
+//!   as its caption when the text fits one (1024 UTF-16 units, as Telegram counts); otherwise
+//!   the media go one after another and the text follows on its own. The outcome is recorded on the ticket:
 //!   `RecordDelivery` with the id of the first Telegram message, or `RecordDeliveryFailure`
 //!   with Telegram's description (noting how many messages went out before, if any).
 //! - `ticket.resolved`: when it is the ticket's latest resolve, the ticket is not rated, the
@@ -270,6 +270,11 @@ impl DeliveryWorker {
                             continue;
                         }
                         None => {
+                            // Subscriptions end only after an error; resubscribe all the same.
+                            failures += 1;
+                            if !sender.sleep(sender.retry_backoff(failures)).await {
+                                break;
+                            }
                             events = log.subscribe_all(tracker.last_read());
                             continue;
                         }

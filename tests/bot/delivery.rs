@@ -478,6 +478,30 @@ async fn after_a_restart_no_reply_is_sent_twice(pool: PgPool) {
 }
 
 #[sqlx::test(migrator = "eventlog::postgres::MIGRATOR")]
+async fn a_reply_waiting_out_a_429_at_shutdown_is_sent_by_the_next_run(pool: PgPool) {
+    let desk = Desk::new(pool).await;
+    desk.fake
+        .fail_next("sendMessage", Failure::RetryAfter(3600), 1);
+    let ticket = desk.customer_writes(1013, "late").await;
+    let reply = desk.reply(ticket, text("On its way.")).await;
+
+    let worker = desk.worker();
+    desk.fake.wait_for_calls("sendMessage", 1, WAIT).await;
+    // Stopping cuts the hour-long wait short and leaves the reply without outcome.
+    worker.stop().await;
+    assert!(desk.outcomes(ticket, reply).await.is_empty());
+
+    // The checkpoint stayed before the reply, so the next run sends it.
+    let worker = desk.worker();
+    let outcome = desk.wait_for_outcome(ticket, reply).await;
+    worker.stop().await;
+    assert_eq!(outcome.event_type, "ticket.reply_delivered");
+    let sends = desk.fake.calls_of("sendMessage");
+    assert_eq!(sends.len(), 2, "{sends:#?}");
+    assert_eq!(sends[1].message_id, Some(telegram_id(&outcome)));
+}
+
+#[sqlx::test(migrator = "eventlog::postgres::MIGRATOR")]
 async fn a_resolve_asks_the_customer_to_rate_with_five_buttons(pool: PgPool) {
     let desk = Desk::new(pool.clone()).await;
     let worker = desk.worker();

@@ -20,7 +20,8 @@ use tokio::sync::watch;
 use tokio::time::Instant;
 use uuid::Uuid;
 
-/// Telegram's longest media caption, in characters.
+/// Telegram's longest media caption. Telegram counts UTF-16 code units, so that is what
+/// [`plan`] counts too (an emoji takes two).
 pub(super) const CAPTION_CHARS: usize = 1024;
 
 /// The longest failure reason recorded (the domain allows 1024 characters).
@@ -52,7 +53,7 @@ pub(super) fn plan(content: &ReplyContent) -> Vec<Part> {
         caption: caption.map(str::to_owned),
     };
     match (content.media.as_slice(), text) {
-        ([only], Some(text)) if text.chars().count() <= CAPTION_CHARS => {
+        ([only], Some(text)) if text.encode_utf16().count() <= CAPTION_CHARS => {
             vec![medium(only, Some(text))]
         }
         (media, text) => media
@@ -422,6 +423,17 @@ mod tests {
         assert_eq!(
             plan(&content),
             [part(MediaKind::Voice, "V", Some(&exactly))]
+        );
+
+        // 600 emoji are 1200 UTF-16 units: too long for a caption.
+        let emoji = "🙂".repeat(600);
+        let content = ReplyContent {
+            text: Some(emoji.clone()),
+            media: vec![media(MediaKind::Photo, "P")],
+        };
+        assert_eq!(
+            plan(&content),
+            [part(MediaKind::Photo, "P", None), text(&emoji)]
         );
     }
 
