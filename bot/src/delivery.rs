@@ -4,8 +4,8 @@
 //! It owns the way from the log to Telegram and back: which events call for a message, the
 //! rate limits, Telegram's errors, and where it stands in the log. It holds no business rule
 //! (the ticket decider says whether an outcome may be recorded) and writes to the log only
-//! through the command service. Run exactly one per database: `ledgerdesk serve` guards it
-//! with an advisory lock.
+//! through the command service. Exactly one must run per database (DESIGN.md: singletons
+//! take a Postgres advisory lock); two would send every reply twice.
 //!
 //! # What it sends
 //!

@@ -92,12 +92,24 @@ pub(super) async fn job_for(ctx: &Context, event: &RecordedEvent) -> Result<Opti
     let decoded = TicketEvent::decode(&event.event_type, event.schema_version, &event.payload);
     let decoded = match decoded {
         Ok(decoded) => decoded,
-        Err(error) => {
-            tracing::error!(ticket.id = %ticket, %error, "cannot read the event; skipped");
+        Err(_) => {
+            // The decoder's message may quote the payload (message text): leave it out.
+            tracing::error!(ticket.id = %ticket, event_type = %event.event_type,
+                schema_version = event.schema_version, "cannot read the event; skipped");
             return Ok(None);
         }
     };
-    let state = ctx.commands.state::<Ticket>(ticket.stream()).await?;
+    let state = match ctx.commands.state::<Ticket>(ticket.stream()).await {
+        Ok(state) => state,
+        Err(CommandError::Decode {
+            stream, version, ..
+        }) => {
+            // Not transient: waiting would stall every chat behind one unreadable ticket.
+            tracing::error!(%stream, version, "a stored ticket event cannot be read; skipped");
+            return Ok(None);
+        }
+        Err(error) => return Err(error.into()),
+    };
     let Some(state) = state.state() else {
         return Ok(None);
     };
@@ -367,6 +379,24 @@ enum Retry {
 }
 
 impl Retry {
+    /// The error for the logs: an unreadable stored event is named by place only, since the
+    /// decoder's message may quote the payload.
+    fn safe_display(&self) -> String {
+        let decode = match self {
+            Retry::Flow(CommandError::Decode {
+                stream, version, ..
+            })
+            | Retry::Customer(CommandError::Decode {
+                stream, version, ..
+            }) => Some((stream, version)),
+            _ => None,
+        };
+        match decode {
+            Some((stream, version)) => format!("stored event {stream} v{version} cannot be read"),
+            None => self.to_string(),
+        }
+    }
+
     /// Whether the same write may pass later; `None` when the domain refused it (the outcome
     /// is already there, or can never be).
     fn transient(&self) -> Option<bool> {
@@ -428,7 +458,7 @@ where
                 return Written::Refused;
             }
             Some(false) => {
-                tracing::error!(%error, "could not record {what}");
+                tracing::error!(error = %error.safe_display(), "could not record {what}");
                 return Written::Refused;
             }
             Some(true) => {}
