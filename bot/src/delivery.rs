@@ -1,1 +1,417 @@
-//! Placeholder.
+//! The outbound delivery worker: follows the log and sends agent replies and satisfaction
+//! prompts to customers on Telegram, recording each reply's outcome as an event.
+//!
+//! It owns the way from the log to Telegram and back: which events call for a message, the
+//! rate limits, Telegram's errors, and where it stands in the log. It holds no business rule
+//! (the ticket decider says whether an outcome may be recorded) and writes to the log only
+//! through the command service. Exactly one must run per database (DESIGN.md: singletons
+//! take a Postgres advisory lock); two would send every reply twice.
+//!
+//! # What it sends
+//!
+//! - `ticket.agent_replied`: unless the ticket already records an outcome for that reply, the
+//!   reply goes to the customer's private chat (whose id is the customer's Telegram user id).
+//!   Text goes with `sendMessage`; media go by file id with `sendPhoto`, `sendVideo`,
+//!   `sendDocument`, `sendAudio`, `sendVoice` or `sendAnimation`. One medium carries the text
+//!   as its caption when the text fits one (1024 UTF-16 units, as Telegram counts); otherwise
+//!   the media go one after another and the text follows on its own. The outcome is recorded on the ticket:
+//!   `RecordDelivery` with the id of the first Telegram message, or `RecordDeliveryFailure`
+//!   with Telegram's description (noting how many messages went out before, if any).
+//! - `ticket.resolved`: when it is the ticket's latest resolve, the ticket is not rated, the
+//!   resolve is younger than [`DeliveryOptions::csat_max_age`] and no prompt was sent for it,
+//!   the customer gets [`DeliveryOptions::csat_prompt`] with five inline buttons 1–5 whose
+//!   data is [`CallbackData::Rating`](crate::callback::CallbackData::Rating).
+//!
+//! # Telegram's limits and errors
+//!
+//! Every message waits for two rate limiters (governor): one per chat (1/s by default) and
+//! one for the whole bot (30/s). Each chat has one lane: its messages go strictly in log
+//! order, one at a time, while other chats proceed in parallel.
+//!
+//! - 429 `retry_after`: Telegram throttles the whole bot, so every lane pauses until then;
+//!   the message is sent again afterwards, as often as Telegram asks.
+//! - 403 "bot was blocked by the user": the customer is recorded as having blocked the bot
+//!   (`RecordBotBlocked`) and the reply as failed, not retryable. No retry.
+//! - Network errors, 5xx, unreadable answers: retried with exponential backoff (capped, with
+//!   jitter) up to [`DeliveryOptions::max_send_attempts`], then recorded as a retryable
+//!   failure.
+//! - Any other refusal (a bad file id, chat not found…): a failure, not retryable, with
+//!   Telegram's description.
+//!
+//! Logs carry ticket and message ids, never the bot token (teloxide's network errors embed
+//! the request URL, so they are never displayed) nor message text.
+//!
+//! # Checkpoint
+//!
+//! The worker's place in the log is a row of its own table, `delivery_checkpoints`
+//! (`migrations/0006_delivery.sql`), keyed by [`DeliveryOptions::name`]. It does not reuse
+//! `projection_checkpoints`: that table describes read models (versions, shadow copies,
+//! rebuilds) and the projector runtime owns its rows. Jobs for different chats finish out of
+//! order, so the checkpoint only moves up to the event just before the oldest job still
+//! running; it never passes an event whose outcome is not yet recorded. It is saved every
+//! [`DeliveryOptions::checkpoint_interval`] and on shutdown, and only moves forward.
+//!
+//! The checkpoint saves work; it is not what prevents duplicates. Before sending a reply the
+//! worker loads the ticket and sends only when the reply has no outcome yet, and before
+//! sending a prompt it looks for the `ticket.resolved` event's row in `delivery_csat_prompts`.
+//! So replaying events after the checkpoint (after a crash, or a checkpoint saved late) sends
+//! nothing twice, except within the windows below.
+//!
+//! # What remains at-least-once
+//!
+//! - **Replies.** Telegram's acceptance and the `ticket.reply_delivered` event are not one
+//!   transaction. If the process dies (or the database stays unreachable through shutdown)
+//!   after Telegram accepted a message and before the outcome event commits, the reply has no
+//!   outcome, and the next run sends it again: the customer sees it twice. For a reply of
+//!   several messages (media, then text) the same holds for the messages already accepted
+//!   when the process died. A network error whose request Telegram did in fact accept is
+//!   retried the same way (the Bot API has no idempotency key). Nothing else re-sends: an
+//!   outcome, once recorded, is final for this worker.
+//! - **Satisfaction prompts.** The log has no event for a prompt, so the row in
+//!   `delivery_csat_prompts` plays that part, with the same window: a crash between
+//!   Telegram's acceptance and the row's commit asks the customer twice.
+//!
+//! # Shutdown
+//!
+//! When the `shutdown` future completes the worker reads no more events, drops the jobs
+//! queued behind each chat's current one, lets each lane finish the message it is sending
+//! and record the outcome (waits for a 429 or a backoff are cut short, leaving that reply
+//! without outcome), saves the checkpoint and returns. Whatever did not finish is before the
+//! saved checkpoint and is picked up by the next run.
+
+mod job;
+mod send;
+mod store;
+mod tracker;
+
+use std::collections::{HashMap, VecDeque};
+use std::num::NonZeroU32;
+use std::sync::Arc;
+use std::time::Duration;
+
+use eventlog::commands::CommandService;
+use eventlog::postgres::PostgresLog;
+use eventlog::{EventLog, Position, RecordedEvent};
+use futures::StreamExt;
+use teloxide::Bot;
+use tokio::sync::watch;
+use tokio::task::JoinSet;
+
+use self::job::{Context, Ended, Job};
+use self::send::{RetryPolicy, Sender};
+use self::store::Store;
+use self::tracker::Tracker;
+
+/// Tuning of the delivery worker. The defaults follow Telegram's published limits.
+#[derive(Debug, Clone)]
+pub struct DeliveryOptions {
+    /// The worker's name: its checkpoint row in `delivery_checkpoints`.
+    pub name: String,
+    /// Messages per second over all chats (Telegram allows about 30).
+    pub messages_per_second: NonZeroU32,
+    /// Messages per second to one chat (Telegram allows about 1).
+    pub messages_per_chat_per_second: NonZeroU32,
+    /// Attempts at one message through network errors and 5xx before the reply is recorded
+    /// as a retryable failure. 429s do not count: they are waited out.
+    pub max_send_attempts: u32,
+    /// The pause after the first failed attempt; it doubles with each further one.
+    pub first_backoff: Duration,
+    /// The longest pause between two attempts (also for writing outcomes to the log).
+    pub max_backoff: Duration,
+    /// How many jobs (running and queued behind their chat) may wait before the worker stops
+    /// reading the log.
+    pub max_pending_jobs: usize,
+    /// How often the checkpoint is saved while it moves.
+    pub checkpoint_interval: Duration,
+    /// The satisfaction question sent after a resolve, above the 1–5 buttons.
+    pub csat_prompt: String,
+    /// Resolves older than this get no satisfaction prompt (after a long outage, or when the
+    /// worker first runs over an old log).
+    pub csat_max_age: Duration,
+}
+
+impl Default for DeliveryOptions {
+    fn default() -> Self {
+        DeliveryOptions {
+            name: "delivery".to_owned(),
+            messages_per_second: NonZeroU32::new(30).unwrap_or(NonZeroU32::MIN),
+            messages_per_chat_per_second: NonZeroU32::MIN,
+            max_send_attempts: 8,
+            first_backoff: Duration::from_millis(500),
+            max_backoff: Duration::from_secs(60),
+            max_pending_jobs: 1_000,
+            checkpoint_interval: Duration::from_secs(1),
+            csat_prompt: "Your request was resolved. How satisfied are you with our help? \
+                          Tap 1 (not at all) to 5 (very)."
+                .to_owned(),
+            csat_max_age: Duration::from_secs(24 * 60 * 60),
+        }
+    }
+}
+
+/// Follows the log and delivers replies and satisfaction prompts (see the [module
+/// docs](self)).
+pub struct DeliveryWorker {
+    log: PostgresLog,
+    bot: Bot,
+    options: DeliveryOptions,
+}
+
+impl std::fmt::Debug for DeliveryWorker {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        // The bot holds the token: leave it out.
+        f.debug_struct("DeliveryWorker")
+            .field("options", &self.options)
+            .finish_non_exhaustive()
+    }
+}
+
+impl DeliveryWorker {
+    /// A worker over `log` (its pool also holds the worker's own tables), sending with `bot`.
+    pub fn new(log: PostgresLog, bot: Bot, options: DeliveryOptions) -> Self {
+        DeliveryWorker { log, bot, options }
+    }
+
+    /// Runs until `shutdown` completes, then finishes what it is sending, saves its
+    /// checkpoint and returns. Errors of the database or of Telegram are logged and retried;
+    /// they never end the worker.
+    pub async fn run(self, shutdown: impl Future<Output = ()> + Send) {
+        let (stop, stopping) = watch::channel(false);
+        let signal = async move {
+            shutdown.await;
+            // No receiver left means the worker already ended.
+            let _ = stop.send(true);
+            // Keep the sender alive until the worker has wound down.
+            std::future::pending::<()>().await;
+        };
+        tokio::select! {
+            () = self.follow(stopping) => {}
+            () = signal => {}
+        }
+    }
+
+    async fn follow(self, mut stopping: watch::Receiver<bool>) {
+        let DeliveryWorker { log, bot, options } = self;
+        let retry = RetryPolicy {
+            max_attempts: options.max_send_attempts.max(1),
+            first_backoff: options.first_backoff,
+            max_backoff: options.max_backoff.max(options.first_backoff),
+        };
+        let sender = Sender::new(
+            bot,
+            options.messages_per_second,
+            options.messages_per_chat_per_second,
+            retry,
+            stopping.clone(),
+        );
+        let store = Store::new(log.pool().clone(), options.name.clone());
+        let ctx = Arc::new(Context {
+            commands: CommandService::new(log.clone()),
+            store: store.clone(),
+            sender: Arc::clone(&sender),
+            csat_prompt: options.csat_prompt.clone(),
+            csat_max_age: options.csat_max_age,
+        });
+
+        let mut failures = 0;
+        let start = loop {
+            match store.checkpoint().await {
+                Ok(position) => break position,
+                Err(error) => {
+                    failures += 1;
+                    tracing::warn!(%error, "cannot read the delivery checkpoint; retrying");
+                    if !sender.sleep(sender.retry_backoff(failures)).await {
+                        return;
+                    }
+                }
+            }
+        };
+        tracing::info!(worker = %options.name, checkpoint = %start, "delivery worker started");
+
+        let mut tracker = Tracker::new(start);
+        let mut saved = start;
+        let mut lanes = Lanes::default();
+        let mut events = log.subscribe_all(start);
+        // An event that could not be looked at (the database failed): tried again first.
+        let mut again: Option<RecordedEvent> = None;
+        let mut failures = 0;
+        let mut tick = tokio::time::interval(options.checkpoint_interval);
+        tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
+        let mut ticks = 0u32;
+
+        loop {
+            let room = lanes.len() < options.max_pending_jobs.max(1);
+            tokio::select! {
+                biased;
+                () = send::stopped(&mut stopping) => break,
+                Some((chat, position, ended)) = lanes.next_done() => {
+                    if ended == Ended::Finished {
+                        tracker.finished(position);
+                    }
+                    lanes.next_for(chat, &ctx);
+                }
+                _ = tick.tick() => {
+                    saved = save(&store, &tracker, saved).await;
+                    ticks = ticks.wrapping_add(1);
+                    if ticks.is_multiple_of(60) {
+                        sender.forget_idle_chats();
+                    }
+                }
+                next = next_event(&mut events, &mut again), if room => {
+                    let event = match next {
+                        Some(Ok(event)) => event,
+                        Some(Err(error)) => {
+                            failures += 1;
+                            tracing::warn!(%error, "reading the log failed; resubscribing");
+                            if !sender.sleep(sender.retry_backoff(failures)).await {
+                                break;
+                            }
+                            events = log.subscribe_all(tracker.last_read());
+                            continue;
+                        }
+                        None => {
+                            // Subscriptions end only after an error; resubscribe all the same.
+                            failures += 1;
+                            if !sender.sleep(sender.retry_backoff(failures)).await {
+                                break;
+                            }
+                            events = log.subscribe_all(tracker.last_read());
+                            continue;
+                        }
+                    };
+                    match job::job_for(&ctx, &event).await {
+                        Ok(Some(job)) => {
+                            failures = 0;
+                            tracker.started(job.position);
+                            lanes.push(job, &ctx);
+                        }
+                        Ok(None) => {
+                            failures = 0;
+                            tracker.passed(event.position);
+                        }
+                        Err(error) => {
+                            failures += 1;
+                            tracing::warn!(%error, position = %event.position,
+                                "cannot look at an event now; retrying");
+                            again = Some(event);
+                            if !sender.sleep(sender.retry_backoff(failures)).await {
+                                break;
+                            }
+                        }
+                    }
+                }
+            }
+        }
+
+        // Stopping: drop what waits behind each chat, let the current messages finish.
+        let dropped = lanes.drop_waiting();
+        tracing::info!(dropped, running = lanes.len(), "delivery worker stopping");
+        while let Some((_, position, ended)) = lanes.next_done().await {
+            if ended == Ended::Finished {
+                tracker.finished(position);
+            }
+        }
+        let saved = save(&store, &tracker, saved).await;
+        tracing::info!(checkpoint = %saved, "delivery worker stopped");
+    }
+}
+
+/// The event to look at next: the one to try again, else the subscription's next.
+async fn next_event(
+    events: &mut futures::stream::BoxStream<'static, Result<RecordedEvent, eventlog::Error>>,
+    again: &mut Option<RecordedEvent>,
+) -> Option<Result<RecordedEvent, eventlog::Error>> {
+    match again.take() {
+        Some(event) => Some(Ok(event)),
+        None => events.next().await,
+    }
+}
+
+/// Saves the checkpoint when it moved; returns where it now stands.
+async fn save(store: &Store, tracker: &Tracker, saved: Position) -> Position {
+    let safe = tracker.safe();
+    if safe <= saved {
+        return saved;
+    }
+    match store.save_checkpoint(safe).await {
+        Ok(()) => safe,
+        Err(error) => {
+            // The next save tries again; until then a restart only re-reads a few events.
+            tracing::warn!(%error, "cannot save the delivery checkpoint");
+            saved
+        }
+    }
+}
+
+/// One lane per chat: the job running for it and those waiting behind.
+#[derive(Debug, Default)]
+struct Lanes {
+    /// Chats with a running job, and the jobs queued behind it.
+    queued: HashMap<i64, VecDeque<Job>>,
+    running: JoinSet<Ended>,
+    /// The chat and event of each running task.
+    tasks: HashMap<tokio::task::Id, (i64, Position)>,
+    /// Jobs running or queued.
+    len: usize,
+}
+
+impl Lanes {
+    fn len(&self) -> usize {
+        self.len
+    }
+
+    /// Runs `job` now if its chat is idle, else queues it behind the chat's current job.
+    fn push(&mut self, job: Job, ctx: &Arc<Context>) {
+        self.len += 1;
+        match self.queued.get_mut(&job.chat) {
+            Some(queue) => queue.push_back(job),
+            None => {
+                self.queued.insert(job.chat, VecDeque::new());
+                self.spawn(job, ctx);
+            }
+        }
+    }
+
+    fn spawn(&mut self, job: Job, ctx: &Arc<Context>) {
+        let key = (job.chat, job.position);
+        let handle = self.running.spawn(job::run(Arc::clone(ctx), job));
+        self.tasks.insert(handle.id(), key);
+    }
+
+    /// Waits for a running job to end: its chat, its event and how it ended (`None` when
+    /// nothing runs).
+    async fn next_done(&mut self) -> Option<(i64, Position, Ended)> {
+        loop {
+            let (id, ended) = match self.running.join_next_with_id().await? {
+                Ok((id, ended)) => (id, ended),
+                Err(error) => {
+                    // A bug: keep the checkpoint before the job, so nothing is lost.
+                    tracing::error!(%error, "a delivery job failed");
+                    (error.id(), Ended::Abandoned)
+                }
+            };
+            if let Some((chat, position)) = self.tasks.remove(&id) {
+                self.len = self.len.saturating_sub(1);
+                return Some((chat, position, ended));
+            }
+        }
+    }
+
+    /// Starts the next job of `chat`, whose previous job ended.
+    fn next_for(&mut self, chat: i64, ctx: &Arc<Context>) {
+        match self.queued.get_mut(&chat).and_then(VecDeque::pop_front) {
+            Some(job) => self.spawn(job, ctx),
+            None => {
+                self.queued.remove(&chat);
+            }
+        }
+    }
+
+    /// Forgets every queued job; returns how many.
+    fn drop_waiting(&mut self) -> usize {
+        let dropped = self.queued.values().map(VecDeque::len).sum();
+        self.queued.clear();
+        self.len = self.len.saturating_sub(dropped);
+        dropped
+    }
+}

@@ -11,4 +11,5 @@
 mod fake_telegram;
 mod support;
 
+mod delivery;
 mod inbound;

@@ -1,0 +1,528 @@
+//! Talking to Telegram: what messages a reply becomes, the rate limits, and what to do with
+//! each kind of error (wait out a 429 for the whole bot, back off on network trouble, give up
+//! on anything Telegram refuses for good).
+//!
+//! Nothing here logs a request or an error's text as is: teloxide's network errors carry the
+//! request URL, which holds the bot token, and its parse errors carry the raw answer, which
+//! echoes the message text. Reasons are rebuilt from the error's kind instead.
+
+use std::num::NonZeroU32;
+use std::sync::{Arc, Mutex};
+use std::time::Duration;
+
+use domain::content::{MediaKind, ReplyContent};
+use governor::{DefaultDirectRateLimiter, DefaultKeyedRateLimiter, Quota, RateLimiter};
+use teloxide::payloads::setters::*;
+use teloxide::prelude::Requester;
+use teloxide::types::{ChatId, FileId, InlineKeyboardMarkup, InputFile, Message};
+use teloxide::{ApiError, Bot, RequestError};
+use tokio::sync::watch;
+use tokio::time::Instant;
+use uuid::Uuid;
+
+/// Telegram's longest media caption. Telegram counts UTF-16 code units, so that is what
+/// [`plan`] counts too (an emoji takes two).
+pub(super) const CAPTION_CHARS: usize = 1024;
+
+/// The longest failure reason recorded (the domain allows 1024 characters).
+const REASON_CHARS: usize = 500;
+
+/// One Telegram message to send.
+#[derive(Debug, Clone, PartialEq)]
+pub(super) enum Part {
+    /// `sendMessage`, with inline buttons or not.
+    Text {
+        text: String,
+        keyboard: Option<InlineKeyboardMarkup>,
+    },
+    /// `sendPhoto` & co. by file id.
+    Media {
+        kind: MediaKind,
+        file_id: String,
+        caption: Option<String>,
+    },
+}
+
+/// The messages a reply becomes, in order: the text alone; one medium with the text as its
+/// caption when the text fits one; otherwise every medium, then the text.
+pub(super) fn plan(content: &ReplyContent) -> Vec<Part> {
+    let text = content.text.as_deref().filter(|t| !t.is_empty());
+    let medium = |m: &domain::content::OutgoingMedia, caption: Option<&str>| Part::Media {
+        kind: m.kind,
+        file_id: m.file_id.clone(),
+        caption: caption.map(str::to_owned),
+    };
+    match (content.media.as_slice(), text) {
+        ([only], Some(text)) if text.encode_utf16().count() <= CAPTION_CHARS => {
+            vec![medium(only, Some(text))]
+        }
+        (media, text) => media
+            .iter()
+            .map(|m| medium(m, None))
+            .chain(text.map(|text| Part::Text {
+                text: text.to_owned(),
+                keyboard: None,
+            }))
+            .collect(),
+    }
+}
+
+/// What Telegram's answer means for us.
+#[derive(Debug, Clone, PartialEq)]
+pub(super) enum SendError {
+    /// 429: wait this long (the whole bot), then send again.
+    RetryAfter(Duration),
+    /// 403 "bot was blocked by the user".
+    Blocked,
+    /// Worth sending again after a pause (network, 5xx, unreadable answer).
+    Transient(String),
+    /// Telegram refused for good (bad file id, chat not found…): its description.
+    Permanent(String),
+}
+
+/// Classifies a teloxide error without keeping any of its text that could hold the token or
+/// the message.
+pub(super) fn classify(error: &RequestError) -> SendError {
+    match error {
+        RequestError::RetryAfter(after) => SendError::RetryAfter(after.duration()),
+        RequestError::Api(ApiError::BotBlocked) => SendError::Blocked,
+        RequestError::Api(ApiError::Unknown(description)) if server_side(description) => {
+            SendError::Transient(truncate(description))
+        }
+        RequestError::Api(ApiError::Unknown(description)) => {
+            SendError::Permanent(truncate(description))
+        }
+        // Known errors display as Telegram's own description.
+        RequestError::Api(api) => SendError::Permanent(truncate(&api.to_string())),
+        RequestError::MigrateToChatId(_) => {
+            SendError::Permanent("the group chat became a supergroup".to_owned())
+        }
+        RequestError::Network(error) => SendError::Transient(
+            if error.is_timeout() {
+                "network error: Telegram did not answer in time"
+            } else if error.is_connect() {
+                "network error: could not connect to Telegram"
+            } else if error.is_body() || error.is_decode() {
+                "network error: the answer was cut off"
+            } else {
+                "network error"
+            }
+            .to_owned(),
+        ),
+        RequestError::InvalidJson { .. } => {
+            SendError::Transient("Telegram answered something that is not the Bot API".to_owned())
+        }
+        RequestError::Io(_) => SendError::Transient("I/O error while sending".to_owned()),
+    }
+}
+
+/// Descriptions of errors on Telegram's side rather than with our request.
+fn server_side(description: &str) -> bool {
+    [
+        "Internal Server Error",
+        "Bad Gateway",
+        "Gateway Timeout",
+        "Service Unavailable",
+        "Too Many Requests",
+    ]
+    .iter()
+    .any(|prefix| description.starts_with(prefix))
+}
+
+fn truncate(text: &str) -> String {
+    text.chars().take(REASON_CHARS).collect()
+}
+
+/// How one part ended.
+#[derive(Debug, Clone, PartialEq)]
+pub(super) enum Sent {
+    /// Telegram accepted it: the message id.
+    Accepted(i32),
+    /// The customer blocked the bot.
+    Blocked,
+    /// Given up: why, and whether sending again later may work.
+    Failed { reason: String, retryable: bool },
+    /// The worker is stopping and the part was not sent.
+    Stopped,
+}
+
+/// Retry tuning for [`Sender`].
+#[derive(Debug, Clone)]
+pub(super) struct RetryPolicy {
+    pub(super) max_attempts: u32,
+    pub(super) first_backoff: Duration,
+    pub(super) max_backoff: Duration,
+}
+
+impl RetryPolicy {
+    /// The pause after the `attempt`-th failure (1-based): exponential, capped, and drawn
+    /// uniformly from its upper half so lanes that failed together do not retry together.
+    pub(super) fn backoff(&self, attempt: u32) -> Duration {
+        let factor = 1u32
+            .checked_shl(attempt.saturating_sub(1))
+            .unwrap_or(u32::MAX);
+        let ceiling = self
+            .first_backoff
+            .saturating_mul(factor)
+            .min(self.max_backoff);
+        let half = ceiling / 2;
+        half + half.mul_f64(unit_random())
+    }
+}
+
+/// A number in [0, 1), from a v4 uuid's random bits (no other randomness source is needed).
+fn unit_random() -> f64 {
+    let bits = Uuid::new_v4().as_u128() >> 75; // 53 random bits
+    #[expect(clippy::cast_precision_loss, reason = "53 bits fit an f64 mantissa")]
+    let value = bits as f64 / (1u64 << 53) as f64;
+    value
+}
+
+/// Sends parts to Telegram within the rate limits, honouring 429 for the whole bot and
+/// retrying what may pass later. Shared by every chat lane.
+#[derive(Debug)]
+pub(super) struct Sender {
+    bot: Bot,
+    overall: DefaultDirectRateLimiter,
+    per_chat: DefaultKeyedRateLimiter<i64>,
+    /// While set and in the future, nobody sends: Telegram asked the bot to wait.
+    paused_until: Mutex<Option<Instant>>,
+    retry: RetryPolicy,
+    stop: watch::Receiver<bool>,
+}
+
+impl Sender {
+    pub(super) fn new(
+        bot: Bot,
+        overall: NonZeroU32,
+        per_chat: NonZeroU32,
+        retry: RetryPolicy,
+        stop: watch::Receiver<bool>,
+    ) -> Arc<Self> {
+        Arc::new(Sender {
+            bot,
+            overall: RateLimiter::direct(Quota::per_second(overall)),
+            per_chat: RateLimiter::keyed(Quota::per_second(per_chat)),
+            paused_until: Mutex::new(None),
+            retry,
+            stop,
+        })
+    }
+
+    /// Forgets the per-chat limits of chats that have been quiet long enough to be full again.
+    pub(super) fn forget_idle_chats(&self) {
+        self.per_chat.retain_recent();
+        self.per_chat.shrink_to_fit();
+    }
+
+    /// Sends one part to `chat`, waiting for the rate limits, and retrying after a 429 (for
+    /// as long as Telegram asks) or a transient error (up to the policy's attempts). Waits
+    /// are cut short when the worker stops: the part is then [`Sent::Stopped`], unsent.
+    pub(super) async fn send(&self, chat: i64, part: &Part) -> Sent {
+        let mut failures = 0;
+        loop {
+            if !self.wait_while_paused().await {
+                return Sent::Stopped;
+            }
+            self.per_chat.until_key_ready(&chat).await;
+            self.overall.until_ready().await;
+            // A 429 may have arrived while this part waited for its turn.
+            if !self.wait_while_paused().await {
+                return Sent::Stopped;
+            }
+            let error = match send_part(&self.bot, ChatId(chat), part).await {
+                Ok(message) => return Sent::Accepted(message.id.0),
+                Err(error) => classify(&error),
+            };
+            match error {
+                SendError::RetryAfter(wait) => {
+                    tracing::warn!(
+                        retry_after_s = wait.as_secs(),
+                        "Telegram asked the bot to slow down; pausing every send"
+                    );
+                    self.pause_for(wait);
+                }
+                SendError::Blocked => return Sent::Blocked,
+                SendError::Permanent(reason) => {
+                    return Sent::Failed {
+                        reason,
+                        retryable: false,
+                    };
+                }
+                SendError::Transient(reason) => {
+                    failures += 1;
+                    if failures >= self.retry.max_attempts {
+                        return Sent::Failed {
+                            reason,
+                            retryable: true,
+                        };
+                    }
+                    let pause = self.retry.backoff(failures);
+                    tracing::info!(
+                        attempt = failures,
+                        pause_ms = u64::try_from(pause.as_millis()).unwrap_or(u64::MAX),
+                        %reason,
+                        "send failed; retrying"
+                    );
+                    if !self.sleep(pause).await {
+                        return Sent::Stopped;
+                    }
+                }
+            }
+        }
+    }
+
+    fn pause_for(&self, wait: Duration) {
+        let until = Instant::now() + wait;
+        let mut paused = self
+            .paused_until
+            .lock()
+            .unwrap_or_else(std::sync::PoisonError::into_inner);
+        *paused = Some(paused.map_or(until, |current| current.max(until)));
+    }
+
+    /// Waits out a 429 pause; false when the worker stops meanwhile.
+    async fn wait_while_paused(&self) -> bool {
+        loop {
+            let until = *self
+                .paused_until
+                .lock()
+                .unwrap_or_else(std::sync::PoisonError::into_inner);
+            match until {
+                Some(until) if until > Instant::now() => {
+                    if !self.sleep_until(until).await {
+                        return false;
+                    }
+                }
+                _ => return true,
+            }
+        }
+    }
+
+    /// Sleeps; false when the worker stops first.
+    pub(super) async fn sleep(&self, pause: Duration) -> bool {
+        self.sleep_until(Instant::now() + pause).await
+    }
+
+    async fn sleep_until(&self, until: Instant) -> bool {
+        let mut stop = self.stop.clone();
+        if *stop.borrow_and_update() {
+            return false;
+        }
+        tokio::select! {
+            () = tokio::time::sleep_until(until) => true,
+            () = stopped(&mut stop) => false,
+        }
+    }
+
+    /// The pause after the `attempt`-th failure of anything (1-based).
+    pub(super) fn retry_backoff(&self, attempt: u32) -> Duration {
+        self.retry.backoff(attempt)
+    }
+
+    /// True once the worker is stopping.
+    pub(super) fn stopping(&self) -> bool {
+        *self.stop.borrow()
+    }
+}
+
+/// Completes once the worker is stopping (or its stop signal is gone).
+pub(super) async fn stopped(stop: &mut watch::Receiver<bool>) {
+    // The guard `wait_for` returns is not `Send`: drop it here, before any other await.
+    let _ = stop.wait_for(|stopping| *stopping).await.map(|_| ());
+}
+
+async fn send_part(bot: &Bot, chat: ChatId, part: &Part) -> Result<Message, RequestError> {
+    match part {
+        Part::Text {
+            text,
+            keyboard: None,
+        } => bot.send_message(chat, text.clone()).await,
+        Part::Text {
+            text,
+            keyboard: Some(keyboard),
+        } => {
+            bot.send_message(chat, text.clone())
+                .reply_markup(keyboard.clone())
+                .await
+        }
+        Part::Media {
+            kind,
+            file_id,
+            caption,
+        } => {
+            let file = InputFile::file_id(FileId(file_id.clone()));
+            // Each request type has its own `caption` setter, hence the repetition.
+            macro_rules! send {
+                ($method:ident) => {{
+                    let request = bot.$method(chat, file);
+                    match caption {
+                        Some(caption) => request.caption(caption.clone()).await,
+                        None => request.await,
+                    }
+                }};
+            }
+            match kind {
+                MediaKind::Photo => send!(send_photo),
+                MediaKind::Video => send!(send_video),
+                MediaKind::Document => send!(send_document),
+                MediaKind::Audio => send!(send_audio),
+                MediaKind::Voice => send!(send_voice),
+                MediaKind::Animation => send!(send_animation),
+            }
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use domain::content::OutgoingMedia;
+
+    use super::*;
+
+    fn media(kind: MediaKind, id: &str) -> OutgoingMedia {
+        OutgoingMedia {
+            kind,
+            file_id: id.to_owned(),
+        }
+    }
+
+    fn text(text: &str) -> Part {
+        Part::Text {
+            text: text.to_owned(),
+            keyboard: None,
+        }
+    }
+
+    fn part(kind: MediaKind, id: &str, caption: Option<&str>) -> Part {
+        Part::Media {
+            kind,
+            file_id: id.to_owned(),
+            caption: caption.map(str::to_owned),
+        }
+    }
+
+    #[test]
+    fn a_text_reply_is_one_message() {
+        assert_eq!(plan(&ReplyContent::text("hello")), [text("hello")]);
+    }
+
+    #[test]
+    fn one_medium_carries_a_short_text_as_its_caption() {
+        let content = ReplyContent {
+            text: Some("see".into()),
+            media: vec![media(MediaKind::Photo, "P")],
+        };
+        assert_eq!(plan(&content), [part(MediaKind::Photo, "P", Some("see"))]);
+
+        let exactly = "é".repeat(CAPTION_CHARS);
+        let content = ReplyContent {
+            text: Some(exactly.clone()),
+            media: vec![media(MediaKind::Voice, "V")],
+        };
+        assert_eq!(
+            plan(&content),
+            [part(MediaKind::Voice, "V", Some(&exactly))]
+        );
+
+        // 600 emoji are 1200 UTF-16 units: too long for a caption.
+        let emoji = "🙂".repeat(600);
+        let content = ReplyContent {
+            text: Some(emoji.clone()),
+            media: vec![media(MediaKind::Photo, "P")],
+        };
+        assert_eq!(
+            plan(&content),
+            [part(MediaKind::Photo, "P", None), text(&emoji)]
+        );
+    }
+
+    #[test]
+    fn a_long_text_or_several_media_go_separately_text_last() {
+        let long = "x".repeat(CAPTION_CHARS + 1);
+        let content = ReplyContent {
+            text: Some(long.clone()),
+            media: vec![media(MediaKind::Document, "D")],
+        };
+        assert_eq!(
+            plan(&content),
+            [part(MediaKind::Document, "D", None), text(&long)]
+        );
+
+        let content = ReplyContent {
+            text: Some("both".into()),
+            media: vec![media(MediaKind::Photo, "1"), media(MediaKind::Video, "2")],
+        };
+        assert_eq!(
+            plan(&content),
+            [
+                part(MediaKind::Photo, "1", None),
+                part(MediaKind::Video, "2", None),
+                text("both")
+            ]
+        );
+
+        let content = ReplyContent {
+            text: None,
+            media: vec![
+                media(MediaKind::Audio, "1"),
+                media(MediaKind::Animation, "2"),
+            ],
+        };
+        assert_eq!(
+            plan(&content),
+            [
+                part(MediaKind::Audio, "1", None),
+                part(MediaKind::Animation, "2", None)
+            ]
+        );
+    }
+
+    #[test]
+    fn errors_are_classified_by_what_telegram_said() {
+        use teloxide::types::Seconds;
+        assert_eq!(
+            classify(&RequestError::RetryAfter(Seconds::from_seconds(3))),
+            SendError::RetryAfter(Duration::from_secs(3))
+        );
+        assert_eq!(
+            classify(&RequestError::Api(ApiError::BotBlocked)),
+            SendError::Blocked
+        );
+        assert_eq!(
+            classify(&RequestError::Api(ApiError::Unknown(
+                "Internal Server Error".into()
+            ))),
+            SendError::Transient("Internal Server Error".into())
+        );
+        assert_eq!(
+            classify(&RequestError::Api(ApiError::Unknown(
+                "Bad Request: something new".into()
+            ))),
+            SendError::Permanent("Bad Request: something new".into())
+        );
+        assert!(matches!(
+            classify(&RequestError::Api(ApiError::ChatNotFound)),
+            SendError::Permanent(reason) if reason.starts_with("Bad Request")
+        ));
+    }
+
+    #[test]
+    fn backoff_grows_and_stays_under_its_cap() {
+        let policy = RetryPolicy {
+            max_attempts: 10,
+            first_backoff: Duration::from_millis(100),
+            max_backoff: Duration::from_secs(2),
+        };
+        for attempt in 1..=20 {
+            let pause = policy.backoff(attempt);
+            let ceiling = Duration::from_millis(100)
+                .saturating_mul(1u32.checked_shl(attempt - 1).unwrap_or(u32::MAX))
+                .min(Duration::from_secs(2));
+            assert!(
+                pause >= ceiling / 2 && pause <= ceiling,
+                "{attempt}: {pause:?}"
+            );
+        }
+    }
+}
