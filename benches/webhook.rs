@@ -47,8 +47,8 @@ async fn main() -> anyhow::Result<()> {
     let seconds: u64 = env_or("BENCH_SECONDS", 10);
     let clients: u64 = env_or("BENCH_CLIENTS", 64);
     let customers: u64 = env_or::<u64>("BENCH_CUSTOMERS", 2_000).max(1);
-    let database = std::env::var("BENCH_DATABASE")
-        .unwrap_or_else(|_| "ledgerdesk_bench_webhook".to_owned());
+    let database =
+        std::env::var("BENCH_DATABASE").unwrap_or_else(|_| "ledgerdesk_bench_webhook".to_owned());
     anyhow::ensure!(
         !database.is_empty()
             && database
@@ -99,9 +99,7 @@ async fn main() -> anyhow::Result<()> {
     let next_update = Arc::new(AtomicU64::new(1));
     let measuring = Arc::new(AtomicBool::new(false));
     let deadline = Instant::now() + Duration::from_secs(seconds + 1);
-    println!(
-        "webhook: {clients} clients, {customers} customers, {seconds} s after a 1 s warm-up"
-    );
+    println!("webhook: {clients} clients, {customers} customers, {seconds} s after a 1 s warm-up");
     let mut workers = Vec::new();
     for _ in 0..clients {
         let http = http.clone();
@@ -148,7 +146,10 @@ async fn main() -> anyhow::Result<()> {
     let elapsed = measured_from.elapsed().as_secs_f64();
     latencies.sort_by(f64::total_cmp);
     let rate = latencies.len() as f64 / elapsed;
-    println!("{:>22} {:>10} {:>9} {:>9}", "", "updates/s", "p50 ms", "p99 ms");
+    println!(
+        "{:>22} {:>10} {:>9} {:>9}",
+        "", "updates/s", "p50 ms", "p99 ms"
+    );
     println!(
         "{:>22} {:>10.0} {:>9.1} {:>9.1}",
         "webhook → commands",
@@ -159,7 +160,11 @@ async fn main() -> anyhow::Result<()> {
     println!(
         "goal ≥ {GOAL_PER_SECOND:.0}/s: {:.2}× the goal ({}), {failures} failed requests",
         rate / GOAL_PER_SECOND,
-        if rate >= GOAL_PER_SECOND { "met" } else { "NOT met" }
+        if rate >= GOAL_PER_SECOND {
+            "met"
+        } else {
+            "NOT met"
+        }
     );
 
     // Every answered update must be in the log, once.
@@ -173,7 +178,10 @@ async fn main() -> anyhow::Result<()> {
         .fetch_one(&pool)
         .await?;
     println!("check: {handled} updates handled, {posted} messages in the log");
-    anyhow::ensure!(posted == handled, "every handled update is one message in the log");
+    anyhow::ensure!(
+        posted == handled,
+        "every handled update is one message in the log"
+    );
     pool.close().await;
 
     let _ = stop.send(());

@@ -34,19 +34,38 @@ use crate::inbound::{Inbox, describe};
 /// How long handled update keys are kept. Telegram stops redelivering an update long before.
 const KEEP_HANDLED: Duration = Duration::from_secs(14 * 24 * 3600);
 
-/// The whole bot of one process: inbound (webhook route or polling) and upkeep.
+/// The advisory lock that makes the delivery worker a singleton per database: class "LDDL",
+/// object 1.
+const DELIVERY_LOCK: (i32, i32) = (0x4c44_444c, 1);
+
+/// The whole bot of one process: inbound (webhook route or polling), the delivery worker
+/// (in the one process holding its lock) and upkeep.
 #[derive(Debug)]
 pub struct TelegramBot {
     config: BotConfig,
     inbox: Arc<Inbox>,
+    log: PostgresLog,
+    delivery: delivery::DeliveryOptions,
 }
 
 impl TelegramBot {
     /// The bot of `config`, writing to `log`.
     #[must_use]
     pub fn new(config: BotConfig, log: PostgresLog) -> Self {
-        let inbox = Arc::new(Inbox::new(log, config.bot(), config.bot_id()));
-        Self { config, inbox }
+        let inbox = Arc::new(Inbox::new(log.clone(), config.bot(), config.bot_id()));
+        Self {
+            config,
+            inbox,
+            log,
+            delivery: delivery::DeliveryOptions::default(),
+        }
+    }
+
+    /// The same bot with other delivery options.
+    #[must_use]
+    pub fn with_delivery(mut self, options: delivery::DeliveryOptions) -> Self {
+        self.delivery = options;
+        self
     }
 
     /// The inbox, for callers that feed updates themselves.
@@ -67,10 +86,17 @@ impl TelegramBot {
     }
 
     /// Runs until `stopped` turns true: polls for updates (or registers the webhook with
-    /// Telegram, retrying until it succeeds) and forgets old handled updates once an hour.
+    /// Telegram, retrying until it succeeds), runs the delivery worker when this process holds
+    /// its lock, and forgets old handled updates once an hour.
     pub async fn run(self, stopped: watch::Receiver<bool>) {
         let bot = self.config.bot();
         let upkeep = tokio::spawn(forget_old_updates(self.inbox(), stopped.clone()));
+        let delivering = tokio::spawn(deliver(
+            self.log.clone(),
+            bot.clone(),
+            self.delivery.clone(),
+            stopped.clone(),
+        ));
         match &self.config.mode {
             Mode::Polling { timeout } => {
                 polling::run(bot, self.inbox(), *timeout, until(stopped)).await;
@@ -105,6 +131,56 @@ impl TelegramBot {
             }
         }
         let _ = upkeep.await;
+        if let Err(error) = delivering.await {
+            tracing::error!(%error, "the delivery worker panicked");
+        }
+    }
+}
+
+/// Runs the delivery worker while holding its advisory lock on a connection of its own;
+/// another instance holding it makes this one wait and try again every few seconds.
+async fn deliver(
+    log: PostgresLog,
+    bot: teloxide::Bot,
+    options: delivery::DeliveryOptions,
+    stopped: watch::Receiver<bool>,
+) {
+    let stop = until(stopped.clone());
+    tokio::pin!(stop);
+    let mut waiting_logged = false;
+    loop {
+        let locked = async {
+            let mut conn = log.pool().acquire().await?;
+            let locked: bool = sqlx::query_scalar("select pg_try_advisory_lock($1, $2)")
+                .bind(DELIVERY_LOCK.0)
+                .bind(DELIVERY_LOCK.1)
+                .fetch_one(&mut *conn)
+                .await?;
+            Ok::<_, sqlx::Error>(locked.then_some(conn))
+        };
+        match locked.await {
+            Ok(Some(conn)) => {
+                tracing::info!("delivery worker running");
+                delivery::DeliveryWorker::new(log.clone(), bot, options)
+                    .run(until(stopped))
+                    .await;
+                // Closing the connection ends the session and releases the lock.
+                if let Err(error) = sqlx::Connection::close(conn.detach()).await {
+                    tracing::debug!(%error, "closing the delivery lock's connection failed");
+                }
+                return;
+            }
+            Ok(None) if !waiting_logged => {
+                tracing::info!("another instance delivers to telegram; standing by");
+                waiting_logged = true;
+            }
+            Ok(None) => {}
+            Err(error) => tracing::warn!(%error, "cannot take the delivery lock"),
+        }
+        tokio::select! {
+            () = &mut stop => return,
+            () = tokio::time::sleep(Duration::from_secs(5)) => {}
+        }
     }
 }
 

@@ -2,8 +2,6 @@
 //! test), the real worker and teloxide client, and the fake Bot API server in place of
 //! Telegram. Tests wait by polling the log or the fake with a deadline, never by sleeping.
 
-#![expect(clippy::unwrap_used, reason = "tests fail loudly on purpose")]
-
 use std::num::NonZeroU32;
 use std::time::{Duration, Instant};
 

@@ -493,3 +493,67 @@ async fn the_webhook_is_registered_with_its_secret_at_start() {
     assert_eq!(calls[0].param("secret_token").as_deref(), Some(SECRET));
     desk.stop().await;
 }
+
+#[tokio::test]
+async fn a_customer_message_and_an_agent_reply_make_the_round_trip() {
+    let telegram = FakeTelegram::start().await;
+    let desk = Desk::start("roundtrip", &telegram, Receive::Webhook).await;
+    let message = fixture("message_text");
+    let customer = sender_of(&message);
+    desk.post(&message).await;
+    let ticket = ticket_of(&desk, customer).await;
+    // The read models show the ticket and the message.
+    desk.wait_for_rows(
+        "select count(*) from tickets t join messages m on m.ticket_id = t.id \
+         where m.direction = 'in'",
+        1,
+    )
+    .await;
+    let shown: Option<String> = sqlx::query_scalar(
+        "select m.text from messages m join tickets t on t.id = m.ticket_id \
+         where t.customer_id = $1",
+    )
+    .bind(customer)
+    .fetch_one(&desk.pool)
+    .await
+    .unwrap();
+    assert_eq!(shown.as_deref(), message["message"]["text"].as_str());
+
+    // An agent replies through the command service.
+    let reply_id = domain::MessageId::from_uuid(Uuid::now_v7());
+    let agent = AgentId::from_uuid(Uuid::now_v7());
+    let ctx = CommandContext::new(eventlog::Actor::new(
+        eventlog::ActorKind::Agent,
+        agent.to_string(),
+    ));
+    CommandService::new(desk.log.clone())
+        .execute_ticket(
+            ticket,
+            &TicketCommand::ReplyAsAgent(domain::ticket::ReplyAsAgent {
+                message_id: reply_id,
+                agent,
+                template: None,
+                content: domain::content::ReplyContent::text("It ships tomorrow."),
+                at: Utc::now(),
+            }),
+            &ctx,
+        )
+        .await
+        .unwrap();
+    let sent = telegram.wait_for_calls("sendMessage", 1, PATIENCE).await;
+    assert_eq!(sent[0].chat_id(), Some(customer));
+    assert_eq!(sent[0].text().as_deref(), Some("It ships tomorrow."));
+    desk.wait_for("ticket.reply_delivered", 1).await;
+    let delivered = desk.payloads("ticket.reply_delivered").await;
+    assert_eq!(delivered[0]["message_id"], json!(reply_id.to_string()));
+    assert_eq!(
+        delivered[0]["telegram_message_id"],
+        json!(sent[0].message_id.unwrap())
+    );
+    desk.wait_for_rows(
+        "select count(*) from messages where delivery_state = 'delivered'",
+        1,
+    )
+    .await;
+    desk.stop().await;
+}
