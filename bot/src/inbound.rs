@@ -18,9 +18,10 @@
 //! Every command carries an idempotency key made of the bot id, the update id and the update's
 //! own timestamp (or callback query id): Telegram numbers updates sequentially but picks a new
 //! random start after a week without updates, so the update id alone could meet an old key.
-//! A repeated update therefore writes nothing new. Once an update is fully handled its key goes
-//! into `telegram_updates_handled`, and a repeat found there is answered at once, without
-//! sending the greeting or a callback answer again. Only a repeat that arrives while the first
+//! A repeated update therefore writes nothing new. The updates the bot answers itself
+//! (commands and button presses) are also remembered once fully handled, in
+//! `telegram_updates_handled`, and a repeat found there is answered at once, without sending
+//! the greeting or a callback answer again. Only a repeat that arrives while the first
 //! delivery is still being handled (or after a crash before the key was stored) can make the
 //! bot send its own answer twice; the log is never written twice.
 //!
@@ -131,11 +132,15 @@ impl Inbox {
     /// update is delivered again.
     pub async fn handle(&self, update: &Update) -> Result<Handled, InboundError> {
         let key = update_key(&self.bot_id, update);
-        if self.already_handled(&key).await? {
+        let inbound = update::interpret(update, Utc::now());
+        // Only updates the bot answers need the handled mark; the others are idempotent on
+        // the log by their key alone, and skipping the mark saves two queries per message.
+        let answers = matches!(inbound, Inbound::Command { .. } | Inbound::Callback { .. });
+        if answers && self.already_handled(&key).await? {
             tracing::debug!(update_id = update.id.0, "repeated update ignored");
             return Ok(Handled::Duplicate);
         }
-        let handled = match update::interpret(update, Utc::now()) {
+        let handled = match inbound {
             Inbound::Ignored { reason } => {
                 tracing::debug!(update_id = update.id.0, reason, "update ignored");
                 Handled::Ignored(reason)
@@ -181,7 +186,9 @@ impl Inbox {
         if let Handled::Refused(reason) = &handled {
             tracing::info!(update_id = update.id.0, reason, "update refused");
         }
-        self.mark_handled(&key).await?;
+        if answers {
+            self.mark_handled(&key).await?;
+        }
         Ok(handled)
     }
 
