@@ -10,7 +10,7 @@
 //! The service keeps the states it decided on and appended after, by stream, in a bounded
 //! per-process memory (see `cache.rs`), so a command on a known stream reads nothing before it
 //! appends: the append's expected version is what proves the state current. A stale state
-//! conflicts and is decided again on a fresh load; an outcome no append checked (a rejection,
+//! conflicts and is decided again on a fresh load (it costs one of the attempts); an outcome no append checked (a rejection,
 //! nothing to write) is decided again on a fresh load before it is returned.
 //! [`CommandService::state`] never answers from that memory.
 //!
@@ -252,8 +252,9 @@ enum Attempt<T, E> {
     Done(T),
     /// Someone else wrote first: decide again on fresh state.
     Retry(Error),
-    /// A state from memory led to an outcome no append verified, or to a conflict: decide
-    /// again on fresh state, at once and without counting an attempt.
+    /// A state from memory led to an outcome no append verified: decide again on fresh
+    /// state, at once and without counting an attempt. (A conflict is a [`Attempt::Retry`]
+    /// like any other: a stale state costs one attempt.)
     Recheck,
     Failed(CommandError<E>),
 }
@@ -343,10 +344,8 @@ impl<L: EventLog> CommandService<L> {
                         return Attempt::Recheck;
                     }
                     let outcome = self.commit(plan, ctx).await;
-                    match &outcome {
-                        Attempt::Done(executed) => self.keep(loaded, executed, |e| Some(e)),
-                        Attempt::Retry(_) if loaded.cached => return Attempt::Recheck,
-                        _ => {}
+                    if let Attempt::Done(executed) = &outcome {
+                        self.keep(loaded, executed, |e| Some(e));
                     }
                     outcome
                 }
@@ -381,7 +380,7 @@ impl<L: EventLog> CommandService<L> {
     /// Calls `attempt` until it is done, failed, or has conflicted `max_attempts` times,
     /// pausing a little (with jitter, so racing writers spread out) between attempts.
     /// `attempt` is told whether to load fresh state (`true`) or may use the service's memory:
-    /// only the first attempt may, and a [`Attempt::Recheck`] of it is not counted.
+    /// only the first attempt may, and an [`Attempt::Recheck`] of it is not counted.
     async fn run<T, E, F, Fut>(&self, mut attempt: F) -> Result<T, CommandError<E>>
     where
         F: FnMut(bool) -> Fut,

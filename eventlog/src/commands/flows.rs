@@ -77,15 +77,11 @@ impl<L: EventLog> CommandService<L> {
                         return Attempt::Recheck;
                     }
                     let outcome = self.commit(plan, ctx).await;
-                    match &outcome {
-                        Attempt::Done(executed) => {
-                            self.keep(customer, executed, AnyEvent::as_customer);
-                            if let Some(ticket) = ticket {
-                                self.keep(ticket, executed, AnyEvent::as_ticket);
-                            }
+                    if let Attempt::Done(executed) = &outcome {
+                        self.keep(customer, executed, AnyEvent::as_customer);
+                        if let Some(ticket) = ticket {
+                            self.keep(ticket, executed, AnyEvent::as_ticket);
                         }
-                        Attempt::Retry(_) if cached => return Attempt::Recheck,
-                        _ => {}
                     }
                     outcome.map(|executed| MessageRouted {
                         // A replayed append reports what the first one did.
@@ -176,15 +172,11 @@ impl<L: EventLog> CommandService<L> {
                         return Attempt::Recheck;
                     }
                     let outcome = self.commit(plan, ctx).await;
-                    match &outcome {
-                        Attempt::Done(executed) => {
-                            self.keep(ticket, executed, AnyEvent::as_ticket);
-                            if let Some(customer) = customer {
-                                self.keep(customer, executed, AnyEvent::as_customer);
-                            }
+                    if let Attempt::Done(executed) = &outcome {
+                        self.keep(ticket, executed, AnyEvent::as_ticket);
+                        if let Some(customer) = customer {
+                            self.keep(customer, executed, AnyEvent::as_customer);
                         }
-                        Attempt::Retry(_) if cached => return Attempt::Recheck,
-                        _ => {}
                     }
                     outcome
                 }
