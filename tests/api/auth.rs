@@ -522,8 +522,10 @@ async fn ended_sessions_are_refused_by_this_instance_at_once_and_by_others_withi
     let here = AuthService::new(server.log.clone(), None, AuthConfig::default())
         .await
         .unwrap();
-    let mut untrusting = AuthConfig::default();
-    untrusting.session_check_ttl = std::time::Duration::ZERO;
+    let untrusting = AuthConfig {
+        session_check_ttl: std::time::Duration::ZERO,
+        ..AuthConfig::default()
+    };
     let elsewhere = AuthService::new(server.log.clone(), None, untrusting)
         .await
         .unwrap();
