@@ -1,6 +1,7 @@
-//! N WebSocket clients subscribed to `ticketsChanged` on a real in-process server; tickets are
-//! opened one by one and each client times commit → delivery. Prints p50/p99 and the
-//! process's RSS (server and clients together: an upper bound on the server's).
+//! N WebSocket clients subscribed to `ticketsChanged` on a real server; tickets are opened one
+//! by one and each delivery is timed from the commit. The server runs in this process, the
+//! clients in a child process (this binary, started again), so the RSS printed for the server
+//! is its own. Prints p50/p99 and both processes' RSS.
 //!
 //! `DATABASE_URL=postgres://… cargo bench -p api --bench subscribers -- [clients] [tickets]`
 
@@ -12,7 +13,7 @@
 
 use std::collections::HashMap;
 use std::sync::{Arc, Mutex};
-use std::time::{Duration, Instant};
+use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
 
 use api::auth::{AuthConfig, AuthService, NewAgent};
 use chrono::Utc;
@@ -29,8 +30,15 @@ use tokio_tungstenite::tungstenite::client::IntoClientRequest;
 use tokio_tungstenite::tungstenite::http::HeaderValue;
 use uuid::Uuid;
 
+/// Set in the child process that runs the clients: `<addr> <clients> <token>`.
+const CLIENTS_ENV: &str = "LEDGERDESK_BENCH_SUBSCRIBER_CLIENTS";
+
 fn rss_kib() -> u64 {
-    std::fs::read_to_string("/proc/self/status")
+    rss_of("/proc/self/status")
+}
+
+fn rss_of(status: &str) -> u64 {
+    std::fs::read_to_string(status)
         .unwrap_or_default()
         .lines()
         .find_map(|line| line.strip_prefix("VmRSS:"))
@@ -40,6 +48,10 @@ fn rss_kib() -> u64 {
 
 #[tokio::main]
 async fn main() {
+    if let Ok(spec) = std::env::var(CLIENTS_ENV) {
+        run_clients(&spec).await;
+        return;
+    }
     let args: Vec<usize> = std::env::args()
         .skip(1)
         .filter_map(|a| a.parse().ok())
@@ -100,58 +112,48 @@ async fn main() {
         .access_token;
 
     let rss_before = rss_kib();
-    let committed: Arc<Mutex<HashMap<String, Instant>>> = Arc::default();
+    // The clients run in a child process (this binary again), so the RSS read here is the
+    // server's alone. The child prints `ready` once every client subscribed, then one line per
+    // delivery: the ticket id and the wall-clock time of arrival (both processes read the
+    // same clock).
+    let mut child = std::process::Command::new(std::env::current_exe().unwrap())
+        .env(CLIENTS_ENV, format!("{addr} {clients} {token}"))
+        .stdout(std::process::Stdio::piped())
+        .spawn()
+        .unwrap();
+    let child_pid = child.id();
+    let (line_tx, mut line_rx) = tokio::sync::mpsc::unbounded_channel::<String>();
+    let stdout = child.stdout.take().unwrap();
+    std::thread::spawn(move || {
+        use std::io::BufRead;
+        for line in std::io::BufReader::new(stdout).lines() {
+            let Ok(line) = line else { break };
+            if line_tx.send(line).is_err() {
+                break;
+            }
+        }
+    });
+    while line_rx.recv().await.unwrap() != "ready" {}
+    // Let the last subscriptions reach the hub.
+    tokio::time::sleep(Duration::from_millis(500)).await;
+    let rss_subscribed = rss_kib();
+    let committed: Arc<Mutex<HashMap<String, SystemTime>>> = Arc::default();
     let (latency_tx, mut latency_rx) = tokio::sync::mpsc::unbounded_channel::<Duration>();
-    let (ready_tx, mut ready_rx) = tokio::sync::mpsc::unbounded_channel::<()>();
-    for _ in 0..clients {
-        let token = token.clone();
+    {
         let committed = committed.clone();
-        let latency_tx = latency_tx.clone();
-        let ready_tx = ready_tx.clone();
         tokio::spawn(async move {
-            let mut request = format!("ws://{addr}/graphql/ws")
-                .into_client_request()
-                .unwrap();
-            request.headers_mut().insert(
-                "Sec-WebSocket-Protocol",
-                HeaderValue::from_static("graphql-transport-ws"),
-            );
-            let (mut ws, _) = tokio_tungstenite::connect_async(request).await.unwrap();
-            let send = |v: Value| Message::Text(v.to_string().into());
-            ws.send(send(json!({"type": "connection_init", "payload": {"authorization": format!("Bearer {token}")}})))
-                .await
-                .unwrap();
-            let _ack = ws.next().await;
-            ws.send(send(
-                json!({"type": "subscribe", "id": "1", "payload": {"query":
-                "subscription { ticketsChanged { cursor ticket { ticketId status } } }"}}),
-            ))
-            .await
-            .unwrap();
-            let _ = ready_tx.send(());
-            while let Some(Ok(message)) = ws.next().await {
-                if let Message::Text(text) = message {
-                    let at = Instant::now();
-                    let value: Value = serde_json::from_str(&text).unwrap();
-                    let id = value["payload"]["data"]["ticketsChanged"]["ticket"]["ticketId"]
-                        .as_str()
-                        .unwrap_or_default()
-                        .to_owned();
-                    let start = committed.lock().unwrap().get(&id).copied();
-                    if let Some(start) = start {
-                        let _ = latency_tx.send(at.saturating_duration_since(start));
-                    }
+            while let Some(line) = line_rx.recv().await {
+                let Some((id, nanos)) = line.split_once(' ') else {
+                    continue;
+                };
+                let at = UNIX_EPOCH + Duration::from_nanos(nanos.parse().unwrap_or(0));
+                let start = committed.lock().unwrap().get(id).copied();
+                if let Some(start) = start {
+                    let _ = latency_tx.send(at.duration_since(start).unwrap_or_default());
                 }
             }
         });
     }
-    drop(latency_tx);
-    for _ in 0..clients {
-        ready_rx.recv().await.unwrap();
-    }
-    // Let the last subscriptions reach the hub.
-    tokio::time::sleep(Duration::from_millis(500)).await;
-    let rss_subscribed = rss_kib();
 
     let commands = CommandService::new(log.clone());
     let mut latencies = Vec::with_capacity(clients * tickets);
@@ -176,7 +178,7 @@ async fn main() {
         committed
             .lock()
             .unwrap()
-            .insert(id.to_string(), Instant::now());
+            .insert(id.to_string(), SystemTime::now());
         commands
             .execute::<Ticket>(TicketId(id).stream(), &command, &ctx)
             .await
@@ -184,7 +186,7 @@ async fn main() {
         committed
             .lock()
             .unwrap()
-            .insert(id.to_string(), Instant::now());
+            .insert(id.to_string(), SystemTime::now());
         let deadline = Instant::now() + Duration::from_secs(10);
         while latencies.len() < (n + 1) * clients && Instant::now() < deadline {
             if let Ok(Some(latency)) =
@@ -211,11 +213,17 @@ async fn main() {
         latencies.last().copied().unwrap_or_default()
     );
     println!(
-        "RSS (server + clients in one process): before clients {} MiB, subscribed {} MiB, after run {} MiB",
+        "server RSS (clients run in another process): before clients {} MiB, subscribed {} MiB, after run {} MiB (goal <= 200 MB)",
         rss_before / 1024,
         rss_subscribed / 1024,
         rss_peak / 1024
     );
+    println!(
+        "client process RSS: {} MiB",
+        rss_of(&format!("/proc/{child_pid}/status")) / 1024
+    );
+    let _ = child.kill();
+    let _ = child.wait();
 
     let _ = stop.send(true);
     serving.abort();
@@ -226,4 +234,64 @@ async fn main() {
         .execute(&admin)
         .await
         .ok();
+}
+
+/// The child process: `clients` WebSocket subscribers of `ticketsChanged`. Prints `ready` once
+/// all are subscribed, then `<ticket id> <arrival, ns since the Unix epoch>` per delivery.
+async fn run_clients(spec: &str) {
+    let mut parts = spec.splitn(3, ' ');
+    let addr = parts.next().unwrap().to_owned();
+    let clients: usize = parts.next().unwrap().parse().unwrap();
+    let token = parts.next().unwrap().to_owned();
+    let (line_tx, mut line_rx) = tokio::sync::mpsc::unbounded_channel::<String>();
+    let (ready_tx, mut ready_rx) = tokio::sync::mpsc::unbounded_channel::<()>();
+    for _ in 0..clients {
+        let (addr, token) = (addr.clone(), token.clone());
+        let line_tx = line_tx.clone();
+        let ready_tx = ready_tx.clone();
+        tokio::spawn(async move {
+            let mut request = format!("ws://{addr}/graphql/ws")
+                .into_client_request()
+                .unwrap();
+            request.headers_mut().insert(
+                "Sec-WebSocket-Protocol",
+                HeaderValue::from_static("graphql-transport-ws"),
+            );
+            let (mut ws, _) = tokio_tungstenite::connect_async(request).await.unwrap();
+            let send = |v: Value| Message::Text(v.to_string().into());
+            ws.send(send(json!({"type": "connection_init", "payload": {"authorization": format!("Bearer {token}")}})))
+                .await
+                .unwrap();
+            let _ack = ws.next().await;
+            ws.send(send(
+                json!({"type": "subscribe", "id": "1", "payload": {"query":
+                "subscription { ticketsChanged { cursor ticket { ticketId status } } }"}}),
+            ))
+            .await
+            .unwrap();
+            let _ = ready_tx.send(());
+            while let Some(Ok(message)) = ws.next().await {
+                if let Message::Text(text) = message {
+                    let at = SystemTime::now()
+                        .duration_since(UNIX_EPOCH)
+                        .unwrap_or_default()
+                        .as_nanos();
+                    let value: Value = serde_json::from_str(&text).unwrap();
+                    let id = value["payload"]["data"]["ticketsChanged"]["ticket"]["ticketId"]
+                        .as_str()
+                        .unwrap_or_default()
+                        .to_owned();
+                    let _ = line_tx.send(format!("{id} {at}"));
+                }
+            }
+        });
+    }
+    drop(line_tx);
+    for _ in 0..clients {
+        ready_rx.recv().await.unwrap();
+    }
+    println!("ready");
+    while let Some(line) = line_rx.recv().await {
+        println!("{line}");
+    }
 }

@@ -34,6 +34,9 @@ const CATCH_UP_PAGE: usize = 500;
 const TICKET_BATCH: usize = 512;
 /// Longest the ticket feed waits for the `tickets` read model before loading rows anyway.
 const PROJECTION_WAIT: Duration = Duration::from_secs(10);
+/// Longest pause between two looks at the `tickets` checkpoint while waiting: the hub is a
+/// single waiter, and every millisecond here is a millisecond of every subscriber's latency.
+const PROJECTION_POLL: Duration = Duration::from_millis(2);
 /// Pause before a failed follower starts again.
 const RETRY_PAUSE: Duration = Duration::from_millis(500);
 
@@ -243,7 +246,15 @@ async fn publish_tickets(
     ids: &[Uuid],
     tickets: &broadcast::Sender<Arc<TicketBatch>>,
 ) {
-    if let Err(error) = projections::wait_for(pool, &["tickets"], position, PROJECTION_WAIT).await {
+    let waited = projections::wait_polling(
+        pool,
+        &["tickets"],
+        position,
+        PROJECTION_WAIT,
+        PROJECTION_POLL,
+    )
+    .await;
+    if let Err(error) = waited {
         tracing::warn!(%error, %position, "live hub: the tickets read model is behind; sending rows as they are");
     }
     match load_tickets(pool, ids).await {

@@ -7,6 +7,13 @@
 //! [`Error::Conflict`]; the service then reloads and decides again, a bounded number of times.
 //! Nothing else is retried: rejections, undecodable history and backend errors return at once.
 //!
+//! The service keeps the states it decided on and appended after, by stream, in a bounded
+//! per-process memory (see `cache.rs`), so a command on a known stream reads nothing before it
+//! appends: the append's expected version is what proves the state current. A stale state
+//! conflicts and is decided again on a fresh load (it costs one of the attempts); an outcome no append checked (a rejection,
+//! nothing to write) is decided again on a fresh load before it is returned.
+//! [`CommandService::state`] never answers from that memory.
+//!
 //! Every event carries the [`CommandContext`] as its [`Metadata`] (actor, correlation and
 //! causation ids), and the context's idempotency key goes on the append, so a command sent
 //! twice (a Telegram update delivered again, a client mutation retried) has one effect and the
@@ -15,8 +22,10 @@
 //! It must not hold business rules (they live in `domain`) nor talk SQL (only through
 //! [`EventLog`]).
 
+mod cache;
 mod flows;
 
+use std::sync::Arc;
 use std::time::Duration;
 
 use domain::{Decider, DecodeError, DomainEvent, StreamId};
@@ -27,10 +36,14 @@ use crate::{
     ExpectedVersion, Metadata, NewEvent, Position, Receipt,
 };
 
+use cache::StateCache;
 pub use flows::MessageRouted;
 
 /// How many times a command is decided before a run of conflicts makes it give up.
 pub const DEFAULT_MAX_ATTEMPTS: u32 = 10;
+
+/// How many streams' states a service keeps in memory by default.
+pub const DEFAULT_CACHED_STREAMS: usize = 4_096;
 
 /// How many events one read of a stream asks for while loading it.
 const LOAD_PAGE: usize = 1_000;
@@ -195,6 +208,8 @@ struct Loaded<D> {
     stream: String,
     /// The last version read (`None`: the stream is empty).
     version: Option<u64>,
+    /// True when the state came from the service's memory, not from reading the stream now.
+    cached: bool,
 }
 
 /// What one attempt wants to append: the streams it read (with the version seen) and the
@@ -224,6 +239,12 @@ impl<E> Plan<E> {
         }
         self
     }
+
+    /// Whether committing it appends nothing at all (no event, no idempotency key), so no
+    /// expected version gets checked.
+    fn checks_nothing(&self, ctx: &CommandContext) -> bool {
+        self.writes.is_empty() && ctx.idempotency_key.is_none()
+    }
 }
 
 /// The end of one attempt.
@@ -231,6 +252,10 @@ enum Attempt<T, E> {
     Done(T),
     /// Someone else wrote first: decide again on fresh state.
     Retry(Error),
+    /// A state from memory led to an outcome no append verified: decide again on fresh
+    /// state, at once and without counting an attempt. (A conflict is a [`Attempt::Retry`]
+    /// like any other: a stale state costs one attempt.)
+    Recheck,
     Failed(CommandError<E>),
 }
 
@@ -239,6 +264,7 @@ impl<T, E> Attempt<T, E> {
         match self {
             Attempt::Done(done) => Attempt::Done(f(done)),
             Attempt::Retry(conflict) => Attempt::Retry(conflict),
+            Attempt::Recheck => Attempt::Recheck,
             Attempt::Failed(error) => Attempt::Failed(error),
         }
     }
@@ -249,15 +275,26 @@ impl<T, E> Attempt<T, E> {
 pub struct CommandService<L> {
     log: L,
     max_attempts: u32,
+    /// States kept after the appends of this service and its clones (`None`: none kept).
+    states: Option<Arc<StateCache>>,
 }
 
 impl<L: EventLog> CommandService<L> {
-    /// A service over `log`, deciding each command at most [`DEFAULT_MAX_ATTEMPTS`] times.
+    /// A service over `log`, deciding each command at most [`DEFAULT_MAX_ATTEMPTS`] times and
+    /// keeping the states of up to [`DEFAULT_CACHED_STREAMS`] streams in memory.
     pub fn new(log: L) -> Self {
         CommandService {
             log,
             max_attempts: DEFAULT_MAX_ATTEMPTS,
+            states: Some(Arc::new(StateCache::new(DEFAULT_CACHED_STREAMS))),
         }
+    }
+
+    /// The same service keeping the states of up to `streams` streams (0: none, every command
+    /// reads its streams). Clones made before share the old memory, not this one.
+    pub fn with_cached_streams(mut self, streams: usize) -> Self {
+        self.states = (streams > 0).then(|| Arc::new(StateCache::new(streams)));
+        self
     }
 
     /// The same service deciding each command at most `attempts` times (at least once).
@@ -290,22 +327,33 @@ impl<L: EventLog> CommandService<L> {
         ctx: &CommandContext,
     ) -> Result<Executed<D::Event>, CommandError<D::Error>>
     where
-        D: Decider,
+        D: Decider + Send + 'static,
         D::Event: DomainEvent,
     {
         let name = stream.name();
         let name = name.as_str();
-        self.run(|| async move {
-            let loaded = match self.load::<D, D::Error>(name).await {
+        self.run(|fresh| async move {
+            let loaded = match self.load::<D, D::Error>(name, fresh).await {
                 Ok(loaded) => loaded,
                 Err(error) => return Attempt::Failed(error),
             };
             match loaded.state.decide(command) {
                 Ok(events) => {
                     let plan = Plan::new().and_read(&loaded).write(name.to_owned(), events);
-                    self.commit(plan, ctx).await
+                    if loaded.cached && plan.checks_nothing(ctx) {
+                        return Attempt::Recheck;
+                    }
+                    let outcome = self.commit(plan, ctx).await;
+                    if let Attempt::Done(executed) = &outcome {
+                        self.keep(loaded, executed, |e| Some(e));
+                    }
+                    outcome
                 }
-                Err(rejection) => self.rejected(rejection, ctx).await,
+                Err(_) if loaded.cached => Attempt::Recheck,
+                Err(rejection) => {
+                    self.keep_as_read(loaded);
+                    self.rejected(rejection, ctx).await
+                }
             }
         })
         .await
@@ -323,25 +371,31 @@ impl<L: EventLog> CommandService<L> {
         stream: StreamId,
     ) -> Result<D, CommandError<std::convert::Infallible>>
     where
-        D: Decider,
+        D: Decider + 'static,
         D::Event: DomainEvent,
     {
-        Ok(self.load::<D, _>(&stream.name()).await?.state)
+        Ok(self.load::<D, _>(&stream.name(), true).await?.state)
     }
 
     /// Calls `attempt` until it is done, failed, or has conflicted `max_attempts` times,
     /// pausing a little (with jitter, so racing writers spread out) between attempts.
+    /// `attempt` is told whether to load fresh state (`true`) or may use the service's memory:
+    /// only the first attempt may, and an [`Attempt::Recheck`] of it is not counted.
     async fn run<T, E, F, Fut>(&self, mut attempt: F) -> Result<T, CommandError<E>>
     where
-        F: FnMut() -> Fut,
+        F: FnMut(bool) -> Fut,
         Fut: Future<Output = Attempt<T, E>>,
     {
         let mut tries = 0;
+        let mut fresh = false;
         loop {
             tries += 1;
-            match attempt().await {
+            let outcome = attempt(fresh).await;
+            fresh = true;
+            match outcome {
                 Attempt::Done(done) => return Ok(done),
                 Attempt::Failed(error) => return Err(error),
+                Attempt::Recheck => tries -= 1,
                 Attempt::Retry(last) if tries >= self.max_attempts => {
                     return Err(CommandError::Conflict {
                         attempts: tries,
@@ -357,11 +411,23 @@ impl<L: EventLog> CommandService<L> {
     }
 
     /// Loads a stream and folds it into `D`; an empty (or missing) stream is `D::default()`.
-    async fn load<D, E>(&self, stream: &str) -> Result<Loaded<D>, CommandError<E>>
+    /// Unless `fresh`, takes the state from the service's memory when it has one.
+    async fn load<D, E>(&self, stream: &str, fresh: bool) -> Result<Loaded<D>, CommandError<E>>
     where
-        D: Decider,
+        D: Decider + 'static,
         D::Event: DomainEvent,
     {
+        if !fresh
+            && let Some(states) = &self.states
+            && let Some((state, version)) = states.take::<D>(stream)
+        {
+            return Ok(Loaded {
+                state,
+                stream: stream.to_owned(),
+                version,
+                cached: true,
+            });
+        }
         let mut state = D::default();
         let mut version = None;
         let mut from = 0;
@@ -387,8 +453,54 @@ impl<L: EventLog> CommandService<L> {
                     state,
                     stream: stream.to_owned(),
                     version,
+                    cached: false,
                 });
             }
+        }
+    }
+
+    /// Keeps a state after a commit: folded with the events `executed` wrote to its stream
+    /// (`pick` tells which of them are `D`'s) at their version, or as read when none was
+    /// written (the append checked that version). A replayed execution wrote nothing now, so
+    /// nothing proves the state current: it is not kept.
+    fn keep<D, E>(
+        &self,
+        loaded: Loaded<D>,
+        executed: &Executed<E>,
+        pick: impl Fn(&E) -> Option<&D::Event>,
+    ) where
+        D: Decider + Send + 'static,
+    {
+        let Some(states) = &self.states else { return };
+        if executed.replayed {
+            return;
+        }
+        let Loaded {
+            mut state,
+            stream,
+            mut version,
+            ..
+        } = loaded;
+        for applied in executed.events.iter().filter(|a| a.stream == stream) {
+            let Some(event) = pick(&applied.event) else {
+                // Not this aggregate's event: the state cannot follow; read it next time.
+                return;
+            };
+            state = state.evolve(event);
+            version = Some(applied.version);
+        }
+        states.put(&stream, state, version);
+    }
+
+    /// Keeps a state as freshly read, when no append followed (a rejection).
+    fn keep_as_read<D>(&self, loaded: Loaded<D>)
+    where
+        D: Decider + Send + 'static,
+    {
+        if let Some(states) = &self.states
+            && !loaded.cached
+        {
+            states.put(&loaded.stream, loaded.state, loaded.version);
         }
     }
 

@@ -40,4 +40,4 @@ pub use projection::{ApplyError, Envelope, Projection, SHADOW_SCHEMA, Target};
 pub use runner::{
     Exit, ProgressFn, ProjectionRunner, RebuildProgress, RebuildReport, RunnerOptions, RuntimeError,
 };
-pub use status::{LAG_CAP, ProjectionStatus, WaitError, status, wait_for};
+pub use status::{LAG_CAP, ProjectionStatus, WaitError, status, wait_for, wait_polling};

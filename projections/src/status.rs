@@ -119,9 +119,31 @@ pub async fn wait_for(
     position: Position,
     timeout: Duration,
 ) -> Result<(), WaitError> {
+    wait_polling(
+        pool,
+        projections,
+        position,
+        timeout,
+        Duration::from_millis(25),
+    )
+    .await
+}
+
+/// [`wait_for`], polling at least every `longest_pause`: for a single waiter whose latency
+/// matters more than the queries it sends (the live hub waits once per batch of changes).
+///
+/// # Errors
+/// As [`wait_for`].
+pub async fn wait_polling(
+    pool: &PgPool,
+    projections: &[&str],
+    position: Position,
+    timeout: Duration,
+    longest_pause: Duration,
+) -> Result<(), WaitError> {
     let started = Instant::now();
     let (tx, seq) = checkpoint::to_parts(position);
-    let mut pause = Duration::from_millis(1);
+    let mut pause = Duration::from_millis(1).min(longest_pause);
     loop {
         let rows: Vec<(String, Option<i64>, Option<i64>)> = sqlx::query_as(
             "select p.name, c.failed_position_tx, c.failed_position_seq
@@ -163,6 +185,6 @@ pub async fn wait_for(
             });
         }
         tokio::time::sleep(pause.min(timeout - waited)).await;
-        pause = (pause * 2).min(Duration::from_millis(25));
+        pause = (pause * 2).min(longest_pause);
     }
 }

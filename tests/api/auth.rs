@@ -510,3 +510,31 @@ async fn api_tokens_carry_only_their_scopes_and_stop_when_revoked() {
     assert_eq!(twice["revokeApiToken"]["revoked"], false);
     server.stop().await;
 }
+
+#[tokio::test]
+async fn ended_sessions_are_refused_by_this_instance_at_once_and_by_others_within_their_bound() {
+    use api::auth::{AuthConfig, AuthService, Authentication};
+    let server = Server::start("session_memory").await;
+    let admin = server.admin().await;
+    let agent = AgentId(admin.id.parse().unwrap());
+    let accepted = |auth: Authentication| matches!(auth, Authentication::Authenticated(_));
+    // Two instances over one database; the second trusts nothing it read (bound zero).
+    let here = AuthService::new(server.log.clone(), None, AuthConfig::default())
+        .await
+        .unwrap();
+    let untrusting = AuthConfig {
+        session_check_ttl: std::time::Duration::ZERO,
+        ..AuthConfig::default()
+    };
+    let elsewhere = AuthService::new(server.log.clone(), None, untrusting)
+        .await
+        .unwrap();
+    assert!(accepted(here.authenticate(Some(&admin.token)).await));
+    assert!(accepted(elsewhere.authenticate(Some(&admin.token)).await));
+
+    // The instance that ends the sessions forgets what it remembered of them.
+    here.end_all_sessions(agent).await.unwrap();
+    assert!(!accepted(here.authenticate(Some(&admin.token)).await));
+    assert!(!accepted(elsewhere.authenticate(Some(&admin.token)).await));
+    server.stop().await;
+}

@@ -16,6 +16,7 @@
 pub(crate) mod jwt;
 pub mod password;
 mod service;
+mod sessions;
 pub(crate) mod store;
 pub mod tokens;
 

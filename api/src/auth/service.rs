@@ -17,6 +17,7 @@ use sqlx::PgPool;
 use uuid::Uuid;
 
 use super::password::{self, WeakPassword};
+use super::sessions::SessionCache;
 use super::{Authentication, Caller, Keys, Scope, store, tokens};
 
 /// How authentication behaves. Every field has a safe default.
@@ -30,6 +31,12 @@ pub struct AuthConfig {
     pub logins_per_ip_per_minute: u32,
     /// Sign-in attempts allowed per account per minute.
     pub logins_per_account_per_minute: u32,
+    /// How long an access token's session state (epoch, forced password change) read from the
+    /// database is trusted before it is read again. This process forgets it at once when it
+    /// ends the agent's sessions itself; another instance's (or the CLI's) password change,
+    /// deactivation or sign-out everywhere ends sessions here within this bound. Zero reads
+    /// the database on every request.
+    pub session_check_ttl: Duration,
 }
 
 impl Default for AuthConfig {
@@ -39,6 +46,7 @@ impl Default for AuthConfig {
             refresh_ttl: Duration::from_secs(30 * 24 * 3600),
             logins_per_ip_per_minute: 20,
             logins_per_account_per_minute: 5,
+            session_check_ttl: Duration::from_secs(1),
         }
     }
 }
@@ -121,6 +129,7 @@ struct Inner {
     config: AuthConfig,
     per_ip: DefaultKeyedRateLimiter<IpAddr>,
     per_account: DefaultKeyedRateLimiter<String>,
+    sessions: SessionCache,
 }
 
 fn per_minute(n: u32) -> Quota {
@@ -163,6 +172,7 @@ impl AuthService {
                     config.logins_per_account_per_minute,
                 )),
                 keys: Keys::from_secret(&secret),
+                sessions: SessionCache::new(config.session_check_ttl),
                 commands: CommandService::new(log),
                 pool,
                 config,
@@ -201,7 +211,7 @@ impl AuthService {
             .keys
             .verify(token)
             .map_err(AuthError::Unauthenticated)?;
-        match store::session_state(&self.inner.pool, claims.sub).await? {
+        match self.session_state(claims.sub).await? {
             Some((epoch, must_change_password)) if epoch == claims.ver => Ok(Caller::Agent {
                 id: AgentId::from_uuid(claims.sub),
                 role: claims.role,
@@ -212,6 +222,28 @@ impl AuthService {
             )),
             None => Err(AuthError::Unauthenticated("unknown agent")),
         }
+    }
+
+    /// The agent's session epoch and forced-change flag, from the session memory when it is
+    /// fresh (see [`AuthConfig::session_check_ttl`]), else from the database.
+    async fn session_state(&self, agent: Uuid) -> Result<Option<(i32, bool)>, AuthError> {
+        let sessions = &self.inner.sessions;
+        match sessions.get(agent) {
+            Ok(known) => Ok(known),
+            Err(lookup) => {
+                let state = store::session_state(&self.inner.pool, agent).await?;
+                sessions.remember(agent, lookup, state);
+                Ok(state)
+            }
+        }
+    }
+
+    /// Ends every access token of `agent` in the database, then in this process's memory.
+    async fn end_sessions(&self, agent: AgentId) -> Result<(), AuthError> {
+        let ended = store::end_all_sessions(&self.inner.pool, agent.as_uuid()).await;
+        // Forgotten even on an error: the write may have committed before the error came back.
+        self.inner.sessions.forget(agent.as_uuid());
+        Ok(ended?)
     }
 
     async fn api_token(&self, token: &str) -> Result<Caller, AuthError> {
@@ -401,7 +433,7 @@ impl AuthService {
         everywhere: bool,
     ) -> Result<(), AuthError> {
         if everywhere {
-            store::end_all_sessions(&self.inner.pool, agent.as_uuid()).await?;
+            self.end_sessions(agent).await?;
             return Ok(());
         }
         if let Some(token) = refresh_token {
@@ -453,10 +485,10 @@ impl AuthService {
             return Err(AuthError::Unauthenticated("the current password is wrong"));
         }
         let role = self.active_role(agent).await?;
-        store::end_all_sessions(&self.inner.pool, agent.as_uuid()).await?;
-        let epoch = store::set_password(&self.inner.pool, agent.as_uuid(), &hash, false)
-            .await?
-            .ok_or(AuthError::Unauthenticated("unknown agent"))?;
+        self.end_sessions(agent).await?;
+        let epoch = store::set_password(&self.inner.pool, agent.as_uuid(), &hash, false).await;
+        self.inner.sessions.forget(agent.as_uuid());
+        let epoch = epoch?.ok_or(AuthError::Unauthenticated("unknown agent"))?;
         self.record_password_change(agent, agent).await?;
         let credentials = store::Credentials {
             session_epoch: epoch,
@@ -552,7 +584,9 @@ impl AuthService {
                 position: executed.position,
             }),
             Err(error) => {
-                store::delete_credentials(&self.inner.pool, agent_id.as_uuid()).await?;
+                let deleted = store::delete_credentials(&self.inner.pool, agent_id.as_uuid()).await;
+                self.inner.sessions.forget(agent_id.as_uuid());
+                deleted?;
                 Err(match error {
                     CommandError::Rejected(rejection) => AuthError::Invalid(rejection.to_string()),
                     other => AuthError::Internal(other.to_string()),
@@ -566,8 +600,7 @@ impl AuthService {
     /// # Errors
     /// When the database fails.
     pub async fn end_all_sessions(&self, agent: AgentId) -> Result<(), AuthError> {
-        store::end_all_sessions(&self.inner.pool, agent.as_uuid()).await?;
-        Ok(())
+        self.end_sessions(agent).await
     }
 }
 

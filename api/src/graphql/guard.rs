@@ -94,6 +94,21 @@ pub async fn ticket_scope(ctx: &Context<'_>) -> Result<TicketScope> {
     }
 }
 
+/// Refuses a ticket the caller may not work on, for commands: a caller whose scope is every
+/// ticket passes without a read (the command loads the ticket from the log, and an unknown
+/// ticket is rejected there with `NOT_FOUND`); a category-scoped agent passes only for a
+/// ticket the read model files under one of their categories, as [`visible_ticket`] checks.
+///
+/// # Errors
+/// `NOT_FOUND` for a ticket outside the caller's categories.
+pub async fn may_work_on(ctx: &Context<'_>, ticket: uuid::Uuid) -> Result<()> {
+    let scope = ticket_scope(ctx).await?;
+    if scope == TicketScope::All {
+        return Ok(());
+    }
+    ticket_in(ctx, &scope, ticket).await.map(|_| ())
+}
+
 /// The ticket's category if the caller may see it, else `NOT_FOUND` (a ticket outside an
 /// agent's categories is as good as absent to them).
 ///
@@ -101,6 +116,15 @@ pub async fn ticket_scope(ctx: &Context<'_>) -> Result<TicketScope> {
 /// `NOT_FOUND` for an unknown or out-of-scope ticket.
 pub async fn visible_ticket(ctx: &Context<'_>, ticket: uuid::Uuid) -> Result<Option<uuid::Uuid>> {
     let scope = ticket_scope(ctx).await?;
+    ticket_in(ctx, &scope, ticket).await
+}
+
+/// The ticket's category if the read model has it within `scope`, else `NOT_FOUND`.
+async fn ticket_in(
+    ctx: &Context<'_>,
+    scope: &TicketScope,
+    ticket: uuid::Uuid,
+) -> Result<Option<uuid::Uuid>> {
     let api = ctx.data_unchecked::<super::Api>();
     let row: Option<Option<uuid::Uuid>> =
         sqlx::query_scalar("select category_id from tickets where id = $1")

@@ -42,21 +42,28 @@ impl<L: EventLog> CommandService<L> {
     ) -> Result<MessageRouted, CommandError<FlowError>> {
         let customer_stream = cmd.customer.stream().name();
         let customer_stream = customer_stream.as_str();
-        self.run(|| async move {
-            let customer = match self.load::<Customer, FlowError>(customer_stream).await {
+        self.run(|fresh| async move {
+            let customer = match self
+                .load::<Customer, FlowError>(customer_stream, fresh)
+                .await
+            {
                 Ok(customer) => customer,
                 Err(error) => return Attempt::Failed(error),
             };
             let target = message_target(&customer.state, cmd.category, cmd.reopen_window, cmd.at);
             let ticket = match target {
                 MessageTarget::Existing(id) => {
-                    match self.load::<Ticket, FlowError>(&id.stream().name()).await {
+                    match self
+                        .load::<Ticket, FlowError>(&id.stream().name(), fresh)
+                        .await
+                    {
                         Ok(ticket) => Some(ticket),
                         Err(error) => return Attempt::Failed(error),
                     }
                 }
                 MessageTarget::New => None,
             };
+            let cached = customer.cached || ticket.as_ref().is_some_and(|t| t.cached);
             let routed =
                 route_customer_message(&customer.state, ticket.as_ref().map(|t| &t.state), cmd);
             match routed {
@@ -66,28 +73,45 @@ impl<L: EventLog> CommandService<L> {
                         plan = plan.and_read(ticket);
                     }
                     let plan = with_decision(plan, routed.decision);
-                    self.commit(plan, ctx).await.map(|executed| MessageRouted {
+                    if cached && plan.checks_nothing(ctx) {
+                        return Attempt::Recheck;
+                    }
+                    let outcome = self.commit(plan, ctx).await;
+                    if let Attempt::Done(executed) = &outcome {
+                        self.keep(customer, executed, AnyEvent::as_customer);
+                        if let Some(ticket) = ticket {
+                            self.keep(ticket, executed, AnyEvent::as_ticket);
+                        }
+                    }
+                    outcome.map(|executed| MessageRouted {
                         // A replayed append reports what the first one did.
                         outcome: replayed_outcome(&executed).unwrap_or(routed.outcome),
                         ticket_id: ticket_written(&executed).unwrap_or(routed.ticket_id),
                         executed,
                     })
                 }
-                Err(rejection) => match self.replay(ctx).await {
-                    // A repeat of a message routed before: answer as the first time, if the
-                    // first time wrote to a ticket.
-                    Ok(Some(executed)) => match ticket_written(&executed) {
-                        Some(ticket_id) => Attempt::Done(MessageRouted {
-                            outcome: replayed_outcome(&executed)
-                                .unwrap_or(RouteOutcome::AlreadyPosted),
-                            ticket_id,
-                            executed,
-                        }),
-                        None => Attempt::Failed(CommandError::Rejected(rejection)),
-                    },
-                    Ok(None) => Attempt::Failed(CommandError::Rejected(rejection)),
-                    Err(error) => Attempt::Failed(error),
-                },
+                Err(_) if cached => Attempt::Recheck,
+                Err(rejection) => {
+                    self.keep_as_read(customer);
+                    if let Some(ticket) = ticket {
+                        self.keep_as_read(ticket);
+                    }
+                    match self.replay(ctx).await {
+                        // A repeat of a message routed before: answer as the first time, if the
+                        // first time wrote to a ticket.
+                        Ok(Some(executed)) => match ticket_written(&executed) {
+                            Some(ticket_id) => Attempt::Done(MessageRouted {
+                                outcome: replayed_outcome(&executed)
+                                    .unwrap_or(RouteOutcome::AlreadyPosted),
+                                ticket_id,
+                                executed,
+                            }),
+                            None => Attempt::Failed(CommandError::Rejected(rejection)),
+                        },
+                        Ok(None) => Attempt::Failed(CommandError::Rejected(rejection)),
+                        Err(error) => Attempt::Failed(error),
+                    }
+                }
             }
         })
         .await
@@ -111,8 +135,8 @@ impl<L: EventLog> CommandService<L> {
     ) -> Result<Executed<AnyEvent>, CommandError<FlowError>> {
         let ticket_stream = ticket_id.stream().name();
         let ticket_stream = ticket_stream.as_str();
-        self.run(|| async move {
-            let ticket = match self.load::<Ticket, FlowError>(ticket_stream).await {
+        self.run(|fresh| async move {
+            let ticket = match self.load::<Ticket, FlowError>(ticket_stream, fresh).await {
                 Ok(ticket) => ticket,
                 Err(error) => return Attempt::Failed(error),
             };
@@ -124,7 +148,7 @@ impl<L: EventLog> CommandService<L> {
             let customer = match owner {
                 Some(owner) => {
                     match self
-                        .load::<Customer, FlowError>(&owner.stream().name())
+                        .load::<Customer, FlowError>(&owner.stream().name(), fresh)
                         .await
                     {
                         Ok(customer) => Some(customer),
@@ -134,6 +158,7 @@ impl<L: EventLog> CommandService<L> {
                 // An unopened ticket has no customer to load: the decision rejects the command.
                 None => None,
             };
+            let cached = ticket.cached || customer.as_ref().is_some_and(|c| c.cached);
             let no_customer = Customer::default();
             let customer_state = customer.as_ref().map_or(&no_customer, |c| &c.state);
             match decide_for_ticket(customer_state, &ticket.state, command) {
@@ -142,9 +167,27 @@ impl<L: EventLog> CommandService<L> {
                     if let Some(customer) = &customer {
                         plan = plan.and_read(customer);
                     }
-                    self.commit(with_decision(plan, decision), ctx).await
+                    let plan = with_decision(plan, decision);
+                    if cached && plan.checks_nothing(ctx) {
+                        return Attempt::Recheck;
+                    }
+                    let outcome = self.commit(plan, ctx).await;
+                    if let Attempt::Done(executed) = &outcome {
+                        self.keep(ticket, executed, AnyEvent::as_ticket);
+                        if let Some(customer) = customer {
+                            self.keep(customer, executed, AnyEvent::as_customer);
+                        }
+                    }
+                    outcome
                 }
-                Err(rejection) => self.rejected(rejection, ctx).await,
+                Err(_) if cached => Attempt::Recheck,
+                Err(rejection) => {
+                    self.keep_as_read(ticket);
+                    if let Some(customer) = customer {
+                        self.keep_as_read(customer);
+                    }
+                    self.rejected(rejection, ctx).await
+                }
             }
         })
         .await

@@ -610,3 +610,120 @@ async fn a_stored_event_that_cannot_be_decoded_is_a_decode_error(pool: PgPool) {
         "{result:?}"
     );
 }
+
+fn tag(add: bool) -> TicketCommand {
+    let (tag, by, at) = ("vip".to_owned(), agent(0), t(5));
+    if add {
+        TicketCommand::AddTag { tag, by, at }
+    } else {
+        TicketCommand::RemoveTag { tag, by, at }
+    }
+}
+
+#[sqlx::test(migrations = "../migrations")]
+async fn a_state_kept_in_memory_that_another_writer_made_stale_still_decides_right(pool: PgPool) {
+    let log = PostgresLog::new(pool);
+    // Two services are two processes: each keeps its own memory of the ticket.
+    let here = CommandService::new(log.clone());
+    let elsewhere = CommandService::new(log.clone());
+    let ticket = open_ticket(&here).await;
+    here.execute_ticket(ticket, &reply(1, t(1)), &agent_ctx(1))
+        .await
+        .unwrap();
+
+    // Closed elsewhere: the reply decided here on the remembered (open) ticket must not land.
+    let close = TicketCommand::Close {
+        by: by_agent(),
+        at: t(2),
+    };
+    elsewhere
+        .execute_ticket(ticket, &close, &agent_ctx(2))
+        .await
+        .unwrap();
+    let result = here
+        .execute_ticket(ticket, &reply(3, t(3)), &agent_ctx(1))
+        .await;
+    let Err(CommandError::Rejected(rejection)) = result else {
+        panic!("expected a rejection, got {result:?}");
+    };
+    assert_eq!(rejection, FlowError::Ticket(TicketError::Closed));
+    let last = read(&log, &ticket.stream().name()).await.pop().unwrap();
+    assert_eq!(last.event_type, "ticket.closed");
+}
+
+#[sqlx::test(migrations = "../migrations")]
+async fn nothing_to_do_on_a_remembered_state_is_checked_on_the_stream(pool: PgPool) {
+    let log = PostgresLog::new(pool);
+    let here = CommandService::new(log.clone());
+    let elsewhere = CommandService::new(log.clone());
+    let ticket = open_ticket(&here).await;
+    here.execute_ticket(ticket, &tag(true), &agent_ctx(0))
+        .await
+        .unwrap();
+
+    // Removed elsewhere: here the ticket is still remembered with the tag, so adding it again
+    // looks like nothing to do; the service must look at the stream before answering so.
+    elsewhere
+        .execute_ticket(ticket, &tag(false), &agent_ctx(0))
+        .await
+        .unwrap();
+    let executed = here
+        .execute_ticket(ticket, &tag(true), &agent_ctx(0))
+        .await
+        .unwrap();
+    assert_eq!(
+        streams_and_types(&executed),
+        [(ticket.stream().name(), "ticket.tag_added")]
+    );
+    let types: Vec<String> = read(&log, &ticket.stream().name())
+        .await
+        .into_iter()
+        .map(|e| e.event_type)
+        .collect();
+    assert_eq!(
+        types[types.len() - 3..],
+        ["ticket.tag_added", "ticket.tag_removed", "ticket.tag_added"]
+    );
+}
+
+#[sqlx::test(migrations = "../migrations")]
+async fn commands_on_a_remembered_stream_decide_as_on_a_fresh_read(pool: PgPool) {
+    let log = PostgresLog::new(pool);
+    let remembering = CommandService::new(log.clone());
+    let ticket = open_ticket(&remembering).await;
+    for n in 1..=5 {
+        remembering
+            .execute_ticket(ticket, &reply(n, t(1)), &agent_ctx(n))
+            .await
+            .unwrap();
+    }
+    remembering
+        .execute_ticket(ticket, &tag(true), &agent_ctx(0))
+        .await
+        .unwrap();
+
+    // The state folded after each append equals the stream read from scratch: a duplicate
+    // reply id and a tag already there are seen alike by both services.
+    let reading = CommandService::new(log.clone()).with_cached_streams(0);
+    for service in [&remembering, &reading] {
+        let duplicate = service
+            .execute_ticket(ticket, &reply(3, t(2)), &agent_ctx(3))
+            .await;
+        assert!(
+            matches!(
+                duplicate,
+                Err(CommandError::Rejected(FlowError::Ticket(
+                    TicketError::DuplicateMessageId
+                )))
+            ),
+            "{duplicate:?}"
+        );
+        let again = service
+            .execute_ticket(ticket, &tag(true), &agent_ctx(0))
+            .await
+            .unwrap();
+        assert!(again.events.is_empty());
+    }
+    let fresh: domain::ticket::Ticket = remembering.state(ticket.stream()).await.unwrap();
+    assert_eq!(fresh.state().map(|s| s.replies.len()), Some(5));
+}

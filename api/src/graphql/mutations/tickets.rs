@@ -1,7 +1,10 @@
 //! Ticket mutations: reply, note, assign, status, priority, category, tags.
 //!
 //! Each needs `WriteTickets`, a signed-in agent (the events name the agent who acted) and a
-//! ticket the caller can see (`NOT_FOUND` otherwise, as for an unknown ticket).
+//! ticket the caller can see (`NOT_FOUND` otherwise, as for an unknown ticket). Callers who see
+//! every ticket are not checked against the read model: the command itself rejects a ticket
+//! the log does not have (`NOT_FOUND`), and a ticket just opened can be worked on before the
+//! read model has caught up.
 
 use async_graphql::{Context, Enum, ID, InputObject, Object, Result, SimpleObject};
 use chrono::Utc;
@@ -20,7 +23,7 @@ use super::{context, position, uuid};
 use crate::auth::Permission;
 use crate::graphql::Api;
 use crate::graphql::error::{self, Code, error, internal};
-use crate::graphql::guard::{Need, caller, signed_in_agent, visible_ticket};
+use crate::graphql::guard::{Need, caller, may_work_on, signed_in_agent};
 use crate::graphql::tickets::{PriorityValue, TicketStatusValue};
 
 /// Media to send by Telegram file id.
@@ -193,7 +196,7 @@ struct Target {
 async fn target(ctx: &Context<'_>, ticket_id: &ID) -> Result<Target> {
     let agent = signed_in_agent(ctx)?;
     let ticket = uuid("Ticket", ticket_id)?;
-    visible_ticket(ctx, ticket).await?;
+    may_work_on(ctx, ticket).await?;
     Ok(Target {
         agent,
         ticket: TicketId(ticket),

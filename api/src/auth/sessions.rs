@@ -1,0 +1,160 @@
+//! A short-lived, per-process memory of agents' session state (epoch and forced password
+//! change), so that an access token is not checked against the database on every request.
+//!
+//! # The bound on a stale answer
+//!
+//! An entry is trusted for at most its TTL (`AuthConfig::session_check_ttl`) after the query that read it *started*
+//! (not after it answered), so an answer is never older than the bound. Every write of this
+//! process that ends sessions (password change or reset, logout everywhere, deactivation or
+//! role change, removed credentials) calls [`SessionCache::forget`] after it commits: from then
+//! on this process refuses the old tokens at once. A read that began before such a write and
+//! ends after it cannot put its stale answer back: `forget` bumps a generation and a read only
+//! stores its answer when the generation did not move while it ran. Writes made by another
+//! process (a second instance, the CLI) reach this one within the TTL.
+//!
+//! It owns no SQL: the caller reads the database and hands the answer in.
+
+use std::collections::HashMap;
+use std::sync::Mutex;
+use std::time::{Duration, Instant};
+
+use uuid::Uuid;
+
+/// Most agents remembered at once; past it the whole memory is dropped (it refills in one
+/// query per active agent).
+const CAPACITY: usize = 10_000;
+
+/// An agent's session state as last read: `(epoch, must_change_password)`.
+pub(crate) type SessionState = (i32, bool);
+
+/// The memory. Cheap to share behind the auth service's `Arc`.
+#[derive(Debug)]
+pub(crate) struct SessionCache {
+    ttl: Duration,
+    inner: Mutex<Entries>,
+}
+
+#[derive(Debug, Default)]
+struct Entries {
+    /// Bumped by every `forget`: a read that saw another generation when it began is not kept.
+    generation: u64,
+    by_agent: HashMap<Uuid, Entry>,
+}
+
+#[derive(Debug, Clone, Copy)]
+struct Entry {
+    /// When the query that read it started.
+    read_at: Instant,
+    state: Option<SessionState>,
+}
+
+/// A read of the database in progress: where it began.
+#[derive(Debug, Clone, Copy)]
+pub(crate) struct Lookup {
+    started: Instant,
+    generation: u64,
+}
+
+impl SessionCache {
+    /// A memory trusting what it read for `ttl` (zero: never trusted, every request reads).
+    pub(crate) fn new(ttl: Duration) -> Self {
+        SessionCache {
+            ttl,
+            inner: Mutex::new(Entries::default()),
+        }
+    }
+
+    /// The remembered state of `agent` if it is fresh enough (`Some(None)`: remembered as
+    /// unknown), else a [`Lookup`] to pass to [`SessionCache::remember`] after reading.
+    pub(crate) fn get(&self, agent: Uuid) -> Result<Option<SessionState>, Lookup> {
+        let now = Instant::now();
+        let entries = self.lock();
+        match entries.by_agent.get(&agent) {
+            Some(entry) if now.saturating_duration_since(entry.read_at) < self.ttl => {
+                Ok(entry.state)
+            }
+            _ => Err(Lookup {
+                started: now,
+                generation: entries.generation,
+            }),
+        }
+    }
+
+    /// Keeps what a read begun at `lookup` found, unless sessions were ended meanwhile.
+    pub(crate) fn remember(&self, agent: Uuid, lookup: Lookup, state: Option<SessionState>) {
+        if self.ttl.is_zero() {
+            return;
+        }
+        let mut entries = self.lock();
+        if entries.generation != lookup.generation {
+            return;
+        }
+        if entries.by_agent.len() >= CAPACITY && !entries.by_agent.contains_key(&agent) {
+            entries.by_agent.clear();
+        }
+        entries.by_agent.insert(
+            agent,
+            Entry {
+                read_at: lookup.started,
+                state,
+            },
+        );
+    }
+
+    /// Drops what is known of `agent`; call after a write that changed their session state
+    /// has committed.
+    pub(crate) fn forget(&self, agent: Uuid) {
+        let mut entries = self.lock();
+        entries.generation = entries.generation.wrapping_add(1);
+        entries.by_agent.remove(&agent);
+    }
+
+    fn lock(&self) -> std::sync::MutexGuard<'_, Entries> {
+        // A panic while holding the lock leaves only plain data behind: keep using it.
+        self.inner
+            .lock()
+            .unwrap_or_else(std::sync::PoisonError::into_inner)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn a_remembered_state_is_answered_until_forgotten() {
+        let cache = SessionCache::new(Duration::from_secs(3600));
+        let agent = Uuid::now_v7();
+        let Err(lookup) = cache.get(agent) else {
+            panic!("nothing is known yet")
+        };
+        cache.remember(agent, lookup, Some((3, false)));
+        assert_eq!(cache.get(agent).ok(), Some(Some((3, false))));
+        cache.forget(agent);
+        assert!(cache.get(agent).is_err());
+    }
+
+    #[test]
+    fn a_read_that_overlapped_a_forget_is_not_kept() {
+        let cache = SessionCache::new(Duration::from_secs(3600));
+        let agent = Uuid::now_v7();
+        let Err(lookup) = cache.get(agent) else {
+            panic!("nothing is known yet")
+        };
+        // The password changes while the read is on its way back with the old epoch.
+        cache.forget(agent);
+        cache.remember(agent, lookup, Some((3, false)));
+        assert!(cache.get(agent).is_err());
+    }
+
+    #[test]
+    fn a_zero_ttl_remembers_nothing() {
+        let cache = SessionCache::new(Duration::ZERO);
+        let agent = Uuid::now_v7();
+        let Err(lookup) = cache.get(agent) else {
+            panic!("nothing is known yet")
+        };
+        cache.remember(agent, lookup, Some((1, false)));
+        assert!(cache.get(agent).is_err());
+    }
+}
