@@ -106,6 +106,7 @@ impl Application {
             self.projections.clone(),
         );
         let projecting = tokio::spawn(runner.run(when_stopped(stopped.clone())));
+        let live = self.state.live();
         let mut router = api::router(self.state);
         let mut bot_running = None;
         if let Some(bot) = self.bot {
@@ -137,6 +138,7 @@ impl Application {
         {
             tracing::error!(error = %err, "the telegram bot panicked");
         }
+        live.stop();
         served?;
         self.log.pool().close().await;
         tracing::info!("ledgerdesk stopped");

@@ -85,6 +85,13 @@ impl AppState {
     }
 }
 
+impl AppState {
+    /// The live hub of the subscriptions, to stop it at shutdown.
+    pub fn live(&self) -> live::LiveHub {
+        self.api.live.clone()
+    }
+}
+
 /// The whole HTTP router.
 pub fn router(state: AppState) -> Router {
     Router::new()

@@ -98,6 +98,16 @@ impl LiveHub {
         }
     }
 
+    /// Stops following the log (subscriptions end). Call it before closing the pool at
+    /// shutdown, or the hub's tasks keep asking a closed pool and log that they failed.
+    pub fn stop(&self) {
+        if let Some(started) = self.inner.started.get() {
+            for task in &started.tasks {
+                task.abort();
+            }
+        }
+    }
+
     /// The log the hub follows.
     pub fn log(&self) -> &PostgresLog {
         &self.inner.log
