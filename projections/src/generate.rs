@@ -14,9 +14,9 @@
 //! deactivated). Then customers write from Telegram and tickets live their lives: messages of
 //! every kind (some edited, forwarded or replying), agent replies (some from templates, some
 //! with media) each followed by a delivery outcome, notes, assignments, statuses, priorities,
-//! categories, tags, resolves, reopens, closes and ratings; customers change profiles, block
-//! and unblock the bot, get banned and unbanned, opt out of broadcasts and back in. Last come
-//! a few broadcasts to the customers registered so far.
+//! categories, tags, resolves, reopens, closes and ratings; customers change profiles, pick
+//! categories, block and unblock the bot, get banned (and keep writing) and unbanned, opt out
+//! of broadcasts and back in. Last come a few broadcasts to the customers registered so far.
 //!
 //! Speed: nothing goes through the command service per command. Each writer decides in memory
 //! and appends whole decisions in batches of up to 1,000 events; `writers` of them run

@@ -704,6 +704,12 @@ pub(crate) fn scripted() -> (History, Cast) {
     });
 
     // Ben: profile change, blocked and unblocked, banned and unbanned; his ticket stays open.
+    // Ann picks the billing category from the greeting's buttons.
+    h.customer(ann, |at| CustomerCommand::ChooseCategory {
+        category: Some(billing),
+        at,
+    });
+
     let ben = CustomerId(1002);
     h.set_profile(ben, profile("Ben"));
     let (open_ticket, _) = h.customer_writes(ben, None, content(2));
@@ -726,6 +732,17 @@ pub(crate) fn scripted() -> (History, Cast) {
     h.customer(ben, |at| CustomerCommand::Ban {
         by: admin,
         reason: Some("spam again".to_owned()),
+        at,
+    });
+    // A banned customer's message is kept on his stream and goes to no ticket.
+    let refused = CustomerMessage {
+        message_id: MessageId(h.uuid()),
+        telegram_message_id: h.next_telegram_id(),
+        reply_to: None,
+        content: text("let me in"),
+    };
+    h.customer(ben, |at| CustomerCommand::RecordRefusedMessage {
+        message: refused,
         at,
     });
     h.reply(open_ticket, admin, "Please stop");

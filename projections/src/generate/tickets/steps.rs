@@ -169,6 +169,21 @@ impl Life<'_> {
         Ok((telegram_message_id, content))
     }
 
+    /// A banned customer writes again: the message is kept on their stream and goes nowhere.
+    pub(super) fn say_while_banned(&mut self) -> Result<(), GenerateError> {
+        let message = CustomerMessage {
+            message_id: MessageId(self.rng.uuid_v7(self.t)),
+            telegram_message_id: self.person.next_tg(),
+            reply_to: None,
+            content: text::customer_message(self.rng, false),
+        };
+        let command = CustomerCommand::RecordRefusedMessage {
+            message,
+            at: self.t,
+        };
+        self.customer_does(&command, self.customer_actor())
+    }
+
     pub(super) fn say_maybe_edited(&mut self) -> Result<(), GenerateError> {
         let (tg, content) = self.say(false)?;
         if self.rng.chance(0.04) {

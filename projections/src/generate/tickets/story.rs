@@ -16,6 +16,15 @@ impl Life<'_> {
             self.back_again()?;
         }
         let (tg, content) = self.say(true)?;
+        // The customer answers the category buttons of the greeting: their next messages
+        // keep going to this category.
+        if self.category.is_some() && (self.plan.force_details || self.rng.chance(0.2)) {
+            let command = CustomerCommand::ChooseCategory {
+                category: self.category,
+                at: self.t,
+            };
+            self.customer_does(&command, self.customer_actor())?;
+        }
         if self.plan.force_details || self.rng.chance(0.04) {
             self.edit(tg, &content)?;
         }
@@ -289,6 +298,9 @@ impl Life<'_> {
             at: self.t,
         };
         self.customer_does(&ban, agent_actor(lead))?;
+        // Spammers keep writing.
+        self.wait(5, 60);
+        self.say_while_banned()?;
         self.wait(5, 60);
         let close = TicketCommand::Close {
             by: TicketActor::Agent { agent_id: lead },
