@@ -4,16 +4,19 @@
 //! [`PostgresLog::append`] and, in the same run on the same server, single-row
 //! `INSERT`s/s of the same payload into a bare table (one jsonb column, no index, no
 //! constraint), each an autocommitted statement like the append. The ratio is the share of
-//! Postgres' raw row rate the log keeps.
+//! Postgres' raw row rate the log keeps. The log runs as configured by default (concurrent
+//! appends share transactions: group commit) and, for comparison, with
+//! `append_batches = 0` (each append its own transaction).
 //!
-//! Each concurrency level is measured `BENCH_ROUNDS` times, plain and log alternating which goes
+//! Each concurrency level is measured `BENCH_ROUNDS` times, the three taking turns at going
 //! first; the table shows the medians. Next to each rate it prints the CPU time one operation
 //! cost in this process (client) and in the server backends serving the benchmark's database
 //! (read from `/proc` on Linux, where the server runs on the same machine; `-` elsewhere).
 //!
 //! `cargo bench -p eventlog --bench append` (env: `DATABASE_URL` of a server where a database
 //! `BENCH_DATABASE`, default `ledgerdesk_bench`, may be created and dropped; `BENCH_SECONDS` per
-//! measurement, default 5; `BENCH_ROUNDS`, default 3).
+//! measurement, default 5; `BENCH_ROUNDS`, default 3; `BENCH_APPEND_BATCHES`, the log's
+//! `append_batches`, default the log's default).
 
 #![expect(clippy::print_stdout, reason = "a benchmark prints its figures")]
 
@@ -22,7 +25,7 @@ use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 use std::time::{Duration, Instant};
 
 use anyhow::Context;
-use eventlog::postgres::{self, PostgresLog};
+use eventlog::postgres::{self, PostgresLog, PostgresLogOptions};
 use eventlog::{Actor, ActorKind, AppendRequest, EventLog, ExpectedVersion, Metadata, NewEvent};
 use serde_json::json;
 use sqlx::postgres::PgPoolOptions;
@@ -56,6 +59,10 @@ async fn main() -> anyhow::Result<()> {
         "BENCH_DATABASE takes lowercase letters, digits and _"
     );
     let measure = Duration::from_secs(seconds);
+    let batches: usize = std::env::var("BENCH_APPEND_BATCHES")
+        .ok()
+        .and_then(|s| s.parse().ok())
+        .unwrap_or(PostgresLogOptions::default().append_batches);
 
     let admin = PgPool::connect(&server)
         .await
@@ -78,13 +85,26 @@ async fn main() -> anyhow::Result<()> {
     let metadata = Metadata::new(Actor::new(ActorKind::Customer, "123456789"));
 
     println!(
-        "append benchmark: {seconds} s per measurement, {rounds} rounds (medians shown), payload {} bytes",
+        "append benchmark: {seconds} s per measurement, {rounds} rounds (medians shown), payload {} bytes, append_batches {batches}",
         payload_text.len()
     );
     println!("cpu: µs of CPU per operation, client (this process) / server (its backends)");
     println!(
-        "{:>8} {:>14} {:>11} {:>16} {:>11} {:>7}",
-        "writers", "log appends/s", "cpu c/s", "plain INSERTs/s", "cpu c/s", "ratio"
+        "log: appends through PostgresLog (group commit, the default); per batch: requests per \
+         shared transaction; alone: the same log with append_batches = 0 (one transaction each)"
+    );
+    println!(
+        "{:>8} {:>14} {:>11} {:>9} {:>14} {:>11} {:>16} {:>11} {:>7} {:>7}",
+        "writers",
+        "log appends/s",
+        "cpu c/s",
+        "per batch",
+        "alone/s",
+        "cpu c/s",
+        "plain INSERTs/s",
+        "cpu c/s",
+        "ratio",
+        "alone"
     );
     for writers in CONCURRENCY {
         let pool = PgPoolOptions::new()
@@ -96,7 +116,20 @@ async fn main() -> anyhow::Result<()> {
             "drop table if exists bench_plain; create table bench_plain (payload jsonb not null)",
         )
         .await?;
-        let log = PostgresLog::new(pool.clone());
+        let batched = PostgresLog::with_options(
+            pool.clone(),
+            PostgresLogOptions {
+                append_batches: batches,
+                ..PostgresLogOptions::default()
+            },
+        );
+        let alone = PostgresLog::with_options(
+            pool.clone(),
+            PostgresLogOptions {
+                append_batches: 0,
+                ..PostgresLogOptions::default()
+            },
+        );
 
         let plain_op = {
             let pool = pool.clone();
@@ -114,7 +147,7 @@ async fn main() -> anyhow::Result<()> {
                 }
             }
         };
-        let log_op = {
+        let log_op = |log: PostgresLog| {
             let payload = payload.clone();
             let metadata = metadata.clone();
             move |writer, n| {
@@ -134,16 +167,21 @@ async fn main() -> anyhow::Result<()> {
                 }
             }
         };
+        let batched_op = log_op(batched.clone());
+        let alone_op = log_op(alone);
 
         let mut plain = Vec::new();
         let mut appended = Vec::new();
+        let mut appended_alone = Vec::new();
         for round in 0..rounds {
-            if round % 2 == 0 {
-                plain.push(run(&pool, writers, measure, plain_op.clone()).await?);
-                appended.push(run(&pool, writers, measure, log_op.clone()).await?);
-            } else {
-                appended.push(run(&pool, writers, measure, log_op.clone()).await?);
-                plain.push(run(&pool, writers, measure, plain_op.clone()).await?);
+            // Each round starts with another of the three, so none always runs on a colder
+            // (or more bloated) table than the others.
+            for step in 0..3 {
+                match (round + step) % 3 {
+                    0 => plain.push(run(&pool, writers, measure, plain_op.clone()).await?),
+                    1 => appended.push(run(&pool, writers, measure, batched_op.clone()).await?),
+                    _ => appended_alone.push(run(&pool, writers, measure, alone_op.clone()).await?),
+                }
             }
         }
         let rates = |ms: &[Measured]| {
@@ -152,15 +190,27 @@ async fn main() -> anyhow::Result<()> {
                 .collect::<Vec<_>>()
                 .join(" ")
         };
-        let (log_m, plain_m) = (median(&appended), median(&plain));
+        let stats = batched.append_stats();
+        let per_batch = if stats.batches == 0 {
+            1.0
+        } else {
+            stats.batched_requests as f64 / stats.batches as f64
+        };
+        let (log_m, alone_m, plain_m) =
+            (median(&appended), median(&appended_alone), median(&plain));
         println!(
-            "{writers:>8} {:>14.0} {:>11} {:>16.0} {:>11} {:>7.2}   (log: {}; plain: {})",
+            "{writers:>8} {:>14.0} {:>11} {:>9.1} {:>14.0} {:>11} {:>16.0} {:>11} {:>7.2} {:>7.2}   (log: {}; alone: {}; plain: {})",
             log_m.rate,
             log_m.cpu(),
+            per_batch,
+            alone_m.rate,
+            alone_m.cpu(),
             plain_m.rate,
             plain_m.cpu(),
             log_m.rate / plain_m.rate,
+            alone_m.rate / plain_m.rate,
             rates(&appended),
+            rates(&appended_alone),
             rates(&plain),
         );
         pool.close().await;

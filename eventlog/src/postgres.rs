@@ -49,6 +49,10 @@ use sqlx::postgres::{PgListener, PgPool};
 use tokio::sync::{Notify, watch};
 use uuid::Uuid;
 
+mod batch;
+
+pub use batch::AppendStats;
+
 use crate::{
     AppendOutcome, AppendRequest, CommittedEvent, Direction, Error, EventLog, ExpectedVersion,
     Metadata, Page, Position, Receipt, RecordedEvent, limits,
@@ -180,6 +184,10 @@ pub struct PostgresLogOptions {
     pub batch_size: usize,
     /// How long a caught-up subscription waits for a wake-up before it looks anyway.
     pub poll_interval: Duration,
+    /// How many batches of appends this process writes at once (group commit, see the module
+    /// docs). Appends that arrive while that many are being written wait and go out together
+    /// in the next batch. `0` writes every append alone.
+    pub append_batches: usize,
 }
 
 impl Default for PostgresLogOptions {
@@ -187,6 +195,7 @@ impl Default for PostgresLogOptions {
         PostgresLogOptions {
             batch_size: 500,
             poll_interval: Duration::from_millis(500),
+            append_batches: 2,
         }
     }
 }
@@ -207,6 +216,8 @@ struct Inner {
     notify_wanted: Arc<NotifyWanted>,
     notifier: OnceLock<()>,
     listener: OnceLock<()>,
+    /// Appends waiting to be written together, and the batches being written.
+    batcher: batch::Batcher,
     /// Dropped with the log; background tasks stop when it goes.
     stop: watch::Sender<()>,
 }
@@ -233,6 +244,7 @@ impl PostgresLog {
                 notify_wanted: Arc::default(),
                 notifier: OnceLock::new(),
                 listener: OnceLock::new(),
+                batcher: batch::Batcher::default(),
                 stop: watch::Sender::new(()),
             }),
         }
@@ -241,6 +253,44 @@ impl PostgresLog {
     /// The connection pool the log uses.
     pub fn pool(&self) -> &PgPool {
         &self.inner.pool
+    }
+
+    /// How this log's appends were written so far (batches and their sizes).
+    pub fn append_stats(&self) -> AppendStats {
+        self.inner.batcher.stats()
+    }
+
+    /// Appends several independent requests, each all or nothing with its own outcome (in the
+    /// same order), written together where their streams allow: the same as calling
+    /// [`EventLog::append`] for each at once, in one transaction when nothing is refused.
+    /// A request sees what the requests before it appended.
+    pub async fn append_many(
+        &self,
+        requests: Vec<AppendRequest>,
+    ) -> Vec<Result<AppendOutcome, Error>> {
+        let mut outcomes: Vec<Option<Result<AppendOutcome, Error>>> = Vec::new();
+        let mut queued = Vec::new();
+        let mut at = Vec::new();
+        for request in requests {
+            match Encoded::new(&request) {
+                Err(err) => outcomes.push(Some(Err(err))),
+                Ok(encoded) if encoded.key.is_none() && encoded.streams.is_empty() => {
+                    outcomes.push(Some(Ok(AppendOutcome::Appended(Receipt::default()))));
+                }
+                Ok(encoded) => {
+                    at.push(outcomes.len());
+                    outcomes.push(None);
+                    queued.push((request, encoded));
+                }
+            }
+        }
+        for (index, outcome) in at.into_iter().zip(self.append_queued(queued).await) {
+            outcomes[index] = Some(outcome);
+        }
+        outcomes
+            .into_iter()
+            .map(|o| o.unwrap_or_else(|| Err(Error::Backend("append not answered".into()))))
+            .collect()
     }
 
     /// Whether the log can serve: the database answers and every migration is applied.
@@ -413,21 +463,22 @@ impl PostgresLog {
     }
 }
 
-impl EventLog for PostgresLog {
-    async fn append(&self, request: AppendRequest) -> Result<AppendOutcome, Error> {
-        let encoded = Encoded::new(&request)?;
-        if encoded.key.is_none() && encoded.streams.is_empty() {
-            return Ok(AppendOutcome::Appended(Receipt::default()));
-        }
+impl PostgresLog {
+    /// Appends one request in its own transaction, retrying lost races.
+    async fn append_alone(
+        &self,
+        request: &AppendRequest,
+        encoded: &Encoded,
+    ) -> Result<AppendOutcome, Error> {
         // The common case, one event to one stream, takes one prepared statement; anything
         // else goes through `append_events`.
         let single = encoded.streams.len() == 1 && encoded.event_ids.len() == 1;
         let mut races = 0;
         loop {
             let attempt = if single {
-                self.try_append_one(&encoded).await
+                self.try_append_one(encoded).await
             } else {
-                self.try_append(&encoded).await.map(Attempt::Rows)
+                self.try_append(encoded).await.map(Attempt::Rows)
             };
             let err = match attempt {
                 Ok(Attempt::Rows(rows)) => {
@@ -445,7 +496,7 @@ impl EventLog for PostgresLog {
                     // The key was applied before, or the stream was not at the expected
                     // version (a retry of an append that went through may see both).
                     if let Some(key) = &request.idempotency_key
-                        && let Some(receipt) = self.applied(key).await?
+                        && let Some(receipt) = EventLog::applied(self, key).await?
                     {
                         return Ok(AppendOutcome::AlreadyApplied(receipt));
                     }
@@ -469,17 +520,17 @@ impl EventLog for PostgresLog {
                 Err(err) => err,
             };
             // A refused append may be the retry of one that went through: answer with its receipt.
-            let refusal = classify(&err, &request);
+            let refusal = classify(&err, request);
             if !matches!(refusal, Refusal::Other)
                 && let Some(key) = &request.idempotency_key
-                && let Some(receipt) = self.applied(key).await?
+                && let Some(receipt) = EventLog::applied(self, key).await?
             {
                 return Ok(AppendOutcome::AlreadyApplied(receipt));
             }
             match refusal {
                 Refusal::Conflict(conflict) => return Err(conflict),
                 Refusal::Race if races < RACE_RETRIES => {
-                    if let Some(conflict) = self.find_conflict(&request).await? {
+                    if let Some(conflict) = self.find_conflict(request).await? {
                         return Err(conflict);
                     }
                     races += 1;
@@ -494,6 +545,22 @@ impl EventLog for PostgresLog {
                 Refusal::Other => return Err(backend(err)),
             }
         }
+    }
+}
+
+impl EventLog for PostgresLog {
+    async fn append(&self, request: AppendRequest) -> Result<AppendOutcome, Error> {
+        let encoded = Encoded::new(&request)?;
+        if encoded.key.is_none() && encoded.streams.is_empty() {
+            return Ok(AppendOutcome::Appended(Receipt::default()));
+        }
+        if self.inner.options.append_batches == 0 {
+            return self.append_alone(&request, &encoded).await;
+        }
+        self.append_queued(vec![(request, encoded)])
+            .await
+            .pop()
+            .unwrap_or_else(|| Err(Error::Backend("append not answered".into())))
     }
 
     async fn applied(&self, key: &str) -> Result<Option<Receipt>, Error> {
@@ -731,6 +798,7 @@ async fn listener(pool: PgPool, wake: watch::Sender<u64>, mut stop: watch::Recei
 }
 
 /// A request checked against the limits and laid out as the SQL function's arrays.
+#[derive(Debug)]
 struct Encoded {
     key: Option<String>,
     streams: Vec<String>,

@@ -3,6 +3,7 @@
 
 #![expect(clippy::unwrap_used, reason = "tests fail loudly on purpose")]
 
+mod batch;
 mod commands;
 mod postgres;
 mod suite;

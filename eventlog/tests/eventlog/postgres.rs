@@ -185,6 +185,37 @@ async fn the_database_refuses_to_change_or_remove_events(pool: PgPool) {
 /// prev_hash, event_type, payload::text, metadata::text, hash
 type ChainRow = (Option<Vec<u8>>, String, String, String, Vec<u8>);
 
+/// Recomputes `stream`'s hash chain in Rust from the stored rows and checks every link.
+pub(crate) async fn assert_hash_chain(pool: &PgPool, stream: &str) {
+    let rows: Vec<ChainRow> = sqlx::query_as(
+        "select prev_hash, event_type, payload::text, metadata::text, hash \
+         from events where stream_id = $1 order by stream_version",
+    )
+    .bind(stream)
+    .fetch_all(pool)
+    .await
+    .unwrap();
+    let mut prev: Option<Vec<u8>> = None;
+    for (prev_hash, event_type, payload, metadata, hash) in rows {
+        assert_eq!(
+            prev_hash, prev,
+            "{stream}: prev_hash links to the previous event"
+        );
+        let mut h = Sha256::new();
+        h.update(prev_hash.as_deref().unwrap_or_default());
+        for part in [&event_type, &payload, &metadata] {
+            h.update((part.len() as u32).to_be_bytes());
+            h.update(part.as_bytes());
+        }
+        assert_eq!(
+            h.finalize().to_vec(),
+            hash,
+            "{stream}: hash is sha256 over the documented fields"
+        );
+        prev = Some(hash);
+    }
+}
+
 #[sqlx::test(migrations = "../migrations")]
 async fn each_stream_carries_a_sha256_hash_chain(pool: PgPool) {
     let log = PostgresLog::new(pool.clone());
@@ -215,33 +246,7 @@ async fn each_stream_carries_a_sha256_hash_chain(pool: PgPool) {
             .unwrap();
     }
     for stream in ["ticket-a", "ticket-b"] {
-        let rows: Vec<ChainRow> = sqlx::query_as(
-            "select prev_hash, event_type, payload::text, metadata::text, hash \
-             from events where stream_id = $1 order by stream_version",
-        )
-        .bind(stream)
-        .fetch_all(&pool)
-        .await
-        .unwrap();
-        let mut prev: Option<Vec<u8>> = None;
-        for (prev_hash, event_type, payload, metadata, hash) in rows {
-            assert_eq!(
-                prev_hash, prev,
-                "{stream}: prev_hash links to the previous event"
-            );
-            let mut h = Sha256::new();
-            h.update(prev_hash.as_deref().unwrap_or_default());
-            for part in [&event_type, &payload, &metadata] {
-                h.update((part.len() as u32).to_be_bytes());
-                h.update(part.as_bytes());
-            }
-            assert_eq!(
-                h.finalize().to_vec(),
-                hash,
-                "{stream}: hash is sha256 over the documented fields"
-            );
-            prev = Some(hash);
-        }
+        assert_hash_chain(&pool, stream).await;
     }
     assert_eq!(log.stream_version("ticket-a").await.unwrap(), Some(9));
     assert_eq!(log.stream_version("ticket-b").await.unwrap(), Some(9));

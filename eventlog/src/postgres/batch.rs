@@ -1,0 +1,403 @@
+//! Group commit: appends that wait at the same time share one transaction.
+//!
+//! With many concurrent writers most of an append's cost is not its rows but its statement and
+//! its transaction: a round trip, a commit, a WAL flush. So appends are not sent one by one.
+//! Each goes into this process's queue; at most `append_batches` batches are written at once,
+//! and whatever queued up while they ran goes out together in the next one, through the
+//! `append_batch` function (migration 0008) that checks and writes every request in turn within
+//! one transaction. A lone append (the queue was empty) takes the one-statement path as before,
+//! so an idle log answers as fast as it did without batching.
+//!
+//! What each request keeps:
+//! - **Its own outcome.** A conflict or an applied idempotency key refuses that request only;
+//!   the others of the batch still go in. A request sees the versions the earlier requests of
+//!   its batch appended, exactly as if they had run one after the other.
+//! - **All or nothing, and never twice.** When the database refuses the whole batch (another
+//!   process took a version first, a deadlock, a duplicate event id), the transaction rolled
+//!   back and nothing of it is in the log; each request is then appended alone, in queue order,
+//!   with the usual retries and typed errors. When the outcome is unknown (the connection broke
+//!   during the call), every request gets the backend error, as a lone append would.
+//! - **Order per stream.** Two batches written at once never share a stream: a request whose
+//!   stream belongs to a batch in flight waits for the next, and so does every later request of
+//!   one of its streams. Within a batch, requests go in queue order.
+//!
+//! The gap-free argument of the parent module is unchanged: `append_batch` reads every
+//! stream's version before it writes anything.
+//!
+//! A caller that stops waiting (its future is dropped) does not take its request back: once
+//! queued, a request is written, as a lone append already sent to the server would be.
+
+use std::collections::{HashMap, HashSet, VecDeque};
+use std::sync::Mutex;
+use std::sync::atomic::{AtomicU64, Ordering};
+
+use tokio::sync::oneshot;
+use uuid::Uuid;
+
+use super::{Encoded, PostgresLog, to_u64};
+use crate::{AppendOutcome, AppendRequest, CommittedEvent, Error, Position, Receipt};
+
+/// Most requests written by one call.
+const MAX_REQUESTS: usize = 512;
+/// Most events written by one call (a larger lone request still goes, alone).
+const MAX_EVENTS: usize = 2_000;
+/// Most payload and metadata bytes written by one call (the same exception).
+const MAX_BYTES: usize = 8 << 20;
+
+/// Counters of how appends were written, for tests and benchmarks.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub struct AppendStats {
+    /// Calls that wrote two or more requests together.
+    pub batches: u64,
+    /// Requests written by those calls.
+    pub batched_requests: u64,
+    /// The most requests one call wrote.
+    pub largest_batch: u64,
+    /// Batches the database refused whole, whose requests were then appended alone.
+    pub batches_retried_alone: u64,
+}
+
+/// The queue of one [`PostgresLog`] and its batches in flight.
+#[derive(Debug, Default)]
+pub(super) struct Batcher {
+    state: Mutex<State>,
+    batches: AtomicU64,
+    batched_requests: AtomicU64,
+    largest_batch: AtomicU64,
+    retried_alone: AtomicU64,
+}
+
+#[derive(Debug, Default)]
+struct State {
+    queue: VecDeque<Pending>,
+    running: usize,
+    /// The streams of the batches in flight.
+    busy: HashSet<String>,
+}
+
+#[derive(Debug)]
+struct Pending {
+    request: AppendRequest,
+    encoded: Encoded,
+    reply: oneshot::Sender<Result<AppendOutcome, Error>>,
+}
+
+impl Pending {
+    fn bytes(&self) -> usize {
+        let payloads: usize = self.encoded.payloads.iter().map(String::len).sum();
+        let metadata: usize = self.encoded.metadata.iter().map(String::len).sum();
+        payloads + metadata
+    }
+}
+
+impl Batcher {
+    pub(super) fn stats(&self) -> AppendStats {
+        AppendStats {
+            batches: self.batches.load(Ordering::Relaxed),
+            batched_requests: self.batched_requests.load(Ordering::Relaxed),
+            largest_batch: self.largest_batch.load(Ordering::Relaxed),
+            batches_retried_alone: self.retried_alone.load(Ordering::Relaxed),
+        }
+    }
+
+    fn lock(&self) -> std::sync::MutexGuard<'_, State> {
+        // A panic while the lock is held leaves the queue consistent (every change is one
+        // push, pop or counter step), so a poisoned lock is still safe to use.
+        self.state
+            .lock()
+            .unwrap_or_else(std::sync::PoisonError::into_inner)
+    }
+}
+
+impl PostgresLog {
+    /// Queues `requests` (each already checked and encoded) and waits for their outcomes, in
+    /// the same order. Requests queued together are written together when their streams allow.
+    pub(super) async fn append_queued(
+        &self,
+        requests: Vec<(AppendRequest, Encoded)>,
+    ) -> Vec<Result<AppendOutcome, Error>> {
+        let mut replies = Vec::with_capacity(requests.len());
+        {
+            let mut state = self.inner.batcher.lock();
+            for (request, encoded) in requests {
+                let (reply, answer) = oneshot::channel();
+                state.queue.push_back(Pending {
+                    request,
+                    encoded,
+                    reply,
+                });
+                replies.push(answer);
+            }
+            self.start_batches(&mut state);
+        }
+        let mut outcomes = Vec::with_capacity(replies.len());
+        for answer in replies {
+            outcomes.push(answer.await.unwrap_or_else(|_| {
+                Err(Error::Backend(
+                    "the append batch stopped before it answered".into(),
+                ))
+            }));
+        }
+        outcomes
+    }
+
+    /// Starts batches while fewer than the allowed number run and the queue holds requests
+    /// whose streams are free.
+    fn start_batches(&self, state: &mut State) {
+        let allowed = self.inner.options.append_batches.max(1);
+        while state.running < allowed && !state.queue.is_empty() {
+            let batch = take_batch(state);
+            if batch.is_empty() {
+                return;
+            }
+            state.running += 1;
+            for pending in &batch {
+                state.busy.extend(pending.encoded.streams.iter().cloned());
+            }
+            let log = self.clone();
+            tokio::spawn(async move {
+                let streams: Vec<String> = batch
+                    .iter()
+                    .flat_map(|p| p.encoded.streams.iter().cloned())
+                    .collect();
+                // Frees the batch's place and streams even if writing it panics.
+                let _done = Done {
+                    log: log.clone(),
+                    streams,
+                };
+                log.write_batch(batch).await;
+            });
+        }
+    }
+
+    async fn write_batch(&self, batch: Vec<Pending>) {
+        if batch.len() == 1 {
+            for pending in batch {
+                let outcome = self.append_alone(&pending.request, &pending.encoded).await;
+                // The caller may have stopped waiting; the append stands either way.
+                let _ = pending.reply.send(outcome);
+            }
+            return;
+        }
+        let stats = &self.inner.batcher;
+        let size = u64::try_from(batch.len()).unwrap_or(u64::MAX);
+        stats.batches.fetch_add(1, Ordering::Relaxed);
+        stats.batched_requests.fetch_add(size, Ordering::Relaxed);
+        stats.largest_batch.fetch_max(size, Ordering::Relaxed);
+
+        match self.try_batch(&batch).await {
+            Ok(rows) => self.answer(batch, rows).await,
+            Err(sqlx::Error::Database(db)) => {
+                // The server refused the call, so its transaction rolled back: nothing of the
+                // batch is in the log. Each request goes again on its own.
+                tracing::debug!(error = %db, requests = batch.len(), "append batch refused; appending its requests alone");
+                stats.retried_alone.fetch_add(1, Ordering::Relaxed);
+                for pending in batch {
+                    let outcome = self.append_alone(&pending.request, &pending.encoded).await;
+                    let _ = pending.reply.send(outcome);
+                }
+            }
+            Err(err) => {
+                // The outcome is unknown (the call may have committed): retrying here could
+                // append twice. Each caller learns what a lone append would have told it.
+                let message = err.to_string();
+                for pending in batch {
+                    let _ = pending
+                        .reply
+                        .send(Err(Error::Backend(message.clone().into())));
+                }
+            }
+        }
+    }
+
+    async fn try_batch(&self, batch: &[Pending]) -> Result<Vec<BatchRow>, sqlx::Error> {
+        let mut keys = Vec::with_capacity(batch.len());
+        let mut slots_end = Vec::with_capacity(batch.len());
+        let mut events_end = Vec::with_capacity(batch.len());
+        let mut streams = Vec::new();
+        let mut expected = Vec::new();
+        let mut slot_of = Vec::new();
+        let mut event_ids = Vec::new();
+        let mut types = Vec::new();
+        let mut schema_versions = Vec::new();
+        let mut payloads = Vec::new();
+        let mut metadata = Vec::new();
+        for pending in batch {
+            let encoded = &pending.encoded;
+            let first_slot = i32::try_from(streams.len()).unwrap_or(i32::MAX);
+            keys.push(encoded.key.as_deref());
+            streams.extend(encoded.streams.iter().map(String::as_str));
+            expected.extend_from_slice(&encoded.expected);
+            slot_of.extend(encoded.stream_of.iter().map(|s| first_slot + s));
+            event_ids.extend_from_slice(&encoded.event_ids);
+            types.extend(encoded.types.iter().map(String::as_str));
+            schema_versions.extend_from_slice(&encoded.schema_versions);
+            payloads.extend(encoded.payloads.iter().map(String::as_str));
+            metadata.extend(encoded.metadata.iter().map(String::as_str));
+            slots_end.push(i32::try_from(streams.len()).unwrap_or(i32::MAX));
+            events_end.push(i32::try_from(event_ids.len()).unwrap_or(i32::MAX));
+        }
+        sqlx::query_as::<_, BatchRow>(
+            "select o_request, o_refusal, o_stream, o_version, o_event_id, o_tx_id, o_position \
+             from append_batch($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11)",
+        )
+        .bind(keys)
+        .bind(slots_end)
+        .bind(events_end)
+        .bind(streams)
+        .bind(expected)
+        .bind(slot_of)
+        .bind(event_ids)
+        .bind(types)
+        .bind(schema_versions)
+        .bind(payloads)
+        .bind(metadata)
+        .fetch_all(&self.inner.pool)
+        .await
+    }
+
+    /// Hands each request of a committed batch its outcome.
+    async fn answer(&self, batch: Vec<Pending>, rows: Vec<BatchRow>) {
+        let mut refusals: HashMap<usize, BatchRow> = HashMap::new();
+        let mut committed: HashMap<Uuid, CommittedEvent> = HashMap::new();
+        for row in rows {
+            match row.o_request {
+                Some(request) => {
+                    let index = usize::try_from(request).unwrap_or(0).saturating_sub(1);
+                    refusals.insert(index, row);
+                }
+                None => {
+                    let (Some(stream), Some(version), Some(id), Some(tx), Some(position)) = (
+                        row.o_stream,
+                        row.o_version,
+                        row.o_event_id,
+                        row.o_tx_id,
+                        row.o_position,
+                    ) else {
+                        continue;
+                    };
+                    committed.insert(
+                        id,
+                        CommittedEvent {
+                            event_id: id,
+                            stream,
+                            version: to_u64(version),
+                            position: Position::from_parts(to_u64(tx), to_u64(position)),
+                        },
+                    );
+                }
+            }
+        }
+        if !committed.is_empty() {
+            self.announce();
+        }
+        for (index, pending) in batch.into_iter().enumerate() {
+            let outcome = match refusals.remove(&index) {
+                None => {
+                    let events = pending
+                        .encoded
+                        .event_ids
+                        .iter()
+                        .filter_map(|id| committed.remove(id))
+                        .collect();
+                    Ok(AppendOutcome::Appended(Receipt { events }))
+                }
+                Some(row) if row.o_refusal.as_deref() == Some("conflict") => {
+                    let stream = row.o_stream.unwrap_or_default();
+                    let expected = pending
+                        .request
+                        .streams
+                        .iter()
+                        .find(|s| s.stream == stream)
+                        .map_or(crate::ExpectedVersion::Any, |s| s.expected);
+                    Err(Error::Conflict {
+                        stream,
+                        expected,
+                        actual: row.o_version.map(to_u64),
+                    })
+                }
+                Some(_) => self.applied_before(&pending).await,
+            };
+            let _ = pending.reply.send(outcome);
+        }
+    }
+
+    /// A request whose key was applied before: the first receipt. Should that application
+    /// have vanished meanwhile (it cannot, but the log does not assume it), the request is
+    /// appended alone.
+    async fn applied_before(&self, pending: &Pending) -> Result<AppendOutcome, Error> {
+        let key = pending.encoded.key.as_deref().unwrap_or_default();
+        match self.applied_receipt(key).await? {
+            Some(receipt) => Ok(AppendOutcome::AlreadyApplied(receipt)),
+            None => self.append_alone(&pending.request, &pending.encoded).await,
+        }
+    }
+
+    async fn applied_receipt(&self, key: &str) -> Result<Option<Receipt>, Error> {
+        crate::EventLog::applied(self, key).await
+    }
+}
+
+/// Takes the next batch from the front of the queue: requests in queue order whose streams no
+/// batch in flight holds, up to the batch limits. A request that must wait blocks its streams
+/// for the requests behind it, so each stream's requests keep their order.
+fn take_batch(state: &mut State) -> Vec<Pending> {
+    let mut batch = Vec::new();
+    let mut waiting = VecDeque::new();
+    let mut blocked: HashSet<String> = HashSet::new();
+    let (mut events, mut bytes) = (0usize, 0usize);
+    while let Some(pending) = state.queue.pop_front() {
+        let streams = &pending.encoded.streams;
+        if streams
+            .iter()
+            .any(|s| state.busy.contains(s) || blocked.contains(s))
+        {
+            blocked.extend(streams.iter().cloned());
+            waiting.push_back(pending);
+            continue;
+        }
+        let (more_events, more_bytes) = (pending.encoded.event_ids.len(), pending.bytes());
+        let full = batch.len() >= MAX_REQUESTS
+            || events + more_events > MAX_EVENTS
+            || bytes + more_bytes > MAX_BYTES;
+        if !batch.is_empty() && full {
+            waiting.push_back(pending);
+            break;
+        }
+        events += more_events;
+        bytes += more_bytes;
+        batch.push(pending);
+    }
+    // What was set aside goes back in front of what was not looked at, in order.
+    waiting.append(&mut state.queue);
+    state.queue = waiting;
+    batch
+}
+
+/// Frees a finished batch's place and streams and starts what can start now.
+struct Done {
+    log: PostgresLog,
+    streams: Vec<String>,
+}
+
+impl Drop for Done {
+    fn drop(&mut self) {
+        let mut state = self.log.inner.batcher.lock();
+        state.running = state.running.saturating_sub(1);
+        for stream in &self.streams {
+            state.busy.remove(stream);
+        }
+        self.log.start_batches(&mut state);
+    }
+}
+
+#[derive(sqlx::FromRow)]
+struct BatchRow {
+    o_request: Option<i32>,
+    o_refusal: Option<String>,
+    o_stream: Option<String>,
+    o_version: Option<i64>,
+    o_event_id: Option<Uuid>,
+    o_tx_id: Option<i64>,
+    o_position: Option<i64>,
+}
