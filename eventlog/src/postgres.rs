@@ -26,6 +26,13 @@
 //! before they write anything: a transaction can only append version n+1 after seeing version
 //! n committed, so it takes its transaction id after that commit and sorts after it.
 //!
+//! # Group commit
+//!
+//! Concurrent appends of one process are queued and written in batches, one transaction per
+//! batch, each request keeping its own outcome; `postgres/batch.rs` has the rules.
+//! `append_batch` (migration 0008) reads every stream of the batch before it writes, so the
+//! argument above covers it as it covers a lone append.
+//!
 //! # Waking subscribers
 //!
 //! A subscription reads pages until it is caught up, then sleeps until it is woken: by an append
