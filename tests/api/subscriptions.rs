@@ -124,28 +124,6 @@ async fn receive_cursors(ws: &mut Ws, id: &str, count: usize) -> Vec<String> {
     cursors
 }
 
-/// The `extensions.code` of the first error an operation gets, whatever the protocol's frame.
-async fn first_error_code(ws: &mut Ws, id: &str) -> String {
-    match ws.frame().await {
-        Frame::Json(value) if value["id"] == id => {
-            let errors = match value["type"].as_str() {
-                Some("error") => value["payload"].clone(),
-                _ => value["payload"]["errors"].clone(),
-            };
-            let errors = if errors.is_array() {
-                errors
-            } else {
-                json!([errors])
-            };
-            errors[0]["extensions"]["code"]
-                .as_str()
-                .unwrap_or_else(|| panic!("no code in {value}"))
-                .to_owned()
-        }
-        other => panic!("expected an error for {id}, got {other:?}"),
-    }
-}
-
 #[tokio::test]
 async fn the_event_feed_resumes_after_a_cursor_with_no_gap_and_no_duplicate() {
     let server = Server::start("sub_resume").await;
@@ -337,13 +315,13 @@ async fn the_event_feed_is_refused_without_permission_or_with_a_bad_cursor() {
     let agent = server.agent(Role::Agent, "agent@example.com").await;
     let mut ws = Ws::connect(&server, Protocol::TransportWs, &agent.token).await;
     ws.subscribe("1", EVENTS, json!({ "after": START })).await;
-    assert_eq!(first_error_code(&mut ws, "1").await, "FORBIDDEN");
+    assert_eq!(ws.error_code("1").await, "FORBIDDEN");
     ws.close().await;
 
     let mut ws = Ws::connect(&server, Protocol::Legacy, &admin.token).await;
     ws.subscribe("1", EVENTS, json!({ "after": "yesterday" }))
         .await;
-    assert_eq!(first_error_code(&mut ws, "1").await, "VALIDATION");
+    assert_eq!(ws.error_code("1").await, "VALIDATION");
     ws.close().await;
     server.stop().await;
 }
