@@ -318,7 +318,7 @@ fn the_matrix_lists_every_operation_of_the_schema() {
     let sdl =
         std::fs::read_to_string(concat!(env!("CARGO_MANIFEST_DIR"), "/schema.graphql")).unwrap();
     let schema = async_graphql::parser::parse_schema(&sdl).unwrap();
-    let mut roots = vec![
+    let mut roots = [
         (OperationType::Query, "Query".to_owned()),
         (OperationType::Mutation, "Mutation".to_owned()),
         (OperationType::Subscription, "Subscription".to_owned()),
