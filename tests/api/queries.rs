@@ -26,7 +26,23 @@ async fn generated(server: &Server) -> Position {
         writers: 2,
         ..GenerateOptions::default()
     };
-    generate(&server.log, &options, |_| {}).await.unwrap();
+    let report = generate(&server.log, &options, |_| {}).await.unwrap();
+    // The head counts an event only once every older transaction of the cluster has ended, so
+    // under parallel tests it may trail the last append for a moment: wait until it shows them.
+    let deadline = tokio::time::Instant::now() + Duration::from_secs(60);
+    while server
+        .log
+        .count_after(Position::START, report.events)
+        .await
+        .unwrap()
+        < report.events
+    {
+        assert!(
+            tokio::time::Instant::now() < deadline,
+            "the log never showed the generated events"
+        );
+        tokio::time::sleep(Duration::from_millis(20)).await;
+    }
     caught_up(server).await
 }
 
