@@ -7,6 +7,10 @@
 //! thousand. [`follow`] gives a subscriber a gap-free, duplicate-free feed from any cursor:
 //! the log up to now, then the hub, falling back to the log when the subscriber lags.
 //!
+//! A ticket list that lags (its receiver lost batches) catches up the same way: it asks
+//! [`LiveHub::tickets_since`] for the current rows of every ticket with an event after the last
+//! batch it applied, read from the log, and skips the batches that catch-up already covers.
+//!
 //! The hub starts with the first subscription and its tasks stop when the last handle to it
 //! (held by the API state) is dropped. It owns no SQL of its own: it reads the log and the
 //! read models through their crates.
@@ -67,6 +71,7 @@ impl std::fmt::Debug for LiveHub {
 struct Inner {
     log: PostgresLog,
     pool: PgPool,
+    capacity: usize,
     started: OnceCell<Started>,
 }
 
@@ -89,10 +94,21 @@ impl Drop for Inner {
 impl LiveHub {
     /// A hub over `log`; nothing runs until the first subscription.
     pub fn new(log: PostgresLog) -> Self {
+        LiveHub::with_capacity(log, CHANNEL_CAPACITY)
+    }
+
+    /// A hub whose channels hold `capacity` events (or ticket batches) for a slow subscriber
+    /// before it lags. Tests make it tiny to force a lag.
+    ///
+    /// # Panics
+    /// When `capacity` is 0.
+    pub fn with_capacity(log: PostgresLog, capacity: usize) -> Self {
+        assert!(capacity > 0, "a live hub needs room for at least one item");
         LiveHub {
             inner: Arc::new(Inner {
                 pool: log.pool().clone(),
                 log,
+                capacity,
                 started: OnceCell::new(),
             }),
         }
@@ -116,7 +132,13 @@ impl LiveHub {
     async fn started(&self) -> Result<&Started, eventlog::Error> {
         self.inner
             .started
-            .get_or_try_init(|| start(self.inner.log.clone(), self.inner.pool.clone()))
+            .get_or_try_init(|| {
+                start(
+                    self.inner.log.clone(),
+                    self.inner.pool.clone(),
+                    self.inner.capacity,
+                )
+            })
             .await
     }
 
@@ -149,21 +171,87 @@ impl LiveHub {
         Ok(follow(self.inner.log.clone(), receiver, after))
     }
 
-    /// Changed ticket rows, in batches, from now on.
+    /// Changed ticket rows, in batches, from now on, and the log head read just before the
+    /// receiver was taken: should the receiver lag before its first batch, catching up with
+    /// [`LiveHub::tickets_since`] from that head misses nothing that happened since.
     ///
     /// # Errors
-    /// When the hub cannot start.
-    pub async fn tickets(&self) -> Result<broadcast::Receiver<Arc<TicketBatch>>, eventlog::Error> {
-        Ok(self.started().await?.tickets.subscribe())
+    /// When the hub cannot start or the log head cannot be read.
+    pub async fn tickets(
+        &self,
+    ) -> Result<(Position, broadcast::Receiver<Arc<TicketBatch>>), eventlog::Error> {
+        let started = self.started().await?;
+        let head = self.inner.log.head().await?;
+        Ok((head, started.tickets.subscribe()))
+    }
+
+    /// The current rows of every ticket with an event after `after`, once the `tickets` read
+    /// model has applied the log that far: what a ticket list missed while it lagged. The
+    /// batch's position is the last event read (`after` when there is none).
+    ///
+    /// # Errors
+    /// When the log or the read model cannot be read.
+    pub async fn tickets_since(&self, after: Position) -> Result<TicketBatch, CatchUpError> {
+        let mut ids = BTreeSet::new();
+        let mut at = after;
+        loop {
+            let page = self.inner.log.read_all(at, CATCH_UP_PAGE).await?;
+            let Some(last) = page.events.last() else {
+                break;
+            };
+            at = last.position;
+            ids.extend(page.events.iter().filter_map(|e| ticket_of(&e.stream_id)));
+        }
+        if ids.is_empty() {
+            return Ok(TicketBatch {
+                position: at,
+                tickets: Vec::new(),
+            });
+        }
+        let waited = projections::wait_polling(
+            &self.inner.pool,
+            &["tickets"],
+            at,
+            PROJECTION_WAIT,
+            PROJECTION_POLL,
+        )
+        .await;
+        if let Err(error) = waited {
+            tracing::warn!(%error, position = %at, "live hub: the tickets read model is behind; catching up with rows as they are");
+        }
+        let ids: Vec<Uuid> = ids.into_iter().collect();
+        let mut tickets = Vec::with_capacity(ids.len());
+        for chunk in ids.chunks(TICKET_BATCH) {
+            tickets.extend(load_tickets(&self.inner.pool, chunk).await?);
+        }
+        Ok(TicketBatch {
+            position: at,
+            tickets,
+        })
     }
 }
 
-async fn start(log: PostgresLog, pool: PgPool) -> Result<Started, eventlog::Error> {
+/// Why a lagging ticket list could not catch up.
+#[derive(Debug, thiserror::Error)]
+pub enum CatchUpError {
+    /// Reading the log failed.
+    #[error("cannot read the log: {0}")]
+    Log(#[from] eventlog::Error),
+    /// Loading the rows failed.
+    #[error("cannot load tickets: {0}")]
+    ReadModel(#[from] sqlx::Error),
+}
+
+async fn start(
+    log: PostgresLog,
+    pool: PgPool,
+    capacity: usize,
+) -> Result<Started, eventlog::Error> {
     // The head is read before any receiver exists, so every event a subscriber can miss on the
     // hub is already readable in the log when it catches up.
     let head = log.head().await?;
-    let (events, _) = broadcast::channel(CHANNEL_CAPACITY);
-    let (tickets, _) = broadcast::channel(CHANNEL_CAPACITY);
+    let (events, _) = broadcast::channel(capacity);
+    let (tickets, _) = broadcast::channel(capacity);
     let feed = tokio::spawn(feed_tickets(
         log.clone(),
         pool,

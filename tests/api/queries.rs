@@ -26,7 +26,23 @@ async fn generated(server: &Server) -> Position {
         writers: 2,
         ..GenerateOptions::default()
     };
-    generate(&server.log, &options, |_| {}).await.unwrap();
+    let report = generate(&server.log, &options, |_| {}).await.unwrap();
+    // The head counts an event only once every older transaction of the cluster has ended, so
+    // under parallel tests it may trail the last append for a moment: wait until it shows them.
+    let deadline = tokio::time::Instant::now() + Duration::from_secs(60);
+    while server
+        .log
+        .count_after(Position::START, report.events)
+        .await
+        .unwrap()
+        < report.events
+    {
+        assert!(
+            tokio::time::Instant::now() < deadline,
+            "the log never showed the generated events"
+        );
+        tokio::time::sleep(Duration::from_millis(20)).await;
+    }
     caught_up(server).await
 }
 
@@ -435,7 +451,7 @@ async fn callers_see_only_what_their_credential_and_categories_allow() {
     let agent = server.agent(Role::Agent, "scoped@test.invalid").await;
     let agent_id = AgentId(agent.id.parse().unwrap());
     let admin_id = AgentId(admin.id.parse().unwrap());
-    CommandService::new(server.log.clone())
+    let assigned = CommandService::new(server.log.clone())
         .execute::<AgentDecider>(
             agent_id.stream(),
             &AgentCommand::AssignCategories {
@@ -447,20 +463,9 @@ async fn callers_see_only_what_their_credential_and_categories_allow() {
         )
         .await
         .unwrap();
-    caught_up(&server).await;
-    // The scope is read from the directory read model: make sure it holds the assignment.
-    for _ in 0..100 {
-        let categories: Vec<Uuid> =
-            sqlx::query_scalar("select category_ids from agents where id = $1")
-                .bind(agent_id.as_uuid())
-                .fetch_one(&server.pool)
-                .await
-                .unwrap();
-        if categories == [category] {
-            break;
-        }
-        tokio::time::sleep(Duration::from_millis(100)).await;
-    }
+    // The scope is read from the directory read model: wait until it holds the assignment
+    // (the head may trail it under parallel tests, so wait for the command's own position).
+    server.caught_up(assigned.position.unwrap()).await;
     let visible = all_tickets(&server, &agent.token, Value::Null, "LAST_ACTIVITY_DESC").await;
     assert!(!visible.is_empty());
     let row: (Vec<Uuid>,) = sqlx::query_as("select category_ids from agents where id = $1")

@@ -1,8 +1,12 @@
 //! Subscriptions over both WebSocket protocols: auth in `connection_init`, the resumable
-//! `events` feed, the live ticket list, and permission refusals.
+//! `events` feed, the live ticket list (and how a lagging one catches up), and permission
+//! refusals.
 
+use std::collections::BTreeSet;
 use std::time::Duration;
 
+use api::auth::{Authentication, Caller, Scope};
+use api::live::LiveHub;
 use chrono::Utc;
 use domain::agent::Role;
 use domain::content::{CustomerMessage, MessageContent, TelegramMessageId};
@@ -11,6 +15,7 @@ use domain::{AgentId, CustomerId, MessageId, TicketId};
 use eventlog::commands::{CommandContext, CommandService};
 use eventlog::postgres::PostgresLog;
 use eventlog::{Actor, ActorKind, EventLog, Position};
+use futures::StreamExt;
 use serde_json::json;
 use uuid::Uuid;
 
@@ -122,28 +127,6 @@ async fn receive_cursors(ws: &mut Ws, id: &str, count: usize) -> Vec<String> {
         cursors.push(event["cursor"].as_str().unwrap().to_owned());
     }
     cursors
-}
-
-/// The `extensions.code` of the first error an operation gets, whatever the protocol's frame.
-async fn first_error_code(ws: &mut Ws, id: &str) -> String {
-    match ws.frame().await {
-        Frame::Json(value) if value["id"] == id => {
-            let errors = match value["type"].as_str() {
-                Some("error") => value["payload"].clone(),
-                _ => value["payload"]["errors"].clone(),
-            };
-            let errors = if errors.is_array() {
-                errors
-            } else {
-                json!([errors])
-            };
-            errors[0]["extensions"]["code"]
-                .as_str()
-                .unwrap_or_else(|| panic!("no code in {value}"))
-                .to_owned()
-        }
-        other => panic!("expected an error for {id}, got {other:?}"),
-    }
 }
 
 #[tokio::test]
@@ -337,13 +320,13 @@ async fn the_event_feed_is_refused_without_permission_or_with_a_bad_cursor() {
     let agent = server.agent(Role::Agent, "agent@example.com").await;
     let mut ws = Ws::connect(&server, Protocol::TransportWs, &agent.token).await;
     ws.subscribe("1", EVENTS, json!({ "after": START })).await;
-    assert_eq!(first_error_code(&mut ws, "1").await, "FORBIDDEN");
+    assert_eq!(ws.error_code("1").await, "FORBIDDEN");
     ws.close().await;
 
     let mut ws = Ws::connect(&server, Protocol::Legacy, &admin.token).await;
     ws.subscribe("1", EVENTS, json!({ "after": "yesterday" }))
         .await;
-    assert_eq!(first_error_code(&mut ws, "1").await, "VALIDATION");
+    assert_eq!(ws.error_code("1").await, "VALIDATION");
     ws.close().await;
     server.stop().await;
 }
@@ -356,4 +339,146 @@ async fn change_of(ws: &mut Ws, id: &str, ticket: Uuid) -> serde_json::Value {
             return change;
         }
     }
+}
+
+/// A ticket list over a hub whose channels hold one batch, executed on the schema so the test
+/// decides when the subscription reads (over a socket the server reads as fast as it can).
+struct TinyHubList {
+    hub: LiveHub,
+    list: futures::stream::BoxStream<'static, async_graphql::Response>,
+}
+
+impl TinyHubList {
+    async fn start(server: &Server, filter: serde_json::Value) -> TinyHubList {
+        let state = api::AppState::new(
+            server.log.clone(),
+            projections::models::all(),
+            crate::support::test_config(),
+        )
+        .await
+        .unwrap();
+        let hub = LiveHub::with_capacity(server.log.clone(), 1);
+        let schema = api::graphql::schema(api::graphql::Api {
+            live: hub.clone(),
+            ..(*state.api).clone()
+        });
+        let caller = Caller::Integrator {
+            token_id: Uuid::now_v7(),
+            scopes: BTreeSet::from([Scope::TicketsRead]),
+        };
+        let request = async_graphql::Request::new(
+            "subscription($filter: TicketsChangedFilter) {
+                ticketsChanged(filter: $filter) { cursor inFilter ticket { ticketId status } } }",
+        )
+        .variables(async_graphql::Variables::from_json(
+            json!({ "filter": filter }),
+        ))
+        .data(Authentication::Authenticated(caller));
+        TinyHubList {
+            hub,
+            list: schema.execute_stream(request),
+        }
+    }
+
+    /// The next change, if one comes within `wait`.
+    async fn next(&mut self, wait: Duration) -> Option<serde_json::Value> {
+        let response = tokio::time::timeout(wait, self.list.next()).await.ok()??;
+        assert!(response.errors.is_empty(), "{:?}", response.errors);
+        Some(response.data.into_json().unwrap()["ticketsChanged"].clone())
+    }
+}
+
+/// Waits until `receiver` has seen a batch after `after` holding `ticket`.
+async fn published(
+    receiver: &mut tokio::sync::broadcast::Receiver<std::sync::Arc<api::live::TicketBatch>>,
+    after: Position,
+    ticket: Uuid,
+) {
+    loop {
+        let batch = tokio::time::timeout(WAIT, receiver.recv())
+            .await
+            .expect("the hub never published the change");
+        match batch {
+            Ok(batch)
+                if batch.position > after && batch.tickets.iter().any(|t| t.uuid == ticket) =>
+            {
+                return;
+            }
+            Ok(_) | Err(tokio::sync::broadcast::error::RecvError::Lagged(_)) => {}
+            Err(closed) => panic!("{closed}"),
+        }
+    }
+}
+
+#[tokio::test]
+async fn a_lagging_ticket_list_catches_up_from_the_log_instead_of_skipping_changes() {
+    let server = Server::start("sub_lag").await;
+    let admin = server.admin().await;
+    let mut list = TinyHubList::start(&server, json!({ "unassigned": true })).await;
+
+    // Open tickets until the list shows one: then its receiver exists and is drained.
+    let mut warm_ups = Vec::new();
+    let mut first = None;
+    for customer in 1..=50 {
+        warm_ups.push(open_ticket(&server.log, customer).await);
+        if let Some(change) = list.next(Duration::from_millis(500)).await {
+            first = Some(change);
+            break;
+        }
+    }
+    let first = first.expect("the list never went live");
+    assert_eq!(first["inFilter"], true);
+    let shown: Uuid = first["ticket"]["ticketId"]
+        .as_str()
+        .unwrap()
+        .parse()
+        .unwrap();
+    let shown_at: Position = first["cursor"].as_str().unwrap().parse().unwrap();
+
+    // Three batches go by while the list does not read: with room for one, it lags.
+    let (_, mut probe) = list.hub.tickets().await.unwrap();
+    assign(&server, shown, Uuid::parse_str(&admin.id).unwrap()).await;
+    published(&mut probe, shown_at, shown).await;
+    let mut opened = Vec::new();
+    for customer in 100..102 {
+        let ticket = open_ticket(&server.log, customer).await;
+        published(&mut probe, shown_at, ticket).await;
+        opened.push(ticket);
+    }
+
+    // Once it reads again: the shown ticket left the list, the new ones joined, each once.
+    let mut left = false;
+    let mut joined = std::collections::HashSet::new();
+    while !(left && joined.len() == opened.len()) {
+        let change = list
+            .next(WAIT)
+            .await
+            .unwrap_or_else(|| panic!("missed changes: left {left}, joined {joined:?}"));
+        let ticket: Uuid = change["ticket"]["ticketId"]
+            .as_str()
+            .unwrap()
+            .parse()
+            .unwrap();
+        if ticket == shown {
+            assert_eq!(change["inFilter"], false, "{change}");
+            assert!(!left, "the shown ticket left twice");
+            left = true;
+        } else if opened.contains(&ticket) {
+            assert_eq!(change["inFilter"], true, "{change}");
+            assert_eq!(change["ticket"]["status"], "NEW");
+            assert!(joined.insert(ticket), "{ticket} joined twice");
+        } else {
+            assert!(warm_ups.contains(&ticket), "a stranger: {change}");
+        }
+    }
+
+    // Live again, without replaying the batch that waited in the channel.
+    let later = open_ticket(&server.log, 200).await;
+    let change = list
+        .next(WAIT)
+        .await
+        .expect("the list stopped after catching up");
+    assert_eq!(change["ticket"]["ticketId"], later.to_string());
+    assert_eq!(change["inFilter"], true);
+    server.stop().await;
 }

@@ -2,15 +2,28 @@
 //! its GraphQL API over HTTP.
 
 use std::net::SocketAddr;
-use std::time::{SystemTime, UNIX_EPOCH};
+use std::sync::atomic::{AtomicI32, Ordering};
+use std::time::{Duration, SystemTime, UNIX_EPOCH};
 
 use api::auth::{AuthConfig, AuthService, NewAgent};
+use chrono::{TimeDelta, Utc};
 use domain::agent::Role;
+use domain::content::{CustomerMessage, MessageContent, TelegramMessageId};
+use domain::customer::CustomerProfile;
+use domain::flow::RouteCustomerMessage;
+use domain::ticket::Channel;
+use domain::{CategoryId, CustomerId, MessageId, TicketId};
+use eventlog::commands::{CommandContext, CommandService};
 use eventlog::postgres::PostgresLog;
+use eventlog::{Actor, Position};
 use ledgerdesk::{Application, Settings};
 use secrecy::SecretString;
 use serde_json::{Value, json};
 use sqlx::{Executor, PgPool};
+
+/// Telegram numbers messages per chat; one counter keeps every test message distinct (a
+/// repeated id is a duplicate update, and the log records it once).
+static NEXT_TELEGRAM_MESSAGE: AtomicI32 = AtomicI32::new(1);
 
 /// The password every test agent gets.
 pub const PASSWORD: &str = "correct horse battery staple";
@@ -172,6 +185,110 @@ impl Server {
             token: login["accessToken"].as_str().unwrap().to_owned(),
             refresh: login["refreshToken"].as_str().unwrap().to_owned(),
         }
+    }
+
+    /// An integrator API token with `scopes`, created by `admin` over GraphQL.
+    pub async fn api_token(&self, admin: &Agent, scopes: &[&str]) -> String {
+        let data = self
+            .ok(
+                &admin.token,
+                "mutation($scopes: [String!]!) {
+                    createApiToken(input: {name: \"integration\", scopes: $scopes}) { token } }",
+                json!({ "scopes": scopes }),
+            )
+            .await;
+        data["createApiToken"]["token"].as_str().unwrap().to_owned()
+    }
+
+    /// A new ticket category, created by `admin`.
+    pub async fn category(&self, admin: &Agent, name: &str) -> uuid::Uuid {
+        let data = self
+            .ok(
+                &admin.token,
+                "mutation($name: String!) { createCategory(input: {name: $name}) {
+                    position categoryId } }",
+                json!({ "name": name }),
+            )
+            .await;
+        let payload = &data["createCategory"];
+        self.caught_up(payload["position"].as_str().unwrap().parse().unwrap())
+            .await;
+        api::graphql::ids::uuid_of("Category", &payload["categoryId"].as_str().unwrap().into())
+            .unwrap()
+    }
+
+    /// An agent (role `agent`) who works only tickets in `categories`, once the directory read
+    /// model holds the restriction.
+    pub async fn scoped_agent(
+        &self,
+        admin: &Agent,
+        email: &str,
+        categories: &[uuid::Uuid],
+    ) -> Agent {
+        let agent = self.agent(Role::Agent, email).await;
+        let data = self
+            .ok(
+                &admin.token,
+                "mutation($agent: ID!, $categories: [ID!]!) {
+                    setAgentCategories(input: {agentId: $agent, categoryIds: $categories}) {
+                        position } }",
+                json!({ "agent": agent.id, "categories": categories }),
+            )
+            .await;
+        let position = data["setAgentCategories"]["position"].as_str().unwrap();
+        self.caught_up(position.parse().unwrap()).await;
+        agent
+    }
+
+    /// Customer `customer` writes `text` on Telegram, as the bot records it: the message goes
+    /// to their open ticket in `category`, or opens one. Returns the ticket and the position
+    /// of the message's event, once every read model shows it.
+    pub async fn customer_writes(
+        &self,
+        customer: i64,
+        category: Option<uuid::Uuid>,
+        text: &str,
+    ) -> (uuid::Uuid, Position) {
+        let routed = CommandService::new(self.log.clone())
+            .route_customer_message(
+                &RouteCustomerMessage {
+                    customer: CustomerId(customer),
+                    profile: CustomerProfile {
+                        first_name: format!("Customer {customer}"),
+                        last_name: None,
+                        username: None,
+                        language_code: Some("en".into()),
+                    },
+                    category: category.map(CategoryId::from_uuid),
+                    new_ticket_id: TicketId(uuid::Uuid::now_v7()),
+                    channel: Channel::Telegram,
+                    message: CustomerMessage {
+                        message_id: MessageId(uuid::Uuid::now_v7()),
+                        telegram_message_id: TelegramMessageId(
+                            NEXT_TELEGRAM_MESSAGE.fetch_add(1, Ordering::Relaxed),
+                        ),
+                        reply_to: None,
+                        content: MessageContent::text(text),
+                    },
+                    reopen_window: TimeDelta::days(7),
+                    at: Utc::now(),
+                },
+                &CommandContext::new(Actor::system("test")),
+            )
+            .await
+            .unwrap();
+        let position = routed.executed.position.unwrap();
+        self.caught_up(position).await;
+        (routed.ticket_id.0, position)
+    }
+
+    /// Waits until every read model has applied the log up to `position`.
+    pub async fn caught_up(&self, position: Position) {
+        let all = projections::models::all();
+        let names: Vec<&str> = all.iter().map(|p| p.name()).collect();
+        projections::wait_for(&self.pool, &names, position, Duration::from_secs(10))
+            .await
+            .unwrap();
     }
 
     /// Stops the server and drops its database.

@@ -156,6 +156,43 @@ impl Ws {
         payload["data"].clone()
     }
 
+    /// The `extensions.code` of the error operation `id` gets, whatever the protocol's frame
+    /// (`error`, or `next`/`data` carrying `errors`).
+    pub async fn error_code(&mut self, id: &str) -> String {
+        loop {
+            match self.frame().await {
+                Frame::Json(value) if value["id"] == id => {
+                    let errors = match value["type"].as_str() {
+                        Some("error") => value["payload"].clone(),
+                        _ => value["payload"]["errors"].clone(),
+                    };
+                    let first = if errors.is_array() {
+                        errors[0].clone()
+                    } else {
+                        errors
+                    };
+                    return first["extensions"]["code"]
+                        .as_str()
+                        .unwrap_or_else(|| panic!("no error code in {value}"))
+                        .to_owned();
+                }
+                Frame::Json(value) if value["id"] != id => {}
+                other => panic!("expected an error for {id}, got {other:?}"),
+            }
+        }
+    }
+
+    /// Asserts the server ends operation `id` (`complete` in either protocol).
+    pub async fn completed(&mut self, id: &str) {
+        loop {
+            match self.frame().await {
+                Frame::Json(value) if value["type"] == "complete" && value["id"] == id => return,
+                Frame::Json(value) if value["id"] != id => {}
+                other => panic!("expected `complete` for {id}, got {other:?}"),
+            }
+        }
+    }
+
     /// Asserts nothing arrives for `for_how_long`.
     pub async fn quiet(&mut self, for_how_long: Duration) {
         if let Ok(message) = tokio::time::timeout(for_how_long, self.socket.next()).await {

@@ -120,7 +120,10 @@ pub async fn visible_ticket(ctx: &Context<'_>, ticket: uuid::Uuid) -> Result<Opt
 }
 
 /// The ticket's category if the read model has it within `scope`, else `NOT_FOUND`.
-async fn ticket_in(
+///
+/// # Errors
+/// `NOT_FOUND` for an unknown or out-of-scope ticket.
+pub async fn ticket_in(
     ctx: &Context<'_>,
     scope: &TicketScope,
     ticket: uuid::Uuid,

@@ -8,18 +8,17 @@
 use std::collections::HashSet;
 use std::sync::Arc;
 
-use async_graphql::{Context, Enum, ID, InputObject, Json, Result, SimpleObject, Subscription};
+use async_graphql::{Context, Enum, ID, Json, Result, SimpleObject, Subscription};
 use chrono::{DateTime, Utc};
 use eventlog::{ActorKind, Position, RecordedEvent};
 use futures::{Stream, StreamExt};
 use sqlx::PgPool;
-use tokio::sync::broadcast;
 use uuid::Uuid;
 
 use super::Api;
 use super::error::{Code, error, internal};
 use super::guard::{self, Need};
-use super::tickets::{Ticket, TicketStatusValue};
+use super::tickets::load_tickets;
 use crate::auth::{Permission, TicketScope};
 
 /// Most event types one `events` subscription may filter on.
@@ -107,125 +106,18 @@ impl From<&RecordedEvent> for LogEvent {
     }
 }
 
-/// Which tickets a live list shows. Empty: all the caller may see.
-#[derive(Debug, Clone, Default, InputObject)]
-pub struct TicketsChangedFilter {
-    /// Only these statuses.
-    pub status: Option<Vec<TicketStatusValue>>,
-    /// Only tickets assigned to this agent.
-    pub assignee: Option<ID>,
-    /// Only tickets in this category.
-    pub category: Option<ID>,
-    /// Only (`true`) or never (`false`) unassigned tickets.
-    pub unassigned: Option<bool>,
-}
+mod rows;
+mod ticket_list;
 
-struct TicketMatcher {
-    status: Option<Vec<TicketStatusValue>>,
-    assignee: Option<Uuid>,
-    category: Option<Uuid>,
-    unassigned: Option<bool>,
-    scope: TicketScope,
-}
+pub use rows::{AddedMessage, BroadcastProgress, MessageAddedEvent};
+pub use ticket_list::{TicketChange, TicketsChangedFilter};
 
-impl TicketMatcher {
-    fn visible(&self, ticket: &Ticket) -> bool {
-        self.scope.covers(ticket.category_uuid)
-    }
-
-    fn matches(&self, ticket: &Ticket) -> bool {
-        let assignee = ticket
-            .assignee_id
-            .as_ref()
-            .and_then(|id| id.parse::<Uuid>().ok());
-        self.status
-            .as_ref()
-            .is_none_or(|statuses| statuses.contains(&ticket.status))
-            && self.assignee.is_none_or(|wanted| assignee == Some(wanted))
-            && self
-                .category
-                .is_none_or(|wanted| ticket.category_uuid == Some(wanted))
-            && self
-                .unassigned
-                .is_none_or(|unassigned| assignee.is_none() == unassigned)
-    }
-}
-
-/// A ticket of a live list changed.
-#[derive(Debug, Clone, SimpleObject)]
-pub struct TicketChange {
-    /// The log position the row reflects at least.
-    pub cursor: String,
-    /// Whether the ticket belongs in the list now; `false` means it just left it.
-    pub in_filter: bool,
-    /// The ticket as the read model has it now.
-    pub ticket: Ticket,
-}
-
-/// A message posted on a ticket: a customer's message or an agent's reply.
-#[derive(Debug, Clone, SimpleObject, sqlx::FromRow)]
-pub struct AddedMessage {
-    /// Our id for the message.
-    #[graphql(skip)]
-    pub id: Uuid,
-    /// The ticket it belongs to.
-    #[graphql(skip)]
-    pub ticket_id: Uuid,
-    /// `in` (customer) or `out` (agent).
-    pub direction: String,
-    /// The kind of message (`text`, `photo`, …).
-    pub kind: String,
-    /// Its text, if any.
-    pub text: Option<String>,
-    /// Its caption, if any.
-    pub caption: Option<String>,
-    /// The replying agent, for `out`.
-    #[graphql(skip)]
-    pub author_agent_id: Option<Uuid>,
-    /// When it was posted.
-    pub created_at: DateTime<Utc>,
-    /// The ticket stream version of the event that posted it.
-    pub seq: i64,
-    /// The ticket's category (for scope checks).
-    #[graphql(skip)]
-    #[sqlx(default)]
-    pub category_id: Option<Uuid>,
-}
-
-/// A new message, with the cursor of its event.
-#[derive(Debug, Clone, SimpleObject)]
-pub struct MessageAddedEvent {
-    /// The event's log position.
-    pub cursor: String,
-    /// The message's id.
-    pub message_id: ID,
-    /// The ticket's uuid.
-    pub ticket_id: ID,
-    /// The replying agent, for `out`.
-    pub author_agent_id: Option<ID>,
-    /// The message.
-    pub message: AddedMessage,
-}
-
-/// A broadcast's counters.
-#[derive(Debug, Clone, SimpleObject, sqlx::FromRow)]
-pub struct BroadcastProgress {
-    /// The log position the counters reflect at least (empty for the first snapshot).
-    #[sqlx(skip)]
-    pub cursor: String,
-    /// `draft`, `scheduled`, `running`, `paused`, `completed` or `cancelled`.
-    pub state: String,
-    /// Recipients the message reached.
-    pub delivered: i32,
-    /// Recipients it could not reach.
-    pub failed: i32,
-    /// Recipients skipped (banned, blocked the bot…).
-    pub skipped: i32,
-    /// Every recipient, once the audience is resolved.
-    pub total: Option<i32>,
-}
+use rows::{message_of, progress_of, wait_for_model};
+use ticket_list::TicketMatcher;
 
 const MESSAGE_EVENTS: [&str; 2] = ["ticket.customer_message_posted", "ticket.agent_replied"];
+/// The event that moves a ticket to another category (or none).
+const CATEGORY_CHANGED: &str = "ticket.category_changed";
 
 /// Every subscription.
 #[derive(Debug, Default)]
@@ -327,7 +219,8 @@ impl SubscriptionRoot {
         after: Option<String>,
     ) -> Result<impl Stream<Item = Result<LogEvent>> + use<>> {
         let ticket = parse_uuid(&ticket_id, "ticketId")?;
-        guard::visible_ticket(ctx, ticket).await?;
+        let scope = guard::ticket_scope(ctx).await?;
+        guard::ticket_in(ctx, &scope, ticket).await?;
         let after = after
             .map(|after| {
                 after.trim().parse::<Position>().map_err(|_| {
@@ -338,23 +231,47 @@ impl SubscriptionRoot {
                 })
             })
             .transpose()?;
+        let api = api(ctx);
+        let (pool, timeout) = (api.pool.clone(), api.limits.consistency_timeout);
         let stream = format!("ticket-{ticket}");
-        let feed = event_feed(api(ctx).live.clone(), after, move |event| {
+        let feed = event_feed(api.live.clone(), after, move |event| {
             event.stream_id == stream
         })
         .await?;
-        Ok(feed.map(|item| item.map(|event| LogEvent::from(event.as_ref()))))
+        // A category-scoped agent follows the ticket only while it stays in their categories:
+        // when it moves out, the feed ends with NOT_FOUND before the move (or anything after
+        // it) shows.
+        let recheck = scope != TicketScope::All;
+        let checked = feed.then(move |item| {
+            let (pool, scope) = (pool.clone(), scope.clone());
+            async move {
+                let event = item?;
+                if recheck
+                    && event.event_type == CATEGORY_CHANGED
+                    && !in_scope_after(&pool, &scope, ticket, event.position, timeout).await?
+                {
+                    return Err(error(Code::NotFound, "no such ticket"));
+                }
+                Ok(LogEvent::from(event.as_ref()))
+            }
+        });
+        let mut ended = false;
+        Ok(checked.take_while(move |item| {
+            let go = !ended;
+            ended |= item.is_err();
+            std::future::ready(go)
+        }))
     }
 
     /// The live ticket list: each ticket that changed and is (or just stopped being) in the
     /// filter, as the read model has it after the change. Tickets outside the caller's
-    /// categories never show.
+    /// categories never show. A list that falls behind catches up from the log.
     #[graphql(guard = "Need(Permission::ReadTickets)")]
     async fn tickets_changed(
         &self,
         ctx: &Context<'_>,
         filter: Option<TicketsChangedFilter>,
-    ) -> Result<impl Stream<Item = TicketChange> + use<>> {
+    ) -> Result<impl Stream<Item = Result<TicketChange>> + use<>> {
         let filter = filter.unwrap_or_default();
         let matcher = TicketMatcher {
             status: filter.status,
@@ -371,52 +288,9 @@ impl SubscriptionRoot {
             unassigned: filter.unassigned,
             scope: guard::ticket_scope(ctx).await?,
         };
-        let receiver = api(ctx).live.tickets().await.map_err(hub_failed)?;
-        let state = (
-            receiver,
-            matcher,
-            HashSet::<Uuid>::new(),
-            Vec::<TicketChange>::new(),
-        );
-        Ok(futures::stream::unfold(
-            state,
-            |(mut receiver, matcher, mut shown, mut ready)| async move {
-                loop {
-                    if let Some(change) = ready.pop() {
-                        return Some((change, (receiver, matcher, shown, ready)));
-                    }
-                    let batch = match receiver.recv().await {
-                        Ok(batch) => batch,
-                        // A lagging list missed changes; the panel refetches on reconnect, and
-                        // the next changes still arrive.
-                        Err(broadcast::error::RecvError::Lagged(missed)) => {
-                            tracing::debug!(missed, "ticketsChanged subscriber lagged");
-                            continue;
-                        }
-                        Err(broadcast::error::RecvError::Closed) => return None,
-                    };
-                    let cursor = batch.position.to_string();
-                    for ticket in batch.tickets.iter().rev() {
-                        if !matcher.visible(ticket) {
-                            continue;
-                        }
-                        let in_filter = matcher.matches(ticket);
-                        let was_shown = if in_filter {
-                            !shown.insert(ticket.uuid)
-                        } else {
-                            shown.remove(&ticket.uuid)
-                        };
-                        if in_filter || was_shown {
-                            ready.push(TicketChange {
-                                cursor: cursor.clone(),
-                                in_filter,
-                                ticket: ticket.clone(),
-                            });
-                        }
-                    }
-                }
-            },
-        ))
+        let live = api(ctx).live.clone();
+        let (head, receiver) = live.tickets().await.map_err(hub_failed)?;
+        Ok(ticket_list::changes(live, head, receiver, matcher))
     }
 
     /// New customer messages and agent replies, of one ticket or of every ticket the caller
@@ -499,84 +373,20 @@ impl SubscriptionRoot {
     }
 }
 
-async fn wait_for_model(
+/// Whether `ticket` is still within `scope` once the `tickets` read model has applied the log
+/// up to `position`.
+async fn in_scope_after(
     pool: &PgPool,
-    model: &str,
+    scope: &TicketScope,
+    ticket: Uuid,
     position: Position,
     timeout: std::time::Duration,
-) -> Result<()> {
-    projections::wait_for(pool, &[model], position, timeout)
-        .await
-        .map_err(|detail| match detail {
-            projections::WaitError::Timeout { .. } => error(
-                Code::Timeout,
-                format!("the {model} read model is behind; resubscribe to retry"),
-            ),
-            other => internal("a read model cannot be read", other),
-        })
-}
-
-async fn message_of(
-    pool: &PgPool,
-    event: &RecordedEvent,
-    timeout: std::time::Duration,
-) -> Result<Option<MessageAddedEvent>> {
-    let Some(ticket) = crate::live::ticket_of(&event.stream_id) else {
-        return Ok(None);
-    };
-    wait_for_model(pool, "messages", event.position, timeout).await?;
-    let seq = i64::try_from(event.stream_version).unwrap_or(i64::MAX);
-    let message = load_message(pool, ticket, seq)
+) -> Result<bool> {
+    wait_for_model(pool, "tickets", position, timeout).await?;
+    let rows = load_tickets(pool, &[ticket])
         .await
         .map_err(super::error::database)?;
-    Ok(message.map(|message: AddedMessage| MessageAddedEvent {
-        cursor: event.position.to_string(),
-        message_id: ID(message.id.to_string()),
-        ticket_id: ID(message.ticket_id.to_string()),
-        author_agent_id: message.author_agent_id.map(|id| ID(id.to_string())),
-        message,
-    }))
-}
-
-async fn progress_of(
-    pool: &PgPool,
-    broadcast: Uuid,
-    position: Option<Position>,
-    timeout: std::time::Duration,
-) -> Result<Option<BroadcastProgress>> {
-    if let Some(position) = position {
-        wait_for_model(pool, "broadcasts", position, timeout).await?;
-    }
-    let progress = load_progress(pool, broadcast)
-        .await
-        .map_err(super::error::database)?;
-    Ok(progress.map(|progress| BroadcastProgress {
-        cursor: position.map(|p| p.to_string()).unwrap_or_default(),
-        ..progress
-    }))
-}
-
-/// The message a ticket event at stream version `seq` posted, with the ticket's category.
-async fn load_message(pool: &PgPool, ticket: Uuid, seq: i64) -> sqlx::Result<Option<AddedMessage>> {
-    sqlx::query_as(
-        "select m.id, m.ticket_id, m.direction, m.kind, m.text, m.caption, m.author_agent_id,
-                m.created_at, m.seq, t.category_id
-         from messages m left join tickets t on t.id = m.ticket_id
-         where m.ticket_id = $1 and m.seq = $2",
-    )
-    .bind(ticket)
-    .bind(seq)
-    .fetch_optional(pool)
-    .await
-}
-
-/// A broadcast's counters from the `broadcasts` read model.
-async fn load_progress(pool: &PgPool, broadcast: Uuid) -> sqlx::Result<Option<BroadcastProgress>> {
-    sqlx::query_as(
-        "select state, delivered, failed, skipped, total_recipients as total
-         from broadcasts where id = $1",
-    )
-    .bind(broadcast)
-    .fetch_optional(pool)
-    .await
+    Ok(rows
+        .first()
+        .is_some_and(|row| scope.covers(row.category_uuid)))
 }
