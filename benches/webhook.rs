@@ -14,6 +14,10 @@
 
 #![expect(clippy::print_stdout, reason = "a benchmark prints its figures")]
 
+// The allocator of the `ledgerdesk` binary, so the server in this process runs as it does there.
+#[global_allocator]
+static ALLOCATOR: mimalloc::MiMalloc = mimalloc::MiMalloc;
+
 use std::sync::Arc;
 use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 use std::time::{Duration, Instant};

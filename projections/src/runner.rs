@@ -17,7 +17,7 @@ use std::time::Duration;
 use eventlog::{EventLog, Position};
 use futures::StreamExt;
 use sqlx::{Connection, PgConnection, PgPool};
-use tokio::sync::{mpsc, watch};
+use tokio::sync::{broadcast, mpsc, watch};
 
 use crate::applier::{Applier, Decoded, Outcome, is_infrastructure};
 use crate::checkpoint::{self, Failure};
@@ -41,6 +41,9 @@ pub struct RunnerOptions {
     pub swap_lock_timeout: Duration,
     /// Pause before restarting a projection after a database or log error (doubles up to 30 s).
     pub restart_backoff: Duration,
+    /// How many live batches the shared log reader keeps for a projection still applying
+    /// earlier ones. A projection that falls further behind catches up from the log itself.
+    pub live_feed_batches: usize,
 }
 
 impl Default for RunnerOptions {
@@ -52,6 +55,7 @@ impl Default for RunnerOptions {
             request_poll: Duration::from_secs(1),
             swap_lock_timeout: Duration::from_secs(5),
             restart_backoff: Duration::from_secs(1),
+            live_feed_batches: 256,
         }
     }
 }
@@ -72,6 +76,94 @@ pub struct RebuildProgress {
 /// Called after each page of a rebuild (to draw a progress bar).
 pub type ProgressFn = Arc<dyn Fn(&RebuildProgress) + Send + Sync>;
 
+/// How following the shared reader ended.
+enum Followed {
+    Exit(Exit),
+    Rebuild,
+    Lagged,
+}
+
+/// The one reader of the live log that the running projections share: it follows the log from
+/// the head, decodes each batch once and hands it to every projection. Without it, each
+/// projection would read and decode every event itself, six times over. A projection joins
+/// it, catches up from its own checkpoint with the log, and then applies what the reader sends.
+#[derive(Clone)]
+struct LiveFeed {
+    batches: broadcast::Sender<Arc<Decoded>>,
+}
+
+impl LiveFeed {
+    /// Starts the reader; its task runs until aborted.
+    fn start<L: EventLog>(
+        log: L,
+        batch: usize,
+        kept: usize,
+    ) -> (LiveFeed, tokio::task::AbortHandle) {
+        let (batches, _) = broadcast::channel(kept.max(1));
+        let feed = LiveFeed {
+            batches: batches.clone(),
+        };
+        let reader = tokio::spawn(async move {
+            let mut position = None;
+            loop {
+                let from = match position {
+                    Some(position) => position,
+                    None => match log.head().await {
+                        Ok(head) => head,
+                        Err(err) => {
+                            tracing::warn!(error = %err, "the shared log reader cannot start; trying again");
+                            tokio::time::sleep(Duration::from_millis(500)).await;
+                            continue;
+                        }
+                    },
+                };
+                position = Some(from);
+                let mut events = log.subscribe_all(from).ready_chunks(batch.max(1));
+                while let Some(chunk) = events.next().await {
+                    let mut recorded = Vec::with_capacity(chunk.len());
+                    let mut failed = None;
+                    for item in chunk {
+                        match item {
+                            Ok(event) => recorded.push(event),
+                            Err(err) => {
+                                failed = Some(err);
+                                break;
+                            }
+                        }
+                    }
+                    if let Some(last) = recorded.last() {
+                        position = Some(last.position);
+                    }
+                    if !recorded.is_empty() {
+                        // No receiver (every projection catching up, or none running) is fine:
+                        // they read the log themselves until they join.
+                        let _ = batches.send(Arc::new(Decoded::from_recorded(recorded)));
+                    }
+                    if let Some(err) = failed {
+                        tracing::warn!(error = %err, "the shared log reader lost the log; resuming");
+                        break;
+                    }
+                }
+                tokio::time::sleep(Duration::from_millis(200)).await;
+            }
+        });
+        (feed, reader.abort_handle())
+    }
+
+    fn subscribe(&self) -> broadcast::Receiver<Arc<Decoded>> {
+        self.batches.subscribe()
+    }
+}
+
+/// Stops a task when dropped.
+struct AbortOnDrop(tokio::task::AbortHandle);
+
+impl Drop for AbortOnDrop {
+    fn drop(&mut self) {
+        self.0.abort();
+    }
+}
+
 /// Why the runtime could not go on: the database or the log failed.
 #[derive(Debug, thiserror::Error)]
 pub enum RuntimeError {
@@ -91,6 +183,9 @@ pub struct ProjectionRunner<L> {
     projections: Vec<Arc<dyn Projection>>,
     options: RunnerOptions,
     progress: Option<ProgressFn>,
+    /// While [`ProjectionRunner::run`] runs: the one reader of the live log its projections
+    /// share.
+    live: Option<LiveFeed>,
 }
 
 impl<L> std::fmt::Debug for ProjectionRunner<L> {
@@ -120,6 +215,7 @@ impl<L: EventLog> ProjectionRunner<L> {
             projections,
             options: RunnerOptions::default(),
             progress: None,
+            live: None,
         }
     }
 
@@ -140,8 +236,15 @@ impl<L: EventLog> ProjectionRunner<L> {
     /// Runs every projection, each in its own task, until `shutdown` completes. A projection
     /// that fails on an event stops alone; one whose database or log connection fails restarts
     /// from its checkpoint after a pause. Returns how each projection's task ended.
-    pub async fn run(self, shutdown: impl Future<Output = ()> + Send) -> Vec<(String, Exit)> {
+    pub async fn run(mut self, shutdown: impl Future<Output = ()> + Send) -> Vec<(String, Exit)> {
         let (stop, stopped) = watch::channel(false);
+        let (feed, reader) = LiveFeed::start(
+            self.log.clone(),
+            self.options.live_batch,
+            self.options.live_feed_batches,
+        );
+        self.live = Some(feed);
+        let _reader = AbortOnDrop(reader);
         let mut tasks = tokio::task::JoinSet::new();
         for projection in &self.projections {
             let runner = self.clone();
@@ -237,6 +340,9 @@ impl<L: EventLog> ProjectionRunner<L> {
         let projection = Arc::clone(&member.live.projection);
         let name = projection.name();
         loop {
+            // Join the shared reader before catching up: whatever it sends after the last page
+            // read below is then in the receiver, and what came before, in that page.
+            let shared = self.live.as_ref().map(LiveFeed::subscribe);
             // Catch up in large pages first: the subscription pages in small ones.
             loop {
                 let (outcome, short) = self
@@ -248,6 +354,20 @@ impl<L: EventLog> ProjectionRunner<L> {
                 if short || *stopped.borrow() {
                     break;
                 }
+            }
+            if let Some(receiver) = shared {
+                match self.follow_shared(&mut member, receiver, stopped).await? {
+                    Followed::Exit(exit) => return Ok(exit),
+                    Followed::Rebuild => {
+                        member = match self.rebuild_members(vec![member], stopped).await? {
+                            (_, Some(exit)) => return Ok(exit),
+                            (mut members, None) => members.pop().ok_or(sqlx::Error::PoolClosed)?,
+                        };
+                    }
+                    // Fell behind the shared reader: catch up from the log again.
+                    Followed::Lagged => {}
+                }
+                continue;
             }
             let mut events = self
                 .log
@@ -296,6 +416,51 @@ impl<L: EventLog> ProjectionRunner<L> {
                     (_, Some(exit)) => return Ok(exit),
                     (mut members, None) => members.pop().ok_or(sqlx::Error::PoolClosed)?,
                 };
+            }
+        }
+    }
+
+    /// Applies the shared reader's batches to the live tables until shutdown, a failure, a
+    /// rebuild request, or until this projection falls too far behind the reader.
+    async fn follow_shared(
+        &self,
+        member: &mut Member,
+        mut receiver: broadcast::Receiver<Arc<Decoded>>,
+        stopped: &mut watch::Receiver<bool>,
+    ) -> Result<Followed, RuntimeError> {
+        let projection = Arc::clone(&member.live.projection);
+        let name = projection.name();
+        let mut poll = tokio::time::interval(self.options.request_poll);
+        poll.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
+        loop {
+            tokio::select! {
+                _ = stopped.changed() => return Ok(Followed::Exit(Exit::Shutdown)),
+                _ = poll.tick() => {
+                    if checkpoint::rebuild_requested(&mut member.conn, name).await?.is_some() {
+                        tracing::info!(projection = name, "rebuild requested");
+                        return Ok(Followed::Rebuild);
+                    }
+                }
+                received = receiver.recv() => match received {
+                    // Batches overlap what the catch-up applied; the applier skips events at
+                    // or before the checkpoint.
+                    Ok(decoded) => {
+                        if let Outcome::Stopped(failure) =
+                            member.live.apply(&mut member.conn, &decoded).await?
+                        {
+                            return Ok(Followed::Exit(Exit::Failed(failure)));
+                        }
+                    }
+                    Err(broadcast::error::RecvError::Lagged(missed)) => {
+                        tracing::debug!(projection = name, missed, "fell behind the shared log reader; catching up from the log");
+                        return Ok(Followed::Lagged);
+                    }
+                    Err(broadcast::error::RecvError::Closed) => {
+                        return Err(RuntimeError::Log(eventlog::Error::Backend(
+                            "the shared log reader stopped".into(),
+                        )));
+                    }
+                }
             }
         }
     }

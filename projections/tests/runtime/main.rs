@@ -161,6 +161,7 @@ fn fast_options() -> RunnerOptions {
         request_poll: Duration::from_millis(100),
         swap_lock_timeout: Duration::from_millis(500),
         restart_backoff: Duration::from_millis(50),
+        ..RunnerOptions::default()
     }
 }
 

@@ -5,7 +5,7 @@ use std::time::Duration;
 
 use eventlog::postgres::PostgresLog;
 use projections::generate::{GenerateOptions, generate};
-use projections::{ProjectionRunner, wait_for};
+use projections::{ProjectionRunner, RunnerOptions, wait_for};
 use sqlx::postgres::{PgConnectOptions, PgPoolOptions};
 
 use crate::{fast_options, head_after, pool};
@@ -15,6 +15,28 @@ async fn a_rebuild_from_the_log_builds_exactly_what_live_projection_built(
     _: PgPoolOptions,
     options: PgConnectOptions,
 ) {
+    live_projection_equals_a_rebuild(options, fast_options()).await;
+}
+
+/// The shared live reader keeps one batch only: every projection falls behind it again and
+/// again and catches up from the log in between, and still builds exactly what a rebuild does.
+#[sqlx::test(migrations = "../migrations")]
+async fn projections_that_keep_falling_behind_the_shared_reader_still_build_exactly_the_log(
+    _: PgPoolOptions,
+    options: PgConnectOptions,
+) {
+    live_projection_equals_a_rebuild(
+        options,
+        RunnerOptions {
+            live_feed_batches: 1,
+            live_batch: 10,
+            ..fast_options()
+        },
+    )
+    .await;
+}
+
+async fn live_projection_equals_a_rebuild(options: PgConnectOptions, runner: RunnerOptions) {
     let pool = pool(options).await;
     let log = PostgresLog::new(pool.clone());
     let models = projections::models::all();
@@ -22,8 +44,8 @@ async fn a_rebuild_from_the_log_builds_exactly_what_live_projection_built(
 
     // Live: the projections follow the log while the history is written, in whatever batches
     // the subscription delivers.
-    let runner = ProjectionRunner::new(log.clone(), pool.clone(), models.clone())
-        .with_options(fast_options());
+    let runner =
+        ProjectionRunner::new(log.clone(), pool.clone(), models.clone()).with_options(runner);
     let (stop, handle) = crate::spawn_runner(runner);
     let report = generate(
         &log,
