@@ -145,9 +145,11 @@ async fn main() -> anyhow::Result<()> {
     let payload = json!({ "ticket_id": Uuid::now_v7(), "message_id": Uuid::now_v7(), "agent_id": Uuid::now_v7(),
         "content": { "text": REPLY }, "at": Utc::now() })
     .to_string();
+    // Connected as the server connects (no TLS to a server on this machine), so the raw
+    // phase pays for the database what the API phase paid and no more.
     let raw_pool = sqlx::postgres::PgPoolOptions::new()
         .max_connections(u32::try_from(clients).unwrap_or(64))
-        .connect(&url)
+        .connect_with(eventlog::postgres::connect_options(&url)?)
         .await?;
     let (raw_rate, raw_latencies) = run(clients, Duration::from_secs(seconds), {
         let (raw_pool, payload) = (raw_pool.clone(), payload.clone());

@@ -293,9 +293,14 @@ pub fn decide_for_ticket(
     }
     let ticket_events = ticket.decide(command)?;
     let notes = customer_notes(ticket, &ticket_events);
-    let ticket_id = fold(ticket.clone(), &ticket_events)
-        .state()
-        .map(|state| state.id);
+    // An opened ticket keeps its id; only an opening needs the events folded (and then the
+    // state folded is empty, so the copy costs nothing).
+    let ticket_id = match ticket.state() {
+        Some(state) => Some(state.id),
+        None => fold(ticket.clone(), &ticket_events)
+            .state()
+            .map(|state| state.id),
+    };
     if let Some(ticket_id) = ticket_id {
         check_one_active_ticket(customer, &notes, ticket_id)?;
     }
@@ -312,6 +317,21 @@ pub fn decide_for_ticket(
 #[must_use]
 pub fn customer_notes(ticket: &Ticket, events: &[TicketEvent]) -> Vec<CustomerEvent> {
     let mut notes = Vec::new();
+    // Most commands (replies, notes, tags) imply no note: skip copying the ticket, whose state
+    // grows with every message.
+    let noted = |event: &TicketEvent| {
+        matches!(
+            event,
+            TicketEvent::Opened(_)
+                | TicketEvent::Resolved(_)
+                | TicketEvent::Reopened(_)
+                | TicketEvent::Closed(_)
+                | TicketEvent::CategoryChanged(_)
+        )
+    };
+    if !events.iter().any(noted) {
+        return notes;
+    }
     let mut state = ticket.clone();
     for event in events {
         let ticket_id = match (&state, event) {

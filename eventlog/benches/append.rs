@@ -107,9 +107,10 @@ async fn main() -> anyhow::Result<()> {
         "alone"
     );
     for writers in CONCURRENCY {
+        // Connected as Ledgerdesk connects (no TLS to a server on this machine).
         let pool = PgPoolOptions::new()
             .max_connections(u32::try_from(writers).unwrap_or(32) + 2)
-            .connect(&url)
+            .connect_with(postgres::connect_options(&url)?)
             .await?;
         postgres::migrate(&pool).await?;
         pool.execute(

@@ -52,7 +52,7 @@ use chrono::{DateTime, Utc};
 use futures::StreamExt;
 use futures::stream::BoxStream;
 use sqlx::migrate::Migrator;
-use sqlx::postgres::{PgListener, PgPool};
+use sqlx::postgres::{PgConnectOptions, PgListener, PgPool, PgSslMode};
 use tokio::sync::{Notify, watch};
 use uuid::Uuid;
 
@@ -165,7 +165,8 @@ pub enum NotReady {
     },
 }
 
-/// Opens a pool on `url`, creating the database first when it does not exist yet.
+/// Opens a pool on `url`, creating the database first when it does not exist yet. Connections
+/// are made with [`connect_options`].
 pub async fn connect(url: &str, max_connections: u32) -> Result<PgPool, sqlx::Error> {
     use sqlx::migrate::MigrateDatabase;
     if !sqlx::Postgres::database_exists(url).await? {
@@ -175,8 +176,31 @@ pub async fn connect(url: &str, max_connections: u32) -> Result<PgPool, sqlx::Er
     sqlx::postgres::PgPoolOptions::new()
         .max_connections(max_connections)
         .acquire_timeout(Duration::from_secs(10))
-        .connect(url)
+        .connect_with(connect_options(url)?)
         .await
+}
+
+/// The connection options of `url`. A server on this machine (a loopback address, or a Unix
+/// socket) is reached without TLS unless the URL or `PGSSLMODE` names an `sslmode`: encrypting
+/// loopback traffic protects nothing, yet costs both ends CPU on every statement, and sqlx's
+/// default mode (`prefer`) would take TLS whenever the server offers it, without checking the
+/// server's certificate. Any other host keeps whatever the URL says (`prefer` by default).
+pub fn connect_options(url: &str) -> Result<PgConnectOptions, sqlx::Error> {
+    let options: PgConnectOptions = url.parse()?;
+    let mode_asked = url.contains("sslmode=") || std::env::var_os("PGSSLMODE").is_some();
+    if mode_asked || !is_this_machine(options.get_host()) {
+        return Ok(options);
+    }
+    Ok(options.ssl_mode(PgSslMode::Disable))
+}
+
+fn is_this_machine(host: &str) -> bool {
+    let host = host.trim_start_matches('[').trim_end_matches(']');
+    host.starts_with('/')
+        || host.eq_ignore_ascii_case("localhost")
+        || host
+            .parse::<std::net::IpAddr>()
+            .is_ok_and(|ip| ip.is_loopback())
 }
 
 /// Applies every pending migration.
@@ -1063,4 +1087,51 @@ fn position_params(p: Position) -> (i64, i64) {
 
 fn clamp_limit(limit: usize) -> i64 {
     i64::try_from(limit.clamp(1, limits::PAGE_SIZE)).unwrap_or(1)
+}
+
+#[cfg(test)]
+mod tests {
+    use sqlx::postgres::PgSslMode;
+
+    use super::connect_options;
+
+    /// The mode, named (the type has no equality).
+    fn mode(url: &str) -> String {
+        connect_options(url)
+            .map(|options| format!("{:?}", options.get_ssl_mode()))
+            .unwrap_or_else(|err| err.to_string())
+    }
+
+    fn named(mode: PgSslMode) -> String {
+        format!("{mode:?}")
+    }
+
+    #[test]
+    fn a_server_on_this_machine_is_reached_without_tls_unless_the_url_asks() {
+        if std::env::var_os("PGSSLMODE").is_some() {
+            // The environment names a mode: it applies everywhere, as with libpq.
+            assert_eq!(
+                mode("postgres://u@127.0.0.1/db"),
+                mode("postgres://u@db.example/db")
+            );
+            return;
+        }
+        for local in [
+            "postgres://u@127.0.0.1:5432/db",
+            "postgres://u@localhost/db",
+            "postgres://u@[::1]:5432/db",
+            "postgres://u@%2Fvar%2Frun%2Fpostgresql/db",
+        ] {
+            assert_eq!(mode(local), named(PgSslMode::Disable), "{local}");
+        }
+        assert_eq!(
+            mode("postgres://u@db.example:5432/db"),
+            named(PgSslMode::Prefer)
+        );
+        assert_eq!(mode("postgres://u@10.0.0.7/db"), named(PgSslMode::Prefer));
+        assert_eq!(
+            mode("postgres://u@127.0.0.1/db?sslmode=require"),
+            named(PgSslMode::Require)
+        );
+    }
 }

@@ -161,6 +161,11 @@ fn fold(rows: &mut HashMap<Uuid, Row>, id: Uuid, version: i64, event: &TicketEve
     if version <= row.version {
         return false;
     }
+    // Replies after the first change nothing here. Leaving the row (and its version) alone is
+    // safe: applying such a reply again is just as much a no-op, since the first response stays.
+    if matches!(event, E::AgentReplied(_)) && row.first_response_at.is_some() {
+        return false;
+    }
     row.version = version;
     let closed = row.status == "closed";
     match event {
