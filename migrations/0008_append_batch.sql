@@ -58,16 +58,9 @@ declare
     expected   bigint;
     inserted   integer;
     n          integer := 0;
-    v_payload  jsonb;
-    v_metadata jsonb;
     new_hash   bytea;
-    i_stream   text[] := '{}';
+    i_event    integer[] := '{}';
     i_version  bigint[] := '{}';
-    i_id       uuid[] := '{}';
-    i_type     text[] := '{}';
-    i_schema   integer[] := '{}';
-    i_payload  jsonb[] := '{}';
-    i_metadata jsonb[] := '{}';
     i_prev     bytea[] := '{}';
     i_hash     bytea[] := '{}';
 begin
@@ -138,20 +131,16 @@ begin
             o_version := nullif(versions[slot_at[bad]], -1);
             return next;
         else
+            -- Only what the chain computes is kept per event; the insert takes the rest from
+            -- the input arrays by index (fewer statements per event).
             for e in event_lo .. event_hi loop
                 d := slot_at[p_slot_of[e]];
                 versions[d] := versions[d] + 1;
-                v_payload := p_payloads[e]::jsonb;
-                v_metadata := p_metadata[e]::jsonb;
-                new_hash := event_hash(hashes[d], p_types[e], v_payload::text, v_metadata::text);
+                new_hash := event_hash(hashes[d], p_types[e], p_payloads[e]::jsonb::text,
+                                       p_metadata[e]::jsonb::text);
                 n := n + 1;
-                i_stream[n] := names[d];
+                i_event[n] := e;
                 i_version[n] := versions[d];
-                i_id[n] := p_event_ids[e];
-                i_type[n] := p_types[e];
-                i_schema[n] := p_schema[e];
-                i_payload[n] := v_payload;
-                i_metadata[n] := v_metadata;
                 i_prev[n] := hashes[d];
                 i_hash[n] := new_hash;
                 hashes[d] := new_hash;
@@ -167,8 +156,9 @@ begin
     return query
         insert into events as ev (stream_id, stream_version, event_id, event_type, schema_version,
                                   payload, metadata, prev_hash, hash)
-        select * from unnest(i_stream, i_version, i_id, i_type, i_schema,
-                             i_payload, i_metadata, i_prev, i_hash)
+        select p_streams[p_slot_of[u.e]], u.v, p_event_ids[u.e], p_types[u.e], p_schema[u.e],
+               p_payloads[u.e]::jsonb, p_metadata[u.e]::jsonb, u.prev, u.h
+          from unnest(i_event, i_version, i_prev, i_hash) as u (e, v, prev, h)
         returning null::integer, null::text, ev.stream_id, ev.stream_version, ev.event_id,
                   ev.tx_id, ev.position;
 end;

@@ -14,7 +14,7 @@ use std::future::Future;
 use std::sync::Arc;
 use std::time::Duration;
 
-use eventlog::{EventLog, Position};
+use eventlog::{EventLog, Position, RecordedEvent};
 use futures::StreamExt;
 use sqlx::{Connection, PgConnection, PgPool};
 use tokio::sync::{broadcast, mpsc, watch};
@@ -83,6 +83,9 @@ enum Followed {
     Lagged,
 }
 
+/// How often the shared reader looks again whether its projections took the last batch.
+const FEED_RECHECK: Duration = Duration::from_millis(1);
+
 /// The one reader of the live log that the running projections share: it follows the log from
 /// the head, decodes each batch once and hands it to every projection. Without it, each
 /// projection would read and decode every event itself, six times over. A projection joins
@@ -119,27 +122,42 @@ impl LiveFeed {
                 };
                 position = Some(from);
                 let mut events = log.subscribe_all(from).ready_chunks(batch.max(1));
-                while let Some(chunk) = events.next().await {
-                    let mut recorded = Vec::with_capacity(chunk.len());
-                    let mut failed = None;
-                    for item in chunk {
-                        match item {
-                            Ok(event) => recorded.push(event),
-                            Err(err) => {
-                                failed = Some(err);
-                                break;
+                // Events read but not sent yet. While some projection is still applying the
+                // last batch, the next one grows instead of queueing behind it: a busy log
+                // then costs fewer, larger transactions, and an idle one no extra wait.
+                let mut pending: Vec<RecordedEvent> = Vec::new();
+                let mut recheck = tokio::time::interval(FEED_RECHECK);
+                recheck.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
+                let mut failed = None;
+                loop {
+                    tokio::select! {
+                        chunk = events.next() => {
+                            // The subscription only ends after an error; what was not sent is
+                            // read again from `position`.
+                            let Some(chunk) = chunk else { break };
+                            for item in chunk {
+                                match item {
+                                    Ok(event) => pending.push(event),
+                                    Err(err) => {
+                                        failed = Some(err);
+                                        break;
+                                    }
+                                }
                             }
                         }
+                        _ = recheck.tick(), if !pending.is_empty() => {}
                     }
-                    if let Some(last) = recorded.last() {
-                        position = Some(last.position);
-                    }
-                    if !recorded.is_empty() {
+                    let busy = !batches.is_empty() && pending.len() < batch.max(1);
+                    if let Some(last) = pending.last().map(|e| e.position)
+                        && (!busy || failed.is_some())
+                    {
                         // No receiver (every projection catching up, or none running) is fine:
                         // they read the log themselves until they join.
-                        let _ = batches.send(Arc::new(Decoded::from_recorded(recorded)));
+                        let ready = std::mem::take(&mut pending);
+                        let _ = batches.send(Arc::new(Decoded::from_recorded(ready)));
+                        position = Some(last);
                     }
-                    if let Some(err) = failed {
+                    if let Some(err) = failed.take() {
                         tracing::warn!(error = %err, "the shared log reader lost the log; resuming");
                         break;
                     }
