@@ -168,16 +168,7 @@ impl SubscriptionRoot {
             String,
         >,
     ) -> Result<impl Stream<Item = Result<LogEvent>> + use<>> {
-        let after = after
-            .map(|after| {
-                after.trim().parse::<Position>().map_err(|_| {
-                    error(
-                        Code::Validation,
-                        "`after` is not a cursor this API returned",
-                    )
-                })
-            })
-            .transpose()?;
+        let after = parse_cursor(after)?;
         if let Some(types) = &types
             && (types.len() > MAX_TYPES || types.iter().any(|t| t.len() > MAX_FILTER_CHARS))
         {
@@ -221,16 +212,7 @@ impl SubscriptionRoot {
         let ticket = parse_uuid(&ticket_id, "ticketId")?;
         let scope = guard::ticket_scope(ctx).await?;
         guard::ticket_in(ctx, &scope, ticket).await?;
-        let after = after
-            .map(|after| {
-                after.trim().parse::<Position>().map_err(|_| {
-                    error(
-                        Code::Validation,
-                        "`after` is not a cursor this API returned",
-                    )
-                })
-            })
-            .transpose()?;
+        let after = parse_cursor(after)?;
         let api = api(ctx);
         let (pool, timeout) = (api.pool.clone(), api.limits.consistency_timeout);
         let stream = format!("ticket-{ticket}");
@@ -389,4 +371,19 @@ async fn in_scope_after(
     Ok(rows
         .first()
         .is_some_and(|row| scope.covers(row.category_uuid)))
+}
+
+/// A cursor given back by a client: `None` stays `None`, anything not a cursor of ours is
+/// `VALIDATION`.
+fn parse_cursor(after: Option<String>) -> Result<Option<Position>> {
+    after
+        .map(|after| {
+            after.trim().parse::<Position>().map_err(|_| {
+                error(
+                    Code::Validation,
+                    "`after` is not a cursor this API returned",
+                )
+            })
+        })
+        .transpose()
 }
