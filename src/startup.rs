@@ -140,6 +140,7 @@ impl Application {
         }
         live.stop();
         served?;
+        self.log.stop_background();
         self.log.pool().close().await;
         tracing::info!("ledgerdesk stopped");
         Ok(())

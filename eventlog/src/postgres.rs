@@ -286,6 +286,13 @@ impl PostgresLog {
         &self.inner.pool
     }
 
+    /// Stops the log's background tasks (the notifier and the listener of other processes'
+    /// appends). Call it before closing the pool at shutdown, or the listener reports that it
+    /// lost its connection. Subscriptions keep working by polling.
+    pub fn stop_background(&self) {
+        self.inner.stop.send_modify(|()| {});
+    }
+
     /// How this log's appends were written so far (batches and their sizes).
     pub fn append_stats(&self) -> AppendStats {
         self.inner.batcher.stats()
