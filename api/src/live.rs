@@ -81,13 +81,19 @@ struct Started {
     tasks: Vec<AbortHandle>,
 }
 
-impl Drop for Inner {
-    fn drop(&mut self) {
+impl Inner {
+    fn abort_tasks(&self) {
         if let Some(started) = self.started.get() {
             for task in &started.tasks {
                 task.abort();
             }
         }
+    }
+}
+
+impl Drop for Inner {
+    fn drop(&mut self) {
+        self.abort_tasks();
     }
 }
 
@@ -117,11 +123,7 @@ impl LiveHub {
     /// Stops following the log (subscriptions end). Call it before closing the pool at
     /// shutdown, or the hub's tasks keep asking a closed pool and log that they failed.
     pub fn stop(&self) {
-        if let Some(started) = self.inner.started.get() {
-            for task in &started.tasks {
-                task.abort();
-            }
-        }
+        self.inner.abort_tasks();
     }
 
     /// The log the hub follows.

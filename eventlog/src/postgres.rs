@@ -327,7 +327,7 @@ impl PostgresLog {
         }
         outcomes
             .into_iter()
-            .map(|o| o.unwrap_or_else(|| Err(Error::Backend("append not answered".into()))))
+            .map(|o| o.unwrap_or_else(not_answered))
             .collect()
     }
 
@@ -534,7 +534,7 @@ impl PostgresLog {
                     // The key was applied before, or the stream was not at the expected
                     // version (a retry of an append that went through may see both).
                     if let Some(key) = &request.idempotency_key
-                        && let Some(receipt) = EventLog::applied(self, key).await?
+                        && let Some(receipt) = self.applied(key).await?
                     {
                         return Ok(AppendOutcome::AlreadyApplied(receipt));
                     }
@@ -561,7 +561,7 @@ impl PostgresLog {
             let refusal = classify(&err, request);
             if !matches!(refusal, Refusal::Other)
                 && let Some(key) = &request.idempotency_key
-                && let Some(receipt) = EventLog::applied(self, key).await?
+                && let Some(receipt) = self.applied(key).await?
             {
                 return Ok(AppendOutcome::AlreadyApplied(receipt));
             }
@@ -588,17 +588,10 @@ impl PostgresLog {
 
 impl EventLog for PostgresLog {
     async fn append(&self, request: AppendRequest) -> Result<AppendOutcome, Error> {
-        let encoded = Encoded::new(&request)?;
-        if encoded.key.is_none() && encoded.streams.is_empty() {
-            return Ok(AppendOutcome::Appended(Receipt::default()));
-        }
-        if self.inner.options.append_batches == 0 {
-            return self.append_alone(&request, &encoded).await;
-        }
-        self.append_queued(vec![(request, encoded)])
+        self.append_many(vec![request])
             .await
             .pop()
-            .unwrap_or_else(|| Err(Error::Backend("append not answered".into())))
+            .unwrap_or_else(not_answered)
     }
 
     async fn applied(&self, key: &str) -> Result<Option<Receipt>, Error> {
@@ -959,6 +952,10 @@ enum Attempt {
     /// The fast path inserted nothing: the expected version did not hold (the stream is at
     /// `actual`) or the idempotency key was claimed before.
     NotAppended { actual: Option<i64> },
+}
+
+fn not_answered() -> Result<AppendOutcome, Error> {
+    Err(Error::Backend("the append was not answered".into()))
 }
 
 fn lost_races() -> Error {

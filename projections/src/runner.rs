@@ -201,9 +201,6 @@ pub struct ProjectionRunner<L> {
     projections: Vec<Arc<dyn Projection>>,
     options: RunnerOptions,
     progress: Option<ProgressFn>,
-    /// While [`ProjectionRunner::run`] runs: the one reader of the live log its projections
-    /// share.
-    live: Option<LiveFeed>,
 }
 
 impl<L> std::fmt::Debug for ProjectionRunner<L> {
@@ -233,7 +230,6 @@ impl<L: EventLog> ProjectionRunner<L> {
             projections,
             options: RunnerOptions::default(),
             progress: None,
-            live: None,
         }
     }
 
@@ -254,23 +250,23 @@ impl<L: EventLog> ProjectionRunner<L> {
     /// Runs every projection, each in its own task, until `shutdown` completes. A projection
     /// that fails on an event stops alone; one whose database or log connection fails restarts
     /// from its checkpoint after a pause. Returns how each projection's task ended.
-    pub async fn run(mut self, shutdown: impl Future<Output = ()> + Send) -> Vec<(String, Exit)> {
+    pub async fn run(self, shutdown: impl Future<Output = ()> + Send) -> Vec<(String, Exit)> {
         let (stop, stopped) = watch::channel(false);
         let (feed, reader) = LiveFeed::start(
             self.log.clone(),
             self.options.live_batch,
             self.options.live_feed_batches,
         );
-        self.live = Some(feed);
         let _reader = AbortOnDrop(reader);
         let mut tasks = tokio::task::JoinSet::new();
         for projection in &self.projections {
             let runner = self.clone();
             let projection = Arc::clone(projection);
             let stopped = stopped.clone();
+            let feed = feed.clone();
             tasks.spawn(async move {
                 let name = projection.name().to_owned();
-                (name, runner.supervise(projection, stopped).await)
+                (name, runner.supervise(projection, stopped, &feed).await)
             });
         }
         let mut exits = Vec::new();
@@ -294,11 +290,12 @@ impl<L: EventLog> ProjectionRunner<L> {
         &self,
         projection: Arc<dyn Projection>,
         mut stopped: watch::Receiver<bool>,
+        feed: &LiveFeed,
     ) -> Exit {
         let name = projection.name();
         let mut backoff = self.options.restart_backoff;
         loop {
-            match self.run_one(&projection, &mut stopped).await {
+            match self.run_one(&projection, &mut stopped, feed).await {
                 Ok(exit) => return exit,
                 Err(err) => {
                     tracing::warn!(projection = name, error = %err, retry_in = ?backoff,
@@ -316,6 +313,7 @@ impl<L: EventLog> ProjectionRunner<L> {
         &self,
         projection: &Arc<dyn Projection>,
         stopped: &mut watch::Receiver<bool>,
+        feed: &LiveFeed,
     ) -> Result<Exit, RuntimeError> {
         let name = projection.name();
         let mut conn = PgConnection::connect_with(&self.pool.connect_options()).await?;
@@ -346,22 +344,22 @@ impl<L: EventLog> ProjectionRunner<L> {
         } else {
             member.discard_shadow().await?;
         }
-        self.follow(member, stopped).await
+        self.follow(member, stopped, feed).await
     }
 
-    /// Applies the log to the live tables: large pages until caught up, then live batches.
+    /// Applies the log to the live tables: large pages until caught up, then the shared
+    /// reader's batches.
     async fn follow(
         &self,
         mut member: Member,
         stopped: &mut watch::Receiver<bool>,
+        feed: &LiveFeed,
     ) -> Result<Exit, RuntimeError> {
-        let projection = Arc::clone(&member.live.projection);
-        let name = projection.name();
         loop {
             // Join the shared reader before catching up: whatever it sends after the last page
             // read below is then in the receiver, and what came before, in that page.
-            let shared = self.live.as_ref().map(LiveFeed::subscribe);
-            // Catch up in large pages first: the subscription pages in small ones.
+            let receiver = feed.subscribe();
+            // Catch up in large pages first: the reader's batches are small.
             loop {
                 let (outcome, short) = self
                     .live_page(&mut member, self.options.catch_up_page)
@@ -373,67 +371,16 @@ impl<L: EventLog> ProjectionRunner<L> {
                     break;
                 }
             }
-            if let Some(receiver) = shared {
-                match self.follow_shared(&mut member, receiver, stopped).await? {
-                    Followed::Exit(exit) => return Ok(exit),
-                    Followed::Rebuild => {
-                        member = match self.rebuild_members(vec![member], stopped).await? {
-                            (_, Some(exit)) => return Ok(exit),
-                            (mut members, None) => members.pop().ok_or(sqlx::Error::PoolClosed)?,
-                        };
-                    }
-                    // Fell behind the shared reader: catch up from the log again.
-                    Followed::Lagged => {}
+            match self.follow_shared(&mut member, receiver, stopped).await? {
+                Followed::Exit(exit) => return Ok(exit),
+                Followed::Rebuild => {
+                    member = match self.rebuild_members(vec![member], stopped).await? {
+                        (_, Some(exit)) => return Ok(exit),
+                        (mut members, None) => members.pop().ok_or(sqlx::Error::PoolClosed)?,
+                    };
                 }
-                continue;
-            }
-            let mut events = self
-                .log
-                .subscribe_all(member.live.position)
-                .ready_chunks(self.options.live_batch);
-            let mut poll = tokio::time::interval(self.options.request_poll);
-            poll.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
-            let mut rebuild = false;
-            loop {
-                tokio::select! {
-                    _ = stopped.changed() => return Ok(Exit::Shutdown),
-                    _ = poll.tick() => {
-                        if checkpoint::rebuild_requested(&mut member.conn, name).await?.is_some() {
-                            tracing::info!(projection = name, "rebuild requested");
-                            rebuild = true;
-                            break;
-                        }
-                    }
-                    chunk = events.next() => {
-                        let Some(chunk) = chunk else { break };
-                        let mut recorded = Vec::with_capacity(chunk.len());
-                        let mut failed = None;
-                        for item in chunk {
-                            match item {
-                                Ok(event) => recorded.push(event),
-                                Err(err) => {
-                                    failed = Some(err);
-                                    break;
-                                }
-                            }
-                        }
-                        let decoded = Decoded::from_recorded(recorded);
-                        if let Outcome::Stopped(failure) =
-                            member.live.apply(&mut member.conn, &decoded).await?
-                        {
-                            return Ok(Exit::Failed(failure));
-                        }
-                        if let Some(err) = failed {
-                            return Err(err.into());
-                        }
-                    }
-                }
-            }
-            if rebuild {
-                member = match self.rebuild_members(vec![member], stopped).await? {
-                    (_, Some(exit)) => return Ok(exit),
-                    (mut members, None) => members.pop().ok_or(sqlx::Error::PoolClosed)?,
-                };
+                // Fell behind the shared reader: catch up from the log again.
+                Followed::Lagged => {}
             }
         }
     }

@@ -35,7 +35,7 @@ use tokio::sync::oneshot;
 use uuid::Uuid;
 
 use super::{Encoded, PostgresLog, to_u64};
-use crate::{AppendOutcome, AppendRequest, CommittedEvent, Error, Position, Receipt};
+use crate::{AppendOutcome, AppendRequest, CommittedEvent, Error, EventLog, Position, Receipt};
 
 /// Most requests written by one call.
 const MAX_REQUESTS: usize = 512;
@@ -111,11 +111,19 @@ impl Batcher {
 
 impl PostgresLog {
     /// Queues `requests` (each already checked and encoded) and waits for their outcomes, in
-    /// the same order. Requests queued together are written together when their streams allow.
+    /// the same order. Requests queued together are written together when their streams allow;
+    /// with `append_batches = 0` each goes alone, in order.
     pub(super) async fn append_queued(
         &self,
         requests: Vec<(AppendRequest, Encoded)>,
     ) -> Vec<Result<AppendOutcome, Error>> {
+        if self.inner.options.append_batches == 0 {
+            let mut outcomes = Vec::with_capacity(requests.len());
+            for (request, encoded) in &requests {
+                outcomes.push(self.append_alone(request, encoded).await);
+            }
+            return outcomes;
+        }
         let mut replies = Vec::with_capacity(requests.len());
         {
             let mut state = self.inner.batcher.lock();
@@ -144,39 +152,33 @@ impl PostgresLog {
     /// Starts batches while fewer than the allowed number run and the queue holds requests
     /// whose streams are free.
     fn start_batches(&self, state: &mut State) {
-        let allowed = self.inner.options.append_batches.max(1);
+        let allowed = self.inner.options.append_batches;
         while state.running < allowed && !state.queue.is_empty() {
             let batch = take_batch(state);
             if batch.is_empty() {
                 return;
             }
             state.running += 1;
-            for pending in &batch {
-                state.busy.extend(pending.encoded.streams.iter().cloned());
-            }
-            let log = self.clone();
+            let streams: Vec<String> = batch
+                .iter()
+                .flat_map(|p| p.encoded.streams.iter().cloned())
+                .collect();
+            state.busy.extend(streams.iter().cloned());
+            // Frees the batch's place and streams when the task ends, even if writing panics.
+            let done = Done {
+                log: self.clone(),
+                streams,
+            };
             tokio::spawn(async move {
-                let streams: Vec<String> = batch
-                    .iter()
-                    .flat_map(|p| p.encoded.streams.iter().cloned())
-                    .collect();
-                // Frees the batch's place and streams even if writing it panics.
-                let _done = Done {
-                    log: log.clone(),
-                    streams,
-                };
-                log.write_batch(batch).await;
+                done.log.write_batch(batch).await;
+                drop(done);
             });
         }
     }
 
     async fn write_batch(&self, batch: Vec<Pending>) {
         if batch.len() == 1 {
-            for pending in batch {
-                let outcome = self.append_alone(&pending.request, &pending.encoded).await;
-                // The caller may have stopped waiting; the append stands either way.
-                let _ = pending.reply.send(outcome);
-            }
+            self.each_alone(batch).await;
             return;
         }
         let stats = &self.inner.batcher;
@@ -192,10 +194,7 @@ impl PostgresLog {
                 // batch is in the log. Each request goes again on its own.
                 tracing::debug!(error = %db, requests = batch.len(), "append batch refused; appending its requests alone");
                 stats.retried_alone.fetch_add(1, Ordering::Relaxed);
-                for pending in batch {
-                    let outcome = self.append_alone(&pending.request, &pending.encoded).await;
-                    let _ = pending.reply.send(outcome);
-                }
+                self.each_alone(batch).await;
             }
             Err(err) => {
                 // The outcome is unknown (the call may have committed): retrying here could
@@ -207,6 +206,15 @@ impl PostgresLog {
                         .send(Err(Error::Backend(message.clone().into())));
                 }
             }
+        }
+    }
+
+    /// Appends each request in its own transaction, in queue order, and answers it.
+    async fn each_alone(&self, batch: Vec<Pending>) {
+        for pending in batch {
+            let outcome = self.append_alone(&pending.request, &pending.encoded).await;
+            // The caller may have stopped waiting; the append stands either way.
+            let _ = pending.reply.send(outcome);
         }
     }
 
@@ -327,14 +335,10 @@ impl PostgresLog {
     /// appended alone.
     async fn applied_before(&self, pending: &Pending) -> Result<AppendOutcome, Error> {
         let key = pending.encoded.key.as_deref().unwrap_or_default();
-        match self.applied_receipt(key).await? {
+        match self.applied(key).await? {
             Some(receipt) => Ok(AppendOutcome::AlreadyApplied(receipt)),
             None => self.append_alone(&pending.request, &pending.encoded).await,
         }
-    }
-
-    async fn applied_receipt(&self, key: &str) -> Result<Option<Receipt>, Error> {
-        crate::EventLog::applied(self, key).await
     }
 }
 
