@@ -29,6 +29,8 @@ pub struct AppState {
     pub api: Arc<Api>,
     /// The executable GraphQL schema.
     pub schema: ApiSchema,
+    /// Parsed query texts of `POST /graphql`.
+    documents: Arc<graphql::documents::DocumentCache>,
 }
 
 impl std::fmt::Debug for AppState {
@@ -81,6 +83,7 @@ impl AppState {
             projections,
             api: Arc::new(api),
             schema,
+            documents: Arc::default(),
         })
     }
 }

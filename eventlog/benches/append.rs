@@ -28,7 +28,6 @@ use anyhow::Context;
 use eventlog::postgres::{self, PostgresLog, PostgresLogOptions};
 use eventlog::{Actor, ActorKind, AppendRequest, EventLog, ExpectedVersion, Metadata, NewEvent};
 use serde_json::json;
-use sqlx::postgres::PgPoolOptions;
 use sqlx::{Executor, PgPool};
 
 const CONCURRENCY: [u64; 3] = [1, 8, 32];
@@ -107,9 +106,9 @@ async fn main() -> anyhow::Result<()> {
         "alone"
     );
     for writers in CONCURRENCY {
-        // Connected as Ledgerdesk connects (no TLS to a server on this machine).
-        let pool = PgPoolOptions::new()
-            .max_connections(u32::try_from(writers).unwrap_or(32) + 2)
+        // Connected and pooled as Ledgerdesk connects (no TLS to a server on this machine, no
+        // ping per statement).
+        let pool = postgres::pool_options(u32::try_from(writers).unwrap_or(32) + 2)
             .connect_with(postgres::connect_options(&url)?)
             .await?;
         postgres::migrate(&pool).await?;

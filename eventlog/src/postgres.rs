@@ -30,7 +30,7 @@
 //!
 //! Concurrent appends of one process are queued and written in batches, one transaction per
 //! batch, each request keeping its own outcome; `postgres/batch.rs` has the rules.
-//! `append_batch` (migration 0008) reads every stream of the batch before it writes, so the
+//! `append_batch` (migrations 0008, 0009) reads every stream of the batch before it writes, so the
 //! argument above covers it as it covers a lone append.
 //!
 //! # Waking subscribers
@@ -173,11 +173,33 @@ pub async fn connect(url: &str, max_connections: u32) -> Result<PgPool, sqlx::Er
         tracing::info!("database does not exist yet; creating it");
         sqlx::Postgres::create_database(url).await?;
     }
+    pool_options(max_connections)
+        .connect_with(connect_options(url)?)
+        .await
+}
+
+/// A connection idle for this long is pinged before it is handed out again.
+const PING_WHEN_IDLE_FOR: Duration = Duration::from_secs(1);
+
+/// The pool settings of [`connect`]: at most `max_connections`, a 10 s wait for a free one,
+/// and a liveness ping only for a connection that sat idle for a second or more. sqlx pings
+/// every connection it hands out by default, one extra round trip per statement or
+/// transaction; a connection that answered within the last second is taken as alive (a
+/// statement on one that died meanwhile fails with the database error, as it would a moment
+/// after any ping).
+pub fn pool_options(max_connections: u32) -> sqlx::postgres::PgPoolOptions {
     sqlx::postgres::PgPoolOptions::new()
         .max_connections(max_connections)
         .acquire_timeout(Duration::from_secs(10))
-        .connect_with(connect_options(url)?)
-        .await
+        .test_before_acquire(false)
+        .before_acquire(|conn, meta| {
+            Box::pin(async move {
+                if meta.idle_for >= PING_WHEN_IDLE_FOR {
+                    sqlx::Connection::ping(conn).await?;
+                }
+                Ok(true)
+            })
+        })
 }
 
 /// The connection options of `url`. A server on this machine (a loopback address, or a Unix

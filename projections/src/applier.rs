@@ -138,25 +138,22 @@ impl Applier {
         let Some(last) = events.last().map(|event| event.position) else {
             return Ok(());
         };
-        let mut tx = conn.begin().await.map_err(Attempt::Infrastructure)?;
         // A read model is derived data whose checkpoint commits with it: if a crash loses the
         // last commits, rows and checkpoint go back together and the events are applied again.
         // So projections need not wait for the WAL flush (the log's own appends still do).
         // Shadow tables grow from empty and are rewritten page after page faster than
         // autovacuum analyzes them, so the planner's statistics lag far behind and it would
         // scan whole tables to find a few hundred rows: projections look rows up by key.
-        sqlx::query(
-            "select set_config('synchronous_commit', 'off', true),
-                    set_config('enable_seqscan', $1, true)",
-        )
-        .bind(if self.target == Target::Shadow {
-            "off"
+        // Both settings go with the BEGIN, in one round trip.
+        let begin = if self.target == Target::Shadow {
+            "begin; set local synchronous_commit = off; set local enable_seqscan = off"
         } else {
-            "on"
-        })
-        .execute(&mut *tx)
-        .await
-        .map_err(Attempt::Infrastructure)?;
+            "begin; set local synchronous_commit = off; set local enable_seqscan = on"
+        };
+        let mut tx = conn
+            .begin_with(begin)
+            .await
+            .map_err(Attempt::Infrastructure)?;
         self.projection
             .apply(&mut tx, self.target, events)
             .await

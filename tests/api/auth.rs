@@ -5,6 +5,7 @@ use base64::Engine;
 use chrono::{Duration, Utc};
 use domain::AgentId;
 use domain::agent::Role;
+use eventlog::Position;
 use serde_json::{Value, json};
 
 use crate::support::{PASSWORD, Server, code, test_config};
@@ -508,6 +509,93 @@ async fn api_tokens_carry_only_their_scopes_and_stop_when_revoked() {
     );
     let twice = server.ok(&admin.token, revoke, json!({"id": id})).await;
     assert_eq!(twice["revokeApiToken"]["revoked"], false);
+    server.stop().await;
+}
+
+#[tokio::test]
+async fn a_tickets_write_token_works_tickets_in_the_name_of_its_admin_while_they_are_one() {
+    let server = Server::start("tokenwrite").await;
+    let admin = server.admin().await;
+    let other_admin = server.agent(Role::Admin, "second@example.com").await;
+    let token = server
+        .api_token(&admin, &["tickets:write", "tickets:read"])
+        .await;
+    let (ticket, _) = server
+        .customer_writes(4_242, None, "Where is my parcel?")
+        .await;
+    let reply = "mutation($t: ID!, $text: String!) {
+        replyToTicket(input: {ticketId: $t, text: $text}) { position } }";
+    let sent = server
+        .ok(
+            &token,
+            reply,
+            json!({"t": ticket, "text": "From the CRM: it ships today."}),
+        )
+        .await;
+    let position: Position = sent["replyToTicket"]["position"]
+        .as_str()
+        .unwrap()
+        .parse()
+        .unwrap();
+    server.caught_up(position).await;
+
+    // The reply is the admin's; the log records that the integration sent it.
+    let read = server
+        .ok(
+            &admin.token,
+            "query($t: ID!) { ticket(id: $t) {
+                messages(first: 10) { nodes { text authorAgentId } }
+                history(first: 20) { nodes { type actor { kind id } } } } }",
+            json!({"t": ticket}),
+        )
+        .await;
+    let messages = read["ticket"]["messages"]["nodes"].as_array().unwrap();
+    let sent_message = messages
+        .iter()
+        .find(|m| m["text"] == "From the CRM: it ships today.")
+        .unwrap_or_else(|| panic!("the reply is in the conversation: {messages:?}"));
+    assert_eq!(sent_message["authorAgentId"], json!(admin.id));
+    let history = read["ticket"]["history"]["nodes"].as_array().unwrap();
+    let replied = history
+        .iter()
+        .find(|e| e["type"] == "ticket.agent_replied")
+        .expect("the reply is in the ticket's history");
+    assert_eq!(replied["actor"]["kind"], "INTEGRATOR");
+    let me = server.ok(&token, "{ me { apiTokenId } }", json!({})).await;
+    assert_eq!(replied["actor"]["id"], me["me"]["apiTokenId"]);
+
+    // Once its admin is no longer an admin, the token writes nothing but still reads.
+    server
+        .ok(
+            &other_admin.token,
+            "mutation($id: ID!) { changeAgentRole(input: {agentId: $id, role: AGENT}) { position } }",
+            json!({"id": admin.id}),
+        )
+        .await;
+    let refused = server
+        .gql(
+            Some(&token),
+            reply,
+            json!({"t": ticket, "text": "Once more"}),
+        )
+        .await;
+    assert_eq!(code(&refused), Some("FORBIDDEN"), "{refused}");
+    let note = server
+        .gql(
+            Some(&token),
+            "mutation($t: ID!) { addInternalNote(input: {ticketId: $t, text: \"x\"}) { position } }",
+            json!({"t": ticket}),
+        )
+        .await;
+    assert_eq!(code(&note), Some("FORBIDDEN"), "{note}");
+    let still_reads = server
+        .gql(
+            Some(&token),
+            "query($t: ID!) { ticket(id: $t) { id } }",
+            json!({"t": ticket}),
+        )
+        .await;
+    assert!(still_reads.get("errors").is_none(), "{still_reads}");
     server.stop().await;
 }
 

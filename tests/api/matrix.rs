@@ -102,35 +102,35 @@ fn operations() -> Vec<(&'static str, Needs)> {
         // Tickets.
         (
             "mutation($id: ID!) { replyToTicket(input: {ticketId: $id, text: \"hi\"}) { __typename } }",
-            AgentWith(P::WriteTickets),
+            Holds(P::WriteTickets),
         ),
         (
             "mutation($id: ID!) { addInternalNote(input: {ticketId: $id, text: \"hi\"}) { __typename } }",
-            AgentWith(P::WriteTickets),
+            Holds(P::WriteTickets),
         ),
         (
             "mutation($id: ID!) { assignTicket(input: {ticketId: $id, agentId: $id}) { __typename } }",
-            AgentWith(P::WriteTickets),
+            Holds(P::WriteTickets),
         ),
         (
             "mutation($id: ID!) { changeTicketStatus(input: {ticketId: $id, status: OPEN}) { __typename } }",
-            AgentWith(P::WriteTickets),
+            Holds(P::WriteTickets),
         ),
         (
             "mutation($id: ID!) { setTicketPriority(input: {ticketId: $id, priority: HIGH}) { __typename } }",
-            AgentWith(P::WriteTickets),
+            Holds(P::WriteTickets),
         ),
         (
             "mutation($id: ID!) { setTicketCategory(input: {ticketId: $id, categoryId: null}) { __typename } }",
-            AgentWith(P::WriteTickets),
+            Holds(P::WriteTickets),
         ),
         (
             "mutation($id: ID!) { tagTicket(input: {ticketId: $id, tag: \"x\"}) { __typename } }",
-            AgentWith(P::WriteTickets),
+            Holds(P::WriteTickets),
         ),
         (
             "mutation($id: ID!) { untagTicket(input: {ticketId: $id, tag: \"x\"}) { __typename } }",
-            AgentWith(P::WriteTickets),
+            Holds(P::WriteTickets),
         ),
         // Customers.
         (

@@ -365,6 +365,7 @@ impl TinyHubList {
         let caller = Caller::Integrator {
             token_id: Uuid::now_v7(),
             scopes: BTreeSet::from([Scope::TicketsRead]),
+            created_by: domain::AgentId::from_uuid(Uuid::now_v7()),
         };
         let request = async_graphql::Request::new(
             "subscription($filter: TicketsChangedFilter) {

@@ -215,6 +215,9 @@ pub enum Caller {
         token_id: Uuid,
         /// What it may do.
         scopes: BTreeSet<Scope>,
+        /// The admin who created the token: a ticket command sent with it (scope
+        /// `tickets:write`) is done in their name, while they are still an active admin.
+        created_by: AgentId,
     },
 }
 

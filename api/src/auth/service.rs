@@ -260,6 +260,7 @@ impl AuthService {
                 .iter()
                 .filter_map(|s| s.parse::<Scope>().ok())
                 .collect(),
+            created_by: AgentId::from_uuid(row.created_by),
         })
     }
 

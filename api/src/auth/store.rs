@@ -197,12 +197,13 @@ pub(crate) async fn revoke_family(conn: &mut PgConnection, family: Uuid) -> sqlx
 pub(crate) struct ApiTokenRow {
     pub id: Uuid,
     pub scopes: Vec<String>,
+    pub created_by: Uuid,
     pub stale: bool,
 }
 
 pub(crate) async fn api_token(pool: &PgPool, digest: &[u8]) -> sqlx::Result<Option<ApiTokenRow>> {
     sqlx::query_as(
-        "select id, scopes,
+        "select id, scopes, created_by,
                 coalesce(last_used_at < now() - interval '1 minute', true) as stale
          from api_tokens where token_hash = $1 and revoked_at is null",
     )

@@ -106,7 +106,9 @@ impl MeQuery {
                     scopes: Vec::new(),
                 })
             }
-            Caller::Integrator { token_id, scopes } => Ok(Me {
+            Caller::Integrator {
+                token_id, scopes, ..
+            } => Ok(Me {
                 agent_id: None,
                 email: None,
                 name: None,

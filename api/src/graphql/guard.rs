@@ -66,6 +66,42 @@ pub fn signed_in_agent(ctx: &Context<'_>) -> Result<domain::AgentId> {
     })
 }
 
+/// The agent a ticket command is done in the name of: the signed-in agent, or for an API
+/// token the admin who created it. A token's commands carry the token as their actor (who
+/// sent them) and the admin as the agent (whose reply or note it is), so the customer and the
+/// panel see an author and the audit trail sees the integration. A token whose admin has been
+/// deactivated or is no longer an admin writes nothing (`FORBIDDEN`); its read scopes still
+/// work, and an admin revokes it as any other.
+///
+/// # Errors
+/// `UNAUTHENTICATED` without a caller, `FORBIDDEN` for a token whose admin may no longer act,
+/// `INTERNAL` when the agent cannot be read.
+pub async fn acting_agent(ctx: &Context<'_>) -> Result<domain::AgentId> {
+    match caller(ctx)? {
+        Caller::Agent { id, .. } => Ok(*id),
+        Caller::Integrator { created_by, .. } => {
+            let api = ctx.data_unchecked::<super::Api>();
+            let agent = api
+                .commands
+                .state::<domain::agent::Agent>(domain::StreamId::Agent(*created_by))
+                .await
+                .map_err(|e| super::error::internal("cannot read the agent", e))?;
+            match agent {
+                domain::agent::Agent::Invited(state)
+                    if state.active && state.role == domain::agent::Role::Admin =>
+                {
+                    Ok(*created_by)
+                }
+                _ => Err(error(
+                    Code::Forbidden,
+                    "the admin who created this API token is no longer an active admin: \
+                     create a new token",
+                )),
+            }
+        }
+    }
+}
+
 /// Which tickets the caller may see and work: an agent (role `agent`) with categories sees
 /// only tickets in them, read from the `agents` read model; every other caller sees all.
 ///

@@ -16,6 +16,7 @@ pub mod ids;
 pub mod agents;
 pub mod auth;
 pub mod consistency;
+pub mod documents;
 pub mod mutations;
 pub mod queries;
 pub mod subscriptions;

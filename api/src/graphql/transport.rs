@@ -82,7 +82,7 @@ async fn graphql(
             ),
         );
     };
-    let batch: BatchRequest = match serde_json::from_slice(&bytes) {
+    let mut batch: BatchRequest = match serde_json::from_slice(&bytes) {
         Ok(batch) => batch,
         Err(error) => {
             return refuse(
@@ -126,6 +126,9 @@ async fn graphql(
         None => None,
     };
     let client = ClientAddr(connect.map(|Extension(ConnectInfo(addr))| addr.ip()));
+    for request in batch.iter_mut() {
+        state.documents.prepare(request);
+    }
     let mut batch = batch.data(authentication).data(client);
     if let Some(consistency) = consistency {
         batch = batch.data(consistency);

@@ -4,8 +4,8 @@
 //! its transaction: a round trip, a commit, a WAL flush. So appends are not sent one by one.
 //! Each goes into this process's queue; at most `append_batches` batches are written at once,
 //! and whatever queued up while they ran goes out together in the next one, through the
-//! `append_batch` function (migration 0008) that checks and writes every request in turn within
-//! one transaction. A lone append (the queue was empty) takes the one-statement path as before,
+//! `append_batch` function (migrations 0008 and 0009) that checks and writes every request in
+//! turn within one transaction. A lone append (the queue was empty) takes the one-statement path as before,
 //! so an idle log answers as fast as it did without batching.
 //!
 //! What each request keeps:

@@ -1,7 +1,8 @@
 //! Ticket mutations: reply, note, assign, status, priority, category, tags.
 //!
-//! Each needs `WriteTickets`, a signed-in agent (the events name the agent who acted) and a
-//! ticket the caller can see (`NOT_FOUND` otherwise, as for an unknown ticket). Callers who see
+//! Each needs `WriteTickets`, an agent to do it in the name of (the events name the agent who
+//! acted: the signed-in agent, or the admin who created the API token, see
+//! [`acting_agent`]) and a ticket the caller can see (`NOT_FOUND` otherwise, as for an unknown ticket). Callers who see
 //! every ticket are not checked against the read model: the command itself rejects a ticket
 //! the log does not have (`NOT_FOUND`), and a ticket just opened can be worked on before the
 //! read model has caught up.
@@ -23,7 +24,7 @@ use super::{context, position, uuid};
 use crate::auth::Permission;
 use crate::graphql::Api;
 use crate::graphql::error::{self, Code, error, internal};
-use crate::graphql::guard::{Need, caller, may_work_on, signed_in_agent};
+use crate::graphql::guard::{Need, acting_agent, caller, may_work_on};
 use crate::graphql::tickets::{PriorityValue, TicketStatusValue};
 
 /// Media to send by Telegram file id.
@@ -194,7 +195,7 @@ struct Target {
 }
 
 async fn target(ctx: &Context<'_>, ticket_id: &ID) -> Result<Target> {
-    let agent = signed_in_agent(ctx)?;
+    let agent = acting_agent(ctx).await?;
     let ticket = uuid("Ticket", ticket_id)?;
     may_work_on(ctx, ticket).await?;
     Ok(Target {
