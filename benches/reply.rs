@@ -129,26 +129,23 @@ async fn main() -> anyhow::Result<()> {
         let (http, endpoint, authorization) =
             (http.clone(), endpoint.clone(), authorization.clone());
         move |client, n| {
-            let (http, endpoint, authorization) =
-                (http.clone(), endpoint.clone(), authorization.clone());
             let body = bodies[client * TICKETS_PER_CLIENT + n % TICKETS_PER_CLIENT].clone();
-            async move {
-                let response = http
-                    .post(&endpoint)
-                    .header(reqwest::header::AUTHORIZATION, authorization)
-                    .header(reqwest::header::CONTENT_TYPE, "application/json")
-                    .body(body)
-                    .send()
-                    .await?;
-                let status = response.status();
-                let answer = response.bytes().await?;
-                anyhow::ensure!(
-                    status.is_success() && !answer.windows(8).any(|w| w == b"\"errors\""),
-                    "mutation failed: {status} {}",
-                    String::from_utf8_lossy(&answer)
-                );
-                Ok(())
-            }
+            post(http.clone(), endpoint.clone(), authorization.clone(), body)
+        }
+    })
+    .await?;
+    // The same clients, server and credential with a query that reads nothing: what HTTP,
+    // authentication and GraphQL cost on their own, the floor under any mutation's cost.
+    let floor_body = json!({ "query": "{ __typename }" }).to_string();
+    let (floor_rate, floor_latencies) = run(clients, Duration::from_secs(seconds), {
+        let (http, endpoint) = (http.clone(), endpoint.clone());
+        move |_, _| {
+            post(
+                http.clone(),
+                endpoint.clone(),
+                authorization.clone(),
+                floor_body.clone(),
+            )
         }
     })
     .await?;
@@ -200,8 +197,22 @@ async fn main() -> anyhow::Result<()> {
         percentile(&raw_latencies, 0.99)
     );
     println!(
+        "{:>22} {:>10.0} {:>9.1} {:>9.1}",
+        "{ __typename } (HTTP)",
+        floor_rate,
+        percentile(&floor_latencies, 0.50),
+        percentile(&floor_latencies, 0.99)
+    );
+    println!(
         "ratio replyToTicket / raw INSERT: {:.2} (goal >= 0.6; p99 goal <= 50 ms)",
         rate / raw_rate
+    );
+    println!(
+        "CPU per operation on the 2 cores if they were all busy: replyToTicket {:.0} µs, \
+         {{ __typename }} {:.0} µs, raw INSERT {:.0} µs",
+        cores_us(rate),
+        cores_us(floor_rate),
+        cores_us(raw_rate)
     );
 
     raw_pool.close().await;
@@ -210,6 +221,36 @@ async fn main() -> anyhow::Result<()> {
         .execute(format!("drop database if exists {database} with (force)").as_str())
         .await?;
     Ok(())
+}
+
+/// One POST of `body` to the GraphQL endpoint, which must answer 200 without errors.
+async fn post(
+    http: reqwest::Client,
+    endpoint: String,
+    authorization: String,
+    body: String,
+) -> anyhow::Result<()> {
+    let response = http
+        .post(&endpoint)
+        .header(reqwest::header::AUTHORIZATION, authorization)
+        .header(reqwest::header::CONTENT_TYPE, "application/json")
+        .body(body)
+        .send()
+        .await?;
+    let status = response.status();
+    let answer = response.bytes().await?;
+    anyhow::ensure!(
+        status.is_success() && !answer.windows(8).any(|w| w == b"\"errors\""),
+        "request failed: {status} {}",
+        String::from_utf8_lossy(&answer)
+    );
+    Ok(())
+}
+
+/// Microseconds of machine time per operation at `rate` operations/s, counting every core.
+fn cores_us(rate: f64) -> f64 {
+    let cores = std::thread::available_parallelism().map_or(1, std::num::NonZeroUsize::get);
+    cores as f64 * 1e6 / rate
 }
 
 /// Opens `count` tickets, one per customer, through the real write path.
