@@ -313,6 +313,77 @@ async fn a_missing_or_bad_token_closes_the_connection_per_protocol() {
     server.stop().await;
 }
 
+/// Reads frames until the server closes the socket, returning its close code; data frames of
+/// the open subscription may come first.
+async fn closed_code(ws: &mut Ws) -> Option<u16> {
+    loop {
+        match ws.frame().await {
+            Frame::Closed(code) => return code,
+            Frame::Json(value) => assert!(
+                matches!(value["type"].as_str(), Some("next" | "data")),
+                "only data before the close, got {value}"
+            ),
+        }
+    }
+}
+
+#[tokio::test]
+async fn an_open_socket_closes_once_its_credential_ends() {
+    let mut config = crate::support::test_config();
+    config.limits.socket_credential_check = Duration::from_millis(200);
+    let server = Server::start_with("sub_ended", config).await;
+    let admin = server.admin().await;
+    let agent = server.agent(Role::Agent, "worker@example.com").await;
+    let token = server.api_token(&admin, &["events:read"]).await;
+    let events = "subscription($after: String) { events(after: $after) { cursor } }";
+
+    // A socket whose credential stays good stays open across several checks.
+    let mut admin_ws = Ws::connect(&server, Protocol::TransportWs, &admin.token).await;
+    admin_ws.subscribe("1", events, json!({})).await;
+
+    // Deactivating the agent closes the agent's socket, over either protocol.
+    let mut agent_ws = Ws::connect(&server, Protocol::Legacy, &agent.token).await;
+    agent_ws
+        .subscribe("1", "subscription { ticketsChanged { cursor } }", json!({}))
+        .await;
+    let mut token_ws = Ws::connect(&server, Protocol::TransportWs, &token).await;
+    token_ws.subscribe("1", events, json!({})).await;
+    tokio::time::sleep(Duration::from_millis(600)).await;
+    server
+        .ok(
+            &admin.token,
+            "mutation($id: ID!) { deactivateAgent(input: {agentId: $id}) { position } }",
+            json!({"id": agent.id}),
+        )
+        .await;
+    assert_eq!(closed_code(&mut agent_ws).await, Some(4403));
+
+    // Revoking the API token closes its socket.
+    let tokens = server
+        .ok(&admin.token, "{ apiTokens { apiTokenId } }", json!({}))
+        .await;
+    server
+        .ok(
+            &admin.token,
+            "mutation($id: ID!) { revokeApiToken(input: {apiTokenId: $id}) { revoked } }",
+            json!({"id": tokens["apiTokens"][0]["apiTokenId"]}),
+        )
+        .await;
+    assert_eq!(closed_code(&mut token_ws).await, Some(4403));
+
+    // Meanwhile the admin's socket saw every check pass and still serves: a new event arrives.
+    let (_, position) = server.customer_writes(7_001, None, "still there?").await;
+    loop {
+        let item = admin_ws.data("1").await;
+        let cursor: Position = item["events"]["cursor"].as_str().unwrap().parse().unwrap();
+        if cursor >= position {
+            break;
+        }
+    }
+    admin_ws.close().await;
+    server.stop().await;
+}
+
 #[tokio::test]
 async fn the_event_feed_is_refused_without_permission_or_with_a_bad_cursor() {
     let server = Server::start("sub_forbidden").await;

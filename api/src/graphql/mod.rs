@@ -55,6 +55,10 @@ pub struct Limits {
     pub introspection: bool,
     /// Longest a query waits for the read models to reach a requested position.
     pub consistency_timeout: Duration,
+    /// How often an open WebSocket's credential is checked again: once it has expired, been
+    /// revoked or its sessions ended (logout, role change, deactivation), the socket is closed
+    /// with code 4403 within this long.
+    pub socket_credential_check: Duration,
 }
 
 impl Default for Limits {
@@ -67,6 +71,7 @@ impl Default for Limits {
             max_batch: 10,
             introspection: true,
             consistency_timeout: Duration::from_secs(5),
+            socket_credential_check: Duration::from_secs(2),
         }
     }
 }

@@ -8,10 +8,12 @@ use async_graphql_axum::{GraphQLProtocol, GraphQLResponse, GraphQLWebSocket};
 use axum::Extension;
 use axum::Router;
 use axum::body::{Body, to_bytes};
+use axum::extract::ws::{CloseFrame, Message, WebSocket};
 use axum::extract::{ConnectInfo, State, WebSocketUpgrade};
 use axum::http::{HeaderMap, StatusCode, header};
 use axum::response::{Html, IntoResponse, Response};
 use axum::routing::get;
+use futures::{SinkExt, StreamExt};
 use serde_json::json;
 
 use super::auth::ClientAddr;
@@ -145,33 +147,96 @@ async fn websocket(
     let api: Api = state.api.as_ref().clone();
     upgrade
         .protocols(ALL_WEBSOCKET_PROTOCOLS)
-        .on_upgrade(move |socket| {
-            GraphQLWebSocket::new(socket, schema, protocol)
-                .on_connection_init(move |payload| async move {
-                    let token = payload
-                        .get("authorization")
-                        .or_else(|| payload.get("Authorization"))
-                        .and_then(|value| value.as_str())
-                        .map(|value| bearer(value).unwrap_or(value).to_owned())
-                        .or_else(|| {
-                            payload
-                                .get("token")
-                                .and_then(|value| value.as_str())
-                                .map(str::to_owned)
-                        });
-                    match api.auth.authenticate(token.as_deref()).await {
-                        Authentication::Authenticated(caller) => {
-                            let mut data = Data::default();
-                            data.insert(Authentication::Authenticated(caller));
-                            Ok(data)
-                        }
-                        Authentication::Refused(reason) => Err(reason.into()),
-                        Authentication::Anonymous => Err(
-                            "send {\"authorization\": \"Bearer <token>\"} in connection_init"
-                                .into(),
-                        ),
+        .on_upgrade(move |socket| serve_socket(socket, schema, api, protocol))
+}
+
+/// Close code of a socket whose credential ended while it was open.
+const CREDENTIAL_ENDED: u16 = 4403;
+
+/// Serves one WebSocket: the credential comes in `connection_init` and is checked again every
+/// [`super::Limits::socket_credential_check`] while the socket is open, so an expired or
+/// revoked token, or an agent signed out, demoted or deactivated, stops receiving data: the
+/// socket is closed with code 4403 and the reason.
+async fn serve_socket(
+    socket: WebSocket,
+    schema: super::ApiSchema,
+    api: Api,
+    protocol: GraphQLProtocol,
+) {
+    let (mut sink, stream) = socket.split();
+    let (credential, accepted) = tokio::sync::watch::channel(None::<String>);
+    let ended = credential_ended(api.clone(), accepted);
+    let reason = {
+        let serve = GraphQLWebSocket::new_with_pair(&mut sink, stream, schema, protocol)
+            .on_connection_init(move |payload| async move {
+                let token = connection_token(&payload);
+                match api.auth.authenticate(token.as_deref()).await {
+                    Authentication::Authenticated(caller) => {
+                        credential.send_replace(token);
+                        let mut data = Data::default();
+                        data.insert(Authentication::Authenticated(caller));
+                        Ok(data)
                     }
-                })
-                .serve()
+                    Authentication::Refused(reason) => Err(reason.into()),
+                    Authentication::Anonymous => Err(
+                        "send {\"authorization\": \"Bearer <token>\"} in connection_init".into(),
+                    ),
+                }
+            })
+            .serve();
+        tokio::select! {
+            () = serve => None,
+            reason = ended => Some(reason),
+        }
+    };
+    if let Some(reason) = reason {
+        let close = CloseFrame {
+            code: CREDENTIAL_ENDED,
+            reason: reason.into(),
+        };
+        let _ = sink.send(Message::Close(Some(close))).await;
+    }
+}
+
+/// The credential of a `connection_init` payload: `authorization` (with or without `Bearer`)
+/// or `token`.
+fn connection_token(payload: &serde_json::Value) -> Option<String> {
+    payload
+        .get("authorization")
+        .or_else(|| payload.get("Authorization"))
+        .and_then(|value| value.as_str())
+        .map(|value| bearer(value).unwrap_or(value).to_owned())
+        .or_else(|| {
+            payload
+                .get("token")
+                .and_then(|value| value.as_str())
+                .map(str::to_owned)
         })
+}
+
+/// Resolves, with the reason, once the accepted credential no longer authenticates; never
+/// before one was accepted.
+async fn credential_ended(
+    api: Api,
+    mut accepted: tokio::sync::watch::Receiver<Option<String>>,
+) -> &'static str {
+    let Ok(token) = accepted
+        .wait_for(Option::is_some)
+        .await
+        .map(|token| token.clone())
+    else {
+        // The socket ended before a credential was accepted.
+        return std::future::pending().await;
+    };
+    let mut every = tokio::time::interval(api.limits.socket_credential_check);
+    every.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
+    every.tick().await;
+    loop {
+        every.tick().await;
+        match api.auth.authenticate(token.as_deref()).await {
+            Authentication::Authenticated(_) => {}
+            Authentication::Refused(reason) => return reason,
+            Authentication::Anonymous => return "the credential is gone",
+        }
+    }
 }
