@@ -108,19 +108,28 @@ pub async fn acting_agent(ctx: &Context<'_>) -> Result<domain::AgentId> {
 /// # Errors
 /// `UNAUTHENTICATED` without a caller, `INTERNAL` when the database fails.
 pub async fn ticket_scope(ctx: &Context<'_>) -> Result<TicketScope> {
-    match caller(ctx)? {
+    let api = ctx.data_unchecked::<super::Api>();
+    scope_of(&api.pool, caller(ctx)?)
+        .await
+        .map_err(super::error::database)
+}
+
+/// [`ticket_scope`] of `caller`, outside a request.
+///
+/// # Errors
+/// When the database fails.
+pub async fn scope_of(pool: &sqlx::PgPool, caller: &Caller) -> sqlx::Result<TicketScope> {
+    match caller {
         Caller::Agent {
             id,
             role: domain::agent::Role::Agent,
             ..
         } => {
-            let api = ctx.data_unchecked::<super::Api>();
             let categories: Option<Vec<uuid::Uuid>> =
                 sqlx::query_scalar("select category_ids from agents where id = $1")
                     .bind(id.as_uuid())
-                    .fetch_optional(&api.pool)
-                    .await
-                    .map_err(super::error::database)?;
+                    .fetch_optional(pool)
+                    .await?;
             Ok(match categories {
                 Some(categories) if !categories.is_empty() => TicketScope::Categories(categories),
                 _ => TicketScope::All,

@@ -18,6 +18,7 @@ use serde_json::json;
 
 use super::auth::ClientAddr;
 use super::consistency::HeaderConsistency;
+use super::guard;
 use super::{Api, CONSISTENCY_HEADER};
 use crate::AppState;
 use crate::auth::Authentication;
@@ -214,8 +215,10 @@ fn connection_token(payload: &serde_json::Value) -> Option<String> {
         })
 }
 
-/// Resolves, with the reason, once the accepted credential no longer authenticates; never
-/// before one was accepted.
+/// Resolves, with the reason, once the accepted credential no longer authenticates, or once
+/// the tickets it may see changed (an agent's categories: the subscriptions opened on the
+/// socket filter by the scope they started with, so the client reconnects to get the new
+/// one); never before a credential was accepted.
 async fn credential_ended(
     api: Api,
     mut accepted: tokio::sync::watch::Receiver<Option<String>>,
@@ -230,13 +233,23 @@ async fn credential_ended(
     };
     let mut every = tokio::time::interval(api.limits.socket_credential_check);
     every.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
-    every.tick().await;
+    let mut scope = None;
     loop {
         every.tick().await;
-        match api.auth.authenticate(token.as_deref()).await {
-            Authentication::Authenticated(_) => {}
+        let caller = match api.auth.authenticate(token.as_deref()).await {
+            Authentication::Authenticated(caller) => caller,
             Authentication::Refused(reason) => return reason,
             Authentication::Anonymous => return "the credential is gone",
+        };
+        // A failed read is checked again at the next tick.
+        if let Ok(now) = guard::scope_of(&api.pool, &caller).await {
+            match &scope {
+                Some(before) if *before != now => {
+                    return "your ticket categories changed: reconnect to follow them";
+                }
+                Some(_) => {}
+                None => scope = Some(now),
+            }
         }
     }
 }
