@@ -530,3 +530,35 @@ async fn broadcast_progress_is_refused_without_the_permission_or_for_an_unknown_
     ws.close().await;
     server.stop().await;
 }
+
+#[tokio::test]
+async fn broadcast_progress_can_be_subscribed_to_the_moment_the_broadcast_is_created() {
+    let server = Server::start("feed_progress_at_once").await;
+    let admin = server.admin().await;
+    let mut ws = Ws::connect(&server, Protocol::TransportWs, &admin.token).await;
+    // Each broadcast is subscribed to as soon as createBroadcast answers, without waiting for
+    // the read model: the first snapshot must still be its draft, never NOT_FOUND.
+    for n in 0..5 {
+        let payload = mutate(
+            &server,
+            &admin,
+            "mutation($text: String!) { createBroadcast(input: {
+                audience: {allCustomers: true}, content: {text: $text}}) { broadcastId } }",
+            json!({ "text": format!("Notice {n}") }),
+        )
+        .await;
+        let broadcast = api::graphql::ids::uuid_of(
+            "Broadcast",
+            &payload["broadcastId"].as_str().unwrap().into(),
+        )
+        .unwrap();
+        let id = format!("{n}");
+        ws.subscribe(&id, PROGRESS, json!({ "id": broadcast }))
+            .await;
+        let first = ws.data(&id).await["broadcastProgress"].clone();
+        assert_eq!(first["state"], "draft", "{first}");
+        ws.stop(&id).await;
+    }
+    ws.close().await;
+    server.stop().await;
+}

@@ -330,13 +330,37 @@ impl SubscriptionRoot {
         let pool = api.pool.clone();
         let timeout = api.limits.consistency_timeout;
         let stream = format!("broadcast-{broadcast}");
-        let feed = event_feed(api.live.clone(), None, move |event| {
-            event.stream_id == stream
+        let feed = event_feed(api.live.clone(), None, {
+            let stream = stream.clone();
+            move |event| event.stream_id == stream
         })
         .await?;
-        let first = progress_of(&pool, broadcast, None, timeout)
-            .await?
-            .ok_or_else(|| error(Code::NotFound, "no such broadcast"))?;
+        let first = match progress_of(&pool, broadcast, None, timeout).await? {
+            Some(first) => first,
+            // Not in the read model yet: a broadcast created a moment ago is in the log, and
+            // its first snapshot comes once the read model has applied its last event.
+            None => {
+                let last = match eventlog::EventLog::read_stream(
+                    &api.log,
+                    &stream,
+                    u64::MAX,
+                    eventlog::Direction::Backwards,
+                    1,
+                )
+                .await
+                {
+                    Ok(last) => last,
+                    Err(eventlog::Error::StreamNotFound { .. }) => Vec::new(),
+                    Err(e) => return Err(internal("cannot read the broadcast", e)),
+                };
+                let Some(last) = last.first() else {
+                    return Err(error(Code::NotFound, "no such broadcast"));
+                };
+                progress_of(&pool, broadcast, Some(last.position), timeout)
+                    .await?
+                    .ok_or_else(|| error(Code::NotFound, "no such broadcast"))?
+            }
+        };
         let rest = feed
             .then(move |item| {
                 let pool = pool.clone();
