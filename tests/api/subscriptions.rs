@@ -284,6 +284,56 @@ async fn tickets_changed_delivers_a_changed_ticket_after_a_command() {
 }
 
 #[tokio::test]
+async fn tickets_changed_reports_a_shown_ticket_leaving_though_it_never_sent_it() {
+    let server = Server::start("sub_showing").await;
+    let admin = server.admin().await;
+    let agent = Uuid::parse_str(&admin.id).unwrap();
+    // The panel loaded these before it subscribed: the subscription never sends them first.
+    let shown = open_ticket(&server.log, 10).await;
+    let not_shown = open_ticket(&server.log, 11).await;
+    let query = "subscription($showing: [ID!]) {
+        ticketsChanged(filter: {unassigned: true}, showing: $showing) {
+            cursor inFilter ticket { ticketId } } }";
+    let mut ws = Ws::connect(&server, Protocol::TransportWs, &admin.token).await;
+    ws.subscribe("u", query, json!({ "showing": [shown] }))
+        .await;
+    let mut live = false;
+    for warm_up in 0..50 {
+        open_ticket(&server.log, 1_000 + warm_up).await;
+        if tokio::time::timeout(Duration::from_millis(500), ws.data("u"))
+            .await
+            .is_ok()
+        {
+            live = true;
+            break;
+        }
+    }
+    assert!(live, "the subscription never went live");
+
+    // Assigned, the shown ticket leaves the unassigned list, and the list says so.
+    assign(&server, shown, agent).await;
+    let left = change_of(&mut ws, "u", shown).await;
+    assert_eq!(left["inFilter"], false, "{left}");
+    // The ticket the panel does not show leaves silently: the next change is a new ticket.
+    assign(&server, not_shown, agent).await;
+    let next = open_ticket(&server.log, 12).await;
+    let change = ws.data("u").await["ticketsChanged"].clone();
+    assert_eq!(change["ticket"]["ticketId"], next.to_string(), "{change}");
+    assert_eq!(change["inFilter"], true);
+
+    // Bounded and checked.
+    let too_many: Vec<String> = (0..101).map(|_| Uuid::now_v7().to_string()).collect();
+    ws.subscribe("big", query, json!({ "showing": too_many }))
+        .await;
+    assert_eq!(ws.error_code("big").await, "VALIDATION");
+    ws.subscribe("bad", query, json!({ "showing": ["nope"] }))
+        .await;
+    assert_eq!(ws.error_code("bad").await, "VALIDATION");
+    ws.close().await;
+    server.stop().await;
+}
+
+#[tokio::test]
 async fn a_missing_or_bad_token_closes_the_connection_per_protocol() {
     let server = Server::start("sub_auth").await;
     for token in [None, Some("Bearer not-a-token")] {

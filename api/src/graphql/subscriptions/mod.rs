@@ -248,12 +248,29 @@ impl SubscriptionRoot {
     /// The live ticket list: each ticket that changed and is (or just stopped being) in the
     /// filter, as the read model has it after the change. Tickets outside the caller's
     /// categories never show. A list that falls behind catches up from the log.
+    ///
+    /// `showing` names the tickets (`ticketId`s, at most the page size) the client already
+    /// shows, typically the page it loaded with `tickets(filter)` just before: when one of
+    /// them changes and no longer fits the filter, the list says so (`inFilter: false`),
+    /// though this subscription never sent it.
     #[graphql(guard = "Need(Permission::ReadTickets)")]
     async fn tickets_changed(
         &self,
         ctx: &Context<'_>,
         filter: Option<TicketsChangedFilter>,
+        #[graphql(default)] showing: Vec<ID>,
     ) -> Result<impl Stream<Item = Result<TicketChange>> + use<>> {
+        let max = api(ctx).limits.max_page;
+        if showing.len() > max {
+            return Err(error(
+                Code::Validation,
+                format!("showing names at most {max} tickets"),
+            ));
+        }
+        let showing = showing
+            .iter()
+            .map(|id| parse_uuid(id, "showing"))
+            .collect::<Result<HashSet<Uuid>>>()?;
         let filter = filter.unwrap_or_default();
         let matcher = TicketMatcher {
             status: filter.status,
@@ -272,7 +289,7 @@ impl SubscriptionRoot {
         };
         let live = api(ctx).live.clone();
         let (head, receiver) = live.tickets().await.map_err(hub_failed)?;
-        Ok(ticket_list::changes(live, head, receiver, matcher))
+        Ok(ticket_list::changes(live, head, receiver, matcher, showing))
     }
 
     /// New customer messages and agent replies, of one ticket or of every ticket the caller

@@ -78,18 +78,20 @@ pub struct TicketChange {
 }
 
 /// The changes of a live list, from the hub's batches, starting at `head` (read before
-/// `receiver` was taken). One error item ends it.
+/// `receiver` was taken), for a client that already shows the tickets `showing`. One error
+/// item ends it.
 pub(super) fn changes(
     live: LiveHub,
     head: Position,
     receiver: broadcast::Receiver<Arc<TicketBatch>>,
     matcher: TicketMatcher,
+    showing: HashSet<Uuid>,
 ) -> impl Stream<Item = Result<TicketChange>> + Send + 'static {
     let list = TicketList {
         live,
         receiver,
         matcher,
-        shown: HashSet::new(),
+        shown: showing,
         ready: VecDeque::new(),
         applied: head,
         covered: Position::START,
@@ -102,7 +104,7 @@ struct TicketList {
     live: LiveHub,
     receiver: broadcast::Receiver<Arc<TicketBatch>>,
     matcher: TicketMatcher,
-    /// Tickets last sent as in the filter.
+    /// Tickets the client shows: last sent as in the filter, or named by it at the start.
     shown: HashSet<Uuid>,
     ready: VecDeque<TicketChange>,
     /// The last batch applied (at first the head when the list started): a catch-up reads the
