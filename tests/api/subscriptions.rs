@@ -288,9 +288,33 @@ async fn tickets_changed_reports_a_shown_ticket_leaving_though_it_never_sent_it(
     let server = Server::start("sub_showing").await;
     let admin = server.admin().await;
     let agent = Uuid::parse_str(&admin.id).unwrap();
-    // The panel loaded these before it subscribed: the subscription never sends them first.
+    // The panel loaded these before it subscribed. A probe list sees the hub publish them, so
+    // the list under test, subscribed after, never gets them as joining.
+    let mut probe = Ws::connect(&server, Protocol::TransportWs, &admin.token).await;
+    probe
+        .subscribe(
+            "p",
+            "subscription { ticketsChanged { ticket { ticketId } } }",
+            json!({}),
+        )
+        .await;
+    let mut probe_live = false;
+    for warm_up in 0..50 {
+        open_ticket(&server.log, 2_000 + warm_up).await;
+        if tokio::time::timeout(Duration::from_millis(500), probe.data("p"))
+            .await
+            .is_ok()
+        {
+            probe_live = true;
+            break;
+        }
+    }
+    assert!(probe_live, "the probe never went live");
     let shown = open_ticket(&server.log, 10).await;
     let not_shown = open_ticket(&server.log, 11).await;
+    change_of(&mut probe, "p", not_shown).await;
+    probe.close().await;
+
     let query = "subscription($showing: [ID!]) {
         ticketsChanged(filter: {unassigned: true}, showing: $showing) {
             cursor inFilter ticket { ticketId } } }";
