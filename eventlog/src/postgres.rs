@@ -30,8 +30,8 @@
 //!
 //! Concurrent appends of one process are queued and written in batches, one transaction per
 //! batch, each request keeping its own outcome; `postgres/batch.rs` has the rules.
-//! `append_batch` (migrations 0008, 0009) reads every stream of the batch before it writes, so the
-//! argument above covers it as it covers a lone append.
+//! `append_batch` (migrations 0008, 0009) reads every stream of the batch before it writes, so
+//! the argument above covers it as it covers a lone append.
 //!
 //! # Waking subscribers
 //!

@@ -283,6 +283,21 @@ async fn tickets_changed_delivers_a_changed_ticket_after_a_command() {
     server.stop().await;
 }
 
+/// Opens warm-up tickets (customers from `first_customer` on) until the ticket list `id`
+/// reports one: the list is live from when the hub registers it, with no cursor to start from.
+async fn until_live(server: &Server, ws: &mut Ws, id: &str, first_customer: i64) {
+    for warm_up in 0..50 {
+        open_ticket(&server.log, first_customer + warm_up).await;
+        if tokio::time::timeout(Duration::from_millis(500), ws.data(id))
+            .await
+            .is_ok()
+        {
+            return;
+        }
+    }
+    panic!("the list {id} never went live");
+}
+
 #[tokio::test]
 async fn tickets_changed_reports_a_shown_ticket_leaving_though_it_never_sent_it() {
     let server = Server::start("sub_showing").await;
@@ -298,18 +313,7 @@ async fn tickets_changed_reports_a_shown_ticket_leaving_though_it_never_sent_it(
             json!({}),
         )
         .await;
-    let mut probe_live = false;
-    for warm_up in 0..50 {
-        open_ticket(&server.log, 2_000 + warm_up).await;
-        if tokio::time::timeout(Duration::from_millis(500), probe.data("p"))
-            .await
-            .is_ok()
-        {
-            probe_live = true;
-            break;
-        }
-    }
-    assert!(probe_live, "the probe never went live");
+    until_live(&server, &mut probe, "p", 2_000).await;
     let shown = open_ticket(&server.log, 10).await;
     let not_shown = open_ticket(&server.log, 11).await;
     change_of(&mut probe, "p", not_shown).await;
@@ -321,18 +325,7 @@ async fn tickets_changed_reports_a_shown_ticket_leaving_though_it_never_sent_it(
     let mut ws = Ws::connect(&server, Protocol::TransportWs, &admin.token).await;
     ws.subscribe("u", query, json!({ "showing": [shown] }))
         .await;
-    let mut live = false;
-    for warm_up in 0..50 {
-        open_ticket(&server.log, 1_000 + warm_up).await;
-        if tokio::time::timeout(Duration::from_millis(500), ws.data("u"))
-            .await
-            .is_ok()
-        {
-            live = true;
-            break;
-        }
-    }
-    assert!(live, "the subscription never went live");
+    until_live(&server, &mut ws, "u", 1_000).await;
 
     // Assigned, the shown ticket leaves the unassigned list, and the list says so.
     assign(&server, shown, agent).await;

@@ -21,7 +21,7 @@ use super::consistency::HeaderConsistency;
 use super::guard;
 use super::{Api, CONSISTENCY_HEADER};
 use crate::AppState;
-use crate::auth::Authentication;
+use crate::auth::{Authentication, Caller};
 
 pub(crate) fn routes() -> Router<AppState> {
     Router::new()
@@ -165,7 +165,7 @@ async fn serve_socket(
     protocol: GraphQLProtocol,
 ) {
     let (mut sink, stream) = socket.split();
-    let (credential, accepted) = tokio::sync::watch::channel(None::<String>);
+    let (credential, accepted) = tokio::sync::watch::channel(None);
     let ended = credential_ended(api.clone(), accepted);
     let reason = {
         let serve = GraphQLWebSocket::new_with_pair(&mut sink, stream, schema, protocol)
@@ -173,7 +173,7 @@ async fn serve_socket(
                 let token = connection_token(&payload);
                 match api.auth.authenticate(token.as_deref()).await {
                     Authentication::Authenticated(caller) => {
-                        credential.send_replace(token);
+                        credential.send_replace(Some((token, caller.clone())));
                         let mut data = Data::default();
                         data.insert(Authentication::Authenticated(caller));
                         Ok(data)
@@ -215,25 +215,28 @@ fn connection_token(payload: &serde_json::Value) -> Option<String> {
         })
 }
 
+/// The credential `connection_init` accepted, and whom it authenticated.
+type Accepted = Option<(Option<String>, Caller)>;
+
 /// Resolves, with the reason, once the accepted credential no longer authenticates, or once
 /// the tickets it may see changed (an agent's categories: the subscriptions opened on the
 /// socket filter by the scope they started with, so the client reconnects to get the new
 /// one); never before a credential was accepted.
 async fn credential_ended(
     api: Api,
-    mut accepted: tokio::sync::watch::Receiver<Option<String>>,
+    mut accepted: tokio::sync::watch::Receiver<Accepted>,
 ) -> &'static str {
-    let Ok(token) = accepted
-        .wait_for(Option::is_some)
-        .await
-        .map(|token| token.clone())
+    let Ok(Some((token, caller))) = accepted.wait_for(Option::is_some).await.map(|a| a.clone())
     else {
         // The socket ended before a credential was accepted.
         return std::future::pending().await;
     };
-    let mut every = tokio::time::interval(api.limits.socket_credential_check);
+    // The scope as the socket's subscriptions read it when they start; a failed read is
+    // taken again at the first check.
+    let mut scope = guard::scope_of(&api.pool, &caller).await.ok();
+    let period = api.limits.socket_credential_check;
+    let mut every = tokio::time::interval_at(tokio::time::Instant::now() + period, period);
     every.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
-    let mut scope = None;
     loop {
         every.tick().await;
         let caller = match api.auth.authenticate(token.as_deref()).await {

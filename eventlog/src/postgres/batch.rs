@@ -5,8 +5,8 @@
 //! Each goes into this process's queue; at most `append_batches` batches are written at once,
 //! and whatever queued up while they ran goes out together in the next one, through the
 //! `append_batch` function (migrations 0008 and 0009) that checks and writes every request in
-//! turn within one transaction. A lone append (the queue was empty) takes the one-statement path as before,
-//! so an idle log answers as fast as it did without batching.
+//! turn within one transaction. A lone append (the queue was empty) takes the one-statement
+//! path as before, so an idle log answers as fast as it did without batching.
 //!
 //! What each request keeps:
 //! - **Its own outcome.** A conflict or an applied idempotency key refuses that request only;

@@ -1,9 +1,9 @@
 //! Ticket mutations: reply, note, assign, status, priority, category, tags.
 //!
 //! Each needs `WriteTickets`, an agent to do it in the name of (the events name the agent who
-//! acted: the signed-in agent, or the admin who created the API token, see
-//! [`acting_agent`]) and a ticket the caller can see (`NOT_FOUND` otherwise, as for an unknown ticket). Callers who see
-//! every ticket are not checked against the read model: the command itself rejects a ticket
+//! acted: the signed-in agent, or the admin who created the API token, see [`acting_agent`])
+//! and a ticket the caller can see (`NOT_FOUND` otherwise, as for an unknown ticket). Callers
+//! who see every ticket are not checked against the read model: the command itself rejects a ticket
 //! the log does not have (`NOT_FOUND`), and a ticket just opened can be worked on before the
 //! read model has caught up.
 

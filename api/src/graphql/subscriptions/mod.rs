@@ -357,7 +357,8 @@ impl SubscriptionRoot {
             // Not in the read model yet: a broadcast created a moment ago is in the log, and
             // its first snapshot comes once the read model has applied its last event.
             None => {
-                let last = match eventlog::EventLog::read_stream(
+                let not_found = || error(Code::NotFound, "no such broadcast");
+                let last = eventlog::EventLog::read_stream(
                     &api.log,
                     &stream,
                     u64::MAX,
@@ -365,17 +366,17 @@ impl SubscriptionRoot {
                     1,
                 )
                 .await
-                {
-                    Ok(last) => last,
-                    Err(eventlog::Error::StreamNotFound { .. }) => Vec::new(),
-                    Err(e) => return Err(internal("cannot read the broadcast", e)),
-                };
-                let Some(last) = last.first() else {
-                    return Err(error(Code::NotFound, "no such broadcast"));
-                };
-                progress_of(&pool, broadcast, Some(last.position), timeout)
+                .map_err(|e| match e {
+                    eventlog::Error::StreamNotFound { .. } => not_found(),
+                    e => internal("cannot read the broadcast", e),
+                })?;
+                let at = last
+                    .first()
+                    .map(|event| event.position)
+                    .ok_or_else(not_found)?;
+                progress_of(&pool, broadcast, Some(at), timeout)
                     .await?
-                    .ok_or_else(|| error(Code::NotFound, "no such broadcast"))?
+                    .ok_or_else(not_found)?
             }
         };
         let rest = feed
