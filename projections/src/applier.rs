@@ -138,6 +138,21 @@ impl Applier {
         let Some(last) = events.last().map(|event| event.position) else {
             return Ok(());
         };
+        if !events.iter().any(|event| self.projection.wants(event)) {
+            // Nothing to write but the checkpoint: one statement, no transaction around it.
+            checkpoint::advance(
+                conn,
+                self.projection.name(),
+                self.target,
+                self.position,
+                last,
+                events.len() as u64,
+            )
+            .await
+            .map_err(Attempt::Infrastructure)?;
+            self.position = last;
+            return Ok(());
+        }
         // A read model is derived data whose checkpoint commits with it: if a crash loses the
         // last commits, rows and checkpoint go back together and the events are applied again.
         // So projections need not wait for the WAL flush (the log's own appends still do).

@@ -24,7 +24,22 @@ pub struct Broadcasts;
 
 const TABLES: &[&str] = &["broadcasts", "broadcast_recipients"];
 
-read_model!(Broadcasts, name: "broadcasts", version: 1, tables: TABLES, apply: apply);
+read_model!(
+    Broadcasts,
+    name: "broadcasts",
+    version: 1,
+    tables: TABLES,
+    apply: apply,
+    wants: wants,
+);
+
+/// Only broadcast events change these tables.
+fn wants(envelope: &Envelope) -> bool {
+    matches!(
+        (&envelope.stream, &envelope.event),
+        (StreamId::Broadcast(_), AnyEvent::Broadcast(_))
+    )
+}
 
 const BROADCAST_COLUMNS: &[Column] = &[
     ("id", "uuid"),

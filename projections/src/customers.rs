@@ -27,7 +27,26 @@ pub struct Customers;
 
 const TABLES: &[&str] = &["customers", "customer_tickets"];
 
-read_model!(Customers, name: "customers", version: 1, tables: TABLES, apply: apply);
+read_model!(
+    Customers,
+    name: "customers",
+    version: 1,
+    tables: TABLES,
+    apply: apply,
+    wants: wants,
+);
+
+/// Customer events, and the ticket events that open a ticket or bring a customer's message.
+fn wants(envelope: &Envelope) -> bool {
+    matches!(
+        (&envelope.stream, &envelope.event),
+        (StreamId::Customer(_), AnyEvent::Customer(_))
+            | (
+                StreamId::Ticket(_),
+                AnyEvent::Ticket(TicketEvent::Opened(_) | TicketEvent::CustomerMessagePosted(_))
+            )
+    )
+}
 
 const CUSTOMER_COLUMNS: &[Column] = &[
     ("id", "bigint"),

@@ -25,7 +25,22 @@ pub struct Dashboard;
 
 const TABLES: &[&str] = &["dashboard_tickets"];
 
-read_model!(Dashboard, name: "dashboard", version: 1, tables: TABLES, apply: apply);
+read_model!(
+    Dashboard,
+    name: "dashboard",
+    version: 1,
+    tables: TABLES,
+    apply: apply,
+    wants: wants,
+);
+
+/// The ticket events that change a ticket's counts and times.
+fn wants(envelope: &Envelope) -> bool {
+    matches!(
+        (&envelope.stream, &envelope.event),
+        (StreamId::Ticket(_), AnyEvent::Ticket(event)) if matters(event)
+    )
+}
 
 const COLUMNS: &[Column] = &[
     ("ticket_id", "uuid"),

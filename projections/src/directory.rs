@@ -27,7 +27,22 @@ pub struct Directory;
 
 const TABLES: &[&str] = &["agents", "categories", "templates", "support_settings"];
 
-read_model!(Directory, name: "directory", version: 1, tables: TABLES, apply: apply);
+read_model!(
+    Directory,
+    name: "directory",
+    version: 1,
+    tables: TABLES,
+    apply: apply,
+    wants: wants,
+);
+
+/// Only agent and settings events change these tables.
+fn wants(envelope: &Envelope) -> bool {
+    matches!(
+        (&envelope.stream, &envelope.event),
+        (StreamId::Agent(_), AnyEvent::Agent(_)) | (StreamId::Settings, AnyEvent::Settings(_))
+    )
+}
 
 const AGENT_COLUMNS: &[Column] = &[
     ("id", "uuid"),

@@ -110,18 +110,27 @@ pub trait Projection: Send + Sync + fmt::Debug + 'static {
         target: Target,
         batch: &'a [Envelope],
     ) -> BoxFuture<'a, Result<(), ApplyError>>;
+
+    /// Whether `apply` may change a table for `event`. A batch holding no event the projection
+    /// wants is not applied: only its checkpoint moves, in one statement. Every event unless
+    /// the projection says otherwise; saying no to an event `apply` would use loses it.
+    fn wants(&self, event: &Envelope) -> bool {
+        let _ = event;
+        true
+    }
 }
 
-/// Implements [`Projection`] for a read model's unit struct: its name, version, tables and the
+/// Implements [`Projection`] for a read model's unit struct: its name, version, tables, the
 /// `async fn(&mut PgConnection, Target, &[Envelope]) -> Result<(), ApplyError>` that applies a
-/// batch.
+/// batch and, optionally, the `fn(&Envelope) -> bool` saying which events it wants.
 macro_rules! read_model {
     (
         $model:ty,
         name: $name:literal,
         version: $version:literal,
         tables: $tables:expr,
-        apply: $apply:path $(,)?
+        apply: $apply:path
+        $(, wants: $wants:path)? $(,)?
     ) => {
         impl $crate::projection::Projection for $model {
             fn name(&self) -> &'static str {
@@ -144,6 +153,12 @@ macro_rules! read_model {
             ) -> ::futures::future::BoxFuture<'a, Result<(), $crate::projection::ApplyError>> {
                 Box::pin($apply(conn, target, batch))
             }
+
+            $(
+                fn wants(&self, event: &$crate::projection::Envelope) -> bool {
+                    $wants(event)
+                }
+            )?
         }
     };
 }

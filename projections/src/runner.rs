@@ -12,12 +12,13 @@
 
 use std::future::Future;
 use std::sync::Arc;
+use std::sync::atomic::{AtomicUsize, Ordering};
 use std::time::Duration;
 
 use eventlog::{EventLog, Position, RecordedEvent};
 use futures::StreamExt;
 use sqlx::{Connection, PgConnection, PgPool};
-use tokio::sync::{broadcast, mpsc, watch};
+use tokio::sync::{Notify, broadcast, mpsc, watch};
 
 use crate::applier::{Applier, Decoded, Outcome, is_infrastructure};
 use crate::checkpoint::{self, Failure};
@@ -83,8 +84,9 @@ enum Followed {
     Lagged,
 }
 
-/// How often the shared reader looks again whether its projections took the last batch.
-const FEED_RECHECK: Duration = Duration::from_millis(1);
+/// How often the shared reader looks again whether its projections took the last batch (a
+/// projection that finishes one also tells it at once).
+const FEED_RECHECK: Duration = Duration::from_millis(2);
 
 /// The one reader of the live log that the running projections share: it follows the log from
 /// the head, decodes each batch once and hands it to every projection. Without it, each
@@ -93,6 +95,39 @@ const FEED_RECHECK: Duration = Duration::from_millis(1);
 #[derive(Clone)]
 struct LiveFeed {
     batches: broadcast::Sender<Arc<Decoded>>,
+    applying: Arc<Applying>,
+}
+
+/// How many projections are applying a batch of the shared reader right now. While one is,
+/// the reader keeps what it reads and sends it as one batch once they are all done: under
+/// load, batches grow to what arrives while the slowest projection applies the last one, so
+/// every projection runs fewer, larger transactions; an idle log sends each event at once.
+#[derive(Debug, Default)]
+struct Applying {
+    count: AtomicUsize,
+    /// Signalled each time a projection finishes a batch.
+    done: Notify,
+}
+
+impl Applying {
+    fn any(&self) -> bool {
+        self.count.load(Ordering::Acquire) > 0
+    }
+
+    /// Counts one projection as applying until the guard drops.
+    fn start(self: &Arc<Self>) -> ApplyingGuard {
+        self.count.fetch_add(1, Ordering::AcqRel);
+        ApplyingGuard(Arc::clone(self))
+    }
+}
+
+struct ApplyingGuard(Arc<Applying>);
+
+impl Drop for ApplyingGuard {
+    fn drop(&mut self) {
+        self.0.count.fetch_sub(1, Ordering::AcqRel);
+        self.0.done.notify_one();
+    }
 }
 
 impl LiveFeed {
@@ -103,8 +138,10 @@ impl LiveFeed {
         kept: usize,
     ) -> (LiveFeed, tokio::task::AbortHandle) {
         let (batches, _) = broadcast::channel(kept.max(1));
+        let applying = Arc::new(Applying::default());
         let feed = LiveFeed {
             batches: batches.clone(),
+            applying: Arc::clone(&applying),
         };
         let reader = tokio::spawn(async move {
             let mut position = None;
@@ -122,9 +159,10 @@ impl LiveFeed {
                 };
                 position = Some(from);
                 let mut events = log.subscribe_all(from).ready_chunks(batch.max(1));
-                // Events read but not sent yet. While some projection is still applying the
-                // last batch, the next one grows instead of queueing behind it: a busy log
-                // then costs fewer, larger transactions, and an idle one no extra wait.
+                // Events read but not sent yet. While some projection has not taken the last
+                // batch or is still applying it, the next one grows instead of queueing
+                // behind it: a busy log then costs fewer, larger transactions, and an idle one
+                // no extra wait.
                 let mut pending: Vec<RecordedEvent> = Vec::new();
                 let mut recheck = tokio::time::interval(FEED_RECHECK);
                 recheck.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
@@ -145,9 +183,11 @@ impl LiveFeed {
                                 }
                             }
                         }
+                        () = applying.done.notified(), if !pending.is_empty() => {}
                         _ = recheck.tick(), if !pending.is_empty() => {}
                     }
-                    let busy = !batches.is_empty() && pending.len() < batch.max(1);
+                    let busy =
+                        (!batches.is_empty() || applying.any()) && pending.len() < batch.max(1);
                     if let Some(last) = pending.last().map(|e| e.position)
                         && (!busy || failed.is_some())
                     {
@@ -168,8 +208,8 @@ impl LiveFeed {
         (feed, reader.abort_handle())
     }
 
-    fn subscribe(&self) -> broadcast::Receiver<Arc<Decoded>> {
-        self.batches.subscribe()
+    fn subscribe(&self) -> (broadcast::Receiver<Arc<Decoded>>, Arc<Applying>) {
+        (self.batches.subscribe(), Arc::clone(&self.applying))
     }
 }
 
@@ -316,7 +356,7 @@ impl<L: EventLog> ProjectionRunner<L> {
         feed: &LiveFeed,
     ) -> Result<Exit, RuntimeError> {
         let name = projection.name();
-        let mut conn = PgConnection::connect_with(&self.pool.connect_options()).await?;
+        let mut conn = connect(&self.pool).await?;
         let mut announced = false;
         while !try_lock(&mut conn, name).await? {
             if !announced {
@@ -358,7 +398,7 @@ impl<L: EventLog> ProjectionRunner<L> {
         loop {
             // Join the shared reader before catching up: whatever it sends after the last page
             // read below is then in the receiver, and what came before, in that page.
-            let receiver = feed.subscribe();
+            let (receiver, applying) = feed.subscribe();
             // Catch up in large pages first: the reader's batches are small.
             loop {
                 let (outcome, short) = self
@@ -371,7 +411,10 @@ impl<L: EventLog> ProjectionRunner<L> {
                     break;
                 }
             }
-            match self.follow_shared(&mut member, receiver, stopped).await? {
+            match self
+                .follow_shared(&mut member, receiver, &applying, stopped)
+                .await?
+            {
                 Followed::Exit(exit) => return Ok(exit),
                 Followed::Rebuild => {
                     member = match self.rebuild_members(vec![member], stopped).await? {
@@ -391,6 +434,7 @@ impl<L: EventLog> ProjectionRunner<L> {
         &self,
         member: &mut Member,
         mut receiver: broadcast::Receiver<Arc<Decoded>>,
+        applying: &Arc<Applying>,
         stopped: &mut watch::Receiver<bool>,
     ) -> Result<Followed, RuntimeError> {
         let projection = Arc::clone(&member.live.projection);
@@ -410,6 +454,7 @@ impl<L: EventLog> ProjectionRunner<L> {
                     // Batches overlap what the catch-up applied; the applier skips events at
                     // or before the checkpoint.
                     Ok(decoded) => {
+                        let _applying = applying.start();
                         if let Outcome::Stopped(failure) =
                             member.live.apply(&mut member.conn, &decoded).await?
                         {
@@ -883,6 +928,16 @@ fn read_ahead<L: EventLog>(
 
 /// The advisory lock key of a projection: a constant class for Ledgerdesk projections and a
 /// hash of the name.
+/// A connection of a projection's own. Nothing on it waits for the WAL flush: read models are
+/// derived data whose checkpoint commits with them (see `applier.rs`), and a checkpoint moved
+/// alone is only a position a restart reads again from.
+async fn connect(pool: &PgPool) -> Result<PgConnection, sqlx::Error> {
+    let options = (*pool.connect_options())
+        .clone()
+        .options([("synchronous_commit", "off")]);
+    PgConnection::connect_with(&options).await
+}
+
 fn lock_key(name: &str) -> (i32, i32) {
     // FNV-1a, 32 bits: stable across builds and platforms.
     let mut hash: u32 = 0x811c_9dc5;
@@ -927,7 +982,7 @@ impl<L: EventLog> ProjectionRunner<L> {
         let mut members = Vec::new();
         let mut elsewhere = Vec::new();
         for projection in projections {
-            let mut conn = PgConnection::connect_with(&runner.pool.connect_options()).await?;
+            let mut conn = connect(&runner.pool).await?;
             if try_lock(&mut conn, projection.name()).await? {
                 members.push(Member::open(projection, conn).await?);
             } else {

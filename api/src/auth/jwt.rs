@@ -2,8 +2,15 @@
 //!
 //! Decoding accepts HS256 only (so `alg: none` and algorithm confusion are refused), requires
 //! `exp`, `sub`, `iss` and `typ`, and allows five seconds of clock skew.
+//!
+//! A panel sends the same token with every request for its whole lifetime, so the claims of
+//! tokens that passed are kept by their exact text ([`VERIFIED_KEPT`] at most; a full memory
+//! starts over). A kept token is still refused once it expires; any other text, a tampered
+//! one included, is checked in full.
 
+use std::collections::HashMap;
 use std::fmt;
+use std::sync::{Arc, Mutex};
 
 use chrono::{DateTime, Utc};
 use domain::AgentId;
@@ -14,7 +21,10 @@ use uuid::Uuid;
 
 const ISSUER: &str = "ledgerdesk";
 const ACCESS: &str = "access";
+const EXPIRED: &str = "the access token has expired";
 const LEEWAY_SECONDS: u64 = 5;
+/// Most verified tokens whose claims are kept.
+const VERIFIED_KEPT: usize = 4_096;
 
 /// What an access token says.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
@@ -43,6 +53,8 @@ pub struct Keys {
     encoding: EncodingKey,
     decoding: DecodingKey,
     validation: Validation,
+    /// Token text → its claims, for tokens whose signature and claims passed.
+    verified: Arc<Mutex<HashMap<Box<str>, AccessClaims>>>,
 }
 
 impl fmt::Debug for Keys {
@@ -62,6 +74,7 @@ impl Keys {
             encoding: EncodingKey::from_secret(secret),
             decoding: DecodingKey::from_secret(secret),
             validation,
+            verified: Arc::default(),
         }
     }
 
@@ -95,12 +108,37 @@ impl Keys {
     /// # Errors
     /// A short reason, safe to show the caller.
     pub fn verify(&self, token: &str) -> Result<AccessClaims, &'static str> {
+        self.verify_at(token, Utc::now().timestamp())
+    }
+
+    /// [`Keys::verify`] at `now` (seconds since the epoch) for a token seen before; a token not
+    /// seen before is checked against the clock.
+    fn verify_at(&self, token: &str, now: i64) -> Result<AccessClaims, &'static str> {
+        let kept = self.kept().get(token).cloned();
+        if let Some(claims) = kept {
+            return if now > claims.exp.saturating_add(LEEWAY_SECONDS as i64) {
+                self.kept().remove(token);
+                Err(EXPIRED)
+            } else {
+                Ok(claims)
+            };
+        }
+        let claims = self.decode(token)?;
+        let mut kept = self.kept();
+        if kept.len() >= VERIFIED_KEPT {
+            kept.clear();
+        }
+        kept.insert(token.into(), claims.clone());
+        Ok(claims)
+    }
+
+    fn decode(&self, token: &str) -> Result<AccessClaims, &'static str> {
         use jsonwebtoken::errors::ErrorKind;
         match jsonwebtoken::decode::<AccessClaims>(token, &self.decoding, &self.validation) {
             Ok(data) if data.claims.typ == ACCESS => Ok(data.claims),
             Ok(_) => Err("not an access token"),
             Err(error) => Err(match error.kind() {
-                ErrorKind::ExpiredSignature => "the access token has expired",
+                ErrorKind::ExpiredSignature => EXPIRED,
                 ErrorKind::InvalidSignature => "the access token's signature is invalid",
                 ErrorKind::InvalidAlgorithm | ErrorKind::InvalidAlgorithmName => {
                     "the access token's algorithm is not accepted"
@@ -108,5 +146,82 @@ impl Keys {
                 _ => "the access token is malformed",
             }),
         }
+    }
+
+    fn kept(&self) -> std::sync::MutexGuard<'_, HashMap<Box<str>, AccessClaims>> {
+        // Every change under the lock is one insert, remove or clear: a panic cannot leave the
+        // map half-changed.
+        self.verified
+            .lock()
+            .unwrap_or_else(std::sync::PoisonError::into_inner)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn keys() -> Keys {
+        Keys::from_secret(b"a test secret of at least thirty-two bytes")
+    }
+
+    fn issued(keys: &Keys, valid_for: chrono::TimeDelta) -> (String, i64) {
+        let now = Utc::now();
+        let expires = now + valid_for;
+        let token = keys.issue(
+            AgentId::from_uuid(Uuid::now_v7()),
+            Role::Agent,
+            Uuid::now_v7(),
+            1,
+            now,
+            expires,
+        );
+        (token, expires.timestamp())
+    }
+
+    #[test]
+    fn a_kept_token_is_refused_once_it_expires() {
+        let keys = keys();
+        let (token, exp) = issued(&keys, chrono::TimeDelta::minutes(15));
+        assert_eq!(keys.verify(&token).map(|c| c.exp), Ok(exp));
+        assert_eq!(keys.kept().len(), 1);
+        // Answered from memory while valid, and within the allowed skew.
+        let skew = LEEWAY_SECONDS as i64;
+        assert_eq!(keys.verify_at(&token, exp + skew).map(|c| c.exp), Ok(exp));
+        assert_eq!(keys.verify_at(&token, exp + skew + 1), Err(EXPIRED));
+        assert_eq!(keys.kept().len(), 0, "an expired token is forgotten");
+    }
+
+    #[test]
+    fn a_token_altered_after_a_good_one_was_kept_is_checked_in_full() {
+        let keys = keys();
+        let (token, _) = issued(&keys, chrono::TimeDelta::minutes(15));
+        assert!(keys.verify(&token).is_ok());
+        // A character inside the signature, so the text still decodes.
+        let at = token.len() - 10;
+        let swapped = if &token[at..=at] == "A" { "B" } else { "A" };
+        let altered = format!("{}{swapped}{}", &token[..at], &token[at + 1..]);
+        assert_eq!(
+            keys.verify(&altered),
+            Err("the access token's signature is invalid")
+        );
+        let other = issued(
+            &Keys::from_secret(b"another secret of thirty-two bytes!!"),
+            chrono::TimeDelta::minutes(15),
+        )
+        .0;
+        assert_eq!(
+            keys.verify(&other),
+            Err("the access token's signature is invalid")
+        );
+        assert_eq!(keys.kept().len(), 1, "refused tokens are not kept");
+    }
+
+    #[test]
+    fn an_expired_token_never_seen_is_refused() {
+        let keys = keys();
+        let (token, _) = issued(&keys, chrono::TimeDelta::minutes(-5));
+        assert_eq!(keys.verify(&token), Err(EXPIRED));
+        assert_eq!(keys.kept().len(), 0);
     }
 }

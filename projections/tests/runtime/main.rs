@@ -37,6 +37,29 @@ struct Recorder {
     label: &'static str,
     fail_on: Option<Uuid>,
     stall: Option<Arc<Stall>>,
+    hold: Option<Arc<Hold>>,
+    /// When set, the only stream whose events it wants.
+    wants_stream: Option<String>,
+    /// The size of every batch applied, in order.
+    batches: Arc<std::sync::Mutex<Vec<usize>>>,
+}
+
+/// Once armed, holds the next batch inside `apply` until released.
+#[derive(Debug)]
+struct Hold {
+    armed: AtomicBool,
+    entered: tokio::sync::Notify,
+    released: tokio::sync::Semaphore,
+}
+
+impl Default for Hold {
+    fn default() -> Self {
+        Hold {
+            armed: AtomicBool::new(false),
+            entered: tokio::sync::Notify::new(),
+            released: tokio::sync::Semaphore::new(0),
+        }
+    }
 }
 
 #[derive(Debug, Default)]
@@ -55,6 +78,9 @@ impl Recorder {
             label: "a",
             fail_on: None,
             stall: None,
+            hold: None,
+            wants_stream: None,
+            batches: Arc::default(),
         }
     }
 }
@@ -62,6 +88,12 @@ impl Recorder {
 impl Projection for Recorder {
     fn name(&self) -> &'static str {
         self.name
+    }
+
+    fn wants(&self, event: &Envelope) -> bool {
+        self.wants_stream
+            .as_ref()
+            .is_none_or(|stream| event.stream.to_string() == *stream)
     }
 
     fn version(&self) -> u32 {
@@ -79,6 +111,15 @@ impl Projection for Recorder {
         batch: &'a [Envelope],
     ) -> BoxFuture<'a, Result<(), ApplyError>> {
         Box::pin(async move {
+            self.batches.lock().unwrap().push(batch.len());
+            // Held before writing anything: a transaction that has written holds every
+            // reader of the log back until it ends.
+            if let Some(hold) = &self.hold
+                && hold.armed.swap(false, Ordering::SeqCst)
+            {
+                hold.entered.notify_one();
+                let _ = hold.released.acquire().await;
+            }
             if let Some(bad) = batch.iter().find(|e| Some(e.event_id) == self.fail_on) {
                 return Err(ApplyError::Event {
                     position: bad.position,
@@ -312,6 +353,110 @@ async fn a_projection_catches_up_in_pages_then_follows_the_log_live(
     stop.send(()).unwrap();
     let exits = handle.await.unwrap();
     assert_eq!(exits, vec![("recorder".to_owned(), Exit::Shutdown)]);
+}
+
+#[sqlx::test(migrations = "../migrations")]
+async fn events_that_arrive_while_a_projection_applies_go_to_every_projection_as_one_batch(
+    _: PgPoolOptions,
+    options: PgConnectOptions,
+) {
+    let pool = pool(options).await;
+    let log = PostgresLog::new(pool.clone());
+    create_table(&pool, "quick").await;
+    create_table(&pool, "slow").await;
+    let quick = Recorder::new("quick", "quick");
+    let quick_batches = Arc::clone(&quick.batches);
+    let hold = Arc::new(Hold::default());
+    let slow = Recorder {
+        hold: Some(Arc::clone(&hold)),
+        ..Recorder::new("slow", "slow")
+    };
+    let (stop, handle) = spawn_runner(runner(&log, &pool, vec![quick, slow]));
+    append_events(&log, 1, 3, 9).await;
+    let head = head_after(&log, 9).await;
+    wait_for(&pool, &["quick", "slow"], head, Duration::from_secs(30))
+        .await
+        .unwrap();
+
+    // Both follow the shared reader now. The slow one takes the next event and keeps applying
+    // it while 60 more are appended, one append at a time.
+    hold.armed.store(true, Ordering::SeqCst);
+    let before = quick_batches.lock().unwrap().len();
+    append_events(&log, 100, 1, 1).await;
+    tokio::time::timeout(Duration::from_secs(10), hold.entered.notified())
+        .await
+        .expect("the slow projection never took the event");
+    for customer in 200..220 {
+        append_events(&log, customer, 1, 3).await;
+    }
+    let head = head_after(&log, 70).await;
+    // Time for the reader to read all of it while the slow projection still applies.
+    tokio::time::sleep(Duration::from_millis(300)).await;
+    hold.released.add_permits(1);
+    wait_for(&pool, &["quick", "slow"], head, Duration::from_secs(30))
+        .await
+        .unwrap();
+
+    let sizes = quick_batches.lock().unwrap()[before..].to_vec();
+    assert_eq!(sizes.iter().sum::<usize>(), 61, "batches: {sizes:?}");
+    assert!(
+        sizes.len() <= 2,
+        "the 60 events reached the quick projection in {} batches ({sizes:?}), not gathered \
+         while the slow one applied",
+        sizes.len()
+    );
+    assert_exactly_the_log(&pool, &log, "quick").await;
+    assert_exactly_the_log(&pool, &log, "slow").await;
+    stop.send(()).unwrap();
+    handle.await.unwrap();
+}
+
+#[sqlx::test(migrations = "../migrations")]
+async fn a_batch_of_events_a_projection_does_not_want_only_moves_its_checkpoint(
+    _: PgPoolOptions,
+    options: PgConnectOptions,
+) {
+    let pool = pool(options).await;
+    let log = PostgresLog::new(pool.clone());
+    create_table(&pool, "picky").await;
+    let wanted = CustomerId(500).stream().name();
+    let picky = Recorder {
+        wants_stream: Some(wanted.clone()),
+        ..Recorder::new("picky", "picky")
+    };
+    let batches = Arc::clone(&picky.batches);
+    let (stop, handle) = spawn_runner(runner(&log, &pool, vec![picky]));
+
+    // Catch-up and live, none of it wanted.
+    append_events(&log, 1, 5, 30).await;
+    let head = head_after(&log, 30).await;
+    wait_for(&pool, &["picky"], head, Duration::from_secs(30))
+        .await
+        .unwrap();
+    append_events(&log, 10, 5, 20).await;
+    let head = head_after(&log, 50).await;
+    wait_for(&pool, &["picky"], head, Duration::from_secs(30))
+        .await
+        .unwrap();
+    assert!(batches.lock().unwrap().is_empty(), "nothing was applied");
+    assert_eq!(count(&pool, "select count(*) from picky").await, 0);
+    let checkpoint = live_checkpoint(&pool, "picky").await;
+    assert_eq!((checkpoint.position, checkpoint.events_seen), (head, 50));
+
+    // A wanted event is applied as before.
+    append_events(&log, 500, 1, 1).await;
+    let head = head_after(&log, 51).await;
+    wait_for(&pool, &["picky"], head, Duration::from_secs(30))
+        .await
+        .unwrap();
+    let streams: Vec<String> = sqlx::query_scalar("select stream from picky")
+        .fetch_all(&pool)
+        .await
+        .unwrap();
+    assert_eq!(streams, vec![wanted]);
+    assert_eq!(live_checkpoint(&pool, "picky").await.events_seen, 51);
+    stop.send(()).unwrap();
+    handle.await.unwrap();
 }
 
 #[sqlx::test(migrations = "../migrations")]
