@@ -41,7 +41,10 @@
 //! inside their own transaction: Postgres serializes the commits of notifying transactions,
 //! which would undo the point above. A background task sends one coalesced `NOTIFY` after
 //! commits instead. When rows exist past the cursor but are not yet readable (held back by an
-//! older open transaction), the subscription re-reads after a short, growing pause.
+//! older open transaction), the subscription re-reads after a short, growing pause. A
+//! subscription keeps one pooled connection for its reads while it lives, so each live process
+//! holds one per follower of the whole log (the projections' shared reader, the API's hub, the
+//! bot's delivery).
 
 use std::collections::{HashSet, VecDeque};
 use std::sync::atomic::{AtomicBool, Ordering};
@@ -484,43 +487,53 @@ impl PostgresLog {
         if limit == 0 {
             return Ok((Vec::new(), false));
         }
-        let (tx, seq) = position_params(after);
-        let rows = sqlx::query_as::<_, EventRow>(concat!(
-            "select ",
-            event_columns!(),
-            " from events \
-              where (tx_id, position) > ($1, $2) \
-                and tx_id < pg_snapshot_xmin(pg_current_snapshot())::text::bigint \
-              order by tx_id, position \
-              limit $3"
-        ))
-        .bind(tx)
-        .bind(seq)
-        .bind(clamp_limit(limit))
-        .fetch_all(&self.inner.pool)
-        .await
-        .map_err(backend)?;
-        if !rows.is_empty() {
-            let events = rows
-                .into_iter()
-                .map(EventRow::into_event)
-                .collect::<Result<_, _>>()?;
-            return Ok((events, false));
-        }
-        // Ordered and limited like the page query, so that even a generic plan walks the
-        // primary key from the cursor instead of scanning the table (an `exists` without the
-        // order may be planned as a sequential scan, which reads the whole log when caught up).
-        let held_back: Option<i64> = sqlx::query_scalar(
-            "select tx_id from events where (tx_id, position) > ($1, $2) \
-             order by tx_id, position limit 1",
-        )
-        .bind(tx)
-        .bind(seq)
-        .fetch_optional(&self.inner.pool)
-        .await
-        .map_err(backend)?;
-        Ok((Vec::new(), held_back.is_some()))
+        let mut conn = self.inner.pool.acquire().await.map_err(backend)?;
+        read_page_on(&mut conn, after, limit).await
     }
+}
+
+/// [`PostgresLog::read_page`] on `conn`.
+async fn read_page_on(
+    conn: &mut sqlx::PgConnection,
+    after: Position,
+    limit: usize,
+) -> Result<(Vec<RecordedEvent>, bool), Error> {
+    let (tx, seq) = position_params(after);
+    let rows = sqlx::query_as::<_, EventRow>(concat!(
+        "select ",
+        event_columns!(),
+        " from events \
+          where (tx_id, position) > ($1, $2) \
+            and tx_id < pg_snapshot_xmin(pg_current_snapshot())::text::bigint \
+          order by tx_id, position \
+          limit $3"
+    ))
+    .bind(tx)
+    .bind(seq)
+    .bind(clamp_limit(limit))
+    .fetch_all(&mut *conn)
+    .await
+    .map_err(backend)?;
+    if !rows.is_empty() {
+        let events = rows
+            .into_iter()
+            .map(EventRow::into_event)
+            .collect::<Result<_, _>>()?;
+        return Ok((events, false));
+    }
+    // Ordered and limited like the page query, so that even a generic plan walks the
+    // primary key from the cursor instead of scanning the table (an `exists` without the
+    // order may be planned as a sequential scan, which reads the whole log when caught up).
+    let held_back: Option<i64> = sqlx::query_scalar(
+        "select tx_id from events where (tx_id, position) > ($1, $2) \
+         order by tx_id, position limit 1",
+    )
+    .bind(tx)
+    .bind(seq)
+    .fetch_optional(&mut *conn)
+    .await
+    .map_err(backend)?;
+    Ok((Vec::new(), held_back.is_some()))
 }
 
 impl PostgresLog {
@@ -725,6 +738,7 @@ impl EventLog for PostgresLog {
         let state = Subscription {
             wake: self.inner.wake.subscribe(),
             log: self.clone(),
+            conn: None,
             cursor: after,
             buffer: VecDeque::new(),
             held_back_pause: HELD_BACK_FIRST_PAUSE,
@@ -739,6 +753,9 @@ const HELD_BACK_LONGEST_PAUSE: Duration = Duration::from_millis(100);
 
 struct Subscription {
     log: PostgresLog,
+    /// The connection it reads on, kept between reads: a connection given back to the pool
+    /// costs a round trip each time, and a live subscription reads hundreds of times a second.
+    conn: Option<sqlx::pool::PoolConnection<sqlx::Postgres>>,
     wake: watch::Receiver<u64>,
     cursor: Position,
     buffer: VecDeque<RecordedEvent>,
@@ -747,6 +764,22 @@ struct Subscription {
 }
 
 impl Subscription {
+    /// The next page after the cursor, on the kept connection (taken from the pool when there
+    /// is none; given back after an error).
+    async fn read_page(&mut self, limit: usize) -> Result<(Vec<RecordedEvent>, bool), Error> {
+        let conn = match &mut self.conn {
+            Some(conn) => conn,
+            None => self
+                .conn
+                .insert(self.log.inner.pool.acquire().await.map_err(backend)?),
+        };
+        let page = read_page_on(conn, self.cursor, limit).await;
+        if page.is_err() {
+            self.conn = None;
+        }
+        page
+    }
+
     async fn next(mut self) -> Option<(Result<RecordedEvent, Error>, Self)> {
         if self.failed {
             return None;
@@ -759,7 +792,7 @@ impl Subscription {
             // Mark wake-ups seen before reading, so one that arrives during the read is kept.
             self.wake.borrow_and_update();
             let batch = self.log.inner.options.batch_size;
-            match self.log.read_page(self.cursor, batch).await {
+            match self.read_page(batch).await {
                 Ok((events, _)) if !events.is_empty() => {
                     self.held_back_pause = HELD_BACK_FIRST_PAUSE;
                     self.buffer.extend(events);
