@@ -454,14 +454,13 @@ async fn a_rating_button_rates_the_customers_resolved_ticket_only() {
 async fn polling_records_every_update_once_across_a_restart() {
     let telegram = FakeTelegram::start().await;
     let desk = Desk::start("polling", &telegram, Receive::Polling).await;
-    let database = desk.database_url.clone();
     let names = fixtures("message_");
     for name in names.iter().take(5) {
         telegram.push_update(fixture(name));
     }
     desk.wait_for("ticket.customer_message_posted", 5).await;
     telegram.wait_for_calls("deleteWebhook", 1, PATIENCE).await;
-    desk.stop().await;
+    let database = desk.stop_keeping_database().await;
     // The same updates again (Telegram resends what was not confirmed), and new ones.
     for name in names.iter().take(8) {
         telegram.push_update(fixture(name));

@@ -186,15 +186,38 @@ impl Desk {
         }
     }
 
-    /// Stops the server and waits until it has stopped.
-    pub async fn stop(mut self) {
+    /// Stops the server, waits until it has stopped, and drops its database.
+    pub async fn stop(self) {
+        let database_url = self.stop_keeping_database().await;
+        drop_database(&database_url).await;
+    }
+
+    /// Stops the server and waits until it has stopped, keeping its database for a
+    /// [`Desk::start_on`]; returns the database's URL.
+    pub async fn stop_keeping_database(mut self) -> String {
         if let Some(stop) = self.stop.take() {
             let _ = stop.send(());
         }
         if let Some(handle) = self.handle.take() {
             handle.await.unwrap().unwrap();
         }
+        self.pool.close().await;
+        self.database_url.clone()
     }
+}
+
+/// Drops the database `database_url` names, from the server `DATABASE_URL` names.
+async fn drop_database(database_url: &str) {
+    let path = database_url.split('?').next().unwrap_or(database_url);
+    let name = &path[path.rfind('/').unwrap() + 1..];
+    let server = std::env::var("DATABASE_URL")
+        .expect("DATABASE_URL must point at a Postgres superuser connection");
+    let admin = PgPool::connect(&server).await.unwrap();
+    sqlx::query(&format!("drop database if exists {name} with (force)"))
+        .execute(&admin)
+        .await
+        .unwrap();
+    admin.close().await;
 }
 
 impl Drop for Desk {
