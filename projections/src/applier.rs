@@ -140,30 +140,22 @@ impl Applier {
         };
         if !events.iter().any(|event| self.projection.wants(event)) {
             // Nothing to write but the checkpoint: one statement, no transaction around it.
-            checkpoint::advance(
-                conn,
-                self.projection.name(),
-                self.target,
-                self.position,
-                last,
-                events.len() as u64,
-            )
-            .await
-            .map_err(Attempt::Infrastructure)?;
+            self.advance(conn, last, events.len()).await?;
             self.position = last;
             return Ok(());
         }
         // A read model is derived data whose checkpoint commits with it: if a crash loses the
         // last commits, rows and checkpoint go back together and the events are applied again.
-        // So projections need not wait for the WAL flush (the log's own appends still do).
+        // So projections need not wait for the WAL flush (the log's own appends still do): the
+        // runner opens their connections with `synchronous_commit = off`.
         // Shadow tables grow from empty and are rewritten page after page faster than
         // autovacuum analyzes them, so the planner's statistics lag far behind and it would
-        // scan whole tables to find a few hundred rows: projections look rows up by key.
-        // Both settings go with the BEGIN, in one round trip.
+        // scan whole tables to find a few hundred rows: projections look rows up by key. The
+        // setting goes with the BEGIN, in one round trip.
         let begin = if self.target == Target::Shadow {
-            "begin; set local synchronous_commit = off; set local enable_seqscan = off"
+            "begin; set local enable_seqscan = off"
         } else {
-            "begin; set local synchronous_commit = off; set local enable_seqscan = on"
+            "begin; set local enable_seqscan = on"
         };
         let mut tx = conn
             .begin_with(begin)
@@ -173,19 +165,31 @@ impl Applier {
             .apply(&mut tx, self.target, events)
             .await
             .map_err(Attempt::from_apply)?;
+        self.advance(&mut tx, last, events.len()).await?;
+        tx.commit().await.map_err(Attempt::Infrastructure)?;
+        self.position = last;
+        Ok(())
+    }
+
+    /// Moves this copy's stored checkpoint from `self.position` to `last`, `seen` events on,
+    /// on `conn` (the batch's transaction, or the connection itself when nothing else is
+    /// written). The caller moves `self.position` once that has committed.
+    async fn advance(
+        &self,
+        conn: &mut PgConnection,
+        last: Position,
+        seen: usize,
+    ) -> Result<(), Attempt> {
         checkpoint::advance(
-            &mut tx,
+            conn,
             self.projection.name(),
             self.target,
             self.position,
             last,
-            events.len() as u64,
+            seen as u64,
         )
         .await
-        .map_err(Attempt::Infrastructure)?;
-        tx.commit().await.map_err(Attempt::Infrastructure)?;
-        self.position = last;
-        Ok(())
+        .map_err(Attempt::Infrastructure)
     }
 
     async fn stop(

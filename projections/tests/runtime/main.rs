@@ -291,6 +291,21 @@ async fn head_after(log: &PostgresLog, count: usize) -> Position {
     panic!("the log never showed {count} events");
 }
 
+/// Waits until the log shows `count` events and the `projections` have applied them all;
+/// returns the head.
+async fn caught_up(
+    log: &PostgresLog,
+    pool: &PgPool,
+    projections: &[&str],
+    count: usize,
+) -> Position {
+    let head = head_after(log, count).await;
+    wait_for(pool, projections, head, Duration::from_secs(30))
+        .await
+        .unwrap();
+    head
+}
+
 /// The recorder's table must hold exactly the log's events, once each.
 async fn assert_exactly_the_log(pool: &PgPool, log: &PostgresLog, table: &str) {
     let all = everything(log).await;
@@ -341,10 +356,7 @@ async fn a_projection_catches_up_in_pages_then_follows_the_log_live(
 
     // Live traffic while it catches up.
     append_events(&log, 100, 10, 500).await;
-    let head = head_after(&log, 1_500).await;
-    wait_for(&pool, &["recorder"], head, Duration::from_secs(30))
-        .await
-        .unwrap();
+    let head = caught_up(&log, &pool, &["recorder"], 1_500).await;
     assert_exactly_the_log(&pool, &log, "recorded").await;
     let checkpoint = live_checkpoint(&pool, "recorder").await;
     assert_eq!(checkpoint.position, head);
@@ -373,10 +385,7 @@ async fn events_that_arrive_while_a_projection_applies_go_to_every_projection_as
     };
     let (stop, handle) = spawn_runner(runner(&log, &pool, vec![quick, slow]));
     append_events(&log, 1, 3, 9).await;
-    let head = head_after(&log, 9).await;
-    wait_for(&pool, &["quick", "slow"], head, Duration::from_secs(30))
-        .await
-        .unwrap();
+    caught_up(&log, &pool, &["quick", "slow"], 9).await;
 
     // Both follow the shared reader now. The slow one takes the next event and keeps applying
     // it while 60 more are appended, one append at a time.
@@ -429,15 +438,9 @@ async fn a_batch_of_events_a_projection_does_not_want_only_moves_its_checkpoint(
 
     // Catch-up and live, none of it wanted.
     append_events(&log, 1, 5, 30).await;
-    let head = head_after(&log, 30).await;
-    wait_for(&pool, &["picky"], head, Duration::from_secs(30))
-        .await
-        .unwrap();
+    caught_up(&log, &pool, &["picky"], 30).await;
     append_events(&log, 10, 5, 20).await;
-    let head = head_after(&log, 50).await;
-    wait_for(&pool, &["picky"], head, Duration::from_secs(30))
-        .await
-        .unwrap();
+    let head = caught_up(&log, &pool, &["picky"], 50).await;
     assert!(batches.lock().unwrap().is_empty(), "nothing was applied");
     assert_eq!(count(&pool, "select count(*) from picky").await, 0);
     let checkpoint = live_checkpoint(&pool, "picky").await;
@@ -445,10 +448,7 @@ async fn a_batch_of_events_a_projection_does_not_want_only_moves_its_checkpoint(
 
     // A wanted event is applied as before.
     append_events(&log, 500, 1, 1).await;
-    let head = head_after(&log, 51).await;
-    wait_for(&pool, &["picky"], head, Duration::from_secs(30))
-        .await
-        .unwrap();
+    caught_up(&log, &pool, &["picky"], 51).await;
     let streams: Vec<String> = sqlx::query_scalar("select stream from picky")
         .fetch_all(&pool)
         .await
@@ -495,10 +495,7 @@ async fn a_projector_killed_mid_batch_resumes_without_loss_or_double_application
 
     let runner = runner(&log, &pool, vec![Recorder::new("recorder", "recorded")]);
     let (stop, handle) = spawn_runner(runner);
-    let head = head_after(&log, 3_500).await;
-    wait_for(&pool, &["recorder"], head, Duration::from_secs(30))
-        .await
-        .unwrap();
+    caught_up(&log, &pool, &["recorder"], 3_500).await;
     // A double application would have been a primary-key violation, and thus a failure.
     assert_eq!(live_checkpoint(&pool, "recorder").await.failure, None);
     assert_exactly_the_log(&pool, &log, "recorded").await;
@@ -533,10 +530,7 @@ async fn a_projection_that_fails_on_an_event_stops_before_it_and_the_others_go_o
     let (stop, handle) = spawn_runner(runner);
 
     append_events(&log, 500, 3, 60).await;
-    let head = head_after(&log, 960).await;
-    wait_for(&pool, &["good"], head, Duration::from_secs(30))
-        .await
-        .unwrap();
+    let head = caught_up(&log, &pool, &["good"], 960).await;
     assert_exactly_the_log(&pool, &log, "good_rows").await;
 
     let err = wait_for(&pool, &["bad"], head, Duration::from_secs(10))
@@ -672,16 +666,10 @@ async fn one_process_runs_a_projection_and_another_takes_over_when_it_dies(
     let mut second = Recorder::new("recorder", "recorded");
     second.label = "second";
     let (_stop_first, first) = spawn_runner(runner(&log, &pool, vec![first]));
-    let head = head_after(&log, 300).await;
-    wait_for(&pool, &["recorder"], head, Duration::from_secs(30))
-        .await
-        .unwrap();
+    caught_up(&log, &pool, &["recorder"], 300).await;
     let (stop_second, second) = spawn_runner(runner(&log, &pool, vec![second]));
     append_events(&log, 100, 5, 200).await;
-    let head = head_after(&log, 500).await;
-    wait_for(&pool, &["recorder"], head, Duration::from_secs(30))
-        .await
-        .unwrap();
+    caught_up(&log, &pool, &["recorder"], 500).await;
     let by_second: i64 = count(
         &pool,
         "select count(*) from recorded where written_by = 'second'",
@@ -693,10 +681,7 @@ async fn one_process_runs_a_projection_and_another_takes_over_when_it_dies(
     first.abort();
     let _ = first.await;
     append_events(&log, 200, 5, 200).await;
-    let head = head_after(&log, 700).await;
-    wait_for(&pool, &["recorder"], head, Duration::from_secs(30))
-        .await
-        .unwrap();
+    caught_up(&log, &pool, &["recorder"], 700).await;
     let by_second: i64 = count(
         &pool,
         "select count(*) from recorded where written_by = 'second'",
