@@ -850,8 +850,9 @@ async fn listener(pool: PgPool, wake: watch::Sender<u64>, mut stop: watch::Recei
             Ok::<_, sqlx::Error>(listener)
         };
         let mut listener = tokio::select! {
-            l = connected => l,
+            biased;
             _ = stop.changed() => return,
+            l = connected => l,
         };
         match &mut listener {
             Ok(listener) => {
@@ -860,6 +861,10 @@ async fn listener(pool: PgPool, wake: watch::Sender<u64>, mut stop: watch::Recei
                 bump();
                 loop {
                     tokio::select! {
+                        // Stop first: at shutdown the pool closes right after the stop, and the
+                        // listener's error then is that closing, not a lost channel.
+                        biased;
+                        _ = stop.changed() => return,
                         received = listener.try_recv() => match received {
                             Ok(_) => bump(),
                             Err(err) => {
@@ -867,7 +872,6 @@ async fn listener(pool: PgPool, wake: watch::Sender<u64>, mut stop: watch::Recei
                                 break;
                             }
                         },
-                        _ = stop.changed() => return,
                     }
                 }
             }
