@@ -104,51 +104,55 @@ async fn main() -> anyhow::Result<()> {
         "dashboard",
     ];
     projections::wait_for(&pool, &names, head, Duration::from_secs(60)).await?;
-    let http = reqwest::Client::builder()
-        .pool_max_idle_per_host(clients)
-        .build()?;
-    let endpoint = format!("http://{addr}/graphql");
+    // One keep-alive connection per client, as a browser or an integration holds one.
+    let mut connections = Vec::with_capacity(clients);
+    for _ in 0..clients {
+        connections.push(tokio::sync::Mutex::new(Connection::open(addr).await?));
+    }
+    let connections = Arc::new(connections);
 
     println!(
         "replyToTicket benchmark: {clients} HTTP clients, {seconds} s after 1 s warm-up, {} tickets",
         tickets.len()
     );
-    // The request bodies are serialized once, so the load generator spends its share of the
-    // two cores on HTTP and not on building the same JSON again.
-    let bodies: Arc<Vec<String>> = Arc::new(
+    // The requests are built once, so the load generator spends its share of the two cores
+    // on sending and receiving them, not on building the same bytes again.
+    let requests: Arc<Vec<Vec<u8>>> = Arc::new(
         tickets
             .iter()
             .map(|ticket| {
-                json!({ "query": MUTATION, "variables": { "input": { "ticketId": ticket.to_string(), "text": REPLY } } })
-                    .to_string()
+                let body = json!({ "query": MUTATION, "variables": { "input": { "ticketId": ticket.to_string(), "text": REPLY } } });
+                http_post(addr, &token, &body.to_string())
             })
             .collect(),
     );
-    let authorization = format!("Bearer {token}");
     let (rate, latencies) = run(clients, Duration::from_secs(seconds), {
-        let (http, endpoint, authorization) =
-            (http.clone(), endpoint.clone(), authorization.clone());
+        let connections = connections.clone();
         move |client, n| {
-            let body = bodies[client * TICKETS_PER_CLIENT + n % TICKETS_PER_CLIENT].clone();
-            post(http.clone(), endpoint.clone(), authorization.clone(), body)
+            let (connections, requests) = (connections.clone(), requests.clone());
+            async move {
+                let request = &requests[client * TICKETS_PER_CLIENT + n % TICKETS_PER_CLIENT];
+                connections[client].lock().await.exchange(request).await
+            }
         }
     })
     .await?;
     // The same clients, server and credential with a query that reads nothing: what HTTP,
     // authentication and GraphQL cost on their own, the floor under any mutation's cost.
-    let floor_body = json!({ "query": "{ __typename }" }).to_string();
+    let floor = Arc::new(http_post(
+        addr,
+        &token,
+        &json!({ "query": "{ __typename }" }).to_string(),
+    ));
     let (floor_rate, floor_latencies) = run(clients, Duration::from_secs(seconds), {
-        let (http, endpoint) = (http.clone(), endpoint.clone());
-        move |_, _| {
-            post(
-                http.clone(),
-                endpoint.clone(),
-                authorization.clone(),
-                floor_body.clone(),
-            )
+        let connections = connections.clone();
+        move |client, _| {
+            let (connections, floor) = (connections.clone(), floor.clone());
+            async move { connections[client].lock().await.exchange(&floor).await }
         }
     })
     .await?;
+    drop(connections);
 
     // The server's connections go before the raw phase opens its own.
     let _ = stop.send(());
@@ -223,28 +227,79 @@ async fn main() -> anyhow::Result<()> {
     Ok(())
 }
 
-/// One POST of `body` to the GraphQL endpoint, which must answer 200 without errors.
-async fn post(
-    http: reqwest::Client,
-    endpoint: String,
-    authorization: String,
-    body: String,
-) -> anyhow::Result<()> {
-    let response = http
-        .post(&endpoint)
-        .header(reqwest::header::AUTHORIZATION, authorization)
-        .header(reqwest::header::CONTENT_TYPE, "application/json")
-        .body(body)
-        .send()
-        .await?;
-    let status = response.status();
-    let answer = response.bytes().await?;
-    anyhow::ensure!(
-        status.is_success() && !answer.windows(8).any(|w| w == b"\"errors\""),
-        "request failed: {status} {}",
-        String::from_utf8_lossy(&answer)
-    );
-    Ok(())
+/// The bytes of an HTTP/1.1 POST of `body` to the GraphQL endpoint, with the access token.
+fn http_post(addr: std::net::SocketAddr, token: &str, body: &str) -> Vec<u8> {
+    format!(
+        "POST /graphql HTTP/1.1\r\nhost: {addr}\r\nauthorization: Bearer {token}\r\n\
+         content-type: application/json\r\ncontent-length: {}\r\n\r\n{body}",
+        body.len()
+    )
+    .into_bytes()
+}
+
+/// One keep-alive HTTP/1.1 connection to the server: the load generator's whole client. It
+/// writes a request and reads its one response, and does nothing else (no URL parsing,
+/// pooling, redirects or header maps), so the two cores go to the server as far as possible.
+struct Connection {
+    stream: tokio::net::TcpStream,
+    buffer: Vec<u8>,
+}
+
+impl Connection {
+    async fn open(addr: std::net::SocketAddr) -> anyhow::Result<Self> {
+        let stream = tokio::net::TcpStream::connect(addr).await?;
+        stream.set_nodelay(true)?;
+        Ok(Connection {
+            stream,
+            buffer: Vec::with_capacity(4096),
+        })
+    }
+
+    /// Sends `request` and reads the response, which must be a 200 without GraphQL errors.
+    async fn exchange(&mut self, request: &[u8]) -> anyhow::Result<()> {
+        use tokio::io::{AsyncReadExt, AsyncWriteExt};
+        self.stream.write_all(request).await?;
+        self.buffer.clear();
+        let mut head = None;
+        loop {
+            if head.is_none()
+                && let Some(end) = self.buffer.windows(4).position(|w| w == b"\r\n\r\n")
+            {
+                head = Some((end + 4, content_length(&self.buffer[..end])?));
+            }
+            if let Some((start, length)) = head
+                && self.buffer.len() >= start + length
+            {
+                let answer = &self.buffer[..start + length];
+                anyhow::ensure!(
+                    answer.starts_with(b"HTTP/1.1 200")
+                        && !answer[start..].windows(8).any(|w| w == b"\"errors\""),
+                    "request failed: {}",
+                    String::from_utf8_lossy(answer)
+                );
+                anyhow::ensure!(
+                    self.buffer.len() == start + length,
+                    "the server sent more than one response"
+                );
+                return Ok(());
+            }
+            if self.stream.read_buf(&mut self.buffer).await? == 0 {
+                anyhow::bail!("the server closed the connection");
+            }
+        }
+    }
+}
+
+/// The `content-length` of a response head (the server sends no chunked bodies here).
+fn content_length(head: &[u8]) -> anyhow::Result<usize> {
+    let head = std::str::from_utf8(head)?;
+    head.split("\r\n")
+        .find_map(|line| {
+            let (name, value) = line.split_once(':')?;
+            name.eq_ignore_ascii_case("content-length")
+                .then(|| value.trim().parse().ok())?
+        })
+        .with_context(|| format!("a response without content-length: {head}"))
 }
 
 /// Microseconds of machine time per operation at `rate` operations/s, counting every core.

@@ -461,8 +461,10 @@ impl<L: EventLog> CommandService<L> {
 
     /// Keeps a state after a commit: folded with the events `executed` wrote to its stream
     /// (`pick` tells which of them are `D`'s) at their version, or as read when none was
-    /// written (the append checked that version). A replayed execution wrote nothing now, so
-    /// nothing proves the state current: it is not kept.
+    /// written. A state kept as read may be behind its stream (when the plan did not check
+    /// it); every command that writes on it checks its version, so it costs at most a retry.
+    /// A replayed execution wrote nothing now, so nothing proves the state current: it is not
+    /// kept.
     fn keep<D, E>(
         &self,
         loaded: Loaded<D>,

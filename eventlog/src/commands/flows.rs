@@ -164,7 +164,17 @@ impl<L: EventLog> CommandService<L> {
             match decide_for_ticket(customer_state, &ticket.state, command) {
                 Ok(decision) => {
                     let mut plan = Plan::new().and_read(&ticket);
-                    if let Some(customer) = &customer {
+                    // The customer's version is checked only when the decision notes something
+                    // there. A command that writes only the ticket (a reply, a note, a tag)
+                    // depends on no customer fact that can change: registration is final, and
+                    // the one-active-ticket rule moves only with notes. So a concurrent change to
+                    // the customer (a new profile, a ban) does not make such a command retry.
+                    if let Some(customer) = &customer
+                        && decision
+                            .writes
+                            .iter()
+                            .any(|write| write.stream.name() == customer.stream)
+                    {
                         plan = plan.and_read(customer);
                     }
                     let plan = with_decision(plan, decision);

@@ -283,13 +283,21 @@ async fn concurrent_replies_on_one_ticket_all_land_in_order(pool: PgPool) {
     assert_eq!(stored.len(), 2 + 8 + 1);
 }
 
-/// A log that, just before the next append, lets another writer execute a ticket command:
-/// the race between a command's load and its append, made deterministic.
+/// What another writer executes just before the next append.
+enum CutIn {
+    Ticket(TicketId, TicketCommand),
+    Customer(CustomerCommand),
+}
+
+/// A log that, just before the next append, lets another writer execute a command: the race
+/// between a command's load and its append, made deterministic.
 #[derive(Clone)]
 struct Interleaved {
     inner: PostgresLog,
-    next: Arc<Mutex<Option<(TicketId, TicketCommand)>>>,
+    next: Arc<Mutex<Option<CutIn>>>,
     appends: Arc<AtomicUsize>,
+    /// The streams of every append request, in order.
+    requested: Arc<Mutex<Vec<Vec<String>>>>,
 }
 
 impl Interleaved {
@@ -298,24 +306,46 @@ impl Interleaved {
             inner,
             next: Arc::default(),
             appends: Arc::default(),
+            requested: Arc::default(),
         }
     }
 
     fn before_next_append(&self, ticket: TicketId, command: TicketCommand) {
-        *self.next.lock().unwrap() = Some((ticket, command));
+        *self.next.lock().unwrap() = Some(CutIn::Ticket(ticket, command));
+    }
+
+    fn before_next_append_on_customer(&self, command: CustomerCommand) {
+        *self.next.lock().unwrap() = Some(CutIn::Customer(command));
     }
 }
 
 impl EventLog for Interleaved {
     async fn append(&self, request: AppendRequest) -> Result<AppendOutcome, Error> {
         let cut_in = self.next.lock().unwrap().take();
-        if let Some((ticket, command)) = cut_in {
-            CommandService::new(self.inner.clone())
-                .execute_ticket(ticket, &command, &agent_ctx(99))
-                .await
-                .unwrap();
+        let other = CommandService::new(self.inner.clone());
+        match cut_in {
+            Some(CutIn::Ticket(ticket, command)) => {
+                other
+                    .execute_ticket(ticket, &command, &agent_ctx(99))
+                    .await
+                    .unwrap();
+            }
+            Some(CutIn::Customer(command)) => {
+                other
+                    .execute::<Customer>(CUSTOMER.stream(), &command, &agent_ctx(99))
+                    .await
+                    .unwrap();
+            }
+            None => {}
         }
         self.appends.fetch_add(1, Ordering::SeqCst);
+        self.requested.lock().unwrap().push(
+            request
+                .streams
+                .iter()
+                .map(|stream| stream.stream.clone())
+                .collect(),
+        );
         self.inner.append(request).await
     }
 
@@ -415,6 +445,90 @@ async fn a_reply_that_lost_the_race_to_another_reply_is_retried_and_lands(pool: 
     assert_eq!(
         executed.summary(),
         [(ticket.stream().name().as_str(), 4, "ticket.agent_replied")]
+    );
+}
+
+#[sqlx::test(migrations = "../migrations")]
+async fn a_reply_checks_only_its_ticket_so_a_customer_change_meanwhile_costs_no_retry(
+    pool: PgPool,
+) {
+    let log = Interleaved::new(PostgresLog::new(pool));
+    let service = CommandService::new(log.clone());
+    let ticket = open_ticket(&service).await;
+    let ticket_stream = ticket.stream().name();
+    let customer_stream = CUSTOMER.stream().name();
+
+    // The customer is banned between the reply's load and its append.
+    log.before_next_append_on_customer(CustomerCommand::Ban {
+        by: agent(2),
+        reason: None,
+        at: t(2),
+    });
+    let appends_before = log.appends.load(Ordering::SeqCst);
+    let executed = service
+        .execute_ticket(ticket, &reply(1, t(3)), &agent_ctx(1))
+        .await
+        .unwrap();
+    assert_eq!(
+        log.appends.load(Ordering::SeqCst) - appends_before,
+        1,
+        "the reply went in on its first append"
+    );
+    assert_eq!(
+        log.requested.lock().unwrap().last().unwrap(),
+        &[ticket_stream.clone()],
+        "the reply's append names its ticket only"
+    );
+    assert!(
+        executed
+            .summary()
+            .iter()
+            .any(|(stream, _, event_type)| *stream == ticket_stream
+                && *event_type == "ticket.agent_replied")
+    );
+    let customer_types: Vec<String> = read(&log, &customer_stream)
+        .await
+        .into_iter()
+        .map(|e| e.event_type)
+        .collect();
+    assert_eq!(customer_types.last().unwrap(), "customer.banned");
+
+    // A command that notes something on the customer still checks the customer's version:
+    // a change there meanwhile makes it decide again.
+    log.before_next_append_on_customer(CustomerCommand::Unban {
+        by: agent(2),
+        at: t(4),
+    });
+    let appends_before = log.appends.load(Ordering::SeqCst);
+    let resolved = service
+        .execute_ticket(
+            ticket,
+            &TicketCommand::Resolve {
+                by: by_agent(),
+                at: t(5),
+            },
+            &agent_ctx(1),
+        )
+        .await
+        .unwrap();
+    assert_eq!(
+        log.appends.load(Ordering::SeqCst) - appends_before,
+        2,
+        "the first append conflicted on the customer; the second went in"
+    );
+    let streams = log.requested.lock().unwrap().last().unwrap().clone();
+    assert!(
+        streams.contains(&customer_stream) && streams.contains(&ticket_stream),
+        "{streams:?}"
+    );
+    assert!(
+        resolved
+            .summary()
+            .iter()
+            .any(|(stream, _, event_type)| *stream == customer_stream
+                && *event_type == "customer.ticket_resolved"),
+        "{:?}",
+        resolved.summary()
     );
 }
 
