@@ -32,6 +32,7 @@ pub mod dashboard;
 pub mod directory;
 pub mod generate;
 pub mod models;
+pub mod search;
 pub mod tickets;
 
 mod sql;

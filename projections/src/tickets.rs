@@ -45,7 +45,8 @@ read_model!(Tickets, name: "tickets", version: 1, tables: TABLES, apply: apply);
 read_model!(
     Messages,
     name: "messages",
-    version: 1,
+    // 2: search terms (`search_terms`) instead of a `to_tsvector` index.
+    version: 2,
     tables: MESSAGE_TABLES,
     apply: apply_messages,
 );
@@ -133,6 +134,8 @@ const MESSAGE_COLUMNS: &[Column] = &[
     ("edited_at", "timestamptz"),
     ("created_at", "timestamptz"),
     ("version", "bigint"),
+    // Written from `text` and `caption` (crate::search), never read back.
+    ("search_terms", "text[]"),
 ];
 
 #[derive(Debug, Clone, sqlx::FromRow)]
@@ -832,6 +835,14 @@ async fn write_messages(
         .bind(col!(edited_at))
         .bind(col!(created_at))
         .bind(col!(version))
+        .bind(
+            rows.iter()
+                .map(|r| {
+                    let texts = [r.text.as_deref(), r.caption.as_deref()];
+                    sql::text_array_literal(&crate::search::terms(texts.into_iter().flatten()))
+                })
+                .collect::<Vec<_>>(),
+        )
         .execute(&mut *conn)
         .await?;
     Ok(())

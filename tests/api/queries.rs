@@ -194,6 +194,23 @@ async fn ticket_pages_walk_every_ticket_once_in_order_and_filters_narrow_them() 
         "{word} finds {ticket}"
     );
     assert!(found.len() < ids.len());
+    // Case does not matter; every word must be in one message.
+    let upper = all_tickets(
+        &server,
+        &admin.token,
+        json!({ "search": word.to_uppercase() }),
+        "LAST_ACTIVITY_DESC",
+    )
+    .await;
+    assert_eq!(ids_of(&upper), ids_of(&found));
+    let with_absent_word = all_tickets(
+        &server,
+        &admin.token,
+        json!({ "search": format!("{word} qqzzxxnotaword") }),
+        "LAST_ACTIVITY_DESC",
+    )
+    .await;
+    assert!(with_absent_word.is_empty(), "{with_absent_word:?}");
 
     let too_long = server
         .gql(

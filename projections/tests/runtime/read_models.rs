@@ -115,3 +115,86 @@ async fn live_projection_equals_a_rebuild(options: PgConnectOptions, runner: Run
         );
     }
 }
+
+/// Upgrading to `messages` version 2: migration 0010 adds `search_terms` empty to the rows a
+/// version 1 built. On its next start the runtime rebuilds the table from the log, and every
+/// message with words in its text or caption then holds them.
+#[sqlx::test(migrations = "../migrations")]
+async fn upgrading_messages_to_version_2_fills_the_search_terms_of_older_rows(
+    _: PgPoolOptions,
+    options: PgConnectOptions,
+) {
+    let pool = pool(options).await;
+    let log = PostgresLog::new(pool.clone());
+    let models = projections::models::all();
+    let report = generate(
+        &log,
+        &GenerateOptions {
+            events: 1_500,
+            seed: 11,
+            writers: 2,
+            ..GenerateOptions::default()
+        },
+        |_| {},
+    )
+    .await
+    .unwrap();
+    let head = head_after(&log, usize::try_from(report.events).unwrap()).await;
+    let (stop, handle) = crate::spawn_runner(
+        ProjectionRunner::new(log.clone(), pool.clone(), models.clone())
+            .with_options(fast_options()),
+    );
+    wait_for(&pool, &["messages"], head, Duration::from_secs(60))
+        .await
+        .unwrap();
+    stop.send(()).unwrap();
+    handle.await.unwrap();
+    let with_words = "select count(*) from messages \
+                      where coalesce(text, '') || coalesce(caption, '') ~ '[[:alnum:]]'";
+    let worded: i64 = sqlx::query_scalar(with_words)
+        .fetch_one(&pool)
+        .await
+        .unwrap();
+    assert!(
+        worded > 100,
+        "the history has messages with words: {worded}"
+    );
+    let termless = "select count(*) from messages where search_terms = '{}' \
+                    and coalesce(text, '') || coalesce(caption, '') ~ '[[:alnum:]]'";
+
+    // What the tables look like right after migrating from version 1.
+    sqlx::raw_sql(
+        "update messages set search_terms = '{}';
+         update projection_checkpoints set version = 1
+          where projection = 'messages' and target = 'live'",
+    )
+    .execute(&pool)
+    .await
+    .unwrap();
+    let before: i64 = sqlx::query_scalar(termless).fetch_one(&pool).await.unwrap();
+    assert_eq!(before, worded);
+
+    let (stop, handle) = crate::spawn_runner(
+        ProjectionRunner::new(log.clone(), pool.clone(), models).with_options(fast_options()),
+    );
+    let mut version = 1;
+    for _ in 0..1_500 {
+        version = crate::live_checkpoint(&pool, "messages").await.version;
+        if version == 2 {
+            break;
+        }
+        tokio::time::sleep(Duration::from_millis(20)).await;
+    }
+    stop.send(()).unwrap();
+    handle.await.unwrap();
+    assert_eq!(version, 2, "the rebuild was swapped in");
+    let after: i64 = sqlx::query_scalar(termless).fetch_one(&pool).await.unwrap();
+    assert_eq!(after, 0, "every message with words has its terms");
+    let rows: i64 = sqlx::query_scalar("select count(*) from messages")
+        .fetch_one(&pool)
+        .await
+        .unwrap();
+    let checkpoint = crate::live_checkpoint(&pool, "messages").await;
+    assert_eq!(checkpoint.position, head);
+    assert!(rows >= worded);
+}

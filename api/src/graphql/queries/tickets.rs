@@ -249,7 +249,8 @@ pub async fn list_tickets(
         sql.push(" and priority = ").push_bind(priority);
     }
     if let Some(tag) = &criteria.tag {
-        sql.push(" and tags @> array[")
+        // `tags <> '{}'` lets the planner use the tag index, which holds tagged tickets only.
+        sql.push(" and tags <> '{}' and tags @> array[")
             .push_bind(tag.clone())
             .push("]::text[]");
     }
@@ -258,14 +259,18 @@ pub async fn list_tickets(
     }
     if let Some(search) = &criteria.search {
         sql.push(" and (subject ilike ")
-            .push_bind(contains_pattern(search))
-            .push(
+            .push_bind(contains_pattern(search));
+        // A message matches when it holds every word of the search (projections::search).
+        let terms = projections::search::terms([search.as_str()]);
+        if !terms.is_empty() {
+            sql.push(
                 " or exists (select 1 from messages m where m.ticket_id = tickets.id and \
-                 to_tsvector('simple', coalesce(m.text, '') || ' ' || coalesce(m.caption, '')) \
-                 @@ plainto_tsquery('simple', ",
+                 m.search_terms @> ",
             )
-            .push_bind(search.clone())
-            .push(")))");
+            .push_bind(terms)
+            .push(")");
+        }
+        sql.push(")");
     }
     if let Some(categories) = &criteria.categories {
         sql.push(" and category_id = any(")
