@@ -476,7 +476,7 @@ async fn a_reply_checks_only_its_ticket_so_a_customer_change_meanwhile_costs_no_
     );
     assert_eq!(
         log.requested.lock().unwrap().last().unwrap(),
-        &[ticket_stream.clone()],
+        std::slice::from_ref(&ticket_stream),
         "the reply's append names its ticket only"
     );
     assert!(
