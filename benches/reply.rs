@@ -2,8 +2,8 @@
 //!
 //! Starts a real Ledgerdesk (HTTP server, GraphQL, projections) in this process on a fresh
 //! database, opens tickets from many customers, signs an admin in, then 64 concurrent HTTP
-//! clients send `replyToTicket` mutations for `BENCH_SECONDS` (default 10) after a warm-up
-//! second. Each mutation loads the ticket stream, decides, and appends atomically; the
+//! clients, each on one keep-alive connection, send `replyToTicket` mutations for
+//! `BENCH_SECONDS` (default 10) after a warm-up second. Each mutation loads the ticket stream, decides, and appends atomically; the
 //! projections follow meanwhile. In the same run, 64 concurrent connections send autocommitted
 //! single-row INSERTs of a payload of the same size into a bare table: the ratio is the share of
 //! Postgres' raw row rate the whole API path keeps.
