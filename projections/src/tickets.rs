@@ -134,9 +134,11 @@ const MESSAGE_COLUMNS: &[Column] = &[
     ("edited_at", "timestamptz"),
     ("created_at", "timestamptz"),
     ("version", "bigint"),
-    // Written from `text` and `caption` (crate::search), never read back.
-    ("search_terms", "text[]"),
 ];
+
+/// Written after [`MESSAGE_COLUMNS`], from `text` and `caption` (crate::search); never read
+/// back, so a re-read row does not fetch it.
+const MESSAGE_TERMS: Column = ("search_terms", "text[]");
 
 #[derive(Debug, Clone, sqlx::FromRow)]
 struct MessageRow {
@@ -799,9 +801,14 @@ async fn write_messages(
     if rows.is_empty() {
         return Ok(());
     }
+    let columns: Vec<Column> = MESSAGE_COLUMNS
+        .iter()
+        .copied()
+        .chain([MESSAGE_TERMS])
+        .collect();
     let sql = sql::upsert_sql(
         &target.table("messages"),
-        MESSAGE_COLUMNS,
+        &columns,
         &["id"],
         true,
         Some("t.version < excluded.version"),

@@ -316,6 +316,20 @@ async fn assert_exactly_the_log(pool: &PgPool, log: &PostgresLog, table: &str) {
     assert_eq!(rows, expected, "rows differ from the log's events");
 }
 
+/// Waits (at most 30 s) until the live tables of `name` were built by `version`; answers the
+/// version they were last seen built by.
+async fn until_live_version(pool: &PgPool, name: &str, version: u32) -> u32 {
+    let mut seen = live_checkpoint(pool, name).await.version;
+    for _ in 0..1_500 {
+        if seen == version {
+            break;
+        }
+        tokio::time::sleep(Duration::from_millis(20)).await;
+        seen = live_checkpoint(pool, name).await.version;
+    }
+    seen
+}
+
 async fn live_checkpoint(pool: &PgPool, name: &str) -> checkpoint::Checkpoint {
     checkpoint::list(pool)
         .await
@@ -619,12 +633,7 @@ async fn a_new_version_rebuilds_into_shadow_tables_and_swaps_while_readers_never
     wait_for(&pool, &["recorder"], head, Duration::from_secs(60))
         .await
         .unwrap();
-    for _ in 0..500 {
-        if live_checkpoint(&pool, "recorder").await.version == 2 {
-            break;
-        }
-        tokio::time::sleep(Duration::from_millis(20)).await;
-    }
+    until_live_version(&pool, "recorder", 2).await;
     watching.store(false, Ordering::SeqCst);
     assert!(reader.await.unwrap() > 10, "the reader hardly read");
 

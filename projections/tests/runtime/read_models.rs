@@ -177,14 +177,7 @@ async fn upgrading_messages_to_version_2_fills_the_search_terms_of_older_rows(
     let (stop, handle) = crate::spawn_runner(
         ProjectionRunner::new(log.clone(), pool.clone(), models).with_options(fast_options()),
     );
-    let mut version = 1;
-    for _ in 0..1_500 {
-        version = crate::live_checkpoint(&pool, "messages").await.version;
-        if version == 2 {
-            break;
-        }
-        tokio::time::sleep(Duration::from_millis(20)).await;
-    }
+    let version = crate::until_live_version(&pool, "messages", 2).await;
     stop.send(()).unwrap();
     handle.await.unwrap();
     assert_eq!(version, 2, "the rebuild was swapped in");
