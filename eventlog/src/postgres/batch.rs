@@ -55,6 +55,9 @@ pub struct AppendStats {
     pub largest_batch: u64,
     /// Batches the database refused whole, whose requests were then appended alone.
     pub batches_retried_alone: u64,
+    /// Batches of plain requests (no key, one event per stream, no stream shared), written by
+    /// one statement instead of `append_batch`.
+    pub plain_batches: u64,
 }
 
 /// The queue of one [`PostgresLog`] and its batches in flight.
@@ -65,6 +68,7 @@ pub(super) struct Batcher {
     batched_requests: AtomicU64,
     largest_batch: AtomicU64,
     retried_alone: AtomicU64,
+    plain: AtomicU64,
 }
 
 #[derive(Debug, Default)]
@@ -97,6 +101,7 @@ impl Batcher {
             batched_requests: self.batched_requests.load(Ordering::Relaxed),
             largest_batch: self.largest_batch.load(Ordering::Relaxed),
             batches_retried_alone: self.retried_alone.load(Ordering::Relaxed),
+            plain_batches: self.plain.load(Ordering::Relaxed),
         }
     }
 
@@ -219,6 +224,10 @@ impl PostgresLog {
     }
 
     async fn try_batch(&self, batch: &[Pending]) -> Result<Vec<BatchRow>, sqlx::Error> {
+        if is_plain(batch) {
+            self.inner.batcher.plain.fetch_add(1, Ordering::Relaxed);
+            return self.try_plain_batch(batch).await;
+        }
         let mut keys = Vec::with_capacity(batch.len());
         let mut slots_end = Vec::with_capacity(batch.len());
         let mut events_end = Vec::with_capacity(batch.len());
@@ -262,6 +271,43 @@ impl PostgresLog {
         .bind(metadata)
         .fetch_all(&self.inner.pool)
         .await
+    }
+
+    /// A [plain](is_plain) batch in one statement, [`APPEND_PLAIN`]: its requests cannot
+    /// affect each other's checks, so they need no turn-by-turn loop.
+    async fn try_plain_batch(&self, batch: &[Pending]) -> Result<Vec<BatchRow>, sqlx::Error> {
+        let slots: usize = batch.iter().map(|p| p.encoded.streams.len()).sum();
+        let mut requests = Vec::with_capacity(slots);
+        let mut streams = Vec::with_capacity(slots);
+        let mut expected = Vec::with_capacity(slots);
+        let mut event_ids = Vec::with_capacity(slots);
+        let mut types = Vec::with_capacity(slots);
+        let mut schema_versions = Vec::with_capacity(slots);
+        let mut payloads = Vec::with_capacity(slots);
+        let mut metadata = Vec::with_capacity(slots);
+        for (index, pending) in batch.iter().enumerate() {
+            let encoded = &pending.encoded;
+            let request = i32::try_from(index + 1).unwrap_or(i32::MAX);
+            requests.extend(encoded.streams.iter().map(|_| request));
+            streams.extend(encoded.streams.iter().map(String::as_str));
+            expected.extend_from_slice(&encoded.expected);
+            event_ids.extend_from_slice(&encoded.event_ids);
+            types.extend(encoded.types.iter().map(String::as_str));
+            schema_versions.extend_from_slice(&encoded.schema_versions);
+            payloads.extend(encoded.payloads.iter().map(String::as_str));
+            metadata.extend(encoded.metadata.iter().map(String::as_str));
+        }
+        sqlx::query_as::<_, BatchRow>(APPEND_PLAIN)
+            .bind(requests)
+            .bind(streams)
+            .bind(expected)
+            .bind(event_ids)
+            .bind(types)
+            .bind(schema_versions)
+            .bind(payloads)
+            .bind(metadata)
+            .fetch_all(&self.inner.pool)
+            .await
     }
 
     /// Hands each request of a committed batch its outcome.
@@ -341,6 +387,78 @@ impl PostgresLog {
         }
     }
 }
+
+/// Whether every request of `batch` is plain: no idempotency key, one event per stream, and no
+/// stream shared with another request. Then no request's check depends on another's writes, and
+/// the whole batch goes in one statement.
+fn is_plain(batch: &[Pending]) -> bool {
+    let mut streams = HashSet::new();
+    batch.iter().all(|pending| {
+        let encoded = &pending.encoded;
+        encoded.key.is_none()
+            && encoded.event_ids.len() == encoded.streams.len()
+            && encoded
+                .stream_of
+                .iter()
+                .enumerate()
+                .all(|(event, slot)| usize::try_from(*slot).is_ok_and(|slot| slot == event + 1))
+            && encoded
+                .streams
+                .iter()
+                .all(|stream| streams.insert(stream.as_str()))
+    })
+}
+
+/// A plain batch (see [`is_plain`]): the slots of every request, one event each. `$1` is each
+/// slot's request (numbered from 1), `$2`..`$8` its stream, expected version (as
+/// `append_batch` takes it), event id, type, schema version, payload and metadata (JSON text).
+///
+/// Every stream's last version and hash are read before anything is written, as in
+/// `append_batch`, so the gap-free argument of the parent module holds. A request whose first
+/// failing slot (in request order) does not match is refused with that stream and its version;
+/// the others' events go in, in request order, each JSON text parsed once (the `offset 0`
+/// fences) and chained onto its stream's hash. Rows come back as `append_batch` returns them.
+const APPEND_PLAIN: &str = "\
+    with slot as ( \
+        select u.*, l.v, l.h, \
+               case u.expected \
+                   when -2 then true \
+                   when -1 then l.v is null \
+                   when -3 then l.v is not null \
+                   else coalesce(l.v = u.expected, false) end as ok \
+          from unnest($1::integer[], $2::text[], $3::bigint[], $4::uuid[], $5::text[], \
+                      $6::integer[], $7::text[], $8::text[]) with ordinality \
+               as u (request, stream, expected, event_id, event_type, schema_version, \
+                     payload, metadata, n) \
+          left join lateral ( \
+              select e.stream_version as v, e.hash as h from events e \
+               where e.stream_id = u.stream \
+               order by e.stream_version desc limit 1) as l on true), \
+    refused as ( \
+        select distinct on (request) request, stream, v from slot where not ok \
+         order by request, n), \
+    ins as ( \
+        insert into events as ev (stream_id, stream_version, event_id, event_type, \
+                                  schema_version, payload, metadata, prev_hash, hash) \
+        select s.stream, coalesce(s.v, -1) + 1, s.event_id, s.event_type, s.schema_version, \
+               j.payload, j.metadata, s.h, \
+               event_hash(s.h, s.event_type, j.payload_text, j.metadata_text) \
+          from slot s, lateral ( \
+              select p.payload, p.metadata, \
+                     p.payload::text as payload_text, p.metadata::text as metadata_text \
+                from (select s.payload::jsonb as payload, s.metadata::jsonb as metadata \
+                      offset 0) as p \
+              offset 0) as j \
+         where not exists (select 1 from refused r where r.request = s.request) \
+         order by s.n \
+        returning ev.stream_id, ev.stream_version, ev.event_id, ev.tx_id, ev.position) \
+    select r.request as o_request, 'conflict'::text as o_refusal, r.stream as o_stream, \
+           r.v as o_version, null::uuid as o_event_id, null::bigint as o_tx_id, \
+           null::bigint as o_position \
+      from refused r \
+    union all \
+    select null, null, ins.stream_id, ins.stream_version, ins.event_id, ins.tx_id, ins.position \
+      from ins";
 
 /// Takes the next batch from the front of the queue: requests in queue order whose streams no
 /// batch in flight holds, up to the batch limits. A request that must wait blocks its streams
