@@ -180,13 +180,15 @@ async fn a_batch_of_plain_requests_goes_in_one_statement_and_keeps_each_outcome(
         ("ticket-b", 2),
         ("ticket-x", 3),
     ] {
-        log.append(AppendRequest::to_stream(
-            stream,
-            ExpectedVersion::Any,
-            vec![event(n)],
-        ))
-        .await
-        .unwrap();
+        let appended = log
+            .append(AppendRequest::to_stream(
+                stream,
+                ExpectedVersion::Any,
+                vec![event(n)],
+            ))
+            .await
+            .unwrap();
+        assert!(matches!(appended, AppendOutcome::Appended(_)));
     }
     let outcomes = log
         .append_many(vec![
