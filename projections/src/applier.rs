@@ -9,7 +9,7 @@ use eventlog::{Position, RecordedEvent};
 use sqlx::{Connection, PgConnection};
 
 use crate::checkpoint::{self, Failure};
-use crate::{ApplyError, Envelope, Projection, Target};
+use crate::{ApplyError, Envelope, Kept, Projection, Target};
 
 /// A page of the log, decoded. Decoding stops at the first event that cannot be decoded:
 /// projections must not step past it.
@@ -85,6 +85,8 @@ pub(crate) struct Applier {
     pub(crate) projection: Arc<dyn Projection>,
     pub(crate) target: Target,
     pub(crate) position: Position,
+    /// What the projection kept after the last batch this copy committed.
+    pub(crate) kept: Kept,
 }
 
 impl Applier {
@@ -161,13 +163,16 @@ impl Applier {
             .begin_with(begin)
             .await
             .map_err(Attempt::Infrastructure)?;
+        // What was kept goes with this attempt: back only if it commits, dropped otherwise.
+        let mut kept = std::mem::take(&mut self.kept);
         self.projection
-            .apply(&mut tx, self.target, events)
+            .apply_keeping(&mut tx, self.target, events, &mut kept)
             .await
             .map_err(Attempt::from_apply)?;
         self.advance(&mut tx, last, events.len()).await?;
         tx.commit().await.map_err(Attempt::Infrastructure)?;
         self.position = last;
+        self.kept = kept;
         Ok(())
     }
 

@@ -37,7 +37,7 @@ pub mod tickets;
 
 mod sql;
 
-pub use projection::{ApplyError, Envelope, Projection, SHADOW_SCHEMA, Target};
+pub use projection::{ApplyError, Envelope, Kept, Projection, SHADOW_SCHEMA, Target};
 pub use runner::{
     Exit, ProgressFn, ProjectionRunner, RebuildProgress, RebuildReport, RunnerOptions, RuntimeError,
 };

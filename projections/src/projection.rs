@@ -1,5 +1,6 @@
 //! What a read model is to the runtime: a named, versioned set of tables and a batch `apply`.
 
+use std::any::Any;
 use std::fmt;
 
 use chrono::{DateTime, Utc};
@@ -78,6 +79,37 @@ pub enum ApplyError {
     },
 }
 
+/// What a projection keeps in memory between the batches it applies to one copy of its tables,
+/// such as the rows it last wrote, so that the next batch need not read them back.
+///
+/// The runtime hands [`Projection::apply_keeping`] what the last *committed* batch left, and
+/// drops it whenever it can no longer vouch for it: the batch failed or rolled back, the
+/// projection restarted or was taken over by another process, or a rebuild was swapped in. So
+/// what is kept matches the tables, since a projection alone writes its tables.
+#[derive(Default)]
+pub struct Kept(Option<Box<dyn Any + Send + Sync>>);
+
+impl Kept {
+    /// What is kept, as a `T`: a fresh `T` when nothing is, or something of another type.
+    pub fn get_or_default<T: Default + Send + Sync + 'static>(&mut self) -> &mut T {
+        if !self.0.as_ref().is_some_and(|kept| kept.is::<T>()) {
+            self.0 = Some(Box::new(T::default()));
+        }
+        match self.0.as_mut().and_then(|kept| kept.downcast_mut::<T>()) {
+            Some(kept) => kept,
+            None => unreachable!("a `T` was just stored"),
+        }
+    }
+}
+
+impl fmt::Debug for Kept {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("Kept")
+            .field("holds", &self.0.is_some())
+            .finish()
+    }
+}
+
 /// A Postgres read model built from the log.
 ///
 /// The runtime calls [`Projection::apply`] with batches of events in log order, inside a
@@ -111,6 +143,20 @@ pub trait Projection: Send + Sync + fmt::Debug + 'static {
         batch: &'a [Envelope],
     ) -> BoxFuture<'a, Result<(), ApplyError>>;
 
+    /// [`Projection::apply`], given what this projection kept after its last committed batch
+    /// to the same copy (see [`Kept`]); what it leaves there is kept if this batch commits.
+    /// The runtime's appliers call this; a projection that keeps nothing need not implement it.
+    fn apply_keeping<'a>(
+        &'a self,
+        conn: &'a mut PgConnection,
+        target: Target,
+        batch: &'a [Envelope],
+        kept: &'a mut Kept,
+    ) -> BoxFuture<'a, Result<(), ApplyError>> {
+        let _ = kept;
+        self.apply(conn, target, batch)
+    }
+
     /// Whether `apply` may change a table for `event`. A batch holding no event the projection
     /// wants is not applied: only its checkpoint moves, in one statement. Every event unless
     /// the projection says otherwise; saying no to an event `apply` would use loses it.
@@ -122,7 +168,8 @@ pub trait Projection: Send + Sync + fmt::Debug + 'static {
 
 /// Implements [`Projection`] for a read model's unit struct: its name, version, tables, the
 /// `async fn(&mut PgConnection, Target, &[Envelope]) -> Result<(), ApplyError>` that applies a
-/// batch and, optionally, the `fn(&Envelope) -> bool` saying which events it wants.
+/// batch and, optionally, the one that applies a batch with what was [`Kept`] (the same
+/// arguments and `&mut Kept`) and the `fn(&Envelope) -> bool` saying which events it wants.
 macro_rules! read_model {
     (
         $model:ty,
@@ -130,6 +177,7 @@ macro_rules! read_model {
         version: $version:literal,
         tables: $tables:expr,
         apply: $apply:path
+        $(, keeping: $keeping:path)?
         $(, wants: $wants:path)? $(,)?
     ) => {
         impl $crate::projection::Projection for $model {
@@ -153,6 +201,19 @@ macro_rules! read_model {
             ) -> ::futures::future::BoxFuture<'a, Result<(), $crate::projection::ApplyError>> {
                 Box::pin($apply(conn, target, batch))
             }
+
+            $(
+                fn apply_keeping<'a>(
+                    &'a self,
+                    conn: &'a mut ::sqlx::PgConnection,
+                    target: $crate::projection::Target,
+                    batch: &'a [$crate::projection::Envelope],
+                    kept: &'a mut $crate::projection::Kept,
+                ) -> ::futures::future::BoxFuture<'a, Result<(), $crate::projection::ApplyError>>
+                {
+                    Box::pin($keeping(conn, target, batch, kept))
+                }
+            )?
 
             $(
                 fn wants(&self, event: &$crate::projection::Envelope) -> bool {

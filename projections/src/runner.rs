@@ -22,7 +22,7 @@ use tokio::sync::{Notify, broadcast, mpsc, watch};
 
 use crate::applier::{Applier, Decoded, Outcome, is_infrastructure};
 use crate::checkpoint::{self, Failure};
-use crate::{Projection, Target, shadow};
+use crate::{Kept, Projection, Target, shadow};
 
 /// How often a rebuilding projection brings its live copy up to date.
 const LIVE_REFRESH_DURING_REBUILD: Duration = Duration::from_millis(250);
@@ -768,9 +768,12 @@ impl<L: EventLog> ProjectionRunner<L> {
         .await?;
         tx.commit().await?;
         member.live.position = position;
+        // The live tables are now the shadow copy: what either copy kept is out of date.
+        member.live.kept = Kept::default();
         member.live_version = projection.version();
         member.live_stopped = false;
         member.shadow.position = Position::START;
+        member.shadow.kept = Kept::default();
         Ok(Swap::Done)
     }
 }
@@ -824,6 +827,7 @@ impl Member {
                 projection: Arc::clone(projection),
                 target: Target::Live,
                 position: live.position,
+                kept: Kept::default(),
             },
             live_version: live.version,
             live_stopped: false,
@@ -832,6 +836,7 @@ impl Member {
                 projection: Arc::clone(projection),
                 target: Target::Shadow,
                 position: Position::START,
+                kept: Kept::default(),
             },
         })
     }
@@ -845,6 +850,7 @@ impl Member {
                 tracing::info!(projection = projection.name(), from = %shadow.position,
                     "resuming an interrupted rebuild");
                 self.shadow.position = shadow.position;
+                self.shadow.kept = Kept::default();
             }
             _ => {
                 let mut tx = self.conn.begin().await?;
@@ -858,6 +864,7 @@ impl Member {
                 .await?;
                 tx.commit().await?;
                 self.shadow.position = Position::START;
+                self.shadow.kept = Kept::default();
             }
         }
         Ok(())

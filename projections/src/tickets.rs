@@ -21,7 +21,7 @@ use serde_json::{Value, json};
 use sqlx::PgConnection;
 use uuid::Uuid;
 
-use crate::projection::{ApplyError, Envelope, Target, read_model};
+use crate::projection::{ApplyError, Envelope, Kept, Target, read_model};
 use crate::sql::{self, Column};
 
 /// The "tickets" read model (tables `tickets`, `ticket_notes`).
@@ -40,7 +40,22 @@ pub const SUBJECT_CHARS: usize = 120;
 /// Longest last-message preview kept (characters).
 pub const PREVIEW_CHARS: usize = 100;
 
-read_model!(Tickets, name: "tickets", version: 1, tables: TABLES, apply: apply);
+read_model!(
+    Tickets,
+    name: "tickets",
+    version: 1,
+    tables: TABLES,
+    apply: apply,
+    keeping: apply_keeping,
+);
+
+/// The `tickets` rows last written to the live tables, by id, kept between batches (see
+/// [`Kept`]): a ticket that goes on changing is not read back for each batch.
+#[derive(Debug, Default)]
+struct KeptTickets(HashMap<Uuid, TicketRow>);
+
+/// Most rows [`KeptTickets`] holds; past that it starts over.
+const KEPT_TICKETS: usize = 8_192;
 
 read_model!(
     Messages,
@@ -201,6 +216,18 @@ async fn apply(
     target: Target,
     batch: &[Envelope],
 ) -> Result<(), ApplyError> {
+    apply_keeping(conn, target, batch, &mut Kept::default()).await
+}
+
+/// Applies `batch`, taking the rows of tickets it touches from `kept` where they are and from
+/// the table otherwise, and leaving every row it holds in `kept`. Only the live tables' rows
+/// are kept: a rebuild's batches are large and touch each ticket about once.
+async fn apply_keeping(
+    conn: &mut PgConnection,
+    target: Target,
+    batch: &[Envelope],
+    kept: &mut Kept,
+) -> Result<(), ApplyError> {
     let ticket_ids: HashSet<Uuid> = batch
         .iter()
         .filter_map(|envelope| match (&envelope.stream, &envelope.event) {
@@ -213,14 +240,25 @@ async fn apply(
     }
 
     let mut fold = Fold::default();
-    let ids: Vec<Uuid> = ticket_ids.into_iter().collect();
-    let sql = sql::select_sql(&target.table("tickets"), TICKET_COLUMNS, "id");
-    for row in sqlx::query_as::<_, TicketRow>(&sql)
-        .bind(&ids)
-        .fetch_all(&mut *conn)
-        .await?
-    {
-        fold.tickets.insert(row.id, row);
+    let mut kept = (target == Target::Live).then(|| &mut kept.get_or_default::<KeptTickets>().0);
+    let mut ids = Vec::with_capacity(ticket_ids.len());
+    for id in ticket_ids {
+        match kept.as_deref_mut().and_then(|rows| rows.remove(&id)) {
+            Some(row) => {
+                fold.tickets.insert(id, row);
+            }
+            None => ids.push(id),
+        }
+    }
+    if !ids.is_empty() {
+        let sql = sql::select_sql(&target.table("tickets"), TICKET_COLUMNS, "id");
+        for row in sqlx::query_as::<_, TicketRow>(&sql)
+            .bind(&ids)
+            .fetch_all(&mut *conn)
+            .await?
+        {
+            fold.tickets.insert(row.id, row);
+        }
     }
     for envelope in batch {
         if let (StreamId::Ticket(id), AnyEvent::Ticket(event)) = (&envelope.stream, &envelope.event)
@@ -230,6 +268,12 @@ async fn apply(
     }
     write_tickets(conn, target, &fold).await?;
     write_notes(conn, target, &fold).await?;
+    if let Some(rows) = kept {
+        if rows.len() + fold.tickets.len() > KEPT_TICKETS {
+            rows.clear();
+        }
+        rows.extend(fold.tickets);
+    }
     Ok(())
 }
 

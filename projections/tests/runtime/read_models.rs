@@ -1,12 +1,19 @@
 //! The real read models under the runtime: what live projection builds while a generated
 //! history is being written equals, row for row, what a rebuild from the log builds.
 
+use std::sync::Arc;
 use std::time::Duration;
 
+use chrono::{TimeDelta, Utc};
+use domain::content::ReplyContent;
+use domain::ticket::{AgentReplied, Channel, TicketEvent, TicketOpened};
+use domain::{AgentId, CustomerId, DomainEvent, MessageId, TicketId};
 use eventlog::postgres::PostgresLog;
+use eventlog::{Actor, ActorKind, AppendRequest, EventLog, ExpectedVersion, Metadata, NewEvent};
 use projections::generate::{GenerateOptions, generate};
-use projections::{ProjectionRunner, RunnerOptions, wait_for};
+use projections::{Projection, ProjectionRunner, RunnerOptions, wait_for};
 use sqlx::postgres::{PgConnectOptions, PgPoolOptions};
+use uuid::Uuid;
 
 use crate::{fast_options, head_after, pool};
 
@@ -190,4 +197,112 @@ async fn upgrading_messages_to_version_2_fills_the_search_terms_of_older_rows(
     let checkpoint = crate::live_checkpoint(&pool, "messages").await;
     assert_eq!(checkpoint.position, head);
     assert!(rows >= worded);
+}
+
+/// `tickets` keeps the rows it wrote between batches, and a batch that rolls back must leave
+/// none of its rows kept. Here the table refuses a ticket's second reply: the batch holding
+/// both replies rolls back, the replies are applied again one by one from the table's row, the
+/// first lands and the projection stops on the second. Had the rolled-back rows stayed kept,
+/// both replies would count as applied and neither would be in the table. (Two things see to
+/// it: the applier keeps only what a committed batch left, and `tickets` puts rows back only
+/// once they are written; the test fails when both are undone.)
+#[sqlx::test(migrations = "../migrations")]
+async fn a_batch_that_rolls_back_leaves_no_kept_rows_so_its_events_apply_again(
+    _: PgPoolOptions,
+    options: PgConnectOptions,
+) {
+    let pool = pool(options).await;
+    let log = PostgresLog::new(pool.clone());
+    sqlx::query("alter table tickets add constraint one_reply_at_most check (agent_messages < 2)")
+        .execute(&pool)
+        .await
+        .unwrap();
+    let runner = ProjectionRunner::new(
+        log.clone(),
+        pool.clone(),
+        vec![Arc::new(projections::tickets::Tickets) as Arc<dyn Projection>],
+    )
+    .with_options(fast_options());
+    let (stop, handle) = crate::spawn_runner(runner);
+
+    let ticket = TicketId(Uuid::now_v7());
+    let stream = ticket.stream().name();
+    let at = Utc::now();
+    let opened = TicketEvent::Opened(TicketOpened {
+        ticket_id: ticket,
+        customer: CustomerId(7),
+        category: None,
+        channel: Channel::Telegram,
+        at,
+    });
+    let first = log
+        .append(AppendRequest::to_stream(
+            stream.clone(),
+            ExpectedVersion::NoStream,
+            vec![new_event(&opened)],
+        ))
+        .await
+        .unwrap()
+        .into_receipt();
+    let head = first.events[0].position;
+    wait_for(&pool, &["tickets"], head, Duration::from_secs(10))
+        .await
+        .unwrap();
+
+    // Both replies in one append, so they reach the projection in one batch.
+    let reply = |n: i64| {
+        TicketEvent::AgentReplied(AgentReplied {
+            message_id: MessageId(Uuid::now_v7()),
+            agent: AgentId(Uuid::now_v7()),
+            template: None,
+            at: at + TimeDelta::seconds(n),
+            content: ReplyContent::text(format!("reply {n}")),
+        })
+    };
+    let replies = log
+        .append(AppendRequest::to_stream(
+            stream,
+            ExpectedVersion::Exact(0),
+            vec![new_event(&reply(1)), new_event(&reply(2))],
+        ))
+        .await
+        .unwrap()
+        .into_receipt();
+    let second = &replies.events[1];
+    let err = wait_for(
+        &pool,
+        &["tickets"],
+        second.position,
+        Duration::from_secs(10),
+    )
+    .await
+    .unwrap_err();
+    assert!(
+        matches!(err, projections::WaitError::Failed { .. }),
+        "{err}"
+    );
+    let checkpoint = crate::live_checkpoint(&pool, "tickets").await;
+    assert_eq!(checkpoint.position, replies.events[0].position);
+    assert_eq!(checkpoint.failure.unwrap().event_id, second.event_id);
+    let (replies_counted, version): (i32, i64) =
+        sqlx::query_as("select agent_messages, version from tickets where id = $1")
+            .bind(ticket.as_uuid())
+            .fetch_one(&pool)
+            .await
+            .unwrap();
+    assert_eq!((replies_counted, version), (1, 1));
+
+    // Its only projection stopped, so the runner may have ended already.
+    let _ = stop.send(());
+    let exits = handle.await.unwrap();
+    assert!(matches!(&exits[0], (name, projections::Exit::Failed(_)) if name == "tickets"));
+}
+
+fn new_event(event: &TicketEvent) -> NewEvent {
+    NewEvent::new(
+        event.event_type(),
+        serde_json::to_value(event).unwrap(),
+        Metadata::new(Actor::new(ActorKind::Agent, "test")),
+    )
+    .with_schema_version(event.schema_version())
 }
