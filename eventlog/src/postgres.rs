@@ -275,6 +275,9 @@ struct Inner {
     wake: watch::Sender<u64>,
     /// Asks the notifier task to send a NOTIFY.
     notify_wanted: Arc<NotifyWanted>,
+    /// The payload of this log's NOTIFYs, so its listener can tell its own from others': its
+    /// own commits woke its subscriptions already.
+    notify_token: String,
     notifier: OnceLock<()>,
     listener: OnceLock<()>,
     /// Appends waiting to be written together, and the batches being written.
@@ -303,6 +306,7 @@ impl PostgresLog {
                 options,
                 wake: watch::Sender::new(0),
                 notify_wanted: Arc::default(),
+                notify_token: Uuid::new_v4().simple().to_string(),
                 notifier: OnceLock::new(),
                 listener: OnceLock::new(),
                 batcher: batch::Batcher::default(),
@@ -387,8 +391,9 @@ impl PostgresLog {
         self.inner.notifier.get_or_init(|| {
             let wanted = Arc::clone(&self.inner.notify_wanted);
             let pool = self.inner.pool.clone();
+            let token = self.inner.notify_token.clone();
             let stop = self.inner.stop.subscribe();
-            tokio::spawn(notifier(pool, wanted, stop));
+            tokio::spawn(notifier(pool, wanted, token, stop));
         });
         self.inner
             .notify_wanted
@@ -401,8 +406,9 @@ impl PostgresLog {
         self.inner.listener.get_or_init(|| {
             let pool = self.inner.pool.clone();
             let wake = self.inner.wake.clone();
+            let token = self.inner.notify_token.clone();
             let stop = self.inner.stop.subscribe();
-            tokio::spawn(listener(pool, wake, stop));
+            tokio::spawn(listener(pool, wake, token, stop));
         });
     }
 
@@ -821,8 +827,14 @@ impl Subscription {
     }
 }
 
-/// Sends one NOTIFY for any number of commits that happened since the last one.
-async fn notifier(pool: PgPool, wanted: Arc<NotifyWanted>, mut stop: watch::Receiver<()>) {
+/// Sends one NOTIFY, with payload `token`, for any number of commits that happened since the
+/// last one.
+async fn notifier(
+    pool: PgPool,
+    wanted: Arc<NotifyWanted>,
+    token: String,
+    mut stop: watch::Receiver<()>,
+) {
     loop {
         tokio::select! {
             _ = wanted.signal.notified() => {}
@@ -832,8 +844,9 @@ async fn notifier(pool: PgPool, wanted: Arc<NotifyWanted>, mut stop: watch::Rece
             // At most one NOTIFY per gap: a busy log announces in batches, not per event.
             tokio::time::sleep(NOTIFY_GAP).await;
             wanted.pending.store(false, Ordering::Release);
-            let sent = sqlx::query("select pg_notify($1, '')")
+            let sent = sqlx::query("select pg_notify($1, $2)")
                 .bind(CHANNEL)
+                .bind(&token)
                 .execute(&pool)
                 .await;
             if let Err(err) = sent {
@@ -844,8 +857,14 @@ async fn notifier(pool: PgPool, wanted: Arc<NotifyWanted>, mut stop: watch::Rece
     }
 }
 
-/// Turns notifications from other processes into wake-ups of this process' subscriptions.
-async fn listener(pool: PgPool, wake: watch::Sender<u64>, mut stop: watch::Receiver<()>) {
+/// Turns notifications from other processes into wake-ups of this process' subscriptions; its
+/// own (payload `token`) are skipped, since its commits woke them already.
+async fn listener(
+    pool: PgPool,
+    wake: watch::Sender<u64>,
+    token: String,
+    mut stop: watch::Receiver<()>,
+) {
     let bump = || wake.send_modify(|n| *n = n.wrapping_add(1));
     let mut pause = Duration::from_millis(100);
     loop {
@@ -871,6 +890,7 @@ async fn listener(pool: PgPool, wake: watch::Sender<u64>, mut stop: watch::Recei
                         biased;
                         _ = stop.changed() => return,
                         received = listener.try_recv() => match received {
+                            Ok(Some(notification)) if notification.payload() == token => {}
                             Ok(_) => bump(),
                             Err(err) => {
                                 tracing::warn!(error = %err, "lost the event notification channel; subscriptions poll meanwhile");

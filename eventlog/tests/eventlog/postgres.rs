@@ -266,3 +266,73 @@ async fn readiness_reports_a_migrated_database(pool: PgPool) {
     let log = PostgresLog::new(pool);
     assert_eq!(log.readiness().await, Ok(()));
 }
+
+/// Two logs over two pools stand for two processes. A subscription of one wakes on the other's
+/// append through NOTIFY, long before its poll timer (an hour here) would look; each log skips
+/// its own NOTIFYs, so this only works if the other's are told apart from them.
+#[sqlx::test(migrations = "../migrations")]
+async fn a_subscription_wakes_on_another_processes_append_through_notify(
+    _: PgPoolOptions,
+    connect: PgConnectOptions,
+) {
+    use futures::StreamExt;
+    let mut logs = Vec::new();
+    for _ in 0..2 {
+        let pool = PgPoolOptions::new()
+            .max_connections(4)
+            .connect_with(connect.clone())
+            .await
+            .unwrap();
+        logs.push(PostgresLog::with_options(
+            pool,
+            PostgresLogOptions {
+                poll_interval: Duration::from_secs(3_600),
+                ..PostgresLogOptions::default()
+            },
+        ));
+    }
+    let (writer, reader) = (logs[0].clone(), logs[1].clone());
+    // Each subscription is read by a task of its own, so it waits between events as a live
+    // follower does. The writer's follows too: its NOTIFYs and the reader's share the channel.
+    let follow = |log: PostgresLog| {
+        let (sender, receiver) = tokio::sync::mpsc::unbounded_channel();
+        let task = tokio::spawn(async move {
+            let mut events = log.subscribe_all(Position::START);
+            while let Some(event) = events.next().await {
+                if sender.send(event.unwrap().event_id).is_err() {
+                    return;
+                }
+            }
+        });
+        (receiver, task)
+    };
+    let (mut own, own_task) = follow(writer.clone());
+    let (mut other, other_task) = follow(reader);
+    for n in 0..3 {
+        // Both followers have read everything and wait for a wake-up.
+        tokio::time::sleep(Duration::from_millis(200)).await;
+        let appended = writer
+            .append(AppendRequest::to_stream(
+                "ticket-woken",
+                ExpectedVersion::Any,
+                vec![event(n)],
+            ))
+            .await
+            .unwrap();
+        let id = appended.receipt().events[0].event_id;
+        for follower in [&mut own, &mut other] {
+            let next = tokio::time::timeout(Duration::from_secs(10), follower.recv())
+                .await
+                .expect("woken within seconds, not by the hourly poll")
+                .unwrap();
+            assert_eq!(next, id);
+        }
+    }
+    // Let the test database go at once: no follower or listener left holding a connection.
+    own_task.abort();
+    other_task.abort();
+    for log in &logs {
+        log.stop_background();
+        log.pool().close().await;
+    }
+}
