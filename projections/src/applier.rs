@@ -2,6 +2,7 @@
 //! one transaction, and, when a batch fails, finding the event that broke it.
 
 use std::sync::Arc;
+use std::time::{Duration, Instant};
 
 use chrono::Utc;
 use domain::{AnyEvent, DomainEvent};
@@ -79,14 +80,33 @@ pub(crate) enum Outcome {
     Stopped(Failure),
 }
 
+/// The longest a live copy's stored checkpoint stays behind after batches it had nothing to
+/// apply to: while such batches keep coming, it moves at most this often, and the runner
+/// stores the last one this long after the previous move. Each move is a statement and a
+/// commit; a busy log with nothing for a projection would otherwise cost one per batch.
+pub(crate) const IDLE_CHECKPOINT_GAP: Duration = Duration::from_millis(10);
+
 /// One copy (live or shadow) of one projection, with its checkpoint.
 #[derive(Debug)]
 pub(crate) struct Applier {
     pub(crate) projection: Arc<dyn Projection>,
     pub(crate) target: Target,
+    /// The last event applied (or passed over).
     pub(crate) position: Position,
     /// What the projection kept after the last batch this copy committed.
     pub(crate) kept: Kept,
+    /// The checkpoint as stored, when it is behind `position` (see [`IDLE_CHECKPOINT_GAP`]).
+    pub(crate) unstored: Option<Unstored>,
+    /// When the stored checkpoint last moved.
+    pub(crate) stored_at: Option<Instant>,
+}
+
+/// A stored checkpoint behind the applied position: where it is, and how many events were
+/// passed over since.
+#[derive(Debug, Clone, Copy)]
+pub(crate) struct Unstored {
+    stored: Position,
+    events: u64,
 }
 
 impl Applier {
@@ -140,11 +160,24 @@ impl Applier {
         let Some(last) = events.last().map(|event| event.position) else {
             return Ok(());
         };
-        if !events.iter().any(|event| self.projection.wants(event)) {
-            // Nothing to write but the checkpoint: one statement, no transaction around it.
-            self.advance(conn, last, events.len()).await?;
+        if !events.iter().any(|event| self.projection.wants(event))
+            || !self.projection.changes(self.target, events, &mut self.kept)
+        {
+            // Nothing to write but the checkpoint: one statement, no transaction around it,
+            // and on the live copy not more often than every IDLE_CHECKPOINT_GAP.
+            let unstored = self.unstored.get_or_insert(Unstored {
+                stored: self.position,
+                events: 0,
+            });
+            unstored.events += events.len() as u64;
             self.position = last;
-            return Ok(());
+            let recent = self
+                .stored_at
+                .is_some_and(|at| at.elapsed() < IDLE_CHECKPOINT_GAP);
+            if self.target == Target::Live && recent {
+                return Ok(());
+            }
+            return self.store(conn).await.map_err(Attempt::Infrastructure);
         }
         // A read model is derived data whose checkpoint commits with it: if a crash loses the
         // last commits, rows and checkpoint go back together and the events are applied again.
@@ -169,36 +202,61 @@ impl Applier {
             .apply_keeping(&mut tx, self.target, events, &mut kept)
             .await
             .map_err(Attempt::from_apply)?;
-        self.advance(&mut tx, last, events.len()).await?;
+        let (from, passed) = self.stored();
+        self.advance(&mut tx, from, last, passed + events.len() as u64)
+            .await
+            .map_err(Attempt::Infrastructure)?;
         tx.commit().await.map_err(Attempt::Infrastructure)?;
         self.position = last;
         self.kept = kept;
+        self.unstored = None;
+        self.stored_at = Some(Instant::now());
         Ok(())
     }
 
-    /// Moves this copy's stored checkpoint from `self.position` to `last`, `seen` events on,
-    /// on `conn` (the batch's transaction, or the connection itself when nothing else is
-    /// written). The caller moves `self.position` once that has committed.
+    /// The stored checkpoint, and how many events were passed over after it.
+    fn stored(&self) -> (Position, u64) {
+        self.unstored.map_or((self.position, 0), |unstored| {
+            (unstored.stored, unstored.events)
+        })
+    }
+
+    /// When the stored checkpoint, behind the applied position, should be stored: `None` when
+    /// it is not behind.
+    pub(crate) fn store_due(&self) -> Option<Instant> {
+        self.unstored?;
+        Some(
+            self.stored_at
+                .map_or_else(Instant::now, |at| at + IDLE_CHECKPOINT_GAP),
+        )
+    }
+
+    /// Stores the checkpoint at the applied position if it is behind, in one statement.
+    pub(crate) async fn store(&mut self, conn: &mut PgConnection) -> Result<(), sqlx::Error> {
+        let (from, passed) = self.stored();
+        if self.unstored.is_none() {
+            return Ok(());
+        }
+        self.advance(conn, from, self.position, passed).await?;
+        self.unstored = None;
+        self.stored_at = Some(Instant::now());
+        Ok(())
+    }
+
+    /// Moves this copy's stored checkpoint from `from` to `last`, `seen` events on, on `conn`
+    /// (the batch's transaction, or the connection itself when nothing else is written).
     async fn advance(
         &self,
         conn: &mut PgConnection,
+        from: Position,
         last: Position,
-        seen: usize,
-    ) -> Result<(), Attempt> {
-        checkpoint::advance(
-            conn,
-            self.projection.name(),
-            self.target,
-            self.position,
-            last,
-            seen as u64,
-        )
-        .await
-        .map_err(Attempt::Infrastructure)
+        seen: u64,
+    ) -> Result<(), sqlx::Error> {
+        checkpoint::advance(conn, self.projection.name(), self.target, from, last, seen).await
     }
 
     async fn stop(
-        &self,
+        &mut self,
         conn: &mut PgConnection,
         event: &Envelope,
         error: &ApplyError,
@@ -214,7 +272,13 @@ impl Applier {
         Ok(Outcome::Stopped(failure))
     }
 
-    async fn record(&self, conn: &mut PgConnection, failure: &Failure) -> Result<(), sqlx::Error> {
+    async fn record(
+        &mut self,
+        conn: &mut PgConnection,
+        failure: &Failure,
+    ) -> Result<(), sqlx::Error> {
+        // The checkpoint is stored up to the events before the failure, as without deferral.
+        self.store(conn).await?;
         tracing::error!(
             projection = self.projection.name(),
             target = checkpoint::target_name(self.target),

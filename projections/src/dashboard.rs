@@ -16,7 +16,7 @@ use domain::{AnyEvent, StreamId};
 use sqlx::PgConnection;
 use uuid::Uuid;
 
-use crate::projection::{ApplyError, Envelope, Target, read_model};
+use crate::projection::{ApplyError, Envelope, Kept, Target, read_model};
 use crate::sql::{self, Column};
 
 /// The "dashboard" read model (table `dashboard_tickets`).
@@ -31,8 +31,39 @@ read_model!(
     version: 1,
     tables: TABLES,
     apply: apply,
+    keeping: apply_keeping,
+    changes: changes,
     wants: wants,
 );
+
+/// The `dashboard_tickets` rows last written to the live table, by ticket, kept between
+/// batches (see [`Kept`]).
+#[derive(Debug, Default)]
+struct KeptRows(HashMap<Uuid, Row>);
+
+/// Most rows [`KeptRows`] holds; past that it starts over.
+const KEPT_ROWS: usize = 8_192;
+
+/// Whether `batch` may change a row: not when every event it wants is a reply to a ticket whose
+/// kept row has its first response already (replies after the first change nothing here).
+fn changes(target: Target, batch: &[Envelope], kept: &mut Kept) -> bool {
+    if target != Target::Live {
+        return true;
+    }
+    let rows = &kept.get_or_default::<KeptRows>().0;
+    batch
+        .iter()
+        .filter(|envelope| wants(envelope))
+        .any(|envelope| {
+            let (StreamId::Ticket(id), AnyEvent::Ticket(TicketEvent::AgentReplied(_))) =
+                (&envelope.stream, &envelope.event)
+            else {
+                return true;
+            };
+            rows.get(&id.as_uuid())
+                .is_none_or(|row| row.first_response_at.is_none())
+        })
+}
 
 /// The ticket events that change a ticket's counts and times.
 fn wants(envelope: &Envelope) -> bool {
@@ -72,6 +103,17 @@ async fn apply(
     target: Target,
     batch: &[Envelope],
 ) -> Result<(), ApplyError> {
+    apply_keeping(conn, target, batch, &mut Kept::default()).await
+}
+
+/// Applies `batch`, taking the rows it touches from `kept` where they are and from the table
+/// otherwise, and leaving every row it holds in `kept` (the live table's only).
+async fn apply_keeping(
+    conn: &mut PgConnection,
+    target: Target,
+    batch: &[Envelope],
+    kept: &mut Kept,
+) -> Result<(), ApplyError> {
     let ids: HashSet<Uuid> = batch
         .iter()
         .filter_map(|envelope| match (&envelope.stream, &envelope.event) {
@@ -82,15 +124,26 @@ async fn apply(
     if ids.is_empty() {
         return Ok(());
     }
-    let ids: Vec<Uuid> = ids.into_iter().collect();
+    let mut kept = (target == Target::Live).then(|| &mut kept.get_or_default::<KeptRows>().0);
     let mut rows: HashMap<Uuid, Row> = HashMap::with_capacity(ids.len());
-    let sql = sql::select_sql(&target.table("dashboard_tickets"), COLUMNS, "ticket_id");
-    for row in sqlx::query_as::<_, Row>(&sql)
-        .bind(&ids)
-        .fetch_all(&mut *conn)
-        .await?
-    {
-        rows.insert(row.ticket_id, row);
+    let mut missing = Vec::with_capacity(ids.len());
+    for id in ids {
+        match kept.as_deref_mut().and_then(|kept| kept.remove(&id)) {
+            Some(row) => {
+                rows.insert(id, row);
+            }
+            None => missing.push(id),
+        }
+    }
+    if !missing.is_empty() {
+        let sql = sql::select_sql(&target.table("dashboard_tickets"), COLUMNS, "ticket_id");
+        for row in sqlx::query_as::<_, Row>(&sql)
+            .bind(&missing)
+            .fetch_all(&mut *conn)
+            .await?
+        {
+            rows.insert(row.ticket_id, row);
+        }
     }
     let mut dirty = HashSet::new();
     for envelope in batch {
@@ -103,6 +156,23 @@ async fn apply(
             }
         }
     }
+    write(conn, target, &rows, &dirty).await?;
+    if let Some(kept) = kept {
+        if kept.len() + rows.len() > KEPT_ROWS {
+            kept.clear();
+        }
+        kept.extend(rows);
+    }
+    Ok(())
+}
+
+/// Writes the `dirty` rows of `rows`.
+async fn write(
+    conn: &mut PgConnection,
+    target: Target,
+    rows: &HashMap<Uuid, Row>,
+    dirty: &HashSet<Uuid>,
+) -> Result<(), ApplyError> {
     let rows: Vec<&Row> = dirty.iter().filter_map(|id| rows.get(id)).collect();
     if rows.is_empty() {
         return Ok(());

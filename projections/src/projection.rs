@@ -157,6 +157,15 @@ pub trait Projection: Send + Sync + fmt::Debug + 'static {
         self.apply(conn, target, batch)
     }
 
+    /// Whether applying `batch` (which holds events it wants) may change a table, given what it
+    /// kept after its last committed batch. When not, the batch is not applied and only the
+    /// checkpoint moves, as for a batch of events it does not want. Yes unless the projection
+    /// says otherwise; saying no to a batch that would change a table loses the change.
+    fn changes(&self, target: Target, batch: &[Envelope], kept: &mut Kept) -> bool {
+        let _ = (target, batch, kept);
+        true
+    }
+
     /// Whether `apply` may change a table for `event`. A batch holding no event the projection
     /// wants is not applied: only its checkpoint moves, in one statement. Every event unless
     /// the projection says otherwise; saying no to an event `apply` would use loses it.
@@ -169,7 +178,8 @@ pub trait Projection: Send + Sync + fmt::Debug + 'static {
 /// Implements [`Projection`] for a read model's unit struct: its name, version, tables, the
 /// `async fn(&mut PgConnection, Target, &[Envelope]) -> Result<(), ApplyError>` that applies a
 /// batch and, optionally, the one that applies a batch with what was [`Kept`] (the same
-/// arguments and `&mut Kept`) and the `fn(&Envelope) -> bool` saying which events it wants.
+/// arguments and `&mut Kept`), the `fn(Target, &[Envelope], &mut Kept) -> bool` saying whether
+/// a batch may change a table, and the `fn(&Envelope) -> bool` saying which events it wants.
 macro_rules! read_model {
     (
         $model:ty,
@@ -178,6 +188,7 @@ macro_rules! read_model {
         tables: $tables:expr,
         apply: $apply:path
         $(, keeping: $keeping:path)?
+        $(, changes: $changes:path)?
         $(, wants: $wants:path)? $(,)?
     ) => {
         impl $crate::projection::Projection for $model {
@@ -212,6 +223,17 @@ macro_rules! read_model {
                 ) -> ::futures::future::BoxFuture<'a, Result<(), $crate::projection::ApplyError>>
                 {
                     Box::pin($keeping(conn, target, batch, kept))
+                }
+            )?
+
+            $(
+                fn changes(
+                    &self,
+                    target: $crate::projection::Target,
+                    batch: &[$crate::projection::Envelope],
+                    kept: &mut $crate::projection::Kept,
+                ) -> bool {
+                    $changes(target, batch, kept)
                 }
             )?
 

@@ -442,8 +442,16 @@ impl<L: EventLog> ProjectionRunner<L> {
         let mut poll = tokio::time::interval(self.options.request_poll);
         poll.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
         loop {
+            let store_due = member.live.store_due();
             tokio::select! {
-                _ = stopped.changed() => return Ok(Followed::Exit(Exit::Shutdown)),
+                _ = stopped.changed() => {
+                    member.live.store(&mut member.conn).await?;
+                    return Ok(Followed::Exit(Exit::Shutdown));
+                }
+                // Batches with nothing to apply moved the checkpoint in memory only.
+                () = sleep_until_some(store_due), if store_due.is_some() => {
+                    member.live.store(&mut member.conn).await?;
+                }
                 _ = poll.tick() => {
                     if checkpoint::rebuild_requested(&mut member.conn, name).await?.is_some() {
                         tracing::info!(projection = name, "rebuild requested");
@@ -768,6 +776,7 @@ impl<L: EventLog> ProjectionRunner<L> {
         .await?;
         tx.commit().await?;
         member.live.position = position;
+        member.live.unstored = None;
         // The live tables are now the shadow copy: what either copy kept is out of date.
         member.live.kept = Kept::default();
         member.live_version = projection.version();
@@ -828,6 +837,8 @@ impl Member {
                 target: Target::Live,
                 position: live.position,
                 kept: Kept::default(),
+                unstored: None,
+                stored_at: None,
             },
             live_version: live.version,
             live_stopped: false,
@@ -837,6 +848,8 @@ impl Member {
                 target: Target::Shadow,
                 position: Position::START,
                 kept: Kept::default(),
+                unstored: None,
+                stored_at: None,
             },
         })
     }
@@ -851,6 +864,7 @@ impl Member {
                     "resuming an interrupted rebuild");
                 self.shadow.position = shadow.position;
                 self.shadow.kept = Kept::default();
+                self.shadow.unstored = None;
             }
             _ => {
                 let mut tx = self.conn.begin().await?;
@@ -865,6 +879,7 @@ impl Member {
                 tx.commit().await?;
                 self.shadow.position = Position::START;
                 self.shadow.kept = Kept::default();
+                self.shadow.unstored = None;
             }
         }
         Ok(())
@@ -931,6 +946,14 @@ fn read_ahead<L: EventLog>(
         }
     });
     receive
+}
+
+/// Sleeps until `at`; a `None` never comes (the select arm using it is disabled then).
+async fn sleep_until_some(at: Option<std::time::Instant>) {
+    match at {
+        Some(at) => tokio::time::sleep_until(at.into()).await,
+        None => std::future::pending().await,
+    }
 }
 
 /// The advisory lock key of a projection: a constant class for Ledgerdesk projections and a

@@ -469,6 +469,29 @@ async fn a_batch_of_events_a_projection_does_not_want_only_moves_its_checkpoint(
         .unwrap();
     assert_eq!(streams, vec![wanted]);
     assert_eq!(live_checkpoint(&pool, "picky").await.events_seen, 51);
+
+    // Unwanted batches in quick succession move the stored checkpoint at most every few
+    // milliseconds; stopping right after them stores where the projection got to, and a new
+    // runner goes on from there: every event counted once, the wanted one applied once.
+    append_events(&log, 20, 5, 40).await;
+    stop.send(()).unwrap();
+    handle.await.unwrap();
+    let stored = live_checkpoint(&pool, "picky").await;
+    let all = everything(&log).await;
+    let through = all.iter().filter(|e| e.position <= stored.position).count();
+    assert_eq!(
+        stored.events_seen, through as u64,
+        "seen events match the stored position"
+    );
+    let again = Recorder {
+        wants_stream: Some(CustomerId(500).stream().name()),
+        ..Recorder::new("picky", "picky")
+    };
+    let (stop, handle) = spawn_runner(runner(&log, &pool, vec![again]));
+    let head = caught_up(&log, &pool, &["picky"], 91).await;
+    let checkpoint = live_checkpoint(&pool, "picky").await;
+    assert_eq!((checkpoint.position, checkpoint.events_seen), (head, 91));
+    assert_eq!(count(&pool, "select count(*) from picky").await, 1);
     stop.send(()).unwrap();
     handle.await.unwrap();
 }
