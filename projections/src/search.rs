@@ -18,27 +18,52 @@ pub const MAX_TERM_CHARS: usize = 64;
 /// text, 1,024 of caption) keep real messages well below it.
 pub const MAX_TERMS: usize = 2_048;
 
+/// Up to this many terms, a term is looked for among those met by comparing: cheaper than
+/// hashing for a message's few dozen words.
+const LINEAR_DEDUP: usize = 32;
+
 /// The distinct terms of `texts`, in the order first met.
 #[must_use]
 pub fn terms<'a>(texts: impl IntoIterator<Item = &'a str>) -> Vec<String> {
-    let mut seen = HashSet::new();
-    let mut terms = Vec::new();
+    let mut seen: Option<HashSet<String>> = None;
+    let mut terms: Vec<String> = Vec::new();
     for text in texts {
         for word in text.split(|c: char| !c.is_alphanumeric()) {
             if word.is_empty() {
                 continue;
             }
-            let term: String = word
-                .chars()
-                .take(MAX_TERM_CHARS)
-                .flat_map(char::to_lowercase)
-                .collect();
-            if terms.len() < MAX_TERMS && seen.insert(term.clone()) {
+            if terms.len() >= MAX_TERMS {
+                return terms;
+            }
+            let term = term(word);
+            let new = match &mut seen {
+                Some(seen) => seen.insert(term.clone()),
+                None if terms.len() < LINEAR_DEDUP => !terms.contains(&term),
+                None => {
+                    let mut set: HashSet<String> = terms.iter().cloned().collect();
+                    let new = set.insert(term.clone());
+                    seen = Some(set);
+                    new
+                }
+            };
+            if new {
                 terms.push(term);
             }
         }
     }
     terms
+}
+
+/// A word cut to [`MAX_TERM_CHARS`] and lower-cased (ASCII words without going char by char).
+fn term(word: &str) -> String {
+    if word.is_ascii() {
+        word[..word.len().min(MAX_TERM_CHARS)].to_ascii_lowercase()
+    } else {
+        word.chars()
+            .take(MAX_TERM_CHARS)
+            .flat_map(char::to_lowercase)
+            .collect()
+    }
 }
 
 #[cfg(test)]
@@ -66,5 +91,10 @@ mod tests {
         let kept = terms([many.as_str()]);
         assert_eq!(kept.len(), MAX_TERMS);
         assert_eq!(kept[0], "w0");
+        // Repeats are dropped however many distinct words came before them.
+        let repeated: String = (0..100).chain(0..100).map(|n| format!("W{n} ")).collect();
+        let kept = terms([repeated.as_str(), "w5 w99 w100"]);
+        let expected: Vec<String> = (0..=100).map(|n| format!("w{n}")).collect();
+        assert_eq!(kept, expected);
     }
 }
