@@ -233,10 +233,10 @@ impl Applier {
 
     /// Stores the checkpoint at the applied position if it is behind, in one statement.
     pub(crate) async fn store(&mut self, conn: &mut PgConnection) -> Result<(), sqlx::Error> {
-        let (from, passed) = self.stored();
         if self.unstored.is_none() {
             return Ok(());
         }
+        let (from, passed) = self.stored();
         self.advance(conn, from, self.position, passed).await?;
         self.unstored = None;
         self.stored_at = Some(Instant::now());

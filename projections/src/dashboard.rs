@@ -16,7 +16,7 @@ use domain::{AnyEvent, StreamId};
 use sqlx::PgConnection;
 use uuid::Uuid;
 
-use crate::projection::{ApplyError, Envelope, Kept, Target, read_model};
+use crate::projection::{ApplyError, Envelope, Kept, KeptRows, Target, read_model};
 use crate::sql::{self, Column};
 
 /// The "dashboard" read model (table `dashboard_tickets`).
@@ -36,21 +36,12 @@ read_model!(
     wants: wants,
 );
 
-/// The `dashboard_tickets` rows last written to the live table, by ticket, kept between
-/// batches (see [`Kept`]).
-#[derive(Debug, Default)]
-struct KeptRows(HashMap<Uuid, Row>);
-
-/// Most rows [`KeptRows`] holds; past that it starts over.
-const KEPT_ROWS: usize = 8_192;
-
 /// Whether `batch` may change a row: not when every event it wants is a reply to a ticket whose
 /// kept row has its first response already (replies after the first change nothing here).
 fn changes(target: Target, batch: &[Envelope], kept: &mut Kept) -> bool {
-    if target != Target::Live {
+    let Some(rows) = KeptRows::<Row>::of(kept, target) else {
         return true;
-    }
-    let rows = &kept.get_or_default::<KeptRows>().0;
+    };
     batch
         .iter()
         .filter(|envelope| wants(envelope))
@@ -106,8 +97,8 @@ async fn apply(
     apply_keeping(conn, target, batch, &mut Kept::default()).await
 }
 
-/// Applies `batch`, taking the rows it touches from `kept` where they are and from the table
-/// otherwise, and leaving every row it holds in `kept` (the live table's only).
+/// Applies `batch`, taking the rows it touches from `kept` where they are (see [`KeptRows`])
+/// and from the table otherwise, and keeping every row it holds.
 async fn apply_keeping(
     conn: &mut PgConnection,
     target: Target,
@@ -124,17 +115,9 @@ async fn apply_keeping(
     if ids.is_empty() {
         return Ok(());
     }
-    let mut kept = (target == Target::Live).then(|| &mut kept.get_or_default::<KeptRows>().0);
+    let mut kept = KeptRows::<Row>::of(kept, target);
     let mut rows: HashMap<Uuid, Row> = HashMap::with_capacity(ids.len());
-    let mut missing = Vec::with_capacity(ids.len());
-    for id in ids {
-        match kept.as_deref_mut().and_then(|kept| kept.remove(&id)) {
-            Some(row) => {
-                rows.insert(id, row);
-            }
-            None => missing.push(id),
-        }
-    }
+    let missing = KeptRows::take(kept.as_deref_mut(), ids, &mut rows);
     if !missing.is_empty() {
         let sql = sql::select_sql(&target.table("dashboard_tickets"), COLUMNS, "ticket_id");
         for row in sqlx::query_as::<_, Row>(&sql)
@@ -157,12 +140,7 @@ async fn apply_keeping(
         }
     }
     write(conn, target, &rows, &dirty).await?;
-    if let Some(kept) = kept {
-        if kept.len() + rows.len() > KEPT_ROWS {
-            kept.clear();
-        }
-        kept.extend(rows);
-    }
+    KeptRows::keep(kept, rows);
     Ok(())
 }
 

@@ -1,6 +1,7 @@
 //! What a read model is to the runtime: a named, versioned set of tables and a batch `apply`.
 
 use std::any::Any;
+use std::collections::HashMap;
 use std::fmt;
 
 use chrono::{DateTime, Utc};
@@ -98,6 +99,64 @@ impl Kept {
         match self.0.as_mut().and_then(|kept| kept.downcast_mut::<T>()) {
             Some(kept) => kept,
             None => unreachable!("a `T` was just stored"),
+        }
+    }
+}
+
+/// Rows a projection last wrote to its live tables, by key, kept between batches in its
+/// [`Kept`]: the rows a batch touches come from here where they are, and only the others are
+/// read from the table. Holds at most [`KeptRows::MOST`] rows; past that it starts over.
+#[derive(Debug)]
+pub(crate) struct KeptRows<R>(HashMap<Uuid, R>);
+
+impl<R> Default for KeptRows<R> {
+    fn default() -> Self {
+        KeptRows(HashMap::new())
+    }
+}
+
+impl<R: Send + Sync + 'static> KeptRows<R> {
+    /// Most rows kept.
+    pub(crate) const MOST: usize = 8_192;
+
+    /// The rows kept in `kept` when `target` is the live copy; `None` for a rebuild's shadow
+    /// copy, whose large batches touch each row about once.
+    pub(crate) fn of(kept: &mut Kept, target: Target) -> Option<&mut Self> {
+        (target == Target::Live).then(|| kept.get_or_default::<Self>())
+    }
+
+    /// The kept row of `id`, if any.
+    pub(crate) fn get(&self, id: &Uuid) -> Option<&R> {
+        self.0.get(id)
+    }
+
+    /// Moves the kept rows of `ids` into `rows`; returns the ids that are not kept.
+    pub(crate) fn take(
+        this: Option<&mut Self>,
+        ids: impl IntoIterator<Item = Uuid>,
+        rows: &mut HashMap<Uuid, R>,
+    ) -> Vec<Uuid> {
+        let Some(this) = this else {
+            return ids.into_iter().collect();
+        };
+        ids.into_iter()
+            .filter(|id| match this.0.remove(id) {
+                Some(row) => {
+                    rows.insert(*id, row);
+                    false
+                }
+                None => true,
+            })
+            .collect()
+    }
+
+    /// Keeps `rows` (the rows a batch holds once written).
+    pub(crate) fn keep(this: Option<&mut Self>, rows: HashMap<Uuid, R>) {
+        if let Some(this) = this {
+            if this.0.len() + rows.len() > Self::MOST {
+                this.0.clear();
+            }
+            this.0.extend(rows);
         }
     }
 }

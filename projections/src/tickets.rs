@@ -21,7 +21,7 @@ use serde_json::{Value, json};
 use sqlx::PgConnection;
 use uuid::Uuid;
 
-use crate::projection::{ApplyError, Envelope, Kept, Target, read_model};
+use crate::projection::{ApplyError, Envelope, Kept, KeptRows, Target, read_model};
 use crate::sql::{self, Column};
 
 /// The "tickets" read model (tables `tickets`, `ticket_notes`).
@@ -48,14 +48,6 @@ read_model!(
     apply: apply,
     keeping: apply_keeping,
 );
-
-/// The `tickets` rows last written to the live tables, by id, kept between batches (see
-/// [`Kept`]): a ticket that goes on changing is not read back for each batch.
-#[derive(Debug, Default)]
-struct KeptTickets(HashMap<Uuid, TicketRow>);
-
-/// Most rows [`KeptTickets`] holds; past that it starts over.
-const KEPT_TICKETS: usize = 8_192;
 
 read_model!(
     Messages,
@@ -219,9 +211,9 @@ async fn apply(
     apply_keeping(conn, target, batch, &mut Kept::default()).await
 }
 
-/// Applies `batch`, taking the rows of tickets it touches from `kept` where they are and from
-/// the table otherwise, and leaving every row it holds in `kept`. Only the live tables' rows
-/// are kept: a rebuild's batches are large and touch each ticket about once.
+/// Applies `batch`, taking the rows of tickets it touches from `kept` where they are (see
+/// [`KeptRows`]) and from the table otherwise, and keeping every row it holds: a ticket that
+/// goes on changing is not read back for each batch.
 async fn apply_keeping(
     conn: &mut PgConnection,
     target: Target,
@@ -240,16 +232,8 @@ async fn apply_keeping(
     }
 
     let mut fold = Fold::default();
-    let mut kept = (target == Target::Live).then(|| &mut kept.get_or_default::<KeptTickets>().0);
-    let mut ids = Vec::with_capacity(ticket_ids.len());
-    for id in ticket_ids {
-        match kept.as_deref_mut().and_then(|rows| rows.remove(&id)) {
-            Some(row) => {
-                fold.tickets.insert(id, row);
-            }
-            None => ids.push(id),
-        }
-    }
+    let mut kept = KeptRows::<TicketRow>::of(kept, target);
+    let ids = KeptRows::take(kept.as_deref_mut(), ticket_ids, &mut fold.tickets);
     if !ids.is_empty() {
         let sql = sql::select_sql(&target.table("tickets"), TICKET_COLUMNS, "id");
         for row in sqlx::query_as::<_, TicketRow>(&sql)
@@ -268,12 +252,7 @@ async fn apply_keeping(
     }
     write_tickets(conn, target, &fold).await?;
     write_notes(conn, target, &fold).await?;
-    if let Some(rows) = kept {
-        if rows.len() + fold.tickets.len() > KEPT_TICKETS {
-            rows.clear();
-        }
-        rows.extend(fold.tickets);
-    }
+    KeptRows::keep(kept, fold.tickets);
     Ok(())
 }
 
