@@ -15,6 +15,39 @@ use crate::projection::{ApplyError, Envelope};
 /// the text of an array literal (`unnest` cannot take arrays of arrays) and cast back in SQL.
 pub(crate) type Column = (&'static str, &'static str);
 
+/// `insert into {table} (…) select … from unnest($1::t1[], …)`: one statement writing every
+/// row of a batch, for rows known not to be in the table yet (a row that is fails the insert).
+pub(crate) fn insert_sql(table: &str, columns: &[Column]) -> String {
+    let names: Vec<&str> = columns.iter().map(|(name, _)| *name).collect();
+    let select: Vec<String> = columns
+        .iter()
+        .map(|(name, ty)| {
+            if ty.ends_with("[]") {
+                format!("u.{name}::{ty}")
+            } else {
+                format!("u.{name}")
+            }
+        })
+        .collect();
+    let params: Vec<String> = columns
+        .iter()
+        .enumerate()
+        .map(|(i, (_, ty))| {
+            if ty.ends_with("[]") {
+                format!("${}::text[]", i + 1)
+            } else {
+                format!("${}::{ty}[]", i + 1)
+            }
+        })
+        .collect();
+    format!(
+        "insert into {table} as t ({cols}) select {select} from unnest({params}) as u({cols})",
+        cols = names.join(", "),
+        select = select.join(", "),
+        params = params.join(", "),
+    )
+}
+
 /// `insert into {table} (…) select … from unnest($1::t1[], …) on conflict ({key}) do update
 /// set … [where {guard}]`: one statement writing every row of a batch.
 ///
@@ -28,34 +61,10 @@ pub(crate) fn upsert_sql(
     guard: Option<&str>,
 ) -> String {
     let names: Vec<&str> = columns.iter().map(|(name, _)| *name).collect();
-    let params: Vec<String> = columns
-        .iter()
-        .enumerate()
-        .map(|(i, (_, ty))| {
-            if ty.ends_with("[]") {
-                format!("${}::text[]", i + 1)
-            } else {
-                format!("${}::{ty}[]", i + 1)
-            }
-        })
-        .collect();
-    let select: Vec<String> = columns
-        .iter()
-        .map(|(name, ty)| {
-            if ty.ends_with("[]") {
-                format!("u.{name}::{ty}")
-            } else {
-                format!("u.{name}")
-            }
-        })
-        .collect();
     let mut sql = format!(
-        "insert into {table} as t ({cols}) select {select} from unnest({params}) as u({cols}) \
-         on conflict ({key}) do ",
-        cols = names.join(", "),
-        select = select.join(", "),
-        params = params.join(", "),
-        key = key.join(", "),
+        "{} on conflict ({}) do ",
+        insert_sql(table, columns),
+        key.join(", ")
     );
     if update {
         let set: Vec<String> = names

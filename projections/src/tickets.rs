@@ -56,6 +56,7 @@ read_model!(
     version: 2,
     tables: MESSAGE_TABLES,
     apply: apply_messages,
+    keeping: apply_messages_keeping,
 );
 
 const TICKET_COLUMNS: &[Column] = &[
@@ -261,6 +262,28 @@ async fn apply_messages(
     target: Target,
     batch: &[Envelope],
 ) -> Result<(), ApplyError> {
+    apply_messages_keeping(conn, target, batch, &mut Kept::default()).await
+}
+
+/// Applies `batch` to `messages`. What is kept (see [`KeptRows`]) is, per ticket, the highest
+/// stream version this projection has applied: a message posted at a later version cannot be
+/// in the table yet, so it is inserted without the conflict check an upsert pays for. Others
+/// (a ticket not seen since the start, a batch applied again) are upserted as before.
+async fn apply_messages_keeping(
+    conn: &mut PgConnection,
+    target: Target,
+    batch: &[Envelope],
+    kept: &mut Kept,
+) -> Result<(), ApplyError> {
+    let kept = KeptRows::<i64>::of(kept, target);
+    let mut applied: HashMap<Uuid, i64> = HashMap::new();
+    for envelope in batch {
+        if let StreamId::Ticket(id) = &envelope.stream {
+            let version = sql::version(envelope)?;
+            let highest = applied.entry(id.as_uuid()).or_insert(version);
+            *highest = (*highest).max(version);
+        }
+    }
     let mut posted = HashSet::new();
     let mut referenced = HashSet::new();
     for envelope in batch {
@@ -308,7 +331,20 @@ async fn apply_messages(
             fold.message_event(id.as_uuid(), sql::version(envelope)?, event);
         }
     }
-    write_messages(conn, target, &fold).await?;
+    let fresh: HashSet<Uuid> = fold
+        .messages
+        .values()
+        .filter(|message| {
+            posted.contains(&message.id)
+                && kept
+                    .as_deref()
+                    .and_then(|kept| kept.get(&message.ticket_id))
+                    .is_some_and(|applied| message.seq > *applied)
+        })
+        .map(|message| message.id)
+        .collect();
+    write_messages(conn, target, &fold, &fresh).await?;
+    KeptRows::keep(kept, applied);
     Ok(())
 }
 
@@ -809,39 +845,59 @@ async fn write_tickets(
     Ok(())
 }
 
+/// Writes the changed message rows: those in `fresh` (known not to be in the table) with a
+/// plain insert, the others with an upsert.
 async fn write_messages(
     conn: &mut PgConnection,
     target: Target,
     fold: &Fold,
+    fresh: &HashSet<Uuid>,
 ) -> Result<(), ApplyError> {
     let mut seen = HashSet::new();
-    let rows: Vec<&MessageRow> = fold
+    let (new, known): (Vec<&MessageRow>, Vec<&MessageRow>) = fold
         .dirty_messages
         .iter()
         .filter(|id| seen.insert(**id))
         .filter_map(|id| fold.messages.get(id))
-        .collect();
-    if rows.is_empty() {
-        return Ok(());
-    }
+        .partition(|row| fresh.contains(&row.id));
     let columns: Vec<Column> = MESSAGE_COLUMNS
         .iter()
         .copied()
         .chain([MESSAGE_TERMS])
         .collect();
-    let sql = sql::upsert_sql(
-        &target.table("messages"),
-        &columns,
-        &["id"],
-        true,
-        Some("t.version < excluded.version"),
-    );
+    let table = target.table("messages");
+    if !new.is_empty() {
+        let sql = sql::insert_sql(&table, &columns);
+        bind_messages(sqlx::query(&sql), &new)
+            .execute(&mut *conn)
+            .await?;
+    }
+    if !known.is_empty() {
+        let sql = sql::upsert_sql(
+            &table,
+            &columns,
+            &["id"],
+            true,
+            Some("t.version < excluded.version"),
+        );
+        bind_messages(sqlx::query(&sql), &known)
+            .execute(&mut *conn)
+            .await?;
+    }
+    Ok(())
+}
+
+/// Binds `rows` as the columns of [`MESSAGE_COLUMNS`] and [`MESSAGE_TERMS`], in order.
+fn bind_messages<'q>(
+    query: sqlx::query::Query<'q, sqlx::Postgres, sqlx::postgres::PgArguments>,
+    rows: &[&MessageRow],
+) -> sqlx::query::Query<'q, sqlx::Postgres, sqlx::postgres::PgArguments> {
     macro_rules! col {
         ($field:ident) => {
             rows.iter().map(|r| r.$field.clone()).collect::<Vec<_>>()
         };
     }
-    sqlx::query(&sql)
+    query
         .bind(col!(id))
         .bind(col!(ticket_id))
         .bind(col!(seq))
@@ -873,9 +929,6 @@ async fn write_messages(
                 })
                 .collect::<Vec<_>>(),
         )
-        .execute(&mut *conn)
-        .await?;
-    Ok(())
 }
 
 async fn write_notes(
