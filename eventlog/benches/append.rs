@@ -28,7 +28,8 @@ use anyhow::Context;
 use eventlog::postgres::{self, PostgresLog, PostgresLogOptions};
 use eventlog::{Actor, ActorKind, AppendRequest, EventLog, ExpectedVersion, Metadata, NewEvent};
 use serde_json::json;
-use sqlx::{Executor, PgPool};
+use sqlx::pool::PoolConnection;
+use sqlx::{Executor, PgPool, Postgres};
 
 const CONCURRENCY: [u64; 3] = [1, 8, 32];
 const STREAMS_PER_WRITER: u64 = 50;
@@ -93,7 +94,7 @@ async fn main() -> anyhow::Result<()> {
          shared transaction; alone: the same log with append_batches = 0 (one transaction each)"
     );
     println!(
-        "{:>8} {:>14} {:>11} {:>9} {:>14} {:>11} {:>16} {:>11} {:>7} {:>7}",
+        "{:>8} {:>14} {:>11} {:>9} {:>14} {:>11} {:>16} {:>11} {:>7} {:>7} {:>15} {:>10}",
         "writers",
         "log appends/s",
         "cpu c/s",
@@ -103,7 +104,9 @@ async fn main() -> anyhow::Result<()> {
         "plain INSERTs/s",
         "cpu c/s",
         "ratio",
-        "alone"
+        "alone",
+        "held INSERTs/s",
+        "ratio held"
     );
     for writers in CONCURRENCY {
         // Connected and pooled as Ledgerdesk connects (no TLS to a server on this machine, no
@@ -169,18 +172,44 @@ async fn main() -> anyhow::Result<()> {
         };
         let batched_op = log_op(batched.clone());
         let alone_op = log_op(alone);
+        // The plain INSERTs again, each writer on a connection it holds for the measurement:
+        // no pool between statements, so not sqlx's round trip on every release.
+        let held_op = |held: Arc<Vec<tokio::sync::Mutex<PoolConnection<Postgres>>>>| {
+            let payload_text = payload_text.clone();
+            move |writer: u64, _| {
+                let (held, payload_text) = (held.clone(), payload_text.clone());
+                async move {
+                    let mut conn = held[usize::try_from(writer).unwrap_or(0)].lock().await;
+                    sqlx::query("insert into bench_plain (payload) values ($1::jsonb)")
+                        .bind(payload_text)
+                        .execute(&mut **conn)
+                        .await
+                        .map(|_| ())
+                        .map_err(anyhow::Error::from)
+                }
+            }
+        };
 
         let mut plain = Vec::new();
         let mut appended = Vec::new();
         let mut appended_alone = Vec::new();
+        let mut plain_held = Vec::new();
         for round in 0..rounds {
-            // Each round starts with another of the three, so none always runs on a colder
+            // Each round starts with another of the four, so none always runs on a colder
             // (or more bloated) table than the others.
-            for step in 0..3 {
-                match (round + step) % 3 {
+            for step in 0..4 {
+                match (round + step) % 4 {
                     0 => plain.push(run(&pool, writers, measure, plain_op.clone()).await?),
                     1 => appended.push(run(&pool, writers, measure, batched_op.clone()).await?),
-                    _ => appended_alone.push(run(&pool, writers, measure, alone_op.clone()).await?),
+                    2 => appended_alone.push(run(&pool, writers, measure, alone_op.clone()).await?),
+                    _ => {
+                        let mut held = Vec::new();
+                        for _ in 0..writers {
+                            held.push(tokio::sync::Mutex::new(pool.acquire().await?));
+                        }
+                        let op = held_op(Arc::new(held));
+                        plain_held.push(run(&pool, writers, measure, op).await?);
+                    }
                 }
             }
         }
@@ -196,10 +225,14 @@ async fn main() -> anyhow::Result<()> {
         } else {
             stats.batched_requests as f64 / stats.batches as f64
         };
-        let (log_m, alone_m, plain_m) =
-            (median(&appended), median(&appended_alone), median(&plain));
+        let (log_m, alone_m, plain_m, held_m) = (
+            median(&appended),
+            median(&appended_alone),
+            median(&plain),
+            median(&plain_held),
+        );
         println!(
-            "{writers:>8} {:>14.0} {:>11} {:>9.1} {:>14.0} {:>11} {:>16.0} {:>11} {:>7.2} {:>7.2}   (log: {}; alone: {}; plain: {})",
+            "{writers:>8} {:>14.0} {:>11} {:>9.1} {:>14.0} {:>11} {:>16.0} {:>11} {:>7.2} {:>7.2} {:>15.0} {:>10.2}   (log: {}; alone: {}; plain: {}; held: {})",
             log_m.rate,
             log_m.cpu(),
             per_batch,
@@ -209,9 +242,12 @@ async fn main() -> anyhow::Result<()> {
             plain_m.cpu(),
             log_m.rate / plain_m.rate,
             alone_m.rate / plain_m.rate,
+            held_m.rate,
+            log_m.rate / held_m.rate,
             rates(&appended),
             rates(&appended_alone),
             rates(&plain),
+            rates(&plain_held),
         );
         pool.close().await;
     }
