@@ -117,17 +117,15 @@ async fn apply_keeping(
     }
     let mut kept = KeptRows::<Row>::of(kept, target);
     let mut rows: HashMap<Uuid, Row> = HashMap::with_capacity(ids.len());
-    let missing = KeptRows::take(kept.as_deref_mut(), ids, &mut rows);
-    if !missing.is_empty() {
-        let sql = sql::select_sql(&target.table("dashboard_tickets"), COLUMNS, "ticket_id");
-        for row in sqlx::query_as::<_, Row>(&sql)
-            .bind(&missing)
-            .fetch_all(&mut *conn)
-            .await?
-        {
-            rows.insert(row.ticket_id, row);
-        }
-    }
+    KeptRows::load(
+        kept.as_deref_mut(),
+        conn,
+        ids,
+        (&target.table("dashboard_tickets"), COLUMNS, "ticket_id"),
+        |row| row.ticket_id,
+        &mut rows,
+    )
+    .await?;
     let mut dirty = HashSet::new();
     for envelope in batch {
         if let (StreamId::Ticket(id), AnyEvent::Ticket(event)) = (&envelope.stream, &envelope.event)

@@ -130,24 +130,45 @@ impl<R: Send + Sync + 'static> KeptRows<R> {
         self.0.get(id)
     }
 
-    /// Moves the kept rows of `ids` into `rows`; returns the ids that are not kept.
-    pub(crate) fn take(
+    /// Puts the rows of `ids` into `rows`: moved out of `this` where they are kept, the others
+    /// read from `table` (with [`crate::sql::select_sql`] over `columns` by `key`), each under
+    /// the id `id_of` gives it.
+    pub(crate) async fn load(
         this: Option<&mut Self>,
+        conn: &mut PgConnection,
         ids: impl IntoIterator<Item = Uuid>,
+        (table, columns, key): (&str, &[crate::sql::Column], &str),
+        id_of: fn(&R) -> Uuid,
         rows: &mut HashMap<Uuid, R>,
-    ) -> Vec<Uuid> {
-        let Some(this) = this else {
-            return ids.into_iter().collect();
+    ) -> Result<(), sqlx::Error>
+    where
+        R: for<'r> sqlx::FromRow<'r, sqlx::postgres::PgRow> + Send + Unpin,
+    {
+        let missing: Vec<Uuid> = match this {
+            Some(this) => ids
+                .into_iter()
+                .filter(|id| match this.0.remove(id) {
+                    Some(row) => {
+                        rows.insert(*id, row);
+                        false
+                    }
+                    None => true,
+                })
+                .collect(),
+            None => ids.into_iter().collect(),
         };
-        ids.into_iter()
-            .filter(|id| match this.0.remove(id) {
-                Some(row) => {
-                    rows.insert(*id, row);
-                    false
-                }
-                None => true,
-            })
-            .collect()
+        if missing.is_empty() {
+            return Ok(());
+        }
+        let sql = crate::sql::select_sql(table, columns, key);
+        for row in sqlx::query_as::<_, R>(&sql)
+            .bind(&missing)
+            .fetch_all(&mut *conn)
+            .await?
+        {
+            rows.insert(id_of(&row), row);
+        }
+        Ok(())
     }
 
     /// Keeps `rows` (the rows a batch holds once written).

@@ -234,17 +234,15 @@ async fn apply_keeping(
 
     let mut fold = Fold::default();
     let mut kept = KeptRows::<TicketRow>::of(kept, target);
-    let ids = KeptRows::take(kept.as_deref_mut(), ticket_ids, &mut fold.tickets);
-    if !ids.is_empty() {
-        let sql = sql::select_sql(&target.table("tickets"), TICKET_COLUMNS, "id");
-        for row in sqlx::query_as::<_, TicketRow>(&sql)
-            .bind(&ids)
-            .fetch_all(&mut *conn)
-            .await?
-        {
-            fold.tickets.insert(row.id, row);
-        }
-    }
+    KeptRows::load(
+        kept.as_deref_mut(),
+        conn,
+        ticket_ids,
+        (&target.table("tickets"), TICKET_COLUMNS, "id"),
+        |row| row.id,
+        &mut fold.tickets,
+    )
+    .await?;
     for envelope in batch {
         if let (StreamId::Ticket(id), AnyEvent::Ticket(event)) = (&envelope.stream, &envelope.event)
         {

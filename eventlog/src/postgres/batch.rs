@@ -231,28 +231,16 @@ impl PostgresLog {
         let mut keys = Vec::with_capacity(batch.len());
         let mut slots_end = Vec::with_capacity(batch.len());
         let mut events_end = Vec::with_capacity(batch.len());
-        let mut streams = Vec::new();
-        let mut expected = Vec::new();
         let mut slot_of = Vec::new();
-        let mut event_ids = Vec::new();
-        let mut types = Vec::new();
-        let mut schema_versions = Vec::new();
-        let mut payloads = Vec::new();
-        let mut metadata = Vec::new();
+        let mut laid = Laid::default();
         for pending in batch {
             let encoded = &pending.encoded;
-            let first_slot = i32::try_from(streams.len()).unwrap_or(i32::MAX);
+            let first_slot = i32::try_from(laid.streams.len()).unwrap_or(i32::MAX);
             keys.push(encoded.key.as_deref());
-            streams.extend(encoded.streams.iter().map(String::as_str));
-            expected.extend_from_slice(&encoded.expected);
             slot_of.extend(encoded.stream_of.iter().map(|s| first_slot + s));
-            event_ids.extend_from_slice(&encoded.event_ids);
-            types.extend(encoded.types.iter().map(String::as_str));
-            schema_versions.extend_from_slice(&encoded.schema_versions);
-            payloads.extend(encoded.payloads.iter().map(String::as_str));
-            metadata.extend(encoded.metadata.iter().map(String::as_str));
-            slots_end.push(i32::try_from(streams.len()).unwrap_or(i32::MAX));
-            events_end.push(i32::try_from(event_ids.len()).unwrap_or(i32::MAX));
+            laid.push(encoded);
+            slots_end.push(i32::try_from(laid.streams.len()).unwrap_or(i32::MAX));
+            events_end.push(i32::try_from(laid.event_ids.len()).unwrap_or(i32::MAX));
         }
         sqlx::query_as::<_, BatchRow>(
             "select o_request, o_refusal, o_stream, o_version, o_event_id, o_tx_id, o_position \
@@ -261,14 +249,14 @@ impl PostgresLog {
         .bind(keys)
         .bind(slots_end)
         .bind(events_end)
-        .bind(streams)
-        .bind(expected)
+        .bind(laid.streams)
+        .bind(laid.expected)
         .bind(slot_of)
-        .bind(event_ids)
-        .bind(types)
-        .bind(schema_versions)
-        .bind(payloads)
-        .bind(metadata)
+        .bind(laid.event_ids)
+        .bind(laid.types)
+        .bind(laid.schema_versions)
+        .bind(laid.payloads)
+        .bind(laid.metadata)
         .fetch_all(&self.inner.pool)
         .await
     }
@@ -276,36 +264,23 @@ impl PostgresLog {
     /// A [plain](is_plain) batch in one statement, [`APPEND_PLAIN`]: its requests cannot
     /// affect each other's checks, so they need no turn-by-turn loop.
     async fn try_plain_batch(&self, batch: &[Pending]) -> Result<Vec<BatchRow>, sqlx::Error> {
-        let slots: usize = batch.iter().map(|p| p.encoded.streams.len()).sum();
-        let mut requests = Vec::with_capacity(slots);
-        let mut streams = Vec::with_capacity(slots);
-        let mut expected = Vec::with_capacity(slots);
-        let mut event_ids = Vec::with_capacity(slots);
-        let mut types = Vec::with_capacity(slots);
-        let mut schema_versions = Vec::with_capacity(slots);
-        let mut payloads = Vec::with_capacity(slots);
-        let mut metadata = Vec::with_capacity(slots);
+        let mut requests = Vec::new();
+        let mut laid = Laid::default();
         for (index, pending) in batch.iter().enumerate() {
             let encoded = &pending.encoded;
             let request = i32::try_from(index + 1).unwrap_or(i32::MAX);
             requests.extend(encoded.streams.iter().map(|_| request));
-            streams.extend(encoded.streams.iter().map(String::as_str));
-            expected.extend_from_slice(&encoded.expected);
-            event_ids.extend_from_slice(&encoded.event_ids);
-            types.extend(encoded.types.iter().map(String::as_str));
-            schema_versions.extend_from_slice(&encoded.schema_versions);
-            payloads.extend(encoded.payloads.iter().map(String::as_str));
-            metadata.extend(encoded.metadata.iter().map(String::as_str));
+            laid.push(encoded);
         }
         sqlx::query_as::<_, BatchRow>(APPEND_PLAIN)
             .bind(requests)
-            .bind(streams)
-            .bind(expected)
-            .bind(event_ids)
-            .bind(types)
-            .bind(schema_versions)
-            .bind(payloads)
-            .bind(metadata)
+            .bind(laid.streams)
+            .bind(laid.expected)
+            .bind(laid.event_ids)
+            .bind(laid.types)
+            .bind(laid.schema_versions)
+            .bind(laid.payloads)
+            .bind(laid.metadata)
             .fetch_all(&self.inner.pool)
             .await
     }
@@ -510,6 +485,36 @@ impl Drop for Done {
             state.busy.remove(stream);
         }
         self.log.start_batches(&mut state);
+    }
+}
+
+/// The streams and events of a batch's requests, one after the other, as the batch
+/// statements take them: one array per column.
+#[derive(Default)]
+struct Laid<'a> {
+    streams: Vec<&'a str>,
+    expected: Vec<i64>,
+    event_ids: Vec<Uuid>,
+    types: Vec<&'a str>,
+    schema_versions: Vec<i32>,
+    payloads: Vec<&'a str>,
+    metadata: Vec<&'a str>,
+}
+
+impl<'a> Laid<'a> {
+    /// Appends one request's streams and events.
+    fn push(&mut self, encoded: &'a Encoded) {
+        self.streams
+            .extend(encoded.streams.iter().map(String::as_str));
+        self.expected.extend_from_slice(&encoded.expected);
+        self.event_ids.extend_from_slice(&encoded.event_ids);
+        self.types.extend(encoded.types.iter().map(String::as_str));
+        self.schema_versions
+            .extend_from_slice(&encoded.schema_versions);
+        self.payloads
+            .extend(encoded.payloads.iter().map(String::as_str));
+        self.metadata
+            .extend(encoded.metadata.iter().map(String::as_str));
     }
 }
 
