@@ -380,6 +380,39 @@ async fn a_missing_or_bad_token_closes_the_connection_per_protocol() {
     server.stop().await;
 }
 
+/// A socket reads a client's data in small pieces, so a message much larger than one read
+/// must still arrive whole; one larger than the request body limit ends the socket, and the
+/// server goes on serving others.
+#[tokio::test]
+async fn a_socket_takes_messages_up_to_the_body_limit_and_closes_on_a_larger_one() {
+    let mut config = crate::support::test_config();
+    config.limits.max_body_bytes = 64 * 1024;
+    let server = Server::start_with("sub_sizes", config).await;
+    let admin = server.admin().await;
+    // A query padded with a comment to `bytes` in all.
+    let padded = |bytes: usize| format!("{{ __typename }}\n#{}", "x".repeat(bytes - 17));
+    for protocol in [Protocol::TransportWs, Protocol::Legacy] {
+        let mut ws = Ws::connect(&server, protocol, &admin.token).await;
+        ws.subscribe("big", &padded(60 * 1024), json!({})).await;
+        assert_eq!(ws.data("big").await["__typename"], "Query");
+        ws.subscribe("too-big", &padded(80 * 1024), json!({})).await;
+        loop {
+            match ws.frame().await {
+                Frame::Closed(_) => break,
+                // The end of the first operation may come first.
+                Frame::Json(value) if value["id"] == "big" => {}
+                Frame::Json(value) => {
+                    panic!("a message above the limit closes the socket: {value}")
+                }
+            }
+        }
+    }
+    let mut ws = Ws::connect(&server, Protocol::TransportWs, &admin.token).await;
+    ws.subscribe("small", "{ __typename }", json!({})).await;
+    assert_eq!(ws.data("small").await["__typename"], "Query");
+    server.stop().await;
+}
+
 /// Reads frames until the server closes the socket, returning its close code; data frames of
 /// the open subscription may come first.
 async fn closed_code(ws: &mut Ws) -> Option<u16> {

@@ -146,10 +146,21 @@ async fn websocket(
 ) -> Response {
     let schema = state.schema.clone();
     let api: Api = state.api.as_ref().clone();
+    let largest = api.limits.max_body_bytes;
     upgrade
         .protocols(ALL_WEBSOCKET_PROTOCOLS)
+        .read_buffer_size(SOCKET_READ_BUFFER)
+        .max_message_size(largest)
+        .max_frame_size(largest)
         .on_upgrade(move |socket| serve_socket(socket, schema, api, protocol))
 }
+
+/// How much of a client's data one read of a socket takes in. A socket keeps a buffer of
+/// this size and zero-fills it before each read, and it is read every time it is woken, so
+/// each delivery to a subscriber paid a `memset` of tungstenite's default 128 KiB, and each
+/// open socket kept 128 KiB resident. Clients send small messages (`subscribe` with its
+/// query); a larger one, up to the request body limit, is read in several pieces.
+const SOCKET_READ_BUFFER: usize = 4 * 1024;
 
 /// Close code of a socket whose credential ended while it was open.
 const CREDENTIAL_ENDED: u16 = 4403;
