@@ -50,8 +50,9 @@ const RETRY_PAUSE: Duration = Duration::from_millis(500);
 pub struct TicketBatch {
     /// The last event the batch covers.
     pub position: Position,
-    /// The changed tickets as the read model now has them.
-    pub tickets: Vec<Ticket>,
+    /// The changed tickets as the read model now has them, shared by every live list that
+    /// sends them (a thousand subscribers do not copy a row a thousand times).
+    pub tickets: Vec<Arc<Ticket>>,
 }
 
 /// A handle to the process's hub. Cheap to clone; the tasks stop when the last clone drops.
@@ -224,7 +225,12 @@ impl LiveHub {
         let ids: Vec<Uuid> = ids.into_iter().collect();
         let mut tickets = Vec::with_capacity(ids.len());
         for chunk in ids.chunks(TICKET_BATCH) {
-            tickets.extend(load_tickets(&self.inner.pool, chunk).await?);
+            tickets.extend(
+                load_tickets(&self.inner.pool, chunk)
+                    .await?
+                    .into_iter()
+                    .map(Arc::new),
+            );
         }
         Ok(TicketBatch {
             position: at,
@@ -361,7 +367,7 @@ async fn publish_tickets(
         Ok(rows) if !rows.is_empty() => {
             let _ = tickets.send(Arc::new(TicketBatch {
                 position,
-                tickets: rows,
+                tickets: rows.into_iter().map(Arc::new).collect(),
             }));
         }
         Ok(_) => {}

@@ -74,7 +74,7 @@ pub struct TicketChange {
     /// Whether the ticket belongs in the list now; `false` means it just left it.
     pub in_filter: bool,
     /// The ticket as the read model has it now.
-    pub ticket: Ticket,
+    pub ticket: Arc<Ticket>,
 }
 
 /// The changes of a live list, from the hub's batches, starting at `head` (read before
@@ -167,7 +167,7 @@ impl TicketList {
                 self.ready.push_back(TicketChange {
                     cursor: cursor.clone(),
                     in_filter,
-                    ticket: ticket.clone(),
+                    ticket: Arc::clone(ticket),
                 });
             }
         }
