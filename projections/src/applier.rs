@@ -110,6 +110,18 @@ pub(crate) struct Unstored {
 }
 
 impl Applier {
+    /// A copy whose stored checkpoint is at `position`, with nothing kept.
+    pub(crate) fn new(projection: Arc<dyn Projection>, target: Target, position: Position) -> Self {
+        Applier {
+            projection,
+            target,
+            position,
+            kept: Kept::default(),
+            unstored: None,
+            stored_at: None,
+        }
+    }
+
     /// Applies the events of `batch` after this copy's checkpoint, each batch in one
     /// transaction with its checkpoint. A batch that fails is retried one event per transaction
     /// so that everything before the faulty event lands and the failure names that event.

@@ -30,7 +30,6 @@ read_model!(
     name: "dashboard",
     version: 1,
     tables: TABLES,
-    apply: apply,
     keeping: apply_keeping,
     changes: changes,
     wants: wants,
@@ -87,14 +86,6 @@ struct Row {
     resolved_at: Option<DateTime<Utc>>,
     resolution_seconds: Option<f64>,
     version: i64,
-}
-
-async fn apply(
-    conn: &mut PgConnection,
-    target: Target,
-    batch: &[Envelope],
-) -> Result<(), ApplyError> {
-    apply_keeping(conn, target, batch, &mut Kept::default()).await
 }
 
 /// Applies `batch`, taking the rows it touches from `kept` where they are (see [`KeptRows`])

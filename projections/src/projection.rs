@@ -255,18 +255,19 @@ pub trait Projection: Send + Sync + fmt::Debug + 'static {
     }
 }
 
-/// Implements [`Projection`] for a read model's unit struct: its name, version, tables, the
-/// `async fn(&mut PgConnection, Target, &[Envelope]) -> Result<(), ApplyError>` that applies a
-/// batch and, optionally, the one that applies a batch with what was [`Kept`] (the same
-/// arguments and `&mut Kept`), the `fn(Target, &[Envelope], &mut Kept) -> bool` saying whether
-/// a batch may change a table, and the `fn(&Envelope) -> bool` saying which events it wants.
+/// Implements [`Projection`] for a read model's unit struct: its name, version, tables, either
+/// the `async fn(&mut PgConnection, Target, &[Envelope]) -> Result<(), ApplyError>` that
+/// applies a batch (`apply:`) or the one that applies a batch with what was [`Kept`] (the same
+/// arguments and `&mut Kept`; `keeping:`, which then also applies with nothing kept), and,
+/// optionally, the `fn(Target, &[Envelope], &mut Kept) -> bool` saying whether a batch may
+/// change a table and the `fn(&Envelope) -> bool` saying which events it wants.
 macro_rules! read_model {
     (
         $model:ty,
         name: $name:literal,
         version: $version:literal,
-        tables: $tables:expr,
-        apply: $apply:path
+        tables: $tables:expr
+        $(, apply: $apply:path)?
         $(, keeping: $keeping:path)?
         $(, changes: $changes:path)?
         $(, wants: $wants:path)? $(,)?
@@ -284,16 +285,33 @@ macro_rules! read_model {
                 $tables
             }
 
-            fn apply<'a>(
-                &'a self,
-                conn: &'a mut ::sqlx::PgConnection,
-                target: $crate::projection::Target,
-                batch: &'a [$crate::projection::Envelope],
-            ) -> ::futures::future::BoxFuture<'a, Result<(), $crate::projection::ApplyError>> {
-                Box::pin($apply(conn, target, batch))
-            }
+            $(
+                fn apply<'a>(
+                    &'a self,
+                    conn: &'a mut ::sqlx::PgConnection,
+                    target: $crate::projection::Target,
+                    batch: &'a [$crate::projection::Envelope],
+                ) -> ::futures::future::BoxFuture<'a, Result<(), $crate::projection::ApplyError>>
+                {
+                    Box::pin($apply(conn, target, batch))
+                }
+            )?
 
             $(
+                // Applying without what was kept is applying with nothing kept.
+                fn apply<'a>(
+                    &'a self,
+                    conn: &'a mut ::sqlx::PgConnection,
+                    target: $crate::projection::Target,
+                    batch: &'a [$crate::projection::Envelope],
+                ) -> ::futures::future::BoxFuture<'a, Result<(), $crate::projection::ApplyError>>
+                {
+                    Box::pin(async move {
+                        let mut nothing = $crate::projection::Kept::default();
+                        $keeping(conn, target, batch, &mut nothing).await
+                    })
+                }
+
                 fn apply_keeping<'a>(
                     &'a self,
                     conn: &'a mut ::sqlx::PgConnection,

@@ -832,25 +832,11 @@ impl Member {
         };
         Ok(Member {
             conn,
-            live: Applier {
-                projection: Arc::clone(projection),
-                target: Target::Live,
-                position: live.position,
-                kept: Kept::default(),
-                unstored: None,
-                stored_at: None,
-            },
+            live: Applier::new(Arc::clone(projection), Target::Live, live.position),
             live_version: live.version,
             live_stopped: false,
             live_refreshed: None,
-            shadow: Applier {
-                projection: Arc::clone(projection),
-                target: Target::Shadow,
-                position: Position::START,
-                kept: Kept::default(),
-                unstored: None,
-                stored_at: None,
-            },
+            shadow: Applier::new(Arc::clone(projection), Target::Shadow, Position::START),
         })
     }
 

@@ -45,7 +45,6 @@ read_model!(
     name: "tickets",
     version: 1,
     tables: TABLES,
-    apply: apply,
     keeping: apply_keeping,
 );
 
@@ -55,7 +54,6 @@ read_model!(
     // 2: search terms (`search_terms`) instead of a `to_tsvector` index.
     version: 2,
     tables: MESSAGE_TABLES,
-    apply: apply_messages,
     keeping: apply_messages_keeping,
 );
 
@@ -204,14 +202,6 @@ struct Fold {
     notes: Vec<NoteRow>,
 }
 
-async fn apply(
-    conn: &mut PgConnection,
-    target: Target,
-    batch: &[Envelope],
-) -> Result<(), ApplyError> {
-    apply_keeping(conn, target, batch, &mut Kept::default()).await
-}
-
 /// Applies `batch`, taking the rows of tickets it touches from `kept` where they are (see
 /// [`KeptRows`]) and from the table otherwise, and keeping every row it holds: a ticket that
 /// goes on changing is not read back for each batch.
@@ -253,14 +243,6 @@ async fn apply_keeping(
     write_notes(conn, target, &fold).await?;
     KeptRows::keep(kept, fold.tickets);
     Ok(())
-}
-
-async fn apply_messages(
-    conn: &mut PgConnection,
-    target: Target,
-    batch: &[Envelope],
-) -> Result<(), ApplyError> {
-    apply_messages_keeping(conn, target, batch, &mut Kept::default()).await
 }
 
 /// Applies `batch` to `messages`. What is kept (see [`KeptRows`]) is, per ticket, the highest
