@@ -396,16 +396,17 @@ async fn a_socket_takes_messages_up_to_the_body_limit_and_closes_on_a_larger_one
         ws.subscribe("big", &padded(60 * 1024), json!({})).await;
         assert_eq!(ws.data("big").await["__typename"], "Query");
         ws.subscribe("too-big", &padded(80 * 1024), json!({})).await;
-        loop {
+        let code = loop {
             match ws.frame().await {
-                Frame::Closed(_) => break,
+                Frame::Closed(code) => break code,
                 // The end of the first operation may come first.
                 Frame::Json(value) if value["id"] == "big" => {}
                 Frame::Json(value) => {
                     panic!("a message above the limit closes the socket: {value}")
                 }
             }
-        }
+        };
+        assert_eq!(code, Some(1009), "closed as too big over {protocol:?}");
     }
     let mut ws = Ws::connect(&server, Protocol::TransportWs, &admin.token).await;
     ws.subscribe("small", "{ __typename }", json!({})).await;

@@ -165,6 +165,14 @@ const SOCKET_READ_BUFFER: usize = 4 * 1024;
 /// Close code of a socket whose credential ended while it was open.
 const CREDENTIAL_ENDED: u16 = 4403;
 
+/// Close code of a socket that sent a message larger than the limit (RFC 6455 "message too big").
+const MESSAGE_TOO_BIG: u16 = 1009;
+
+/// How long a socket closed for a message that is too big stays open after its close frame.
+/// The rest of that message is never read, and a socket closed with data unread sends a reset,
+/// which makes the client's system drop the close frame if the client has not read it yet.
+const CLOSE_LINGER: std::time::Duration = std::time::Duration::from_millis(500);
+
 /// Serves one WebSocket: the credential comes in `connection_init` and is checked again every
 /// [`super::Limits::socket_credential_check`] while the socket is open, so an expired or
 /// revoked token, or an agent signed out, demoted or deactivated, stops receiving data: the
@@ -175,11 +183,19 @@ async fn serve_socket(
     api: Api,
     protocol: GraphQLProtocol,
 ) {
-    let (mut sink, stream) = socket.split();
+    let (mut sink, mut stream) = socket.split();
     let (credential, accepted) = tokio::sync::watch::channel(None);
     let ended = credential_ended(api.clone(), accepted);
-    let reason = {
-        let serve = GraphQLWebSocket::new_with_pair(&mut sink, stream, schema, protocol)
+    let largest = api.limits.max_body_bytes;
+    let mut too_big = false;
+    // The protocol ends at the first read error; remember whether it was a message too big.
+    let messages = (&mut stream).inspect(|read| {
+        if let Err(err) = read {
+            too_big |= is_too_big(err);
+        }
+    });
+    let close = {
+        let serve = GraphQLWebSocket::new_with_pair(&mut sink, messages, schema, protocol)
             .on_connection_init(move |payload| async move {
                 let token = connection_token(&payload);
                 match api.auth.authenticate(token.as_deref()).await {
@@ -198,16 +214,33 @@ async fn serve_socket(
             .serve();
         tokio::select! {
             () = serve => None,
-            reason = ended => Some(reason),
+            reason = ended => Some(CloseFrame {
+                code: CREDENTIAL_ENDED,
+                reason: reason.into(),
+            }),
         }
     };
-    if let Some(reason) = reason {
-        let close = CloseFrame {
-            code: CREDENTIAL_ENDED,
-            reason: reason.into(),
-        };
-        let _ = sink.send(Message::Close(Some(close))).await;
+    let close = close.or_else(|| {
+        too_big.then(|| CloseFrame {
+            code: MESSAGE_TOO_BIG,
+            reason: format!("a message is larger than {largest} bytes").into(),
+        })
+    });
+    let Some(close) = close else { return };
+    let code = close.code;
+    let _ = sink.send(Message::Close(Some(close))).await;
+    if code == MESSAGE_TOO_BIG {
+        // The rest of the message cannot be read any more (the socket's reader stops at its
+        // error), so give the client time to read the close frame before the reset.
+        tokio::time::sleep(CLOSE_LINGER).await;
     }
+}
+
+/// Whether a socket's read failed on a message or frame above the size limit.
+fn is_too_big(err: &axum::Error) -> bool {
+    std::error::Error::source(err)
+        .and_then(|source| source.downcast_ref::<tungstenite::Error>())
+        .is_some_and(|err| matches!(err, tungstenite::Error::Capacity(_)))
 }
 
 /// The credential of a `connection_init` payload: `authorization` (with or without `Bearer`)
