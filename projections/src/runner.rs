@@ -96,6 +96,8 @@ const FEED_RECHECK: Duration = Duration::from_millis(2);
 struct LiveFeed {
     batches: broadcast::Sender<Arc<Decoded>>,
     applying: Arc<Applying>,
+    /// True once the reader has fixed the position it reads from (the head when it started).
+    started: watch::Receiver<bool>,
 }
 
 /// How many projections are applying a batch of the shared reader right now. While one is,
@@ -139,9 +141,11 @@ impl LiveFeed {
     ) -> (LiveFeed, tokio::task::AbortHandle) {
         let (batches, _) = broadcast::channel(kept.max(1));
         let applying = Arc::new(Applying::default());
+        let (start, started) = watch::channel(false);
         let feed = LiveFeed {
             batches: batches.clone(),
             applying: Arc::clone(&applying),
+            started,
         };
         let reader = tokio::spawn(async move {
             let mut position = None;
@@ -158,6 +162,7 @@ impl LiveFeed {
                     },
                 };
                 position = Some(from);
+                start.send_replace(true);
                 let mut events = log.subscribe_all(from).ready_chunks(batch.max(1));
                 // Events read but not sent yet. While some projection has not taken the last
                 // batch or is still applying it, the next one grows instead of queueing
@@ -395,9 +400,17 @@ impl<L: EventLog> ProjectionRunner<L> {
         stopped: &mut watch::Receiver<bool>,
         feed: &LiveFeed,
     ) -> Result<Exit, RuntimeError> {
+        // Join only once the reader knows where it starts: had it taken the head after this
+        // projection's catch-up ended, what came in between would reach neither.
+        let mut started = feed.started.clone();
+        tokio::select! {
+            _ = started.wait_for(|started| *started) => {}
+            _ = stopped.changed() => return Ok(Exit::Shutdown),
+        }
         loop {
             // Join the shared reader before catching up: whatever it sends after the last page
-            // read below is then in the receiver, and what came before, in that page.
+            // read below is then in the receiver, and what came before, in that page (the
+            // reader started at or before the end of that page).
             let (receiver, applying) = feed.subscribe();
             // Catch up in large pages first: the reader's batches are small.
             loop {

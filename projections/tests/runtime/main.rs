@@ -891,3 +891,101 @@ async fn a_rebuild_that_fails_on_an_event_leaves_the_live_tables_serving(
     let shadow = status[0].rebuilding.as_ref().unwrap();
     assert_eq!(shadow.position, all[699].position);
 }
+
+/// The real log, except that `head()` waits until the test opens `gate`: the shared reader
+/// then fixes where it starts only when the test says so.
+#[derive(Clone)]
+struct LateHead {
+    inner: PostgresLog,
+    gate: Arc<tokio::sync::Semaphore>,
+}
+
+impl EventLog for LateHead {
+    async fn append(
+        &self,
+        request: AppendRequest,
+    ) -> Result<eventlog::AppendOutcome, eventlog::Error> {
+        self.inner.append(request).await
+    }
+
+    async fn applied(&self, key: &str) -> Result<Option<eventlog::Receipt>, eventlog::Error> {
+        self.inner.applied(key).await
+    }
+
+    async fn read_stream(
+        &self,
+        stream: &str,
+        from: u64,
+        direction: eventlog::Direction,
+        limit: usize,
+    ) -> Result<Vec<eventlog::RecordedEvent>, eventlog::Error> {
+        self.inner.read_stream(stream, from, direction, limit).await
+    }
+
+    async fn stream_version(&self, stream: &str) -> Result<Option<u64>, eventlog::Error> {
+        self.inner.stream_version(stream).await
+    }
+
+    async fn read_all(
+        &self,
+        after: Position,
+        limit: usize,
+    ) -> Result<eventlog::Page, eventlog::Error> {
+        self.inner.read_all(after, limit).await
+    }
+
+    async fn head(&self) -> Result<Position, eventlog::Error> {
+        drop(self.gate.acquire().await);
+        self.inner.head().await
+    }
+
+    async fn count_after(&self, after: Position, cap: u64) -> Result<u64, eventlog::Error> {
+        self.inner.count_after(after, cap).await
+    }
+
+    fn subscribe_all(
+        &self,
+        after: Position,
+    ) -> futures::stream::BoxStream<'static, Result<eventlog::RecordedEvent, eventlog::Error>> {
+        self.inner.subscribe_all(after)
+    }
+}
+
+#[sqlx::test(migrations = "../migrations")]
+async fn a_projection_that_catches_up_before_the_shared_reader_starts_misses_nothing(
+    _: PgPoolOptions,
+    options: PgConnectOptions,
+) {
+    let pool = pool(options).await;
+    let log = PostgresLog::new(pool.clone());
+    create_table(&pool, "quick").await;
+    append_events(&log, 1, 1, 3).await;
+    let gate = Arc::new(tokio::sync::Semaphore::new(0));
+    let late = LateHead {
+        inner: log.clone(),
+        gate: Arc::clone(&gate),
+    };
+    let projection: Arc<dyn Projection> = Arc::new(Recorder::new("quick", "quick"));
+    let runner =
+        ProjectionRunner::new(late, pool.clone(), vec![projection]).with_options(fast_options());
+    let (stop, stopped) = tokio::sync::oneshot::channel::<()>();
+    let handle = tokio::spawn(runner.run(async move {
+        let _ = stopped.await;
+    }));
+
+    // Time for the projection to take its lock and, were it not waiting for the reader, to
+    // catch up with the first three events; then three more come before the reader starts
+    // (at the head, after them) and three after.
+    tokio::time::sleep(Duration::from_millis(500)).await;
+    append_events(&log, 2, 1, 3).await;
+    head_after(&log, 6).await;
+    gate.add_permits(1_000);
+    append_events(&log, 3, 1, 3).await;
+    let head = head_after(&log, 9).await;
+    wait_for(&pool, &["quick"], head, Duration::from_secs(30))
+        .await
+        .unwrap();
+    assert_exactly_the_log(&pool, &log, "quick").await;
+    stop.send(()).unwrap();
+    handle.await.unwrap();
+}
