@@ -339,8 +339,8 @@ async fn live_checkpoint(pool: &PgPool, name: &str) -> checkpoint::Checkpoint {
         .unwrap()
 }
 
-fn spawn_runner(
-    runner: ProjectionRunner<PostgresLog>,
+fn spawn_runner<L: EventLog>(
+    runner: ProjectionRunner<L>,
 ) -> (
     tokio::sync::oneshot::Sender<()>,
     tokio::task::JoinHandle<Vec<(String, Exit)>>,
@@ -968,10 +968,7 @@ async fn a_projection_that_catches_up_before_the_shared_reader_starts_misses_not
     let projection: Arc<dyn Projection> = Arc::new(Recorder::new("quick", "quick"));
     let runner =
         ProjectionRunner::new(late, pool.clone(), vec![projection]).with_options(fast_options());
-    let (stop, stopped) = tokio::sync::oneshot::channel::<()>();
-    let handle = tokio::spawn(runner.run(async move {
-        let _ = stopped.await;
-    }));
+    let (stop, handle) = spawn_runner(runner);
 
     // Time for the projection to take its lock and, were it not waiting for the reader, to
     // catch up with the first three events; then three more come before the reader starts
