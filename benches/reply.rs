@@ -1,15 +1,19 @@
 //! `replyToTicket` over HTTP against the raw INSERT rate of the same machine.
 //!
-//! Starts a real Ledgerdesk (HTTP server, GraphQL, projections) in this process on a fresh
-//! database, opens tickets from many customers, signs an admin in, then 64 concurrent HTTP
-//! clients, each on one keep-alive connection, send `replyToTicket` mutations for
-//! `BENCH_SECONDS` (default 10) after a warm-up second. Each mutation loads the ticket stream, decides, and appends atomically; the
-//! projections follow meanwhile. In the same run, 64 concurrent connections send autocommitted
-//! single-row INSERTs of a payload of the same size into a bare table: the ratio is the share of
-//! Postgres' raw row rate the whole API path keeps.
+//! Opens tickets from many customers on a fresh database, then measures in rounds. In each
+//! round a real Ledgerdesk (HTTP server, GraphQL, projections) starts in this process, signs
+//! an admin in, and 64 concurrent HTTP clients, each on one keep-alive connection, send
+//! `replyToTicket` mutations for `BENCH_SECONDS` (default 10) after a warm-up second. Each
+//! mutation decides on the ticket's state and appends atomically; the projections follow
+//! meanwhile. In the same round, with the server stopped, 64 concurrent connections send
+//! autocommitted single-row INSERTs of a payload of the same size into a bare table: the ratio
+//! is the share of Postgres' raw row rate the whole API path keeps. The two phases take turns
+//! at going first, and the figures printed last are the medians of the rounds, so a drift of
+//! the machine's speed during the run moves both sides of the ratio alike.
 //!
 //! `cargo bench --bench reply` (env: `DATABASE_URL` of a server where `BENCH_DATABASE`, default
-//! `ledgerdesk_bench_api`, may be created and dropped; `BENCH_CLIENTS`, default 64).
+//! `ledgerdesk_bench_api`, may be created and dropped; `BENCH_CLIENTS`, default 64;
+//! `BENCH_ROUNDS`, default 3).
 
 #![expect(clippy::print_stdout, reason = "a benchmark prints its figures")]
 
@@ -54,6 +58,7 @@ async fn main() -> anyhow::Result<()> {
     let server = std::env::var("DATABASE_URL")
         .unwrap_or_else(|_| "postgres://postgres@127.0.0.1:5432/postgres".to_owned());
     let seconds: u64 = env_or("BENCH_SECONDS", 10);
+    let rounds: usize = env_or("BENCH_ROUNDS", 3).max(1);
     let clients: usize = env_or("BENCH_CLIENTS", 64);
     let database =
         std::env::var("BENCH_DATABASE").unwrap_or_else(|_| "ledgerdesk_bench_api".to_owned());
@@ -70,13 +75,209 @@ async fn main() -> anyhow::Result<()> {
     admin_pool
         .execute(format!("drop database if exists {database} with (force)").as_str())
         .await?;
+    admin_pool
+        .execute(format!("create database {database}").as_str())
+        .await?;
     let url = database_url(&server, &database);
 
+    let pool = PgPool::connect(&url).await?;
+    eventlog::postgres::migrate(&pool).await?;
+    let log = PostgresLog::new(pool.clone());
+    let tickets = open_tickets(&log, clients * TICKETS_PER_CLIENT).await?;
+    create_admin(&log).await?;
+    pool.execute(
+        "drop table if exists bench_plain; create table bench_plain (payload jsonb not null)",
+    )
+    .await?;
+    pool.close().await;
+
+    println!(
+        "replyToTicket benchmark: {clients} HTTP clients, {rounds} rounds of {seconds} s per \
+         measurement (each after 1 s warm-up), {} tickets; the API and the raw INSERTs take \
+         turns at going first",
+        tickets.len()
+    );
+    let mut measured = Vec::with_capacity(rounds);
+    for round in 0..rounds {
+        vacuum(&url).await?;
+        let (api, raw) = if round % 2 == 0 {
+            let api = api_phase(&url, &tickets, clients, seconds).await?;
+            (api, raw_phase(&url, clients, seconds).await?)
+        } else {
+            let raw = raw_phase(&url, clients, seconds).await?;
+            (api_phase(&url, &tickets, clients, seconds).await?, raw)
+        };
+        println!(
+            "round {}: replyToTicket {:.0}/s (p99 {:.1} ms, {:.0} µs CPU), raw INSERT {:.0}/s \
+             ({:.0} µs CPU), held {:.0}/s: ratio {:.2}, held {:.2}",
+            round + 1,
+            api.replies.rate,
+            api.replies.percentile(0.99),
+            api.replies.cpu_us(),
+            raw.pooled.rate,
+            raw.pooled.cpu_us(),
+            raw.held.rate,
+            api.replies.rate / raw.pooled.rate,
+            api.replies.rate / raw.held.rate
+        );
+        measured.push(Round { api, raw });
+    }
+
+    let median = |f: &dyn Fn(&Round) -> f64| {
+        let mut values: Vec<f64> = measured.iter().map(f).collect();
+        values.sort_by(f64::total_cmp);
+        values[values.len() / 2]
+    };
+    println!("medians of {rounds} rounds:");
+    println!(
+        "{:>22} {:>10} {:>9} {:>9} {:>14}",
+        "", "ops/s", "p50 ms", "p99 ms", "CPU µs/op"
+    );
+    println!(
+        "{:>22} {:>10} {:>9} {:>9} {:>14}",
+        "", "", "", "", "here/postgres"
+    );
+    let rows: [(&str, Pick); 4] = [
+        ("replyToTicket (HTTP)", |round| &round.api.replies),
+        ("raw INSERT (SQL)", |round| &round.raw.pooled),
+        ("raw INSERT (held conn)", |round| &round.raw.held),
+        ("{ __typename } (HTTP)", |round| &round.api.floor),
+    ];
+    for (name, of) in rows {
+        println!(
+            "{name:>22} {:>10.0} {:>9.1} {:>9.1} {:>14}",
+            median(&|m| of(m).rate),
+            median(&|m| of(m).percentile(0.50)),
+            median(&|m| of(m).percentile(0.99)),
+            format!(
+                "{:.0}/{:.0}",
+                median(&|m| of(m).cpu.map_or(f64::NAN, |cpu| cpu.process_us)),
+                median(&|m| of(m).cpu.map_or(f64::NAN, |cpu| cpu.postgres_us))
+            )
+        );
+    }
+    println!(
+        "by CPU time (this process and Postgres): a raw INSERT costs {:.2} of a reply \
+         (median of the rounds)",
+        median(&|r| r.raw.pooled.cpu_us() / r.api.replies.cpu_us())
+    );
+    println!(
+        "ratio replyToTicket / raw INSERT: {:.2} (median of the rounds' ratios; goal >= 0.6; \
+         p99 goal <= 50 ms); against INSERTs on held connections: {:.2}",
+        median(&|r| r.api.replies.rate / r.raw.pooled.rate),
+        median(&|r| r.api.replies.rate / r.raw.held.rate)
+    );
+    println!(
+        "CPU per operation on the 2 cores if they were all busy: replyToTicket {:.0} µs, \
+         {{ __typename }} {:.0} µs, raw INSERT {:.0} µs",
+        cores_us(median(&|r| r.api.replies.rate)),
+        cores_us(median(&|r| r.api.floor.rate)),
+        cores_us(median(&|r| r.raw.pooled.rate))
+    );
+
+    admin_pool
+        .execute(format!("drop database if exists {database} with (force)").as_str())
+        .await?;
+    Ok(())
+}
+
+/// Vacuums and analyzes the benchmark's database. Every reply rewrites its ticket's row, so the
+/// 256 rows of `tickets` leave a few hundred thousand dead versions behind per round, with an
+/// index entry each; a production server's autovacuum clears them, this machine's Postgres may
+/// run without it. Each round starts from a vacuumed database, so the rounds compare.
+async fn vacuum(url: &str) -> anyhow::Result<()> {
+    let pool = PgPool::connect(url).await?;
+    pool.execute("vacuum (analyze)").await?;
+    pool.close().await;
+    Ok(())
+}
+
+/// The rate of one measurement, the latency (ms) of each of its operations (sorted), and the
+/// CPU time per operation (µs) of this process and of Postgres' processes.
+struct Measured {
+    rate: f64,
+    latencies: Vec<f64>,
+    cpu: Option<Cpu>,
+}
+
+#[derive(Clone, Copy)]
+struct Cpu {
+    process_us: f64,
+    postgres_us: f64,
+}
+
+/// CPU seconds (user + system) used so far by this process and by every process named
+/// `postgres` (its backends and its WAL writer, checkpointer and the rest), from `/proc`:
+/// Linux, with the server on this machine; `None` elsewhere.
+fn cpu_seconds() -> Option<(f64, f64)> {
+    // Clock ticks per second: 100 on every Linux this runs on (USER_HZ).
+    const TICKS: f64 = 100.0;
+    let ticks = |stat: &str| -> Option<(String, u64)> {
+        let open = stat.find('(')?;
+        let close = stat.rfind(')')?;
+        let fields: Vec<&str> = stat[close + 2..].split(' ').collect();
+        // utime and stime are the 14th and 15th fields, the 12th and 13th after the name.
+        let used = fields.get(11)?.parse::<u64>().ok()? + fields.get(12)?.parse::<u64>().ok()?;
+        Some((stat[open + 1..close].to_owned(), used))
+    };
+    let (_, own) = ticks(&std::fs::read_to_string("/proc/self/stat").ok()?)?;
+    let mut postgres = 0;
+    for entry in std::fs::read_dir("/proc").ok()?.flatten() {
+        if let Ok(stat) = std::fs::read_to_string(entry.path().join("stat"))
+            && let Some((name, used)) = ticks(&stat)
+            && name == "postgres"
+        {
+            postgres += used;
+        }
+    }
+    Some((own as f64 / TICKS, postgres as f64 / TICKS))
+}
+
+impl Measured {
+    fn percentile(&self, q: f64) -> f64 {
+        percentile(&self.latencies, q)
+    }
+
+    /// CPU µs per operation, this process and Postgres together (NaN without `/proc`).
+    fn cpu_us(&self) -> f64 {
+        self.cpu
+            .map_or(f64::NAN, |cpu| cpu.process_us + cpu.postgres_us)
+    }
+}
+
+/// One round: the API phase and the raw phase.
+struct Round {
+    api: ApiPhase,
+    raw: RawPhase,
+}
+
+/// Which measurement of a round a row of the table shows.
+type Pick = fn(&Round) -> &Measured;
+
+struct ApiPhase {
+    replies: Measured,
+    floor: Measured,
+}
+
+struct RawPhase {
+    pooled: Measured,
+    held: Measured,
+}
+
+/// Starts Ledgerdesk on the database, signs the admin in, and measures `replyToTicket`, then
+/// `{ __typename }` on the same connections; stops the server, so its connections are gone
+/// before a raw phase opens its own (Postgres allows 100 here).
+async fn api_phase(
+    url: &str,
+    tickets: &[TicketId],
+    clients: usize,
+    seconds: u64,
+) -> anyhow::Result<ApiPhase> {
     let mut config = api::ApiConfig::default();
     config.auth.logins_per_ip_per_minute = 1_000;
     let app = Application::build(Settings {
-        database_url: SecretString::from(url.clone()),
-        // Postgres allows 100 connections here: leave room for the raw phase's pool.
+        database_url: SecretString::from(url.to_owned()),
+        // Room for the raw phase's pool should a server linger.
         db_max_connections: 48,
         bind: "127.0.0.1:0".parse()?,
         api: config,
@@ -88,13 +289,10 @@ async fn main() -> anyhow::Result<()> {
     let running = tokio::spawn(app.run_until(async {
         let _ = stopped.await;
     }));
-
-    let pool = PgPool::connect(&url).await?;
-    let log = PostgresLog::new(pool.clone());
-    let tickets = open_tickets(&log, clients * TICKETS_PER_CLIENT).await?;
-    let token = sign_in(&log, addr).await?;
+    let token = sign_in(addr).await?;
     // replyToTicket only sees tickets the read models hold: wait for the projections.
-    let head = eventlog::EventLog::head(&log).await?;
+    let pool = PgPool::connect(url).await?;
+    let head = eventlog::EventLog::head(&PostgresLog::new(pool.clone())).await?;
     let names = [
         "tickets",
         "messages",
@@ -103,7 +301,8 @@ async fn main() -> anyhow::Result<()> {
         "broadcasts",
         "dashboard",
     ];
-    projections::wait_for(&pool, &names, head, Duration::from_secs(60)).await?;
+    projections::wait_for(&pool, &names, head, Duration::from_secs(120)).await?;
+    pool.close().await;
     // One keep-alive connection per client, as a browser or an integration holds one.
     let mut connections = Vec::with_capacity(clients);
     for _ in 0..clients {
@@ -111,10 +310,6 @@ async fn main() -> anyhow::Result<()> {
     }
     let connections = Arc::new(connections);
 
-    println!(
-        "replyToTicket benchmark: {clients} HTTP clients, {seconds} s after 1 s warm-up, {} tickets",
-        tickets.len()
-    );
     // The requests are built once, so the load generator spends its share of the two cores
     // on sending and receiving them, not on building the same bytes again.
     let requests: Arc<Vec<Vec<u8>>> = Arc::new(
@@ -126,7 +321,7 @@ async fn main() -> anyhow::Result<()> {
             })
             .collect(),
     );
-    let (rate, latencies) = run(clients, Duration::from_secs(seconds), {
+    let replies = run(clients, Duration::from_secs(seconds), {
         let connections = connections.clone();
         move |client, n| {
             let (connections, requests) = (connections.clone(), requests.clone());
@@ -144,7 +339,7 @@ async fn main() -> anyhow::Result<()> {
         &token,
         &json!({ "query": "{ __typename }" }).to_string(),
     ));
-    let (floor_rate, floor_latencies) = run(clients, Duration::from_secs(seconds), {
+    let floor = run(clients, Duration::from_secs(seconds), {
         let connections = connections.clone();
         move |client, _| {
             let (connections, floor) = (connections.clone(), floor.clone());
@@ -153,14 +348,14 @@ async fn main() -> anyhow::Result<()> {
     })
     .await?;
     drop(connections);
-
-    // The server's connections go before the raw phase opens its own.
     let _ = stop.send(());
     running.await??;
-    pool.execute(
-        "drop table if exists bench_plain; create table bench_plain (payload jsonb not null)",
-    )
-    .await?;
+    Ok(ApiPhase { replies, floor })
+}
+
+/// Autocommitted single-row INSERTs of a payload of a reply's size into a bare table from
+/// `clients` tasks: through a pool, then each on a connection it holds throughout.
+async fn raw_phase(url: &str, clients: usize, seconds: u64) -> anyhow::Result<RawPhase> {
     let payload = json!({ "ticket_id": Uuid::now_v7(), "message_id": Uuid::now_v7(), "agent_id": Uuid::now_v7(),
         "content": { "text": REPLY }, "at": Utc::now() })
     .to_string();
@@ -168,9 +363,9 @@ async fn main() -> anyhow::Result<()> {
     // per statement), so the raw phase pays for the database what the API phase paid and no
     // more.
     let raw_pool = eventlog::postgres::pool_options(u32::try_from(clients).unwrap_or(64))
-        .connect_with(eventlog::postgres::connect_options(&url)?)
+        .connect_with(eventlog::postgres::connect_options(url)?)
         .await?;
-    let (raw_rate, raw_latencies) = run(clients, Duration::from_secs(seconds), {
+    let pooled = run(clients, Duration::from_secs(seconds), {
         let (raw_pool, payload) = (raw_pool.clone(), payload.clone());
         move |_, _| {
             let (raw_pool, payload) = (raw_pool.clone(), payload.clone());
@@ -192,7 +387,7 @@ async fn main() -> anyhow::Result<()> {
         held.push(tokio::sync::Mutex::new(raw_pool.acquire().await?));
     }
     let held = Arc::new(held);
-    let (held_rate, held_latencies) = run(clients, Duration::from_secs(seconds), {
+    let on_held = run(clients, Duration::from_secs(seconds), {
         let (held, payload) = (held.clone(), payload.clone());
         move |client, _| {
             let (held, payload) = (held.clone(), payload.clone());
@@ -208,56 +403,11 @@ async fn main() -> anyhow::Result<()> {
     })
     .await?;
     drop(held);
-
-    println!("{:>22} {:>10} {:>9} {:>9}", "", "ops/s", "p50 ms", "p99 ms");
-    println!(
-        "{:>22} {:>10.0} {:>9.1} {:>9.1}",
-        "replyToTicket (HTTP)",
-        rate,
-        percentile(&latencies, 0.50),
-        percentile(&latencies, 0.99)
-    );
-    println!(
-        "{:>22} {:>10.0} {:>9.1} {:>9.1}",
-        "raw INSERT (SQL)",
-        raw_rate,
-        percentile(&raw_latencies, 0.50),
-        percentile(&raw_latencies, 0.99)
-    );
-    println!(
-        "{:>22} {:>10.0} {:>9.1} {:>9.1}",
-        "raw INSERT (held conn)",
-        held_rate,
-        percentile(&held_latencies, 0.50),
-        percentile(&held_latencies, 0.99)
-    );
-    println!(
-        "{:>22} {:>10.0} {:>9.1} {:>9.1}",
-        "{ __typename } (HTTP)",
-        floor_rate,
-        percentile(&floor_latencies, 0.50),
-        percentile(&floor_latencies, 0.99)
-    );
-    println!(
-        "ratio replyToTicket / raw INSERT: {:.2} (goal >= 0.6; p99 goal <= 50 ms); \
-         against INSERTs on held connections: {:.2}",
-        rate / raw_rate,
-        rate / held_rate
-    );
-    println!(
-        "CPU per operation on the 2 cores if they were all busy: replyToTicket {:.0} µs, \
-         {{ __typename }} {:.0} µs, raw INSERT {:.0} µs",
-        cores_us(rate),
-        cores_us(floor_rate),
-        cores_us(raw_rate)
-    );
-
     raw_pool.close().await;
-    pool.close().await;
-    admin_pool
-        .execute(format!("drop database if exists {database} with (force)").as_str())
-        .await?;
-    Ok(())
+    Ok(RawPhase {
+        pooled,
+        held: on_held,
+    })
 }
 
 /// The bytes of an HTTP/1.1 POST of `body` to the GraphQL endpoint, with the access token.
@@ -377,26 +527,33 @@ async fn open_tickets(log: &PostgresLog, count: usize) -> anyhow::Result<Vec<Tic
     Ok(tickets)
 }
 
-async fn sign_in(log: &PostgresLog, addr: std::net::SocketAddr) -> anyhow::Result<String> {
+const ADMIN_EMAIL: &str = "bench@example.com";
+const ADMIN_PASSWORD: &str = "bench password 0123456789";
+
+async fn create_admin(log: &PostgresLog) -> anyhow::Result<()> {
     let auth = api::auth::AuthService::new(log.clone(), None, api::auth::AuthConfig::default())
         .await
         .map_err(|error| anyhow::anyhow!("{error}"))?;
-    let password = "bench password 0123456789";
     auth.create_agent(
         api::auth::NewAgent {
-            email: "bench@example.com".into(),
+            email: ADMIN_EMAIL.into(),
             name: "Bench".into(),
             role: domain::agent::Role::Admin,
-            password: Some(password.into()),
+            password: Some(ADMIN_PASSWORD.into()),
             by: None,
         },
         &CommandContext::new(Actor::system("bench")),
     )
     .await
     .map_err(|error| anyhow::anyhow!("{error}"))?;
+    Ok(())
+}
+
+/// An access token of the admin from a server (each server signs with keys of its own).
+async fn sign_in(addr: std::net::SocketAddr) -> anyhow::Result<String> {
     let body: Value = reqwest::Client::new()
         .post(format!("http://{addr}/graphql"))
-        .json(&json!({ "query": "mutation($p: String!) { login(input: {email: \"bench@example.com\", password: $p}) { accessToken } }", "variables": { "p": password } }))
+        .json(&json!({ "query": "mutation($e: String!, $p: String!) { login(input: {email: $e, password: $p}) { accessToken } }", "variables": { "e": ADMIN_EMAIL, "p": ADMIN_PASSWORD } }))
         .send()
         .await?
         .json()
@@ -407,9 +564,8 @@ async fn sign_in(log: &PostgresLog, addr: std::net::SocketAddr) -> anyhow::Resul
         .with_context(|| format!("login failed: {body}"))
 }
 
-/// Runs `op` from `clients` tasks: a warm-up second, then `measure`. Returns ops/s and the
-/// latency (ms) of every measured operation.
-async fn run<F, Fut>(clients: usize, measure: Duration, op: F) -> anyhow::Result<(f64, Vec<f64>)>
+/// Runs `op` from `clients` tasks: a warm-up second, then `measure`.
+async fn run<F, Fut>(clients: usize, measure: Duration, op: F) -> anyhow::Result<Measured>
 where
     F: Fn(usize, usize) -> Fut + Clone + Send + 'static,
     Fut: std::future::Future<Output = anyhow::Result<()>> + Send,
@@ -436,16 +592,27 @@ where
         .collect();
     tokio::time::sleep(Duration::from_secs(1)).await;
     counting.store(true, Ordering::Relaxed);
+    let cpu_before = cpu_seconds();
     let started = Instant::now();
     tokio::time::sleep(measure).await;
     stop.store(true, Ordering::Relaxed);
     let elapsed = started.elapsed();
+    let cpu_after = cpu_seconds();
     let mut latencies = Vec::new();
     for task in tasks {
         latencies.extend(task.await??);
     }
     latencies.sort_by(f64::total_cmp);
-    Ok((latencies.len() as f64 / elapsed.as_secs_f64(), latencies))
+    let count = latencies.len().max(1) as f64;
+    let cpu = cpu_before.zip(cpu_after).map(|(before, after)| Cpu {
+        process_us: (after.0 - before.0) * 1e6 / count,
+        postgres_us: (after.1 - before.1) * 1e6 / count,
+    });
+    Ok(Measured {
+        rate: latencies.len() as f64 / elapsed.as_secs_f64(),
+        latencies,
+        cpu,
+    })
 }
 
 fn percentile(sorted: &[f64], q: f64) -> f64 {
