@@ -109,7 +109,7 @@ async fn main() -> anyhow::Result<()> {
         };
         println!(
             "round {}: replyToTicket {:.0}/s (p99 {:.1} ms, {:.0} µs CPU), raw INSERT {:.0}/s \
-             ({:.0} µs CPU), held {:.0}/s: ratio {:.2}, held {:.2}",
+             ({:.0} µs CPU), held {:.0}/s: ratio {:.2}, held {:.2}; {:.1} % of requests known valid",
             round + 1,
             api.replies.rate,
             api.replies.percentile(0.99),
@@ -118,7 +118,8 @@ async fn main() -> anyhow::Result<()> {
             raw.pooled.cpu_us(),
             raw.held.rate,
             api.replies.rate / raw.pooled.rate,
-            api.replies.rate / raw.held.rate
+            api.replies.rate / raw.held.rate,
+            api.known * 100.0
         );
         measured.push(Round { api, raw });
     }
@@ -257,6 +258,8 @@ type Pick = fn(&Round) -> &Measured;
 struct ApiPhase {
     replies: Measured,
     floor: Measured,
+    /// The share of requests whose operation was known to pass validation.
+    known: f64,
 }
 
 struct RawPhase {
@@ -348,9 +351,35 @@ async fn api_phase(
     })
     .await?;
     drop(connections);
+    let known = known_share(addr).await?;
     let _ = stop.send(());
     running.await??;
-    Ok(ApiPhase { replies, floor })
+    Ok(ApiPhase {
+        replies,
+        floor,
+        known,
+    })
+}
+
+/// The share of the server's GraphQL requests that ran on the known documents' schema (the
+/// operation passed every validation rule before), from its `/metrics`.
+async fn known_share(addr: std::net::SocketAddr) -> anyhow::Result<f64> {
+    let text = reqwest::get(format!("http://{addr}/metrics"))
+        .await?
+        .text()
+        .await?;
+    let count = |label: &str| -> f64 {
+        text.lines()
+            .find_map(|line| {
+                line.strip_prefix(&format!(
+                    "ledgerdesk_graphql_requests_total{{validation=\"{label}\"}} "
+                ))
+            })
+            .and_then(|value| value.parse().ok())
+            .unwrap_or(0.0)
+    };
+    let (full, known) = (count("full"), count("known"));
+    Ok(known / (full + known).max(1.0))
 }
 
 /// Autocommitted single-row INSERTs of a payload of a reply's size into a bare table from

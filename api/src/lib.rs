@@ -24,13 +24,21 @@ pub struct AppState {
     /// The event log (and through it, the database).
     pub log: PostgresLog,
     /// The read models, for status and metrics.
-    pub projections: Vec<Arc<dyn Projection>>,
+    pub projections: Arc<[Arc<dyn Projection>]>,
     /// The services resolvers share.
     pub api: Arc<Api>,
-    /// The executable GraphQL schema.
+    /// The executable GraphQL schema (subscriptions run on it).
     pub schema: ApiSchema,
-    /// Parsed query texts of `POST /graphql`.
+    /// Parsed query texts of `POST /graphql`, and which passed validation.
     documents: Arc<graphql::documents::DocumentCache>,
+    /// `POST /graphql`'s schemas: every validation rule, and the known documents'.
+    http: Arc<HttpSchemas>,
+}
+
+/// The schemas of `POST /graphql`, as [`graphql::http_schemas`] builds them.
+struct HttpSchemas {
+    checking: ApiSchema,
+    known: ApiSchema,
 }
 
 impl std::fmt::Debug for AppState {
@@ -78,12 +86,15 @@ impl AppState {
             live: live::LiveHub::new(log.clone()),
         };
         let schema = graphql::schema(api.clone());
+        let documents = Arc::default();
+        let (checking, known) = graphql::http_schemas(&api, &documents);
         Ok(AppState {
             log,
-            projections,
+            projections: projections.into(),
             api: Arc::new(api),
             schema,
-            documents: Arc::default(),
+            documents,
+            http: Arc::new(HttpSchemas { checking, known }),
         })
     }
 }

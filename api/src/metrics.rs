@@ -1,4 +1,5 @@
-//! `/metrics` in the Prometheus text format: where each projection stands behind the log.
+//! `/metrics` in the Prometheus text format: where each projection stands behind the log, and
+//! how GraphQL requests were validated.
 
 use std::fmt::Write;
 
@@ -65,6 +66,12 @@ async fn metrics(State(state): State<AppState>) -> impl IntoResponse {
             );
         }
     }
+    let name = "ledgerdesk_graphql_requests_total";
+    let (checked, known) = state.documents.requests();
+    let _ = writeln!(
+        body,
+        "# HELP {name} GraphQL requests over HTTP by validation: every rule, or only the limits for an operation that passed every rule before.\n# TYPE {name} counter\n{name}{{validation=\"full\"}} {checked}\n{name}{{validation=\"known\"}} {known}"
+    );
     (
         StatusCode::OK,
         [(

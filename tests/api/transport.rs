@@ -96,3 +96,144 @@ async fn requests_outside_the_bounds_are_refused_with_a_clear_error() {
     );
     closed.stop().await;
 }
+
+/// The `validation` counters of `/metrics`: requests that ran every rule, and known ones.
+async fn validations(server: &Server) -> (u64, u64) {
+    let text = server
+        .http
+        .get(format!("http://{}/metrics", server.addr))
+        .send()
+        .await
+        .unwrap()
+        .text()
+        .await
+        .unwrap();
+    let count = |label: &str| {
+        text.lines()
+            .find_map(|line| {
+                line.strip_prefix(&format!(
+                    "ledgerdesk_graphql_requests_total{{validation=\"{label}\"}} "
+                ))
+            })
+            .and_then(|value| value.parse().ok())
+            .unwrap_or_else(|| panic!("no {label} counter in {text}"))
+    };
+    (count("full"), count("known"))
+}
+
+#[tokio::test]
+async fn an_operation_that_passed_validation_skips_the_rules_but_not_a_bad_variable_or_a_limit() {
+    let server = Server::start("known_documents").await;
+    let admin = server.admin().await;
+    let token = Some(admin.token.as_str());
+    // Each text with variables that fit and variables that may not: whatever the rules answer
+    // to the second on a fresh text (a refusal, except for a null given to a non-null variable
+    // used where null is allowed, which async-graphql's rules let through), a known text must
+    // answer the same.
+    let cases = [
+        (
+            "query($status: [TicketStatusValue!]) { tickets(first: 2, filter: {status: $status}) { edges { node { id } } } }",
+            json!({ "status": ["OPEN"] }),
+            json!({ "status": ["OPEN", "NOPE"] }),
+        ),
+        (
+            "query($filter: TicketFilter) { tickets(first: 2, filter: $filter) { edges { node { id } } } }",
+            json!({ "filter": { "unassigned": true } }),
+            json!({ "filter": { "unassigned": true, "statuz": "OPEN" } }),
+        ),
+        (
+            "query($first: Int!) { tickets(first: $first) { edges { node { id } } } }",
+            json!({ "first": 2 }),
+            json!({ "first": "two" }),
+        ),
+        (
+            "query($first: Int!) { tickets(first: $first) { pageInfo { hasNextPage } } }",
+            json!({ "first": 2 }),
+            json!({ "first": null }),
+        ),
+        (
+            "query($first: Int = 3) { tickets(first: $first) { edges { cursor } } }",
+            json!({ "first": 2 }),
+            json!({ "first": 2.5 }),
+        ),
+        (
+            "mutation($input: ReplyToTicketInput!) { replyToTicket(input: $input) { position } }",
+            json!({ "input": { "ticketId": "nope", "text": "hi" } }),
+            json!({ "input": { "text": "hi" } }),
+        ),
+    ];
+    for (text, fitting, bad) in cases {
+        let fresh = server.gql(token, text, bad.clone()).await;
+        let allowed = bad
+            .as_object()
+            .is_some_and(|bad| bad.values().any(Value::is_null));
+        assert_eq!(
+            fresh["errors"][0]["message"].is_string(),
+            !allowed,
+            "{text}: {fresh}"
+        );
+        let (full, known) = validations(&server).await;
+        // The first request that fits passes every rule (unless the one before passed them
+        // already); the second skips them.
+        let first = server.gql(token, text, fitting.clone()).await;
+        let second = server.gql(token, text, fitting.clone()).await;
+        assert_eq!(first, second, "{text}");
+        let checked = u64::from(!allowed);
+        assert_eq!(
+            validations(&server).await,
+            (full + checked, known + 2 - checked),
+            "{text}"
+        );
+        // A variable that does not fit its declared type runs every rule again.
+        let again = server.gql(token, text, bad).await;
+        assert_eq!(again, fresh, "{text}: answered as on a fresh text");
+        assert_eq!(
+            validations(&server).await,
+            (full + checked + 1, known + 2 - checked),
+            "{text}"
+        );
+    }
+
+    // The limits still apply to a known text: complexity with its variables.
+    let nested = "query($n: Int, $m: Int) { tickets(first: $n) { edges { node { messages(first: $m) { edges { node { id } } } } } } }";
+    let small = json!({ "n": 2, "m": 2 });
+    server.ok(&admin.token, nested, small.clone()).await;
+    server.ok(&admin.token, nested, small).await;
+    let (full, known) = validations(&server).await;
+    let big = server
+        .gql(token, nested, json!({ "n": 100, "m": 100 }))
+        .await;
+    assert_eq!(validations(&server).await, (full, known + 1));
+    assert!(
+        big["errors"][0]["message"]
+            .as_str()
+            .is_some_and(|message| message.contains("too complex")),
+        "{big}"
+    );
+    assert!(big["data"].is_null(), "{big}");
+
+    // A request naming an operation its text does not have is refused after every rule, each
+    // time: the name is not remembered as one that passed.
+    let (full, known) = validations(&server).await;
+    for _ in 0..2 {
+        let body: Value = server
+            .http
+            .post(server.url())
+            .bearer_auth(&admin.token)
+            .json(&json!({ "query": "query Mine { me { email } }", "operationName": "Other" }))
+            .send()
+            .await
+            .unwrap()
+            .json()
+            .await
+            .unwrap();
+        assert!(
+            body["errors"][0]["message"]
+                .as_str()
+                .is_some_and(|message| message.contains("Unknown operation")),
+            "{body}"
+        );
+    }
+    assert_eq!(validations(&server).await, (full + 2, known));
+    server.stop().await;
+}

@@ -156,6 +156,25 @@ pub fn schema(api: Api) -> ApiSchema {
     builder(&api.limits).data(api).finish()
 }
 
+/// The two schemas of `POST /graphql` (see [`documents`]): one that checks every validation
+/// rule and tells `documents` which operations passed, and one for requests of operations that
+/// passed before, whose validation keeps only the complexity and depth limits. Which one a
+/// request runs on is what [`documents::DocumentCache::prepare`] answers.
+pub fn http_schemas(
+    api: &Api,
+    documents: &Arc<documents::DocumentCache>,
+) -> (ApiSchema, ApiSchema) {
+    let checking = builder(&api.limits)
+        .data(api.clone())
+        .extension(documents::RememberValid(documents.clone()))
+        .finish();
+    let known = builder(&api.limits)
+        .validation_mode(async_graphql::ValidationMode::Fast)
+        .data(api.clone())
+        .finish();
+    (checking, known)
+}
+
 /// The schema in SDL, as committed in `schema.graphql`.
 pub fn sdl() -> String {
     builder(&Limits::default()).finish().sdl_with_options(

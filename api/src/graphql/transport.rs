@@ -3,7 +3,7 @@
 use std::net::SocketAddr;
 
 use async_graphql::http::{ALL_WEBSOCKET_PROTOCOLS, GraphiQLSource};
-use async_graphql::{BatchRequest, Data};
+use async_graphql::{BatchRequest, BatchResponse, Data};
 use async_graphql_axum::{GraphQLProtocol, GraphQLResponse, GraphQLWebSocket};
 use axum::Extension;
 use axum::Router;
@@ -18,6 +18,7 @@ use serde_json::json;
 
 use super::auth::ClientAddr;
 use super::consistency::HeaderConsistency;
+use super::documents::Checks;
 use super::guard;
 use super::{Api, CONSISTENCY_HEADER};
 use crate::AppState;
@@ -85,7 +86,7 @@ async fn graphql(
             ),
         );
     };
-    let mut batch: BatchRequest = match serde_json::from_slice(&bytes) {
+    let batch: BatchRequest = match serde_json::from_slice(&bytes) {
         Ok(batch) => batch,
         Err(error) => {
             return refuse(
@@ -129,14 +130,31 @@ async fn graphql(
         None => None,
     };
     let client = ClientAddr(connect.map(|Extension(ConnectInfo(addr))| addr.ip()));
-    for request in batch.iter_mut() {
-        state.documents.prepare(request);
-    }
-    let mut batch = batch.data(authentication).data(client);
-    if let Some(consistency) = consistency {
-        batch = batch.data(consistency);
-    }
-    GraphQLResponse(state.schema.execute_batch(batch).await).into_response()
+    let run = |mut request: async_graphql::Request| {
+        let checks = state.documents.prepare(&mut request);
+        let mut request = request.data(authentication.clone()).data(client);
+        if let Some(consistency) = consistency {
+            request = request.data(consistency);
+        }
+        let schema = match checks {
+            Checks::All => &state.http.checking,
+            Checks::Known => &state.http.known,
+        };
+        schema.execute(request)
+    };
+    let response = match batch {
+        BatchRequest::Single(request) => BatchResponse::Single(run(request).await),
+        // At once, answered in order, as the schema runs a batch.
+        BatchRequest::Batch(requests) => BatchResponse::Batch(
+            requests
+                .into_iter()
+                .map(run)
+                .collect::<futures::stream::FuturesOrdered<_>>()
+                .collect()
+                .await,
+        ),
+    };
+    GraphQLResponse(response).into_response()
 }
 
 async fn websocket(
