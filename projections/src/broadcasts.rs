@@ -304,14 +304,17 @@ impl Fold {
             .filter_map(|id| self.broadcasts.get(id))
             .collect();
         if !rows.is_empty() {
-            let sql = sql::upsert_sql(
-                &target.table("broadcasts"),
-                BROADCAST_COLUMNS,
-                &["id"],
-                true,
-                Some("t.version < excluded.version"),
-            );
-            sqlx::query(&sql)
+            static SQL: sql::PerTarget = sql::PerTarget::new();
+            let sql = SQL.get(target, |target| {
+                sql::upsert_sql(
+                    &target.table("broadcasts"),
+                    BROADCAST_COLUMNS,
+                    &["id"],
+                    true,
+                    Some("t.version < excluded.version"),
+                )
+            });
+            sqlx::query(sql)
                 .bind(col!(rows, id))
                 .bind(col!(rows, state))
                 .bind(col!(rows, created_by))
@@ -338,14 +341,17 @@ impl Fold {
         }
         let recipients: Vec<&RecipientRow> = self.recipients.values().collect();
         if !recipients.is_empty() {
-            let sql = sql::upsert_sql(
-                &target.table("broadcast_recipients"),
-                RECIPIENT_COLUMNS,
-                &["broadcast_id", "customer_id"],
-                true,
-                None,
-            );
-            sqlx::query(&sql)
+            static SQL: sql::PerTarget = sql::PerTarget::new();
+            let sql = SQL.get(target, |target| {
+                sql::upsert_sql(
+                    &target.table("broadcast_recipients"),
+                    RECIPIENT_COLUMNS,
+                    &["broadcast_id", "customer_id"],
+                    true,
+                    None,
+                )
+            });
+            sqlx::query(sql)
                 .bind(col!(recipients, broadcast_id))
                 .bind(col!(recipients, customer_id))
                 .bind(col!(recipients, state))

@@ -398,19 +398,22 @@ async fn write_customers(
     if rows.is_empty() {
         return Ok(());
     }
-    let sql = sql::upsert_sql(
-        &target.table("customers"),
-        CUSTOMER_COLUMNS,
-        &["id"],
-        true,
-        Some("t.version <= excluded.version"),
-    );
+    static SQL: sql::PerTarget = sql::PerTarget::new();
+    let sql = SQL.get(target, |target| {
+        sql::upsert_sql(
+            &target.table("customers"),
+            CUSTOMER_COLUMNS,
+            &["id"],
+            true,
+            Some("t.version <= excluded.version"),
+        )
+    });
     macro_rules! col {
         ($field:ident) => {
             rows.iter().map(|r| r.$field.clone()).collect::<Vec<_>>()
         };
     }
-    sqlx::query(&sql)
+    sqlx::query(sql)
         .bind(col!(id))
         .bind(col!(first_name))
         .bind(col!(last_name))
@@ -446,19 +449,22 @@ async fn write_tickets(
     if rows.is_empty() {
         return Ok(());
     }
-    let sql = sql::upsert_sql(
-        &target.table("customer_tickets"),
-        TICKET_COLUMNS,
-        &["ticket_id"],
-        true,
-        None,
-    );
+    static SQL: sql::PerTarget = sql::PerTarget::new();
+    let sql = SQL.get(target, |target| {
+        sql::upsert_sql(
+            &target.table("customer_tickets"),
+            TICKET_COLUMNS,
+            &["ticket_id"],
+            true,
+            None,
+        )
+    });
     macro_rules! col {
         ($field:ident) => {
             rows.iter().map(|r| r.$field.clone()).collect::<Vec<_>>()
         };
     }
-    sqlx::query(&sql)
+    sqlx::query(sql)
         .bind(col!(ticket_id))
         .bind(col!(customer_id))
         .bind(col!(category_id))

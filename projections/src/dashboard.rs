@@ -144,19 +144,22 @@ async fn write(
     if rows.is_empty() {
         return Ok(());
     }
-    let sql = sql::upsert_sql(
-        &target.table("dashboard_tickets"),
-        COLUMNS,
-        &["ticket_id"],
-        true,
-        Some("t.version < excluded.version"),
-    );
+    static SQL: sql::PerTarget = sql::PerTarget::new();
+    let sql = SQL.get(target, |target| {
+        sql::upsert_sql(
+            &target.table("dashboard_tickets"),
+            COLUMNS,
+            &["ticket_id"],
+            true,
+            Some("t.version < excluded.version"),
+        )
+    });
     macro_rules! col {
         ($field:ident) => {
             rows.iter().map(|r| r.$field.clone()).collect::<Vec<_>>()
         };
     }
-    sqlx::query(&sql)
+    sqlx::query(sql)
         .bind(col!(ticket_id))
         .bind(col!(category_id))
         .bind(col!(status))

@@ -397,18 +397,21 @@ impl Fold {
             .filter_map(|id| self.agents.get(id))
             .collect();
         if !agents.is_empty() {
-            let sql = sql::upsert_sql(
-                &target.table("agents"),
-                AGENT_COLUMNS,
-                &["id"],
-                true,
-                Some("t.version < excluded.version"),
-            );
+            static SQL: sql::PerTarget = sql::PerTarget::new();
+            let sql = SQL.get(target, |target| {
+                sql::upsert_sql(
+                    &target.table("agents"),
+                    AGENT_COLUMNS,
+                    &["id"],
+                    true,
+                    Some("t.version < excluded.version"),
+                )
+            });
             let categories: Vec<String> = agents
                 .iter()
                 .map(|a| sql::uuid_array_literal(&a.category_ids))
                 .collect();
-            sqlx::query(&sql)
+            sqlx::query(sql)
                 .bind(col!(agents, id))
                 .bind(col!(agents, email))
                 .bind(col!(agents, name))
@@ -429,14 +432,17 @@ impl Fold {
         }
         if let Some(settings) = &self.settings {
             let rows = [settings];
-            let sql = sql::upsert_sql(
-                &target.table("support_settings"),
-                SETTINGS_COLUMNS,
-                &["id"],
-                true,
-                Some("t.version < excluded.version"),
-            );
-            sqlx::query(&sql)
+            static SQL: sql::PerTarget = sql::PerTarget::new();
+            let sql = SQL.get(target, |target| {
+                sql::upsert_sql(
+                    &target.table("support_settings"),
+                    SETTINGS_COLUMNS,
+                    &["id"],
+                    true,
+                    Some("t.version < excluded.version"),
+                )
+            });
+            sqlx::query(sql)
                 .bind(col!(rows, id))
                 .bind(col!(rows, greeting))
                 .bind(col!(rows, reopen_window_seconds))
@@ -452,14 +458,17 @@ impl Fold {
             .filter_map(|id| self.categories.get(id))
             .collect();
         if !categories.is_empty() {
-            let sql = sql::upsert_sql(
-                &target.table("categories"),
-                CATEGORY_COLUMNS,
-                &["id"],
-                true,
-                None,
-            );
-            sqlx::query(&sql)
+            static SQL: sql::PerTarget = sql::PerTarget::new();
+            let sql = SQL.get(target, |target| {
+                sql::upsert_sql(
+                    &target.table("categories"),
+                    CATEGORY_COLUMNS,
+                    &["id"],
+                    true,
+                    None,
+                )
+            });
+            sqlx::query(sql)
                 .bind(col!(categories, id))
                 .bind(col!(categories, name))
                 .bind(col!(categories, created_at))
@@ -475,14 +484,17 @@ impl Fold {
             .filter_map(|id| self.templates.get(id))
             .collect();
         if !templates.is_empty() {
-            let sql = sql::upsert_sql(
-                &target.table("templates"),
-                TEMPLATE_COLUMNS,
-                &["id"],
-                true,
-                None,
-            );
-            sqlx::query(&sql)
+            static SQL: sql::PerTarget = sql::PerTarget::new();
+            let sql = SQL.get(target, |target| {
+                sql::upsert_sql(
+                    &target.table("templates"),
+                    TEMPLATE_COLUMNS,
+                    &["id"],
+                    true,
+                    None,
+                )
+            });
+            sqlx::query(sql)
                 .bind(col!(templates, id))
                 .bind(col!(templates, title))
                 .bind(col!(templates, text))

@@ -777,13 +777,16 @@ async fn write_tickets(
     if rows.is_empty() {
         return Ok(());
     }
-    let sql = sql::upsert_sql(
-        &target.table("tickets"),
-        TICKET_COLUMNS,
-        &["id"],
-        true,
-        Some("t.version < excluded.version"),
-    );
+    static SQL: sql::PerTarget = sql::PerTarget::new();
+    let sql = SQL.get(target, |target| {
+        sql::upsert_sql(
+            &target.table("tickets"),
+            TICKET_COLUMNS,
+            &["id"],
+            true,
+            Some("t.version < excluded.version"),
+        )
+    });
     macro_rules! col {
         ($field:ident) => {
             rows.iter().map(|r| r.$field.clone()).collect::<Vec<_>>()
@@ -793,7 +796,7 @@ async fn write_tickets(
         .iter()
         .map(|r| sql::text_array_literal(&r.tags))
         .collect();
-    sqlx::query(&sql)
+    sqlx::query(sql)
         .bind(col!(id))
         .bind(col!(customer_id))
         .bind(col!(channel))
@@ -840,27 +843,35 @@ async fn write_messages(
         .filter(|id| seen.insert(**id))
         .filter_map(|id| fold.messages.get(id))
         .partition(|row| fresh.contains(&row.id));
-    let columns: Vec<Column> = MESSAGE_COLUMNS
-        .iter()
-        .copied()
-        .chain([MESSAGE_TERMS])
-        .collect();
-    let table = target.table("messages");
+    // The columns of `MESSAGE_COLUMNS` and the search terms.
+    let columns = || -> Vec<Column> {
+        MESSAGE_COLUMNS
+            .iter()
+            .copied()
+            .chain([MESSAGE_TERMS])
+            .collect()
+    };
     if !new.is_empty() {
-        let sql = sql::insert_sql(&table, &columns);
-        bind_messages(sqlx::query(&sql), &new)
+        static SQL: sql::PerTarget = sql::PerTarget::new();
+        let sql = SQL.get(target, |target| {
+            sql::insert_sql(&target.table("messages"), &columns())
+        });
+        bind_messages(sqlx::query(sql), &new)
             .execute(&mut *conn)
             .await?;
     }
     if !known.is_empty() {
-        let sql = sql::upsert_sql(
-            &table,
-            &columns,
-            &["id"],
-            true,
-            Some("t.version < excluded.version"),
-        );
-        bind_messages(sqlx::query(&sql), &known)
+        static SQL: sql::PerTarget = sql::PerTarget::new();
+        let sql = SQL.get(target, |target| {
+            sql::upsert_sql(
+                &target.table("messages"),
+                &columns(),
+                &["id"],
+                true,
+                Some("t.version < excluded.version"),
+            )
+        });
+        bind_messages(sqlx::query(sql), &known)
             .execute(&mut *conn)
             .await?;
     }
@@ -920,19 +931,22 @@ async fn write_notes(
     if rows.is_empty() {
         return Ok(());
     }
-    let sql = sql::upsert_sql(
-        &target.table("ticket_notes"),
-        NOTE_COLUMNS,
-        &["id"],
-        false,
-        None,
-    );
+    static SQL: sql::PerTarget = sql::PerTarget::new();
+    let sql = SQL.get(target, |target| {
+        sql::upsert_sql(
+            &target.table("ticket_notes"),
+            NOTE_COLUMNS,
+            &["id"],
+            false,
+            None,
+        )
+    });
     macro_rules! col {
         ($field:ident) => {
             rows.iter().map(|r| r.$field.clone()).collect::<Vec<_>>()
         };
     }
-    sqlx::query(&sql)
+    sqlx::query(sql)
         .bind(col!(id))
         .bind(col!(ticket_id))
         .bind(col!(seq))

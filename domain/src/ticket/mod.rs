@@ -12,7 +12,7 @@ mod event;
 #[cfg(test)]
 mod tests;
 
-use std::collections::{BTreeMap, BTreeSet};
+use std::collections::{BTreeMap, BTreeSet, HashMap, HashSet};
 
 use chrono::{DateTime, TimeDelta, Utc};
 
@@ -71,12 +71,13 @@ pub struct TicketState {
     pub resolved_at: Option<DateTime<Utc>>,
     /// The CSAT rating of the current resolve.
     pub rating: Option<u8>,
-    /// Every message id used on the ticket (customer messages, replies, notes).
-    pub message_ids: BTreeSet<MessageId>,
+    /// Every message id used on the ticket (customer messages, replies, notes). Hashed, not
+    /// ordered: a busy ticket holds thousands, and every reply looks one up and adds one.
+    pub message_ids: HashSet<MessageId>,
     /// Customer messages by Telegram id, to find them on edit.
     pub customer_messages: BTreeMap<TelegramMessageId, MessageId>,
     /// Agent replies and their delivery.
-    pub replies: BTreeMap<MessageId, Delivery>,
+    pub replies: HashMap<MessageId, Delivery>,
 }
 
 /// A ticket's state: not opened yet, or opened (in any status).
@@ -492,9 +493,9 @@ impl Decider for Ticket {
                 opened_at: opened.at,
                 resolved_at: None,
                 rating: None,
-                message_ids: BTreeSet::new(),
+                message_ids: HashSet::new(),
                 customer_messages: BTreeMap::new(),
-                replies: BTreeMap::new(),
+                replies: HashMap::new(),
             })),
             // Events before the opening cannot happen in a well-formed stream; ignoring them
             // keeps evolve total.
