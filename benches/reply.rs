@@ -108,14 +108,15 @@ async fn main() -> anyhow::Result<()> {
             (api_phase(&url, &tickets, clients, seconds).await?, raw)
         };
         println!(
-            "round {}: replyToTicket {:.0}/s (p99 {:.1} ms, {:.0} µs CPU), raw INSERT {:.0}/s \
-             ({:.0} µs CPU), held {:.0}/s: ratio {:.2}, held {:.2}; {:.1} % of requests known valid",
+            "round {}: replyToTicket {:.0}/s (p99 {:.1} ms, {} µs CPU here/postgres), raw INSERT \
+             {:.0}/s ({} µs CPU), held {:.0}/s: ratio {:.2}, held {:.2}; {:.1} % of requests \
+             known valid",
             round + 1,
             api.replies.rate,
             api.replies.percentile(0.99),
-            api.replies.cpu_us(),
+            api.replies.cpu_split(),
             raw.pooled.rate,
-            raw.pooled.cpu_us(),
+            raw.pooled.cpu_split(),
             raw.held.rate,
             api.replies.rate / raw.pooled.rate,
             api.replies.rate / raw.held.rate,
@@ -237,6 +238,14 @@ fn cpu_seconds() -> Option<(f64, f64)> {
 impl Measured {
     fn percentile(&self, q: f64) -> f64 {
         percentile(&self.latencies, q)
+    }
+
+    /// CPU µs per operation of this process and of Postgres, as `here/postgres`.
+    fn cpu_split(&self) -> String {
+        self.cpu.map_or_else(
+            || "?".to_owned(),
+            |cpu| format!("{:.0}/{:.0}", cpu.process_us, cpu.postgres_us),
+        )
     }
 
     /// CPU µs per operation, this process and Postgres together (NaN without `/proc`).
