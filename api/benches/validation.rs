@@ -61,7 +61,8 @@ async fn main() {
         .await
         .unwrap();
     let documents = Arc::new(DocumentCache::default());
-    let (checking, known) = api::graphql::http_schemas(&state.api, &documents);
+    let api::graphql::HttpSchemas { checking, known } =
+        api::graphql::http_schemas(&state.api, &documents);
 
     let request = || {
         Request::new(MUTATION)

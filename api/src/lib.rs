@@ -32,13 +32,7 @@ pub struct AppState {
     /// Parsed query texts of `POST /graphql`, and which passed validation.
     documents: Arc<graphql::documents::DocumentCache>,
     /// `POST /graphql`'s schemas: every validation rule, and the known documents'.
-    http: Arc<HttpSchemas>,
-}
-
-/// The schemas of `POST /graphql`, as [`graphql::http_schemas`] builds them.
-struct HttpSchemas {
-    checking: ApiSchema,
-    known: ApiSchema,
+    http: Arc<graphql::HttpSchemas>,
 }
 
 impl std::fmt::Debug for AppState {
@@ -87,14 +81,14 @@ impl AppState {
         };
         let schema = graphql::schema(api.clone());
         let documents = Arc::default();
-        let (checking, known) = graphql::http_schemas(&api, &documents);
+        let http = Arc::new(graphql::http_schemas(&api, &documents));
         Ok(AppState {
             log,
             projections: projections.into(),
             api: Arc::new(api),
             schema,
             documents,
-            http: Arc::new(HttpSchemas { checking, known }),
+            http,
         })
     }
 }

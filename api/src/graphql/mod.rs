@@ -156,23 +156,34 @@ pub fn schema(api: Api) -> ApiSchema {
     builder(&api.limits).data(api).finish()
 }
 
-/// The two schemas of `POST /graphql` (see [`documents`]): one that checks every validation
-/// rule and tells `documents` which operations passed, and one for requests of operations that
-/// passed before, whose validation keeps only the complexity and depth limits. Which one a
-/// request runs on is what [`documents::DocumentCache::prepare`] answers.
-pub fn http_schemas(
-    api: &Api,
-    documents: &Arc<documents::DocumentCache>,
-) -> (ApiSchema, ApiSchema) {
-    let checking = builder(&api.limits)
-        .data(api.clone())
-        .extension(documents::RememberValid(documents.clone()))
-        .finish();
-    let known = builder(&api.limits)
-        .validation_mode(async_graphql::ValidationMode::Fast)
-        .data(api.clone())
-        .finish();
-    (checking, known)
+/// The two schemas of `POST /graphql` (see [`documents`]). Which one a request runs on is what
+/// [`documents::DocumentCache::prepare`] answers.
+pub struct HttpSchemas {
+    /// Checks every validation rule and tells the document cache which operations passed.
+    pub checking: ApiSchema,
+    /// For requests of operations that passed before: its validation keeps only the
+    /// complexity and depth limits.
+    pub known: ApiSchema,
+}
+
+impl std::fmt::Debug for HttpSchemas {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("HttpSchemas").finish_non_exhaustive()
+    }
+}
+
+/// The schemas of `POST /graphql`, wired to `api` and remembering in `documents`.
+pub fn http_schemas(api: &Api, documents: &Arc<documents::DocumentCache>) -> HttpSchemas {
+    HttpSchemas {
+        checking: builder(&api.limits)
+            .data(api.clone())
+            .extension(documents::RememberValid(documents.clone()))
+            .finish(),
+        known: builder(&api.limits)
+            .validation_mode(async_graphql::ValidationMode::Fast)
+            .data(api.clone())
+            .finish(),
+    }
 }
 
 /// The schema in SDL, as committed in `schema.graphql`.
