@@ -13,7 +13,8 @@
 //!
 //! `cargo bench --bench reply` (env: `DATABASE_URL` of a server where `BENCH_DATABASE`, default
 //! `ledgerdesk_bench_api`, may be created and dropped; `BENCH_CLIENTS`, default 64;
-//! `BENCH_ROUNDS`, default 3).
+//! `BENCH_ROUNDS`, default 3; `BENCH_TICKETS_PER_CLIENT`, default 4: the tickets each client
+//! takes turns replying to).
 
 #![expect(clippy::print_stdout, reason = "a benchmark prints its figures")]
 
@@ -41,7 +42,6 @@ use serde_json::{Value, json};
 use sqlx::{Executor, PgPool};
 use uuid::Uuid;
 
-const TICKETS_PER_CLIENT: usize = 4;
 const REPLY: &str = "Thanks for writing. I checked order #48213: it left our warehouse yesterday and should arrive tomorrow.";
 const MUTATION: &str =
     "mutation($input: ReplyToTicketInput!) { replyToTicket(input: $input) { position } }";
@@ -60,6 +60,7 @@ async fn main() -> anyhow::Result<()> {
     let seconds: u64 = env_or("BENCH_SECONDS", 10);
     let rounds: usize = env_or("BENCH_ROUNDS", 3).max(1);
     let clients: usize = env_or("BENCH_CLIENTS", 64);
+    let per_client: usize = env_or("BENCH_TICKETS_PER_CLIENT", 4).max(1);
     let database =
         std::env::var("BENCH_DATABASE").unwrap_or_else(|_| "ledgerdesk_bench_api".to_owned());
     anyhow::ensure!(
@@ -83,7 +84,7 @@ async fn main() -> anyhow::Result<()> {
     let pool = PgPool::connect(&url).await?;
     eventlog::postgres::migrate(&pool).await?;
     let log = PostgresLog::new(pool.clone());
-    let tickets = open_tickets(&log, clients * TICKETS_PER_CLIENT).await?;
+    let tickets = open_tickets(&log, clients * per_client).await?;
     create_admin(&log).await?;
     pool.execute(
         "drop table if exists bench_plain; create table bench_plain (payload jsonb not null)",
@@ -333,12 +334,13 @@ async fn api_phase(
             })
             .collect(),
     );
+    let per_client = (tickets.len() / clients.max(1)).max(1);
     let replies = run(clients, Duration::from_secs(seconds), {
         let connections = connections.clone();
         move |client, n| {
             let (connections, requests) = (connections.clone(), requests.clone());
             async move {
-                let request = &requests[client * TICKETS_PER_CLIENT + n % TICKETS_PER_CLIENT];
+                let request = &requests[client * per_client + n % per_client];
                 connections[client].lock().await.exchange(request).await
             }
         }
