@@ -432,8 +432,9 @@ fn check_owner(ticket: &Ticket, customer: CustomerId) -> Result<(), FlowError> {
     }
 }
 
-/// Rejects notes that would leave two active tickets in one category. No notes (a reply, a
-/// note, a tag) change nothing there, and the customer's state is not copied for them.
+/// Rejects notes that would leave two active tickets in one category. A command that writes
+/// no notes (a reply, an internal note, a tag) cannot break the rule, so the customer's state
+/// is not copied for it.
 fn check_one_active_ticket(
     customer: &Customer,
     notes: &[CustomerEvent],

@@ -16,7 +16,7 @@ use sqlx::PgConnection;
 use uuid::Uuid;
 
 use crate::projection::{ApplyError, Envelope, Target, read_model};
-use crate::sql::{self, Column};
+use crate::sql::{self, Column, col};
 
 /// The "broadcasts" read model (tables `broadcasts`, `broadcast_recipients`).
 #[derive(Debug, Clone, Copy, Default)]
@@ -293,28 +293,19 @@ impl Fold {
     }
 
     async fn write(self, conn: &mut PgConnection, target: Target) -> Result<(), ApplyError> {
-        macro_rules! col {
-            ($rows:ident, $field:ident) => {
-                $rows.iter().map(|r| r.$field.clone()).collect::<Vec<_>>()
-            };
-        }
         let rows: Vec<&BroadcastRow> = self
             .dirty
             .iter()
             .filter_map(|id| self.broadcasts.get(id))
             .collect();
         if !rows.is_empty() {
-            static SQL: sql::PerTarget = sql::PerTarget::new();
-            let sql = SQL.get(target, |target| {
-                sql::upsert_sql(
-                    &target.table("broadcasts"),
-                    BROADCAST_COLUMNS,
-                    &["id"],
-                    true,
-                    Some("t.version < excluded.version"),
-                )
-            });
-            sqlx::query(sql)
+            static UPSERT: sql::Upsert = sql::Upsert::new(
+                "broadcasts",
+                BROADCAST_COLUMNS,
+                &["id"],
+                sql::OnConflict::NEWER,
+            );
+            sqlx::query(UPSERT.text(target))
                 .bind(col!(rows, id))
                 .bind(col!(rows, state))
                 .bind(col!(rows, created_by))
@@ -341,17 +332,13 @@ impl Fold {
         }
         let recipients: Vec<&RecipientRow> = self.recipients.values().collect();
         if !recipients.is_empty() {
-            static SQL: sql::PerTarget = sql::PerTarget::new();
-            let sql = SQL.get(target, |target| {
-                sql::upsert_sql(
-                    &target.table("broadcast_recipients"),
-                    RECIPIENT_COLUMNS,
-                    &["broadcast_id", "customer_id"],
-                    true,
-                    None,
-                )
-            });
-            sqlx::query(sql)
+            static UPSERT: sql::Upsert = sql::Upsert::new(
+                "broadcast_recipients",
+                RECIPIENT_COLUMNS,
+                &["broadcast_id", "customer_id"],
+                sql::OnConflict::Update,
+            );
+            sqlx::query(UPSERT.text(target))
                 .bind(col!(recipients, broadcast_id))
                 .bind(col!(recipients, customer_id))
                 .bind(col!(recipients, state))

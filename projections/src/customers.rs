@@ -19,7 +19,7 @@ use sqlx::PgConnection;
 use uuid::Uuid;
 
 use crate::projection::{ApplyError, Envelope, Target, read_model};
-use crate::sql::{self, Column};
+use crate::sql::{self, Column, col};
 
 /// The "customers" read model (tables `customers`, `customer_tickets`).
 #[derive(Debug, Clone, Copy, Default)]
@@ -398,39 +398,30 @@ async fn write_customers(
     if rows.is_empty() {
         return Ok(());
     }
-    static SQL: sql::PerTarget = sql::PerTarget::new();
-    let sql = SQL.get(target, |target| {
-        sql::upsert_sql(
-            &target.table("customers"),
-            CUSTOMER_COLUMNS,
-            &["id"],
-            true,
-            Some("t.version <= excluded.version"),
-        )
-    });
-    macro_rules! col {
-        ($field:ident) => {
-            rows.iter().map(|r| r.$field.clone()).collect::<Vec<_>>()
-        };
-    }
-    sqlx::query(sql)
-        .bind(col!(id))
-        .bind(col!(first_name))
-        .bind(col!(last_name))
-        .bind(col!(username))
-        .bind(col!(language_code))
-        .bind(col!(registered_at))
-        .bind(col!(profile_updated_at))
-        .bind(col!(last_seen_at))
-        .bind(col!(blocked_bot))
-        .bind(col!(banned))
-        .bind(col!(ban_reason))
-        .bind(col!(banned_at))
-        .bind(col!(opted_out_of_broadcasts))
-        .bind(col!(tickets_total))
-        .bind(col!(tickets_open))
-        .bind(col!(open_ticket_id))
-        .bind(col!(version))
+    static UPSERT: sql::Upsert = sql::Upsert::new(
+        "customers",
+        CUSTOMER_COLUMNS,
+        &["id"],
+        sql::OnConflict::UpdateWhere("t.version <= excluded.version"),
+    );
+    sqlx::query(UPSERT.text(target))
+        .bind(col!(rows, id))
+        .bind(col!(rows, first_name))
+        .bind(col!(rows, last_name))
+        .bind(col!(rows, username))
+        .bind(col!(rows, language_code))
+        .bind(col!(rows, registered_at))
+        .bind(col!(rows, profile_updated_at))
+        .bind(col!(rows, last_seen_at))
+        .bind(col!(rows, blocked_bot))
+        .bind(col!(rows, banned))
+        .bind(col!(rows, ban_reason))
+        .bind(col!(rows, banned_at))
+        .bind(col!(rows, opted_out_of_broadcasts))
+        .bind(col!(rows, tickets_total))
+        .bind(col!(rows, tickets_open))
+        .bind(col!(rows, open_ticket_id))
+        .bind(col!(rows, version))
         .execute(&mut *conn)
         .await?;
     Ok(())
@@ -449,29 +440,20 @@ async fn write_tickets(
     if rows.is_empty() {
         return Ok(());
     }
-    static SQL: sql::PerTarget = sql::PerTarget::new();
-    let sql = SQL.get(target, |target| {
-        sql::upsert_sql(
-            &target.table("customer_tickets"),
-            TICKET_COLUMNS,
-            &["ticket_id"],
-            true,
-            None,
-        )
-    });
-    macro_rules! col {
-        ($field:ident) => {
-            rows.iter().map(|r| r.$field.clone()).collect::<Vec<_>>()
-        };
-    }
-    sqlx::query(sql)
-        .bind(col!(ticket_id))
-        .bind(col!(customer_id))
-        .bind(col!(category_id))
-        .bind(col!(state))
-        .bind(col!(opened_at))
-        .bind(col!(activated_at))
-        .bind(col!(last_message_at))
+    static UPSERT: sql::Upsert = sql::Upsert::new(
+        "customer_tickets",
+        TICKET_COLUMNS,
+        &["ticket_id"],
+        sql::OnConflict::Update,
+    );
+    sqlx::query(UPSERT.text(target))
+        .bind(col!(rows, ticket_id))
+        .bind(col!(rows, customer_id))
+        .bind(col!(rows, category_id))
+        .bind(col!(rows, state))
+        .bind(col!(rows, opened_at))
+        .bind(col!(rows, activated_at))
+        .bind(col!(rows, last_message_at))
         .execute(&mut *conn)
         .await?;
     Ok(())

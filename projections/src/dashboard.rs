@@ -17,7 +17,7 @@ use sqlx::PgConnection;
 use uuid::Uuid;
 
 use crate::projection::{ApplyError, Envelope, Kept, KeptRows, Target, read_model};
-use crate::sql::{self, Column};
+use crate::sql::{self, Column, col};
 
 /// The "dashboard" read model (table `dashboard_tickets`).
 #[derive(Debug, Clone, Copy, Default)]
@@ -144,31 +144,22 @@ async fn write(
     if rows.is_empty() {
         return Ok(());
     }
-    static SQL: sql::PerTarget = sql::PerTarget::new();
-    let sql = SQL.get(target, |target| {
-        sql::upsert_sql(
-            &target.table("dashboard_tickets"),
-            COLUMNS,
-            &["ticket_id"],
-            true,
-            Some("t.version < excluded.version"),
-        )
-    });
-    macro_rules! col {
-        ($field:ident) => {
-            rows.iter().map(|r| r.$field.clone()).collect::<Vec<_>>()
-        };
-    }
-    sqlx::query(sql)
-        .bind(col!(ticket_id))
-        .bind(col!(category_id))
-        .bind(col!(status))
-        .bind(col!(opened_at))
-        .bind(col!(first_response_at))
-        .bind(col!(first_response_seconds))
-        .bind(col!(resolved_at))
-        .bind(col!(resolution_seconds))
-        .bind(col!(version))
+    static UPSERT: sql::Upsert = sql::Upsert::new(
+        "dashboard_tickets",
+        COLUMNS,
+        &["ticket_id"],
+        sql::OnConflict::NEWER,
+    );
+    sqlx::query(UPSERT.text(target))
+        .bind(col!(rows, ticket_id))
+        .bind(col!(rows, category_id))
+        .bind(col!(rows, status))
+        .bind(col!(rows, opened_at))
+        .bind(col!(rows, first_response_at))
+        .bind(col!(rows, first_response_seconds))
+        .bind(col!(rows, resolved_at))
+        .bind(col!(rows, resolution_seconds))
+        .bind(col!(rows, version))
         .execute(&mut *conn)
         .await?;
     Ok(())

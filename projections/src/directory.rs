@@ -18,7 +18,7 @@ use sqlx::PgConnection;
 use uuid::Uuid;
 
 use crate::projection::{ApplyError, Envelope, Target, read_model};
-use crate::sql::{self, Column};
+use crate::sql::{self, Column, col};
 
 /// The "directory" read model (tables `agents`, `categories`, `templates`,
 /// `support_settings`).
@@ -385,11 +385,6 @@ impl Fold {
     }
 
     async fn write(mut self, conn: &mut PgConnection, target: Target) -> Result<(), ApplyError> {
-        macro_rules! col {
-            ($rows:ident, $field:ident) => {
-                $rows.iter().map(|r| r.$field.clone()).collect::<Vec<_>>()
-            };
-        }
         dedup(&mut self.dirty_agents);
         let agents: Vec<&AgentRow> = self
             .dirty_agents
@@ -397,16 +392,9 @@ impl Fold {
             .filter_map(|id| self.agents.get(id))
             .collect();
         if !agents.is_empty() {
-            static SQL: sql::PerTarget = sql::PerTarget::new();
-            let sql = SQL.get(target, |target| {
-                sql::upsert_sql(
-                    &target.table("agents"),
-                    AGENT_COLUMNS,
-                    &["id"],
-                    true,
-                    Some("t.version < excluded.version"),
-                )
-            });
+            static UPSERT: sql::Upsert =
+                sql::Upsert::new("agents", AGENT_COLUMNS, &["id"], sql::OnConflict::NEWER);
+            let sql = UPSERT.text(target);
             let categories: Vec<String> = agents
                 .iter()
                 .map(|a| sql::uuid_array_literal(&a.category_ids))
@@ -432,17 +420,13 @@ impl Fold {
         }
         if let Some(settings) = &self.settings {
             let rows = [settings];
-            static SQL: sql::PerTarget = sql::PerTarget::new();
-            let sql = SQL.get(target, |target| {
-                sql::upsert_sql(
-                    &target.table("support_settings"),
-                    SETTINGS_COLUMNS,
-                    &["id"],
-                    true,
-                    Some("t.version < excluded.version"),
-                )
-            });
-            sqlx::query(sql)
+            static UPSERT: sql::Upsert = sql::Upsert::new(
+                "support_settings",
+                SETTINGS_COLUMNS,
+                &["id"],
+                sql::OnConflict::NEWER,
+            );
+            sqlx::query(UPSERT.text(target))
                 .bind(col!(rows, id))
                 .bind(col!(rows, greeting))
                 .bind(col!(rows, reopen_window_seconds))
@@ -458,17 +442,13 @@ impl Fold {
             .filter_map(|id| self.categories.get(id))
             .collect();
         if !categories.is_empty() {
-            static SQL: sql::PerTarget = sql::PerTarget::new();
-            let sql = SQL.get(target, |target| {
-                sql::upsert_sql(
-                    &target.table("categories"),
-                    CATEGORY_COLUMNS,
-                    &["id"],
-                    true,
-                    None,
-                )
-            });
-            sqlx::query(sql)
+            static UPSERT: sql::Upsert = sql::Upsert::new(
+                "categories",
+                CATEGORY_COLUMNS,
+                &["id"],
+                sql::OnConflict::Update,
+            );
+            sqlx::query(UPSERT.text(target))
                 .bind(col!(categories, id))
                 .bind(col!(categories, name))
                 .bind(col!(categories, created_at))
@@ -484,17 +464,13 @@ impl Fold {
             .filter_map(|id| self.templates.get(id))
             .collect();
         if !templates.is_empty() {
-            static SQL: sql::PerTarget = sql::PerTarget::new();
-            let sql = SQL.get(target, |target| {
-                sql::upsert_sql(
-                    &target.table("templates"),
-                    TEMPLATE_COLUMNS,
-                    &["id"],
-                    true,
-                    None,
-                )
-            });
-            sqlx::query(sql)
+            static UPSERT: sql::Upsert = sql::Upsert::new(
+                "templates",
+                TEMPLATE_COLUMNS,
+                &["id"],
+                sql::OnConflict::Update,
+            );
+            sqlx::query(UPSERT.text(target))
                 .bind(col!(templates, id))
                 .bind(col!(templates, title))
                 .bind(col!(templates, text))

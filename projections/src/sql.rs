@@ -77,41 +77,106 @@ pub(crate) fn insert_sql(table: &str, columns: &[Column]) -> String {
     )
 }
 
-/// `insert into {table} (…) select … from unnest($1::t1[], …) on conflict ({key}) do update
-/// set … [where {guard}]`: one statement writing every row of a batch.
-///
-/// `guard` is an extra condition on the existing row (e.g. `t.version < excluded.version`),
-/// the table being aliased `t`. With `update = false` conflicting rows are left alone.
+/// What a batch upsert does with a row whose key is already in the table.
+#[derive(Clone, Copy, Debug)]
+pub(crate) enum OnConflict {
+    /// Leave the row as it is.
+    Keep,
+    /// Overwrite every column but the key.
+    Update,
+    /// Overwrite every column but the key where the condition on the existing row holds, the
+    /// table being aliased `t` (e.g. `t.version < excluded.version`).
+    UpdateWhere(&'static str),
+}
+
+impl OnConflict {
+    /// Overwrite a row only with a later version of it: what replaying a batch twice needs.
+    pub(crate) const NEWER: OnConflict = OnConflict::UpdateWhere("t.version < excluded.version");
+}
+
+/// `insert into {table} (…) select … from unnest($1::t1[], …) on conflict ({key}) do …`: one
+/// statement writing every row of a batch.
 pub(crate) fn upsert_sql(
     table: &str,
     columns: &[Column],
     key: &[&str],
-    update: bool,
-    guard: Option<&str>,
+    on_conflict: OnConflict,
 ) -> String {
-    let names: Vec<&str> = columns.iter().map(|(name, _)| *name).collect();
     let mut sql = format!(
         "{} on conflict ({}) do ",
         insert_sql(table, columns),
         key.join(", ")
     );
-    if update {
-        let set: Vec<String> = names
-            .iter()
-            .filter(|name| !key.contains(name))
-            .map(|name| format!("{name} = excluded.{name}"))
-            .collect();
-        sql.push_str("update set ");
-        sql.push_str(&set.join(", "));
-        if let Some(guard) = guard {
-            sql.push_str(" where ");
-            sql.push_str(guard);
+    let guard = match on_conflict {
+        OnConflict::Keep => {
+            sql.push_str("nothing");
+            return sql;
         }
-    } else {
-        sql.push_str("nothing");
+        OnConflict::Update => None,
+        OnConflict::UpdateWhere(guard) => Some(guard),
+    };
+    let set: Vec<String> = columns
+        .iter()
+        .map(|(name, _)| *name)
+        .filter(|name| !key.contains(name))
+        .map(|name| format!("{name} = excluded.{name}"))
+        .collect();
+    sql.push_str("update set ");
+    sql.push_str(&set.join(", "));
+    if let Some(guard) = guard {
+        sql.push_str(" where ");
+        sql.push_str(guard);
     }
     sql
 }
+
+/// A batch upsert into one read-model table (see [`upsert_sql`]), declared where it is used as
+/// a `static`; its text for each target is built on first use.
+#[derive(Debug)]
+pub(crate) struct Upsert {
+    table: &'static str,
+    columns: &'static [Column],
+    key: &'static [&'static str],
+    on_conflict: OnConflict,
+    text: PerTarget,
+}
+
+impl Upsert {
+    pub(crate) const fn new(
+        table: &'static str,
+        columns: &'static [Column],
+        key: &'static [&'static str],
+        on_conflict: OnConflict,
+    ) -> Self {
+        Upsert {
+            table,
+            columns,
+            key,
+            on_conflict,
+            text: PerTarget::new(),
+        }
+    }
+
+    /// The statement's text for `target`'s copy of the table.
+    pub(crate) fn text(&self, target: Target) -> &str {
+        self.text.get(target, |target| {
+            upsert_sql(
+                &target.table(self.table),
+                self.columns,
+                self.key,
+                self.on_conflict,
+            )
+        })
+    }
+}
+
+/// One field of every row in `rows`, cloned into a `Vec`: a column to bind to an upsert.
+macro_rules! col {
+    ($rows:expr, $field:ident) => {
+        $rows.iter().map(|r| r.$field.clone()).collect::<Vec<_>>()
+    };
+}
+pub(crate) use col;
 
 /// `select {columns} from {table} where {key} = any($1)`.
 pub(crate) fn select_sql(table: &str, columns: &[Column], key: &str) -> String {

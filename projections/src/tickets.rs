@@ -22,7 +22,7 @@ use sqlx::PgConnection;
 use uuid::Uuid;
 
 use crate::projection::{ApplyError, Envelope, Kept, KeptRows, Target, read_model};
-use crate::sql::{self, Column};
+use crate::sql::{self, Column, col};
 
 /// The "tickets" read model (tables `tickets`, `ticket_notes`).
 #[derive(Debug, Clone, Copy, Default)]
@@ -777,52 +777,40 @@ async fn write_tickets(
     if rows.is_empty() {
         return Ok(());
     }
-    static SQL: sql::PerTarget = sql::PerTarget::new();
-    let sql = SQL.get(target, |target| {
-        sql::upsert_sql(
-            &target.table("tickets"),
-            TICKET_COLUMNS,
-            &["id"],
-            true,
-            Some("t.version < excluded.version"),
-        )
-    });
-    macro_rules! col {
-        ($field:ident) => {
-            rows.iter().map(|r| r.$field.clone()).collect::<Vec<_>>()
-        };
-    }
+    static UPSERT: sql::Upsert =
+        sql::Upsert::new("tickets", TICKET_COLUMNS, &["id"], sql::OnConflict::NEWER);
+    let sql = UPSERT.text(target);
     let tags: Vec<String> = rows
         .iter()
         .map(|r| sql::text_array_literal(&r.tags))
         .collect();
     sqlx::query(sql)
-        .bind(col!(id))
-        .bind(col!(customer_id))
-        .bind(col!(channel))
-        .bind(col!(status))
-        .bind(col!(priority))
-        .bind(col!(category_id))
-        .bind(col!(assignee_id))
+        .bind(col!(rows, id))
+        .bind(col!(rows, customer_id))
+        .bind(col!(rows, channel))
+        .bind(col!(rows, status))
+        .bind(col!(rows, priority))
+        .bind(col!(rows, category_id))
+        .bind(col!(rows, assignee_id))
         .bind(tags)
-        .bind(col!(subject))
-        .bind(col!(first_message_id))
-        .bind(col!(customer_messages))
-        .bind(col!(agent_messages))
-        .bind(col!(notes))
-        .bind(col!(unread_by_agents))
-        .bind(col!(created_at))
-        .bind(col!(first_response_at))
-        .bind(col!(resolved_at))
-        .bind(col!(closed_at))
-        .bind(col!(last_message_id))
-        .bind(col!(last_message_at))
-        .bind(col!(last_message_direction))
-        .bind(col!(last_message_preview))
-        .bind(col!(last_activity_at))
-        .bind(col!(rating))
-        .bind(col!(rating_comment))
-        .bind(col!(version))
+        .bind(col!(rows, subject))
+        .bind(col!(rows, first_message_id))
+        .bind(col!(rows, customer_messages))
+        .bind(col!(rows, agent_messages))
+        .bind(col!(rows, notes))
+        .bind(col!(rows, unread_by_agents))
+        .bind(col!(rows, created_at))
+        .bind(col!(rows, first_response_at))
+        .bind(col!(rows, resolved_at))
+        .bind(col!(rows, closed_at))
+        .bind(col!(rows, last_message_id))
+        .bind(col!(rows, last_message_at))
+        .bind(col!(rows, last_message_direction))
+        .bind(col!(rows, last_message_preview))
+        .bind(col!(rows, last_activity_at))
+        .bind(col!(rows, rating))
+        .bind(col!(rows, rating_comment))
+        .bind(col!(rows, version))
         .execute(&mut *conn)
         .await?;
     Ok(())
@@ -867,8 +855,7 @@ async fn write_messages(
                 &target.table("messages"),
                 &columns(),
                 &["id"],
-                true,
-                Some("t.version < excluded.version"),
+                sql::OnConflict::NEWER,
             )
         });
         bind_messages(sqlx::query(sql), &known)
@@ -883,35 +870,30 @@ fn bind_messages<'q>(
     query: sqlx::query::Query<'q, sqlx::Postgres, sqlx::postgres::PgArguments>,
     rows: &[&MessageRow],
 ) -> sqlx::query::Query<'q, sqlx::Postgres, sqlx::postgres::PgArguments> {
-    macro_rules! col {
-        ($field:ident) => {
-            rows.iter().map(|r| r.$field.clone()).collect::<Vec<_>>()
-        };
-    }
     query
-        .bind(col!(id))
-        .bind(col!(ticket_id))
-        .bind(col!(seq))
-        .bind(col!(direction))
-        .bind(col!(author_agent_id))
-        .bind(col!(kind))
-        .bind(col!(text))
-        .bind(col!(caption))
-        .bind(col!(file_id))
-        .bind(col!(file_unique_id))
-        .bind(col!(details))
-        .bind(col!(forward_origin))
-        .bind(col!(telegram_message_id))
-        .bind(col!(reply_to_telegram_message_id))
-        .bind(col!(template_id))
-        .bind(col!(delivery_state))
-        .bind(col!(delivered_telegram_message_id))
-        .bind(col!(failure_reason))
-        .bind(col!(failure_retryable))
-        .bind(col!(delivery_updated_at))
-        .bind(col!(edited_at))
-        .bind(col!(created_at))
-        .bind(col!(version))
+        .bind(col!(rows, id))
+        .bind(col!(rows, ticket_id))
+        .bind(col!(rows, seq))
+        .bind(col!(rows, direction))
+        .bind(col!(rows, author_agent_id))
+        .bind(col!(rows, kind))
+        .bind(col!(rows, text))
+        .bind(col!(rows, caption))
+        .bind(col!(rows, file_id))
+        .bind(col!(rows, file_unique_id))
+        .bind(col!(rows, details))
+        .bind(col!(rows, forward_origin))
+        .bind(col!(rows, telegram_message_id))
+        .bind(col!(rows, reply_to_telegram_message_id))
+        .bind(col!(rows, template_id))
+        .bind(col!(rows, delivery_state))
+        .bind(col!(rows, delivered_telegram_message_id))
+        .bind(col!(rows, failure_reason))
+        .bind(col!(rows, failure_retryable))
+        .bind(col!(rows, delivery_updated_at))
+        .bind(col!(rows, edited_at))
+        .bind(col!(rows, created_at))
+        .bind(col!(rows, version))
         .bind(
             rows.iter()
                 .map(|r| {
@@ -931,28 +913,15 @@ async fn write_notes(
     if rows.is_empty() {
         return Ok(());
     }
-    static SQL: sql::PerTarget = sql::PerTarget::new();
-    let sql = SQL.get(target, |target| {
-        sql::upsert_sql(
-            &target.table("ticket_notes"),
-            NOTE_COLUMNS,
-            &["id"],
-            false,
-            None,
-        )
-    });
-    macro_rules! col {
-        ($field:ident) => {
-            rows.iter().map(|r| r.$field.clone()).collect::<Vec<_>>()
-        };
-    }
-    sqlx::query(sql)
-        .bind(col!(id))
-        .bind(col!(ticket_id))
-        .bind(col!(seq))
-        .bind(col!(agent_id))
-        .bind(col!(text))
-        .bind(col!(created_at))
+    static UPSERT: sql::Upsert =
+        sql::Upsert::new("ticket_notes", NOTE_COLUMNS, &["id"], sql::OnConflict::Keep);
+    sqlx::query(UPSERT.text(target))
+        .bind(col!(rows, id))
+        .bind(col!(rows, ticket_id))
+        .bind(col!(rows, seq))
+        .bind(col!(rows, agent_id))
+        .bind(col!(rows, text))
+        .bind(col!(rows, created_at))
         .execute(&mut *conn)
         .await?;
     Ok(())
