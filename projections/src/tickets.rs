@@ -116,7 +116,9 @@ struct TicketRow {
     version: i64,
 }
 
-const MESSAGE_COLUMNS: &[Column] = &[
+/// The columns a message row is written with: those read back ([`MESSAGE_COLUMNS`]) and, last,
+/// the search terms, computed from `text` and `caption` (crate::search).
+const MESSAGE_WRITTEN: &[Column] = &[
     ("id", "uuid"),
     ("ticket_id", "uuid"),
     ("seq", "bigint"),
@@ -140,11 +142,12 @@ const MESSAGE_COLUMNS: &[Column] = &[
     ("edited_at", "timestamptz"),
     ("created_at", "timestamptz"),
     ("version", "bigint"),
+    ("search_terms", "text[]"),
 ];
 
-/// Written after [`MESSAGE_COLUMNS`], from `text` and `caption` (crate::search); never read
-/// back, so a re-read row does not fetch it.
-const MESSAGE_TERMS: Column = ("search_terms", "text[]");
+/// The columns a re-read message row fetches: all but the search terms, which are never read
+/// back.
+const MESSAGE_COLUMNS: &[Column] = MESSAGE_WRITTEN.split_last().expect("columns").1;
 
 #[derive(Debug, Clone, sqlx::FromRow)]
 struct MessageRow {
@@ -831,41 +834,26 @@ async fn write_messages(
         .filter(|id| seen.insert(**id))
         .filter_map(|id| fold.messages.get(id))
         .partition(|row| fresh.contains(&row.id));
-    // The columns of `MESSAGE_COLUMNS` and the search terms.
-    let columns = || -> Vec<Column> {
-        MESSAGE_COLUMNS
-            .iter()
-            .copied()
-            .chain([MESSAGE_TERMS])
-            .collect()
-    };
     if !new.is_empty() {
         static SQL: sql::PerTarget = sql::PerTarget::new();
         let sql = SQL.get(target, |target| {
-            sql::insert_sql(&target.table("messages"), &columns())
+            sql::insert_sql(&target.table("messages"), MESSAGE_WRITTEN)
         });
         bind_messages(sqlx::query(sql), &new)
             .execute(&mut *conn)
             .await?;
     }
     if !known.is_empty() {
-        static SQL: sql::PerTarget = sql::PerTarget::new();
-        let sql = SQL.get(target, |target| {
-            sql::upsert_sql(
-                &target.table("messages"),
-                &columns(),
-                &["id"],
-                sql::OnConflict::NEWER,
-            )
-        });
-        bind_messages(sqlx::query(sql), &known)
+        static UPSERT: sql::Upsert =
+            sql::Upsert::new("messages", MESSAGE_WRITTEN, &["id"], sql::OnConflict::NEWER);
+        bind_messages(sqlx::query(UPSERT.text(target)), &known)
             .execute(&mut *conn)
             .await?;
     }
     Ok(())
 }
 
-/// Binds `rows` as the columns of [`MESSAGE_COLUMNS`] and [`MESSAGE_TERMS`], in order.
+/// Binds `rows` as the columns of [`MESSAGE_WRITTEN`], in order.
 fn bind_messages<'q>(
     query: sqlx::query::Query<'q, sqlx::Postgres, sqlx::postgres::PgArguments>,
     rows: &[&MessageRow],
