@@ -353,7 +353,7 @@ async fn api_phase(
     let per_client = (tickets.len() / clients.max(1)).max(1);
     // The first reply to a ticket after the server starts reads the ticket's whole stream to
     // decide on it; the command service keeps the state from then on. The benchmark's tickets
-    // gain a few hundred events per second, so by a later round each first reply reads
+    // gain hundreds of events each per round, so by a later round each first reply reads
     // thousands, which is a cost of this benchmark's history, not of a reply: every client
     // replies once to each of its tickets before the measurement, timed on its own.
     let started = Instant::now();
