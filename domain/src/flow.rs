@@ -27,8 +27,8 @@
 
 use chrono::{DateTime, TimeDelta, Utc};
 
+use crate::AnyEvent;
 use crate::Decider;
-use crate::codec::AnyEvent;
 use crate::content::CustomerMessage;
 use crate::customer::{
     Customer, CustomerCommand, CustomerError, CustomerEvent, CustomerProfile, CustomerState,

@@ -19,13 +19,16 @@
 //! stream, which the command service appends atomically.
 //!
 //! Every event enum implements [`DomainEvent`]: a stable stored name, a schema version and a
-//! decoder that reads every version ever written (upcasting old payloads).
+//! decoder that reads every version ever written (upcasting old payloads). Each aggregate
+//! declares its enum with the [`codec`]'s macro, which names each variant's stored form once;
+//! [`AnyEvent`] gathers the aggregates' events for code that reads the whole log.
 //!
 //! Personal data (names, usernames, phone numbers, message text, captions, file ids, contact
 //! data) always sits in a nested `personal` or `content` field of an event payload, so it can be
 //! encrypted later without reshaping events.
 
 pub mod agent;
+mod any_event;
 pub mod broadcast;
 pub mod codec;
 pub mod content;
@@ -39,7 +42,8 @@ pub mod validate;
 #[cfg(test)]
 pub(crate) mod testkit;
 
-pub use codec::{AnyEvent, DecodeError, DomainEvent};
+pub use any_event::AnyEvent;
+pub use codec::{DecodeError, DomainEvent};
 pub use ids::{
     AgentId, BroadcastId, CategoryId, CustomerId, MessageId, StreamId, StreamIdError, TemplateId,
     TicketId,
