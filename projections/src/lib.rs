@@ -30,7 +30,6 @@ pub mod broadcasts;
 pub mod customers;
 pub mod dashboard;
 pub mod directory;
-pub mod generate;
 pub mod models;
 pub mod search;
 pub mod tickets;
