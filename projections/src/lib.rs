@@ -23,6 +23,7 @@ pub mod runner;
 pub mod status;
 
 mod applier;
+mod batch;
 mod projection;
 mod shadow;
 
@@ -36,7 +37,8 @@ pub mod tickets;
 
 mod sql;
 
-pub use projection::{ApplyError, Envelope, Kept, Projection, SHADOW_SCHEMA, Target};
+pub use batch::{ApplyError, Envelope, SHADOW_SCHEMA, Target};
+pub use projection::{Kept, Projection};
 pub use runner::{
     Exit, ProgressFn, ProjectionRunner, RebuildProgress, RebuildReport, RunnerOptions, RuntimeError,
 };
