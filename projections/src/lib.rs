@@ -22,10 +22,8 @@ pub mod checkpoint;
 pub mod runner;
 pub mod status;
 
-mod applier;
 mod batch;
 mod projection;
-mod shadow;
 
 pub mod broadcasts;
 pub mod customers;
