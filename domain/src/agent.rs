@@ -9,8 +9,8 @@ use std::collections::BTreeSet;
 use chrono::{DateTime, Utc};
 use serde::{Deserialize, Serialize};
 
-use crate::Decider;
 use crate::codec::event_enum;
+use crate::decider::Decider;
 use crate::ids::{AgentId, CategoryId};
 use crate::validate::{self, InvalidInput};
 

@@ -13,9 +13,9 @@ use std::collections::BTreeMap;
 use chrono::{DateTime, TimeDelta, Utc};
 use serde::{Deserialize, Serialize};
 
-use crate::Decider;
 use crate::codec::event_enum;
 use crate::content::{CustomerMessage, MessageContent, TelegramMessageId};
+use crate::decider::Decider;
 use crate::ids::{AgentId, CategoryId, CustomerId, MessageId, TicketId};
 use crate::validate::{self, InvalidInput};
 

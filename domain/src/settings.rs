@@ -10,8 +10,8 @@ use std::collections::BTreeMap;
 use chrono::{DateTime, TimeDelta, Utc};
 use serde::{Deserialize, Serialize};
 
-use crate::Decider;
 use crate::codec::event_enum;
+use crate::decider::Decider;
 use crate::ids::{AgentId, CategoryId, TemplateId};
 use crate::validate::{self, InvalidInput};
 

@@ -3,7 +3,7 @@
 
 use eventlog::Position;
 
-use crate::Target;
+use crate::batch::Target;
 
 /// Why the runtime could not go on with a projection.
 #[derive(Debug, thiserror::Error)]
