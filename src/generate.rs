@@ -6,8 +6,8 @@ use std::time::Instant;
 use anyhow::Context;
 use eventlog::postgres::{self, PostgresLog};
 use indicatif::{ProgressBar, ProgressStyle};
-use projections::generate::{GenerateOptions, generate as run};
 use secrecy::ExposeSecret;
+use tools::generate::{GenerateOptions, generate as run};
 
 use crate::cli::{DatabaseArgs, GenerateArgs};
 

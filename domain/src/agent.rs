@@ -9,8 +9,8 @@ use std::collections::BTreeSet;
 use chrono::{DateTime, Utc};
 use serde::{Deserialize, Serialize};
 
-use crate::Decider;
-use crate::codec::event_codec;
+use crate::codec::event_enum;
+use crate::decider::Decider;
 use crate::ids::{AgentId, CategoryId};
 use crate::validate::{self, InvalidInput};
 
@@ -84,32 +84,24 @@ pub struct AgentStep {
     pub at: DateTime<Utc>,
 }
 
-/// Everything that can happen to an agent.
-#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
-#[serde(untagged)]
-pub enum AgentEvent {
-    /// Invited to the team.
-    Invited(AgentInvited),
-    /// Role changed.
-    RoleChanged(RoleChanged),
-    /// Categories assigned.
-    CategoriesAssigned(CategoriesAssigned),
-    /// Can no longer sign in.
-    Deactivated(AgentStep),
-    /// Can sign in again.
-    Reactivated(AgentStep),
-    /// The password changed (the hash lives elsewhere).
-    PasswordChanged(AgentStep),
+event_enum! {
+    /// Everything that can happen to an agent.
+    #[derive(Debug, Clone, PartialEq, Eq)]
+    pub enum AgentEvent {
+        /// Invited to the team.
+        Invited(AgentInvited) = "agent.invited" v 1;
+        /// Role changed.
+        RoleChanged(RoleChanged) = "agent.role_changed" v 1;
+        /// Categories assigned.
+        CategoriesAssigned(CategoriesAssigned) = "agent.categories_assigned" v 1;
+        /// Can no longer sign in.
+        Deactivated(AgentStep) = "agent.deactivated" v 1;
+        /// Can sign in again.
+        Reactivated(AgentStep) = "agent.reactivated" v 1;
+        /// The password changed (the hash lives elsewhere).
+        PasswordChanged(AgentStep) = "agent.password_changed" v 1;
+    }
 }
-
-event_codec!(AgentEvent {
-    Invited(AgentInvited) = "agent.invited" v 1;
-    RoleChanged(RoleChanged) = "agent.role_changed" v 1;
-    CategoriesAssigned(CategoriesAssigned) = "agent.categories_assigned" v 1;
-    Deactivated(AgentStep) = "agent.deactivated" v 1;
-    Reactivated(AgentStep) = "agent.reactivated" v 1;
-    PasswordChanged(AgentStep) = "agent.password_changed" v 1;
-});
 
 /// Everything one can ask of an agent.
 #[derive(Debug, Clone, PartialEq, Eq)]

@@ -1,17 +1,18 @@
 //! How events are stored: a stable type name, a schema version and a JSON payload.
 //!
-//! The log stores `event_type` text, `schema_version` and the payload. The stored name comes
-//! from an explicit table, never from a Rust variant name, so renaming code never breaks old
-//! data. Old payload versions stay readable forever: `decode` reads them through their old
+//! The log stores `event_type` text, `schema_version` and the payload. The stored name is
+//! written out beside each variant, never derived from a Rust variant name, so renaming code
+//! never breaks old data. Old payload versions stay readable forever: `decode` reads them through their old
 //! struct and converts (upcasts) them to the current one. Writing always uses the current
 //! version.
+//!
+//! Each aggregate declares its event enum with `event_enum!`, which names every variant's
+//! stored form once, next to the variant. This module knows no aggregate: the aggregates use it,
+//! and [`crate::AnyEvent`] gathers them.
 //!
 //! This module must not know about any storage: it only maps events to and from serde.
 
 use serde::{Deserializer, Serialize};
-
-use crate::{agent::AgentEvent, broadcast::BroadcastEvent, customer::CustomerEvent};
-use crate::{settings::SettingsEvent, ticket::TicketEvent};
 
 /// An event enum the log can store and read back.
 pub trait DomainEvent: Sized + Serialize {
@@ -95,26 +96,53 @@ pub trait EventCatalog {
     const STORED_FORMS: &'static [StoredForm];
 }
 
-/// Implements [`DomainEvent`] and [`EventCatalog`] for an event enum whose variants each wrap one
-/// payload struct:
+/// Declares an aggregate's event enum, each variant wrapping one payload struct, with the
+/// stored form of each variant written once, beside it, and implements [`DomainEvent`],
+/// [`EventCatalog`] and `Serialize` (the payload alone, no type tag) for it:
 ///
 /// ```text
-/// event_codec!(TicketEvent {
-///     Opened(TicketOpened) = "ticket.opened" v 2, upcast [1 => TicketOpenedV1];
-///     Assigned(TicketAssigned) = "ticket.assigned" v 1;
-/// });
+/// event_enum! {
+///     /// Everything that can happen to a ticket.
+///     #[derive(Debug, Clone, PartialEq)]
+///     pub enum TicketEvent {
+///         /// The ticket was opened.
+///         Opened(TicketOpened) = "ticket.opened" v 2, upcast [1 => TicketOpenedV1];
+///         /// An agent was assigned.
+///         Assigned(TicketAssigned) = "ticket.assigned" v 1;
+///     }
+/// }
 /// ```
 ///
-/// Each upcast type must convert into the current payload with `From`.
-macro_rules! event_codec {
+/// The string is the stored name, never derived from the variant's name; `v` is the schema
+/// version this code writes; each upcast type reads an older version and must convert into the
+/// current payload with `From`.
+macro_rules! event_enum {
     (
-        $enum:ident {
+        $(#[$meta:meta])*
+        $vis:vis enum $enum:ident {
             $(
+                $(#[$variant_meta:meta])*
                 $variant:ident($payload:ty) = $name:literal v $version:literal
                 $(, upcast [ $( $old_version:literal => $old:ty ),+ $(,)? ] )?
             );* $(;)?
         }
     ) => {
+        $(#[$meta])*
+        $vis enum $enum {
+            $(
+                $(#[$variant_meta])*
+                $variant($payload),
+            )*
+        }
+
+        impl ::serde::Serialize for $enum {
+            fn serialize<S: ::serde::Serializer>(&self, serializer: S) -> Result<S::Ok, S::Error> {
+                match self {
+                    $( Self::$variant(payload) => payload.serialize(serializer), )*
+                }
+            }
+        }
+
         impl $crate::codec::EventCatalog for $enum {
             const STORED_FORMS: &'static [$crate::codec::StoredForm] = &[
                 $(
@@ -180,121 +208,4 @@ macro_rules! event_codec {
         }
     };
 }
-pub(crate) use event_codec;
-
-/// An event of any aggregate, for code that handles several streams at once (the command
-/// service appending a [`crate::flow::Decision`], a projector reading the whole log).
-///
-/// Serializes as the inner payload; decodes by the prefix of the type name (`ticket.…`).
-#[derive(Debug, Clone, PartialEq, Serialize)]
-#[serde(untagged)]
-pub enum AnyEvent {
-    /// `ticket.*`
-    Ticket(TicketEvent),
-    /// `customer.*`
-    Customer(CustomerEvent),
-    /// `agent.*`
-    Agent(AgentEvent),
-    /// `broadcast.*`
-    Broadcast(BroadcastEvent),
-    /// `settings.*`
-    Settings(SettingsEvent),
-}
-
-impl DomainEvent for AnyEvent {
-    fn event_type(&self) -> &'static str {
-        match self {
-            Self::Ticket(e) => e.event_type(),
-            Self::Customer(e) => e.event_type(),
-            Self::Agent(e) => e.event_type(),
-            Self::Broadcast(e) => e.event_type(),
-            Self::Settings(e) => e.event_type(),
-        }
-    }
-
-    fn schema_version(&self) -> u32 {
-        match self {
-            Self::Ticket(e) => e.schema_version(),
-            Self::Customer(e) => e.schema_version(),
-            Self::Agent(e) => e.schema_version(),
-            Self::Broadcast(e) => e.schema_version(),
-            Self::Settings(e) => e.schema_version(),
-        }
-    }
-
-    fn decode<'de, D: Deserializer<'de>>(
-        event_type: &str,
-        schema_version: u32,
-        payload: D,
-    ) -> Result<Self, DecodeError> {
-        let aggregate = event_type.split_once('.').map_or("", |(prefix, _)| prefix);
-        match aggregate {
-            "ticket" => TicketEvent::decode(event_type, schema_version, payload).map(Self::Ticket),
-            "customer" => {
-                CustomerEvent::decode(event_type, schema_version, payload).map(Self::Customer)
-            }
-            "agent" => AgentEvent::decode(event_type, schema_version, payload).map(Self::Agent),
-            "broadcast" => {
-                BroadcastEvent::decode(event_type, schema_version, payload).map(Self::Broadcast)
-            }
-            "settings" => {
-                SettingsEvent::decode(event_type, schema_version, payload).map(Self::Settings)
-            }
-            _ => Err(DecodeError::UnknownType {
-                event_type: event_type.to_owned(),
-            }),
-        }
-    }
-}
-
-impl AnyEvent {
-    /// The ticket event, if it is one.
-    #[must_use]
-    pub const fn as_ticket(&self) -> Option<&TicketEvent> {
-        match self {
-            Self::Ticket(event) => Some(event),
-            _ => None,
-        }
-    }
-
-    /// The customer event, if it is one.
-    #[must_use]
-    pub const fn as_customer(&self) -> Option<&CustomerEvent> {
-        match self {
-            Self::Customer(event) => Some(event),
-            _ => None,
-        }
-    }
-
-    /// Every stored form of every aggregate's events.
-    #[must_use]
-    pub fn all_stored_forms() -> Vec<StoredForm> {
-        [
-            TicketEvent::STORED_FORMS,
-            CustomerEvent::STORED_FORMS,
-            AgentEvent::STORED_FORMS,
-            BroadcastEvent::STORED_FORMS,
-            SettingsEvent::STORED_FORMS,
-        ]
-        .concat()
-    }
-}
-
-macro_rules! any_event_from {
-    ($($variant:ident($event:ty)),*) => {
-        $(
-            impl From<$event> for AnyEvent {
-                fn from(event: $event) -> Self {
-                    Self::$variant(event)
-                }
-            }
-        )*
-    };
-}
-any_event_from!(
-    Ticket(TicketEvent),
-    Customer(CustomerEvent),
-    Agent(AgentEvent),
-    Broadcast(BroadcastEvent),
-    Settings(SettingsEvent)
-);
+pub(crate) use event_enum;

@@ -13,9 +13,9 @@ use std::collections::BTreeMap;
 use chrono::{DateTime, TimeDelta, Utc};
 use serde::{Deserialize, Serialize};
 
-use crate::Decider;
-use crate::codec::event_codec;
+use crate::codec::event_enum;
 use crate::content::{CustomerMessage, MessageContent, TelegramMessageId};
+use crate::decider::Decider;
 use crate::ids::{AgentId, CategoryId, CustomerId, MessageId, TicketId};
 use crate::validate::{self, InvalidInput};
 
@@ -154,59 +154,42 @@ pub struct MessageRefused {
     pub content: MessageContent,
 }
 
-/// Everything that can happen to a customer.
-#[derive(Debug, Clone, PartialEq, Serialize)]
-#[serde(untagged)]
-pub enum CustomerEvent {
-    /// First seen.
-    Registered(CustomerRegistered),
-    /// Profile changed.
-    ProfileUpdated(ProfileUpdated),
-    /// Blocked the bot on Telegram.
-    BlockedBot(Noted),
-    /// Unblocked the bot (or wrote again).
-    UnblockedBot(Noted),
-    /// Banned by an agent.
-    Banned(CustomerBanned),
-    /// Ban lifted.
-    Unbanned(CustomerUnbanned),
-    /// Asked not to receive broadcasts.
-    OptedOutOfBroadcasts(Noted),
-    /// Asked to receive broadcasts again.
-    OptedIntoBroadcasts(Noted),
-    /// A ticket of theirs was opened.
-    TicketOpened(TicketNoted),
-    /// A ticket of theirs was resolved.
-    TicketResolved(TicketStepNoted),
-    /// A ticket of theirs was reopened.
-    TicketReopened(TicketNoted),
-    /// A ticket of theirs was closed.
-    TicketClosed(TicketStepNoted),
-    /// A ticket of theirs moved to another category.
-    TicketRecategorized(TicketNoted),
-    /// Picked a category for their next messages.
-    CategoryChosen(CategoryChosen),
-    /// Wrote while banned.
-    MessageRefused(MessageRefused),
+event_enum! {
+    /// Everything that can happen to a customer.
+    #[derive(Debug, Clone, PartialEq)]
+    pub enum CustomerEvent {
+        /// First seen.
+        Registered(CustomerRegistered) = "customer.registered" v 1;
+        /// Profile changed.
+        ProfileUpdated(ProfileUpdated) = "customer.profile_updated" v 1;
+        /// Blocked the bot on Telegram.
+        BlockedBot(Noted) = "customer.blocked_bot" v 1;
+        /// Unblocked the bot (or wrote again).
+        UnblockedBot(Noted) = "customer.unblocked_bot" v 1;
+        /// Banned by an agent.
+        Banned(CustomerBanned) = "customer.banned" v 1;
+        /// Ban lifted.
+        Unbanned(CustomerUnbanned) = "customer.unbanned" v 1;
+        /// Asked not to receive broadcasts.
+        OptedOutOfBroadcasts(Noted) = "customer.opted_out_of_broadcasts" v 1;
+        /// Asked to receive broadcasts again.
+        OptedIntoBroadcasts(Noted) = "customer.opted_into_broadcasts" v 1;
+        /// A ticket of theirs was opened.
+        TicketOpened(TicketNoted) = "customer.ticket_opened" v 1;
+        /// A ticket of theirs was resolved.
+        TicketResolved(TicketStepNoted) = "customer.ticket_resolved" v 1;
+        /// A ticket of theirs was reopened.
+        TicketReopened(TicketNoted) = "customer.ticket_reopened" v 1;
+        /// A ticket of theirs was closed.
+        TicketClosed(TicketStepNoted) = "customer.ticket_closed" v 1;
+        /// A ticket of theirs moved to another category.
+        TicketRecategorized(TicketNoted) = "customer.ticket_recategorized" v 1;
+        /// Picked a category for their next messages.
+        CategoryChosen(CategoryChosen) = "customer.category_chosen" v 1;
+        /// Wrote while banned.
+        MessageRefused(MessageRefused) = "customer.message_refused" v 1;
+    }
 }
-
-event_codec!(CustomerEvent {
-    Registered(CustomerRegistered) = "customer.registered" v 1;
-    ProfileUpdated(ProfileUpdated) = "customer.profile_updated" v 1;
-    BlockedBot(Noted) = "customer.blocked_bot" v 1;
-    UnblockedBot(Noted) = "customer.unblocked_bot" v 1;
-    Banned(CustomerBanned) = "customer.banned" v 1;
-    Unbanned(CustomerUnbanned) = "customer.unbanned" v 1;
-    OptedOutOfBroadcasts(Noted) = "customer.opted_out_of_broadcasts" v 1;
-    OptedIntoBroadcasts(Noted) = "customer.opted_into_broadcasts" v 1;
-    TicketOpened(TicketNoted) = "customer.ticket_opened" v 1;
-    TicketResolved(TicketStepNoted) = "customer.ticket_resolved" v 1;
-    TicketReopened(TicketNoted) = "customer.ticket_reopened" v 1;
-    TicketClosed(TicketStepNoted) = "customer.ticket_closed" v 1;
-    TicketRecategorized(TicketNoted) = "customer.ticket_recategorized" v 1;
-    CategoryChosen(CategoryChosen) = "customer.category_chosen" v 1;
-    MessageRefused(MessageRefused) = "customer.message_refused" v 1;
-});
 
 /// Everything one can ask of a customer directly.
 #[derive(Debug, Clone, PartialEq)]

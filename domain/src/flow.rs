@@ -27,13 +27,13 @@
 
 use chrono::{DateTime, TimeDelta, Utc};
 
-use crate::Decider;
-use crate::codec::AnyEvent;
+use crate::any_event::AnyEvent;
 use crate::content::CustomerMessage;
 use crate::customer::{
     Customer, CustomerCommand, CustomerError, CustomerEvent, CustomerProfile, CustomerState,
     TicketNoted, TicketStepNoted,
 };
+use crate::decider::Decider;
 use crate::ids::{CategoryId, CustomerId, StreamId, TicketId};
 use crate::ticket::{
     Channel, OpenTicket, PostCustomerMessage, Ticket, TicketCommand, TicketError, TicketEvent,

@@ -19,17 +19,21 @@
 //! stream, which the command service appends atomically.
 //!
 //! Every event enum implements [`DomainEvent`]: a stable stored name, a schema version and a
-//! decoder that reads every version ever written (upcasting old payloads).
+//! decoder that reads every version ever written (upcasting old payloads). Each aggregate
+//! declares its enum with the [`codec`]'s macro, which names each variant's stored form once;
+//! [`AnyEvent`] gathers the aggregates' events for code that reads the whole log.
 //!
 //! Personal data (names, usernames, phone numbers, message text, captions, file ids, contact
 //! data) always sits in a nested `personal` or `content` field of an event payload, so it can be
 //! encrypted later without reshaping events.
 
 pub mod agent;
+mod any_event;
 pub mod broadcast;
 pub mod codec;
 pub mod content;
 pub mod customer;
+mod decider;
 pub mod flow;
 pub mod ids;
 pub mod settings;
@@ -39,45 +43,11 @@ pub mod validate;
 #[cfg(test)]
 pub(crate) mod testkit;
 
-pub use codec::{AnyEvent, DecodeError, DomainEvent};
+pub use any_event::AnyEvent;
+pub use codec::{DecodeError, DomainEvent};
+pub use decider::Decider;
 pub use ids::{
     AgentId, BroadcastId, CategoryId, CustomerId, MessageId, StreamId, StreamIdError, TemplateId,
     TicketId,
 };
 pub use validate::InvalidInput;
-
-/// An aggregate as a decider: an initial state (`Default`), a pure `decide` and a total `evolve`.
-///
-/// `decide` never mutates: it inspects the current state and either rejects the command or
-/// returns the events that record what happened (possibly none, when the command is already
-/// satisfied). `evolve` folds one event into the state and never fails, whatever the event and
-/// the state, so replaying any stored history always yields a state.
-pub trait Decider: Default {
-    /// What callers ask for, in the imperative (`ReplyAsAgent`).
-    type Command;
-    /// What happened, in the past tense (`AgentReplied`).
-    type Event;
-    /// Why a command was rejected, with a message fit to show a user.
-    type Error: std::error::Error;
-
-    /// Decides what happens when `command` meets the current state.
-    ///
-    /// # Errors
-    /// Returns the aggregate's error when the command breaks a rule or carries invalid input.
-    fn decide(&self, command: &Self::Command) -> Result<Vec<Self::Event>, Self::Error>;
-
-    /// Folds one event into the state. Total: never panics, whatever the event.
-    #[must_use]
-    fn evolve(self, event: &Self::Event) -> Self;
-
-    /// Folds a whole history into a state, starting from `Default`.
-    #[must_use]
-    fn replay<'a>(events: impl IntoIterator<Item = &'a Self::Event>) -> Self
-    where
-        Self::Event: 'a,
-    {
-        events
-            .into_iter()
-            .fold(Self::default(), |state, event| state.evolve(event))
-    }
-}

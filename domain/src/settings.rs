@@ -10,8 +10,8 @@ use std::collections::BTreeMap;
 use chrono::{DateTime, TimeDelta, Utc};
 use serde::{Deserialize, Serialize};
 
-use crate::Decider;
-use crate::codec::event_codec;
+use crate::codec::event_enum;
+use crate::decider::Decider;
 use crate::ids::{AgentId, CategoryId, TemplateId};
 use crate::validate::{self, InvalidInput};
 
@@ -103,38 +103,28 @@ pub struct ReopenWindowSet {
     pub at: DateTime<Utc>,
 }
 
-/// Everything that can happen to the settings.
-#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
-#[serde(untagged)]
-pub enum SettingsEvent {
-    /// A category was added.
-    CategoryAdded(CategoryNamed),
-    /// A category was renamed.
-    CategoryRenamed(CategoryNamed),
-    /// A category was removed (tickets keep its id).
-    CategoryRemoved(CategoryRemoved),
-    /// A template was added.
-    TemplateAdded(TemplateSaved),
-    /// A template was edited.
-    TemplateEdited(TemplateSaved),
-    /// A template was removed.
-    TemplateRemoved(TemplateRemoved),
-    /// The greeting was set.
-    GreetingSet(GreetingSet),
-    /// The reopen window was set.
-    ReopenWindowSet(ReopenWindowSet),
+event_enum! {
+    /// Everything that can happen to the settings.
+    #[derive(Debug, Clone, PartialEq, Eq)]
+    pub enum SettingsEvent {
+        /// A category was added.
+        CategoryAdded(CategoryNamed) = "settings.category_added" v 1;
+        /// A category was renamed.
+        CategoryRenamed(CategoryNamed) = "settings.category_renamed" v 1;
+        /// A category was removed (tickets keep its id).
+        CategoryRemoved(CategoryRemoved) = "settings.category_removed" v 1;
+        /// A template was added.
+        TemplateAdded(TemplateSaved) = "settings.template_added" v 1;
+        /// A template was edited.
+        TemplateEdited(TemplateSaved) = "settings.template_edited" v 1;
+        /// A template was removed.
+        TemplateRemoved(TemplateRemoved) = "settings.template_removed" v 1;
+        /// The greeting was set.
+        GreetingSet(GreetingSet) = "settings.greeting_set" v 1;
+        /// The reopen window was set.
+        ReopenWindowSet(ReopenWindowSet) = "settings.reopen_window_set" v 1;
+    }
 }
-
-event_codec!(SettingsEvent {
-    CategoryAdded(CategoryNamed) = "settings.category_added" v 1;
-    CategoryRenamed(CategoryNamed) = "settings.category_renamed" v 1;
-    CategoryRemoved(CategoryRemoved) = "settings.category_removed" v 1;
-    TemplateAdded(TemplateSaved) = "settings.template_added" v 1;
-    TemplateEdited(TemplateSaved) = "settings.template_edited" v 1;
-    TemplateRemoved(TemplateRemoved) = "settings.template_removed" v 1;
-    GreetingSet(GreetingSet) = "settings.greeting_set" v 1;
-    ReopenWindowSet(ReopenWindowSet) = "settings.reopen_window_set" v 1;
-});
 
 /// Everything one can ask of the settings.
 #[derive(Debug, Clone, PartialEq, Eq)]

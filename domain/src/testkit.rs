@@ -2,7 +2,7 @@
 
 use std::fmt::Debug;
 
-use crate::Decider;
+use crate::decider::Decider;
 
 /// A decider state built from past events.
 #[derive(Debug)]

@@ -1,6 +1,6 @@
 //! Rebuild throughput of the read models against the physical limit of reading the log.
 //!
-//! Generates a realistic history (`projections::generate`, default 1,000,000 events) into a
+//! Generates a realistic history (`tools::generate`, default 1,000,000 events) into a
 //! fresh database, then measures in the same run:
 //! - the physical limit: `COPY (SELECT … FROM events ORDER BY tx_id, position) TO STDOUT`,
 //!   drained and discarded by the client (the envelope columns a rebuild reads);
@@ -23,10 +23,10 @@ use anyhow::Context;
 use eventlog::EventLog;
 use eventlog::postgres::{self, PostgresLog};
 use futures::TryStreamExt;
-use projections::generate::{GenerateOptions, generate};
 use projections::{Projection, ProjectionRunner, RunnerOptions};
 use sqlx::postgres::PgPoolOptions;
 use sqlx::{Executor, PgPool};
+use tools::generate::{GenerateOptions, generate};
 
 // As in the `ledgerdesk` binary.
 #[global_allocator]

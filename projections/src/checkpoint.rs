@@ -9,7 +9,7 @@ use eventlog::Position;
 use sqlx::{PgConnection, PgPool};
 use uuid::Uuid;
 
-use crate::Target;
+use crate::batch::Target;
 
 /// One row of `projection_checkpoints`.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -181,8 +181,8 @@ pub(crate) async fn reset(
 }
 
 /// Moves a copy's checkpoint from `from` to `to`, after `seen` more events, inside the caller's
-/// transaction. Fails when the checkpoint is no longer at `from`: someone else moved it, and the
-/// caller's transaction must not commit.
+/// transaction. `false` when the checkpoint is no longer at `from`: someone else moved it (and
+/// nothing was written).
 pub(crate) async fn advance(
     conn: &mut PgConnection,
     projection: &str,
@@ -190,7 +190,7 @@ pub(crate) async fn advance(
     from: Position,
     to: Position,
     seen: u64,
-) -> Result<(), sqlx::Error> {
+) -> Result<bool, sqlx::Error> {
     let (from_tx, from_seq) = to_parts(from);
     let (to_tx, to_seq) = to_parts(to);
     let moved = sqlx::query(
@@ -211,15 +211,52 @@ pub(crate) async fn advance(
     .execute(conn)
     .await?
     .rows_affected();
-    if moved == 1 {
-        Ok(())
-    } else {
-        Err(sqlx::Error::Protocol(format!(
-            "the {} checkpoint of projection `{projection}` is no longer at {from}: another \
-             process moved it",
-            target_name(target)
-        )))
-    }
+    Ok(moved == 1)
+}
+
+/// Makes the shadow copy's checkpoint the live one, at `version` and `position`, `seen` more
+/// events on, and drops the shadow's: the end of a swap, inside its transaction.
+pub(crate) async fn promote_shadow(
+    conn: &mut PgConnection,
+    projection: &str,
+    version: u32,
+    position: Position,
+    seen: u64,
+) -> Result<(), sqlx::Error> {
+    let (tx, seq) = to_parts(position);
+    sqlx::query(
+        "update projection_checkpoints live set
+             version = $2, position_tx = $3, position_seq = $4,
+             events_seen = shadow.events_seen + $5, started_at = shadow.started_at,
+             failed_position_tx = null, failed_position_seq = null, failed_event_id = null,
+             failed_event_type = null, failed_error = null, failed_at = null,
+             rebuild_requested_at = null, updated_at = now()
+         from projection_checkpoints shadow
+         where live.projection = $1 and live.target = 'live'
+           and shadow.projection = $1 and shadow.target = 'shadow'",
+    )
+    .bind(projection)
+    .bind(i32::try_from(version).unwrap_or(i32::MAX))
+    .bind(tx)
+    .bind(seq)
+    .bind(i64::try_from(seen).unwrap_or(i64::MAX))
+    .execute(&mut *conn)
+    .await?;
+    delete(conn, projection, Target::Shadow).await
+}
+
+/// Forgets a copy's checkpoint.
+pub(crate) async fn delete(
+    conn: &mut PgConnection,
+    projection: &str,
+    target: Target,
+) -> Result<(), sqlx::Error> {
+    sqlx::query("delete from projection_checkpoints where projection = $1 and target = $2")
+        .bind(projection)
+        .bind(target_name(target))
+        .execute(conn)
+        .await?;
+    Ok(())
 }
 
 /// Records the event a projection stopped on (the checkpoint itself does not move).

@@ -22,22 +22,21 @@ pub mod checkpoint;
 pub mod runner;
 pub mod status;
 
-mod applier;
+mod batch;
 mod projection;
-mod shadow;
 
 pub mod broadcasts;
 pub mod customers;
 pub mod dashboard;
 pub mod directory;
-pub mod generate;
 pub mod models;
 pub mod search;
 pub mod tickets;
 
 mod sql;
 
-pub use projection::{ApplyError, Envelope, Kept, Projection, SHADOW_SCHEMA, Target};
+pub use batch::{ApplyError, Envelope, SHADOW_SCHEMA, Target};
+pub use projection::{Kept, Projection};
 pub use runner::{
     Exit, ProgressFn, ProjectionRunner, RebuildProgress, RebuildReport, RunnerOptions, RuntimeError,
 };

@@ -4,81 +4,12 @@ use std::any::Any;
 use std::collections::HashMap;
 use std::fmt;
 
-use chrono::{DateTime, Utc};
-use domain::{AnyEvent, StreamId};
-use eventlog::{Actor, Position};
 use futures::future::BoxFuture;
 use sqlx::PgConnection;
 use uuid::Uuid;
 
-/// One event of the log, decoded, as projections see it.
-#[derive(Debug, Clone, PartialEq)]
-pub struct Envelope {
-    /// Its place in the whole log.
-    pub position: Position,
-    /// Its stream (ticket events carry their ticket id only here).
-    pub stream: StreamId,
-    /// Its version within the stream.
-    pub stream_version: u64,
-    /// Its unique id.
-    pub event_id: Uuid,
-    /// When the log recorded it.
-    pub recorded_at: DateTime<Utc>,
-    /// Who caused it.
-    pub actor: Actor,
-    /// What happened.
-    pub event: AnyEvent,
-}
-
-/// Which copy of a projection's tables an `apply` writes to.
-///
-/// `Live` is what readers query (schema `public`). `Shadow` is the copy a rebuild fills (schema
-/// `ld_shadow`) before it is swapped in. Both copies have the same columns, indexes and
-/// constraints, so a projection writes the same SQL to either, naming tables with
-/// [`Target::table`].
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
-pub enum Target {
-    /// The tables readers query.
-    Live,
-    /// The tables a rebuild fills.
-    Shadow,
-}
-
-impl Target {
-    /// The schema holding this copy.
-    #[must_use]
-    pub const fn schema(self) -> &'static str {
-        match self {
-            Self::Live => "public",
-            Self::Shadow => SHADOW_SCHEMA,
-        }
-    }
-
-    /// The schema-qualified name of `table` in this copy, for SQL text.
-    #[must_use]
-    pub fn table(self, table: &str) -> String {
-        format!("{}.{table}", self.schema())
-    }
-}
-
-/// The schema rebuilds fill before the swap.
-pub const SHADOW_SCHEMA: &str = "ld_shadow";
-
-/// Why a projection could not apply a batch.
-#[derive(Debug, thiserror::Error)]
-pub enum ApplyError {
-    /// The database refused a statement.
-    #[error("database error: {0}")]
-    Database(#[from] sqlx::Error),
-    /// An event does not fit the read model (a bug or a corrupt history).
-    #[error("event at {position} cannot be applied: {reason}")]
-    Event {
-        /// The event's position.
-        position: Position,
-        /// What is wrong, for operators.
-        reason: String,
-    },
-}
+// A read model finds here, beside the trait it implements, the types of the batches it applies.
+pub(crate) use crate::batch::{ApplyError, Envelope, Target};
 
 /// What a projection keeps in memory between the batches it applies to one copy of its tables,
 /// such as the rows it last wrote, so that the next batch need not read them back.
@@ -289,9 +220,9 @@ macro_rules! read_model {
                 fn apply<'a>(
                     &'a self,
                     conn: &'a mut ::sqlx::PgConnection,
-                    target: $crate::projection::Target,
-                    batch: &'a [$crate::projection::Envelope],
-                ) -> ::futures::future::BoxFuture<'a, Result<(), $crate::projection::ApplyError>>
+                    target: $crate::batch::Target,
+                    batch: &'a [$crate::batch::Envelope],
+                ) -> ::futures::future::BoxFuture<'a, Result<(), $crate::batch::ApplyError>>
                 {
                     Box::pin($apply(conn, target, batch))
                 }
@@ -302,9 +233,9 @@ macro_rules! read_model {
                 fn apply<'a>(
                     &'a self,
                     conn: &'a mut ::sqlx::PgConnection,
-                    target: $crate::projection::Target,
-                    batch: &'a [$crate::projection::Envelope],
-                ) -> ::futures::future::BoxFuture<'a, Result<(), $crate::projection::ApplyError>>
+                    target: $crate::batch::Target,
+                    batch: &'a [$crate::batch::Envelope],
+                ) -> ::futures::future::BoxFuture<'a, Result<(), $crate::batch::ApplyError>>
                 {
                     Box::pin(async move {
                         let mut nothing = $crate::projection::Kept::default();
@@ -315,10 +246,10 @@ macro_rules! read_model {
                 fn apply_keeping<'a>(
                     &'a self,
                     conn: &'a mut ::sqlx::PgConnection,
-                    target: $crate::projection::Target,
-                    batch: &'a [$crate::projection::Envelope],
+                    target: $crate::batch::Target,
+                    batch: &'a [$crate::batch::Envelope],
                     kept: &'a mut $crate::projection::Kept,
-                ) -> ::futures::future::BoxFuture<'a, Result<(), $crate::projection::ApplyError>>
+                ) -> ::futures::future::BoxFuture<'a, Result<(), $crate::batch::ApplyError>>
                 {
                     Box::pin($keeping(conn, target, batch, kept))
                 }
@@ -327,8 +258,8 @@ macro_rules! read_model {
             $(
                 fn changes(
                     &self,
-                    target: $crate::projection::Target,
-                    batch: &[$crate::projection::Envelope],
+                    target: $crate::batch::Target,
+                    batch: &[$crate::batch::Envelope],
                     kept: &mut $crate::projection::Kept,
                 ) -> bool {
                     $changes(target, batch, kept)
@@ -336,7 +267,7 @@ macro_rules! read_model {
             )?
 
             $(
-                fn wants(&self, event: &$crate::projection::Envelope) -> bool {
+                fn wants(&self, event: &$crate::batch::Envelope) -> bool {
                     $wants(event)
                 }
             )?

@@ -9,7 +9,7 @@ use domain::content::{MediaKind, MessageKind};
 use domain::ticket::{Priority, TicketStatus};
 use uuid::Uuid;
 
-use crate::projection::{ApplyError, Envelope, Target};
+use crate::batch::{ApplyError, Envelope, Target};
 
 /// A statement's text for each copy of the tables, built the first time it is asked for. A
 /// read model writes the same few statements hundreds of times a second; building their text

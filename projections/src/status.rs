@@ -7,9 +7,10 @@ use std::time::{Duration, Instant};
 use eventlog::{EventLog, Position};
 use sqlx::PgPool;
 
+use crate::batch::Target;
 use crate::checkpoint::{self, Checkpoint, Failure};
+use crate::projection::Projection;
 use crate::runner::RuntimeError;
-use crate::{Projection, Target};
 
 /// One projection, as the API and metrics show it.
 #[derive(Debug, Clone, PartialEq, Eq)]

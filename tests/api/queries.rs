@@ -13,8 +13,8 @@ use domain::ticket::Channel;
 use domain::{AgentId, CategoryId, CustomerId, MessageId, TicketId};
 use eventlog::commands::{CommandContext, CommandService};
 use eventlog::{Actor, ActorKind, EventLog, Position};
-use projections::generate::{GenerateOptions, generate};
 use serde_json::{Value, json};
+use tools::generate::{GenerateOptions, generate};
 use uuid::Uuid;
 
 use crate::support::{Server, code};

@@ -3,7 +3,7 @@
 use chrono::{DateTime, Utc};
 use serde::{Deserialize, Serialize};
 
-use crate::codec::event_codec;
+use crate::codec::event_enum;
 use crate::content::{OutgoingMedia, TelegramMessageId};
 use crate::ids::{AgentId, BroadcastId, CategoryId, CustomerId};
 use crate::ticket::TicketStatus;
@@ -194,41 +194,29 @@ pub struct BroadcastEnded {
     pub at: DateTime<Utc>,
 }
 
-/// Everything that can happen to a broadcast.
-#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
-#[serde(untagged)]
-pub enum BroadcastEvent {
-    /// Drafted.
-    Drafted(BroadcastDrafted),
-    /// Draft edited.
-    Edited(BroadcastEdited),
-    /// Scheduled (or rescheduled).
-    Scheduled(BroadcastScheduled),
-    /// Back to draft.
-    Unscheduled(BroadcastEnded),
-    /// Sending began.
-    Started(BroadcastStarted),
-    /// A batch of outcomes.
-    OutcomesRecorded(OutcomesRecorded),
-    /// Sending paused.
-    Paused(BroadcastStep),
-    /// Sending resumed.
-    Resumed(BroadcastStep),
-    /// Every recipient has an outcome.
-    Completed(BroadcastEnded),
-    /// Abandoned.
-    Cancelled(BroadcastEnded),
+event_enum! {
+    /// Everything that can happen to a broadcast.
+    #[derive(Debug, Clone, PartialEq, Eq)]
+    pub enum BroadcastEvent {
+        /// Drafted.
+        Drafted(BroadcastDrafted) = "broadcast.drafted" v 1;
+        /// Draft edited.
+        Edited(BroadcastEdited) = "broadcast.edited" v 1;
+        /// Scheduled (or rescheduled).
+        Scheduled(BroadcastScheduled) = "broadcast.scheduled" v 1;
+        /// Back to draft.
+        Unscheduled(BroadcastEnded) = "broadcast.unscheduled" v 1;
+        /// Sending began.
+        Started(BroadcastStarted) = "broadcast.started" v 1;
+        /// A batch of outcomes.
+        OutcomesRecorded(OutcomesRecorded) = "broadcast.outcomes_recorded" v 1;
+        /// Sending paused.
+        Paused(BroadcastStep) = "broadcast.paused" v 1;
+        /// Sending resumed.
+        Resumed(BroadcastStep) = "broadcast.resumed" v 1;
+        /// Every recipient has an outcome.
+        Completed(BroadcastEnded) = "broadcast.completed" v 1;
+        /// Abandoned.
+        Cancelled(BroadcastEnded) = "broadcast.cancelled" v 1;
+    }
 }
-
-event_codec!(BroadcastEvent {
-    Drafted(BroadcastDrafted) = "broadcast.drafted" v 1;
-    Edited(BroadcastEdited) = "broadcast.edited" v 1;
-    Scheduled(BroadcastScheduled) = "broadcast.scheduled" v 1;
-    Unscheduled(BroadcastEnded) = "broadcast.unscheduled" v 1;
-    Started(BroadcastStarted) = "broadcast.started" v 1;
-    OutcomesRecorded(OutcomesRecorded) = "broadcast.outcomes_recorded" v 1;
-    Paused(BroadcastStep) = "broadcast.paused" v 1;
-    Resumed(BroadcastStep) = "broadcast.resumed" v 1;
-    Completed(BroadcastEnded) = "broadcast.completed" v 1;
-    Cancelled(BroadcastEnded) = "broadcast.cancelled" v 1;
-});

@@ -24,7 +24,7 @@ pub use event::{
     OutcomesRecorded, RecipientOutcome, SkipReason,
 };
 
-use crate::Decider;
+use crate::decider::Decider;
 use crate::ids::{AgentId, BroadcastId, CustomerId};
 use crate::validate::{self, InvalidInput};
 use validation::{validate_audience, validate_content, validate_outcome};

@@ -2,7 +2,7 @@
 
 use std::collections::BTreeSet;
 
-use super::{Audience, BroadcastContent, ButtonAction, Outcome, RecipientOutcome};
+use super::event::{Audience, BroadcastContent, ButtonAction, Outcome, RecipientOutcome};
 use crate::validate::{self, InvalidInput};
 
 pub(super) fn validate_content(content: &BroadcastContent) -> Result<(), InvalidInput> {

@@ -3,7 +3,7 @@
 use chrono::{DateTime, Utc};
 use serde::{Deserialize, Serialize};
 
-use crate::codec::event_codec;
+use crate::codec::event_enum;
 use crate::content::{MessageContent, MessageKind, ReplyContent, TelegramMessageId};
 use crate::ids::{AgentId, CategoryId, CustomerId, MessageId, TemplateId, TicketId};
 
@@ -311,65 +311,45 @@ pub struct TicketRated {
     pub content: RatingComment,
 }
 
-/// Everything that can happen to a ticket.
-#[derive(Debug, Clone, PartialEq, Serialize)]
-#[serde(untagged)]
-pub enum TicketEvent {
-    /// The ticket was opened.
-    Opened(TicketOpened),
-    /// The customer wrote.
-    CustomerMessagePosted(CustomerMessagePosted),
-    /// The customer edited a message.
-    CustomerMessageEdited(CustomerMessageEdited),
-    /// An agent replied.
-    AgentReplied(AgentReplied),
-    /// An agent left an internal note.
-    NoteAdded(NoteAdded),
-    /// An agent was assigned.
-    Assigned(TicketAssigned),
-    /// The assignee was removed.
-    Unassigned(TicketUnassigned),
-    /// Moved between new, open and pending.
-    StatusChanged(StatusChanged),
-    /// Resolved.
-    Resolved(LifecycleStep),
-    /// Reopened after resolve.
-    Reopened(LifecycleStep),
-    /// Closed for good.
-    Closed(LifecycleStep),
-    /// Priority changed.
-    PriorityChanged(PriorityChanged),
-    /// Category changed.
-    CategoryChanged(CategoryChanged),
-    /// A tag was added.
-    TagAdded(TagChanged),
-    /// A tag was removed.
-    TagRemoved(TagChanged),
-    /// A reply reached Telegram.
-    ReplyDelivered(ReplyDelivered),
-    /// A reply did not reach Telegram.
-    ReplyDeliveryFailed(ReplyDeliveryFailed),
-    /// The customer rated the ticket.
-    Rated(TicketRated),
+event_enum! {
+    /// Everything that can happen to a ticket.
+    #[derive(Debug, Clone, PartialEq)]
+    pub enum TicketEvent {
+        /// The ticket was opened.
+        Opened(TicketOpened) = "ticket.opened" v 2, upcast [1 => TicketOpenedV1];
+        /// The customer wrote.
+        CustomerMessagePosted(CustomerMessagePosted) = "ticket.customer_message_posted" v 1;
+        /// The customer edited a message.
+        CustomerMessageEdited(CustomerMessageEdited) = "ticket.customer_message_edited" v 1;
+        /// An agent replied.
+        AgentReplied(AgentReplied) = "ticket.agent_replied" v 1;
+        /// An agent left an internal note.
+        NoteAdded(NoteAdded) = "ticket.note_added" v 1;
+        /// An agent was assigned.
+        Assigned(TicketAssigned) = "ticket.assigned" v 1;
+        /// The assignee was removed.
+        Unassigned(TicketUnassigned) = "ticket.unassigned" v 1;
+        /// Moved between new, open and pending.
+        StatusChanged(StatusChanged) = "ticket.status_changed" v 1;
+        /// Resolved.
+        Resolved(LifecycleStep) = "ticket.resolved" v 1;
+        /// Reopened after resolve.
+        Reopened(LifecycleStep) = "ticket.reopened" v 1;
+        /// Closed for good.
+        Closed(LifecycleStep) = "ticket.closed" v 1;
+        /// Priority changed.
+        PriorityChanged(PriorityChanged) = "ticket.priority_changed" v 1;
+        /// Category changed.
+        CategoryChanged(CategoryChanged) = "ticket.category_changed" v 1;
+        /// A tag was added.
+        TagAdded(TagChanged) = "ticket.tag_added" v 1;
+        /// A tag was removed.
+        TagRemoved(TagChanged) = "ticket.tag_removed" v 1;
+        /// A reply reached Telegram.
+        ReplyDelivered(ReplyDelivered) = "ticket.reply_delivered" v 1;
+        /// A reply did not reach Telegram.
+        ReplyDeliveryFailed(ReplyDeliveryFailed) = "ticket.reply_delivery_failed" v 1;
+        /// The customer rated the ticket.
+        Rated(TicketRated) = "ticket.rated" v 1;
+    }
 }
-
-event_codec!(TicketEvent {
-    Opened(TicketOpened) = "ticket.opened" v 2, upcast [1 => TicketOpenedV1];
-    CustomerMessagePosted(CustomerMessagePosted) = "ticket.customer_message_posted" v 1;
-    CustomerMessageEdited(CustomerMessageEdited) = "ticket.customer_message_edited" v 1;
-    AgentReplied(AgentReplied) = "ticket.agent_replied" v 1;
-    NoteAdded(NoteAdded) = "ticket.note_added" v 1;
-    Assigned(TicketAssigned) = "ticket.assigned" v 1;
-    Unassigned(TicketUnassigned) = "ticket.unassigned" v 1;
-    StatusChanged(StatusChanged) = "ticket.status_changed" v 1;
-    Resolved(LifecycleStep) = "ticket.resolved" v 1;
-    Reopened(LifecycleStep) = "ticket.reopened" v 1;
-    Closed(LifecycleStep) = "ticket.closed" v 1;
-    PriorityChanged(PriorityChanged) = "ticket.priority_changed" v 1;
-    CategoryChanged(CategoryChanged) = "ticket.category_changed" v 1;
-    TagAdded(TagChanged) = "ticket.tag_added" v 1;
-    TagRemoved(TagChanged) = "ticket.tag_removed" v 1;
-    ReplyDelivered(ReplyDelivered) = "ticket.reply_delivered" v 1;
-    ReplyDeliveryFailed(ReplyDeliveryFailed) = "ticket.reply_delivery_failed" v 1;
-    Rated(TicketRated) = "ticket.rated" v 1;
-});

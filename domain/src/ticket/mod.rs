@@ -27,8 +27,8 @@ pub use event::{
     TicketOpened, TicketOpenedV1, TicketRated, TicketStatus, TicketUnassigned, WorkStatus,
 };
 
-use crate::Decider;
 use crate::content::{CustomerMessage, TelegramMessageId};
+use crate::decider::Decider;
 use crate::ids::{AgentId, CategoryId, CustomerId, MessageId, TicketId};
 use crate::validate::{self, InvalidInput};
 

@@ -10,9 +10,9 @@ use domain::ticket::{AgentReplied, Channel, TicketEvent, TicketOpened};
 use domain::{AgentId, CustomerId, DomainEvent, MessageId, TicketId};
 use eventlog::postgres::PostgresLog;
 use eventlog::{Actor, ActorKind, AppendRequest, EventLog, ExpectedVersion, Metadata, NewEvent};
-use projections::generate::{GenerateOptions, generate};
 use projections::{Projection, ProjectionRunner, RunnerOptions, wait_for};
 use sqlx::postgres::{PgConnectOptions, PgPoolOptions};
+use tools::generate::{GenerateOptions, generate};
 use uuid::Uuid;
 
 use crate::{fast_options, head_after, pool};

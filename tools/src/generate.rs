@@ -28,6 +28,7 @@
 //! here prints; the `progress` callback reports events appended so far.
 
 mod broadcasts;
+mod error;
 mod outbox;
 mod rng;
 mod setup;
@@ -35,7 +36,6 @@ mod text;
 mod tickets;
 
 use std::collections::BTreeMap;
-use std::fmt;
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::time::{Duration, Instant};
 
@@ -43,6 +43,7 @@ use chrono::{DateTime, TimeDelta, Utc};
 use domain::StreamId;
 use eventlog::{AppendRequest, EventLog};
 
+pub use error::GenerateError;
 use outbox::Outbox;
 use rng::Rng;
 use tickets::{Recipient, TicketWriter};
@@ -110,37 +111,6 @@ impl GenerateReport {
     #[must_use]
     pub fn events_per_second(&self) -> f64 {
         self.events as f64 / self.elapsed.as_secs_f64().max(f64::EPSILON)
-    }
-}
-
-/// Why generating stopped.
-#[derive(Debug, thiserror::Error)]
-pub enum GenerateError {
-    /// The log already holds a history (its settings stream exists).
-    #[error("the event log is not empty: generate into a fresh database")]
-    NotEmpty,
-    /// A decider refused a generated command: a bug in the generator.
-    #[error("the domain rejected a generated command on {stream}: {reason}")]
-    Rejected {
-        /// The stream the command was for.
-        stream: String,
-        /// What the domain said.
-        reason: String,
-    },
-    /// The log refused or failed an append.
-    #[error(transparent)]
-    Log(#[from] eventlog::Error),
-    /// An event could not be encoded.
-    #[error("encoding an event: {0}")]
-    Codec(#[from] serde_json::Error),
-}
-
-impl GenerateError {
-    fn rejected(stream: StreamId, reason: &dyn fmt::Display) -> Self {
-        Self::Rejected {
-            stream: stream.name(),
-            reason: reason.to_string(),
-        }
     }
 }
 

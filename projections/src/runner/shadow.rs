@@ -12,7 +12,9 @@
 // needs (sqlx issue #3150).
 use sqlx::{Executor, PgConnection};
 
-use crate::{Projection, SHADOW_SCHEMA};
+use super::error::RuntimeError;
+use crate::batch::SHADOW_SCHEMA;
+use crate::projection::Projection;
 
 /// Drops any previous shadow copy of the projection's tables and creates empty ones.
 ///
@@ -21,7 +23,7 @@ use crate::{Projection, SHADOW_SCHEMA};
 /// rebuild. B-tree indexes stay: upserts resolve conflicts through the unique ones, and
 /// projections look rows up through the others. [`build_deferred_indexes`] adds the deferred
 /// ones before the swap.
-pub(crate) async fn create(
+pub(super) async fn create(
     conn: &mut PgConnection,
     projection: &dyn Projection,
 ) -> Result<(), sqlx::Error> {
@@ -62,10 +64,10 @@ async fn deferred_indexes(
 
 /// Gives the shadow tables the deferred indexes of the live ones that they lack, with the same
 /// names and definitions.
-pub(crate) async fn build_deferred_indexes(
+pub(super) async fn build_deferred_indexes(
     conn: &mut PgConnection,
     projection: &dyn Projection,
-) -> Result<(), sqlx::Error> {
+) -> Result<(), RuntimeError> {
     for table in projection.tables() {
         let present: Vec<String> = deferred_indexes(conn, SHADOW_SCHEMA, table)
             .await?
@@ -79,9 +81,10 @@ pub(crate) async fn build_deferred_indexes(
             let live = format!(" ON public.{table} ");
             let shadow = format!(" ON {SHADOW_SCHEMA}.{table} ");
             if !definition.contains(&live) {
-                return Err(sqlx::Error::Protocol(format!(
-                    "cannot rebuild index {name} on the shadow copy: unexpected definition"
-                )));
+                return Err(RuntimeError::UnexpectedIndex {
+                    index: name,
+                    definition,
+                });
             }
             let sql = definition.replacen(&live, &shadow, 1);
             conn.execute(sqlx::raw_sql(&sql)).await?;
@@ -91,7 +94,7 @@ pub(crate) async fn build_deferred_indexes(
 }
 
 /// Drops the projection's shadow tables, if any.
-pub(crate) async fn drop_all(
+pub(super) async fn drop_all(
     conn: &mut PgConnection,
     projection: &dyn Projection,
 ) -> Result<(), sqlx::Error> {
@@ -104,7 +107,7 @@ pub(crate) async fn drop_all(
 
 /// Takes the live tables for itself: readers wait (briefly) until the caller's transaction ends.
 /// Gives up after `lock_timeout` rather than queueing behind a long reader forever.
-pub(crate) async fn lock_live(
+pub(super) async fn lock_live(
     conn: &mut PgConnection,
     projection: &dyn Projection,
     lock_timeout: std::time::Duration,
@@ -125,7 +128,7 @@ pub(crate) async fn lock_live(
 
 /// Replaces the live tables by the shadow ones, inside the caller's transaction (which must hold
 /// the lock of [`lock_live`]).
-pub(crate) async fn swap_in(
+pub(super) async fn swap_in(
     conn: &mut PgConnection,
     projection: &dyn Projection,
 ) -> Result<(), sqlx::Error> {

@@ -12,7 +12,7 @@ use domain::{AgentId, AnyEvent, MessageId};
 use eventlog::{Actor, ActorKind};
 use uuid::Uuid;
 
-use super::super::GenerateError;
+use super::super::error::GenerateError;
 use super::super::outbox::{Stamp, Write, decide};
 use super::super::text;
 use super::{Life, agent_actor, bot};

@@ -16,7 +16,7 @@ use domain::validate::MAX_OUTCOME_BATCH;
 use domain::{AgentId, BroadcastId, CustomerId};
 use eventlog::{Actor, ActorKind};
 
-use super::GenerateError;
+use super::error::GenerateError;
 use super::outbox::{Outbox, Stamp, Tracked, decide};
 use super::rng::Rng;
 use super::setup::World;

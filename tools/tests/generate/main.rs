@@ -16,8 +16,8 @@ use domain::ticket::Ticket;
 use domain::{AnyEvent, Decider, DomainEvent, StreamId};
 use eventlog::postgres::{self, PostgresLog};
 use eventlog::{ActorKind, EventLog, Position, RecordedEvent};
-use projections::generate::{GenerateOptions, generate};
 use sqlx::{Executor, PgPool};
+use tools::generate::{GenerateOptions, generate};
 
 /// Reads the whole log. Readers only see transactions below the oldest one still running
 /// anywhere on the server (other tests' included), so wait until all `expected` are readable.
@@ -297,7 +297,7 @@ async fn generating_into_a_log_that_has_a_history_is_refused(pool: PgPool) {
     first.await.unwrap().unwrap();
     let again = generate(&log, &options, |_| {}).await;
     assert!(
-        matches!(again, Err(projections::generate::GenerateError::NotEmpty)),
+        matches!(again, Err(tools::generate::GenerateError::NotEmpty)),
         "{again:?}"
     );
 }

@@ -6,7 +6,7 @@ use domain::ticket::{Actor as TicketActor, Priority, TicketCommand, WorkStatus};
 use domain::{AgentId, CategoryId};
 use eventlog::Actor;
 
-use super::super::GenerateError;
+use super::super::error::GenerateError;
 use super::super::text;
 use super::{Life, agent_actor};
 

@@ -17,7 +17,7 @@ use domain::ticket::Ticket;
 use domain::{AgentId, CategoryId, CustomerId, TicketId};
 use eventlog::{Actor, ActorKind};
 
-use super::GenerateError;
+use super::error::GenerateError;
 use super::outbox::{Outbox, Tracked};
 use super::rng::Rng;
 use super::setup::World;

@@ -15,7 +15,7 @@ use domain::{AnyEvent, Decider, DomainEvent, StreamId};
 use eventlog::{Actor, AppendRequest, ExpectedVersion, Metadata, NewEvent, StreamAppend, limits};
 use uuid::Uuid;
 
-use super::GenerateError;
+use super::error::GenerateError;
 use super::rng::Rng;
 
 /// An aggregate's state and the version of its stream after everything queued so far.

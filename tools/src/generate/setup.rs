@@ -11,7 +11,7 @@ use domain::settings::{Settings, SettingsCommand};
 use domain::{AgentId, CategoryId, StreamId, TemplateId};
 use eventlog::{Actor, ActorKind};
 
-use super::GenerateError;
+use super::error::GenerateError;
 use super::outbox::{Outbox, Stamp, Tracked, decide};
 use super::rng::Rng;
 use super::text::{FIRST_NAMES, LAST_NAMES};
