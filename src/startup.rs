@@ -4,7 +4,8 @@ use std::net::SocketAddr;
 use std::sync::Arc;
 
 use anyhow::Context;
-use eventlog::postgres::{self, PostgresLog};
+use app::database;
+use eventlog::postgres::PostgresLog;
 use projections::{Projection, ProjectionRunner};
 use secrecy::{ExposeSecret, SecretString};
 use tokio::net::TcpListener;
@@ -39,13 +40,13 @@ pub struct Application {
 impl Application {
     /// Connects to (and if needed creates) the database, migrates it and binds the listener.
     pub async fn build(settings: Settings) -> anyhow::Result<Self> {
-        let pool = postgres::connect(
+        let pool = database::connect(
             settings.database_url.expose_secret(),
             settings.db_max_connections,
         )
         .await
         .context("cannot connect to the database (is Postgres running? see DATABASE_URL)")?;
-        postgres::migrate(&pool)
+        database::migrate(&pool)
             .await
             .context("cannot apply the database migrations")?;
         let listener = TcpListener::bind(settings.bind)
@@ -150,10 +151,10 @@ impl Application {
 /// `ledgerdesk migrate`: creates the database if needed and applies pending migrations.
 pub async fn migrate(database: &DatabaseArgs) -> anyhow::Result<()> {
     let url = database.database_url();
-    let pool = postgres::connect(url.expose_secret(), 2)
+    let pool = database::connect(url.expose_secret(), 2)
         .await
         .context("cannot connect to the database (is Postgres running? see DATABASE_URL)")?;
-    postgres::migrate(&pool)
+    database::migrate(&pool)
         .await
         .context("cannot apply the database migrations")?;
     tracing::info!("migrations applied");
@@ -178,10 +179,10 @@ pub async fn create_agent(
         None
     };
     let url = database.database_url();
-    let pool = postgres::connect(url.expose_secret(), 2)
+    let pool = database::connect(url.expose_secret(), 2)
         .await
         .context("cannot connect to the database (is Postgres running? see DATABASE_URL)")?;
-    postgres::migrate(&pool)
+    database::migrate(&pool)
         .await
         .context("cannot apply the database migrations")?;
     let log = PostgresLog::new(pool);
@@ -201,7 +202,7 @@ pub async fn create_agent(
         RoleArg::Agent => Role::Agent,
         RoleArg::Auditor => Role::Auditor,
     };
-    let ctx = eventlog::commands::CommandContext::new(eventlog::Actor::system("cli"));
+    let ctx = app::commands::CommandContext::new(eventlog::Actor::system("cli"));
     let created = auth
         .create_agent(
             api::auth::NewAgent {

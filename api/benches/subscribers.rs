@@ -20,12 +20,13 @@ use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
 
 use api::auth::{AuthConfig, AuthService, NewAgent};
+use app::commands::{CommandContext, CommandService};
+use app::database;
 use chrono::Utc;
 use domain::content::{CustomerMessage, MessageContent, TelegramMessageId};
 use domain::ticket::{Channel, OpenTicket, Ticket, TicketCommand};
 use domain::{CustomerId, MessageId, TicketId};
-use eventlog::commands::{CommandContext, CommandService};
-use eventlog::postgres::{self, PostgresLog};
+use eventlog::postgres::PostgresLog;
 use eventlog::{Actor, ActorKind};
 use futures::{SinkExt, StreamExt};
 use serde_json::{Value, json};
@@ -67,8 +68,8 @@ async fn main() {
     let base = &server_url[..server_url.rfind('/').unwrap()];
     let database = format!("ledgerdesk_bench_subs_{}", std::process::id());
     let url = format!("{base}/{database}");
-    let pool = postgres::connect(&url, 20).await.unwrap();
-    postgres::migrate(&pool).await.unwrap();
+    let pool = database::connect(&url, 20).await.unwrap();
+    database::migrate(&pool).await.unwrap();
     let log = PostgresLog::new(pool.clone());
     let models = projections::models::all();
     let state = api::AppState::new(log.clone(), models.clone(), api::ApiConfig::default())

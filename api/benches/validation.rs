@@ -55,7 +55,7 @@ async fn main() {
         None => server.clone(),
     };
     let pool = PgPool::connect(&url).await.unwrap();
-    eventlog::postgres::migrate(&pool).await.unwrap();
+    app::database::migrate(&pool).await.unwrap();
     let log = eventlog::postgres::PostgresLog::new(pool.clone());
     let state = api::AppState::new(log, Vec::new(), api::ApiConfig::default())
         .await

@@ -10,8 +10,8 @@ mod metrics;
 
 use std::sync::Arc;
 
+use app::commands::CommandService;
 use axum::Router;
-use eventlog::commands::CommandService;
 use eventlog::postgres::PostgresLog;
 use projections::Projection;
 

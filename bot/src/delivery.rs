@@ -89,7 +89,7 @@ use std::num::NonZeroU32;
 use std::sync::Arc;
 use std::time::Duration;
 
-use eventlog::commands::CommandService;
+use app::commands::CommandService;
 use eventlog::postgres::PostgresLog;
 use eventlog::{EventLog, Position, RecordedEvent};
 use futures::StreamExt;

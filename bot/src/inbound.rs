@@ -33,6 +33,7 @@
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
+use app::commands::{CommandContext, CommandError, CommandService};
 use chrono::{DateTime, Utc};
 use domain::content::{CustomerMessage, MessageContent, TelegramMessageId};
 use domain::customer::{Customer, CustomerCommand, CustomerError};
@@ -42,7 +43,6 @@ use domain::ticket::{
     Actor as TicketActor, Channel, EditCustomerMessage, Ticket, TicketCommand, TicketError,
 };
 use domain::{CategoryId, CustomerId, MessageId, StreamId, TicketId};
-use eventlog::commands::{CommandContext, CommandError, CommandService};
 use eventlog::postgres::PostgresLog;
 use eventlog::{Actor, ActorKind};
 use sqlx::PgPool;

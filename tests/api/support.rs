@@ -6,6 +6,7 @@ use std::sync::atomic::{AtomicI32, Ordering};
 use std::time::{Duration, SystemTime, UNIX_EPOCH};
 
 use api::auth::{AuthConfig, AuthService, NewAgent};
+use app::commands::{CommandContext, CommandService};
 use chrono::{TimeDelta, Utc};
 use domain::agent::Role;
 use domain::content::{CustomerMessage, MessageContent, TelegramMessageId};
@@ -13,7 +14,6 @@ use domain::customer::CustomerProfile;
 use domain::flow::RouteCustomerMessage;
 use domain::ticket::Channel;
 use domain::{CategoryId, CustomerId, MessageId, TicketId};
-use eventlog::commands::{CommandContext, CommandService};
 use eventlog::postgres::PostgresLog;
 use eventlog::{Actor, Position};
 use ledgerdesk::{Application, Settings};
@@ -146,7 +146,7 @@ impl Server {
         let auth = AuthService::new(self.log.clone(), None, AuthConfig::default())
             .await
             .unwrap();
-        let ctx = eventlog::commands::CommandContext::new(eventlog::Actor::system("test"));
+        let ctx = app::commands::CommandContext::new(eventlog::Actor::system("test"));
         auth.create_agent(
             NewAgent {
                 email: email.to_owned(),

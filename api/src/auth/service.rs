@@ -6,10 +6,10 @@ use std::num::NonZeroU32;
 use std::sync::Arc;
 use std::time::Duration;
 
+use app::commands::{CommandContext, CommandError, CommandService};
 use chrono::{DateTime, Utc};
 use domain::agent::{Agent, AgentCommand, Role};
 use domain::{AgentId, StreamId};
-use eventlog::commands::{CommandContext, CommandError, CommandService};
 use eventlog::postgres::PostgresLog;
 use governor::clock::{Clock, DefaultClock};
 use governor::{DefaultKeyedRateLimiter, Quota};

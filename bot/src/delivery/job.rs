@@ -4,13 +4,13 @@
 use std::sync::Arc;
 use std::time::Duration;
 
+use app::commands::{CommandContext, CommandError, CommandService};
 use chrono::Utc;
 use domain::content::{ReplyContent, TelegramMessageId};
 use domain::customer::{Customer, CustomerCommand};
 use domain::flow::FlowError;
 use domain::ticket::{Delivery, Ticket, TicketCommand, TicketEvent, TicketStatus};
 use domain::{CustomerId, DomainEvent, MessageId, StreamId, TicketId};
-use eventlog::commands::{CommandContext, CommandError, CommandService};
 use eventlog::postgres::PostgresLog;
 use eventlog::{Actor, ActorKind, Position, RecordedEvent};
 use teloxide::types::{InlineKeyboardButton, InlineKeyboardMarkup};

@@ -29,12 +29,11 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use domain::{Decider, DecodeError, DomainEvent, StreamId};
-use uuid::Uuid;
-
-use crate::{
+use eventlog::{
     Actor, AppendOutcome, AppendRequest, CommittedEvent, Direction, Error, EventLog,
     ExpectedVersion, Metadata, NewEvent, Position, Receipt,
 };
+use uuid::Uuid;
 
 use cache::StateCache;
 pub use flows::MessageRouted;
@@ -635,7 +634,7 @@ impl<L: EventLog> CommandService<L> {
 
 /// The decided events matched with where the receipt says they landed.
 /// A stored event as the domain's event, or a `Decode` error naming where it is stored.
-fn decode<E: DomainEvent, R>(recorded: &crate::RecordedEvent) -> Result<E, CommandError<R>> {
+fn decode<E: DomainEvent, R>(recorded: &eventlog::RecordedEvent) -> Result<E, CommandError<R>> {
     E::decode(
         &recorded.event_type,
         recorded.schema_version,
