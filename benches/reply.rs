@@ -614,9 +614,13 @@ const ADMIN_EMAIL: &str = "bench@example.com";
 const ADMIN_PASSWORD: &str = "bench password 0123456789";
 
 async fn create_admin(log: &PostgresLog) -> anyhow::Result<()> {
-    let auth = api::auth::AuthService::new(log.clone(), None, api::auth::AuthConfig::default())
-        .await
-        .map_err(|error| anyhow::anyhow!("{error}"))?;
+    let auth = api::auth::AuthService::new(
+        CommandService::new(log.clone()),
+        None,
+        api::auth::AuthConfig::default(),
+    )
+    .await
+    .map_err(|error| anyhow::anyhow!("{error}"))?;
     auth.create_agent(
         api::auth::NewAgent {
             email: ADMIN_EMAIL.into(),

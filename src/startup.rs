@@ -4,6 +4,7 @@ use std::net::SocketAddr;
 use std::sync::Arc;
 
 use anyhow::Context;
+use app::commands::CommandService;
 use app::database;
 use eventlog::postgres::PostgresLog;
 use projections::{Projection, ProjectionRunner};
@@ -53,14 +54,17 @@ impl Application {
             .await
             .with_context(|| format!("cannot listen on {}", settings.bind))?;
         let log = PostgresLog::new(pool);
+        // The one command service of the process: the API and the bot share it, and with it
+        // its memory of aggregate states.
+        let commands = CommandService::new(log.clone());
         let projections = projections::models::all();
-        let state = api::AppState::new(log.clone(), projections.clone(), settings.api)
+        let state = api::AppState::new(commands.clone(), projections.clone(), settings.api)
             .await
             .context("cannot start the API")?;
         let bot = match settings.bot {
             Some(config) => {
                 tracing::info!(bot = ?config, "telegram bot on");
-                Some(bot::TelegramBot::new(config, log.clone()))
+                Some(bot::TelegramBot::new(config, commands))
             }
             None => {
                 tracing::info!("TELEGRAM_BOT_TOKEN is not set: the telegram bot is off");
@@ -185,8 +189,8 @@ pub async fn create_agent(
     database::migrate(&pool)
         .await
         .context("cannot apply the database migrations")?;
-    let log = PostgresLog::new(pool);
-    let auth = api::auth::AuthService::new(log, None, api::auth::AuthConfig::default())
+    let commands = CommandService::new(PostgresLog::new(pool));
+    let auth = api::auth::AuthService::new(commands, None, api::auth::AuthConfig::default())
         .await
         .context("cannot start authentication")?;
     let name = args.name.clone().unwrap_or_else(|| {

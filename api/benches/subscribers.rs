@@ -72,9 +72,13 @@ async fn main() {
     database::migrate(&pool).await.unwrap();
     let log = PostgresLog::new(pool.clone());
     let models = projections::models::all();
-    let state = api::AppState::new(log.clone(), models.clone(), api::ApiConfig::default())
-        .await
-        .unwrap();
+    let state = api::AppState::new(
+        CommandService::new(log.clone()),
+        models.clone(),
+        api::ApiConfig::default(),
+    )
+    .await
+    .unwrap();
     let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
     let addr = listener.local_addr().unwrap();
     let (stop, stopped) = tokio::sync::watch::channel(false);
@@ -95,9 +99,13 @@ async fn main() {
         .into_future(),
     );
 
-    let auth = AuthService::new(log.clone(), None, AuthConfig::default())
-        .await
-        .unwrap();
+    let auth = AuthService::new(
+        CommandService::new(log.clone()),
+        None,
+        AuthConfig::default(),
+    )
+    .await
+    .unwrap();
     let ctx = CommandContext::new(Actor::system("bench"));
     auth.create_agent(
         NewAgent {

@@ -152,7 +152,7 @@ impl Default for DeliveryOptions {
 /// Follows the log and delivers replies and satisfaction prompts (see the [module
 /// docs](self)).
 pub struct DeliveryWorker {
-    log: PostgresLog,
+    commands: CommandService<PostgresLog>,
     bot: Bot,
     options: DeliveryOptions,
 }
@@ -167,9 +167,14 @@ impl std::fmt::Debug for DeliveryWorker {
 }
 
 impl DeliveryWorker {
-    /// A worker over `log` (its pool also holds the worker's own tables), sending with `bot`.
-    pub fn new(log: PostgresLog, bot: Bot, options: DeliveryOptions) -> Self {
-        DeliveryWorker { log, bot, options }
+    /// A worker following the log of `commands` and recording outcomes through it (the log's
+    /// pool also holds the worker's own tables), sending with `bot`.
+    pub fn new(commands: CommandService<PostgresLog>, bot: Bot, options: DeliveryOptions) -> Self {
+        DeliveryWorker {
+            commands,
+            bot,
+            options,
+        }
     }
 
     /// Runs until `shutdown` completes, then finishes what it is sending, saves its
@@ -191,7 +196,12 @@ impl DeliveryWorker {
     }
 
     async fn follow(self, mut stopping: watch::Receiver<bool>) {
-        let DeliveryWorker { log, bot, options } = self;
+        let DeliveryWorker {
+            commands,
+            bot,
+            options,
+        } = self;
+        let log = commands.log().clone();
         let retry = RetryPolicy {
             max_attempts: options.max_send_attempts.max(1),
             first_backoff: options.first_backoff,
@@ -206,7 +216,7 @@ impl DeliveryWorker {
         );
         let store = Store::new(log.pool().clone(), options.name.clone());
         let ctx = Arc::new(Context {
-            commands: CommandService::new(log.clone()),
+            commands,
             store: store.clone(),
             sender: Arc::clone(&sender),
             csat_prompt: options.csat_prompt.clone(),

@@ -113,12 +113,13 @@ pub struct Inbox {
 }
 
 impl Inbox {
-    /// An inbox writing to `log` and answering through `bot` (`bot_id`: the token's numeric
-    /// part, which scopes the idempotency keys).
-    pub fn new(log: PostgresLog, bot: Bot, bot_id: impl Into<String>) -> Self {
+    /// An inbox writing through `commands` (whose log's database also keeps the handled
+    /// updates) and answering through `bot` (`bot_id`: the token's numeric part, which scopes
+    /// the idempotency keys).
+    pub fn new(commands: CommandService<PostgresLog>, bot: Bot, bot_id: impl Into<String>) -> Self {
         Self {
-            pool: log.pool().clone(),
-            commands: CommandService::new(log),
+            pool: commands.log().pool().clone(),
+            commands,
             bot,
             bot_id: bot_id.into(),
             settings: Mutex::new(None),

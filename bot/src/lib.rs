@@ -21,6 +21,7 @@ pub mod webhook;
 use std::sync::Arc;
 use std::time::Duration;
 
+use app::commands::CommandService;
 use axum::Router;
 use eventlog::postgres::PostgresLog;
 use secrecy::ExposeSecret;
@@ -44,19 +45,19 @@ const DELIVERY_LOCK: (i32, i32) = (0x4c44_444c, 1);
 pub struct TelegramBot {
     config: BotConfig,
     inbox: Arc<Inbox>,
-    log: PostgresLog,
+    commands: CommandService<PostgresLog>,
     delivery: delivery::DeliveryOptions,
 }
 
 impl TelegramBot {
-    /// The bot of `config`, writing to `log`.
+    /// The bot of `config`, writing through `commands` (the process's command service).
     #[must_use]
-    pub fn new(config: BotConfig, log: PostgresLog) -> Self {
-        let inbox = Arc::new(Inbox::new(log.clone(), config.bot(), config.bot_id()));
+    pub fn new(config: BotConfig, commands: CommandService<PostgresLog>) -> Self {
+        let inbox = Arc::new(Inbox::new(commands.clone(), config.bot(), config.bot_id()));
         Self {
             config,
             inbox,
-            log,
+            commands,
             delivery: delivery::DeliveryOptions::default(),
         }
     }
@@ -92,7 +93,7 @@ impl TelegramBot {
         let bot = self.config.bot();
         let upkeep = tokio::spawn(forget_old_updates(self.inbox(), stopped.clone()));
         let delivering = tokio::spawn(deliver(
-            self.log.clone(),
+            self.commands.clone(),
             bot.clone(),
             self.delivery.clone(),
             stopped.clone(),
@@ -140,7 +141,7 @@ impl TelegramBot {
 /// Runs the delivery worker while holding its advisory lock on a connection of its own;
 /// another instance holding it makes this one wait and try again every few seconds.
 async fn deliver(
-    log: PostgresLog,
+    commands: CommandService<PostgresLog>,
     bot: teloxide::Bot,
     options: delivery::DeliveryOptions,
     stopped: watch::Receiver<bool>,
@@ -150,7 +151,7 @@ async fn deliver(
     let mut waiting_logged = false;
     loop {
         let locked = async {
-            let mut conn = log.pool().acquire().await?;
+            let mut conn = commands.log().pool().acquire().await?;
             let locked: bool = sqlx::query_scalar("select pg_try_advisory_lock($1, $2)")
                 .bind(DELIVERY_LOCK.0)
                 .bind(DELIVERY_LOCK.1)
@@ -161,7 +162,7 @@ async fn deliver(
         match locked.await {
             Ok(Some(conn)) => {
                 tracing::info!("delivery worker running");
-                delivery::DeliveryWorker::new(log.clone(), bot, options)
+                delivery::DeliveryWorker::new(commands, bot, options)
                     .run(until(stopped))
                     .await;
                 // Closing the connection ends the session and releases the lock.

@@ -545,7 +545,7 @@ struct TinyHubList {
 impl TinyHubList {
     async fn start(server: &Server, filter: serde_json::Value) -> TinyHubList {
         let state = api::AppState::new(
-            server.log.clone(),
+            CommandService::new(server.log.clone()),
             projections::models::all(),
             crate::support::test_config(),
         )

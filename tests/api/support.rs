@@ -143,9 +143,13 @@ impl Server {
     /// Creates an agent with [`PASSWORD`] (directly, as `ledgerdesk admin create` does) and
     /// signs them in over GraphQL.
     pub async fn agent(&self, role: Role, email: &str) -> Agent {
-        let auth = AuthService::new(self.log.clone(), None, AuthConfig::default())
-            .await
-            .unwrap();
+        let auth = AuthService::new(
+            CommandService::new(self.log.clone()),
+            None,
+            AuthConfig::default(),
+        )
+        .await
+        .unwrap();
         let ctx = app::commands::CommandContext::new(eventlog::Actor::system("test"));
         auth.create_agent(
             NewAgent {

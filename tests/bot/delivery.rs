@@ -60,7 +60,11 @@ impl Desk {
 
     fn worker_with(&self, options: DeliveryOptions) -> Worker {
         let (stop, stopped) = tokio::sync::oneshot::channel::<()>();
-        let worker = DeliveryWorker::new(self.log.clone(), self.fake.bot(), options);
+        let worker = DeliveryWorker::new(
+            CommandService::new(self.log.clone()),
+            self.fake.bot(),
+            options,
+        );
         let handle = tokio::spawn(worker.run(async {
             let _ = stopped.await;
         }));
