@@ -81,7 +81,6 @@
 
 mod job;
 mod send;
-mod store;
 mod tracker;
 
 use std::collections::{HashMap, VecDeque};
@@ -99,8 +98,8 @@ use tokio::task::JoinSet;
 
 use self::job::{Context, Ended, Job};
 use self::send::{RetryPolicy, Sender};
-use self::store::Store;
 use self::tracker::Tracker;
+use crate::store::DeliveryStore;
 
 /// Tuning of the delivery worker. The defaults follow Telegram's published limits.
 #[derive(Debug, Clone)]
@@ -214,7 +213,7 @@ impl DeliveryWorker {
             retry,
             stopping.clone(),
         );
-        let store = Store::new(log.pool().clone(), options.name.clone());
+        let store = DeliveryStore::new(log.pool().clone(), options.name.clone());
         let ctx = Arc::new(Context {
             commands,
             store: store.clone(),
@@ -338,7 +337,7 @@ async fn next_event(
 }
 
 /// Saves the checkpoint when it moved; returns where it now stands.
-async fn save(store: &Store, tracker: &Tracker, saved: Position) -> Position {
+async fn save(store: &DeliveryStore, tracker: &Tracker, saved: Position) -> Position {
     let safe = tracker.safe();
     if safe <= saved {
         return saved;

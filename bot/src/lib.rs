@@ -9,12 +9,15 @@
 //!   recording each outcome as an event.
 //! - [`callback`] is the format of the data behind inline buttons, shared by both directions.
 //! - [`config`] holds the settings.
+//! - `store` holds the bot's own tables (handled updates, delivery state): the only SQL of
+//!   the crate.
 
 pub mod callback;
 pub mod config;
 pub mod delivery;
 pub mod inbound;
 pub mod polling;
+mod store;
 pub mod update;
 pub mod webhook;
 
@@ -22,6 +25,7 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use app::commands::CommandService;
+use app::ownership::{self, LockClass, LockKey};
 use axum::Router;
 use eventlog::postgres::PostgresLog;
 use secrecy::ExposeSecret;
@@ -35,9 +39,9 @@ use crate::inbound::{Inbox, describe};
 /// How long handled update keys are kept. Telegram stops redelivering an update long before.
 const KEEP_HANDLED: Duration = Duration::from_secs(14 * 24 * 3600);
 
-/// The advisory lock that makes the delivery worker a singleton per database: class "LDDL",
-/// object 1.
-const DELIVERY_LOCK: (i32, i32) = (0x4c44_444c, 1);
+/// The advisory lock that makes the delivery worker a singleton per database. Its object is
+/// the number 1, not a name's hash: that is the key running instances already take.
+const DELIVERY_LOCK: LockKey = LockKey::numbered(LockClass::DELIVERY, 1);
 
 /// The whole bot of one process: inbound (webhook route or polling), the delivery worker
 /// (in the one process holding its lock) and upkeep.
@@ -152,11 +156,7 @@ async fn deliver(
     loop {
         let locked = async {
             let mut conn = commands.log().pool().acquire().await?;
-            let locked: bool = sqlx::query_scalar("select pg_try_advisory_lock($1, $2)")
-                .bind(DELIVERY_LOCK.0)
-                .bind(DELIVERY_LOCK.1)
-                .fetch_one(&mut *conn)
-                .await?;
+            let locked = ownership::try_lock(&mut conn, DELIVERY_LOCK).await?;
             Ok::<_, sqlx::Error>(locked.then_some(conn))
         };
         match locked.await {
@@ -165,10 +165,7 @@ async fn deliver(
                 delivery::DeliveryWorker::new(commands, bot, options)
                     .run(until(stopped))
                     .await;
-                // Closing the connection ends the session and releases the lock.
-                if let Err(error) = sqlx::Connection::close(conn.detach()).await {
-                    tracing::debug!(%error, "closing the delivery lock's connection failed");
-                }
+                ownership::release(conn.detach()).await;
                 return;
             }
             Ok(None) if !waiting_logged => {
