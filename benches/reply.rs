@@ -28,13 +28,13 @@ use std::sync::atomic::{AtomicBool, Ordering};
 use std::time::{Duration, Instant};
 
 use anyhow::Context;
+use app::commands::{CommandContext, CommandService};
 use chrono::{TimeDelta, Utc};
 use domain::content::{CustomerMessage, MessageContent, TelegramMessageId};
 use domain::customer::CustomerProfile;
 use domain::flow::RouteCustomerMessage;
 use domain::ticket::Channel;
 use domain::{CustomerId, MessageId, TicketId};
-use eventlog::commands::{CommandContext, CommandService};
 use eventlog::postgres::PostgresLog;
 use eventlog::{Actor, ActorKind};
 use ledgerdesk::{Application, Settings};
@@ -83,7 +83,7 @@ async fn main() -> anyhow::Result<()> {
     let url = database_url(&server, &database);
 
     let pool = PgPool::connect(&url).await?;
-    eventlog::postgres::migrate(&pool).await?;
+    app::database::migrate(&pool).await?;
     let log = PostgresLog::new(pool.clone());
     let tickets = open_tickets(&log, clients * per_client).await?;
     create_admin(&log).await?;
@@ -445,8 +445,8 @@ async fn raw_phase(url: &str, clients: usize, seconds: u64) -> anyhow::Result<Ra
     // Connected and pooled as the server connects (no TLS to a server on this machine, no ping
     // per statement), so the raw phase pays for the database what the API phase paid and no
     // more.
-    let raw_pool = eventlog::postgres::pool_options(u32::try_from(clients).unwrap_or(64))
-        .connect_with(eventlog::postgres::connect_options(url)?)
+    let raw_pool = app::database::pool_options(u32::try_from(clients).unwrap_or(64))
+        .connect_with(app::database::connect_options(url)?)
         .await?;
     let pooled = run(clients, Duration::from_secs(seconds), {
         let (raw_pool, payload) = (raw_pool.clone(), payload.clone());
@@ -614,9 +614,13 @@ const ADMIN_EMAIL: &str = "bench@example.com";
 const ADMIN_PASSWORD: &str = "bench password 0123456789";
 
 async fn create_admin(log: &PostgresLog) -> anyhow::Result<()> {
-    let auth = api::auth::AuthService::new(log.clone(), None, api::auth::AuthConfig::default())
-        .await
-        .map_err(|error| anyhow::anyhow!("{error}"))?;
+    let auth = api::auth::AuthService::new(
+        CommandService::new(log.clone()),
+        None,
+        api::auth::AuthConfig::default(),
+    )
+    .await
+    .map_err(|error| anyhow::anyhow!("{error}"))?;
     auth.create_agent(
         api::auth::NewAgent {
             email: ADMIN_EMAIL.into(),

@@ -4,7 +4,7 @@
 use std::time::Instant;
 
 use anyhow::Context;
-use eventlog::postgres::{self, PostgresLog};
+use eventlog::postgres::PostgresLog;
 use indicatif::{ProgressBar, ProgressStyle};
 use secrecy::ExposeSecret;
 use tools::generate::{GenerateOptions, generate as run};
@@ -14,10 +14,10 @@ use crate::cli::{DatabaseArgs, GenerateArgs};
 /// Appends at least `args.events` generated events to the (empty) log.
 pub async fn generate(database: &DatabaseArgs, args: &GenerateArgs) -> anyhow::Result<()> {
     let url = database.database_url();
-    let pool = postgres::connect(url.expose_secret(), database.db_max_connections)
+    let pool = app::database::connect(url.expose_secret(), database.db_max_connections)
         .await
         .context("cannot connect to the database (is Postgres running? see DATABASE_URL)")?;
-    postgres::migrate(&pool)
+    app::database::migrate(&pool)
         .await
         .context("cannot apply the database migrations")?;
     let log = PostgresLog::new(pool);

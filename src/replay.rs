@@ -8,7 +8,7 @@ use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 use anyhow::{Context, bail};
-use eventlog::postgres::{self, PostgresLog};
+use eventlog::postgres::PostgresLog;
 use eventlog::{EventLog, Position};
 use indicatif::{ProgressBar, ProgressStyle};
 use projections::{Projection, ProjectionRunner, Target};
@@ -20,10 +20,10 @@ use crate::cli::DatabaseArgs;
 pub async fn replay(database: &DatabaseArgs, names: &[String]) -> anyhow::Result<()> {
     let selected = select(names)?;
     let url = database.database_url();
-    let pool = postgres::connect(url.expose_secret(), database.db_max_connections)
+    let pool = app::database::connect(url.expose_secret(), database.db_max_connections)
         .await
         .context("cannot connect to the database (is Postgres running? see DATABASE_URL)")?;
-    postgres::migrate(&pool)
+    app::database::migrate(&pool)
         .await
         .context("cannot apply the database migrations")?;
     let log = PostgresLog::new(pool.clone());

@@ -4,7 +4,9 @@ use std::net::SocketAddr;
 use std::sync::Arc;
 
 use anyhow::Context;
-use eventlog::postgres::{self, PostgresLog};
+use app::commands::CommandService;
+use app::database;
+use eventlog::postgres::PostgresLog;
 use projections::{Projection, ProjectionRunner};
 use secrecy::{ExposeSecret, SecretString};
 use tokio::net::TcpListener;
@@ -39,27 +41,30 @@ pub struct Application {
 impl Application {
     /// Connects to (and if needed creates) the database, migrates it and binds the listener.
     pub async fn build(settings: Settings) -> anyhow::Result<Self> {
-        let pool = postgres::connect(
+        let pool = database::connect(
             settings.database_url.expose_secret(),
             settings.db_max_connections,
         )
         .await
         .context("cannot connect to the database (is Postgres running? see DATABASE_URL)")?;
-        postgres::migrate(&pool)
+        database::migrate(&pool)
             .await
             .context("cannot apply the database migrations")?;
         let listener = TcpListener::bind(settings.bind)
             .await
             .with_context(|| format!("cannot listen on {}", settings.bind))?;
         let log = PostgresLog::new(pool);
+        // The one command service of the process: the API and the bot share it, and with it
+        // its memory of aggregate states.
+        let commands = CommandService::new(log.clone());
         let projections = projections::models::all();
-        let state = api::AppState::new(log.clone(), projections.clone(), settings.api)
+        let state = api::AppState::new(commands.clone(), projections.clone(), settings.api)
             .await
             .context("cannot start the API")?;
         let bot = match settings.bot {
             Some(config) => {
                 tracing::info!(bot = ?config, "telegram bot on");
-                Some(bot::TelegramBot::new(config, log.clone()))
+                Some(bot::TelegramBot::new(config, commands))
             }
             None => {
                 tracing::info!("TELEGRAM_BOT_TOKEN is not set: the telegram bot is off");
@@ -150,10 +155,10 @@ impl Application {
 /// `ledgerdesk migrate`: creates the database if needed and applies pending migrations.
 pub async fn migrate(database: &DatabaseArgs) -> anyhow::Result<()> {
     let url = database.database_url();
-    let pool = postgres::connect(url.expose_secret(), 2)
+    let pool = database::connect(url.expose_secret(), 2)
         .await
         .context("cannot connect to the database (is Postgres running? see DATABASE_URL)")?;
-    postgres::migrate(&pool)
+    database::migrate(&pool)
         .await
         .context("cannot apply the database migrations")?;
     tracing::info!("migrations applied");
@@ -178,14 +183,14 @@ pub async fn create_agent(
         None
     };
     let url = database.database_url();
-    let pool = postgres::connect(url.expose_secret(), 2)
+    let pool = database::connect(url.expose_secret(), 2)
         .await
         .context("cannot connect to the database (is Postgres running? see DATABASE_URL)")?;
-    postgres::migrate(&pool)
+    database::migrate(&pool)
         .await
         .context("cannot apply the database migrations")?;
-    let log = PostgresLog::new(pool);
-    let auth = api::auth::AuthService::new(log, None, api::auth::AuthConfig::default())
+    let commands = CommandService::new(PostgresLog::new(pool));
+    let auth = api::auth::AuthService::new(commands, None, api::auth::AuthConfig::default())
         .await
         .context("cannot start authentication")?;
     let name = args.name.clone().unwrap_or_else(|| {
@@ -201,7 +206,7 @@ pub async fn create_agent(
         RoleArg::Agent => Role::Agent,
         RoleArg::Auditor => Role::Auditor,
     };
-    let ctx = eventlog::commands::CommandContext::new(eventlog::Actor::system("cli"));
+    let ctx = app::commands::CommandContext::new(eventlog::Actor::system("cli"));
     let created = auth
         .create_agent(
             api::auth::NewAgent {

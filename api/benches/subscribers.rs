@@ -20,12 +20,13 @@ use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
 
 use api::auth::{AuthConfig, AuthService, NewAgent};
+use app::commands::{CommandContext, CommandService};
+use app::database;
 use chrono::Utc;
 use domain::content::{CustomerMessage, MessageContent, TelegramMessageId};
 use domain::ticket::{Channel, OpenTicket, Ticket, TicketCommand};
 use domain::{CustomerId, MessageId, TicketId};
-use eventlog::commands::{CommandContext, CommandService};
-use eventlog::postgres::{self, PostgresLog};
+use eventlog::postgres::PostgresLog;
 use eventlog::{Actor, ActorKind};
 use futures::{SinkExt, StreamExt};
 use serde_json::{Value, json};
@@ -67,13 +68,17 @@ async fn main() {
     let base = &server_url[..server_url.rfind('/').unwrap()];
     let database = format!("ledgerdesk_bench_subs_{}", std::process::id());
     let url = format!("{base}/{database}");
-    let pool = postgres::connect(&url, 20).await.unwrap();
-    postgres::migrate(&pool).await.unwrap();
+    let pool = database::connect(&url, 20).await.unwrap();
+    database::migrate(&pool).await.unwrap();
     let log = PostgresLog::new(pool.clone());
     let models = projections::models::all();
-    let state = api::AppState::new(log.clone(), models.clone(), api::ApiConfig::default())
-        .await
-        .unwrap();
+    let state = api::AppState::new(
+        CommandService::new(log.clone()),
+        models.clone(),
+        api::ApiConfig::default(),
+    )
+    .await
+    .unwrap();
     let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
     let addr = listener.local_addr().unwrap();
     let (stop, stopped) = tokio::sync::watch::channel(false);
@@ -94,9 +99,13 @@ async fn main() {
         .into_future(),
     );
 
-    let auth = AuthService::new(log.clone(), None, AuthConfig::default())
-        .await
-        .unwrap();
+    let auth = AuthService::new(
+        CommandService::new(log.clone()),
+        None,
+        AuthConfig::default(),
+    )
+    .await
+    .unwrap();
     let ctx = CommandContext::new(Actor::system("bench"));
     auth.create_agent(
         NewAgent {

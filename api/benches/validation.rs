@@ -55,11 +55,15 @@ async fn main() {
         None => server.clone(),
     };
     let pool = PgPool::connect(&url).await.unwrap();
-    eventlog::postgres::migrate(&pool).await.unwrap();
+    app::database::migrate(&pool).await.unwrap();
     let log = eventlog::postgres::PostgresLog::new(pool.clone());
-    let state = api::AppState::new(log, Vec::new(), api::ApiConfig::default())
-        .await
-        .unwrap();
+    let state = api::AppState::new(
+        app::commands::CommandService::new(log),
+        Vec::new(),
+        api::ApiConfig::default(),
+    )
+    .await
+    .unwrap();
     let documents = Arc::new(DocumentCache::default());
     let api::graphql::HttpSchemas { checking, known } =
         api::graphql::http_schemas(&state.api, &documents);

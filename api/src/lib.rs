@@ -10,8 +10,8 @@ mod metrics;
 
 use std::sync::Arc;
 
+use app::commands::CommandService;
 use axum::Router;
-use eventlog::commands::CommandService;
 use eventlog::postgres::PostgresLog;
 use projections::Projection;
 
@@ -55,24 +55,26 @@ pub struct ApiConfig {
 }
 
 impl AppState {
-    /// Builds the services and the schema.
+    /// Builds the services and the schema over the process's command service (and through
+    /// it, its log and database).
     ///
     /// # Errors
     /// When the signing key cannot be read or is too short.
     pub async fn new(
-        log: PostgresLog,
+        commands: CommandService<PostgresLog>,
         projections: Vec<Arc<dyn Projection>>,
         config: ApiConfig,
     ) -> Result<Self, AuthError> {
         use secrecy::ExposeSecret;
+        let log = commands.log().clone();
         let secret = config
             .jwt_secret
             .as_ref()
             .map(|secret| secret.expose_secret().as_bytes().to_vec());
-        let auth = AuthService::new(log.clone(), secret.as_deref(), config.auth).await?;
+        let auth = AuthService::new(commands.clone(), secret.as_deref(), config.auth).await?;
         let api = Api {
             pool: log.pool().clone(),
-            commands: CommandService::new(log.clone()),
+            commands,
             log: log.clone(),
             auth,
             projections: projections.clone(),

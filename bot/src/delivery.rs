@@ -81,7 +81,6 @@
 
 mod job;
 mod send;
-mod store;
 mod tracker;
 
 use std::collections::{HashMap, VecDeque};
@@ -89,7 +88,7 @@ use std::num::NonZeroU32;
 use std::sync::Arc;
 use std::time::Duration;
 
-use eventlog::commands::CommandService;
+use app::commands::CommandService;
 use eventlog::postgres::PostgresLog;
 use eventlog::{EventLog, Position, RecordedEvent};
 use futures::StreamExt;
@@ -99,8 +98,8 @@ use tokio::task::JoinSet;
 
 use self::job::{Context, Ended, Job};
 use self::send::{RetryPolicy, Sender};
-use self::store::Store;
 use self::tracker::Tracker;
+use crate::store::DeliveryStore;
 
 /// Tuning of the delivery worker. The defaults follow Telegram's published limits.
 #[derive(Debug, Clone)]
@@ -152,7 +151,7 @@ impl Default for DeliveryOptions {
 /// Follows the log and delivers replies and satisfaction prompts (see the [module
 /// docs](self)).
 pub struct DeliveryWorker {
-    log: PostgresLog,
+    commands: CommandService<PostgresLog>,
     bot: Bot,
     options: DeliveryOptions,
 }
@@ -167,9 +166,14 @@ impl std::fmt::Debug for DeliveryWorker {
 }
 
 impl DeliveryWorker {
-    /// A worker over `log` (its pool also holds the worker's own tables), sending with `bot`.
-    pub fn new(log: PostgresLog, bot: Bot, options: DeliveryOptions) -> Self {
-        DeliveryWorker { log, bot, options }
+    /// A worker following the log of `commands` and recording outcomes through it (the log's
+    /// pool also holds the worker's own tables), sending with `bot`.
+    pub fn new(commands: CommandService<PostgresLog>, bot: Bot, options: DeliveryOptions) -> Self {
+        DeliveryWorker {
+            commands,
+            bot,
+            options,
+        }
     }
 
     /// Runs until `shutdown` completes, then finishes what it is sending, saves its
@@ -191,7 +195,12 @@ impl DeliveryWorker {
     }
 
     async fn follow(self, mut stopping: watch::Receiver<bool>) {
-        let DeliveryWorker { log, bot, options } = self;
+        let DeliveryWorker {
+            commands,
+            bot,
+            options,
+        } = self;
+        let log = commands.log().clone();
         let retry = RetryPolicy {
             max_attempts: options.max_send_attempts.max(1),
             first_backoff: options.first_backoff,
@@ -204,9 +213,9 @@ impl DeliveryWorker {
             retry,
             stopping.clone(),
         );
-        let store = Store::new(log.pool().clone(), options.name.clone());
+        let store = DeliveryStore::new(log.pool().clone(), options.name.clone());
         let ctx = Arc::new(Context {
-            commands: CommandService::new(log.clone()),
+            commands,
             store: store.clone(),
             sender: Arc::clone(&sender),
             csat_prompt: options.csat_prompt.clone(),
@@ -328,7 +337,7 @@ async fn next_event(
 }
 
 /// Saves the checkpoint when it moved; returns where it now stands.
-async fn save(store: &Store, tracker: &Tracker, saved: Position) -> Position {
+async fn save(store: &DeliveryStore, tracker: &Tracker, saved: Position) -> Position {
     let safe = tracker.safe();
     if safe <= saved {
         return saved;

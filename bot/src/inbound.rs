@@ -33,6 +33,7 @@
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
+use app::commands::{CommandContext, CommandError, CommandService};
 use chrono::{DateTime, Utc};
 use domain::content::{CustomerMessage, MessageContent, TelegramMessageId};
 use domain::customer::{Customer, CustomerCommand, CustomerError};
@@ -42,10 +43,8 @@ use domain::ticket::{
     Actor as TicketActor, Channel, EditCustomerMessage, Ticket, TicketCommand, TicketError,
 };
 use domain::{CategoryId, CustomerId, MessageId, StreamId, TicketId};
-use eventlog::commands::{CommandContext, CommandError, CommandService};
 use eventlog::postgres::PostgresLog;
 use eventlog::{Actor, ActorKind};
-use sqlx::PgPool;
 use teloxide::Bot;
 use teloxide::payloads::{AnswerCallbackQuerySetters, SendMessageSetters};
 use teloxide::prelude::Requester;
@@ -56,6 +55,7 @@ use tokio::sync::Mutex;
 use uuid::Uuid;
 
 use crate::callback::CallbackData;
+use crate::store::HandledUpdates;
 use crate::update::{self, BotCommand, Inbound, IncomingMessage, Sender};
 
 /// How long the settings (greeting, categories, reopen window) are reused before being read
@@ -106,19 +106,20 @@ impl From<sqlx::Error> for InboundError {
 #[derive(Debug)]
 pub struct Inbox {
     commands: CommandService<PostgresLog>,
-    pool: PgPool,
+    handled: HandledUpdates,
     bot: Bot,
     bot_id: String,
     settings: Mutex<Option<(Instant, Arc<Settings>)>>,
 }
 
 impl Inbox {
-    /// An inbox writing to `log` and answering through `bot` (`bot_id`: the token's numeric
-    /// part, which scopes the idempotency keys).
-    pub fn new(log: PostgresLog, bot: Bot, bot_id: impl Into<String>) -> Self {
+    /// An inbox writing through `commands` (whose log's database also keeps the handled
+    /// updates) and answering through `bot` (`bot_id`: the token's numeric part, which scopes
+    /// the idempotency keys).
+    pub fn new(commands: CommandService<PostgresLog>, bot: Bot, bot_id: impl Into<String>) -> Self {
         Self {
-            pool: log.pool().clone(),
-            commands: CommandService::new(log),
+            handled: HandledUpdates::new(commands.log().pool().clone()),
+            commands,
             bot,
             bot_id: bot_id.into(),
             settings: Mutex::new(None),
@@ -136,7 +137,7 @@ impl Inbox {
         // Only updates the bot answers need the handled mark; the others are idempotent on
         // the log by their key alone, and skipping the mark saves two queries per message.
         let answers = matches!(inbound, Inbound::Command { .. } | Inbound::Callback { .. });
-        if answers && self.already_handled(&key).await? {
+        if answers && self.handled.contains(&key).await? {
             tracing::debug!(update_id = update.id.0, "repeated update ignored");
             return Ok(Handled::Duplicate);
         }
@@ -187,7 +188,7 @@ impl Inbox {
             tracing::info!(update_id = update.id.0, reason, "update refused");
         }
         if answers {
-            self.mark_handled(&key).await?;
+            self.handled.insert(&key).await?;
         }
         Ok(handled)
     }
@@ -565,40 +566,12 @@ impl Inbox {
         Ok(settings)
     }
 
-    async fn already_handled(&self, key: &str) -> Result<bool, InboundError> {
-        let found: Option<i32> =
-            sqlx::query_scalar("select 1 from telegram_updates_handled where update_key = $1")
-                .bind(key)
-                .fetch_optional(&self.pool)
-                .await?;
-        Ok(found.is_some())
-    }
-
-    async fn mark_handled(&self, key: &str) -> Result<(), InboundError> {
-        sqlx::query(
-            "insert into telegram_updates_handled (update_key) values ($1) \
-             on conflict (update_key) do nothing",
-        )
-        .bind(key)
-        .execute(&self.pool)
-        .await?;
-        Ok(())
-    }
-
     /// Forgets handled updates older than `age` (Telegram gives up redelivering long before).
     ///
     /// # Errors
     /// The database's error.
     pub async fn forget_handled(&self, age: Duration) -> Result<u64, sqlx::Error> {
-        let seconds = f64::from(u32::try_from(age.as_secs()).unwrap_or(u32::MAX));
-        let done = sqlx::query(
-            "delete from telegram_updates_handled \
-             where handled_at < now() - make_interval(secs => $1)",
-        )
-        .bind(seconds)
-        .execute(&self.pool)
-        .await?;
-        Ok(done.rows_affected())
+        self.handled.forget_older_than(age).await
     }
 }
 

@@ -9,18 +9,23 @@
 //!   recording each outcome as an event.
 //! - [`callback`] is the format of the data behind inline buttons, shared by both directions.
 //! - [`config`] holds the settings.
+//! - `store` holds the bot's own tables (handled updates, delivery state): the only SQL of
+//!   the crate.
 
 pub mod callback;
 pub mod config;
 pub mod delivery;
 pub mod inbound;
 pub mod polling;
+mod store;
 pub mod update;
 pub mod webhook;
 
 use std::sync::Arc;
 use std::time::Duration;
 
+use app::commands::CommandService;
+use app::ownership::{self, LockClass, LockKey};
 use axum::Router;
 use eventlog::postgres::PostgresLog;
 use secrecy::ExposeSecret;
@@ -34,9 +39,9 @@ use crate::inbound::{Inbox, describe};
 /// How long handled update keys are kept. Telegram stops redelivering an update long before.
 const KEEP_HANDLED: Duration = Duration::from_secs(14 * 24 * 3600);
 
-/// The advisory lock that makes the delivery worker a singleton per database: class "LDDL",
-/// object 1.
-const DELIVERY_LOCK: (i32, i32) = (0x4c44_444c, 1);
+/// The advisory lock that makes the delivery worker a singleton per database. Its object is
+/// the number 1, not a name's hash: that is the key running instances already take.
+const DELIVERY_LOCK: LockKey = LockKey::numbered(LockClass::DELIVERY, 1);
 
 /// The whole bot of one process: inbound (webhook route or polling), the delivery worker
 /// (in the one process holding its lock) and upkeep.
@@ -44,19 +49,19 @@ const DELIVERY_LOCK: (i32, i32) = (0x4c44_444c, 1);
 pub struct TelegramBot {
     config: BotConfig,
     inbox: Arc<Inbox>,
-    log: PostgresLog,
+    commands: CommandService<PostgresLog>,
     delivery: delivery::DeliveryOptions,
 }
 
 impl TelegramBot {
-    /// The bot of `config`, writing to `log`.
+    /// The bot of `config`, writing through `commands` (the process's command service).
     #[must_use]
-    pub fn new(config: BotConfig, log: PostgresLog) -> Self {
-        let inbox = Arc::new(Inbox::new(log.clone(), config.bot(), config.bot_id()));
+    pub fn new(config: BotConfig, commands: CommandService<PostgresLog>) -> Self {
+        let inbox = Arc::new(Inbox::new(commands.clone(), config.bot(), config.bot_id()));
         Self {
             config,
             inbox,
-            log,
+            commands,
             delivery: delivery::DeliveryOptions::default(),
         }
     }
@@ -92,7 +97,7 @@ impl TelegramBot {
         let bot = self.config.bot();
         let upkeep = tokio::spawn(forget_old_updates(self.inbox(), stopped.clone()));
         let delivering = tokio::spawn(deliver(
-            self.log.clone(),
+            self.commands.clone(),
             bot.clone(),
             self.delivery.clone(),
             stopped.clone(),
@@ -140,7 +145,7 @@ impl TelegramBot {
 /// Runs the delivery worker while holding its advisory lock on a connection of its own;
 /// another instance holding it makes this one wait and try again every few seconds.
 async fn deliver(
-    log: PostgresLog,
+    commands: CommandService<PostgresLog>,
     bot: teloxide::Bot,
     options: delivery::DeliveryOptions,
     stopped: watch::Receiver<bool>,
@@ -150,24 +155,17 @@ async fn deliver(
     let mut waiting_logged = false;
     loop {
         let locked = async {
-            let mut conn = log.pool().acquire().await?;
-            let locked: bool = sqlx::query_scalar("select pg_try_advisory_lock($1, $2)")
-                .bind(DELIVERY_LOCK.0)
-                .bind(DELIVERY_LOCK.1)
-                .fetch_one(&mut *conn)
-                .await?;
+            let mut conn = commands.log().pool().acquire().await?;
+            let locked = ownership::try_lock(&mut conn, DELIVERY_LOCK).await?;
             Ok::<_, sqlx::Error>(locked.then_some(conn))
         };
         match locked.await {
             Ok(Some(conn)) => {
                 tracing::info!("delivery worker running");
-                delivery::DeliveryWorker::new(log.clone(), bot, options)
+                delivery::DeliveryWorker::new(commands, bot, options)
                     .run(until(stopped))
                     .await;
-                // Closing the connection ends the session and releases the lock.
-                if let Err(error) = sqlx::Connection::close(conn.detach()).await {
-                    tracing::debug!(%error, "closing the delivery lock's connection failed");
-                }
+                ownership::release(conn.detach()).await;
                 return;
             }
             Ok(None) if !waiting_logged => {

@@ -1,10 +1,11 @@
-//! Ledgerdesk's append-only event log.
+//! Ledgerdesk's append-only event log: storage only.
 //!
 //! Every fact of the product is an event in a stream (`ticket-<uuid>`, `customer-<telegram id>`,
 //! …). This crate owns how events are stored and read back: the [`EventLog`] trait that every
 //! backend implements, the types of its envelope, and the Postgres backend ([`postgres`]), the
-//! embedded default, and the command service ([`commands`]) that runs the domain's deciders
-//! against it. The log itself knows nothing of tickets or customers: payloads are JSON to it.
+//! embedded default. It knows nothing of the domain: payloads are JSON to it, and stream ids
+//! and event types are plain text. Running the domain's deciders against the log (the command
+//! service), and setting up the database (pool, migrations), belong to the `app` crate.
 //!
 //! What a backend promises:
 //! - **Optimistic concurrency.** An append names the version it expects each stream to be at; a
@@ -18,7 +19,6 @@
 //!   never steps past an event that is still to commit. [`Position`] is that order's cursor.
 //! - **Append-only.** Stored events never change; each stream carries a sha256 hash chain.
 
-pub mod commands;
 pub mod postgres;
 
 mod envelope;

@@ -20,8 +20,9 @@ use std::sync::Arc;
 use std::time::Instant;
 
 use anyhow::Context;
+use app::database;
 use eventlog::EventLog;
-use eventlog::postgres::{self, PostgresLog};
+use eventlog::postgres::PostgresLog;
 use futures::TryStreamExt;
 use projections::{Projection, ProjectionRunner, RunnerOptions};
 use sqlx::postgres::PgPoolOptions;
@@ -60,7 +61,7 @@ async fn main() -> anyhow::Result<()> {
         .max_connections(16)
         .connect(&url)
         .await?;
-    postgres::migrate(&pool).await?;
+    database::migrate(&pool).await?;
     let log = PostgresLog::new(pool.clone());
 
     if !reuse {

@@ -607,16 +607,24 @@ async fn ended_sessions_are_refused_by_this_instance_at_once_and_by_others_withi
     let agent = AgentId(admin.id.parse().unwrap());
     let accepted = |auth: Authentication| matches!(auth, Authentication::Authenticated(_));
     // Two instances over one database; the second trusts nothing it read (bound zero).
-    let here = AuthService::new(server.log.clone(), None, AuthConfig::default())
-        .await
-        .unwrap();
+    let here = AuthService::new(
+        app::commands::CommandService::new(server.log.clone()),
+        None,
+        AuthConfig::default(),
+    )
+    .await
+    .unwrap();
     let untrusting = AuthConfig {
         session_check_ttl: std::time::Duration::ZERO,
         ..AuthConfig::default()
     };
-    let elsewhere = AuthService::new(server.log.clone(), None, untrusting)
-        .await
-        .unwrap();
+    let elsewhere = AuthService::new(
+        app::commands::CommandService::new(server.log.clone()),
+        None,
+        untrusting,
+    )
+    .await
+    .unwrap();
     assert!(accepted(here.authenticate(Some(&admin.token)).await));
     assert!(accepted(elsewhere.authenticate(Some(&admin.token)).await));
 

@@ -5,11 +5,11 @@
 
 use std::time::Duration;
 
+use app::commands::{CommandContext, CommandService};
 use chrono::Utc;
 use domain::broadcast::{Broadcast, BroadcastCommand, Outcome, RecipientOutcome, SkipReason};
 use domain::content::TelegramMessageId;
 use domain::{BroadcastId, CustomerId, StreamId, TicketId};
-use eventlog::commands::{CommandContext, CommandService};
 use eventlog::{Actor, Direction, EventLog, Position, RecordedEvent};
 use serde_json::{Value, json};
 use uuid::Uuid;

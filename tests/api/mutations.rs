@@ -3,6 +3,7 @@
 
 use std::time::Duration;
 
+use app::commands::{CommandContext, CommandService};
 use chrono::{TimeDelta, Utc};
 use domain::agent::Role;
 use domain::broadcast::{Broadcast, BroadcastStatus};
@@ -12,7 +13,6 @@ use domain::flow::RouteCustomerMessage;
 use domain::settings::Settings;
 use domain::ticket::{Channel, Priority, Ticket, TicketEvent, TicketStatus};
 use domain::{AgentId, BroadcastId, CustomerId, MessageId, StreamId, TicketId};
-use eventlog::commands::{CommandContext, CommandService};
 use eventlog::postgres::PostgresLog;
 use eventlog::{Actor, Direction, EventLog, Position};
 use serde_json::{Value, json};

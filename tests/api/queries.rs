@@ -4,6 +4,7 @@
 use std::collections::HashSet;
 use std::time::Duration;
 
+use app::commands::{CommandContext, CommandService};
 use chrono::{TimeDelta, Utc};
 use domain::agent::{Agent as AgentDecider, AgentCommand, Role};
 use domain::content::{CustomerMessage, MessageContent, TelegramMessageId};
@@ -11,7 +12,6 @@ use domain::customer::CustomerProfile;
 use domain::flow::RouteCustomerMessage;
 use domain::ticket::Channel;
 use domain::{AgentId, CategoryId, CustomerId, MessageId, TicketId};
-use eventlog::commands::{CommandContext, CommandService};
 use eventlog::{Actor, ActorKind, EventLog, Position};
 use serde_json::{Value, json};
 use tools::generate::{GenerateOptions, generate};

@@ -7,12 +7,12 @@ use std::time::Duration;
 
 use api::auth::{Authentication, Caller, Scope};
 use api::live::LiveHub;
+use app::commands::{CommandContext, CommandService};
 use chrono::Utc;
 use domain::agent::Role;
 use domain::content::{CustomerMessage, MessageContent, TelegramMessageId};
 use domain::ticket::{Channel, OpenTicket, Ticket, TicketCommand};
 use domain::{AgentId, CustomerId, MessageId, TicketId};
-use eventlog::commands::{CommandContext, CommandService};
 use eventlog::postgres::PostgresLog;
 use eventlog::{Actor, ActorKind, EventLog, Position};
 use futures::StreamExt;
@@ -545,7 +545,7 @@ struct TinyHubList {
 impl TinyHubList {
     async fn start(server: &Server, filter: serde_json::Value) -> TinyHubList {
         let state = api::AppState::new(
-            server.log.clone(),
+            CommandService::new(server.log.clone()),
             projections::models::all(),
             crate::support::test_config(),
         )

@@ -6,6 +6,7 @@ use std::sync::atomic::{AtomicI32, Ordering};
 use std::time::{Duration, SystemTime, UNIX_EPOCH};
 
 use api::auth::{AuthConfig, AuthService, NewAgent};
+use app::commands::{CommandContext, CommandService};
 use chrono::{TimeDelta, Utc};
 use domain::agent::Role;
 use domain::content::{CustomerMessage, MessageContent, TelegramMessageId};
@@ -13,7 +14,6 @@ use domain::customer::CustomerProfile;
 use domain::flow::RouteCustomerMessage;
 use domain::ticket::Channel;
 use domain::{CategoryId, CustomerId, MessageId, TicketId};
-use eventlog::commands::{CommandContext, CommandService};
 use eventlog::postgres::PostgresLog;
 use eventlog::{Actor, Position};
 use ledgerdesk::{Application, Settings};
@@ -143,10 +143,14 @@ impl Server {
     /// Creates an agent with [`PASSWORD`] (directly, as `ledgerdesk admin create` does) and
     /// signs them in over GraphQL.
     pub async fn agent(&self, role: Role, email: &str) -> Agent {
-        let auth = AuthService::new(self.log.clone(), None, AuthConfig::default())
-            .await
-            .unwrap();
-        let ctx = eventlog::commands::CommandContext::new(eventlog::Actor::system("test"));
+        let auth = AuthService::new(
+            CommandService::new(self.log.clone()),
+            None,
+            AuthConfig::default(),
+        )
+        .await
+        .unwrap();
+        let ctx = app::commands::CommandContext::new(eventlog::Actor::system("test"));
         auth.create_agent(
             NewAgent {
                 email: email.to_owned(),

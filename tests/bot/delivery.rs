@@ -5,6 +5,7 @@
 use std::num::NonZeroU32;
 use std::time::{Duration, Instant};
 
+use app::commands::{CommandContext, CommandService};
 use bot::callback::CallbackData;
 use bot::delivery::{DeliveryOptions, DeliveryWorker};
 use chrono::{TimeDelta, Utc};
@@ -15,7 +16,6 @@ use domain::customer::CustomerProfile;
 use domain::flow::RouteCustomerMessage;
 use domain::ticket::{Actor as TicketActor, Channel, ReplyAsAgent, TicketCommand};
 use domain::{AgentId, CustomerId, MessageId, TicketId};
-use eventlog::commands::{CommandContext, CommandService};
 use eventlog::postgres::PostgresLog;
 use eventlog::{Actor, ActorKind, Direction, EventLog, RecordedEvent};
 use serde_json::Value;
@@ -60,7 +60,11 @@ impl Desk {
 
     fn worker_with(&self, options: DeliveryOptions) -> Worker {
         let (stop, stopped) = tokio::sync::oneshot::channel::<()>();
-        let worker = DeliveryWorker::new(self.log.clone(), self.fake.bot(), options);
+        let worker = DeliveryWorker::new(
+            CommandService::new(self.log.clone()),
+            self.fake.bot(),
+            options,
+        );
         let handle = tokio::spawn(worker.run(async {
             let _ = stopped.await;
         }));
@@ -240,7 +244,7 @@ fn telegram_id(outcome: &RecordedEvent) -> i32 {
     i32::try_from(outcome.payload["telegram_message_id"].as_i64().unwrap()).unwrap()
 }
 
-#[sqlx::test(migrator = "eventlog::postgres::MIGRATOR")]
+#[sqlx::test(migrator = "app::database::MIGRATOR")]
 async fn an_agent_reply_reaches_the_customers_chat_and_is_recorded_delivered(pool: PgPool) {
     let desk = Desk::new(pool).await;
     let worker = desk.worker();
@@ -259,7 +263,7 @@ async fn an_agent_reply_reaches_the_customers_chat_and_is_recorded_delivered(poo
     worker.stop().await;
 }
 
-#[sqlx::test(migrator = "eventlog::postgres::MIGRATOR")]
+#[sqlx::test(migrator = "app::database::MIGRATOR")]
 async fn media_go_by_file_id_with_the_text_as_caption_or_after_them(pool: PgPool) {
     let desk = Desk::new(pool).await;
     let worker = desk.worker();
@@ -319,7 +323,7 @@ async fn media_go_by_file_id_with_the_text_as_caption_or_after_them(pool: PgPool
     worker.stop().await;
 }
 
-#[sqlx::test(migrator = "eventlog::postgres::MIGRATOR")]
+#[sqlx::test(migrator = "app::database::MIGRATOR")]
 async fn a_429_is_waited_out_and_the_reply_sent_again_once(pool: PgPool) {
     let desk = Desk::new(pool).await;
     desk.fake
@@ -339,7 +343,7 @@ async fn a_429_is_waited_out_and_the_reply_sent_again_once(pool: PgPool) {
     worker.stop().await;
 }
 
-#[sqlx::test(migrator = "eventlog::postgres::MIGRATOR")]
+#[sqlx::test(migrator = "app::database::MIGRATOR")]
 async fn network_errors_are_retried_until_telegram_answers(pool: PgPool) {
     let desk = Desk::new(pool).await;
     desk.fake.fail_next("sendMessage", Failure::Dropped, 2);
@@ -355,7 +359,7 @@ async fn network_errors_are_retried_until_telegram_answers(pool: PgPool) {
     worker.stop().await;
 }
 
-#[sqlx::test(migrator = "eventlog::postgres::MIGRATOR")]
+#[sqlx::test(migrator = "app::database::MIGRATOR")]
 async fn network_errors_past_the_attempts_are_a_retryable_failure(pool: PgPool) {
     let desk = Desk::new(pool).await;
     desk.fake.fail_next("sendMessage", Failure::Dropped, 3);
@@ -373,7 +377,7 @@ async fn network_errors_past_the_attempts_are_a_retryable_failure(pool: PgPool) 
     worker.stop().await;
 }
 
-#[sqlx::test(migrator = "eventlog::postgres::MIGRATOR")]
+#[sqlx::test(migrator = "app::database::MIGRATOR")]
 async fn a_blocked_bot_marks_the_customer_and_fails_the_reply_without_retry(pool: PgPool) {
     let desk = Desk::new(pool).await;
     desk.fake.block_chat(1006);
@@ -401,7 +405,7 @@ async fn a_blocked_bot_marks_the_customer_and_fails_the_reply_without_retry(pool
     worker.stop().await;
 }
 
-#[sqlx::test(migrator = "eventlog::postgres::MIGRATOR")]
+#[sqlx::test(migrator = "app::database::MIGRATOR")]
 async fn a_refused_file_id_is_a_failure_with_telegrams_reason(pool: PgPool) {
     let desk = Desk::new(pool).await;
     desk.fake.fail_next(
@@ -436,7 +440,7 @@ async fn a_refused_file_id_is_a_failure_with_telegrams_reason(pool: PgPool) {
     worker.stop().await;
 }
 
-#[sqlx::test(migrator = "eventlog::postgres::MIGRATOR")]
+#[sqlx::test(migrator = "app::database::MIGRATOR")]
 async fn after_a_restart_no_reply_is_sent_twice(pool: PgPool) {
     let desk = Desk::new(pool.clone()).await;
     let ticket = desk.customer_writes(1008, "question").await;
@@ -475,7 +479,7 @@ async fn after_a_restart_no_reply_is_sent_twice(pool: PgPool) {
     }
 }
 
-#[sqlx::test(migrator = "eventlog::postgres::MIGRATOR")]
+#[sqlx::test(migrator = "app::database::MIGRATOR")]
 async fn a_reply_waiting_out_a_429_at_shutdown_is_sent_by_the_next_run(pool: PgPool) {
     let desk = Desk::new(pool).await;
     desk.fake
@@ -499,7 +503,7 @@ async fn a_reply_waiting_out_a_429_at_shutdown_is_sent_by_the_next_run(pool: PgP
     assert_eq!(sends[1].message_id, Some(telegram_id(&outcome)));
 }
 
-#[sqlx::test(migrator = "eventlog::postgres::MIGRATOR")]
+#[sqlx::test(migrator = "app::database::MIGRATOR")]
 async fn a_resolve_asks_the_customer_to_rate_with_five_buttons(pool: PgPool) {
     let desk = Desk::new(pool.clone()).await;
     let worker = desk.worker();
@@ -535,7 +539,7 @@ async fn a_resolve_asks_the_customer_to_rate_with_five_buttons(pool: PgPool) {
     assert_eq!(desk.sends_to(1009).len(), 2);
 }
 
-#[sqlx::test(migrator = "eventlog::postgres::MIGRATOR")]
+#[sqlx::test(migrator = "app::database::MIGRATOR")]
 async fn a_ticket_already_rated_gets_no_prompt(pool: PgPool) {
     let desk = Desk::new(pool).await;
     let ticket = desk.customer_writes(1010, "done").await;
@@ -560,7 +564,7 @@ async fn a_ticket_already_rated_gets_no_prompt(pool: PgPool) {
     assert_eq!(sends[0].json_param("reply_markup"), None);
 }
 
-#[sqlx::test(migrator = "eventlog::postgres::MIGRATOR")]
+#[sqlx::test(migrator = "app::database::MIGRATOR")]
 async fn replies_to_one_chat_keep_their_order_while_chats_proceed_together(pool: PgPool) {
     let desk = Desk::new(pool).await;
     let first = desk.customer_writes(1011, "a").await;

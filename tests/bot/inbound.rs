@@ -3,12 +3,12 @@
 
 use std::time::Duration;
 
+use app::commands::{CommandContext, CommandService};
 use chrono::Utc;
 use domain::customer::{Customer, CustomerCommand};
 use domain::settings::{Settings, SettingsCommand};
 use domain::ticket::{Actor as TicketActor, TicketCommand};
 use domain::{AgentId, CategoryId, CustomerId, StreamId, TicketId};
-use eventlog::commands::{CommandContext, CommandService};
 use eventlog::postgres::PostgresLog;
 use serde_json::{Value, json};
 use uuid::Uuid;

@@ -6,10 +6,10 @@ use std::num::NonZeroU32;
 use std::sync::Arc;
 use std::time::Duration;
 
+use app::commands::{CommandContext, CommandError, CommandService};
 use chrono::{DateTime, Utc};
 use domain::agent::{Agent, AgentCommand, Role};
 use domain::{AgentId, StreamId};
-use eventlog::commands::{CommandContext, CommandError, CommandService};
 use eventlog::postgres::PostgresLog;
 use governor::clock::{Clock, DefaultClock};
 use governor::{DefaultKeyedRateLimiter, Quota};
@@ -141,18 +141,18 @@ fn ttl(duration: Duration) -> chrono::Duration {
 }
 
 impl AuthService {
-    /// The service for `log`'s database. Signs with `secret` when given (at least 32 bytes),
-    /// otherwise with a key generated on first start and kept in the database, so every
-    /// instance and every restart share it.
+    /// The service writing through `commands`, over its log's database. Signs with `secret`
+    /// when given (at least 32 bytes), otherwise with a key generated on first start and kept
+    /// in the database, so every instance and every restart share it.
     ///
     /// # Errors
     /// When the secret is too short or the database fails.
     pub async fn new(
-        log: PostgresLog,
+        commands: CommandService<PostgresLog>,
         secret: Option<&[u8]>,
         config: AuthConfig,
     ) -> Result<Self, AuthError> {
-        let pool = log.pool().clone();
+        let pool = commands.log().pool().clone();
         let secret = match secret {
             Some(secret) if secret.len() < 32 => {
                 return Err(AuthError::Invalid(
@@ -173,7 +173,7 @@ impl AuthService {
                 )),
                 keys: Keys::from_secret(&secret),
                 sessions: SessionCache::new(config.session_check_ttl),
-                commands: CommandService::new(log),
+                commands,
                 pool,
                 config,
             }),

@@ -3,8 +3,8 @@
 //! Internal failures are logged with their detail and shown only as `INTERNAL`, so nothing
 //! about the database or a secret leaks into a response.
 
+use app::commands::CommandError;
 use async_graphql::{Error, ErrorExtensions};
-use eventlog::commands::CommandError;
 
 use crate::auth::AuthError;
 

@@ -27,8 +27,8 @@ mod transport;
 use std::sync::Arc;
 use std::time::Duration;
 
+use app::commands::{CommandContext, CommandService};
 use async_graphql::{MergedObject, Schema, SchemaBuilder};
-use eventlog::commands::{CommandContext, CommandService};
 use eventlog::postgres::PostgresLog;
 use projections::Projection;
 use sqlx::PgPool;

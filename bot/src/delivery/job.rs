@@ -4,21 +4,21 @@
 use std::sync::Arc;
 use std::time::Duration;
 
+use app::commands::{CommandContext, CommandError, CommandService};
 use chrono::Utc;
 use domain::content::{ReplyContent, TelegramMessageId};
 use domain::customer::{Customer, CustomerCommand};
 use domain::flow::FlowError;
 use domain::ticket::{Delivery, Ticket, TicketCommand, TicketEvent, TicketStatus};
 use domain::{CustomerId, DomainEvent, MessageId, StreamId, TicketId};
-use eventlog::commands::{CommandContext, CommandError, CommandService};
 use eventlog::postgres::PostgresLog;
 use eventlog::{Actor, ActorKind, Position, RecordedEvent};
 use teloxide::types::{InlineKeyboardButton, InlineKeyboardMarkup};
 use uuid::Uuid;
 
 use super::send::{Part, Sender, Sent, plan};
-use super::store::Store;
 use crate::callback::CallbackData;
+use crate::store::DeliveryStore;
 
 /// The reason recorded when the customer blocked the bot (Telegram's own words).
 const BLOCKED: &str = "Forbidden: bot was blocked by the user";
@@ -30,7 +30,7 @@ const RECORD_ATTEMPTS_WHILE_STOPPING: u32 = 3;
 #[derive(Debug)]
 pub(super) struct Context {
     pub(super) commands: CommandService<PostgresLog>,
-    pub(super) store: Store,
+    pub(super) store: DeliveryStore,
     pub(super) sender: Arc<Sender>,
     pub(super) csat_prompt: String,
     pub(super) csat_max_age: Duration,

@@ -4,6 +4,5 @@
 #![expect(clippy::unwrap_used, reason = "tests fail loudly on purpose")]
 
 mod batch;
-mod commands;
 mod postgres;
 mod suite;

@@ -261,12 +261,6 @@ async fn each_stream_carries_a_sha256_hash_chain(pool: PgPool) {
     assert_eq!(read[0].prev_hash.as_ref(), Some(&first[0].hash));
 }
 
-#[sqlx::test(migrations = "../migrations")]
-async fn readiness_reports_a_migrated_database(pool: PgPool) {
-    let log = PostgresLog::new(pool);
-    assert_eq!(log.readiness().await, Ok(()));
-}
-
 /// Two logs over two pools stand for two processes. A subscription of one wakes on the other's
 /// append through NOTIFY, long before its poll timer (an hour here) would look; each log skips
 /// its own NOTIFYs, so this only works if the other's are told apart from them.

@@ -8,13 +8,14 @@ use std::collections::{BTreeMap, BTreeSet};
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::time::{Duration, Instant};
 
+use app::database;
 use domain::agent::Agent;
 use domain::broadcast::Broadcast;
 use domain::customer::{Customer, CustomerEvent};
 use domain::settings::Settings;
 use domain::ticket::Ticket;
 use domain::{AnyEvent, Decider, DomainEvent, StreamId};
-use eventlog::postgres::{self, PostgresLog};
+use eventlog::postgres::PostgresLog;
 use eventlog::{ActorKind, EventLog, Position, RecordedEvent};
 use sqlx::{Executor, PgPool};
 use tools::generate::{GenerateOptions, generate};
@@ -209,7 +210,7 @@ async fn sibling_log(pool: &PgPool, suffix: &str) -> (PostgresLog, String) {
         .unwrap();
     let options = pool.connect_options().as_ref().clone().database(&name);
     let sibling = PgPool::connect_with(options).await.unwrap();
-    postgres::migrate(&sibling).await.unwrap();
+    database::migrate(&sibling).await.unwrap();
     (PostgresLog::new(sibling), name)
 }
 

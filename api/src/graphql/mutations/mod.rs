@@ -3,7 +3,7 @@
 //! involved.
 //!
 //! Resolvers check the caller, build the command with server-side ids and time, and send it
-//! through [`eventlog::commands::CommandService`]; they hold no business rules (the deciders
+//! through [`app::commands::CommandService`]; they hold no business rules (the deciders
 //! do) and no SQL beyond the guards' and the broadcast audience count.
 //!
 //! Inputs may carry an `idempotencyKey`: a retried mutation with the same key (from the same
@@ -14,9 +14,9 @@ pub mod customers;
 pub mod settings;
 pub mod tickets;
 
+use app::commands::{CommandContext, Executed};
 use async_graphql::{ID, Result};
 use eventlog::Position;
-use eventlog::commands::{CommandContext, Executed};
 
 use super::Api;
 use super::error::{Code, error};

@@ -1,10 +1,10 @@
 //! Categories, quick-reply templates and the greeting (`ManageSettings`: admins).
 
+use app::commands::Executed;
 use async_graphql::{Context, ID, InputObject, Object, Result, SimpleObject};
 use chrono::Utc;
 use domain::settings::{Settings, SettingsCommand, SettingsEvent};
 use domain::{CategoryId, StreamId, TemplateId};
-use eventlog::commands::Executed;
 use uuid::Uuid;
 
 use super::{context, position, uuid};

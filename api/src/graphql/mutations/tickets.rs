@@ -7,6 +7,7 @@
 //! the log does not have (`NOT_FOUND`), and a ticket just opened can be worked on before the
 //! read model has caught up.
 
+use app::commands::Executed;
 use async_graphql::{Context, Enum, ID, InputObject, Object, Result, SimpleObject};
 use chrono::Utc;
 use domain::agent::Agent;
@@ -17,7 +18,6 @@ use domain::ticket::{
     TicketStatus, WorkStatus,
 };
 use domain::{AgentId, AnyEvent, CategoryId, MessageId, StreamId, TemplateId, TicketId};
-use eventlog::commands::Executed;
 use uuid::Uuid;
 
 use super::{context, position, uuid};

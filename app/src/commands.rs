@@ -28,13 +28,13 @@ mod flows;
 use std::sync::Arc;
 use std::time::Duration;
 
+use backon::{BackoffBuilder, ExponentialBuilder};
 use domain::{Decider, DecodeError, DomainEvent, StreamId};
-use uuid::Uuid;
-
-use crate::{
+use eventlog::{
     Actor, AppendOutcome, AppendRequest, CommittedEvent, Direction, Error, EventLog,
     ExpectedVersion, Metadata, NewEvent, Position, Receipt,
 };
+use uuid::Uuid;
 
 use cache::StateCache;
 pub use flows::MessageRouted;
@@ -48,8 +48,12 @@ pub const DEFAULT_CACHED_STREAMS: usize = 4_096;
 /// How many events one read of a stream asks for while loading it.
 const LOAD_PAGE: usize = 1_000;
 
-/// The longest pause between two attempts, in milliseconds.
-const MAX_BACKOFF_MS: u64 = 64;
+/// The pause after a command's first conflict, before jitter; it doubles with each further
+/// conflict, up to [`MAX_BACKOFF`].
+const FIRST_BACKOFF: Duration = Duration::from_millis(1);
+
+/// The longest pause between two attempts, before jitter (which adds up to as much again).
+const MAX_BACKOFF: Duration = Duration::from_millis(32);
 
 /// Who sends a command and why: stored as the [`Metadata`] of every event it appends.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -378,14 +382,15 @@ impl<L: EventLog> CommandService<L> {
     }
 
     /// Calls `attempt` until it is done, failed, or has conflicted `max_attempts` times,
-    /// pausing a little (with jitter, so racing writers spread out) between attempts.
-    /// `attempt` is told whether to load fresh state (`true`) or may use the service's memory:
-    /// only the first attempt may, and an [`Attempt::Recheck`] of it is not counted.
+    /// pausing a little between attempts (see [`backoff`]). `attempt` is told whether to load
+    /// fresh state (`true`) or may use the service's memory: only the first attempt may, and
+    /// an [`Attempt::Recheck`] of it is not counted.
     async fn run<T, E, F, Fut>(&self, mut attempt: F) -> Result<T, CommandError<E>>
     where
         F: FnMut(bool) -> Fut,
         Fut: Future<Output = Attempt<T, E>>,
     {
+        let mut pauses = backoff(self.max_attempts);
         let mut tries = 0;
         let mut fresh = false;
         loop {
@@ -396,16 +401,18 @@ impl<L: EventLog> CommandService<L> {
                 Attempt::Done(done) => return Ok(done),
                 Attempt::Failed(error) => return Err(error),
                 Attempt::Recheck => tries -= 1,
-                Attempt::Retry(last) if tries >= self.max_attempts => {
-                    return Err(CommandError::Conflict {
-                        attempts: tries,
-                        last,
-                    });
-                }
-                Attempt::Retry(conflict) => {
-                    tracing::debug!(attempt = tries, %conflict, "command conflicted; deciding again");
-                    tokio::time::sleep(backoff(tries)).await;
-                }
+                Attempt::Retry(conflict) => match pauses.next() {
+                    Some(pause) => {
+                        tracing::debug!(attempt = tries, %conflict, "command conflicted; deciding again");
+                        tokio::time::sleep(pause).await;
+                    }
+                    None => {
+                        return Err(CommandError::Conflict {
+                            attempts: tries,
+                            last: conflict,
+                        });
+                    }
+                },
             }
         }
     }
@@ -635,7 +642,7 @@ impl<L: EventLog> CommandService<L> {
 
 /// The decided events matched with where the receipt says they landed.
 /// A stored event as the domain's event, or a `Decode` error naming where it is stored.
-fn decode<E: DomainEvent, R>(recorded: &crate::RecordedEvent) -> Result<E, CommandError<R>> {
+fn decode<E: DomainEvent, R>(recorded: &eventlog::RecordedEvent) -> Result<E, CommandError<R>> {
     E::decode(
         &recorded.event_type,
         recorded.schema_version,
@@ -674,13 +681,35 @@ fn applied_event<E>(committed: &CommittedEvent, event: E) -> AppliedEvent<E> {
     }
 }
 
-/// A random pause of up to 2^attempt milliseconds (capped), so writers that conflicted
-/// together do not meet again at once.
-fn backoff(attempt: u32) -> Duration {
-    let ceiling = 1u64
-        .checked_shl(attempt.min(16))
-        .unwrap_or(MAX_BACKOFF_MS)
-        .min(MAX_BACKOFF_MS);
-    let jitter = u64::try_from(Uuid::new_v4().as_u128() % u128::from(ceiling + 1)).unwrap_or(0);
-    Duration::from_millis(jitter)
+/// The pauses of one command between its attempts, one per conflict it may still retry
+/// (`max_attempts - 1` in all): exponential from [`FIRST_BACKOFF`], capped at [`MAX_BACKOFF`],
+/// each with a random jitter of up to as much again, so writers that conflicted together do
+/// not meet again at once. The pause after the n-th conflict lies within [2^(n-1), 2^n) ms
+/// up to the sixth, within [32, 64) ms after it.
+fn backoff(max_attempts: u32) -> impl Iterator<Item = Duration> {
+    ExponentialBuilder::new()
+        .with_min_delay(FIRST_BACKOFF)
+        .with_factor(2.0)
+        .with_max_delay(MAX_BACKOFF)
+        .with_jitter()
+        .with_max_times(usize::try_from(max_attempts.saturating_sub(1)).unwrap_or(usize::MAX))
+        .build()
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn a_command_pauses_once_per_retry_left_within_doubling_bounds() {
+        for _ in 0..100 {
+            let pauses: Vec<Duration> = backoff(10).collect();
+            assert_eq!(pauses.len(), 9);
+            for (n, pause) in pauses.into_iter().enumerate() {
+                let floor = Duration::from_millis(1 << n.min(5));
+                assert!(pause >= floor && pause < floor * 2, "pause {n}: {pause:?}");
+            }
+        }
+        assert_eq!(backoff(1).count(), 0, "a single attempt never pauses");
+    }
 }

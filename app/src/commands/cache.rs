@@ -11,29 +11,45 @@
 //! back at their version. So a stale entry costs one more round, never a wrong decision.
 //!
 //! It holds no IO and knows nothing of the log.
+//!
+//! The memory is a `quick_cache` cache bounded to a number of streams. Taking a state leaves
+//! the stream's entry in place, empty, and marks it used; when the cache is full, an entry
+//! that was not used again goes before one that commands keep coming back to (its
+//! CLOCK-PRO-like policy). A state is moved in and out of its entry, never copied.
 
 use std::any::Any;
-use std::collections::HashMap;
-use std::sync::Mutex;
+use std::sync::{Arc, Mutex, MutexGuard, PoisonError};
+
+use quick_cache::sync::{Cache, EntryAction, EntryResult};
 
 /// A memory of states by stream name, bounded to a number of streams.
-#[derive(Debug)]
 pub(crate) struct StateCache {
-    capacity: usize,
-    entries: Mutex<HashMap<String, Entry>>,
+    entries: Cache<String, Arc<Entry>>,
 }
 
-struct Entry {
+impl std::fmt::Debug for StateCache {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("StateCache")
+            .field("streams", &self.entries.len())
+            .field("capacity", &self.entries.capacity())
+            .finish()
+    }
+}
+
+/// One stream's place in the memory: the state kept for it, if any.
+struct Entry(Mutex<Option<Kept>>);
+
+struct Kept {
     /// The last stream version folded into the state (`None`: the stream was empty).
     version: Option<u64>,
     state: Box<dyn Any + Send>,
 }
 
-impl std::fmt::Debug for Entry {
-    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        f.debug_struct("Entry")
-            .field("version", &self.version)
-            .finish_non_exhaustive()
+impl Entry {
+    fn lock(&self) -> MutexGuard<'_, Option<Kept>> {
+        // The state is replaced or taken whole under the lock, so a panicking holder leaves
+        // it intact.
+        self.0.lock().unwrap_or_else(PoisonError::into_inner)
     }
 }
 
@@ -41,18 +57,16 @@ impl StateCache {
     /// A memory of at most `capacity` streams (at least one).
     pub(crate) fn new(capacity: usize) -> Self {
         StateCache {
-            capacity: capacity.max(1),
-            entries: Mutex::new(HashMap::new()),
+            entries: Cache::new(capacity.max(1)),
         }
     }
 
     /// Takes the state of `stream` out of the memory, with the version it reflects. `None`
     /// when nothing is kept for it, or something of another type.
     pub(crate) fn take<D: 'static>(&self, stream: &str) -> Option<(D, Option<u64>)> {
-        let entry = self.lock().remove(stream)?;
-        let version = entry.version;
-        entry
-            .state
+        let kept = self.entries.get(stream)?.lock().take()?;
+        let version = kept.version;
+        kept.state
             .downcast::<D>()
             .ok()
             .map(|state| (*state, version))
@@ -61,38 +75,28 @@ impl StateCache {
     /// Keeps `state` of `stream` as of `version`, unless a state of a later version is kept
     /// already (another command of this process appended after this one read).
     pub(crate) fn put<D: Send + 'static>(&self, stream: &str, state: D, version: Option<u64>) {
-        let mut entries = self.lock();
-        if let Some(kept) = entries.get(stream)
-            && kept.version > version
-        {
-            return;
+        let mut fresh = Some(Kept {
+            version,
+            state: Box::new(state),
+        });
+        let found = self.entries.entry(stream, None, |_, entry| {
+            let mut slot = entry.lock();
+            if slot.as_ref().is_none_or(|kept| kept.version <= version) {
+                *slot = fresh.take();
+            }
+            EntryAction::Retain(())
+        });
+        if let EntryResult::Vacant(place) = found {
+            let entry = Entry(Mutex::new(fresh));
+            // Fails only when the stream's place was dropped meanwhile: nothing is kept then.
+            let _ = place.insert(Arc::new(entry));
         }
-        if entries.len() >= self.capacity
-            && !entries.contains_key(stream)
-            && let Some(evicted) = entries.keys().next().cloned()
-        {
-            entries.remove(&evicted);
-        }
-        entries.insert(
-            stream.to_owned(),
-            Entry {
-                version,
-                state: Box::new(state),
-            },
-        );
     }
 
-    /// How many streams are kept.
+    /// How many streams have a place in the memory (holding a state or not).
     #[cfg(test)]
     fn len(&self) -> usize {
-        self.lock().len()
-    }
-
-    fn lock(&self) -> std::sync::MutexGuard<'_, HashMap<String, Entry>> {
-        // Entries are replaced whole under the lock, so a panicking holder leaves them intact.
-        self.entries
-            .lock()
-            .unwrap_or_else(std::sync::PoisonError::into_inner)
+        self.entries.len()
     }
 }
 
@@ -131,5 +135,21 @@ mod tests {
         }
         assert_eq!(cache.len(), 2);
         assert_eq!(cache.take::<u32>("s4"), Some((4, Some(0))));
+    }
+
+    #[test]
+    fn a_stream_commands_keep_coming_back_to_outlives_streams_kept_once() {
+        let cache = StateCache::new(4);
+        for n in 1..=4_u32 {
+            cache.put(&format!("s{n}"), n, Some(0));
+        }
+        cache.put("busy", 0_u32, Some(0));
+        for n in 5..40_u32 {
+            let (state, version) = cache.take::<u32>("busy").expect("busy is kept");
+            cache.put("busy", state + 1, version.map(|v| v + 1));
+            cache.put(&format!("s{n}"), n, Some(0));
+        }
+        assert_eq!(cache.len(), 4);
+        assert_eq!(cache.take::<u32>("busy"), Some((35, Some(35))));
     }
 }

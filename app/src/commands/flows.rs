@@ -9,9 +9,9 @@ use domain::flow::{
 };
 use domain::ticket::{Ticket, TicketCommand, TicketEvent};
 use domain::{AnyEvent, StreamId, TicketId};
+use eventlog::EventLog;
 
 use super::{Attempt, CommandContext, CommandError, CommandService, Executed, Plan};
-use crate::EventLog;
 
 /// Where a customer message went and what was written.
 #[derive(Debug, Clone, PartialEq)]

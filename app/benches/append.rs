@@ -13,7 +13,10 @@
 //! cost in this process (client) and in the server backends serving the benchmark's database
 //! (read from `/proc` on Linux, where the server runs on the same machine; `-` elsewhere).
 //!
-//! `cargo bench -p eventlog --bench append` (env: `DATABASE_URL` of a server where a database
+//! The log is connected and pooled through [`app::database`], as Ledgerdesk runs it, which is
+//! why the benchmark lives in this crate.
+//!
+//! `cargo bench -p app --bench append` (env: `DATABASE_URL` of a server where a database
 //! `BENCH_DATABASE`, default `ledgerdesk_bench`, may be created and dropped; `BENCH_SECONDS` per
 //! measurement, default 5; `BENCH_ROUNDS`, default 3; `BENCH_APPEND_BATCHES`, the log's
 //! `append_batches`, default the log's default).
@@ -25,7 +28,8 @@ use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 use std::time::{Duration, Instant};
 
 use anyhow::Context;
-use eventlog::postgres::{self, PostgresLog, PostgresLogOptions};
+use app::database;
+use eventlog::postgres::{PostgresLog, PostgresLogOptions};
 use eventlog::{Actor, ActorKind, AppendRequest, EventLog, ExpectedVersion, Metadata, NewEvent};
 use serde_json::json;
 use sqlx::pool::PoolConnection;
@@ -111,10 +115,10 @@ async fn main() -> anyhow::Result<()> {
     for writers in CONCURRENCY {
         // Connected and pooled as Ledgerdesk connects (no TLS to a server on this machine, no
         // ping per statement).
-        let pool = postgres::pool_options(u32::try_from(writers).unwrap_or(32) + 2)
-            .connect_with(postgres::connect_options(&url)?)
+        let pool = database::pool_options(u32::try_from(writers).unwrap_or(32) + 2)
+            .connect_with(database::connect_options(&url)?)
             .await?;
-        postgres::migrate(&pool).await?;
+        database::migrate(&pool).await?;
         pool.execute(
             "drop table if exists bench_plain; create table bench_plain (payload jsonb not null)",
         )

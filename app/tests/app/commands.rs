@@ -5,13 +5,13 @@ use std::collections::HashSet;
 use std::sync::atomic::{AtomicUsize, Ordering};
 use std::sync::{Arc, Mutex};
 
+use app::commands::{CommandContext, CommandError, CommandService, Executed};
 use chrono::{DateTime, TimeDelta, TimeZone, Utc};
 use domain::content::{CustomerMessage, MessageContent, ReplyContent, TelegramMessageId};
 use domain::customer::{Customer, CustomerCommand, CustomerError, CustomerProfile};
 use domain::flow::{FlowError, RouteCustomerMessage, RouteOutcome};
 use domain::ticket::{Channel, ReplyAsAgent, TicketCommand, TicketError, TicketEvent};
 use domain::{AgentId, AnyEvent, CustomerId, DecodeError, DomainEvent, MessageId, TicketId};
-use eventlog::commands::{CommandContext, CommandError, CommandService, Executed};
 use eventlog::postgres::PostgresLog;
 use eventlog::{
     Actor, ActorKind, AppendOutcome, AppendRequest, Direction, Error, EventLog, ExpectedVersion,

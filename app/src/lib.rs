@@ -1,0 +1,15 @@
+//! Running Ledgerdesk: what sits between the storage (`eventlog`) and the parts that serve
+//! people (the API, the bot).
+//!
+//! - [`commands`]: the command service, the write path of the product. It loads a stream (or the
+//!   two streams of a flow), folds it into the domain's state, asks the decider and appends what
+//!   it decided, retrying on conflicts. One [`commands::CommandService`] is built at start-up and
+//!   handed to every part that writes; its clones share one memory of states.
+//! - [`database`]: setting up the one Postgres database that holds the log and the read models:
+//!   the pool policy, the migrations, and whether the schema is ready to serve.
+//! - [`ownership`]: "one owner per database" for the singletons (each projection, the delivery
+//!   worker), through a Postgres advisory lock held on the owner's own connection.
+
+pub mod commands;
+pub mod database;
+pub mod ownership;

@@ -1,0 +1,148 @@
+//! The bot's own tables, and all of the bot's SQL: nothing else in the crate talks to the
+//! database (the log is written through the command service, the delivery lock is taken
+//! through `app::ownership`). Nothing here touches the event log.
+//!
+//! - [`HandledUpdates`]: `telegram_updates_handled` (`migrations/0007_bot_updates.sql`), the
+//!   updates the bot answered itself, so a repeat is not answered twice.
+//! - [`DeliveryStore`]: the delivery worker's tables (`migrations/0006_delivery.sql`), its
+//!   checkpoint and the satisfaction prompts it sent.
+
+use std::time::Duration;
+
+use domain::TicketId;
+use eventlog::Position;
+use sqlx::PgPool;
+use uuid::Uuid;
+
+/// The updates the bot fully handled, by idempotency key.
+#[derive(Debug, Clone)]
+pub(crate) struct HandledUpdates {
+    pool: PgPool,
+}
+
+impl HandledUpdates {
+    pub(crate) fn new(pool: PgPool) -> Self {
+        HandledUpdates { pool }
+    }
+
+    /// Whether the update of `key` was handled before.
+    pub(crate) async fn contains(&self, key: &str) -> Result<bool, sqlx::Error> {
+        let found: Option<i32> =
+            sqlx::query_scalar("select 1 from telegram_updates_handled where update_key = $1")
+                .bind(key)
+                .fetch_optional(&self.pool)
+                .await?;
+        Ok(found.is_some())
+    }
+
+    /// Remembers that the update of `key` is handled.
+    pub(crate) async fn insert(&self, key: &str) -> Result<(), sqlx::Error> {
+        sqlx::query(
+            "insert into telegram_updates_handled (update_key) values ($1) \
+             on conflict (update_key) do nothing",
+        )
+        .bind(key)
+        .execute(&self.pool)
+        .await?;
+        Ok(())
+    }
+
+    /// Forgets the updates handled more than `age` ago; answers how many.
+    pub(crate) async fn forget_older_than(&self, age: Duration) -> Result<u64, sqlx::Error> {
+        let seconds = f64::from(u32::try_from(age.as_secs()).unwrap_or(u32::MAX));
+        let done = sqlx::query(
+            "delete from telegram_updates_handled \
+             where handled_at < now() - make_interval(secs => $1)",
+        )
+        .bind(seconds)
+        .execute(&self.pool)
+        .await?;
+        Ok(done.rows_affected())
+    }
+}
+
+/// The delivery worker's state, for one named worker.
+#[derive(Debug, Clone)]
+pub(crate) struct DeliveryStore {
+    pool: PgPool,
+    worker: String,
+}
+
+impl DeliveryStore {
+    pub(crate) fn new(pool: PgPool, worker: String) -> Self {
+        DeliveryStore { pool, worker }
+    }
+
+    /// Where the worker stands ([`Position::START`] the first time).
+    pub(crate) async fn checkpoint(&self) -> Result<Position, sqlx::Error> {
+        let row: Option<(i64, i64)> = sqlx::query_as(
+            "select position_tx, position_seq from delivery_checkpoints where worker = $1",
+        )
+        .bind(&self.worker)
+        .fetch_optional(&self.pool)
+        .await?;
+        Ok(row.map_or(Position::START, |(tx, seq)| {
+            Position::from_parts(to_u64(tx), to_u64(seq))
+        }))
+    }
+
+    /// Moves the checkpoint to `position`; never moves it back.
+    pub(crate) async fn save_checkpoint(&self, position: Position) -> Result<(), sqlx::Error> {
+        let (tx, seq) = position.parts();
+        sqlx::query(
+            "insert into delivery_checkpoints as c (worker, position_tx, position_seq)
+             values ($1, $2, $3)
+             on conflict (worker) do update
+                set position_tx = excluded.position_tx,
+                    position_seq = excluded.position_seq,
+                    updated_at = now()
+              where (c.position_tx, c.position_seq)
+                  < (excluded.position_tx, excluded.position_seq)",
+        )
+        .bind(&self.worker)
+        .bind(to_i64(tx))
+        .bind(to_i64(seq))
+        .execute(&self.pool)
+        .await?;
+        Ok(())
+    }
+
+    /// Whether the prompt for this `ticket.resolved` event was sent.
+    pub(crate) async fn csat_sent(&self, resolved_event: Uuid) -> Result<bool, sqlx::Error> {
+        sqlx::query_scalar(
+            "select exists (select 1 from delivery_csat_prompts where resolved_event_id = $1)",
+        )
+        .bind(resolved_event)
+        .fetch_one(&self.pool)
+        .await
+    }
+
+    /// Records that Telegram accepted the prompt for this `ticket.resolved` event.
+    pub(crate) async fn record_csat(
+        &self,
+        resolved_event: Uuid,
+        ticket: TicketId,
+        telegram_message_id: i32,
+    ) -> Result<(), sqlx::Error> {
+        sqlx::query(
+            "insert into delivery_csat_prompts (resolved_event_id, ticket_id, telegram_message_id)
+             values ($1, $2, $3)
+             on conflict (resolved_event_id) do nothing",
+        )
+        .bind(resolved_event)
+        .bind(ticket.0)
+        .bind(telegram_message_id)
+        .execute(&self.pool)
+        .await?;
+        Ok(())
+    }
+}
+
+// Positions come from Postgres bigints, so both conversions are lossless in practice.
+fn to_i64(n: u64) -> i64 {
+    i64::try_from(n).unwrap_or(i64::MAX)
+}
+
+fn to_u64(n: i64) -> u64 {
+    u64::try_from(n).unwrap_or(0)
+}
