@@ -36,6 +36,9 @@ pub mod search;
 pub mod tickets;
 
 mod sql;
+mod table;
+
+pub use table::{NullableText, StoredText, Text, UnknownText};
 
 pub use projection::{ApplyError, Envelope, Kept, Projection, SHADOW_SCHEMA, Target};
 pub use runner::{
