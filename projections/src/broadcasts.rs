@@ -121,19 +121,19 @@ table! {
         /// The broadcast.
         id: Uuid = "uuid",
         /// Where it is in its life.
-        #[sqlx(try_from = "Text")]
+        #[sqlx(try_from = "Text<BroadcastState>")]
         state: BroadcastState = "text",
         /// The agent who wrote it.
         created_by: Uuid = "uuid",
         /// The audience segment as the domain serializes it (`{"type": "by_language", …}`).
         audience: Value = "jsonb",
         /// The segment's kind.
-        #[sqlx(try_from = "Text")]
+        #[sqlx(try_from = "Text<AudienceKind>")]
         audience_kind: AudienceKind = "text",
         /// Its text.
         text: Option<String> = "text",
         /// The kind of its media, if any.
-        #[sqlx(try_from = "NullableText")]
+        #[sqlx(try_from = "NullableText<MediaKind>")]
         media_kind: Option<MediaKind> = "text",
         /// Telegram's file id of its media.
         media_file_id: Option<String> = "text",
@@ -195,7 +195,7 @@ table! {
         /// The customer's Telegram user id.
         customer_id: i64 = "bigint",
         /// What happened.
-        #[sqlx(try_from = "Text")]
+        #[sqlx(try_from = "Text<RecipientState>")]
         state: RecipientState = "text",
         /// Telegram's id of the delivered message.
         telegram_message_id: Option<i32> = "integer",

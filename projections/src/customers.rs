@@ -123,7 +123,7 @@ table! {
         /// Its category, if any.
         category_id: Option<Uuid> = "uuid",
         /// Where it stands.
-        #[sqlx(try_from = "Text")]
+        #[sqlx(try_from = "Text<CustomerTicketState>")]
         state: CustomerTicketState = "text",
         /// When it was opened.
         opened_at: DateTime<Utc> = "timestamptz",

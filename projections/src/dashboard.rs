@@ -76,7 +76,7 @@ table! {
         /// Its category, if any.
         category_id: Option<Uuid> = "uuid",
         /// Its status.
-        #[sqlx(try_from = "Text")]
+        #[sqlx(try_from = "Text<TicketStatus>")]
         status: TicketStatus = "text",
         /// When it was opened.
         opened_at: DateTime<Utc> = "timestamptz",

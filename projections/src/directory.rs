@@ -58,7 +58,7 @@ table! {
         /// Their display name.
         name: String = "text",
         /// Their role.
-        #[sqlx(try_from = "Text")]
+        #[sqlx(try_from = "Text<Role>")]
         role: Role = "text",
         /// The categories whose tickets they work (none: all).
         category_ids: Vec<Uuid> = "uuid[]",

@@ -71,13 +71,13 @@ table! {
         /// The customer's Telegram user id.
         customer_id: i64 = "bigint",
         /// Where the conversation happens.
-        #[sqlx(try_from = "Text")]
+        #[sqlx(try_from = "Text<Channel>")]
         channel: Channel = "text",
         /// Where the ticket is in its life.
-        #[sqlx(try_from = "Text")]
+        #[sqlx(try_from = "Text<TicketStatus>")]
         status: TicketStatus = "text",
         /// How urgent it is.
-        #[sqlx(try_from = "Text")]
+        #[sqlx(try_from = "Text<Priority>")]
         priority: Priority = "text",
         /// Its category, if any.
         category_id: Option<Uuid> = "uuid",
@@ -110,7 +110,7 @@ table! {
         /// The last message's time.
         last_message_at: Option<DateTime<Utc>> = "timestamptz",
         /// Who wrote the last message.
-        #[sqlx(try_from = "NullableText")]
+        #[sqlx(try_from = "NullableText<Direction>")]
         last_message_direction: Option<Direction> = "text",
         /// The start of the last message.
         last_message_preview: Option<String> = "text",
@@ -167,12 +167,12 @@ table! {
         /// Its place in the ticket: the ticket stream version of the event that posted it.
         seq: i64 = "bigint",
         /// In (customer) or out (agent).
-        #[sqlx(try_from = "Text")]
+        #[sqlx(try_from = "Text<Direction>")]
         direction: Direction = "text",
         /// The replying agent, for replies.
         author_agent_id: Option<Uuid> = "uuid",
         /// What kind of message it is (for replies, the kind of their first media).
-        #[sqlx(try_from = "Text")]
+        #[sqlx(try_from = "Text<MessageKind>")]
         kind: MessageKind = "text",
         /// Its text.
         text: Option<String> = "text",
@@ -193,7 +193,7 @@ table! {
         /// The template a reply was written from.
         template_id: Option<Uuid> = "uuid",
         /// Replies: where delivery stands.
-        #[sqlx(try_from = "NullableText")]
+        #[sqlx(try_from = "NullableText<DeliveryState>")]
         delivery_state: Option<DeliveryState> = "text",
         /// Telegram's id of a delivered reply.
         delivered_telegram_message_id: Option<i32> = "integer",

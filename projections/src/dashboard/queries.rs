@@ -12,7 +12,7 @@ use crate::table::Text;
 #[derive(Debug, Clone, Copy, PartialEq, Eq, sqlx::FromRow)]
 pub struct TicketsInStatus {
     /// The status.
-    #[sqlx(try_from = "Text")]
+    #[sqlx(try_from = "Text<TicketStatus>")]
     pub status: TicketStatus,
     /// Tickets in it.
     pub tickets: i64,
@@ -41,7 +41,7 @@ pub struct TicketsInCategory {
     /// The category (`None`: uncategorised).
     pub category_id: Option<Uuid>,
     /// The status.
-    #[sqlx(try_from = "Text")]
+    #[sqlx(try_from = "Text<TicketStatus>")]
     pub status: TicketStatus,
     /// Tickets.
     pub tickets: i64,
