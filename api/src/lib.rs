@@ -7,6 +7,7 @@ pub mod graphql;
 mod health;
 pub mod live;
 mod metrics;
+pub mod read;
 
 use std::sync::Arc;
 
