@@ -6,9 +6,9 @@ use chrono::Utc;
 use domain::customer::{Customer, CustomerCommand};
 use domain::{CustomerId, StreamId};
 
-use super::{context, position};
 use crate::auth::Permission;
-use crate::graphql::Api;
+use crate::graphql::commands::{context, position, timed};
+use crate::graphql::context::Api;
 use crate::graphql::error::{self, Code, error};
 use crate::graphql::guard::{Need, caller, signed_in_agent};
 
@@ -61,11 +61,13 @@ async fn run(
 ) -> Result<CustomerPayload> {
     let api = ctx.data_unchecked::<Api>();
     let command_ctx = context(caller(ctx)?, mutation, key)?;
-    let executed = api
-        .commands
-        .execute::<Customer>(StreamId::Customer(customer), command, &command_ctx)
-        .await
-        .map_err(error::command)?;
+    let executed = timed(
+        "customer",
+        api.commands
+            .execute::<Customer>(StreamId::Customer(customer), command, &command_ctx),
+    )
+    .await
+    .map_err(error::command)?;
     Ok(CustomerPayload {
         position: position(&executed),
         customer_id: ID(customer.0.to_string()),

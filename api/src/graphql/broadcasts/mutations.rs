@@ -13,13 +13,13 @@ use domain::{BroadcastId, CategoryId, CustomerId, StreamId};
 use eventlog::commands::Executed;
 use uuid::Uuid;
 
-use super::tickets::MediaInput;
-use super::{context, position, uuid};
 use crate::auth::Permission;
-use crate::graphql::Api;
+use crate::graphql::commands::{context, position, timed, uuid};
+use crate::graphql::context::Api;
 use crate::graphql::error::{self, Code, database, error, internal};
 use crate::graphql::guard::{Need, caller, signed_in_agent};
-use crate::graphql::tickets::TicketStatusValue;
+use crate::graphql::tickets::{MediaInput, TicketStatusValue};
+use crate::read::customers;
 
 /// Who a broadcast goes to: exactly one field. Opted-out, blocked and banned customers are
 /// always left out.
@@ -205,11 +205,13 @@ async fn run(
 ) -> Result<BroadcastPayload> {
     let api = ctx.data_unchecked::<Api>();
     let command_ctx = context(caller(ctx)?, mutation, key)?;
-    let executed: Executed<BroadcastEvent> = api
-        .commands
-        .execute::<Broadcast>(broadcast.stream(), command, &command_ctx)
-        .await
-        .map_err(error::command)?;
+    let executed: Executed<BroadcastEvent> = timed(
+        "broadcast",
+        api.commands
+            .execute::<Broadcast>(broadcast.stream(), command, &command_ctx),
+    )
+    .await
+    .map_err(error::command)?;
     // On a replay the first call's id counts, not the one drawn now.
     let broadcast = executed
         .events
@@ -234,57 +236,9 @@ fn broadcast_id(id: &ID) -> Result<BroadcastId> {
 /// opted-out, blocked and banned customers are left out. The count freezes the audience when
 /// sending starts.
 async fn audience_size(api: &Api, audience: &Audience) -> Result<u32> {
-    const REACHABLE: &str = "not c.banned and not c.blocked_bot and not c.opted_out_of_broadcasts";
-    let query = match audience {
-        Audience::AllCustomers => {
-            sqlx::query_scalar::<_, i64>(&format!(
-                "select count(*) from customers c where {REACHABLE}"
-            ))
-            .fetch_one(&api.pool)
-            .await
-        }
-        Audience::ByTicketStatus { status } => {
-            let status = serde_json::to_value(status)
-                .ok()
-                .and_then(|value| value.as_str().map(str::to_owned))
-                .unwrap_or_default();
-            sqlx::query_scalar(&format!(
-                "select count(*) from customers c where {REACHABLE} and exists \
-                 (select 1 from tickets t where t.customer_id = c.id and t.status = $1)"
-            ))
-            .bind(status)
-            .fetch_one(&api.pool)
-            .await
-        }
-        Audience::ByCategory { category } => {
-            sqlx::query_scalar(&format!(
-                "select count(*) from customers c where {REACHABLE} and exists \
-                 (select 1 from tickets t where t.customer_id = c.id and t.category_id = $1)"
-            ))
-            .bind(category.as_uuid())
-            .fetch_one(&api.pool)
-            .await
-        }
-        Audience::ByLanguage { language } => {
-            sqlx::query_scalar(&format!(
-                "select count(*) from customers c where {REACHABLE} and \
-                 (lower(c.language_code) = lower($1) or lower(c.language_code) like lower($1) || '-%')"
-            ))
-            .bind(language)
-            .fetch_one(&api.pool)
-            .await
-        }
-        Audience::Explicit { customers } => {
-            let ids: Vec<i64> = customers.iter().map(|c| c.0).collect();
-            sqlx::query_scalar(&format!(
-                "select count(*) from customers c where {REACHABLE} and c.id = any($1)"
-            ))
-            .bind(ids)
-            .fetch_one(&api.pool)
-            .await
-        }
-    };
-    let count = query.map_err(database)?;
+    let count = customers::reachable_in(&api.pool, audience)
+        .await
+        .map_err(database)?;
     Ok(u32::try_from(count).unwrap_or(u32::MAX))
 }
 

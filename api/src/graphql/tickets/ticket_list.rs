@@ -17,10 +17,12 @@ use futures::Stream;
 use tokio::sync::broadcast;
 use uuid::Uuid;
 
+use super::ticket::Ticket;
+use super::types::TicketStatusValue;
 use crate::auth::TicketScope;
 use crate::graphql::error::internal;
-use crate::graphql::tickets::{Ticket, TicketStatusValue};
 use crate::live::{LiveHub, TicketBatch};
+use crate::read::tickets::TicketRow;
 
 /// Which tickets a live list shows. Empty: all the caller may see.
 #[derive(Debug, Clone, Default, InputObject)]
@@ -44,25 +46,23 @@ pub(super) struct TicketMatcher {
 }
 
 impl TicketMatcher {
-    fn visible(&self, ticket: &Ticket) -> bool {
-        self.scope.covers(ticket.category_uuid)
+    fn visible(&self, ticket: &TicketRow) -> bool {
+        self.scope.covers(ticket.category_id)
     }
 
-    fn matches(&self, ticket: &Ticket) -> bool {
-        let assignee = ticket
-            .assignee_id
-            .as_ref()
-            .and_then(|id| id.parse::<Uuid>().ok());
+    fn matches(&self, ticket: &TicketRow) -> bool {
         self.status
             .as_ref()
-            .is_none_or(|statuses| statuses.contains(&ticket.status))
-            && self.assignee.is_none_or(|wanted| assignee == Some(wanted))
+            .is_none_or(|statuses| statuses.contains(&TicketStatusValue::from_sql(&ticket.status)))
+            && self
+                .assignee
+                .is_none_or(|wanted| ticket.assignee_id == Some(wanted))
             && self
                 .category
-                .is_none_or(|wanted| ticket.category_uuid == Some(wanted))
+                .is_none_or(|wanted| ticket.category_id == Some(wanted))
             && self
                 .unassigned
-                .is_none_or(|unassigned| assignee.is_none() == unassigned)
+                .is_none_or(|unassigned| ticket.assignee_id.is_none() == unassigned)
     }
 }
 
@@ -74,7 +74,7 @@ pub struct TicketChange {
     /// Whether the ticket belongs in the list now; `false` means it just left it.
     pub in_filter: bool,
     /// The ticket as the read model has it now.
-    pub ticket: Arc<Ticket>,
+    pub ticket: Ticket,
 }
 
 /// The changes of a live list, from the hub's batches, starting at `head` (read before
@@ -159,15 +159,15 @@ impl TicketList {
             }
             let in_filter = self.matcher.matches(ticket);
             let was_shown = if in_filter {
-                !self.shown.insert(ticket.uuid)
+                !self.shown.insert(ticket.id)
             } else {
-                self.shown.remove(&ticket.uuid)
+                self.shown.remove(&ticket.id)
             };
             if in_filter || was_shown {
                 self.ready.push_back(TicketChange {
                     cursor: cursor.clone(),
                     in_filter,
-                    ticket: Arc::clone(ticket),
+                    ticket: Ticket::new(Arc::clone(ticket)),
                 });
             }
         }

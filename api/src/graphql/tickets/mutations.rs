@@ -20,12 +20,12 @@ use domain::{AgentId, AnyEvent, CategoryId, MessageId, StreamId, TemplateId, Tic
 use eventlog::commands::Executed;
 use uuid::Uuid;
 
-use super::{context, position, uuid};
+use super::types::{PriorityValue, TicketStatusValue};
 use crate::auth::Permission;
-use crate::graphql::Api;
+use crate::graphql::commands::{context, position, timed, uuid};
+use crate::graphql::context::Api;
 use crate::graphql::error::{self, Code, error, internal};
 use crate::graphql::guard::{Need, acting_agent, caller, may_work_on};
-use crate::graphql::tickets::{PriorityValue, TicketStatusValue};
 
 /// Media to send by Telegram file id.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Enum)]
@@ -213,10 +213,12 @@ async fn send(
 ) -> Result<Executed<AnyEvent>> {
     let api = ctx.data_unchecked::<Api>();
     let command_ctx = context(caller(ctx)?, mutation, key)?;
-    api.commands
-        .execute_ticket(ticket, command, &command_ctx)
-        .await
-        .map_err(error::command)
+    timed(
+        "ticket",
+        api.commands.execute_ticket(ticket, command, &command_ctx),
+    )
+    .await
+    .map_err(error::command)
 }
 
 fn payload(ticket: TicketId, executed: &Executed<AnyEvent>) -> TicketPayload {

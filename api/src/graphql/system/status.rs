@@ -2,10 +2,10 @@
 
 use async_graphql::{Context, Object, Result, SimpleObject};
 
-use super::Api;
-use super::error::internal;
-use super::guard::Need;
 use crate::auth::Permission;
+use crate::graphql::context::Api;
+use crate::graphql::error::internal;
+use crate::graphql::guard::Need;
 
 /// Where the system stands.
 #[derive(Debug, Clone, SimpleObject)]

@@ -7,9 +7,9 @@ use domain::{CategoryId, StreamId, TemplateId};
 use eventlog::commands::Executed;
 use uuid::Uuid;
 
-use super::{context, position, uuid};
 use crate::auth::Permission;
-use crate::graphql::Api;
+use crate::graphql::commands::{context, position, timed, uuid};
+use crate::graphql::context::Api;
 use crate::graphql::error;
 use crate::graphql::guard::{Need, caller, signed_in_agent};
 
@@ -123,10 +123,13 @@ async fn run(
 ) -> Result<Executed<SettingsEvent>> {
     let api = ctx.data_unchecked::<Api>();
     let command_ctx = context(caller(ctx)?, mutation, key)?;
-    api.commands
-        .execute::<Settings>(StreamId::Settings, command, &command_ctx)
-        .await
-        .map_err(error::command)
+    timed(
+        "settings",
+        api.commands
+            .execute::<Settings>(StreamId::Settings, command, &command_ctx),
+    )
+    .await
+    .map_err(error::command)
 }
 
 fn category_payload(category: CategoryId, executed: &Executed<SettingsEvent>) -> CategoryPayload {

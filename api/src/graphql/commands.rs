@@ -1,24 +1,22 @@
-//! The write side of the API: one mutation per domain command, each taking one `input` and
+//! How mutations run commands: one mutation per domain command, each taking one `input` and
 //! answering a payload with the log `position` it wrote (null when nothing changed) and the ids
 //! involved.
 //!
 //! Resolvers check the caller, build the command with server-side ids and time, and send it
-//! through [`eventlog::commands::CommandService`]; they hold no business rules (the deciders
-//! do) and no SQL beyond the guards' and the broadcast audience count.
+//! through [`eventlog::commands::CommandService`] with [`timed`], which records how long it
+//! took in `/metrics`; they hold no business rules (the deciders do).
 //!
 //! Inputs may carry an `idempotencyKey`: a retried mutation with the same key (from the same
 //! caller, to the same mutation) has one effect and answers with the first result.
 
-pub mod broadcasts;
-pub mod customers;
-pub mod settings;
-pub mod tickets;
+use std::future::Future;
+use std::time::Instant;
 
 use async_graphql::{ID, Result};
 use eventlog::Position;
-use eventlog::commands::{CommandContext, Executed};
+use eventlog::commands::{CommandContext, CommandError, Executed};
 
-use super::Api;
+use super::context::Api;
 use super::error::{Code, error};
 use crate::auth::Caller;
 
@@ -52,6 +50,27 @@ pub(crate) fn context(
         "graphql:{mutation}:{:?}:{}:{key}",
         actor.kind, actor.id
     )))
+}
+
+/// Runs a command for `aggregate` (`ticket`, `customer`, `agent`, `broadcast`, `settings`),
+/// recording how long it took and how it ended in `/metrics`.
+///
+/// # Errors
+/// The command's.
+pub(crate) async fn timed<T, E>(
+    aggregate: &'static str,
+    command: impl Future<Output = Result<T, CommandError<E>>>,
+) -> Result<T, CommandError<E>> {
+    let started = Instant::now();
+    let result = command.await;
+    let outcome = match &result {
+        Ok(_) => "ok",
+        Err(CommandError::Rejected(_)) => "rejected",
+        Err(CommandError::Conflict { .. }) => "conflict",
+        Err(_) => "error",
+    };
+    crate::metrics::command_ran(aggregate, outcome, started.elapsed());
+    result
 }
 
 /// The position a command wrote, as the API shows it.

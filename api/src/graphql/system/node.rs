@@ -4,14 +4,17 @@
 
 use async_graphql::{Context, ID, Interface, Object, Result};
 
-use super::broadcasts::{Broadcast, load_broadcast};
-use super::customers::{Customer, load_customer};
-use super::directory::{Agent, Category, Template, load_agents, load_categories, load_templates};
 use crate::auth::Permission;
+use crate::graphql::broadcasts::Broadcast;
+use crate::graphql::consistency::{ConsistencyInput, consistent};
+use crate::graphql::context::Api;
+use crate::graphql::customers::Customer;
+use crate::graphql::directory::{Agent, Category, Template};
 use crate::graphql::error::{Code, database, error};
 use crate::graphql::guard;
-use crate::graphql::tickets::Ticket;
-use crate::graphql::{Api, ConsistencyInput, consistent, ids};
+use crate::graphql::ids;
+use crate::graphql::tickets::{Ticket, visible_ticket};
+use crate::read::{broadcasts, customers, directory};
 
 /// An object with a global id.
 #[derive(Debug, Interface)]
@@ -71,48 +74,55 @@ impl NodeQuery {
         match kind.as_str() {
             "Ticket" => {
                 need(ctx, Permission::ReadTickets)?;
-                super::tickets::visible_ticket(ctx, uuid()?)
-                    .await
-                    .map(Node::Ticket)
+                visible_ticket(ctx, uuid()?).await.map(Node::Ticket)
             }
             "Customer" => {
                 need(ctx, Permission::ReadCustomers)?;
                 let key = key
                     .parse()
                     .map_err(|_| error(Code::Validation, "not a valid id"))?;
-                load_customer(&api.pool, key)
+                customers::by_id(&api.pool, key)
                     .await
                     .map_err(database)?
-                    .map(Node::Customer)
+                    .map(|row| Node::Customer(row.into()))
                     .ok_or_else(not_found)
             }
             "Agent" => {
                 need(ctx, Permission::ReadDirectory)?;
-                let mut agents = load_agents(&api.pool, Some(uuid()?), true)
+                let mut agents = directory::agents(&api.pool, Some(uuid()?), true)
                     .await
                     .map_err(database)?;
-                agents.pop().map(Node::Agent).ok_or_else(not_found)
+                agents
+                    .pop()
+                    .map(|row| Node::Agent(row.into()))
+                    .ok_or_else(not_found)
             }
             "Category" => {
                 need(ctx, Permission::ReadDirectory)?;
-                let mut categories = load_categories(&api.pool, Some(uuid()?), true)
+                let mut categories = directory::categories(&api.pool, Some(uuid()?), true)
                     .await
                     .map_err(database)?;
-                categories.pop().map(Node::Category).ok_or_else(not_found)
+                categories
+                    .pop()
+                    .map(|row| Node::Category(row.into()))
+                    .ok_or_else(not_found)
             }
             "Template" => {
                 need(ctx, Permission::ReadDirectory)?;
-                let mut templates = load_templates(&api.pool, Some(uuid()?), true)
+                let mut templates = directory::templates(&api.pool, Some(uuid()?), true)
                     .await
                     .map_err(database)?;
-                templates.pop().map(Node::Template).ok_or_else(not_found)
+                templates
+                    .pop()
+                    .map(|row| Node::Template(row.into()))
+                    .ok_or_else(not_found)
             }
             "Broadcast" => {
                 need(ctx, Permission::ReadBroadcasts)?;
-                load_broadcast(&api.pool, uuid()?)
+                broadcasts::by_id(&api.pool, uuid()?)
                     .await
                     .map_err(database)?
-                    .map(Node::Broadcast)
+                    .map(|row| Node::Broadcast(row.into()))
                     .ok_or_else(not_found)
             }
             _ => Err(not_found()),

@@ -1,19 +1,10 @@
-//! The read side of the API: every top-level query and the nested fields of the objects they
-//! return. Each query first waits for read-your-writes ([`super::consistent`]), then reads the
-//! read models through one small SQL function per question. Lists are Relay connections with
-//! keyset pagination on `(sort key, id)`; cursors are opaque.
-
-pub mod broadcasts;
-pub mod customers;
-pub mod dashboard;
-pub mod directory;
-pub mod node;
-pub mod tickets;
+//! Relay cursor connections: page requests, opaque cursors, and the connection built from a
+//! page of rows. Lists use keyset pagination on `(sort key, id)`.
 
 use async_graphql::connection::{Connection, Edge};
 use async_graphql::{OutputType, Result};
 
-use super::Api;
+use super::context::Api;
 use super::error::{Code, error};
 
 /// The page size when `first` is not given.
@@ -43,7 +34,7 @@ impl PageRequest {
     }
 }
 
-/// Checks `first` against [`super::Limits::max_page`] and decodes `after`.
+/// Checks `first` against [`super::context::Limits::max_page`] and decodes `after`.
 ///
 /// # Errors
 /// `VALIDATION` for `first` below 0 or above the limit, or a cursor this API did not issue.
@@ -123,20 +114,6 @@ pub fn bounded<'a>(name: &str, value: Option<&'a str>, max: usize) -> Result<Opt
         Some("") | None => Ok(None),
         Some(text) => Ok(Some(text)),
     }
-}
-
-/// `text` as an ILIKE pattern matching it anywhere, with `%`, `_` and `\` taken literally.
-pub fn contains_pattern(text: &str) -> String {
-    let mut pattern = String::with_capacity(text.len() + 2);
-    pattern.push('%');
-    for c in text.chars() {
-        if matches!(c, '%' | '_' | '\\') {
-            pattern.push('\\');
-        }
-        pattern.push(c);
-    }
-    pattern.push('%');
-    pattern
 }
 
 /// The complexity of a connection field: its children once per requested item.

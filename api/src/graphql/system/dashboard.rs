@@ -3,13 +3,14 @@
 
 use async_graphql::{Context, ID, Object, Result, SimpleObject};
 use chrono::{NaiveDate, TimeDelta, Utc};
-use sqlx::PgPool;
 
 use crate::auth::Permission;
+use crate::graphql::consistency::{ConsistencyInput, consistent};
+use crate::graphql::context::Api;
 use crate::graphql::error::{Code, database, error};
 use crate::graphql::guard::Need;
 use crate::graphql::tickets::TicketStatusValue;
-use crate::graphql::{Api, ConsistencyInput, consistent};
+use crate::read::dashboard::period_medians;
 
 /// The longest period the dashboard covers, in days.
 const MAX_DAYS: i32 = 366;
@@ -66,35 +67,6 @@ pub struct Dashboard {
     pub daily: Vec<DayMedians>,
 }
 
-#[derive(Debug, sqlx::FromRow)]
-struct PeriodMedians {
-    first_response: Option<f64>,
-    resolution: Option<f64>,
-}
-
-async fn period_medians(pool: &PgPool, from: chrono::DateTime<Utc>) -> sqlx::Result<PeriodMedians> {
-    sqlx::query_as(
-        "select \
-         (select percentile_cont(0.5) within group (order by first_response_seconds) \
-          from dashboard_tickets where first_response_at >= $1) as first_response, \
-         (select percentile_cont(0.5) within group (order by resolution_seconds) \
-          from dashboard_tickets where resolved_at >= $1) as resolution",
-    )
-    .bind(from)
-    .fetch_one(pool)
-    .await
-}
-
-fn status_of(value: &str) -> TicketStatusValue {
-    match value {
-        "open" => TicketStatusValue::Open,
-        "pending" => TicketStatusValue::Pending,
-        "resolved" => TicketStatusValue::Resolved,
-        "closed" => TicketStatusValue::Closed,
-        _ => TicketStatusValue::New,
-    }
-}
-
 /// `dashboard`.
 #[derive(Debug, Default)]
 pub struct DashboardQuery;
@@ -137,7 +109,7 @@ impl DashboardQuery {
             by_status: by_status
                 .into_iter()
                 .map(|count| StatusCount {
-                    status: status_of(&count.status),
+                    status: TicketStatusValue::from_sql(&count.status),
                     tickets: count.tickets,
                 })
                 .collect(),
@@ -145,7 +117,7 @@ impl DashboardQuery {
                 .into_iter()
                 .map(|count| CategoryCount {
                     category_id: count.category_id.map(|id| ID(id.to_string())),
-                    status: status_of(&count.status),
+                    status: TicketStatusValue::from_sql(&count.status),
                     tickets: count.tickets,
                 })
                 .collect(),
