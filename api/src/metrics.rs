@@ -25,7 +25,7 @@ pub const GRAPHQL_REQUESTS: &str = "ledgerdesk_graphql_requests_total";
 pub const GRAPHQL_REQUEST_SECONDS: &str = "ledgerdesk_graphql_request_duration_seconds";
 /// How long a command sent by the API took (load, decide, append), by aggregate and outcome.
 pub const APPEND_SECONDS: &str = "ledgerdesk_append_duration_seconds";
-/// Replies and prompts sent to Telegram, by outcome. The bot counts them under this name.
+/// Agent replies the bot sent to Telegram, by outcome. The bot counts them under this name.
 pub const DELIVERY_OUTCOMES: &str = "ledgerdesk_delivery_outcomes_total";
 
 /// The operation label of requests whose root field is not one of the schema's, that select
@@ -91,7 +91,7 @@ fn describe() {
     );
     describe_counter!(
         DELIVERY_OUTCOMES,
-        "Messages the bot sent to Telegram, by outcome (delivered, failed, blocked)."
+        "Agent replies the bot sent to Telegram, by outcome (delivered, failed, blocked)."
     );
 }
 
@@ -109,7 +109,7 @@ pub(crate) fn command_ran(aggregate: &'static str, outcome: &'static str, took: 
         .record(took.as_secs_f64());
 }
 
-/// Counts a message sent to Telegram by its outcome (`delivered`, `failed`, `blocked`).
+/// Counts an agent reply sent to Telegram by its outcome (`delivered`, `failed`, `blocked`).
 pub fn delivery_outcome(outcome: &'static str) {
     counter!(DELIVERY_OUTCOMES, "outcome" => outcome).increment(1);
 }
