@@ -7,7 +7,6 @@ pub mod graphql;
 mod health;
 pub mod live;
 pub mod metrics;
-pub mod read;
 mod state;
 
 use axum::Router;

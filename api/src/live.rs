@@ -13,7 +13,7 @@
 //!
 //! The hub starts with the first subscription and its tasks stop when the last handle to it
 //! (held by the API state) is dropped. It owns no SQL of its own: it reads the log, and the
-//! read models through their typed reads ([`crate::read`]).
+//! read models through their query modules (`projections::tickets::queries`).
 
 use std::collections::{BTreeSet, VecDeque};
 use std::sync::Arc;
@@ -22,12 +22,12 @@ use std::time::Duration;
 use eventlog::postgres::PostgresLog;
 use eventlog::{EventLog, Position, RecordedEvent};
 use futures::{Stream, StreamExt};
+use projections::tickets::TicketRow;
+use projections::tickets::queries as tickets;
 use sqlx::PgPool;
 use tokio::sync::{OnceCell, broadcast};
 use tokio::task::AbortHandle;
 use uuid::Uuid;
-
-use crate::read::tickets::{self, TicketRow};
 
 /// How many events (or ticket batches) a slow subscriber may fall behind before it lags and
 /// re-reads the log.

@@ -125,7 +125,8 @@ pub async fn scope_of(pool: &sqlx::PgPool, caller: &Caller) -> sqlx::Result<Tick
             role: domain::agent::Role::Agent,
             ..
         } => {
-            let categories = crate::read::directory::agent_categories(pool, id.as_uuid()).await?;
+            let categories =
+                projections::directory::queries::agent_categories(pool, id.as_uuid()).await?;
             Ok(match categories {
                 Some(categories) if !categories.is_empty() => TicketScope::Categories(categories),
                 _ => TicketScope::All,
@@ -170,7 +171,7 @@ pub async fn ticket_in(
     ticket: uuid::Uuid,
 ) -> Result<Option<uuid::Uuid>> {
     let api = ctx.data_unchecked::<super::context::Api>();
-    let row = crate::read::tickets::category_of(&api.pool, ticket)
+    let row = projections::tickets::queries::category(&api.pool, ticket)
         .await
         .map_err(super::error::database)?;
     match row {

@@ -32,6 +32,7 @@ pub mod directory;
 pub mod system;
 pub mod tickets;
 
+use async_graphql::dataloader::DataLoader;
 use async_graphql::registry::{MetaType, Registry};
 use async_graphql::{MergedObject, MergedSubscription, OutputType, Schema, SchemaBuilder};
 
@@ -95,9 +96,19 @@ pub fn builder(limits: &Limits) -> SchemaBuilder<Query, Mutation, Subscription> 
     }
 }
 
-/// The schema wired to `api`.
+/// The schema wired to `api`, with the loaders that batch nested lookups (a ticket's customer
+/// and assignee) across the fields resolved together.
 pub fn schema(api: Api) -> ApiSchema {
-    builder(&api.limits).data(api).finish()
+    let customers = DataLoader::new(
+        customers::CustomerLoader::new(api.pool.clone()),
+        tokio::spawn,
+    );
+    let agents = DataLoader::new(directory::AgentLoader::new(api.pool.clone()), tokio::spawn);
+    builder(&api.limits)
+        .data(customers)
+        .data(agents)
+        .data(api)
+        .finish()
 }
 
 /// The names of the schema's root query and mutation fields.

@@ -11,6 +11,7 @@ use domain::content::OutgoingMedia;
 use domain::ticket::TicketStatus;
 use domain::{BroadcastId, CategoryId, CustomerId, StreamId};
 use eventlog::commands::Executed;
+use projections::customers::queries as customers;
 use uuid::Uuid;
 
 use crate::auth::Permission;
@@ -19,7 +20,6 @@ use crate::graphql::context::Api;
 use crate::graphql::error::{self, Code, database, error, internal};
 use crate::graphql::guard::{Need, caller, signed_in_agent};
 use crate::graphql::tickets::{MediaInput, TicketStatusValue};
-use crate::read::customers;
 
 /// Who a broadcast goes to: exactly one field. Opted-out, blocked and banned customers are
 /// always left out.
@@ -48,13 +48,7 @@ impl AudienceInput {
                 ));
             }
             AudienceInput::TicketStatus(status) => Audience::ByTicketStatus {
-                status: match status {
-                    TicketStatusValue::New => TicketStatus::New,
-                    TicketStatusValue::Open => TicketStatus::Open,
-                    TicketStatusValue::Pending => TicketStatus::Pending,
-                    TicketStatusValue::Resolved => TicketStatus::Resolved,
-                    TicketStatusValue::Closed => TicketStatus::Closed,
-                },
+                status: TicketStatus::from(status),
             },
             AudienceInput::CategoryId(id) => Audience::ByCategory {
                 category: CategoryId(uuid("Category", &id)?),
@@ -236,7 +230,7 @@ fn broadcast_id(id: &ID) -> Result<BroadcastId> {
 /// opted-out, blocked and banned customers are left out. The count freezes the audience when
 /// sending starts.
 async fn audience_size(api: &Api, audience: &Audience) -> Result<u32> {
-    let count = customers::reachable_in(&api.pool, audience)
+    let count = customers::audience_size(&api.pool, audience)
         .await
         .map_err(database)?;
     Ok(u32::try_from(count).unwrap_or(u32::MAX))

@@ -3,6 +3,7 @@
 use async_graphql::connection::Connection;
 use async_graphql::{Context, ID, Object, Result};
 use chrono::{DateTime, Utc};
+use projections::broadcasts::queries as broadcasts;
 use uuid::Uuid;
 
 use super::types::{Broadcast, BroadcastStateValue};
@@ -13,7 +14,6 @@ use crate::graphql::error::{Code, database, error};
 use crate::graphql::guard::Need;
 use crate::graphql::ids;
 use crate::graphql::pagination::{connection, connection_complexity, cursor, cursor_part, page};
-use crate::read::broadcasts;
 
 /// `broadcasts` and `broadcast`.
 #[derive(Debug, Default)]
@@ -46,14 +46,9 @@ impl BroadcastQuery {
                 Ok((at, cursor_part(id)?))
             })
             .transpose()?;
-        let rows = broadcasts::list(
-            &api.pool,
-            state.map(BroadcastStateValue::as_sql),
-            after,
-            request.limit(),
-        )
-        .await
-        .map_err(database)?;
+        let rows = broadcasts::list(&api.pool, state.map(Into::into), after, request.limit())
+            .await
+            .map_err(database)?;
         Ok(connection(
             &request,
             rows,

@@ -3,6 +3,9 @@
 use async_graphql::{Context, ID, Result, SimpleObject, Subscription};
 use eventlog::Position;
 use futures::{Stream, StreamExt};
+use projections::StoredText;
+use projections::broadcasts::BroadcastRow;
+use projections::broadcasts::queries as broadcasts;
 use sqlx::PgPool;
 use uuid::Uuid;
 
@@ -13,7 +16,6 @@ use crate::graphql::error::{Code, database, error, internal};
 use crate::graphql::events::event_feed;
 use crate::graphql::guard::Need;
 use crate::graphql::ids::parse_uuid;
-use crate::read::broadcasts::{self, ProgressRow};
 
 /// A broadcast's counters.
 #[derive(Debug, Clone, SimpleObject)]
@@ -111,15 +113,13 @@ async fn progress_of(
     if let Some(position) = position {
         wait_for_model(pool, "broadcasts", position, timeout).await?;
     }
-    let progress = broadcasts::progress(pool, broadcast)
-        .await
-        .map_err(database)?;
-    Ok(progress.map(|row: ProgressRow| BroadcastProgress {
+    let row = broadcasts::by_id(pool, broadcast).await.map_err(database)?;
+    Ok(row.map(|row: BroadcastRow| BroadcastProgress {
         cursor: position.map(|p| p.to_string()).unwrap_or_default(),
-        state: row.state,
+        state: row.state.as_str().to_owned(),
         delivered: row.delivered,
         failed: row.failed,
         skipped: row.skipped,
-        total: row.total,
+        total: row.total_recipients,
     }))
 }

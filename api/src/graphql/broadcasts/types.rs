@@ -3,6 +3,9 @@
 use async_graphql::connection::Connection;
 use async_graphql::{ComplexObject, Context, Enum, ID, Json, Result, SimpleObject};
 use chrono::{DateTime, Utc};
+use projections::StoredText;
+use projections::broadcasts::queries as broadcasts;
+use projections::broadcasts::{BroadcastRow, BroadcastState, RecipientState};
 use uuid::Uuid;
 
 use crate::auth::Permission;
@@ -11,7 +14,6 @@ use crate::graphql::error::database;
 use crate::graphql::guard::Need;
 use crate::graphql::ids;
 use crate::graphql::pagination::{connection, connection_complexity, cursor, cursor_part, page};
-use crate::read::broadcasts::{self, BroadcastRow};
 
 /// Where a broadcast is in its life.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Enum)]
@@ -30,26 +32,28 @@ pub enum BroadcastStateValue {
     Cancelled,
 }
 
-impl BroadcastStateValue {
-    pub(crate) fn as_sql(self) -> &'static str {
-        match self {
-            BroadcastStateValue::Draft => "draft",
-            BroadcastStateValue::Scheduled => "scheduled",
-            BroadcastStateValue::Running => "running",
-            BroadcastStateValue::Paused => "paused",
-            BroadcastStateValue::Completed => "completed",
-            BroadcastStateValue::Cancelled => "cancelled",
+impl From<BroadcastState> for BroadcastStateValue {
+    fn from(state: BroadcastState) -> Self {
+        match state {
+            BroadcastState::Draft => BroadcastStateValue::Draft,
+            BroadcastState::Scheduled => BroadcastStateValue::Scheduled,
+            BroadcastState::Running => BroadcastStateValue::Running,
+            BroadcastState::Paused => BroadcastStateValue::Paused,
+            BroadcastState::Completed => BroadcastStateValue::Completed,
+            BroadcastState::Cancelled => BroadcastStateValue::Cancelled,
         }
     }
+}
 
-    fn from_sql(value: &str) -> Self {
-        match value {
-            "scheduled" => BroadcastStateValue::Scheduled,
-            "running" => BroadcastStateValue::Running,
-            "paused" => BroadcastStateValue::Paused,
-            "completed" => BroadcastStateValue::Completed,
-            "cancelled" => BroadcastStateValue::Cancelled,
-            _ => BroadcastStateValue::Draft,
+impl From<BroadcastStateValue> for BroadcastState {
+    fn from(state: BroadcastStateValue) -> Self {
+        match state {
+            BroadcastStateValue::Draft => BroadcastState::Draft,
+            BroadcastStateValue::Scheduled => BroadcastState::Scheduled,
+            BroadcastStateValue::Running => BroadcastState::Running,
+            BroadcastStateValue::Paused => BroadcastState::Paused,
+            BroadcastStateValue::Completed => BroadcastState::Completed,
+            BroadcastStateValue::Cancelled => BroadcastState::Cancelled,
         }
     }
 }
@@ -105,12 +109,12 @@ impl From<BroadcastRow> for Broadcast {
         Broadcast {
             id: ids::global("Broadcast", row.id),
             broadcast_id: ID(row.id.to_string()),
-            state: BroadcastStateValue::from_sql(&row.state),
+            state: row.state.into(),
             created_by: ID(row.created_by.to_string()),
             audience: Json(row.audience),
-            audience_kind: row.audience_kind,
+            audience_kind: row.audience_kind.as_str().to_owned(),
             text: row.text,
-            media_kind: row.media_kind,
+            media_kind: row.media_kind.map(|kind| kind.as_str().to_owned()),
             buttons: Json(row.buttons),
             scheduled_at: row.scheduled_at,
             total_recipients: row.total_recipients,
@@ -138,12 +142,22 @@ pub enum RecipientStateValue {
     Skipped,
 }
 
-impl RecipientStateValue {
-    pub(crate) fn as_sql(self) -> &'static str {
-        match self {
-            RecipientStateValue::Delivered => "delivered",
-            RecipientStateValue::Failed => "failed",
-            RecipientStateValue::Skipped => "skipped",
+impl From<RecipientState> for RecipientStateValue {
+    fn from(state: RecipientState) -> Self {
+        match state {
+            RecipientState::Delivered => RecipientStateValue::Delivered,
+            RecipientState::Failed => RecipientStateValue::Failed,
+            RecipientState::Skipped => RecipientStateValue::Skipped,
+        }
+    }
+}
+
+impl From<RecipientStateValue> for RecipientState {
+    fn from(state: RecipientStateValue) -> Self {
+        match state {
+            RecipientStateValue::Delivered => RecipientState::Delivered,
+            RecipientStateValue::Failed => RecipientState::Failed,
+            RecipientStateValue::Skipped => RecipientState::Skipped,
         }
     }
 }
@@ -187,7 +201,7 @@ impl Broadcast {
         let rows = broadcasts::recipients(
             &api.pool,
             self.uuid,
-            state.map(RecipientStateValue::as_sql),
+            state.map(Into::into),
             after,
             request.limit(),
         )
@@ -199,11 +213,7 @@ impl Broadcast {
             |row| cursor(row.customer_id, row.customer_id),
             |row| BroadcastRecipient {
                 customer_id: ID(row.customer_id.to_string()),
-                state: match row.state.as_str() {
-                    "delivered" => RecipientStateValue::Delivered,
-                    "failed" => RecipientStateValue::Failed,
-                    _ => RecipientStateValue::Skipped,
-                },
+                state: row.state.into(),
                 reason: row.reason,
                 retryable: row.retryable,
                 updated_at: row.updated_at,

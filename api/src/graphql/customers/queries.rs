@@ -3,6 +3,7 @@
 use async_graphql::connection::Connection;
 use async_graphql::{Context, ID, Object, Result};
 use chrono::{DateTime, Utc};
+use projections::customers::queries as customers;
 
 use super::types::{Customer, customer_key};
 use crate::auth::Permission;
@@ -13,7 +14,6 @@ use crate::graphql::guard::Need;
 use crate::graphql::pagination::{
     MAX_TEXT_FILTER, bounded, connection, connection_complexity, cursor, cursor_part, page,
 };
-use crate::read::customers;
 
 /// `customers` and `customer`.
 #[derive(Debug, Default)]

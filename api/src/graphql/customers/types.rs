@@ -3,10 +3,10 @@
 
 use async_graphql::{ID, Result, SimpleObject};
 use chrono::{DateTime, Utc};
+use projections::customers::CustomerRow;
 
 use crate::graphql::error::{Code, error};
 use crate::graphql::ids;
-use crate::read::customers::CustomerRow;
 
 /// A customer: someone who wrote to the bot on Telegram.
 #[derive(Debug, Clone, SimpleObject)]

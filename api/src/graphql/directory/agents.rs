@@ -7,6 +7,7 @@ use async_graphql::{Context, ErrorExtensions, ID, InputObject, Object, Result, S
 use chrono::Utc;
 use domain::agent::{Agent, AgentCommand};
 use domain::{AgentId, CategoryId, StreamId};
+use projections::directory::queries as directory;
 use uuid::Uuid;
 
 use crate::auth::{NewAgent, Permission};
@@ -16,7 +17,6 @@ use crate::graphql::context::Api;
 use crate::graphql::error::{self, Code, database, error};
 use crate::graphql::guard::{Need, caller, signed_in_agent};
 use crate::graphql::ids;
-use crate::read::directory;
 
 fn agent_id(id: &ID) -> Result<AgentId> {
     Ok(AgentId::from_uuid(ids::uuid_of("Agent", id)?))
@@ -158,7 +158,7 @@ impl AgentMutation {
             .collect::<Result<BTreeSet<_>>>()?;
         let api = ctx.data_unchecked::<Api>();
         let uuids: Vec<Uuid> = categories.iter().map(CategoryId::as_uuid).collect();
-        let known = directory::current_categories_among(&api.pool, &uuids)
+        let known = directory::current_categories(&api.pool, &uuids)
             .await
             .map_err(database)?;
         if usize::try_from(known).unwrap_or(0) != uuids.len() {

@@ -2,6 +2,7 @@
 //! read model. They are short lists an admin curates, so they come whole, not paged.
 
 use async_graphql::{Context, Object, Result};
+use projections::directory::queries as directory;
 
 use super::types::{Agent, Category, Template};
 use crate::auth::Permission;
@@ -9,7 +10,6 @@ use crate::graphql::consistency::{ConsistencyInput, consistent};
 use crate::graphql::context::Api;
 use crate::graphql::error::database;
 use crate::graphql::guard::Need;
-use crate::read::directory;
 
 /// `agents`, `categories` and `templates`.
 #[derive(Debug, Default)]
@@ -27,7 +27,7 @@ impl DirectoryQuery {
     ) -> Result<Vec<Agent>> {
         consistent(ctx, consistency.as_ref()).await?;
         let api = ctx.data_unchecked::<Api>();
-        let rows = directory::agents(&api.pool, None, include_inactive)
+        let rows = directory::agents(&api.pool, include_inactive)
             .await
             .map_err(database)?;
         Ok(rows.into_iter().map(Agent::from).collect())
@@ -43,7 +43,7 @@ impl DirectoryQuery {
     ) -> Result<Vec<Category>> {
         consistent(ctx, consistency.as_ref()).await?;
         let api = ctx.data_unchecked::<Api>();
-        let rows = directory::categories(&api.pool, None, include_removed)
+        let rows = directory::categories(&api.pool, include_removed)
             .await
             .map_err(database)?;
         Ok(rows.into_iter().map(Category::from).collect())
@@ -59,7 +59,7 @@ impl DirectoryQuery {
     ) -> Result<Vec<Template>> {
         consistent(ctx, consistency.as_ref()).await?;
         let api = ctx.data_unchecked::<Api>();
-        let rows = directory::templates(&api.pool, None, include_removed)
+        let rows = directory::templates(&api.pool, include_removed)
             .await
             .map_err(database)?;
         Ok(rows.into_iter().map(Template::from).collect())

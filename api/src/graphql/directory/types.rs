@@ -3,11 +3,11 @@
 
 use async_graphql::{ID, SimpleObject};
 use chrono::{DateTime, Utc};
+use projections::directory::{AgentRow, CategoryRow, TemplateRow};
 use uuid::Uuid;
 
 use crate::graphql::auth::RoleValue;
 use crate::graphql::ids;
-use crate::read::directory::{AgentRow, CategoryRow, TemplateRow};
 
 /// A member of the team.
 #[derive(Debug, Clone, SimpleObject)]
@@ -39,11 +39,7 @@ impl From<AgentRow> for Agent {
             agent_id: ID(row.id.to_string()),
             email: row.email,
             name: row.name,
-            role: match row.role.as_str() {
-                "admin" => RoleValue::Admin,
-                "auditor" => RoleValue::Auditor,
-                _ => RoleValue::Agent,
-            },
+            role: row.role.into(),
             category_ids: row
                 .category_ids
                 .into_iter()

@@ -3,6 +3,7 @@
 
 use async_graphql::{Context, ID, Object, Result, SimpleObject};
 use chrono::{NaiveDate, TimeDelta, Utc};
+use projections::dashboard::queries as dashboard;
 
 use crate::auth::Permission;
 use crate::graphql::consistency::{ConsistencyInput, consistent};
@@ -10,7 +11,6 @@ use crate::graphql::context::Api;
 use crate::graphql::error::{Code, database, error};
 use crate::graphql::guard::Need;
 use crate::graphql::tickets::TicketStatusValue;
-use crate::read::dashboard::period_medians;
 
 /// The longest period the dashboard covers, in days.
 const MAX_DAYS: i32 = 366;
@@ -93,23 +93,21 @@ impl DashboardQuery {
         let now = Utc::now();
         let from = now - TimeDelta::days(i64::from(days));
         let mut conn = api.pool.acquire().await.map_err(database)?;
-        let by_status = projections::dashboard::tickets_by_status(&mut conn)
-            .await
-            .map_err(database)?;
-        let by_category = projections::dashboard::tickets_by_category(&mut conn)
-            .await
-            .map_err(database)?;
-        let daily = projections::dashboard::daily_medians(&mut conn, from, now)
+        let by_status = dashboard::by_status(&mut *conn).await.map_err(database)?;
+        let by_category = dashboard::by_category(&mut *conn).await.map_err(database)?;
+        let daily = dashboard::daily_medians(&mut *conn, from, now)
             .await
             .map_err(database)?;
         drop(conn);
-        let medians = period_medians(&api.pool, from).await.map_err(database)?;
+        let medians = dashboard::period_medians(&api.pool, from)
+            .await
+            .map_err(database)?;
         Ok(Dashboard {
             total_tickets: by_status.iter().map(|count| count.tickets).sum(),
             by_status: by_status
                 .into_iter()
                 .map(|count| StatusCount {
-                    status: TicketStatusValue::from_sql(&count.status),
+                    status: count.status.into(),
                     tickets: count.tickets,
                 })
                 .collect(),
@@ -117,7 +115,7 @@ impl DashboardQuery {
                 .into_iter()
                 .map(|count| CategoryCount {
                     category_id: count.category_id.map(|id| ID(id.to_string())),
-                    status: TicketStatusValue::from_sql(&count.status),
+                    status: count.status.into(),
                     tickets: count.tickets,
                 })
                 .collect(),

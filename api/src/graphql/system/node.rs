@@ -3,6 +3,9 @@
 //! caller's category scope.
 
 use async_graphql::{Context, ID, Interface, Object, Result};
+use projections::broadcasts::queries as broadcasts;
+use projections::customers::queries as customers;
+use projections::directory::queries as directory;
 
 use crate::auth::Permission;
 use crate::graphql::broadcasts::Broadcast;
@@ -14,7 +17,6 @@ use crate::graphql::error::{Code, database, error};
 use crate::graphql::guard;
 use crate::graphql::ids;
 use crate::graphql::tickets::{Ticket, visible_ticket};
-use crate::read::{broadcasts, customers, directory};
 
 /// An object with a global id.
 #[derive(Debug, Interface)]
@@ -89,31 +91,25 @@ impl NodeQuery {
             }
             "Agent" => {
                 need(ctx, Permission::ReadDirectory)?;
-                let mut agents = directory::agents(&api.pool, Some(uuid()?), true)
+                directory::agent(&api.pool, uuid()?)
                     .await
-                    .map_err(database)?;
-                agents
-                    .pop()
+                    .map_err(database)?
                     .map(|row| Node::Agent(row.into()))
                     .ok_or_else(not_found)
             }
             "Category" => {
                 need(ctx, Permission::ReadDirectory)?;
-                let mut categories = directory::categories(&api.pool, Some(uuid()?), true)
+                directory::category(&api.pool, uuid()?)
                     .await
-                    .map_err(database)?;
-                categories
-                    .pop()
+                    .map_err(database)?
                     .map(|row| Node::Category(row.into()))
                     .ok_or_else(not_found)
             }
             "Template" => {
                 need(ctx, Permission::ReadDirectory)?;
-                let mut templates = directory::templates(&api.pool, Some(uuid()?), true)
+                directory::template(&api.pool, uuid()?)
                     .await
-                    .map_err(database)?;
-                templates
-                    .pop()
+                    .map_err(database)?
                     .map(|row| Node::Template(row.into()))
                     .ok_or_else(not_found)
             }

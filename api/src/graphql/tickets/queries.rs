@@ -4,6 +4,8 @@
 use async_graphql::connection::Connection;
 use async_graphql::{Context, Enum, ID, InputObject, Object, Result};
 use chrono::{DateTime, Utc};
+use domain::ticket::TicketStatus;
+use projections::tickets::queries::{self as tickets, TicketFilter as Criteria};
 use uuid::Uuid;
 
 use super::ticket::Ticket;
@@ -19,7 +21,6 @@ use crate::graphql::pagination::{
     MAX_SEARCH, MAX_TEXT_FILTER, bounded, connection, connection_complexity, cursor, cursor_part,
     page,
 };
-use crate::read::tickets::{self, ListOrder, TicketCriteria};
 
 /// Which tickets `tickets` returns; every field narrows the list.
 #[derive(Debug, Clone, Default, InputObject)]
@@ -54,27 +55,27 @@ pub enum TicketOrder {
     CreatedAtAsc,
 }
 
-impl From<TicketOrder> for ListOrder {
+impl From<TicketOrder> for tickets::TicketOrder {
     fn from(order: TicketOrder) -> Self {
         match order {
-            TicketOrder::LastActivityDesc => ListOrder::LastActivityDesc,
-            TicketOrder::CreatedAtDesc => ListOrder::CreatedAtDesc,
-            TicketOrder::CreatedAtAsc => ListOrder::CreatedAtAsc,
+            TicketOrder::LastActivityDesc => tickets::TicketOrder::LastActivityDesc,
+            TicketOrder::CreatedAtDesc => tickets::TicketOrder::CreatedAtDesc,
+            TicketOrder::CreatedAtAsc => tickets::TicketOrder::CreatedAtAsc,
         }
     }
 }
 
 /// A [`TicketFilter`] checked, in the read model's terms, within the caller's scope.
-fn criteria(filter: &TicketFilter, scope: &TicketScope) -> Result<TicketCriteria> {
-    let mut statuses: Vec<&'static str> = filter
+fn criteria(filter: &TicketFilter, scope: &TicketScope) -> Result<Criteria> {
+    let mut statuses: Vec<TicketStatus> = filter
         .status
         .iter()
         .flatten()
-        .map(|status| status.as_sql())
+        .map(|status| TicketStatus::from(*status))
         .collect();
     statuses.sort_unstable();
     statuses.dedup();
-    Ok(TicketCriteria {
+    Ok(Criteria {
         statuses,
         assignee: filter
             .assignee
@@ -87,7 +88,7 @@ fn criteria(filter: &TicketFilter, scope: &TicketScope) -> Result<TicketCriteria
             .as_ref()
             .map(|id| ids::uuid_of("Category", id))
             .transpose()?,
-        priority: filter.priority.map(PriorityValue::as_sql),
+        priority: filter.priority.map(Into::into),
         tag: bounded("filter.tag", filter.tag.as_deref(), MAX_TEXT_FILTER)?.map(str::to_owned),
         customer: filter.customer.as_ref().map(customer_key).transpose()?,
         search: bounded("filter.search", filter.search.as_deref(), MAX_SEARCH)?.map(str::to_owned),
@@ -120,7 +121,7 @@ impl TicketQuery {
         let request = page(api, first, after.as_deref())?;
         let scope = guard::ticket_scope(ctx).await?;
         let criteria = criteria(&filter.unwrap_or_default(), &scope)?;
-        let order = ListOrder::from(order_by.unwrap_or_default());
+        let order = tickets::TicketOrder::from(order_by.unwrap_or_default());
         let after = request
             .after
             .as_ref()

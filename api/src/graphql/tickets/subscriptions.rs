@@ -9,6 +9,8 @@ use async_graphql::{Context, ID, Result, SimpleObject, Subscription};
 use chrono::{DateTime, Utc};
 use eventlog::{Position, RecordedEvent};
 use futures::{Stream, StreamExt};
+use projections::StoredText;
+use projections::tickets::queries::{self as tickets, PostedMessage};
 use sqlx::PgPool;
 use uuid::Uuid;
 
@@ -21,7 +23,6 @@ use crate::graphql::events::{LogEvent, event_feed, hub_failed, parse_cursor};
 use crate::graphql::guard::{self, Need};
 use crate::graphql::ids::parse_uuid;
 use crate::live::ticket_of;
-use crate::read::tickets::{self, PostedMessageRow};
 
 const MESSAGE_EVENTS: [&str; 2] = ["ticket.customer_message_posted", "ticket.agent_replied"];
 /// The event that moves a ticket to another category (or none).
@@ -56,19 +57,20 @@ pub struct AddedMessage {
     pub category_id: Option<Uuid>,
 }
 
-impl From<PostedMessageRow> for AddedMessage {
-    fn from(row: PostedMessageRow) -> Self {
+impl From<PostedMessage> for AddedMessage {
+    fn from(posted: PostedMessage) -> Self {
+        let row = posted.message;
         AddedMessage {
             id: row.id,
             ticket_id: row.ticket_id,
-            direction: row.direction,
-            kind: row.kind,
+            direction: row.direction.as_str().to_owned(),
+            kind: row.kind.as_str().to_owned(),
             text: row.text,
             caption: row.caption,
             author_agent_id: row.author_agent_id,
             created_at: row.created_at,
             seq: row.seq,
-            category_id: row.category_id,
+            category_id: posted.ticket_category_id,
         }
     }
 }
@@ -240,10 +242,8 @@ async fn in_scope_after(
     timeout: std::time::Duration,
 ) -> Result<bool> {
     wait_for_model(pool, "tickets", position, timeout).await?;
-    let rows = tickets::by_ids(pool, &[ticket]).await.map_err(database)?;
-    Ok(rows
-        .first()
-        .is_some_and(|row| scope.covers(row.category_id)))
+    let row = tickets::by_id(pool, ticket).await.map_err(database)?;
+    Ok(row.is_some_and(|row| scope.covers(row.category_id)))
 }
 
 /// The message the event posted, once the `messages` read model has it.
@@ -257,7 +257,7 @@ async fn message_of(
     };
     wait_for_model(pool, "messages", event.position, timeout).await?;
     let seq = i64::try_from(event.stream_version).unwrap_or(i64::MAX);
-    let message = tickets::posted_message(pool, ticket, seq)
+    let message = tickets::message_at(pool, ticket, seq)
         .await
         .map_err(database)?;
     Ok(message

@@ -9,16 +9,20 @@
 use std::sync::{Arc, OnceLock};
 
 use async_graphql::connection::Connection;
+use async_graphql::dataloader::DataLoader;
 use async_graphql::{Context, ID, Object, Result};
 use chrono::{DateTime, Utc};
 use eventlog::{Direction, EventLog};
+use projections::StoredText;
+use projections::tickets::TicketRow;
+use projections::tickets::queries as tickets;
 use uuid::Uuid;
 
 use super::types::{Message, Note, PriorityValue, TicketStatusValue};
 use crate::auth::Permission;
 use crate::graphql::context::Api;
-use crate::graphql::customers::Customer;
-use crate::graphql::directory::Agent;
+use crate::graphql::customers::{Customer, CustomerLoader};
+use crate::graphql::directory::{Agent, AgentLoader};
 use crate::graphql::error::{database, internal};
 use crate::graphql::events::LogEvent;
 use crate::graphql::guard::Need;
@@ -26,8 +30,6 @@ use crate::graphql::ids;
 use crate::graphql::pagination::{
     PageRequest, connection, connection_complexity, cursor, cursor_part, page,
 };
-use crate::read::tickets::TicketRow;
-use crate::read::{customers, directory, tickets};
 
 /// A support conversation with one customer.
 #[derive(Debug, Clone)]
@@ -82,12 +84,12 @@ impl Ticket {
 
     /// Status.
     async fn status(&self) -> TicketStatusValue {
-        TicketStatusValue::from_sql(&self.row.status)
+        self.row.status.into()
     }
 
     /// Priority.
     async fn priority(&self) -> PriorityValue {
-        PriorityValue::from_sql(&self.row.priority)
+        self.row.priority.into()
     }
 
     /// Its category, if any.
@@ -157,7 +159,7 @@ impl Ticket {
 
     /// `in` (customer) or `out` (agent).
     async fn last_message_direction(&self) -> Option<&str> {
-        self.row.last_message_direction.as_deref()
+        self.row.last_message_direction.map(StoredText::as_str)
     }
 
     /// The start of the last message.
@@ -277,10 +279,11 @@ impl Ticket {
     /// The customer who wrote.
     #[graphql(guard = "Need(Permission::ReadCustomers)")]
     async fn customer(&self, ctx: &Context<'_>) -> Result<Option<Customer>> {
-        let api = ctx.data_unchecked::<Api>();
-        let row = customers::by_id(&api.pool, self.row.customer_id)
+        let customers = ctx.data_unchecked::<DataLoader<CustomerLoader>>();
+        let row = customers
+            .load_one(self.row.customer_id)
             .await
-            .map_err(database)?;
+            .map_err(|error| internal("a database query failed", error))?;
         Ok(row.map(Customer::from))
     }
 
@@ -290,11 +293,12 @@ impl Ticket {
         let Some(assignee) = self.row.assignee_id else {
             return Ok(None);
         };
-        let api = ctx.data_unchecked::<Api>();
-        let mut agents = directory::agents(&api.pool, Some(assignee), true)
+        let agents = ctx.data_unchecked::<DataLoader<AgentLoader>>();
+        let row = agents
+            .load_one(assignee)
             .await
-            .map_err(database)?;
-        Ok(agents.pop().map(Agent::from))
+            .map_err(|error| internal("a database query failed", error))?;
+        Ok(row.map(Agent::from))
     }
 }
 

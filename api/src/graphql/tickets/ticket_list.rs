@@ -14,6 +14,7 @@ use std::sync::Arc;
 use async_graphql::{ID, InputObject, Result, SimpleObject};
 use eventlog::Position;
 use futures::Stream;
+use projections::tickets::TicketRow;
 use tokio::sync::broadcast;
 use uuid::Uuid;
 
@@ -22,7 +23,6 @@ use super::types::TicketStatusValue;
 use crate::auth::TicketScope;
 use crate::graphql::error::internal;
 use crate::live::{LiveHub, TicketBatch};
-use crate::read::tickets::TicketRow;
 
 /// Which tickets a live list shows. Empty: all the caller may see.
 #[derive(Debug, Clone, Default, InputObject)]
@@ -53,7 +53,7 @@ impl TicketMatcher {
     fn matches(&self, ticket: &TicketRow) -> bool {
         self.status
             .as_ref()
-            .is_none_or(|statuses| statuses.contains(&TicketStatusValue::from_sql(&ticket.status)))
+            .is_none_or(|statuses| statuses.contains(&TicketStatusValue::from(ticket.status)))
             && self
                 .assignee
                 .is_none_or(|wanted| ticket.assignee_id == Some(wanted))

@@ -4,8 +4,11 @@
 use async_graphql::{Enum, ID, Json, SimpleObject};
 use chrono::{DateTime, Utc};
 
+use domain::ticket::{Priority, TicketStatus};
+use projections::StoredText;
+use projections::tickets::{Direction, MessageRow, NoteRow};
+
 use crate::graphql::ids;
-use crate::read::tickets::{MessageRow, NoteRow};
 
 /// Where a ticket is in its life.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Enum)]
@@ -22,26 +25,26 @@ pub enum TicketStatusValue {
     Closed,
 }
 
-impl TicketStatusValue {
-    /// The value stored in the read model.
-    pub fn as_sql(self) -> &'static str {
-        match self {
-            TicketStatusValue::New => "new",
-            TicketStatusValue::Open => "open",
-            TicketStatusValue::Pending => "pending",
-            TicketStatusValue::Resolved => "resolved",
-            TicketStatusValue::Closed => "closed",
+impl From<TicketStatus> for TicketStatusValue {
+    fn from(status: TicketStatus) -> Self {
+        match status {
+            TicketStatus::New => TicketStatusValue::New,
+            TicketStatus::Open => TicketStatusValue::Open,
+            TicketStatus::Pending => TicketStatusValue::Pending,
+            TicketStatus::Resolved => TicketStatusValue::Resolved,
+            TicketStatus::Closed => TicketStatusValue::Closed,
         }
     }
+}
 
-    /// The status a read model stores as `value`.
-    pub fn from_sql(value: &str) -> Self {
-        match value {
-            "open" => TicketStatusValue::Open,
-            "pending" => TicketStatusValue::Pending,
-            "resolved" => TicketStatusValue::Resolved,
-            "closed" => TicketStatusValue::Closed,
-            _ => TicketStatusValue::New,
+impl From<TicketStatusValue> for TicketStatus {
+    fn from(status: TicketStatusValue) -> Self {
+        match status {
+            TicketStatusValue::New => TicketStatus::New,
+            TicketStatusValue::Open => TicketStatus::Open,
+            TicketStatusValue::Pending => TicketStatus::Pending,
+            TicketStatusValue::Resolved => TicketStatus::Resolved,
+            TicketStatusValue::Closed => TicketStatus::Closed,
         }
     }
 }
@@ -59,24 +62,24 @@ pub enum PriorityValue {
     Urgent,
 }
 
-impl PriorityValue {
-    /// The value stored in the read model.
-    pub fn as_sql(self) -> &'static str {
-        match self {
-            PriorityValue::Low => "low",
-            PriorityValue::Normal => "normal",
-            PriorityValue::High => "high",
-            PriorityValue::Urgent => "urgent",
+impl From<Priority> for PriorityValue {
+    fn from(priority: Priority) -> Self {
+        match priority {
+            Priority::Low => PriorityValue::Low,
+            Priority::Normal => PriorityValue::Normal,
+            Priority::High => PriorityValue::High,
+            Priority::Urgent => PriorityValue::Urgent,
         }
     }
+}
 
-    /// The priority the read model stores as `value`.
-    pub fn from_sql(value: &str) -> Self {
-        match value {
-            "low" => PriorityValue::Low,
-            "high" => PriorityValue::High,
-            "urgent" => PriorityValue::Urgent,
-            _ => PriorityValue::Normal,
+impl From<PriorityValue> for Priority {
+    fn from(priority: PriorityValue) -> Self {
+        match priority {
+            PriorityValue::Low => Priority::Low,
+            PriorityValue::Normal => Priority::Normal,
+            PriorityValue::High => Priority::High,
+            PriorityValue::Urgent => Priority::Urgent,
         }
     }
 }
@@ -88,6 +91,15 @@ pub enum MessageDirection {
     In,
     /// An agent's reply.
     Out,
+}
+
+impl From<Direction> for MessageDirection {
+    fn from(direction: Direction) -> Self {
+        match direction {
+            Direction::In => MessageDirection::In,
+            Direction::Out => MessageDirection::Out,
+        }
+    }
 }
 
 /// A customer message or an agent reply.
@@ -137,13 +149,9 @@ impl From<MessageRow> for Message {
             id: ids::global("Message", row.id),
             message_id: ID(row.id.to_string()),
             seq: row.seq,
-            direction: if row.direction == "out" {
-                MessageDirection::Out
-            } else {
-                MessageDirection::In
-            },
+            direction: row.direction.into(),
             author_agent_id: row.author_agent_id.map(|id| ID(id.to_string())),
-            kind: row.kind,
+            kind: row.kind.as_str().to_owned(),
             text: row.text,
             caption: row.caption,
             file_id: row.file_id,
@@ -152,7 +160,7 @@ impl From<MessageRow> for Message {
             telegram_message_id: row.telegram_message_id,
             reply_to_telegram_message_id: row.reply_to_telegram_message_id,
             template_id: row.template_id.map(|id| ID(id.to_string())),
-            delivery_state: row.delivery_state,
+            delivery_state: row.delivery_state.map(|state| state.as_str().to_owned()),
             failure_reason: row.failure_reason,
             edited_at: row.edited_at,
             created_at: row.created_at,
