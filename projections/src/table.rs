@@ -175,8 +175,8 @@ macro_rules! table {
 }
 pub(crate) use table;
 
-/// An enum stored as text in read-model tables: its one text form, declared with
-/// [`stored_text!`].
+/// An enum stored as text in read-model tables: its one text form, declared inside this crate
+/// with its `stored_text!` macro.
 pub trait StoredText: Copy + Sized + 'static {
     /// What the values are, for errors (`ticket status`).
     const WHAT: &'static str;

@@ -82,8 +82,9 @@ pub async fn list(
 /// The customers a broadcast may reach: neither banned, nor blocking the bot, nor opted out.
 const REACHABLE: &str = "not c.banned and not c.blocked_bot and not c.opted_out_of_broadcasts";
 
-/// How many customers of `audience` a broadcast would reach now (see [`REACHABLE`]): an
-/// estimate for the sender; the audience is resolved again when sending starts.
+/// How many customers of `audience` a broadcast would reach now (neither banned, nor blocking
+/// the bot, nor opted out of broadcasts): an estimate for the sender; the audience is resolved
+/// again when sending starts.
 ///
 /// # Errors
 /// The database's.
