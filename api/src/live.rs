@@ -12,8 +12,8 @@
 //! batch it applied, read from the log, and skips the batches that catch-up already covers.
 //!
 //! The hub starts with the first subscription and its tasks stop when the last handle to it
-//! (held by the API state) is dropped. It owns no SQL of its own: it reads the log and the
-//! read models through their crates.
+//! (held by the API state) is dropped. It owns no SQL of its own: it reads the log, and the
+//! read models through their query modules (`projections::tickets::queries`).
 
 use std::collections::{BTreeSet, VecDeque};
 use std::sync::Arc;
@@ -22,12 +22,12 @@ use std::time::Duration;
 use eventlog::postgres::PostgresLog;
 use eventlog::{EventLog, Position, RecordedEvent};
 use futures::{Stream, StreamExt};
+use projections::tickets::TicketRow;
+use projections::tickets::queries as tickets;
 use sqlx::PgPool;
 use tokio::sync::{OnceCell, broadcast};
 use tokio::task::AbortHandle;
 use uuid::Uuid;
-
-use crate::graphql::tickets::{Ticket, load_tickets};
 
 /// How many events (or ticket batches) a slow subscriber may fall behind before it lags and
 /// re-reads the log.
@@ -52,7 +52,7 @@ pub struct TicketBatch {
     pub position: Position,
     /// The changed tickets as the read model now has them, shared by every live list that
     /// sends them (a thousand subscribers do not copy a row a thousand times).
-    pub tickets: Vec<Arc<Ticket>>,
+    pub tickets: Vec<Arc<TicketRow>>,
 }
 
 /// A handle to the process's hub. Cheap to clone; the tasks stop when the last clone drops.
@@ -226,7 +226,7 @@ impl LiveHub {
         let mut tickets = Vec::with_capacity(ids.len());
         for chunk in ids.chunks(TICKET_BATCH) {
             tickets.extend(
-                load_tickets(&self.inner.pool, chunk)
+                tickets::by_ids(&self.inner.pool, chunk)
                     .await?
                     .into_iter()
                     .map(Arc::new),
@@ -363,7 +363,7 @@ async fn publish_tickets(
     if let Err(error) = waited {
         tracing::warn!(%error, %position, "live hub: the tickets read model is behind; sending rows as they are");
     }
-    match load_tickets(pool, ids).await {
+    match tickets::by_ids(pool, ids).await {
         Ok(rows) if !rows.is_empty() => {
             let _ = tickets.send(Arc::new(TicketBatch {
                 position,

@@ -1,83 +1,115 @@
-//! `/metrics` in the Prometheus text format: where each projection stands behind the log, and
-//! how GraphQL requests were validated.
+//! `/metrics` in the Prometheus text format, through the `metrics` facade and its Prometheus
+//! exporter (without the exporter's own HTTP listener: the API's router serves the text).
+//!
+//! Two sources make up the answer:
+//! - the process's recorder ([`install`]): GraphQL requests by operation, with their latency;
+//!   commands sent by the API, with their latency; the bot's delivery outcomes;
+//! - the projections' gauges, read from their status at each scrape and rendered by a recorder
+//!   of that scrape alone, so each API state reports its own read models and a projection that
+//!   is gone leaves no stale line.
+//!
+//! Labels come from bounded sets only: an operation is named by the schema's root field it
+//! runs, never by a name the client chose (see `graphql::transport`).
 
-use std::fmt::Write;
+use std::sync::OnceLock;
+use std::time::Duration;
 
-use axum::Router;
-use axum::extract::State;
-use axum::http::{StatusCode, header};
-use axum::response::IntoResponse;
-use axum::routing::get;
-use projections::ProjectionStatus;
+use metrics::{SharedString, Unit, counter, describe_counter, describe_histogram, histogram};
+use metrics_exporter_prometheus::{Matcher, PrometheusBuilder, PrometheusHandle};
 
-use crate::AppState;
+pub(crate) mod endpoint;
 
-/// A metric name, its help text, and how to read it off a projection's status.
-type Gauge = (&'static str, &'static str, fn(&ProjectionStatus) -> u64);
+/// GraphQL requests over HTTP, by operation and result.
+pub const GRAPHQL_REQUESTS: &str = "ledgerdesk_graphql_requests_total";
+/// How long a GraphQL request over HTTP took, by operation.
+pub const GRAPHQL_REQUEST_SECONDS: &str = "ledgerdesk_graphql_request_duration_seconds";
+/// How long a command sent by the API took (load, decide, append), by aggregate and outcome.
+pub const APPEND_SECONDS: &str = "ledgerdesk_append_duration_seconds";
+/// Agent replies the bot sent to Telegram, by outcome. The bot counts them under this name.
+pub const DELIVERY_OUTCOMES: &str = "ledgerdesk_delivery_outcomes_total";
 
-pub(crate) fn routes() -> Router<AppState> {
-    Router::new().route("/metrics", get(metrics))
+/// The operation label of requests whose root field is not one of the schema's, that select
+/// several root fields, or that do not parse.
+pub const OTHER_OPERATION: &str = "other";
+
+/// Bucket bounds of the latency histograms, in seconds.
+const LATENCY_BUCKETS: &[f64] = &[
+    0.000_5, 0.001, 0.002_5, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5, 5.0, 10.0,
+];
+
+/// How often histogram samples are folded into their buckets when nobody scrapes.
+const UPKEEP_EVERY: Duration = Duration::from_secs(5);
+
+/// The process's recorder, installed as the `metrics` facade's global recorder on first use.
+/// Later calls return the same handle. When another global recorder was installed first,
+/// this one still renders, but holds nothing recorded through the facade (logged once).
+pub fn install() -> &'static PrometheusHandle {
+    static HANDLE: OnceLock<PrometheusHandle> = OnceLock::new();
+    HANDLE.get_or_init(|| {
+        let recorder = PrometheusBuilder::new()
+            .set_buckets_for_metric(Matcher::Suffix("_seconds".to_owned()), LATENCY_BUCKETS)
+            // The bounds are constant and sorted: this cannot fail.
+            .unwrap_or_else(|_| PrometheusBuilder::new())
+            .build_recorder();
+        let handle = recorder.handle();
+        if metrics::set_global_recorder(recorder).is_err() {
+            tracing::warn!("another metrics recorder is installed; /metrics shows only projections");
+        }
+        describe();
+        // Histogram samples wait in a buffer until folded into buckets (at each scrape, and
+        // here), so an unscraped process does not keep them all.
+        let upkeep = handle.clone();
+        let spawned = std::thread::Builder::new()
+            .name("metrics-upkeep".to_owned())
+            .spawn(move || {
+                loop {
+                    std::thread::sleep(UPKEEP_EVERY);
+                    upkeep.run_upkeep();
+                }
+            });
+        if let Err(error) = spawned {
+            tracing::warn!(%error, "cannot start the metrics upkeep thread; scrapes still fold samples");
+        }
+        handle
+    })
 }
 
-async fn metrics(State(state): State<AppState>) -> impl IntoResponse {
-    let statuses = match projections::status(&state.log, state.log.pool(), &state.projections).await
-    {
-        Ok(statuses) => statuses,
-        Err(err) => {
-            tracing::warn!(error = %err, "cannot read projection status for /metrics");
-            return (
-                StatusCode::SERVICE_UNAVAILABLE,
-                [(header::CONTENT_TYPE, "text/plain; charset=utf-8")],
-                "# projection status unavailable\n".to_owned(),
-            );
-        }
-    };
-    let mut body = String::new();
-    let gauges: [Gauge; 4] = [
-        (
-            "ledgerdesk_projection_lag_events",
-            "Events the projection's live tables are behind the log head (counted up to 1,000,000).",
-            |s| s.lag,
-        ),
-        (
-            "ledgerdesk_projection_failed",
-            "1 when the projection stopped on an event it cannot apply.",
-            |s| u64::from(s.failure.is_some()),
-        ),
-        (
-            "ledgerdesk_projection_rebuilding",
-            "1 while the projection is being rebuilt into shadow tables.",
-            |s| u64::from(s.rebuilding.is_some()),
-        ),
-        (
-            "ledgerdesk_projection_events_seen",
-            "Events the live tables were built from.",
-            |s| s.live.as_ref().map_or(0, |c| c.events_seen),
-        ),
-    ];
-    for (name, help, value) in gauges {
-        let _ = writeln!(body, "# HELP {name} {help}\n# TYPE {name} gauge");
-        for status in &statuses {
-            let _ = writeln!(
-                body,
-                "{name}{{projection=\"{}\"}} {}",
-                status.name,
-                value(status)
-            );
-        }
-    }
-    let name = "ledgerdesk_graphql_requests_total";
-    let (checked, known) = state.documents.requests();
-    let _ = writeln!(
-        body,
-        "# HELP {name} GraphQL requests over HTTP by validation: every rule, or only the limits for an operation that passed every rule before.\n# TYPE {name} counter\n{name}{{validation=\"full\"}} {checked}\n{name}{{validation=\"known\"}} {known}"
+fn describe() {
+    describe_counter!(
+        GRAPHQL_REQUESTS,
+        "GraphQL requests over HTTP by operation (the root field it runs) and result (ok or error)."
     );
-    (
-        StatusCode::OK,
-        [(
-            header::CONTENT_TYPE,
-            "text/plain; version=0.0.4; charset=utf-8",
-        )],
-        body,
-    )
+    describe_histogram!(
+        GRAPHQL_REQUEST_SECONDS,
+        Unit::Seconds,
+        "Time to answer a GraphQL request over HTTP, by operation (the root field it runs)."
+    );
+    describe_histogram!(
+        APPEND_SECONDS,
+        Unit::Seconds,
+        "Time to run a command sent by the API (load the streams, decide, append), by aggregate and outcome."
+    );
+    describe_counter!(
+        DELIVERY_OUTCOMES,
+        "Agent replies the bot sent to Telegram, by outcome (delivered, failed, blocked)."
+    );
+}
+
+/// Records a GraphQL request over HTTP.
+pub(crate) fn graphql_request(operation: SharedString, ok: bool, took: Duration) {
+    let result = if ok { "ok" } else { "error" };
+    counter!(GRAPHQL_REQUESTS, "operation" => operation.clone(), "result" => result).increment(1);
+    histogram!(GRAPHQL_REQUEST_SECONDS, "operation" => operation).record(took.as_secs_f64());
+}
+
+/// Records a command the API ran for `aggregate` (`ticket`, `agent`, …) with its outcome
+/// (`ok`, `rejected`, `conflict`, `error`).
+pub(crate) fn command_ran(aggregate: &'static str, outcome: &'static str, took: Duration) {
+    histogram!(APPEND_SECONDS, "aggregate" => aggregate, "outcome" => outcome)
+        .record(took.as_secs_f64());
+}
+
+/// Counts an agent reply sent to Telegram by its outcome (`delivered`, `failed`, `blocked`).
+pub fn delivery_outcome(outcome: &'static str) {
+    counter!(DELIVERY_OUTCOMES, "outcome" => outcome).increment(1);
 }

@@ -17,6 +17,7 @@ use axum::extract::{DefaultBodyLimit, State};
 use axum::http::{HeaderMap, StatusCode};
 use axum::routing::post;
 use secrecy::{ExposeSecret, SecretString};
+use subtle::ConstantTimeEq;
 use teloxide::types::Update;
 
 use crate::inbound::{Handled, Inbox};
@@ -77,17 +78,10 @@ async fn receive(State(webhook): State<Webhook>, headers: HeaderMap, body: Bytes
     }
 }
 
-/// Compares without stopping at the first difference, so the time taken does not tell how
-/// much of a guess was right.
+/// Compares in constant time, so the time taken does not tell how much of a guess was right
+/// (a length that differs answers at once; the length is no secret).
 fn same_secret(given: &[u8], expected: &[u8]) -> bool {
-    if given.len() != expected.len() {
-        return false;
-    }
-    given
-        .iter()
-        .zip(expected)
-        .fold(0_u8, |diff, (a, b)| diff | (a ^ b))
-        == 0
+    given.ct_eq(expected).into()
 }
 
 #[cfg(test)]

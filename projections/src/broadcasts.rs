@@ -10,13 +10,17 @@ use std::collections::{HashMap, HashSet};
 
 use chrono::{DateTime, Utc};
 use domain::broadcast::{Audience, BroadcastContent, BroadcastEvent, Outcome, SkipReason};
+use domain::content::MediaKind;
 use domain::{AnyEvent, StreamId};
 use serde_json::Value;
 use sqlx::PgConnection;
 use uuid::Uuid;
 
 use crate::projection::{ApplyError, Envelope, Target, read_model};
-use crate::sql::{self, Column, col};
+use crate::sql;
+use crate::table::{NullableText, Table, Text, stored_text, table};
+
+pub mod queries;
 
 /// The "broadcasts" read model (tables `broadcasts`, `broadcast_recipients`).
 #[derive(Debug, Clone, Copy, Default)]
@@ -41,74 +45,168 @@ fn wants(envelope: &Envelope) -> bool {
     )
 }
 
-const BROADCAST_COLUMNS: &[Column] = &[
-    ("id", "uuid"),
-    ("state", "text"),
-    ("created_by", "uuid"),
-    ("audience", "jsonb"),
-    ("audience_kind", "text"),
-    ("text", "text"),
-    ("media_kind", "text"),
-    ("media_file_id", "text"),
-    ("buttons", "jsonb"),
-    ("scheduled_at", "timestamptz"),
-    ("total_recipients", "integer"),
-    ("delivered", "integer"),
-    ("failed", "integer"),
-    ("skipped", "integer"),
-    ("created_at", "timestamptz"),
-    ("updated_at", "timestamptz"),
-    ("started_at", "timestamptz"),
-    ("paused_at", "timestamptz"),
-    ("completed_at", "timestamptz"),
-    ("cancelled_at", "timestamptz"),
-    ("version", "bigint"),
-];
-
-#[derive(Debug, Clone, sqlx::FromRow)]
-struct BroadcastRow {
-    id: Uuid,
-    state: String,
-    created_by: Uuid,
-    audience: Value,
-    audience_kind: String,
-    text: Option<String>,
-    media_kind: Option<String>,
-    media_file_id: Option<String>,
-    buttons: Value,
-    scheduled_at: Option<DateTime<Utc>>,
-    total_recipients: Option<i32>,
-    delivered: i32,
-    failed: i32,
-    skipped: i32,
-    created_at: DateTime<Utc>,
-    updated_at: DateTime<Utc>,
-    started_at: Option<DateTime<Utc>>,
-    paused_at: Option<DateTime<Utc>>,
-    completed_at: Option<DateTime<Utc>>,
-    cancelled_at: Option<DateTime<Utc>>,
-    version: i64,
+/// Where a broadcast is in its life.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+pub enum BroadcastState {
+    /// Being written.
+    Draft,
+    /// Waiting for its time.
+    Scheduled,
+    /// Sending.
+    Running,
+    /// Stopped for now.
+    Paused,
+    /// Every recipient has an outcome.
+    Completed,
+    /// Stopped for good.
+    Cancelled,
 }
 
-const RECIPIENT_COLUMNS: &[Column] = &[
-    ("broadcast_id", "uuid"),
-    ("customer_id", "bigint"),
-    ("state", "text"),
-    ("telegram_message_id", "integer"),
-    ("reason", "text"),
-    ("retryable", "boolean"),
-    ("updated_at", "timestamptz"),
-];
+stored_text!(
+    "broadcast state",
+    BroadcastState {
+        Draft => "draft",
+        Scheduled => "scheduled",
+        Running => "running",
+        Paused => "paused",
+        Completed => "completed",
+        Cancelled => "cancelled",
+    }
+);
 
-#[derive(Debug, Clone)]
-struct RecipientRow {
-    broadcast_id: Uuid,
-    customer_id: i64,
-    state: &'static str,
-    telegram_message_id: Option<i32>,
-    reason: Option<String>,
-    retryable: Option<bool>,
-    updated_at: DateTime<Utc>,
+/// The kind of a broadcast's audience segment.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+pub enum AudienceKind {
+    /// Every customer.
+    AllCustomers,
+    /// Customers with a ticket in a status.
+    ByTicketStatus,
+    /// Customers with a ticket in a category.
+    ByCategory,
+    /// Customers by their client's language.
+    ByLanguage,
+    /// Customers listed one by one.
+    Explicit,
+}
+
+stored_text!(
+    "audience kind",
+    AudienceKind {
+        AllCustomers => "all_customers",
+        ByTicketStatus => "by_ticket_status",
+        ByCategory => "by_category",
+        ByLanguage => "by_language",
+        Explicit => "explicit",
+    }
+);
+
+impl AudienceKind {
+    /// The kind of `audience`.
+    #[must_use]
+    pub const fn of(audience: &Audience) -> Self {
+        match audience {
+            Audience::AllCustomers => Self::AllCustomers,
+            Audience::ByTicketStatus { .. } => Self::ByTicketStatus,
+            Audience::ByCategory { .. } => Self::ByCategory,
+            Audience::ByLanguage { .. } => Self::ByLanguage,
+            Audience::Explicit { .. } => Self::Explicit,
+        }
+    }
+}
+
+table! {
+    /// One row of `broadcasts`: a broadcast, its content summary and its progress.
+    #[derive(Debug, Clone, PartialEq)]
+    pub struct BroadcastRow in "broadcasts" {
+        /// The broadcast.
+        id: Uuid = "uuid",
+        /// Where it is in its life.
+        #[sqlx(try_from = "Text<BroadcastState>")]
+        state: BroadcastState = "text",
+        /// The agent who wrote it.
+        created_by: Uuid = "uuid",
+        /// The audience segment as the domain serializes it (`{"type": "by_language", …}`).
+        audience: Value = "jsonb",
+        /// The segment's kind.
+        #[sqlx(try_from = "Text<AudienceKind>")]
+        audience_kind: AudienceKind = "text",
+        /// Its text.
+        text: Option<String> = "text",
+        /// The kind of its media, if any.
+        #[sqlx(try_from = "NullableText<MediaKind>")]
+        media_kind: Option<MediaKind> = "text",
+        /// Telegram's file id of its media.
+        media_file_id: Option<String> = "text",
+        /// Its inline buttons as the domain serializes them.
+        buttons: Value = "jsonb",
+        /// When it is due, when scheduled.
+        scheduled_at: Option<DateTime<Utc>> = "timestamptz",
+        /// Its recipients, once started.
+        total_recipients: Option<i32> = "integer",
+        /// Recipients it reached so far.
+        delivered: i32 = "integer",
+        /// Recipients it could not reach so far.
+        failed: i32 = "integer",
+        /// Recipients skipped so far (blocked, banned, opted out).
+        skipped: i32 = "integer",
+        /// When it was written.
+        created_at: DateTime<Utc> = "timestamptz",
+        /// Its last change.
+        updated_at: DateTime<Utc> = "timestamptz",
+        /// When sending started.
+        started_at: Option<DateTime<Utc>> = "timestamptz",
+        /// When it was paused, while paused.
+        paused_at: Option<DateTime<Utc>> = "timestamptz",
+        /// When it completed.
+        completed_at: Option<DateTime<Utc>> = "timestamptz",
+        /// When it was cancelled.
+        cancelled_at: Option<DateTime<Utc>> = "timestamptz",
+        /// The broadcast stream's version this row reflects.
+        version: i64 = "bigint",
+    }
+}
+
+/// What happened to one recipient of a broadcast.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+pub enum RecipientState {
+    /// Delivered.
+    Delivered,
+    /// Telegram refused it.
+    Failed,
+    /// Not sent (blocked, banned, opted out).
+    Skipped,
+}
+
+stored_text!(
+    "recipient state",
+    RecipientState {
+        Delivered => "delivered",
+        Failed => "failed",
+        Skipped => "skipped",
+    }
+);
+
+table! {
+    /// One row of `broadcast_recipients`: a recipient's outcome.
+    #[derive(Debug, Clone, PartialEq, Eq)]
+    pub struct RecipientRow in "broadcast_recipients" {
+        /// The broadcast.
+        broadcast_id: Uuid = "uuid",
+        /// The customer's Telegram user id.
+        customer_id: i64 = "bigint",
+        /// What happened.
+        #[sqlx(try_from = "Text<RecipientState>")]
+        state: RecipientState = "text",
+        /// Telegram's id of the delivered message.
+        telegram_message_id: Option<i32> = "integer",
+        /// Why it failed (Telegram's words) or was skipped (`opted_out`, `blocked_bot`,
+        /// `banned`).
+        reason: Option<String> = "text",
+        /// Whether a failure may succeed on retry.
+        retryable: Option<bool> = "boolean",
+        /// When the outcome was recorded.
+        updated_at: DateTime<Utc> = "timestamptz",
+    }
 }
 
 #[derive(Debug, Default)]
@@ -135,7 +233,11 @@ async fn apply(
     }
     let ids: Vec<Uuid> = ids.into_iter().collect();
     let mut fold = Fold::default();
-    let sql = sql::select_sql(&target.table("broadcasts"), BROADCAST_COLUMNS, "id");
+    let sql = sql::select_sql(
+        &target.table(BroadcastRow::TABLE),
+        BroadcastRow::COLUMNS,
+        "id",
+    );
     for row in sqlx::query_as::<_, BroadcastRow>(&sql)
         .bind(&ids)
         .fetch_all(&mut *conn)
@@ -166,10 +268,10 @@ impl Fold {
             if let E::Drafted(drafted) = event {
                 let mut row = BroadcastRow {
                     id,
-                    state: "draft".to_owned(),
+                    state: BroadcastState::Draft,
                     created_by: drafted.by.as_uuid(),
                     audience: Value::Null,
-                    audience_kind: String::new(),
+                    audience_kind: AudienceKind::of(&drafted.audience),
                     text: None,
                     media_kind: None,
                     media_file_id: None,
@@ -205,17 +307,17 @@ impl Fold {
                 broadcast.updated_at = edited.at;
             }
             E::Scheduled(scheduled) => {
-                broadcast.state = "scheduled".to_owned();
+                broadcast.state = BroadcastState::Scheduled;
                 broadcast.scheduled_at = Some(scheduled.send_at);
                 broadcast.updated_at = scheduled.at;
             }
             E::Unscheduled(step) => {
-                broadcast.state = "draft".to_owned();
+                broadcast.state = BroadcastState::Draft;
                 broadcast.scheduled_at = None;
                 broadcast.updated_at = step.at;
             }
             E::Started(started) => {
-                broadcast.state = "running".to_owned();
+                broadcast.state = BroadcastState::Running;
                 broadcast.total_recipients =
                     Some(i32::try_from(started.audience_size).unwrap_or(i32::MAX));
                 broadcast.started_at = Some(started.at);
@@ -232,7 +334,7 @@ impl Fold {
                             RecipientRow {
                                 broadcast_id: id,
                                 customer_id,
-                                state: "delivered",
+                                state: RecipientState::Delivered,
                                 telegram_message_id: Some(telegram_message_id.0),
                                 reason: None,
                                 retryable: None,
@@ -244,7 +346,7 @@ impl Fold {
                             RecipientRow {
                                 broadcast_id: id,
                                 customer_id,
-                                state: "failed",
+                                state: RecipientState::Failed,
                                 telegram_message_id: None,
                                 reason: Some(reason.clone()),
                                 retryable: Some(*retryable),
@@ -256,7 +358,7 @@ impl Fold {
                             RecipientRow {
                                 broadcast_id: id,
                                 customer_id,
-                                state: "skipped",
+                                state: RecipientState::Skipped,
                                 telegram_message_id: None,
                                 reason: Some(skip_reason(*reason).to_owned()),
                                 retryable: None,
@@ -269,22 +371,22 @@ impl Fold {
                 broadcast.updated_at = recorded.at;
             }
             E::Paused(step) => {
-                broadcast.state = "paused".to_owned();
+                broadcast.state = BroadcastState::Paused;
                 broadcast.paused_at = Some(step.at);
                 broadcast.updated_at = step.at;
             }
             E::Resumed(step) => {
-                broadcast.state = "running".to_owned();
+                broadcast.state = BroadcastState::Running;
                 broadcast.paused_at = None;
                 broadcast.updated_at = step.at;
             }
             E::Completed(step) => {
-                broadcast.state = "completed".to_owned();
+                broadcast.state = BroadcastState::Completed;
                 broadcast.completed_at = Some(step.at);
                 broadcast.updated_at = step.at;
             }
             E::Cancelled(step) => {
-                broadcast.state = "cancelled".to_owned();
+                broadcast.state = BroadcastState::Cancelled;
                 broadcast.cancelled_at = Some(step.at);
                 broadcast.updated_at = step.at;
             }
@@ -300,52 +402,24 @@ impl Fold {
             .collect();
         if !rows.is_empty() {
             static UPSERT: sql::Upsert = sql::Upsert::new(
-                "broadcasts",
-                BROADCAST_COLUMNS,
+                BroadcastRow::TABLE,
+                BroadcastRow::WRITTEN,
                 &["id"],
                 sql::OnConflict::NEWER,
             );
-            sqlx::query(UPSERT.text(target))
-                .bind(col!(rows, id))
-                .bind(col!(rows, state))
-                .bind(col!(rows, created_by))
-                .bind(col!(rows, audience))
-                .bind(col!(rows, audience_kind))
-                .bind(col!(rows, text))
-                .bind(col!(rows, media_kind))
-                .bind(col!(rows, media_file_id))
-                .bind(col!(rows, buttons))
-                .bind(col!(rows, scheduled_at))
-                .bind(col!(rows, total_recipients))
-                .bind(col!(rows, delivered))
-                .bind(col!(rows, failed))
-                .bind(col!(rows, skipped))
-                .bind(col!(rows, created_at))
-                .bind(col!(rows, updated_at))
-                .bind(col!(rows, started_at))
-                .bind(col!(rows, paused_at))
-                .bind(col!(rows, completed_at))
-                .bind(col!(rows, cancelled_at))
-                .bind(col!(rows, version))
+            BroadcastRow::bind(sqlx::query(UPSERT.text(target)), &rows)
                 .execute(&mut *conn)
                 .await?;
         }
         let recipients: Vec<&RecipientRow> = self.recipients.values().collect();
         if !recipients.is_empty() {
             static UPSERT: sql::Upsert = sql::Upsert::new(
-                "broadcast_recipients",
-                RECIPIENT_COLUMNS,
+                RecipientRow::TABLE,
+                RecipientRow::WRITTEN,
                 &["broadcast_id", "customer_id"],
                 sql::OnConflict::Update,
             );
-            sqlx::query(UPSERT.text(target))
-                .bind(col!(recipients, broadcast_id))
-                .bind(col!(recipients, customer_id))
-                .bind(col!(recipients, state))
-                .bind(col!(recipients, telegram_message_id))
-                .bind(col!(recipients, reason))
-                .bind(col!(recipients, retryable))
-                .bind(col!(recipients, updated_at))
+            RecipientRow::bind(sqlx::query(UPSERT.text(target)), &recipients)
                 .execute(&mut *conn)
                 .await?;
         }
@@ -366,25 +440,12 @@ fn set_draft(
         })
     };
     row.audience = to_json(serde_json::to_value(audience))?;
-    row.audience_kind = audience_kind(audience).to_owned();
+    row.audience_kind = AudienceKind::of(audience);
     row.buttons = to_json(serde_json::to_value(&content.buttons))?;
     row.text.clone_from(&content.text);
-    row.media_kind = content
-        .media
-        .as_ref()
-        .map(|media| sql::media_kind(media.kind).to_owned());
+    row.media_kind = content.media.as_ref().map(|media| media.kind);
     row.media_file_id = content.media.as_ref().map(|media| media.file_id.clone());
     Ok(())
-}
-
-const fn audience_kind(audience: &Audience) -> &'static str {
-    match audience {
-        Audience::AllCustomers => "all_customers",
-        Audience::ByTicketStatus { .. } => "by_ticket_status",
-        Audience::ByCategory { .. } => "by_category",
-        Audience::ByLanguage { .. } => "by_language",
-        Audience::Explicit { .. } => "explicit",
-    }
 }
 
 const fn skip_reason(reason: SkipReason) -> &'static str {

@@ -19,7 +19,10 @@ use sqlx::PgConnection;
 use uuid::Uuid;
 
 use crate::projection::{ApplyError, Envelope, Target, read_model};
-use crate::sql::{self, Column, col};
+use crate::sql;
+use crate::table::{Table, Text, select_list, stored_text, table};
+
+pub mod queries;
 
 /// The "customers" read model (tables `customers`, `customer_tickets`).
 #[derive(Debug, Clone, Copy, Default)]
@@ -48,66 +51,87 @@ fn wants(envelope: &Envelope) -> bool {
     )
 }
 
-const CUSTOMER_COLUMNS: &[Column] = &[
-    ("id", "bigint"),
-    ("first_name", "text"),
-    ("last_name", "text"),
-    ("username", "text"),
-    ("language_code", "text"),
-    ("registered_at", "timestamptz"),
-    ("profile_updated_at", "timestamptz"),
-    ("last_seen_at", "timestamptz"),
-    ("blocked_bot", "boolean"),
-    ("banned", "boolean"),
-    ("ban_reason", "text"),
-    ("banned_at", "timestamptz"),
-    ("opted_out_of_broadcasts", "boolean"),
-    ("tickets_total", "integer"),
-    ("tickets_open", "integer"),
-    ("open_ticket_id", "uuid"),
-    ("version", "bigint"),
-];
-
-#[derive(Debug, Clone, sqlx::FromRow)]
-struct CustomerRow {
-    id: i64,
-    first_name: String,
-    last_name: Option<String>,
-    username: Option<String>,
-    language_code: Option<String>,
-    registered_at: DateTime<Utc>,
-    profile_updated_at: Option<DateTime<Utc>>,
-    last_seen_at: Option<DateTime<Utc>>,
-    blocked_bot: bool,
-    banned: bool,
-    ban_reason: Option<String>,
-    banned_at: Option<DateTime<Utc>>,
-    opted_out_of_broadcasts: bool,
-    tickets_total: i32,
-    tickets_open: i32,
-    open_ticket_id: Option<Uuid>,
-    version: i64,
+table! {
+    /// One row of `customers`: someone who wrote to the bot, and whether we may write to them.
+    #[derive(Debug, Clone, PartialEq, Eq)]
+    pub struct CustomerRow in "customers" {
+        /// Their Telegram user id.
+        id: i64 = "bigint",
+        /// First name.
+        first_name: String = "text",
+        /// Last name.
+        last_name: Option<String> = "text",
+        /// `@username`, without the `@`.
+        username: Option<String> = "text",
+        /// Their client's language.
+        language_code: Option<String> = "text",
+        /// Their first message.
+        registered_at: DateTime<Utc> = "timestamptz",
+        /// The last change of their profile.
+        profile_updated_at: Option<DateTime<Utc>> = "timestamptz",
+        /// Their last message.
+        last_seen_at: Option<DateTime<Utc>> = "timestamptz",
+        /// Whether they blocked the bot (replies cannot reach them).
+        blocked_bot: bool = "boolean",
+        /// Whether the team banned them.
+        banned: bool = "boolean",
+        /// Why, when banned.
+        ban_reason: Option<String> = "text",
+        /// When, when banned.
+        banned_at: Option<DateTime<Utc>> = "timestamptz",
+        /// Whether they opted out of broadcasts.
+        opted_out_of_broadcasts: bool = "boolean",
+        /// Tickets they ever had.
+        tickets_total: i32 = "integer",
+        /// Their tickets not yet resolved.
+        tickets_open: i32 = "integer",
+        /// The most recently (re)opened of their active tickets.
+        open_ticket_id: Option<Uuid> = "uuid",
+        /// The customer stream's version this row reflects.
+        version: i64 = "bigint",
+    }
 }
 
-const TICKET_COLUMNS: &[Column] = &[
-    ("ticket_id", "uuid"),
-    ("customer_id", "bigint"),
-    ("category_id", "uuid"),
-    ("state", "text"),
-    ("opened_at", "timestamptz"),
-    ("activated_at", "timestamptz"),
-    ("last_message_at", "timestamptz"),
-];
+/// Where a customer's ticket stands, as the customer stream tracks it.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+pub enum CustomerTicketState {
+    /// Opened or reopened, not resolved since.
+    Active,
+    /// Resolved (the customer may reopen it).
+    Resolved,
+    /// Closed for good.
+    Closed,
+}
 
-#[derive(Debug, Clone, PartialEq, sqlx::FromRow)]
-struct CustomerTicketRow {
-    ticket_id: Uuid,
-    customer_id: i64,
-    category_id: Option<Uuid>,
-    state: String,
-    opened_at: DateTime<Utc>,
-    activated_at: DateTime<Utc>,
-    last_message_at: Option<DateTime<Utc>>,
+stored_text!(
+    "customer ticket state",
+    CustomerTicketState {
+        Active => "active",
+        Resolved => "resolved",
+        Closed => "closed",
+    }
+);
+
+table! {
+    /// One row of `customer_tickets`: a customer's ticket as the customer stream tracks it.
+    #[derive(Debug, Clone, PartialEq, Eq)]
+    pub struct CustomerTicketRow in "customer_tickets" {
+        /// The ticket.
+        ticket_id: Uuid = "uuid",
+        /// Its customer.
+        customer_id: i64 = "bigint",
+        /// Its category, if any.
+        category_id: Option<Uuid> = "uuid",
+        /// Where it stands.
+        #[sqlx(try_from = "Text<CustomerTicketState>")]
+        state: CustomerTicketState = "text",
+        /// When it was opened.
+        opened_at: DateTime<Utc> = "timestamptz",
+        /// When it last became active (opened or reopened).
+        activated_at: DateTime<Utc> = "timestamptz",
+        /// The customer's last message on it.
+        last_message_at: Option<DateTime<Utc>> = "timestamptz",
+    }
 }
 
 /// Tickets in all, active tickets, and the latest activation among them.
@@ -152,11 +176,10 @@ async fn apply(
     let mut fold = Fold::default();
     let customer_ids: Vec<i64> = customer_ids.into_iter().collect();
     let ticket_ids: Vec<Uuid> = ticket_ids.into_iter().collect();
-    let names: Vec<&str> = TICKET_COLUMNS.iter().map(|(name, _)| *name).collect();
     let sql = format!(
         "select {} from {} where customer_id = any($1) or ticket_id = any($2)",
-        names.join(", "),
-        target.table("customer_tickets"),
+        select_list::<CustomerTicketRow>(None),
+        target.table(CustomerTicketRow::TABLE),
     );
     for row in sqlx::query_as::<_, CustomerTicketRow>(&sql)
         .bind(&customer_ids)
@@ -169,7 +192,11 @@ async fn apply(
     let mut load: HashSet<i64> = customer_ids.into_iter().collect();
     load.extend(fold.tickets.values().map(|t| t.customer_id));
     let load: Vec<i64> = load.into_iter().collect();
-    let sql = sql::select_sql(&target.table("customers"), CUSTOMER_COLUMNS, "id");
+    let sql = sql::select_sql(
+        &target.table(CustomerRow::TABLE),
+        CustomerRow::COLUMNS,
+        "id",
+    );
     for row in sqlx::query_as::<_, CustomerRow>(&sql)
         .bind(&load)
         .fetch_all(&mut *conn)
@@ -271,21 +298,23 @@ impl Fold {
                         ticket_id,
                         customer_id: id,
                         category_id: category,
-                        state: "active".to_owned(),
+                        state: CustomerTicketState::Active,
                         opened_at: noted.at,
                         activated_at: noted.at,
                         last_message_at: None,
                     });
                 row.category_id = category;
-                row.state = "active".to_owned();
+                row.state = CustomerTicketState::Active;
                 row.activated_at = noted.at;
                 self.dirty_tickets.insert(ticket_id);
                 self.recount.insert(id);
             }
             E::TicketResolved(step) => {
-                self.set_ticket_state(id, step.ticket_id.as_uuid(), "resolved")
+                self.set_ticket_state(id, step.ticket_id.as_uuid(), CustomerTicketState::Resolved);
             }
-            E::TicketClosed(step) => self.set_ticket_state(id, step.ticket_id.as_uuid(), "closed"),
+            E::TicketClosed(step) => {
+                self.set_ticket_state(id, step.ticket_id.as_uuid(), CustomerTicketState::Closed);
+            }
             E::TicketRecategorized(noted) => {
                 if let Some(row) = self.tickets.get_mut(&noted.ticket_id.as_uuid()) {
                     row.category_id = noted.category.map(|c| c.as_uuid());
@@ -295,9 +324,9 @@ impl Fold {
         }
     }
 
-    fn set_ticket_state(&mut self, customer: i64, ticket_id: Uuid, state: &str) {
+    fn set_ticket_state(&mut self, customer: i64, ticket_id: Uuid, state: CustomerTicketState) {
         if let Some(row) = self.tickets.get_mut(&ticket_id) {
-            state.clone_into(&mut row.state);
+            row.state = state;
             self.dirty_tickets.insert(ticket_id);
             self.recount.insert(customer);
         }
@@ -315,7 +344,7 @@ impl Fold {
                         ticket_id,
                         customer_id: opened.customer.0,
                         category_id: opened.category.map(|c| c.as_uuid()),
-                        state: "active".to_owned(),
+                        state: CustomerTicketState::Active,
                         opened_at: opened.at,
                         activated_at: opened.at,
                         last_message_at: None,
@@ -357,7 +386,7 @@ impl Fold {
                 continue;
             };
             *total += 1;
-            if ticket.state == "active" {
+            if ticket.state == CustomerTicketState::Active {
                 *open += 1;
                 let key = (ticket.activated_at, ticket.ticket_id);
                 if latest.is_none_or(|latest| key > latest) {
@@ -399,29 +428,12 @@ async fn write_customers(
         return Ok(());
     }
     static UPSERT: sql::Upsert = sql::Upsert::new(
-        "customers",
-        CUSTOMER_COLUMNS,
+        CustomerRow::TABLE,
+        CustomerRow::WRITTEN,
         &["id"],
         sql::OnConflict::UpdateWhere("t.version <= excluded.version"),
     );
-    sqlx::query(UPSERT.text(target))
-        .bind(col!(rows, id))
-        .bind(col!(rows, first_name))
-        .bind(col!(rows, last_name))
-        .bind(col!(rows, username))
-        .bind(col!(rows, language_code))
-        .bind(col!(rows, registered_at))
-        .bind(col!(rows, profile_updated_at))
-        .bind(col!(rows, last_seen_at))
-        .bind(col!(rows, blocked_bot))
-        .bind(col!(rows, banned))
-        .bind(col!(rows, ban_reason))
-        .bind(col!(rows, banned_at))
-        .bind(col!(rows, opted_out_of_broadcasts))
-        .bind(col!(rows, tickets_total))
-        .bind(col!(rows, tickets_open))
-        .bind(col!(rows, open_ticket_id))
-        .bind(col!(rows, version))
+    CustomerRow::bind(sqlx::query(UPSERT.text(target)), &rows)
         .execute(&mut *conn)
         .await?;
     Ok(())
@@ -441,19 +453,12 @@ async fn write_tickets(
         return Ok(());
     }
     static UPSERT: sql::Upsert = sql::Upsert::new(
-        "customer_tickets",
-        TICKET_COLUMNS,
+        CustomerTicketRow::TABLE,
+        CustomerTicketRow::WRITTEN,
         &["ticket_id"],
         sql::OnConflict::Update,
     );
-    sqlx::query(UPSERT.text(target))
-        .bind(col!(rows, ticket_id))
-        .bind(col!(rows, customer_id))
-        .bind(col!(rows, category_id))
-        .bind(col!(rows, state))
-        .bind(col!(rows, opened_at))
-        .bind(col!(rows, activated_at))
-        .bind(col!(rows, last_message_at))
+    CustomerTicketRow::bind(sqlx::query(UPSERT.text(target)), &rows)
         .execute(&mut *conn)
         .await?;
     Ok(())

@@ -2,22 +2,26 @@
 //!
 //! Owns `dashboard_tickets`: one row per ticket with its status, category, when it was opened,
 //! first answered and (last) resolved, and the seconds each took. Fed by `ticket.*` events.
-//! The query functions below ([`tickets_by_status`], [`tickets_by_category`],
-//! [`daily_medians`]) are what the API calls; they read the live tables.
+//! Its reads are in [`queries`]; they read the live tables.
 //!
 //! A row records the ticket stream version it reflects and skips older events, so replays
 //! change nothing.
 
 use std::collections::{HashMap, HashSet};
 
-use chrono::{DateTime, NaiveDate, Utc};
+use chrono::{DateTime, Utc};
 use domain::ticket::{TicketEvent, TicketStatus};
 use domain::{AnyEvent, StreamId};
 use sqlx::PgConnection;
 use uuid::Uuid;
 
 use crate::projection::{ApplyError, Envelope, Kept, KeptRows, Target, read_model};
-use crate::sql::{self, Column, col};
+use crate::sql;
+use crate::table::{StoredText, Table, Text, table};
+
+pub mod queries;
+
+pub use queries::{DAILY_MEDIANS_SQL, DailyMedians};
 
 /// The "dashboard" read model (table `dashboard_tickets`).
 #[derive(Debug, Clone, Copy, Default)]
@@ -38,7 +42,7 @@ read_model!(
 /// Whether `batch` may change a row: not when every event it wants is a reply to a ticket whose
 /// kept row has its first response already (replies after the first change nothing here).
 fn changes(target: Target, batch: &[Envelope], kept: &mut Kept) -> bool {
-    let Some(rows) = KeptRows::<Row>::of(kept, target) else {
+    let Some(rows) = KeptRows::<DashboardRow>::of(kept, target) else {
         return true;
     };
     batch
@@ -63,29 +67,30 @@ fn wants(envelope: &Envelope) -> bool {
     )
 }
 
-const COLUMNS: &[Column] = &[
-    ("ticket_id", "uuid"),
-    ("category_id", "uuid"),
-    ("status", "text"),
-    ("opened_at", "timestamptz"),
-    ("first_response_at", "timestamptz"),
-    ("first_response_seconds", "double precision"),
-    ("resolved_at", "timestamptz"),
-    ("resolution_seconds", "double precision"),
-    ("version", "bigint"),
-];
-
-#[derive(Debug, Clone, sqlx::FromRow)]
-struct Row {
-    ticket_id: Uuid,
-    category_id: Option<Uuid>,
-    status: String,
-    opened_at: DateTime<Utc>,
-    first_response_at: Option<DateTime<Utc>>,
-    first_response_seconds: Option<f64>,
-    resolved_at: Option<DateTime<Utc>>,
-    resolution_seconds: Option<f64>,
-    version: i64,
+table! {
+    /// One row of `dashboard_tickets`: a ticket's status, category and timings.
+    #[derive(Debug, Clone, PartialEq)]
+    pub struct DashboardRow in "dashboard_tickets" {
+        /// The ticket.
+        ticket_id: Uuid = "uuid",
+        /// Its category, if any.
+        category_id: Option<Uuid> = "uuid",
+        /// Its status.
+        #[sqlx(try_from = "Text<TicketStatus>")]
+        status: TicketStatus = "text",
+        /// When it was opened.
+        opened_at: DateTime<Utc> = "timestamptz",
+        /// The first agent reply.
+        first_response_at: Option<DateTime<Utc>> = "timestamptz",
+        /// Seconds from opening to the first agent reply.
+        first_response_seconds: Option<f64> = "double precision",
+        /// The last resolve, cleared by a reopen (kept through a close).
+        resolved_at: Option<DateTime<Utc>> = "timestamptz",
+        /// Seconds from opening to that resolve.
+        resolution_seconds: Option<f64> = "double precision",
+        /// The ticket stream's version this row reflects.
+        version: i64 = "bigint",
+    }
 }
 
 /// Applies `batch`, taking the rows it touches from `kept` where they are (see [`KeptRows`])
@@ -106,13 +111,17 @@ async fn apply_keeping(
     if ids.is_empty() {
         return Ok(());
     }
-    let mut kept = KeptRows::<Row>::of(kept, target);
-    let mut rows: HashMap<Uuid, Row> = HashMap::with_capacity(ids.len());
+    let mut kept = KeptRows::<DashboardRow>::of(kept, target);
+    let mut rows: HashMap<Uuid, DashboardRow> = HashMap::with_capacity(ids.len());
     KeptRows::load(
         kept.as_deref_mut(),
         conn,
         ids,
-        (&target.table("dashboard_tickets"), COLUMNS, "ticket_id"),
+        (
+            &target.table(DashboardRow::TABLE),
+            DashboardRow::COLUMNS,
+            "ticket_id",
+        ),
         |row| row.ticket_id,
         &mut rows,
     )
@@ -137,29 +146,20 @@ async fn apply_keeping(
 async fn write(
     conn: &mut PgConnection,
     target: Target,
-    rows: &HashMap<Uuid, Row>,
+    rows: &HashMap<Uuid, DashboardRow>,
     dirty: &HashSet<Uuid>,
 ) -> Result<(), ApplyError> {
-    let rows: Vec<&Row> = dirty.iter().filter_map(|id| rows.get(id)).collect();
+    let rows: Vec<&DashboardRow> = dirty.iter().filter_map(|id| rows.get(id)).collect();
     if rows.is_empty() {
         return Ok(());
     }
     static UPSERT: sql::Upsert = sql::Upsert::new(
-        "dashboard_tickets",
-        COLUMNS,
+        DashboardRow::TABLE,
+        DashboardRow::WRITTEN,
         &["ticket_id"],
         sql::OnConflict::NEWER,
     );
-    sqlx::query(UPSERT.text(target))
-        .bind(col!(rows, ticket_id))
-        .bind(col!(rows, category_id))
-        .bind(col!(rows, status))
-        .bind(col!(rows, opened_at))
-        .bind(col!(rows, first_response_at))
-        .bind(col!(rows, first_response_seconds))
-        .bind(col!(rows, resolved_at))
-        .bind(col!(rows, resolution_seconds))
-        .bind(col!(rows, version))
+    DashboardRow::bind(sqlx::query(UPSERT.text(target)), &rows)
         .execute(&mut *conn)
         .await?;
     Ok(())
@@ -182,16 +182,21 @@ const fn matters(event: &TicketEvent) -> bool {
 }
 
 /// Folds one event into the rows; whether a row changed.
-fn fold(rows: &mut HashMap<Uuid, Row>, id: Uuid, version: i64, event: &TicketEvent) -> bool {
+fn fold(
+    rows: &mut HashMap<Uuid, DashboardRow>,
+    id: Uuid,
+    version: i64,
+    event: &TicketEvent,
+) -> bool {
     use TicketEvent as E;
     let Some(row) = rows.get_mut(&id) else {
         if let E::Opened(opened) = event {
             rows.insert(
                 id,
-                Row {
+                DashboardRow {
                     ticket_id: id,
                     category_id: opened.category.map(|c| c.as_uuid()),
-                    status: "new".to_owned(),
+                    status: TicketStatus::New,
                     opened_at: opened.at,
                     first_response_at: None,
                     first_response_seconds: None,
@@ -213,7 +218,7 @@ fn fold(rows: &mut HashMap<Uuid, Row>, id: Uuid, version: i64, event: &TicketEve
         return false;
     }
     row.version = version;
-    let closed = row.status == "closed";
+    let closed = row.status == TicketStatus::Closed;
     match event {
         E::AgentReplied(reply) if row.first_response_at.is_none() => {
             row.first_response_at = Some(reply.at);
@@ -225,19 +230,19 @@ fn fold(rows: &mut HashMap<Uuid, Row>, id: Uuid, version: i64, event: &TicketEve
                 TicketStatus::New | TicketStatus::Open | TicketStatus::Pending
             ) && !closed =>
         {
-            row.status = sql::ticket_status(change.to).to_owned();
+            row.status = change.to;
         }
         E::Resolved(step) if !closed => {
-            row.status = "resolved".to_owned();
+            row.status = TicketStatus::Resolved;
             row.resolved_at = Some(step.at);
             row.resolution_seconds = Some(seconds(row.opened_at, step.at));
         }
         E::Reopened(_) if !closed => {
-            row.status = "open".to_owned();
+            row.status = TicketStatus::Open;
             row.resolved_at = None;
             row.resolution_seconds = None;
         }
-        E::Closed(_) => row.status = "closed".to_owned(),
+        E::Closed(_) => row.status = TicketStatus::Closed,
         E::CategoryChanged(change) => row.category_id = change.category.map(|c| c.as_uuid()),
         _ => {}
     }
@@ -252,8 +257,8 @@ fn seconds(from: DateTime<Utc>, to: DateTime<Utc>) -> f64 {
     (to - from).num_milliseconds() as f64 / 1000.0
 }
 
-/// How many tickets are in one status.
-#[derive(Debug, Clone, PartialEq, Eq, sqlx::FromRow)]
+/// How many tickets are in one status, the status as stored text.
+#[derive(Debug, Clone, PartialEq, Eq)]
 pub struct StatusCount {
     /// `new`, `open`, `pending`, `resolved` or `closed`.
     pub status: String,
@@ -261,25 +266,23 @@ pub struct StatusCount {
     pub tickets: i64,
 }
 
-/// Tickets per status (statuses without tickets are absent):
-///
-/// ```sql
-/// select status, count(*) as tickets from dashboard_tickets group by status order by status
-/// ```
+/// [`queries::by_status`], the statuses as stored text.
 ///
 /// # Errors
-/// The database's.
+/// The database's, or a status the code does not know.
 pub async fn tickets_by_status(conn: &mut PgConnection) -> sqlx::Result<Vec<StatusCount>> {
-    sqlx::query_as(
-        "select status, count(*) as tickets from public.dashboard_tickets \
-         group by status order by status",
-    )
-    .fetch_all(conn)
-    .await
+    Ok(queries::by_status(conn)
+        .await?
+        .into_iter()
+        .map(|count| StatusCount {
+            status: count.status.as_str().to_owned(),
+            tickets: count.tickets,
+        })
+        .collect())
 }
 
-/// How many tickets of one category are in one status.
-#[derive(Debug, Clone, PartialEq, Eq, sqlx::FromRow)]
+/// How many tickets of one category are in one status, the status as stored text.
+#[derive(Debug, Clone, PartialEq, Eq)]
 pub struct CategoryCount {
     /// The category (`None`: uncategorised).
     pub category_id: Option<Uuid>,
@@ -289,63 +292,23 @@ pub struct CategoryCount {
     pub tickets: i64,
 }
 
-/// Tickets per category and status:
-///
-/// ```sql
-/// select category_id, status, count(*) as tickets from dashboard_tickets
-/// group by category_id, status order by category_id nulls first, status
-/// ```
+/// [`queries::by_category`], the statuses as stored text.
 ///
 /// # Errors
-/// The database's.
+/// The database's, or a status the code does not know.
 pub async fn tickets_by_category(conn: &mut PgConnection) -> sqlx::Result<Vec<CategoryCount>> {
-    sqlx::query_as(
-        "select category_id, status, count(*) as tickets from public.dashboard_tickets \
-         group by category_id, status order by category_id nulls first, status",
-    )
-    .fetch_all(conn)
-    .await
+    Ok(queries::by_category(conn)
+        .await?
+        .into_iter()
+        .map(|count| CategoryCount {
+            category_id: count.category_id,
+            status: count.status.as_str().to_owned(),
+            tickets: count.tickets,
+        })
+        .collect())
 }
 
-/// One day (UTC) of the team's response and resolution times.
-#[derive(Debug, Clone, PartialEq, sqlx::FromRow)]
-pub struct DailyMedians {
-    /// The day, in UTC.
-    pub day: NaiveDate,
-    /// Tickets first answered that day.
-    pub responded: i64,
-    /// Median seconds from opening to the first agent reply, over those tickets.
-    pub median_first_response_seconds: Option<f64>,
-    /// Tickets resolved that day (and not reopened since).
-    pub resolved: i64,
-    /// Median seconds from opening to the resolve, over those tickets.
-    pub median_resolution_seconds: Option<f64>,
-}
-
-/// The SQL of [`daily_medians`]: tickets count on the day of their first response (for the
-/// first-response median) and on the day of their last resolve (for the resolution median).
-pub const DAILY_MEDIANS_SQL: &str = "\
-with responses as (
-    select (first_response_at at time zone 'utc')::date as day, count(*) as n,
-           percentile_cont(0.5) within group (order by first_response_seconds) as median
-    from public.dashboard_tickets
-    where first_response_at >= $1 and first_response_at < $2
-    group by 1
-), resolutions as (
-    select (resolved_at at time zone 'utc')::date as day, count(*) as n,
-           percentile_cont(0.5) within group (order by resolution_seconds) as median
-    from public.dashboard_tickets
-    where resolved_at >= $1 and resolved_at < $2
-    group by 1
-)
-select coalesce(a.day, b.day) as day,
-       coalesce(a.n, 0) as responded, a.median as median_first_response_seconds,
-       coalesce(b.n, 0) as resolved, b.median as median_resolution_seconds
-from responses a full join resolutions b on a.day = b.day
-order by 1";
-
-/// Median first-response and resolution times per UTC day in `[from, to)`; days without either
-/// are absent. See [`DAILY_MEDIANS_SQL`].
+/// [`queries::daily_medians`] on one connection.
 ///
 /// # Errors
 /// The database's.
@@ -354,9 +317,5 @@ pub async fn daily_medians(
     from: DateTime<Utc>,
     to: DateTime<Utc>,
 ) -> sqlx::Result<Vec<DailyMedians>> {
-    sqlx::query_as(DAILY_MEDIANS_SQL)
-        .bind(from)
-        .bind(to)
-        .fetch_all(conn)
-        .await
+    queries::daily_medians(conn, from, to).await
 }

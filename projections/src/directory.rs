@@ -11,14 +11,17 @@
 use std::collections::HashMap;
 
 use chrono::{DateTime, Utc};
-use domain::agent::AgentEvent;
+use domain::agent::{AgentEvent, Role};
 use domain::settings::{DEFAULT_REOPEN_WINDOW_SECS, SettingsEvent};
 use domain::{AnyEvent, StreamId};
 use sqlx::PgConnection;
 use uuid::Uuid;
 
 use crate::projection::{ApplyError, Envelope, Target, read_model};
-use crate::sql::{self, Column, col};
+use crate::sql;
+use crate::table::{Table, Text, table};
+
+pub mod queries;
 
 /// The "directory" read model (tables `agents`, `categories`, `templates`,
 /// `support_settings`).
@@ -44,90 +47,91 @@ fn wants(envelope: &Envelope) -> bool {
     )
 }
 
-const AGENT_COLUMNS: &[Column] = &[
-    ("id", "uuid"),
-    ("email", "text"),
-    ("name", "text"),
-    ("role", "text"),
-    ("category_ids", "uuid[]"),
-    ("active", "boolean"),
-    ("invited_by", "uuid"),
-    ("invited_at", "timestamptz"),
-    ("deactivated_at", "timestamptz"),
-    ("password_changed_at", "timestamptz"),
-    ("updated_at", "timestamptz"),
-    ("version", "bigint"),
-];
-
-#[derive(Debug, Clone, sqlx::FromRow)]
-struct AgentRow {
-    id: Uuid,
-    email: String,
-    name: String,
-    role: String,
-    category_ids: Vec<Uuid>,
-    active: bool,
-    invited_by: Option<Uuid>,
-    invited_at: DateTime<Utc>,
-    deactivated_at: Option<DateTime<Utc>>,
-    password_changed_at: Option<DateTime<Utc>>,
-    updated_at: DateTime<Utc>,
-    version: i64,
+table! {
+    /// One row of `agents`: a member of the support team.
+    #[derive(Debug, Clone, PartialEq, Eq)]
+    pub struct AgentRow in "agents" {
+        /// The agent.
+        id: Uuid = "uuid",
+        /// Their sign-in email.
+        email: String = "text",
+        /// Their display name.
+        name: String = "text",
+        /// Their role.
+        #[sqlx(try_from = "Text<Role>")]
+        role: Role = "text",
+        /// The categories whose tickets they work (none: all).
+        category_ids: Vec<Uuid> = "uuid[]",
+        /// False once deactivated.
+        active: bool = "boolean",
+        /// Who invited them (`None`: the first admin).
+        invited_by: Option<Uuid> = "uuid",
+        /// When they were invited.
+        invited_at: DateTime<Utc> = "timestamptz",
+        /// When they were deactivated.
+        deactivated_at: Option<DateTime<Utc>> = "timestamptz",
+        /// When they last changed their password.
+        password_changed_at: Option<DateTime<Utc>> = "timestamptz",
+        /// The last change of any kind.
+        updated_at: DateTime<Utc> = "timestamptz",
+        /// The agent stream's version this row reflects.
+        version: i64 = "bigint",
+    }
 }
 
-const CATEGORY_COLUMNS: &[Column] = &[
-    ("id", "uuid"),
-    ("name", "text"),
-    ("created_at", "timestamptz"),
-    ("updated_at", "timestamptz"),
-    ("removed_at", "timestamptz"),
-];
-
-#[derive(Debug, Clone, sqlx::FromRow)]
-struct CategoryRow {
-    id: Uuid,
-    name: String,
-    created_at: DateTime<Utc>,
-    updated_at: DateTime<Utc>,
-    removed_at: Option<DateTime<Utc>>,
+table! {
+    /// One row of `categories`: a ticket category (removed ones stay, with `removed_at`).
+    #[derive(Debug, Clone, PartialEq, Eq)]
+    pub struct CategoryRow in "categories" {
+        /// The category.
+        id: Uuid = "uuid",
+        /// Its name.
+        name: String = "text",
+        /// When it was added.
+        created_at: DateTime<Utc> = "timestamptz",
+        /// Its last change.
+        updated_at: DateTime<Utc> = "timestamptz",
+        /// When it was removed.
+        removed_at: Option<DateTime<Utc>> = "timestamptz",
+    }
 }
 
-const TEMPLATE_COLUMNS: &[Column] = &[
-    ("id", "uuid"),
-    ("title", "text"),
-    ("text", "text"),
-    ("created_by", "uuid"),
-    ("created_at", "timestamptz"),
-    ("updated_at", "timestamptz"),
-    ("removed_at", "timestamptz"),
-];
-
-#[derive(Debug, Clone, sqlx::FromRow)]
-struct TemplateRow {
-    id: Uuid,
-    title: String,
-    text: String,
-    created_by: Uuid,
-    created_at: DateTime<Utc>,
-    updated_at: DateTime<Utc>,
-    removed_at: Option<DateTime<Utc>>,
+table! {
+    /// One row of `templates`: a quick-reply template (removed ones stay, with `removed_at`).
+    #[derive(Debug, Clone, PartialEq, Eq)]
+    pub struct TemplateRow in "templates" {
+        /// The template.
+        id: Uuid = "uuid",
+        /// Its title.
+        title: String = "text",
+        /// The reply text.
+        text: String = "text",
+        /// The agent who added it.
+        created_by: Uuid = "uuid",
+        /// When it was added.
+        created_at: DateTime<Utc> = "timestamptz",
+        /// Its last edit.
+        updated_at: DateTime<Utc> = "timestamptz",
+        /// When it was removed.
+        removed_at: Option<DateTime<Utc>> = "timestamptz",
+    }
 }
 
-const SETTINGS_COLUMNS: &[Column] = &[
-    ("id", "boolean"),
-    ("greeting", "text"),
-    ("reopen_window_seconds", "bigint"),
-    ("updated_at", "timestamptz"),
-    ("version", "bigint"),
-];
-
-#[derive(Debug, Clone, sqlx::FromRow)]
-struct SettingsRow {
-    id: bool,
-    greeting: Option<String>,
-    reopen_window_seconds: i64,
-    updated_at: DateTime<Utc>,
-    version: i64,
+table! {
+    /// The one row of `support_settings` (`id` is always true), once any setting was made.
+    #[derive(Debug, Clone, PartialEq, Eq)]
+    pub struct SettingsRow in "support_settings" {
+        /// Always true: the table holds one row.
+        id: bool = "boolean",
+        /// The greeting, when an admin set one.
+        greeting: Option<String> = "text",
+        /// How long a resolved ticket may be reopened by the customer writing again.
+        reopen_window_seconds: i64 = "bigint",
+        /// The last change.
+        updated_at: DateTime<Utc> = "timestamptz",
+        /// The settings stream's version this row (and the categories and templates) reflect.
+        version: i64 = "bigint",
+    }
 }
 
 #[derive(Debug, Default)]
@@ -180,7 +184,7 @@ async fn apply(
     if !agent_ids.is_empty() {
         agent_ids.sort_unstable();
         agent_ids.dedup();
-        let sql = sql::select_sql(&target.table("agents"), AGENT_COLUMNS, "id");
+        let sql = sql::select_sql(&target.table(AgentRow::TABLE), AgentRow::COLUMNS, "id");
         for row in sqlx::query_as::<_, AgentRow>(&sql)
             .bind(&agent_ids)
             .fetch_all(&mut *conn)
@@ -190,13 +194,21 @@ async fn apply(
         }
     }
     if settings {
-        let sql = sql::select_sql(&target.table("support_settings"), SETTINGS_COLUMNS, "id");
+        let sql = sql::select_sql(
+            &target.table(SettingsRow::TABLE),
+            SettingsRow::COLUMNS,
+            "id",
+        );
         fold.settings = sqlx::query_as::<_, SettingsRow>(&sql)
             .bind(vec![true])
             .fetch_optional(&mut *conn)
             .await?;
         if !category_ids.is_empty() {
-            let sql = sql::select_sql(&target.table("categories"), CATEGORY_COLUMNS, "id");
+            let sql = sql::select_sql(
+                &target.table(CategoryRow::TABLE),
+                CategoryRow::COLUMNS,
+                "id",
+            );
             for row in sqlx::query_as::<_, CategoryRow>(&sql)
                 .bind(&category_ids)
                 .fetch_all(&mut *conn)
@@ -206,7 +218,11 @@ async fn apply(
             }
         }
         if !template_ids.is_empty() {
-            let sql = sql::select_sql(&target.table("templates"), TEMPLATE_COLUMNS, "id");
+            let sql = sql::select_sql(
+                &target.table(TemplateRow::TABLE),
+                TemplateRow::COLUMNS,
+                "id",
+            );
             for row in sqlx::query_as::<_, TemplateRow>(&sql)
                 .bind(&template_ids)
                 .fetch_all(&mut *conn)
@@ -243,7 +259,7 @@ impl Fold {
                         id,
                         email: invited.personal.email.clone(),
                         name: invited.personal.name.clone(),
-                        role: sql::role(invited.role).to_owned(),
+                        role: invited.role,
                         category_ids: Vec::new(),
                         active: true,
                         invited_by: invited.by.map(|by| by.as_uuid()),
@@ -266,7 +282,7 @@ impl Fold {
         match event {
             E::Invited(_) => {}
             E::RoleChanged(changed) => {
-                agent.role = sql::role(changed.role).to_owned();
+                agent.role = changed.role;
                 agent.updated_at = changed.at;
             }
             E::CategoriesAssigned(assigned) => {
@@ -392,26 +408,13 @@ impl Fold {
             .filter_map(|id| self.agents.get(id))
             .collect();
         if !agents.is_empty() {
-            static UPSERT: sql::Upsert =
-                sql::Upsert::new("agents", AGENT_COLUMNS, &["id"], sql::OnConflict::NEWER);
-            let sql = UPSERT.text(target);
-            let categories: Vec<String> = agents
-                .iter()
-                .map(|a| sql::uuid_array_literal(&a.category_ids))
-                .collect();
-            sqlx::query(sql)
-                .bind(col!(agents, id))
-                .bind(col!(agents, email))
-                .bind(col!(agents, name))
-                .bind(col!(agents, role))
-                .bind(categories)
-                .bind(col!(agents, active))
-                .bind(col!(agents, invited_by))
-                .bind(col!(agents, invited_at))
-                .bind(col!(agents, deactivated_at))
-                .bind(col!(agents, password_changed_at))
-                .bind(col!(agents, updated_at))
-                .bind(col!(agents, version))
+            static UPSERT: sql::Upsert = sql::Upsert::new(
+                AgentRow::TABLE,
+                AgentRow::WRITTEN,
+                &["id"],
+                sql::OnConflict::NEWER,
+            );
+            AgentRow::bind(sqlx::query(UPSERT.text(target)), &agents)
                 .execute(&mut *conn)
                 .await?;
         }
@@ -421,17 +424,12 @@ impl Fold {
         if let Some(settings) = &self.settings {
             let rows = [settings];
             static UPSERT: sql::Upsert = sql::Upsert::new(
-                "support_settings",
-                SETTINGS_COLUMNS,
+                SettingsRow::TABLE,
+                SettingsRow::WRITTEN,
                 &["id"],
                 sql::OnConflict::NEWER,
             );
-            sqlx::query(UPSERT.text(target))
-                .bind(col!(rows, id))
-                .bind(col!(rows, greeting))
-                .bind(col!(rows, reopen_window_seconds))
-                .bind(col!(rows, updated_at))
-                .bind(col!(rows, version))
+            SettingsRow::bind(sqlx::query(UPSERT.text(target)), &rows)
                 .execute(&mut *conn)
                 .await?;
         }
@@ -443,17 +441,12 @@ impl Fold {
             .collect();
         if !categories.is_empty() {
             static UPSERT: sql::Upsert = sql::Upsert::new(
-                "categories",
-                CATEGORY_COLUMNS,
+                CategoryRow::TABLE,
+                CategoryRow::WRITTEN,
                 &["id"],
                 sql::OnConflict::Update,
             );
-            sqlx::query(UPSERT.text(target))
-                .bind(col!(categories, id))
-                .bind(col!(categories, name))
-                .bind(col!(categories, created_at))
-                .bind(col!(categories, updated_at))
-                .bind(col!(categories, removed_at))
+            CategoryRow::bind(sqlx::query(UPSERT.text(target)), &categories)
                 .execute(&mut *conn)
                 .await?;
         }
@@ -465,19 +458,12 @@ impl Fold {
             .collect();
         if !templates.is_empty() {
             static UPSERT: sql::Upsert = sql::Upsert::new(
-                "templates",
-                TEMPLATE_COLUMNS,
+                TemplateRow::TABLE,
+                TemplateRow::WRITTEN,
                 &["id"],
                 sql::OnConflict::Update,
             );
-            sqlx::query(UPSERT.text(target))
-                .bind(col!(templates, id))
-                .bind(col!(templates, title))
-                .bind(col!(templates, text))
-                .bind(col!(templates, created_by))
-                .bind(col!(templates, created_at))
-                .bind(col!(templates, updated_at))
-                .bind(col!(templates, removed_at))
+            TemplateRow::bind(sqlx::query(UPSERT.text(target)), &templates)
                 .execute(&mut *conn)
                 .await?;
         }

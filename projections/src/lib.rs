@@ -13,6 +13,12 @@
 //! events — and swaps them in, in one transaction, once the shadow copy has caught up. Readers
 //! never see an empty or half-built model; they wait a few milliseconds during the swap.
 //!
+//! Each read model's module owns its tables both ways: the projection that writes them, and
+//! beside it (`tickets/queries.rs`, …) the typed reads the API and the live hub call. A table's
+//! row type and columns are declared once (`table!`), and every enum kept as text has one text
+//! form ([`StoredText`]): a text the code does not know fails to decode, never reads as a
+//! default.
+//!
 //! A projection that cannot apply an event stops there, records the event and the error on its
 //! checkpoint, and leaves its checkpoint before the event; the other projections go on. Each
 //! projection runs in exactly one process at a time: its task holds a Postgres advisory lock on
@@ -34,6 +40,9 @@ pub mod search;
 pub mod tickets;
 
 mod sql;
+mod table;
+
+pub use table::{NullableText, StoredText, Text, UnknownText};
 
 pub use batch::{ApplyError, Envelope, SHADOW_SCHEMA, Target};
 pub use projection::{Kept, Projection};

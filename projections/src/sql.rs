@@ -170,14 +170,6 @@ impl Upsert {
     }
 }
 
-/// One field of every row in `rows`, cloned into a `Vec`: a column to bind to an upsert.
-macro_rules! col {
-    ($rows:expr, $field:ident) => {
-        $rows.iter().map(|r| r.$field.clone()).collect::<Vec<_>>()
-    };
-}
-pub(crate) use col;
-
 /// `select {columns} from {table} where {key} = any($1)`.
 pub(crate) fn select_sql(table: &str, columns: &[Column], key: &str) -> String {
     let names: Vec<&str> = columns.iter().map(|(name, _)| *name).collect();

@@ -14,15 +14,20 @@
 use std::collections::{HashMap, HashSet};
 
 use chrono::{DateTime, Utc};
-use domain::content::{ForwardOrigin, MessageBody, MessageContent, ReplyContent};
-use domain::ticket::{TicketEvent, TicketStatus};
+use domain::content::{
+    ForwardOrigin, MediaKind, MessageBody, MessageContent, MessageKind, ReplyContent,
+};
+use domain::ticket::{Channel, Priority, TicketEvent, TicketStatus};
 use domain::{AnyEvent, StreamId};
 use serde_json::{Value, json};
 use sqlx::PgConnection;
 use uuid::Uuid;
 
 use crate::projection::{ApplyError, Envelope, Kept, KeptRows, Target, read_model};
-use crate::sql::{self, Column, col};
+use crate::sql;
+use crate::table::{NullableText, Table, Text, stored_text, table};
+
+pub mod queries;
 
 /// The "tickets" read model (tables `tickets`, `ticket_notes`).
 #[derive(Debug, Clone, Copy, Default)]
@@ -57,142 +62,183 @@ read_model!(
     keeping: apply_messages_keeping,
 );
 
-const TICKET_COLUMNS: &[Column] = &[
-    ("id", "uuid"),
-    ("customer_id", "bigint"),
-    ("channel", "text"),
-    ("status", "text"),
-    ("priority", "text"),
-    ("category_id", "uuid"),
-    ("assignee_id", "uuid"),
-    ("tags", "text[]"),
-    ("subject", "text"),
-    ("first_message_id", "uuid"),
-    ("customer_messages", "integer"),
-    ("agent_messages", "integer"),
-    ("notes", "integer"),
-    ("unread_by_agents", "integer"),
-    ("created_at", "timestamptz"),
-    ("first_response_at", "timestamptz"),
-    ("resolved_at", "timestamptz"),
-    ("closed_at", "timestamptz"),
-    ("last_message_id", "uuid"),
-    ("last_message_at", "timestamptz"),
-    ("last_message_direction", "text"),
-    ("last_message_preview", "text"),
-    ("last_activity_at", "timestamptz"),
-    ("rating", "smallint"),
-    ("rating_comment", "text"),
-    ("version", "bigint"),
-];
-
-#[derive(Debug, Clone, sqlx::FromRow)]
-struct TicketRow {
-    id: Uuid,
-    customer_id: i64,
-    channel: String,
-    status: String,
-    priority: String,
-    category_id: Option<Uuid>,
-    assignee_id: Option<Uuid>,
-    tags: Vec<String>,
-    subject: String,
-    first_message_id: Option<Uuid>,
-    customer_messages: i32,
-    agent_messages: i32,
-    notes: i32,
-    unread_by_agents: i32,
-    created_at: DateTime<Utc>,
-    first_response_at: Option<DateTime<Utc>>,
-    resolved_at: Option<DateTime<Utc>>,
-    closed_at: Option<DateTime<Utc>>,
-    last_message_id: Option<Uuid>,
-    last_message_at: Option<DateTime<Utc>>,
-    last_message_direction: Option<String>,
-    last_message_preview: Option<String>,
-    last_activity_at: DateTime<Utc>,
-    rating: Option<i16>,
-    rating_comment: Option<String>,
-    version: i64,
+table! {
+    /// One row of `tickets`: a ticket as the ticket list shows it.
+    #[derive(Debug, Clone, PartialEq)]
+    pub struct TicketRow in "tickets" {
+        /// The ticket.
+        id: Uuid = "uuid",
+        /// The customer's Telegram user id.
+        customer_id: i64 = "bigint",
+        /// Where the conversation happens.
+        #[sqlx(try_from = "Text<Channel>")]
+        channel: Channel = "text",
+        /// Where the ticket is in its life.
+        #[sqlx(try_from = "Text<TicketStatus>")]
+        status: TicketStatus = "text",
+        /// How urgent it is.
+        #[sqlx(try_from = "Text<Priority>")]
+        priority: Priority = "text",
+        /// Its category, if any.
+        category_id: Option<Uuid> = "uuid",
+        /// The assigned agent, if any.
+        assignee_id: Option<Uuid> = "uuid",
+        /// Its tags, sorted.
+        tags: Vec<String> = "text[]",
+        /// The first line of the first customer message (text or caption), or its kind.
+        subject: String = "text",
+        /// The first customer message.
+        first_message_id: Option<Uuid> = "uuid",
+        /// Customer messages so far.
+        customer_messages: i32 = "integer",
+        /// Agent replies so far.
+        agent_messages: i32 = "integer",
+        /// Internal notes so far.
+        notes: i32 = "integer",
+        /// Customer messages since the last agent reply.
+        unread_by_agents: i32 = "integer",
+        /// When it was opened.
+        created_at: DateTime<Utc> = "timestamptz",
+        /// The first agent reply.
+        first_response_at: Option<DateTime<Utc>> = "timestamptz",
+        /// When it was last resolved (cleared by a reopen).
+        resolved_at: Option<DateTime<Utc>> = "timestamptz",
+        /// When it was closed.
+        closed_at: Option<DateTime<Utc>> = "timestamptz",
+        /// The last message.
+        last_message_id: Option<Uuid> = "uuid",
+        /// The last message's time.
+        last_message_at: Option<DateTime<Utc>> = "timestamptz",
+        /// Who wrote the last message.
+        #[sqlx(try_from = "NullableText<Direction>")]
+        last_message_direction: Option<Direction> = "text",
+        /// The start of the last message.
+        last_message_preview: Option<String> = "text",
+        /// The last change of any kind.
+        last_activity_at: DateTime<Utc> = "timestamptz",
+        /// The customer's rating (1 to 5), if given since the last resolve.
+        rating: Option<i16> = "smallint",
+        /// The customer's comment on the rating.
+        rating_comment: Option<String> = "text",
+        /// The ticket stream's version this row reflects.
+        version: i64 = "bigint",
+    }
 }
 
-/// The columns a message row is written with: those read back ([`MESSAGE_COLUMNS`]) and, last,
-/// the search terms, computed from `text` and `caption` (crate::search).
-const MESSAGE_WRITTEN: &[Column] = &[
-    ("id", "uuid"),
-    ("ticket_id", "uuid"),
-    ("seq", "bigint"),
-    ("direction", "text"),
-    ("author_agent_id", "uuid"),
-    ("kind", "text"),
-    ("text", "text"),
-    ("caption", "text"),
-    ("file_id", "text"),
-    ("file_unique_id", "text"),
-    ("details", "jsonb"),
-    ("forward_origin", "jsonb"),
-    ("telegram_message_id", "integer"),
-    ("reply_to_telegram_message_id", "integer"),
-    ("template_id", "uuid"),
-    ("delivery_state", "text"),
-    ("delivered_telegram_message_id", "integer"),
-    ("failure_reason", "text"),
-    ("failure_retryable", "boolean"),
-    ("delivery_updated_at", "timestamptz"),
-    ("edited_at", "timestamptz"),
-    ("created_at", "timestamptz"),
-    ("version", "bigint"),
-    ("search_terms", "text[]"),
-];
-
-/// The columns a re-read message row fetches: all but the search terms, which are never read
-/// back.
-const MESSAGE_COLUMNS: &[Column] = MESSAGE_WRITTEN.split_last().expect("columns").1;
-
-#[derive(Debug, Clone, sqlx::FromRow)]
-struct MessageRow {
-    id: Uuid,
-    ticket_id: Uuid,
-    seq: i64,
-    direction: String,
-    author_agent_id: Option<Uuid>,
-    kind: String,
-    text: Option<String>,
-    caption: Option<String>,
-    file_id: Option<String>,
-    file_unique_id: Option<String>,
-    details: Option<Value>,
-    forward_origin: Option<Value>,
-    telegram_message_id: Option<i32>,
-    reply_to_telegram_message_id: Option<i32>,
-    template_id: Option<Uuid>,
-    delivery_state: Option<String>,
-    delivered_telegram_message_id: Option<i32>,
-    failure_reason: Option<String>,
-    failure_retryable: Option<bool>,
-    delivery_updated_at: Option<DateTime<Utc>>,
-    edited_at: Option<DateTime<Utc>>,
-    created_at: DateTime<Utc>,
-    version: i64,
+/// Who wrote a message: the customer or an agent.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+pub enum Direction {
+    /// From the customer.
+    In,
+    /// An agent's reply.
+    Out,
 }
 
-const NOTE_COLUMNS: &[Column] = &[
-    ("id", "uuid"),
-    ("ticket_id", "uuid"),
-    ("seq", "bigint"),
-    ("agent_id", "uuid"),
-    ("text", "text"),
-    ("created_at", "timestamptz"),
-];
+stored_text!("message direction", Direction { In => "in", Out => "out" });
 
-#[derive(Debug)]
-struct NoteRow {
-    id: Uuid,
-    ticket_id: Uuid,
-    seq: i64,
-    agent_id: Uuid,
-    text: String,
-    created_at: DateTime<Utc>,
+/// Where an agent's reply is on its way to the customer.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+pub enum DeliveryState {
+    /// Not sent yet.
+    Pending,
+    /// Telegram accepted it.
+    Delivered,
+    /// Telegram refused it.
+    Failed,
+}
+
+stored_text!(
+    "delivery state",
+    DeliveryState {
+        Pending => "pending",
+        Delivered => "delivered",
+        Failed => "failed",
+    }
+);
+
+table! {
+    /// One row of `messages`: a customer message or an agent reply, in its ticket's order.
+    #[derive(Debug, Clone, PartialEq)]
+    pub struct MessageRow in "messages" {
+        /// The message.
+        id: Uuid = "uuid",
+        /// Its ticket.
+        ticket_id: Uuid = "uuid",
+        /// Its place in the ticket: the ticket stream version of the event that posted it.
+        seq: i64 = "bigint",
+        /// In (customer) or out (agent).
+        #[sqlx(try_from = "Text<Direction>")]
+        direction: Direction = "text",
+        /// The replying agent, for replies.
+        author_agent_id: Option<Uuid> = "uuid",
+        /// What kind of message it is (for replies, the kind of their first media).
+        #[sqlx(try_from = "Text<MessageKind>")]
+        kind: MessageKind = "text",
+        /// Its text.
+        text: Option<String> = "text",
+        /// A media caption.
+        caption: Option<String> = "text",
+        /// Telegram's file id of its media.
+        file_id: Option<String> = "text",
+        /// Telegram's lasting id of its media's file.
+        file_unique_id: Option<String> = "text",
+        /// Location, venue, contact, sticker emoji, document name; for replies, the media sent.
+        details: Option<Value> = "jsonb",
+        /// Where a forwarded message came from.
+        forward_origin: Option<Value> = "jsonb",
+        /// Telegram's id of a customer message in the customer's chat.
+        telegram_message_id: Option<i32> = "integer",
+        /// The Telegram message a customer message replies to.
+        reply_to_telegram_message_id: Option<i32> = "integer",
+        /// The template a reply was written from.
+        template_id: Option<Uuid> = "uuid",
+        /// Replies: where delivery stands.
+        #[sqlx(try_from = "NullableText<DeliveryState>")]
+        delivery_state: Option<DeliveryState> = "text",
+        /// Telegram's id of a delivered reply.
+        delivered_telegram_message_id: Option<i32> = "integer",
+        /// Why delivery failed.
+        failure_reason: Option<String> = "text",
+        /// Whether a failed delivery may succeed on retry.
+        failure_retryable: Option<bool> = "boolean",
+        /// When the delivery state last changed.
+        delivery_updated_at: Option<DateTime<Utc>> = "timestamptz",
+        /// When the customer last edited it.
+        edited_at: Option<DateTime<Utc>> = "timestamptz",
+        /// When it was posted.
+        created_at: DateTime<Utc> = "timestamptz",
+        /// The ticket stream version of the last event applied to it.
+        version: i64 = "bigint",
+    }
+    written: {
+        // Last, and never read back: the words a search matches (crate::search).
+        search_terms: "text[]" = search_terms,
+    }
+}
+
+/// The `search_terms` of a message row: the terms of its text and caption.
+fn search_terms(row: &MessageRow) -> String {
+    let texts = [row.text.as_deref(), row.caption.as_deref()];
+    sql::text_array_literal(&crate::search::terms(texts.into_iter().flatten()))
+}
+
+table! {
+    /// One row of `ticket_notes`: an internal note on a ticket, seen only by the team.
+    #[derive(Debug, Clone, PartialEq, Eq)]
+    pub struct NoteRow in "ticket_notes" {
+        /// The note.
+        id: Uuid = "uuid",
+        /// Its ticket.
+        ticket_id: Uuid = "uuid",
+        /// Its place in the ticket (the ticket stream version that added it).
+        seq: i64 = "bigint",
+        /// The agent who wrote it.
+        agent_id: Uuid = "uuid",
+        /// Its text.
+        text: String = "text",
+        /// When.
+        created_at: DateTime<Utc> = "timestamptz",
+    }
 }
 
 /// The rows a batch reads and writes, keyed by id.
@@ -231,7 +277,7 @@ async fn apply_keeping(
         kept.as_deref_mut(),
         conn,
         ticket_ids,
-        (&target.table("tickets"), TICKET_COLUMNS, "id"),
+        (&target.table(TicketRow::TABLE), TicketRow::COLUMNS, "id"),
         |row| row.id,
         &mut fold.tickets,
     )
@@ -299,7 +345,7 @@ async fn apply_messages_keeping(
     // Messages edited or delivered in this batch but posted in an earlier one.
     let older: Vec<Uuid> = referenced.difference(&posted).copied().collect();
     if !older.is_empty() {
-        let sql = sql::select_sql(&target.table("messages"), MESSAGE_COLUMNS, "id");
+        let sql = sql::select_sql(&target.table(MessageRow::TABLE), MessageRow::COLUMNS, "id");
         for row in sqlx::query_as::<_, MessageRow>(&sql)
             .bind(&older)
             .fetch_all(&mut *conn)
@@ -373,7 +419,7 @@ impl Fold {
         ticket.version = version;
         ticket.last_activity_at = ticket.last_activity_at.max(at);
         self.dirty_tickets.insert(ticket_id);
-        let closed = ticket.status == "closed";
+        let closed = ticket.status == TicketStatus::Closed;
         match event {
             E::Opened(_) => {}
             E::CustomerMessagePosted(posted) => {
@@ -388,7 +434,7 @@ impl Fold {
                 }
                 ticket.last_message_id = Some(message.id);
                 ticket.last_message_at = Some(posted.at);
-                ticket.last_message_direction = Some("in".to_owned());
+                ticket.last_message_direction = Some(Direction::In);
                 ticket.last_message_preview = Some(customer_preview(&posted.content));
             }
             E::CustomerMessageEdited(edited) => {
@@ -407,7 +453,7 @@ impl Fold {
                 ticket.first_response_at.get_or_insert(reply.at);
                 ticket.last_message_id = Some(id);
                 ticket.last_message_at = Some(reply.at);
-                ticket.last_message_direction = Some("out".to_owned());
+                ticket.last_message_direction = Some(Direction::Out);
                 ticket.last_message_preview = Some(reply_preview(&reply.content));
             }
             E::NoteAdded(note) => {
@@ -430,12 +476,12 @@ impl Fold {
                     TicketStatus::New | TicketStatus::Open | TicketStatus::Pending
                 ) && !closed
                 {
-                    ticket.status = sql::ticket_status(change.to).to_owned();
+                    ticket.status = change.to;
                 }
             }
             E::Resolved(step) => {
                 if !closed {
-                    ticket.status = "resolved".to_owned();
+                    ticket.status = TicketStatus::Resolved;
                     ticket.resolved_at = Some(step.at);
                     ticket.rating = None;
                     ticket.rating_comment = None;
@@ -443,18 +489,18 @@ impl Fold {
             }
             E::Reopened(_) => {
                 if !closed {
-                    ticket.status = "open".to_owned();
+                    ticket.status = TicketStatus::Open;
                     ticket.resolved_at = None;
                     ticket.rating = None;
                     ticket.rating_comment = None;
                 }
             }
             E::Closed(step) => {
-                ticket.status = "closed".to_owned();
+                ticket.status = TicketStatus::Closed;
                 ticket.closed_at = Some(step.at);
             }
             E::PriorityChanged(change) => {
-                ticket.priority = sql::priority(change.priority).to_owned();
+                ticket.priority = change.priority;
             }
             E::CategoryChanged(change) => {
                 ticket.category_id = change.category.map(|c| c.as_uuid());
@@ -498,7 +544,7 @@ impl Fold {
                 let id = edited.message_id.as_uuid();
                 if let Some(message) = update(&mut self.messages, &id, version) {
                     set_content(message, &edited.content);
-                    message.kind = sql::message_kind(edited.kind).to_owned();
+                    message.kind = edited.kind;
                     message.edited_at = Some(edited.at);
                     message.version = version;
                     self.dirty_messages.push(id);
@@ -507,7 +553,7 @@ impl Fold {
             E::ReplyDelivered(delivered) => {
                 let id = delivered.message_id.as_uuid();
                 if let Some(message) = update(&mut self.messages, &id, version) {
-                    message.delivery_state = Some("delivered".to_owned());
+                    message.delivery_state = Some(DeliveryState::Delivered);
                     message.delivered_telegram_message_id = Some(delivered.telegram_message_id.0);
                     message.failure_reason = None;
                     message.failure_retryable = None;
@@ -519,7 +565,7 @@ impl Fold {
             E::ReplyDeliveryFailed(failed) => {
                 let id = failed.message_id.as_uuid();
                 if let Some(message) = update(&mut self.messages, &id, version) {
-                    message.delivery_state = Some("failed".to_owned());
+                    message.delivery_state = Some(DeliveryState::Failed);
                     message.failure_reason = Some(failed.reason.clone());
                     message.failure_retryable = Some(failed.retryable);
                     message.delivery_updated_at = Some(failed.at);
@@ -546,11 +592,9 @@ fn opened_row(id: Uuid, version: i64, opened: &domain::ticket::TicketOpened) -> 
     TicketRow {
         id,
         customer_id: opened.customer.0,
-        channel: match opened.channel {
-            domain::ticket::Channel::Telegram => "telegram".to_owned(),
-        },
-        status: "new".to_owned(),
-        priority: sql::priority(domain::ticket::Priority::default()).to_owned(),
+        channel: opened.channel,
+        status: TicketStatus::New,
+        priority: Priority::default(),
         category_id: opened.category.map(|c| c.as_uuid()),
         assignee_id: None,
         tags: Vec::new(),
@@ -620,9 +664,9 @@ fn customer_message(
         id: posted.message_id.as_uuid(),
         ticket_id,
         seq: version,
-        direction: "in".to_owned(),
+        direction: Direction::In,
         author_agent_id: None,
-        kind: sql::message_kind(posted.kind).to_owned(),
+        kind: posted.kind,
         text: None,
         caption: None,
         file_id: None,
@@ -728,6 +772,18 @@ fn forward_origin(origin: &ForwardOrigin) -> Value {
     }
 }
 
+/// The kind of a reply whose first media is of `kind`.
+const fn media_message_kind(kind: MediaKind) -> MessageKind {
+    match kind {
+        MediaKind::Photo => MessageKind::Photo,
+        MediaKind::Video => MessageKind::Video,
+        MediaKind::Document => MessageKind::Document,
+        MediaKind::Audio => MessageKind::Audio,
+        MediaKind::Voice => MessageKind::Voice,
+        MediaKind::Animation => MessageKind::Animation,
+    }
+}
+
 fn agent_reply(ticket_id: Uuid, version: i64, reply: &domain::ticket::AgentReplied) -> MessageRow {
     let first = reply.content.media.first();
     let details = (!reply.content.media.is_empty()).then(|| {
@@ -744,9 +800,9 @@ fn agent_reply(ticket_id: Uuid, version: i64, reply: &domain::ticket::AgentRepli
         id: reply.message_id.as_uuid(),
         ticket_id,
         seq: version,
-        direction: "out".to_owned(),
+        direction: Direction::Out,
         author_agent_id: Some(reply.agent.as_uuid()),
-        kind: first.map_or("text", |m| sql::media_kind(m.kind)).to_owned(),
+        kind: first.map_or(MessageKind::Text, |m| media_message_kind(m.kind)),
         text: reply.content.text.clone(),
         caption: None,
         file_id: first.map(|m| m.file_id.clone()),
@@ -756,7 +812,7 @@ fn agent_reply(ticket_id: Uuid, version: i64, reply: &domain::ticket::AgentRepli
         telegram_message_id: None,
         reply_to_telegram_message_id: None,
         template_id: reply.template.map(|t| t.as_uuid()),
-        delivery_state: Some("pending".to_owned()),
+        delivery_state: Some(DeliveryState::Pending),
         delivered_telegram_message_id: None,
         failure_reason: None,
         failure_retryable: None,
@@ -780,40 +836,13 @@ async fn write_tickets(
     if rows.is_empty() {
         return Ok(());
     }
-    static UPSERT: sql::Upsert =
-        sql::Upsert::new("tickets", TICKET_COLUMNS, &["id"], sql::OnConflict::NEWER);
-    let sql = UPSERT.text(target);
-    let tags: Vec<String> = rows
-        .iter()
-        .map(|r| sql::text_array_literal(&r.tags))
-        .collect();
-    sqlx::query(sql)
-        .bind(col!(rows, id))
-        .bind(col!(rows, customer_id))
-        .bind(col!(rows, channel))
-        .bind(col!(rows, status))
-        .bind(col!(rows, priority))
-        .bind(col!(rows, category_id))
-        .bind(col!(rows, assignee_id))
-        .bind(tags)
-        .bind(col!(rows, subject))
-        .bind(col!(rows, first_message_id))
-        .bind(col!(rows, customer_messages))
-        .bind(col!(rows, agent_messages))
-        .bind(col!(rows, notes))
-        .bind(col!(rows, unread_by_agents))
-        .bind(col!(rows, created_at))
-        .bind(col!(rows, first_response_at))
-        .bind(col!(rows, resolved_at))
-        .bind(col!(rows, closed_at))
-        .bind(col!(rows, last_message_id))
-        .bind(col!(rows, last_message_at))
-        .bind(col!(rows, last_message_direction))
-        .bind(col!(rows, last_message_preview))
-        .bind(col!(rows, last_activity_at))
-        .bind(col!(rows, rating))
-        .bind(col!(rows, rating_comment))
-        .bind(col!(rows, version))
+    static UPSERT: sql::Upsert = sql::Upsert::new(
+        TicketRow::TABLE,
+        TicketRow::WRITTEN,
+        &["id"],
+        sql::OnConflict::NEWER,
+    );
+    TicketRow::bind(sqlx::query(UPSERT.text(target)), &rows)
         .execute(&mut *conn)
         .await?;
     Ok(())
@@ -837,59 +866,24 @@ async fn write_messages(
     if !new.is_empty() {
         static SQL: sql::PerTarget = sql::PerTarget::new();
         let sql = SQL.get(target, |target| {
-            sql::insert_sql(&target.table("messages"), MESSAGE_WRITTEN)
+            sql::insert_sql(&target.table(MessageRow::TABLE), MessageRow::WRITTEN)
         });
-        bind_messages(sqlx::query(sql), &new)
+        MessageRow::bind(sqlx::query(sql), &new)
             .execute(&mut *conn)
             .await?;
     }
     if !known.is_empty() {
-        static UPSERT: sql::Upsert =
-            sql::Upsert::new("messages", MESSAGE_WRITTEN, &["id"], sql::OnConflict::NEWER);
-        bind_messages(sqlx::query(UPSERT.text(target)), &known)
+        static UPSERT: sql::Upsert = sql::Upsert::new(
+            MessageRow::TABLE,
+            MessageRow::WRITTEN,
+            &["id"],
+            sql::OnConflict::NEWER,
+        );
+        MessageRow::bind(sqlx::query(UPSERT.text(target)), &known)
             .execute(&mut *conn)
             .await?;
     }
     Ok(())
-}
-
-/// Binds `rows` as the columns of [`MESSAGE_WRITTEN`], in order.
-fn bind_messages<'q>(
-    query: sqlx::query::Query<'q, sqlx::Postgres, sqlx::postgres::PgArguments>,
-    rows: &[&MessageRow],
-) -> sqlx::query::Query<'q, sqlx::Postgres, sqlx::postgres::PgArguments> {
-    query
-        .bind(col!(rows, id))
-        .bind(col!(rows, ticket_id))
-        .bind(col!(rows, seq))
-        .bind(col!(rows, direction))
-        .bind(col!(rows, author_agent_id))
-        .bind(col!(rows, kind))
-        .bind(col!(rows, text))
-        .bind(col!(rows, caption))
-        .bind(col!(rows, file_id))
-        .bind(col!(rows, file_unique_id))
-        .bind(col!(rows, details))
-        .bind(col!(rows, forward_origin))
-        .bind(col!(rows, telegram_message_id))
-        .bind(col!(rows, reply_to_telegram_message_id))
-        .bind(col!(rows, template_id))
-        .bind(col!(rows, delivery_state))
-        .bind(col!(rows, delivered_telegram_message_id))
-        .bind(col!(rows, failure_reason))
-        .bind(col!(rows, failure_retryable))
-        .bind(col!(rows, delivery_updated_at))
-        .bind(col!(rows, edited_at))
-        .bind(col!(rows, created_at))
-        .bind(col!(rows, version))
-        .bind(
-            rows.iter()
-                .map(|r| {
-                    let texts = [r.text.as_deref(), r.caption.as_deref()];
-                    sql::text_array_literal(&crate::search::terms(texts.into_iter().flatten()))
-                })
-                .collect::<Vec<_>>(),
-        )
 }
 
 async fn write_notes(
@@ -901,15 +895,14 @@ async fn write_notes(
     if rows.is_empty() {
         return Ok(());
     }
-    static UPSERT: sql::Upsert =
-        sql::Upsert::new("ticket_notes", NOTE_COLUMNS, &["id"], sql::OnConflict::Keep);
-    sqlx::query(UPSERT.text(target))
-        .bind(col!(rows, id))
-        .bind(col!(rows, ticket_id))
-        .bind(col!(rows, seq))
-        .bind(col!(rows, agent_id))
-        .bind(col!(rows, text))
-        .bind(col!(rows, created_at))
+    static UPSERT: sql::Upsert = sql::Upsert::new(
+        NoteRow::TABLE,
+        NoteRow::WRITTEN,
+        &["id"],
+        sql::OnConflict::Keep,
+    );
+    let rows: Vec<&NoteRow> = rows.iter().collect();
+    NoteRow::bind(sqlx::query(UPSERT.text(target)), &rows)
         .execute(&mut *conn)
         .await?;
     Ok(())

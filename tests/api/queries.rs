@@ -592,3 +592,51 @@ async fn a_query_with_consistency_sees_the_write_it_names() {
     assert_eq!(code(&bad), Some("VALIDATION"));
     server.stop().await;
 }
+
+#[tokio::test]
+async fn a_page_of_tickets_shows_each_tickets_own_customer_and_assignee() {
+    let server = Server::start("q_nested").await;
+    let head = generated(&server).await;
+    let admin = server.agent(Role::Admin, "root@test.invalid").await;
+    let data = server
+        .ok(
+            &admin.token,
+            "query($at: String!) {
+                tickets(first: 100, consistency: {atLeast: $at}) { nodes {
+                    ticketId customerId assigneeId
+                    customer { customerId firstName }
+                    assignee { agentId name } } } }",
+            json!({ "at": head.to_string() }),
+        )
+        .await;
+    let nodes = data["tickets"]["nodes"].as_array().unwrap();
+    assert!(nodes.len() > 10);
+    let mut assigned = 0;
+    for node in nodes {
+        let ticket: Uuid = node["ticketId"].as_str().unwrap().parse().unwrap();
+        let (customer, first_name, assignee, name): (i64, String, Option<Uuid>, Option<String>) =
+            sqlx::query_as(
+                "select t.customer_id, c.first_name, t.assignee_id, a.name from tickets t \
+                 join customers c on c.id = t.customer_id \
+                 left join agents a on a.id = t.assignee_id where t.id = $1",
+            )
+            .bind(ticket)
+            .fetch_one(&server.pool)
+            .await
+            .unwrap();
+        assert_eq!(node["customer"]["customerId"], customer.to_string());
+        assert_eq!(node["customerId"], customer.to_string());
+        assert_eq!(node["customer"]["firstName"], first_name);
+        match assignee {
+            Some(agent) => {
+                assigned += 1;
+                assert_eq!(node["assignee"]["agentId"], agent.to_string());
+                assert_eq!(node["assigneeId"], agent.to_string());
+                assert_eq!(node["assignee"]["name"], name.unwrap());
+            }
+            None => assert_eq!(node["assignee"], Value::Null),
+        }
+    }
+    assert!(assigned > 0, "the generated history assigns tickets");
+    server.stop().await;
+}

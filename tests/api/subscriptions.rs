@@ -594,9 +594,7 @@ async fn published(
             .await
             .expect("the hub never published the change");
         match batch {
-            Ok(batch)
-                if batch.position > after && batch.tickets.iter().any(|t| t.uuid == ticket) =>
-            {
+            Ok(batch) if batch.position > after && batch.tickets.iter().any(|t| t.id == ticket) => {
                 return;
             }
             Ok(_) | Err(tokio::sync::broadcast::error::RecvError::Lagged(_)) => {}

@@ -16,9 +16,11 @@ use governor::{DefaultKeyedRateLimiter, Quota};
 use sqlx::PgPool;
 use uuid::Uuid;
 
+use super::caller::{Authentication, Caller, Scope};
+use super::jwt::Keys;
 use super::password::{self, WeakPassword};
 use super::sessions::SessionCache;
-use super::{Authentication, Caller, Keys, Scope, store, tokens};
+use super::{store, tokens};
 
 /// How authentication behaves. Every field has a safe default.
 #[derive(Debug, Clone)]

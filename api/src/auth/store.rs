@@ -219,3 +219,67 @@ pub(crate) async fn touch_api_token(pool: &PgPool, id: Uuid) -> sqlx::Result<()>
         .await?;
     Ok(())
 }
+
+/// How many API tokens exist (active or revoked).
+pub(crate) async fn count_api_tokens(pool: &PgPool) -> sqlx::Result<i64> {
+    sqlx::query_scalar("select count(*) from api_tokens")
+        .fetch_one(pool)
+        .await
+}
+
+/// Stores a new API token by its digest.
+pub(crate) async fn insert_api_token(
+    pool: &PgPool,
+    id: Uuid,
+    name: &str,
+    scopes: &[String],
+    digest: &[u8],
+    created_by: Uuid,
+) -> sqlx::Result<()> {
+    sqlx::query(
+        "insert into api_tokens (id, name, scopes, token_hash, created_by)
+         values ($1, $2, $3, $4, $5)",
+    )
+    .bind(id)
+    .bind(name)
+    .bind(scopes)
+    .bind(digest)
+    .bind(created_by)
+    .execute(pool)
+    .await?;
+    Ok(())
+}
+
+/// Revokes an API token: whether it exists, and whether it was revoked now (not before).
+pub(crate) async fn revoke_api_token(pool: &PgPool, id: Uuid) -> sqlx::Result<(bool, bool)> {
+    sqlx::query_as(
+        "with target as (select id, revoked_at from api_tokens where id = $1),
+              revoked as (update api_tokens set revoked_at = now()
+                          where id = $1 and revoked_at is null returning id)
+         select exists(select 1 from target), exists(select 1 from revoked)",
+    )
+    .bind(id)
+    .fetch_one(pool)
+    .await
+}
+
+/// An API token as listed (never its digest).
+#[derive(Debug, Clone, sqlx::FromRow)]
+pub(crate) struct ListedApiToken {
+    pub id: Uuid,
+    pub name: String,
+    pub scopes: Vec<String>,
+    pub created_at: DateTime<Utc>,
+    pub revoked_at: Option<DateTime<Utc>>,
+    pub last_used_at: Option<DateTime<Utc>>,
+}
+
+/// Every API token, newest first (at most 1,000, the most that can exist).
+pub(crate) async fn list_api_tokens(pool: &PgPool) -> sqlx::Result<Vec<ListedApiToken>> {
+    sqlx::query_as(
+        "select id, name, scopes, created_at, revoked_at, last_used_at
+         from api_tokens order by created_at desc limit 1000",
+    )
+    .fetch_all(pool)
+    .await
+}

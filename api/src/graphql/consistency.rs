@@ -1,11 +1,11 @@
 //! Read-your-writes: every mutation returns the log `position` it wrote; a query passing
 //! `consistency: {atLeast: position}` (or the `X-Ledgerdesk-Consistency` header) waits, at
-//! most [`super::Limits::consistency_timeout`], until the read models have applied it.
+//! most [`super::context::Limits::consistency_timeout`], until the read models have applied it.
 
 use async_graphql::{Context, InputObject, Result};
 use eventlog::Position;
 
-use super::Api;
+use super::context::Api;
 use super::error::{Code, error};
 
 /// The HTTP header that asks every query of a request to see at least a position.
@@ -60,4 +60,27 @@ pub async fn consistent(ctx: &Context<'_>, input: Option<&ConsistencyInput>) -> 
             other,
         )),
     }
+}
+
+/// Waits until the read model `model` has applied the log up to `position`, for a
+/// subscription item about the event there.
+///
+/// # Errors
+/// `TIMEOUT` when it does not get there within `timeout` (the client resubscribes),
+/// `INTERNAL` when it cannot be read.
+pub async fn wait_for_model(
+    pool: &sqlx::PgPool,
+    model: &str,
+    position: Position,
+    timeout: std::time::Duration,
+) -> Result<()> {
+    projections::wait_for(pool, &[model], position, timeout)
+        .await
+        .map_err(|detail| match detail {
+            projections::WaitError::Timeout { .. } => error(
+                Code::Timeout,
+                format!("the {model} read model is behind; resubscribe to retry"),
+            ),
+            other => super::error::internal("a read model cannot be read", other),
+        })
 }

@@ -80,7 +80,7 @@ pub async fn acting_agent(ctx: &Context<'_>) -> Result<domain::AgentId> {
     match caller(ctx)? {
         Caller::Agent { id, .. } => Ok(*id),
         Caller::Integrator { created_by, .. } => {
-            let api = ctx.data_unchecked::<super::Api>();
+            let api = ctx.data_unchecked::<super::context::Api>();
             let agent = api
                 .commands
                 .state::<domain::agent::Agent>(domain::StreamId::Agent(*created_by))
@@ -108,7 +108,7 @@ pub async fn acting_agent(ctx: &Context<'_>) -> Result<domain::AgentId> {
 /// # Errors
 /// `UNAUTHENTICATED` without a caller, `INTERNAL` when the database fails.
 pub async fn ticket_scope(ctx: &Context<'_>) -> Result<TicketScope> {
-    let api = ctx.data_unchecked::<super::Api>();
+    let api = ctx.data_unchecked::<super::context::Api>();
     scope_of(&api.pool, caller(ctx)?)
         .await
         .map_err(super::error::database)
@@ -125,11 +125,8 @@ pub async fn scope_of(pool: &sqlx::PgPool, caller: &Caller) -> sqlx::Result<Tick
             role: domain::agent::Role::Agent,
             ..
         } => {
-            let categories: Option<Vec<uuid::Uuid>> =
-                sqlx::query_scalar("select category_ids from agents where id = $1")
-                    .bind(id.as_uuid())
-                    .fetch_optional(pool)
-                    .await?;
+            let categories =
+                projections::directory::queries::agent_categories(pool, id.as_uuid()).await?;
             Ok(match categories {
                 Some(categories) if !categories.is_empty() => TicketScope::Categories(categories),
                 _ => TicketScope::All,
@@ -173,13 +170,10 @@ pub async fn ticket_in(
     scope: &TicketScope,
     ticket: uuid::Uuid,
 ) -> Result<Option<uuid::Uuid>> {
-    let api = ctx.data_unchecked::<super::Api>();
-    let row: Option<Option<uuid::Uuid>> =
-        sqlx::query_scalar("select category_id from tickets where id = $1")
-            .bind(ticket)
-            .fetch_optional(&api.pool)
-            .await
-            .map_err(super::error::database)?;
+    let api = ctx.data_unchecked::<super::context::Api>();
+    let row = projections::tickets::queries::category(&api.pool, ticket)
+        .await
+        .map_err(super::error::database)?;
     match row {
         Some(category) if scope.covers(category) => Ok(category),
         _ => Err(error(Code::NotFound, "no such ticket")),

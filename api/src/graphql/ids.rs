@@ -43,3 +43,12 @@ pub fn uuid_of(kind: &str, id: &ID) -> async_graphql::Result<uuid::Uuid> {
     key.parse()
         .map_err(|_| error(Code::Validation, format!("not a valid {kind} id")))
 }
+
+/// A bare uuid given as `what` (subscription arguments take no global ids).
+///
+/// # Errors
+/// `VALIDATION` when it is not a uuid.
+pub fn parse_uuid(id: &ID, what: &str) -> async_graphql::Result<uuid::Uuid> {
+    id.parse()
+        .map_err(|_| error(Code::Validation, format!("{what} is not a uuid")))
+}

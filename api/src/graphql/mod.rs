@@ -5,130 +5,75 @@
 //! - `GET /graphql/ws`: subscriptions over `graphql-transport-ws` or the legacy `graphql-ws`,
 //!   with the credential in the `connection_init` payload (`{"authorization": "Bearer …"}`).
 //!
-//! Each request carries its [`Authentication`] and the client's address as request data;
-//! resolvers reach shared services through [`Api`]. Every resolver that touches data is guarded
-//! by a [`guard::Need`] naming its [`crate::auth::Permission`].
+//! Each request carries its [`crate::auth::Authentication`] and the client's address as request
+//! data; resolvers reach shared services through [`Api`]. Every resolver that touches data is
+//! guarded by a [`guard::Need`] naming its [`crate::auth::Permission`].
+//!
+//! The schema is laid out by area (`tickets`, `customers`, `broadcasts`, `directory`, `auth`,
+//! `system`), each with its types, queries, mutations and subscriptions; this module only
+//! assembles them. The shared parts sit beside it: [`context`], [`error`], [`ids`], [`guard`],
+//! [`consistency`], [`pagination`], [`commands`], [`events`], [`documents`] and the transport.
 
+pub mod commands;
+pub mod consistency;
+pub mod context;
+pub mod documents;
 pub mod error;
+pub mod events;
 pub mod guard;
 pub mod ids;
+pub mod pagination;
+pub(crate) mod transport;
 
-pub mod agents;
 pub mod auth;
-pub mod consistency;
-pub mod documents;
-pub mod mutations;
-pub mod queries;
-pub mod subscriptions;
+pub mod broadcasts;
+pub mod customers;
+pub mod directory;
 pub mod system;
 pub mod tickets;
-mod transport;
 
-use std::sync::Arc;
-use std::time::Duration;
-
-use app::commands::{CommandContext, CommandService};
-use async_graphql::{MergedObject, Schema, SchemaBuilder};
-use eventlog::postgres::PostgresLog;
-use projections::Projection;
-use sqlx::PgPool;
-
-use crate::auth::{AuthService, Caller};
+use async_graphql::dataloader::DataLoader;
+use async_graphql::registry::{MetaType, Registry};
+use async_graphql::{MergedObject, MergedSubscription, OutputType, Schema, SchemaBuilder};
 
 pub use consistency::{CONSISTENCY_HEADER, ConsistencyInput, consistent};
-pub(crate) use transport::routes;
-
-/// Bounds on what one request may ask. Every field has a safe default.
-#[derive(Debug, Clone)]
-pub struct Limits {
-    /// Deepest query nesting.
-    pub max_depth: usize,
-    /// Highest query complexity (each field costs 1, a connection multiplies by its `first`).
-    pub max_complexity: usize,
-    /// Most items one connection page returns (`first` above it is refused).
-    pub max_page: usize,
-    /// Largest request body, in bytes.
-    pub max_body_bytes: usize,
-    /// Most operations in one batch request.
-    pub max_batch: usize,
-    /// Whether introspection (schema discovery, GraphiQL's docs) is served.
-    pub introspection: bool,
-    /// Longest a query waits for the read models to reach a requested position.
-    pub consistency_timeout: Duration,
-    /// How often an open WebSocket's credential is checked again: once it has expired, been
-    /// revoked or its sessions ended (logout, role change, deactivation), the socket is closed
-    /// with code 4403 within this long.
-    pub socket_credential_check: Duration,
-}
-
-impl Default for Limits {
-    fn default() -> Self {
-        Limits {
-            max_depth: 15,
-            max_complexity: 5_000,
-            max_page: 100,
-            max_body_bytes: 256 * 1024,
-            max_batch: 10,
-            introspection: true,
-            consistency_timeout: Duration::from_secs(5),
-            socket_credential_check: Duration::from_secs(2),
-        }
-    }
-}
-
-/// What resolvers share: services and settings. Reached with `ctx.data_unchecked::<Api>()`.
-#[derive(Debug, Clone)]
-pub struct Api {
-    /// The database of the read models (and of the log).
-    pub pool: PgPool,
-    /// The event log.
-    pub log: PostgresLog,
-    /// The write path.
-    pub commands: CommandService<PostgresLog>,
-    /// Sign-in and tokens.
-    pub auth: AuthService,
-    /// The read models, for status and read-your-writes.
-    pub projections: Vec<Arc<dyn Projection>>,
-    /// Request bounds.
-    pub limits: Limits,
-    /// The live feed subscriptions read from.
-    pub live: crate::live::LiveHub,
-}
-
-impl Api {
-    /// The context for commands sent by `caller`.
-    pub fn context_for(caller: &Caller) -> CommandContext {
-        CommandContext::new(caller.actor()).correlated(uuid::Uuid::now_v7())
-    }
-}
+pub use context::{Api, Limits};
 
 /// Every query.
 #[derive(Debug, MergedObject, Default)]
 pub struct Query(
     auth::MeQuery,
     system::SystemQuery,
-    agents::ApiTokenQuery,
-    queries::tickets::TicketQuery,
-    queries::customers::CustomerQuery,
-    queries::directory::DirectoryQuery,
-    queries::broadcasts::BroadcastQuery,
-    queries::dashboard::DashboardQuery,
-    queries::node::NodeQuery,
+    auth::ApiTokenQuery,
+    tickets::TicketQuery,
+    customers::CustomerQuery,
+    directory::DirectoryQuery,
+    broadcasts::BroadcastQuery,
+    system::DashboardQuery,
+    system::NodeQuery,
 );
 
 /// Every mutation.
 #[derive(Debug, MergedObject, Default)]
 pub struct Mutation(
     auth::AuthMutation,
-    agents::AgentMutation,
-    mutations::tickets::TicketMutation,
-    mutations::customers::CustomerMutation,
-    mutations::settings::SettingsMutation,
-    mutations::broadcasts::BroadcastMutation,
+    directory::AgentMutation,
+    auth::ApiTokenMutation,
+    tickets::TicketMutation,
+    customers::CustomerMutation,
+    directory::SettingsMutation,
+    broadcasts::BroadcastMutation,
 );
 
-/// Every subscription.
-pub type Subscription = subscriptions::SubscriptionRoot;
+// Every subscription. (A line comment: a doc comment would become the type's description
+// in the schema, which has none.)
+#[derive(Debug, MergedSubscription, Default)]
+#[graphql(name = "SubscriptionRoot")]
+pub struct Subscription(
+    system::EventSubscription,
+    tickets::TicketSubscription,
+    broadcasts::BroadcastSubscription,
+);
 
 /// The executable schema.
 pub type ApiSchema = Schema<Query, Mutation, Subscription>;
@@ -151,39 +96,37 @@ pub fn builder(limits: &Limits) -> SchemaBuilder<Query, Mutation, Subscription> 
     }
 }
 
-/// The schema wired to `api`.
+/// The schema wired to `api`, with the loaders that batch nested lookups (a ticket's customer
+/// and assignee) across the fields resolved together.
 pub fn schema(api: Api) -> ApiSchema {
-    builder(&api.limits).data(api).finish()
+    let customers = DataLoader::new(
+        customers::CustomerLoader::new(api.pool.clone()),
+        tokio::spawn,
+    );
+    let agents = DataLoader::new(directory::AgentLoader::new(api.pool.clone()), tokio::spawn);
+    builder(&api.limits)
+        .data(customers)
+        .data(agents)
+        .data(api)
+        .finish()
 }
 
-/// The two schemas of `POST /graphql` (see [`documents`]). Which one a request runs on is what
-/// [`documents::DocumentCache::prepare`] answers.
-pub struct HttpSchemas {
-    /// Checks every validation rule and tells the document cache which operations passed.
-    pub checking: ApiSchema,
-    /// For requests of operations that passed before: its validation keeps only the
-    /// complexity and depth limits.
-    pub known: ApiSchema,
-}
-
-impl std::fmt::Debug for HttpSchemas {
-    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        f.debug_struct("HttpSchemas").finish_non_exhaustive()
-    }
-}
-
-/// The schemas of `POST /graphql`, wired to `api` and remembering in `documents`.
-pub fn http_schemas(api: &Api, documents: &Arc<documents::DocumentCache>) -> HttpSchemas {
-    HttpSchemas {
-        checking: builder(&api.limits)
-            .data(api.clone())
-            .extension(documents::RememberValid(documents.clone()))
-            .finish(),
-        known: builder(&api.limits)
-            .validation_mode(async_graphql::ValidationMode::Fast)
-            .data(api.clone())
-            .finish(),
-    }
+/// The names of the schema's root query and mutation fields.
+pub fn root_fields() -> Vec<String> {
+    let mut registry = Registry::default();
+    <Query as OutputType>::create_type_info(&mut registry);
+    <Mutation as OutputType>::create_type_info(&mut registry);
+    [
+        <Query as OutputType>::type_name(),
+        <Mutation as OutputType>::type_name(),
+    ]
+    .iter()
+    .filter_map(|name| match registry.types.get(name.as_ref()) {
+        Some(MetaType::Object { fields, .. }) => Some(fields.keys().cloned()),
+        _ => None,
+    })
+    .flatten()
+    .collect()
 }
 
 /// The schema in SDL, as committed in `schema.graphql`.
@@ -194,4 +137,29 @@ pub fn sdl() -> String {
             .sorted_arguments()
             .sorted_enum_items(),
     )
+}
+
+#[cfg(test)]
+mod tests {
+    #[test]
+    fn root_fields_are_the_queries_and_mutations() {
+        let fields = super::root_fields();
+        for field in [
+            "me",
+            "tickets",
+            "node",
+            "replyToTicket",
+            "login",
+            "createApiToken",
+        ] {
+            assert!(
+                fields.iter().any(|f| f == field),
+                "{field} not in {fields:?}"
+            );
+        }
+        assert!(
+            !fields.iter().any(|f| f == "events"),
+            "subscriptions are not requests"
+        );
+    }
 }

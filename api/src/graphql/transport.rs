@@ -1,6 +1,11 @@
 //! HTTP and WebSocket transport of the schema.
+//!
+//! `POST /graphql` takes each query text's parsed document from the
+//! [`super::documents::DocumentCache`] and records every request's latency by operation in
+//! `/metrics`.
 
 use std::net::SocketAddr;
+use std::time::Instant;
 
 use async_graphql::http::{ALL_WEBSOCKET_PROTOCOLS, GraphiQLSource};
 use async_graphql::{BatchRequest, BatchResponse, Data};
@@ -16,13 +21,14 @@ use axum::routing::get;
 use futures::{SinkExt, StreamExt};
 use serde_json::json;
 
+use super::ApiSchema;
 use super::auth::ClientAddr;
+use super::consistency::CONSISTENCY_HEADER;
 use super::consistency::HeaderConsistency;
-use super::documents::Checks;
+use super::context::Api;
 use super::guard;
-use super::{Api, CONSISTENCY_HEADER};
-use crate::AppState;
 use crate::auth::{Authentication, Caller};
+use crate::state::AppState;
 
 pub(crate) fn routes() -> Router<AppState> {
     Router::new()
@@ -131,16 +137,18 @@ async fn graphql(
     };
     let client = ClientAddr(connect.map(|Extension(ConnectInfo(addr))| addr.ip()));
     let run = |mut request: async_graphql::Request| {
-        let checks = state.documents.prepare(&mut request);
+        let operation = state.documents.prepare(&mut request);
         let mut request = request.data(authentication.clone()).data(client);
         if let Some(consistency) = consistency {
             request = request.data(consistency);
         }
-        let schema = match checks {
-            Checks::All => &state.http.checking,
-            Checks::Known => &state.http.known,
-        };
-        schema.execute(request)
+        let schema = &state.schema;
+        async move {
+            let started = Instant::now();
+            let response = schema.execute(request).await;
+            crate::metrics::graphql_request(operation, response.is_ok(), started.elapsed());
+            response
+        }
     };
     let response = match batch {
         BatchRequest::Single(request) => BatchResponse::Single(run(request).await),
@@ -192,15 +200,10 @@ const MESSAGE_TOO_BIG: u16 = 1009;
 const CLOSE_LINGER: std::time::Duration = std::time::Duration::from_millis(500);
 
 /// Serves one WebSocket: the credential comes in `connection_init` and is checked again every
-/// [`super::Limits::socket_credential_check`] while the socket is open, so an expired or
+/// [`super::context::Limits::socket_credential_check`] while the socket is open, so an expired or
 /// revoked token, or an agent signed out, demoted or deactivated, stops receiving data: the
 /// socket is closed with code 4403 and the reason.
-async fn serve_socket(
-    socket: WebSocket,
-    schema: super::ApiSchema,
-    api: Api,
-    protocol: GraphQLProtocol,
-) {
+async fn serve_socket(socket: WebSocket, schema: ApiSchema, api: Api, protocol: GraphQLProtocol) {
     let (mut sink, mut stream) = socket.split();
     let (credential, accepted) = tokio::sync::watch::channel(None);
     let ended = credential_ended(api.clone(), accepted);

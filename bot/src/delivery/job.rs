@@ -291,6 +291,16 @@ async fn record_reply(
     outcome: ReplyOutcome,
 ) -> Ended {
     let at = Utc::now();
+    let counted = match &outcome {
+        ReplyOutcome::Delivered(_) => Some("delivered"),
+        ReplyOutcome::Blocked { .. } => Some("blocked"),
+        ReplyOutcome::Failed { .. } => Some("failed"),
+        ReplyOutcome::Stopped => None,
+    };
+    if let Some(counted) = counted {
+        // The name `/metrics` describes (`api::metrics::DELIVERY_OUTCOMES`).
+        metrics::counter!("ledgerdesk_delivery_outcomes_total", "outcome" => counted).increment(1);
+    }
     let command = match outcome {
         ReplyOutcome::Delivered(id) => TicketCommand::RecordDelivery {
             message_id,

@@ -4,6 +4,7 @@
 #![expect(clippy::unwrap_used, reason = "tests")]
 
 mod history;
+mod queries;
 
 use std::collections::BTreeSet;
 

@@ -1,0 +1,275 @@
+//! Callers and what they may do: [`Caller`], [`Permission`], [`Scope`], [`TicketScope`], and
+//! how a request authenticated ([`Authentication`]).
+
+use std::collections::BTreeSet;
+use std::fmt;
+use std::str::FromStr;
+
+use domain::AgentId;
+use domain::agent::Role;
+use eventlog::{Actor, ActorKind};
+use uuid::Uuid;
+
+/// Something a caller may be allowed to do. Resolvers name one; [`Caller::may`] decides.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Hash)]
+pub enum Permission {
+    /// Read tickets, their messages, notes and history.
+    ReadTickets,
+    /// Reply, note, assign, change status, priority, category and tags.
+    WriteTickets,
+    /// Read customers.
+    ReadCustomers,
+    /// Ban and unban customers.
+    ModerateCustomers,
+    /// Read agents, categories and templates.
+    ReadDirectory,
+    /// Invite agents, change their role and categories, deactivate them.
+    ManageAgents,
+    /// Categories, templates and other settings.
+    ManageSettings,
+    /// Read broadcasts and their recipients.
+    ReadBroadcasts,
+    /// Create, edit, schedule, start, pause and cancel broadcasts.
+    WriteBroadcasts,
+    /// Read the dashboard.
+    ReadDashboard,
+    /// Read the raw event feed of the whole log.
+    ReadEvents,
+    /// Read the system status (log head, projection lags).
+    ReadSystem,
+    /// Create and revoke integrator API tokens.
+    ManageApiTokens,
+}
+
+impl Permission {
+    /// Every permission, for tables and tests.
+    pub const ALL: [Permission; 13] = [
+        Permission::ReadTickets,
+        Permission::WriteTickets,
+        Permission::ReadCustomers,
+        Permission::ModerateCustomers,
+        Permission::ReadDirectory,
+        Permission::ManageAgents,
+        Permission::ManageSettings,
+        Permission::ReadBroadcasts,
+        Permission::WriteBroadcasts,
+        Permission::ReadDashboard,
+        Permission::ReadEvents,
+        Permission::ReadSystem,
+        Permission::ManageApiTokens,
+    ];
+
+    /// Whether a role grants this permission.
+    pub fn granted_to(self, role: Role) -> bool {
+        use Permission as P;
+        match role {
+            Role::Admin => true,
+            Role::Agent => matches!(
+                self,
+                P::ReadTickets
+                    | P::WriteTickets
+                    | P::ReadCustomers
+                    | P::ModerateCustomers
+                    | P::ReadDirectory
+                    | P::ReadBroadcasts
+                    | P::WriteBroadcasts
+                    | P::ReadDashboard
+                    | P::ReadSystem
+            ),
+            Role::Auditor => matches!(
+                self,
+                P::ReadTickets
+                    | P::ReadCustomers
+                    | P::ReadDirectory
+                    | P::ReadBroadcasts
+                    | P::ReadDashboard
+                    | P::ReadEvents
+                    | P::ReadSystem
+            ),
+        }
+    }
+}
+
+/// What an integrator's API token may do. Managing agents, settings and tokens is never
+/// grantable to a token.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Hash)]
+pub enum Scope {
+    /// `tickets:read`: tickets, messages, notes, history.
+    TicketsRead,
+    /// `tickets:write`: reply, note, assign, statuses, tags.
+    TicketsWrite,
+    /// `customers:read`.
+    CustomersRead,
+    /// `directory:read`: agents, categories, templates.
+    DirectoryRead,
+    /// `broadcasts:read`.
+    BroadcastsRead,
+    /// `dashboard:read`: dashboard and system status.
+    DashboardRead,
+    /// `events:read`: the raw event feed.
+    EventsRead,
+}
+
+impl Scope {
+    /// Every scope.
+    pub const ALL: [Scope; 7] = [
+        Scope::TicketsRead,
+        Scope::TicketsWrite,
+        Scope::CustomersRead,
+        Scope::DirectoryRead,
+        Scope::BroadcastsRead,
+        Scope::DashboardRead,
+        Scope::EventsRead,
+    ];
+
+    /// Its name, as integrators write it.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Scope::TicketsRead => "tickets:read",
+            Scope::TicketsWrite => "tickets:write",
+            Scope::CustomersRead => "customers:read",
+            Scope::DirectoryRead => "directory:read",
+            Scope::BroadcastsRead => "broadcasts:read",
+            Scope::DashboardRead => "dashboard:read",
+            Scope::EventsRead => "events:read",
+        }
+    }
+
+    /// The permissions it grants.
+    pub fn grants(self, permission: Permission) -> bool {
+        use Permission as P;
+        matches!(
+            (self, permission),
+            (Scope::TicketsRead, P::ReadTickets)
+                | (Scope::TicketsWrite, P::WriteTickets)
+                | (Scope::CustomersRead, P::ReadCustomers)
+                | (Scope::DirectoryRead, P::ReadDirectory)
+                | (Scope::BroadcastsRead, P::ReadBroadcasts)
+                | (Scope::DashboardRead, P::ReadDashboard | P::ReadSystem)
+                | (Scope::EventsRead, P::ReadEvents)
+        )
+    }
+}
+
+impl fmt::Display for Scope {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(self.as_str())
+    }
+}
+
+/// A scope name that is not one of [`Scope::ALL`].
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+#[error(
+    "unknown scope {0:?}; known scopes: tickets:read, tickets:write, customers:read, directory:read, broadcasts:read, dashboard:read, events:read"
+)]
+pub struct UnknownScope(pub String);
+
+impl FromStr for Scope {
+    type Err = UnknownScope;
+
+    fn from_str(s: &str) -> Result<Self, Self::Err> {
+        Scope::ALL
+            .into_iter()
+            .find(|scope| scope.as_str() == s)
+            .ok_or_else(|| UnknownScope(s.chars().take(50).collect()))
+    }
+}
+
+/// An authenticated caller.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Caller {
+    /// A signed-in member of the team.
+    Agent {
+        /// Who.
+        id: AgentId,
+        /// Their role when the access token was issued (a role change ends their sessions).
+        role: Role,
+        /// Set until they replace a one-time password: they may do nothing else meanwhile.
+        must_change_password: bool,
+    },
+    /// An integration holding an API token.
+    Integrator {
+        /// The token's id.
+        token_id: Uuid,
+        /// What it may do.
+        scopes: BTreeSet<Scope>,
+        /// The admin who created the token: a ticket command sent with it (scope
+        /// `tickets:write`) is done in their name, while they are still an active admin.
+        created_by: AgentId,
+    },
+}
+
+impl Caller {
+    /// Whether this caller holds `permission`.
+    pub fn may(&self, permission: Permission) -> bool {
+        match self {
+            Caller::Agent {
+                role,
+                must_change_password,
+                ..
+            } => !must_change_password && permission.granted_to(*role),
+            Caller::Integrator { scopes, .. } => {
+                scopes.iter().any(|scope| scope.grants(permission))
+            }
+        }
+    }
+
+    /// The agent, when the caller is one.
+    pub fn agent_id(&self) -> Option<AgentId> {
+        match self {
+            Caller::Agent { id, .. } => Some(*id),
+            Caller::Integrator { .. } => None,
+        }
+    }
+
+    /// The actor recorded on the events this caller's commands write.
+    pub fn actor(&self) -> Actor {
+        match self {
+            Caller::Agent { id, .. } => Actor::new(ActorKind::Agent, id.to_string()),
+            Caller::Integrator { token_id, .. } => {
+                Actor::new(ActorKind::Integrator, token_id.to_string())
+            }
+        }
+    }
+}
+
+/// Which tickets a caller may see and work: an agent with categories sees only tickets in
+/// them; everyone else who may read tickets sees all.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum TicketScope {
+    /// Every ticket.
+    All,
+    /// Tickets in these categories only.
+    Categories(Vec<Uuid>),
+}
+
+impl TicketScope {
+    /// Whether a ticket in `category` is in scope.
+    pub fn covers(&self, category: Option<Uuid>) -> bool {
+        match self {
+            TicketScope::All => true,
+            TicketScope::Categories(categories) => {
+                category.is_some_and(|category| categories.contains(&category))
+            }
+        }
+    }
+
+    /// The categories to restrict a query to (`None`: no restriction).
+    pub fn categories(&self) -> Option<&[Uuid]> {
+        match self {
+            TicketScope::All => None,
+            TicketScope::Categories(categories) => Some(categories),
+        }
+    }
+}
+
+/// The outcome of looking at a request's credential.
+#[derive(Debug, Clone)]
+pub enum Authentication {
+    /// No credential was sent.
+    Anonymous,
+    /// A valid credential.
+    Authenticated(Caller),
+    /// A credential was sent and refused; the reason is safe to show.
+    Refused(&'static str),
+}

@@ -1,0 +1,125 @@
+//! `broadcastProgress`: a broadcast's counters as its events come.
+
+use async_graphql::{Context, ID, Result, SimpleObject, Subscription};
+use eventlog::Position;
+use futures::{Stream, StreamExt};
+use projections::StoredText;
+use projections::broadcasts::BroadcastRow;
+use projections::broadcasts::queries as broadcasts;
+use sqlx::PgPool;
+use uuid::Uuid;
+
+use crate::auth::Permission;
+use crate::graphql::consistency::wait_for_model;
+use crate::graphql::context::Api;
+use crate::graphql::error::{Code, database, error, internal};
+use crate::graphql::events::event_feed;
+use crate::graphql::guard::Need;
+use crate::graphql::ids::parse_uuid;
+
+/// A broadcast's counters.
+#[derive(Debug, Clone, SimpleObject)]
+pub struct BroadcastProgress {
+    /// The log position the counters reflect at least (empty for the first snapshot).
+    pub cursor: String,
+    /// `draft`, `scheduled`, `running`, `paused`, `completed` or `cancelled`.
+    pub state: String,
+    /// Recipients the message reached.
+    pub delivered: i32,
+    /// Recipients it could not reach.
+    pub failed: i32,
+    /// Recipients skipped (banned, blocked the bot…).
+    pub skipped: i32,
+    /// Every recipient, once the audience is resolved.
+    pub total: Option<i32>,
+}
+
+/// The broadcasts' subscriptions.
+#[derive(Debug, Default)]
+pub struct BroadcastSubscription;
+
+#[Subscription]
+impl BroadcastSubscription {
+    /// A broadcast's counters: the current ones first, then after each of its events.
+    #[graphql(guard = "Need(Permission::ReadBroadcasts)")]
+    async fn broadcast_progress(
+        &self,
+        ctx: &Context<'_>,
+        id: ID,
+    ) -> Result<impl Stream<Item = Result<BroadcastProgress>> + use<>> {
+        let broadcast = parse_uuid(&id, "id")?;
+        let api = ctx.data_unchecked::<Api>();
+        let pool = api.pool.clone();
+        let timeout = api.limits.consistency_timeout;
+        let stream = format!("broadcast-{broadcast}");
+        let feed = event_feed(api.live.clone(), None, {
+            let stream = stream.clone();
+            move |event| event.stream_id == stream
+        })
+        .await?;
+        let first = match progress_of(&pool, broadcast, None, timeout).await? {
+            Some(first) => first,
+            // Not in the read model yet: a broadcast created a moment ago is in the log, and
+            // its first snapshot comes once the read model has applied its last event.
+            None => {
+                let not_found = || error(Code::NotFound, "no such broadcast");
+                let last = eventlog::EventLog::read_stream(
+                    &api.log,
+                    &stream,
+                    u64::MAX,
+                    eventlog::Direction::Backwards,
+                    1,
+                )
+                .await
+                .map_err(|e| match e {
+                    eventlog::Error::StreamNotFound { .. } => not_found(),
+                    e => internal("cannot read the broadcast", e),
+                })?;
+                let at = last
+                    .first()
+                    .map(|event| event.position)
+                    .ok_or_else(not_found)?;
+                progress_of(&pool, broadcast, Some(at), timeout)
+                    .await?
+                    .ok_or_else(not_found)?
+            }
+        };
+        let rest = feed
+            .then(move |item| {
+                let pool = pool.clone();
+                async move {
+                    let event = match item {
+                        Ok(event) => event,
+                        Err(error) => return Some(Err(error)),
+                    };
+                    progress_of(&pool, broadcast, Some(event.position), timeout)
+                        .await
+                        .transpose()
+                }
+            })
+            .filter_map(std::future::ready);
+        Ok(futures::stream::once(std::future::ready(Ok(first))).chain(rest))
+    }
+}
+
+/// A broadcast's counters once the `broadcasts` read model has applied the log up to
+/// `position` (now, without one).
+async fn progress_of(
+    pool: &PgPool,
+    broadcast: Uuid,
+    position: Option<Position>,
+    timeout: std::time::Duration,
+) -> Result<Option<BroadcastProgress>> {
+    if let Some(position) = position {
+        wait_for_model(pool, "broadcasts", position, timeout).await?;
+    }
+    let row = broadcasts::by_id(pool, broadcast).await.map_err(database)?;
+    Ok(row.map(|row: BroadcastRow| BroadcastProgress {
+        cursor: position.map(|p| p.to_string()).unwrap_or_default(),
+        state: row.state.as_str().to_owned(),
+        delivered: row.delivered,
+        failed: row.failed,
+        skipped: row.skipped,
+        total: row.total_recipients,
+    }))
+}

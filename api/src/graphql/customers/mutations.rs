@@ -1,0 +1,115 @@
+//! `banCustomer` and `unbanCustomer` (`ModerateCustomers`, signed-in agents only: the events
+//! name the agent).
+
+use async_graphql::{Context, ID, InputObject, Object, Result, SimpleObject};
+use chrono::Utc;
+use domain::customer::{Customer, CustomerCommand};
+use domain::{CustomerId, StreamId};
+
+use crate::auth::Permission;
+use crate::graphql::commands::{context, position, timed};
+use crate::graphql::context::Api;
+use crate::graphql::error::{self, Code, error};
+use crate::graphql::guard::{Need, caller, signed_in_agent};
+
+/// Input of `banCustomer`.
+#[derive(Debug, InputObject)]
+pub struct BanCustomerInput {
+    /// The customer's Telegram user id.
+    pub customer_id: ID,
+    /// Why (at most 1024 characters; shown to the team only).
+    pub reason: Option<String>,
+    /// Makes a retry harmless.
+    pub idempotency_key: Option<String>,
+}
+
+/// Input of `unbanCustomer`.
+#[derive(Debug, InputObject)]
+pub struct UnbanCustomerInput {
+    /// The customer's Telegram user id.
+    pub customer_id: ID,
+    /// Makes a retry harmless.
+    pub idempotency_key: Option<String>,
+}
+
+/// What a customer mutation did.
+#[derive(Debug, Clone, SimpleObject)]
+pub struct CustomerPayload {
+    /// The log position written; null when nothing changed (already banned, say).
+    pub position: Option<String>,
+    /// The customer's Telegram user id.
+    pub customer_id: ID,
+    /// True when the idempotency key was used before and this is the first call's result.
+    pub replayed: bool,
+}
+
+fn customer_id(id: &ID) -> Result<CustomerId> {
+    id.trim()
+        .parse::<i64>()
+        .ok()
+        .filter(|id| *id > 0)
+        .map(CustomerId)
+        .ok_or_else(|| error(Code::Validation, "customerId must be a Telegram user id"))
+}
+
+async fn run(
+    ctx: &Context<'_>,
+    mutation: &str,
+    key: Option<&str>,
+    customer: CustomerId,
+    command: &CustomerCommand,
+) -> Result<CustomerPayload> {
+    let api = ctx.data_unchecked::<Api>();
+    let command_ctx = context(caller(ctx)?, mutation, key)?;
+    let executed = timed(
+        "customer",
+        api.commands
+            .execute::<Customer>(StreamId::Customer(customer), command, &command_ctx),
+    )
+    .await
+    .map_err(error::command)?;
+    Ok(CustomerPayload {
+        position: position(&executed),
+        customer_id: ID(customer.0.to_string()),
+        replayed: executed.replayed,
+    })
+}
+
+/// The customer mutations.
+#[derive(Debug, Default)]
+pub struct CustomerMutation;
+
+#[Object]
+impl CustomerMutation {
+    /// Refuses the customer's messages from now on (no change when already banned).
+    #[graphql(guard = "Need(Permission::ModerateCustomers)")]
+    async fn ban_customer(
+        &self,
+        ctx: &Context<'_>,
+        input: BanCustomerInput,
+    ) -> Result<CustomerPayload> {
+        let by = signed_in_agent(ctx)?;
+        let customer = customer_id(&input.customer_id)?;
+        let command = CustomerCommand::Ban {
+            by,
+            reason: input.reason,
+            at: Utc::now(),
+        };
+        let key = input.idempotency_key.as_deref();
+        run(ctx, "banCustomer", key, customer, &command).await
+    }
+
+    /// Lifts a ban (no change when not banned).
+    #[graphql(guard = "Need(Permission::ModerateCustomers)")]
+    async fn unban_customer(
+        &self,
+        ctx: &Context<'_>,
+        input: UnbanCustomerInput,
+    ) -> Result<CustomerPayload> {
+        let by = signed_in_agent(ctx)?;
+        let customer = customer_id(&input.customer_id)?;
+        let command = CustomerCommand::Unban { by, at: Utc::now() };
+        let key = input.idempotency_key.as_deref();
+        run(ctx, "unbanCustomer", key, customer, &command).await
+    }
+}

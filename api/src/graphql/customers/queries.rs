@@ -1,0 +1,79 @@
+//! `customers` and `customer`, from the `customers` read model.
+
+use async_graphql::connection::Connection;
+use async_graphql::{Context, ID, Object, Result};
+use chrono::{DateTime, Utc};
+use projections::customers::queries as customers;
+
+use super::types::{Customer, customer_key};
+use crate::auth::Permission;
+use crate::graphql::consistency::{ConsistencyInput, consistent};
+use crate::graphql::context::Api;
+use crate::graphql::error::{Code, database, error};
+use crate::graphql::guard::Need;
+use crate::graphql::pagination::{
+    MAX_TEXT_FILTER, bounded, connection, connection_complexity, cursor, cursor_part, page,
+};
+
+/// `customers` and `customer`.
+#[derive(Debug, Default)]
+pub struct CustomerQuery;
+
+#[Object]
+impl CustomerQuery {
+    /// Customers, newest first, optionally matching a name or username (at most 100
+    /// characters) or their ban.
+    #[graphql(
+        guard = "Need(Permission::ReadCustomers)",
+        complexity = "connection_complexity(first, child_complexity)"
+    )]
+    async fn customers(
+        &self,
+        ctx: &Context<'_>,
+        first: Option<i32>,
+        after: Option<String>,
+        search: Option<String>,
+        banned: Option<bool>,
+        consistency: Option<ConsistencyInput>,
+    ) -> Result<Connection<String, Customer>> {
+        consistent(ctx, consistency.as_ref()).await?;
+        let api = ctx.data_unchecked::<Api>();
+        let request = page(api, first, after.as_deref())?;
+        let search = bounded("search", search.as_deref(), MAX_TEXT_FILTER)?;
+        let after = request
+            .after
+            .as_ref()
+            .map(|(key, id)| -> Result<(DateTime<Utc>, i64)> {
+                let at = DateTime::from_timestamp_micros(cursor_part(key)?)
+                    .ok_or_else(|| error(Code::Validation, "not a cursor of this list"))?;
+                Ok((at, cursor_part(id)?))
+            })
+            .transpose()?;
+        let rows = customers::list(&api.pool, search, banned, after, request.limit())
+            .await
+            .map_err(database)?;
+        Ok(connection(
+            &request,
+            rows,
+            |row| cursor(row.registered_at.timestamp_micros(), row.id),
+            Customer::from,
+        ))
+    }
+
+    /// One customer, by Telegram id or global id.
+    #[graphql(guard = "Need(Permission::ReadCustomers)")]
+    async fn customer(
+        &self,
+        ctx: &Context<'_>,
+        id: ID,
+        consistency: Option<ConsistencyInput>,
+    ) -> Result<Customer> {
+        consistent(ctx, consistency.as_ref()).await?;
+        let api = ctx.data_unchecked::<Api>();
+        customers::by_id(&api.pool, customer_key(&id)?)
+            .await
+            .map_err(database)?
+            .map(Customer::from)
+            .ok_or_else(|| error(Code::NotFound, "no such customer"))
+    }
+}

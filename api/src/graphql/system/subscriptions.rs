@@ -1,0 +1,71 @@
+//! `events`: every event of the log, resumable from a cursor.
+
+use std::collections::HashSet;
+
+use async_graphql::{Context, Result, Subscription};
+use futures::{Stream, StreamExt};
+
+use crate::auth::Permission;
+use crate::graphql::context::Api;
+use crate::graphql::error::{Code, error};
+use crate::graphql::events::{LogEvent, event_feed, parse_cursor};
+use crate::graphql::guard::Need;
+
+/// Most event types one `events` subscription may filter on.
+pub const MAX_TYPES: usize = 50;
+/// Longest event type or stream prefix in a filter, in characters.
+pub const MAX_FILTER_CHARS: usize = 200;
+
+/// The log's feed.
+#[derive(Debug, Default)]
+pub struct EventSubscription;
+
+#[Subscription]
+impl EventSubscription {
+    /// Every event of the log after `after` (from now on without it): first those already
+    /// stored, then each new one as it commits, each exactly once and in log order. To resume
+    /// after a disconnect, pass the last `cursor` received.
+    #[graphql(guard = "Need(Permission::ReadEvents)")]
+    async fn events(
+        &self,
+        ctx: &Context<'_>,
+        after: Option<String>,
+        #[graphql(desc = "Only events of these exact types.")] types: Option<Vec<String>>,
+        #[graphql(desc = "Only events of streams starting with this.")] stream_prefix: Option<
+            String,
+        >,
+    ) -> Result<impl Stream<Item = Result<LogEvent>> + use<>> {
+        let after = parse_cursor(after)?;
+        if let Some(types) = &types
+            && (types.len() > MAX_TYPES || types.iter().any(|t| t.len() > MAX_FILTER_CHARS))
+        {
+            return Err(error(
+                Code::Validation,
+                format!(
+                    "filter on at most {MAX_TYPES} types of at most {MAX_FILTER_CHARS} characters"
+                ),
+            ));
+        }
+        if stream_prefix
+            .as_ref()
+            .is_some_and(|prefix| prefix.len() > MAX_FILTER_CHARS)
+        {
+            return Err(error(
+                Code::Validation,
+                format!("a stream prefix has at most {MAX_FILTER_CHARS} characters"),
+            ));
+        }
+        let types: Option<HashSet<String>> = types.map(|types| types.into_iter().collect());
+        let api = ctx.data_unchecked::<Api>();
+        let feed = event_feed(api.live.clone(), after, move |event| {
+            types
+                .as_ref()
+                .is_none_or(|types| types.contains(&event.event_type))
+                && stream_prefix
+                    .as_ref()
+                    .is_none_or(|prefix| event.stream_id.starts_with(prefix.as_str()))
+        })
+        .await?;
+        Ok(feed.map(|item| item.map(|event| LogEvent::from(event.as_ref()))))
+    }
+}

@@ -1,0 +1,199 @@
+//! What a ticket holds, as GraphQL shows it: its status and priority, and the messages and
+//! notes of its conversation.
+
+use async_graphql::{Enum, ID, Json, SimpleObject};
+use chrono::{DateTime, Utc};
+
+use domain::ticket::{Priority, TicketStatus};
+use projections::StoredText;
+use projections::tickets::{Direction, MessageRow, NoteRow};
+
+use crate::graphql::ids;
+
+/// Where a ticket is in its life.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Enum)]
+pub enum TicketStatusValue {
+    /// Opened, nobody answered yet.
+    New,
+    /// Being worked.
+    Open,
+    /// Waiting for the customer.
+    Pending,
+    /// Solved; the customer may reopen it within the reopen window.
+    Resolved,
+    /// Done for good.
+    Closed,
+}
+
+impl From<TicketStatus> for TicketStatusValue {
+    fn from(status: TicketStatus) -> Self {
+        match status {
+            TicketStatus::New => TicketStatusValue::New,
+            TicketStatus::Open => TicketStatusValue::Open,
+            TicketStatus::Pending => TicketStatusValue::Pending,
+            TicketStatus::Resolved => TicketStatusValue::Resolved,
+            TicketStatus::Closed => TicketStatusValue::Closed,
+        }
+    }
+}
+
+impl From<TicketStatusValue> for TicketStatus {
+    fn from(status: TicketStatusValue) -> Self {
+        match status {
+            TicketStatusValue::New => TicketStatus::New,
+            TicketStatusValue::Open => TicketStatus::Open,
+            TicketStatusValue::Pending => TicketStatus::Pending,
+            TicketStatusValue::Resolved => TicketStatus::Resolved,
+            TicketStatusValue::Closed => TicketStatus::Closed,
+        }
+    }
+}
+
+/// How urgent a ticket is.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Enum)]
+pub enum PriorityValue {
+    /// Low.
+    Low,
+    /// Normal (the default).
+    Normal,
+    /// High.
+    High,
+    /// Urgent.
+    Urgent,
+}
+
+impl From<Priority> for PriorityValue {
+    fn from(priority: Priority) -> Self {
+        match priority {
+            Priority::Low => PriorityValue::Low,
+            Priority::Normal => PriorityValue::Normal,
+            Priority::High => PriorityValue::High,
+            Priority::Urgent => PriorityValue::Urgent,
+        }
+    }
+}
+
+impl From<PriorityValue> for Priority {
+    fn from(priority: PriorityValue) -> Self {
+        match priority {
+            PriorityValue::Low => Priority::Low,
+            PriorityValue::Normal => Priority::Normal,
+            PriorityValue::High => Priority::High,
+            PriorityValue::Urgent => Priority::Urgent,
+        }
+    }
+}
+
+/// Who sent a message.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Enum)]
+pub enum MessageDirection {
+    /// From the customer.
+    In,
+    /// An agent's reply.
+    Out,
+}
+
+impl From<Direction> for MessageDirection {
+    fn from(direction: Direction) -> Self {
+        match direction {
+            Direction::In => MessageDirection::In,
+            Direction::Out => MessageDirection::Out,
+        }
+    }
+}
+
+/// A customer message or an agent reply.
+#[derive(Debug, Clone, SimpleObject)]
+pub struct Message {
+    /// Global id.
+    pub id: ID,
+    /// The message's uuid.
+    pub message_id: ID,
+    /// Its place in the ticket (the ticket stream version that posted it).
+    pub seq: i64,
+    /// In (customer) or out (agent).
+    pub direction: MessageDirection,
+    /// The replying agent, for replies.
+    pub author_agent_id: Option<ID>,
+    /// text, photo, video, document…
+    pub kind: String,
+    /// Its text.
+    pub text: Option<String>,
+    /// A media caption.
+    pub caption: Option<String>,
+    /// Telegram's file id of its media.
+    pub file_id: Option<String>,
+    /// Location, venue, contact, sticker emoji, document name; for replies, the media sent.
+    pub details: Option<Json<serde_json::Value>>,
+    /// Where a forwarded message came from.
+    pub forward_origin: Option<Json<serde_json::Value>>,
+    /// Telegram's id of the message in the customer's chat.
+    pub telegram_message_id: Option<i32>,
+    /// The Telegram message it replies to.
+    pub reply_to_telegram_message_id: Option<i32>,
+    /// The template a reply was written from.
+    pub template_id: Option<ID>,
+    /// Replies: pending, delivered or failed.
+    pub delivery_state: Option<String>,
+    /// Why delivery failed.
+    pub failure_reason: Option<String>,
+    /// When the customer last edited it.
+    pub edited_at: Option<DateTime<Utc>>,
+    /// When it was posted.
+    pub created_at: DateTime<Utc>,
+}
+
+impl From<MessageRow> for Message {
+    fn from(row: MessageRow) -> Self {
+        Message {
+            id: ids::global("Message", row.id),
+            message_id: ID(row.id.to_string()),
+            seq: row.seq,
+            direction: row.direction.into(),
+            author_agent_id: row.author_agent_id.map(|id| ID(id.to_string())),
+            kind: row.kind.as_str().to_owned(),
+            text: row.text,
+            caption: row.caption,
+            file_id: row.file_id,
+            details: row.details.map(Json),
+            forward_origin: row.forward_origin.map(Json),
+            telegram_message_id: row.telegram_message_id,
+            reply_to_telegram_message_id: row.reply_to_telegram_message_id,
+            template_id: row.template_id.map(|id| ID(id.to_string())),
+            delivery_state: row.delivery_state.map(|state| state.as_str().to_owned()),
+            failure_reason: row.failure_reason,
+            edited_at: row.edited_at,
+            created_at: row.created_at,
+        }
+    }
+}
+
+/// An internal note on a ticket, seen only by the team.
+#[derive(Debug, Clone, SimpleObject)]
+pub struct Note {
+    /// Global id.
+    pub id: ID,
+    /// The note's uuid.
+    pub note_id: ID,
+    /// Its place in the ticket.
+    pub seq: i64,
+    /// The agent who wrote it.
+    pub agent_id: ID,
+    /// Its text.
+    pub text: String,
+    /// When.
+    pub created_at: DateTime<Utc>,
+}
+
+impl From<NoteRow> for Note {
+    fn from(row: NoteRow) -> Self {
+        Note {
+            id: ids::global("Note", row.id),
+            note_id: ID(row.id.to_string()),
+            seq: row.seq,
+            agent_id: ID(row.agent_id.to_string()),
+            text: row.text,
+            created_at: row.created_at,
+        }
+    }
+}

@@ -1,0 +1,85 @@
+//! The `/metrics` route: the projections' gauges as they stand at the scrape, then the
+//! process's recorder.
+
+use axum::Router;
+use axum::extract::State;
+use axum::http::{StatusCode, header};
+use axum::response::IntoResponse;
+use axum::routing::get;
+use metrics::{describe_gauge, gauge};
+use metrics_exporter_prometheus::PrometheusBuilder;
+use projections::ProjectionStatus;
+
+use super::install;
+use crate::state::AppState;
+
+pub(crate) fn routes() -> Router<AppState> {
+    Router::new().route("/metrics", get(metrics))
+}
+
+/// A projection gauge: its name, help text, and how to read it off a projection's status.
+type Gauge = (&'static str, &'static str, fn(&ProjectionStatus) -> u64);
+
+const PROJECTION_GAUGES: [Gauge; 4] = [
+    (
+        "ledgerdesk_projection_lag_events",
+        "Events the projection's live tables are behind the log head (counted up to 1,000,000).",
+        |s| s.lag,
+    ),
+    (
+        "ledgerdesk_projection_failed",
+        "1 when the projection stopped on an event it cannot apply.",
+        |s| u64::from(s.failure.is_some()),
+    ),
+    (
+        "ledgerdesk_projection_rebuilding",
+        "1 while the projection is being rebuilt into shadow tables.",
+        |s| u64::from(s.rebuilding.is_some()),
+    ),
+    (
+        "ledgerdesk_projection_events_seen",
+        "Events the live tables were built from.",
+        |s| s.live.as_ref().map_or(0, |c| c.events_seen),
+    ),
+];
+
+/// The projections' gauges as they stand now.
+fn projection_gauges(statuses: &[ProjectionStatus]) -> String {
+    let recorder = PrometheusBuilder::new().build_recorder();
+    metrics::with_local_recorder(&recorder, || {
+        for (name, help, value) in PROJECTION_GAUGES {
+            describe_gauge!(name, help);
+            for status in statuses {
+                // Exact: the values are counts far below 2^53.
+                let value = value(status) as f64;
+                gauge!(name, "projection" => status.name.clone()).set(value);
+            }
+        }
+    });
+    recorder.handle().render()
+}
+
+async fn metrics(State(state): State<AppState>) -> impl IntoResponse {
+    let statuses = match projections::status(&state.log, state.log.pool(), &state.projections).await
+    {
+        Ok(statuses) => statuses,
+        Err(err) => {
+            tracing::warn!(error = %err, "cannot read projection status for /metrics");
+            return (
+                StatusCode::SERVICE_UNAVAILABLE,
+                [(header::CONTENT_TYPE, "text/plain; charset=utf-8")],
+                "# projection status unavailable\n".to_owned(),
+            );
+        }
+    };
+    let mut body = projection_gauges(&statuses);
+    body.push_str(&install().render());
+    (
+        StatusCode::OK,
+        [(
+            header::CONTENT_TYPE,
+            "text/plain; version=0.0.4; charset=utf-8",
+        )],
+        body,
+    )
+}
