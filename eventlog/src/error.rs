@@ -1,6 +1,6 @@
 //! What can go wrong with the log, typed so callers can act on it.
 
-use crate::ExpectedVersion;
+use crate::envelope::ExpectedVersion;
 
 /// An event log error.
 #[derive(Debug, thiserror::Error)]

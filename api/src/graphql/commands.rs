@@ -12,9 +12,9 @@
 use std::future::Future;
 use std::time::Instant;
 
+use app::commands::{CommandContext, CommandError, Executed};
 use async_graphql::{ID, Result};
 use eventlog::Position;
-use app::commands::{CommandContext, CommandError, Executed};
 
 use super::context::Api;
 use super::error::{Code, error};

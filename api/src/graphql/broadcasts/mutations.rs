@@ -1,6 +1,7 @@
 //! Broadcast mutations (`WriteBroadcasts`): draft, edit, schedule, start (or resume), pause,
 //! cancel. Sending itself and the outcomes belong to the sender worker.
 
+use app::commands::Executed;
 use async_graphql::{Context, ID, InputObject, Object, OneofObject, Result, SimpleObject};
 use chrono::{DateTime, Utc};
 use domain::broadcast::{
@@ -10,7 +11,6 @@ use domain::broadcast::{
 use domain::content::OutgoingMedia;
 use domain::ticket::TicketStatus;
 use domain::{BroadcastId, CategoryId, CustomerId, StreamId};
-use app::commands::Executed;
 use projections::customers::queries as customers;
 use uuid::Uuid;
 
