@@ -4,9 +4,9 @@
 
 pub mod auth;
 pub mod graphql;
-mod health;
 pub mod live;
 pub mod metrics;
+mod routes;
 mod state;
 
 use axum::Router;
@@ -16,9 +16,5 @@ pub use state::{ApiConfig, AppState};
 /// The whole HTTP router.
 pub fn router(state: AppState) -> Router {
     metrics::install();
-    Router::new()
-        .merge(health::routes())
-        .merge(metrics::endpoint::routes())
-        .merge(graphql::transport::routes())
-        .with_state(state)
+    routes::routes().with_state(state)
 }

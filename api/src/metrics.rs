@@ -9,15 +9,13 @@
 //!   is gone leaves no stale line.
 //!
 //! Labels come from bounded sets only: an operation is named by the schema's root field it
-//! runs, never by a name the client chose (see `graphql::transport`).
+//! runs, never by a name the client chose (see `crate::graphql::documents`).
 
 use std::sync::OnceLock;
 use std::time::Duration;
 
 use metrics::{SharedString, Unit, counter, describe_counter, describe_histogram, histogram};
 use metrics_exporter_prometheus::{Matcher, PrometheusBuilder, PrometheusHandle};
-
-pub(crate) mod endpoint;
 
 /// GraphQL requests over HTTP, by operation and result.
 pub const GRAPHQL_REQUESTS: &str = "ledgerdesk_graphql_requests_total";

@@ -1,4 +1,4 @@
-//! The GraphQL API: schema, context, transport.
+//! The GraphQL API: schema and context. The HTTP routes that serve it (in `crate::routes`):
 //!
 //! - `POST /graphql`: queries and mutations (JSON body, batches of at most
 //!   [`Limits::max_batch`]); `GET /graphql` opens GraphiQL.
@@ -12,7 +12,7 @@
 //! The schema is laid out by area (`tickets`, `customers`, `broadcasts`, `directory`, `auth`,
 //! `system`), each with its types, queries, mutations and subscriptions; this module only
 //! assembles them. The shared parts sit beside it: [`context`], [`error`], [`ids`], [`guard`],
-//! [`consistency`], [`pagination`], [`commands`], [`events`], [`documents`] and the transport.
+//! [`consistency`], [`pagination`], [`commands`], [`events`] and [`documents`].
 
 pub mod commands;
 pub mod consistency;
@@ -23,7 +23,6 @@ pub mod events;
 pub mod guard;
 pub mod ids;
 pub mod pagination;
-pub(crate) mod transport;
 
 pub mod auth;
 pub mod broadcasts;

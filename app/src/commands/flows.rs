@@ -11,7 +11,10 @@ use domain::ticket::{Ticket, TicketCommand, TicketEvent};
 use domain::{AnyEvent, StreamId, TicketId};
 use eventlog::EventLog;
 
-use super::{Attempt, CommandContext, CommandError, CommandService, Executed, Plan};
+use super::attempt::{Attempt, Plan};
+use super::context::CommandContext;
+use super::outcome::{CommandError, Executed};
+use super::service::CommandService;
 
 /// Where a customer message went and what was written.
 #[derive(Debug, Clone, PartialEq)]

@@ -10,7 +10,7 @@ use metrics::{describe_gauge, gauge};
 use metrics_exporter_prometheus::PrometheusBuilder;
 use projections::ProjectionStatus;
 
-use super::install;
+use crate::metrics::install;
 use crate::state::AppState;
 
 pub(crate) fn routes() -> Router<AppState> {

@@ -1,7 +1,7 @@
 //! HTTP and WebSocket transport of the schema.
 //!
 //! `POST /graphql` takes each query text's parsed document from the
-//! [`super::documents::DocumentCache`] and records every request's latency by operation in
+//! [`crate::graphql::documents::DocumentCache`] and records every request's latency by operation in
 //! `/metrics`.
 
 use std::net::SocketAddr;
@@ -21,13 +21,13 @@ use axum::routing::get;
 use futures::{SinkExt, StreamExt};
 use serde_json::json;
 
-use super::ApiSchema;
-use super::auth::ClientAddr;
-use super::consistency::CONSISTENCY_HEADER;
-use super::consistency::HeaderConsistency;
-use super::context::Api;
-use super::guard;
 use crate::auth::{Authentication, Caller};
+use crate::graphql::ApiSchema;
+use crate::graphql::auth::ClientAddr;
+use crate::graphql::consistency::CONSISTENCY_HEADER;
+use crate::graphql::consistency::HeaderConsistency;
+use crate::graphql::context::Api;
+use crate::graphql::guard;
 use crate::state::AppState;
 
 pub(crate) fn routes() -> Router<AppState> {
@@ -200,7 +200,7 @@ const MESSAGE_TOO_BIG: u16 = 1009;
 const CLOSE_LINGER: std::time::Duration = std::time::Duration::from_millis(500);
 
 /// Serves one WebSocket: the credential comes in `connection_init` and is checked again every
-/// [`super::context::Limits::socket_credential_check`] while the socket is open, so an expired or
+/// [`crate::graphql::Limits::socket_credential_check`] while the socket is open, so an expired or
 /// revoked token, or an agent signed out, demoted or deactivated, stops receiving data: the
 /// socket is closed with code 4403 and the reason.
 async fn serve_socket(socket: WebSocket, schema: ApiSchema, api: Api, protocol: GraphQLProtocol) {
