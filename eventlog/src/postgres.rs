@@ -56,6 +56,7 @@ use futures::StreamExt;
 use futures::stream::BoxStream;
 use sqlx::postgres::{PgListener, PgPool};
 use tokio::sync::{Notify, watch};
+use tokio_util::sync::{CancellationToken, DropGuard};
 use uuid::Uuid;
 
 mod batch;
@@ -197,8 +198,9 @@ struct Inner {
     listener: OnceLock<()>,
     /// Appends waiting to be written together, and the batches being written.
     batcher: batch::Batcher,
-    /// Dropped with the log; background tasks stop when it goes.
-    stop: watch::Sender<()>,
+    /// Cancelled by [`PostgresLog::stop_background`], or when the log is dropped: background
+    /// tasks stop then.
+    stop: DropGuard,
 }
 
 #[derive(Debug, Default)]
@@ -226,7 +228,7 @@ impl PostgresLog {
                 notifier: OnceLock::new(),
                 listener: OnceLock::new(),
                 batcher: batch::Batcher::default(),
-                stop: watch::Sender::new(()),
+                stop: CancellationToken::new().drop_guard(),
             }),
         }
     }
@@ -240,7 +242,7 @@ impl PostgresLog {
     /// appends). Call it before closing the pool at shutdown, or the listener reports that it
     /// lost its connection. Subscriptions keep working by polling.
     pub fn stop_background(&self) {
-        self.inner.stop.send_modify(|()| {});
+        self.inner.stop.token().cancel();
     }
 
     /// How this log's appends were written so far (batches and their sizes).
@@ -288,7 +290,7 @@ impl PostgresLog {
             let wanted = Arc::clone(&self.inner.notify_wanted);
             let pool = self.inner.pool.clone();
             let token = self.inner.notify_token.clone();
-            let stop = self.inner.stop.subscribe();
+            let stop = self.inner.stop.token().clone();
             tokio::spawn(notifier(pool, wanted, token, stop));
         });
         self.inner
@@ -303,7 +305,7 @@ impl PostgresLog {
             let pool = self.inner.pool.clone();
             let wake = self.inner.wake.clone();
             let token = self.inner.notify_token.clone();
-            let stop = self.inner.stop.subscribe();
+            let stop = self.inner.stop.token().clone();
             tokio::spawn(listener(pool, wake, token, stop));
         });
     }
@@ -725,16 +727,11 @@ impl Subscription {
 
 /// Sends one NOTIFY, with payload `token`, for any number of commits that happened since the
 /// last one.
-async fn notifier(
-    pool: PgPool,
-    wanted: Arc<NotifyWanted>,
-    token: String,
-    mut stop: watch::Receiver<()>,
-) {
+async fn notifier(pool: PgPool, wanted: Arc<NotifyWanted>, token: String, stop: CancellationToken) {
     loop {
         tokio::select! {
             _ = wanted.signal.notified() => {}
-            _ = stop.changed() => return,
+            () = stop.cancelled() => return,
         }
         while wanted.pending.swap(false, Ordering::AcqRel) {
             // At most one NOTIFY per gap: a busy log announces in batches, not per event.
@@ -755,12 +752,7 @@ async fn notifier(
 
 /// Turns notifications from other processes into wake-ups of this process' subscriptions; its
 /// own (payload `token`) are skipped, since its commits woke them already.
-async fn listener(
-    pool: PgPool,
-    wake: watch::Sender<u64>,
-    token: String,
-    mut stop: watch::Receiver<()>,
-) {
+async fn listener(pool: PgPool, wake: watch::Sender<u64>, token: String, stop: CancellationToken) {
     let bump = || wake.send_modify(|n| *n = n.wrapping_add(1));
     let mut pause = Duration::from_millis(100);
     loop {
@@ -771,7 +763,7 @@ async fn listener(
         };
         let mut listener = tokio::select! {
             biased;
-            _ = stop.changed() => return,
+            () = stop.cancelled() => return,
             l = connected => l,
         };
         match &mut listener {
@@ -784,7 +776,7 @@ async fn listener(
                         // Stop first: at shutdown the pool closes right after the stop, and the
                         // listener's error then is that closing, not a lost channel.
                         biased;
-                        _ = stop.changed() => return,
+                        () = stop.cancelled() => return,
                         received = listener.try_recv() => match received {
                             Ok(Some(notification)) if notification.payload() == token => {}
                             Ok(_) => bump(),
@@ -802,7 +794,7 @@ async fn listener(
         }
         tokio::select! {
             _ = tokio::time::sleep(pause) => {}
-            _ = stop.changed() => return,
+            () = stop.cancelled() => return,
         }
         pause = (pause * 2).min(Duration::from_secs(10));
     }

@@ -16,8 +16,8 @@ use teloxide::payloads::setters::*;
 use teloxide::prelude::Requester;
 use teloxide::types::{ChatId, FileId, InlineKeyboardMarkup, InputFile, Message};
 use teloxide::{ApiError, Bot, RequestError};
-use tokio::sync::watch;
 use tokio::time::Instant;
+use tokio_util::sync::CancellationToken;
 use uuid::Uuid;
 
 /// Telegram's longest media caption. Telegram counts UTF-16 code units, so that is what
@@ -188,7 +188,8 @@ pub(super) struct Sender {
     /// While set and in the future, nobody sends: Telegram asked the bot to wait.
     paused_until: Mutex<Option<Instant>>,
     retry: RetryPolicy,
-    stop: watch::Receiver<bool>,
+    /// Cancelled once the worker is stopping.
+    stop: CancellationToken,
 }
 
 impl Sender {
@@ -197,7 +198,7 @@ impl Sender {
         overall: NonZeroU32,
         per_chat: NonZeroU32,
         retry: RetryPolicy,
-        stop: watch::Receiver<bool>,
+        stop: CancellationToken,
     ) -> Arc<Self> {
         Arc::new(Sender {
             bot,
@@ -305,13 +306,12 @@ impl Sender {
     }
 
     async fn sleep_until(&self, until: Instant) -> bool {
-        let mut stop = self.stop.clone();
-        if *stop.borrow_and_update() {
+        if self.stop.is_cancelled() {
             return false;
         }
         tokio::select! {
             () = tokio::time::sleep_until(until) => true,
-            () = stopped(&mut stop) => false,
+            () = self.stop.cancelled() => false,
         }
     }
 
@@ -322,14 +322,8 @@ impl Sender {
 
     /// True once the worker is stopping.
     pub(super) fn stopping(&self) -> bool {
-        *self.stop.borrow()
+        self.stop.is_cancelled()
     }
-}
-
-/// Completes once the worker is stopping (or its stop signal is gone).
-pub(super) async fn stopped(stop: &mut watch::Receiver<bool>) {
-    // The guard `wait_for` returns is not `Send`: drop it here, before any other await.
-    let _ = stop.wait_for(|stopping| *stopping).await.map(|_| ());
 }
 
 async fn send_part(bot: &Bot, chat: ChatId, part: &Part) -> Result<Message, RequestError> {
