@@ -207,14 +207,13 @@ impl DeliveryWorker {
             csat_max_age: options.csat_max_age,
         });
 
-        let mut failures = 0;
+        let mut pauses = sender.pauses();
         let start = loop {
             match store.checkpoint().await {
                 Ok(position) => break position,
                 Err(error) => {
-                    failures += 1;
                     tracing::warn!(%error, "cannot read the delivery checkpoint; retrying");
-                    if !sender.sleep(sender.retry_backoff(failures)).await {
+                    if !sender.sleep(pauses.next_pause()).await {
                         return;
                     }
                 }
@@ -228,7 +227,8 @@ impl DeliveryWorker {
         let mut events = log.subscribe_all(start);
         // An event that could not be looked at (the database failed): tried again first.
         let mut again: Option<RecordedEvent> = None;
-        let mut failures = 0;
+        // The pauses of the current run of failures, started again once an event is looked at.
+        let mut pauses = sender.pauses();
         let mut tick = tokio::time::interval(options.checkpoint_interval);
         tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
         let mut ticks = 0u32;
@@ -255,9 +255,8 @@ impl DeliveryWorker {
                     let event = match next {
                         Some(Ok(event)) => event,
                         Some(Err(error)) => {
-                            failures += 1;
                             tracing::warn!(%error, "reading the log failed; resubscribing");
-                            if !sender.sleep(sender.retry_backoff(failures)).await {
+                            if !sender.sleep(pauses.next_pause()).await {
                                 break;
                             }
                             events = log.subscribe_all(tracker.last_read());
@@ -265,8 +264,7 @@ impl DeliveryWorker {
                         }
                         None => {
                             // Subscriptions end only after an error; resubscribe all the same.
-                            failures += 1;
-                            if !sender.sleep(sender.retry_backoff(failures)).await {
+                            if !sender.sleep(pauses.next_pause()).await {
                                 break;
                             }
                             events = log.subscribe_all(tracker.last_read());
@@ -275,20 +273,19 @@ impl DeliveryWorker {
                     };
                     match job::job_for(&ctx, &event).await {
                         Ok(Some(job)) => {
-                            failures = 0;
+                            pauses = sender.pauses();
                             tracker.started(job.position);
                             lanes.push(job, &ctx);
                         }
                         Ok(None) => {
-                            failures = 0;
+                            pauses = sender.pauses();
                             tracker.passed(event.position);
                         }
                         Err(error) => {
-                            failures += 1;
                             tracing::warn!(%error, position = %event.position,
                                 "cannot look at an event now; retrying");
                             again = Some(event);
-                            if !sender.sleep(sender.retry_backoff(failures)).await {
+                            if !sender.sleep(pauses.next_pause()).await {
                                 break;
                             }
                         }

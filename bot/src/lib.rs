@@ -27,6 +27,7 @@ use std::time::Duration;
 use app::commands::CommandService;
 use app::ownership::{self, LockClass, LockKey};
 use axum::Router;
+use backon::{BackoffBuilder, ExponentialBuilder};
 use eventlog::postgres::PostgresLog;
 use secrecy::ExposeSecret;
 use teloxide::payloads::SetWebhookSetters;
@@ -42,6 +43,16 @@ const KEEP_HANDLED: Duration = Duration::from_secs(14 * 24 * 3600);
 /// The advisory lock that makes the delivery worker a singleton per database. Its object is
 /// the number 1, not a name's hash: that is the key running instances already take.
 const DELIVERY_LOCK: LockKey = LockKey::numbered(LockClass::DELIVERY, 1);
+
+/// The longest pause between two attempts at registering the webhook.
+const WEBHOOK_LONGEST_PAUSE: Duration = Duration::from_secs(60);
+
+/// The pauses between attempts at registering the webhook: half a second, doubling.
+const WEBHOOK_PAUSES: ExponentialBuilder = ExponentialBuilder::new()
+    .with_min_delay(Duration::from_millis(500))
+    .with_factor(2.0)
+    .with_max_delay(WEBHOOK_LONGEST_PAUSE)
+    .without_max_times();
 
 /// The whole bot of one process: inbound (webhook route or polling), the delivery worker
 /// (in the one process holding its lock) and upkeep.
@@ -108,7 +119,7 @@ impl TelegramBot {
             }
             Mode::Webhook { url, secret } => {
                 let register = async {
-                    let mut pause = Duration::from_millis(500);
+                    let mut pauses = WEBHOOK_PAUSES.build();
                     loop {
                         let request = bot
                             .set_webhook(url.clone())
@@ -122,8 +133,8 @@ impl TelegramBot {
                             Err(error) => {
                                 tracing::warn!(error = %describe(&error),
                                     "cannot register the telegram webhook, trying again");
+                                let pause = pauses.next().unwrap_or(WEBHOOK_LONGEST_PAUSE);
                                 tokio::time::sleep(pause).await;
-                                pause = (pause * 2).min(Duration::from_secs(60));
                             }
                         }
                     }

@@ -10,6 +10,7 @@
 use std::sync::Arc;
 use std::time::Duration;
 
+use backon::{BackoffBuilder, ExponentialBackoff, ExponentialBuilder};
 use teloxide::Bot;
 use teloxide::RequestError;
 use teloxide::payloads::GetUpdatesSetters;
@@ -112,19 +113,24 @@ fn next_offset(update: &Update) -> i32 {
 
 /// Doubling pauses from 250 ms up to [`MAX_PAUSE`].
 #[derive(Debug)]
-struct Pause(Duration);
+struct Pause(ExponentialBackoff);
 
 impl Default for Pause {
     fn default() -> Self {
-        Self(Duration::from_millis(250))
+        let pauses = ExponentialBuilder::new()
+            .with_min_delay(Duration::from_millis(250))
+            .with_factor(2.0)
+            .with_max_delay(MAX_PAUSE)
+            .without_max_times();
+        Self(pauses.build())
     }
 }
 
 impl Pause {
-    /// Sleeps, then doubles the next pause; `Err` when `shutdown` was cancelled first.
+    /// Sleeps, and the next pause is twice as long; `Err` when `shutdown` was cancelled first.
     async fn wait(&mut self, shutdown: &CancellationToken) -> Result<(), ()> {
-        let wait = self.0;
-        self.0 = (self.0 * 2).min(MAX_PAUSE);
+        // The pauses have no end; were they to run out, the longest would stand in.
+        let wait = self.0.next().unwrap_or(MAX_PAUSE);
         tokio::select! {
             () = shutdown.cancelled() => Err(()),
             () = tokio::time::sleep(wait) => Ok(()),

@@ -51,6 +51,7 @@ use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::{Arc, OnceLock};
 use std::time::Duration;
 
+use backon::{BackoffBuilder, ExponentialBackoff, ExponentialBuilder};
 use chrono::{DateTime, Utc};
 use futures::StreamExt;
 use futures::stream::BoxStream;
@@ -650,15 +651,31 @@ impl EventLog for PostgresLog {
             conn: None,
             cursor: after,
             buffer: VecDeque::new(),
-            held_back_pause: HELD_BACK_FIRST_PAUSE,
+            held_back: None,
             failed: false,
         };
         futures::stream::unfold(state, Subscription::next).boxed()
     }
 }
 
-const HELD_BACK_FIRST_PAUSE: Duration = Duration::from_millis(1);
 const HELD_BACK_LONGEST_PAUSE: Duration = Duration::from_millis(100);
+
+/// The pauses before reading rows held back by an older open transaction again: 1 ms, doubling.
+const HELD_BACK_PAUSES: ExponentialBuilder = ExponentialBuilder::new()
+    .with_min_delay(Duration::from_millis(1))
+    .with_factor(2.0)
+    .with_max_delay(HELD_BACK_LONGEST_PAUSE)
+    .without_max_times();
+
+const LISTEN_LONGEST_PAUSE: Duration = Duration::from_secs(10);
+
+/// The pauses before listening for notifications again after the channel failed: 100 ms,
+/// doubling.
+const LISTEN_PAUSES: ExponentialBuilder = ExponentialBuilder::new()
+    .with_min_delay(Duration::from_millis(100))
+    .with_factor(2.0)
+    .with_max_delay(LISTEN_LONGEST_PAUSE)
+    .without_max_times();
 
 struct Subscription {
     log: PostgresLog,
@@ -668,7 +685,8 @@ struct Subscription {
     wake: watch::Receiver<u64>,
     cursor: Position,
     buffer: VecDeque<RecordedEvent>,
-    held_back_pause: Duration,
+    /// The pauses of the current wait for held-back rows (`None`: not waiting).
+    held_back: Option<ExponentialBackoff>,
     failed: bool,
 }
 
@@ -703,15 +721,17 @@ impl Subscription {
             let batch = self.log.inner.options.batch_size;
             match self.read_page(batch).await {
                 Ok((events, _)) if !events.is_empty() => {
-                    self.held_back_pause = HELD_BACK_FIRST_PAUSE;
+                    self.held_back = None;
                     self.buffer.extend(events);
                 }
                 Ok((_, true)) => {
-                    tokio::time::sleep(self.held_back_pause).await;
-                    self.held_back_pause = (self.held_back_pause * 2).min(HELD_BACK_LONGEST_PAUSE);
+                    let pauses = self
+                        .held_back
+                        .get_or_insert_with(|| HELD_BACK_PAUSES.build());
+                    tokio::time::sleep(pauses.next().unwrap_or(HELD_BACK_LONGEST_PAUSE)).await;
                 }
                 Ok((_, false)) => {
-                    self.held_back_pause = HELD_BACK_FIRST_PAUSE;
+                    self.held_back = None;
                     let poll = self.log.inner.options.poll_interval;
                     // An error here means the log is gone; the timer still ends the wait.
                     let _ = tokio::time::timeout(poll, self.wake.changed()).await;
@@ -754,7 +774,7 @@ async fn notifier(pool: PgPool, wanted: Arc<NotifyWanted>, token: String, stop: 
 /// own (payload `token`) are skipped, since its commits woke them already.
 async fn listener(pool: PgPool, wake: watch::Sender<u64>, token: String, stop: CancellationToken) {
     let bump = || wake.send_modify(|n| *n = n.wrapping_add(1));
-    let mut pause = Duration::from_millis(100);
+    let mut pauses = LISTEN_PAUSES.build();
     loop {
         let connected = async {
             let mut listener = PgListener::connect_with(&pool).await?;
@@ -768,7 +788,7 @@ async fn listener(pool: PgPool, wake: watch::Sender<u64>, token: String, stop: C
         };
         match &mut listener {
             Ok(listener) => {
-                pause = Duration::from_millis(100);
+                pauses = LISTEN_PAUSES.build();
                 // Whatever was announced while we were not listening: look now.
                 bump();
                 loop {
@@ -792,11 +812,11 @@ async fn listener(pool: PgPool, wake: watch::Sender<u64>, token: String, stop: C
                 tracing::warn!(error = %err, "cannot listen for event notifications; subscriptions poll meanwhile");
             }
         }
+        let pause = pauses.next().unwrap_or(LISTEN_LONGEST_PAUSE);
         tokio::select! {
             _ = tokio::time::sleep(pause) => {}
             () = stop.cancelled() => return,
         }
-        pause = (pause * 2).min(Duration::from_secs(10));
     }
 }
 

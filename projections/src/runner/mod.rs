@@ -38,6 +38,7 @@ mod swap;
 use std::sync::Arc;
 use std::time::Duration;
 
+use backon::{BackoffBuilder, ExponentialBuilder};
 use eventlog::EventLog;
 use sqlx::{Connection, PgPool};
 use tokio_util::sync::CancellationToken;
@@ -142,16 +143,23 @@ impl<L: EventLog> ProjectionRunner<L> {
         feed: &LiveFeed,
     ) -> Exit {
         let name = projection.name();
-        let mut backoff = self.cx.options.restart_backoff;
+        let mut pauses = ExponentialBuilder::new()
+            .with_min_delay(self.cx.options.restart_backoff)
+            .with_factor(2.0)
+            .with_max_delay(MAX_RESTART_BACKOFF)
+            .without_max_times()
+            .build();
         loop {
-            match self.run_one(&projection, stop, feed).await {
+            let err = match self.run_one(&projection, stop, feed).await {
                 Ok(exit) => return exit,
-                Err(err) => report_restart(name, &err, backoff),
-            }
-            if pause(stop, backoff).await {
+                Err(err) => err,
+            };
+            // The pauses have no end; were they to run out, the longest would stand in.
+            let retry_in = pauses.next().unwrap_or(MAX_RESTART_BACKOFF);
+            report_restart(name, &err, retry_in);
+            if pause(stop, retry_in).await {
                 return Exit::Shutdown;
             }
-            backoff = (backoff * 2).min(MAX_RESTART_BACKOFF);
         }
     }
 
