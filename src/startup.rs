@@ -10,6 +10,7 @@ use eventlog::postgres::PostgresLog;
 use projections::{Projection, ProjectionRunner};
 use secrecy::{ExposeSecret, SecretString};
 use tokio::net::TcpListener;
+use tokio_util::sync::CancellationToken;
 
 use crate::cli::DatabaseArgs;
 
@@ -90,27 +91,28 @@ impl Application {
         self.run_until(shutdown_signal()).await
     }
 
-    /// Serves HTTP and runs the projections until `stop` completes.
+    /// Serves HTTP and runs the projections (and the bot) until `stop` completes.
     pub async fn run_until(
         self,
         stop: impl std::future::Future<Output = ()> + Send + 'static,
     ) -> anyhow::Result<()> {
         let addr = self.local_addr()?;
         tracing::info!(%addr, "ledgerdesk is serving");
-        let (stopping, stopped) = tokio::sync::watch::channel(false);
-        tokio::spawn(async move {
-            stop.await;
-            let _ = stopping.send(true);
+        // The process's one shutdown signal: each part gets a child of it.
+        let shutdown = CancellationToken::new();
+        tokio::spawn({
+            let shutdown = shutdown.clone();
+            async move {
+                stop.await;
+                shutdown.cancel();
+            }
         });
-        let when_stopped = |mut stopped: tokio::sync::watch::Receiver<bool>| async move {
-            let _ = stopped.wait_for(|stopped| *stopped).await;
-        };
         let runner = ProjectionRunner::new(
             self.log.clone(),
             self.log.pool().clone(),
             self.projections.clone(),
         );
-        let projecting = tokio::spawn(runner.run(when_stopped(stopped.clone())));
+        let projecting = tokio::spawn(runner.run(shutdown.child_token()));
         let live = self.state.live();
         let mut router = api::router(self.state);
         let mut bot_running = None;
@@ -118,13 +120,13 @@ impl Application {
             if let Some(routes) = bot.routes() {
                 router = router.merge(routes);
             }
-            bot_running = Some(tokio::spawn(bot.run(stopped.clone())));
+            bot_running = Some(tokio::spawn(bot.run(shutdown.child_token())));
         }
         let served = axum::serve(
             self.listener,
             router.into_make_service_with_connect_info::<SocketAddr>(),
         )
-        .with_graceful_shutdown(when_stopped(stopped))
+        .with_graceful_shutdown(shutdown.child_token().cancelled_owned())
         .await
         .context("the HTTP server failed");
         match projecting.await {

@@ -81,21 +81,15 @@ async fn main() {
     .unwrap();
     let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
     let addr = listener.local_addr().unwrap();
-    let (stop, stopped) = tokio::sync::watch::channel(false);
+    let stop = tokio_util::sync::CancellationToken::new();
     let runner = projections::ProjectionRunner::new(log.clone(), pool.clone(), models);
-    let mut s1 = stopped.clone();
-    let projecting = tokio::spawn(runner.run(async move {
-        let _ = s1.wait_for(|v| *v).await;
-    }));
-    let mut s2 = stopped.clone();
+    let projecting = tokio::spawn(runner.run(stop.child_token()));
     let serving = tokio::spawn(
         axum::serve(
             listener,
             api::router(state).into_make_service_with_connect_info::<std::net::SocketAddr>(),
         )
-        .with_graceful_shutdown(async move {
-            let _ = s2.wait_for(|v| *v).await;
-        })
+        .with_graceful_shutdown(stop.child_token().cancelled_owned())
         .into_future(),
     );
 
@@ -239,7 +233,7 @@ async fn main() {
     let _ = child.kill();
     let _ = child.wait();
 
-    let _ = stop.send(true);
+    stop.cancel();
     serving.abort();
     let _ = projecting.await;
     pool.close().await;

@@ -73,7 +73,7 @@
 //!
 //! # Shutdown
 //!
-//! When the `shutdown` future completes the worker reads no more events, drops the jobs
+//! When the `shutdown` token is cancelled the worker reads no more events, drops the jobs
 //! queued behind each chat's current one, lets each lane finish the message it is sending
 //! and record the outcome (waits for a 429 or a backoff are cut short, leaving that reply
 //! without outcome), saves the checkpoint and returns. Whatever did not finish is before the
@@ -93,8 +93,8 @@ use eventlog::postgres::PostgresLog;
 use eventlog::{EventLog, Position, RecordedEvent};
 use futures::StreamExt;
 use teloxide::Bot;
-use tokio::sync::watch;
 use tokio::task::JoinSet;
+use tokio_util::sync::CancellationToken;
 
 use self::job::{Context, Ended, Job};
 use self::send::{RetryPolicy, Sender};
@@ -176,25 +176,10 @@ impl DeliveryWorker {
         }
     }
 
-    /// Runs until `shutdown` completes, then finishes what it is sending, saves its
+    /// Runs until `shutdown` is cancelled, then finishes what it is sending, saves its
     /// checkpoint and returns. Errors of the database or of Telegram are logged and retried;
     /// they never end the worker.
-    pub async fn run(self, shutdown: impl Future<Output = ()> + Send) {
-        let (stop, stopping) = watch::channel(false);
-        let signal = async move {
-            shutdown.await;
-            // No receiver left means the worker already ended.
-            let _ = stop.send(true);
-            // Keep the sender alive until the worker has wound down.
-            std::future::pending::<()>().await;
-        };
-        tokio::select! {
-            () = self.follow(stopping) => {}
-            () = signal => {}
-        }
-    }
-
-    async fn follow(self, mut stopping: watch::Receiver<bool>) {
+    pub async fn run(self, shutdown: CancellationToken) {
         let DeliveryWorker {
             commands,
             bot,
@@ -211,7 +196,7 @@ impl DeliveryWorker {
             options.messages_per_second,
             options.messages_per_chat_per_second,
             retry,
-            stopping.clone(),
+            shutdown.clone(),
         );
         let store = DeliveryStore::new(log.pool().clone(), options.name.clone());
         let ctx = Arc::new(Context {
@@ -222,14 +207,13 @@ impl DeliveryWorker {
             csat_max_age: options.csat_max_age,
         });
 
-        let mut failures = 0;
+        let mut pauses = sender.pauses();
         let start = loop {
             match store.checkpoint().await {
                 Ok(position) => break position,
                 Err(error) => {
-                    failures += 1;
                     tracing::warn!(%error, "cannot read the delivery checkpoint; retrying");
-                    if !sender.sleep(sender.retry_backoff(failures)).await {
+                    if !sender.sleep(pauses.next_pause()).await {
                         return;
                     }
                 }
@@ -243,7 +227,8 @@ impl DeliveryWorker {
         let mut events = log.subscribe_all(start);
         // An event that could not be looked at (the database failed): tried again first.
         let mut again: Option<RecordedEvent> = None;
-        let mut failures = 0;
+        // The pauses of the current run of failures, started again once an event is looked at.
+        let mut pauses = sender.pauses();
         let mut tick = tokio::time::interval(options.checkpoint_interval);
         tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
         let mut ticks = 0u32;
@@ -252,7 +237,7 @@ impl DeliveryWorker {
             let room = lanes.len() < options.max_pending_jobs.max(1);
             tokio::select! {
                 biased;
-                () = send::stopped(&mut stopping) => break,
+                () = shutdown.cancelled() => break,
                 Some((chat, position, ended)) = lanes.next_done() => {
                     if ended == Ended::Finished {
                         tracker.finished(position);
@@ -270,9 +255,8 @@ impl DeliveryWorker {
                     let event = match next {
                         Some(Ok(event)) => event,
                         Some(Err(error)) => {
-                            failures += 1;
                             tracing::warn!(%error, "reading the log failed; resubscribing");
-                            if !sender.sleep(sender.retry_backoff(failures)).await {
+                            if !sender.sleep(pauses.next_pause()).await {
                                 break;
                             }
                             events = log.subscribe_all(tracker.last_read());
@@ -280,8 +264,7 @@ impl DeliveryWorker {
                         }
                         None => {
                             // Subscriptions end only after an error; resubscribe all the same.
-                            failures += 1;
-                            if !sender.sleep(sender.retry_backoff(failures)).await {
+                            if !sender.sleep(pauses.next_pause()).await {
                                 break;
                             }
                             events = log.subscribe_all(tracker.last_read());
@@ -290,20 +273,19 @@ impl DeliveryWorker {
                     };
                     match job::job_for(&ctx, &event).await {
                         Ok(Some(job)) => {
-                            failures = 0;
+                            pauses = sender.pauses();
                             tracker.started(job.position);
                             lanes.push(job, &ctx);
                         }
                         Ok(None) => {
-                            failures = 0;
+                            pauses = sender.pauses();
                             tracker.passed(event.position);
                         }
                         Err(error) => {
-                            failures += 1;
                             tracing::warn!(%error, position = %event.position,
                                 "cannot look at an event now; retrying");
                             again = Some(event);
-                            if !sender.sleep(sender.retry_backoff(failures)).await {
+                            if !sender.sleep(pauses.next_pause()).await {
                                 break;
                             }
                         }

@@ -27,11 +27,12 @@ use std::time::Duration;
 use app::commands::CommandService;
 use app::ownership::{self, LockClass, LockKey};
 use axum::Router;
+use backon::{BackoffBuilder, ExponentialBuilder};
 use eventlog::postgres::PostgresLog;
 use secrecy::ExposeSecret;
 use teloxide::payloads::SetWebhookSetters;
 use teloxide::prelude::Requester;
-use tokio::sync::watch;
+use tokio_util::sync::CancellationToken;
 
 use crate::config::{BotConfig, Mode};
 use crate::inbound::{Inbox, describe};
@@ -42,6 +43,16 @@ const KEEP_HANDLED: Duration = Duration::from_secs(14 * 24 * 3600);
 /// The advisory lock that makes the delivery worker a singleton per database. Its object is
 /// the number 1, not a name's hash: that is the key running instances already take.
 const DELIVERY_LOCK: LockKey = LockKey::numbered(LockClass::DELIVERY, 1);
+
+/// The longest pause between two attempts at registering the webhook.
+const WEBHOOK_LONGEST_PAUSE: Duration = Duration::from_secs(60);
+
+/// The pauses between attempts at registering the webhook: half a second, doubling.
+const WEBHOOK_PAUSES: ExponentialBuilder = ExponentialBuilder::new()
+    .with_min_delay(Duration::from_millis(500))
+    .with_factor(2.0)
+    .with_max_delay(WEBHOOK_LONGEST_PAUSE)
+    .without_max_times();
 
 /// The whole bot of one process: inbound (webhook route or polling), the delivery worker
 /// (in the one process holding its lock) and upkeep.
@@ -90,25 +101,25 @@ impl TelegramBot {
         }
     }
 
-    /// Runs until `stopped` turns true: polls for updates (or registers the webhook with
+    /// Runs until `shutdown` is cancelled: polls for updates (or registers the webhook with
     /// Telegram, retrying until it succeeds), runs the delivery worker when this process holds
     /// its lock, and forgets old handled updates once an hour.
-    pub async fn run(self, stopped: watch::Receiver<bool>) {
+    pub async fn run(self, shutdown: CancellationToken) {
         let bot = self.config.bot();
-        let upkeep = tokio::spawn(forget_old_updates(self.inbox(), stopped.clone()));
+        let upkeep = tokio::spawn(forget_old_updates(self.inbox(), shutdown.clone()));
         let delivering = tokio::spawn(deliver(
             self.commands.clone(),
             bot.clone(),
             self.delivery.clone(),
-            stopped.clone(),
+            shutdown.clone(),
         ));
         match &self.config.mode {
             Mode::Polling { timeout } => {
-                polling::run(bot, self.inbox(), *timeout, until(stopped)).await;
+                polling::run(bot, self.inbox(), *timeout, &shutdown).await;
             }
             Mode::Webhook { url, secret } => {
                 let register = async {
-                    let mut pause = Duration::from_millis(500);
+                    let mut pauses = WEBHOOK_PAUSES.build();
                     loop {
                         let request = bot
                             .set_webhook(url.clone())
@@ -122,17 +133,15 @@ impl TelegramBot {
                             Err(error) => {
                                 tracing::warn!(error = %describe(&error),
                                     "cannot register the telegram webhook, trying again");
+                                let pause = pauses.next().unwrap_or(WEBHOOK_LONGEST_PAUSE);
                                 tokio::time::sleep(pause).await;
-                                pause = (pause * 2).min(Duration::from_secs(60));
                             }
                         }
                     }
                 };
-                tokio::select! {
-                    () = register => {}
-                    () = until(stopped.clone()) => {}
-                }
-                until(stopped).await;
+                // Registered (or shutdown came first), the webhook route does the rest.
+                shutdown.run_until_cancelled(register).await;
+                shutdown.cancelled().await;
             }
         }
         let _ = upkeep.await;
@@ -148,10 +157,8 @@ async fn deliver(
     commands: CommandService<PostgresLog>,
     bot: teloxide::Bot,
     options: delivery::DeliveryOptions,
-    stopped: watch::Receiver<bool>,
+    shutdown: CancellationToken,
 ) {
-    let stop = until(stopped.clone());
-    tokio::pin!(stop);
     let mut waiting_logged = false;
     loop {
         let locked = async {
@@ -163,7 +170,7 @@ async fn deliver(
             Ok(Some(conn)) => {
                 tracing::info!("delivery worker running");
                 delivery::DeliveryWorker::new(commands, bot, options)
-                    .run(until(stopped))
+                    .run(shutdown)
                     .await;
                 ownership::release(conn.detach()).await;
                 return;
@@ -176,19 +183,13 @@ async fn deliver(
             Err(error) => tracing::warn!(%error, "cannot take the delivery lock"),
         }
         tokio::select! {
-            () = &mut stop => return,
+            () = shutdown.cancelled() => return,
             () = tokio::time::sleep(Duration::from_secs(5)) => {}
         }
     }
 }
 
-async fn until(mut stopped: watch::Receiver<bool>) {
-    let _ = stopped.wait_for(|stopped| *stopped).await;
-}
-
-async fn forget_old_updates(inbox: Arc<Inbox>, stopped: watch::Receiver<bool>) {
-    let stop = until(stopped);
-    tokio::pin!(stop);
+async fn forget_old_updates(inbox: Arc<Inbox>, shutdown: CancellationToken) {
     loop {
         match inbox.forget_handled(KEEP_HANDLED).await {
             Ok(0) => {}
@@ -196,7 +197,7 @@ async fn forget_old_updates(inbox: Arc<Inbox>, stopped: watch::Receiver<bool>) {
             Err(error) => tracing::warn!(%error, "cannot forget old handled telegram updates"),
         }
         tokio::select! {
-            () = &mut stop => return,
+            () = shutdown.cancelled() => return,
             () = tokio::time::sleep(Duration::from_secs(3600)) => {}
         }
     }

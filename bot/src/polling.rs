@@ -10,11 +10,13 @@
 use std::sync::Arc;
 use std::time::Duration;
 
+use backon::{BackoffBuilder, ExponentialBackoff, ExponentialBuilder};
 use teloxide::Bot;
 use teloxide::RequestError;
 use teloxide::payloads::GetUpdatesSetters;
 use teloxide::prelude::Requester;
 use teloxide::types::{AllowedUpdate, Update};
+use tokio_util::sync::CancellationToken;
 
 use crate::inbound::{Inbox, describe};
 
@@ -29,24 +31,18 @@ pub const ALLOWED_UPDATES: [AllowedUpdate; 4] = [
 /// The longest pause after a failure.
 const MAX_PAUSE: Duration = Duration::from_secs(30);
 
-/// Polls until `shutdown` completes. A webhook would make `getUpdates` fail, so any webhook
+/// Polls until `shutdown` is cancelled. A webhook would make `getUpdates` fail, so any webhook
 /// set earlier is removed first (pending updates are kept).
-pub async fn run(
-    bot: Bot,
-    inbox: Arc<Inbox>,
-    timeout: Duration,
-    shutdown: impl Future<Output = ()> + Send,
-) {
-    tokio::pin!(shutdown);
+pub async fn run(bot: Bot, inbox: Arc<Inbox>, timeout: Duration, shutdown: &CancellationToken) {
     let mut pause = Pause::default();
     loop {
         tokio::select! {
-            () = &mut shutdown => return,
+            () = shutdown.cancelled() => return,
             removed = bot.delete_webhook() => match removed {
                 Ok(_) => break,
                 Err(error) => {
                     tracing::warn!(error = %describe(&error), "cannot remove the webhook before polling");
-                    if pause.wait(&mut shutdown).await.is_err() {
+                    if pause.wait(shutdown).await.is_err() {
                         return;
                     }
                 }
@@ -66,14 +62,14 @@ pub async fn run(
             request = request.offset(offset);
         }
         let fetched = tokio::select! {
-            () = &mut shutdown => return,
+            () = shutdown.cancelled() => return,
             fetched = request => fetched,
         };
         match fetched {
             Ok(updates) => {
                 pause = Pause::default();
                 for update in updates {
-                    if handle(&inbox, &update, &mut shutdown).await.is_err() {
+                    if handle(&inbox, &update, shutdown).await.is_err() {
                         return;
                     }
                     offset = Some(next_offset(&update));
@@ -83,13 +79,13 @@ pub async fn run(
                 let wait = seconds.duration();
                 tracing::warn!(seconds = wait.as_secs(), "telegram asks to slow down");
                 tokio::select! {
-                    () = &mut shutdown => return,
+                    () = shutdown.cancelled() => return,
                     () = tokio::time::sleep(wait) => {}
                 }
             }
             Err(error) => {
                 tracing::warn!(error = %describe(&error), "getUpdates failed");
-                if pause.wait(&mut shutdown).await.is_err() {
+                if pause.wait(shutdown).await.is_err() {
                     return;
                 }
             }
@@ -98,11 +94,7 @@ pub async fn run(
 }
 
 /// Handles one update, trying again until it is recorded; `Err` only when shutting down.
-async fn handle(
-    inbox: &Inbox,
-    update: &Update,
-    shutdown: &mut std::pin::Pin<&mut impl Future<Output = ()>>,
-) -> Result<(), ()> {
+async fn handle(inbox: &Inbox, update: &Update, shutdown: &CancellationToken) -> Result<(), ()> {
     let mut pause = Pause::default();
     loop {
         match inbox.handle(update).await {
@@ -121,24 +113,26 @@ fn next_offset(update: &Update) -> i32 {
 
 /// Doubling pauses from 250 ms up to [`MAX_PAUSE`].
 #[derive(Debug)]
-struct Pause(Duration);
+struct Pause(ExponentialBackoff);
 
 impl Default for Pause {
     fn default() -> Self {
-        Self(Duration::from_millis(250))
+        let pauses = ExponentialBuilder::new()
+            .with_min_delay(Duration::from_millis(250))
+            .with_factor(2.0)
+            .with_max_delay(MAX_PAUSE)
+            .without_max_times();
+        Self(pauses.build())
     }
 }
 
 impl Pause {
-    /// Sleeps, then doubles the next pause; `Err` when `shutdown` completed first.
-    async fn wait(
-        &mut self,
-        shutdown: &mut std::pin::Pin<&mut impl Future<Output = ()>>,
-    ) -> Result<(), ()> {
-        let wait = self.0;
-        self.0 = (self.0 * 2).min(MAX_PAUSE);
+    /// Sleeps, and the next pause is twice as long; `Err` when `shutdown` was cancelled first.
+    async fn wait(&mut self, shutdown: &CancellationToken) -> Result<(), ()> {
+        // The pauses have no end; were they to run out, the longest would stand in.
+        let wait = self.0.next().unwrap_or(MAX_PAUSE);
         tokio::select! {
-            () = shutdown.as_mut() => Err(()),
+            () = shutdown.cancelled() => Err(()),
             () = tokio::time::sleep(wait) => Ok(()),
         }
     }

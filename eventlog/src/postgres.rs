@@ -51,11 +51,13 @@ use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::{Arc, OnceLock};
 use std::time::Duration;
 
+use backon::{BackoffBuilder, ExponentialBackoff, ExponentialBuilder};
 use chrono::{DateTime, Utc};
 use futures::StreamExt;
 use futures::stream::BoxStream;
 use sqlx::postgres::{PgListener, PgPool};
 use tokio::sync::{Notify, watch};
+use tokio_util::sync::{CancellationToken, DropGuard};
 use uuid::Uuid;
 
 mod batch;
@@ -197,8 +199,9 @@ struct Inner {
     listener: OnceLock<()>,
     /// Appends waiting to be written together, and the batches being written.
     batcher: batch::Batcher,
-    /// Dropped with the log; background tasks stop when it goes.
-    stop: watch::Sender<()>,
+    /// Cancelled by [`PostgresLog::stop_background`], or when the log is dropped: background
+    /// tasks stop then.
+    stop: DropGuard,
 }
 
 #[derive(Debug, Default)]
@@ -226,7 +229,7 @@ impl PostgresLog {
                 notifier: OnceLock::new(),
                 listener: OnceLock::new(),
                 batcher: batch::Batcher::default(),
-                stop: watch::Sender::new(()),
+                stop: CancellationToken::new().drop_guard(),
             }),
         }
     }
@@ -240,7 +243,7 @@ impl PostgresLog {
     /// appends). Call it before closing the pool at shutdown, or the listener reports that it
     /// lost its connection. Subscriptions keep working by polling.
     pub fn stop_background(&self) {
-        self.inner.stop.send_modify(|()| {});
+        self.inner.stop.token().cancel();
     }
 
     /// How this log's appends were written so far (batches and their sizes).
@@ -288,7 +291,7 @@ impl PostgresLog {
             let wanted = Arc::clone(&self.inner.notify_wanted);
             let pool = self.inner.pool.clone();
             let token = self.inner.notify_token.clone();
-            let stop = self.inner.stop.subscribe();
+            let stop = self.inner.stop.token().clone();
             tokio::spawn(notifier(pool, wanted, token, stop));
         });
         self.inner
@@ -303,7 +306,7 @@ impl PostgresLog {
             let pool = self.inner.pool.clone();
             let wake = self.inner.wake.clone();
             let token = self.inner.notify_token.clone();
-            let stop = self.inner.stop.subscribe();
+            let stop = self.inner.stop.token().clone();
             tokio::spawn(listener(pool, wake, token, stop));
         });
     }
@@ -648,15 +651,31 @@ impl EventLog for PostgresLog {
             conn: None,
             cursor: after,
             buffer: VecDeque::new(),
-            held_back_pause: HELD_BACK_FIRST_PAUSE,
+            held_back: None,
             failed: false,
         };
         futures::stream::unfold(state, Subscription::next).boxed()
     }
 }
 
-const HELD_BACK_FIRST_PAUSE: Duration = Duration::from_millis(1);
 const HELD_BACK_LONGEST_PAUSE: Duration = Duration::from_millis(100);
+
+/// The pauses before reading rows held back by an older open transaction again: 1 ms, doubling.
+const HELD_BACK_PAUSES: ExponentialBuilder = ExponentialBuilder::new()
+    .with_min_delay(Duration::from_millis(1))
+    .with_factor(2.0)
+    .with_max_delay(HELD_BACK_LONGEST_PAUSE)
+    .without_max_times();
+
+const LISTEN_LONGEST_PAUSE: Duration = Duration::from_secs(10);
+
+/// The pauses before listening for notifications again after the channel failed: 100 ms,
+/// doubling.
+const LISTEN_PAUSES: ExponentialBuilder = ExponentialBuilder::new()
+    .with_min_delay(Duration::from_millis(100))
+    .with_factor(2.0)
+    .with_max_delay(LISTEN_LONGEST_PAUSE)
+    .without_max_times();
 
 struct Subscription {
     log: PostgresLog,
@@ -666,7 +685,8 @@ struct Subscription {
     wake: watch::Receiver<u64>,
     cursor: Position,
     buffer: VecDeque<RecordedEvent>,
-    held_back_pause: Duration,
+    /// The pauses of the current wait for held-back rows (`None`: not waiting).
+    held_back: Option<ExponentialBackoff>,
     failed: bool,
 }
 
@@ -701,15 +721,17 @@ impl Subscription {
             let batch = self.log.inner.options.batch_size;
             match self.read_page(batch).await {
                 Ok((events, _)) if !events.is_empty() => {
-                    self.held_back_pause = HELD_BACK_FIRST_PAUSE;
+                    self.held_back = None;
                     self.buffer.extend(events);
                 }
                 Ok((_, true)) => {
-                    tokio::time::sleep(self.held_back_pause).await;
-                    self.held_back_pause = (self.held_back_pause * 2).min(HELD_BACK_LONGEST_PAUSE);
+                    let pauses = self
+                        .held_back
+                        .get_or_insert_with(|| HELD_BACK_PAUSES.build());
+                    tokio::time::sleep(pauses.next().unwrap_or(HELD_BACK_LONGEST_PAUSE)).await;
                 }
                 Ok((_, false)) => {
-                    self.held_back_pause = HELD_BACK_FIRST_PAUSE;
+                    self.held_back = None;
                     let poll = self.log.inner.options.poll_interval;
                     // An error here means the log is gone; the timer still ends the wait.
                     let _ = tokio::time::timeout(poll, self.wake.changed()).await;
@@ -725,16 +747,11 @@ impl Subscription {
 
 /// Sends one NOTIFY, with payload `token`, for any number of commits that happened since the
 /// last one.
-async fn notifier(
-    pool: PgPool,
-    wanted: Arc<NotifyWanted>,
-    token: String,
-    mut stop: watch::Receiver<()>,
-) {
+async fn notifier(pool: PgPool, wanted: Arc<NotifyWanted>, token: String, stop: CancellationToken) {
     loop {
         tokio::select! {
             _ = wanted.signal.notified() => {}
-            _ = stop.changed() => return,
+            () = stop.cancelled() => return,
         }
         while wanted.pending.swap(false, Ordering::AcqRel) {
             // At most one NOTIFY per gap: a busy log announces in batches, not per event.
@@ -755,14 +772,9 @@ async fn notifier(
 
 /// Turns notifications from other processes into wake-ups of this process' subscriptions; its
 /// own (payload `token`) are skipped, since its commits woke them already.
-async fn listener(
-    pool: PgPool,
-    wake: watch::Sender<u64>,
-    token: String,
-    mut stop: watch::Receiver<()>,
-) {
+async fn listener(pool: PgPool, wake: watch::Sender<u64>, token: String, stop: CancellationToken) {
     let bump = || wake.send_modify(|n| *n = n.wrapping_add(1));
-    let mut pause = Duration::from_millis(100);
+    let mut pauses = LISTEN_PAUSES.build();
     loop {
         let connected = async {
             let mut listener = PgListener::connect_with(&pool).await?;
@@ -771,12 +783,12 @@ async fn listener(
         };
         let mut listener = tokio::select! {
             biased;
-            _ = stop.changed() => return,
+            () = stop.cancelled() => return,
             l = connected => l,
         };
         match &mut listener {
             Ok(listener) => {
-                pause = Duration::from_millis(100);
+                pauses = LISTEN_PAUSES.build();
                 // Whatever was announced while we were not listening: look now.
                 bump();
                 loop {
@@ -784,7 +796,7 @@ async fn listener(
                         // Stop first: at shutdown the pool closes right after the stop, and the
                         // listener's error then is that closing, not a lost channel.
                         biased;
-                        _ = stop.changed() => return,
+                        () = stop.cancelled() => return,
                         received = listener.try_recv() => match received {
                             Ok(Some(notification)) if notification.payload() == token => {}
                             Ok(_) => bump(),
@@ -800,11 +812,11 @@ async fn listener(
                 tracing::warn!(error = %err, "cannot listen for event notifications; subscriptions poll meanwhile");
             }
         }
+        let pause = pauses.next().unwrap_or(LISTEN_LONGEST_PAUSE);
         tokio::select! {
             _ = tokio::time::sleep(pause) => {}
-            _ = stop.changed() => return,
+            () = stop.cancelled() => return,
         }
-        pause = (pause * 2).min(Duration::from_secs(10));
     }
 }
 

@@ -5,6 +5,7 @@ use std::collections::HashMap;
 use std::fmt;
 
 use futures::future::BoxFuture;
+use quick_cache::unsync::Cache;
 use sqlx::PgConnection;
 use uuid::Uuid;
 
@@ -36,20 +37,24 @@ impl Kept {
 
 /// Rows a projection last wrote to its live tables, by key, kept between batches in its
 /// [`Kept`]: the rows a batch touches come from here where they are, and only the others are
-/// read from the table. Holds at most [`KeptRows::MOST`] rows; past that it starts over.
+/// read from the table. Holds at most [`MOST_KEPT_ROWS`] rows.
+///
+/// The rows are in a `quick_cache` cache. A batch moves each row it uses out of its place
+/// (leaving it empty) and puts it back once written, which marks the row used; when the cache
+/// is full, rows that no batch came back to go before those that batches keep using.
 #[derive(Debug)]
-pub(crate) struct KeptRows<R>(HashMap<Uuid, R>);
+pub(crate) struct KeptRows<R>(Cache<Uuid, Option<R>>);
 
 impl<R> Default for KeptRows<R> {
     fn default() -> Self {
-        KeptRows(HashMap::new())
+        KeptRows(Cache::new(MOST_KEPT_ROWS))
     }
 }
 
-impl<R: Send + Sync + 'static> KeptRows<R> {
-    /// Most rows kept.
-    pub(crate) const MOST: usize = 8_192;
+/// Most rows a [`KeptRows`] holds.
+const MOST_KEPT_ROWS: usize = 8_192;
 
+impl<R: Send + Sync + 'static> KeptRows<R> {
     /// The rows kept in `kept` when `target` is the live copy; `None` for a rebuild's shadow
     /// copy, whose large batches touch each row about once.
     pub(crate) fn of(kept: &mut Kept, target: Target) -> Option<&mut Self> {
@@ -58,7 +63,8 @@ impl<R: Send + Sync + 'static> KeptRows<R> {
 
     /// The kept row of `id`, if any.
     pub(crate) fn get(&self, id: &Uuid) -> Option<&R> {
-        self.0.get(id)
+        // A look only: what marks a row used is a batch keeping it.
+        self.0.peek(id).and_then(Option::as_ref)
     }
 
     /// Puts the rows of `ids` into `rows`: moved out of `this` where they are kept, the others
@@ -78,13 +84,15 @@ impl<R: Send + Sync + 'static> KeptRows<R> {
         let missing: Vec<Uuid> = match this {
             Some(this) => ids
                 .into_iter()
-                .filter(|id| match this.0.remove(id) {
-                    Some(row) => {
-                        rows.insert(*id, row);
-                        false
-                    }
-                    None => true,
-                })
+                .filter(
+                    |id| match this.0.peek_mut(id).and_then(|mut place| place.take()) {
+                        Some(row) => {
+                            rows.insert(*id, row);
+                            false
+                        }
+                        None => true,
+                    },
+                )
                 .collect(),
             None => ids.into_iter().collect(),
         };
@@ -105,10 +113,12 @@ impl<R: Send + Sync + 'static> KeptRows<R> {
     /// Keeps `rows` (the rows a batch holds once written).
     pub(crate) fn keep(this: Option<&mut Self>, rows: HashMap<Uuid, R>) {
         if let Some(this) = this {
-            if this.0.len() + rows.len() > Self::MOST {
-                this.0.clear();
+            for (id, row) in rows {
+                match this.0.get_mut(&id) {
+                    Some(mut place) => *place = Some(row),
+                    None => this.0.insert(id, Some(row)),
+                }
             }
-            this.0.extend(rows);
         }
     }
 }
@@ -275,3 +285,28 @@ macro_rules! read_model {
     };
 }
 pub(crate) use read_model;
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn a_full_memory_drops_the_rows_no_batch_came_back_to() {
+        let mut kept = KeptRows::<u32>::default();
+        let ids: Vec<Uuid> = (0..MOST_KEPT_ROWS).map(|_| Uuid::now_v7()).collect();
+        KeptRows::keep(Some(&mut kept), ids.iter().map(|id| (*id, 0)).collect());
+        // A batch moves the first hundred rows out and puts them back.
+        let used = ids[..100]
+            .iter()
+            .filter_map(|id| Some((*id, kept.0.peek_mut(id)?.take()?)))
+            .collect::<HashMap<_, _>>();
+        assert_eq!(used.len(), 100);
+        KeptRows::keep(Some(&mut kept), used);
+        // Then rows of other tickets fill the memory past its bound.
+        let others = (0..1_000).map(|_| (Uuid::now_v7(), 1)).collect();
+        KeptRows::keep(Some(&mut kept), others);
+
+        assert!(kept.0.len() <= MOST_KEPT_ROWS);
+        assert!(ids[..100].iter().all(|id| kept.get(id) == Some(&0)));
+    }
+}

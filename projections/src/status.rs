@@ -4,6 +4,7 @@
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
+use backon::{BackoffBuilder, ExponentialBuilder};
 use eventlog::{EventLog, Position};
 use sqlx::PgPool;
 
@@ -144,7 +145,12 @@ pub async fn wait_polling(
 ) -> Result<(), WaitError> {
     let started = Instant::now();
     let (tx, seq) = checkpoint::to_parts(position);
-    let mut pause = Duration::from_millis(1).min(longest_pause);
+    let mut pauses = ExponentialBuilder::new()
+        .with_min_delay(Duration::from_millis(1).min(longest_pause))
+        .with_factor(2.0)
+        .with_max_delay(longest_pause)
+        .without_max_times()
+        .build();
     loop {
         let rows: Vec<(String, Option<i64>, Option<i64>)> = sqlx::query_as(
             "select p.name, c.failed_position_tx, c.failed_position_seq
@@ -185,7 +191,7 @@ pub async fn wait_polling(
                 lagging: rows.into_iter().map(|row| row.0).collect(),
             });
         }
+        let pause = pauses.next().unwrap_or(longest_pause);
         tokio::time::sleep(pause.min(timeout - waited)).await;
-        pause = (pause * 2).min(longest_pause);
     }
 }

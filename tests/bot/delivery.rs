@@ -59,16 +59,17 @@ impl Desk {
     }
 
     fn worker_with(&self, options: DeliveryOptions) -> Worker {
-        let (stop, stopped) = tokio::sync::oneshot::channel::<()>();
+        let stop = tokio_util::sync::CancellationToken::new();
         let worker = DeliveryWorker::new(
             CommandService::new(self.log.clone()),
             self.fake.bot(),
             options,
         );
-        let handle = tokio::spawn(worker.run(async {
-            let _ = stopped.await;
-        }));
-        Worker { stop, handle }
+        let handle = tokio::spawn(worker.run(stop.clone()));
+        Worker {
+            stop: stop.drop_guard(),
+            handle,
+        }
     }
 
     /// A customer writes; returns the ticket their message opened (or went to).
@@ -216,13 +217,14 @@ impl Desk {
 }
 
 struct Worker {
-    stop: tokio::sync::oneshot::Sender<()>,
+    /// Stops the worker when dropped.
+    stop: tokio_util::sync::DropGuard,
     handle: tokio::task::JoinHandle<()>,
 }
 
 impl Worker {
     async fn stop(self) {
-        let _ = self.stop.send(());
+        drop(self.stop);
         tokio::time::timeout(WAIT, self.handle)
             .await
             .expect("the worker stops")

@@ -4,18 +4,19 @@
 //! `exp`, `sub`, `iss` and `typ`, and allows five seconds of clock skew.
 //!
 //! A panel sends the same token with every request for its whole lifetime, so the claims of
-//! tokens that passed are kept by their exact text ([`VERIFIED_KEPT`] at most; a full memory
-//! starts over). A kept token is still refused once it expires; any other text, a tampered
-//! one included, is checked in full.
+//! tokens that passed are kept by their exact text ([`VERIFIED_KEPT`] at most; when full, a
+//! `quick_cache` cache drops a token not presented again rather than one in use). A kept token
+//! is still refused once it expires; any other text, a tampered one included, is checked in
+//! full.
 
-use std::collections::HashMap;
 use std::fmt;
-use std::sync::{Arc, Mutex};
+use std::sync::Arc;
 
 use chrono::{DateTime, Utc};
 use domain::AgentId;
 use domain::agent::Role;
 use jsonwebtoken::{Algorithm, DecodingKey, EncodingKey, Header, Validation};
+use quick_cache::sync::Cache;
 use serde::{Deserialize, Serialize};
 use uuid::Uuid;
 
@@ -54,7 +55,7 @@ pub struct Keys {
     decoding: DecodingKey,
     validation: Validation,
     /// Token text → its claims, for tokens whose signature and claims passed.
-    verified: Arc<Mutex<HashMap<Box<str>, AccessClaims>>>,
+    verified: Arc<Cache<Box<str>, AccessClaims>>,
 }
 
 impl fmt::Debug for Keys {
@@ -74,7 +75,7 @@ impl Keys {
             encoding: EncodingKey::from_secret(secret),
             decoding: DecodingKey::from_secret(secret),
             validation,
-            verified: Arc::default(),
+            verified: Arc::new(Cache::new(VERIFIED_KEPT)),
         }
     }
 
@@ -114,21 +115,16 @@ impl Keys {
     /// [`Keys::verify`] at `now` (seconds since the epoch) for a token seen before; a token not
     /// seen before is checked against the clock.
     fn verify_at(&self, token: &str, now: i64) -> Result<AccessClaims, &'static str> {
-        let kept = self.kept().get(token).cloned();
-        if let Some(claims) = kept {
+        if let Some(claims) = self.verified.get(token) {
             return if now > claims.exp.saturating_add(LEEWAY_SECONDS as i64) {
-                self.kept().remove(token);
+                self.verified.remove(token);
                 Err(EXPIRED)
             } else {
                 Ok(claims)
             };
         }
         let claims = self.decode(token)?;
-        let mut kept = self.kept();
-        if kept.len() >= VERIFIED_KEPT {
-            kept.clear();
-        }
-        kept.insert(token.into(), claims.clone());
+        self.verified.insert(token.into(), claims.clone());
         Ok(claims)
     }
 
@@ -146,14 +142,6 @@ impl Keys {
                 _ => "the access token is malformed",
             }),
         }
-    }
-
-    fn kept(&self) -> std::sync::MutexGuard<'_, HashMap<Box<str>, AccessClaims>> {
-        // Every change under the lock is one insert, remove or clear: a panic cannot leave the
-        // map half-changed.
-        self.verified
-            .lock()
-            .unwrap_or_else(std::sync::PoisonError::into_inner)
     }
 }
 
@@ -184,12 +172,12 @@ mod tests {
         let keys = keys();
         let (token, exp) = issued(&keys, chrono::TimeDelta::minutes(15));
         assert_eq!(keys.verify(&token).map(|c| c.exp), Ok(exp));
-        assert_eq!(keys.kept().len(), 1);
+        assert_eq!(keys.verified.len(), 1);
         // Answered from memory while valid, and within the allowed skew.
         let skew = LEEWAY_SECONDS as i64;
         assert_eq!(keys.verify_at(&token, exp + skew).map(|c| c.exp), Ok(exp));
         assert_eq!(keys.verify_at(&token, exp + skew + 1), Err(EXPIRED));
-        assert_eq!(keys.kept().len(), 0, "an expired token is forgotten");
+        assert_eq!(keys.verified.len(), 0, "an expired token is forgotten");
     }
 
     #[test]
@@ -214,7 +202,7 @@ mod tests {
             keys.verify(&other),
             Err("the access token's signature is invalid")
         );
-        assert_eq!(keys.kept().len(), 1, "refused tokens are not kept");
+        assert_eq!(keys.verified.len(), 1, "refused tokens are not kept");
     }
 
     #[test]
@@ -222,6 +210,6 @@ mod tests {
         let keys = keys();
         let (token, _) = issued(&keys, chrono::TimeDelta::minutes(-5));
         assert_eq!(keys.verify(&token), Err(EXPIRED));
-        assert_eq!(keys.kept().len(), 0);
+        assert_eq!(keys.verified.len(), 0);
     }
 }

@@ -12,16 +12,19 @@
 //! stores its answer when the generation did not move while it ran. Writes made by another
 //! process (a second instance, the CLI) reach this one within the TTL.
 //!
+//! The memory is bounded: when it is full, a `quick_cache` cache drops an agent not asked
+//! about again rather than one whose requests keep coming. An entry past its TTL is not
+//! answered; it stays until it is read again (and replaced) or dropped for room.
+//!
 //! It owns no SQL: the caller reads the database and hands the answer in.
 
-use std::collections::HashMap;
 use std::sync::Mutex;
 use std::time::{Duration, Instant};
 
+use quick_cache::unsync::Cache;
 use uuid::Uuid;
 
-/// Most agents remembered at once; past it the whole memory is dropped (it refills in one
-/// query per active agent).
+/// Most agents remembered at once.
 const CAPACITY: usize = 10_000;
 
 /// An agent's session state as last read: `(epoch, must_change_password)`.
@@ -34,11 +37,13 @@ pub(crate) struct SessionCache {
     inner: Mutex<Entries>,
 }
 
-#[derive(Debug, Default)]
+/// One lock over the generation and the cache, so that checking the one and storing in the
+/// other is a single step.
+#[derive(Debug)]
 struct Entries {
     /// Bumped by every `forget`: a read that saw another generation when it began is not kept.
     generation: u64,
-    by_agent: HashMap<Uuid, Entry>,
+    by_agent: Cache<Uuid, Entry>,
 }
 
 #[derive(Debug, Clone, Copy)]
@@ -60,7 +65,10 @@ impl SessionCache {
     pub(crate) fn new(ttl: Duration) -> Self {
         SessionCache {
             ttl,
-            inner: Mutex::new(Entries::default()),
+            inner: Mutex::new(Entries {
+                generation: 0,
+                by_agent: Cache::new(CAPACITY),
+            }),
         }
     }
 
@@ -89,9 +97,6 @@ impl SessionCache {
         if entries.generation != lookup.generation {
             return;
         }
-        if entries.by_agent.len() >= CAPACITY && !entries.by_agent.contains_key(&agent) {
-            entries.by_agent.clear();
-        }
         entries.by_agent.insert(
             agent,
             Entry {
@@ -110,7 +115,8 @@ impl SessionCache {
     }
 
     fn lock(&self) -> std::sync::MutexGuard<'_, Entries> {
-        // A panic while holding the lock leaves only plain data behind: keep using it.
+        // A panic while holding the lock leaves at worst an entry missing or one more dropped:
+        // keep using it.
         self.inner
             .lock()
             .unwrap_or_else(std::sync::PoisonError::into_inner)
@@ -145,6 +151,24 @@ mod tests {
         cache.forget(agent);
         cache.remember(agent, lookup, Some((3, false)));
         assert!(cache.get(agent).is_err());
+    }
+
+    #[test]
+    fn a_full_memory_keeps_its_bound_and_the_latest_answer() {
+        let cache = SessionCache::new(Duration::from_secs(3600));
+        let agents: Vec<Uuid> = (0..CAPACITY + 100).map(|_| Uuid::now_v7()).collect();
+        for (epoch, agent) in agents.iter().enumerate() {
+            let Err(lookup) = cache.get(*agent) else {
+                panic!("nothing is known yet")
+            };
+            cache.remember(*agent, lookup, Some((epoch as i32, false)));
+        }
+        assert!(cache.lock().by_agent.len() <= CAPACITY);
+        let last = *agents.last().expect("agents were made");
+        assert_eq!(
+            cache.get(last).ok(),
+            Some(Some(((CAPACITY + 99) as i32, false)))
+        );
     }
 
     #[test]

@@ -457,6 +457,7 @@ where
     Fut: Future<Output = Result<(), Retry>>,
 {
     let mut failures = 0;
+    let mut pauses = ctx.sender.pauses();
     loop {
         let error = match write().await {
             Ok(()) => return Written::Done,
@@ -478,7 +479,7 @@ where
             tracing::error!(%error, "stopping; gave up recording {what}");
             return Written::GaveUp;
         }
-        let mut pause = ctx.sender.retry_backoff(failures);
+        let mut pause = pauses.next_pause();
         if ctx.sender.stopping() {
             pause = pause.min(Duration::from_secs(1));
         }

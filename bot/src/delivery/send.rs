@@ -10,15 +10,15 @@ use std::num::NonZeroU32;
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
+use backon::{BackoffBuilder, ExponentialBackoff, ExponentialBuilder};
 use domain::content::{MediaKind, ReplyContent};
 use governor::{DefaultDirectRateLimiter, DefaultKeyedRateLimiter, Quota, RateLimiter};
 use teloxide::payloads::setters::*;
 use teloxide::prelude::Requester;
 use teloxide::types::{ChatId, FileId, InlineKeyboardMarkup, InputFile, Message};
 use teloxide::{ApiError, Bot, RequestError};
-use tokio::sync::watch;
 use tokio::time::Instant;
-use uuid::Uuid;
+use tokio_util::sync::CancellationToken;
 
 /// Telegram's longest media caption. Telegram counts UTF-16 code units, so that is what
 /// [`plan`] counts too (an emoji takes two).
@@ -155,27 +155,40 @@ pub(super) struct RetryPolicy {
 }
 
 impl RetryPolicy {
-    /// The pause after the `attempt`-th failure (1-based): exponential, capped, and drawn
-    /// uniformly from its upper half so lanes that failed together do not retry together.
-    pub(super) fn backoff(&self, attempt: u32) -> Duration {
-        let factor = 1u32
-            .checked_shl(attempt.saturating_sub(1))
-            .unwrap_or(u32::MAX);
-        let ceiling = self
-            .first_backoff
-            .saturating_mul(factor)
-            .min(self.max_backoff);
-        let half = ceiling / 2;
-        half + half.mul_f64(unit_random())
+    /// The pauses of a new run of failures.
+    pub(super) fn pauses(&self) -> Pauses {
+        // backon's jitter adds up to as much again to each pause of its schedule, so the
+        // schedule runs at half the ceilings: every pause then lies within [ceiling / 2,
+        // ceiling), where the ceiling doubles from `first_backoff` up to `max_backoff`.
+        let schedule = ExponentialBuilder::new()
+            .with_min_delay(self.first_backoff / 2)
+            .with_max_delay(self.max_backoff / 2)
+            .with_factor(2.0)
+            .with_jitter()
+            .without_max_times()
+            .build();
+        Pauses {
+            schedule,
+            longest: self.max_backoff,
+        }
     }
 }
 
-/// A number in [0, 1), from a v4 uuid's random bits (no other randomness source is needed).
-fn unit_random() -> f64 {
-    let bits = Uuid::new_v4().as_u128() >> 75; // 53 random bits
-    #[expect(clippy::cast_precision_loss, reason = "53 bits fit an f64 mantissa")]
-    let value = bits as f64 / (1u64 << 53) as f64;
-    value
+/// The pauses after one failure after another: exponential, capped, and each drawn from the
+/// upper half of its ceiling so lanes that failed together do not retry together. Start a new
+/// one when something went through.
+#[derive(Debug)]
+pub(super) struct Pauses {
+    schedule: ExponentialBackoff,
+    longest: Duration,
+}
+
+impl Pauses {
+    /// The pause after the next failure.
+    pub(super) fn next_pause(&mut self) -> Duration {
+        // The schedule has no end; were it to run out, its longest pause would stand in.
+        self.schedule.next().unwrap_or(self.longest)
+    }
 }
 
 /// Sends parts to Telegram within the rate limits, honouring 429 for the whole bot and
@@ -188,7 +201,8 @@ pub(super) struct Sender {
     /// While set and in the future, nobody sends: Telegram asked the bot to wait.
     paused_until: Mutex<Option<Instant>>,
     retry: RetryPolicy,
-    stop: watch::Receiver<bool>,
+    /// Cancelled once the worker is stopping.
+    stop: CancellationToken,
 }
 
 impl Sender {
@@ -197,7 +211,7 @@ impl Sender {
         overall: NonZeroU32,
         per_chat: NonZeroU32,
         retry: RetryPolicy,
-        stop: watch::Receiver<bool>,
+        stop: CancellationToken,
     ) -> Arc<Self> {
         Arc::new(Sender {
             bot,
@@ -220,6 +234,7 @@ impl Sender {
     /// are cut short when the worker stops: the part is then [`Sent::Stopped`], unsent.
     pub(super) async fn send(&self, chat: i64, part: &Part) -> Sent {
         let mut failures = 0;
+        let mut pauses = self.retry.pauses();
         loop {
             if !self.wait_while_paused().await {
                 return Sent::Stopped;
@@ -257,7 +272,7 @@ impl Sender {
                             retryable: true,
                         };
                     }
-                    let pause = self.retry.backoff(failures);
+                    let pause = pauses.next_pause();
                     tracing::info!(
                         attempt = failures,
                         pause_ms = u64::try_from(pause.as_millis()).unwrap_or(u64::MAX),
@@ -305,31 +320,24 @@ impl Sender {
     }
 
     async fn sleep_until(&self, until: Instant) -> bool {
-        let mut stop = self.stop.clone();
-        if *stop.borrow_and_update() {
+        if self.stop.is_cancelled() {
             return false;
         }
         tokio::select! {
             () = tokio::time::sleep_until(until) => true,
-            () = stopped(&mut stop) => false,
+            () = self.stop.cancelled() => false,
         }
     }
 
-    /// The pause after the `attempt`-th failure of anything (1-based).
-    pub(super) fn retry_backoff(&self, attempt: u32) -> Duration {
-        self.retry.backoff(attempt)
+    /// The pauses of a new run of failures of anything (the policy's).
+    pub(super) fn pauses(&self) -> Pauses {
+        self.retry.pauses()
     }
 
     /// True once the worker is stopping.
     pub(super) fn stopping(&self) -> bool {
-        *self.stop.borrow()
+        self.stop.is_cancelled()
     }
-}
-
-/// Completes once the worker is stopping (or its stop signal is gone).
-pub(super) async fn stopped(stop: &mut watch::Receiver<bool>) {
-    // The guard `wait_for` returns is not `Send`: drop it here, before any other await.
-    let _ = stop.wait_for(|stopping| *stopping).await.map(|_| ());
 }
 
 async fn send_part(bot: &Bot, chat: ChatId, part: &Part) -> Result<Message, RequestError> {
@@ -514,15 +522,20 @@ mod tests {
             first_backoff: Duration::from_millis(100),
             max_backoff: Duration::from_secs(2),
         };
-        for attempt in 1..=20 {
-            let pause = policy.backoff(attempt);
-            let ceiling = Duration::from_millis(100)
-                .saturating_mul(1u32.checked_shl(attempt - 1).unwrap_or(u32::MAX))
-                .min(Duration::from_secs(2));
-            assert!(
-                pause >= ceiling / 2 && pause <= ceiling,
-                "{attempt}: {pause:?}"
-            );
+        // backon computes in f32: allow for its rounding.
+        let rounding = Duration::from_micros(1);
+        for _ in 0..100 {
+            let mut pauses = policy.pauses();
+            for attempt in 1..=20 {
+                let pause = pauses.next_pause();
+                let ceiling = Duration::from_millis(100)
+                    .saturating_mul(1u32.checked_shl(attempt - 1).unwrap_or(u32::MAX))
+                    .min(Duration::from_secs(2));
+                assert!(
+                    pause + rounding >= ceiling / 2 && pause <= ceiling + rounding,
+                    "{attempt}: {pause:?}"
+                );
+            }
         }
     }
 }

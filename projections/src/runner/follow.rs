@@ -7,6 +7,7 @@ use std::time::Instant;
 use eventlog::EventLog;
 use tokio::sync::broadcast;
 use tokio::sync::broadcast::error::RecvError;
+use tokio_util::sync::CancellationToken;
 
 use super::applier::{Decoded, Outcome};
 use super::context::Context;
@@ -15,7 +16,6 @@ use super::feed::{Applying, LiveFeed};
 use super::member::Member;
 use super::rebuild::rebuild_one;
 use super::report::Exit;
-use super::stop::Stop;
 
 /// How following the shared reader ended.
 enum Followed {
@@ -29,14 +29,14 @@ enum Followed {
 pub(super) async fn follow<L: EventLog>(
     cx: &Context<L>,
     mut member: Member,
-    stop: &mut Stop,
+    stop: &CancellationToken,
     feed: &LiveFeed,
 ) -> Result<Exit, RuntimeError> {
     // Join only once the reader knows where it starts: had it taken the head after this
     // projection's catch-up ended, what came in between would reach neither.
     tokio::select! {
         () = feed.started() => {}
-        () = stop.asked() => return Ok(Exit::Shutdown),
+        () = stop.cancelled() => return Ok(Exit::Shutdown),
     }
     loop {
         // Join the shared reader before catching up: whatever it sends after the last page read
@@ -65,14 +65,14 @@ pub(super) async fn follow<L: EventLog>(
 async fn catch_up<L: EventLog>(
     cx: &Context<L>,
     member: &mut Member,
-    stop: &Stop,
+    stop: &CancellationToken,
 ) -> Result<Option<Exit>, RuntimeError> {
     loop {
         let (outcome, short) = member.live_page(&cx.log, cx.options.catch_up_page).await?;
         if let Outcome::Stopped(failure) = outcome {
             return Ok(Some(Exit::Failed(failure)));
         }
-        if short || stop.is_set() {
+        if short || stop.is_cancelled() {
             return Ok(None);
         }
     }
@@ -85,14 +85,14 @@ async fn follow_shared<L: EventLog>(
     member: &mut Member,
     mut receiver: broadcast::Receiver<Arc<Decoded>>,
     applying: &Arc<Applying>,
-    stop: &mut Stop,
+    stop: &CancellationToken,
 ) -> Result<Followed, RuntimeError> {
     let mut poll = tokio::time::interval(cx.options.request_poll);
     poll.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
     loop {
         let store_due = member.live.store_due();
         tokio::select! {
-            () = stop.asked() => {
+            () = stop.cancelled() => {
                 member.live.store(&mut member.conn).await?;
                 return Ok(Followed::Exit(Exit::Shutdown));
             }

@@ -13,7 +13,7 @@
 //!
 //! The parts, each depending only on those listed before it:
 //! - `error`, `report`, `context`, `stop`: what the others share (the error, what the runner
-//!   reports, its options, the shutdown signal);
+//!   reports, its options, pausing under the shutdown signal);
 //! - `ownership`: the projection's own connection and its lock;
 //! - `applier`, `shadow`, `member`: applying batches to one copy, the shadow tables, and one
 //!   projection held by this process with both its copies;
@@ -35,13 +35,13 @@ mod shadow;
 mod stop;
 mod swap;
 
-use std::future::Future;
 use std::sync::Arc;
 use std::time::Duration;
 
+use backon::{BackoffBuilder, ExponentialBuilder};
 use eventlog::EventLog;
 use sqlx::{Connection, PgPool};
-use tokio::sync::watch;
+use tokio_util::sync::CancellationToken;
 
 pub use context::RunnerOptions;
 pub use error::RuntimeError;
@@ -52,7 +52,7 @@ use crate::projection::Projection;
 use context::Context;
 use feed::LiveFeed;
 use member::Member;
-use stop::Stop;
+use stop::pause;
 
 /// The longest pause before a projection restarts after an error.
 const MAX_RESTART_BACKOFF: Duration = Duration::from_secs(30);
@@ -102,11 +102,10 @@ impl<L: EventLog> ProjectionRunner<L> {
         self
     }
 
-    /// Runs every projection, each in its own task, until `shutdown` completes. A projection
+    /// Runs every projection, each in its own task, until `shutdown` is cancelled. A projection
     /// that fails on an event stops alone; one whose database or log connection fails restarts
     /// from its checkpoint after a pause. Returns how each projection's task ended.
-    pub async fn run(self, shutdown: impl Future<Output = ()> + Send) -> Vec<(String, Exit)> {
-        let (stop, stopped) = watch::channel(false);
+    pub async fn run(self, shutdown: CancellationToken) -> Vec<(String, Exit)> {
         let options = &self.cx.options;
         let (feed, reader) = LiveFeed::start(
             self.cx.log.clone(),
@@ -118,25 +117,18 @@ impl<L: EventLog> ProjectionRunner<L> {
         for projection in &self.projections {
             let runner = self.clone();
             let projection = Arc::clone(projection);
-            let stop = Stop::new(stopped.clone());
+            let stop = shutdown.clone();
             let feed = feed.clone();
             tasks.spawn(async move {
                 let name = projection.name().to_owned();
-                (name, runner.supervise(projection, stop, &feed).await)
+                (name, runner.supervise(projection, &stop, &feed).await)
             });
         }
         let mut exits = Vec::new();
-        tokio::pin!(shutdown);
-        loop {
-            tokio::select! {
-                () = &mut shutdown, if !*stop.borrow() => {
-                    let _ = stop.send(true);
-                }
-                joined = tasks.join_next() => match joined {
-                    Some(Ok(exit)) => exits.push(exit),
-                    Some(Err(err)) => tracing::error!(error = %err, "a projection task panicked"),
-                    None => break,
-                },
+        while let Some(joined) = tasks.join_next().await {
+            match joined {
+                Ok(exit) => exits.push(exit),
+                Err(err) => tracing::error!(error = %err, "a projection task panicked"),
             }
         }
         exits
@@ -147,20 +139,27 @@ impl<L: EventLog> ProjectionRunner<L> {
     async fn supervise(
         &self,
         projection: Arc<dyn Projection>,
-        mut stop: Stop,
+        stop: &CancellationToken,
         feed: &LiveFeed,
     ) -> Exit {
         let name = projection.name();
-        let mut backoff = self.cx.options.restart_backoff;
+        let mut pauses = ExponentialBuilder::new()
+            .with_min_delay(self.cx.options.restart_backoff)
+            .with_factor(2.0)
+            .with_max_delay(MAX_RESTART_BACKOFF)
+            .without_max_times()
+            .build();
         loop {
-            match self.run_one(&projection, &mut stop, feed).await {
+            let err = match self.run_one(&projection, stop, feed).await {
                 Ok(exit) => return exit,
-                Err(err) => report_restart(name, &err, backoff),
-            }
-            if stop.pause(backoff).await {
+                Err(err) => err,
+            };
+            // The pauses have no end; were they to run out, the longest would stand in.
+            let retry_in = pauses.next().unwrap_or(MAX_RESTART_BACKOFF);
+            report_restart(name, &err, retry_in);
+            if pause(stop, retry_in).await {
                 return Exit::Shutdown;
             }
-            backoff = (backoff * 2).min(MAX_RESTART_BACKOFF);
         }
     }
 
@@ -168,7 +167,7 @@ impl<L: EventLog> ProjectionRunner<L> {
     async fn run_one(
         &self,
         projection: &Arc<dyn Projection>,
-        stop: &mut Stop,
+        stop: &CancellationToken,
         feed: &LiveFeed,
     ) -> Result<Exit, RuntimeError> {
         let name = projection.name();
@@ -209,11 +208,12 @@ impl<L: EventLog> ProjectionRunner<L> {
                 elsewhere.push(projection.name().to_owned());
             }
         }
-        let (_stop, stopped) = watch::channel(false);
+        // Asked for now, a rebuild runs to its end: nothing cancels this token.
+        let never = CancellationToken::new();
         let rebuilt = if members.is_empty() {
             Vec::new()
         } else {
-            rebuild::rebuild(&self.cx, members, &Stop::new(stopped)).await?
+            rebuild::rebuild(&self.cx, members, &never).await?
         };
         let mut failed = None;
         for rebuilt in rebuilt {

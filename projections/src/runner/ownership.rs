@@ -5,9 +5,10 @@
 
 use app::ownership::{self, LockClass, LockKey};
 use sqlx::{Connection, PgConnection, PgPool};
+use tokio_util::sync::CancellationToken;
 
 use super::error::RuntimeError;
-use super::stop::Stop;
+use super::stop::pause;
 
 /// A connection of a projection's own. Nothing on it waits for the WAL flush: read models are
 /// derived data whose checkpoint commits with them (see `applier.rs`), and a checkpoint moved
@@ -32,7 +33,7 @@ pub(super) async fn try_own(
 pub(super) async fn take(
     pool: &PgPool,
     projection: &str,
-    stop: &mut Stop,
+    stop: &CancellationToken,
     retry: std::time::Duration,
 ) -> Result<Option<PgConnection>, RuntimeError> {
     let mut conn = connect(pool).await?;
@@ -45,7 +46,7 @@ pub(super) async fn take(
             );
             announced = true;
         }
-        if stop.pause(retry).await {
+        if pause(stop, retry).await {
             return Ok(None);
         }
     }

@@ -11,6 +11,7 @@ use std::time::Duration;
 use eventlog::{EventLog, Position};
 use tokio::sync::mpsc;
 use tokio::task::JoinHandle;
+use tokio_util::sync::CancellationToken;
 
 use super::applier::{Decoded, Outcome};
 use super::context::Context;
@@ -18,7 +19,7 @@ use super::error::RuntimeError;
 use super::member::Member;
 use super::report::{Exit, ProgressFn, RebuildProgress};
 use super::shadow;
-use super::stop::Stop;
+use super::stop::pause;
 use super::swap::{Swap, swap};
 
 /// Pages the reader keeps ready for each member.
@@ -42,7 +43,7 @@ pub(super) struct Rebuilt {
 pub(super) async fn rebuild<L: EventLog>(
     cx: &Context<L>,
     mut members: Vec<Member>,
-    stop: &Stop,
+    stop: &CancellationToken,
 ) -> Result<Vec<Rebuilt>, RuntimeError> {
     for member in &mut members {
         member.prepare_shadow().await?;
@@ -71,7 +72,7 @@ pub(super) async fn rebuild<L: EventLog>(
 pub(super) async fn rebuild_one<L: EventLog>(
     cx: &Context<L>,
     member: Member,
-    stop: &Stop,
+    stop: &CancellationToken,
 ) -> Result<Rebuilt, RuntimeError> {
     let mut rebuilt = rebuild(cx, vec![member], stop).await?;
     // Provably one: `rebuild` gives back each member it was given, or an error.
@@ -89,7 +90,7 @@ fn spawn_members<L: EventLog>(
     cx: &Context<L>,
     members: Vec<Member>,
     progress: &Arc<Progress>,
-    stop: &Stop,
+    stop: &CancellationToken,
 ) -> (Vec<mpsc::Sender<Page>>, Vec<MemberTask>) {
     let mut feeds = Vec::with_capacity(members.len());
     let mut tasks = Vec::with_capacity(members.len());
@@ -166,7 +167,7 @@ async fn rebuild_member<L: EventLog>(
     cx: Context<L>,
     mut member: Member,
     mut pages: mpsc::Receiver<Page>,
-    mut stop: Stop,
+    stop: CancellationToken,
     reached: Reached,
 ) -> Result<Rebuilt, RuntimeError> {
     let mut events = 0_u64;
@@ -185,7 +186,7 @@ async fn rebuild_member<L: EventLog>(
             .await?;
         events += decoded.events.len() as u64;
         reached.report(member.shadow.position, events);
-        if stop.is_set() {
+        if stop.is_cancelled() {
             return Ok(ended(member, Exit::Shutdown));
         }
         if *caught_up {
@@ -194,14 +195,14 @@ async fn rebuild_member<L: EventLog>(
     }
     let projection = member.projection();
     shadow::build_deferred_indexes(&mut member.conn, projection.as_ref()).await?;
-    swap_when_free(&cx, member, &mut stop).await
+    swap_when_free(&cx, member, &stop).await
 }
 
 /// Swaps the member in, trying again while readers hold the live tables.
 async fn swap_when_free<L: EventLog>(
     cx: &Context<L>,
     mut member: Member,
-    stop: &mut Stop,
+    stop: &CancellationToken,
 ) -> Result<Rebuilt, RuntimeError> {
     let options = &cx.options;
     loop {
@@ -223,7 +224,7 @@ async fn swap_when_free<L: EventLog>(
                 member
                     .keep_live_current(&cx.log, options.live_batch)
                     .await?;
-                if stop.pause(SWAP_RETRY).await {
+                if pause(stop, SWAP_RETRY).await {
                     return Ok(ended(member, Exit::Shutdown));
                 }
             }

@@ -353,9 +353,13 @@ fn spawn_runner<L: EventLog>(
     tokio::task::JoinHandle<Vec<(String, Exit)>>,
 ) {
     let (stop, stopped) = tokio::sync::oneshot::channel::<()>();
-    let handle = tokio::spawn(runner.run(async move {
+    // Sending on `stop`, or dropping it, cancels the runner's token.
+    let shutdown = tokio_util::sync::CancellationToken::new();
+    let handle = tokio::spawn(runner.run(shutdown.clone()));
+    tokio::spawn(async move {
         let _ = stopped.await;
-    }));
+        shutdown.cancel();
+    });
     (stop, handle)
 }
 
