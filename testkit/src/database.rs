@@ -293,23 +293,33 @@ async fn admin_connection() -> PgConnection {
         .expect("cannot connect to the server DATABASE_URL names")
 }
 
-/// Drops the database `name` if it exists, ending its sessions. A session that opens while
-/// the drop runs can make it fail; it is tried again a few times.
+/// How long [`drop_database`] keeps trying: the server may refuse a connection for a while
+/// (all its connection slots taken by tests running beside this one), or a session that
+/// opens while the drop runs may make it fail.
+const DROP_PATIENCE: Duration = Duration::from_secs(20);
+
+/// Drops the database `name` if it exists, ending its sessions; tries again, with pauses
+/// growing from 50 ms to a second, for up to [`DROP_PATIENCE`].
 async fn drop_database(name: &str) -> Result<(), sqlx::Error> {
     let options = app::database::connect_options(&server_url())?;
-    let mut admin = PgConnection::connect_with(&options).await?;
     let statement = format!("drop database if exists {name} with (force)");
-    let mut attempt = 1;
-    let dropped = loop {
-        match admin.execute(statement.as_str()).await {
-            Ok(_) => break Ok(()),
-            Err(_) if attempt < 5 => {
-                attempt += 1;
-                tokio::time::sleep(Duration::from_millis(100)).await;
+    let deadline = tokio::time::Instant::now() + DROP_PATIENCE;
+    let mut pause = Duration::from_millis(50);
+    loop {
+        let attempt = async {
+            let mut admin = PgConnection::connect_with(&options).await?;
+            let dropped = admin.execute(statement.as_str()).await.map(drop);
+            // A connection's close is best effort: the server ends the session either way.
+            let _ = admin.close().await;
+            dropped
+        };
+        match attempt.await {
+            Ok(()) => return Ok(()),
+            Err(err) if tokio::time::Instant::now() + pause > deadline => return Err(err),
+            Err(_) => {
+                tokio::time::sleep(pause).await;
+                pause = (pause * 2).min(Duration::from_secs(1));
             }
-            Err(err) => break Err(err),
         }
-    };
-    let _ = admin.close().await;
-    dropped
+    }
 }
