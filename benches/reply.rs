@@ -13,7 +13,7 @@
 //! the machine's speed during the run moves both sides of the ratio alike.
 //!
 //! `cargo bench --bench reply` (env: `DATABASE_URL` of a server where `BENCH_DATABASE`, default
-//! `ledgerdesk_bench_api`, may be created and dropped; `BENCH_CLIENTS`, default 64;
+//! `ledgerdesk_bench_api`, may be created and dropped, also when the run fails; `BENCH_CLIENTS`, default 64;
 //! `BENCH_ROUNDS`, default 3; `BENCH_TICKETS_PER_CLIENT`, default 4: the tickets each client
 //! takes turns replying to).
 
@@ -41,6 +41,7 @@ use ledgerdesk::{Application, Settings};
 use secrecy::SecretString;
 use serde_json::{Value, json};
 use sqlx::{Executor, PgPool};
+use testkit::DatabaseName;
 use uuid::Uuid;
 
 const REPLY: &str = "Thanks for writing. I checked order #48213: it left our warehouse yesterday and should arrive tomorrow.";
@@ -56,34 +57,19 @@ fn env_or<T: std::str::FromStr>(name: &str, default: T) -> T {
 
 #[tokio::main]
 async fn main() -> anyhow::Result<()> {
-    let server = std::env::var("DATABASE_URL")
-        .unwrap_or_else(|_| "postgres://postgres@127.0.0.1:5432/postgres".to_owned());
     let seconds: u64 = env_or("BENCH_SECONDS", 10);
     let rounds: usize = env_or("BENCH_ROUNDS", 3).max(1);
     let clients: usize = env_or("BENCH_CLIENTS", 64);
     let per_client: usize = env_or("BENCH_TICKETS_PER_CLIENT", 4).max(1);
-    let database =
-        std::env::var("BENCH_DATABASE").unwrap_or_else(|_| "ledgerdesk_bench_api".to_owned());
-    anyhow::ensure!(
-        !database.is_empty()
-            && database
-                .chars()
-                .all(|c| c.is_ascii_lowercase() || c.is_ascii_digit() || c == '_'),
-        "BENCH_DATABASE takes lowercase letters, digits and _"
-    );
-    let admin_pool = PgPool::connect(&server)
-        .await
-        .context("connect to DATABASE_URL")?;
-    admin_pool
-        .execute(format!("drop database if exists {database} with (force)").as_str())
-        .await?;
-    admin_pool
-        .execute(format!("create database {database}").as_str())
-        .await?;
-    let url = database_url(&server, &database);
+    // Dropped when the run ends, also when it fails; one a killed run left behind goes first.
+    let database = DatabaseName::named(
+        &std::env::var("BENCH_DATABASE").unwrap_or_else(|_| "ledgerdesk_bench_api".to_owned()),
+    )
+    .create()
+    .await;
+    let url = database.url().to_owned();
 
-    let pool = PgPool::connect(&url).await?;
-    app::database::migrate(&pool).await?;
+    let pool = database.pool().clone();
     let log = PostgresLog::new(pool.clone());
     let tickets = open_tickets(&log, clients * per_client).await?;
     create_admin(&log).await?;
@@ -91,7 +77,7 @@ async fn main() -> anyhow::Result<()> {
         "drop table if exists bench_plain; create table bench_plain (payload jsonb not null)",
     )
     .await?;
-    pool.close().await;
+    let database = database.close().await;
 
     println!(
         "replyToTicket benchmark: {clients} HTTP clients, {rounds} rounds of {seconds} s per \
@@ -182,9 +168,7 @@ async fn main() -> anyhow::Result<()> {
         cores_us(median(&|r| r.raw.pooled.rate))
     );
 
-    admin_pool
-        .execute(format!("drop database if exists {database} with (force)").as_str())
-        .await?;
+    drop(database);
     Ok(())
 }
 
@@ -708,18 +692,4 @@ fn percentile(sorted: &[f64], q: f64) -> f64 {
     }
     let index = ((sorted.len() - 1) as f64 * q).round() as usize;
     sorted[index.min(sorted.len() - 1)]
-}
-
-fn database_url(server: &str, name: &str) -> String {
-    let (base, query) = server
-        .split_once('?')
-        .map_or((server, None), |(b, q)| (b, Some(q)));
-    let base = match base.rfind('/') {
-        Some(i) if i > "postgres://".len() => &base[..i],
-        _ => base,
-    };
-    match query {
-        Some(q) => format!("{base}/{name}?{q}"),
-        None => format!("{base}/{name}"),
-    }
 }

@@ -1,8 +1,8 @@
 //! Telegram webhook updates into commands: updates/s and latency.
 //!
 //! Starts a real Ledgerdesk (HTTP server, bot in webhook mode, projections, delivery worker)
-//! in this process on a fresh database, with the Bot API replaced by a stub that answers
-//! `true` to everything (plain customer messages make the bot call nothing). Then
+//! in this process on a fresh database, with the Bot API replaced by the tests' fake Bot API
+//! server (`testkit::telegram`; plain customer messages make the bot call nothing). Then
 //! `BENCH_CLIENTS` (default 64) concurrent HTTP clients post text-message updates from
 //! `BENCH_CUSTOMERS` (default 2,000) customers for `BENCH_SECONDS` (default 10) after a warm-up
 //! second, each update with its own update id. Every update is handled completely before the
@@ -10,7 +10,8 @@
 //! the next ones post to it.
 //!
 //! `cargo bench --bench webhook` (env: `DATABASE_URL` of a server where `BENCH_DATABASE`,
-//! default `ledgerdesk_bench_webhook`, may be created and dropped).
+//! default `ledgerdesk_bench_webhook`, may be created and dropped; it is dropped at the end,
+//! also when the run fails).
 
 #![expect(clippy::print_stdout, reason = "a benchmark prints its figures")]
 
@@ -22,16 +23,12 @@ use std::sync::Arc;
 use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 use std::time::{Duration, Instant};
 
-use anyhow::Context;
-use axum::Router;
-use axum::routing::post;
 use bot::config::BotConfig;
-use ledgerdesk::{Application, Settings};
 use secrecy::SecretString;
 use serde_json::json;
-use sqlx::{Executor, PgPool};
+use testkit::telegram::{FakeTelegram, TOKEN};
+use testkit::{DatabaseName, TestApp};
 
-const TOKEN: &str = "4242424242:AAbench-token";
 const SECRET: &str = "bench-secret";
 const PATH: &str = "/telegram/webhook";
 const GOAL_PER_SECOND: f64 = 1_000.0;
@@ -45,55 +42,28 @@ fn env_or<T: std::str::FromStr>(name: &str, default: T) -> T {
 
 #[tokio::main]
 async fn main() -> anyhow::Result<()> {
-    let server = std::env::var("DATABASE_URL")
-        .unwrap_or_else(|_| "postgres://postgres@127.0.0.1:5432/postgres".to_owned());
     let seconds: u64 = env_or("BENCH_SECONDS", 10);
     let clients: u64 = env_or("BENCH_CLIENTS", 64);
     let customers: u64 = env_or::<u64>("BENCH_CUSTOMERS", 2_000).max(1);
-    let database =
-        std::env::var("BENCH_DATABASE").unwrap_or_else(|_| "ledgerdesk_bench_webhook".to_owned());
-    anyhow::ensure!(
-        !database.is_empty()
-            && database
-                .chars()
-                .all(|c| c.is_ascii_lowercase() || c.is_ascii_digit() || c == '_'),
-        "BENCH_DATABASE takes lowercase letters, digits and _"
+    let database = DatabaseName::named(
+        &std::env::var("BENCH_DATABASE").unwrap_or_else(|_| "ledgerdesk_bench_webhook".to_owned()),
     );
-    let admin_pool = PgPool::connect(&server)
-        .await
-        .context("connect to DATABASE_URL")?;
-    admin_pool
-        .execute(format!("drop database if exists {database} with (force)").as_str())
-        .await?;
+    // A database left behind by a run that was killed goes first.
+    database.drop_now().await;
 
-    // The Bot API stub: `{"ok": true, "result": true}` for any method.
-    let stub = tokio::net::TcpListener::bind("127.0.0.1:0").await?;
-    let stub_url = format!("http://{}", stub.local_addr()?);
-    let stub_app = Router::new().route(
-        "/{*rest}",
-        post(|| async { axum::Json(json!({ "ok": true, "result": true })) }),
-    );
-    tokio::spawn(async move { axum::serve(stub, stub_app).await });
-
+    let telegram = FakeTelegram::start().await;
     let bot = BotConfig::polling(SecretString::from(TOKEN))?
-        .with_api_url(stub_url.parse()?)
+        .with_api_url(telegram.url())
         .with_webhook(
             &format!("https://desk.example{PATH}"),
             Some(SecretString::from(SECRET)),
         )?;
-    let app = Application::build(Settings {
-        database_url: SecretString::from(database_url(&server, &database)),
-        db_max_connections: 40,
-        bind: "127.0.0.1:0".parse()?,
-        api: api::ApiConfig::default(),
-        bot: Some(bot),
+    let app = TestApp::spawn(database, |settings| {
+        settings.db_max_connections = 40;
+        settings.bot = Some(bot);
     })
-    .await?;
-    let addr = app.local_addr()?;
-    let (stop, stopped) = tokio::sync::oneshot::channel::<()>();
-    let running = tokio::spawn(app.run_until(async {
-        let _ = stopped.await;
-    }));
+    .await;
+    let addr = app.addr();
     let url = format!("http://{addr}{PATH}");
     let http = reqwest::Client::builder()
         .pool_max_idle_per_host(usize::try_from(clients)?)
@@ -176,11 +146,10 @@ async fn main() -> anyhow::Result<()> {
     );
 
     // Every answered update must be in the log, once.
-    let pool = PgPool::connect(&database_url(&server, &database)).await?;
     let posted: i64 = sqlx::query_scalar(
         "select count(*) from events where event_type = 'ticket.customer_message_posted'",
     )
-    .fetch_one(&pool)
+    .fetch_one(app.pool())
     .await?;
     let answered = i64::try_from(answered.load(Ordering::Relaxed))?;
     println!("check: {answered} updates answered 200, {posted} messages in the log");
@@ -188,13 +157,8 @@ async fn main() -> anyhow::Result<()> {
         posted == answered,
         "every update answered 200 is one message in the log"
     );
-    pool.close().await;
-
-    let _ = stop.send(());
-    running.await??;
-    admin_pool
-        .execute(format!("drop database if exists {database} with (force)").as_str())
-        .await?;
+    // Stopped, then its database dropped with the value `stop` gives back.
+    app.stop().await;
     Ok(())
 }
 
@@ -217,17 +181,6 @@ fn text_update(update_id: u64, customer: u64) -> String {
         }
     })
     .to_string()
-}
-
-fn database_url(server: &str, database: &str) -> String {
-    let (base, query) = server
-        .split_once('?')
-        .map_or((server, None), |(b, q)| (b, Some(q)));
-    let base = base.rfind('/').map_or(base, |slash| &base[..slash]);
-    match query {
-        Some(q) => format!("{base}/{database}?{q}"),
-        None => format!("{base}/{database}"),
-    }
 }
 
 fn percentile(sorted: &[f64], q: f64) -> f64 {

@@ -21,7 +21,6 @@ use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
 
 use api::auth::{AuthConfig, AuthService, NewAgent};
 use app::commands::{CommandContext, CommandService};
-use app::database;
 use chrono::Utc;
 use domain::content::{CustomerMessage, MessageContent, TelegramMessageId};
 use domain::ticket::{Channel, OpenTicket, Ticket, TicketCommand};
@@ -30,6 +29,7 @@ use eventlog::postgres::PostgresLog;
 use eventlog::{Actor, ActorKind};
 use futures::{SinkExt, StreamExt};
 use serde_json::{Value, json};
+use testkit::DatabaseName;
 use tokio_tungstenite::tungstenite::Message;
 use tokio_tungstenite::tungstenite::client::IntoClientRequest;
 use tokio_tungstenite::tungstenite::http::HeaderValue;
@@ -64,12 +64,11 @@ async fn main() {
         .collect();
     let clients = args.first().copied().unwrap_or(1_000);
     let tickets = args.get(1).copied().unwrap_or(50);
-    let server_url = std::env::var("DATABASE_URL").expect("DATABASE_URL");
-    let base = &server_url[..server_url.rfind('/').unwrap()];
-    let database = format!("ledgerdesk_bench_subs_{}", std::process::id());
-    let url = format!("{base}/{database}");
-    let pool = database::connect(&url, 20).await.unwrap();
-    database::migrate(&pool).await.unwrap();
+    // Dropped at the end, also when the run fails.
+    let database = DatabaseName::named(&format!("ledgerdesk_bench_subs_{}", std::process::id()))
+        .create()
+        .await;
+    let pool = database.connect(20).await;
     let log = PostgresLog::new(pool.clone());
     let models = projections::models::all();
     let state = api::AppState::new(
@@ -237,11 +236,7 @@ async fn main() {
     serving.abort();
     let _ = projecting.await;
     pool.close().await;
-    let admin = sqlx::PgPool::connect(&server_url).await.unwrap();
-    sqlx::query(&format!("drop database if exists {database} with (force)"))
-        .execute(&admin)
-        .await
-        .ok();
+    drop(database);
 }
 
 /// The child process: `clients` WebSocket subscribers of `ticketsChanged`. Prints `ready` once

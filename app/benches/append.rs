@@ -17,9 +17,9 @@
 //! why the benchmark lives in this crate.
 //!
 //! `cargo bench -p app --bench append` (env: `DATABASE_URL` of a server where a database
-//! `BENCH_DATABASE`, default `ledgerdesk_bench`, may be created and dropped; `BENCH_SECONDS` per
-//! measurement, default 5; `BENCH_ROUNDS`, default 3; `BENCH_APPEND_BATCHES`, the log's
-//! `append_batches`, default the log's default).
+//! `BENCH_DATABASE`, default `ledgerdesk_bench`, may be created and dropped, also when the run
+//! fails; `BENCH_SECONDS` per measurement, default 5; `BENCH_ROUNDS`, default 3;
+//! `BENCH_APPEND_BATCHES`, the log's `append_batches`, default the log's default).
 
 #![expect(clippy::print_stdout, reason = "a benchmark prints its figures")]
 
@@ -27,13 +27,13 @@ use std::sync::Arc;
 use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 use std::time::{Duration, Instant};
 
-use anyhow::Context;
 use app::database;
 use eventlog::postgres::{PostgresLog, PostgresLogOptions};
 use eventlog::{Actor, ActorKind, AppendRequest, EventLog, ExpectedVersion, Metadata, NewEvent};
 use serde_json::json;
 use sqlx::pool::PoolConnection;
 use sqlx::{Executor, PgPool, Postgres};
+use testkit::DatabaseName;
 
 const CONCURRENCY: [u64; 3] = [1, 8, 32];
 const STREAMS_PER_WRITER: u64 = 50;
@@ -41,8 +41,6 @@ const STREAMS_PER_WRITER: u64 = 50;
 #[tokio::main]
 async fn main() -> anyhow::Result<()> {
     // `cargo bench` passes `--bench`; nothing else is accepted.
-    let server = std::env::var("DATABASE_URL")
-        .unwrap_or_else(|_| "postgres://postgres@127.0.0.1:5432/postgres".to_owned());
     let seconds: u64 = std::env::var("BENCH_SECONDS")
         .ok()
         .and_then(|s| s.parse().ok())
@@ -53,14 +51,8 @@ async fn main() -> anyhow::Result<()> {
         .and_then(|s| s.parse().ok())
         .filter(|n| *n >= 1)
         .unwrap_or(3);
-    let database =
-        std::env::var("BENCH_DATABASE").unwrap_or_else(|_| "ledgerdesk_bench".to_owned());
-    anyhow::ensure!(
-        !database.is_empty()
-            && database
-                .chars()
-                .all(|c| c.is_ascii_lowercase() || c.is_ascii_digit() || c == '_'),
-        "BENCH_DATABASE takes lowercase letters, digits and _"
+    let database = DatabaseName::named(
+        &std::env::var("BENCH_DATABASE").unwrap_or_else(|_| "ledgerdesk_bench".to_owned()),
     );
     let measure = Duration::from_secs(seconds);
     let batches: usize = std::env::var("BENCH_APPEND_BATCHES")
@@ -68,15 +60,10 @@ async fn main() -> anyhow::Result<()> {
         .and_then(|s| s.parse().ok())
         .unwrap_or(PostgresLogOptions::default().append_batches);
 
-    let admin = PgPool::connect(&server)
-        .await
-        .context("connect to DATABASE_URL")?;
-    let drop_database = format!("drop database if exists {database} with (force)");
-    admin.execute(drop_database.as_str()).await?;
-    admin
-        .execute(format!("create database {database}").as_str())
-        .await?;
-    let url = database_url(&server, &database);
+    // Created afresh and migrated (one a killed run left behind goes first); dropped at the
+    // end, also when the run fails. Its own pool is closed: the benchmark opens one per round.
+    let database = database.create().await.close().await;
+    let url = database.url().to_owned();
 
     let payload = json!({
         "ticket_id": "0193a0c4-7d1e-7c3a-9f00-5b2f1c9e8a41",
@@ -255,7 +242,7 @@ async fn main() -> anyhow::Result<()> {
         );
         pool.close().await;
     }
-    admin.execute(drop_database.as_str()).await?;
+    drop(database);
     println!("goal: ratio >= 0.85 at 32 writers");
     Ok(())
 }
@@ -360,19 +347,4 @@ where
         client_us: per_op(client_before, client_after),
         server_us: per_op(server_before, server_after),
     })
-}
-
-/// `server` with its database name replaced by `name`.
-fn database_url(server: &str, name: &str) -> String {
-    let (base, query) = server
-        .split_once('?')
-        .map_or((server, None), |(b, q)| (b, Some(q)));
-    let base = match base.rfind('/') {
-        Some(i) if i > "postgres://".len() => &base[..i],
-        _ => base,
-    };
-    match query {
-        Some(q) => format!("{base}/{name}?{q}"),
-        None => format!("{base}/{name}"),
-    }
 }

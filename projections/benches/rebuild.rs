@@ -17,16 +17,15 @@
 #![expect(clippy::print_stdout, reason = "a benchmark prints its figures")]
 
 use std::sync::Arc;
-use std::time::Instant;
+use std::time::{Duration, Instant};
 
-use anyhow::Context;
-use app::database;
-use eventlog::EventLog;
 use eventlog::postgres::PostgresLog;
+use eventlog::{EventLog, Position};
 use futures::TryStreamExt;
 use projections::{Projection, ProjectionRunner, RunnerOptions};
 use sqlx::postgres::PgPoolOptions;
 use sqlx::{Executor, PgPool};
+use testkit::{DatabaseName, eventually};
 use tools::generate::{GenerateOptions, generate};
 
 // As in the `ledgerdesk` binary.
@@ -37,31 +36,23 @@ const DATABASE: &str = "ledgerdesk_bench_rebuild";
 
 #[tokio::main]
 async fn main() -> anyhow::Result<()> {
-    let server = std::env::var("DATABASE_URL")
-        .unwrap_or_else(|_| "postgres://postgres@127.0.0.1:5432/postgres".to_owned());
     let events: u64 = env_or("BENCH_EVENTS", 1_000_000);
     let reuse = env_or("BENCH_REUSE", 0) == 1;
     let keep = env_or("BENCH_KEEP", 0) == 1;
     let alone = env_or("BENCH_ALONE", 1) == 1;
     let page = usize::try_from(env_or("BENCH_PAGE", 10_000)).unwrap_or(10_000);
 
-    let admin = PgPool::connect(&server)
-        .await
-        .context("connect to DATABASE_URL")?;
-    if !reuse {
-        admin
-            .execute(format!("drop database if exists {DATABASE} with (force)").as_str())
-            .await?;
-        admin
-            .execute(format!("create database {DATABASE}").as_str())
-            .await?;
-    }
-    let url = database_url(&server, DATABASE);
+    // Created afresh (or, to reuse, opened) and migrated; dropped at the end, also when the run
+    // fails, unless kept.
+    let database = if reuse {
+        DatabaseName::named(DATABASE).open().await
+    } else {
+        DatabaseName::named(DATABASE).create().await
+    };
     let pool = PgPoolOptions::new()
         .max_connections(16)
-        .connect(&url)
+        .connect(database.url())
         .await?;
-    database::migrate(&pool).await?;
     let log = PostgresLog::new(pool.clone());
 
     if !reuse {
@@ -86,8 +77,8 @@ async fn main() -> anyhow::Result<()> {
             report.events_per_second()
         );
     }
-    // Readers see only transactions older than every open one: let the last appends settle.
-    wait_for_head(&log).await?;
+    // Readers see only transactions older than every open one: wait until they see it all.
+    all_visible(&log, &pool).await;
     pool.execute("vacuum analyze events").await?;
     // Let the server write out what generating dirtied, so the measurements below do not pay
     // for the previous phase (needs a superuser or pg_checkpoint; skipped otherwise).
@@ -165,24 +156,34 @@ async fn main() -> anyhow::Result<()> {
     }
 
     pool.close().await;
-    if !keep {
-        admin
-            .execute(format!("drop database if exists {DATABASE} with (force)").as_str())
-            .await?;
+    if keep {
+        let _ = database.keep();
     }
     Ok(())
 }
 
-async fn wait_for_head(log: &PostgresLog) -> anyhow::Result<()> {
-    let mut last = log.head().await?;
-    loop {
-        tokio::time::sleep(std::time::Duration::from_millis(200)).await;
-        let head = log.head().await?;
-        if head == last {
-            return Ok(());
-        }
-        last = head;
-    }
+/// Waits until readers of the log see every event the database stores.
+async fn all_visible(log: &PostgresLog, pool: &PgPool) {
+    eventually(
+        async || {
+            let stored: i64 = sqlx::query_scalar("select count(*) from events")
+                .fetch_one(pool)
+                .await
+                .map_err(|err| err.to_string())?;
+            let stored = u64::try_from(stored).map_err(|err| err.to_string())?;
+            let visible = log
+                .count_after(Position::START, stored)
+                .await
+                .map_err(|err| err.to_string())?;
+            if visible == stored {
+                Ok(())
+            } else {
+                Err(format!("readers see {visible} of {stored} events"))
+            }
+        },
+        Duration::from_secs(600),
+    )
+    .await;
 }
 
 fn env_or(name: &str, default: u64) -> u64 {
@@ -190,15 +191,4 @@ fn env_or(name: &str, default: u64) -> u64 {
         .ok()
         .and_then(|value| value.parse().ok())
         .unwrap_or(default)
-}
-
-fn database_url(server: &str, database: &str) -> String {
-    let (base, query) = server
-        .split_once('?')
-        .map_or((server, None), |(b, q)| (b, Some(q)));
-    let base = &base[..base.rfind('/').map_or(base.len(), |i| i)];
-    match query {
-        Some(q) => format!("{base}/{database}?{q}"),
-        None => format!("{base}/{database}"),
-    }
 }

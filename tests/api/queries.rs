@@ -14,6 +14,7 @@ use domain::ticket::Channel;
 use domain::{AgentId, CategoryId, CustomerId, MessageId, TicketId};
 use eventlog::{Actor, ActorKind, EventLog, Position};
 use serde_json::{Value, json};
+use testkit::eventually;
 use tools::generate::{GenerateOptions, generate};
 use uuid::Uuid;
 
@@ -29,20 +30,25 @@ async fn generated(server: &Server) -> Position {
     let report = generate(&server.log, &options, |_| {}).await.unwrap();
     // The head counts an event only once every older transaction of the cluster has ended, so
     // under parallel tests it may trail the last append for a moment: wait until it shows them.
-    let deadline = tokio::time::Instant::now() + Duration::from_secs(60);
-    while server
-        .log
-        .count_after(Position::START, report.events)
-        .await
-        .unwrap()
-        < report.events
-    {
-        assert!(
-            tokio::time::Instant::now() < deadline,
-            "the log never showed the generated events"
-        );
-        tokio::time::sleep(Duration::from_millis(20)).await;
-    }
+    eventually(
+        async || {
+            let visible = server
+                .log
+                .count_after(Position::START, report.events)
+                .await
+                .unwrap();
+            if visible < report.events {
+                Err(format!(
+                    "the log shows {visible} of the {} generated events",
+                    report.events
+                ))
+            } else {
+                Ok(())
+            }
+        },
+        Duration::from_secs(60),
+    )
+    .await;
     caught_up(server).await
 }
 

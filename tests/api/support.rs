@@ -3,7 +3,7 @@
 
 use std::net::SocketAddr;
 use std::sync::atomic::{AtomicI32, Ordering};
-use std::time::{Duration, SystemTime, UNIX_EPOCH};
+use std::time::Duration;
 
 use api::auth::{AuthConfig, AuthService, NewAgent};
 use app::commands::{CommandContext, CommandService};
@@ -16,10 +16,9 @@ use domain::ticket::Channel;
 use domain::{CategoryId, CustomerId, MessageId, TicketId};
 use eventlog::postgres::PostgresLog;
 use eventlog::{Actor, Position};
-use ledgerdesk::{Application, Settings};
-use secrecy::SecretString;
 use serde_json::{Value, json};
-use sqlx::{Executor, PgPool};
+use sqlx::PgPool;
+use testkit::{DatabaseName, TestApp};
 
 /// Telegram numbers messages per chat; one counter keeps every test message distinct (a
 /// repeated id is a duplicate update, and the log records it once).
@@ -27,31 +26,6 @@ static NEXT_TELEGRAM_MESSAGE: AtomicI32 = AtomicI32::new(1);
 
 /// The password every test agent gets.
 pub const PASSWORD: &str = "correct horse battery staple";
-
-fn server_url() -> String {
-    std::env::var("DATABASE_URL")
-        .expect("DATABASE_URL must point at a Postgres superuser connection")
-}
-
-fn fresh_name(tag: &str) -> String {
-    let nanos = SystemTime::now()
-        .duration_since(UNIX_EPOCH)
-        .unwrap()
-        .as_nanos();
-    format!("ledgerdesk_api_{tag}_{}_{nanos}", std::process::id())
-}
-
-fn url_for(database: &str) -> String {
-    let server = server_url();
-    let (base, query) = server
-        .split_once('?')
-        .map_or((server.as_str(), None), |(b, q)| (b, Some(q)));
-    let base = &base[..base.rfind('/').unwrap()];
-    match query {
-        Some(q) => format!("{base}/{database}?{q}"),
-        None => format!("{base}/{database}"),
-    }
-}
 
 /// Limits generous enough that only the rate-limit test meets them.
 pub fn test_config() -> api::ApiConfig {
@@ -61,15 +35,13 @@ pub fn test_config() -> api::ApiConfig {
     config
 }
 
-/// A running server.
+/// A running server. Its database goes with it, also when the test fails.
 pub struct Server {
     pub addr: SocketAddr,
-    pub database: String,
     pub pool: PgPool,
     pub log: PostgresLog,
     pub http: reqwest::Client,
-    stop: Option<tokio::sync::oneshot::Sender<()>>,
-    handle: Option<tokio::task::JoinHandle<anyhow::Result<()>>>,
+    app: TestApp,
 }
 
 /// A signed-in agent.
@@ -89,29 +61,15 @@ impl Server {
 
     /// A server with `config`.
     pub async fn start_with(tag: &str, config: api::ApiConfig) -> Server {
-        let database = fresh_name(tag);
-        let settings = Settings {
-            database_url: SecretString::from(url_for(&database)),
-            db_max_connections: 10,
-            bind: "127.0.0.1:0".parse().unwrap(),
-            api: config,
-            bot: None,
-        };
-        let app = Application::build(settings).await.unwrap();
-        let addr = app.local_addr().unwrap();
-        let (stop, stopped) = tokio::sync::oneshot::channel::<()>();
-        let handle = tokio::spawn(app.run_until(async {
-            let _ = stopped.await;
-        }));
-        let pool = PgPool::connect(&url_for(&database)).await.unwrap();
+        let database = DatabaseName::fresh(&format!("api_{tag}"));
+        let app = TestApp::spawn(database, |settings| settings.api = config).await;
+        let pool = app.pool().clone();
         Server {
-            addr,
-            database,
+            addr: app.addr(),
             log: PostgresLog::new(pool.clone()),
             pool,
             http: reqwest::Client::new(),
-            stop: Some(stop),
-            handle: Some(handle),
+            app,
         }
     }
 
@@ -295,20 +253,9 @@ impl Server {
             .unwrap();
     }
 
-    /// Stops the server and drops its database.
-    pub async fn stop(mut self) {
-        if let Some(stop) = self.stop.take() {
-            let _ = stop.send(());
-        }
-        if let Some(handle) = self.handle.take() {
-            handle.await.unwrap().unwrap();
-        }
-        self.pool.close().await;
-        let admin = PgPool::connect(&server_url()).await.unwrap();
-        admin
-            .execute(format!("drop database if exists {} with (force)", self.database).as_str())
-            .await
-            .unwrap();
+    /// Stops the server, waits until it has stopped, and drops its database.
+    pub async fn stop(self) {
+        drop(self.app.stop().await);
     }
 }
 

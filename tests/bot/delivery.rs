@@ -3,7 +3,7 @@
 //! Telegram. Tests wait by polling the log or the fake with a deadline, never by sleeping.
 
 use std::num::NonZeroU32;
-use std::time::{Duration, Instant};
+use std::time::Duration;
 
 use app::commands::{CommandContext, CommandService};
 use bot::callback::CallbackData;
@@ -20,9 +20,9 @@ use eventlog::postgres::PostgresLog;
 use eventlog::{Actor, ActorKind, Direction, EventLog, RecordedEvent};
 use serde_json::Value;
 use sqlx::PgPool;
+use testkit::eventually;
+use testkit::telegram::{Call, Failure, FakeTelegram};
 use uuid::Uuid;
-
-use crate::fake_telegram::{Call, Failure, FakeTelegram};
 
 const WAIT: Duration = Duration::from_secs(30);
 
@@ -163,20 +163,22 @@ impl Desk {
         event_type: &str,
         n: usize,
     ) -> Vec<RecordedEvent> {
-        let deadline = Instant::now() + WAIT;
-        loop {
-            let events = self.events(stream, event_type).await;
-            if events.len() >= n {
-                return events;
-            }
-            assert!(
-                Instant::now() < deadline,
-                "expected {n} {event_type} in {stream}, got {}; calls: {:#?}",
-                events.len(),
-                self.fake.calls()
-            );
-            tokio::time::sleep(Duration::from_millis(20)).await;
-        }
+        eventually(
+            async || {
+                let events = self.events(stream, event_type).await;
+                if events.len() >= n {
+                    Ok(events)
+                } else {
+                    Err(format!(
+                        "expected {n} {event_type} in {stream}, got {}; calls: {:#?}",
+                        events.len(),
+                        self.fake.calls()
+                    ))
+                }
+            },
+            WAIT,
+        )
+        .await
     }
 
     /// The outcome events recorded for one reply.
@@ -190,20 +192,23 @@ impl Desk {
 
     /// Waits for the one outcome of a reply.
     async fn wait_for_outcome(&self, ticket: TicketId, reply: MessageId) -> RecordedEvent {
-        let deadline = Instant::now() + WAIT;
-        loop {
-            let mut outcomes = self.outcomes(ticket, reply).await;
-            if !outcomes.is_empty() {
-                assert_eq!(outcomes.len(), 1, "one outcome per reply: {outcomes:#?}");
-                return outcomes.remove(0);
-            }
-            assert!(
-                Instant::now() < deadline,
-                "no outcome for reply {reply}; calls: {:#?}",
-                self.fake.calls()
-            );
-            tokio::time::sleep(Duration::from_millis(20)).await;
-        }
+        let mut outcomes = eventually(
+            async || {
+                let outcomes = self.outcomes(ticket, reply).await;
+                if outcomes.is_empty() {
+                    Err(format!(
+                        "no outcome for reply {reply}; calls: {:#?}",
+                        self.fake.calls()
+                    ))
+                } else {
+                    Ok(outcomes)
+                }
+            },
+            WAIT,
+        )
+        .await;
+        assert_eq!(outcomes.len(), 1, "one outcome per reply: {outcomes:#?}");
+        outcomes.remove(0)
     }
 
     /// Sends to `chat` so far.

@@ -1,8 +1,5 @@
 //! Updates into commands: fixtures posted to the webhook (and served by `getUpdates`) end up
 //! as events and read-model rows, exactly once; bad requests record nothing.
-
-use std::time::Duration;
-
 use app::commands::{CommandContext, CommandService};
 use chrono::Utc;
 use domain::customer::{Customer, CustomerCommand};
@@ -11,9 +8,10 @@ use domain::ticket::{Actor as TicketActor, TicketCommand};
 use domain::{AgentId, CategoryId, CustomerId, StreamId, TicketId};
 use eventlog::postgres::PostgresLog;
 use serde_json::{Value, json};
+use testkit::eventually;
+use testkit::telegram::FakeTelegram;
 use uuid::Uuid;
 
-use crate::fake_telegram::FakeTelegram;
 use crate::support::{Desk, PATIENCE, Receive, SECRET, fixture, fixtures, sender_of};
 
 fn admin() -> (AgentId, CommandContext) {
@@ -467,11 +465,8 @@ async fn polling_records_every_update_once_across_a_restart() {
     }
     let desk = Desk::start_on(database, &telegram, Receive::Polling).await;
     desk.wait_for("ticket.customer_message_posted", 8).await;
-    // Let the poller take anything else the fake still holds.
-    let started = std::time::Instant::now();
-    while telegram.pending_updates() > 0 && started.elapsed() < PATIENCE {
-        tokio::time::sleep(Duration::from_millis(25)).await;
-    }
+    // Let the poller take (and confirm) anything else the fake still holds.
+    eventually(async || telegram.pending_updates() == 0, PATIENCE).await;
     assert_eq!(
         desk.count("ticket.customer_message_posted").await,
         8,

@@ -8,7 +8,6 @@
     reason = "support code shared by test modules"
 )]
 
-mod fake_telegram;
 mod support;
 
 mod delivery;

@@ -1,18 +1,16 @@
 //! A real Ledgerdesk server with its bot on, on a database of its own, talking to a
-//! [`FakeTelegram`]; and the fixtures of `bot/tests/fixtures`.
+//! [`FakeTelegram`] (from `testkit`); and the fixtures of `bot/tests/fixtures`.
 
-use std::net::SocketAddr;
 use std::path::PathBuf;
-use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
+use std::time::Duration;
 
 use bot::config::BotConfig;
 use eventlog::postgres::PostgresLog;
-use ledgerdesk::{Application, Settings};
 use secrecy::SecretString;
 use serde_json::Value;
 use sqlx::PgPool;
-
-use crate::fake_telegram::{FakeTelegram, TOKEN};
+use testkit::telegram::{FakeTelegram, TOKEN};
+use testkit::{DatabaseName, TestApp, eventually};
 
 /// The webhook secret every test server expects.
 pub const SECRET: &str = "test-webhook-secret_42";
@@ -23,24 +21,6 @@ pub const WEBHOOK_PATH: &str = "/telegram/webhook";
 /// How long a test waits for something that should happen.
 pub const PATIENCE: Duration = Duration::from_secs(20);
 
-fn fresh_database(tag: &str) -> String {
-    let nanos = SystemTime::now()
-        .duration_since(UNIX_EPOCH)
-        .unwrap()
-        .as_nanos();
-    let name = format!("ledgerdesk_bot_{tag}_{}_{nanos}", std::process::id());
-    let server = std::env::var("DATABASE_URL")
-        .expect("DATABASE_URL must point at a Postgres superuser connection");
-    let (base, query) = server
-        .split_once('?')
-        .map_or((server.as_str(), None), |(b, q)| (b, Some(q)));
-    let base = &base[..base.rfind('/').unwrap()];
-    match query {
-        Some(q) => format!("{base}/{name}?{q}"),
-        None => format!("{base}/{name}"),
-    }
-}
-
 /// How the bot of a [`Desk`] receives updates.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum Receive {
@@ -50,25 +30,31 @@ pub enum Receive {
     Polling,
 }
 
-/// A running Ledgerdesk with its bot on.
+/// A running Ledgerdesk with its bot on. Its database goes with it, also when the test fails.
 pub struct Desk {
-    pub addr: SocketAddr,
-    pub database_url: String,
+    pub app: TestApp,
     pub pool: PgPool,
     pub log: PostgresLog,
     pub http: reqwest::Client,
-    stop: Option<tokio::sync::oneshot::Sender<()>>,
-    handle: Option<tokio::task::JoinHandle<anyhow::Result<()>>>,
 }
 
 impl Desk {
     /// A server on a fresh database whose bot talks to `telegram`.
     pub async fn start(tag: &str, telegram: &FakeTelegram, receive: Receive) -> Desk {
-        Desk::start_on(fresh_database(tag), telegram, receive).await
+        Desk::start_on(
+            DatabaseName::fresh(&format!("bot_{tag}")),
+            telegram,
+            receive,
+        )
+        .await
     }
 
-    /// A server on the database at `database_url` (a restart keeps the database).
-    pub async fn start_on(database_url: String, telegram: &FakeTelegram, receive: Receive) -> Desk {
+    /// A server on `database` (a restart keeps the database).
+    pub async fn start_on(
+        database: DatabaseName,
+        telegram: &FakeTelegram,
+        receive: Receive,
+    ) -> Desk {
         let mut config = BotConfig::polling(SecretString::from(TOKEN))
             .unwrap()
             .with_api_url(telegram.url())
@@ -82,28 +68,13 @@ impl Desk {
                 )
                 .unwrap();
         }
-        let settings = Settings {
-            database_url: SecretString::from(database_url.clone()),
-            db_max_connections: 10,
-            bind: "127.0.0.1:0".parse().unwrap(),
-            api: api::ApiConfig::default(),
-            bot: Some(config),
-        };
-        let app = Application::build(settings).await.unwrap();
-        let addr = app.local_addr().unwrap();
-        let (stop, stopped) = tokio::sync::oneshot::channel::<()>();
-        let handle = tokio::spawn(app.run_until(async {
-            let _ = stopped.await;
-        }));
-        let pool = PgPool::connect(&database_url).await.unwrap();
+        let app = TestApp::spawn(database, |settings| settings.bot = Some(config)).await;
+        let pool = app.pool().clone();
         Desk {
-            addr,
-            database_url,
             log: PostgresLog::new(pool.clone()),
             pool,
+            app,
             http: reqwest::Client::new(),
-            stop: Some(stop),
-            handle: Some(handle),
         }
     }
 
@@ -111,7 +82,7 @@ impl Desk {
     pub async fn post_raw(&self, body: &str, secret: Option<&str>) -> u16 {
         let mut request = self
             .http
-            .post(format!("http://{}{WEBHOOK_PATH}", self.addr))
+            .post(self.app.url(WEBHOOK_PATH))
             .header("content-type", "application/json")
             .body(body.to_owned());
         if let Some(secret) = secret {
@@ -156,75 +127,45 @@ impl Desk {
 
     /// Waits until the log holds `n` events of `event_type` (fails after [`PATIENCE`]).
     pub async fn wait_for(&self, event_type: &str, n: i64) {
-        let started = Instant::now();
-        loop {
-            let seen = self.count(event_type).await;
-            if seen >= n {
-                return;
-            }
-            assert!(
-                started.elapsed() < PATIENCE,
-                "waited for {n} {event_type}, saw {seen}"
-            );
-            tokio::time::sleep(Duration::from_millis(25)).await;
-        }
+        eventually(
+            async || {
+                let seen = self.count(event_type).await;
+                if seen >= n {
+                    Ok(())
+                } else {
+                    Err(format!("waited for {n} {event_type}, saw {seen}"))
+                }
+            },
+            PATIENCE,
+        )
+        .await;
     }
 
     /// Waits until `sql` (returning one bigint) returns at least `n`.
     pub async fn wait_for_rows(&self, sql: &'static str, n: i64) {
-        let started = Instant::now();
-        loop {
-            let seen: i64 = sqlx::query_scalar(sql).fetch_one(&self.pool).await.unwrap();
-            if seen >= n {
-                return;
-            }
-            assert!(
-                started.elapsed() < PATIENCE,
-                "waited for {n} from {sql}, saw {seen}"
-            );
-            tokio::time::sleep(Duration::from_millis(25)).await;
-        }
+        eventually(
+            async || {
+                let seen: i64 = sqlx::query_scalar(sql).fetch_one(&self.pool).await.unwrap();
+                if seen >= n {
+                    Ok(())
+                } else {
+                    Err(format!("waited for {n} from {sql}, saw {seen}"))
+                }
+            },
+            PATIENCE,
+        )
+        .await;
     }
 
     /// Stops the server, waits until it has stopped, and drops its database.
     pub async fn stop(self) {
-        let database_url = self.stop_keeping_database().await;
-        drop_database(&database_url).await;
+        drop(self.stop_keeping_database().await);
     }
 
     /// Stops the server and waits until it has stopped, keeping its database for a
-    /// [`Desk::start_on`]; returns the database's URL.
-    pub async fn stop_keeping_database(mut self) -> String {
-        if let Some(stop) = self.stop.take() {
-            let _ = stop.send(());
-        }
-        if let Some(handle) = self.handle.take() {
-            handle.await.unwrap().unwrap();
-        }
-        self.pool.close().await;
-        self.database_url.clone()
-    }
-}
-
-/// Drops the database `database_url` names, from the server `DATABASE_URL` names.
-async fn drop_database(database_url: &str) {
-    let path = database_url.split('?').next().unwrap_or(database_url);
-    let name = &path[path.rfind('/').unwrap() + 1..];
-    let server = std::env::var("DATABASE_URL")
-        .expect("DATABASE_URL must point at a Postgres superuser connection");
-    let admin = PgPool::connect(&server).await.unwrap();
-    sqlx::query(&format!("drop database if exists {name} with (force)"))
-        .execute(&admin)
-        .await
-        .unwrap();
-    admin.close().await;
-}
-
-impl Drop for Desk {
-    fn drop(&mut self) {
-        if let Some(stop) = self.stop.take() {
-            let _ = stop.send(());
-        }
+    /// [`Desk::start_on`]; the database goes once the value returned goes.
+    pub async fn stop_keeping_database(self) -> DatabaseName {
+        self.app.stop().await
     }
 }
 

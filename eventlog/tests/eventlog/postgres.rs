@@ -7,6 +7,7 @@ use eventlog::{AppendRequest, Direction, EventLog, ExpectedVersion, Position};
 use sha2::{Digest, Sha256};
 use sqlx::PgPool;
 use sqlx::postgres::{PgConnectOptions, PgPoolOptions};
+use testkit::eventually;
 use uuid::Uuid;
 
 use crate::suite::{self, Disruptions, event};
@@ -64,6 +65,7 @@ async fn held_append(pool: &PgPool, stream: &str, hold: Duration, commit: bool) 
     .execute(&mut *tx)
     .await
     .unwrap();
+    // Not a wait for something: holding the transaction open is the point.
     tokio::time::sleep(hold).await;
     if commit {
         tx.commit().await.unwrap();
@@ -113,6 +115,19 @@ async fn torture_many_writers_many_subscribers_no_gap_no_duplicate(
     suite::torture(log, disrupt).await;
 }
 
+/// Sessions of this database in a transaction that has taken a transaction id (so has
+/// written) and waits, not yet committed: appends held open.
+async fn open_appends(pool: &PgPool) -> i64 {
+    sqlx::query_scalar(
+        "select count(*) from pg_stat_activity
+         where datname = current_database() and state = 'idle in transaction'
+           and backend_xid is not null",
+    )
+    .fetch_one(pool)
+    .await
+    .unwrap()
+}
+
 #[sqlx::test(migrations = "../migrations")]
 async fn a_subscriber_waits_for_an_earlier_transaction_instead_of_skipping_it(pool: PgPool) {
     let log = PostgresLog::new(pool.clone());
@@ -123,7 +138,11 @@ async fn a_subscriber_waits_for_an_earlier_transaction_instead_of_skipping_it(po
         let pool = pool.clone();
         async move { held_append(&pool, "ticket-early", Duration::from_millis(400), true).await }
     });
-    tokio::time::sleep(Duration::from_millis(100)).await;
+    eventually(
+        async || open_appends(&pool).await == 1,
+        Duration::from_secs(10),
+    )
+    .await;
     let late = log
         .append(AppendRequest::to_stream(
             "ticket-late",
@@ -261,6 +280,17 @@ async fn each_stream_carries_a_sha256_hash_chain(pool: PgPool) {
     assert_eq!(read[0].prev_hash.as_ref(), Some(&first[0].hash));
 }
 
+/// Sessions of this database listening for notifications (their last statement a LISTEN).
+async fn listening(log: &PostgresLog) -> i64 {
+    sqlx::query_scalar(
+        "select count(*) from pg_stat_activity
+         where datname = current_database() and query ilike 'listen %'",
+    )
+    .fetch_one(log.pool())
+    .await
+    .unwrap()
+}
+
 /// Two logs over two pools stand for two processes. A subscription of one wakes on the other's
 /// append through NOTIFY, long before its poll timer (an hour here) would look; each log skips
 /// its own NOTIFYs, so this only works if the other's are told apart from them.
@@ -302,8 +332,17 @@ async fn a_subscription_wakes_on_another_processes_append_through_notify(
     };
     let (mut own, own_task) = follow(writer.clone());
     let (mut other, other_task) = follow(reader);
+    // Both logs listen for the other's NOTIFYs (a listener that connected late would look
+    // at once, and find the event without a wake-up).
+    eventually(
+        async || listening(&writer).await == 2,
+        Duration::from_secs(10),
+    )
+    .await;
     for n in 0..3 {
-        // Both followers have read everything and wait for a wake-up.
+        // Both followers have read everything and wait for a wake-up. Not a wait for
+        // something that shows: a follower still reading would find the event without being
+        // woken, and the test would prove nothing, so give them the time to go idle.
         tokio::time::sleep(Duration::from_millis(200)).await;
         let appended = writer
             .append(AppendRequest::to_stream(

@@ -13,6 +13,7 @@ use eventlog::{
 };
 use futures::StreamExt;
 use serde_json::json;
+use testkit::eventually;
 use uuid::Uuid;
 
 /// A test event numbered `n`.
@@ -44,26 +45,31 @@ async fn append<L: EventLog>(
 /// nothing more to give. Visibility in the whole-log order may trail commits a little (an older
 /// transaction anywhere on the server holds readers back), so it waits, within bounds.
 pub(crate) async fn read_everything<L: EventLog>(log: &L, count: usize) -> Vec<RecordedEvent> {
-    let deadline = tokio::time::Instant::now() + Duration::from_secs(30);
     let mut all = Vec::new();
     let mut cursor = Position::START;
-    loop {
-        let page = log.read_all(cursor, 1_000).await.expect("read_all");
-        if page.events.is_empty() {
-            if all.len() >= count {
-                return all;
+    eventually(
+        async || {
+            loop {
+                let page = log.read_all(cursor, 1_000).await.expect("read_all");
+                if page.events.is_empty() {
+                    break;
+                }
+                cursor = page.next;
+                all.extend(page.events);
             }
-            assert!(
-                tokio::time::Instant::now() < deadline,
-                "only {} of {count} events became readable",
-                all.len()
-            );
-            tokio::time::sleep(Duration::from_millis(10)).await;
-            continue;
-        }
-        cursor = page.next;
-        all.extend(page.events);
-    }
+            if all.len() >= count {
+                Ok(())
+            } else {
+                Err(format!(
+                    "only {} of {count} events became readable",
+                    all.len()
+                ))
+            }
+        },
+        Duration::from_secs(30),
+    )
+    .await;
+    all
 }
 
 fn assert_conflict(
@@ -493,6 +499,8 @@ pub(crate) async fn a_subscription_from_the_middle_catches_up_then_follows_live<
         tokio::spawn(async move {
             for n in 100..110 {
                 append(&log, "ticket-live", ExpectedVersion::Any, events(n..n + 1)).await;
+                // Not a wait for something: the pause spreads the appends out, so the
+                // subscription follows them one by one, live, instead of in one page.
                 tokio::time::sleep(Duration::from_millis(5)).await;
             }
         })
@@ -606,8 +614,21 @@ where
         })
         .collect();
 
-    // Late subscribers start from zero while the writers are busy.
-    tokio::time::sleep(Duration::from_millis(300)).await;
+    // Late subscribers start from zero while the writers are busy: once a tenth of the
+    // writers' events is readable.
+    let some = (WRITERS * EVENTS_PER_WRITER / 10).max(1);
+    eventually(
+        async || {
+            let readable = log.count_after(Position::START, some).await.expect("count");
+            if readable >= some {
+                Ok(())
+            } else {
+                Err(format!("{readable} of {some} events readable"))
+            }
+        },
+        Duration::from_secs(60),
+    )
+    .await;
     let catching_up: Vec<_> = (0..2).map(|_| collect(Position::START)).collect();
 
     let mut written = HashSet::new();

@@ -12,6 +12,7 @@ use std::sync::Arc;
 use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 use std::time::Duration;
 
+use app::ownership::{LockClass, LockKey};
 use chrono::{TimeZone, Utc};
 use domain::customer::{CustomerEvent, CustomerProfile, CustomerRegistered, ProfileUpdated};
 use domain::{CustomerId, DomainEvent};
@@ -26,6 +27,7 @@ use projections::{
 };
 use sqlx::postgres::{PgConnectOptions, PgPoolOptions};
 use sqlx::{PgConnection, PgPool};
+use testkit::eventually;
 use uuid::Uuid;
 
 /// Records each event as a row; can be told to fail on an event or stall inside a batch.
@@ -147,9 +149,10 @@ impl Projection for Recorder {
             if let Some(stall) = &self.stall {
                 let seen = stall.seen.fetch_add(batch.len() as u64, Ordering::SeqCst);
                 if seen + batch.len() as u64 > stall.after_events.load(Ordering::SeqCst) {
-                    // Rows are written, the checkpoint is not: the process "dies" here.
+                    // Rows are written, the checkpoint is not: the process "dies" here, hanging
+                    // until the test aborts it.
                     stall.stalled.store(true, Ordering::SeqCst);
-                    tokio::time::sleep(Duration::from_secs(3600)).await;
+                    std::future::pending::<()>().await;
                 }
             }
             Ok(())
@@ -283,14 +286,18 @@ async fn everything(log: &PostgresLog) -> Vec<eventlog::RecordedEvent> {
 /// once no older transaction of the whole cluster is still open (the log's gap-free rule), so
 /// an open transaction of a test running beside this one holds events back for a moment.
 async fn at_least(log: &PostgresLog, count: usize) -> Vec<eventlog::RecordedEvent> {
-    for _ in 0..3_000 {
-        let all = everything(log).await;
-        if all.len() >= count {
-            return all;
-        }
-        tokio::time::sleep(Duration::from_millis(10)).await;
-    }
-    panic!("the log never showed {count} events");
+    eventually(
+        async || {
+            let all = everything(log).await;
+            if all.len() >= count {
+                Ok(all)
+            } else {
+                Err(format!("the log shows {} of {count} events", all.len()))
+            }
+        },
+        Duration::from_secs(30),
+    )
+    .await
 }
 
 /// Waits until the log shows `count` events, and returns its head.
@@ -323,18 +330,39 @@ async fn assert_exactly_the_log(pool: &PgPool, log: &PostgresLog, table: &str) {
     assert_eq!(rows, expected, "rows differ from the log's events");
 }
 
-/// Waits (at most 30 s) until the live tables of `name` were built by `version`; answers the
-/// version they were last seen built by.
+/// Waits (at most 30 s, then fails) until the live tables of `name` were built by `version`;
+/// answers the version they were seen built by.
 async fn until_live_version(pool: &PgPool, name: &str, version: u32) -> u32 {
-    let mut seen = live_checkpoint(pool, name).await.version;
-    for _ in 0..1_500 {
-        if seen == version {
-            break;
-        }
-        tokio::time::sleep(Duration::from_millis(20)).await;
-        seen = live_checkpoint(pool, name).await.version;
-    }
-    seen
+    eventually(
+        async || {
+            let seen = live_checkpoint(pool, name).await.version;
+            if seen == version {
+                Ok(seen)
+            } else {
+                Err(format!(
+                    "the live tables of {name} are version {seen}, not {version}"
+                ))
+            }
+        },
+        Duration::from_secs(30),
+    )
+    .await
+}
+
+/// Whether some session holds the ownership lock of the projection `name` (a runner runs it).
+async fn owned(pool: &PgPool, name: &str) -> bool {
+    let (class, object) = LockKey::new(LockClass::PROJECTION, name).parts();
+    sqlx::query_scalar(
+        "select exists (select 1 from pg_locks
+         where locktype = 'advisory' and granted and objsubid = 2
+           and classid = ($1::int8 & 4294967295)::text::oid
+           and objid = ($2::int8 & 4294967295)::text::oid)",
+    )
+    .bind(i64::from(class))
+    .bind(i64::from(object))
+    .fetch_one(pool)
+    .await
+    .unwrap()
 }
 
 async fn live_checkpoint(pool: &PgPool, name: &str) -> checkpoint::Checkpoint {
@@ -408,7 +436,15 @@ async fn events_that_arrive_while_a_projection_applies_go_to_every_projection_as
         hold: Some(Arc::clone(&hold)),
         ..Recorder::new("slow", "slow")
     };
-    let (stop, handle) = spawn_runner(runner(&log, &pool, vec![quick, slow]));
+    let observed = Observed::new(log.clone());
+    let projections = vec![
+        Arc::new(quick) as Arc<dyn Projection>,
+        Arc::new(slow) as Arc<dyn Projection>,
+    ];
+    let (stop, handle) = spawn_runner(
+        ProjectionRunner::new(observed.clone(), pool.clone(), projections)
+            .with_options(fast_options()),
+    );
     append_events(&log, 1, 3, 9).await;
     caught_up(&log, &pool, &["quick", "slow"], 9).await;
 
@@ -424,8 +460,15 @@ async fn events_that_arrive_while_a_projection_applies_go_to_every_projection_as
         append_events(&log, customer, 1, 3).await;
     }
     let head = head_after(&log, 70).await;
-    // Time for the reader to read all of it while the slow projection still applies.
-    tokio::time::sleep(Duration::from_millis(300)).await;
+    // The reader reads all of it while the slow projection still applies.
+    eventually(
+        async || match *observed.read_up_to.lock().unwrap() {
+            Some(read) if read >= head => Ok(()),
+            read => Err(format!("the shared reader read up to {read:?}, not {head}")),
+        },
+        Duration::from_secs(10),
+    )
+    .await;
     hold.released.add_permits(1);
     wait_for(&pool, &["quick", "slow"], head, Duration::from_secs(30))
         .await
@@ -527,16 +570,17 @@ async fn a_projector_killed_mid_batch_resumes_without_loss_or_double_application
         let (_stop, handle) = spawn_runner(runner);
         // More traffic meanwhile.
         append_events(&log, 1_000 * round as i64, 5, 100).await;
-        for _ in 0..2_000 {
-            if stall.stalled.load(Ordering::SeqCst) {
-                break;
-            }
-            tokio::time::sleep(Duration::from_millis(5)).await;
-        }
-        assert!(
-            stall.stalled.load(Ordering::SeqCst),
-            "round {round} never stalled"
-        );
+        eventually(
+            async || {
+                if stall.stalled.load(Ordering::SeqCst) {
+                    Ok(())
+                } else {
+                    Err(format!("round {round} never stalled"))
+                }
+            },
+            Duration::from_secs(10),
+        )
+        .await;
         handle.abort();
         let _ = handle.await;
     }
@@ -779,23 +823,29 @@ async fn a_requested_rebuild_runs_here_or_in_the_process_that_owns_the_projectio
         ProjectionRunner::new(log.clone(), pool.clone(), recorder()).with_options(fast_options()),
     );
     let started_before = live_checkpoint(&pool, "recorder").await.started_at;
-    tokio::time::sleep(Duration::from_millis(300)).await;
+    eventually(
+        async || owned(&pool, "recorder").await,
+        Duration::from_secs(10),
+    )
+    .await;
     let report = ProjectionRunner::new(log.clone(), pool.clone(), recorder())
         .with_options(fast_options())
         .rebuild_now()
         .await
         .unwrap();
     assert_eq!(report.requested_elsewhere, vec!["recorder".to_owned()]);
-    let mut rebuilt = false;
-    for _ in 0..500 {
-        let checkpoint = live_checkpoint(&pool, "recorder").await;
-        if checkpoint.rebuild_requested_at.is_none() && checkpoint.started_at > started_before {
-            rebuilt = true;
-            break;
-        }
-        tokio::time::sleep(Duration::from_millis(20)).await;
-    }
-    assert!(rebuilt, "the owning process did not rebuild");
+    eventually(
+        async || {
+            let checkpoint = live_checkpoint(&pool, "recorder").await;
+            if checkpoint.rebuild_requested_at.is_none() && checkpoint.started_at > started_before {
+                Ok(())
+            } else {
+                Err("the owning process did not rebuild")
+            }
+        },
+        Duration::from_secs(10),
+    )
+    .await;
     assert_exactly_the_log(&pool, &log, "recorded").await;
     stop.send(()).unwrap();
     handle.await.unwrap();
@@ -870,16 +920,17 @@ async fn a_rebuild_that_fails_on_an_event_leaves_the_live_tables_serving(
     v2.version = 2;
     v2.fail_on = Some(all[700].event_id);
     let (stop, handle) = spawn_runner(runner(&log, &pool, vec![v2]));
-    let exits = tokio::time::timeout(Duration::from_secs(30), async {
-        loop {
+    eventually(
+        async || {
             if handle.is_finished() {
-                break;
+                Ok(())
+            } else {
+                Err("the failed rebuild's task did not end")
             }
-            tokio::time::sleep(Duration::from_millis(20)).await;
-        }
-    })
+        },
+        Duration::from_secs(30),
+    )
     .await;
-    assert!(exits.is_ok(), "the failed rebuild's task did not end");
     drop(stop);
     let exits = handle.await.unwrap();
     assert!(
@@ -903,15 +954,28 @@ async fn a_rebuild_that_fails_on_an_event_leaves_the_live_tables_serving(
     assert_eq!(shadow.position, all[699].position);
 }
 
-/// The real log, except that `head()` waits until the test opens `gate`: the shared reader
-/// then fixes where it starts only when the test says so.
+/// The real log, watched and steered by the test: with a `gate`, `head()` waits until the test
+/// opens it, so the shared reader fixes where it starts only when the test says so; and
+/// `read_up_to` is the position of the last event its subscriptions gave out (the shared
+/// reader's: the projections catch up with `read_all`).
 #[derive(Clone)]
-struct LateHead {
+struct Observed {
     inner: PostgresLog,
-    gate: Arc<tokio::sync::Semaphore>,
+    gate: Option<Arc<tokio::sync::Semaphore>>,
+    read_up_to: Arc<std::sync::Mutex<Option<Position>>>,
 }
 
-impl EventLog for LateHead {
+impl Observed {
+    fn new(inner: PostgresLog) -> Self {
+        Observed {
+            inner,
+            gate: None,
+            read_up_to: Arc::default(),
+        }
+    }
+}
+
+impl EventLog for Observed {
     async fn append(
         &self,
         request: AppendRequest,
@@ -946,7 +1010,9 @@ impl EventLog for LateHead {
     }
 
     async fn head(&self) -> Result<Position, eventlog::Error> {
-        drop(self.gate.acquire().await);
+        if let Some(gate) = &self.gate {
+            drop(gate.acquire().await);
+        }
         self.inner.head().await
     }
 
@@ -958,7 +1024,16 @@ impl EventLog for LateHead {
         &self,
         after: Position,
     ) -> futures::stream::BoxStream<'static, Result<eventlog::RecordedEvent, eventlog::Error>> {
-        self.inner.subscribe_all(after)
+        use futures::StreamExt;
+        let read_up_to = Arc::clone(&self.read_up_to);
+        self.inner
+            .subscribe_all(after)
+            .inspect(move |item| {
+                if let Ok(event) = item {
+                    *read_up_to.lock().unwrap() = Some(event.position);
+                }
+            })
+            .boxed()
     }
 }
 
@@ -972,19 +1047,25 @@ async fn a_projection_that_catches_up_before_the_shared_reader_starts_misses_not
     create_table(&pool, "quick").await;
     append_events(&log, 1, 1, 3).await;
     let gate = Arc::new(tokio::sync::Semaphore::new(0));
-    let late = LateHead {
-        inner: log.clone(),
-        gate: Arc::clone(&gate),
+    let late = Observed {
+        gate: Some(Arc::clone(&gate)),
+        ..Observed::new(log.clone())
     };
     let projection: Arc<dyn Projection> = Arc::new(Recorder::new("quick", "quick"));
     let runner =
         ProjectionRunner::new(late, pool.clone(), vec![projection]).with_options(fast_options());
     let (stop, handle) = spawn_runner(runner);
 
-    // Time for the projection to take its lock and, were it not waiting for the reader, to
-    // catch up with the first three events; then three more come before the reader starts
-    // (at the head, after them) and three after.
-    tokio::time::sleep(Duration::from_millis(500)).await;
+    // The projection takes its lock. Then, were it not waiting for the reader, it would catch
+    // up with the first three events: the pause gives it the time to (not a wait for
+    // something to happen; what must not happen shows only later, as a lost event). Then
+    // three more come before the reader starts (at the head, after them) and three after.
+    eventually(
+        async || owned(&pool, "quick").await,
+        Duration::from_secs(10),
+    )
+    .await;
+    tokio::time::sleep(Duration::from_millis(300)).await;
     append_events(&log, 2, 1, 3).await;
     head_after(&log, 6).await;
     gate.add_permits(1_000);

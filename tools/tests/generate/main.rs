@@ -1,14 +1,14 @@
 //! The history generator against a real log: what it writes covers every event type, decodes,
 //! replays through the deciders with gap-free stream versions, and is the same for the same
-//! seed. Each test gets a fresh database (`#[sqlx::test]`, needs `DATABASE_URL`).
+//! seed. Each test gets a fresh database (`#[sqlx::test]`, needs `DATABASE_URL`); the twins
+//! to compare it with come from `testkit`.
 
 #![expect(clippy::unwrap_used, reason = "tests")]
 
 use std::collections::{BTreeMap, BTreeSet};
 use std::sync::atomic::{AtomicU64, Ordering};
-use std::time::{Duration, Instant};
+use std::time::Duration;
 
-use app::database;
 use domain::agent::Agent;
 use domain::broadcast::Broadcast;
 use domain::customer::{Customer, CustomerEvent};
@@ -17,29 +17,37 @@ use domain::ticket::Ticket;
 use domain::{AnyEvent, Decider, DomainEvent, StreamId};
 use eventlog::postgres::PostgresLog;
 use eventlog::{ActorKind, EventLog, Position, RecordedEvent};
-use sqlx::{Executor, PgPool};
+use sqlx::PgPool;
+use testkit::{TestDatabase, eventually};
 use tools::generate::{GenerateOptions, generate};
 
 /// Reads the whole log. Readers only see transactions below the oldest one still running
 /// anywhere on the server (other tests' included), so wait until all `expected` are readable.
 async fn read_everything(log: &PostgresLog, expected: u64) -> Vec<RecordedEvent> {
-    let deadline = Instant::now() + Duration::from_secs(60);
     let mut events = Vec::new();
     let mut after = Position::START;
-    while (events.len() as u64) < expected {
-        let page = log.read_all(after, 10_000).await.unwrap();
-        if page.events.is_empty() {
-            assert!(
-                Instant::now() < deadline,
-                "only {} of {expected} events became readable",
-                events.len()
-            );
-            tokio::time::sleep(Duration::from_millis(50)).await;
-            continue;
-        }
-        after = page.next;
-        events.extend(page.events);
-    }
+    eventually(
+        async || {
+            loop {
+                let page = log.read_all(after, 10_000).await.unwrap();
+                if page.events.is_empty() {
+                    break;
+                }
+                after = page.next;
+                events.extend(page.events);
+            }
+            if events.len() as u64 >= expected {
+                Ok(())
+            } else {
+                Err(format!(
+                    "only {} of {expected} events became readable",
+                    events.len()
+                ))
+            }
+        },
+        Duration::from_secs(60),
+    )
+    .await;
     events
 }
 
@@ -184,41 +192,11 @@ async fn a_generated_history_covers_every_event_type_and_replays_through_the_dec
     assert_eq!(noted, opened);
 }
 
-/// A database next to the test's own, migrated, and dropped when the test is done with it.
-async fn sibling_log(pool: &PgPool, suffix: &str) -> (PostgresLog, String) {
-    let current: String = sqlx::query_scalar("select current_database()")
-        .fetch_one(pool)
-        .await
-        .unwrap();
-    // sqlx names test databases with 63 characters, the longest name Postgres keeps: derive a
-    // short one instead of appending to it.
-    let tail: String = current
-        .chars()
-        .rev()
-        .take(16)
-        .collect::<String>()
-        .to_lowercase();
-    let name = format!(
-        "ld_gen_{suffix}_{}",
-        tail.replace(|c: char| !c.is_ascii_alphanumeric(), "x")
-    );
-    pool.execute(format!("drop database if exists {name} with (force)").as_str())
-        .await
-        .unwrap();
-    pool.execute(format!("create database {name}").as_str())
-        .await
-        .unwrap();
-    let options = pool.connect_options().as_ref().clone().database(&name);
-    let sibling = PgPool::connect_with(options).await.unwrap();
-    database::migrate(&sibling).await.unwrap();
-    (PostgresLog::new(sibling), name)
-}
-
-async fn drop_sibling(pool: &PgPool, log: PostgresLog, name: &str) {
-    log.pool().close().await;
-    pool.execute(format!("drop database if exists {name} with (force)").as_str())
-        .await
-        .unwrap();
+/// A log on a fresh database of its own, migrated, and dropped when the test is done with it
+/// (or fails).
+async fn sibling_log(tag: &str) -> (PostgresLog, TestDatabase) {
+    let database = TestDatabase::fresh(&format!("gen_{tag}")).await;
+    (PostgresLog::new(database.pool().clone()), database)
 }
 
 /// The whole log as (stream, type), in log order.
@@ -249,9 +227,9 @@ async fn the_same_seed_gives_the_same_history(pool: PgPool) {
         ..GenerateOptions::default()
     };
     let first = history(&PostgresLog::new(pool.clone()), &options).await;
-    let (twin, twin_name) = sibling_log(&pool, "twin").await;
+    let (twin, twin_db) = sibling_log("twin").await;
     let second = history(&twin, &options).await;
-    drop_sibling(&pool, twin, &twin_name).await;
+    drop((twin, twin_db));
     assert!(first.len() >= 1_500);
     assert_eq!(first, second);
 
@@ -260,16 +238,15 @@ async fn the_same_seed_gives_the_same_history(pool: PgPool) {
         writers: 3,
         ..options
     };
-    let (a, a_name) = sibling_log(&pool, "multi_a").await;
-    let (b, b_name) = sibling_log(&pool, "multi_b").await;
+    let (a, a_db) = sibling_log("multi_a").await;
+    let (b, b_db) = sibling_log("multi_b").await;
     let third = history(&a, &options).await;
     let fourth = history(&b, &options).await;
-    drop_sibling(&pool, a, &a_name).await;
-    drop_sibling(&pool, b, &b_name).await;
+    drop((a, a_db, b, b_db));
     assert_eq!(per_stream(&third), per_stream(&fourth));
 
     // Another seed, another history.
-    let (other, other_name) = sibling_log(&pool, "other").await;
+    let (other, other_db) = sibling_log("other").await;
     let fifth = history(
         &other,
         &GenerateOptions {
@@ -279,7 +256,7 @@ async fn the_same_seed_gives_the_same_history(pool: PgPool) {
         },
     )
     .await;
-    drop_sibling(&pool, other, &other_name).await;
+    drop((other, other_db));
     assert_ne!(first, fifth);
 }
 

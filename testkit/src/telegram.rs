@@ -26,18 +26,12 @@
 //! which accept both forms (`chat_id` is a number in JSON and a string in multipart).
 //!
 //! Waiting: use [`FakeTelegram::wait_for_calls`] (polls until enough calls arrived or a
-//! timeout passes), never a fixed sleep.
-
-#![allow(
-    unreachable_pub,
-    dead_code,
-    reason = "shared test support: each test module uses a part of it"
-)]
+//! timeout passes, through [`crate::eventually`]), never a fixed sleep.
 
 use std::collections::{HashSet, VecDeque};
 use std::net::SocketAddr;
 use std::sync::{Arc, Mutex, MutexGuard};
-use std::time::{Duration, Instant};
+use std::time::Duration;
 
 use axum::Router;
 use axum::body::{Body, Bytes};
@@ -47,6 +41,8 @@ use axum::response::{IntoResponse, Response};
 use serde_json::{Map, Value, json};
 use teloxide::Bot;
 use tokio::sync::Notify;
+
+use crate::eventually;
 
 /// The token of [`FakeTelegram::bot`]. Its numeric prefix is the bot's user id.
 pub const TOKEN: &str = "4242424242:AAFake-token_for-tests";
@@ -212,8 +208,8 @@ impl FakeTelegram {
     }
 
     /// The API base URL to give `Bot::set_api_url`.
-    pub fn url(&self) -> reqwest::Url {
-        reqwest::Url::parse(&format!("http://{}", self.addr)).expect("a valid URL")
+    pub fn url(&self) -> url::Url {
+        url::Url::parse(&format!("http://{}", self.addr)).expect("a valid URL")
     }
 
     /// A real teloxide bot with [`TOKEN`], talking to this server.
@@ -272,20 +268,22 @@ impl FakeTelegram {
     /// Waits until at least `n` calls of `method` arrived and returns all of them; panics with
     /// the calls seen when `timeout` passes first.
     pub async fn wait_for_calls(&self, method: &str, n: usize, timeout: Duration) -> Vec<Call> {
-        let deadline = Instant::now() + timeout;
-        loop {
-            let calls = self.calls_of(method);
-            if calls.len() >= n {
-                return calls;
-            }
-            assert!(
-                Instant::now() < deadline,
-                "expected {n} {method} calls within {timeout:?}, got {}; all calls: {:#?}",
-                calls.len(),
-                self.calls()
-            );
-            tokio::time::sleep(Duration::from_millis(10)).await;
-        }
+        eventually(
+            async || {
+                let calls = self.calls_of(method);
+                if calls.len() >= n {
+                    Ok(calls)
+                } else {
+                    Err(format!(
+                        "expected {n} {method} calls, got {}; all calls: {:#?}",
+                        calls.len(),
+                        self.calls()
+                    ))
+                }
+            },
+            timeout,
+        )
+        .await
     }
 
     /// Answers the next `times` calls of `method` with `failure`.
@@ -679,8 +677,9 @@ fn message(method: &str, params: &Value, id: i32) -> Value {
     message
 }
 
+#[cfg(test)]
 #[expect(clippy::unwrap_used, reason = "tests fail loudly on purpose")]
-mod self_test {
+mod tests {
     use teloxide::prelude::*;
     use teloxide::types::{FileId, InputFile, MediaKind, MessageKind, UpdateKind};
 
@@ -850,7 +849,8 @@ mod self_test {
             let bot = bot.clone();
             async move { bot.get_updates().offset(offset).timeout(10).await }
         });
-        tokio::time::sleep(Duration::from_millis(50)).await;
+        // The push comes once the poll is there (its call is recorded before it waits).
+        fake.wait_for_calls("getUpdates", 3, WAIT).await;
         fake.push_update(json!({
             "message": {
                 "message_id": 3, "date": 1_700_000_002,
@@ -861,7 +861,6 @@ mod self_test {
         }));
         let got = waiting.await.unwrap().unwrap();
         assert_eq!(got.len(), 1);
-        fake.wait_for_calls("getUpdates", 3, WAIT).await;
         assert!(bot.delete_webhook().await.is_ok());
         assert!(
             bot.answer_callback_query(teloxide::types::CallbackQueryId("cq-1".to_owned()))
