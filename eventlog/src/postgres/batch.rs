@@ -28,14 +28,15 @@
 //! queued, a request is written, as a lone append already sent to the server would be.
 
 use std::collections::{HashMap, HashSet, VecDeque};
-use std::sync::Mutex;
 use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::{Arc, Mutex};
 
 use tokio::sync::oneshot;
 use uuid::Uuid;
 
-use super::{Encoded, PostgresLog, to_u64};
-use crate::{AppendOutcome, AppendRequest, CommittedEvent, Error, EventLog, Position, Receipt};
+use super::append::Appender;
+use super::encoded::{Encoded, to_u64};
+use crate::{AppendOutcome, AppendRequest, CommittedEvent, Error, Position, Receipt};
 
 /// Most requests written by one call.
 const MAX_REQUESTS: usize = 512;
@@ -60,9 +61,13 @@ pub struct AppendStats {
     pub plain_batches: u64,
 }
 
-/// The queue of one [`PostgresLog`] and its batches in flight.
-#[derive(Debug, Default)]
+/// The queue of one log and its batches in flight, with what writing them takes: the lone
+/// appends (the log's pool and wake-ups) and how many batches may be written at once.
+#[derive(Debug)]
 pub(super) struct Batcher {
+    lone: Appender,
+    /// The log's `append_batches` option.
+    append_batches: usize,
     state: Mutex<State>,
     batches: AtomicU64,
     batched_requests: AtomicU64,
@@ -95,6 +100,19 @@ impl Pending {
 }
 
 impl Batcher {
+    pub(super) fn new(lone: Appender, append_batches: usize) -> Self {
+        Batcher {
+            lone,
+            append_batches,
+            state: Mutex::default(),
+            batches: AtomicU64::default(),
+            batched_requests: AtomicU64::default(),
+            largest_batch: AtomicU64::default(),
+            retried_alone: AtomicU64::default(),
+            plain: AtomicU64::default(),
+        }
+    }
+
     pub(super) fn stats(&self) -> AppendStats {
         AppendStats {
             batches: self.batches.load(Ordering::Relaxed),
@@ -112,26 +130,24 @@ impl Batcher {
             .lock()
             .unwrap_or_else(std::sync::PoisonError::into_inner)
     }
-}
 
-impl PostgresLog {
     /// Queues `requests` (each already checked and encoded) and waits for their outcomes, in
     /// the same order. Requests queued together are written together when their streams allow;
     /// with `append_batches = 0` each goes alone, in order.
     pub(super) async fn append_queued(
-        &self,
+        self: &Arc<Self>,
         requests: Vec<(AppendRequest, Encoded)>,
     ) -> Vec<Result<AppendOutcome, Error>> {
-        if self.inner.options.append_batches == 0 {
+        if self.append_batches == 0 {
             let mut outcomes = Vec::with_capacity(requests.len());
             for (request, encoded) in &requests {
-                outcomes.push(self.append_alone(request, encoded).await);
+                outcomes.push(self.lone.append_alone(request, encoded).await);
             }
             return outcomes;
         }
         let mut replies = Vec::with_capacity(requests.len());
         {
-            let mut state = self.inner.batcher.lock();
+            let mut state = self.lock();
             for (request, encoded) in requests {
                 let (reply, answer) = oneshot::channel();
                 state.queue.push_back(Pending {
@@ -156,8 +172,8 @@ impl PostgresLog {
 
     /// Starts batches while fewer than the allowed number run and the queue holds requests
     /// whose streams are free.
-    fn start_batches(&self, state: &mut State) {
-        let allowed = self.inner.options.append_batches;
+    fn start_batches(self: &Arc<Self>, state: &mut State) {
+        let allowed = self.append_batches;
         while state.running < allowed && !state.queue.is_empty() {
             let batch = take_batch(state);
             if batch.is_empty() {
@@ -171,11 +187,11 @@ impl PostgresLog {
             state.busy.extend(streams.iter().cloned());
             // Frees the batch's place and streams when the task ends, even if writing panics.
             let done = Done {
-                log: self.clone(),
+                batcher: Arc::clone(self),
                 streams,
             };
             tokio::spawn(async move {
-                done.log.write_batch(batch).await;
+                done.batcher.write_batch(batch).await;
                 drop(done);
             });
         }
@@ -186,11 +202,10 @@ impl PostgresLog {
             self.each_alone(batch).await;
             return;
         }
-        let stats = &self.inner.batcher;
         let size = u64::try_from(batch.len()).unwrap_or(u64::MAX);
-        stats.batches.fetch_add(1, Ordering::Relaxed);
-        stats.batched_requests.fetch_add(size, Ordering::Relaxed);
-        stats.largest_batch.fetch_max(size, Ordering::Relaxed);
+        self.batches.fetch_add(1, Ordering::Relaxed);
+        self.batched_requests.fetch_add(size, Ordering::Relaxed);
+        self.largest_batch.fetch_max(size, Ordering::Relaxed);
 
         match self.try_batch(&batch).await {
             Ok(rows) => self.answer(batch, rows).await,
@@ -198,7 +213,7 @@ impl PostgresLog {
                 // The server refused the call, so its transaction rolled back: nothing of the
                 // batch is in the log. Each request goes again on its own.
                 tracing::debug!(error = %db, requests = batch.len(), "append batch refused; appending its requests alone");
-                stats.retried_alone.fetch_add(1, Ordering::Relaxed);
+                self.retried_alone.fetch_add(1, Ordering::Relaxed);
                 self.each_alone(batch).await;
             }
             Err(err) => {
@@ -217,7 +232,10 @@ impl PostgresLog {
     /// Appends each request in its own transaction, in queue order, and answers it.
     async fn each_alone(&self, batch: Vec<Pending>) {
         for pending in batch {
-            let outcome = self.append_alone(&pending.request, &pending.encoded).await;
+            let outcome = self
+                .lone
+                .append_alone(&pending.request, &pending.encoded)
+                .await;
             // The caller may have stopped waiting; the append stands either way.
             let _ = pending.reply.send(outcome);
         }
@@ -225,7 +243,7 @@ impl PostgresLog {
 
     async fn try_batch(&self, batch: &[Pending]) -> Result<Vec<BatchRow>, sqlx::Error> {
         if is_plain(batch) {
-            self.inner.batcher.plain.fetch_add(1, Ordering::Relaxed);
+            self.plain.fetch_add(1, Ordering::Relaxed);
             return self.try_plain_batch(batch).await;
         }
         let mut keys = Vec::with_capacity(batch.len());
@@ -257,7 +275,7 @@ impl PostgresLog {
         .bind(laid.schema_versions)
         .bind(laid.payloads)
         .bind(laid.metadata)
-        .fetch_all(&self.inner.pool)
+        .fetch_all(self.lone.pool())
         .await
     }
 
@@ -281,7 +299,7 @@ impl PostgresLog {
             .bind(laid.schema_versions)
             .bind(laid.payloads)
             .bind(laid.metadata)
-            .fetch_all(&self.inner.pool)
+            .fetch_all(self.lone.pool())
             .await
     }
 
@@ -318,7 +336,7 @@ impl PostgresLog {
             }
         }
         if !committed.is_empty() {
-            self.announce();
+            self.lone.announce();
         }
         for (index, pending) in batch.into_iter().enumerate() {
             let outcome = match refusals.remove(&index) {
@@ -356,9 +374,13 @@ impl PostgresLog {
     /// appended alone.
     async fn applied_before(&self, pending: &Pending) -> Result<AppendOutcome, Error> {
         let key = pending.encoded.key.as_deref().unwrap_or_default();
-        match self.applied(key).await? {
+        match self.lone.applied(key).await? {
             Some(receipt) => Ok(AppendOutcome::AlreadyApplied(receipt)),
-            None => self.append_alone(&pending.request, &pending.encoded).await,
+            None => {
+                self.lone
+                    .append_alone(&pending.request, &pending.encoded)
+                    .await
+            }
         }
     }
 }
@@ -473,18 +495,18 @@ fn take_batch(state: &mut State) -> Vec<Pending> {
 
 /// Frees a finished batch's place and streams and starts what can start now.
 struct Done {
-    log: PostgresLog,
+    batcher: Arc<Batcher>,
     streams: Vec<String>,
 }
 
 impl Drop for Done {
     fn drop(&mut self) {
-        let mut state = self.log.inner.batcher.lock();
+        let mut state = self.batcher.lock();
         state.running = state.running.saturating_sub(1);
         for stream in &self.streams {
             state.busy.remove(stream);
         }
-        self.log.start_batches(&mut state);
+        self.batcher.start_batches(&mut state);
     }
 }
 
