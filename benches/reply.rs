@@ -97,9 +97,8 @@ async fn main() -> anyhow::Result<()> {
         };
         println!(
             "round {}: replyToTicket {:.0}/s (p99 {:.1} ms, {} µs CPU here/postgres), raw INSERT \
-             {:.0}/s ({} µs CPU), held {:.0}/s: ratio {:.2}, held {:.2}; {:.1} % of requests \
-             known valid; before it, the first reply to each ticket (its stream about {:.0} \
-             events) took {:.2} s in all",
+             {:.0}/s ({} µs CPU), held {:.0}/s: ratio {:.2}, held {:.2}; before it, the first \
+             reply to each ticket (its stream about {:.0} events) took {:.2} s in all",
             round + 1,
             api.replies.rate,
             api.replies.percentile(0.99),
@@ -109,7 +108,6 @@ async fn main() -> anyhow::Result<()> {
             raw.held.rate,
             api.replies.rate / raw.pooled.rate,
             api.replies.rate / raw.held.rate,
-            api.known * 100.0,
             api.first_replies.events_per_ticket,
             api.first_replies.seconds
         );
@@ -256,8 +254,6 @@ type Pick = fn(&Round) -> &Measured;
 struct ApiPhase {
     replies: Measured,
     floor: Measured,
-    /// The share of requests whose operation was known to pass validation.
-    known: f64,
     first_replies: FirstReplies,
 }
 
@@ -388,36 +384,13 @@ async fn api_phase(
     })
     .await?;
     drop(connections);
-    let known = known_share(addr).await?;
     let _ = stop.send(());
     running.await??;
     Ok(ApiPhase {
         replies,
         floor,
-        known,
         first_replies,
     })
-}
-
-/// The share of the server's GraphQL requests that ran on the known documents' schema (the
-/// operation passed every validation rule before), from its `/metrics`.
-async fn known_share(addr: std::net::SocketAddr) -> anyhow::Result<f64> {
-    let text = reqwest::get(format!("http://{addr}/metrics"))
-        .await?
-        .text()
-        .await?;
-    let count = |label: &str| -> f64 {
-        text.lines()
-            .find_map(|line| {
-                line.strip_prefix(&format!(
-                    "ledgerdesk_graphql_requests_total{{validation=\"{label}\"}} "
-                ))
-            })
-            .and_then(|value| value.parse().ok())
-            .unwrap_or(0.0)
-    };
-    let (full, known) = (count("full"), count("known"));
-    Ok(known / (full + known).max(1.0))
 }
 
 /// Autocommitted single-row INSERTs of a payload of a reply's size into a bare table from
