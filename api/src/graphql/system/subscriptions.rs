@@ -32,11 +32,11 @@ impl EventSubscription {
         &self,
         ctx: &Context<'_>,
         #[graphql(
-            default,
+            default_with = "Some(EventsFrom::Now)",
             desc = "Where the feed starts when `after` is not given: `NOW` (the default) \
                     follows new events\nonly, `BEGINNING` replays the whole log first."
         )]
-        from: EventsFrom,
+        from: Option<EventsFrom>,
         #[graphql(
             desc = "Resume after this `cursor` (it overrides `from`): the next event is the \
                     one after it."
@@ -47,7 +47,8 @@ impl EventSubscription {
             String,
         >,
     ) -> Result<impl Stream<Item = Result<LogEvent>> + use<>> {
-        let after = parse_cursor(after)?.or(from.cursor());
+        // An explicit `from: null` is the default too.
+        let after = parse_cursor(after)?.or(from.unwrap_or_default().cursor());
         if let Some(types) = &types
             && (types.len() > MAX_TYPES || types.iter().any(|t| t.len() > MAX_FILTER_CHARS))
         {
