@@ -2,9 +2,11 @@
 //!
 //! async-graphql answers `__schema { description }` with a fixed text (the description of the
 //! `__Schema` type in the GraphQL specification, not of any schema), and schema tools print it
-//! as the schema's description. Requests that select it get [`SCHEMA_DESCRIPTION`] instead,
-//! the text `schema.graphql` carries, so the schema printed from introspection stays the
-//! committed file. Only the rare request whose text mentions `__schema` is looked at.
+//! as the schema's description. Requests over HTTP (where schema tools and GraphiQL ask) that
+//! select it get [`SCHEMA_DESCRIPTION`] instead, the text `schema.graphql` carries, so the
+//! schema printed from introspection stays the committed file. Only the rare request whose text
+//! mentions `__schema` is looked at, and only after it ran: an extension of the schema would
+//! put every field of every request on async-graphql's slower path.
 
 use async_graphql::parser::types::{ExecutableDocument, Selection, SelectionSet};
 use async_graphql::{Name, Request, Response, Value};
