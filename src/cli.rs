@@ -152,6 +152,11 @@ pub struct ServeArgs {
     #[arg(long, env = "LEDGERDESK_ACCESS_TOKEN_TTL_SECS", default_value_t = 900, value_parser = clap::value_parser!(u64).range(30..=86_400))]
     pub access_token_ttl_secs: u64,
 
+    /// For testing token expiry only: how long an access token lives, in seconds, below the
+    /// 30 s floor of --access-token-ttl-secs (which it overrides). Logs a warning at start.
+    #[arg(long, env = "LEDGERDESK_TESTING_ACCESS_TOKEN_TTL_SECS", value_parser = clap::value_parser!(u64).range(1..=86_400))]
+    pub testing_access_token_ttl_secs: Option<u64>,
+
     /// How long a refresh token lives, in days (each use replaces it).
     #[arg(long, env = "LEDGERDESK_REFRESH_TOKEN_TTL_DAYS", default_value_t = 30, value_parser = clap::value_parser!(u64).range(1..=365))]
     pub refresh_token_ttl_days: u64,
@@ -222,7 +227,10 @@ impl ServeArgs {
     /// The API's configuration.
     pub fn api_config(&self) -> api::ApiConfig {
         let mut config = api::ApiConfig::default();
-        config.auth.access_ttl = std::time::Duration::from_secs(self.access_token_ttl_secs);
+        config.auth.access_ttl = std::time::Duration::from_secs(
+            self.testing_access_token_ttl_secs
+                .unwrap_or(self.access_token_ttl_secs),
+        );
         config.auth.refresh_ttl =
             std::time::Duration::from_secs(self.refresh_token_ttl_days * 24 * 3600);
         config.auth.logins_per_ip_per_minute = self.logins_per_ip_per_minute;
@@ -245,4 +253,43 @@ pub enum LogFormat {
 
 fn secret(value: &str) -> Result<SecretString, std::convert::Infallible> {
     Ok(SecretString::from(value.to_owned()))
+}
+
+#[cfg(test)]
+#[expect(clippy::unwrap_used, reason = "tests fail loudly on purpose")]
+mod tests {
+    use std::time::Duration;
+
+    use clap::Parser;
+
+    use super::{Cli, Command};
+
+    fn access_ttl(args: &[&str]) -> Result<Duration, clap::Error> {
+        let cli = Cli::try_parse_from([&["ledgerdesk", "serve"], args].concat())?;
+        let Command::Serve(serve) = cli.command else {
+            unreachable!("parsed `serve`")
+        };
+        Ok(serve.api_config().auth.access_ttl)
+    }
+
+    #[test]
+    fn an_access_token_lifetime_below_thirty_seconds_takes_the_testing_setting() {
+        assert_eq!(access_ttl(&[]).unwrap(), Duration::from_secs(900));
+        assert!(access_ttl(&["--access-token-ttl-secs", "2"]).is_err());
+        assert_eq!(
+            access_ttl(&["--testing-access-token-ttl-secs", "2"]).unwrap(),
+            Duration::from_secs(2)
+        );
+        assert_eq!(
+            access_ttl(&[
+                "--access-token-ttl-secs",
+                "60",
+                "--testing-access-token-ttl-secs",
+                "2"
+            ])
+            .unwrap(),
+            Duration::from_secs(2)
+        );
+        assert!(access_ttl(&["--testing-access-token-ttl-secs", "0"]).is_err());
+    }
 }

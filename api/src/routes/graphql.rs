@@ -28,6 +28,7 @@ use crate::graphql::consistency::CONSISTENCY_HEADER;
 use crate::graphql::consistency::HeaderConsistency;
 use crate::graphql::context::Api;
 use crate::graphql::guard;
+use crate::graphql::introspection::DescriptionKeys;
 use crate::state::AppState;
 
 pub(crate) fn routes() -> Router<AppState> {
@@ -138,6 +139,7 @@ async fn graphql(
     let client = ClientAddr(connect.map(|Extension(ConnectInfo(addr))| addr.ip()));
     let run = |mut request: async_graphql::Request| {
         let operation = state.documents.prepare(&mut request);
+        let described = DescriptionKeys::of(&mut request);
         let mut request = request.data(authentication.clone()).data(client);
         if let Some(consistency) = consistency {
             request = request.data(consistency);
@@ -145,7 +147,8 @@ async fn graphql(
         let schema = &state.schema;
         async move {
             let started = Instant::now();
-            let response = schema.execute(request).await;
+            let mut response = schema.execute(request).await;
+            described.describe(&mut response);
             crate::metrics::graphql_request(operation, response.is_ok(), started.elapsed());
             response
         }

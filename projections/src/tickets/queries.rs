@@ -273,3 +273,31 @@ pub async fn notes(
         .fetch_all(db)
         .await
 }
+
+/// One message by its id, wherever it was posted.
+///
+/// # Errors
+/// The database's, or a row the code cannot read.
+pub async fn message(db: impl PgExecutor<'_>, id: Uuid) -> sqlx::Result<Option<MessageRow>> {
+    static SQL: LazyLock<String> = LazyLock::new(|| {
+        format!(
+            "select {} from messages where id = $1",
+            select_list::<MessageRow>(None)
+        )
+    });
+    sqlx::query_as(&SQL).bind(id).fetch_optional(db).await
+}
+
+/// One note by its id, wherever it was left.
+///
+/// # Errors
+/// The database's.
+pub async fn note(db: impl PgExecutor<'_>, id: Uuid) -> sqlx::Result<Option<NoteRow>> {
+    static SQL: LazyLock<String> = LazyLock::new(|| {
+        format!(
+            "select {} from ticket_notes where id = $1",
+            select_list::<NoteRow>(None)
+        )
+    });
+    sqlx::query_as(&SQL).bind(id).fetch_optional(db).await
+}

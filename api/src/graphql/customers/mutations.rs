@@ -10,7 +10,7 @@ use crate::auth::Permission;
 use crate::graphql::commands::{context, position, timed};
 use crate::graphql::context::Api;
 use crate::graphql::error::{self, Code, error};
-use crate::graphql::guard::{Need, caller, signed_in_agent};
+use crate::graphql::guard::{Need, signed_in_agent};
 
 /// Input of `banCustomer`.
 #[derive(Debug, InputObject)]
@@ -60,7 +60,7 @@ async fn run(
     command: &CustomerCommand,
 ) -> Result<CustomerPayload> {
     let api = ctx.data_unchecked::<Api>();
-    let command_ctx = context(caller(ctx)?, mutation, key)?;
+    let command_ctx = context(ctx, mutation, key)?;
     let executed = timed(
         "customer",
         api.commands
