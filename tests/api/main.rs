@@ -15,6 +15,7 @@ mod auth;
 mod feeds;
 mod matrix;
 mod mutations;
+mod paging;
 mod queries;
 mod schema;
 mod subscriptions;
