@@ -16,6 +16,7 @@ mod feeds;
 mod matrix;
 mod mutations;
 mod nodes;
+mod paging;
 mod queries;
 mod schema;
 mod subscriptions;

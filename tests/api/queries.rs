@@ -21,7 +21,7 @@ use uuid::Uuid;
 use crate::support::{Server, code};
 
 /// Generates a history into the server's log and waits until every read model has it.
-async fn generated(server: &Server) -> Position {
+pub(crate) async fn generated(server: &Server) -> Position {
     let options = GenerateOptions {
         events: 2_000,
         writers: 2,

@@ -8,6 +8,7 @@ use domain::broadcast::Audience;
 use sqlx::{PgExecutor, Postgres, QueryBuilder};
 
 use super::CustomerRow;
+use crate::page::{Page, push_keyset};
 use crate::table::{StoredText, contains_pattern, select_list};
 
 static BY_IDS: LazyLock<String> = LazyLock::new(|| {
@@ -39,9 +40,9 @@ pub async fn by_id(db: impl PgExecutor<'_>, id: i64) -> sqlx::Result<Option<Cust
     sqlx::query_as(&SQL).bind(id).fetch_optional(db).await
 }
 
-/// One page of customers, newest first (by registration, then id), after the customer with
-/// registration time and id `after`: at most `limit`. `search` keeps those whose username or
-/// full name holds it (case-insensitive); `banned` those banned or not.
+/// One page of customers, newest first (by registration, then id), bounded by registration
+/// times and ids, in list order. `search` keeps those whose username or full name holds it
+/// (case-insensitive); `banned` those banned or not.
 ///
 /// # Errors
 /// The database's.
@@ -49,8 +50,7 @@ pub async fn list(
     db: impl PgExecutor<'_>,
     search: Option<&str>,
     banned: Option<bool>,
-    after: Option<(DateTime<Utc>, i64)>,
-    limit: i64,
+    page: &Page<(DateTime<Utc>, i64)>,
 ) -> sqlx::Result<Vec<CustomerRow>> {
     let mut sql = QueryBuilder::<Postgres>::new(format!(
         "select {} from customers where true",
@@ -67,16 +67,9 @@ pub async fn list(
     if let Some(banned) = banned {
         sql.push(" and banned = ").push_bind(banned);
     }
-    if let Some((at, id)) = after {
-        sql.push(" and (registered_at, id) < (")
-            .push_bind(at)
-            .push(", ")
-            .push_bind(id)
-            .push(")");
-    }
-    sql.push(" order by registered_at desc, id desc limit ")
-        .push_bind(limit);
-    sql.build_query_as().fetch_all(db).await
+    push_keyset(&mut sql, ("registered_at", "id"), true, page);
+    let rows = sql.build_query_as().fetch_all(db).await?;
+    Ok(page.in_list_order(rows))
 }
 
 /// The customers a broadcast may reach: neither banned, nor blocking the bot, nor opted out.
