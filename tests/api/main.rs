@@ -12,9 +12,12 @@ mod support;
 mod ws;
 
 mod auth;
+mod errors;
 mod feeds;
+mod graphiql;
 mod matrix;
 mod mutations;
+mod protocol;
 mod queries;
 mod schema;
 mod subscriptions;
