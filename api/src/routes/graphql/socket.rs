@@ -328,6 +328,15 @@ struct Conversation {
     operations: StreamMap<String, Operation>,
 }
 
+/// A message to the client about operation `id`.
+#[derive(serde::Serialize)]
+struct Outgoing<'a, P> {
+    #[serde(rename = "type")]
+    kind: &'static str,
+    id: &'a str,
+    payload: P,
+}
+
 /// The socket could not be written to: it is gone.
 #[derive(Debug)]
 struct Gone;
@@ -419,21 +428,34 @@ impl Conversation {
             && response.data == async_graphql::Value::Null
             && !response.errors.is_empty()
             && response.errors.iter().all(request_errors::is_request_error);
-        if refused {
+        // Written straight from the response: a result goes to every subscriber of a feed.
+        let text = if refused {
             // The operation never ran: `error` ends it, without `complete`.
             self.operations.remove(&id);
-            let errors = serde_json::to_value(&response.errors).unwrap_or(Value::Null);
-            return self
-                .send(json!({ "type": "error", "id": id, "payload": errors }))
-                .await;
-        }
-        let kind = match self.protocol {
-            Protocol::TransportWs => "next",
-            Protocol::Legacy => "data",
+            serde_json::to_string(&Outgoing {
+                kind: "error",
+                id: &id,
+                payload: &response.errors,
+            })
+        } else {
+            let kind = match self.protocol {
+                Protocol::TransportWs => "next",
+                Protocol::Legacy => "data",
+            };
+            serde_json::to_string(&Outgoing {
+                kind,
+                id: &id,
+                payload: &response,
+            })
         };
-        let payload = serde_json::to_value(&response).unwrap_or(Value::Null);
-        self.send(json!({ "type": kind, "id": id, "payload": payload }))
+        let Ok(text) = text else {
+            tracing::error!(operation = %id, "a result could not be written as JSON");
+            return Ok(());
+        };
+        self.sink
+            .send(Message::Text(text.into()))
             .await
+            .map_err(|_| Gone)
     }
 
     /// Ends the socket with `close` (the legacy protocol first says why in `connection_error`)
