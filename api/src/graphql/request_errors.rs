@@ -134,3 +134,51 @@ fn set_uses_variable_at(set: &Positioned<SelectionSet>, pos: Pos) -> bool {
             Selection::FragmentSpread(_) => false,
         })
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use async_graphql::{ErrorExtensionValues, PathSegment};
+
+    fn error(message: &str, line: usize, column: usize) -> ServerError {
+        ServerError::new(message, Some(Pos { line, column }))
+    }
+
+    #[test]
+    fn a_code_already_set_stays_and_each_error_without_one_gets_one() {
+        let mut coded = error("nope", 1, 1);
+        let mut extensions = ErrorExtensionValues::default();
+        extensions.set("code", "NOT_FOUND");
+        coded.extensions = Some(extensions);
+        let mut resolver = error("something else", 1, 3);
+        resolver.path = vec![PathSegment::Field("ticket".into())];
+        let query = "query($s: [TicketStatusValue!]) { tickets(filter: {status: $s}) { totalCount } a: tickets(first: FIVE) { totalCount } }";
+        let mut errors = vec![
+            coded,
+            resolver,
+            // The argument `filter` (line 1, column 43) takes a variable; `first` does not.
+            error("Invalid value for argument \"filter.status\"", 1, 43),
+            error("Invalid value for argument \"first\"", 1, 91),
+            error("Unknown field \"nope\"", 1, 1),
+            error("Failed to parse \"UUID\": invalid", 1, 1),
+        ];
+        fill_in(&mut errors, query);
+        let codes: Vec<_> = errors.iter().map(code_of).collect();
+        assert_eq!(
+            codes,
+            [
+                Some("NOT_FOUND"),
+                None,
+                Some(BAD_USER_INPUT),
+                Some(VALIDATION_FAILED),
+                Some(VALIDATION_FAILED),
+                Some(BAD_USER_INPUT),
+            ]
+        );
+
+        let mut errors = vec![error("expected selection", 1, 1)];
+        fill_in(&mut errors, "{ me {");
+        assert_eq!(code_of(&errors[0]), Some(PARSE_FAILED));
+        assert!(is_request_error(&errors[0]));
+    }
+}
