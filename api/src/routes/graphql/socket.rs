@@ -134,7 +134,7 @@ impl Close {
 
 type Sink = SplitSink<WebSocket, Message>;
 type Operation = BoxStream<'static, Option<Response>>;
-type Check<'a> = Pin<Box<dyn Future<Output = Authentication> + Send + 'a>>;
+type Check = Pin<Box<dyn Future<Output = Authentication> + Send>>;
 
 /// Serves one socket until either side ends it.
 pub(super) async fn serve(socket: WebSocket, schema: ApiSchema, api: Api, protocol: Protocol) {
@@ -152,7 +152,8 @@ pub(super) async fn serve(socket: WebSocket, schema: ApiSchema, api: Api, protoc
     let init_timeout = tokio::time::sleep(api.limits.socket_init_timeout);
     tokio::pin!(init_timeout);
     let mut init_received = false;
-    let mut check: Option<(Option<String>, Check<'_>)> = None;
+    // The credential of `connection_init`, while it is being checked.
+    let mut check: Option<(Option<String>, Check)> = None;
     let largest = api.limits.max_body_bytes;
 
     let close = loop {
@@ -194,9 +195,12 @@ pub(super) async fn serve(socket: WebSocket, schema: ApiSchema, api: Api, protoc
                     break Some(close);
                 }
             }
-            checked = async { check.as_mut().map(|(_, check)| check).expect("guarded").await },
-                if check.is_some() =>
-            {
+            checked = async {
+                match check.as_mut() {
+                    Some((_, check)) => check.await,
+                    None => std::future::pending().await,
+                }
+            }, if check.is_some() => {
                 let token = check.take().and_then(|(token, _)| token);
                 let caller = match checked {
                     Authentication::Authenticated(caller) => caller,
