@@ -2,7 +2,8 @@
 //!
 //! `POST /graphql` takes each query text's parsed document from the
 //! [`crate::graphql::documents::DocumentCache`] and records every request's latency by operation in
-//! `/metrics`.
+//! `/metrics`. `GET /graphql/ws` speaks both GraphQL WebSocket protocols ([`socket`]). Both give
+//! the errors raised before execution their codes ([`crate::graphql::request_errors`]).
 
 use std::net::SocketAddr;
 use std::time::Instant;
