@@ -181,6 +181,11 @@ pub struct ServeArgs {
     #[arg(long, env = "LEDGERDESK_GRAPHQL_MAX_BODY_BYTES", default_value_t = 262_144, value_parser = clap::value_parser!(u32).range(1_024..=16_777_216))]
     pub graphql_max_body_bytes: u32,
 
+    /// How long a new GraphQL WebSocket may take to send `connection_init`, in seconds; after
+    /// that the server closes it with code 4408.
+    #[arg(long, env = "LEDGERDESK_GRAPHQL_WS_INIT_TIMEOUT_SECS", default_value_t = 10, value_parser = clap::value_parser!(u64).range(1..=300))]
+    pub graphql_ws_init_timeout_secs: u64,
+
     /// The Telegram bot's token from @BotFather. Without it the bot is off.
     #[arg(long, env = "TELEGRAM_BOT_TOKEN", hide_env_values = true, value_parser = secret)]
     pub telegram_bot_token: Option<SecretString>,
@@ -238,6 +243,8 @@ impl ServeArgs {
         config.limits.introspection = self.graphql_introspection;
         config.limits.max_page = self.graphql_max_page as usize;
         config.limits.max_body_bytes = self.graphql_max_body_bytes as usize;
+        config.limits.socket_init_timeout =
+            std::time::Duration::from_secs(self.graphql_ws_init_timeout_secs);
         config.jwt_secret.clone_from(&self.jwt_secret);
         config
     }

@@ -12,11 +12,14 @@ mod support;
 mod ws;
 
 mod auth;
+mod errors;
 mod feeds;
+mod graphiql;
 mod matrix;
 mod mutations;
 mod nodes;
 mod paging;
+mod protocol;
 mod queries;
 mod schema;
 mod subscriptions;

@@ -12,7 +12,8 @@
 //! The schema is laid out by area (`tickets`, `customers`, `broadcasts`, `directory`, `auth`,
 //! `system`), each with its types, queries, mutations and subscriptions; this module only
 //! assembles them. The shared parts sit beside it: [`context`], [`error`], [`ids`], [`guard`],
-//! [`consistency`], [`pagination`], [`commands`], [`events`] and [`documents`].
+//! [`consistency`], [`pagination`], [`commands`], [`events`], [`documents`] and
+//! [`request_errors`].
 
 pub mod commands;
 pub mod consistency;
@@ -24,6 +25,7 @@ pub mod guard;
 pub mod ids;
 pub mod introspection;
 pub mod pagination;
+pub mod request_errors;
 
 pub mod auth;
 pub mod broadcasts;
