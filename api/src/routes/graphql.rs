@@ -25,7 +25,6 @@ use crate::graphql::auth::ClientAddr;
 use crate::graphql::consistency::CONSISTENCY_HEADER;
 use crate::graphql::consistency::HeaderConsistency;
 use crate::graphql::context::Api;
-use crate::graphql::guard;
 use crate::graphql::introspection::DescriptionKeys;
 use crate::graphql::request_errors;
 use crate::state::AppState;
