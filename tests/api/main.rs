@@ -24,3 +24,4 @@ mod queries;
 mod schema;
 mod subscriptions;
 mod transport;
+mod unstorable;
