@@ -4,9 +4,9 @@
 //!
 //! - [`HandledUpdates`]: `telegram_updates_handled` (`migrations/0007_bot_updates.sql`), the
 //!   updates the bot answered itself, so a repeat is not answered twice.
-//! - [`UnrecordedUpdates`]: `telegram_updates_unrecorded`
-//!   (`migrations/0014_unrecorded_updates.sql`), the updates that can never be recorded, kept
-//!   with their raw JSON and the error for admins (read through `projections::unrecorded`).
+//! - [`UnrecordedUpdates`]: the updates that can never be recorded, kept with their raw JSON
+//!   and the error for admins in `telegram_updates_unrecorded`
+//!   (`migrations/0014_unrecorded_updates.sql`; read through `projections::unrecorded`).
 //! - [`DeliveryStore`]: the delivery worker's tables (`migrations/0006_delivery.sql`), its
 //!   checkpoint and the satisfaction prompts it sent.
 

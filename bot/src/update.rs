@@ -552,6 +552,7 @@ fn command(text: &str) -> Option<BotCommand> {
 }
 
 #[cfg(test)]
+#[expect(clippy::unwrap_used, reason = "tests fail loudly on purpose")]
 mod tests {
     use super::*;
 

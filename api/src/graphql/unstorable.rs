@@ -159,6 +159,7 @@ fn in_arguments<V: serde::Serialize>(
 }
 
 #[cfg(test)]
+#[expect(clippy::unwrap_used, reason = "tests fail loudly on purpose")]
 mod tests {
     use async_graphql::Variables;
     use serde_json::json;
