@@ -40,23 +40,25 @@ pub fn find_nul(value: &Value) -> Option<String> {
     match value {
         Value::String(text) => has_nul(text).then(String::new),
         Value::Array(items) => items.iter().enumerate().find_map(|(index, item)| {
-            find_nul(item).map(|inner| join(&format!("[{index}]"), &inner, false))
+            find_nul(item).map(|inner| join(&format!("[{index}]"), &inner))
         }),
         Value::Object(fields) => fields.iter().find_map(|(key, item)| {
             if has_nul(key) {
                 return Some(key.replace(NUL, &REPLACEMENT.to_string()));
             }
-            find_nul(item).map(|inner| join(key, &inner, true))
+            find_nul(item).map(|inner| join(key, &inner))
         }),
         Value::Null | Value::Bool(_) | Value::Number(_) => None,
     }
 }
 
-fn join(head: &str, tail: &str, field: bool) -> String {
-    match (tail.is_empty(), field, tail.starts_with('[')) {
-        (true, _, _) => head.to_owned(),
-        (false, _, true) | (false, false, _) => format!("{head}{tail}"),
-        (false, true, false) => format!("{head}.{tail}"),
+fn join(head: &str, tail: &str) -> String {
+    if tail.is_empty() {
+        head.to_owned()
+    } else if tail.starts_with('[') {
+        format!("{head}{tail}")
+    } else {
+        format!("{head}.{tail}")
     }
 }
 
