@@ -5,6 +5,7 @@
 use serde_json::{Value, json};
 
 use crate::support::{Server, code};
+use crate::ws::{Frame, Protocol, Ws};
 
 const REPLY: &str = "mutation($input: ReplyToTicketInput!) {
     replyToTicket(input: $input) { messageId } }";
@@ -167,4 +168,63 @@ async fn a_client_sending_nul_replies_refuses_none_of_the_replies_other_clients_
             .unwrap();
     assert_eq!(replies, i64::try_from(CLIENTS * REPLIES).unwrap());
     owned.stop().await;
+}
+
+#[tokio::test]
+async fn a_nul_in_a_subscription_argument_is_refused_as_validation_over_both_protocols() {
+    let server = Server::start("nul_ws").await;
+    let admin = server.admin().await;
+    for protocol in [Protocol::TransportWs, Protocol::Legacy] {
+        let mut ws = Ws::connect(&server, protocol, &admin.token).await;
+        ws.subscribe(
+            "variable",
+            "subscription($id: ID) { messageAdded(ticketId: $id) { __typename } }",
+            json!({"id": "a\u{0}"}),
+        )
+        .await;
+        assert_eq!(
+            ws.error_code("variable").await,
+            "VALIDATION",
+            "{protocol:?}"
+        );
+        ws.subscribe(
+            "literal",
+            r#"subscription { ticketsChanged(showing: ["\u0000"]) { __typename } }"#,
+            json!({}),
+        )
+        .await;
+        let (code, message) = ws_refusal(&mut ws, "literal").await;
+        assert_eq!(code, "VALIDATION", "{protocol:?}");
+        assert!(
+            message.starts_with("the argument `showing` of `ticketsChanged` at `[0]` holds"),
+            "{message}"
+        );
+        // The socket goes on serving.
+        ws.subscribe("good", "{ __typename }", json!({})).await;
+        assert_eq!(ws.data("good").await["__typename"], "Query");
+        ws.close().await;
+    }
+    server.stop().await;
+}
+
+/// The code and message of the error that ends operation `id` (an `error` message, or a
+/// result carrying errors).
+async fn ws_refusal(ws: &mut Ws, id: &str) -> (String, String) {
+    loop {
+        match ws.frame().await {
+            Frame::Json(value) if value["id"] == id => {
+                let errors = match value["type"].as_str() {
+                    Some("error") => value["payload"].clone(),
+                    _ => value["payload"]["errors"].clone(),
+                };
+                let first = &errors[0];
+                return (
+                    first["extensions"]["code"].as_str().unwrap().to_owned(),
+                    first["message"].as_str().unwrap().to_owned(),
+                );
+            }
+            Frame::Json(_) => {}
+            other => panic!("expected an error for {id}, got {other:?}"),
+        }
+    }
 }
