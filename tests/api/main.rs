@@ -12,6 +12,7 @@ mod support;
 mod ws;
 
 mod auth;
+mod authz;
 mod feeds;
 mod matrix;
 mod mutations;

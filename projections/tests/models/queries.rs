@@ -336,7 +336,7 @@ async fn customers_are_listed_searched_and_counted_for_audiences(pool: PgPool) {
     let list = |search: Option<&'static str>, banned: Option<bool>| {
         let pool = pool.clone();
         async move {
-            customers::list(&pool, search, banned, None, 100)
+            customers::list(&pool, None, search, banned, None, 100)
                 .await
                 .unwrap()
                 .into_iter()
@@ -354,9 +354,12 @@ async fn customers_are_listed_searched_and_counted_for_audiences(pool: PgPool) {
     assert_eq!(list(Some("_"), None).await, Vec::<i64>::new());
     assert_eq!(list(None, Some(true)).await, [cast.ben.0]);
     assert_eq!(list(None, Some(false)).await, [cast.cleo.0, cast.ann.0]);
-    let first = customers::list(&pool, None, None, None, 1).await.unwrap();
+    let first = customers::list(&pool, None, None, None, None, 1)
+        .await
+        .unwrap();
     let rest = customers::list(
         &pool,
+        None,
         None,
         None,
         Some((first[0].registered_at, first[0].id)),

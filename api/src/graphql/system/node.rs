@@ -4,14 +4,13 @@
 
 use async_graphql::{Context, ID, Interface, Object, Result};
 use projections::broadcasts::queries as broadcasts;
-use projections::customers::queries as customers;
 use projections::directory::queries as directory;
 
 use crate::auth::Permission;
 use crate::graphql::broadcasts::Broadcast;
 use crate::graphql::consistency::{ConsistencyInput, consistent};
 use crate::graphql::context::Api;
-use crate::graphql::customers::Customer;
+use crate::graphql::customers::{Customer, visible_customer};
 use crate::graphql::directory::{Agent, Category, Template};
 use crate::graphql::error::{Code, database, error};
 use crate::graphql::guard;
@@ -40,8 +39,8 @@ pub enum Node {
 #[derive(Debug, Default)]
 pub struct NodeQuery;
 
-fn need(ctx: &Context<'_>, permission: Permission) -> Result<()> {
-    if guard::caller(ctx)?.may(permission) {
+async fn need(ctx: &Context<'_>, permission: Permission) -> Result<()> {
+    if guard::current(ctx).await?.may(permission) {
         Ok(())
     } else {
         Err(error(
@@ -75,22 +74,21 @@ impl NodeQuery {
         };
         match kind.as_str() {
             "Ticket" => {
-                need(ctx, Permission::ReadTickets)?;
+                need(ctx, Permission::ReadTickets).await?;
                 visible_ticket(ctx, uuid()?).await.map(Node::Ticket)
             }
             "Customer" => {
-                need(ctx, Permission::ReadCustomers)?;
+                need(ctx, Permission::ReadCustomers).await?;
                 let key = key
                     .parse()
                     .map_err(|_| error(Code::Validation, "not a valid id"))?;
-                customers::by_id(&api.pool, key)
-                    .await
-                    .map_err(database)?
-                    .map(|row| Node::Customer(row.into()))
+                visible_customer(ctx, key)
+                    .await?
+                    .map(Node::Customer)
                     .ok_or_else(not_found)
             }
             "Agent" => {
-                need(ctx, Permission::ReadDirectory)?;
+                need(ctx, Permission::ReadDirectory).await?;
                 directory::agent(&api.pool, uuid()?)
                     .await
                     .map_err(database)?
@@ -98,7 +96,7 @@ impl NodeQuery {
                     .ok_or_else(not_found)
             }
             "Category" => {
-                need(ctx, Permission::ReadDirectory)?;
+                need(ctx, Permission::ReadDirectory).await?;
                 directory::category(&api.pool, uuid()?)
                     .await
                     .map_err(database)?
@@ -106,7 +104,7 @@ impl NodeQuery {
                     .ok_or_else(not_found)
             }
             "Template" => {
-                need(ctx, Permission::ReadDirectory)?;
+                need(ctx, Permission::ReadDirectory).await?;
                 directory::template(&api.pool, uuid()?)
                     .await
                     .map_err(database)?
@@ -114,7 +112,7 @@ impl NodeQuery {
                     .ok_or_else(not_found)
             }
             "Broadcast" => {
-                need(ctx, Permission::ReadBroadcasts)?;
+                need(ctx, Permission::ReadBroadcasts).await?;
                 broadcasts::by_id(&api.pool, uuid()?)
                     .await
                     .map_err(database)?
