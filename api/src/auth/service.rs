@@ -35,9 +35,10 @@ pub struct AuthConfig {
     pub logins_per_account_per_minute: u32,
     /// How long an access token's session state (epoch, forced password change) read from the
     /// database is trusted before it is read again. This process forgets it at once when it
-    /// ends the agent's sessions itself; another instance's (or the CLI's) password change,
-    /// deactivation or sign-out everywhere ends sessions here within this bound. Zero reads
-    /// the database on every request.
+    /// ends the agent's sessions itself; another instance's (or the CLI's) password change or
+    /// sign-out everywhere ends sessions here within this bound. (Role, categories and
+    /// deactivation are not remembered: they are read from the log on every request.) Zero
+    /// reads the database on every request.
     pub session_check_ttl: Duration,
 }
 
