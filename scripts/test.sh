@@ -7,4 +7,8 @@ cd "$(dirname "$0")/.."
 scripts/ensure-postgres.sh
 # A superuser connection to an existing database: tests create their own databases from it.
 export DATABASE_URL=${DATABASE_URL:-postgres://postgres@127.0.0.1:5432/postgres}
+# The reference GraphQL clients the protocol tests run (Node.js 20 or later, and npm).
+if [ ! -d tests/clients/node_modules ]; then
+    npm ci --no-audit --no-fund --prefix tests/clients
+fi
 exec cargo test --workspace --locked "$@"

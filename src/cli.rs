@@ -24,6 +24,10 @@ pub struct Cli {
 }
 
 #[derive(Debug, Subcommand)]
+#[expect(
+    clippy::large_enum_variant,
+    reason = "parsed once at start and matched at once; boxing buys nothing"
+)]
 pub enum Command {
     /// Run Ledgerdesk: apply migrations, then serve HTTP until interrupted.
     Serve(ServeArgs),
@@ -152,6 +156,11 @@ pub struct ServeArgs {
     #[arg(long, env = "LEDGERDESK_ACCESS_TOKEN_TTL_SECS", default_value_t = 900, value_parser = clap::value_parser!(u64).range(30..=86_400))]
     pub access_token_ttl_secs: u64,
 
+    /// For testing token expiry only: how long an access token lives, in seconds, below the
+    /// 30 s floor of --access-token-ttl-secs (which it overrides). Logs a warning at start.
+    #[arg(long, env = "LEDGERDESK_TESTING_ACCESS_TOKEN_TTL_SECS", value_parser = clap::value_parser!(u64).range(1..=86_400))]
+    pub testing_access_token_ttl_secs: Option<u64>,
+
     /// How long a refresh token lives, in days (each use replaces it).
     #[arg(long, env = "LEDGERDESK_REFRESH_TOKEN_TTL_DAYS", default_value_t = 30, value_parser = clap::value_parser!(u64).range(1..=365))]
     pub refresh_token_ttl_days: u64,
@@ -175,6 +184,11 @@ pub struct ServeArgs {
     /// Largest GraphQL request body, in bytes.
     #[arg(long, env = "LEDGERDESK_GRAPHQL_MAX_BODY_BYTES", default_value_t = 262_144, value_parser = clap::value_parser!(u32).range(1_024..=16_777_216))]
     pub graphql_max_body_bytes: u32,
+
+    /// How long a new GraphQL WebSocket may take to send `connection_init`, in seconds; after
+    /// that the server closes it with code 4408.
+    #[arg(long, env = "LEDGERDESK_GRAPHQL_WS_INIT_TIMEOUT_SECS", default_value_t = 10, value_parser = clap::value_parser!(u64).range(1..=300))]
+    pub graphql_ws_init_timeout_secs: u64,
 
     /// The Telegram bot's token from @BotFather. Without it the bot is off.
     #[arg(long, env = "TELEGRAM_BOT_TOKEN", hide_env_values = true, value_parser = secret)]
@@ -222,7 +236,10 @@ impl ServeArgs {
     /// The API's configuration.
     pub fn api_config(&self) -> api::ApiConfig {
         let mut config = api::ApiConfig::default();
-        config.auth.access_ttl = std::time::Duration::from_secs(self.access_token_ttl_secs);
+        config.auth.access_ttl = std::time::Duration::from_secs(
+            self.testing_access_token_ttl_secs
+                .unwrap_or(self.access_token_ttl_secs),
+        );
         config.auth.refresh_ttl =
             std::time::Duration::from_secs(self.refresh_token_ttl_days * 24 * 3600);
         config.auth.logins_per_ip_per_minute = self.logins_per_ip_per_minute;
@@ -230,6 +247,8 @@ impl ServeArgs {
         config.limits.introspection = self.graphql_introspection;
         config.limits.max_page = self.graphql_max_page as usize;
         config.limits.max_body_bytes = self.graphql_max_body_bytes as usize;
+        config.limits.socket_init_timeout =
+            std::time::Duration::from_secs(self.graphql_ws_init_timeout_secs);
         config.jwt_secret.clone_from(&self.jwt_secret);
         config
     }
@@ -245,4 +264,43 @@ pub enum LogFormat {
 
 fn secret(value: &str) -> Result<SecretString, std::convert::Infallible> {
     Ok(SecretString::from(value.to_owned()))
+}
+
+#[cfg(test)]
+#[expect(clippy::unwrap_used, reason = "tests fail loudly on purpose")]
+mod tests {
+    use std::time::Duration;
+
+    use clap::Parser;
+
+    use super::{Cli, Command};
+
+    fn access_ttl(args: &[&str]) -> Result<Duration, clap::Error> {
+        let cli = Cli::try_parse_from([&["ledgerdesk", "serve"], args].concat())?;
+        let Command::Serve(serve) = cli.command else {
+            unreachable!("parsed `serve`")
+        };
+        Ok(serve.api_config().auth.access_ttl)
+    }
+
+    #[test]
+    fn an_access_token_lifetime_below_thirty_seconds_takes_the_testing_setting() {
+        assert_eq!(access_ttl(&[]).unwrap(), Duration::from_secs(900));
+        assert!(access_ttl(&["--access-token-ttl-secs", "2"]).is_err());
+        assert_eq!(
+            access_ttl(&["--testing-access-token-ttl-secs", "2"]).unwrap(),
+            Duration::from_secs(2)
+        );
+        assert_eq!(
+            access_ttl(&[
+                "--access-token-ttl-secs",
+                "60",
+                "--testing-access-token-ttl-secs",
+                "2"
+            ])
+            .unwrap(),
+            Duration::from_secs(2)
+        );
+        assert!(access_ttl(&["--testing-access-token-ttl-secs", "0"]).is_err());
+    }
 }

@@ -178,6 +178,15 @@ impl LiveHub {
         Ok(self.started().await?.events.subscribe())
     }
 
+    /// The position of the last committed event (see [`PostgresLog::last_committed`]): every
+    /// cursor this log handed out is at or before it.
+    ///
+    /// # Errors
+    /// When the log cannot be read.
+    pub async fn last_committed(&self) -> Result<Position, eventlog::Error> {
+        self.inner.log.last_committed().await
+    }
+
     /// Every event after `after` (from now on with `None`), gap-free and without duplicates:
     /// see [`follow`].
     ///

@@ -2,6 +2,7 @@
 //! (the schema in [`crate::graphql`], the recorder in [`crate::metrics`]) so that those depend
 //! on nothing of the HTTP state; only the handlers take [`AppState`].
 
+mod graphiql;
 mod graphql;
 mod health;
 mod metrics;
@@ -16,4 +17,5 @@ pub(crate) fn routes() -> Router<AppState> {
         .merge(health::routes())
         .merge(metrics::routes())
         .merge(graphql::routes())
+        .merge(graphiql::routes())
 }

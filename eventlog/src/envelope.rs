@@ -187,6 +187,12 @@ pub struct AppendRequest {
     /// A key naming this piece of work (a Telegram update id, a client mutation id). A request
     /// with a key that was applied before appends nothing and answers with the first receipt.
     pub idempotency_key: Option<String>,
+    /// A digest of the input the key stands for (at most
+    /// [`limits::INPUT_DIGEST_BYTES`](crate::limits::INPUT_DIGEST_BYTES) bytes), stored with
+    /// the key when it is first applied and handed back with its receipt, so that the caller
+    /// can tell a retry of the same work from the key's reuse for other work. Ignored without
+    /// a key.
+    pub input_digest: Option<Vec<u8>>,
     /// The streams and their events. A stream may appear only once.
     pub streams: Vec<StreamAppend>,
 }
@@ -222,6 +228,12 @@ impl AppendRequest {
         self
     }
 
+    /// The same request with a digest of its input, stored with its idempotency key.
+    pub fn with_input_digest(mut self, digest: impl Into<Vec<u8>>) -> Self {
+        self.input_digest = Some(digest.into());
+        self
+    }
+
     /// How many events the request carries.
     pub fn event_count(&self) -> usize {
         self.streams.iter().map(|s| s.events.len()).sum()
@@ -246,9 +258,23 @@ pub struct CommittedEvent {
 pub struct Receipt {
     /// The appended events.
     pub events: Vec<CommittedEvent>,
+    /// On a replay ([`AppendOutcome::AlreadyApplied`], [`EventLog::applied`](crate::EventLog::applied)):
+    /// the input digest stored with the key when it was first applied (`None` when that
+    /// append gave none). `None` on a fresh append.
+    pub input_digest: Option<Vec<u8>>,
 }
 
 impl Receipt {
+    /// Whether work with input digest `digest` may be answered with this receipt: true unless
+    /// both the stored digest and `digest` are known and differ (a key applied without a
+    /// digest replays for any input, as keys did before digests were stored).
+    pub fn same_input(&self, digest: Option<&[u8]>) -> bool {
+        match (self.input_digest.as_deref(), digest) {
+            (Some(stored), Some(given)) => stored == given,
+            _ => true,
+        }
+    }
+
     /// The position of the last appended event (`None` when the append carried no event).
     pub fn last_position(&self) -> Option<Position> {
         self.events.last().map(|e| e.position)

@@ -13,7 +13,9 @@
 //! - **Atomic multi-stream appends.** One [`AppendRequest`] may touch several streams; either all
 //!   of its events are appended or none is.
 //! - **Idempotency.** A request carrying a key that was already applied appends nothing and
-//!   answers [`AppendOutcome::AlreadyApplied`] with the receipt of the first application.
+//!   answers [`AppendOutcome::AlreadyApplied`] with the receipt of the first application,
+//!   which carries the input digest stored with the key (see [`AppendRequest::input_digest`]):
+//!   telling a retry from a reuse of the key for other work is the caller's decision.
 //! - **One total order, no gaps.** [`EventLog::read_all`] and [`EventLog::subscribe_all`] give
 //!   every committed event exactly once, in one order that every reader agrees on, and a reader
 //!   never steps past an event that is still to commit. [`Position`] is that order's cursor.
@@ -44,6 +46,8 @@ pub mod limits {
     pub const EVENT_TYPE_CHARS: usize = 200;
     /// Longest idempotency key, in characters.
     pub const IDEMPOTENCY_KEY_CHARS: usize = 200;
+    /// Longest input digest stored with an idempotency key, in bytes.
+    pub const INPUT_DIGEST_BYTES: usize = 64;
     /// Most streams one append may touch.
     pub const STREAMS_PER_APPEND: usize = 100;
     /// Most events one append may carry, over all its streams.

@@ -180,6 +180,25 @@ impl PostgresLog {
         self.inner.wakeups.stop();
     }
 
+    /// The position of the last committed event, whether readers see it yet or not (an event
+    /// stays unreadable while an older transaction is still to commit, see
+    /// [`EventLog::head`]); [`Position::START`] when the log is empty. No position this log
+    /// handed out is beyond it, so a cursor beyond it comes from elsewhere.
+    ///
+    /// # Errors
+    /// When the database cannot be read.
+    pub async fn last_committed(&self) -> Result<Position, Error> {
+        let last: Option<(i64, i64)> = sqlx::query_as(
+            "select tx_id, position from events order by tx_id desc, position desc limit 1",
+        )
+        .fetch_optional(&self.inner.pool)
+        .await
+        .map_err(backend)?;
+        Ok(last.map_or(Position::START, |(tx, seq)| {
+            Position::from_parts(to_u64(tx), to_u64(seq))
+        }))
+    }
+
     /// How this log's appends were written so far (batches and their sizes).
     pub fn append_stats(&self) -> AppendStats {
         self.inner.batcher.stats()

@@ -36,6 +36,7 @@ pub mod customers;
 pub mod dashboard;
 pub mod directory;
 pub mod models;
+pub mod page;
 pub mod search;
 pub mod tickets;
 

@@ -65,6 +65,40 @@ async fn an_admin_signs_in_and_me_names_them() {
 }
 
 #[tokio::test]
+async fn an_access_token_of_a_short_testing_lifetime_expires_after_its_clock_skew() {
+    let mut config = test_config();
+    config.auth.access_ttl = std::time::Duration::from_secs(1);
+    let server = Server::start_with("short_ttl", config).await;
+    let admin = server.admin().await;
+    let issued = Utc::now();
+    let me = "{ me { agentId } }";
+    assert!(server.gql(Some(&admin.token), me, json!({})).await["errors"].is_null());
+
+    // Refused once its second and the five seconds of allowed clock skew have passed.
+    let refused = testkit::eventually(
+        async || {
+            let body = server.gql(Some(&admin.token), me, json!({})).await;
+            match code(&body) {
+                Some(_) => Ok(body),
+                None => Err("still accepted".to_owned()),
+            }
+        },
+        std::time::Duration::from_secs(30),
+    )
+    .await;
+    assert!(
+        Utc::now() - issued >= Duration::seconds(5),
+        "refused too early"
+    );
+    assert_eq!(code(&refused), Some("UNAUTHENTICATED"));
+    assert_eq!(
+        refused["errors"][0]["message"],
+        "the access token has expired"
+    );
+    server.stop().await;
+}
+
+#[tokio::test]
 async fn expired_forged_unsigned_and_tampered_tokens_are_refused() {
     let server = Server::start("jwt").await;
     let admin = server.admin().await;
@@ -545,7 +579,7 @@ async fn a_tickets_write_token_works_tickets_in_the_name_of_its_admin_while_they
             &admin.token,
             "query($t: ID!) { ticket(id: $t) {
                 messages(first: 10) { nodes { text authorAgentId } }
-                history(first: 20) { nodes { type actor { kind id } } } } }",
+                history(first: 20) { nodes { type actor { kind actorId } } } } }",
             json!({"t": ticket}),
         )
         .await;
@@ -562,7 +596,7 @@ async fn a_tickets_write_token_works_tickets_in_the_name_of_its_admin_while_they
         .expect("the reply is in the ticket's history");
     assert_eq!(replied["actor"]["kind"], "INTEGRATOR");
     let me = server.ok(&token, "{ me { apiTokenId } }", json!({})).await;
-    assert_eq!(replied["actor"]["id"], me["me"]["apiTokenId"]);
+    assert_eq!(replied["actor"]["actorId"], me["me"]["apiTokenId"]);
 
     // Once its admin is no longer an admin, the token writes nothing but still reads.
     server

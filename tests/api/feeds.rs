@@ -19,7 +19,7 @@ use crate::ws::{Protocol, Ws};
 
 const TICKET_EVENTS: &str = "subscription($ticket: ID!, $after: String) {
     ticketEvents(ticketId: $ticket, after: $after) {
-        cursor position stream version type actor { kind id } payload } }";
+        cursor position stream version type actor { kind id actorId } payload } }";
 
 const MESSAGES: &str = "subscription($ticket: ID) {
     messageAdded(ticketId: $ticket) {
@@ -71,7 +71,7 @@ fn assert_is(item: &Value, event: &RecordedEvent) {
     assert_eq!(item["version"], event.stream_version, "{item}");
     assert_eq!(item["type"], event.event_type.as_str(), "{item}");
     assert_eq!(
-        item["actor"]["id"],
+        item["actor"]["actorId"],
         event.metadata.actor.id.as_str(),
         "{item}"
     );
@@ -119,7 +119,7 @@ async fn ticket_events_follow_one_ticket_in_log_order_and_nothing_else() {
         let item = ws.data("t").await["ticketEvents"].clone();
         assert_is(&item, event);
         assert_eq!(item["actor"]["kind"], "AGENT");
-        assert_eq!(item["actor"]["id"], admin.id.as_str());
+        assert_eq!(item["actor"]["actorId"], admin.id.as_str());
     }
 
     // Now surely live: a customer's message and the other ticket's changes.

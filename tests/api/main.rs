@@ -13,9 +13,14 @@ mod ws;
 
 mod auth;
 mod authz;
+mod errors;
 mod feeds;
+mod graphiql;
 mod matrix;
 mod mutations;
+mod nodes;
+mod paging;
+mod protocol;
 mod queries;
 mod schema;
 mod subscriptions;

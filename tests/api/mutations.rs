@@ -504,6 +504,78 @@ async fn a_repeated_idempotency_key_has_one_effect() {
     server.stop().await;
 }
 
+#[tokio::test]
+async fn an_idempotency_key_reused_with_another_input_is_refused() {
+    let server = Server::start("idempotency_reuse").await;
+    let admin = server.admin().await;
+    let t = Some(admin.token.as_str());
+    let ticket = open_ticket(&server, 1004).await;
+    let other_ticket = open_ticket(&server, 1005).await;
+    let input =
+        json!({ "ticketId": ticket.to_string(), "text": "hello", "idempotencyKey": "reuse-1" });
+    let first = wrote(&server, &admin.token, REPLY, input).await;
+
+    // The same input, written in another order and inline rather than as a variable, replays.
+    let inline = format!(
+        "mutation {{ replyToTicket(input: {{ idempotencyKey: \"reuse-1\", text: \"hello\", \
+         ticketId: \"{ticket}\" }}) {{ position ticketId messageId replayed }} }}"
+    );
+    let again = server.ok(&admin.token, &inline, json!({})).await;
+    assert_eq!(again["replyToTicket"]["replayed"], json!(true));
+    assert_eq!(again["replyToTicket"]["messageId"], first["messageId"]);
+
+    // Another text, or another ticket, under the same key: refused, and nothing written.
+    for (target, text) in [(ticket, "goodbye"), (other_ticket, "hello")] {
+        let body = server
+            .gql(
+                t,
+                REPLY,
+                json!({ "input": { "ticketId": target.to_string(), "text": text, "idempotencyKey": "reuse-1" } }),
+            )
+            .await;
+        assert_eq!(code(&body), Some("CONFLICT"), "{body:#}");
+        assert_eq!(
+            body["errors"][0]["message"],
+            "this idempotency key was used with a different input"
+        );
+    }
+    assert_eq!(
+        ticket_events(&server, ticket).await,
+        [
+            "ticket.opened",
+            "ticket.customer_message_posted",
+            "ticket.agent_replied",
+            "ticket.status_changed"
+        ]
+    );
+    assert_eq!(
+        ticket_events(&server, other_ticket).await,
+        ["ticket.opened", "ticket.customer_message_posted"]
+    );
+
+    // A refusal in the domain (a closed ticket) under a reused key is the same conflict.
+    wrote(
+        &server,
+        &admin.token,
+        STATUS,
+        json!({ "ticketId": other_ticket.to_string(), "status": "CLOSED" }),
+    )
+    .await;
+    let body = server
+        .gql(
+            t,
+            REPLY,
+            json!({ "input": { "ticketId": other_ticket.to_string(), "text": "hello", "idempotencyKey": "reuse-1" } }),
+        )
+        .await;
+    assert_eq!(code(&body), Some("CONFLICT"), "{body:#}");
+    assert_eq!(
+        body["errors"][0]["message"],
+        "this idempotency key was used with a different input"
+    );
+    server.stop().await;
+}
+
 /// One valid call of every mutation (targets need not exist: the guard answers first).
 fn every_mutation() -> Vec<(&'static str, Value)> {
     let id = Uuid::now_v7().to_string();

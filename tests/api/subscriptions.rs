@@ -180,6 +180,86 @@ async fn the_event_feed_resumes_after_a_cursor_with_no_gap_and_no_duplicate() {
 }
 
 #[tokio::test]
+async fn the_event_feed_starts_from_the_beginning_or_from_now_and_refuses_a_cursor_beyond_the_end()
+{
+    let server = Server::start("sub_from").await;
+    let admin = server.admin().await;
+    let from = "subscription($from: EventsFrom, $prefix: String) {
+        events(from: $from, streamPrefix: $prefix) { cursor position } }";
+    for customer in 1..=3 {
+        open_ticket(&server.log, customer).await;
+    }
+    let stored = visible_ticket_cursors(&server, Position::START, 3).await;
+
+    // BEGINNING replays every stored event, in log order.
+    let mut ws = Ws::connect(&server, Protocol::TransportWs, &admin.token).await;
+    ws.subscribe(
+        "begin",
+        from,
+        json!({ "from": "BEGINNING", "prefix": "ticket-" }),
+    )
+    .await;
+    assert_eq!(
+        receive_cursors(&mut ws, "begin", stored.len()).await,
+        stored
+    );
+    ws.close().await;
+
+    // NOW (the default) brings only events after the subscription started: the first one it
+    // delivers is newer than everything stored before.
+    let mut ws = Ws::connect(&server, Protocol::Legacy, &admin.token).await;
+    ws.subscribe("now", from, json!({ "prefix": "ticket-" }))
+        .await;
+    let mut first_live = None;
+    for warm_up in 0..50 {
+        open_ticket(&server.log, 100 + warm_up).await;
+        if let Ok(data) = tokio::time::timeout(Duration::from_millis(500), ws.data("now")).await {
+            first_live = Some(data["events"]["cursor"].as_str().unwrap().to_owned());
+            break;
+        }
+    }
+    let first_live = first_live.expect("the feed delivers a new event");
+    assert!(
+        first_live.as_str() > stored.last().unwrap().as_str(),
+        "{first_live} is not newer than the stored events"
+    );
+    ws.close().await;
+
+    // A well-formed cursor beyond the last event (from another database, say) is refused.
+    let mut ws = Ws::connect(&server, Protocol::TransportWs, &admin.token).await;
+    let beyond = Position::from_parts(u64::from(u32::MAX) << 20, 1).to_string();
+    ws.subscribe("beyond", EVENTS, json!({ "after": beyond }))
+        .await;
+    let refusal = loop {
+        match ws.frame().await {
+            Frame::Json(value) if value["id"] == "beyond" => break value,
+            Frame::Json(_) => {}
+            other => panic!("expected the refusal, got {other:?}"),
+        }
+    };
+    // An `error` frame, or a result carrying errors: the protocols say either.
+    let error = match refusal["type"].as_str() {
+        Some("error") => &refusal["payload"][0],
+        _ => &refusal["payload"]["errors"][0],
+    };
+    assert_eq!(error["extensions"]["code"], "VALIDATION", "{refusal}");
+    assert_eq!(
+        error["message"],
+        "this cursor is beyond the end of the log: is it from another database?"
+    );
+    // The start of the log and a cursor it handed out are fine.
+    ws.subscribe(
+        "start",
+        EVENTS,
+        json!({ "after": START, "prefix": "ticket-" }),
+    )
+    .await;
+    assert_eq!(receive_cursors(&mut ws, "start", 1).await, stored[..1]);
+    ws.close().await;
+    server.stop().await;
+}
+
+#[tokio::test]
 async fn events_appended_while_a_subscriber_catches_up_arrive_exactly_once() {
     let server = Server::start("sub_catchup").await;
     let admin = server.admin().await;
@@ -374,10 +454,7 @@ async fn a_missing_or_bad_token_closes_the_connection_per_protocol() {
         let mut ws = Ws::open(&server, Protocol::TransportWs).await;
         ws.send(init.clone()).await;
         match ws.frame().await {
-            Frame::Closed(code) => assert!(
-                matches!(code, Some(4403 | 1002)),
-                "graphql-transport-ws closes with 4403/1002, got {code:?}"
-            ),
+            Frame::Closed(code) => assert_eq!(code, Some(4403), "graphql-transport-ws: Forbidden"),
             Frame::Json(value) => panic!("expected a close, got {value}"),
         }
 
@@ -386,6 +463,12 @@ async fn a_missing_or_bad_token_closes_the_connection_per_protocol() {
         match ws.frame().await {
             Frame::Json(value) => assert_eq!(value["type"], "connection_error", "{value}"),
             Frame::Closed(code) => panic!("graphql-ws answers connection_error, closed {code:?}"),
+        }
+        match ws.frame().await {
+            Frame::Closed(code) => {
+                assert_eq!(code, Some(4403), "graphql-ws: a close frame follows")
+            }
+            Frame::Json(value) => panic!("expected a close, got {value}"),
         }
     }
     server.stop().await;

@@ -26,4 +26,6 @@ pub mod tokens;
 
 pub use caller::{Authentication, Caller, Permission, Scope, TicketScope, UnknownScope};
 pub use jwt::{AccessClaims, Keys};
-pub use service::{AuthConfig, AuthError, AuthService, CreatedAgent, NewAgent, Session};
+pub use service::{
+    AuthConfig, AuthError, AuthService, CreatedAgent, MIN_PRODUCTION_ACCESS_TTL, NewAgent, Session,
+};

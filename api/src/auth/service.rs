@@ -22,10 +22,15 @@ use super::password::{self, WeakPassword};
 use super::sessions::SessionCache;
 use super::{store, tokens};
 
+/// The shortest access-token lifetime the production setting allows; anything shorter is for
+/// tests of token expiry (and logged as such).
+pub const MIN_PRODUCTION_ACCESS_TTL: Duration = Duration::from_secs(30);
+
 /// How authentication behaves. Every field has a safe default.
 #[derive(Debug, Clone)]
 pub struct AuthConfig {
-    /// How long an access token lives.
+    /// How long an access token lives (tokens are still accepted for five seconds of clock
+    /// skew after they expire). Below [`MIN_PRODUCTION_ACCESS_TTL`] only for tests.
     pub access_ttl: Duration,
     /// How long a refresh token lives (each use replaces it with a new one).
     pub refresh_ttl: Duration,
@@ -171,6 +176,14 @@ impl AuthService {
                 store::signing_key(&pool, &fresh).await?
             }
         };
+        if config.access_ttl < MIN_PRODUCTION_ACCESS_TTL {
+            tracing::warn!(
+                seconds = config.access_ttl.as_secs_f64(),
+                "access tokens live less than {} seconds: a setting for testing token expiry, \
+                 not for production",
+                MIN_PRODUCTION_ACCESS_TTL.as_secs()
+            );
+        }
         Ok(AuthService {
             inner: Arc::new(Inner {
                 per_ip: DefaultKeyedRateLimiter::keyed(per_minute(config.logins_per_ip_per_minute)),

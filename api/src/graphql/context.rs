@@ -32,6 +32,9 @@ pub struct Limits {
     /// revoked or its sessions ended (logout, role change, deactivation), the socket is closed
     /// with code 4403 within this long.
     pub socket_credential_check: Duration,
+    /// How long a new WebSocket may take to send `connection_init`; after that it is closed
+    /// with code 4408.
+    pub socket_init_timeout: Duration,
 }
 
 impl Default for Limits {
@@ -45,6 +48,7 @@ impl Default for Limits {
             introspection: true,
             consistency_timeout: Duration::from_secs(5),
             socket_credential_check: Duration::from_secs(2),
+            socket_init_timeout: Duration::from_secs(10),
         }
     }
 }

@@ -99,7 +99,7 @@ impl DocumentCache {
 }
 
 /// The operation a request runs: the one named, or the only one.
-fn operation_of<'a>(
+pub(crate) fn operation_of<'a>(
     document: &'a ExecutableDocument,
     name: Option<&str>,
 ) -> Option<&'a OperationDefinition> {

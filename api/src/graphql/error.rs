@@ -95,6 +95,7 @@ pub fn command<E: Rejection>(failure: CommandError<E>) -> Error {
             Code::Conflict,
             format!("others kept changing this at the same time ({attempts} attempts); try again"),
         ),
+        CommandError::KeyReused => error(Code::Conflict, CommandError::<E>::KeyReused.to_string()),
         other => internal("a command failed", other),
     }
 }

@@ -6,12 +6,13 @@
 
 use std::sync::Arc;
 
-use async_graphql::{Enum, Json, Result, SimpleObject};
+use async_graphql::{Enum, ID, Json, Result, SimpleObject};
 use chrono::{DateTime, Utc};
 use eventlog::{ActorKind, Position, RecordedEvent};
 use futures::{Stream, StreamExt};
 
 use super::error::{Code, error, internal};
+use super::ids;
 use crate::live::LiveHub;
 
 /// Who caused an event.
@@ -29,6 +30,31 @@ pub enum ActorKindValue {
     Integrator,
 }
 
+impl ActorKindValue {
+    /// The name in a global id (the GraphQL enum value).
+    fn name(self) -> &'static str {
+        match self {
+            ActorKindValue::Customer => "CUSTOMER",
+            ActorKindValue::Agent => "AGENT",
+            ActorKindValue::Bot => "BOT",
+            ActorKindValue::System => "SYSTEM",
+            ActorKindValue::Integrator => "INTEGRATOR",
+        }
+    }
+
+    fn from_name(name: &str) -> Option<Self> {
+        [
+            ActorKindValue::Customer,
+            ActorKindValue::Agent,
+            ActorKindValue::Bot,
+            ActorKindValue::System,
+            ActorKindValue::Integrator,
+        ]
+        .into_iter()
+        .find(|kind| kind.name() == name)
+    }
+}
+
 impl From<ActorKind> for ActorKindValue {
     fn from(kind: ActorKind) -> Self {
         match kind {
@@ -41,13 +67,35 @@ impl From<ActorKind> for ActorKindValue {
     }
 }
 
-/// The actor of an event.
+/// The actor of an event: who it was, by kind and id. `node(id:)` gives it back from its
+/// global id alone.
 #[derive(Debug, Clone, SimpleObject)]
 pub struct EventActor {
+    /// Global id.
+    pub id: ID,
     /// What kind of actor.
     pub kind: ActorKindValue,
-    /// Its id within that kind.
-    pub id: String,
+    /// Its id within that kind: an agent's or an API token's uuid, a customer's Telegram id,
+    /// the name of a part of Ledgerdesk.
+    pub actor_id: String,
+}
+
+impl EventActor {
+    /// The actor `actor_id` of kind `kind`.
+    pub fn new(kind: ActorKindValue, actor_id: String) -> Self {
+        EventActor {
+            id: ids::global("EventActor", format_args!("{}:{actor_id}", kind.name())),
+            kind,
+            actor_id,
+        }
+    }
+
+    /// The actor a global id's key (`KIND:id`) names, if it is one.
+    pub fn from_key(key: &str) -> Option<Self> {
+        let (kind, actor_id) = key.split_once(':')?;
+        let kind = ActorKindValue::from_name(kind)?;
+        (!actor_id.is_empty()).then(|| EventActor::new(kind, actor_id.to_owned()))
+    }
 }
 
 /// One event of the log, with the cursor to resume after it.
@@ -85,10 +133,10 @@ impl From<&RecordedEvent> for LogEvent {
             event_type: event.event_type.clone(),
             schema_version: i32::try_from(event.schema_version).unwrap_or(i32::MAX),
             recorded_at: event.recorded_at,
-            actor: EventActor {
-                kind: event.metadata.actor.kind.into(),
-                id: event.metadata.actor.id.clone(),
-            },
+            actor: EventActor::new(
+                event.metadata.actor.kind.into(),
+                event.metadata.actor.id.clone(),
+            ),
             payload: Json(event.payload.clone()),
         }
     }
@@ -99,15 +147,46 @@ pub fn hub_failed(detail: eventlog::Error) -> async_graphql::Error {
     internal("cannot follow the event log", detail)
 }
 
-/// The log's events after `after`, filtered, as GraphQL items; one error item ends the feed.
+/// Where a feed starts when no `after` cursor is given.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default, Enum)]
+pub enum EventsFrom {
+    /// Before the first event of the log: every stored event, then each new one.
+    Beginning,
+    /// After the last event committed when the subscription starts: new events only.
+    #[default]
+    Now,
+}
+
+impl EventsFrom {
+    /// The cursor this start stands for (`None`: the log's head when the feed starts).
+    pub fn cursor(self) -> Option<Position> {
+        match self {
+            EventsFrom::Beginning => Some(Position::START),
+            EventsFrom::Now => None,
+        }
+    }
+}
+
+/// The log's events after `after` (from now on with `None`), filtered, as GraphQL items; one
+/// error item ends the feed.
 ///
 /// # Errors
-/// `INTERNAL` when the hub cannot start.
+/// `VALIDATION` for a cursor beyond the last committed event (from another database, say:
+/// following it would silently skip events); `INTERNAL` when the hub cannot start.
 pub async fn event_feed(
     live: LiveHub,
     after: Option<Position>,
     keep: impl Fn(&RecordedEvent) -> bool + Send + 'static,
 ) -> Result<impl Stream<Item = Result<Arc<RecordedEvent>>> + Send + 'static> {
+    if let Some(after) = after
+        && after != Position::START
+        && after > live.last_committed().await.map_err(hub_failed)?
+    {
+        return Err(error(
+            Code::Validation,
+            "this cursor is beyond the end of the log: is it from another database?",
+        ));
+    }
     let feed = live.feed(after).await.map_err(hub_failed)?;
     Ok(feed.filter_map(move |item| {
         let item = match item {

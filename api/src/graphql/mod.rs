@@ -12,7 +12,8 @@
 //! The schema is laid out by area (`tickets`, `customers`, `broadcasts`, `directory`, `auth`,
 //! `system`), each with its types, queries, mutations and subscriptions; this module only
 //! assembles them. The shared parts sit beside it: [`context`], [`error`], [`ids`], [`guard`],
-//! [`consistency`], [`pagination`], [`commands`], [`events`] and [`documents`].
+//! [`consistency`], [`pagination`], [`commands`], [`events`], [`documents`] and
+//! [`request_errors`].
 
 pub mod commands;
 pub mod consistency;
@@ -22,7 +23,9 @@ pub mod error;
 pub mod events;
 pub mod guard;
 pub mod ids;
+pub mod introspection;
 pub mod pagination;
+pub mod request_errors;
 
 pub mod auth;
 pub mod broadcasts;
@@ -84,6 +87,7 @@ pub fn builder(limits: &Limits) -> SchemaBuilder<Query, Mutation, Subscription> 
         Mutation::default(),
         Subscription::default(),
     )
+    .override_output_type_description::<chrono::DateTime<chrono::Utc>>(DATE_TIME_DESCRIPTION)
     .limit_depth(limits.max_depth)
     .limit_complexity(limits.max_complexity)
     .limit_recursive_depth(32)
@@ -128,14 +132,26 @@ pub fn root_fields() -> Vec<String> {
     .collect()
 }
 
-/// The schema in SDL, as committed in `schema.graphql`.
+/// The description of the `DateTime` scalar (async-graphql's names the Rust type).
+const DATE_TIME_DESCRIPTION: &str = "A point in time as RFC 3339 text with its offset, as \
+`2026-12-07T12:00:00.123456Z`.\nThe API answers in UTC and accepts any offset.";
+
+/// The schema in SDL, as committed in `schema.graphql`: with `@specifiedBy` on the scalars that
+/// have a specification, and the schema's own description (async-graphql prints none; see
+/// [`introspection`] for the same text in introspection).
 pub fn sdl() -> String {
-    builder(&Limits::default()).finish().sdl_with_options(
+    let sdl = builder(&Limits::default()).finish().sdl_with_options(
         async_graphql::SDLExportOptions::new()
             .sorted_fields()
             .sorted_arguments()
-            .sorted_enum_items(),
-    )
+            .sorted_enum_items()
+            .include_specified_by(),
+    );
+    let described = format!(
+        "\"\"\"\n{}\n\"\"\"\nschema {{",
+        introspection::SCHEMA_DESCRIPTION
+    );
+    sdl.replacen("\nschema {", &format!("\n{described}"), 1)
 }
 
 #[cfg(test)]

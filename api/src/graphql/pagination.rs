@@ -1,8 +1,11 @@
 //! Relay cursor connections: page requests, opaque cursors, and the connection built from a
-//! page of rows. Lists use keyset pagination on `(sort key, id)`.
+//! page of rows. Lists use keyset pagination on `(sort key, id)`, forwards (`first`, `after`)
+//! and backwards (`last`, `before`); edges are always in the list's order.
 
 use async_graphql::connection::{Connection, Edge};
 use async_graphql::{OutputType, Result};
+use chrono::{DateTime, Utc};
+use projections::page::Page;
 
 use super::context::Api;
 use super::error::{Code, error};
@@ -18,13 +21,18 @@ pub const MAX_TEXT_FILTER: usize = 100;
 
 const ENGINE: base64::engine::GeneralPurpose = base64::engine::general_purpose::URL_SAFE_NO_PAD;
 
-/// A page request after validation: how many rows to return and where to start.
+/// A page request after validation: which end of the range between the cursors to start
+/// from, and how many rows to return.
 #[derive(Debug, Clone)]
 pub struct PageRequest {
-    /// Rows to return (one more is fetched to learn whether a next page exists).
+    /// Rows to return (one more is fetched to learn whether more follow).
     pub size: usize,
-    /// The decoded cursor: the sort key and the id of the last row seen.
+    /// The decoded `after` cursor: the sort key and the id of a row.
     pub after: Option<(String, String)>,
+    /// The decoded `before` cursor.
+    pub before: Option<(String, String)>,
+    /// `last` was asked: the page is the end of the range, next to `before`.
+    pub from_end: bool,
 }
 
 impl PageRequest {
@@ -32,28 +40,67 @@ impl PageRequest {
     pub fn limit(&self) -> i64 {
         i64::try_from(self.size + 1).unwrap_or(i64::MAX)
     }
+
+    /// The read model's page: the cursors decoded by `key` (a cursor's sort key and id).
+    ///
+    /// # Errors
+    /// What `key` returns for a cursor of another list.
+    pub fn keyset<K>(&self, key: impl Fn(&str, &str) -> Result<K>) -> Result<Page<K>> {
+        Ok(Page {
+            after: self.after.as_ref().map(|(k, id)| key(k, id)).transpose()?,
+            before: self.before.as_ref().map(|(k, id)| key(k, id)).transpose()?,
+            from_end: self.from_end,
+            limit: self.limit(),
+        })
+    }
 }
 
-/// Checks `first` against [`super::context::Limits::max_page`] and decodes `after`.
+/// The Relay paging arguments of a connection field, as given.
+#[derive(Debug, Clone, Copy, Default)]
+pub struct PageArgs<'a> {
+    /// `first`: the first rows after `after`.
+    pub first: Option<i32>,
+    /// `after`: a cursor.
+    pub after: Option<&'a str>,
+    /// `last`: the last rows before `before`.
+    pub last: Option<i32>,
+    /// `before`: a cursor.
+    pub before: Option<&'a str>,
+}
+
+/// Checks `first` or `last` against [`super::context::Limits::max_page`] and decodes the
+/// cursors. Without `first` and `last`, the page is the first [`DEFAULT_PAGE`] rows.
 ///
 /// # Errors
-/// `VALIDATION` for `first` below 0 or above the limit, or a cursor this API did not issue.
-pub fn page(api: &Api, first: Option<i32>, after: Option<&str>) -> Result<PageRequest> {
+/// `VALIDATION` for `first` and `last` together, either below 0 or above the limit, or a
+/// cursor this API did not issue.
+pub fn page(api: &Api, args: PageArgs<'_>) -> Result<PageRequest> {
     let max = api.limits.max_page;
-    let size = match first {
-        None => DEFAULT_PAGE.min(max),
-        Some(first) => match usize::try_from(first) {
-            Ok(size) if size <= max => size,
-            _ => {
-                return Err(error(
-                    Code::Validation,
-                    format!("first must be between 0 and {max}"),
-                ));
-            }
-        },
+    let bounded = |name: &str, value: i32| match usize::try_from(value) {
+        Ok(size) if size <= max => Ok(size),
+        _ => Err(error(
+            Code::Validation,
+            format!("{name} must be between 0 and {max}"),
+        )),
     };
-    let after = after.map(decode_cursor).transpose()?;
-    Ok(PageRequest { size, after })
+    let (size, from_end) = match (args.first, args.last) {
+        (Some(_), Some(_)) => {
+            return Err(error(
+                Code::Validation,
+                "first and last cannot be used together: page forwards with first and after, \
+                 or backwards with last and before",
+            ));
+        }
+        (Some(first), None) => (bounded("first", first)?, false),
+        (None, Some(last)) => (bounded("last", last)?, true),
+        (None, None) => (DEFAULT_PAGE.min(max), false),
+    };
+    Ok(PageRequest {
+        size,
+        after: args.after.map(decode_cursor).transpose()?,
+        before: args.before.map(decode_cursor).transpose()?,
+        from_end,
+    })
 }
 
 /// An opaque cursor for a row at sort key `key` with id `id`.
@@ -83,17 +130,39 @@ pub fn cursor_part<T: std::str::FromStr>(part: &str) -> Result<T> {
         .map_err(|_| error(Code::Validation, "not a cursor of this list"))
 }
 
-/// Builds a forward connection from rows fetched with [`PageRequest::limit`]: the extra row,
-/// if any, only says that a next page exists.
+/// Decodes the parts of a cursor whose sort key is a time in microseconds (see [`cursor`]).
+///
+/// # Errors
+/// `VALIDATION` when a part does not parse.
+pub fn time_key<Id: std::str::FromStr>(key: &str, id: &str) -> Result<(DateTime<Utc>, Id)> {
+    let at = DateTime::from_timestamp_micros(cursor_part(key)?)
+        .ok_or_else(|| error(Code::Validation, "not a cursor of this list"))?;
+    Ok((at, cursor_part(id)?))
+}
+
+/// Builds a connection from rows fetched with [`PageRequest::limit`], in list order: the extra
+/// row, if any, lies beyond the page's far end (after it going forwards, before it going
+/// backwards) and only says that more rows follow there.
+///
+/// `hasNextPage` going forwards and `hasPreviousPage` going backwards say whether more rows
+/// lie beyond the page in the range; the other one says whether the request named a cursor on
+/// that side (the row it came from lies there), as the Relay cursor connections spec allows.
 pub fn connection<Row, Node: OutputType>(
     request: &PageRequest,
     mut rows: Vec<Row>,
     cursor_of: impl Fn(&Row) -> String,
     node_of: impl Fn(Row) -> Node,
 ) -> Connection<String, Node> {
-    let has_next = rows.len() > request.size;
-    rows.truncate(request.size);
-    let mut connection = Connection::new(request.after.is_some(), has_next);
+    let more = rows.len() > request.size;
+    let (has_previous, has_next) = if request.from_end {
+        let extra = rows.len().saturating_sub(request.size);
+        rows.drain(..extra);
+        (more, request.before.is_some())
+    } else {
+        rows.truncate(request.size);
+        (request.after.is_some(), more)
+    };
+    let mut connection = Connection::new(has_previous, has_next);
     connection.edges = rows
         .into_iter()
         .map(|row| Edge::new(cursor_of(&row), node_of(row)))
@@ -116,8 +185,11 @@ pub fn bounded<'a>(name: &str, value: Option<&'a str>, max: usize) -> Result<Opt
     }
 }
 
-/// The complexity of a connection field: its children once per requested item.
-pub fn connection_complexity(first: Option<i32>, child: usize) -> usize {
-    let size = first.map_or(DEFAULT_PAGE, |first| usize::try_from(first).unwrap_or(0));
+/// The complexity of a connection field: its children once per requested item (`first` or
+/// `last`; the larger when both are given, which [`page`] refuses).
+pub fn connection_complexity(first: Option<i32>, last: Option<i32>, child: usize) -> usize {
+    let size = first
+        .max(last)
+        .map_or(DEFAULT_PAGE, |size| usize::try_from(size).unwrap_or(0));
     size.max(1).saturating_mul(child).saturating_add(1)
 }

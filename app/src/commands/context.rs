@@ -15,6 +15,11 @@ pub struct CommandContext {
     /// Names this piece of work (a Telegram update id, a client mutation id): a second command
     /// with the same key has no effect and answers with the first result.
     pub idempotency_key: Option<String>,
+    /// A digest of the input the idempotency key stands for (the caller's canonical encoding
+    /// of its request), stored with the key: a later command under the key with another
+    /// digest is refused with [`CommandError::KeyReused`](super::CommandError::KeyReused)
+    /// rather than answered with the first result. `None` replays whatever the input.
+    pub input_digest: Option<Vec<u8>>,
 }
 
 impl CommandContext {
@@ -25,6 +30,7 @@ impl CommandContext {
             correlation_id: None,
             causation_id: None,
             idempotency_key: None,
+            input_digest: None,
         }
     }
 
@@ -43,6 +49,12 @@ impl CommandContext {
     /// The same context under an idempotency key.
     pub fn idempotent(mut self, key: impl Into<String>) -> Self {
         self.idempotency_key = Some(key.into());
+        self
+    }
+
+    /// The same context with a digest of the input its idempotency key stands for.
+    pub fn with_input_digest(mut self, digest: impl Into<Vec<u8>>) -> Self {
+        self.input_digest = Some(digest.into());
         self
     }
 

@@ -79,6 +79,11 @@ pub enum CommandError<E> {
         #[source]
         source: DecodeError,
     },
+    /// The command's idempotency key was applied before to another input (its context's
+    /// [input digest](super::CommandContext::input_digest) differs from the one stored with
+    /// the key): nothing was written.
+    #[error("this idempotency key was used with a different input")]
+    KeyReused,
     /// The log failed.
     #[error(transparent)]
     Log(Error),

@@ -290,6 +290,7 @@ impl<L: EventLog> CommandService<L> {
         let metadata = ctx.metadata();
         let mut request = AppendRequest {
             idempotency_key: ctx.idempotency_key.clone(),
+            input_digest: ctx.input_digest.clone(),
             streams: Vec::new(),
         };
         let mut decided = Vec::new();
@@ -333,10 +334,15 @@ impl<L: EventLog> CommandService<L> {
         }
         match self.log.append(request).await {
             Ok(AppendOutcome::Appended(receipt)) => Attempt::Done(applied(decided, &receipt)),
-            Ok(AppendOutcome::AlreadyApplied(receipt)) => match self.read_back(&receipt).await {
-                Ok(executed) => Attempt::Done(executed),
-                Err(error) => Attempt::Failed(error),
-            },
+            Ok(AppendOutcome::AlreadyApplied(receipt)) => {
+                if !receipt.same_input(ctx.input_digest.as_deref()) {
+                    return Attempt::Failed(CommandError::KeyReused);
+                }
+                match self.read_back(&receipt).await {
+                    Ok(executed) => Attempt::Done(executed),
+                    Err(error) => Attempt::Failed(error),
+                }
+            }
             Err(conflict @ Error::Conflict { .. }) => Attempt::Retry(conflict),
             Err(error) => Attempt::Failed(error.into()),
         }
@@ -361,6 +367,9 @@ impl<L: EventLog> CommandService<L> {
     }
 
     /// The first result of the context's idempotency key, if it was applied before.
+    ///
+    /// # Errors
+    /// [`CommandError::KeyReused`] when the key was applied to another input.
     pub(super) async fn replay<Ev, E>(
         &self,
         ctx: &CommandContext,
@@ -372,6 +381,9 @@ impl<L: EventLog> CommandService<L> {
             return Ok(None);
         };
         match self.log.applied(key).await? {
+            Some(receipt) if !receipt.same_input(ctx.input_digest.as_deref()) => {
+                Err(CommandError::KeyReused)
+            }
             Some(receipt) => self.read_back(&receipt).await.map(Some),
             None => Ok(None),
         }

@@ -621,6 +621,52 @@ async fn the_same_idempotency_key_twice_has_one_effect(pool: PgPool) {
 }
 
 #[sqlx::test(migrations = "../migrations")]
+async fn an_idempotency_key_applied_to_another_input_is_refused(pool: PgPool) {
+    let log = PostgresLog::new(pool);
+    let service = CommandService::new(log.clone());
+    let ticket = open_ticket(&service).await;
+
+    let ctx = agent_ctx(1)
+        .idempotent("mutation-8")
+        .with_input_digest([1u8; 32]);
+    let first = service
+        .execute_ticket(ticket, &reply(1, t(1)), &ctx)
+        .await
+        .unwrap();
+    // The same input replays, even where deciding again would be refused (a duplicate id).
+    let again = service
+        .execute_ticket(ticket, &reply(1, t(1)), &ctx)
+        .await
+        .unwrap();
+    assert!(again.replayed);
+    assert_eq!(again.position, first.position);
+    let written = read(&log, &ticket.stream().name()).await.len();
+
+    // Another input under the key: refused, whether the domain would accept it or not.
+    let other = ctx.clone().with_input_digest([2u8; 32]);
+    for command in [reply(2, t(2)), reply(1, t(1))] {
+        let refused = service.execute_ticket(ticket, &command, &other).await;
+        assert!(
+            matches!(refused, Err(CommandError::KeyReused)),
+            "{refused:?}"
+        );
+    }
+    assert_eq!(read(&log, &ticket.stream().name()).await.len(), written);
+
+    // A key applied without a digest replays whatever the input.
+    let plain = agent_ctx(1).idempotent("mutation-9");
+    service
+        .execute_ticket(ticket, &reply(3, t(3)), &plain)
+        .await
+        .unwrap();
+    let replayed = service
+        .execute_ticket(ticket, &reply(4, t(4)), &plain.with_input_digest([3u8; 32]))
+        .await
+        .unwrap();
+    assert!(replayed.replayed);
+}
+
+#[sqlx::test(migrations = "../migrations")]
 async fn a_single_aggregate_command_runs_and_its_rejections_carry_the_domain_message(pool: PgPool) {
     let log = PostgresLog::new(pool);
     let service = CommandService::new(log.clone());

@@ -415,7 +415,7 @@ impl Retry {
                 CommandError::Rejected(_) => None,
                 CommandError::Conflict { .. } => Some(true),
                 CommandError::Log(error) => Some(error.is_transient()),
-                CommandError::Decode { .. } => Some(false),
+                CommandError::Decode { .. } | CommandError::KeyReused => Some(false),
             }
         }
         match self {

@@ -67,14 +67,15 @@ macro_rules! insert_one_event {
 /// One event to one stream, no idempotency key.
 const APPEND_ONE: &str = concat!("with ", current_of_stream!(), ", ", insert_one_event!(""));
 
-/// One event to one stream under idempotency key `$8`: the key is claimed only when the
-/// expected version holds, the event inserted only when the claim went through.
+/// One event to one stream under idempotency key `$8` with input digest `$9`: the key is
+/// claimed only when the expected version holds, the event inserted only when the claim went
+/// through.
 const APPEND_ONE_KEYED: &str = concat!(
     "with ",
     current_of_stream!(),
     ", claim as ( \
-        insert into idempotency_keys (key, event_ids) \
-        select $8::text, array[$2::uuid] from ok \
+        insert into idempotency_keys (key, event_ids, input_digest) \
+        select $8::text, array[$2::uuid], $9::bytea from ok \
         on conflict (key) do nothing \
         returning 1), ",
     insert_one_event!("where exists (select 1 from claim)")
@@ -104,13 +105,15 @@ impl Appender {
 
     /// The receipt of the request that applied idempotency key `key` first, if one did.
     pub(super) async fn applied(&self, key: &str) -> Result<Option<Receipt>, Error> {
-        let ids: Option<Vec<Uuid>> =
-            sqlx::query_scalar("select event_ids from idempotency_keys where key = $1")
+        let row: Option<(Vec<Uuid>, Option<Vec<u8>>)> =
+            sqlx::query_as("select event_ids, input_digest from idempotency_keys where key = $1")
                 .bind(key)
                 .fetch_optional(&self.pool)
                 .await
                 .map_err(backend)?;
-        let Some(ids) = ids else { return Ok(None) };
+        let Some((ids, input_digest)) = row else {
+            return Ok(None);
+        };
         let rows = sqlx::query_as::<_, AppendRow>(
             "select event_id, stream_id, stream_version, tx_id, position as event_position, \
                     true as replayed \
@@ -120,7 +123,10 @@ impl Appender {
         .fetch_all(&self.pool)
         .await
         .map_err(backend)?;
-        Ok(Some(receipt(rows)))
+        Ok(Some(Receipt {
+            input_digest,
+            ..receipt(rows)
+        }))
     }
 
     /// The last version of `stream` (`None`: the stream has no events).
@@ -137,7 +143,7 @@ impl Appender {
     async fn try_append(&self, encoded: &Encoded) -> Result<Vec<AppendRow>, sqlx::Error> {
         sqlx::query_as::<_, AppendRow>(
             "select event_id, stream_id, stream_version, tx_id, event_position, replayed \
-             from append_events($1, $2, $3, $4, $5, $6, $7, $8, $9)",
+             from append_events($1, $2, $3, $4, $5, $6, $7, $8, $9, $10)",
         )
         .bind(&encoded.key)
         .bind(&encoded.streams)
@@ -148,6 +154,7 @@ impl Appender {
         .bind(&encoded.schema_versions)
         .bind(&encoded.payloads)
         .bind(&encoded.metadata)
+        .bind(&encoded.input_digest)
         .fetch_all(&self.pool)
         .await
     }
@@ -176,7 +183,7 @@ impl Appender {
         .bind(&encoded.metadata[0])
         .bind(encoded.expected[0]);
         let query = match &encoded.key {
-            Some(key) => query.bind(key),
+            Some(key) => query.bind(key).bind(&encoded.input_digest),
             None => query,
         };
         let row: (Option<i64>, Option<i64>, Option<i64>, Option<i64>) =
@@ -231,7 +238,12 @@ impl Appender {
                     let replayed = rows.first().is_some_and(|r| r.replayed);
                     let receipt = receipt(rows);
                     if replayed {
-                        return Ok(AppendOutcome::AlreadyApplied(receipt));
+                        // The first receipt again, now with the digest stored with the key.
+                        let stored = match &request.idempotency_key {
+                            Some(key) => self.applied(key).await?,
+                            None => None,
+                        };
+                        return Ok(AppendOutcome::AlreadyApplied(stored.unwrap_or(receipt)));
                     }
                     if !receipt.events.is_empty() {
                         self.announce();
@@ -380,5 +392,8 @@ fn receipt(rows: Vec<AppendRow>) -> Receipt {
             })
         })
         .collect();
-    Receipt { events }
+    Receipt {
+        events,
+        input_digest: None,
+    }
 }

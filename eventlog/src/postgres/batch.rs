@@ -247,6 +247,7 @@ impl Batcher {
             return self.try_plain_batch(batch).await;
         }
         let mut keys = Vec::with_capacity(batch.len());
+        let mut digests = Vec::with_capacity(batch.len());
         let mut slots_end = Vec::with_capacity(batch.len());
         let mut events_end = Vec::with_capacity(batch.len());
         let mut slot_of = Vec::new();
@@ -255,6 +256,7 @@ impl Batcher {
             let encoded = &pending.encoded;
             let first_slot = i32::try_from(laid.streams.len()).unwrap_or(i32::MAX);
             keys.push(encoded.key.as_deref());
+            digests.push(encoded.input_digest.as_deref());
             slot_of.extend(encoded.stream_of.iter().map(|s| first_slot + s));
             laid.push(encoded);
             slots_end.push(i32::try_from(laid.streams.len()).unwrap_or(i32::MAX));
@@ -262,7 +264,7 @@ impl Batcher {
         }
         sqlx::query_as::<_, BatchRow>(
             "select o_request, o_refusal, o_stream, o_version, o_event_id, o_tx_id, o_position \
-             from append_batch($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11)",
+             from append_batch($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12)",
         )
         .bind(keys)
         .bind(slots_end)
@@ -275,6 +277,7 @@ impl Batcher {
         .bind(laid.schema_versions)
         .bind(laid.payloads)
         .bind(laid.metadata)
+        .bind(digests)
         .fetch_all(self.lone.pool())
         .await
     }
@@ -347,7 +350,10 @@ impl Batcher {
                         .iter()
                         .filter_map(|id| committed.remove(id))
                         .collect();
-                    Ok(AppendOutcome::Appended(Receipt { events }))
+                    Ok(AppendOutcome::Appended(Receipt {
+                        events,
+                        input_digest: None,
+                    }))
                 }
                 Some(row) if row.o_refusal.as_deref() == Some("conflict") => {
                     let stream = row.o_stream.unwrap_or_default();

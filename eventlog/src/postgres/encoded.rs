@@ -11,6 +11,7 @@ use crate::{AppendRequest, Error, ExpectedVersion, Metadata, limits};
 #[derive(Debug)]
 pub(super) struct Encoded {
     pub(super) key: Option<String>,
+    pub(super) input_digest: Option<Vec<u8>>,
     pub(super) streams: Vec<String>,
     pub(super) expected: Vec<i64>,
     pub(super) stream_of: Vec<i32>,
@@ -33,6 +34,14 @@ impl Encoded {
                 ));
             }
         }
+        if let Some(digest) = &request.input_digest
+            && (digest.is_empty() || digest.len() > limits::INPUT_DIGEST_BYTES)
+        {
+            return invalid(format!(
+                "an input digest has 1 to {} bytes",
+                limits::INPUT_DIGEST_BYTES
+            ));
+        }
         if request.streams.len() > limits::STREAMS_PER_APPEND {
             return invalid(format!(
                 "an append touches at most {} streams",
@@ -49,6 +58,10 @@ impl Encoded {
         let mut seen = HashSet::new();
         let mut encoded = Encoded {
             key: request.idempotency_key.clone(),
+            input_digest: request
+                .idempotency_key
+                .as_ref()
+                .and(request.input_digest.clone()),
             streams: Vec::with_capacity(request.streams.len()),
             expected: Vec::with_capacity(request.streams.len()),
             stream_of: Vec::with_capacity(total),

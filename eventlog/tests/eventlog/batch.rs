@@ -171,6 +171,40 @@ async fn each_request_of_a_batch_keeps_its_own_outcome(pool: PgPool) {
 }
 
 #[sqlx::test(migrations = "../migrations")]
+async fn a_batch_stores_each_key_with_its_input_digest(pool: PgPool) {
+    let log = log_over(pool, 2);
+    let outcomes = log
+        .append_many(vec![
+            AppendRequest::to_stream("ticket-a", ExpectedVersion::NoStream, vec![event(1)])
+                .idempotent("a")
+                .with_input_digest(vec![1u8; 32]),
+            AppendRequest::to_stream("ticket-b", ExpectedVersion::NoStream, vec![event(2)])
+                .idempotent("b"),
+            AppendRequest::to_stream("ticket-c", ExpectedVersion::NoStream, vec![event(3)])
+                .idempotent("c")
+                .with_input_digest(vec![3u8; 32]),
+            // The same key again in the batch: the digest of the request that applied it.
+            AppendRequest::to_stream("ticket-d", ExpectedVersion::NoStream, vec![event(4)])
+                .idempotent("c")
+                .with_input_digest(vec![4u8; 32]),
+        ])
+        .await;
+    let outcomes: Vec<AppendOutcome> = outcomes.into_iter().map(Result::unwrap).collect();
+    assert_eq!(log.append_stats().batches, 1);
+    assert!(outcomes[..3].iter().all(|o| !o.is_replay()));
+    assert!(outcomes[3].is_replay());
+    assert_eq!(outcomes[3].receipt().input_digest, Some(vec![3u8; 32]));
+    for (key, digest) in [
+        ("a", Some(vec![1u8; 32])),
+        ("b", None),
+        ("c", Some(vec![3u8; 32])),
+    ] {
+        let applied = log.applied(key).await.unwrap().unwrap();
+        assert_eq!(applied.input_digest, digest, "key {key}");
+    }
+}
+
+#[sqlx::test(migrations = "../migrations")]
 async fn a_batch_of_plain_requests_goes_in_one_statement_and_keeps_each_outcome(pool: PgPool) {
     // No keys, one event per stream, no stream in two requests: the one-statement path.
     let log = log_over(pool.clone(), 1);

@@ -43,6 +43,7 @@ conformance!(
     optimistic_concurrency_is_enforced,
     concurrent_appends_at_one_version_let_exactly_one_win,
     a_repeated_idempotency_key_appends_nothing_and_returns_the_first_receipt,
+    an_idempotency_key_keeps_the_input_digest_it_was_applied_with,
     a_multi_stream_append_is_all_or_nothing,
     reads_page_through_streams_and_the_whole_log,
     a_subscription_from_the_middle_catches_up_then_follows_live,

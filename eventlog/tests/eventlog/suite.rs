@@ -219,6 +219,70 @@ pub(crate) async fn concurrent_appends_at_one_version_let_exactly_one_win<L: Eve
     assert_eq!(versions, (2..14).collect::<HashSet<u64>>());
 }
 
+pub(crate) async fn an_idempotency_key_keeps_the_input_digest_it_was_applied_with<L: EventLog>(
+    log: L,
+) {
+    let digest = vec![7u8; 32];
+    let requests = [
+        // One event to one stream, a multi-stream append, and an append of nothing.
+        AppendRequest::to_stream("customer-50", ExpectedVersion::NoStream, events(0..1)),
+        AppendRequest::to_stream("customer-51", ExpectedVersion::NoStream, events(1..3))
+            .and_stream("customer-52", ExpectedVersion::NoStream, events(3..4)),
+        AppendRequest::default(),
+    ];
+    for (n, request) in requests.into_iter().enumerate() {
+        let key = format!("digest-{n}");
+        let request = request.idempotent(&key).with_input_digest(digest.clone());
+        let first = log.append(request.clone()).await.expect("first");
+        assert!(!first.is_replay());
+        assert_eq!(first.receipt().input_digest, None, "a fresh append");
+
+        // A replay hands the stored digest back, whatever the repeat carried.
+        for repeat in [
+            request.clone(),
+            request.clone().with_input_digest(vec![8u8; 32]),
+            AppendRequest {
+                input_digest: None,
+                ..request.clone()
+            },
+        ] {
+            match log.append(repeat).await.expect("replay") {
+                AppendOutcome::AlreadyApplied(receipt) => {
+                    assert_eq!(receipt.events, first.receipt().events);
+                    assert_eq!(receipt.input_digest.as_ref(), Some(&digest));
+                    assert!(receipt.same_input(Some(&digest)));
+                    assert!(!receipt.same_input(Some(&[8u8; 32])));
+                }
+                other => panic!("expected a replay, got {other:?}"),
+            }
+        }
+        let applied = log
+            .applied(&key)
+            .await
+            .expect("applied")
+            .expect("a receipt");
+        assert_eq!(applied.input_digest.as_ref(), Some(&digest));
+    }
+
+    // A key applied without a digest (as keys were before digests were stored) answers any input.
+    let plain = AppendRequest::to_stream("customer-53", ExpectedVersion::NoStream, events(4..5))
+        .idempotent("no-digest");
+    assert!(!log.append(plain.clone()).await.expect("first").is_replay());
+    let replay = log
+        .append(plain.with_input_digest(digest.clone()))
+        .await
+        .expect("replay");
+    assert!(replay.is_replay());
+    assert_eq!(replay.receipt().input_digest, None);
+    assert!(replay.receipt().same_input(Some(&digest)));
+
+    // A digest is bounded.
+    let overlong = AppendRequest::to_stream("customer-54", ExpectedVersion::Any, events(5..6))
+        .idempotent("overlong")
+        .with_input_digest(vec![1u8; 65]);
+    assert!(matches!(log.append(overlong).await, Err(Error::Invalid(_))));
+}
+
 pub(crate) async fn a_repeated_idempotency_key_appends_nothing_and_returns_the_first_receipt<
     L: EventLog,
 >(

@@ -4,10 +4,11 @@
 use std::sync::LazyLock;
 
 use chrono::{DateTime, Utc};
-use sqlx::PgExecutor;
+use sqlx::{PgExecutor, Postgres, QueryBuilder};
 use uuid::Uuid;
 
 use super::{BroadcastRow, BroadcastState, RecipientRow, RecipientState};
+use crate::page::{Page, push_keyset};
 use crate::table::{StoredText, select_list};
 
 /// One broadcast, with its progress.
@@ -25,37 +26,29 @@ pub async fn by_id(db: impl PgExecutor<'_>, id: Uuid) -> sqlx::Result<Option<Bro
 }
 
 /// One page of broadcasts, newest first (by creation, then id), optionally in one `state`,
-/// after the broadcast with creation time and id `after`: at most `limit`.
+/// bounded by creation times and ids, in list order.
 ///
 /// # Errors
 /// The database's, or a row the code cannot read.
 pub async fn list(
     db: impl PgExecutor<'_>,
     state: Option<BroadcastState>,
-    after: Option<(DateTime<Utc>, Uuid)>,
-    limit: i64,
+    page: &Page<(DateTime<Utc>, Uuid)>,
 ) -> sqlx::Result<Vec<BroadcastRow>> {
-    static SQL: LazyLock<String> = LazyLock::new(|| {
-        format!(
-            "select {} from broadcasts \
-             where ($1::text is null or state = $1) \
-               and ($2::timestamptz is null or (created_at, id) < ($2, $3)) \
-             order by created_at desc, id desc limit $4",
-            select_list::<BroadcastRow>(None)
-        )
-    });
-    let (after_at, after_id) = after.unzip();
-    sqlx::query_as(&SQL)
-        .bind(state.map(StoredText::as_str))
-        .bind(after_at)
-        .bind(after_id)
-        .bind(limit)
-        .fetch_all(db)
-        .await
+    let mut sql = QueryBuilder::<Postgres>::new(format!(
+        "select {} from broadcasts where true",
+        select_list::<BroadcastRow>(None)
+    ));
+    if let Some(state) = state {
+        sql.push(" and state = ").push_bind(state.as_str());
+    }
+    push_keyset(&mut sql, ("created_at", "id"), true, page);
+    let rows = sql.build_query_as().fetch_all(db).await?;
+    Ok(page.in_list_order(rows))
 }
 
-/// One page of a broadcast's recipients by Telegram id, optionally with one outcome, after the
-/// customer `after`: at most `limit`.
+/// One page of a broadcast's recipients by Telegram id, optionally with one outcome, bounded by
+/// Telegram ids, in list order.
 ///
 /// # Errors
 /// The database's, or a row the code cannot read.
@@ -63,23 +56,34 @@ pub async fn recipients(
     db: impl PgExecutor<'_>,
     broadcast: Uuid,
     state: Option<RecipientState>,
-    after: Option<i64>,
-    limit: i64,
+    page: &Page<i64>,
 ) -> sqlx::Result<Vec<RecipientRow>> {
-    static SQL: LazyLock<String> = LazyLock::new(|| {
-        format!(
-            "select {} from broadcast_recipients \
-             where broadcast_id = $1 and ($2::text is null or state = $2) \
-               and ($3::bigint is null or customer_id > $3) \
-             order by customer_id limit $4",
-            select_list::<RecipientRow>(None)
-        )
-    });
-    sqlx::query_as(&SQL)
+    static FORWARDS: LazyLock<String> = LazyLock::new(|| recipients_sql("asc"));
+    static BACKWARDS: LazyLock<String> = LazyLock::new(|| recipients_sql("desc"));
+    let sql = if page.scan_descending(false) {
+        &BACKWARDS
+    } else {
+        &FORWARDS
+    };
+    let (after, before) = page.bounds();
+    let rows = sqlx::query_as(sql)
         .bind(broadcast)
         .bind(state.map(StoredText::as_str))
         .bind(after)
-        .bind(limit)
+        .bind(before)
+        .bind(page.limit)
         .fetch_all(db)
-        .await
+        .await?;
+    Ok(page.in_list_order(rows))
+}
+
+/// The statement reading a page of recipients, scanning the primary key in `direction`.
+fn recipients_sql(direction: &str) -> String {
+    format!(
+        "select {} from broadcast_recipients \
+         where broadcast_id = $1 and ($2::text is null or state = $2) \
+           and customer_id > $3 and customer_id < $4 \
+         order by customer_id {direction} limit $5",
+        select_list::<RecipientRow>(None)
+    )
 }

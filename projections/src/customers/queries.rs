@@ -9,6 +9,7 @@ use sqlx::{PgExecutor, Postgres, QueryBuilder};
 use uuid::Uuid;
 
 use super::CustomerRow;
+use crate::page::{Page, push_keyset};
 use crate::table::{StoredText, contains_pattern, select_list};
 
 static BY_IDS: LazyLock<String> = LazyLock::new(|| {
@@ -107,11 +108,10 @@ pub async fn by_id_within(
     Ok(by_ids_within(db, &[id], categories).await?.pop())
 }
 
-/// One page of customers, newest first (by registration, then id), after the customer with
-/// registration time and id `after`: at most `limit`. `search` keeps those whose username or
-/// full name holds it (case-insensitive); `banned` those banned or not. With `within`, only
-/// the customers an agent limited to those categories may see, as [`by_ids_within`] shows
-/// them.
+/// One page of customers, newest first (by registration, then id), bounded by registration
+/// times and ids, in list order. `search` keeps those whose username or full name holds it
+/// (case-insensitive); `banned` those banned or not. With `within`, only the customers an agent
+/// limited to those categories may see, as [`by_ids_within`] shows them.
 ///
 /// # Errors
 /// The database's.
@@ -120,8 +120,7 @@ pub async fn list(
     within: Option<&[Uuid]>,
     search: Option<&str>,
     banned: Option<bool>,
-    after: Option<(DateTime<Utc>, i64)>,
-    limit: i64,
+    page: &Page<(DateTime<Utc>, i64)>,
 ) -> sqlx::Result<Vec<CustomerRow>> {
     let mut sql = match within {
         None => QueryBuilder::<Postgres>::new(format!(
@@ -148,16 +147,9 @@ pub async fn list(
     if let Some(banned) = banned {
         sql.push(" and banned = ").push_bind(banned);
     }
-    if let Some((at, id)) = after {
-        sql.push(" and (registered_at, id) < (")
-            .push_bind(at)
-            .push(", ")
-            .push_bind(id)
-            .push(")");
-    }
-    sql.push(" order by registered_at desc, id desc limit ")
-        .push_bind(limit);
-    sql.build_query_as().fetch_all(db).await
+    push_keyset(&mut sql, ("registered_at", "id"), true, page);
+    let rows = sql.build_query_as().fetch_all(db).await?;
+    Ok(page.in_list_order(rows))
 }
 
 /// The customers a broadcast may reach: neither banned, nor blocking the bot, nor opted out.

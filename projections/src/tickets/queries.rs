@@ -1,5 +1,5 @@
 //! The reads of the "tickets" and "messages" read models: the ticket list with its filters and
-//! keyset pages, tickets by id, a ticket's category, and a ticket's messages and notes.
+//! keyset pages (both ways, [`crate::page`]), tickets by id, a ticket's category, and a ticket's messages and notes.
 
 use std::sync::LazyLock;
 
@@ -9,7 +9,8 @@ use sqlx::{PgExecutor, Postgres, QueryBuilder};
 use uuid::Uuid;
 
 use super::{MessageRow, NoteRow, TicketRow};
-use crate::table::{StoredText, contains_pattern, select_list};
+use crate::page::{Page, push_keyset};
+use crate::table::{StoredText, Table, contains_pattern, select_list};
 
 /// Which tickets [`list`] returns; every field set narrows the list.
 #[derive(Debug, Clone, Default, PartialEq, Eq)]
@@ -91,8 +92,8 @@ pub async fn by_id(db: impl PgExecutor<'_>, id: Uuid) -> sqlx::Result<Option<Tic
     Ok(by_ids(db, &[id]).await?.pop())
 }
 
-/// One page of the tickets matching `filter`, in `order`, after the row with sort key and id
-/// `after` (see [`TicketOrder::key`]): at most `limit` rows.
+/// One page of the tickets matching `filter`, in `order`, bounded by sort keys and ids (see
+/// [`TicketOrder::key`]), in list order.
 ///
 /// # Errors
 /// The database's, or a row the code cannot read.
@@ -100,10 +101,8 @@ pub async fn list(
     db: impl PgExecutor<'_>,
     filter: &TicketFilter,
     order: TicketOrder,
-    after: Option<(DateTime<Utc>, Uuid)>,
-    limit: i64,
+    page: &Page<(DateTime<Utc>, Uuid)>,
 ) -> sqlx::Result<Vec<TicketRow>> {
-    let column = order.column();
     let mut sql = QueryBuilder::<Postgres>::new(format!(
         "select {} from tickets where true",
         select_list::<TicketRow>(None)
@@ -159,23 +158,9 @@ pub async fn list(
             .push_bind(categories.clone())
             .push(")");
     }
-    let (compare, direction) = if order.descending() {
-        ("<", "desc")
-    } else {
-        (">", "asc")
-    };
-    if let Some((key, id)) = after {
-        sql.push(format!(" and ({column}, id) {compare} ("))
-            .push_bind(key)
-            .push(", ")
-            .push_bind(id)
-            .push(")");
-    }
-    sql.push(format!(
-        " order by {column} {direction}, id {direction} limit "
-    ))
-    .push_bind(limit);
-    sql.build_query_as().fetch_all(db).await
+    push_keyset(&mut sql, (order.column(), "id"), order.descending(), page);
+    let rows = sql.build_query_as().fetch_all(db).await?;
+    Ok(page.in_list_order(rows))
 }
 
 /// Where a ticket is filed: `None` when there is no such ticket, `Some(None)` for a ticket
@@ -190,29 +175,41 @@ pub async fn category(db: impl PgExecutor<'_>, ticket: Uuid) -> sqlx::Result<Opt
         .await
 }
 
-/// One page of a ticket's messages in ticket order: at most `limit` after `after_seq` (-1 for
-/// the first page).
+/// One page of a ticket's messages in ticket order, bounded by `seq`.
 ///
 /// # Errors
 /// The database's, or a row the code cannot read.
 pub async fn messages(
     db: impl PgExecutor<'_>,
     ticket: Uuid,
-    after_seq: i64,
-    limit: i64,
+    page: &Page<i64>,
 ) -> sqlx::Result<Vec<MessageRow>> {
-    static SQL: LazyLock<String> = LazyLock::new(|| {
-        format!(
-            "select {} from messages where ticket_id = $1 and seq > $2 order by seq limit $3",
-            select_list::<MessageRow>(None)
-        )
-    });
-    sqlx::query_as(&SQL)
+    static FORWARDS: LazyLock<String> = LazyLock::new(|| by_seq::<MessageRow>("messages", "asc"));
+    static BACKWARDS: LazyLock<String> = LazyLock::new(|| by_seq::<MessageRow>("messages", "desc"));
+    let sql = if page.scan_descending(false) {
+        &BACKWARDS
+    } else {
+        &FORWARDS
+    };
+    let (after, before) = page.bounds();
+    let rows = sqlx::query_as(sql)
         .bind(ticket)
-        .bind(after_seq)
-        .bind(limit)
+        .bind(after)
+        .bind(before)
+        .bind(page.limit)
         .fetch_all(db)
-        .await
+        .await?;
+    Ok(page.in_list_order(rows))
+}
+
+/// The statement reading a page of a ticket's `table` (messages or notes) between two `seq`s,
+/// scanning its `(ticket_id, seq)` index in `direction`.
+fn by_seq<T: Table>(table: &str, direction: &str) -> String {
+    format!(
+        "select {} from {table} where ticket_id = $1 and seq > $2 and seq < $3 \
+         order by seq {direction} limit $4",
+        select_list::<T>(None)
+    )
 }
 
 /// A message with where its ticket is filed.
@@ -249,27 +246,58 @@ pub async fn message_at(
         .await
 }
 
-/// One page of a ticket's notes in ticket order: at most `limit` after `after_seq` (-1 for the
-/// first page).
+/// One page of a ticket's notes in ticket order, bounded by `seq`.
 ///
 /// # Errors
 /// The database's.
 pub async fn notes(
     db: impl PgExecutor<'_>,
     ticket: Uuid,
-    after_seq: i64,
-    limit: i64,
+    page: &Page<i64>,
 ) -> sqlx::Result<Vec<NoteRow>> {
+    static FORWARDS: LazyLock<String> = LazyLock::new(|| by_seq::<NoteRow>("ticket_notes", "asc"));
+    static BACKWARDS: LazyLock<String> =
+        LazyLock::new(|| by_seq::<NoteRow>("ticket_notes", "desc"));
+    let sql = if page.scan_descending(false) {
+        &BACKWARDS
+    } else {
+        &FORWARDS
+    };
+    let (after, before) = page.bounds();
+    let rows = sqlx::query_as(sql)
+        .bind(ticket)
+        .bind(after)
+        .bind(before)
+        .bind(page.limit)
+        .fetch_all(db)
+        .await?;
+    Ok(page.in_list_order(rows))
+}
+
+/// One message by its id, wherever it was posted.
+///
+/// # Errors
+/// The database's, or a row the code cannot read.
+pub async fn message(db: impl PgExecutor<'_>, id: Uuid) -> sqlx::Result<Option<MessageRow>> {
     static SQL: LazyLock<String> = LazyLock::new(|| {
         format!(
-            "select {} from ticket_notes where ticket_id = $1 and seq > $2 order by seq limit $3",
+            "select {} from messages where id = $1",
+            select_list::<MessageRow>(None)
+        )
+    });
+    sqlx::query_as(&SQL).bind(id).fetch_optional(db).await
+}
+
+/// One note by its id, wherever it was left.
+///
+/// # Errors
+/// The database's.
+pub async fn note(db: impl PgExecutor<'_>, id: Uuid) -> sqlx::Result<Option<NoteRow>> {
+    static SQL: LazyLock<String> = LazyLock::new(|| {
+        format!(
+            "select {} from ticket_notes where id = $1",
             select_list::<NoteRow>(None)
         )
     });
-    sqlx::query_as(&SQL)
-        .bind(ticket)
-        .bind(after_seq)
-        .bind(limit)
-        .fetch_all(db)
-        .await
+    sqlx::query_as(&SQL).bind(id).fetch_optional(db).await
 }

@@ -14,6 +14,7 @@ use projections::broadcasts::{AudienceKind, BroadcastState, RecipientState};
 use projections::customers::queries as customers;
 use projections::dashboard::queries as dashboard;
 use projections::directory::queries as directory;
+use projections::page::Page;
 use projections::tickets::queries::{self as tickets, TicketFilter, TicketOrder};
 use projections::tickets::{DeliveryState, Direction, TicketRow};
 use sqlx::PgPool;
@@ -33,7 +34,7 @@ async fn the_ticket_list_filters_orders_and_pages(pool: PgPool) {
     let list = |filter: TicketFilter, order: TicketOrder| {
         let pool = pool.clone();
         async move {
-            tickets::list(&pool, &filter, order, None, 100)
+            tickets::list(&pool, &filter, order, &Page::first(100))
                 .await
                 .unwrap()
         }
@@ -192,7 +193,7 @@ async fn the_ticket_list_filters_orders_and_pages(pool: PgPool) {
         assert_eq!(ids(&found), expected, "{filter:?}");
     }
 
-    // Keyset pages, in each order, put together give the whole list.
+    // Keyset pages, in each order and from either end, put together give the whole list.
     for order in [
         TicketOrder::LastActivityDesc,
         TicketOrder::CreatedAtDesc,
@@ -202,7 +203,11 @@ async fn the_ticket_list_filters_orders_and_pages(pool: PgPool) {
         let mut paged = Vec::new();
         let mut after = None;
         loop {
-            let page = tickets::list(&pool, &TicketFilter::default(), order, after, 2)
+            let page = Page {
+                after,
+                ..Page::first(2)
+            };
+            let page = tickets::list(&pool, &TicketFilter::default(), order, &page)
                 .await
                 .unwrap();
             let Some(last) = page.last() else { break };
@@ -210,6 +215,38 @@ async fn the_ticket_list_filters_orders_and_pages(pool: PgPool) {
             paged.extend(ids(&page));
         }
         assert_eq!(paged, ids(&whole), "{order:?}");
+
+        let mut paged = Vec::new();
+        let mut before = None;
+        loop {
+            let page = Page {
+                before,
+                from_end: true,
+                ..Page::first(2)
+            };
+            let page = tickets::list(&pool, &TicketFilter::default(), order, &page)
+                .await
+                .unwrap();
+            let Some(first) = page.first() else { break };
+            before = Some((order.key(first), first.id));
+            paged.splice(0..0, ids(&page));
+        }
+        assert_eq!(paged, ids(&whole), "{order:?} backwards");
+
+        // Between two rows: only what lies strictly between them, from either end.
+        let key = |row: &TicketRow| (order.key(row), row.id);
+        for from_end in [false, true] {
+            let page = Page {
+                after: Some(key(&whole[0])),
+                before: Some(key(&whole[2])),
+                from_end,
+                limit: 10,
+            };
+            let between = tickets::list(&pool, &TicketFilter::default(), order, &page)
+                .await
+                .unwrap();
+            assert_eq!(ids(&between), [whole[1].id], "{order:?}");
+        }
     }
 }
 
@@ -242,7 +279,7 @@ async fn tickets_are_found_by_id_with_their_category(pool: PgPool) {
 async fn a_tickets_messages_and_notes_come_in_pages_in_ticket_order(pool: PgPool) {
     let (_conn, h, cast) = scripted_live(&pool).await;
     let conversation = cast.conversation.as_uuid();
-    let all = tickets::messages(&pool, conversation, -1, 100)
+    let all = tickets::messages(&pool, conversation, &Page::first(100))
         .await
         .unwrap();
     assert_eq!(all.len(), 18);
@@ -272,14 +309,40 @@ async fn a_tickets_messages_and_notes_come_in_pages_in_ticket_order(pool: PgPool
     assert!(all.iter().all(|row| row.ticket_id == conversation));
 
     let mut paged = Vec::new();
-    let mut after = -1;
+    let mut after = None;
     loop {
-        let page = tickets::messages(&pool, conversation, after, 5)
-            .await
-            .unwrap();
+        let page = Page {
+            after,
+            ..Page::first(5)
+        };
+        let page = tickets::messages(&pool, conversation, &page).await.unwrap();
         let Some(last) = page.last() else { break };
-        after = last.seq;
+        after = Some(last.seq);
         paged.extend(page);
+    }
+    assert_eq!(paged, all);
+
+    // The newest first: backwards pages, each in ticket order.
+    let newest = Page {
+        from_end: true,
+        ..Page::first(5)
+    };
+    let newest = tickets::messages(&pool, conversation, &newest)
+        .await
+        .unwrap();
+    assert_eq!(newest, all[13..]);
+    let mut paged = Vec::new();
+    let mut before = None;
+    loop {
+        let page = Page {
+            before,
+            from_end: true,
+            ..Page::first(5)
+        };
+        let page = tickets::messages(&pool, conversation, &page).await.unwrap();
+        let Some(first) = page.first() else { break };
+        before = Some(first.seq);
+        paged.splice(0..0, page);
     }
     assert_eq!(paged, all);
 
@@ -303,18 +366,27 @@ async fn a_tickets_messages_and_notes_come_in_pages_in_ticket_order(pool: PgPool
         None
     );
 
-    let notes = tickets::notes(&pool, conversation, -1, 10).await.unwrap();
+    let notes = tickets::notes(&pool, conversation, &Page::first(10))
+        .await
+        .unwrap();
     assert_eq!(notes.len(), 1);
     assert_eq!(notes[0].agent_id, cast.alice.as_uuid());
     assert_eq!(notes[0].text, "Customer is a VIP");
     assert!(
-        tickets::notes(&pool, conversation, notes[0].seq, 10)
-            .await
-            .unwrap()
-            .is_empty()
+        tickets::notes(
+            &pool,
+            conversation,
+            &Page {
+                after: Some(notes[0].seq),
+                ..Page::first(10)
+            }
+        )
+        .await
+        .unwrap()
+        .is_empty()
     );
     assert!(
-        tickets::notes(&pool, cast.open_ticket.as_uuid(), -1, 10)
+        tickets::notes(&pool, cast.open_ticket.as_uuid(), &Page::first(10))
             .await
             .unwrap()
             .is_empty()
@@ -336,7 +408,7 @@ async fn customers_are_listed_searched_and_counted_for_audiences(pool: PgPool) {
     let list = |search: Option<&'static str>, banned: Option<bool>| {
         let pool = pool.clone();
         async move {
-            customers::list(&pool, None, search, banned, None, 100)
+            customers::list(&pool, None, search, banned, &Page::first(100))
                 .await
                 .unwrap()
                 .into_iter()
@@ -354,21 +426,27 @@ async fn customers_are_listed_searched_and_counted_for_audiences(pool: PgPool) {
     assert_eq!(list(Some("_"), None).await, Vec::<i64>::new());
     assert_eq!(list(None, Some(true)).await, [cast.ben.0]);
     assert_eq!(list(None, Some(false)).await, [cast.cleo.0, cast.ann.0]);
-    let first = customers::list(&pool, None, None, None, None, 1)
+    let first = customers::list(&pool, None, None, None, &Page::first(1))
         .await
         .unwrap();
-    let rest = customers::list(
-        &pool,
-        None,
-        None,
-        None,
-        Some((first[0].registered_at, first[0].id)),
-        10,
-    )
-    .await
-    .unwrap();
+    let after_first = Page {
+        after: Some((first[0].registered_at, first[0].id)),
+        ..Page::first(10)
+    };
+    let rest = customers::list(&pool, None, None, None, &after_first)
+        .await
+        .unwrap();
     let rest: Vec<i64> = rest.iter().map(|row| row.id).collect();
     assert_eq!(rest, [cast.ben.0, cast.ann.0]);
+    let last_two = Page {
+        from_end: true,
+        ..Page::first(2)
+    };
+    let last_two = customers::list(&pool, None, None, None, &last_two)
+        .await
+        .unwrap();
+    let last_two: Vec<i64> = last_two.iter().map(|row| row.id).collect();
+    assert_eq!(last_two, [cast.ben.0, cast.ann.0]);
 
     // Only Ann may receive broadcasts: Ben is banned, Cleo opted out.
     let size = |audience: Audience| {
@@ -554,30 +632,42 @@ async fn broadcasts_and_their_recipients_come_in_pages(pool: PgPool) {
         rows.into_iter().map(|row| row.id).collect::<Vec<_>>()
     };
     assert_eq!(
-        ids(broadcasts::list(&pool, None, None, 10).await.unwrap()),
+        ids(broadcasts::list(&pool, None, &Page::first(10))
+            .await
+            .unwrap()),
         [cancelled_id, sent_id]
     );
     assert_eq!(
         ids(
-            broadcasts::list(&pool, Some(BroadcastState::Cancelled), None, 10)
+            broadcasts::list(&pool, Some(BroadcastState::Cancelled), &Page::first(10))
                 .await
                 .unwrap()
         ),
         [cancelled_id]
     );
     assert!(
-        broadcasts::list(&pool, Some(BroadcastState::Running), None, 10)
+        broadcasts::list(&pool, Some(BroadcastState::Running), &Page::first(10))
             .await
             .unwrap()
             .is_empty()
     );
-    let first = broadcasts::list(&pool, None, None, 1).await.unwrap();
+    let first = broadcasts::list(&pool, None, &Page::first(1))
+        .await
+        .unwrap();
+    let after_first = Page {
+        after: Some((first[0].created_at, first[0].id)),
+        ..Page::first(10)
+    };
     assert_eq!(
-        ids(
-            broadcasts::list(&pool, None, Some((first[0].created_at, first[0].id)), 10)
-                .await
-                .unwrap()
-        ),
+        ids(broadcasts::list(&pool, None, &after_first).await.unwrap()),
+        [sent_id]
+    );
+    let oldest = Page {
+        from_end: true,
+        ..Page::first(1)
+    };
+    assert_eq!(
+        ids(broadcasts::list(&pool, None, &oldest).await.unwrap()),
         [sent_id]
     );
 
@@ -588,7 +678,7 @@ async fn broadcasts_and_their_recipients_come_in_pages(pool: PgPool) {
     };
     assert_eq!(
         customers(
-            broadcasts::recipients(&pool, sent_id, None, None, 10)
+            broadcasts::recipients(&pool, sent_id, None, &Page::first(10))
                 .await
                 .unwrap()
         ),
@@ -601,9 +691,14 @@ async fn broadcasts_and_their_recipients_come_in_pages(pool: PgPool) {
     );
     assert_eq!(
         customers(
-            broadcasts::recipients(&pool, sent_id, Some(RecipientState::Delivered), None, 10)
-                .await
-                .unwrap()
+            broadcasts::recipients(
+                &pool,
+                sent_id,
+                Some(RecipientState::Delivered),
+                &Page::first(10)
+            )
+            .await
+            .unwrap()
         ),
         [
             (cast.ann.0, RecipientState::Delivered),
@@ -612,11 +707,39 @@ async fn broadcasts_and_their_recipients_come_in_pages(pool: PgPool) {
     );
     assert_eq!(
         customers(
-            broadcasts::recipients(&pool, sent_id, None, Some(cast.ben.0), 1)
-                .await
-                .unwrap()
+            broadcasts::recipients(
+                &pool,
+                sent_id,
+                None,
+                &Page {
+                    after: Some(cast.ben.0),
+                    ..Page::first(1)
+                }
+            )
+            .await
+            .unwrap()
         ),
         [(cast.cleo.0, RecipientState::Failed)]
+    );
+    assert_eq!(
+        customers(
+            broadcasts::recipients(
+                &pool,
+                sent_id,
+                None,
+                &Page {
+                    before: Some(1004),
+                    from_end: true,
+                    ..Page::first(2)
+                }
+            )
+            .await
+            .unwrap()
+        ),
+        [
+            (cast.ben.0, RecipientState::Skipped),
+            (cast.cleo.0, RecipientState::Failed)
+        ]
     );
 }
 
@@ -680,7 +803,7 @@ async fn a_text_the_code_does_not_know_is_an_error_not_a_default(pool: PgPool) {
         .execute(&pool)
         .await
         .unwrap();
-    let error = tickets::messages(&pool, cast.conversation.as_uuid(), -1, 100)
+    let error = tickets::messages(&pool, cast.conversation.as_uuid(), &Page::first(100))
         .await
         .err()
         .map(|e| e.to_string());

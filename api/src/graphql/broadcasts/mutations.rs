@@ -18,7 +18,7 @@ use crate::auth::Permission;
 use crate::graphql::commands::{context, position, timed, uuid};
 use crate::graphql::context::Api;
 use crate::graphql::error::{self, Code, database, error, internal};
-use crate::graphql::guard::{Need, caller, signed_in_agent};
+use crate::graphql::guard::{Need, signed_in_agent};
 use crate::graphql::tickets::{MediaInput, TicketStatusValue};
 
 /// Who a broadcast goes to: exactly one field. Opted-out, blocked and banned customers are
@@ -198,7 +198,7 @@ async fn run(
     command: &BroadcastCommand,
 ) -> Result<BroadcastPayload> {
     let api = ctx.data_unchecked::<Api>();
-    let command_ctx = context(caller(ctx)?, mutation, key)?;
+    let command_ctx = context(ctx, mutation, key)?;
     let executed: Executed<BroadcastEvent> = timed(
         "broadcast",
         api.commands

@@ -2,9 +2,7 @@
 
 use async_graphql::connection::Connection;
 use async_graphql::{Context, ID, Object, Result};
-use chrono::{DateTime, Utc};
 use projections::broadcasts::queries as broadcasts;
-use uuid::Uuid;
 
 use super::types::{Broadcast, BroadcastStateValue};
 use crate::auth::Permission;
@@ -13,7 +11,9 @@ use crate::graphql::context::Api;
 use crate::graphql::error::{Code, database, error};
 use crate::graphql::guard::Need;
 use crate::graphql::ids;
-use crate::graphql::pagination::{connection, connection_complexity, cursor, cursor_part, page};
+use crate::graphql::pagination::{
+    PageArgs, connection, connection_complexity, cursor, page, time_key,
+};
 
 /// `broadcasts` and `broadcast`.
 #[derive(Debug, Default)]
@@ -24,29 +24,35 @@ impl BroadcastQuery {
     /// Broadcasts, newest first, optionally in one state.
     #[graphql(
         guard = "Need(Permission::ReadBroadcasts)",
-        complexity = "connection_complexity(first, child_complexity)"
+        complexity = "connection_complexity(first, last, child_complexity)"
+    )]
+    #[expect(
+        clippy::too_many_arguments,
+        reason = "a list field's GraphQL arguments: four for paging, then its filters"
     )]
     async fn broadcasts(
         &self,
         ctx: &Context<'_>,
         first: Option<i32>,
         after: Option<String>,
+        last: Option<i32>,
+        before: Option<String>,
         state: Option<BroadcastStateValue>,
         consistency: Option<ConsistencyInput>,
     ) -> Result<Connection<String, Broadcast>> {
         consistent(ctx, consistency.as_ref()).await?;
         let api = ctx.data_unchecked::<Api>();
-        let request = page(api, first, after.as_deref())?;
-        let after = request
-            .after
-            .as_ref()
-            .map(|(key, id)| -> Result<(DateTime<Utc>, Uuid)> {
-                let at = DateTime::from_timestamp_micros(cursor_part(key)?)
-                    .ok_or_else(|| error(Code::Validation, "not a cursor of this list"))?;
-                Ok((at, cursor_part(id)?))
-            })
-            .transpose()?;
-        let rows = broadcasts::list(&api.pool, state.map(Into::into), after, request.limit())
+        let request = page(
+            api,
+            PageArgs {
+                first,
+                after: after.as_deref(),
+                last,
+                before: before.as_deref(),
+            },
+        )?;
+        let keyset = request.keyset(time_key)?;
+        let rows = broadcasts::list(&api.pool, state.map(Into::into), &keyset)
             .await
             .map_err(database)?;
         Ok(connection(

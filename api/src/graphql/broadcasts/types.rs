@@ -13,7 +13,9 @@ use crate::graphql::context::Api;
 use crate::graphql::error::database;
 use crate::graphql::guard::Need;
 use crate::graphql::ids;
-use crate::graphql::pagination::{connection, connection_complexity, cursor, cursor_part, page};
+use crate::graphql::pagination::{
+    PageArgs, connection, connection_complexity, cursor, cursor_part, page,
+};
 
 /// Where a broadcast is in its life.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Enum)]
@@ -182,31 +184,31 @@ impl Broadcast {
     /// The customers it reached or tried to, by Telegram id.
     #[graphql(
         guard = "Need(Permission::ReadBroadcasts)",
-        complexity = "connection_complexity(first, child_complexity)"
+        complexity = "connection_complexity(first, last, child_complexity)"
     )]
     async fn recipients(
         &self,
         ctx: &Context<'_>,
         first: Option<i32>,
         after: Option<String>,
+        last: Option<i32>,
+        before: Option<String>,
         state: Option<RecipientStateValue>,
     ) -> Result<Connection<String, BroadcastRecipient>> {
         let api = ctx.data_unchecked::<Api>();
-        let request = page(api, first, after.as_deref())?;
-        let after = request
-            .after
-            .as_ref()
-            .map(|(key, _)| cursor_part::<i64>(key))
-            .transpose()?;
-        let rows = broadcasts::recipients(
-            &api.pool,
-            self.uuid,
-            state.map(Into::into),
-            after,
-            request.limit(),
-        )
-        .await
-        .map_err(database)?;
+        let request = page(
+            api,
+            PageArgs {
+                first,
+                after: after.as_deref(),
+                last,
+                before: before.as_deref(),
+            },
+        )?;
+        let keyset = request.keyset(|key, _| cursor_part::<i64>(key))?;
+        let rows = broadcasts::recipients(&api.pool, self.uuid, state.map(Into::into), &keyset)
+            .await
+            .map_err(database)?;
         Ok(connection(
             &request,
             rows,

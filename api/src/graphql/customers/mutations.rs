@@ -10,7 +10,7 @@ use crate::auth::{Permission, TicketScope};
 use crate::graphql::commands::{context, position, timed};
 use crate::graphql::context::Api;
 use crate::graphql::error::{self, Code, error};
-use crate::graphql::guard::{self, Need, caller, signed_in_agent};
+use crate::graphql::guard::{self, Need, signed_in_agent};
 
 use super::queries::visible_customer;
 
@@ -68,7 +68,7 @@ async fn run(
         return Err(error(Code::NotFound, "no such customer"));
     }
     let api = ctx.data_unchecked::<Api>();
-    let command_ctx = context(caller(ctx)?, mutation, key)?;
+    let command_ctx = context(ctx, mutation, key)?;
     let executed = timed(
         "customer",
         api.commands

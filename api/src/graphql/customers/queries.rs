@@ -3,7 +3,6 @@
 
 use async_graphql::connection::Connection;
 use async_graphql::{Context, ID, Object, Result};
-use chrono::{DateTime, Utc};
 use projections::customers::queries as customers;
 
 use super::types::{Customer, customer_key};
@@ -13,7 +12,7 @@ use crate::graphql::context::Api;
 use crate::graphql::error::{Code, database, error};
 use crate::graphql::guard::{self, Need};
 use crate::graphql::pagination::{
-    MAX_TEXT_FILTER, bounded, connection, connection_complexity, cursor, cursor_part, page,
+    MAX_TEXT_FILTER, PageArgs, bounded, connection, connection_complexity, cursor, page, time_key,
 };
 
 /// `customers` and `customer`.
@@ -26,41 +25,40 @@ impl CustomerQuery {
     /// characters) or their ban.
     #[graphql(
         guard = "Need(Permission::ReadCustomers)",
-        complexity = "connection_complexity(first, child_complexity)"
+        complexity = "connection_complexity(first, last, child_complexity)"
+    )]
+    #[expect(
+        clippy::too_many_arguments,
+        reason = "a list field's GraphQL arguments: four for paging, then its filters"
     )]
     async fn customers(
         &self,
         ctx: &Context<'_>,
         first: Option<i32>,
         after: Option<String>,
+        last: Option<i32>,
+        before: Option<String>,
         search: Option<String>,
         banned: Option<bool>,
         consistency: Option<ConsistencyInput>,
     ) -> Result<Connection<String, Customer>> {
         consistent(ctx, consistency.as_ref()).await?;
         let api = ctx.data_unchecked::<Api>();
-        let request = page(api, first, after.as_deref())?;
+        let request = page(
+            api,
+            PageArgs {
+                first,
+                after: after.as_deref(),
+                last,
+                before: before.as_deref(),
+            },
+        )?;
         let search = bounded("search", search.as_deref(), MAX_TEXT_FILTER)?;
-        let after = request
-            .after
-            .as_ref()
-            .map(|(key, id)| -> Result<(DateTime<Utc>, i64)> {
-                let at = DateTime::from_timestamp_micros(cursor_part(key)?)
-                    .ok_or_else(|| error(Code::Validation, "not a cursor of this list"))?;
-                Ok((at, cursor_part(id)?))
-            })
-            .transpose()?;
+        let keyset = request.keyset(time_key)?;
         let scope = guard::ticket_scope(ctx).await?;
-        let rows = customers::list(
-            &api.pool,
-            scope.categories(),
-            search,
-            banned,
-            after,
-            request.limit(),
-        )
-        .await
-        .map_err(database)?;
+        let rows = customers::list(&api.pool, scope.categories(), search, banned, &keyset)
+            .await
+            .map_err(database)?;
         Ok(connection(
             &request,
             rows,

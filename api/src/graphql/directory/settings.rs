@@ -11,7 +11,7 @@ use crate::auth::Permission;
 use crate::graphql::commands::{context, position, timed, uuid};
 use crate::graphql::context::Api;
 use crate::graphql::error;
-use crate::graphql::guard::{Need, caller, signed_in_agent};
+use crate::graphql::guard::{Need, signed_in_agent};
 
 /// Input of `createCategory`.
 #[derive(Debug, InputObject)]
@@ -122,7 +122,7 @@ async fn run(
     command: &SettingsCommand,
 ) -> Result<Executed<SettingsEvent>> {
     let api = ctx.data_unchecked::<Api>();
-    let command_ctx = context(caller(ctx)?, mutation, key)?;
+    let command_ctx = context(ctx, mutation, key)?;
     timed(
         "settings",
         api.commands

@@ -8,7 +8,7 @@ use futures::{Stream, StreamExt};
 use crate::auth::Permission;
 use crate::graphql::context::Api;
 use crate::graphql::error::{Code, error};
-use crate::graphql::events::{LogEvent, event_feed, parse_cursor};
+use crate::graphql::events::{EventsFrom, LogEvent, event_feed, parse_cursor};
 use crate::graphql::guard::{LiveScope, Need};
 
 /// Most event types one `events` subscription may filter on.
@@ -22,20 +22,33 @@ pub struct EventSubscription;
 
 #[Subscription]
 impl EventSubscription {
-    /// Every event of the log after `after` (from now on without it): first those already
-    /// stored, then each new one as it commits, each exactly once and in log order. To resume
-    /// after a disconnect, pass the last `cursor` received.
+    /// Every event of the log from `from` (or after `after`): first those already stored,
+    /// then each new one as it commits, each exactly once and in log order. To replay the
+    /// whole log, pass `from: BEGINNING`; to resume after a disconnect, pass the last `cursor`
+    /// received as `after`. A cursor beyond the end of the log (one from another database) is
+    /// refused with `VALIDATION`.
     #[graphql(guard = "Need(Permission::ReadEvents)")]
     async fn events(
         &self,
         ctx: &Context<'_>,
+        #[graphql(
+            default_with = "Some(EventsFrom::Now)",
+            desc = "Where the feed starts when `after` is not given: `NOW` (the default) \
+                    follows new events\nonly, `BEGINNING` replays the whole log first."
+        )]
+        from: Option<EventsFrom>,
+        #[graphql(
+            desc = "Resume after this `cursor` (it overrides `from`): the next event is the \
+                    one after it."
+        )]
         after: Option<String>,
         #[graphql(desc = "Only events of these exact types.")] types: Option<Vec<String>>,
         #[graphql(desc = "Only events of streams starting with this.")] stream_prefix: Option<
             String,
         >,
     ) -> Result<impl Stream<Item = Result<LogEvent>> + use<>> {
-        let after = parse_cursor(after)?;
+        // An explicit `from: null` is the default too.
+        let after = parse_cursor(after)?.or(from.unwrap_or_default().cursor());
         if let Some(types) = &types
             && (types.len() > MAX_TYPES || types.iter().any(|t| t.len() > MAX_FILTER_CHARS))
         {

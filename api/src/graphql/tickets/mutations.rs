@@ -25,7 +25,7 @@ use crate::auth::Permission;
 use crate::graphql::commands::{context, position, timed, uuid};
 use crate::graphql::context::Api;
 use crate::graphql::error::{self, Code, error, internal};
-use crate::graphql::guard::{Need, acting_agent, caller, may_work_on};
+use crate::graphql::guard::{Need, acting_agent, may_work_on};
 
 /// Media to send by Telegram file id.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Enum)]
@@ -212,7 +212,7 @@ async fn send(
     command: &TicketCommand,
 ) -> Result<Executed<AnyEvent>> {
     let api = ctx.data_unchecked::<Api>();
-    let command_ctx = context(caller(ctx)?, mutation, key)?;
+    let command_ctx = context(ctx, mutation, key)?;
     timed(
         "ticket",
         api.commands.execute_ticket(ticket, command, &command_ctx),

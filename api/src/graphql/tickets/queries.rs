@@ -3,7 +3,6 @@
 
 use async_graphql::connection::Connection;
 use async_graphql::{Context, Enum, ID, InputObject, Object, Result};
-use chrono::{DateTime, Utc};
 use domain::ticket::TicketStatus;
 use projections::tickets::queries::{self as tickets, TicketFilter as Criteria};
 use uuid::Uuid;
@@ -18,8 +17,8 @@ use crate::graphql::error::{Code, database, error};
 use crate::graphql::guard::{self, Need};
 use crate::graphql::ids;
 use crate::graphql::pagination::{
-    MAX_SEARCH, MAX_TEXT_FILTER, bounded, connection, connection_complexity, cursor, cursor_part,
-    page,
+    MAX_SEARCH, MAX_TEXT_FILTER, PageArgs, bounded, connection, connection_complexity, cursor,
+    page, time_key,
 };
 
 /// Which tickets `tickets` returns; every field narrows the list.
@@ -46,12 +45,12 @@ pub struct TicketFilter {
 /// The order of `tickets`.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Default, Enum)]
 pub enum TicketOrder {
-    /// Most recent activity first (the default).
+    /// Most recent activity first (the default). A ticket moves to the top with each change.
     #[default]
     LastActivityDesc,
-    /// Newest first.
+    /// Newest first. A ticket never moves in it: page by it while tickets change.
     CreatedAtDesc,
-    /// Oldest first.
+    /// Oldest first. A ticket never moves in it: page by it while tickets change.
     CreatedAtAsc,
 }
 
@@ -105,34 +104,39 @@ impl TicketQuery {
     /// Tickets the caller may see, filtered and ordered, a page at a time.
     #[graphql(
         guard = "Need(Permission::ReadTickets)",
-        complexity = "connection_complexity(first, child_complexity)"
+        complexity = "connection_complexity(first, last, child_complexity)"
+    )]
+    #[expect(
+        clippy::too_many_arguments,
+        reason = "a list field's GraphQL arguments: four for paging, then its filters"
     )]
     async fn tickets(
         &self,
         ctx: &Context<'_>,
         first: Option<i32>,
         after: Option<String>,
+        last: Option<i32>,
+        before: Option<String>,
         filter: Option<TicketFilter>,
         order_by: Option<TicketOrder>,
         consistency: Option<ConsistencyInput>,
     ) -> Result<Connection<String, Ticket>> {
         consistent(ctx, consistency.as_ref()).await?;
         let api = ctx.data_unchecked::<Api>();
-        let request = page(api, first, after.as_deref())?;
+        let request = page(
+            api,
+            PageArgs {
+                first,
+                after: after.as_deref(),
+                last,
+                before: before.as_deref(),
+            },
+        )?;
         let scope = guard::ticket_scope(ctx).await?;
         let criteria = criteria(&filter.unwrap_or_default(), &scope)?;
         let order = tickets::TicketOrder::from(order_by.unwrap_or_default());
-        let after = request
-            .after
-            .as_ref()
-            .map(|(key, id)| -> Result<(DateTime<Utc>, Uuid)> {
-                let micros: i64 = cursor_part(key)?;
-                let at = DateTime::from_timestamp_micros(micros)
-                    .ok_or_else(|| error(Code::Validation, "not a cursor of this list"))?;
-                Ok((at, cursor_part(id)?))
-            })
-            .transpose()?;
-        let rows = tickets::list(&api.pool, &criteria, order, after, request.limit())
+        let keyset = request.keyset(time_key)?;
+        let rows = tickets::list(&api.pool, &criteria, order, &keyset)
             .await
             .map_err(database)?;
         Ok(connection(

@@ -28,7 +28,7 @@ use crate::graphql::events::LogEvent;
 use crate::graphql::guard::{self, Need};
 use crate::graphql::ids;
 use crate::graphql::pagination::{
-    PageRequest, connection, connection_complexity, cursor, cursor_part, page,
+    PageArgs, connection, connection_complexity, cursor, cursor_part, page,
 };
 
 /// A support conversation with one customer.
@@ -182,27 +182,33 @@ impl Ticket {
         self.row.version
     }
 
-    /// The conversation: customer messages and agent replies in ticket order.
+    /// The conversation: customer messages and agent replies in ticket order (`last` for the
+    /// newest).
     #[graphql(
         guard = "Need(Permission::ReadTickets)",
-        complexity = "connection_complexity(first, child_complexity)"
+        complexity = "connection_complexity(first, last, child_complexity)"
     )]
     async fn messages(
         &self,
         ctx: &Context<'_>,
         first: Option<i32>,
         after: Option<String>,
+        last: Option<i32>,
+        before: Option<String>,
     ) -> Result<Connection<String, Message>> {
         let api = ctx.data_unchecked::<Api>();
-        let request = page(api, first, after.as_deref())?;
-        let rows = tickets::messages(
-            &api.pool,
-            self.row.id,
-            after_seq(&request)?,
-            request.limit(),
-        )
-        .await
-        .map_err(database)?;
+        let request = page(
+            api,
+            PageArgs {
+                first,
+                after: after.as_deref(),
+                last,
+                before: before.as_deref(),
+            },
+        )?;
+        let rows = tickets::messages(&api.pool, self.row.id, &request.keyset(seq_key)?)
+            .await
+            .map_err(database)?;
         Ok(connection(
             &request,
             rows,
@@ -211,27 +217,32 @@ impl Ticket {
         ))
     }
 
-    /// Internal notes in ticket order.
+    /// Internal notes in ticket order (`last` for the newest).
     #[graphql(
         guard = "Need(Permission::ReadTickets)",
-        complexity = "connection_complexity(first, child_complexity)"
+        complexity = "connection_complexity(first, last, child_complexity)"
     )]
     async fn notes(
         &self,
         ctx: &Context<'_>,
         first: Option<i32>,
         after: Option<String>,
+        last: Option<i32>,
+        before: Option<String>,
     ) -> Result<Connection<String, Note>> {
         let api = ctx.data_unchecked::<Api>();
-        let request = page(api, first, after.as_deref())?;
-        let rows = tickets::notes(
-            &api.pool,
-            self.row.id,
-            after_seq(&request)?,
-            request.limit(),
-        )
-        .await
-        .map_err(database)?;
+        let request = page(
+            api,
+            PageArgs {
+                first,
+                after: after.as_deref(),
+                last,
+                before: before.as_deref(),
+            },
+        )?;
+        let rows = tickets::notes(&api.pool, self.row.id, &request.keyset(seq_key)?)
+            .await
+            .map_err(database)?;
         Ok(connection(
             &request,
             rows,
@@ -240,37 +251,68 @@ impl Ticket {
         ))
     }
 
-    /// The ticket stream's events from the log, oldest first.
+    /// The ticket stream's events from the log, oldest first (`last` for the newest).
     #[graphql(
         guard = "Need(Permission::ReadTickets)",
-        complexity = "connection_complexity(first, child_complexity)"
+        complexity = "connection_complexity(first, last, child_complexity)"
     )]
     async fn history(
         &self,
         ctx: &Context<'_>,
         first: Option<i32>,
         after: Option<String>,
+        last: Option<i32>,
+        before: Option<String>,
     ) -> Result<Connection<String, LogEvent>> {
         let api = ctx.data_unchecked::<Api>();
-        let request = page(api, first, after.as_deref())?;
-        let from = match &request.after {
-            Some((key, _)) => cursor_part::<u64>(key)?.saturating_add(1),
-            None => 0,
-        };
+        let request = page(
+            api,
+            PageArgs {
+                first,
+                after: after.as_deref(),
+                last,
+                before: before.as_deref(),
+            },
+        )?;
+        let keyset = request.keyset(|key, _| cursor_part::<u64>(key))?;
         let stream = domain::TicketId(self.row.id).stream().name();
-        let limit = request.size + 1;
-        let events = match api
-            .log
-            .read_stream(&stream, from, Direction::Forwards, limit)
-            .await
-        {
-            Ok(events) => events,
-            Err(eventlog::Error::StreamNotFound { .. }) => Vec::new(),
-            Err(other) => return Err(internal("cannot read the ticket's history", other)),
+        let after = keyset.after;
+        let before = keyset.before;
+        // Read from the end of the range the page starts at (the stream's versions start at 0,
+        // and nothing lies before version 0), then drop what lies beyond the other end.
+        let start = if keyset.from_end {
+            before
+                .map_or(Some(u64::MAX), |before| before.checked_sub(1))
+                .map(|from| (from, Direction::Backwards))
+        } else {
+            Some((
+                after.map_or(0, |after| after.saturating_add(1)),
+                Direction::Forwards,
+            ))
         };
+        let events = match start {
+            None => Vec::new(),
+            Some((from, direction)) => match api
+                .log
+                .read_stream(&stream, from, direction, request.size + 1)
+                .await
+            {
+                Ok(events) => events,
+                Err(eventlog::Error::StreamNotFound { .. }) => Vec::new(),
+                Err(other) => return Err(internal("cannot read the ticket's history", other)),
+            },
+        };
+        let in_range = |version: u64| {
+            after.is_none_or(|after| version > after)
+                && before.is_none_or(|before| version < before)
+        };
+        let events: Vec<_> = events
+            .into_iter()
+            .filter(|event| in_range(event.stream_version))
+            .collect();
         Ok(connection(
             &request,
-            events,
+            keyset.in_list_order(events),
             |event| cursor(event.stream_version, event.event_id),
             |event| LogEvent::from(&event),
         ))
@@ -306,10 +348,7 @@ impl Ticket {
     }
 }
 
-/// Where a page of a ticket's messages or notes starts: after the `seq` of its cursor.
-fn after_seq(request: &PageRequest) -> Result<i64> {
-    request
-        .after
-        .as_ref()
-        .map_or(Ok(-1), |(key, _)| cursor_part(key))
+/// The `seq` of a cursor of a ticket's messages or notes.
+fn seq_key(key: &str, _id: &str) -> Result<i64> {
+    cursor_part(key)
 }
