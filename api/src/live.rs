@@ -14,6 +14,12 @@
 //! The hub starts with the first subscription and its tasks stop when the last handle to it
 //! (held by the API state) is dropped. It owns no SQL of its own: it reads the log, and the
 //! read models through their query modules (`projections::tickets::queries`).
+//!
+//! The hub also remembers agents' current state for the feeds' permission checks
+//! ([`LiveHub::agent`], see [`agents`]): its follower forgets an agent before it passes on an
+//! event of their stream.
+
+pub mod agents;
 
 use std::collections::{BTreeSet, VecDeque};
 use std::sync::Arc;
@@ -74,6 +80,7 @@ struct Inner {
     pool: PgPool,
     capacity: usize,
     started: OnceCell<Started>,
+    agents: Arc<agents::AgentStates>,
 }
 
 struct Started {
@@ -117,6 +124,7 @@ impl LiveHub {
                 log,
                 capacity,
                 started: OnceCell::new(),
+                agents: Arc::default(),
             }),
         }
     }
@@ -140,9 +148,25 @@ impl LiveHub {
                     self.inner.log.clone(),
                     self.inner.pool.clone(),
                     self.inner.capacity,
+                    self.inner.agents.clone(),
                 )
             })
             .await
+    }
+
+    /// The agent's state as of the log, as `fresh` as asked (see [`agents`]): what a feed
+    /// checks an item against.
+    ///
+    /// # Errors
+    /// When the hub cannot start or the agent's stream cannot be read.
+    pub async fn agent(
+        &self,
+        agent: Uuid,
+        fresh: agents::Freshness,
+    ) -> Result<Arc<agents::AgentSnapshot>, agents::AgentReadError> {
+        // Started first: only then does the follower forget what changes.
+        self.started().await?;
+        self.inner.agents.get(&self.inner.log, agent, fresh).await
     }
 
     /// Every event committed from now on (at least from the moment the hub started), in log
@@ -263,6 +287,7 @@ async fn start(
     log: PostgresLog,
     pool: PgPool,
     capacity: usize,
+    agents: Arc<agents::AgentStates>,
 ) -> Result<Started, eventlog::Error> {
     // The head is read before any receiver exists, so every event a subscriber can miss on the
     // hub is already readable in the log when it catches up.
@@ -277,7 +302,7 @@ async fn start(
         head,
         tickets.clone(),
     ));
-    let follower = tokio::spawn(follow_log(log, head, events.clone()));
+    let follower = tokio::spawn(follow_log(log, head, events.clone(), agents));
     Ok(Started {
         events,
         tickets,
@@ -290,6 +315,7 @@ async fn follow_log(
     log: PostgresLog,
     head: Position,
     events: broadcast::Sender<Arc<RecordedEvent>>,
+    states: Arc<agents::AgentStates>,
 ) {
     let mut at = head;
     loop {
@@ -298,6 +324,8 @@ async fn follow_log(
             match item {
                 Ok(event) => {
                     at = event.position;
+                    // Before anyone sees this event or a later one.
+                    states.followed(event.position, &event.stream_id);
                     // No receiver is fine: nobody listens right now.
                     let _ = events.send(Arc::new(event));
                 }

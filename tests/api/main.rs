@@ -12,6 +12,7 @@ mod support;
 mod ws;
 
 mod auth;
+mod authz;
 mod errors;
 mod feeds;
 mod graphiql;

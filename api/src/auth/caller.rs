@@ -182,8 +182,12 @@ pub enum Caller {
     Agent {
         /// Who.
         id: AgentId,
-        /// Their role when the access token was issued (a role change ends their sessions).
+        /// Their role, as the log has it when the credential was checked (not the role the
+        /// access token was issued with: a role change applies from the next request on).
         role: Role,
+        /// The categories they work, as the log has it when the credential was checked
+        /// (empty: none).
+        categories: Vec<Uuid>,
         /// Set until they replace a one-time password: they may do nothing else meanwhile.
         must_change_password: bool,
     },
@@ -219,6 +223,19 @@ impl Caller {
         match self {
             Caller::Agent { id, .. } => Some(*id),
             Caller::Integrator { .. } => None,
+        }
+    }
+
+    /// Which tickets this caller may see and work: an agent (role `agent`) with categories
+    /// sees only tickets in them; every other caller sees all.
+    pub fn ticket_scope(&self) -> TicketScope {
+        match self {
+            Caller::Agent {
+                role: Role::Agent,
+                categories,
+                ..
+            } if !categories.is_empty() => TicketScope::Categories(categories.clone()),
+            _ => TicketScope::All,
         }
     }
 

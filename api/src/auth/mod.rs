@@ -6,8 +6,11 @@
 //!   `login` and `refreshToken`;
 //! - an **API token** (`ldk_…`): an integrator's long-lived, scoped token, created by an admin.
 //!
-//! Either becomes a [`Caller`]. What a caller may do is one table, [`Caller::may`]: a role (or a
-//! set of scopes) grants [`Permission`]s, and every resolver names the permission it needs.
+//! Either becomes a [`Caller`]; an agent's caller carries the role, categories and activity the
+//! log has for them when the credential is checked (the role inside the token is not used), so
+//! no permission lags the change that narrowed it. What a caller may do is one table,
+//! [`Caller::may`]: a role (or a set of scopes) grants [`Permission`]s, and every resolver names
+//! the permission it needs.
 //! Which tickets an agent sees is a row-level rule on top ([`TicketScope`]).
 //!
 //! Passwords are argon2id hashes and refresh/API tokens are stored as sha256 digests, in

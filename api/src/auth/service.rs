@@ -40,9 +40,10 @@ pub struct AuthConfig {
     pub logins_per_account_per_minute: u32,
     /// How long an access token's session state (epoch, forced password change) read from the
     /// database is trusted before it is read again. This process forgets it at once when it
-    /// ends the agent's sessions itself; another instance's (or the CLI's) password change,
-    /// deactivation or sign-out everywhere ends sessions here within this bound. Zero reads
-    /// the database on every request.
+    /// ends the agent's sessions itself; another instance's (or the CLI's) password change or
+    /// sign-out everywhere ends sessions here within this bound. (Role, categories and
+    /// deactivation are not remembered: they are read from the log on every request.) Zero
+    /// reads the database on every request.
     pub session_check_ttl: Duration,
 }
 
@@ -137,6 +138,9 @@ struct Inner {
     per_ip: DefaultKeyedRateLimiter<IpAddr>,
     per_account: DefaultKeyedRateLimiter<String>,
     sessions: SessionCache,
+    /// Counts the credentials this process ended (sessions, API tokens), so that open
+    /// sockets check theirs at once rather than at their next periodic check.
+    ended: tokio::sync::watch::Sender<u64>,
 }
 
 fn per_minute(n: u32) -> Quota {
@@ -188,11 +192,24 @@ impl AuthService {
                 )),
                 keys: Keys::from_secret(&secret),
                 sessions: SessionCache::new(config.session_check_ttl),
+                ended: tokio::sync::watch::Sender::new(0),
                 commands,
                 pool,
                 config,
             }),
         })
+    }
+
+    /// Tells open sockets that a credential ended (call after the write committed): each
+    /// checks its own again now.
+    pub fn credentials_ended(&self) {
+        self.inner.ended.send_modify(|n| *n = n.wrapping_add(1));
+    }
+
+    /// Changes each time this process ends a credential (see
+    /// [`AuthService::credentials_ended`]).
+    pub fn watch_ended_credentials(&self) -> tokio::sync::watch::Receiver<u64> {
+        self.inner.ended.subscribe()
     }
 
     /// The signing keys (tests forge tokens with them).
@@ -226,16 +243,40 @@ impl AuthService {
             .keys
             .verify(token)
             .map_err(AuthError::Unauthenticated)?;
-        match self.session_state(claims.sub).await? {
-            Some((epoch, must_change_password)) if epoch == claims.ver => Ok(Caller::Agent {
-                id: AgentId::from_uuid(claims.sub),
-                role: claims.role,
-                must_change_password,
-            }),
-            Some(_) => Err(AuthError::Unauthenticated(
-                "the session has ended; sign in again",
-            )),
-            None => Err(AuthError::Unauthenticated("unknown agent")),
+        let must_change_password = match self.session_state(claims.sub).await? {
+            Some((epoch, must_change_password)) if epoch == claims.ver => must_change_password,
+            Some(_) => {
+                return Err(AuthError::Unauthenticated(
+                    "the session has ended; sign in again",
+                ));
+            }
+            None => return Err(AuthError::Unauthenticated("unknown agent")),
+        };
+        let id = AgentId::from_uuid(claims.sub);
+        // Role, categories and deactivation as of the log, read for every request: a change
+        // applies to the first request that starts after it was written, whatever the token
+        // says and however far the read models lag.
+        let state = self.current_agent(id).await?;
+        Ok(Caller::Agent {
+            id,
+            role: state.role,
+            categories: state.categories.iter().map(|c| c.as_uuid()).collect(),
+            must_change_password,
+        })
+    }
+
+    /// The agent's state as of the log; refused when the agent is unknown or deactivated.
+    async fn current_agent(&self, agent: AgentId) -> Result<domain::agent::AgentState, AuthError> {
+        match self
+            .inner
+            .commands
+            .state::<Agent>(StreamId::Agent(agent))
+            .await
+        {
+            Ok(Agent::Invited(state)) if state.active => Ok(state),
+            Ok(Agent::Invited(_)) => Err(AuthError::Unauthenticated("this account is deactivated")),
+            Ok(Agent::NotInvited) => Err(AuthError::Unauthenticated("unknown agent")),
+            Err(error) => Err(AuthError::Internal(error.to_string())),
         }
     }
 
@@ -258,6 +299,7 @@ impl AuthService {
         let ended = store::end_all_sessions(&self.inner.pool, agent.as_uuid()).await;
         // Forgotten even on an error: the write may have committed before the error came back.
         self.inner.sessions.forget(agent.as_uuid());
+        self.credentials_ended();
         Ok(ended?)
     }
 

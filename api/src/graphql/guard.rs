@@ -1,10 +1,25 @@
 //! Role checks. Every resolver that reads or changes data carries `guard = "Need(…)"`; the few
 //! that only need a signed-in agent call [`signed_in_agent`].
+//!
+//! Every check uses the caller's state as of the log: an HTTP request's caller is read from
+//! the log when its credential is checked (once per request), and a WebSocket's, taken at
+//! `connection_init`, is read again for each operation it starts ([`current`]) and for each
+//! item a subscription delivers ([`LiveScope`]). A read model that lags never decides.
+
+use std::borrow::Cow;
 
 use async_graphql::{Context, Guard, Result};
+use eventlog::Position;
 
 use super::error::{Code, error};
 use crate::auth::{Authentication, Caller, Permission, TicketScope};
+use crate::live::LiveHub;
+use crate::live::agents::Freshness;
+
+/// Marks the operations of a WebSocket: their [`Authentication`] is the one `connection_init`
+/// accepted, so the caller's role and categories are read again before use.
+#[derive(Debug, Clone, Copy)]
+pub struct OnSocket;
 
 /// Allows the field when the caller holds the permission: `UNAUTHENTICATED` without a valid
 /// credential, `FORBIDDEN` without the permission.
@@ -13,27 +28,32 @@ pub struct Need(pub Permission);
 
 impl Guard for Need {
     async fn check(&self, ctx: &Context<'_>) -> Result<()> {
-        let caller = caller(ctx)?;
-        if caller.may(self.0) {
-            return Ok(());
-        }
-        Err(match caller {
-            Caller::Agent {
-                must_change_password: true,
-                ..
-            } => error(
-                Code::Forbidden,
-                "change your one-time password first (mutation changePassword)",
-            ),
-            Caller::Agent { role, .. } => error(
-                Code::Forbidden,
-                format!("the {} role may not do this", role_name(*role)),
-            ),
-            Caller::Integrator { .. } => {
-                error(Code::Forbidden, "this API token's scopes do not allow this")
-            }
-        })
+        let caller = current(ctx).await?;
+        refuse_unless(&caller, self.0)
     }
+}
+
+/// `FORBIDDEN` unless `caller` holds `permission`.
+fn refuse_unless(caller: &Caller, permission: Permission) -> Result<()> {
+    if caller.may(permission) {
+        return Ok(());
+    }
+    Err(match caller {
+        Caller::Agent {
+            must_change_password: true,
+            ..
+        } => error(
+            Code::Forbidden,
+            "change your one-time password first (mutation changePassword)",
+        ),
+        Caller::Agent { role, .. } => error(
+            Code::Forbidden,
+            format!("the {} role may not do this", role_name(*role)),
+        ),
+        Caller::Integrator { .. } => {
+            error(Code::Forbidden, "this API token's scopes do not allow this")
+        }
+    })
 }
 
 fn role_name(role: domain::agent::Role) -> &'static str {
@@ -102,37 +122,100 @@ pub async fn acting_agent(ctx: &Context<'_>) -> Result<domain::AgentId> {
     }
 }
 
-/// Which tickets the caller may see and work: an agent (role `agent`) with categories sees
-/// only tickets in them, read from the `agents` read model; every other caller sees all.
+/// The caller as of the log: over HTTP the caller the request authenticated (read from the
+/// log then), over a WebSocket the socket's caller read again now.
 ///
 /// # Errors
-/// `UNAUTHENTICATED` without a caller, `INTERNAL` when the database fails.
-pub async fn ticket_scope(ctx: &Context<'_>) -> Result<TicketScope> {
+/// `UNAUTHENTICATED` without a caller or for an agent deactivated since, `INTERNAL` when the
+/// log cannot be read.
+pub async fn current<'a>(ctx: &Context<'a>) -> Result<Cow<'a, Caller>> {
+    let caller = caller(ctx)?;
+    if ctx.data_opt::<OnSocket>().is_none() {
+        return Ok(Cow::Borrowed(caller));
+    }
+    // An operation's top field reads the log; the fields under it (also those of each item a
+    // subscription delivers, checked first by `LiveScope`) take the state remembered since,
+    // which is at least as recent.
+    let top = ctx
+        .path_node
+        .as_ref()
+        .is_none_or(|node| node.parent.is_none());
+    let fresh = if top {
+        Freshness::Now
+    } else {
+        Freshness::Remembered
+    };
     let api = ctx.data_unchecked::<super::context::Api>();
-    scope_of(&api.pool, caller(ctx)?)
-        .await
-        .map_err(super::error::database)
+    refreshed(&api.live, caller, fresh).await.map(Cow::Owned)
 }
 
-/// [`ticket_scope`] of `caller`, outside a request.
+/// `caller` with the role and categories the log has for them, as `fresh` as asked.
+async fn refreshed(live: &LiveHub, caller: &Caller, fresh: Freshness) -> Result<Caller> {
+    let Caller::Agent {
+        id,
+        must_change_password,
+        ..
+    } = caller
+    else {
+        return Ok(caller.clone());
+    };
+    let snapshot = live
+        .agent(id.as_uuid(), fresh)
+        .await
+        .map_err(|e| super::error::internal("cannot read the agent", e))?;
+    match &snapshot.state {
+        domain::agent::Agent::Invited(state) if state.active => Ok(Caller::Agent {
+            id: *id,
+            role: state.role,
+            categories: state.categories.iter().map(|c| c.as_uuid()).collect(),
+            must_change_password: *must_change_password,
+        }),
+        _ => Err(error(Code::Unauthenticated, "this account is deactivated")),
+    }
+}
+
+/// Which tickets the caller may see and work, as of the log (see [`current`]): an agent
+/// (role `agent`) with categories sees only tickets in them; every other caller sees all.
 ///
 /// # Errors
-/// When the database fails.
-pub async fn scope_of(pool: &sqlx::PgPool, caller: &Caller) -> sqlx::Result<TicketScope> {
-    match caller {
-        Caller::Agent {
-            id,
-            role: domain::agent::Role::Agent,
-            ..
-        } => {
-            let categories =
-                projections::directory::queries::agent_categories(pool, id.as_uuid()).await?;
-            Ok(match categories {
-                Some(categories) if !categories.is_empty() => TicketScope::Categories(categories),
-                _ => TicketScope::All,
-            })
-        }
-        _ => Ok(TicketScope::All),
+/// As [`current`].
+pub async fn ticket_scope(ctx: &Context<'_>) -> Result<TicketScope> {
+    Ok(current(ctx).await?.ticket_scope())
+}
+
+/// What a subscription checks each item against before delivering it: the caller's
+/// permission and ticket scope as of the log at the item's position, so a change of role or
+/// categories, or a deactivation, applies from the first item after it.
+#[derive(Debug, Clone)]
+pub struct LiveScope {
+    live: LiveHub,
+    caller: Caller,
+    permission: Permission,
+}
+
+impl LiveScope {
+    /// The scope of the subscription in `ctx`, which needs `permission`.
+    ///
+    /// # Errors
+    /// `UNAUTHENTICATED` without a caller.
+    pub fn of(ctx: &Context<'_>, permission: Permission) -> Result<LiveScope> {
+        let api = ctx.data_unchecked::<super::context::Api>();
+        Ok(LiveScope {
+            live: api.live.clone(),
+            caller: caller(ctx)?.clone(),
+            permission,
+        })
+    }
+
+    /// The tickets the caller may see as of `at`.
+    ///
+    /// # Errors
+    /// `UNAUTHENTICATED` for an agent deactivated since, `FORBIDDEN` when their role lost the
+    /// permission, `INTERNAL` when the log cannot be read.
+    pub async fn at(&self, at: Position) -> Result<TicketScope> {
+        let caller = refreshed(&self.live, &self.caller, Freshness::At(at)).await?;
+        refuse_unless(&caller, self.permission)?;
+        Ok(caller.ticket_scope())
     }
 }
 

@@ -6,6 +6,7 @@ use std::sync::LazyLock;
 use chrono::{DateTime, Utc};
 use domain::broadcast::Audience;
 use sqlx::{PgExecutor, Postgres, QueryBuilder};
+use uuid::Uuid;
 
 use super::CustomerRow;
 use crate::page::{Page, push_keyset};
@@ -40,22 +41,101 @@ pub async fn by_id(db: impl PgExecutor<'_>, id: i64) -> sqlx::Result<Option<Cust
     sqlx::query_as(&SQL).bind(id).fetch_optional(db).await
 }
 
+/// Binds the categories of a limited view as `s.ids` (a one-row `scope s` to join).
+const SCOPE: &str = "with scope as (select $1::uuid[] as ids) ";
+
+/// A customer has a ticket in the categories `s.ids`, as the `tickets` read model files it
+/// (the same rows that decide which tickets an agent sees).
+const HAS_TICKET_WITHIN: &str = "exists (select 1 from tickets t \
+     where t.customer_id = c.id and t.category_id = any(s.ids))";
+
+/// The columns of `customers c` as an agent limited to the categories `s.ids` sees them: the
+/// ticket counters count only tickets in those categories, and the open ticket is shown only
+/// when it is one of them.
+static WITHIN_LIST: LazyLock<String> = LazyLock::new(|| {
+    select_list::<CustomerRow>(Some("c"))
+        .split(", ")
+        .map(|column| match column {
+            "c.tickets_total" => "(select count(*)::integer from tickets t \
+                 where t.customer_id = c.id and t.category_id = any(s.ids)) as tickets_total"
+                .to_owned(),
+            "c.tickets_open" => "(select count(*)::integer from tickets t \
+                 where t.customer_id = c.id and t.category_id = any(s.ids) \
+                 and t.status not in ('resolved', 'closed')) as tickets_open"
+                .to_owned(),
+            "c.open_ticket_id" => "(select t.id from tickets t \
+                 where t.id = c.open_ticket_id and t.category_id = any(s.ids)) as open_ticket_id"
+                .to_owned(),
+            other => other.to_owned(),
+        })
+        .collect::<Vec<_>>()
+        .join(", ")
+});
+
+/// The customers with these Telegram ids that an agent limited to `categories` may see (those
+/// with a ticket in them), with counters and open ticket limited to them.
+///
+/// # Errors
+/// The database's.
+pub async fn by_ids_within(
+    db: impl PgExecutor<'_>,
+    ids: &[i64],
+    categories: &[Uuid],
+) -> sqlx::Result<Vec<CustomerRow>> {
+    static SQL: LazyLock<String> = LazyLock::new(|| {
+        format!(
+            "{SCOPE}select {} from customers c cross join scope s \
+             where c.id = any($2) and {HAS_TICKET_WITHIN}",
+            *WITHIN_LIST
+        )
+    });
+    sqlx::query_as(&SQL)
+        .bind(categories)
+        .bind(ids)
+        .fetch_all(db)
+        .await
+}
+
+/// One customer as [`by_ids_within`] sees them.
+///
+/// # Errors
+/// The database's.
+pub async fn by_id_within(
+    db: impl PgExecutor<'_>,
+    id: i64,
+    categories: &[Uuid],
+) -> sqlx::Result<Option<CustomerRow>> {
+    Ok(by_ids_within(db, &[id], categories).await?.pop())
+}
+
 /// One page of customers, newest first (by registration, then id), bounded by registration
 /// times and ids, in list order. `search` keeps those whose username or full name holds it
-/// (case-insensitive); `banned` those banned or not.
+/// (case-insensitive); `banned` those banned or not. With `within`, only the customers an agent
+/// limited to those categories may see, as [`by_ids_within`] shows them.
 ///
 /// # Errors
 /// The database's.
 pub async fn list(
     db: impl PgExecutor<'_>,
+    within: Option<&[Uuid]>,
     search: Option<&str>,
     banned: Option<bool>,
     page: &Page<(DateTime<Utc>, i64)>,
 ) -> sqlx::Result<Vec<CustomerRow>> {
-    let mut sql = QueryBuilder::<Postgres>::new(format!(
-        "select {} from customers where true",
-        select_list::<CustomerRow>(None)
-    ));
+    let mut sql = match within {
+        None => QueryBuilder::<Postgres>::new(format!(
+            "select {} from customers where true",
+            select_list::<CustomerRow>(None)
+        )),
+        Some(categories) => {
+            let mut sql = QueryBuilder::<Postgres>::new("with scope as (select ");
+            sql.push_bind(categories.to_vec()).push(format!(
+                "::uuid[] as ids) select {} from customers c cross join scope s where {HAS_TICKET_WITHIN}",
+                *WITHIN_LIST
+            ));
+            sql
+        }
+    };
     if let Some(search) = search {
         let pattern = contains_pattern(search);
         sql.push(" and (username ilike ")

@@ -150,6 +150,9 @@ impl ApiTokenMutation {
         let (found, revoked) = store::revoke_api_token(&api.pool, id)
             .await
             .map_err(database)?;
+        if revoked {
+            api.auth.credentials_ended();
+        }
         if !found {
             return Err(error(Code::NotFound, "no such API token"));
         }

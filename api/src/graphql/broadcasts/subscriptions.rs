@@ -14,7 +14,7 @@ use crate::graphql::consistency::wait_for_model;
 use crate::graphql::context::Api;
 use crate::graphql::error::{Code, database, error, internal};
 use crate::graphql::events::event_feed;
-use crate::graphql::guard::Need;
+use crate::graphql::guard::{LiveScope, Need};
 use crate::graphql::ids::parse_uuid;
 
 /// A broadcast's counters.
@@ -84,20 +84,32 @@ impl BroadcastSubscription {
                     .ok_or_else(not_found)?
             }
         };
+        // Each item is checked against the caller's state as of its position; a refusal
+        // (deactivated, permission lost) is the feed's last item.
+        let access = LiveScope::of(ctx, Permission::ReadBroadcasts)?;
         let rest = feed
             .then(move |item| {
-                let pool = pool.clone();
+                let (pool, access) = (pool.clone(), access.clone());
                 async move {
                     let event = match item {
                         Ok(event) => event,
-                        Err(error) => return Some(Err(error)),
+                        Err(error) => return Some((Err(error), false)),
                     };
+                    if let Err(error) = access.at(event.position).await {
+                        return Some((Err(error), true));
+                    }
                     progress_of(&pool, broadcast, Some(event.position), timeout)
                         .await
                         .transpose()
+                        .map(|item| (item, false))
                 }
             })
-            .filter_map(std::future::ready);
+            .filter_map(std::future::ready)
+            .scan(false, |ended, (item, last)| {
+                let go = !*ended;
+                *ended = last;
+                std::future::ready(go.then_some(item))
+            });
         Ok(futures::stream::once(std::future::ready(Ok(first))).chain(rest))
     }
 }

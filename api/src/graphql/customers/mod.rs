@@ -5,7 +5,7 @@ pub mod mutations;
 pub mod queries;
 pub mod types;
 
-pub use loader::CustomerLoader;
+pub use loader::{CustomerKey, CustomerLoader};
 pub use mutations::CustomerMutation;
-pub use queries::CustomerQuery;
+pub use queries::{CustomerQuery, visible_customer};
 pub use types::{Customer, customer_key};

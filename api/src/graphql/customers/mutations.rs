@@ -6,11 +6,13 @@ use chrono::Utc;
 use domain::customer::{Customer, CustomerCommand};
 use domain::{CustomerId, StreamId};
 
-use crate::auth::Permission;
+use crate::auth::{Permission, TicketScope};
 use crate::graphql::commands::{context, position, timed};
 use crate::graphql::context::Api;
 use crate::graphql::error::{self, Code, error};
-use crate::graphql::guard::{Need, signed_in_agent};
+use crate::graphql::guard::{self, Need, signed_in_agent};
+
+use super::queries::visible_customer;
 
 /// Input of `banCustomer`.
 #[derive(Debug, InputObject)]
@@ -59,6 +61,12 @@ async fn run(
     customer: CustomerId,
     command: &CustomerCommand,
 ) -> Result<CustomerPayload> {
+    // An agent limited to categories moderates only the customers they may see.
+    if guard::ticket_scope(ctx).await? != TicketScope::All
+        && visible_customer(ctx, customer.0).await?.is_none()
+    {
+        return Err(error(Code::NotFound, "no such customer"));
+    }
     let api = ctx.data_unchecked::<Api>();
     let command_ctx = context(ctx, mutation, key)?;
     let executed = timed(

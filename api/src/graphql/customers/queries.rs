@@ -1,15 +1,16 @@
-//! `customers` and `customer`, from the `customers` read model.
+//! `customers` and `customer`, from the `customers` read model. An agent limited to categories
+//! sees a customer only through their tickets in those categories.
 
 use async_graphql::connection::Connection;
 use async_graphql::{Context, ID, Object, Result};
 use projections::customers::queries as customers;
 
 use super::types::{Customer, customer_key};
-use crate::auth::Permission;
+use crate::auth::{Permission, TicketScope};
 use crate::graphql::consistency::{ConsistencyInput, consistent};
 use crate::graphql::context::Api;
 use crate::graphql::error::{Code, database, error};
-use crate::graphql::guard::Need;
+use crate::graphql::guard::{self, Need};
 use crate::graphql::pagination::{
     MAX_TEXT_FILTER, PageArgs, bounded, connection, connection_complexity, cursor, page, time_key,
 };
@@ -54,7 +55,8 @@ impl CustomerQuery {
         )?;
         let search = bounded("search", search.as_deref(), MAX_TEXT_FILTER)?;
         let keyset = request.keyset(time_key)?;
-        let rows = customers::list(&api.pool, search, banned, &keyset)
+        let scope = guard::ticket_scope(ctx).await?;
+        let rows = customers::list(&api.pool, scope.categories(), search, banned, &keyset)
             .await
             .map_err(database)?;
         Ok(connection(
@@ -65,7 +67,8 @@ impl CustomerQuery {
         ))
     }
 
-    /// One customer, by Telegram id or global id.
+    /// One customer, by Telegram id or global id; `NOT_FOUND` when they never wrote or, for
+    /// an agent limited to categories, have no ticket in them.
     #[graphql(guard = "Need(Permission::ReadCustomers)")]
     async fn customer(
         &self,
@@ -74,11 +77,25 @@ impl CustomerQuery {
         consistency: Option<ConsistencyInput>,
     ) -> Result<Customer> {
         consistent(ctx, consistency.as_ref()).await?;
-        let api = ctx.data_unchecked::<Api>();
-        customers::by_id(&api.pool, customer_key(&id)?)
-            .await
-            .map_err(database)?
-            .map(Customer::from)
+        visible_customer(ctx, customer_key(&id)?)
+            .await?
             .ok_or_else(|| error(Code::NotFound, "no such customer"))
     }
+}
+
+/// The customer if they exist and the caller may see them: an agent limited to categories
+/// sees only customers with a ticket in them, with the counters and open ticket of those
+/// tickets only.
+///
+/// # Errors
+/// As [`guard::ticket_scope`], or `INTERNAL` when the database fails.
+pub async fn visible_customer(ctx: &Context<'_>, id: i64) -> Result<Option<Customer>> {
+    let api = ctx.data_unchecked::<Api>();
+    let row = match guard::ticket_scope(ctx).await? {
+        TicketScope::All => customers::by_id(&api.pool, id).await,
+        TicketScope::Categories(categories) => {
+            customers::by_id_within(&api.pool, id, &categories).await
+        }
+    };
+    Ok(row.map_err(database)?.map(Customer::from))
 }

@@ -35,11 +35,13 @@ pub struct Customer {
     pub ban_reason: Option<String>,
     /// Whether they opted out of broadcasts.
     pub opted_out_of_broadcasts: bool,
-    /// Tickets they ever had.
+    /// Tickets they ever had (for an agent limited to categories: in those categories).
     pub tickets_total: i32,
-    /// Their tickets not yet resolved.
+    /// Their tickets not yet resolved (for an agent limited to categories: in those
+    /// categories).
     pub tickets_open: i32,
-    /// Their active ticket, if any.
+    /// Their active ticket, if any (for an agent limited to categories: only when it is in
+    /// those categories, else null).
     pub open_ticket_id: Option<ID>,
 }
 

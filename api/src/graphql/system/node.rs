@@ -5,7 +5,6 @@
 
 use async_graphql::{Context, ID, Interface, Object, Result};
 use projections::broadcasts::queries as broadcasts;
-use projections::customers::queries as customers;
 use projections::directory::queries as directory;
 use projections::tickets::queries as tickets;
 
@@ -13,7 +12,7 @@ use crate::auth::Permission;
 use crate::graphql::broadcasts::Broadcast;
 use crate::graphql::consistency::{ConsistencyInput, consistent};
 use crate::graphql::context::Api;
-use crate::graphql::customers::Customer;
+use crate::graphql::customers::{Customer, visible_customer};
 use crate::graphql::directory::{Agent, Category, Template};
 use crate::graphql::error::{Code, database, error};
 use crate::graphql::events::EventActor;
@@ -49,8 +48,8 @@ pub enum Node {
 #[derive(Debug, Default)]
 pub struct NodeQuery;
 
-fn need(ctx: &Context<'_>, permission: Permission) -> Result<()> {
-    if guard::caller(ctx)?.may(permission) {
+async fn need(ctx: &Context<'_>, permission: Permission) -> Result<()> {
+    if guard::current(ctx).await?.may(permission) {
         Ok(())
     } else {
         Err(error(
@@ -102,12 +101,12 @@ impl NodeQuery {
         };
         match kind.as_str() {
             "Ticket" => {
-                need(ctx, Permission::ReadTickets)?;
+                need(ctx, Permission::ReadTickets).await?;
                 let ticket = uuid()?;
                 Ok(absent(visible_ticket(ctx, ticket).await)?.map(Node::Ticket))
             }
             "Message" => {
-                need(ctx, Permission::ReadTickets)?;
+                need(ctx, Permission::ReadTickets).await?;
                 let Some(row) = tickets::message(&api.pool, uuid()?)
                     .await
                     .map_err(database)?
@@ -119,7 +118,7 @@ impl NodeQuery {
                     .then(|| Node::Message(row.into())))
             }
             "Note" => {
-                need(ctx, Permission::ReadTickets)?;
+                need(ctx, Permission::ReadTickets).await?;
                 let Some(row) = tickets::note(&api.pool, uuid()?).await.map_err(database)? else {
                     return Ok(None);
                 };
@@ -130,7 +129,7 @@ impl NodeQuery {
             "EventActor" => {
                 // Actors show on events, which the event feed (`events`) and a ticket's
                 // history give: either permission reads them. The actor is its id's content.
-                let caller = guard::caller(ctx)?;
+                let caller = guard::current(ctx).await?;
                 if !(caller.may(Permission::ReadEvents) || caller.may(Permission::ReadTickets)) {
                     return Err(error(
                         Code::Forbidden,
@@ -142,38 +141,35 @@ impl NodeQuery {
                     .ok_or_else(|| error(Code::Validation, "not a valid id"))
             }
             "Customer" => {
-                need(ctx, Permission::ReadCustomers)?;
+                need(ctx, Permission::ReadCustomers).await?;
                 let key = key
                     .parse()
                     .map_err(|_| error(Code::Validation, "not a valid id"))?;
-                Ok(customers::by_id(&api.pool, key)
-                    .await
-                    .map_err(database)?
-                    .map(|row| Node::Customer(row.into())))
+                Ok(visible_customer(ctx, key).await?.map(Node::Customer))
             }
             "Agent" => {
-                need(ctx, Permission::ReadDirectory)?;
+                need(ctx, Permission::ReadDirectory).await?;
                 Ok(directory::agent(&api.pool, uuid()?)
                     .await
                     .map_err(database)?
                     .map(|row| Node::Agent(row.into())))
             }
             "Category" => {
-                need(ctx, Permission::ReadDirectory)?;
+                need(ctx, Permission::ReadDirectory).await?;
                 Ok(directory::category(&api.pool, uuid()?)
                     .await
                     .map_err(database)?
                     .map(|row| Node::Category(row.into())))
             }
             "Template" => {
-                need(ctx, Permission::ReadDirectory)?;
+                need(ctx, Permission::ReadDirectory).await?;
                 Ok(directory::template(&api.pool, uuid()?)
                     .await
                     .map_err(database)?
                     .map(|row| Node::Template(row.into())))
             }
             "Broadcast" => {
-                need(ctx, Permission::ReadBroadcasts)?;
+                need(ctx, Permission::ReadBroadcasts).await?;
                 Ok(broadcasts::by_id(&api.pool, uuid()?)
                     .await
                     .map_err(database)?

@@ -9,7 +9,7 @@ use crate::auth::Permission;
 use crate::graphql::context::Api;
 use crate::graphql::error::{Code, error};
 use crate::graphql::events::{EventsFrom, LogEvent, event_feed, parse_cursor};
-use crate::graphql::guard::Need;
+use crate::graphql::guard::{LiveScope, Need};
 
 /// Most event types one `events` subscription may filter on.
 pub const MAX_TYPES: usize = 50;
@@ -79,6 +79,22 @@ impl EventSubscription {
                     .is_none_or(|prefix| event.stream_id.starts_with(prefix.as_str()))
         })
         .await?;
-        Ok(feed.map(|item| item.map(|event| LogEvent::from(event.as_ref()))))
+        // Each event is checked against the caller's role as of its position: a demoted or
+        // deactivated agent's feed ends there with the refusal.
+        let access = LiveScope::of(ctx, Permission::ReadEvents)?;
+        let checked = feed.then(move |item| {
+            let access = access.clone();
+            async move {
+                let event = item?;
+                access.at(event.position).await?;
+                Ok(LogEvent::from(event.as_ref()))
+            }
+        });
+        let mut ended = false;
+        Ok(checked.take_while(move |item| {
+            let go = !ended;
+            ended |= item.is_err();
+            std::future::ready(go)
+        }))
     }
 }

@@ -20,7 +20,7 @@ use crate::graphql::consistency::wait_for_model;
 use crate::graphql::context::Api;
 use crate::graphql::error::{Code, database, error};
 use crate::graphql::events::{LogEvent, event_feed, hub_failed, parse_cursor};
-use crate::graphql::guard::{self, Need};
+use crate::graphql::guard::{self, LiveScope, Need};
 use crate::graphql::ids::parse_uuid;
 use crate::live::ticket_of;
 
@@ -107,6 +107,7 @@ impl TicketSubscription {
         let ticket = parse_uuid(&ticket_id, "ticketId")?;
         let scope = guard::ticket_scope(ctx).await?;
         guard::ticket_in(ctx, &scope, ticket).await?;
+        let access = LiveScope::of(ctx, Permission::ReadTickets)?;
         let after = parse_cursor(after)?;
         let api = ctx.data_unchecked::<Api>();
         let (pool, timeout) = (api.pool.clone(), api.limits.consistency_timeout);
@@ -115,18 +116,18 @@ impl TicketSubscription {
             event.stream_id == stream
         })
         .await?;
-        // A category-scoped agent follows the ticket only while it stays in their categories:
-        // when it moves out, the feed ends with NOT_FOUND before the move (or anything after
-        // it) shows.
-        let recheck = scope != TicketScope::All;
+        // Each event is checked against the caller's scope as of its position: a
+        // category-scoped agent follows the ticket only while it stays in their categories
+        // (and they in its category): when either changes so that it is out, the feed ends
+        // with NOT_FOUND before the change (or anything after it) shows.
         let checked = feed.then(move |item| {
-            let (pool, scope) = (pool.clone(), scope.clone());
+            let (pool, access, started) = (pool.clone(), access.clone(), scope.clone());
             async move {
                 let event = item?;
-                if recheck
-                    && event.event_type == CATEGORY_CHANGED
-                    && !in_scope_after(&pool, &scope, ticket, event.position, timeout).await?
-                {
+                let now = access.at(event.position).await?;
+                let recheck = now != TicketScope::All
+                    && (event.event_type == CATEGORY_CHANGED || now != started);
+                if recheck && !in_scope_after(&pool, &now, ticket, event.position, timeout).await? {
                     return Err(error(Code::NotFound, "no such ticket"));
                 }
                 Ok(LogEvent::from(event.as_ref()))
@@ -183,9 +184,12 @@ impl TicketSubscription {
             unassigned: filter.unassigned,
             scope: guard::ticket_scope(ctx).await?,
         };
+        let access = LiveScope::of(ctx, Permission::ReadTickets)?;
         let live = api.live.clone();
         let (head, receiver) = live.tickets().await.map_err(hub_failed)?;
-        Ok(ticket_list::changes(live, head, receiver, matcher, showing))
+        Ok(ticket_list::changes(
+            live, head, receiver, matcher, access, showing,
+        ))
     }
 
     /// New customer messages and agent replies, of one ticket or of every ticket the caller
@@ -203,7 +207,7 @@ impl TicketSubscription {
         if let Some(ticket) = ticket {
             guard::visible_ticket(ctx, ticket).await?;
         }
-        let scope = guard::ticket_scope(ctx).await?;
+        let access = LiveScope::of(ctx, Permission::ReadTickets)?;
         let api = ctx.data_unchecked::<Api>();
         let pool = api.pool.clone();
         let timeout = api.limits.consistency_timeout;
@@ -213,22 +217,33 @@ impl TicketSubscription {
                     .is_some_and(|id| ticket.is_none_or(|wanted| wanted == id))
         })
         .await?;
+        // Each message is checked against the caller's scope as of its position; a refusal
+        // (deactivated, permission lost) is the feed's last item.
         Ok(feed
             .then(move |item| {
-                let pool = pool.clone();
-                let scope = scope.clone();
+                let (pool, access) = (pool.clone(), access.clone());
                 async move {
                     let event = match item {
                         Ok(event) => event,
-                        Err(error) => return Some(Err(error)),
+                        Err(error) => return Some((Err(error), false)),
+                    };
+                    let scope = match access.at(event.position).await {
+                        Ok(scope) => scope,
+                        Err(error) => return Some((Err(error), true)),
                     };
                     message_of(&pool, &event, timeout)
                         .await
                         .map(|message| message.filter(|m| scope.covers(m.message.category_id)))
                         .transpose()
+                        .map(|item| (item, false))
                 }
             })
-            .filter_map(std::future::ready))
+            .filter_map(std::future::ready)
+            .scan(false, |ended, (item, last)| {
+                let go = !*ended;
+                *ended = last;
+                std::future::ready(go.then_some(item))
+            }))
     }
 }
 

@@ -21,11 +21,11 @@ use uuid::Uuid;
 use super::types::{Message, Note, PriorityValue, TicketStatusValue};
 use crate::auth::Permission;
 use crate::graphql::context::Api;
-use crate::graphql::customers::{Customer, CustomerLoader};
+use crate::graphql::customers::{Customer, CustomerKey, CustomerLoader};
 use crate::graphql::directory::{Agent, AgentLoader};
 use crate::graphql::error::{database, internal};
 use crate::graphql::events::LogEvent;
-use crate::graphql::guard::Need;
+use crate::graphql::guard::{self, Need};
 use crate::graphql::ids;
 use crate::graphql::pagination::{
     PageArgs, connection, connection_complexity, cursor, cursor_part, page,
@@ -322,8 +322,12 @@ impl Ticket {
     #[graphql(guard = "Need(Permission::ReadCustomers)")]
     async fn customer(&self, ctx: &Context<'_>) -> Result<Option<Customer>> {
         let customers = ctx.data_unchecked::<DataLoader<CustomerLoader>>();
+        let key = CustomerKey {
+            id: self.row.customer_id,
+            within: guard::ticket_scope(ctx).await?.categories().map(Arc::from),
+        };
         let row = customers
-            .load_one(self.row.customer_id)
+            .load_one(key)
             .await
             .map_err(|error| internal("a database query failed", error))?;
         Ok(row.map(Customer::from))

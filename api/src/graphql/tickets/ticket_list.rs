@@ -22,6 +22,7 @@ use super::ticket::Ticket;
 use super::types::TicketStatusValue;
 use crate::auth::TicketScope;
 use crate::graphql::error::internal;
+use crate::graphql::guard::LiveScope;
 use crate::live::{LiveHub, TicketBatch};
 
 /// Which tickets a live list shows. Empty: all the caller may see.
@@ -42,6 +43,7 @@ pub(super) struct TicketMatcher {
     pub(super) assignee: Option<Uuid>,
     pub(super) category: Option<Uuid>,
     pub(super) unassigned: Option<bool>,
+    /// The caller's scope as of the batch being applied.
     pub(super) scope: TicketScope,
 }
 
@@ -78,17 +80,19 @@ pub struct TicketChange {
 }
 
 /// The changes of a live list, from the hub's batches, starting at `head` (read before
-/// `receiver` was taken), for a client that already shows the tickets `showing`. One error
-/// item ends it.
+/// `receiver` was taken), for a client that already shows the tickets `showing`. Each batch
+/// is shown within the caller's scope as of its position (`access`). One error item ends it.
 pub(super) fn changes(
     live: LiveHub,
     head: Position,
     receiver: broadcast::Receiver<Arc<TicketBatch>>,
     matcher: TicketMatcher,
+    access: LiveScope,
     showing: HashSet<Uuid>,
 ) -> impl Stream<Item = Result<TicketChange>> + Send + 'static {
     let list = TicketList {
         live,
+        access,
         receiver,
         matcher,
         shown: showing,
@@ -102,6 +106,7 @@ pub(super) fn changes(
 
 struct TicketList {
     live: LiveHub,
+    access: LiveScope,
     receiver: broadcast::Receiver<Arc<TicketBatch>>,
     matcher: TicketMatcher,
     /// Tickets the client shows: last sent as in the filter, or named by it at the start.
@@ -147,6 +152,13 @@ impl TicketList {
                 Err(broadcast::error::RecvError::Closed) => return None,
             };
             self.applied = self.applied.max(batch.position);
+            match self.access.at(batch.position).await {
+                Ok(scope) => self.matcher.scope = scope,
+                Err(error) => {
+                    self.failed = true;
+                    return Some((Err(error), self));
+                }
+            }
             self.apply(&batch);
         }
     }

@@ -27,7 +27,8 @@
 //! running operation replaces it, as that protocol's server did.
 //!
 //! Once accepted, the credential is checked again every
-//! [`crate::graphql::Limits::socket_credential_check`]; when it ends, the socket is closed with
+//! [`crate::graphql::Limits::socket_credential_check`], and at once when this process ends a
+//! credential; when it ends, the socket is closed with
 //! 4403 and the reason (in either protocol without `connection_error`, which answers the
 //! connection's set-up). A message larger than the body limit closes it with 1009.
 
@@ -357,6 +358,7 @@ impl Conversation {
     async fn accept(&mut self, caller: Caller) {
         let mut data = Data::default();
         data.insert(Authentication::Authenticated(caller));
+        data.insert(guard::OnSocket);
         self.session = Some(Arc::new(data));
         // A socket that cannot be written to ends at its next read.
         let _ = self.send(json!({ "type": "connection_ack" })).await;
@@ -525,41 +527,33 @@ fn connection_token(payload: &Value) -> Option<String> {
 /// The credential `connection_init` accepted, and whom it authenticated.
 type Accepted = Option<(Option<String>, Caller)>;
 
-/// Resolves, with the reason, once the accepted credential no longer authenticates, or once
-/// the tickets it may see changed (an agent's categories: the subscriptions opened on the
-/// socket filter by the scope they started with, so the client reconnects to get the new
-/// one); never before a credential was accepted.
+/// Resolves, with the reason, once the accepted credential no longer authenticates: checked
+/// every period and whenever this process ends a credential; never before a credential was
+/// accepted. (A change of the agent's role or categories needs no new socket: each operation
+/// and each item a subscription delivers is checked against the agent's state as of the log,
+/// see [`guard::LiveScope`].)
 async fn credential_ended(
     api: Api,
     mut accepted: tokio::sync::watch::Receiver<Accepted>,
 ) -> &'static str {
-    let Ok(Some((token, caller))) = accepted.wait_for(Option::is_some).await.map(|a| a.clone())
-    else {
+    let Ok(Some((token, _))) = accepted.wait_for(Option::is_some).await.map(|a| a.clone()) else {
         // The socket ended before a credential was accepted.
         return std::future::pending().await;
     };
-    // The scope as the socket's subscriptions read it when they start; a failed read is
-    // taken again at the first check.
-    let mut scope = guard::scope_of(&api.pool, &caller).await.ok();
     let period = api.limits.socket_credential_check;
     let mut every = tokio::time::interval_at(tokio::time::Instant::now() + period, period);
     every.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
+    // A credential this process ends is checked at once, not at the next tick.
+    let mut ended = api.auth.watch_ended_credentials();
     loop {
-        every.tick().await;
-        let caller = match api.auth.authenticate(token.as_deref()).await {
-            Authentication::Authenticated(caller) => caller,
+        tokio::select! {
+            _ = every.tick() => {}
+            Ok(()) = ended.changed() => {}
+        }
+        match api.auth.authenticate(token.as_deref()).await {
+            Authentication::Authenticated(_) => {}
             Authentication::Refused(reason) => return reason,
             Authentication::Anonymous => return "the credential is gone",
-        };
-        // A failed read is checked again at the next tick.
-        if let Ok(now) = guard::scope_of(&api.pool, &caller).await {
-            match &scope {
-                Some(before) if *before != now => {
-                    return "your ticket categories changed: reconnect to follow them";
-                }
-                Some(_) => {}
-                None => scope = Some(now),
-            }
         }
     }
 }
