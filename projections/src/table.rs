@@ -109,7 +109,7 @@ impl ColumnValue for Vec<Uuid> {
 /// SQL type; optionally columns computed from a row when it is written (`written:`, each with
 /// a `fn(&Row) -> T` giving its value); and the row's [`Table`] implementation.
 ///
-/// ```ignore
+/// ```text
 /// table! {
 ///     /// One row of `ticket_notes`.
 ///     #[derive(Debug, Clone)]
