@@ -25,10 +25,24 @@
 //! delivery is still being handled (or after a crash before the key was stored) can make the
 //! bot send its own answer twice; the log is never written twice.
 //!
-//! Errors of the log or the database are returned as [`InboundError`], and the caller makes
-//! Telegram deliver the update again (the webhook answers 500, polling does not move its
-//! offset). A rejection by the domain (bad input, a closed ticket) is final and reported as
-//! [`Handled::Refused`]: delivering the update again could not change it.
+//! Errors that may pass (the log or the database is away, writers kept conflicting) are
+//! returned as [`InboundError`], and the caller makes Telegram deliver the update again (the
+//! webhook answers 500, polling does not move its offset). A rejection by the domain (bad
+//! input, a closed ticket) is final and reported as [`Handled::Refused`]: delivering the update
+//! again could not change it.
+//!
+//! # Never stuck behind one update
+//!
+//! An update that can never be recorded (the log refuses what it would write, a stored event
+//! of the customer cannot be read by this code, its idempotency key was used for other work)
+//! would otherwise be delivered again forever, and in long polling every later update would
+//! wait behind it. Such an update is kept in `telegram_updates_unrecorded` instead, with its
+//! raw JSON and the error, for an admin to look at ([`Handled::Unrecorded`]); the caller then
+//! moves on. Text Postgres cannot hold (a NUL character) never gets that far: it is cleaned when
+//! the update is read (see [`crate::update`]), and the message is recorded.
+//!
+//! Every update skipped on purpose (not for us, a kind the domain does not keep, a button we
+//! did not make…) is logged at INFO with its kind and update id, never with its content.
 
 use std::sync::Arc;
 use std::time::{Duration, Instant};
@@ -45,6 +59,7 @@ use domain::ticket::{
 use domain::{CategoryId, CustomerId, MessageId, StreamId, TicketId};
 use eventlog::postgres::PostgresLog;
 use eventlog::{Actor, ActorKind};
+use serde_json::Value;
 use teloxide::Bot;
 use teloxide::payloads::{AnswerCallbackQuerySetters, SendMessageSetters};
 use teloxide::prelude::Requester;
@@ -55,7 +70,7 @@ use tokio::sync::Mutex;
 use uuid::Uuid;
 
 use crate::callback::CallbackData;
-use crate::store::HandledUpdates;
+use crate::store::{HandledUpdates, UnrecordedUpdates};
 use crate::update::{self, BotCommand, Inbound, IncomingMessage, Sender};
 
 /// How long the settings (greeting, categories, reopen window) are reused before being read
@@ -83,22 +98,55 @@ pub enum Handled {
     Ignored(&'static str),
     /// The domain refused it for good (the reason is fit for a log; no personal data).
     Refused(String),
+    /// It can never be recorded; it is kept among the unrecorded updates with this error.
+    Unrecorded(String),
 }
 
-/// Handling failed for a reason that may pass: the update must be delivered again.
+/// Handling failed. Unless [`InboundError::is_permanent`], for a reason that may pass: the
+/// update must be delivered again. [`Inbox::handle`] returns only errors that may pass.
 #[derive(Debug, thiserror::Error)]
-#[error("the update could not be recorded, Telegram should deliver it again: {0}")]
-pub struct InboundError(String);
+#[error("{message}")]
+pub struct InboundError {
+    message: String,
+    permanent: bool,
+}
 
 impl InboundError {
     fn from_command<E: std::fmt::Display>(error: &CommandError<E>) -> Self {
-        Self(error.to_string())
+        let permanent = match error {
+            CommandError::Rejected(_) | CommandError::Decode { .. } | CommandError::KeyReused => {
+                true
+            }
+            CommandError::Conflict { .. } => false,
+            CommandError::Log(error) => {
+                !error.is_transient() && !matches!(error, eventlog::Error::Conflict { .. })
+            }
+        };
+        Self {
+            message: error.to_string(),
+            permanent,
+        }
+    }
+
+    /// Whether delivering the update again cannot help.
+    #[must_use]
+    pub fn is_permanent(&self) -> bool {
+        self.permanent
     }
 }
 
 impl From<sqlx::Error> for InboundError {
     fn from(error: sqlx::Error) -> Self {
-        Self(error.to_string())
+        // Postgres' data exceptions (class 22: a value it cannot hold) come back every time;
+        // anything else (a lost connection, a timeout) may pass.
+        let permanent = error
+            .as_database_error()
+            .and_then(|db| db.code())
+            .is_some_and(|code| code.starts_with("22"));
+        Self {
+            message: error.to_string(),
+            permanent,
+        }
     }
 }
 
@@ -107,6 +155,7 @@ impl From<sqlx::Error> for InboundError {
 pub struct Inbox {
     commands: CommandService<PostgresLog>,
     handled: HandledUpdates,
+    unrecorded: UnrecordedUpdates,
     bot: Bot,
     bot_id: String,
     settings: Mutex<Option<(Instant, Arc<Settings>)>>,
@@ -119,6 +168,7 @@ impl Inbox {
     pub fn new(commands: CommandService<PostgresLog>, bot: Bot, bot_id: impl Into<String>) -> Self {
         Self {
             handled: HandledUpdates::new(commands.log().pool().clone()),
+            unrecorded: UnrecordedUpdates::new(commands.log().pool().clone()),
             commands,
             bot,
             bot_id: bot_id.into(),
@@ -126,38 +176,85 @@ impl Inbox {
         }
     }
 
-    /// Handles one update: see the module documentation.
+    /// Handles one update: see the module documentation. The same as
+    /// [`Inbox::handle_raw`] without the raw body (an update that cannot be recorded is kept
+    /// as teloxide reads it back).
     ///
     /// # Errors
-    /// [`InboundError`] when the log or the database failed; nothing is lost, as long as the
-    /// update is delivered again.
+    /// [`InboundError`] when the log or the database failed for a reason that may pass;
+    /// nothing is lost, as long as the update is delivered again.
     pub async fn handle(&self, update: &Update) -> Result<Handled, InboundError> {
+        self.handle_raw(update, None).await
+    }
+
+    /// Handles one update received as `raw` (the JSON body, kept when the update cannot be
+    /// recorded).
+    ///
+    /// # Errors
+    /// As [`Inbox::handle`].
+    pub async fn handle_raw(
+        &self,
+        update: &Update,
+        raw: Option<&[u8]>,
+    ) -> Result<Handled, InboundError> {
         let key = update_key(&self.bot_id, update);
+        match self.record(update, &key).await {
+            Err(error) if error.is_permanent() => {
+                let mut raw = raw
+                    .and_then(|raw| serde_json::from_slice::<Value>(raw).ok())
+                    .or_else(|| serde_json::to_value(update).ok())
+                    .unwrap_or(Value::Null);
+                eventlog::storable::replace_nul(&mut raw);
+                let reason = eventlog::storable::without_nul(&error.message)
+                    .unwrap_or_else(|| error.message.clone());
+                self.unrecorded
+                    .insert(&key, update.id.0, &raw, &reason)
+                    .await?;
+                tracing::warn!(
+                    update_id = update.id.0,
+                    update = kind_of(update),
+                    error = %reason,
+                    "the update can never be recorded; kept among the unrecorded updates"
+                );
+                Ok(Handled::Unrecorded(reason))
+            }
+            Err(error) => Err(error),
+            Ok(Handled::Ignored(reason)) => {
+                tracing::info!(
+                    update_id = update.id.0,
+                    update = kind_of(update),
+                    kind = reason,
+                    "update skipped"
+                );
+                Ok(Handled::Ignored(reason))
+            }
+            Ok(handled) => Ok(handled),
+        }
+    }
+
+    async fn record(&self, update: &Update, key: &str) -> Result<Handled, InboundError> {
         let inbound = update::interpret(update, Utc::now());
         // Only updates the bot answers need the handled mark; the others are idempotent on
         // the log by their key alone, and skipping the mark saves two queries per message.
         let answers = matches!(inbound, Inbound::Command { .. } | Inbound::Callback { .. });
-        if answers && self.handled.contains(&key).await? {
+        if answers && self.handled.contains(key).await? {
             tracing::debug!(update_id = update.id.0, "repeated update ignored");
             return Ok(Handled::Duplicate);
         }
         let handled = match inbound {
-            Inbound::Ignored { reason } => {
-                tracing::debug!(update_id = update.id.0, reason, "update ignored");
-                Handled::Ignored(reason)
-            }
+            Inbound::Ignored { reason } => Handled::Ignored(reason),
             Inbound::Message {
                 sender,
                 message,
                 at,
-            } => self.message(&sender, message, at, &key).await?,
+            } => self.message(&sender, message, at, key).await?,
             Inbound::Command {
                 sender,
                 command,
                 telegram_message_id,
                 at,
             } => {
-                self.command(&sender, command, telegram_message_id, at, &key)
+                self.command(&sender, command, telegram_message_id, at, key)
                     .await?
             }
             Inbound::Edited {
@@ -166,7 +263,7 @@ impl Inbox {
                 content,
                 at,
             } => {
-                self.edited(&sender, telegram_message_id, content, at, &key)
+                self.edited(&sender, telegram_message_id, content, at, key)
                     .await?
             }
             Inbound::Callback {
@@ -174,13 +271,13 @@ impl Inbox {
                 query_id,
                 data,
                 at,
-            } => self.callback(&sender, query_id, data, at, &key).await?,
+            } => self.callback(&sender, query_id, data, at, key).await?,
             Inbound::BotBlocked { customer, at } => {
-                self.blocked(customer, CustomerCommand::RecordBotBlocked { at }, &key)
+                self.blocked(customer, CustomerCommand::RecordBotBlocked { at }, key)
                     .await?
             }
             Inbound::BotUnblocked { customer, at } => {
-                self.blocked(customer, CustomerCommand::RecordBotUnblocked { at }, &key)
+                self.blocked(customer, CustomerCommand::RecordBotUnblocked { at }, key)
                     .await?
             }
         };
@@ -188,7 +285,7 @@ impl Inbox {
             tracing::info!(update_id = update.id.0, reason, "update refused");
         }
         if answers {
-            self.handled.insert(&key).await?;
+            self.handled.insert(key).await?;
         }
         Ok(handled)
     }
@@ -589,7 +686,39 @@ pub fn update_key(bot_id: &str, update: &Update) -> String {
         UpdateKind::MyChatMember(member) => member.date.timestamp().to_string(),
         _ => String::new(),
     };
-    format!("telegram:{bot_id}:{}:{stamp}", update.id.0)
+    let key = format!("telegram:{bot_id}:{}:{stamp}", update.id.0);
+    // A callback query id is the sender's text: it must not make the key unstorable.
+    eventlog::storable::without_nul(&key).unwrap_or(key)
+}
+
+/// The kind of an update, as Telegram names its field, for logs.
+fn kind_of(update: &Update) -> &'static str {
+    match &update.kind {
+        UpdateKind::Message(_) => "message",
+        UpdateKind::EditedMessage(_) => "edited_message",
+        UpdateKind::CallbackQuery(_) => "callback_query",
+        UpdateKind::MyChatMember(_) => "my_chat_member",
+        UpdateKind::ChannelPost(_) => "channel_post",
+        UpdateKind::EditedChannelPost(_) => "edited_channel_post",
+        UpdateKind::BusinessConnection(_) => "business_connection",
+        UpdateKind::BusinessMessage(_) => "business_message",
+        UpdateKind::EditedBusinessMessage(_) => "edited_business_message",
+        UpdateKind::DeletedBusinessMessages(_) => "deleted_business_messages",
+        UpdateKind::InlineQuery(_) => "inline_query",
+        UpdateKind::ChosenInlineResult(_) => "chosen_inline_result",
+        UpdateKind::Poll(_) => "poll",
+        UpdateKind::PollAnswer(_) => "poll_answer",
+        UpdateKind::MessageReaction(_) => "message_reaction",
+        UpdateKind::MessageReactionCount(_) => "message_reaction_count",
+        UpdateKind::ShippingQuery(_) => "shipping_query",
+        UpdateKind::PreCheckoutQuery(_) => "pre_checkout_query",
+        UpdateKind::PurchasedPaidMedia(_) => "purchased_paid_media",
+        UpdateKind::ChatMember(_) => "chat_member",
+        UpdateKind::ChatJoinRequest(_) => "chat_join_request",
+        UpdateKind::ChatBoost(_) => "chat_boost",
+        UpdateKind::RemovedChatBoost(_) => "removed_chat_boost",
+        UpdateKind::Error(_) => "unreadable",
+    }
 }
 
 fn customer_context(customer: CustomerId) -> CommandContext {

@@ -9,8 +9,8 @@
 //!   recording each outcome as an event.
 //! - [`callback`] is the format of the data behind inline buttons, shared by both directions.
 //! - [`config`] holds the settings.
-//! - `store` holds the bot's own tables (handled updates, delivery state): the only SQL of
-//!   the crate.
+//! - `store` holds the bot's own tables (handled updates, updates that can never be
+//!   recorded, delivery state): the only SQL of the crate.
 
 pub mod callback;
 pub mod config;

@@ -2,8 +2,10 @@
 //! set: it needs no public address.
 //!
 //! Updates are handled one by one, in Telegram's order. The offset moves past an update only
-//! once it is handled; when handling fails (the log is down), the same update is tried again
-//! with a growing pause, so nothing is skipped. After a restart Telegram sends again every
+//! once it is handled; when handling fails for a reason that may pass (the log is down), the
+//! same update is tried again with a growing pause, so nothing is skipped. An update that can
+//! never be recorded is kept among the unrecorded updates by the [`Inbox`], which counts as
+//! handled: the offset moves on and the updates behind it are not held up. After a restart Telegram sends again every
 //! update that was not confirmed by a later `getUpdates`, and the [`Inbox`] recognises those
 //! it had handled already.
 

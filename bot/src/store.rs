@@ -4,6 +4,9 @@
 //!
 //! - [`HandledUpdates`]: `telegram_updates_handled` (`migrations/0007_bot_updates.sql`), the
 //!   updates the bot answered itself, so a repeat is not answered twice.
+//! - [`UnrecordedUpdates`]: the updates that can never be recorded, kept with their raw JSON
+//!   and the error for admins in `telegram_updates_unrecorded`
+//!   (`migrations/0014_unrecorded_updates.sql`; read through `projections::unrecorded`).
 //! - [`DeliveryStore`]: the delivery worker's tables (`migrations/0006_delivery.sql`), its
 //!   checkpoint and the satisfaction prompts it sent.
 
@@ -58,6 +61,44 @@ impl HandledUpdates {
         .execute(&self.pool)
         .await?;
         Ok(done.rows_affected())
+    }
+}
+
+/// The updates that can never be recorded (see [`crate::inbound`]).
+#[derive(Debug, Clone)]
+pub(crate) struct UnrecordedUpdates {
+    pool: PgPool,
+}
+
+impl UnrecordedUpdates {
+    pub(crate) fn new(pool: PgPool) -> Self {
+        UnrecordedUpdates { pool }
+    }
+
+    /// Keeps the update of `key` with its `raw` JSON and the `error` that stops it; a repeat
+    /// of the same update refreshes the error and the time. Neither `raw` nor `error` may
+    /// hold a NUL character.
+    pub(crate) async fn insert(
+        &self,
+        key: &str,
+        update_id: u32,
+        raw: &serde_json::Value,
+        error: &str,
+    ) -> Result<(), sqlx::Error> {
+        sqlx::query(
+            "insert into telegram_updates_unrecorded (update_key, update_id, raw_update, error)
+             values ($1, $2, $3, $4)
+             on conflict (update_key) do update
+                set error = excluded.error, raw_update = excluded.raw_update,
+                    recorded_at = now()",
+        )
+        .bind(key)
+        .bind(i64::from(update_id))
+        .bind(sqlx::types::Json(raw))
+        .bind(error)
+        .execute(&self.pool)
+        .await?;
+        Ok(())
     }
 }
 

@@ -5,6 +5,11 @@
 //! channels, inline mode, polls, service messages, kinds the domain has no body for) becomes
 //! [`Inbound::Ignored`] with a short reason the caller logs at debug level.
 //!
+//! What the customer sent is kept as Telegram gave it, with one exception: Postgres cannot
+//! store the NUL character (U+0000), so every NUL in the profile and the content read here is
+//! replaced by U+FFFD REPLACEMENT CHARACTER (see [`eventlog::storable`]) and the message is
+//! recorded rather than refused.
+//!
 //! This module is a pure function of the update and the current time: it does no IO, writes
 //! nothing to the log and never answers Telegram. It must not panic on any input.
 
@@ -14,6 +19,8 @@ use domain::content::{
     ForwardOrigin, MessageBody, MessageContent, TelegramFile, TelegramMessageId,
 };
 use domain::customer::CustomerProfile;
+use serde::Serialize;
+use serde::de::DeserializeOwned;
 use teloxide::types::{
     CallbackQuery, Chat, ChatMemberKind, ChatMemberUpdated, FileMeta, MediaKind, Message,
     MessageCommon, MessageKind, MessageOrigin, PhotoSize, Update, UpdateKind, User,
@@ -119,9 +126,13 @@ pub enum Inbound {
 }
 
 /// Reads one update. `now` stands in for the time of events Telegram does not date (button
-/// presses, edits without `edit_date`).
+/// presses, edits without `edit_date`). No text of the result holds a NUL character.
 #[must_use]
 pub fn interpret(update: &Update, now: DateTime<Utc>) -> Inbound {
+    storable(read(update, now))
+}
+
+fn read(update: &Update, now: DateTime<Utc>) -> Inbound {
     let ignored = |reason| Inbound::Ignored { reason };
     match &update.kind {
         UpdateKind::Message(message) => interpret_message(message),
@@ -145,6 +156,82 @@ pub fn interpret(update: &Update, now: DateTime<Utc>) -> Inbound {
         | UpdateKind::RemovedChatBoost(_) => ignored("group or channel administration"),
         UpdateKind::Error(_) => ignored("update teloxide could not read"),
     }
+}
+
+/// `inbound` with every NUL in what will be stored (the sender's profile, the content)
+/// replaced by U+FFFD.
+fn storable(inbound: Inbound) -> Inbound {
+    match inbound {
+        Inbound::Message {
+            sender,
+            mut message,
+            at,
+        } => {
+            message.content = without_nul(message.content);
+            Inbound::Message {
+                sender: storable_sender(sender),
+                message,
+                at,
+            }
+        }
+        Inbound::Command {
+            sender,
+            command,
+            telegram_message_id,
+            at,
+        } => Inbound::Command {
+            sender: storable_sender(sender),
+            command,
+            telegram_message_id,
+            at,
+        },
+        Inbound::Edited {
+            sender,
+            telegram_message_id,
+            content,
+            at,
+        } => Inbound::Edited {
+            sender: storable_sender(sender),
+            telegram_message_id,
+            content: without_nul(content),
+            at,
+        },
+        Inbound::Callback {
+            sender,
+            query_id,
+            data,
+            at,
+        } => Inbound::Callback {
+            sender: storable_sender(sender),
+            query_id,
+            data,
+            at,
+        },
+        other @ (Inbound::BotBlocked { .. }
+        | Inbound::BotUnblocked { .. }
+        | Inbound::Ignored { .. }) => other,
+    }
+}
+
+fn storable_sender(sender: Sender) -> Sender {
+    Sender {
+        customer: sender.customer,
+        profile: without_nul(sender.profile),
+    }
+}
+
+/// `value` with every NUL in its strings replaced, through its JSON form: whatever fields the
+/// domain's types gain, none is missed. Values without a NUL (nearly all) come back as they
+/// were; one whose cleaned form would not read back (never, for the domain's own types) comes
+/// back as it was too, and the log refuses it.
+fn without_nul<T: Serialize + DeserializeOwned>(value: T) -> T {
+    let Ok(mut json) = serde_json::to_value(&value) else {
+        return value;
+    };
+    if !eventlog::storable::replace_nul(&mut json) {
+        return value;
+    }
+    serde_json::from_value(json).unwrap_or(value)
 }
 
 fn interpret_message(message: &Message) -> Inbound {
@@ -465,6 +552,7 @@ fn command(text: &str) -> Option<BotCommand> {
 }
 
 #[cfg(test)]
+#[expect(clippy::unwrap_used, reason = "tests fail loudly on purpose")]
 mod tests {
     use super::*;
 
@@ -491,6 +579,45 @@ mod tests {
             "/help_me", "a/help",
         ] {
             assert_eq!(command(text), None, "{text:?}");
+        }
+    }
+
+    #[test]
+    fn no_nul_reaches_the_profile_or_the_content() {
+        let body = serde_json::json!({
+            "update_id": 1,
+            "message": {
+                "message_id": 5,
+                "from": {"id": 42, "is_bot": false, "first_name": "An\u{0}na",
+                         "last_name": "\u{0}", "username": "a\u{0}", "language_code": "p\u{0}l"},
+                "chat": {"id": 42, "first_name": "Anna", "type": "private"},
+                "date": 1_763_895_600,
+                "document": {"file_name": "in\u{0}voice.pdf", "file_id": "F\u{0}",
+                             "file_unique_id": "U", "file_size": 10},
+                "caption": "see \u{0} here"
+            }
+        });
+        // As the webhook reads it: from the text.
+        let update: Update = serde_json::from_str(&body.to_string()).unwrap();
+        let Inbound::Message {
+            sender, message, ..
+        } = interpret(&update, Utc::now())
+        else {
+            panic!("not read as a message: {:?}", update.kind);
+        };
+        assert_eq!(sender.profile.first_name, "An\u{FFFD}na");
+        assert_eq!(sender.profile.last_name.as_deref(), Some("\u{FFFD}"));
+        assert_eq!(
+            message.content.caption.as_deref(),
+            Some("see \u{FFFD} here")
+        );
+        let stored = serde_json::to_value((&sender.profile, &message.content)).unwrap();
+        assert_eq!(eventlog::storable::find_nul(&stored), None, "{stored}");
+        match message.content.body {
+            MessageBody::Document { file_name, .. } => {
+                assert_eq!(file_name.as_deref(), Some("in\u{FFFD}voice.pdf"));
+            }
+            other => panic!("not a document: {other:?}"),
         }
     }
 }

@@ -5,9 +5,10 @@
 //! in constant time); anything else is answered 401 and records nothing. A body that is not an
 //! update is answered 400 and records nothing; a body over [`MAX_UPDATE_BYTES`] 413.
 //!
-//! The answer comes after the update is handled: 200 when it is recorded, ignored or refused
-//! for good, 500 when the log failed, so that Telegram delivers it again (handling is
-//! idempotent, see [`crate::inbound`]).
+//! The answer comes after the update is handled: 200 when it is recorded, ignored, refused
+//! for good or kept among the updates that can never be recorded, 500 when the log failed for
+//! a reason that may pass, so that Telegram delivers it again (handling is idempotent, see
+//! [`crate::inbound`]).
 
 use std::sync::Arc;
 
@@ -67,10 +68,14 @@ async fn receive(State(webhook): State<Webhook>, headers: HeaderMap, body: Bytes
             return StatusCode::BAD_REQUEST;
         }
     };
-    match webhook.inbox.handle(&update).await {
-        Ok(Handled::Recorded | Handled::Duplicate | Handled::Ignored(_) | Handled::Refused(_)) => {
-            StatusCode::OK
-        }
+    match webhook.inbox.handle_raw(&update, Some(&body)).await {
+        Ok(
+            Handled::Recorded
+            | Handled::Duplicate
+            | Handled::Ignored(_)
+            | Handled::Refused(_)
+            | Handled::Unrecorded(_),
+        ) => StatusCode::OK,
         Err(error) => {
             tracing::error!(update_id = update.id.0, %error, "update not recorded, Telegram will retry");
             StatusCode::INTERNAL_SERVER_ERROR

@@ -24,6 +24,11 @@ pub enum Error {
     /// The request itself is malformed or exceeds a limit; nothing was appended.
     #[error("invalid request: {0}")]
     Invalid(String),
+    /// The request holds text the log cannot store (a NUL character, see
+    /// [`crate::storable`]); nothing was appended. Like [`Error::Invalid`], final for this
+    /// request; the message names where the character is, never the text around it.
+    #[error("unstorable request: {0}")]
+    Unstorable(String),
     /// A payload or metadata could not be encoded or decoded.
     #[error("event codec: {0}")]
     Codec(#[from] serde_json::Error),

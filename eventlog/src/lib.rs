@@ -22,6 +22,7 @@
 //! - **Append-only.** Stored events never change; each stream carries a sha256 hash chain.
 
 pub mod postgres;
+pub mod storable;
 
 mod envelope;
 mod error;
@@ -38,7 +39,8 @@ pub use envelope::{
 pub use error::Error;
 pub use position::{ParsePositionError, Position};
 
-/// Bounds on what one append may carry. Larger inputs are refused with [`Error::Invalid`].
+/// Bounds on what one append may carry. Larger inputs are refused with [`Error::Invalid`]; any
+/// string holding a NUL character is refused with [`Error::Unstorable`] (see [`storable`]).
 pub mod limits {
     /// Longest stream id, in characters.
     pub const STREAM_ID_CHARS: usize = 200;

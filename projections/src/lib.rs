@@ -39,6 +39,7 @@ pub mod models;
 pub mod page;
 pub mod search;
 pub mod tickets;
+pub mod unrecorded;
 
 mod sql;
 mod table;

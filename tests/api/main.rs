@@ -25,3 +25,4 @@ mod queries;
 mod schema;
 mod subscriptions;
 mod transport;
+mod unstorable;

@@ -81,6 +81,10 @@ fn operations() -> Vec<(&'static str, Needs)> {
             Holds(P::ReadTickets),
         ),
         ("{ tickets { __typename } }", Holds(P::ReadTickets)),
+        (
+            "{ unrecordedUpdates { __typename } }",
+            Holds(P::ManageSettings),
+        ),
         // Mutations: sessions.
         (
             "mutation($email: String!, $password: String!) {

@@ -12,3 +12,4 @@ mod support;
 
 mod delivery;
 mod inbound;
+mod unstorable;

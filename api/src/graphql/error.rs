@@ -96,6 +96,12 @@ pub fn command<E: Rejection>(failure: CommandError<E>) -> Error {
             format!("others kept changing this at the same time ({attempts} attempts); try again"),
         ),
         CommandError::KeyReused => error(Code::Conflict, CommandError::<E>::KeyReused.to_string()),
+        // The transports refuse such input before it reaches a command; this is the log's
+        // own refusal, for input that got past them.
+        CommandError::Log(eventlog::Error::Unstorable(message)) => error(
+            Code::Validation,
+            format!("{message}; remove it from the input"),
+        ),
         other => internal("a command failed", other),
     }
 }

@@ -26,6 +26,7 @@ pub mod ids;
 pub mod introspection;
 pub mod pagination;
 pub mod request_errors;
+pub mod unstorable;
 
 pub mod auth;
 pub mod broadcasts;
@@ -53,6 +54,7 @@ pub struct Query(
     broadcasts::BroadcastQuery,
     system::DashboardQuery,
     system::NodeQuery,
+    system::UnrecordedQuery,
 );
 
 /// Every mutation.

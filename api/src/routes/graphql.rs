@@ -3,7 +3,9 @@
 //! `POST /graphql` takes each query text's parsed document from the
 //! [`crate::graphql::documents::DocumentCache`] and records every request's latency by operation in
 //! `/metrics`. `GET /graphql/ws` speaks both GraphQL WebSocket protocols ([`socket`]). Both give
-//! the errors raised before execution their codes ([`crate::graphql::request_errors`]).
+//! the errors raised before execution their codes ([`crate::graphql::request_errors`]), and
+//! both refuse a request with text Postgres cannot store before it runs
+//! ([`crate::graphql::unstorable`]).
 
 use std::net::SocketAddr;
 use std::time::Instant;
@@ -26,7 +28,7 @@ use crate::graphql::consistency::CONSISTENCY_HEADER;
 use crate::graphql::consistency::HeaderConsistency;
 use crate::graphql::context::Api;
 use crate::graphql::introspection::DescriptionKeys;
-use crate::graphql::request_errors;
+use crate::graphql::{request_errors, unstorable};
 use crate::state::AppState;
 
 mod socket;
@@ -129,6 +131,8 @@ async fn graphql(
     let client = ClientAddr(connect.map(|Extension(ConnectInfo(addr))| addr.ip()));
     let run = |mut request: async_graphql::Request| {
         let operation = state.documents.prepare(&mut request);
+        // Text Postgres cannot store is refused before anything runs (see the module).
+        let unstorable = unstorable::refusal(&mut request);
         let described = DescriptionKeys::of(&mut request);
         // Kept to name the code of an error raised before execution.
         let text = request.query.clone();
@@ -139,7 +143,10 @@ async fn graphql(
         let schema = &state.schema;
         async move {
             let started = Instant::now();
-            let mut response = schema.execute(request).await;
+            let mut response = match unstorable {
+                Some(refusal) => async_graphql::Response::from_errors(vec![refusal]),
+                None => schema.execute(request).await,
+            };
             described.describe(&mut response);
             request_errors::fill_in(&mut response.errors, &text);
             crate::metrics::graphql_request(operation, response.is_ok(), started.elapsed());

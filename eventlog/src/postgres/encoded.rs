@@ -5,6 +5,7 @@ use std::collections::HashSet;
 
 use uuid::Uuid;
 
+use crate::storable::{find_nul, has_nul};
 use crate::{AppendRequest, Error, ExpectedVersion, Metadata, limits};
 
 /// A request checked against the limits and laid out as the SQL function's arrays.
@@ -32,6 +33,9 @@ impl Encoded {
                     "an idempotency key has 1 to {} characters",
                     limits::IDEMPOTENCY_KEY_CHARS
                 ));
+            }
+            if has_nul(key) {
+                return Err(unstorable("the idempotency key"));
             }
         }
         if let Some(digest) = &request.input_digest
@@ -95,11 +99,25 @@ impl Encoded {
             let stream_index = i32::try_from(index + 1).unwrap_or(i32::MAX);
             for event in &append.events {
                 let type_chars = event.event_type.chars().count();
-                if type_chars == 0 || type_chars > limits::EVENT_TYPE_CHARS {
+                if type_chars == 0
+                    || type_chars > limits::EVENT_TYPE_CHARS
+                    || event.event_type.chars().any(char::is_control)
+                {
                     return invalid(format!(
-                        "an event type has 1 to {} characters",
+                        "an event type has 1 to {} characters and no control characters",
                         limits::EVENT_TYPE_CHARS
                     ));
+                }
+                // Checked here, before the request can join a batch: Postgres would refuse
+                // the whole batch for it.
+                if let Some(path) = find_nul(&event.payload) {
+                    return Err(unstorable(&format!(
+                        "the payload of {} at `{path}`",
+                        event.event_type
+                    )));
+                }
+                if has_nul(&event.metadata.actor.id) {
+                    return Err(unstorable("the actor id"));
                 }
                 let schema_version = i32::try_from(event.schema_version)
                     .ok()
@@ -135,6 +153,13 @@ impl Encoded {
         }
         Ok(encoded)
     }
+}
+
+/// The refusal of a request holding a NUL (`what`: where the NUL is).
+fn unstorable(what: &str) -> Error {
+    Error::Unstorable(format!(
+        "{what} holds a NUL character (U+0000), which cannot be stored"
+    ))
 }
 
 /// A database error as the log reports it.

@@ -473,3 +473,36 @@ async fn race(connect: &PgConnectOptions, streams: u64, pairs: bool) -> Vec<Post
     }
     logs
 }
+
+#[sqlx::test(migrations = "../migrations")]
+async fn a_request_holding_a_nul_is_refused_alone_before_it_joins_a_batch(pool: PgPool) {
+    let log = log_over(pool.clone(), 2);
+    let mut nul_text = event(2);
+    nul_text.payload = serde_json::json!({"n": 2, "text": "a\u{0}b"});
+    let mut nul_tag = event(3);
+    nul_tag.payload = serde_json::json!({"n": 3, "tags": ["ok", "\u{0}"]});
+    let outcomes = log
+        .append_many(vec![
+            AppendRequest::to_stream("ticket-a", ExpectedVersion::NoStream, vec![event(1)]),
+            AppendRequest::to_stream("ticket-b", ExpectedVersion::NoStream, vec![nul_text]),
+            AppendRequest::to_stream("ticket-c", ExpectedVersion::NoStream, vec![nul_tag]),
+            AppendRequest::to_stream("ticket-d", ExpectedVersion::NoStream, vec![event(4)])
+                .idempotent("key-\u{0}"),
+            AppendRequest::to_stream("ticket-e", ExpectedVersion::NoStream, vec![event(5)]),
+        ])
+        .await;
+    let outcomes: Vec<_> = outcomes.into_iter().collect();
+    assert!(outcomes[0].is_ok(), "{:?}", outcomes[0]);
+    for refused in &outcomes[1..4] {
+        match refused {
+            Err(Error::Unstorable(message)) => assert!(message.contains("NUL"), "{message}"),
+            other => panic!("expected a refusal, got {other:?}"),
+        }
+    }
+    assert!(matches!(&outcomes[1], Err(Error::Unstorable(m)) if m.contains("`text`")));
+    assert!(matches!(&outcomes[2], Err(Error::Unstorable(m)) if m.contains("`tags[1]`")));
+    assert!(outcomes[4].is_ok(), "{:?}", outcomes[4]);
+    let stats = log.append_stats();
+    assert_eq!(stats.batches_retried_alone, 0, "{stats:?}");
+    assert_eq!(read_everything(&log, 2).await.len(), 2);
+}

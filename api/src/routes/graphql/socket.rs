@@ -45,7 +45,7 @@ use tokio_stream::StreamMap;
 
 use crate::auth::{Authentication, Caller};
 use crate::graphql::context::Api;
-use crate::graphql::{ApiSchema, guard, request_errors};
+use crate::graphql::{ApiSchema, guard, request_errors, unstorable};
 
 /// Which of the two protocols a socket speaks.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -402,9 +402,17 @@ impl Conversation {
                 if let Some(variables @ Value::Object(_)) = payload.get("variables") {
                     request = request.variables(Variables::from_json(variables.clone()));
                 }
-                let results = self
-                    .schema
-                    .execute_stream_with_session_data(request, session)
+                let results = match unstorable::refusal(&mut request) {
+                    Some(refusal) => {
+                        futures::stream::once(async { Response::from_errors(vec![refusal]) })
+                            .boxed()
+                    }
+                    None => self
+                        .schema
+                        .execute_stream_with_session_data(request, session)
+                        .boxed(),
+                };
+                let results = results
                     .map(move |mut response| {
                         request_errors::fill_in(&mut response.errors, &text);
                         Some(response)
