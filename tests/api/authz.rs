@@ -313,30 +313,27 @@ async fn live_feeds_apply_the_categories_an_agent_has_when_each_item_happens() {
     let mut list = Ws::connect(&server, Protocol::TransportWs, &agent.token).await;
     list.subscribe("l", CHANGES, json!({})).await;
 
-    // Both categories first: shipping messages arrive once the feeds are live.
+    // Both categories first: shipping messages arrive once the feeds are live. Each feed
+    // goes live when the server has handled its subscribe, on its own socket, so both must
+    // show the same write.
     let mut sent = 0;
     let live_at = loop {
         sent += 1;
         let (_, at) = server
             .customer_writes(8_202, Some(shipping), &format!("parcel {sent}"))
             .await;
-        let arrived = tokio::time::timeout(
+        let message = tokio::time::timeout(
             Duration::from_secs(1),
             messages_until(&mut messages, "m", at),
         )
         .await;
-        if arrived.is_ok() {
+        let change =
+            tokio::time::timeout(Duration::from_secs(1), changes_until(&mut list, "l", at)).await;
+        if message.is_ok() && change.is_ok_and(|tickets| tickets.contains(&outside.to_string())) {
             break at;
         }
-        assert!(sent < 20, "the message feed never went live");
+        assert!(sent < 20, "the feeds never went live");
     };
-    // The list follows from the start (every change is in the hub's batches after it
-    // subscribed), so its first shipping change shows it is live too.
-    assert!(
-        changes_until(&mut list, "l", live_at)
-            .await
-            .contains(&outside.to_string())
-    );
     // The shipping ticket's own feed, from the last message on.
     let mut events = Ws::connect(&server, Protocol::TransportWs, &agent.token).await;
     events
