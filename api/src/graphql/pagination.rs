@@ -68,6 +68,23 @@ pub struct PageArgs<'a> {
     pub before: Option<&'a str>,
 }
 
+impl<'a> PageArgs<'a> {
+    /// The arguments as a resolver receives them.
+    pub fn new(
+        first: Option<i32>,
+        after: &'a Option<String>,
+        last: Option<i32>,
+        before: &'a Option<String>,
+    ) -> Self {
+        PageArgs {
+            first,
+            after: after.as_deref(),
+            last,
+            before: before.as_deref(),
+        }
+    }
+}
+
 /// Checks `first` or `last` against [`super::context::Limits::max_page`] and decodes the
 /// cursors. Without `first` and `last`, the page is the first [`DEFAULT_PAGE`] rows.
 ///

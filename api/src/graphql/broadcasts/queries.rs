@@ -42,15 +42,7 @@ impl BroadcastQuery {
     ) -> Result<Connection<String, Broadcast>> {
         consistent(ctx, consistency.as_ref()).await?;
         let api = ctx.data_unchecked::<Api>();
-        let request = page(
-            api,
-            PageArgs {
-                first,
-                after: after.as_deref(),
-                last,
-                before: before.as_deref(),
-            },
-        )?;
+        let request = page(api, PageArgs::new(first, &after, last, &before))?;
         let keyset = request.keyset(time_key)?;
         let rows = broadcasts::list(&api.pool, state.map(Into::into), &keyset)
             .await

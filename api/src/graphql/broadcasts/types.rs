@@ -196,15 +196,7 @@ impl Broadcast {
         state: Option<RecipientStateValue>,
     ) -> Result<Connection<String, BroadcastRecipient>> {
         let api = ctx.data_unchecked::<Api>();
-        let request = page(
-            api,
-            PageArgs {
-                first,
-                after: after.as_deref(),
-                last,
-                before: before.as_deref(),
-            },
-        )?;
+        let request = page(api, PageArgs::new(first, &after, last, &before))?;
         let keyset = request.keyset(|key, _| cursor_part::<i64>(key))?;
         let rows = broadcasts::recipients(&api.pool, self.uuid, state.map(Into::into), &keyset)
             .await

@@ -44,15 +44,7 @@ impl CustomerQuery {
     ) -> Result<Connection<String, Customer>> {
         consistent(ctx, consistency.as_ref()).await?;
         let api = ctx.data_unchecked::<Api>();
-        let request = page(
-            api,
-            PageArgs {
-                first,
-                after: after.as_deref(),
-                last,
-                before: before.as_deref(),
-            },
-        )?;
+        let request = page(api, PageArgs::new(first, &after, last, &before))?;
         let search = bounded("search", search.as_deref(), MAX_TEXT_FILTER)?;
         let keyset = request.keyset(time_key)?;
         let scope = guard::ticket_scope(ctx).await?;

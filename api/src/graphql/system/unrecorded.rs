@@ -60,15 +60,7 @@ impl UnrecordedQuery {
         before: Option<String>,
     ) -> Result<Connection<String, UnrecordedUpdate>> {
         let api = ctx.data_unchecked::<Api>();
-        let request = page(
-            api,
-            PageArgs {
-                first,
-                after: after.as_deref(),
-                last,
-                before: before.as_deref(),
-            },
-        )?;
+        let request = page(api, PageArgs::new(first, &after, last, &before))?;
         let keyset = request.keyset(time_key)?;
         let rows = unrecorded::list(&api.pool, &keyset)
             .await

@@ -123,15 +123,7 @@ impl TicketQuery {
     ) -> Result<Connection<String, Ticket>> {
         consistent(ctx, consistency.as_ref()).await?;
         let api = ctx.data_unchecked::<Api>();
-        let request = page(
-            api,
-            PageArgs {
-                first,
-                after: after.as_deref(),
-                last,
-                before: before.as_deref(),
-            },
-        )?;
+        let request = page(api, PageArgs::new(first, &after, last, &before))?;
         let scope = guard::ticket_scope(ctx).await?;
         let criteria = criteria(&filter.unwrap_or_default(), &scope)?;
         let order = tickets::TicketOrder::from(order_by.unwrap_or_default());

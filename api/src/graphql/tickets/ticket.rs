@@ -197,15 +197,7 @@ impl Ticket {
         before: Option<String>,
     ) -> Result<Connection<String, Message>> {
         let api = ctx.data_unchecked::<Api>();
-        let request = page(
-            api,
-            PageArgs {
-                first,
-                after: after.as_deref(),
-                last,
-                before: before.as_deref(),
-            },
-        )?;
+        let request = page(api, PageArgs::new(first, &after, last, &before))?;
         let rows = tickets::messages(&api.pool, self.row.id, &request.keyset(seq_key)?)
             .await
             .map_err(database)?;
@@ -231,15 +223,7 @@ impl Ticket {
         before: Option<String>,
     ) -> Result<Connection<String, Note>> {
         let api = ctx.data_unchecked::<Api>();
-        let request = page(
-            api,
-            PageArgs {
-                first,
-                after: after.as_deref(),
-                last,
-                before: before.as_deref(),
-            },
-        )?;
+        let request = page(api, PageArgs::new(first, &after, last, &before))?;
         let rows = tickets::notes(&api.pool, self.row.id, &request.keyset(seq_key)?)
             .await
             .map_err(database)?;
@@ -265,15 +249,7 @@ impl Ticket {
         before: Option<String>,
     ) -> Result<Connection<String, LogEvent>> {
         let api = ctx.data_unchecked::<Api>();
-        let request = page(
-            api,
-            PageArgs {
-                first,
-                after: after.as_deref(),
-                last,
-                before: before.as_deref(),
-            },
-        )?;
+        let request = page(api, PageArgs::new(first, &after, last, &before))?;
         let keyset = request.keyset(|key, _| cursor_part::<u64>(key))?;
         let stream = domain::TicketId(self.row.id).stream().name();
         let after = keyset.after;
