@@ -299,6 +299,43 @@ async fn a_token_signed_with_the_real_key_for_a_sign_in_that_never_was_is_refuse
 }
 
 #[tokio::test]
+async fn tokens_issued_or_valid_only_in_the_future_are_refused_beyond_the_clock_skew() {
+    let server = Server::start("jwtfuture").await;
+    let admin = server.admin().await;
+    let keys = signing_keys(&server).await;
+    // The admin's own claims (right key, sign-in and epoch), with other times.
+    let mut claims: Value = serde_json::from_slice(
+        &base64::engine::general_purpose::URL_SAFE_NO_PAD
+            .decode(admin.token.split('.').nth(1).unwrap())
+            .unwrap(),
+    )
+    .unwrap();
+    let now = Utc::now().timestamp();
+    claims["exp"] = json!(now + 3600);
+    let body = server
+        .gql(Some(&keys.sign(&claims)), STATUS, json!({}))
+        .await;
+    assert!(body.get("errors").is_none(), "{body}");
+    let mut future_iat = claims.clone();
+    future_iat["iat"] = json!(now + 600);
+    let mut future_nbf = claims.clone();
+    future_nbf["nbf"] = json!(now + 600);
+    let mut malformed_nbf = claims.clone();
+    malformed_nbf["nbf"] = json!("soon");
+    for (what, claims) in [
+        ("iat in the future", future_iat),
+        ("nbf in the future", future_nbf),
+        ("nbf not a time", malformed_nbf),
+    ] {
+        let body = server
+            .gql(Some(&keys.sign(&claims)), STATUS, json!({}))
+            .await;
+        assert_eq!(code(&body), Some("UNAUTHENTICATED"), "{what}: {body}");
+    }
+    server.stop().await;
+}
+
+#[tokio::test]
 async fn logout_ends_one_sign_in_or_every_session() {
     let server = Server::start("logout").await;
     let admin = server.admin().await;
