@@ -38,9 +38,9 @@ pub struct AuthConfig {
     pub logins_per_ip_per_minute: u32,
     /// Sign-in attempts allowed per account per minute.
     pub logins_per_account_per_minute: u32,
-    /// How long an access token's session state (epoch, forced password change) read from the
-    /// database is trusted before it is read again. This process forgets it at once when it
-    /// ends the agent's sessions itself; another instance's (or the CLI's) password change or
+    /// How long an access token's session state (epoch, forced password change, whether its
+    /// sign-in is still open) read from the database is trusted before it is read again. This
+    /// process forgets it at once when it ends the agent's sessions or that sign-in itself; another instance's (or the CLI's) password change or
     /// sign-out everywhere ends sessions here within this bound. (Role, categories and
     /// deactivation are not remembered: they are read from the log on every request.) Zero
     /// reads the database on every request.
