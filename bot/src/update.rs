@@ -10,6 +10,10 @@
 //! replaced by U+FFFD REPLACEMENT CHARACTER (see [`eventlog::storable`]) and the message is
 //! recorded rather than refused.
 //!
+//! A time Telegram gives that cannot be real (more than a day ahead of the time of reading, or
+//! before 2013, when the Bot API did not exist yet) is replaced by the time of reading, so a
+//! forged or garbled date never lands in the log (see [`plausible`]).
+//!
 //! This module is a pure function of the update and the current time: it does no IO, writes
 //! nothing to the log and never answers Telegram. It must not panic on any input.
 
@@ -126,10 +130,34 @@ pub enum Inbound {
 }
 
 /// Reads one update. `now` stands in for the time of events Telegram does not date (button
-/// presses, edits without `edit_date`). No text of the result holds a NUL character.
+/// presses, edits without `edit_date`) and for dates that cannot be real (see [`plausible`]).
+/// No text of the result holds a NUL character.
 #[must_use]
 pub fn interpret(update: &Update, now: DateTime<Utc>) -> Inbound {
-    storable(read(update, now))
+    let mut inbound = storable(read(update, now));
+    match &mut inbound {
+        Inbound::Message { at, .. }
+        | Inbound::Command { at, .. }
+        | Inbound::Edited { at, .. }
+        | Inbound::Callback { at, .. }
+        | Inbound::BotBlocked { at, .. }
+        | Inbound::BotUnblocked { at, .. } => *at = plausible(*at, now),
+        Inbound::Ignored { .. } => {}
+    }
+    inbound
+}
+
+/// `at` when it can be the time of an update read at `now`, else `now`: a time more than a
+/// day ahead of `now` (clocks differ by seconds, not days) or before 2013-01-01 (before the
+/// Bot API existed) is not real.
+#[must_use]
+pub fn plausible(at: DateTime<Utc>, now: DateTime<Utc>) -> DateTime<Utc> {
+    const EARLIEST: i64 = 1_356_998_400; // 2013-01-01T00:00:00Z
+    if at.timestamp() < EARLIEST || at > now + chrono::TimeDelta::days(1) {
+        now
+    } else {
+        at
+    }
 }
 
 fn read(update: &Update, now: DateTime<Utc>) -> Inbound {

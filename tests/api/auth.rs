@@ -232,6 +232,110 @@ async fn a_refresh_token_works_once_and_its_reuse_revokes_the_whole_sign_in() {
 }
 
 #[tokio::test]
+async fn a_reused_refresh_token_ends_the_access_tokens_of_its_sign_in_only() {
+    let server = Server::start("refreshaccess").await;
+    let owner = server.admin().await;
+    let other = server.login("admin@example.com", PASSWORD).await;
+    // The thief rotates the copied token first; the owner then presents it again.
+    let stolen = server
+        .ok(&owner.token, REFRESH, json!({"token": owner.refresh}))
+        .await;
+    let thief = stolen["refreshToken"]["accessToken"]
+        .as_str()
+        .unwrap()
+        .to_owned();
+    for token in [&owner.token, &thief, &other.token] {
+        let body = server.gql(Some(token), STATUS, json!({})).await;
+        assert!(body.get("errors").is_none(), "{body}");
+    }
+    let reused = server
+        .gql(None, REFRESH, json!({"token": owner.refresh}))
+        .await;
+    assert_eq!(code(&reused), Some("UNAUTHENTICATED"));
+    for (who, token) in [("owner", &owner.token), ("thief", &thief)] {
+        let body = server.gql(Some(token), STATUS, json!({})).await;
+        assert_eq!(code(&body), Some("UNAUTHENTICATED"), "{who}: {body}");
+    }
+    // Another sign-in of the same agent keeps working.
+    let body = server.gql(Some(&other.token), STATUS, json!({})).await;
+    assert!(body.get("errors").is_none(), "{body}");
+    server.stop().await;
+}
+
+#[tokio::test]
+async fn a_token_signed_with_the_real_key_for_a_sign_in_that_never_was_is_refused() {
+    let server = Server::start("forgedsid").await;
+    let admin = server.admin().await;
+    let keys = signing_keys(&server).await;
+    let agent = AgentId::from_uuid(admin.id.parse().unwrap());
+    let now = Utc::now();
+    // A token naming the agent's real sign-in passes: the key and the epoch are right, so only
+    // the sign-in can refuse the forged one.
+    let claims: Value = serde_json::from_slice(
+        &base64::engine::general_purpose::URL_SAFE_NO_PAD
+            .decode(admin.token.split('.').nth(1).unwrap())
+            .unwrap(),
+    )
+    .unwrap();
+    let real_sid: uuid::Uuid = claims["sid"].as_str().unwrap().parse().unwrap();
+    let ver = i32::try_from(claims["ver"].as_i64().unwrap()).unwrap();
+    let issue = |sid| {
+        keys.issue(
+            agent,
+            Role::Admin,
+            sid,
+            ver,
+            now,
+            now + Duration::minutes(5),
+        )
+    };
+    let body = server.gql(Some(&issue(real_sid)), STATUS, json!({})).await;
+    assert!(body.get("errors").is_none(), "{body}");
+    let body = server
+        .gql(Some(&issue(uuid::Uuid::now_v7())), STATUS, json!({}))
+        .await;
+    assert_eq!(code(&body), Some("UNAUTHENTICATED"), "{body}");
+    server.stop().await;
+}
+
+#[tokio::test]
+async fn tokens_issued_or_valid_only_in_the_future_are_refused_beyond_the_clock_skew() {
+    let server = Server::start("jwtfuture").await;
+    let admin = server.admin().await;
+    let keys = signing_keys(&server).await;
+    // The admin's own claims (right key, sign-in and epoch), with other times.
+    let mut claims: Value = serde_json::from_slice(
+        &base64::engine::general_purpose::URL_SAFE_NO_PAD
+            .decode(admin.token.split('.').nth(1).unwrap())
+            .unwrap(),
+    )
+    .unwrap();
+    let now = Utc::now().timestamp();
+    claims["exp"] = json!(now + 3600);
+    let body = server
+        .gql(Some(&keys.sign(&claims)), STATUS, json!({}))
+        .await;
+    assert!(body.get("errors").is_none(), "{body}");
+    let mut future_iat = claims.clone();
+    future_iat["iat"] = json!(now + 600);
+    let mut future_nbf = claims.clone();
+    future_nbf["nbf"] = json!(now + 600);
+    let mut malformed_nbf = claims.clone();
+    malformed_nbf["nbf"] = json!("soon");
+    for (what, claims) in [
+        ("iat in the future", future_iat),
+        ("nbf in the future", future_nbf),
+        ("nbf not a time", malformed_nbf),
+    ] {
+        let body = server
+            .gql(Some(&keys.sign(&claims)), STATUS, json!({}))
+            .await;
+        assert_eq!(code(&body), Some("UNAUTHENTICATED"), "{what}: {body}");
+    }
+    server.stop().await;
+}
+
+#[tokio::test]
 async fn logout_ends_one_sign_in_or_every_session() {
     let server = Server::start("logout").await;
     let admin = server.admin().await;

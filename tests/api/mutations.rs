@@ -576,6 +576,107 @@ async fn an_idempotency_key_reused_with_another_input_is_refused() {
     server.stop().await;
 }
 
+#[tokio::test]
+async fn an_idempotency_key_of_the_longest_allowed_length_works_on_every_mutation() {
+    let server = Server::start("long_keys").await;
+    let admin = server.admin().await;
+    let ticket = open_ticket(&server, 1010).await.to_string();
+    // An integrator's caller id is the longest there is.
+    let integrator = server.api_token(&admin, &["tickets:write"]).await;
+    let mut used = Vec::new();
+    let mut keys = 0;
+    let mut call_as = async |token: &str, query: &'static str, input: Value| -> Value {
+        keys += 1;
+        let key = format!("{keys}{}", "k".repeat(128))[..128].to_owned();
+        let mut input = input;
+        input["idempotencyKey"] = json!(key);
+        let first = wrote(&server, token, query, input.clone()).await;
+        let again = server.ok(token, query, json!({ "input": input })).await;
+        let again = again.as_object().unwrap().values().next().unwrap().clone();
+        assert_eq!(again["position"], first["position"], "{query}");
+        used.push(query);
+        first
+    };
+    let ticket_mutations = [
+        (REPLY, json!({ "ticketId": ticket, "text": "on it" })),
+        (NOTE, json!({ "ticketId": ticket, "text": "VIP" })),
+        (ASSIGN, json!({ "ticketId": ticket, "agentId": admin.id })),
+        (STATUS, json!({ "ticketId": ticket, "status": "PENDING" })),
+        (PRIORITY, json!({ "ticketId": ticket, "priority": "HIGH" })),
+        (TAG, json!({ "ticketId": ticket, "tag": "vip" })),
+        (UNTAG, json!({ "ticketId": ticket, "tag": "vip" })),
+    ];
+    for (query, input) in ticket_mutations {
+        call_as(&integrator, query, input).await;
+    }
+    let mut call = async |query: &'static str, input: Value| -> Value {
+        call_as(&admin.token, query, input).await
+    };
+    call(REPLY, json!({ "ticketId": ticket, "text": "done" })).await;
+    call(STATUS, json!({ "ticketId": ticket, "status": "OPEN" })).await;
+    let category = call(CREATE_CATEGORY, json!({ "name": "Shipping" })).await["categoryId"]
+        .as_str()
+        .unwrap()
+        .to_owned();
+    call(
+        RENAME_CATEGORY,
+        json!({ "categoryId": category, "name": "Delivery" }),
+    )
+    .await;
+    call(
+        CATEGORY,
+        json!({ "ticketId": ticket, "categoryId": category }),
+    )
+    .await;
+    call(BAN, json!({ "customerId": "1010" })).await;
+    call(UNBAN, json!({ "customerId": "1010" })).await;
+    let template =
+        call(CREATE_TEMPLATE, json!({ "title": "Hi", "text": "Hello" })).await["templateId"]
+            .as_str()
+            .unwrap()
+            .to_owned();
+    call(
+        UPDATE_TEMPLATE,
+        json!({ "templateId": template, "title": "Hi", "text": "Hello!" }),
+    )
+    .await;
+    call(REMOVE_TEMPLATE, json!({ "templateId": template })).await;
+    call(GREETING, json!({ "text": "Welcome" })).await;
+    let content = json!({ "text": "Sale!" });
+    let broadcast = call(
+        CREATE_BROADCAST,
+        json!({ "audience": { "allCustomers": true }, "content": content }),
+    )
+    .await["broadcastId"]
+        .as_str()
+        .unwrap()
+        .to_owned();
+    call(
+        UPDATE_BROADCAST,
+        json!({ "broadcastId": broadcast, "audience": { "allCustomers": true }, "content": { "text": "Sale!!" } }),
+    )
+    .await;
+    let later = (Utc::now() + TimeDelta::hours(1)).to_rfc3339();
+    call(
+        SCHEDULE_BROADCAST,
+        json!({ "broadcastId": broadcast, "sendAt": later }),
+    )
+    .await;
+    call(START_BROADCAST, json!({ "broadcastId": broadcast })).await;
+    call(PAUSE_BROADCAST, json!({ "broadcastId": broadcast })).await;
+    call(CANCEL_BROADCAST, json!({ "broadcastId": broadcast })).await;
+    call(REMOVE_CATEGORY, json!({ "categoryId": category })).await;
+    let mut every: Vec<&str> = every_mutation()
+        .into_iter()
+        .map(|(query, _)| query)
+        .collect();
+    every.sort_unstable();
+    used.sort_unstable();
+    used.dedup();
+    assert_eq!(used, every, "every mutation taking a key was tried");
+    server.stop().await;
+}
+
 /// One valid call of every mutation (targets need not exist: the guard answers first).
 fn every_mutation() -> Vec<(&'static str, Value)> {
     let id = Uuid::now_v7().to_string();

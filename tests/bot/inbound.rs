@@ -551,3 +551,50 @@ async fn a_customer_message_and_an_agent_reply_make_the_round_trip() {
     .await;
     desk.stop().await;
 }
+
+#[tokio::test]
+async fn dates_that_cannot_be_real_are_recorded_as_the_time_of_receipt() {
+    let telegram = FakeTelegram::start().await;
+    let desk = Desk::start("dates", &telegram, Receive::Webhook).await;
+    let at = |payload: &Value| {
+        chrono::DateTime::parse_from_rfc3339(payload["at"].as_str().unwrap())
+            .unwrap()
+            .with_timezone(&Utc)
+    };
+    // A real date in the past is kept as Telegram gave it.
+    let kept = fixture("message_text");
+    desk.post(&kept).await;
+    let opened = desk.payloads("ticket.opened").await;
+    assert_eq!(
+        at(&opened[0]).timestamp(),
+        kept["message"]["date"].as_i64().unwrap()
+    );
+    // Far in the future (2^40 s is the year 36812) and before the Bot API existed.
+    for (n, date) in [(1_i64, 1_i64 << 40), (2, 1_000)] {
+        let mut message = fixture("message_text");
+        let customer = 7_000 + n;
+        message["update_id"] = json!(kept["update_id"].as_i64().unwrap() + n);
+        message["message"]["from"]["id"] = json!(customer);
+        message["message"]["chat"]["id"] = json!(customer);
+        message["message"]["date"] = json!(date);
+        let before = Utc::now();
+        desk.post(&message).await;
+        let after = Utc::now();
+        let opened = desk.payloads("ticket.opened").await;
+        let received = at(opened.last().unwrap());
+        assert!(
+            before <= received && received <= after,
+            "{date}: {received}"
+        );
+    }
+    // An edit dated in the future.
+    let mut edited = fixture("edited_message");
+    edited["edited_message"]["edit_date"] = json!(1_i64 << 40);
+    let before = Utc::now();
+    desk.post(&edited).await;
+    let after = Utc::now();
+    let edits = desk.payloads("ticket.customer_message_edited").await;
+    let received = at(&edits[0]);
+    assert!(before <= received && received <= after, "{received}");
+    desk.stop().await;
+}

@@ -1,7 +1,9 @@
 //! Access tokens: HS256 JWTs naming an agent and their role, valid for minutes.
 //!
 //! Decoding accepts HS256 only (so `alg: none` and algorithm confusion are refused), requires
-//! `exp`, `sub`, `iss` and `typ`, and allows five seconds of clock skew.
+//! `exp`, `sub`, `iss`, `typ` and `iat`, and allows five seconds of clock skew: a token is
+//! refused five seconds after its `exp`, and while its `iat` (or `nbf`, when it has one) is more
+//! than five seconds ahead of this server's clock.
 //!
 //! A panel sends the same token with every request for its whole lifetime, so the claims of
 //! tokens that passed are kept by their exact text ([`VERIFIED_KEPT`] at most; when full, a
@@ -23,6 +25,7 @@ use uuid::Uuid;
 const ISSUER: &str = "ledgerdesk";
 const ACCESS: &str = "access";
 const EXPIRED: &str = "the access token has expired";
+const NOT_YET_VALID: &str = "the access token is not valid yet";
 const LEEWAY_SECONDS: u64 = 5;
 /// Most verified tokens whose claims are kept.
 const VERIFIED_KEPT: usize = 4_096;
@@ -69,6 +72,7 @@ impl Keys {
     pub fn from_secret(secret: &[u8]) -> Self {
         let mut validation = Validation::new(Algorithm::HS256);
         validation.leeway = LEEWAY_SECONDS;
+        validation.validate_nbf = true;
         validation.set_issuer(&[ISSUER]);
         validation.set_required_spec_claims(&["exp", "sub", "iss"]);
         Keys {
@@ -99,8 +103,13 @@ impl Keys {
             sid: session,
             ver: epoch,
         };
-        // HS256 signing of a serializable struct cannot fail.
-        jsonwebtoken::encode(&Header::new(Algorithm::HS256), &claims, &self.encoding)
+        self.sign(&claims)
+    }
+
+    /// Signs any claims with this key, as an HS256 JWT (tests forge tokens with it).
+    pub fn sign(&self, claims: &impl Serialize) -> String {
+        // HS256 signing of a serializable value cannot fail.
+        jsonwebtoken::encode(&Header::new(Algorithm::HS256), claims, &self.encoding)
             .unwrap_or_default()
     }
 
@@ -124,6 +133,9 @@ impl Keys {
             };
         }
         let claims = self.decode(token)?;
+        if claims.iat > now.saturating_add(LEEWAY_SECONDS as i64) {
+            return Err(NOT_YET_VALID);
+        }
         self.verified.insert(token.into(), claims.clone());
         Ok(claims)
     }
@@ -135,6 +147,7 @@ impl Keys {
             Ok(_) => Err("not an access token"),
             Err(error) => Err(match error.kind() {
                 ErrorKind::ExpiredSignature => EXPIRED,
+                ErrorKind::ImmatureSignature => NOT_YET_VALID,
                 ErrorKind::InvalidSignature => "the access token's signature is invalid",
                 ErrorKind::InvalidAlgorithm | ErrorKind::InvalidAlgorithmName => {
                     "the access token's algorithm is not accepted"
@@ -203,6 +216,32 @@ mod tests {
             Err("the access token's signature is invalid")
         );
         assert_eq!(keys.verified.len(), 1, "refused tokens are not kept");
+    }
+
+    #[test]
+    fn a_token_issued_or_valid_only_in_the_future_is_refused_beyond_the_skew() {
+        let keys = keys();
+        let now = Utc::now().timestamp();
+        let skew = LEEWAY_SECONDS as i64;
+        let claims = |iat: i64, nbf: Option<i64>| {
+            let mut claims = serde_json::json!({
+                "sub": Uuid::now_v7(), "role": "agent", "iss": ISSUER, "typ": ACCESS,
+                "iat": iat, "exp": now + 600, "sid": Uuid::now_v7(), "ver": 0,
+            });
+            if let Some(nbf) = nbf {
+                claims["nbf"] = serde_json::json!(nbf);
+            }
+            keys.sign(&claims)
+        };
+        assert_eq!(keys.verify(&claims(now + 60, None)), Err(NOT_YET_VALID));
+        assert_eq!(
+            keys.verify(&claims(now, Some(now + 60))),
+            Err(NOT_YET_VALID)
+        );
+        assert_eq!(keys.verified.len(), 0);
+        assert!(keys.verify(&claims(now + skew - 1, None)).is_ok());
+        assert!(keys.verify(&claims(now, Some(now + skew - 1))).is_ok());
+        assert!(keys.verify(&claims(now - 60, Some(now - 60))).is_ok());
     }
 
     #[test]

@@ -19,7 +19,7 @@ use uuid::Uuid;
 use super::caller::{Authentication, Caller, Scope};
 use super::jwt::Keys;
 use super::password::{self, WeakPassword};
-use super::sessions::SessionCache;
+use super::sessions::{SessionCache, TokenState};
 use super::{store, tokens};
 
 /// The shortest access-token lifetime the production setting allows; anything shorter is for
@@ -38,9 +38,9 @@ pub struct AuthConfig {
     pub logins_per_ip_per_minute: u32,
     /// Sign-in attempts allowed per account per minute.
     pub logins_per_account_per_minute: u32,
-    /// How long an access token's session state (epoch, forced password change) read from the
-    /// database is trusted before it is read again. This process forgets it at once when it
-    /// ends the agent's sessions itself; another instance's (or the CLI's) password change or
+    /// How long an access token's session state (epoch, forced password change, whether its
+    /// sign-in is still open) read from the database is trusted before it is read again. This
+    /// process forgets it at once when it ends the agent's sessions or that sign-in itself; another instance's (or the CLI's) password change or
     /// sign-out everywhere ends sessions here within this bound. (Role, categories and
     /// deactivation are not remembered: they are read from the log on every request.) Zero
     /// reads the database on every request.
@@ -243,14 +243,16 @@ impl AuthService {
             .keys
             .verify(token)
             .map_err(AuthError::Unauthenticated)?;
-        let must_change_password = match self.session_state(claims.sub).await? {
-            Some((epoch, must_change_password)) if epoch == claims.ver => must_change_password,
-            Some(_) => {
+        let must_change_password = match self.session_state(claims.sub, claims.sid).await? {
+            (Some((epoch, must_change_password)), true) if epoch == claims.ver => {
+                must_change_password
+            }
+            (Some(_), _) => {
                 return Err(AuthError::Unauthenticated(
                     "the session has ended; sign in again",
                 ));
             }
-            None => return Err(AuthError::Unauthenticated("unknown agent")),
+            (None, _) => return Err(AuthError::Unauthenticated("unknown agent")),
         };
         let id = AgentId::from_uuid(claims.sub);
         // Role, categories and deactivation as of the log, read for every request: a change
@@ -280,18 +282,26 @@ impl AuthService {
         }
     }
 
-    /// The agent's session epoch and forced-change flag, from the session memory when it is
-    /// fresh (see [`AuthConfig::session_check_ttl`]), else from the database.
-    async fn session_state(&self, agent: Uuid) -> Result<Option<(i32, bool)>, AuthError> {
+    /// The agent's session epoch and forced-change flag, and whether the sign-in `sign_in` is
+    /// still open, from the session memory when it is fresh (see
+    /// [`AuthConfig::session_check_ttl`]), else from the database.
+    async fn session_state(&self, agent: Uuid, sign_in: Uuid) -> Result<TokenState, AuthError> {
         let sessions = &self.inner.sessions;
-        match sessions.get(agent) {
+        match sessions.get(agent, sign_in) {
             Ok(known) => Ok(known),
             Err(lookup) => {
-                let state = store::session_state(&self.inner.pool, agent).await?;
-                sessions.remember(agent, lookup, state);
+                let state = store::session_state(&self.inner.pool, agent, sign_in).await?;
+                sessions.remember(agent, sign_in, lookup, state);
                 Ok(state)
             }
         }
+    }
+
+    /// Ends one sign-in in this process's memory, after the write that revoked it (whether it
+    /// committed or not: it may have committed before an error came back).
+    fn sign_in_ended(&self, sign_in: Uuid) {
+        self.inner.sessions.forget_sign_in(sign_in);
+        self.credentials_ended();
     }
 
     /// Ends every access token of `agent` in the database, then in this process's memory.
@@ -448,8 +458,9 @@ impl AuthService {
             return Err(AuthError::Unauthenticated("the refresh token was revoked"));
         }
         if row.used_at.is_some() {
-            store::revoke_family(&mut tx, row.family_id).await?;
-            tx.commit().await?;
+            let revoked = revoke_family(tx, row.family_id).await;
+            self.sign_in_ended(row.family_id);
+            revoked?;
             tracing::warn!(agent = %row.agent_id, family = %row.family_id,
                 "a rotated refresh token was presented again; its family is revoked");
             return Err(AuthError::Unauthenticated(
@@ -463,8 +474,9 @@ impl AuthService {
         let role = match self.active_role(agent).await {
             Ok(role) => role,
             Err(error) => {
-                store::revoke_family(&mut tx, row.family_id).await?;
-                tx.commit().await?;
+                let revoked = revoke_family(tx, row.family_id).await;
+                self.sign_in_ended(row.family_id);
+                revoked?;
                 return Err(error);
             }
         };
@@ -500,9 +512,12 @@ impl AuthService {
                 store::lock_refresh_token(&mut tx, &tokens::digest(token.trim())).await?
                 && row.agent_id == agent.as_uuid()
             {
-                store::revoke_family(&mut tx, row.family_id).await?;
+                let revoked = revoke_family(tx, row.family_id).await;
+                self.sign_in_ended(row.family_id);
+                revoked?;
+            } else {
+                tx.commit().await?;
             }
-            tx.commit().await?;
         }
         Ok(())
     }
@@ -660,6 +675,15 @@ impl AuthService {
     pub async fn end_all_sessions(&self, agent: AgentId) -> Result<(), AuthError> {
         self.end_sessions(agent).await
     }
+}
+
+/// Revokes every refresh token of a sign-in and commits.
+async fn revoke_family(
+    mut tx: sqlx::Transaction<'_, sqlx::Postgres>,
+    family: Uuid,
+) -> Result<(), sqlx::Error> {
+    store::revoke_family(&mut tx, family).await?;
+    tx.commit().await
 }
 
 /// What inviting an agent needs.

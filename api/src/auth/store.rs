@@ -52,14 +52,26 @@ pub(crate) async fn credentials_by_agent(
     .await
 }
 
-/// The session state an access token is checked against on every request.
-pub(crate) async fn session_state(pool: &PgPool, agent: Uuid) -> sqlx::Result<Option<(i32, bool)>> {
-    sqlx::query_as(
-        "select session_epoch, must_change_password from agent_credentials where agent_id = $1",
+/// The session state an access token is checked against on every request: the agent's epoch
+/// and forced-change flag (`None`: unknown agent), and whether the sign-in (refresh-token
+/// family) `sign_in` of that agent is still open (one of its refresh tokens is not revoked).
+pub(crate) async fn session_state(
+    pool: &PgPool,
+    agent: Uuid,
+    sign_in: Uuid,
+) -> sqlx::Result<(Option<(i32, bool)>, bool)> {
+    let row: (Option<i32>, Option<bool>, bool) = sqlx::query_as(
+        "select c.session_epoch, c.must_change_password,
+                exists(select 1 from refresh_tokens r
+                       where r.family_id = $2 and r.agent_id = $1 and r.revoked_at is null)
+         from (select 1) as one
+         left join agent_credentials c on c.agent_id = $1",
     )
     .bind(agent)
-    .fetch_optional(pool)
-    .await
+    .bind(sign_in)
+    .fetch_one(pool)
+    .await?;
+    Ok((row.0.zip(row.1), row.2))
 }
 
 /// Reserves `email` for a new agent. `false` when another agent already has it.

@@ -54,11 +54,30 @@ pub(crate) fn context(
     let actor = caller.actor();
     let digest = input_digest(mutation, &ctx.field().arguments()?);
     Ok(command_ctx
-        .idempotent(format!(
-            "graphql:{mutation}:{:?}:{}:{key}",
-            actor.kind, actor.id
+        .idempotent(stored_key(
+            mutation,
+            &format!("{:?}:{}", actor.kind, actor.id),
+            key,
         ))
         .with_input_digest(digest))
+}
+
+/// The most characters the log keeps of an idempotency key.
+const MAX_STORED_KEY_CHARS: usize = 200;
+
+/// The key as the log stores it: `graphql:{mutation}:{caller}:{key}`, or, when that is longer
+/// than the log keeps, `graphql:{mutation}:sha256:{hex}` over that same text, so that every key
+/// of up to [`MAX_IDEMPOTENCY_KEY_CHARS`] characters works for every caller and mutation. (A
+/// key that fits is kept as it is, so keys stored before this form existed still match.)
+fn stored_key(mutation: &str, caller: &str, key: &str) -> String {
+    let full = format!("graphql:{mutation}:{caller}:{key}");
+    if full.chars().count() <= MAX_STORED_KEY_CHARS {
+        return full;
+    }
+    format!(
+        "graphql:{mutation}:sha256:{}",
+        hex::encode(Sha256::digest(full.as_bytes()))
+    )
 }
 
 /// The SHA-256 digest of a mutation's name and arguments (variables substituted), as one
@@ -165,7 +184,26 @@ pub(crate) fn uuid(kind: &str, id: &ID) -> Result<uuid::Uuid> {
 mod tests {
     use async_graphql::{Name, Value};
 
-    use super::input_digest;
+    use super::{MAX_IDEMPOTENCY_KEY_CHARS, MAX_STORED_KEY_CHARS, input_digest, stored_key};
+
+    #[test]
+    fn every_valid_key_fits_the_log_and_stays_distinct() {
+        let caller = format!("Integrator:{}", uuid::Uuid::now_v7());
+        let long = "k".repeat(MAX_IDEMPOTENCY_KEY_CHARS);
+        let other = format!("{}j", "k".repeat(MAX_IDEMPOTENCY_KEY_CHARS - 1));
+        let mutation = "setCustomerAutoReplyDisabledForEveryone";
+        let stored = stored_key(mutation, &caller, &long);
+        assert!(stored.chars().count() <= MAX_STORED_KEY_CHARS, "{stored}");
+        assert_eq!(stored, stored_key(mutation, &caller, &long));
+        assert_ne!(stored, stored_key(mutation, &caller, &other));
+        assert_ne!(stored, stored_key(mutation, "Agent:x", &long));
+        assert_ne!(stored, stored_key("tagTicket", &caller, &long));
+        // A key that fits is kept as it is.
+        assert_eq!(
+            stored_key("tagTicket", "Agent:a", "k1"),
+            "graphql:tagTicket:Agent:a:k1"
+        );
+    }
 
     fn input(json: serde_json::Value) -> Vec<(Name, Value)> {
         vec![(Name::new("input"), Value::from_json(json).unwrap())]
