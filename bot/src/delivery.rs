@@ -31,7 +31,9 @@
 //! - 429 `retry_after`: Telegram throttles the whole bot, so every lane pauses until then;
 //!   the message is sent again afterwards, as often as Telegram asks.
 //! - 403 "bot was blocked by the user": the customer is recorded as having blocked the bot
-//!   (`RecordBotBlocked`) and the reply as failed, not retryable. No retry.
+//!   (`RecordBotBlocked`) and the reply as failed, not retryable. No retry. A later reply
+//!   that Telegram accepts records that the customer unblocked the bot (`RecordBotUnblocked`,
+//!   no event when they had not blocked it).
 //! - Network errors, 5xx, unreadable answers: retried with exponential backoff (capped, with
 //!   jitter) up to [`DeliveryOptions::max_send_attempts`], then recorded as a retryable
 //!   failure.

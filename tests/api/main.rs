@@ -22,6 +22,7 @@ mod nodes;
 mod paging;
 mod protocol;
 mod queries;
+mod replies;
 mod schema;
 mod subscriptions;
 mod transport;

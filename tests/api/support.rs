@@ -211,6 +211,21 @@ impl Server {
         category: Option<uuid::Uuid>,
         text: &str,
     ) -> (uuid::Uuid, Position) {
+        let telegram_id = NEXT_TELEGRAM_MESSAGE.fetch_add(1, Ordering::Relaxed);
+        self.customer_sends(customer, category, text, telegram_id, None)
+            .await
+    }
+
+    /// As [`Server::customer_writes`], with the message's Telegram id and the Telegram message
+    /// it replies to chosen by the test.
+    pub async fn customer_sends(
+        &self,
+        customer: i64,
+        category: Option<uuid::Uuid>,
+        text: &str,
+        telegram_id: i32,
+        reply_to: Option<i32>,
+    ) -> (uuid::Uuid, Position) {
         let routed = CommandService::new(self.log.clone())
             .route_customer_message(
                 &RouteCustomerMessage {
@@ -226,10 +241,8 @@ impl Server {
                     channel: Channel::Telegram,
                     message: CustomerMessage {
                         message_id: MessageId(uuid::Uuid::now_v7()),
-                        telegram_message_id: TelegramMessageId(
-                            NEXT_TELEGRAM_MESSAGE.fetch_add(1, Ordering::Relaxed),
-                        ),
-                        reply_to: None,
+                        telegram_message_id: TelegramMessageId(telegram_id),
+                        reply_to: reply_to.map(TelegramMessageId),
                         content: MessageContent::text(text),
                     },
                     reopen_window: TimeDelta::days(7),

@@ -413,6 +413,57 @@ async fn a_blocked_bot_marks_the_customer_and_fails_the_reply_without_retry(pool
 }
 
 #[sqlx::test(migrator = "app::database::MIGRATOR")]
+async fn a_reply_delivered_after_a_block_records_that_the_customer_unblocked_the_bot(pool: PgPool) {
+    let desk = Desk::new(pool).await;
+    desk.fake.block_chat(1012);
+    let worker = desk.worker();
+    let ticket = desk.customer_writes(1012, "hello").await;
+    let first = desk.reply(ticket, text("Hi!")).await;
+    let outcome = desk.wait_for_outcome(ticket, first).await;
+    assert_eq!(outcome.event_type, "ticket.reply_delivery_failed");
+    desk.wait_for_events("customer-1012", "customer.blocked_bot", 1)
+        .await;
+    assert!(
+        desk.events("customer-1012", "customer.unblocked_bot")
+            .await
+            .is_empty()
+    );
+
+    // The customer unblocks the bot; the next reply goes through.
+    desk.fake.unblock_chat(1012);
+    let second = desk.reply(ticket, text("Welcome back.")).await;
+    let outcome = desk.wait_for_outcome(ticket, second).await;
+    assert_eq!(outcome.event_type, "ticket.reply_delivered");
+    let unblocked = desk
+        .wait_for_events("customer-1012", "customer.unblocked_bot", 1)
+        .await;
+    assert_eq!(unblocked.len(), 1);
+    assert_eq!(unblocked[0].metadata.actor.kind, ActorKind::Bot);
+    let history = desk
+        .log
+        .read_stream("customer-1012", 0, Direction::Forwards, 100)
+        .await
+        .unwrap();
+    let kinds: Vec<&str> = history
+        .iter()
+        .map(|e| e.event_type.as_str())
+        .filter(|kind| kind.ends_with("blocked_bot"))
+        .collect();
+    assert_eq!(kinds, ["customer.blocked_bot", "customer.unblocked_bot"]);
+
+    // A further delivery to a customer who does not block the bot records nothing more.
+    let third = desk.reply(ticket, text("Anything else?")).await;
+    desk.wait_for_outcome(ticket, third).await;
+    assert_eq!(
+        desk.events("customer-1012", "customer.unblocked_bot")
+            .await
+            .len(),
+        1
+    );
+    worker.stop().await;
+}
+
+#[sqlx::test(migrator = "app::database::MIGRATOR")]
 async fn a_refused_file_id_is_a_failure_with_telegrams_reason(pool: PgPool) {
     let desk = Desk::new(pool).await;
     desk.fake.fail_next(

@@ -349,6 +349,14 @@ async fn record_reply(
     .await;
     if delivered {
         tracing::info!(ticket.id = %ticket, message.id = %message_id, "reply delivered");
+        if written != Written::GaveUp {
+            // Telegram took a message into the chat: whatever a 403 recorded before, the
+            // customer no longer blocks the bot (no event when they never did).
+            let command = CustomerCommand::RecordBotUnblocked { at: Utc::now() };
+            return record_customer(ctx, cause, customer, &command, "the unblocked bot")
+                .await
+                .ended();
+        }
     } else {
         tracing::warn!(ticket.id = %ticket, message.id = %message_id, "reply not delivered");
     }
@@ -357,10 +365,20 @@ async fn record_reply(
 
 async fn record_blocked(ctx: &Context, cause: Cause, customer: CustomerId) -> Written {
     let command = CustomerCommand::RecordBotBlocked { at: Utc::now() };
+    record_customer(ctx, cause, customer, &command, "the blocked bot").await
+}
+
+async fn record_customer(
+    ctx: &Context,
+    cause: Cause,
+    customer: CustomerId,
+    command: &CustomerCommand,
+    what: &'static str,
+) -> Written {
     let context = context(cause);
-    retrying(ctx, "the blocked bot", || async {
+    retrying(ctx, what, || async {
         ctx.commands
-            .execute::<Customer>(customer.stream(), &command, &context)
+            .execute::<Customer>(customer.stream(), command, &context)
             .await
             .map(|_| ())
             .map_err(Retry::Customer)

@@ -301,3 +301,31 @@ pub async fn note(db: impl PgExecutor<'_>, id: Uuid) -> sqlx::Result<Option<Note
     });
     sqlx::query_as(&SQL).bind(id).fetch_optional(db).await
 }
+
+/// The message of the customer's chat that ticket `ticket`'s messages call Telegram message
+/// `telegram_message_id`: a customer message by its own id, an agent reply by the id Telegram
+/// gave it on delivery. Telegram numbers messages per chat, and a customer has one chat with
+/// the bot, so the search spans all of that customer's tickets.
+///
+/// # Errors
+/// The database's, or a row the code cannot read.
+pub async fn message_by_telegram_id(
+    db: impl PgExecutor<'_>,
+    ticket: Uuid,
+    telegram_message_id: i32,
+) -> sqlx::Result<Option<MessageRow>> {
+    static SQL: LazyLock<String> = LazyLock::new(|| {
+        format!(
+            "select {} from messages m join tickets t on t.id = m.ticket_id \
+             where t.customer_id = (select customer_id from tickets where id = $1) \
+             and (m.telegram_message_id = $2 or m.delivered_telegram_message_id = $2) \
+             order by m.created_at desc limit 1",
+            select_list::<MessageRow>(Some("m"))
+        )
+    });
+    sqlx::query_as(&SQL)
+        .bind(ticket)
+        .bind(telegram_message_id)
+        .fetch_optional(db)
+        .await
+}

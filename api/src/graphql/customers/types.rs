@@ -27,7 +27,8 @@ pub struct Customer {
     pub registered_at: DateTime<Utc>,
     /// Their last message.
     pub last_seen_at: Option<DateTime<Utc>>,
-    /// Whether they blocked the bot (replies cannot reach them).
+    /// Whether they blocked the bot (replies cannot reach them); false again once they
+    /// unblock it or a later reply reaches them.
     pub blocked_bot: bool,
     /// Whether the team banned them.
     pub banned: bool,

@@ -1,13 +1,17 @@
 //! What a ticket holds, as GraphQL shows it: its status and priority, and the messages and
 //! notes of its conversation.
 
-use async_graphql::{Enum, ID, Json, SimpleObject};
+use async_graphql::{ComplexObject, Context, Enum, ID, Json, Result, SimpleObject};
 use chrono::{DateTime, Utc};
 
 use domain::ticket::{Priority, TicketStatus};
 use projections::StoredText;
 use projections::tickets::{Direction, MessageRow, NoteRow};
 
+use crate::auth::Permission;
+use crate::graphql::context::Api;
+use crate::graphql::error::database;
+use crate::graphql::guard::{self, Need};
 use crate::graphql::ids;
 
 /// Where a ticket is in its life.
@@ -104,7 +108,11 @@ impl From<Direction> for MessageDirection {
 
 /// A customer message or an agent reply.
 #[derive(Debug, Clone, SimpleObject)]
+#[graphql(complex)]
 pub struct Message {
+    /// The ticket it was posted on.
+    #[graphql(skip)]
+    pub ticket: uuid::Uuid,
     /// Global id.
     pub id: ID,
     /// The message's uuid.
@@ -127,9 +135,10 @@ pub struct Message {
     pub details: Option<Json<serde_json::Value>>,
     /// Where a forwarded message came from.
     pub forward_origin: Option<Json<serde_json::Value>>,
-    /// Telegram's id of the message in the customer's chat.
+    /// Telegram's id of the message in the customer's chat: for a customer message as it
+    /// arrived, for an agent reply once Telegram accepted it (null while pending or failed).
     pub telegram_message_id: Option<i32>,
-    /// The Telegram message it replies to.
+    /// The Telegram message it replies to (see `replyTo` for the message itself).
     pub reply_to_telegram_message_id: Option<i32>,
     /// The template a reply was written from.
     pub template_id: Option<ID>,
@@ -146,6 +155,7 @@ pub struct Message {
 impl From<MessageRow> for Message {
     fn from(row: MessageRow) -> Self {
         Message {
+            ticket: row.ticket_id,
             id: ids::global("Message", row.id),
             message_id: ID(row.id.to_string()),
             seq: row.seq,
@@ -157,7 +167,9 @@ impl From<MessageRow> for Message {
             file_id: row.file_id,
             details: row.details.map(Json),
             forward_origin: row.forward_origin.map(Json),
-            telegram_message_id: row.telegram_message_id,
+            telegram_message_id: row
+                .telegram_message_id
+                .or(row.delivered_telegram_message_id),
             reply_to_telegram_message_id: row.reply_to_telegram_message_id,
             template_id: row.template_id.map(|id| ID(id.to_string())),
             delivery_state: row.delivery_state.map(|state| state.as_str().to_owned()),
@@ -165,6 +177,41 @@ impl From<MessageRow> for Message {
             edited_at: row.edited_at,
             created_at: row.created_at,
         }
+    }
+}
+
+#[ComplexObject]
+impl Message {
+    /// The message it replies to: an agent's reply (by the id Telegram gave it on delivery) or
+    /// a customer message, found by `replyToTelegramMessageId` in the customer's chat, on any
+    /// of their tickets; null when it replies to nothing, to a message Ledgerdesk does not
+    /// hold, or to one on a ticket the caller may not see.
+    #[graphql(guard = "Need(Permission::ReadTickets)")]
+    async fn reply_to(&self, ctx: &Context<'_>) -> Result<Option<Message>> {
+        let Some(telegram_id) = self.reply_to_telegram_message_id else {
+            return Ok(None);
+        };
+        let api = ctx.data_unchecked::<Api>();
+        let Some(row) = projections::tickets::queries::message_by_telegram_id(
+            &api.pool,
+            self.ticket,
+            telegram_id,
+        )
+        .await
+        .map_err(database)?
+        else {
+            return Ok(None);
+        };
+        if row.ticket_id != self.ticket {
+            let scope = guard::ticket_scope(ctx).await?;
+            let category = projections::tickets::queries::category(&api.pool, row.ticket_id)
+                .await
+                .map_err(database)?;
+            if !matches!(category, Some(category) if scope.covers(category)) {
+                return Ok(None);
+            }
+        }
+        Ok(Some(row.into()))
     }
 }
 

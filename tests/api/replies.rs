@@ -1,0 +1,121 @@
+//! Telegram's reply links between a customer's messages and agent replies: an agent reply shows
+//! the id Telegram gave it on delivery, and a message that replies to another resolves it.
+
+use std::time::Duration;
+
+use app::commands::CommandService;
+use bot::delivery::DeliveryWorker;
+use serde_json::{Value, json};
+use testkit::eventually;
+use testkit::telegram::FakeTelegram;
+
+use crate::support::Server;
+
+const MESSAGES: &str = "query($t: ID!) { ticket(id: $t) { messages(first: 10) { nodes {
+    messageId direction text telegramMessageId replyToTelegramMessageId deliveryState
+    replyTo { messageId direction text telegramMessageId }
+} } } }";
+
+async fn messages(server: &Server, token: &str, ticket: uuid::Uuid) -> Vec<Value> {
+    let data = server.ok(token, MESSAGES, json!({ "t": ticket })).await;
+    data["ticket"]["messages"]["nodes"]
+        .as_array()
+        .unwrap()
+        .clone()
+}
+
+#[tokio::test]
+async fn a_delivered_reply_shows_its_telegram_id_and_a_customer_reply_to_it_links_to_it() {
+    let server = Server::start("replies_link").await;
+    let admin = server.admin().await;
+    let fake = FakeTelegram::start().await;
+    let stop = tokio_util::sync::CancellationToken::new();
+    let worker = tokio::spawn(
+        DeliveryWorker::new(
+            CommandService::new(server.log.clone()),
+            fake.bot(),
+            bot::delivery::DeliveryOptions::default(),
+        )
+        .run(stop.clone()),
+    );
+
+    let customer = 7_300_001;
+    let (ticket, _) = server
+        .customer_sends(customer, None, "my order is late", 910_001, None)
+        .await;
+    let sent = server
+        .ok(
+            &admin.token,
+            "mutation($t: ID!) { replyToTicket(input: {ticketId: $t, text: \"It ships today.\"}) { messageId } }",
+            json!({ "t": ticket }),
+        )
+        .await;
+    let reply_id = sent["replyToTicket"]["messageId"]
+        .as_str()
+        .unwrap()
+        .to_owned();
+
+    // Delivered: the reply carries the id Telegram answered sendMessage with.
+    let delivered = eventually(
+        async || {
+            let nodes = messages(&server, &admin.token, ticket).await;
+            nodes
+                .into_iter()
+                .find(|node| {
+                    node["messageId"] == reply_id.as_str() && node["deliveryState"] == "delivered"
+                })
+                .ok_or_else(|| "the reply is not delivered yet".to_owned())
+        },
+        Duration::from_secs(30),
+    )
+    .await;
+    let sends = fake.calls_of("sendMessage");
+    assert_eq!(sends.len(), 1);
+    let telegram_id = sends[0].message_id.unwrap();
+    assert_eq!(delivered["telegramMessageId"], json!(telegram_id));
+    assert_eq!(delivered["replyTo"], Value::Null);
+
+    // The customer answers it with Telegram's reply, and then replies to their own message.
+    server
+        .customer_sends(customer, None, "Thanks!", 910_002, Some(telegram_id))
+        .await;
+    server
+        .customer_sends(
+            customer,
+            None,
+            "About my first message…",
+            910_003,
+            Some(910_001),
+        )
+        .await;
+
+    let nodes = messages(&server, &admin.token, ticket).await;
+    let thanks = nodes.iter().find(|node| node["text"] == "Thanks!").unwrap();
+    assert_eq!(thanks["replyToTelegramMessageId"], json!(telegram_id));
+    assert_eq!(thanks["replyTo"]["messageId"], json!(reply_id));
+    assert_eq!(thanks["replyTo"]["direction"], "OUT");
+    assert_eq!(thanks["replyTo"]["telegramMessageId"], json!(telegram_id));
+    let about = nodes
+        .iter()
+        .find(|node| node["text"] == "About my first message…")
+        .unwrap();
+    assert_eq!(about["replyTo"]["text"], "my order is late");
+    assert_eq!(about["replyTo"]["direction"], "IN");
+
+    stop.cancel();
+    worker.await.unwrap();
+    server.stop().await;
+}
+
+#[tokio::test]
+async fn a_reply_to_a_message_ledgerdesk_does_not_hold_resolves_to_nothing() {
+    let server = Server::start("replies_unknown").await;
+    let admin = server.admin().await;
+    let (ticket, _) = server
+        .customer_sends(7_300_002, None, "see above", 920_001, Some(919_999))
+        .await;
+    let nodes = messages(&server, &admin.token, ticket).await;
+    assert_eq!(nodes[0]["replyToTelegramMessageId"], json!(919_999));
+    assert_eq!(nodes[0]["replyTo"], Value::Null);
+    server.stop().await;
+}
