@@ -810,7 +810,7 @@ fn agent_reply(ticket_id: Uuid, version: i64, reply: &domain::ticket::AgentRepli
         details,
         forward_origin: None,
         telegram_message_id: None,
-        reply_to_telegram_message_id: None,
+        reply_to_telegram_message_id: reply.reply_to.map(|id| id.0),
         template_id: reply.template.map(|t| t.as_uuid()),
         delivery_state: Some(DeliveryState::Pending),
         delivered_telegram_message_id: None,

@@ -119,3 +119,90 @@ async fn a_reply_to_a_message_ledgerdesk_does_not_hold_resolves_to_nothing() {
     assert_eq!(nodes[0]["replyTo"], Value::Null);
     server.stop().await;
 }
+
+const REPLY: &str = "mutation($t: ID!, $q: ID) {
+    replyToTicket(input: {ticketId: $t, text: \"See your message above.\", replyToMessageId: $q}) { messageId } }";
+
+#[tokio::test]
+async fn an_agent_reply_quoting_a_customer_message_links_to_it() {
+    let server = Server::start("replies_quote").await;
+    let admin = server.admin().await;
+    let (ticket, _) = server
+        .customer_sends(7_300_003, None, "where is my parcel", 930_001, None)
+        .await;
+    let (other_ticket, _) = server
+        .customer_sends(7_300_004, None, "someone else's question", 940_001, None)
+        .await;
+    let nodes = messages(&server, &admin.token, ticket).await;
+    let quoted = nodes[0]["messageId"].as_str().unwrap().to_owned();
+    let global = server
+        .ok(
+            &admin.token,
+            "query($t: ID!) { ticket(id: $t) { messages(first: 1) { nodes { id } } } }",
+            json!({ "t": ticket }),
+        )
+        .await["ticket"]["messages"]["nodes"][0]["id"]
+        .clone();
+
+    // By its global id (or its bare message id): the reply records the quoted Telegram id.
+    let sent = server
+        .ok(&admin.token, REPLY, json!({ "t": ticket, "q": global }))
+        .await;
+    let reply_id = sent["replyToTicket"]["messageId"].clone();
+    let reply = eventually(
+        async || {
+            messages(&server, &admin.token, ticket)
+                .await
+                .into_iter()
+                .find(|n| n["messageId"] == reply_id)
+                .ok_or_else(|| "the reply is not in the read model yet".to_owned())
+        },
+        Duration::from_secs(30),
+    )
+    .await;
+    assert_eq!(reply["direction"], "OUT");
+    assert_eq!(reply["replyToTelegramMessageId"], json!(930_001));
+    assert_eq!(reply["replyTo"]["messageId"], json!(quoted));
+    assert_eq!(reply["replyTo"]["text"], "where is my parcel");
+
+    // A reply that is not delivered yet cannot be quoted; nor a message of another ticket.
+    let refused = server
+        .gql(
+            Some(&admin.token),
+            REPLY,
+            json!({ "t": ticket, "q": reply_id }),
+        )
+        .await;
+    assert_eq!(
+        crate::support::code(&refused),
+        Some("CONFLICT"),
+        "{refused}"
+    );
+    let others = messages(&server, &admin.token, other_ticket).await;
+    let foreign = others[0]["messageId"].clone();
+    let refused = server
+        .gql(
+            Some(&admin.token),
+            REPLY,
+            json!({ "t": ticket, "q": foreign }),
+        )
+        .await;
+    assert_eq!(
+        crate::support::code(&refused),
+        Some("NOT_FOUND"),
+        "{refused}"
+    );
+    let refused = server
+        .gql(
+            Some(&admin.token),
+            REPLY,
+            json!({ "t": ticket, "q": "not an id" }),
+        )
+        .await;
+    assert_eq!(
+        crate::support::code(&refused),
+        Some("VALIDATION"),
+        "{refused}"
+    );
+    server.stop().await;
+}

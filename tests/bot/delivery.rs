@@ -119,6 +119,7 @@ impl Desk {
         self.ticket_command(
             ticket,
             TicketCommand::ReplyAsAgent(ReplyAsAgent {
+                reply_to: None,
                 message_id,
                 agent: AGENT,
                 template: None,

@@ -524,6 +524,7 @@ async fn a_customer_message_and_an_agent_reply_make_the_round_trip() {
         .execute_ticket(
             ticket,
             &TicketCommand::ReplyAsAgent(domain::ticket::ReplyAsAgent {
+                reply_to: None,
                 message_id: reply_id,
                 agent,
                 template: None,

@@ -134,7 +134,8 @@ impl Rejection for domain::ticket::TicketError {
             | E::ReopenWindowPassed
             | E::DuplicateMessageId
             | E::AlreadyDelivered
-            | E::AlreadyRated => Code::Conflict,
+            | E::AlreadyRated
+            | E::NotQuotable => Code::Conflict,
         }
     }
 }

@@ -65,6 +65,7 @@ fn route(n: i32, new_ticket: u128, at: DateTime<Utc>) -> RouteCustomerMessage {
 
 fn reply(n: u128, at: DateTime<Utc>) -> TicketCommand {
     TicketCommand::ReplyAsAgent(ReplyAsAgent {
+        reply_to: None,
         message_id: MessageId(Uuid::from_u128(0x5000 + n)),
         agent: agent(n),
         template: None,

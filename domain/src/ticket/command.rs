@@ -58,6 +58,9 @@ pub struct ReplyAsAgent {
     pub template: Option<TemplateId>,
     /// Text and/or media.
     pub content: ReplyContent,
+    /// The message of this ticket it answers (a customer message, or a reply Telegram has
+    /// accepted): Telegram shows the reply quoting it.
+    pub reply_to: Option<MessageId>,
     /// When.
     pub at: DateTime<Utc>,
 }
@@ -228,6 +231,9 @@ pub enum TicketError {
     /// A delivery outcome or edit for a message the ticket does not have.
     #[error("there is no such message on this ticket")]
     UnknownMessage,
+    /// A reply quoting a note, or a reply Telegram has not accepted (yet).
+    #[error("only a customer message or a delivered reply can be quoted")]
+    NotQuotable,
     /// A failure or another Telegram id for a reply already delivered.
     #[error("this reply was already delivered")]
     AlreadyDelivered,

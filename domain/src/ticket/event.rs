@@ -170,6 +170,10 @@ pub struct AgentReplied {
     pub at: DateTime<Utc>,
     /// Personal data: text and media.
     pub content: ReplyContent,
+    /// Telegram's id of the message in the customer's chat it answers (absent in replies
+    /// recorded before replies could quote).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub reply_to: Option<TelegramMessageId>,
 }
 
 /// The text of an internal note.

@@ -207,12 +207,17 @@ impl TicketState {
             C::ReplyAsAgent(reply) => {
                 reply.content.validate()?;
                 self.fresh_message_id(reply.message_id)?;
+                let reply_to = reply
+                    .reply_to
+                    .map(|quoted| self.telegram_id_of(quoted))
+                    .transpose()?;
                 let mut events = vec![E::AgentReplied(AgentReplied {
                     message_id: reply.message_id,
                     agent: reply.agent,
                     template: reply.template,
                     at: reply.at,
                     content: reply.content.clone(),
+                    reply_to,
                 })];
                 if self.status == S::New {
                     events.push(self.status_change(
@@ -345,6 +350,25 @@ impl TicketState {
             return Err(TicketError::DuplicateMessageId);
         }
         Ok(())
+    }
+
+    /// The Telegram id of a message of this ticket a reply may quote: a customer message, or
+    /// a reply Telegram accepted.
+    fn telegram_id_of(&self, message: MessageId) -> Result<TelegramMessageId, TicketError> {
+        if let Some(delivery) = self.replies.get(&message) {
+            return match delivery {
+                Delivery::Delivered(id) => Ok(*id),
+                Delivery::Pending | Delivery::Failed { .. } => Err(TicketError::NotQuotable),
+            };
+        }
+        self.customer_messages
+            .iter()
+            .find_map(|(telegram, ours)| (*ours == message).then_some(*telegram))
+            .ok_or(if self.message_ids.contains(&message) {
+                TicketError::NotQuotable
+            } else {
+                TicketError::UnknownMessage
+            })
     }
 
     fn status_change(&self, to: TicketStatus, by: Actor, at: DateTime<Utc>) -> TicketEvent {

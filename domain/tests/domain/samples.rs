@@ -128,6 +128,7 @@ pub(crate) fn samples() -> Vec<AnyEvent> {
             content: MessageContent::text("sorry, wrong photo"),
         }),
         TicketEvent::AgentReplied(AgentReplied {
+            reply_to: None,
             message_id: MessageId(uuid(5)),
             agent: agent(),
             template: Some(TemplateId(uuid(6))),

@@ -89,6 +89,7 @@ fn arb_ticket_command() -> impl Strategy<Value = TicketCommand> {
         }),
         (0u8..8, 0u8..3, arb_reply(), arb_time()).prop_map(|(id, a, content, at)| {
             TicketCommand::ReplyAsAgent(ReplyAsAgent {
+                reply_to: None,
                 message_id: msg(id),
                 agent: agent(a),
                 template: None,

@@ -256,6 +256,7 @@ impl History {
         self.ticket(
             ticket,
             TicketCommand::ReplyAsAgent(ReplyAsAgent {
+                reply_to: None,
                 message_id,
                 agent,
                 template,

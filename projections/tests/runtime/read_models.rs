@@ -252,6 +252,7 @@ async fn a_batch_that_rolls_back_leaves_no_kept_rows_so_its_events_apply_again(
     // Both replies in one append, so they reach the projection in one batch.
     let reply = |n: i64| {
         TicketEvent::AgentReplied(AgentReplied {
+            reply_to: None,
             message_id: MessageId(Uuid::now_v7()),
             agent: AgentId(Uuid::now_v7()),
             template: None,

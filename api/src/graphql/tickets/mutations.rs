@@ -89,6 +89,9 @@ pub struct ReplyToTicketInput {
     /// Media by Telegram file id (at most 10).
     #[graphql(default)]
     pub media: Vec<MediaInput>,
+    /// A message of this ticket the reply answers (`Message.id`): a customer message, or a
+    /// reply Telegram accepted. Telegram shows the reply quoting it.
+    pub reply_to_message_id: Option<ID>,
     /// Makes a retry harmless: the same key sends the reply once.
     pub idempotency_key: Option<String>,
 }
@@ -273,6 +276,11 @@ impl TicketMutation {
             };
             text = text.or_else(|| Some(saved.text.clone()));
         }
+        let reply_to = input
+            .reply_to_message_id
+            .as_ref()
+            .map(|id| uuid("Message", id).map(MessageId))
+            .transpose()?;
         let message_id = MessageId(Uuid::now_v7());
         let command = TicketCommand::ReplyAsAgent(ReplyAsAgent {
             message_id,
@@ -282,6 +290,7 @@ impl TicketMutation {
                 text,
                 media: input.media.into_iter().map(OutgoingMedia::from).collect(),
             },
+            reply_to,
             at: Utc::now(),
         });
         let key = input.idempotency_key.as_deref();

@@ -66,6 +66,7 @@ fn post(n: i32, at: DateTime<Utc>) -> TicketCommand {
 }
 fn reply_command(id: u128) -> ReplyAsAgent {
     ReplyAsAgent {
+        reply_to: None,
         message_id: msg(id),
         agent: agent(),
         template: None,
@@ -75,6 +76,7 @@ fn reply_command(id: u128) -> ReplyAsAgent {
 }
 fn replied(id: u128) -> TicketEvent {
     TicketEvent::AgentReplied(AgentReplied {
+        reply_to: None,
         message_id: msg(id),
         agent: agent(),
         template: None,
@@ -336,11 +338,13 @@ fn an_agent_reply_with_media_and_a_template_is_recorded_as_is() {
     };
     open_ticket([open])
         .when(TicketCommand::ReplyAsAgent(ReplyAsAgent {
+            reply_to: None,
             template: Some(template),
             content: content.clone(),
             ..reply_command(50)
         }))
         .then([TicketEvent::AgentReplied(AgentReplied {
+            reply_to: None,
             message_id: msg(50),
             agent: agent(),
             template: Some(template),
@@ -367,6 +371,7 @@ fn replying_to_a_closed_ticket_is_rejected() {
 fn an_empty_reply_is_rejected() {
     open_ticket([])
         .when(TicketCommand::ReplyAsAgent(ReplyAsAgent {
+            reply_to: None,
             content: ReplyContent {
                 text: None,
                 media: vec![],

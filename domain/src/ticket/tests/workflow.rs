@@ -457,3 +457,52 @@ fn a_closed_ticket_stays_closed_whatever_follows() {
     ]);
     assert_eq!(state.status(), Some(TicketStatus::Closed));
 }
+
+// Quoting
+
+fn quoting(quoted: u128) -> TicketCommand {
+    TicketCommand::ReplyAsAgent(ReplyAsAgent {
+        reply_to: Some(msg(quoted)),
+        ..reply_command(70)
+    })
+}
+fn replied_quoting(telegram: i32) -> TicketEvent {
+    TicketEvent::AgentReplied(AgentReplied {
+        reply_to: Some(TelegramMessageId(telegram)),
+        ..match replied(70) {
+            TicketEvent::AgentReplied(reply) => reply,
+            _ => unreachable!("replied() makes a reply"),
+        }
+    })
+}
+
+fn opened_by_the_reply() -> TicketEvent {
+    status(TicketStatus::New, TicketStatus::Open, by_agent(), t(5))
+}
+
+#[test]
+fn a_reply_quoting_a_customer_message_records_its_telegram_id() {
+    open_ticket([message_posted(7, t(1))])
+        .when(quoting(7))
+        .then([replied_quoting(7), opened_by_the_reply()]);
+}
+
+#[test]
+fn a_reply_quoting_a_delivered_reply_records_the_id_telegram_gave_it() {
+    open_ticket([replied(50), delivered(50, 900)])
+        .when(quoting(50))
+        .then([replied_quoting(900), opened_by_the_reply()]);
+}
+
+#[test]
+fn only_customer_messages_and_delivered_replies_can_be_quoted() {
+    open_ticket([replied(50)])
+        .when(quoting(50))
+        .then_err(TicketError::NotQuotable);
+    open_ticket([replied(50), failed(50, false)])
+        .when(quoting(50))
+        .then_err(TicketError::NotQuotable);
+    open_ticket([])
+        .when(quoting(99))
+        .then_err(TicketError::UnknownMessage);
+}

@@ -253,6 +253,7 @@ impl Life<'_> {
         let content = text::reply(self.rng, template.as_ref().map(|(_, t)| t.as_str()), media);
         let message_id = MessageId(self.rng.uuid_v7(self.t));
         let command = TicketCommand::ReplyAsAgent(ReplyAsAgent {
+            reply_to: None,
             message_id,
             agent,
             template: template.map(|(id, _)| id),
