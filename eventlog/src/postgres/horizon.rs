@@ -1,0 +1,159 @@
+//! The read horizon: the transaction id below which every append has ended, computed from the
+//! transactions that append to the log and nothing else on the server.
+//!
+//! # Why not the server's oldest transaction
+//!
+//! `pg_snapshot_xmin` is the oldest transaction id still running anywhere on the server. A
+//! reader that stops there is safe, but a transaction writing to another table, or to another
+//! database of the same server, then holds every subscription, projection and read-your-writes
+//! wait back for as long as it stays open. Readers only need to wait for appends.
+//!
+//! # Registration (migration 0019)
+//!
+//! Before an appending transaction takes its transaction id, a statement-level trigger on
+//! `events` and on `idempotency_keys` registers it: a shared transaction-level advisory lock of
+//! class [`REGISTRY_CLASS`] whose second key is the low half of `b`, the xmax of the snapshot of
+//! the registering statement. `b` is a lower bound of the id the transaction takes afterwards
+//! (no id assigned after a snapshot is below its xmax). A transaction that already has an id
+//! when it would register is refused: its id could be below a horizon a reader already used.
+//! The lock is released when the transaction ends, after it left the server's list of running
+//! transactions, so a snapshot taken after the release sees it ended.
+//!
+//! # The horizon
+//!
+//! [`HORIZON`] is one statement: its snapshot gives `x`, the xmax at its start (`t0`); then it
+//! reads the registrations in `pg_locks` (`tL`, after `t0`; the lock table is read as one
+//! consistent picture), and answers `H = min(x, every registered b)`. A later statement's read
+//! (snapshot at `tS`, after `tL`) may take every row with `tx_id < H`. For any appending
+//! transaction T with id below H:
+//!
+//! - T registered after `tL`: it took its id after `tL`, so its id is at least `x >= H`.
+//!   Impossible.
+//! - T was registered at `tL`: `H <= b(T) <= id(T)`. Impossible.
+//! - So T had released its registration before `tL`: T ended before `tS`, and the read sees all
+//!   of it (committed) or none (rolled back), for good.
+//!
+//! Nothing can ever commit below H, so H stays valid for every later read: a reader may keep the
+//! largest horizon it learned and use `greatest(pg_snapshot_xmin, H)` (both are valid lines).
+//! A long transaction holds readers back only if it appends; its age is reported
+//! ([`oldest_append`]).
+
+use std::sync::atomic::{AtomicI64, Ordering};
+use std::time::{Duration, Instant};
+
+use sqlx::PgConnection;
+
+use super::encoded::backend;
+use crate::Error;
+
+/// The first key of the registration lock: `LDAP` (ledgerdesk append) as a big-endian `int4`.
+/// Migration 0019 uses the same number.
+pub const REGISTRY_CLASS: i32 = i32::from_be_bytes(*b"LDAP");
+
+/// The registrations of this database's appenders, as rows of `pg_locks` (all of them, also
+/// those still waiting for the lock: they registered before taking an id all the same).
+macro_rules! registrations {
+    () => {
+        "select l.pid, l.objid from pg_locks l \
+          where l.locktype = 'advisory' and l.classid = 1279541584 and l.objsubid = 2 \
+            and l.database = (select d.oid from pg_database d where d.datname = current_database())"
+    };
+}
+
+/// The horizon, see the module docs. The bound `b` comes back from its low 32 bits next to
+/// `x`: transaction ids in use are less than 2^31 apart, so `b` is `x - d` with `d`, the
+/// distance modulo 2^32, below 2^31 (a larger `d` means `b` is beyond `x`, and `x` bounds `H`
+/// anyway).
+const HORIZON: &str = concat!(
+    "select least(s.x, min(s.x - r.d) filter (where r.d < 2147483648))::bigint \
+       from (select pg_snapshot_xmax(pg_current_snapshot())::text::bigint as x) as s \
+       left join lateral ( \
+           select ((s.x - reg.objid::bigint) % 4294967296 + 4294967296) % 4294967296 as d \
+             from (",
+    registrations!(),
+    ") as reg) as r on true \
+      group by s.x"
+);
+
+/// Refreshes closer together than this reuse the last horizon: reading `pg_locks` takes the
+/// server's lock table for a moment, and a busy process has several readers held back at once.
+const MIN_REFRESH_INTERVAL: Duration = Duration::from_millis(5);
+
+/// The largest horizon this log learned, shared by its readers.
+#[derive(Debug)]
+pub(super) struct Horizon {
+    known: AtomicI64,
+    /// When the last refresh started (`None`: never); held while one runs, so concurrent
+    /// readers share it.
+    last_refresh: tokio::sync::Mutex<Option<Instant>>,
+}
+
+impl Horizon {
+    pub(super) fn new() -> Self {
+        Horizon {
+            known: AtomicI64::new(0),
+            last_refresh: tokio::sync::Mutex::new(None),
+        }
+    }
+
+    /// The largest horizon learned so far (0: none yet). Valid for any read from now on.
+    pub(super) fn known(&self) -> i64 {
+        self.known.load(Ordering::Acquire)
+    }
+
+    /// Computes the horizon again on `conn`, unless a refresh started after this call began or
+    /// less than [`MIN_REFRESH_INTERVAL`] ago; answers the largest horizon known then.
+    pub(super) async fn refresh(&self, conn: &mut PgConnection) -> Result<i64, Error> {
+        let asked = Instant::now();
+        let mut last = self.last_refresh.lock().await;
+        if let Some(started) = *last
+            && (started >= asked || started.elapsed() < MIN_REFRESH_INTERVAL)
+        {
+            return Ok(self.known());
+        }
+        *last = Some(Instant::now());
+        let horizon: i64 = sqlx::query_scalar(HORIZON)
+            .fetch_one(&mut *conn)
+            .await
+            .map_err(backend)?;
+        self.known.fetch_max(horizon, Ordering::AcqRel);
+        Ok(self.known())
+    }
+}
+
+/// The oldest transaction that holds the log's readers back: an append still running.
+#[derive(Debug, Clone, PartialEq)]
+pub struct HeldBackBy {
+    /// The server process running it (`None` for a prepared transaction, whose age is then
+    /// that of the oldest prepared transaction of the database).
+    pub pid: Option<i32>,
+    /// The database it runs in.
+    pub database: String,
+    /// How long its transaction has been running.
+    pub age: Duration,
+}
+
+/// The oldest transaction of this database registered as an append and still running, if any:
+/// events appended after it started stay unreadable until it ends.
+pub(super) async fn oldest_append(conn: &mut PgConnection) -> Result<Option<HeldBackBy>, Error> {
+    let row: Option<(Option<i32>, String, f64)> = sqlx::query_as(concat!(
+        "select reg.pid, current_database()::text, \
+                extract(epoch from clock_timestamp() - coalesce(a.xact_start, \
+                    (select min(p.prepared) from pg_prepared_xacts p \
+                      where p.database = current_database()), now()))::float8 as age \
+           from (",
+        registrations!(),
+        ") as reg \
+           left join pg_stat_activity a on a.pid = reg.pid \
+          order by age desc \
+          limit 1"
+    ))
+    .fetch_optional(&mut *conn)
+    .await
+    .map_err(backend)?;
+    Ok(row.map(|(pid, database, seconds)| HeldBackBy {
+        pid,
+        database,
+        age: Duration::from_secs_f64(seconds.max(0.0)),
+    }))
+}
