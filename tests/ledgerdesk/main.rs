@@ -12,6 +12,8 @@ use eventlog::{EventLog, Position};
 use sqlx::{Executor, PgPool};
 use testkit::{DatabaseName, TestApp, eventually};
 
+mod roles;
+
 /// How long a test waits for the server to catch up with a generated history.
 const PATIENCE: Duration = Duration::from_secs(60);
 
