@@ -154,6 +154,8 @@ struct Inner {
     batcher: Arc<Batcher>,
     /// The largest read horizon learned from the registered appends.
     horizon: Horizon,
+    /// When the registered appends were first seen (their age, see `held_back_by`).
+    sightings: horizon::Sightings,
 }
 
 impl PostgresLog {
@@ -176,6 +178,7 @@ impl PostgresLog {
                 lone,
                 batcher,
                 horizon: Horizon::new(),
+                sightings: horizon::Sightings::default(),
             }),
         }
     }
@@ -274,7 +277,7 @@ impl PostgresLog {
     /// When the database cannot be read.
     pub async fn held_back_by(&self) -> Result<Option<HeldBackBy>, Error> {
         let mut conn = self.inner.pool.acquire().await.map_err(backend)?;
-        horizon::oldest_append(&mut conn).await
+        horizon::oldest_append(&mut conn, &self.inner.sightings).await
     }
 
     /// The current read horizon, computed now (see `postgres/horizon.rs`).

@@ -38,6 +38,7 @@
 //! A long transaction holds readers back only if it appends; its age is reported
 //! ([`oldest_append`]).
 
+use std::collections::HashMap;
 use std::sync::atomic::{AtomicI64, Ordering};
 use std::time::{Duration, Instant};
 
@@ -124,36 +125,63 @@ impl Horizon {
 /// The oldest transaction that holds the log's readers back: an append still running.
 #[derive(Debug, Clone, PartialEq)]
 pub struct HeldBackBy {
-    /// The server process running it (`None` for a prepared transaction, whose age is then
-    /// that of the oldest prepared transaction of the database).
+    /// The server process running it (`None` for a prepared transaction).
     pub pid: Option<i32>,
     /// The database it runs in.
     pub database: String,
-    /// How long its transaction has been running.
+    /// How long its transaction has been running: since it started when the serving role
+    /// may see that (its own sessions, or with `pg_read_all_stats`), else at least since this
+    /// process first saw it.
     pub age: Duration,
 }
 
+/// When this process first saw each registration still present, so that an append whose
+/// session it may not look into (`pg_stat_activity` hides the transaction start of other
+/// roles' sessions) still ages.
+#[derive(Debug, Default)]
+pub(super) struct Sightings {
+    first_seen: std::sync::Mutex<HashMap<(Option<i32>, i64), Instant>>,
+}
+
 /// The oldest transaction of this database registered as an append and still running, if any:
-/// events appended after it started stay unreadable until it ends.
-pub(super) async fn oldest_append(conn: &mut PgConnection) -> Result<Option<HeldBackBy>, Error> {
-    let row: Option<(Option<i32>, String, f64)> = sqlx::query_as(concat!(
-        "select reg.pid, current_database()::text, \
+/// events appended after it started stay unreadable until it ends. Its age is the time since
+/// its transaction started when `pg_stat_activity` shows it, and at least the time since
+/// `sightings` first saw it.
+pub(super) async fn oldest_append(
+    conn: &mut PgConnection,
+    sightings: &Sightings,
+) -> Result<Option<HeldBackBy>, Error> {
+    // pid, lock key, seconds open (null when hidden), database
+    let rows: Vec<(Option<i32>, i64, Option<f64>, String)> = sqlx::query_as(concat!(
+        "select reg.pid, reg.objid::bigint, \
                 extract(epoch from clock_timestamp() - coalesce(a.xact_start, \
-                    (select min(p.prepared) from pg_prepared_xacts p \
-                      where p.database = current_database()), now()))::float8 as age \
+                    case when reg.pid is null then \
+                        (select min(p.prepared) from pg_prepared_xacts p \
+                          where p.database = current_database()) end))::float8, \
+                current_database()::text \
            from (",
         registrations!(),
         ") as reg \
-           left join pg_stat_activity a on a.pid = reg.pid \
-          order by age desc \
-          limit 1"
+           left join pg_stat_activity a on a.pid = reg.pid"
     ))
-    .fetch_optional(&mut *conn)
+    .fetch_all(&mut *conn)
     .await
     .map_err(backend)?;
-    Ok(row.map(|(pid, database, seconds)| HeldBackBy {
-        pid,
-        database,
-        age: Duration::from_secs_f64(seconds.max(0.0)),
-    }))
+    let now = Instant::now();
+    // A poisoned lock only means another reader panicked mid-update: the map is still usable.
+    let mut first_seen = sightings
+        .first_seen
+        .lock()
+        .unwrap_or_else(std::sync::PoisonError::into_inner);
+    first_seen.retain(|key, _| rows.iter().any(|(pid, objid, ..)| (*pid, *objid) == *key));
+    let mut oldest: Option<HeldBackBy> = None;
+    for (pid, objid, seconds, database) in rows {
+        let seen = *first_seen.entry((pid, objid)).or_insert(now);
+        let shown = Duration::from_secs_f64(seconds.unwrap_or(0.0).max(0.0));
+        let age = shown.max(now.duration_since(seen));
+        if oldest.as_ref().is_none_or(|o| age > o.age) {
+            oldest = Some(HeldBackBy { pid, database, age });
+        }
+    }
+    Ok(oldest)
 }
