@@ -28,6 +28,10 @@ use sqlx::{Executor, PgConnection};
 /// The serving role's name when the settings name none.
 pub const DEFAULT_ROLE: &str = "ledgerdesk_app";
 
+/// The class of the advisory lock that serializes [`prepare`]'s grants on one database
+/// (`LDRO`).
+const GRANTS_LOCK_CLASS: i32 = i32::from_be_bytes(*b"LDRO");
+
 /// Tables of the log and of the migrations, which the serving role may not own nor change.
 const LOG_TABLES: [&str; 3] = ["events", "idempotency_keys", "_sqlx_migrations"];
 
@@ -183,6 +187,12 @@ async fn grant(
     read_models: &[&str],
 ) -> Result<(), sqlx::Error> {
     let mut tx = sqlx::Connection::begin(&mut *conn).await?;
+    // Processes starting together on one database would otherwise update the same catalog
+    // rows at once ("tuple concurrently updated"): one at a time.
+    sqlx::query("select pg_advisory_xact_lock($1, 0)")
+        .bind(GRANTS_LOCK_CLASS)
+        .execute(&mut *tx)
+        .await?;
     let database: String = sqlx::query_scalar("select quote_ident(current_database())")
         .fetch_one(&mut *tx)
         .await?;

@@ -47,7 +47,7 @@
 //! inside their own transaction: Postgres serializes the commits of notifying transactions,
 //! which would undo the point above. A background task sends one coalesced `NOTIFY` after
 //! commits instead. When rows exist past the cursor but are not yet readable (held back by an
-//! older open transaction), the subscription re-reads after a short, growing pause. A
+//! older open append), the subscription re-reads after a short, growing pause. A
 //! subscription keeps one pooled connection for its reads while it lives, so each live process
 //! holds one per follower of the whole log (the projections' shared reader, the API's hub, the
 //! bot's delivery).
