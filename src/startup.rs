@@ -235,7 +235,7 @@ async fn watch_held_back(log: PostgresLog, threshold: Duration, stop: Cancellati
                 if again {
                     tracing::warn!(
                         database = %held.database,
-                        pid = ?held.pid,
+                        pid = held.pid,
                         open_seconds = held.age.as_secs(),
                         "an append transaction has been open longer than \
                          LEDGERDESK_LOG_HELD_BACK_WARN_SECS: events committed since it started \

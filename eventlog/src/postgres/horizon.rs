@@ -37,6 +37,14 @@
 //! largest horizon it learned and use `greatest(pg_snapshot_xmin, H)` (both are valid lines).
 //! A long transaction holds readers back only if it appends; its age is reported
 //! ([`oldest_append`]).
+//!
+//! # What a misbehaving session can do
+//!
+//! Any session of the database may take the lock itself, with any key: that can only lower
+//! `H` (a key read as a bound beyond `x` is ignored), which delays readers and never skips an
+//! event; the held-back report names its process. A session that sets the transaction-local
+//! setting by hand and then appends skips its own registration: readers may then pass over
+//! that transaction's own events (they stay in their streams), never over anyone else's.
 
 use std::collections::HashMap;
 use std::sync::atomic::{AtomicI64, Ordering};
