@@ -315,8 +315,8 @@ async fn read_page_on(
     let Some(first) = held_back else {
         return Ok((Vec::new(), false));
     };
-    // The rows were committed before this horizon is computed, so one that is still not below
-    // it waits for an append that is really running.
+    // A horizon computed now (or a few milliseconds ago, see `Horizon::refresh`) may free
+    // them; rows it does not free wait for an append still running, and the caller pauses.
     if horizon.refresh(conn).await? > first {
         let events = read_below(conn, horizon.known(), after, limit).await?;
         if !events.is_empty() {
