@@ -280,11 +280,17 @@ async fn api_phase(
 ) -> anyhow::Result<ApiPhase> {
     let mut config = api::ApiConfig::default();
     config.auth.logins_per_ip_per_minute = 1_000;
+    let owner = SecretString::from(url.to_owned());
+    let role = ledgerdesk::ServingRole::default_role();
     let app = Application::build(Settings {
-        database_url: SecretString::from(url.to_owned()),
+        serving_database_url: ledgerdesk::serving_url(&owner, &role)?,
+        database_url: owner,
+        serving_role: role,
+        migrate_on_start: true,
         // Room for the raw phase's pool should a server linger.
         db_max_connections: 48,
         bind: "127.0.0.1:0".parse()?,
+        log_held_back_warn: std::time::Duration::from_secs(10),
         api: config,
         bot: None,
     })

@@ -33,10 +33,13 @@ fi
 
 version=$(ls /etc/postgresql | sort -V | tail -n 1)
 if [ "$installed_now" = yes ]; then
-    # A fresh cluster asks for passwords over TCP; let local development connect as postgres
-    # from this machine only.
+    # A fresh cluster asks for passwords over TCP; let local development connect from this
+    # machine only as postgres (the owner: migrations) and as ledgerdesk_app (the role the
+    # server runs as, which the migrations create without a password).
     hba="/etc/postgresql/$version/main/pg_hba.conf"
-    as_root sed -i '1i host all postgres 127.0.0.1/32 trust\nhost all postgres ::1/128 trust' "$hba"
+    for role in postgres ledgerdesk_app; do
+        as_root sed -i "1i host all $role 127.0.0.1/32 trust\nhost all $role ::1/128 trust" "$hba"
+    done
 fi
 
 echo "ensure-postgres: starting PostgreSQL $version" >&2

@@ -99,7 +99,8 @@ pub struct ReplayArgs {
 
 #[derive(Args)]
 pub struct DatabaseArgs {
-    /// Postgres URL of the database holding the log and the read models. Created if missing.
+    /// Postgres URL of the database holding the log and the read models, as its owner: the
+    /// migrations run on it, and it creates the serving role. Created if missing.
     #[arg(
         long,
         env = "DATABASE_URL",
@@ -108,6 +109,21 @@ pub struct DatabaseArgs {
         global = true
     )]
     database_url: String,
+
+    /// The Postgres role `serve` (and `replay`'s rebuild) runs as: created by the migrations
+    /// if missing, allowed to append to the log but never to change it.
+    #[arg(long, env = "LEDGERDESK_APP_ROLE", default_value = app::serving_role::DEFAULT_ROLE, global = true)]
+    pub app_role: String,
+
+    /// The serving role's password, set on the role at every migration. Without it the role
+    /// has none (peer or trust authentication, or one set by hand).
+    #[arg(long, env = "LEDGERDESK_APP_PASSWORD", hide_env_values = true, value_parser = secret, global = true)]
+    app_password: Option<SecretString>,
+
+    /// Postgres URL the server connects with. Default: the database URL with the serving
+    /// role's name and password in place of the owner's.
+    #[arg(long, env = "LEDGERDESK_APP_DATABASE_URL", hide_env_values = true, value_parser = secret, global = true)]
+    app_database_url: Option<SecretString>,
 
     /// Most database connections this process opens.
     #[arg(long, env = "LEDGERDESK_DB_MAX_CONNECTIONS", default_value_t = 20, value_parser = clap::value_parser!(u32).range(2..=1000), global = true)]
@@ -118,27 +134,107 @@ impl std::fmt::Debug for DatabaseArgs {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
         f.debug_struct("DatabaseArgs")
             .field("database_url", &"[redacted]")
+            .field("app_role", &self.app_role)
+            .field(
+                "app_password",
+                &self.app_password.as_ref().map(|_| "[redacted]"),
+            )
+            .field(
+                "app_database_url",
+                &self.app_database_url.as_ref().map(|_| "[redacted]"),
+            )
             .field("db_max_connections", &self.db_max_connections)
             .finish()
     }
 }
 
 impl DatabaseArgs {
-    /// The database URL, kept out of `Debug` output from here on.
+    /// The owner's database URL, kept out of `Debug` output from here on.
     pub fn database_url(&self) -> SecretString {
         SecretString::from(self.database_url.clone())
+    }
+
+    /// The serving role: its name and password.
+    pub fn serving_role(&self) -> ServingRole {
+        ServingRole {
+            name: self.app_role.clone(),
+            password: self.app_password.clone(),
+        }
+    }
+
+    /// The URL the server connects with: the one given, or the owner's URL with the serving
+    /// role's name and password.
+    ///
+    /// # Errors
+    /// When the owner's URL cannot be parsed.
+    pub fn serving_url(&self) -> anyhow::Result<SecretString> {
+        match &self.app_database_url {
+            Some(url) => Ok(url.clone()),
+            None => serving_url(&self.database_url(), &self.serving_role()),
+        }
     }
 
     /// The settings of `serve`.
     pub fn settings(&self, serve: ServeArgs) -> anyhow::Result<Settings> {
         Ok(Settings {
             database_url: self.database_url(),
+            serving_database_url: self.serving_url()?,
+            serving_role: self.serving_role(),
+            migrate_on_start: serve.migrate_on_start,
             db_max_connections: self.db_max_connections,
             bind: serve.bind,
+            log_held_back_warn: std::time::Duration::from_secs(serve.log_held_back_warn_secs),
             api: serve.api_config(),
             bot: serve.bot_config()?,
         })
     }
+}
+
+/// The Postgres role the server runs as.
+#[derive(Clone)]
+pub struct ServingRole {
+    /// Its name.
+    pub name: String,
+    /// Its password, if it has one.
+    pub password: Option<SecretString>,
+}
+
+impl std::fmt::Debug for ServingRole {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("ServingRole")
+            .field("name", &self.name)
+            .field("password", &self.password.as_ref().map(|_| "[redacted]"))
+            .finish()
+    }
+}
+
+impl ServingRole {
+    /// The default role (`ledgerdesk_app`), without a password.
+    pub fn default_role() -> Self {
+        ServingRole {
+            name: app::serving_role::DEFAULT_ROLE.to_owned(),
+            password: None,
+        }
+    }
+}
+
+/// `owner_url` with `role`'s name and password (none when it has none) in place of the
+/// owner's.
+///
+/// # Errors
+/// When `owner_url` is not a URL with a user part.
+pub fn serving_url(owner_url: &SecretString, role: &ServingRole) -> anyhow::Result<SecretString> {
+    use anyhow::Context;
+    use secrecy::ExposeSecret;
+    let mut url = url::Url::parse(owner_url.expose_secret())
+        .map_err(|_| anyhow::anyhow!("the database URL is not a URL"))?;
+    url.set_username(&role.name)
+        .ok()
+        .context("the database URL takes no user name")?;
+    url.set_password(role.password.as_ref().map(|p| p.expose_secret()))
+        .ok()
+        .context("the database URL takes no password")?;
+    Ok(SecretString::from(String::from(url)))
 }
 
 #[derive(Debug, Args)]
@@ -146,6 +242,17 @@ pub struct ServeArgs {
     /// Address and port the HTTP server listens on (port 0 picks a free one).
     #[arg(long, env = "LEDGERDESK_BIND", default_value = "127.0.0.1:8080")]
     pub bind: SocketAddr,
+
+    /// Apply pending migrations (and prepare the serving role) at start, as the owner of
+    /// DATABASE_URL. With `false` the server never connects as the owner: run
+    /// `ledgerdesk migrate` before each upgrade instead.
+    #[arg(long, env = "LEDGERDESK_MIGRATE_ON_START", default_value_t = true, action = clap::ArgAction::Set)]
+    pub migrate_on_start: bool,
+
+    /// Warn (naming its database and process) when an append transaction has been open this
+    /// many seconds: events committed after it started stay unreadable until it ends.
+    #[arg(long, env = "LEDGERDESK_LOG_HELD_BACK_WARN_SECS", default_value_t = 10, value_parser = clap::value_parser!(u64).range(1..=86_400))]
+    pub log_held_back_warn_secs: u64,
 
     /// Secret that signs access tokens (at least 32 bytes). Without it, a random key is
     /// generated on first start and kept in the database, shared by every instance.

@@ -6,20 +6,18 @@ use std::time::Instant;
 use anyhow::Context;
 use eventlog::postgres::PostgresLog;
 use indicatif::{ProgressBar, ProgressStyle};
-use secrecy::ExposeSecret;
 use tools::generate::{GenerateOptions, generate as run};
 
 use crate::cli::{DatabaseArgs, GenerateArgs};
 
 /// Appends at least `args.events` generated events to the (empty) log.
 pub async fn generate(database: &DatabaseArgs, args: &GenerateArgs) -> anyhow::Result<()> {
-    let url = database.database_url();
-    let pool = app::database::connect(url.expose_secret(), database.db_max_connections)
-        .await
-        .context("cannot connect to the database (is Postgres running? see DATABASE_URL)")?;
-    app::database::migrate(&pool)
-        .await
-        .context("cannot apply the database migrations")?;
+    let pool = crate::startup::prepare_database(
+        &database.database_url(),
+        &database.serving_role(),
+        database.db_max_connections,
+    )
+    .await?;
     let log = PostgresLog::new(pool);
     let options = GenerateOptions {
         events: args.events,

@@ -8,6 +8,7 @@ mod generate;
 mod replay;
 mod startup;
 
+pub use cli::{ServingRole, serving_url};
 pub use generate::generate;
 pub use replay::replay;
 pub use startup::{Application, Settings, create_agent, migrate};

@@ -19,13 +19,16 @@ use crate::cli::DatabaseArgs;
 /// Rebuilds the named projections (all when `names` is empty).
 pub async fn replay(database: &DatabaseArgs, names: &[String]) -> anyhow::Result<()> {
     let selected = select(names)?;
-    let url = database.database_url();
-    let pool = app::database::connect(url.expose_secret(), database.db_max_connections)
+    // Migrated as the owner; rebuilt as the serving role, which owns the read models (a
+    // rebuild drops the live tables and moves the shadow ones in).
+    let owner =
+        crate::startup::prepare_database(&database.database_url(), &database.serving_role(), 2)
+            .await?;
+    owner.close().await;
+    let url = database.serving_url()?;
+    let pool = app::database::connect_existing(url.expose_secret(), database.db_max_connections)
         .await
-        .context("cannot connect to the database (is Postgres running? see DATABASE_URL)")?;
-    app::database::migrate(&pool)
-        .await
-        .context("cannot apply the database migrations")?;
+        .context("cannot connect to the database as the serving role")?;
     let log = PostgresLog::new(pool.clone());
     let total = log
         .count_after(Position::START, u64::MAX)

@@ -2,6 +2,7 @@
 
 use std::net::SocketAddr;
 use std::sync::Arc;
+use std::time::{Duration, Instant};
 
 use anyhow::Context;
 use app::commands::CommandService;
@@ -12,17 +13,25 @@ use secrecy::{ExposeSecret, SecretString};
 use tokio::net::TcpListener;
 use tokio_util::sync::CancellationToken;
 
-use crate::cli::DatabaseArgs;
+use crate::cli::{DatabaseArgs, ServingRole};
 
-/// What `serve` needs to run. `Debug` never shows the database URL.
+/// What `serve` needs to run. `Debug` never shows the database URLs or the password.
 #[derive(Debug, Clone)]
 pub struct Settings {
-    /// Postgres URL (it may carry a password).
+    /// Postgres URL of the owner (it may carry a password): migrations, the serving role.
     pub database_url: SecretString,
+    /// Postgres URL the server runs on, as the serving role.
+    pub serving_database_url: SecretString,
+    /// The serving role the migrations prepare.
+    pub serving_role: ServingRole,
+    /// Whether to migrate (as the owner) before serving.
+    pub migrate_on_start: bool,
     /// Most connections in the pool.
     pub db_max_connections: u32,
     /// HTTP listen address (port 0: any free port).
     pub bind: SocketAddr,
+    /// Warn when an append transaction holds the log's readers back this long.
+    pub log_held_back_warn: Duration,
     /// The GraphQL API: auth lifetimes, rate limits, request bounds, signing secret.
     pub api: api::ApiConfig,
     /// The Telegram bot (`None`: off).
@@ -37,20 +46,30 @@ pub struct Application {
     projections: Vec<Arc<dyn Projection>>,
     state: api::AppState,
     bot: Option<bot::TelegramBot>,
+    log_held_back_warn: Duration,
 }
 
 impl Application {
-    /// Connects to (and if needed creates) the database, migrates it and binds the listener.
+    /// Migrates the database as its owner (creating it if needed, and the serving role) unless
+    /// told not to, connects as the serving role, refusing one that could change the log, and
+    /// binds the listener.
     pub async fn build(settings: Settings) -> anyhow::Result<Self> {
-        let pool = database::connect(
-            settings.database_url.expose_secret(),
+        if settings.migrate_on_start {
+            let owner = prepare_database(&settings.database_url, &settings.serving_role, 2).await?;
+            owner.close().await;
+        }
+        let pool = database::connect_existing(
+            settings.serving_database_url.expose_secret(),
             settings.db_max_connections,
         )
         .await
-        .context("cannot connect to the database (is Postgres running? see DATABASE_URL)")?;
-        database::migrate(&pool)
+        .context(
+            "cannot connect to the database as the serving role \
+             (is Postgres running? see LEDGERDESK_APP_ROLE and LEDGERDESK_APP_DATABASE_URL)",
+        )?;
+        app::serving_role::refuse_privileged(&pool)
             .await
-            .context("cannot apply the database migrations")?;
+            .context("cannot serve on this connection")?;
         let listener = TcpListener::bind(settings.bind)
             .await
             .with_context(|| format!("cannot listen on {}", settings.bind))?;
@@ -78,6 +97,7 @@ impl Application {
             projections,
             state,
             bot,
+            log_held_back_warn: settings.log_held_back_warn,
         })
     }
 
@@ -113,6 +133,11 @@ impl Application {
             self.projections.clone(),
         );
         let projecting = tokio::spawn(runner.run(shutdown.child_token()));
+        let watching = tokio::spawn(watch_held_back(
+            self.log.clone(),
+            self.log_held_back_warn,
+            shutdown.child_token(),
+        ));
         let live = self.state.live();
         let mut router = api::router(self.state);
         let mut bot_running = None;
@@ -146,6 +171,7 @@ impl Application {
             tracing::error!(error = %err, "the telegram bot panicked");
         }
         live.stop();
+        let _ = watching.await;
         served?;
         self.log.stop_background();
         self.log.pool().close().await;
@@ -154,17 +180,74 @@ impl Application {
     }
 }
 
-/// `ledgerdesk migrate`: creates the database if needed and applies pending migrations.
-pub async fn migrate(database: &DatabaseArgs) -> anyhow::Result<()> {
-    let url = database.database_url();
-    let pool = database::connect(url.expose_secret(), 2)
+/// Connects as the owner (creating the database if needed), applies pending migrations and
+/// prepares the serving role; the owner's pool of `connections` is handed back.
+pub(crate) async fn prepare_database(
+    owner_url: &SecretString,
+    role: &ServingRole,
+    connections: u32,
+) -> anyhow::Result<sqlx::PgPool> {
+    let pool = database::connect(owner_url.expose_secret(), connections)
         .await
         .context("cannot connect to the database (is Postgres running? see DATABASE_URL)")?;
     database::migrate(&pool)
         .await
         .context("cannot apply the database migrations")?;
-    tracing::info!("migrations applied");
+    let read_models: Vec<&str> = projections::models::all()
+        .iter()
+        .flat_map(|projection| projection.tables().iter().copied())
+        .collect();
+    app::serving_role::prepare(
+        &pool,
+        &role.name,
+        role.password.as_ref().map(|p| p.expose_secret()),
+        &read_models,
+    )
+    .await
+    .with_context(|| format!("cannot prepare the serving role {}", role.name))?;
+    Ok(pool)
+}
+
+/// `ledgerdesk migrate`: creates the database if needed, applies pending migrations and
+/// prepares the serving role.
+pub async fn migrate(database: &DatabaseArgs) -> anyhow::Result<()> {
+    let pool = prepare_database(&database.database_url(), &database.serving_role(), 2).await?;
+    pool.close().await;
+    tracing::info!(role = %database.app_role, "migrations applied, serving role ready");
     Ok(())
+}
+
+/// Warns while an append transaction holds the log's readers back longer than `threshold`,
+/// naming its database and server process: once per transaction and then every minute.
+async fn watch_held_back(log: PostgresLog, threshold: Duration, stop: CancellationToken) {
+    let every = (threshold / 2).clamp(Duration::from_secs(1), Duration::from_secs(10));
+    let mut warned: Option<(Option<i32>, Instant)> = None;
+    loop {
+        tokio::select! {
+            () = stop.cancelled() => return,
+            () = tokio::time::sleep(every) => {}
+        }
+        match log.held_back_by().await {
+            Ok(Some(held)) if held.age >= threshold => {
+                let again = warned.is_none_or(|(pid, at)| {
+                    pid != held.pid || at.elapsed() >= Duration::from_secs(60)
+                });
+                if again {
+                    tracing::warn!(
+                        database = %held.database,
+                        pid = held.pid,
+                        open_seconds = held.age.as_secs(),
+                        "an append transaction has been open longer than \
+                         LEDGERDESK_LOG_HELD_BACK_WARN_SECS: events committed since it started \
+                         stay unreadable (subscriptions, read models, delivery) until it ends"
+                    );
+                    warned = Some((held.pid, Instant::now()));
+                }
+            }
+            Ok(_) => warned = None,
+            Err(err) => tracing::debug!(error = %err, "cannot read the log's oldest append"),
+        }
+    }
 }
 
 /// `ledgerdesk admin create`: an agent who can sign in, with a one-time password unless one is
@@ -184,13 +267,7 @@ pub async fn create_agent(
     } else {
         None
     };
-    let url = database.database_url();
-    let pool = database::connect(url.expose_secret(), 2)
-        .await
-        .context("cannot connect to the database (is Postgres running? see DATABASE_URL)")?;
-    database::migrate(&pool)
-        .await
-        .context("cannot apply the database migrations")?;
+    let pool = prepare_database(&database.database_url(), &database.serving_role(), 2).await?;
     let commands = CommandService::new(PostgresLog::new(pool));
     let auth = api::auth::AuthService::new(commands, None, api::auth::AuthConfig::default())
         .await

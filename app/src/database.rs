@@ -38,6 +38,14 @@ pub async fn connect(url: &str, max_connections: u32) -> Result<PgPool, sqlx::Er
         .await
 }
 
+/// Opens a pool on `url`, whose database must exist (a role that may not create databases
+/// connects this way). Connections are made with [`connect_options`].
+pub async fn connect_existing(url: &str, max_connections: u32) -> Result<PgPool, sqlx::Error> {
+    pool_options(max_connections)
+        .connect_with(connect_options(url)?)
+        .await
+}
+
 /// A connection idle for this long is pinged before it is handed out again.
 const PING_WHEN_IDLE_FOR: Duration = Duration::from_secs(1);
 

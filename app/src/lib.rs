@@ -9,7 +9,10 @@
 //!   the pool policy, the migrations, and whether the schema is ready to serve.
 //! - [`ownership`]: "one owner per database" for the singletons (each projection, the delivery
 //!   worker), through a Postgres advisory lock held on the owner's own connection.
+//! - [`serving_role`]: the Postgres role the server runs as, created and granted after the
+//!   migrations, which can append to the log but never change it.
 
 pub mod commands;
 pub mod database;
 pub mod ownership;
+pub mod serving_role;

@@ -12,14 +12,20 @@
 //!
 //! - each event row records `tx_id`, the 64-bit id of the transaction that wrote it;
 //! - the log's order is `(tx_id, position)`; [`Position`] is that pair, opaque to users;
-//! - a reader only reads rows with `tx_id < pg_snapshot_xmin(pg_current_snapshot())`. Every
-//!   transaction below that line has ended, and any transaction still to take an id will take a
-//!   larger one, so nothing can ever commit below it: the prefix a reader sees is final.
+//! - a reader only reads rows below a *horizon*: a transaction id under which every append has
+//!   ended, so nothing can ever commit below it and the prefix a reader sees is final. The
+//!   server's `pg_snapshot_xmin` (its oldest running transaction) is one such line, but any
+//!   long transaction on the server, appending or not, holds it back. Appends therefore register
+//!   themselves before they take a transaction id (migration 0019), and `postgres/horizon.rs`
+//!   computes a line from the registered appends alone; a read takes the larger of the two.
+//!   That module has the argument.
 //!
 //! Appends to different streams never wait for each other and keep Postgres' group commit. The
-//! cost is latency, not throughput: an event becomes readable once every transaction that took
-//! an id before its own has ended, so one long writing transaction holds readers back (not
-//! writers). Rolled-back transactions simply end; they leave nothing behind to wait for.
+//! cost is latency, not throughput: an event becomes readable once every append that took an id
+//! before its own has ended, so one long appending transaction holds readers back (not writers;
+//! [`PostgresLog::held_back_by`] names it). Other transactions, in this database or another of
+//! the server, hold nobody back. Rolled-back transactions simply end; they leave nothing behind
+//! to wait for.
 //!
 //! Per-stream order agrees with the log order because `append_events` (see the migration), and
 //! the single statement that appends one event to one stream, read every stream's version
@@ -41,7 +47,7 @@
 //! inside their own transaction: Postgres serializes the commits of notifying transactions,
 //! which would undo the point above. A background task sends one coalesced `NOTIFY` after
 //! commits instead. When rows exist past the cursor but are not yet readable (held back by an
-//! older open transaction), the subscription re-reads after a short, growing pause. A
+//! older open append), the subscription re-reads after a short, growing pause. A
 //! subscription keeps one pooled connection for its reads while it lives, so each live process
 //! holds one per follower of the whole log (the projections' shared reader, the API's hub, the
 //! bot's delivery).
@@ -75,13 +81,16 @@ use uuid::Uuid;
 mod append;
 mod batch;
 mod encoded;
+mod horizon;
 mod notify;
 
 pub use batch::AppendStats;
+pub use horizon::{HeldBackBy, REGISTRY_CLASS};
 
 use append::Appender;
 use batch::Batcher;
 use encoded::{Encoded, backend, to_u64};
+use horizon::Horizon;
 use notify::Wakeups;
 
 use crate::{
@@ -143,6 +152,10 @@ struct Inner {
     lone: Appender,
     /// Appends waiting to be written together, and the batches being written.
     batcher: Arc<Batcher>,
+    /// The largest read horizon learned from the registered appends.
+    horizon: Horizon,
+    /// When the registered appends were first seen (their age, see `held_back_by`).
+    sightings: horizon::Sightings,
 }
 
 impl PostgresLog {
@@ -164,6 +177,8 @@ impl PostgresLog {
                 wakeups,
                 lone,
                 batcher,
+                horizon: Horizon::new(),
+                sightings: horizon::Sightings::default(),
             }),
         }
     }
@@ -251,39 +266,40 @@ impl PostgresLog {
             return Ok((Vec::new(), false));
         }
         let mut conn = self.inner.pool.acquire().await.map_err(backend)?;
-        read_page_on(&mut conn, after, limit).await
+        read_page_on(&mut conn, &self.inner.horizon, after, limit).await
+    }
+
+    /// The oldest transaction holding this log's readers back, if any: an append still running
+    /// (events committed after it took its id stay unreadable until it ends). Transactions that
+    /// do not append, in this database or another, never hold readers back.
+    ///
+    /// # Errors
+    /// When the database cannot be read.
+    pub async fn held_back_by(&self) -> Result<Option<HeldBackBy>, Error> {
+        let mut conn = self.inner.pool.acquire().await.map_err(backend)?;
+        horizon::oldest_append(&mut conn, &self.inner.sightings).await
+    }
+
+    /// The current read horizon, computed now (see `postgres/horizon.rs`).
+    async fn fresh_horizon(&self, conn: &mut sqlx::PgConnection) -> Result<i64, Error> {
+        self.inner.horizon.refresh(conn).await
     }
 }
 
-/// [`PostgresLog::read_page`] on `conn`.
+/// [`PostgresLog::read_page`] on `conn`. Reads below the larger of the server's oldest running
+/// transaction and the horizon learned from the registered appends; when rows past the cursor
+/// are held back, computes the horizon again and reads once more if that frees them.
 async fn read_page_on(
     conn: &mut sqlx::PgConnection,
+    horizon: &Horizon,
     after: Position,
     limit: usize,
 ) -> Result<(Vec<RecordedEvent>, bool), Error> {
-    let (tx, seq) = position_params(after);
-    let rows = sqlx::query_as::<_, EventRow>(concat!(
-        "select ",
-        event_columns!(),
-        " from events \
-          where (tx_id, position) > ($1, $2) \
-            and tx_id < pg_snapshot_xmin(pg_current_snapshot())::text::bigint \
-          order by tx_id, position \
-          limit $3"
-    ))
-    .bind(tx)
-    .bind(seq)
-    .bind(clamp_limit(limit))
-    .fetch_all(&mut *conn)
-    .await
-    .map_err(backend)?;
-    if !rows.is_empty() {
-        let events = rows
-            .into_iter()
-            .map(EventRow::into_event)
-            .collect::<Result<_, _>>()?;
+    let events = read_below(conn, horizon.known(), after, limit).await?;
+    if !events.is_empty() {
         return Ok((events, false));
     }
+    let (tx, seq) = position_params(after);
     // Ordered and limited like the page query, so that even a generic plan walks the
     // primary key from the cursor instead of scanning the table (an `exists` without the
     // order may be planned as a sequential scan, which reads the whole log when caught up).
@@ -296,7 +312,46 @@ async fn read_page_on(
     .fetch_optional(&mut *conn)
     .await
     .map_err(backend)?;
-    Ok((Vec::new(), held_back.is_some()))
+    let Some(first) = held_back else {
+        return Ok((Vec::new(), false));
+    };
+    // A horizon computed now (or a few milliseconds ago, see `Horizon::refresh`) may free
+    // them; rows it does not free wait for an append still running, and the caller pauses.
+    if horizon.refresh(conn).await? > first {
+        let events = read_below(conn, horizon.known(), after, limit).await?;
+        if !events.is_empty() {
+            return Ok((events, false));
+        }
+    }
+    Ok((Vec::new(), true))
+}
+
+/// Up to `limit` events after `after` whose transaction id lies below the server's oldest
+/// running transaction or below `horizon`, whichever line is higher: both are final.
+async fn read_below(
+    conn: &mut sqlx::PgConnection,
+    horizon: i64,
+    after: Position,
+    limit: usize,
+) -> Result<Vec<RecordedEvent>, Error> {
+    let (tx, seq) = position_params(after);
+    let rows = sqlx::query_as::<_, EventRow>(concat!(
+        "select ",
+        event_columns!(),
+        " from events \
+          where (tx_id, position) > ($1, $2) \
+            and tx_id < greatest(pg_snapshot_xmin(pg_current_snapshot())::text::bigint, $4) \
+          order by tx_id, position \
+          limit $3"
+    ))
+    .bind(tx)
+    .bind(seq)
+    .bind(clamp_limit(limit))
+    .bind(horizon)
+    .fetch_all(&mut *conn)
+    .await
+    .map_err(backend)?;
+    rows.into_iter().map(EventRow::into_event).collect()
 }
 
 impl EventLog for PostgresLog {
@@ -359,12 +414,15 @@ impl EventLog for PostgresLog {
     }
 
     async fn head(&self) -> Result<Position, Error> {
+        let mut conn = self.inner.pool.acquire().await.map_err(backend)?;
+        let horizon = self.fresh_horizon(&mut conn).await?;
         let head: Option<(i64, i64)> = sqlx::query_as(
             "select tx_id, position from events \
-              where tx_id < pg_snapshot_xmin(pg_current_snapshot())::text::bigint \
+              where tx_id < greatest(pg_snapshot_xmin(pg_current_snapshot())::text::bigint, $1) \
               order by tx_id desc, position desc limit 1",
         )
-        .fetch_optional(&self.inner.pool)
+        .bind(horizon)
+        .fetch_optional(&mut *conn)
         .await
         .map_err(backend)?;
         Ok(head.map_or(Position::START, |(tx, seq)| {
@@ -374,16 +432,19 @@ impl EventLog for PostgresLog {
 
     async fn count_after(&self, after: Position, cap: u64) -> Result<u64, Error> {
         let (tx, seq) = position_params(after);
+        let mut conn = self.inner.pool.acquire().await.map_err(backend)?;
+        let horizon = self.fresh_horizon(&mut conn).await?;
         let count: i64 = sqlx::query_scalar(
             "select count(*) from (select 1 from events \
               where (tx_id, position) > ($1, $2) \
-                and tx_id < pg_snapshot_xmin(pg_current_snapshot())::text::bigint \
+                and tx_id < greatest(pg_snapshot_xmin(pg_current_snapshot())::text::bigint, $4) \
               order by tx_id, position limit $3) as counted",
         )
         .bind(tx)
         .bind(seq)
         .bind(i64::try_from(cap).unwrap_or(i64::MAX))
-        .fetch_one(&self.inner.pool)
+        .bind(horizon)
+        .fetch_one(&mut *conn)
         .await
         .map_err(backend)?;
         Ok(to_u64(count))
@@ -436,7 +497,7 @@ impl Subscription {
                 .conn
                 .insert(self.log.inner.pool.acquire().await.map_err(backend)?),
         };
-        let page = read_page_on(conn, self.cursor, limit).await;
+        let page = read_page_on(conn, &self.log.inner.horizon, self.cursor, limit).await;
         if page.is_err() {
             self.conn = None;
         }

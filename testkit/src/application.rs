@@ -3,7 +3,7 @@
 
 use std::net::SocketAddr;
 
-use ledgerdesk::{Application, Settings};
+use ledgerdesk::{Application, ServingRole, Settings, serving_url};
 use secrecy::SecretString;
 use sqlx::PgPool;
 use tokio::sync::oneshot;
@@ -54,14 +54,22 @@ impl Drop for Running {
 }
 
 impl TestApp {
-    /// The settings of a test server on `database`: any free port of 127.0.0.1, ten
-    /// connections, the default API settings, no bot.
+    /// The settings of a test server on `database`: migrated as the test server's superuser,
+    /// served as the default serving role (`ledgerdesk_app`, which trust authentication lets
+    /// in), any free port of 127.0.0.1, ten connections, the default API settings, no bot.
     #[must_use]
     pub fn settings(database: &DatabaseName) -> Settings {
+        let owner = SecretString::from(database.url());
+        let role = ServingRole::default_role();
         Settings {
-            database_url: SecretString::from(database.url()),
+            serving_database_url: serving_url(&owner, &role)
+                .expect("the test server's URL is a URL"),
+            database_url: owner,
+            serving_role: role,
+            migrate_on_start: true,
             db_max_connections: 10,
             bind: SocketAddr::from(([127, 0, 0, 1], 0)),
+            log_held_back_warn: std::time::Duration::from_secs(10),
             api: api::ApiConfig::default(),
             bot: None,
         }

@@ -12,6 +12,9 @@ use eventlog::{EventLog, Position};
 use sqlx::{Executor, PgPool};
 use testkit::{DatabaseName, TestApp, eventually};
 
+mod held_back;
+mod roles;
+
 /// How long a test waits for the server to catch up with a generated history.
 const PATIENCE: Duration = Duration::from_secs(60);
 
@@ -150,9 +153,9 @@ fn succeed(args: &[&str]) -> String {
 }
 
 /// Waits until readers of the log see every event the database holds. A reader sees an event
-/// only once every older transaction anywhere on the server has ended, so a test running
-/// migrations beside this one holds just-generated events back for a moment; a command that
-/// reads the log to its head meanwhile stops short of them.
+/// once every append that took a transaction id before it has ended, and learns so when it
+/// next computes the read horizon; a command that reads the log to its head just before
+/// would stop short of the last events.
 async fn all_events_visible(pool: &PgPool) -> u64 {
     let log = PostgresLog::new(pool.clone());
     eventually(

@@ -1,5 +1,5 @@
-//! The `/metrics` route: the projections' gauges as they stand at the scrape, then the
-//! process's recorder.
+//! The `/metrics` route: the projections' gauges and the log's held-back gauge as they stand at
+//! the scrape, then the process's recorder.
 
 use axum::Router;
 use axum::extract::State;
@@ -16,6 +16,9 @@ use crate::state::AppState;
 pub(crate) fn routes() -> Router<AppState> {
     Router::new().route("/metrics", get(metrics))
 }
+
+/// The gauge of the append transaction holding the log's readers back.
+const HELD_BACK_GAUGE: &str = "ledgerdesk_log_held_back_seconds";
 
 /// A projection gauge: its name, help text, and how to read it off a projection's status.
 type Gauge = (&'static str, &'static str, fn(&ProjectionStatus) -> u64);
@@ -43,10 +46,17 @@ const PROJECTION_GAUGES: [Gauge; 4] = [
     ),
 ];
 
-/// The projections' gauges as they stand now.
-fn projection_gauges(statuses: &[ProjectionStatus]) -> String {
+/// The projections' gauges and the age of the append holding the log's readers back (0 when
+/// none), as they stand now.
+fn projection_gauges(statuses: &[ProjectionStatus], held_back_seconds: f64) -> String {
     let recorder = PrometheusBuilder::new().build_recorder();
     metrics::with_local_recorder(&recorder, || {
+        describe_gauge!(
+            HELD_BACK_GAUGE,
+            "Age in seconds of the oldest append transaction still running (0: none). Events \
+             committed after it started stay unreadable until it ends."
+        );
+        gauge!(HELD_BACK_GAUGE).set(held_back_seconds);
         for (name, help, value) in PROJECTION_GAUGES {
             describe_gauge!(name, help);
             for status in statuses {
@@ -72,7 +82,18 @@ async fn metrics(State(state): State<AppState>) -> impl IntoResponse {
             );
         }
     };
-    let mut body = projection_gauges(&statuses);
+    let held_back = match state.log.held_back_by().await {
+        Ok(held) => held.map_or(0.0, |held| held.age.as_secs_f64()),
+        Err(err) => {
+            tracing::warn!(error = %err, "cannot read the log's oldest append for /metrics");
+            return (
+                StatusCode::SERVICE_UNAVAILABLE,
+                [(header::CONTENT_TYPE, "text/plain; charset=utf-8")],
+                "# log status unavailable\n".to_owned(),
+            );
+        }
+    };
+    let mut body = projection_gauges(&statuses, held_back);
     body.push_str(&install().render());
     (
         StatusCode::OK,

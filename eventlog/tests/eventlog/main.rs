@@ -4,5 +4,6 @@
 #![expect(clippy::unwrap_used, reason = "tests fail loudly on purpose")]
 
 mod batch;
+mod horizon;
 mod postgres;
 mod suite;

@@ -13,7 +13,11 @@ use uuid::Uuid;
 use crate::suite::{self, Disruptions, event};
 
 /// The pool sqlx::test offers is capped by its parent's size; the torture test needs more.
-async fn log_with(_: PgPoolOptions, connect: PgConnectOptions, connections: u32) -> PostgresLog {
+pub(crate) async fn log_with(
+    _: PgPoolOptions,
+    connect: PgConnectOptions,
+    connections: u32,
+) -> PostgresLog {
     let pool = PgPoolOptions::new()
         .max_connections(connections)
         .connect_with(connect)
@@ -52,7 +56,7 @@ conformance!(
 /// Starts a transaction that appends one event (taking a position and a transaction id) and
 /// holds it open for `hold` before committing or rolling back: the out-of-order commits that
 /// break a naive reader.
-async fn held_append(pool: &PgPool, stream: &str, hold: Duration, commit: bool) -> Uuid {
+pub(crate) async fn held_append(pool: &PgPool, stream: &str, hold: Duration, commit: bool) -> Uuid {
     let ev = event(9_000_000);
     let mut tx = pool.begin().await.unwrap();
     sqlx::query(
@@ -82,38 +86,41 @@ async fn torture_many_writers_many_subscribers_no_gap_no_duplicate(
     connect: PgConnectOptions,
 ) {
     let log = log_with(pool_options, connect, 40).await;
-    let pool = log.pool().clone();
-    let disrupt = async move {
-        let mut done = Disruptions::default();
-        for round in 0..20u64 {
-            // One slow commit and one rollback per round, each holding its position 100-150 ms
-            // while the writers commit later positions around it.
-            let slow_stream = format!("ticket-slow-{}", round % 3);
-            let slow = held_append(&pool, &slow_stream, Duration::from_millis(150), true);
-            let doomed = held_append(&pool, "ticket-doomed", Duration::from_millis(100), false);
-            let (slow, doomed) = tokio::join!(slow, doomed);
-            done.committed.push(slow);
-            done.rolled_back.push(doomed);
-            // A connection that dies mid-transaction: the server rolls it back.
-            if round % 5 == 0 {
-                let mut conn = pool.acquire().await.unwrap().detach();
-                sqlx::query("begin").execute(&mut conn).await.unwrap();
-                let ev = event(8_000_000 + round);
-                sqlx::query(
-                    "select * from append_events(null, array['ticket-crash'], array[-2]::bigint[], array[1], \
-                     array[$1], array['test.crash'], array[1], array['{}'], array['{}'])",
-                )
-                .bind(ev.event_id)
-                .execute(&mut conn)
-                .await
-                .unwrap();
-                drop(conn);
-                done.rolled_back.push(ev.event_id);
-            }
-        }
-        done
-    };
+    let disrupt = disruptions(log.pool().clone());
     suite::torture(log, disrupt).await;
+}
+
+/// The torture test's disruptions: slow commits, rollbacks and connections that die inside an
+/// append, among the writers' appends.
+pub(crate) async fn disruptions(pool: PgPool) -> Disruptions {
+    let mut done = Disruptions::default();
+    for round in 0..20u64 {
+        // One slow commit and one rollback per round, each holding its position 100-150 ms
+        // while the writers commit later positions around it.
+        let slow_stream = format!("ticket-slow-{}", round % 3);
+        let slow = held_append(&pool, &slow_stream, Duration::from_millis(150), true);
+        let doomed = held_append(&pool, "ticket-doomed", Duration::from_millis(100), false);
+        let (slow, doomed) = tokio::join!(slow, doomed);
+        done.committed.push(slow);
+        done.rolled_back.push(doomed);
+        // A connection that dies mid-transaction: the server rolls it back.
+        if round % 5 == 0 {
+            let mut conn = pool.acquire().await.unwrap().detach();
+            sqlx::query("begin").execute(&mut conn).await.unwrap();
+            let ev = event(8_000_000 + round);
+            sqlx::query(
+                "select * from append_events(null, array['ticket-crash'], array[-2]::bigint[], array[1], \
+                 array[$1], array['test.crash'], array[1], array['{}'], array['{}'])",
+            )
+            .bind(ev.event_id)
+            .execute(&mut conn)
+            .await
+            .unwrap();
+            drop(conn);
+            done.rolled_back.push(ev.event_id);
+        }
+    }
+    done
 }
 
 /// Sessions of this database in a transaction that has taken a transaction id (so has

@@ -12,8 +12,24 @@ use crate::graphql::guard::Need;
 pub struct SystemStatus {
     /// The position of the newest event in the log.
     pub log_head: String,
+    /// The oldest append still running, when one is: events committed after it started stay
+    /// unreadable (to subscriptions, read models and read-your-writes) until it ends. Other
+    /// transactions on the database server never hold the log back.
+    pub log_held_back_by: Option<LogHeldBackBy>,
     /// Each read model.
     pub projections: Vec<ProjectionState>,
+}
+
+/// An append transaction that holds the log's readers back.
+#[derive(Debug, Clone, SimpleObject)]
+pub struct LogHeldBackBy {
+    /// The database it runs in.
+    pub database: String,
+    /// The server process running it (`pg_stat_activity.pid`); null for a prepared
+    /// transaction.
+    pub pid: Option<i32>,
+    /// How long its transaction has been open, in seconds.
+    pub age_seconds: f64,
 }
 
 /// One read model.
@@ -50,19 +66,30 @@ pub struct SystemQuery;
 
 #[Object]
 impl SystemQuery {
-    /// The log head and each read model's lag, failure and rebuild state.
+    /// The log head, the append holding the log back (if any), and each read model's lag,
+    /// failure and rebuild state.
     #[graphql(guard = "Need(Permission::ReadSystem)")]
     async fn system_status(&self, ctx: &Context<'_>) -> Result<SystemStatus> {
         let api = ctx.data_unchecked::<Api>();
         let statuses = projections::status(&api.log, &api.pool, &api.projections)
             .await
             .map_err(|error| internal("cannot read the projection status", error))?;
+        let held_back = api
+            .log
+            .held_back_by()
+            .await
+            .map_err(|error| internal("cannot read the log's oldest append", error))?;
         let head = statuses
             .first()
             .map(|status| status.head.to_string())
             .unwrap_or_default();
         Ok(SystemStatus {
             log_head: head,
+            log_held_back_by: held_back.map(|held| LogHeldBackBy {
+                database: held.database,
+                pid: held.pid,
+                age_seconds: held.age.as_secs_f64(),
+            }),
             projections: statuses
                 .into_iter()
                 .map(|status| ProjectionState {
