@@ -309,7 +309,7 @@ mod tests {
             keys.verify_device(&device).map(|c| c.sub),
             Some(agent.as_uuid())
         );
-        assert_eq!(keys.verify(&device), Err("not an access token"));
+        assert!(keys.verify(&device).is_err());
         let (access, _) = issued(&keys, chrono::TimeDelta::minutes(15));
         assert_eq!(keys.verify_device(&access), None);
         let expired = keys.issue_device(
