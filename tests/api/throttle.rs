@@ -271,3 +271,22 @@ async fn an_address_failing_at_many_accounts_is_delayed_for_all_of_them() {
     assert!(body.get("errors").is_none(), "{body:#}");
     server.stop().await;
 }
+
+#[tokio::test]
+async fn signing_in_over_a_websocket_is_refused_so_no_throttle_is_bypassed() {
+    use crate::ws::{Protocol, Ws};
+
+    let server = Server::start("throttle_ws").await;
+    let admin = server.admin().await;
+    let mut ws = Ws::connect(&server, Protocol::TransportWs, &admin.token).await;
+    ws.subscribe(
+        "login",
+        "mutation { login(input: {email: \"admin@example.com\", password: \"guess\"}) {
+            accessToken } }",
+        json!({}),
+    )
+    .await;
+    assert_eq!(ws.error_code("login").await, "VALIDATION");
+    ws.close().await;
+    server.stop().await;
+}

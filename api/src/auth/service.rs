@@ -169,16 +169,25 @@ struct Inner {
 }
 
 /// The throttles of sign-in (see [`super::throttle`]).
-#[derive(Debug)]
 struct Limits {
-    /// Failures by client address.
+    /// Failures by client address (an IPv6 address by its /64 network).
     per_ip: Backoff<Option<IpAddr>>,
-    /// Failures by account (the email as typed, trimmed and lower-cased) and address.
-    per_pair: Backoff<(String, Option<IpAddr>)>,
+    /// Failures by account and address.
+    per_pair: Backoff<(u64, Option<IpAddr>)>,
     /// Failures by account, from any address; a known device passes.
-    per_account: Backoff<String>,
+    per_account: Backoff<u64>,
+    /// Keys accounts (the email as typed, trimmed and lower-cased) by a 64-bit hash under a
+    /// key drawn at start, so that a flood of made-up emails costs a few bytes each to
+    /// remember, not the emails.
+    accounts: std::collections::hash_map::RandomState,
     /// Wrong second-factor codes by agent, over all their challenges.
     codes: Backoff<Uuid>,
+}
+
+impl std::fmt::Debug for Limits {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str("Limits")
+    }
 }
 
 /// Most keys each throttle remembers.
@@ -200,7 +209,26 @@ impl Limits {
                 THROTTLE_KEYS,
             ),
             codes: Backoff::new(CODES_PER_MINUTE, max, THROTTLE_KEYS),
+            accounts: std::collections::hash_map::RandomState::new(),
         }
+    }
+
+    fn account(&self, email: &str) -> u64 {
+        std::hash::BuildHasher::hash_one(&self.accounts, email)
+    }
+}
+
+/// The address a throttle counts: an IPv6 address stands for its /64 network, which one
+/// client usually holds whole (an IPv4-mapped address is the IPv4 address).
+fn throttled_address(ip: IpAddr) -> IpAddr {
+    match ip {
+        IpAddr::V4(_) => ip,
+        IpAddr::V6(v6) => match v6.to_ipv4_mapped() {
+            Some(v4) => IpAddr::V4(v4),
+            None => IpAddr::V6(std::net::Ipv6Addr::from(
+                u128::from(v6) & !u128::from(u64::MAX),
+            )),
+        },
     }
 }
 
@@ -420,7 +448,9 @@ impl AuthService {
             return Err(AuthError::Unauthenticated("wrong email or password"));
         }
         let limits = &self.inner.limits;
-        let pair = (email.clone(), ip);
+        let ip = ip.map(throttled_address);
+        let account = limits.account(&email);
+        let pair = (account, ip);
         let now = std::time::Instant::now();
         limited(limits.per_ip.check(&ip, now))?;
         limited(limits.per_pair.check(&pair, now))?;
@@ -434,7 +464,7 @@ impl AuthService {
             _ => None,
         };
         if device.is_none() {
-            limited(limits.per_account.check(&email, now))?;
+            limited(limits.per_account.check(&account, now))?;
         }
         let stored = credentials.as_ref().map_or_else(
             || password::decoy_hash().to_owned(),
@@ -450,7 +480,7 @@ impl AuthService {
                 let now = std::time::Instant::now();
                 limits.per_ip.failed(&ip, now);
                 limits.per_pair.failed(&pair, now);
-                limits.per_account.failed(&email, now);
+                limits.per_account.failed(&account, now);
                 return Err(AuthError::Unauthenticated("wrong email or password"));
             }
         };
@@ -833,4 +863,23 @@ pub struct NewAgent {
     pub password: Option<String>,
     /// Who invites (`None`: the bootstrap admin).
     pub by: Option<AgentId>,
+}
+
+#[cfg(test)]
+#[expect(clippy::unwrap_used, reason = "tests fail loudly on purpose")]
+mod tests {
+    use super::throttled_address;
+
+    #[test]
+    fn an_ipv6_address_is_throttled_by_its_network() {
+        let a: std::net::IpAddr = "2001:db8:1:2:aaaa::1".parse().unwrap();
+        let b: std::net::IpAddr = "2001:db8:1:2:bbbb::9".parse().unwrap();
+        let other: std::net::IpAddr = "2001:db8:1:3::1".parse().unwrap();
+        assert_eq!(throttled_address(a), throttled_address(b));
+        assert_ne!(throttled_address(a), throttled_address(other));
+        let mapped: std::net::IpAddr = "::ffff:192.0.2.7".parse().unwrap();
+        assert_eq!(throttled_address(mapped).to_string(), "192.0.2.7");
+        let v4: std::net::IpAddr = "192.0.2.7".parse().unwrap();
+        assert_eq!(throttled_address(v4), v4);
+    }
 }

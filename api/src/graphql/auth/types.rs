@@ -429,3 +429,70 @@ impl From<ListedApiToken> for ApiToken {
         }
     }
 }
+
+#[cfg(test)]
+#[expect(clippy::unwrap_used, reason = "tests fail loudly on purpose")]
+mod tests {
+    use axum::http::{HeaderMap, HeaderValue};
+
+    use super::{ClientAddr, DEVICE_COOKIE};
+
+    fn headers(pairs: &[(&'static str, &str)]) -> HeaderMap {
+        let mut headers = HeaderMap::new();
+        for (name, value) in pairs {
+            headers.append(*name, HeaderValue::from_str(value).unwrap());
+        }
+        headers
+    }
+
+    fn client(peer: &str, pairs: &[(&'static str, &str)], trusted: &[&str]) -> Option<String> {
+        let trusted: Vec<ipnet::IpNet> = trusted.iter().map(|net| net.parse().unwrap()).collect();
+        ClientAddr::of(Some(peer.parse().unwrap()), &headers(pairs), &trusted)
+            .ip
+            .map(|ip| ip.to_string())
+    }
+
+    #[test]
+    fn forwarded_addresses_count_only_from_a_trusted_proxy() {
+        let forwarded = [("x-forwarded-for", "203.0.113.9, 198.51.100.4")];
+        // No proxy trusted: the header is the client's own say, ignored.
+        assert_eq!(
+            client("10.0.0.2", &forwarded, &[]).as_deref(),
+            Some("10.0.0.2")
+        );
+        // From a trusted proxy: the last address the proxies did not add.
+        assert_eq!(
+            client("10.0.0.2", &forwarded, &["10.0.0.0/8"]).as_deref(),
+            Some("198.51.100.4")
+        );
+        // A chain of trusted proxies is walked back; what the client wrote first is skipped.
+        let chain = [
+            ("x-forwarded-for", "1.2.3.4, 198.51.100.4"),
+            ("x-forwarded-for", "10.0.0.7"),
+        ];
+        assert_eq!(
+            client("10.0.0.2", &chain, &["10.0.0.0/8"]).as_deref(),
+            Some("198.51.100.4")
+        );
+        // From an untrusted peer, even a trusted-looking header changes nothing.
+        assert_eq!(
+            client("192.0.2.1", &forwarded, &["10.0.0.0/8"]).as_deref(),
+            Some("192.0.2.1")
+        );
+        // A malformed hop stops the walk at the last proxy.
+        let garbage = [("x-forwarded-for", "nonsense")];
+        assert_eq!(
+            client("10.0.0.2", &garbage, &["10.0.0.0/8"]).as_deref(),
+            Some("10.0.0.2")
+        );
+    }
+
+    #[test]
+    fn the_device_cookie_is_found_among_others() {
+        let cookie = format!("a=1; {DEVICE_COOKIE}=abc.def.ghi ; b=2");
+        let found = ClientAddr::of(None, &headers(&[("cookie", &cookie)]), &[]);
+        assert_eq!(found.device_cookie.as_deref(), Some("abc.def.ghi"));
+        let none = ClientAddr::of(None, &headers(&[("cookie", "a=1")]), &[]);
+        assert_eq!(none.device_cookie, None);
+    }
+}
