@@ -120,7 +120,6 @@ async fn expired_forged_unsigned_and_tampered_tokens_are_refused() {
         Role::Admin,
         session,
         0,
-        false,
         now - Duration::minutes(20),
         now - Duration::minutes(1),
     );
@@ -130,7 +129,6 @@ async fn expired_forged_unsigned_and_tampered_tokens_are_refused() {
         Role::Admin,
         session,
         0,
-        false,
         now,
         now + Duration::minutes(5),
     );
@@ -287,7 +285,6 @@ async fn a_token_signed_with_the_real_key_for_a_sign_in_that_never_was_is_refuse
             Role::Admin,
             sid,
             ver,
-            false,
             now,
             now + Duration::minutes(5),
         )

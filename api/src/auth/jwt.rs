@@ -55,6 +55,40 @@ pub struct AccessClaims {
     pub enrol: bool,
 }
 
+impl AccessClaims {
+    /// The claims of an access token for `agent` in `role`, of sign-in `session` in session
+    /// epoch `epoch`, valid from `now` until `expires`.
+    pub fn new(
+        agent: AgentId,
+        role: Role,
+        session: Uuid,
+        epoch: i32,
+        now: DateTime<Utc>,
+        expires: DateTime<Utc>,
+    ) -> Self {
+        AccessClaims {
+            sub: agent.as_uuid(),
+            role,
+            iss: ISSUER.to_owned(),
+            typ: ACCESS.to_owned(),
+            iat: now.timestamp(),
+            exp: expires.timestamp(),
+            sid: session,
+            ver: epoch,
+            enrol: false,
+        }
+    }
+
+    /// The same, for a restricted sign-in (see [`AccessClaims::enrol`]) when `restricted`.
+    #[must_use]
+    pub fn restricted(self, restricted: bool) -> Self {
+        AccessClaims {
+            enrol: restricted,
+            ..self
+        }
+    }
+}
+
 /// What a device token says: this device signed in as `sub` with the right password (and
 /// second factor) before. It is no credential by itself; sign-in throttling uses it to tell
 /// the account's own devices from everyone else (see `AuthService::login`).
@@ -115,22 +149,12 @@ impl Keys {
         role: Role,
         session: Uuid,
         epoch: i32,
-        enrol: bool,
         now: DateTime<Utc>,
         expires: DateTime<Utc>,
     ) -> String {
-        let claims = AccessClaims {
-            enrol,
-            sub: agent.as_uuid(),
-            role,
-            iss: ISSUER.to_owned(),
-            typ: ACCESS.to_owned(),
-            iat: now.timestamp(),
-            exp: expires.timestamp(),
-            sid: session,
-            ver: epoch,
-        };
-        self.sign(&claims)
+        self.sign(&AccessClaims::new(
+            agent, role, session, epoch, now, expires,
+        ))
     }
 
     /// Signs a device token for `agent` on device `device`, valid until `expires`.
@@ -227,7 +251,6 @@ mod tests {
             Role::Agent,
             Uuid::now_v7(),
             1,
-            false,
             now,
             expires,
         );

@@ -150,6 +150,7 @@ pub fn find_recovery_code(code: &str, stored: &[String]) -> Option<usize> {
 }
 
 #[cfg(test)]
+#[expect(clippy::unwrap_used, reason = "tests fail loudly on purpose")]
 mod tests {
     use super::*;
 

@@ -15,7 +15,7 @@ use sqlx::PgPool;
 use uuid::Uuid;
 
 use super::caller::{Authentication, Caller, Scope};
-use super::jwt::Keys;
+use super::jwt::{AccessClaims, Keys};
 use super::password::{self, WeakPassword};
 use super::sessions::{SessionCache, TokenState};
 use super::throttle::Backoff;
@@ -576,14 +576,16 @@ impl AuthService {
             refresh_expires_at,
         )
         .await?;
-        let access_token = self.inner.keys.issue(
-            agent,
-            role,
-            family,
-            credentials.session_epoch,
-            restricted,
-            now,
-            access_expires_at,
+        let access_token = self.inner.keys.sign(
+            &AccessClaims::new(
+                agent,
+                role,
+                family,
+                credentials.session_epoch,
+                now,
+                access_expires_at,
+            )
+            .restricted(restricted),
         );
         Ok(Session {
             agent_id: agent,

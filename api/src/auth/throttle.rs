@@ -116,6 +116,7 @@ impl<K: Eq + Hash + Clone> Backoff<K> {
 }
 
 #[cfg(test)]
+#[expect(clippy::unwrap_used, reason = "tests fail loudly on purpose")]
 mod tests {
     use super::*;
 
