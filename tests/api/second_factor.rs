@@ -17,7 +17,8 @@ const LOGIN: &str = "mutation($email: String!, $password: String!) {
 const SECOND: &str = "mutation($challenge: String!, $code: String, $recovery: String) {
     loginSecondFactor(input: {challenge: $challenge, code: $code, recoveryCode: $recovery}) {
         accessToken deviceToken mustEnrolSecondFactor } }";
-const ENROL: &str = "mutation { enrolSecondFactor { secret otpauthUri } }";
+const ENROL: &str = "mutation($password: String!) {
+    enrolSecondFactor(input: {currentPassword: $password}) { secret otpauthUri } }";
 const CONFIRM: &str = "mutation($code: String!) { confirmSecondFactor(input: {code: $code}) {
     recoveryCodes session { accessToken mustEnrolSecondFactor } } }";
 const STATUS: &str = "{ systemStatus { logHead } }";
@@ -49,7 +50,9 @@ fn code_at(app: &TOTP, steps: i64) -> String {
 /// Enrols and confirms a second factor for `agent` (with the code of the previous step, which
 /// is accepted); the app, the recovery codes and the new access token.
 async fn enrol(server: &Server, agent: &Agent) -> (TOTP, Vec<String>, String) {
-    let data = server.ok(&agent.token, ENROL, json!({})).await;
+    let data = server
+        .ok(&agent.token, ENROL, json!({"password": PASSWORD}))
+        .await;
     let uri = data["enrolSecondFactor"]["otpauthUri"].as_str().unwrap();
     let app = TOTP::from_url(uri).unwrap();
     early_in_a_step().await;
@@ -114,8 +117,19 @@ async fn sign_in_asks_for_a_code_once_the_enrolment_is_confirmed_and_a_code_work
     let server = Server::start("tfa_flow").await;
     let ann = server.agent(Role::Agent, "ann@example.com").await;
 
+    // Enrolling takes the current password.
+    let body = server
+        .gql(
+            Some(&ann.token),
+            ENROL,
+            json!({"password": "not hers at all"}),
+        )
+        .await;
+    assert_eq!(code(&body), Some("UNAUTHENTICATED"), "{body:#}");
     // Enrolling alone changes nothing at sign-in.
-    let data = server.ok(&ann.token, ENROL, json!({})).await;
+    let data = server
+        .ok(&ann.token, ENROL, json!({"password": PASSWORD}))
+        .await;
     let uri = data["enrolSecondFactor"]["otpauthUri"]
         .as_str()
         .unwrap()
@@ -160,7 +174,9 @@ async fn sign_in_asks_for_a_code_once_the_enrolment_is_confirmed_and_a_code_work
         .gql(Some(token), CONFIRM, json!({"code": code_at(&app, 0)}))
         .await;
     assert_eq!(code(&body), Some("CONFLICT"), "confirming twice: {body:#}");
-    let body = server.gql(Some(token), ENROL, json!({})).await;
+    let body = server
+        .gql(Some(token), ENROL, json!({"password": PASSWORD}))
+        .await;
     assert_eq!(code(&body), Some("CONFLICT"), "enrolling twice: {body:#}");
 
     // Now the password alone yields a challenge, not a session.

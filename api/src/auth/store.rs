@@ -296,11 +296,19 @@ pub(crate) async fn list_api_tokens(pool: &PgPool) -> sqlx::Result<Vec<ListedApi
     .await
 }
 
-/// An agent's second factor, as sign-in reads it.
-#[derive(Debug, Clone, sqlx::FromRow)]
+/// An agent's second factor, as sign-in reads it. `Debug` never shows the secret.
+#[derive(Clone, sqlx::FromRow)]
 pub(crate) struct SecondFactorRow {
     pub secret: Vec<u8>,
     pub confirmed: bool,
+}
+
+impl std::fmt::Debug for SecondFactorRow {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("SecondFactorRow")
+            .field("confirmed", &self.confirmed)
+            .finish_non_exhaustive()
+    }
 }
 
 /// The agent's second factor, confirmed or pending.

@@ -39,13 +39,19 @@ pub struct Challenge {
     pub expires_at: DateTime<Utc>,
 }
 
-/// A pending enrolment: what an authenticator app needs.
-#[derive(Debug, Clone)]
+/// A pending enrolment: what an authenticator app needs. `Debug` never shows it.
+#[derive(Clone)]
 pub struct Enrolment {
     /// The shared secret, base32, for typing into the app.
     pub secret: String,
     /// The same as an `otpauth://totp/…` URI, for a QR code.
     pub otpauth_uri: String,
+}
+
+impl std::fmt::Debug for Enrolment {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str("Enrolment([redacted])")
+    }
 }
 
 /// What proves the second factor.
@@ -230,14 +236,36 @@ impl AuthService {
         Ok(())
     }
 
-    /// Starts enrolling an authenticator app for `agent` (again, while unconfirmed: a new
-    /// secret replaces the pending one). Nothing changes at sign-in until
-    /// [`AuthService::confirm_second_factor`].
+    /// Starts enrolling an authenticator app for `agent`, who proves it is them with their
+    /// current password (a copied access token alone must not tie the account to someone
+    /// else's phone). Again, while unconfirmed: a new secret replaces the pending one. Nothing
+    /// changes at sign-in until [`AuthService::confirm_second_factor`].
     ///
     /// # Errors
-    /// [`AuthError::Conflict`] when a second factor is enrolled already.
-    pub async fn enrol_second_factor(&self, agent: AgentId) -> Result<Enrolment, AuthError> {
+    /// [`AuthError::Unauthenticated`] for a wrong password (wrong passwords here are throttled
+    /// with the agent's wrong codes), [`AuthError::Conflict`] when a second factor is enrolled
+    /// already.
+    pub async fn enrol_second_factor(
+        &self,
+        agent: AgentId,
+        current_password: &str,
+    ) -> Result<Enrolment, AuthError> {
         let state = self.current_agent(agent).await?;
+        let codes = &self.inner.limits.codes;
+        let key = agent.as_uuid();
+        limited(codes.check(&key, std::time::Instant::now()))?;
+        let credentials = store::credentials_by_agent(&self.inner.pool, key)
+            .await?
+            .ok_or(AuthError::Unauthenticated("unknown agent"))?;
+        let (password, stored) = (current_password.to_owned(), credentials.password_hash);
+        let matches =
+            tokio::task::spawn_blocking(move || crate::auth::password::verify(&password, &stored))
+                .await
+                .unwrap_or(false);
+        if !matches {
+            codes.failed(&key, std::time::Instant::now());
+            return Err(AuthError::Unauthenticated("the current password is wrong"));
+        }
         let secret = totp::new_secret();
         let uri = totp::otpauth_uri(&secret, &state.personal.email)
             .or_else(|| totp::otpauth_uri(&secret, &agent.to_string()))

@@ -4,14 +4,15 @@
 
 use async_graphql::{Context, ErrorExtensions, ID, Object, Result};
 use chrono::Utc;
+use domain::agent::Agent;
 use domain::settings::{Settings, SettingsCommand};
 use domain::{AgentId, StreamId};
 
 use super::types::{
     AuthPayload, ClientAddr, ConfirmSecondFactorInput, ConfirmSecondFactorPayload,
-    DisableSecondFactorInput, EnrolSecondFactorPayload, ResetSecondFactorInput,
-    SecondFactorRemovedPayload, SetTwoFactorPolicyInput, TwoFactorPolicyPayload,
-    TwoFactorPolicyValue, device_cookie_header,
+    DisableSecondFactorInput, EnrolSecondFactorInput, EnrolSecondFactorPayload,
+    ResetSecondFactorInput, SecondFactorRemovedPayload, SetTwoFactorPolicyInput,
+    TwoFactorPolicyPayload, TwoFactorPolicyValue, device_cookie_header,
 };
 use crate::auth::{Challenge, Permission, Proof, Session};
 use crate::graphql::commands::{context, timed, uuid};
@@ -77,16 +78,20 @@ pub struct SecondFactorMutation;
 
 #[Object]
 impl SecondFactorMutation {
-    /// Starts enrolling an authenticator app for the signed-in agent: the secret and an
-    /// `otpauth://` URI to show as a QR code. Nothing changes at sign-in until
-    /// `confirmSecondFactor`; enrolling again before that replaces the secret. Works on a
-    /// restricted sign-in.
-    async fn enrol_second_factor(&self, ctx: &Context<'_>) -> Result<EnrolSecondFactorPayload> {
+    /// Starts enrolling an authenticator app for the signed-in agent, who confirms it is them
+    /// with their current password: the secret and an `otpauth://` URI to show as a QR code.
+    /// Nothing changes at sign-in until `confirmSecondFactor`; enrolling again before that
+    /// replaces the secret. Works on a restricted sign-in.
+    async fn enrol_second_factor(
+        &self,
+        ctx: &Context<'_>,
+        input: EnrolSecondFactorInput,
+    ) -> Result<EnrolSecondFactorPayload> {
         let agent = signed_in_agent(ctx)?;
         let api = ctx.data_unchecked::<Api>();
         let enrolment = api
             .auth
-            .enrol_second_factor(agent)
+            .enrol_second_factor(agent, &input.current_password)
             .await
             .map_err(|error| error.extend())?;
         Ok(EnrolSecondFactorPayload {
@@ -137,8 +142,8 @@ impl SecondFactorMutation {
         })
     }
 
-    /// For an agent who lost their device (admins): removes their second factor and recovery
-    /// codes and ends every session of theirs. They sign in with their password alone next,
+    /// For an agent who lost their device (admins; not for themselves): removes their second
+    /// factor and recovery codes and ends every session of theirs. They sign in with their password alone next,
     /// and enrol again (at once, where the team requires it).
     #[graphql(guard = "Need(Permission::ManageAgents)")]
     async fn reset_second_factor(
@@ -149,6 +154,18 @@ impl SecondFactorMutation {
         let by = signed_in_agent(ctx)?;
         let agent = AgentId::from_uuid(uuid("Agent", &input.agent_id)?);
         let api = ctx.data_unchecked::<Api>();
+        match api
+            .commands
+            .state::<Agent>(StreamId::Agent(agent))
+            .await
+            .map_err(|e| internal("cannot read the agent", e))?
+        {
+            Agent::Invited(state) if state.active => {}
+            Agent::Invited(_) => {
+                return Err(error::error(Code::Conflict, "this agent is deactivated"));
+            }
+            Agent::NotInvited => return Err(error::error(Code::NotFound, "no such agent")),
+        }
         let removed = api
             .auth
             .reset_second_factor(agent, by)

@@ -222,6 +222,14 @@ pub struct LoginSecondFactorInput {
     pub device_token: Option<String>,
 }
 
+/// Input of `enrolSecondFactor`.
+#[derive(Debug, InputObject)]
+pub struct EnrolSecondFactorInput {
+    /// The agent's current password.
+    #[graphql(secret, validator(max_length = 1024))]
+    pub current_password: String,
+}
+
 /// Input of `confirmSecondFactor`.
 #[derive(Debug, InputObject)]
 pub struct ConfirmSecondFactorInput {
