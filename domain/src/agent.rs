@@ -2,7 +2,7 @@
 //!
 //! Records invitations, roles, the categories an agent works, deactivation, the fact that a
 //! password changed, and the life of their second sign-in factor (enrolled, a recovery code
-//! used, disabled, reset by an admin). Password hashes, session tokens, second-factor secrets
+//! used, wrong codes delayed, disabled, reset by an admin). Password hashes, session tokens, second-factor secrets
 //! and recovery codes never enter the log: they live in mutable credential tables outside the
 //! domain.
 
@@ -95,6 +95,13 @@ pub struct RecoveryCodeUsed {
     pub at: DateTime<Utc>,
 }
 
+/// `agent.second_factor_throttled`.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct SecondFactorThrottled {
+    /// When.
+    pub at: DateTime<Utc>,
+}
+
 event_enum! {
     /// Everything that can happen to an agent.
     #[derive(Debug, Clone, PartialEq, Eq)]
@@ -120,6 +127,9 @@ event_enum! {
         SecondFactorReset(AgentStep) = "agent.second_factor_reset" v 1;
         /// A one-time recovery code was spent on a sign-in.
         RecoveryCodeUsed(RecoveryCodeUsed) = "agent.recovery_code_used" v 1;
+        /// Wrong second-factor codes began to be delayed: someone who knows the password is
+        /// guessing codes (recorded once as the delays begin, not for each wrong code).
+        SecondFactorThrottled(SecondFactorThrottled) = "agent.second_factor_throttled" v 1;
     }
 }
 
@@ -190,6 +200,11 @@ pub enum AgentCommand {
     RecordSecondFactorRemoved {
         /// Who removed it.
         by: AgentId,
+        /// When.
+        at: DateTime<Utc>,
+    },
+    /// Record that wrong second-factor codes began to be delayed.
+    RecordSecondFactorThrottled {
         /// When.
         at: DateTime<Utc>,
     },
@@ -311,6 +326,11 @@ impl AgentState {
                 Ok(vec![E::SecondFactorDisabled(step(by, at))])
             }
             C::RecordSecondFactorRemoved { by, at } => Ok(vec![E::SecondFactorReset(step(by, at))]),
+            C::RecordSecondFactorThrottled { at } => {
+                Ok(vec![E::SecondFactorThrottled(SecondFactorThrottled {
+                    at: *at,
+                })])
+            }
             C::RecordRecoveryCodeUsed { remaining, at } => {
                 Ok(vec![E::RecoveryCodeUsed(RecoveryCodeUsed {
                     remaining: *remaining,
@@ -324,7 +344,8 @@ impl AgentState {
         match event {
             AgentEvent::Invited(_)
             | AgentEvent::PasswordChanged(_)
-            | AgentEvent::RecoveryCodeUsed(_) => {}
+            | AgentEvent::RecoveryCodeUsed(_)
+            | AgentEvent::SecondFactorThrottled(_) => {}
             AgentEvent::SecondFactorEnrolled(_) => self.second_factor = true,
             AgentEvent::SecondFactorDisabled(_) | AgentEvent::SecondFactorReset(_) => {
                 self.second_factor = false;

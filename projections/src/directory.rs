@@ -307,6 +307,7 @@ impl Fold {
             | E::SecondFactorDisabled(step)
             | E::SecondFactorReset(step) => agent.updated_at = step.at,
             E::RecoveryCodeUsed(used) => agent.updated_at = used.at,
+            E::SecondFactorThrottled(throttled) => agent.updated_at = throttled.at,
         }
     }
 

@@ -334,6 +334,20 @@ async fn wrong_codes_end_a_challenge_and_then_delay_the_account() {
     // An unknown challenge is refused.
     let body = second(&server, "not a challenge", Some(&right), None).await;
     assert_eq!(code(&body), Some("UNAUTHENTICATED"), "{body:#}");
+    // The log learned, once, that someone with the password is guessing codes.
+    let types: Vec<String> = agent_events(&server, &ann)
+        .await
+        .into_iter()
+        .map(|(t, _)| t)
+        .collect();
+    assert_eq!(
+        types,
+        [
+            "agent.invited",
+            "agent.second_factor_enrolled",
+            "agent.second_factor_throttled"
+        ]
+    );
     server.stop().await;
 }
 

@@ -80,8 +80,14 @@ impl<K: Eq + Hash + Clone> Backoff<K> {
         })
     }
 
-    /// Counts a failure of `key`; returns the delay it now imposes, if any.
+    /// Counts a failure of `key`; returns the delay it now imposes, if any, and whether it is
+    /// the first delay since the key's failures last leaked away.
     pub(crate) fn failed(&self, key: &K, now: Instant) -> Option<Duration> {
+        self.failed_first(key, now).map(|(delay, _)| delay)
+    }
+
+    /// As [`Backoff::failed`], also telling whether the delay is the first of its series.
+    pub(crate) fn failed_first(&self, key: &K, now: Instant) -> Option<(Duration, bool)> {
         let per_minute = self.per_minute;
         let max_delay = self.max_delay;
         self.with(|records| {
@@ -100,7 +106,7 @@ impl<K: Eq + Hash + Clone> Backoff<K> {
                     .unwrap_or(max_delay);
                 let delay = doubled.min(max_delay);
                 record.locked_until = Some(now + delay);
-                delay
+                (delay, record.strikes == 1)
             });
             records.insert(key.clone(), record);
             delay
@@ -156,14 +162,17 @@ mod tests {
             assert_eq!(backoff.failed(&key, start), None);
         }
         assert_eq!(backoff.failed(&key, start), Some(secs(1)));
-        assert_eq!(backoff.failed(&key, start + secs(1)), Some(secs(2)));
+        assert_eq!(
+            backoff.failed_first(&key, start + secs(1)),
+            Some((secs(2), false))
+        );
         // Eight failures leak away at six a minute in 80 seconds.
         let later = start + secs(81);
         assert_eq!(backoff.check(&key, later), Ok(()));
         for n in 0..6 {
             assert_eq!(backoff.failed(&key, later), None, "free failure {n}");
         }
-        assert_eq!(backoff.failed(&key, later), Some(secs(1)));
+        assert_eq!(backoff.failed_first(&key, later), Some((secs(1), true)));
     }
 
     #[test]

@@ -316,3 +316,20 @@ fn a_spent_recovery_code_records_how_many_are_left() {
             at: at(),
         })]);
 }
+
+#[test]
+fn delayed_second_factor_codes_are_recorded_without_changing_the_agent() {
+    let state = given::<Agent>([invited()])
+        .when(AgentCommand::RecordSecondFactorThrottled { at: at() })
+        .then([AgentEvent::SecondFactorThrottled(SecondFactorThrottled {
+            at: at(),
+        })]);
+    assert!(matches!(
+        state,
+        Agent::Invited(AgentState {
+            active: true,
+            second_factor: false,
+            ..
+        })
+    ));
+}

@@ -3,7 +3,7 @@
 use chrono::{DateTime, TimeZone, Utc};
 use domain::agent::{
     AgentEvent, AgentInvited, AgentPersonal, AgentStep, CategoriesAssigned, RecoveryCodeUsed, Role,
-    RoleChanged,
+    RoleChanged, SecondFactorThrottled,
 };
 use domain::broadcast::{
     Audience, BroadcastContent, BroadcastDrafted, BroadcastEdited, BroadcastEnded, BroadcastEvent,
@@ -303,6 +303,7 @@ pub(crate) fn samples() -> Vec<AnyEvent> {
             remaining: 9,
             at: at(),
         }),
+        AgentEvent::SecondFactorThrottled(SecondFactorThrottled { at: at() }),
     ];
     let broadcast_step = || BroadcastStep {
         by: agent(),

@@ -155,7 +155,21 @@ impl AuthService {
                 Ok(())
             }
             Err(reason) => {
-                codes.failed(&key, std::time::Instant::now());
+                if let Some((_, true)) = codes.failed_first(&key, std::time::Instant::now()) {
+                    // The audit trail learns that someone is guessing codes, once per series
+                    // of delays; the refusal does not wait for (or fail with) the record.
+                    let at = Utc::now();
+                    let recorded = self
+                        .record(
+                            agent,
+                            agent,
+                            AgentCommand::RecordSecondFactorThrottled { at },
+                        )
+                        .await;
+                    if let Err(error) = recorded {
+                        tracing::warn!(%agent, %error, "cannot record delayed second-factor codes");
+                    }
+                }
                 Err(AuthError::Unauthenticated(reason))
             }
         }
