@@ -272,13 +272,29 @@ pub struct ServeArgs {
     #[arg(long, env = "LEDGERDESK_REFRESH_TOKEN_TTL_DAYS", default_value_t = 30, value_parser = clap::value_parser!(u64).range(1..=365))]
     pub refresh_token_ttl_days: u64,
 
-    /// Sign-in attempts allowed per client address per minute.
+    /// Failed sign-ins a minute one client address may make before each further failure
+    /// doubles its delay.
     #[arg(long, env = "LEDGERDESK_LOGINS_PER_IP_PER_MINUTE", default_value_t = 20, value_parser = clap::value_parser!(u32).range(1..=10_000))]
     pub logins_per_ip_per_minute: u32,
 
-    /// Sign-in attempts allowed per account per minute.
+    /// Failed sign-ins a minute one account may take from one client address before each
+    /// further failure doubles that pair's delay.
     #[arg(long, env = "LEDGERDESK_LOGINS_PER_ACCOUNT_PER_MINUTE", default_value_t = 5, value_parser = clap::value_parser!(u32).range(1..=10_000))]
     pub logins_per_account_per_minute: u32,
+
+    /// Failed sign-ins a minute one account may take from all addresses together before each
+    /// further failure doubles its delay; devices that signed in to it before pass.
+    #[arg(long, env = "LEDGERDESK_LOGINS_PER_ACCOUNT_ANY_ADDRESS_PER_MINUTE", default_value_t = 20, value_parser = clap::value_parser!(u32).range(1..=10_000))]
+    pub logins_per_account_any_address_per_minute: u32,
+
+    /// The longest delay failed sign-ins grow to, in seconds.
+    #[arg(long, env = "LEDGERDESK_LOGIN_MAX_DELAY_SECS", default_value_t = 900, value_parser = clap::value_parser!(u64).range(1..=86_400))]
+    pub login_max_delay_secs: u64,
+
+    /// Reverse proxies (addresses or CIDR ranges, comma-separated) whose X-Forwarded-For
+    /// header names the client's address. Empty: the peer's address is the client's.
+    #[arg(long, env = "LEDGERDESK_TRUSTED_PROXIES", value_delimiter = ',', value_parser = proxy)]
+    pub trusted_proxies: Vec<ipnet::IpNet>,
 
     /// Serve GraphQL introspection (schema discovery for integrators and GraphiQL).
     #[arg(long, env = "LEDGERDESK_GRAPHQL_INTROSPECTION", default_value_t = true, action = clap::ArgAction::Set)]
@@ -351,6 +367,13 @@ impl ServeArgs {
             std::time::Duration::from_secs(self.refresh_token_ttl_days * 24 * 3600);
         config.auth.logins_per_ip_per_minute = self.logins_per_ip_per_minute;
         config.auth.logins_per_account_per_minute = self.logins_per_account_per_minute;
+        config.auth.logins_per_account_any_address_per_minute =
+            self.logins_per_account_any_address_per_minute;
+        config.auth.login_max_delay = std::time::Duration::from_secs(self.login_max_delay_secs);
+        config
+            .auth
+            .trusted_proxies
+            .clone_from(&self.trusted_proxies);
         config.limits.introspection = self.graphql_introspection;
         config.limits.max_page = self.graphql_max_page as usize;
         config.limits.max_body_bytes = self.graphql_max_body_bytes as usize;
@@ -367,6 +390,15 @@ pub enum LogFormat {
     Pretty,
     /// One JSON object per line.
     Json,
+}
+
+/// A CIDR range, or one address (a range of one).
+fn proxy(value: &str) -> Result<ipnet::IpNet, String> {
+    let value = value.trim();
+    value
+        .parse::<ipnet::IpNet>()
+        .or_else(|_| value.parse::<std::net::IpAddr>().map(ipnet::IpNet::from))
+        .map_err(|_| format!("{value:?} is neither an IP address nor a CIDR range"))
 }
 
 fn secret(value: &str) -> Result<SecretString, std::convert::Infallible> {
@@ -388,6 +420,32 @@ mod tests {
             unreachable!("parsed `serve`")
         };
         Ok(serve.api_config().auth.access_ttl)
+    }
+
+    #[test]
+    fn trusted_proxies_take_addresses_and_ranges() {
+        let cli = Cli::try_parse_from([
+            "ledgerdesk",
+            "serve",
+            "--trusted-proxies",
+            "10.0.0.0/8, 192.168.1.7,::1",
+        ])
+        .unwrap();
+        let Command::Serve(serve) = cli.command else {
+            unreachable!("parsed `serve`")
+        };
+        let proxies: Vec<String> = serve
+            .api_config()
+            .auth
+            .trusted_proxies
+            .iter()
+            .map(ToString::to_string)
+            .collect();
+        assert_eq!(proxies, ["10.0.0.0/8", "192.168.1.7/32", "::1/128"]);
+        assert!(
+            Cli::try_parse_from(["ledgerdesk", "serve", "--trusted-proxies", "proxy.local"])
+                .is_err()
+        );
     }
 
     #[test]

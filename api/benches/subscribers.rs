@@ -112,11 +112,19 @@ async fn main() {
     )
     .await
     .unwrap();
-    let token = auth
-        .login("admin@example.com", "correct horse battery staple", None)
+    let api::auth::LoginOutcome::SignedIn(session) = auth
+        .login(
+            "admin@example.com",
+            "correct horse battery staple",
+            None,
+            None,
+        )
         .await
         .unwrap()
-        .access_token;
+    else {
+        panic!("the benchmark's admin has no second factor")
+    };
+    let token = session.access_token;
 
     let rss_before = rss_kib();
     // The clients run in a child process (this binary again), so the RSS read here is the

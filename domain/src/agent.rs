@@ -1,8 +1,10 @@
 //! The agent aggregate: a member of the support team (`agent-<uuid>` stream).
 //!
-//! Records invitations, roles, the categories an agent works, deactivation and the fact that a
-//! password changed. Password hashes and session tokens never enter the log: they live in a
-//! mutable credentials table outside the domain.
+//! Records invitations, roles, the categories an agent works, deactivation, the fact that a
+//! password changed, and the life of their second sign-in factor (enrolled, a recovery code
+//! used, wrong codes delayed, disabled, reset by an admin). Password hashes, session tokens, second-factor secrets
+//! and recovery codes never enter the log: they live in mutable credential tables outside the
+//! domain.
 
 use std::collections::BTreeSet;
 
@@ -84,6 +86,22 @@ pub struct AgentStep {
     pub at: DateTime<Utc>,
 }
 
+/// `agent.recovery_code_used`: the agent signed in with one of their one-time recovery codes.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct RecoveryCodeUsed {
+    /// How many unused recovery codes are left.
+    pub remaining: u32,
+    /// When.
+    pub at: DateTime<Utc>,
+}
+
+/// `agent.second_factor_throttled`.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct SecondFactorThrottled {
+    /// When.
+    pub at: DateTime<Utc>,
+}
+
 event_enum! {
     /// Everything that can happen to an agent.
     #[derive(Debug, Clone, PartialEq, Eq)]
@@ -100,6 +118,18 @@ event_enum! {
         Reactivated(AgentStep) = "agent.reactivated" v 1;
         /// The password changed (the hash lives elsewhere).
         PasswordChanged(AgentStep) = "agent.password_changed" v 1;
+        /// A second sign-in factor (an authenticator app) was confirmed with a first code and
+        /// recovery codes were issued (the secret and the codes live elsewhere).
+        SecondFactorEnrolled(AgentStep) = "agent.second_factor_enrolled" v 1;
+        /// The agent turned their second factor off, proving it with a current code.
+        SecondFactorDisabled(AgentStep) = "agent.second_factor_disabled" v 1;
+        /// An admin removed the agent's second factor (a lost device).
+        SecondFactorReset(AgentStep) = "agent.second_factor_reset" v 1;
+        /// A one-time recovery code was spent on a sign-in.
+        RecoveryCodeUsed(RecoveryCodeUsed) = "agent.recovery_code_used" v 1;
+        /// Wrong second-factor codes began to be delayed: someone who knows the password is
+        /// guessing codes (recorded once as the delays begin, not for each wrong code).
+        SecondFactorThrottled(SecondFactorThrottled) = "agent.second_factor_throttled" v 1;
     }
 }
 
@@ -160,6 +190,31 @@ pub enum AgentCommand {
         /// When.
         at: DateTime<Utc>,
     },
+    /// Record that the agent confirmed a second factor.
+    RecordSecondFactorEnrolled {
+        /// When.
+        at: DateTime<Utc>,
+    },
+    /// Record that the second factor was removed: by the agent themselves (disabled) or by
+    /// an admin (reset).
+    RecordSecondFactorRemoved {
+        /// Who removed it.
+        by: AgentId,
+        /// When.
+        at: DateTime<Utc>,
+    },
+    /// Record that wrong second-factor codes began to be delayed.
+    RecordSecondFactorThrottled {
+        /// When.
+        at: DateTime<Utc>,
+    },
+    /// Record that a recovery code was spent.
+    RecordRecoveryCodeUsed {
+        /// How many are left.
+        remaining: u32,
+        /// When.
+        at: DateTime<Utc>,
+    },
 }
 
 /// Why an agent command was rejected.
@@ -195,6 +250,8 @@ pub struct AgentState {
     pub categories: BTreeSet<CategoryId>,
     /// Whether they can sign in.
     pub active: bool,
+    /// Whether a second sign-in factor is enrolled, as the log last recorded.
+    pub second_factor: bool,
 }
 
 /// An agent's state: not invited, or invited.
@@ -261,12 +318,38 @@ impl AgentState {
                 })])
             }
             C::RecordPasswordChange { by, at } => Ok(vec![E::PasswordChanged(step(by, at))]),
+            C::RecordSecondFactorEnrolled { at } => {
+                Ok(vec![E::SecondFactorEnrolled(step(&self.id, at))])
+            }
+            C::RecordSecondFactorRemoved { .. } if !self.second_factor => Ok(vec![]),
+            C::RecordSecondFactorRemoved { by, at } if *by == self.id => {
+                Ok(vec![E::SecondFactorDisabled(step(by, at))])
+            }
+            C::RecordSecondFactorRemoved { by, at } => Ok(vec![E::SecondFactorReset(step(by, at))]),
+            C::RecordSecondFactorThrottled { at } => {
+                Ok(vec![E::SecondFactorThrottled(SecondFactorThrottled {
+                    at: *at,
+                })])
+            }
+            C::RecordRecoveryCodeUsed { remaining, at } => {
+                Ok(vec![E::RecoveryCodeUsed(RecoveryCodeUsed {
+                    remaining: *remaining,
+                    at: *at,
+                })])
+            }
         }
     }
 
     fn apply(&mut self, event: &AgentEvent) {
         match event {
-            AgentEvent::Invited(_) | AgentEvent::PasswordChanged(_) => {}
+            AgentEvent::Invited(_)
+            | AgentEvent::PasswordChanged(_)
+            | AgentEvent::RecoveryCodeUsed(_)
+            | AgentEvent::SecondFactorThrottled(_) => {}
+            AgentEvent::SecondFactorEnrolled(_) => self.second_factor = true,
+            AgentEvent::SecondFactorDisabled(_) | AgentEvent::SecondFactorReset(_) => {
+                self.second_factor = false;
+            }
             AgentEvent::RoleChanged(changed) => self.role = changed.role,
             AgentEvent::CategoriesAssigned(assigned) => {
                 self.categories = assigned.categories.iter().copied().collect();
@@ -321,6 +404,7 @@ impl Decider for Agent {
                 role: invited.role,
                 categories: BTreeSet::new(),
                 active: true,
+                second_factor: false,
             }),
             (Self::NotInvited, _) => Self::NotInvited,
             (Self::Invited(mut state), event) => {

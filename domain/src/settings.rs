@@ -103,6 +103,42 @@ pub struct ReopenWindowSet {
     pub at: DateTime<Utc>,
 }
 
+/// Who must sign in with a second factor (an authenticator app) besides their password.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Hash, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum TwoFactorPolicy {
+    /// Nobody must; anyone may enrol.
+    #[default]
+    Optional,
+    /// Admins must.
+    Admins,
+    /// Everyone must.
+    Everyone,
+}
+
+impl TwoFactorPolicy {
+    /// Whether an agent in `role` must have a second factor.
+    #[must_use]
+    pub fn requires(self, role: crate::agent::Role) -> bool {
+        match self {
+            TwoFactorPolicy::Optional => false,
+            TwoFactorPolicy::Admins => role == crate::agent::Role::Admin,
+            TwoFactorPolicy::Everyone => true,
+        }
+    }
+}
+
+/// `settings.two_factor_policy_set`.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct TwoFactorPolicySet {
+    /// The policy from now on.
+    pub policy: TwoFactorPolicy,
+    /// Who.
+    pub by: AgentId,
+    /// When.
+    pub at: DateTime<Utc>,
+}
+
 event_enum! {
     /// Everything that can happen to the settings.
     #[derive(Debug, Clone, PartialEq, Eq)]
@@ -123,6 +159,8 @@ event_enum! {
         GreetingSet(GreetingSet) = "settings.greeting_set" v 1;
         /// The reopen window was set.
         ReopenWindowSet(ReopenWindowSet) = "settings.reopen_window_set" v 1;
+        /// Who must sign in with a second factor changed.
+        TwoFactorPolicySet(TwoFactorPolicySet) = "settings.two_factor_policy_set" v 1;
     }
 }
 
@@ -213,6 +251,15 @@ pub enum SettingsCommand {
         /// When.
         at: DateTime<Utc>,
     },
+    /// Set who must sign in with a second factor.
+    SetTwoFactorPolicy {
+        /// The policy.
+        policy: TwoFactorPolicy,
+        /// Who.
+        by: AgentId,
+        /// When.
+        at: DateTime<Utc>,
+    },
 }
 
 /// Why a settings command was rejected.
@@ -249,6 +296,8 @@ pub struct Settings {
     pub greeting: Option<String>,
     /// The reopen window in seconds.
     pub reopen_window_secs: u64,
+    /// Who must sign in with a second factor.
+    pub two_factor: TwoFactorPolicy,
 }
 
 impl Default for Settings {
@@ -258,6 +307,7 @@ impl Default for Settings {
             templates: BTreeMap::new(),
             greeting: None,
             reopen_window_secs: DEFAULT_REOPEN_WINDOW_SECS,
+            two_factor: TwoFactorPolicy::Optional,
         }
     }
 }
@@ -446,6 +496,14 @@ impl Decider for Settings {
                     at: *at,
                 })])
             }
+            C::SetTwoFactorPolicy { policy, .. } if *policy == self.two_factor => Ok(vec![]),
+            C::SetTwoFactorPolicy { policy, by, at } => {
+                Ok(vec![E::TwoFactorPolicySet(TwoFactorPolicySet {
+                    policy: *policy,
+                    by: *by,
+                    at: *at,
+                })])
+            }
         }
     }
 
@@ -468,6 +526,7 @@ impl Decider for Settings {
             }
             E::GreetingSet(set) => self.greeting.clone_from(&set.text),
             E::ReopenWindowSet(set) => self.reopen_window_secs = set.seconds,
+            E::TwoFactorPolicySet(set) => self.two_factor = set.policy,
         }
         self
     }

@@ -170,7 +170,7 @@ async fn apply(
                         template_ids.push(e.template_id.as_uuid());
                     }
                     E::TemplateRemoved(e) => template_ids.push(e.template_id.as_uuid()),
-                    E::GreetingSet(_) | E::ReopenWindowSet(_) => {}
+                    E::GreetingSet(_) | E::ReopenWindowSet(_) | E::TwoFactorPolicySet(_) => {}
                 }
             }
             _ => {}
@@ -303,6 +303,11 @@ impl Fold {
                 agent.password_changed_at = Some(step.at);
                 agent.updated_at = step.at;
             }
+            E::SecondFactorEnrolled(step)
+            | E::SecondFactorDisabled(step)
+            | E::SecondFactorReset(step) => agent.updated_at = step.at,
+            E::RecoveryCodeUsed(used) => agent.updated_at = used.at,
+            E::SecondFactorThrottled(throttled) => agent.updated_at = throttled.at,
         }
     }
 
@@ -315,6 +320,7 @@ impl Fold {
             E::TemplateRemoved(e) => e.at,
             E::GreetingSet(e) => e.at,
             E::ReopenWindowSet(e) => e.at,
+            E::TwoFactorPolicySet(e) => e.at,
         };
         let settings = self.settings.get_or_insert_with(|| SettingsRow {
             id: true,
@@ -397,6 +403,8 @@ impl Fold {
             E::ReopenWindowSet(set) => {
                 settings.reopen_window_seconds = i64::try_from(set.seconds).unwrap_or(i64::MAX);
             }
+            // Read from the log where sign-in decides, not from this read model.
+            E::TwoFactorPolicySet(_) => {}
         }
     }
 

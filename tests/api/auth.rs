@@ -476,13 +476,17 @@ async fn an_invited_agent_must_replace_the_one_time_password_before_anything_els
 }
 
 #[tokio::test]
-async fn sign_in_is_rate_limited_per_account() {
+async fn failed_sign_ins_past_the_limit_are_delayed_and_successes_count_for_nothing() {
     let mut config = test_config();
     config.auth.logins_per_account_per_minute = 3;
     let server = Server::start_with("ratelimit", config).await;
-    server.admin().await; // one attempt used
+    // Successful sign-ins are no failures, however many.
+    server.admin().await;
+    for _ in 0..5 {
+        server.login("admin@example.com", PASSWORD).await;
+    }
     let mut codes = Vec::new();
-    for _ in 0..4 {
+    for _ in 0..5 {
         let body = server
             .gql(
                 None,
@@ -500,17 +504,19 @@ async fn sign_in_is_rate_limited_per_account() {
             );
         }
     }
+    // Three failures a minute are free; the fourth is refused too and delays the next.
     assert_eq!(
         codes,
         [
             Some("UNAUTHENTICATED"),
             Some("UNAUTHENTICATED"),
+            Some("UNAUTHENTICATED"),
+            Some("UNAUTHENTICATED"),
             Some("RATE_LIMITED"),
-            Some("RATE_LIMITED")
         ]
         .map(|c| c.map(str::to_owned))
     );
-    // Even the right password is refused while limited.
+    // While delayed, even the right password waits (from a device that never signed in).
     let right = server
         .gql(
             None,

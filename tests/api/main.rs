@@ -25,6 +25,8 @@ mod protocol;
 mod queries;
 mod replies;
 mod schema;
+mod second_factor;
 mod subscriptions;
+mod throttle;
 mod transport;
 mod unstorable;

@@ -85,6 +85,7 @@ fn operations() -> Vec<(&'static str, Needs)> {
             "{ unrecordedUpdates { __typename } }",
             Holds(P::ManageSettings),
         ),
+        ("{ twoFactorPolicy }", Holds(P::ReadDirectory)),
         // Mutations: sessions.
         (
             "mutation($email: String!, $password: String!) {
@@ -102,6 +103,31 @@ fn operations() -> Vec<(&'static str, Needs)> {
         (
             "mutation { changePassword(input: {currentPassword: \"x\", newPassword: \"short\"}) { __typename } }",
             Agent,
+        ),
+        // Second factors. (Both a code and a recovery code: `VALIDATION` once past the guard.)
+        (
+            "mutation { loginSecondFactor(input: {challenge: \"x\", code: \"1\", recoveryCode: \"2\"}) { __typename } }",
+            Nothing,
+        ),
+        (
+            "mutation($password: String!) { enrolSecondFactor(input: {currentPassword: $password}) { __typename } }",
+            Agent,
+        ),
+        (
+            "mutation { confirmSecondFactor(input: {code: \"000000\"}) { __typename } }",
+            Agent,
+        ),
+        (
+            "mutation { disableSecondFactor(input: {code: \"000000\"}) { __typename } }",
+            Agent,
+        ),
+        (
+            "mutation($id: ID!) { resetSecondFactor(input: {agentId: $id}) { __typename } }",
+            AgentWith(P::ManageAgents),
+        ),
+        (
+            "mutation { setTwoFactorPolicy(input: {policy: OPTIONAL}) { __typename } }",
+            AgentWith(P::ManageSettings),
         ),
         // Tickets.
         (

@@ -32,6 +32,7 @@ pub fn test_config() -> api::ApiConfig {
     let mut config = api::ApiConfig::default();
     config.auth.logins_per_ip_per_minute = 10_000;
     config.auth.logins_per_account_per_minute = 10_000;
+    config.auth.logins_per_account_any_address_per_minute = 10_000;
     config
 }
 

@@ -190,6 +190,9 @@ pub enum Caller {
         categories: Vec<Uuid>,
         /// Set until they replace a one-time password: they may do nothing else meanwhile.
         must_change_password: bool,
+        /// Set on a restricted sign-in: the team requires a second factor of their role and
+        /// they have none, so they may only enrol one (and read `me`, sign out).
+        must_enrol_second_factor: bool,
     },
     /// An integration holding an API token.
     Integrator {
@@ -210,8 +213,9 @@ impl Caller {
             Caller::Agent {
                 role,
                 must_change_password,
+                must_enrol_second_factor,
                 ..
-            } => !must_change_password && permission.granted_to(*role),
+            } => !must_change_password && !must_enrol_second_factor && permission.granted_to(*role),
             Caller::Integrator { scopes, .. } => {
                 scopes.iter().any(|scope| scope.grants(permission))
             }

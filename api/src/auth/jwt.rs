@@ -49,7 +49,66 @@ pub struct AccessClaims {
     pub sid: Uuid,
     /// The agent's session epoch when issued: a token from an older epoch is refused.
     pub ver: i32,
+    /// A restricted sign-in: the agent must enrol a second factor and may do nothing else
+    /// (the team requires one of their role and they have none).
+    #[serde(default, skip_serializing_if = "std::ops::Not::not")]
+    pub enrol: bool,
 }
+
+impl AccessClaims {
+    /// The claims of an access token for `agent` in `role`, of sign-in `session` in session
+    /// epoch `epoch`, valid from `now` until `expires`.
+    pub fn new(
+        agent: AgentId,
+        role: Role,
+        session: Uuid,
+        epoch: i32,
+        now: DateTime<Utc>,
+        expires: DateTime<Utc>,
+    ) -> Self {
+        AccessClaims {
+            sub: agent.as_uuid(),
+            role,
+            iss: ISSUER.to_owned(),
+            typ: ACCESS.to_owned(),
+            iat: now.timestamp(),
+            exp: expires.timestamp(),
+            sid: session,
+            ver: epoch,
+            enrol: false,
+        }
+    }
+
+    /// The same, for a restricted sign-in (see [`AccessClaims::enrol`]) when `restricted`.
+    #[must_use]
+    pub fn restricted(self, restricted: bool) -> Self {
+        AccessClaims {
+            enrol: restricted,
+            ..self
+        }
+    }
+}
+
+/// What a device token says: this device signed in as `sub` with the right password (and
+/// second factor) before. It is no credential by itself; sign-in throttling uses it to tell
+/// the account's own devices from everyone else (see `AuthService::login`).
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct DeviceClaims {
+    /// The agent's id.
+    pub sub: Uuid,
+    /// Issuer: always `ledgerdesk`.
+    pub iss: String,
+    /// Token type: always `device`.
+    pub typ: String,
+    /// Issued at (seconds since the epoch).
+    pub iat: i64,
+    /// Expires at (seconds since the epoch).
+    pub exp: i64,
+    /// The device's id, kept across sign-ins from it.
+    pub did: Uuid,
+}
+
+const DEVICE: &str = "device";
 
 /// The signing key, in both directions. `Debug` never shows it.
 #[derive(Clone)]
@@ -93,17 +152,35 @@ impl Keys {
         now: DateTime<Utc>,
         expires: DateTime<Utc>,
     ) -> String {
-        let claims = AccessClaims {
+        self.sign(&AccessClaims::new(
+            agent, role, session, epoch, now, expires,
+        ))
+    }
+
+    /// Signs a device token for `agent` on device `device`, valid until `expires`.
+    pub fn issue_device(
+        &self,
+        agent: AgentId,
+        device: Uuid,
+        now: DateTime<Utc>,
+        expires: DateTime<Utc>,
+    ) -> String {
+        self.sign(&DeviceClaims {
             sub: agent.as_uuid(),
-            role,
             iss: ISSUER.to_owned(),
-            typ: ACCESS.to_owned(),
+            typ: DEVICE.to_owned(),
             iat: now.timestamp(),
             exp: expires.timestamp(),
-            sid: session,
-            ver: epoch,
-        };
-        self.sign(&claims)
+            did: device,
+        })
+    }
+
+    /// The claims of a device token this key signed and that has not expired.
+    pub fn verify_device(&self, token: &str) -> Option<DeviceClaims> {
+        jsonwebtoken::decode::<DeviceClaims>(token, &self.decoding, &self.validation)
+            .ok()
+            .map(|data| data.claims)
+            .filter(|claims| claims.typ == DEVICE)
     }
 
     /// Signs any claims with this key, as an HS256 JWT (tests forge tokens with it).
@@ -242,6 +319,31 @@ mod tests {
         assert!(keys.verify(&claims(now + skew - 1, None)).is_ok());
         assert!(keys.verify(&claims(now, Some(now + skew - 1))).is_ok());
         assert!(keys.verify(&claims(now - 60, Some(now - 60))).is_ok());
+    }
+
+    #[test]
+    fn a_device_token_is_no_access_token_and_an_access_token_no_device_token() {
+        let keys = keys();
+        let agent = AgentId::from_uuid(Uuid::now_v7());
+        let now = Utc::now();
+        let device =
+            keys.issue_device(agent, Uuid::now_v7(), now, now + chrono::TimeDelta::days(1));
+        assert_eq!(
+            keys.verify_device(&device).map(|c| c.sub),
+            Some(agent.as_uuid())
+        );
+        assert!(keys.verify(&device).is_err());
+        let (access, _) = issued(&keys, chrono::TimeDelta::minutes(15));
+        assert_eq!(keys.verify_device(&access), None);
+        let expired = keys.issue_device(
+            agent,
+            Uuid::now_v7(),
+            now - chrono::TimeDelta::days(2),
+            now - chrono::TimeDelta::days(1),
+        );
+        assert_eq!(keys.verify_device(&expired), None);
+        let other = Keys::from_secret(b"another secret of thirty-two bytes!!");
+        assert_eq!(other.verify_device(&device), None);
     }
 
     #[test]

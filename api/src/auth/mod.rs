@@ -15,17 +15,23 @@
 //!
 //! Passwords are argon2id hashes and refresh/API tokens are stored as sha256 digests, in
 //! mutable tables (migration 0005); none of them ever reaches the event log or the logs.
+//! Second factors (TOTP secrets, recovery-code hashes, sign-in challenges) have tables of their
+//! own (migration 0020, [`second_factor`]); failed sign-ins are slowed down by growing delays
+//! ([`throttle`]), which a device that signed in before passes per account.
 
 mod caller;
 pub(crate) mod jwt;
 pub mod password;
+pub mod second_factor;
 mod service;
 mod sessions;
 pub(crate) mod store;
+pub(crate) mod throttle;
 pub mod tokens;
 
 pub use caller::{Authentication, Caller, Permission, Scope, TicketScope, UnknownScope};
-pub use jwt::{AccessClaims, Keys};
+pub use jwt::{AccessClaims, DeviceClaims, Keys};
 pub use service::{
-    AuthConfig, AuthError, AuthService, CreatedAgent, MIN_PRODUCTION_ACCESS_TTL, NewAgent, Session,
+    AuthConfig, AuthError, AuthService, Challenge, CreatedAgent, Enrolment, LoginOutcome,
+    MIN_PRODUCTION_ACCESS_TTL, NewAgent, Proof, Session,
 };

@@ -2,25 +2,28 @@
 //! into a [`Caller`].
 
 use std::net::IpAddr;
-use std::num::NonZeroU32;
 use std::sync::Arc;
 use std::time::Duration;
 
 use app::commands::{CommandContext, CommandError, CommandService};
 use chrono::{DateTime, Utc};
 use domain::agent::{Agent, AgentCommand, Role};
+use domain::settings::{Settings, TwoFactorPolicy};
 use domain::{AgentId, StreamId};
 use eventlog::postgres::PostgresLog;
-use governor::clock::{Clock, DefaultClock};
-use governor::{DefaultKeyedRateLimiter, Quota};
 use sqlx::PgPool;
 use uuid::Uuid;
 
 use super::caller::{Authentication, Caller, Scope};
-use super::jwt::Keys;
+use super::jwt::{AccessClaims, Keys};
 use super::password::{self, WeakPassword};
 use super::sessions::{SessionCache, TokenState};
+use super::throttle::Backoff;
 use super::{store, tokens};
+
+mod second_factor;
+
+pub use second_factor::{Challenge, Enrolment, LoginOutcome, Proof};
 
 /// The shortest access-token lifetime the production setting allows; anything shorter is for
 /// tests of token expiry (and logged as such).
@@ -34,10 +37,21 @@ pub struct AuthConfig {
     pub access_ttl: Duration,
     /// How long a refresh token lives (each use replaces it with a new one).
     pub refresh_ttl: Duration,
-    /// Sign-in attempts allowed per client IP per minute.
+    /// Failed sign-ins a minute one client address may make (whatever the accounts) before
+    /// each further failure doubles its delay.
     pub logins_per_ip_per_minute: u32,
-    /// Sign-in attempts allowed per account per minute.
+    /// Failed sign-ins a minute one account may take from one client address before each
+    /// further failure doubles that pair's delay.
     pub logins_per_account_per_minute: u32,
+    /// Failed sign-ins a minute one account may take from all addresses together before each
+    /// further failure doubles its delay. A device that signed in to the account before (its
+    /// device cookie or token) is not held by this limit, so nobody can lock the owner out.
+    pub logins_per_account_any_address_per_minute: u32,
+    /// The longest delay failed sign-ins (and wrong second-factor codes) grow to.
+    pub login_max_delay: Duration,
+    /// Reverse proxies whose `X-Forwarded-For` names the client's address (the throttles'
+    /// key). Requests from anywhere else are keyed by their peer address, whatever they send.
+    pub trusted_proxies: Vec<ipnet::IpNet>,
     /// How long an access token's session state (epoch, forced password change, whether its
     /// sign-in is still open) read from the database is trusted before it is read again. This
     /// process forgets it at once when it ends the agent's sessions or that sign-in itself; another instance's (or the CLI's) password change or
@@ -54,6 +68,9 @@ impl Default for AuthConfig {
             refresh_ttl: Duration::from_secs(30 * 24 * 3600),
             logins_per_ip_per_minute: 20,
             logins_per_account_per_minute: 5,
+            logins_per_account_any_address_per_minute: 20,
+            login_max_delay: Duration::from_secs(15 * 60),
+            trusted_proxies: Vec::new(),
             session_check_ttl: Duration::from_secs(1),
         }
     }
@@ -68,6 +85,9 @@ pub enum AuthError {
     /// Too many attempts; try again after this many seconds.
     #[error("too many sign-in attempts; try again in {0} s")]
     RateLimited(u64),
+    /// The request is not allowed in this state (e.g. enrolling a second factor twice).
+    #[error("{0}")]
+    Conflict(&'static str),
     /// A new password or an input is unacceptable.
     #[error("{0}")]
     Invalid(String),
@@ -110,6 +130,12 @@ pub struct Session {
     /// True until the agent sets their own password: only `changePassword`, `me` and `logout`
     /// work meanwhile.
     pub must_change_password: bool,
+    /// True on a restricted sign-in: the team requires a second factor of this role and the
+    /// agent has none, so they may only enrol one.
+    pub must_enrol_second_factor: bool,
+    /// After a full sign-in: the device token that lets this device past the per-account
+    /// limit next time (also set as a cookie by the GraphQL layer).
+    pub device_token: Option<String>,
 }
 
 /// A newly created agent and, when none was given, the one-time password to hand over.
@@ -135,16 +161,80 @@ struct Inner {
     commands: CommandService<PostgresLog>,
     keys: Keys,
     config: AuthConfig,
-    per_ip: DefaultKeyedRateLimiter<IpAddr>,
-    per_account: DefaultKeyedRateLimiter<String>,
+    limits: Limits,
     sessions: SessionCache,
     /// Counts the credentials this process ended (sessions, API tokens), so that open
     /// sockets check theirs at once rather than at their next periodic check.
     ended: tokio::sync::watch::Sender<u64>,
 }
 
-fn per_minute(n: u32) -> Quota {
-    Quota::per_minute(NonZeroU32::new(n.max(1)).unwrap_or(NonZeroU32::MIN))
+/// The throttles of sign-in (see [`super::throttle`]).
+struct Limits {
+    /// Failures by client address (an IPv6 address by its /64 network).
+    per_ip: Backoff<Option<IpAddr>>,
+    /// Failures by account and address.
+    per_pair: Backoff<(u64, Option<IpAddr>)>,
+    /// Failures by account, from any address; a known device passes.
+    per_account: Backoff<u64>,
+    /// Keys accounts (the email as typed, trimmed and lower-cased) by a 64-bit hash under a
+    /// key drawn at start, so that a flood of made-up emails costs a few bytes each to
+    /// remember, not the emails.
+    accounts: std::collections::hash_map::RandomState,
+    /// Wrong second-factor codes by agent, over all their challenges.
+    codes: Backoff<Uuid>,
+}
+
+impl std::fmt::Debug for Limits {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str("Limits")
+    }
+}
+
+/// Most keys each throttle remembers.
+const THROTTLE_KEYS: usize = 100_000;
+/// Wrong second-factor codes a minute an agent may enter before delays grow.
+const CODES_PER_MINUTE: u32 = 5;
+/// How long a device token is honoured after its sign-in.
+const DEVICE_TOKEN_DAYS: i64 = 180;
+
+impl Limits {
+    fn new(config: &AuthConfig) -> Self {
+        let max = config.login_max_delay;
+        Limits {
+            per_ip: Backoff::new(config.logins_per_ip_per_minute, max, THROTTLE_KEYS),
+            per_pair: Backoff::new(config.logins_per_account_per_minute, max, THROTTLE_KEYS),
+            per_account: Backoff::new(
+                config.logins_per_account_any_address_per_minute,
+                max,
+                THROTTLE_KEYS,
+            ),
+            codes: Backoff::new(CODES_PER_MINUTE, max, THROTTLE_KEYS),
+            accounts: std::collections::hash_map::RandomState::new(),
+        }
+    }
+
+    fn account(&self, email: &str) -> u64 {
+        std::hash::BuildHasher::hash_one(&self.accounts, email)
+    }
+}
+
+/// The address a throttle counts: an IPv6 address stands for its /64 network, which one
+/// client usually holds whole (an IPv4-mapped address is the IPv4 address).
+fn throttled_address(ip: IpAddr) -> IpAddr {
+    match ip {
+        IpAddr::V4(_) => ip,
+        IpAddr::V6(v6) => match v6.to_ipv4_mapped() {
+            Some(v4) => IpAddr::V4(v4),
+            None => IpAddr::V6(std::net::Ipv6Addr::from(
+                u128::from(v6) & !u128::from(u64::MAX),
+            )),
+        },
+    }
+}
+
+/// `RATE_LIMITED` for a throttle's wait.
+fn limited(result: Result<(), Duration>) -> Result<(), AuthError> {
+    result.map_err(|wait| AuthError::RateLimited(wait.as_secs_f64().ceil().max(1.0) as u64))
 }
 
 fn ttl(duration: Duration) -> chrono::Duration {
@@ -186,10 +276,7 @@ impl AuthService {
         }
         Ok(AuthService {
             inner: Arc::new(Inner {
-                per_ip: DefaultKeyedRateLimiter::keyed(per_minute(config.logins_per_ip_per_minute)),
-                per_account: DefaultKeyedRateLimiter::keyed(per_minute(
-                    config.logins_per_account_per_minute,
-                )),
+                limits: Limits::new(&config),
                 keys: Keys::from_secret(&secret),
                 sessions: SessionCache::new(config.session_check_ttl),
                 ended: tokio::sync::watch::Sender::new(0),
@@ -210,6 +297,11 @@ impl AuthService {
     /// [`AuthService::credentials_ended`]).
     pub fn watch_ended_credentials(&self) -> tokio::sync::watch::Receiver<u64> {
         self.inner.ended.subscribe()
+    }
+
+    /// How it was configured.
+    pub fn config(&self) -> &AuthConfig {
+        &self.inner.config
     }
 
     /// The signing keys (tests forge tokens with them).
@@ -255,6 +347,7 @@ impl AuthService {
             (None, _) => return Err(AuthError::Unauthenticated("unknown agent")),
         };
         let id = AgentId::from_uuid(claims.sub);
+        let must_enrol_second_factor = claims.enrol;
         // Role, categories and deactivation as of the log, read for every request: a change
         // applies to the first request that starts after it was written, whatever the token
         // says and however far the read models lag.
@@ -264,6 +357,7 @@ impl AuthService {
             role: state.role,
             categories: state.categories.iter().map(|c| c.as_uuid()).collect(),
             must_change_password,
+            must_enrol_second_factor,
         })
     }
 
@@ -331,26 +425,47 @@ impl AuthService {
         })
     }
 
-    /// Signs an agent in with email and password.
+    /// Signs an agent in with email and password, from client address `ip`, on a device that
+    /// may hold a device token from an earlier sign-in to this account.
+    ///
+    /// Failures are throttled per address, per account and address, and per account (see
+    /// [`AuthConfig`]); a valid device token of this account passes the per-account throttle,
+    /// and successes count for nothing. An agent with a second factor gets a challenge to
+    /// answer with [`AuthService::login_second_factor`] instead of a session.
     ///
     /// # Errors
-    /// [`AuthError::RateLimited`] past the per-IP or per-account limit,
-    /// [`AuthError::Unauthenticated`] for a wrong email or password or a deactivated agent.
+    /// [`AuthError::RateLimited`] while a throttle holds, [`AuthError::Unauthenticated`] for a
+    /// wrong email or password or a deactivated agent.
     pub async fn login(
         &self,
         email: &str,
         password: &str,
         ip: Option<IpAddr>,
-    ) -> Result<Session, AuthError> {
+        device_token: Option<&str>,
+    ) -> Result<LoginOutcome, AuthError> {
         let email = email.trim().to_lowercase();
         if email.len() > 320 || password.len() > 4 * password::MAX_PASSWORD_CHARS {
             return Err(AuthError::Unauthenticated("wrong email or password"));
         }
-        if let Some(ip) = ip {
-            self.check_limit(self.inner.per_ip.check_key(&ip))?;
-        }
-        self.check_limit(self.inner.per_account.check_key(&email))?;
+        let limits = &self.inner.limits;
+        let ip = ip.map(throttled_address);
+        let account = limits.account(&email);
+        let pair = (account, ip);
+        let now = std::time::Instant::now();
+        limited(limits.per_ip.check(&ip, now))?;
+        limited(limits.per_pair.check(&pair, now))?;
         let credentials = store::credentials_by_email(&self.inner.pool, &email).await?;
+        let device = match (&credentials, device_token) {
+            (Some(credentials), Some(token)) if token.len() <= 2048 => self
+                .inner
+                .keys
+                .verify_device(token.trim())
+                .filter(|claims| claims.sub == credentials.agent_id),
+            _ => None,
+        };
+        if device.is_none() {
+            limited(limits.per_account.check(&account, now))?;
+        }
         let stored = credentials.as_ref().map_or_else(
             || password::decoy_hash().to_owned(),
             |c| c.password_hash.clone(),
@@ -361,22 +476,56 @@ impl AuthService {
             .unwrap_or(false);
         let credentials = match credentials {
             Some(credentials) if matches => credentials,
-            _ => return Err(AuthError::Unauthenticated("wrong email or password")),
+            _ => {
+                let now = std::time::Instant::now();
+                limits.per_ip.failed(&ip, now);
+                limits.per_pair.failed(&pair, now);
+                limits.per_account.failed(&account, now);
+                return Err(AuthError::Unauthenticated("wrong email or password"));
+            }
         };
+        limits.per_pair.succeeded(&pair);
         let agent = AgentId::from_uuid(credentials.agent_id);
         let role = self.active_role(agent).await?;
-        self.start_session(agent, role, Uuid::now_v7(), &credentials)
-            .await
+        if store::has_second_factor(&self.inner.pool, agent.as_uuid()).await? {
+            let challenge = self.open_challenge(agent).await?;
+            return Ok(LoginOutcome::SecondFactorRequired(challenge));
+        }
+        let restricted = self.policy().await?.requires(role);
+        let mut session = self
+            .start_session(agent, role, Uuid::now_v7(), &credentials, restricted)
+            .await?;
+        session.device_token = Some(self.device_token(agent, device.map(|d| d.did)));
+        Ok(LoginOutcome::SignedIn(session))
     }
 
-    fn check_limit(
-        &self,
-        result: Result<(), governor::NotUntil<<DefaultClock as Clock>::Instant>>,
-    ) -> Result<(), AuthError> {
-        result.map_err(|not_until| {
-            let wait = not_until.wait_time_from(DefaultClock::default().now());
-            AuthError::RateLimited(wait.as_secs().max(1))
-        })
+    /// A device token for `agent`, keeping the device's id when it had one.
+    fn device_token(&self, agent: AgentId, device: Option<Uuid>) -> String {
+        let now = Utc::now();
+        self.inner.keys.issue_device(
+            agent,
+            device.unwrap_or_else(Uuid::now_v7),
+            now,
+            now + chrono::Duration::days(DEVICE_TOKEN_DAYS),
+        )
+    }
+
+    /// Who must sign in with a second factor, as of the log.
+    async fn policy(&self) -> Result<TwoFactorPolicy, AuthError> {
+        self.inner
+            .commands
+            .state::<Settings>(StreamId::Settings)
+            .await
+            .map(|settings| settings.two_factor)
+            .map_err(|error| AuthError::Internal(error.to_string()))
+    }
+
+    /// Whether a sign-in of `agent` in `role` must be restricted to enrolling a second factor.
+    async fn must_enrol(&self, agent: AgentId, role: Role) -> Result<bool, AuthError> {
+        if !self.policy().await?.requires(role) {
+            return Ok(false);
+        }
+        Ok(!store::has_second_factor(&self.inner.pool, agent.as_uuid()).await?)
     }
 
     /// The agent's role, read from the log; refused when the agent is unknown or deactivated.
@@ -399,9 +548,10 @@ impl AuthService {
         role: Role,
         family: Uuid,
         credentials: &store::Credentials,
+        restricted: bool,
     ) -> Result<Session, AuthError> {
         let mut conn = self.inner.pool.acquire().await?;
-        self.issue(&mut conn, agent, role, family, credentials)
+        self.issue(&mut conn, agent, role, family, credentials, restricted)
             .await
     }
 
@@ -412,6 +562,7 @@ impl AuthService {
         role: Role,
         family: Uuid,
         credentials: &store::Credentials,
+        restricted: bool,
     ) -> Result<Session, AuthError> {
         let now = Utc::now();
         let access_expires_at = now + ttl(self.inner.config.access_ttl);
@@ -425,13 +576,16 @@ impl AuthService {
             refresh_expires_at,
         )
         .await?;
-        let access_token = self.inner.keys.issue(
-            agent,
-            role,
-            family,
-            credentials.session_epoch,
-            now,
-            access_expires_at,
+        let access_token = self.inner.keys.sign(
+            &AccessClaims::new(
+                agent,
+                role,
+                family,
+                credentials.session_epoch,
+                now,
+                access_expires_at,
+            )
+            .restricted(restricted),
         );
         Ok(Session {
             agent_id: agent,
@@ -441,6 +595,8 @@ impl AuthService {
             refresh_token,
             refresh_expires_at,
             must_change_password: credentials.must_change_password,
+            must_enrol_second_factor: restricted,
+            device_token: None,
         })
     }
 
@@ -483,9 +639,18 @@ impl AuthService {
         let credentials = store::credentials_by_agent(&self.inner.pool, row.agent_id)
             .await?
             .ok_or(AuthError::Unauthenticated("unknown agent"))?;
+        // The team may have started (or stopped) requiring a second factor since.
+        let restricted = self.must_enrol(agent, role).await?;
         store::mark_refresh_used(&mut tx, row.id).await?;
         let session = self
-            .issue(&mut tx, agent, role, row.family_id, &credentials)
+            .issue(
+                &mut tx,
+                agent,
+                role,
+                row.family_id,
+                &credentials,
+                restricted,
+            )
             .await?;
         tx.commit().await?;
         Ok(session)
@@ -568,7 +733,8 @@ impl AuthService {
             must_change_password: false,
             ..credentials
         };
-        self.start_session(agent, role, Uuid::now_v7(), &credentials)
+        let restricted = self.must_enrol(agent, role).await?;
+        self.start_session(agent, role, Uuid::now_v7(), &credentials, restricted)
             .await
     }
 
@@ -699,4 +865,23 @@ pub struct NewAgent {
     pub password: Option<String>,
     /// Who invites (`None`: the bootstrap admin).
     pub by: Option<AgentId>,
+}
+
+#[cfg(test)]
+#[expect(clippy::unwrap_used, reason = "tests fail loudly on purpose")]
+mod tests {
+    use super::throttled_address;
+
+    #[test]
+    fn an_ipv6_address_is_throttled_by_its_network() {
+        let a: std::net::IpAddr = "2001:db8:1:2:aaaa::1".parse().unwrap();
+        let b: std::net::IpAddr = "2001:db8:1:2:bbbb::9".parse().unwrap();
+        let other: std::net::IpAddr = "2001:db8:1:3::1".parse().unwrap();
+        assert_eq!(throttled_address(a), throttled_address(b));
+        assert_ne!(throttled_address(a), throttled_address(other));
+        let mapped: std::net::IpAddr = "::ffff:192.0.2.7".parse().unwrap();
+        assert_eq!(throttled_address(mapped).to_string(), "192.0.2.7");
+        let v4: std::net::IpAddr = "192.0.2.7".parse().unwrap();
+        assert_eq!(throttled_address(v4), v4);
+    }
 }

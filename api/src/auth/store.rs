@@ -295,3 +295,254 @@ pub(crate) async fn list_api_tokens(pool: &PgPool) -> sqlx::Result<Vec<ListedApi
     .fetch_all(pool)
     .await
 }
+
+/// An agent's second factor, as sign-in reads it. `Debug` never shows the secret.
+#[derive(Clone, sqlx::FromRow)]
+pub(crate) struct SecondFactorRow {
+    pub secret: Vec<u8>,
+    pub confirmed: bool,
+}
+
+impl std::fmt::Debug for SecondFactorRow {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("SecondFactorRow")
+            .field("confirmed", &self.confirmed)
+            .finish_non_exhaustive()
+    }
+}
+
+/// The agent's second factor, confirmed or pending.
+pub(crate) async fn second_factor(
+    pool: &PgPool,
+    agent: Uuid,
+) -> sqlx::Result<Option<SecondFactorRow>> {
+    sqlx::query_as(
+        "select secret, confirmed_at is not null as confirmed
+         from agent_second_factors where agent_id = $1",
+    )
+    .bind(agent)
+    .fetch_optional(pool)
+    .await
+}
+
+/// Whether the agent has a confirmed second factor.
+pub(crate) async fn has_second_factor(pool: &PgPool, agent: Uuid) -> sqlx::Result<bool> {
+    sqlx::query_scalar(
+        "select exists(select 1 from agent_second_factors
+                       where agent_id = $1 and confirmed_at is not null)",
+    )
+    .bind(agent)
+    .fetch_one(pool)
+    .await
+}
+
+/// Starts (or restarts) a pending enrolment with `secret`. `false` when a confirmed second
+/// factor exists (it is left alone).
+pub(crate) async fn begin_second_factor(
+    pool: &PgPool,
+    agent: Uuid,
+    secret: &[u8],
+) -> sqlx::Result<bool> {
+    let written = sqlx::query(
+        "insert into agent_second_factors (agent_id, secret) values ($1, $2)
+         on conflict (agent_id) do update
+             set secret = excluded.secret, created_at = now(), last_step = null
+             where agent_second_factors.confirmed_at is null",
+    )
+    .bind(agent)
+    .bind(secret)
+    .execute(pool)
+    .await?;
+    Ok(written.rows_affected() == 1)
+}
+
+/// Accepts a code's time step once: `true` when `step` is later than every step accepted
+/// before (and records it), `false` for a replayed or older code.
+pub(crate) async fn accept_step(
+    conn: &mut PgConnection,
+    agent: Uuid,
+    step: i64,
+) -> sqlx::Result<bool> {
+    let accepted = sqlx::query(
+        "update agent_second_factors set last_step = $2
+         where agent_id = $1 and (last_step is null or last_step < $2)",
+    )
+    .bind(agent)
+    .bind(step)
+    .execute(conn)
+    .await?;
+    Ok(accepted.rows_affected() == 1)
+}
+
+/// Confirms a pending enrolment and replaces the agent's recovery codes, in one transaction
+/// with the step of the confirming code. `false` when there was nothing pending or the step
+/// was used already.
+pub(crate) async fn confirm_second_factor(
+    pool: &PgPool,
+    agent: Uuid,
+    step: i64,
+    recovery_hashes: &[String],
+) -> sqlx::Result<bool> {
+    let mut tx = pool.begin().await?;
+    let confirmed = sqlx::query(
+        "update agent_second_factors set confirmed_at = now(), last_step = $2
+         where agent_id = $1 and confirmed_at is null
+           and (last_step is null or last_step < $2)",
+    )
+    .bind(agent)
+    .bind(step)
+    .execute(&mut *tx)
+    .await?;
+    if confirmed.rows_affected() != 1 {
+        return Ok(false);
+    }
+    replace_recovery_codes(&mut tx, agent, recovery_hashes).await?;
+    tx.commit().await?;
+    Ok(true)
+}
+
+async fn replace_recovery_codes(
+    conn: &mut PgConnection,
+    agent: Uuid,
+    hashes: &[String],
+) -> sqlx::Result<()> {
+    sqlx::query("delete from agent_recovery_codes where agent_id = $1")
+        .bind(agent)
+        .execute(&mut *conn)
+        .await?;
+    let ids: Vec<Uuid> = hashes.iter().map(|_| Uuid::now_v7()).collect();
+    sqlx::query(
+        "insert into agent_recovery_codes (id, agent_id, code_hash)
+         select id, $2, hash from unnest($1::uuid[], $3::text[]) as codes(id, hash)",
+    )
+    .bind(&ids)
+    .bind(agent)
+    .bind(hashes)
+    .execute(conn)
+    .await?;
+    Ok(())
+}
+
+/// Removes the agent's second factor, recovery codes and open challenges. `true` when there
+/// was a second factor (confirmed or pending).
+pub(crate) async fn remove_second_factor(pool: &PgPool, agent: Uuid) -> sqlx::Result<bool> {
+    let mut tx = pool.begin().await?;
+    let removed = sqlx::query("delete from agent_second_factors where agent_id = $1")
+        .bind(agent)
+        .execute(&mut *tx)
+        .await?;
+    sqlx::query("delete from agent_recovery_codes where agent_id = $1")
+        .bind(agent)
+        .execute(&mut *tx)
+        .await?;
+    sqlx::query("delete from second_factor_challenges where agent_id = $1")
+        .bind(agent)
+        .execute(&mut *tx)
+        .await?;
+    tx.commit().await?;
+    Ok(removed.rows_affected() == 1)
+}
+
+/// The agent's unused recovery codes: ids and hashes.
+pub(crate) async fn unused_recovery_codes(
+    pool: &PgPool,
+    agent: Uuid,
+) -> sqlx::Result<Vec<(Uuid, String)>> {
+    sqlx::query_as(
+        "select id, code_hash from agent_recovery_codes
+         where agent_id = $1 and used_at is null order by id",
+    )
+    .bind(agent)
+    .fetch_all(pool)
+    .await
+}
+
+/// Spends a recovery code once: `true` when it was unused until now.
+pub(crate) async fn spend_recovery_code(conn: &mut PgConnection, id: Uuid) -> sqlx::Result<bool> {
+    let spent = sqlx::query(
+        "update agent_recovery_codes set used_at = now() where id = $1 and used_at is null",
+    )
+    .bind(id)
+    .execute(conn)
+    .await?;
+    Ok(spent.rows_affected() == 1)
+}
+
+/// How many unused recovery codes the agent has.
+pub(crate) async fn recovery_codes_left(pool: &PgPool, agent: Uuid) -> sqlx::Result<i64> {
+    sqlx::query_scalar(
+        "select count(*) from agent_recovery_codes where agent_id = $1 and used_at is null",
+    )
+    .bind(agent)
+    .fetch_one(pool)
+    .await
+}
+
+/// Opens a second-factor challenge, stored by its digest; forgets the agent's expired ones.
+pub(crate) async fn insert_challenge(
+    pool: &PgPool,
+    agent: Uuid,
+    digest: &[u8],
+    expires_at: DateTime<Utc>,
+) -> sqlx::Result<()> {
+    let mut tx = pool.begin().await?;
+    sqlx::query(
+        "delete from second_factor_challenges
+         where agent_id = $1 and (expires_at < now() or used_at is not null)",
+    )
+    .bind(agent)
+    .execute(&mut *tx)
+    .await?;
+    sqlx::query(
+        "insert into second_factor_challenges (id, agent_id, token_hash, expires_at)
+         values ($1, $2, $3, $4)",
+    )
+    .bind(Uuid::now_v7())
+    .bind(agent)
+    .bind(digest)
+    .bind(expires_at)
+    .execute(&mut *tx)
+    .await?;
+    tx.commit().await
+}
+
+/// A challenge as found by its digest, locked while its code is checked.
+#[derive(Debug, Clone, sqlx::FromRow)]
+pub(crate) struct ChallengeRow {
+    pub id: Uuid,
+    pub agent_id: Uuid,
+    pub expires_at: DateTime<Utc>,
+    pub attempts: i32,
+    pub used_at: Option<DateTime<Utc>>,
+}
+
+pub(crate) async fn lock_challenge(
+    conn: &mut PgConnection,
+    digest: &[u8],
+) -> sqlx::Result<Option<ChallengeRow>> {
+    sqlx::query_as(
+        "select id, agent_id, expires_at, attempts, used_at
+         from second_factor_challenges where token_hash = $1 for update",
+    )
+    .bind(digest)
+    .fetch_optional(conn)
+    .await
+}
+
+/// Counts a wrong code against a challenge.
+pub(crate) async fn challenge_failed(conn: &mut PgConnection, id: Uuid) -> sqlx::Result<()> {
+    sqlx::query("update second_factor_challenges set attempts = attempts + 1 where id = $1")
+        .bind(id)
+        .execute(conn)
+        .await?;
+    Ok(())
+}
+
+/// Spends a challenge.
+pub(crate) async fn challenge_used(conn: &mut PgConnection, id: Uuid) -> sqlx::Result<()> {
+    sqlx::query("update second_factor_challenges set used_at = now() where id = $1")
+        .bind(id)
+        .execute(conn)
+        .await?;
+    Ok(())
+}

@@ -75,6 +75,7 @@ impl ErrorExtensions for AuthError {
             }
             AuthError::Invalid(message) => error(Code::Validation, message.clone()),
             AuthError::EmailTaken => error(Code::Conflict, self.to_string()),
+            AuthError::Conflict(reason) => error(Code::Conflict, *reason),
             AuthError::Internal(detail) => internal("authentication failed", detail),
         }
     }

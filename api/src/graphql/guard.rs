@@ -46,6 +46,14 @@ fn refuse_unless(caller: &Caller, permission: Permission) -> Result<()> {
             Code::Forbidden,
             "change your one-time password first (mutation changePassword)",
         ),
+        Caller::Agent {
+            must_enrol_second_factor: true,
+            ..
+        } => error(
+            Code::Forbidden,
+            "your role must sign in with a second factor: enrol one first \
+             (mutations enrolSecondFactor, confirmSecondFactor)",
+        ),
         Caller::Agent { role, .. } => error(
             Code::Forbidden,
             format!("the {} role may not do this", role_name(*role)),
@@ -154,6 +162,7 @@ async fn refreshed(live: &LiveHub, caller: &Caller, fresh: Freshness) -> Result<
     let Caller::Agent {
         id,
         must_change_password,
+        must_enrol_second_factor,
         ..
     } = caller
     else {
@@ -169,6 +178,7 @@ async fn refreshed(live: &LiveHub, caller: &Caller, fresh: Freshness) -> Result<
             role: state.role,
             categories: state.categories.iter().map(|c| c.as_uuid()).collect(),
             must_change_password: *must_change_password,
+            must_enrol_second_factor: *must_enrol_second_factor,
         }),
         _ => Err(error(Code::Unauthenticated, "this account is deactivated")),
     }

@@ -55,6 +55,7 @@ pub struct Query(
     system::DashboardQuery,
     system::NodeQuery,
     system::UnrecordedQuery,
+    auth::SecondFactorQuery,
 );
 
 /// Every mutation.
@@ -67,6 +68,7 @@ pub struct Mutation(
     customers::CustomerMutation,
     directory::SettingsMutation,
     broadcasts::BroadcastMutation,
+    auth::SecondFactorMutation,
 );
 
 // Every subscription. (A line comment: a doc comment would become the type's description

@@ -128,7 +128,8 @@ async fn graphql(
         }
         None => None,
     };
-    let client = ClientAddr(connect.map(|Extension(ConnectInfo(addr))| addr.ip()));
+    let peer = connect.map(|Extension(ConnectInfo(addr))| addr.ip());
+    let client = ClientAddr::of(peer, &headers, &state.api.auth.config().trusted_proxies);
     let run = |mut request: async_graphql::Request| {
         let operation = state.documents.prepare(&mut request);
         // Text Postgres cannot store is refused before anything runs (see the module).
@@ -136,7 +137,7 @@ async fn graphql(
         let described = DescriptionKeys::of(&mut request);
         // Kept to name the code of an error raised before execution.
         let text = request.query.clone();
-        let mut request = request.data(authentication.clone()).data(client);
+        let mut request = request.data(authentication.clone()).data(client.clone());
         if let Some(consistency) = consistency {
             request = request.data(consistency);
         }

@@ -253,3 +253,83 @@ fn a_password_change_records_only_the_fact() {
             at: at(),
         })]);
 }
+
+#[test]
+fn a_second_factor_removed_by_the_agent_is_disabled_and_by_an_admin_is_reset() {
+    let enrolled = AgentEvent::SecondFactorEnrolled(AgentStep {
+        by: agent(),
+        at: at(),
+    });
+    let state = given::<Agent>([invited()])
+        .when(AgentCommand::RecordSecondFactorEnrolled { at: at() })
+        .then([enrolled.clone()]);
+    assert!(matches!(
+        state,
+        Agent::Invited(AgentState {
+            second_factor: true,
+            ..
+        })
+    ));
+    let state = given::<Agent>([invited(), enrolled.clone()])
+        .when(AgentCommand::RecordSecondFactorRemoved {
+            by: agent(),
+            at: at(),
+        })
+        .then([AgentEvent::SecondFactorDisabled(AgentStep {
+            by: agent(),
+            at: at(),
+        })]);
+    assert!(matches!(
+        state,
+        Agent::Invited(AgentState {
+            second_factor: false,
+            ..
+        })
+    ));
+    given::<Agent>([invited(), enrolled])
+        .when(AgentCommand::RecordSecondFactorRemoved {
+            by: admin(),
+            at: at(),
+        })
+        .then([AgentEvent::SecondFactorReset(AgentStep {
+            by: admin(),
+            at: at(),
+        })]);
+    // Nothing to remove: nothing recorded.
+    given::<Agent>([invited()])
+        .when(AgentCommand::RecordSecondFactorRemoved {
+            by: admin(),
+            at: at(),
+        })
+        .then([]);
+}
+
+#[test]
+fn a_spent_recovery_code_records_how_many_are_left() {
+    given::<Agent>([invited()])
+        .when(AgentCommand::RecordRecoveryCodeUsed {
+            remaining: 7,
+            at: at(),
+        })
+        .then([AgentEvent::RecoveryCodeUsed(RecoveryCodeUsed {
+            remaining: 7,
+            at: at(),
+        })]);
+}
+
+#[test]
+fn delayed_second_factor_codes_are_recorded_without_changing_the_agent() {
+    let state = given::<Agent>([invited()])
+        .when(AgentCommand::RecordSecondFactorThrottled { at: at() })
+        .then([AgentEvent::SecondFactorThrottled(SecondFactorThrottled {
+            at: at(),
+        })]);
+    assert!(matches!(
+        state,
+        Agent::Invited(AgentState {
+            active: true,
+            second_factor: false,
+            ..
+        })
+    ));
+}

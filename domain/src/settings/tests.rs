@@ -317,3 +317,31 @@ fn a_negative_or_overlong_reopen_window_is_rejected() {
             );
     }
 }
+
+#[test]
+fn the_two_factor_policy_is_optional_until_an_admin_requires_it() {
+    assert_eq!(Settings::default().two_factor, TwoFactorPolicy::Optional);
+    assert!(!TwoFactorPolicy::Optional.requires(crate::agent::Role::Admin));
+    assert!(TwoFactorPolicy::Admins.requires(crate::agent::Role::Admin));
+    assert!(!TwoFactorPolicy::Admins.requires(crate::agent::Role::Agent));
+    assert!(TwoFactorPolicy::Everyone.requires(crate::agent::Role::Auditor));
+    let state = given::<Settings>([])
+        .when(SettingsCommand::SetTwoFactorPolicy {
+            policy: TwoFactorPolicy::Everyone,
+            by: admin(),
+            at: at(),
+        })
+        .then([SettingsEvent::TwoFactorPolicySet(TwoFactorPolicySet {
+            policy: TwoFactorPolicy::Everyone,
+            by: admin(),
+            at: at(),
+        })]);
+    assert_eq!(state.two_factor, TwoFactorPolicy::Everyone);
+    given::<Settings>([])
+        .when(SettingsCommand::SetTwoFactorPolicy {
+            policy: TwoFactorPolicy::Optional,
+            by: admin(),
+            at: at(),
+        })
+        .then([]);
+}

@@ -2,7 +2,8 @@
 
 use chrono::{DateTime, TimeZone, Utc};
 use domain::agent::{
-    AgentEvent, AgentInvited, AgentPersonal, AgentStep, CategoriesAssigned, Role, RoleChanged,
+    AgentEvent, AgentInvited, AgentPersonal, AgentStep, CategoriesAssigned, RecoveryCodeUsed, Role,
+    RoleChanged, SecondFactorThrottled,
 };
 use domain::broadcast::{
     Audience, BroadcastContent, BroadcastDrafted, BroadcastEdited, BroadcastEnded, BroadcastEvent,
@@ -19,7 +20,7 @@ use domain::customer::{
 };
 use domain::settings::{
     CategoryNamed, CategoryRemoved, GreetingSet, ReopenWindowSet, SettingsEvent, TemplateContent,
-    TemplateRemoved, TemplateSaved,
+    TemplateRemoved, TemplateSaved, TwoFactorPolicy, TwoFactorPolicySet,
 };
 use domain::ticket::{
     Actor, AgentReplied, CategoryChanged, Channel, CustomerMessageEdited, CustomerMessagePosted,
@@ -296,6 +297,14 @@ pub(crate) fn samples() -> Vec<AnyEvent> {
         AgentEvent::Deactivated(agent_step()),
         AgentEvent::Reactivated(agent_step()),
         AgentEvent::PasswordChanged(agent_step()),
+        AgentEvent::SecondFactorEnrolled(agent_step()),
+        AgentEvent::SecondFactorDisabled(agent_step()),
+        AgentEvent::SecondFactorReset(agent_step()),
+        AgentEvent::RecoveryCodeUsed(RecoveryCodeUsed {
+            remaining: 9,
+            at: at(),
+        }),
+        AgentEvent::SecondFactorThrottled(SecondFactorThrottled { at: at() }),
     ];
     let broadcast_step = || BroadcastStep {
         by: agent(),
@@ -413,6 +422,11 @@ pub(crate) fn samples() -> Vec<AnyEvent> {
         }),
         SettingsEvent::ReopenWindowSet(ReopenWindowSet {
             seconds: 172_800,
+            by: agent(),
+            at: at(),
+        }),
+        SettingsEvent::TwoFactorPolicySet(TwoFactorPolicySet {
+            policy: TwoFactorPolicy::Admins,
             by: agent(),
             at: at(),
         }),

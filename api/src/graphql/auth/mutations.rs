@@ -6,13 +6,14 @@ use std::collections::BTreeSet;
 use async_graphql::{Context, ErrorExtensions, ID, Object, Result};
 use uuid::Uuid;
 
+use super::second_factor::{http_client, proof, second_factor_required, signed_in};
 use super::types::{
-    AuthPayload, ChangePasswordInput, ClientAddr, CreateApiTokenInput, CreateApiTokenPayload,
-    LoginInput, LogoutInput, LogoutPayload, RefreshTokenInput, RevokeApiTokenInput,
+    AuthPayload, ChangePasswordInput, CreateApiTokenInput, CreateApiTokenPayload, LoginInput,
+    LoginSecondFactorInput, LogoutInput, LogoutPayload, RefreshTokenInput, RevokeApiTokenInput,
     RevokeApiTokenPayload,
 };
 use crate::auth::store;
-use crate::auth::{Permission, Scope, tokens};
+use crate::auth::{LoginOutcome, Permission, Scope, tokens};
 use crate::graphql::context::Api;
 use crate::graphql::error::{Code, database, error};
 use crate::graphql::guard::{Need, signed_in_agent};
@@ -26,16 +27,55 @@ pub struct AuthMutation;
 
 #[Object]
 impl AuthMutation {
-    /// Signs in with email and password. Rate limited per client address and per account
-    /// (`RATE_LIMITED` with `extensions.retryAfter` seconds).
+    /// Signs in with email and password (over `POST /graphql` only).
+    ///
+    /// Failed attempts are slowed down by growing delays per client address, per account and
+    /// address, and per account (`RATE_LIMITED` with `extensions.retryAfter` seconds); a device
+    /// that signed in to this account before (its device cookie, or `deviceToken`) is not held
+    /// by the per-account delay. An agent with a second factor gets the error
+    /// `SECOND_FACTOR_REQUIRED` with `extensions.challenge` to answer with
+    /// `loginSecondFactor`.
     async fn login(&self, ctx: &Context<'_>, input: LoginInput) -> Result<AuthPayload> {
         let api = ctx.data_unchecked::<Api>();
-        let ip = ctx.data_opt::<ClientAddr>().and_then(|addr| addr.0);
-        api.auth
-            .login(&input.email, &input.password, ip)
+        let client = http_client(ctx)?;
+        let device = input
+            .device_token
+            .as_deref()
+            .or(client.device_cookie.as_deref());
+        match api
+            .auth
+            .login(&input.email, &input.password, client.ip, device)
             .await
-            .map(AuthPayload::from)
-            .map_err(|error| error.extend())
+            .map_err(|error| error.extend())?
+        {
+            LoginOutcome::SignedIn(session) => Ok(signed_in(ctx, session)),
+            LoginOutcome::SecondFactorRequired(challenge) => {
+                Err(second_factor_required(&challenge))
+            }
+        }
+    }
+
+    /// Finishes a sign-in that `login` answered with `SECOND_FACTOR_REQUIRED`: the challenge
+    /// and a code from the authenticator app (or one recovery code). A challenge works once,
+    /// for five minutes and five wrong codes; wrong codes are also slowed down per account.
+    async fn login_second_factor(
+        &self,
+        ctx: &Context<'_>,
+        input: LoginSecondFactorInput,
+    ) -> Result<AuthPayload> {
+        let api = ctx.data_unchecked::<Api>();
+        let client = http_client(ctx)?;
+        let proof = proof(input.code.as_deref(), input.recovery_code.as_deref())?;
+        let device = input
+            .device_token
+            .as_deref()
+            .or(client.device_cookie.as_deref());
+        let session = api
+            .auth
+            .login_second_factor(&input.challenge, proof, device)
+            .await
+            .map_err(|error| error.extend())?;
+        Ok(signed_in(ctx, session))
     }
 
     /// Trades a refresh token for a new session. Each refresh token works once; presenting

@@ -25,6 +25,7 @@ impl MeQuery {
             Caller::Agent {
                 id,
                 must_change_password,
+                must_enrol_second_factor,
                 ..
             } => {
                 let state = api
@@ -42,6 +43,8 @@ impl MeQuery {
                     role: Some(state.role.into()),
                     category_ids: state.categories.iter().map(|c| ID(c.to_string())).collect(),
                     must_change_password: *must_change_password,
+                    second_factor_enrolled: state.second_factor,
+                    must_enrol_second_factor: *must_enrol_second_factor,
                     api_token_id: None,
                     scopes: Vec::new(),
                 })
@@ -55,6 +58,8 @@ impl MeQuery {
                 role: None,
                 category_ids: Vec::new(),
                 must_change_password: false,
+                second_factor_enrolled: false,
+                must_enrol_second_factor: false,
                 api_token_id: Some(ID(token_id.to_string())),
                 scopes: scopes.iter().map(|s| s.as_str().to_owned()).collect(),
             }),
