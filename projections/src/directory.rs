@@ -170,7 +170,7 @@ async fn apply(
                         template_ids.push(e.template_id.as_uuid());
                     }
                     E::TemplateRemoved(e) => template_ids.push(e.template_id.as_uuid()),
-                    E::GreetingSet(_) | E::ReopenWindowSet(_) => {}
+                    E::GreetingSet(_) | E::ReopenWindowSet(_) | E::BotTextSet(_) => {}
                 }
             }
             _ => {}
@@ -315,6 +315,7 @@ impl Fold {
             E::TemplateRemoved(e) => e.at,
             E::GreetingSet(e) => e.at,
             E::ReopenWindowSet(e) => e.at,
+            E::BotTextSet(e) => e.at,
         };
         let settings = self.settings.get_or_insert_with(|| SettingsRow {
             id: true,
@@ -397,6 +398,8 @@ impl Fold {
             E::ReopenWindowSet(set) => {
                 settings.reopen_window_seconds = i64::try_from(set.seconds).unwrap_or(i64::MAX);
             }
+            // Read from the settings stream itself (GraphQL `botTexts`): no table keeps them.
+            E::BotTextSet(_) => {}
         }
     }
 

@@ -16,6 +16,7 @@ mod authz;
 mod errors;
 mod feeds;
 mod graphiql;
+mod inbound;
 mod matrix;
 mod mutations;
 mod nodes;

@@ -15,10 +15,12 @@ use domain::content::{
 };
 use domain::customer::{
     BanReason, CategoryChosen, CustomerBanned, CustomerEvent, CustomerProfile, CustomerRegistered,
-    CustomerUnbanned, MessageRefused, Noted, ProfileUpdated, TicketNoted, TicketStepNoted,
+    CustomerUnbanned, MessageRefused, Noted, ProfileUpdated, StartPayloadReceived, TicketNoted,
+    TicketStepNoted,
 };
 use domain::settings::{
-    CategoryNamed, CategoryRemoved, GreetingSet, ReopenWindowSet, SettingsEvent, TemplateContent,
+    BotText, BotTextSet, CategoryNamed, CategoryRemoved, GreetingSet, ReopenWindowSet,
+    SettingsEvent, TemplateContent,
     TemplateRemoved, TemplateSaved,
 };
 use domain::ticket::{
@@ -266,6 +268,10 @@ pub(crate) fn samples() -> Vec<AnyEvent> {
             at: at(),
             content: MessageContent::text("let me in"),
         }),
+        CustomerEvent::StartPayloadReceived(StartPayloadReceived {
+            payload: "ref-42".into(),
+            at: at(),
+        }),
     ];
     let agent_step = || AgentStep {
         by: agent(),
@@ -412,6 +418,13 @@ pub(crate) fn samples() -> Vec<AnyEvent> {
         }),
         SettingsEvent::ReopenWindowSet(ReopenWindowSet {
             seconds: 172_800,
+            by: agent(),
+            at: at(),
+        }),
+        SettingsEvent::BotTextSet(BotTextSet {
+            key: BotText::Greeting,
+            language: "ru".into(),
+            text: Some("Здравствуйте! Чем можем помочь?".into()),
             by: agent(),
             at: at(),
         }),
