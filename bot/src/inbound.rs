@@ -61,9 +61,7 @@ use domain::content::{CustomerMessage, MessageContent, TelegramMessageId};
 use domain::customer::{Customer, CustomerCommand, CustomerError};
 use domain::flow::{FlowError, RouteCustomerMessage};
 use domain::settings::{BotText, Settings};
-use domain::ticket::{
-    Actor as TicketActor, Channel, Ticket, TicketCommand, TicketError,
-};
+use domain::ticket::{Actor as TicketActor, Channel, Ticket, TicketCommand, TicketError};
 use domain::{CategoryId, CustomerId, MessageId, StreamId, TicketId};
 use eventlog::postgres::PostgresLog;
 use eventlog::{Actor, ActorKind};
@@ -80,8 +78,8 @@ use uuid::Uuid;
 use crate::callback::CallbackData;
 
 mod edits;
-use crate::store::{Claim, EarlyEdits, HandledUpdates, UnrecordedUpdates};
 use crate::start;
+use crate::store::{Claim, EarlyEdits, HandledUpdates, UnrecordedUpdates};
 use crate::update::{self, BotCommand, Inbound, IncomingMessage, Sender};
 
 /// How long the settings (greeting, categories, reopen window) are reused before being read

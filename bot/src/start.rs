@@ -52,7 +52,10 @@ mod tests {
     #[test]
     fn an_unexpected_payload_is_kept_bounded_and_on_one_line() {
         let long = "a".repeat(200);
-        assert_eq!(payload(&format!("/start {long}")).unwrap_or_default().len(), 64);
+        assert_eq!(
+            payload(&format!("/start {long}")).unwrap_or_default().len(),
+            64
+        );
         assert_eq!(
             payload("/start hello\nworld\u{0}!").as_deref(),
             Some("hello\u{FFFD}world\u{FFFD}!")

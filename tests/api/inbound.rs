@@ -24,20 +24,30 @@ const BOT_TEXTS: &str = "query($language: String) {
 async fn admins_set_the_bot_texts_per_language_and_nobody_else_may() {
     let server = Server::start("bot_texts").await;
     let admin = server.admin().await;
-    let set = |key: &str, language: &str, text: Option<&str>| {
-        json!({ "input": { "key": key, "language": language, "text": text } })
-    };
+    let set = |key: &str, language: &str, text: Option<&str>| json!({ "input": { "key": key, "language": language, "text": text } });
     let data = server
-        .ok(&admin.token, SET_BOT_TEXT, set("HELP", "ru", Some("Спросите нас о чём угодно.")))
+        .ok(
+            &admin.token,
+            SET_BOT_TEXT,
+            set("HELP", "ru", Some("Спросите нас о чём угодно.")),
+        )
         .await;
     assert!(data["setBotText"]["position"].is_string());
     // The English greeting is the greeting setting.
     server
-        .ok(&admin.token, SET_BOT_TEXT, set("GREETING", "en", Some("Welcome!")))
+        .ok(
+            &admin.token,
+            SET_BOT_TEXT,
+            set("GREETING", "en", Some("Welcome!")),
+        )
         .await;
     // A language of the admins' own.
     server
-        .ok(&admin.token, SET_BOT_TEXT, set("GREETING", "de", Some("Willkommen!")))
+        .ok(
+            &admin.token,
+            SET_BOT_TEXT,
+            set("GREETING", "de", Some("Willkommen!")),
+        )
         .await;
     let settings = CommandService::new(server.log.clone())
         .state::<Settings>(StreamId::Settings)
@@ -102,15 +112,17 @@ async fn admins_set_the_bot_texts_per_language_and_nobody_else_may() {
         let body = server.gql(t, SET_BOT_TEXT, input.clone()).await;
         assert_eq!(code(&body), Some("VALIDATION"), "{input}: {body}");
     }
-    let body = server
-        .gql(t, BOT_TEXTS, json!({ "language": "Ru" }))
-        .await;
+    let body = server.gql(t, BOT_TEXTS, json!({ "language": "Ru" })).await;
     assert_eq!(code(&body), Some("VALIDATION"), "{body}");
 
     // Agents may neither change nor read them.
     let agent = server.agent(Role::Agent, "agent@example.com").await;
     let body = server
-        .gql(Some(&agent.token), SET_BOT_TEXT, set("HELP", "ru", Some("x")))
+        .gql(
+            Some(&agent.token),
+            SET_BOT_TEXT,
+            set("HELP", "ru", Some("x")),
+        )
         .await;
     assert_eq!(code(&body), Some("FORBIDDEN"));
     let body = server.gql(Some(&agent.token), BOT_TEXTS, json!({})).await;
@@ -200,7 +212,11 @@ async fn an_edited_message_keeps_its_earlier_versions() {
     let edits = message["edits"].as_array().unwrap();
     let texts: Vec<&str> = edits.iter().map(|e| e["text"].as_str().unwrap()).collect();
     assert_eq!(texts, ["my order is lost", "my order 12 is lost"]);
-    assert!(edits.iter().all(|e| e["kind"] == "text" && e["caption"].is_null()));
+    assert!(
+        edits
+            .iter()
+            .all(|e| e["kind"] == "text" && e["caption"].is_null())
+    );
     assert_eq!(edits[1]["editedAt"], message["editedAt"]);
     server.stop().await;
 }

@@ -259,7 +259,13 @@ async fn customers_get_the_bots_texts_in_their_language() {
     let desk = Desk::start("languages", &telegram, Receive::Webhook).await;
     // Before any update: the bot reads the settings at its first one.
     set_text(&desk.log, BotText::Help, "ru", "Спросите нас о чём угодно.").await;
-    set_text(&desk.log, BotText::Greeting, "de", "Willkommen beim Support!").await;
+    set_text(
+        &desk.log,
+        BotText::Greeting,
+        "de",
+        "Willkommen beim Support!",
+    )
+    .await;
     let (ivan, hans, pierre, nobody) = (7_100, 7_101, 7_102, 7_103);
 
     desk.post(&start(1, ivan, Some("ru"), "/start")).await;
@@ -290,10 +296,7 @@ async fn customers_get_the_bots_texts_in_their_language() {
     );
     let answers = telegram.calls_of("answerCallbackQuery");
     assert_eq!(answers.len(), 1);
-    assert_eq!(
-        answers[0].param("text"),
-        text(BotText::ButtonExpired, "ru")
-    );
+    assert_eq!(answers[0].param("text"), text(BotText::ButtonExpired, "ru"));
     desk.stop().await;
 }
 
@@ -359,7 +362,8 @@ async fn start_payloads_are_kept_on_the_customer_first_and_latest() {
     let telegram = FakeTelegram::start().await;
     let desk = Desk::start("payloads", &telegram, Receive::Webhook).await;
     let lea = 7_300;
-    desk.post(&start(1, lea, Some("fr"), "/start ads-spring_2026")).await;
+    desk.post(&start(1, lea, Some("fr"), "/start ads-spring_2026"))
+        .await;
     desk.post(&start(2, lea, Some("fr"), "/start")).await;
     desk.post(&start(3, lea, Some("fr"), "/start ref-42")).await;
     desk.post(&start(4, lea, Some("fr"), "/start ref-42")).await;
@@ -374,7 +378,11 @@ async fn start_payloads_are_kept_on_the_customer_first_and_latest() {
         .collect();
     let weird = format!("../../etc\u{FFFD}\u{FFFD}{}", "é".repeat(53));
     assert_eq!(payloads, ["ads-spring_2026", "ref-42", weird.as_str()]);
-    assert_eq!(telegram.calls_of("sendMessage").len(), 5, "every /start greeted");
+    assert_eq!(
+        telegram.calls_of("sendMessage").len(),
+        5,
+        "every /start greeted"
+    );
     desk.wait_for_rows(
         "select count(*) from customers where first_start_payload = 'ads-spring_2026' \
          and start_payload like '../../etc%'",

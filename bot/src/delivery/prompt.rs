@@ -13,7 +13,10 @@ pub(super) async fn rating_prompt(
     commands: &CommandService<PostgresLog>,
     customer: CustomerId,
 ) -> String {
-    let language = match commands.state::<Customer>(StreamId::Customer(customer)).await {
+    let language = match commands
+        .state::<Customer>(StreamId::Customer(customer))
+        .await
+    {
         Ok(customer) => customer
             .state()
             .and_then(|state| state.profile.language_code.clone()),

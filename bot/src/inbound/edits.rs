@@ -19,7 +19,7 @@ use domain::content::{MessageContent, TelegramMessageId};
 use domain::flow::FlowError;
 use domain::ticket::{EditCustomerMessage, TicketCommand, TicketError};
 
-use super::{Handled, Inbox, InboundError, customer_context};
+use super::{Handled, InboundError, Inbox, customer_context};
 use crate::store::EarlyEdit;
 use crate::update::Sender;
 

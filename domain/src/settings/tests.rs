@@ -363,7 +363,10 @@ fn bot_texts_follow_the_customers_language_and_fall_back_to_english() {
     );
     // A language of the admins' own.
     let settings = settings.evolve(&text_set(BotText::Help, "de", Some("Fragen Sie uns.")));
-    assert_eq!(settings.bot_text(BotText::Help, Some("de-AT")), "Fragen Sie uns.");
+    assert_eq!(
+        settings.bot_text(BotText::Help, Some("de-AT")),
+        "Fragen Sie uns."
+    );
     assert_eq!(settings.text_languages(), ["en", "ru", "de"]);
     // Restoring the built-in text.
     let settings = given::<Settings>([text_set(BotText::Help, "de", Some("Fragen Sie uns."))])
@@ -405,7 +408,11 @@ fn the_english_greeting_is_the_greeting_setting() {
 #[test]
 fn bot_texts_are_bounded() {
     given::<Settings>([])
-        .when(set_text(BotText::ButtonExpired, "ru", Some(&"x".repeat(201))))
+        .when(set_text(
+            BotText::ButtonExpired,
+            "ru",
+            Some(&"x".repeat(201)),
+        ))
         .then_err(
             InvalidInput::TooLong {
                 field: "bot text",

@@ -20,8 +20,7 @@ use domain::customer::{
 };
 use domain::settings::{
     BotText, BotTextSet, CategoryNamed, CategoryRemoved, GreetingSet, ReopenWindowSet,
-    SettingsEvent, TemplateContent,
-    TemplateRemoved, TemplateSaved,
+    SettingsEvent, TemplateContent, TemplateRemoved, TemplateSaved,
 };
 use domain::ticket::{
     Actor, AgentReplied, CategoryChanged, Channel, CustomerMessageEdited, CustomerMessagePosted,

@@ -146,8 +146,9 @@ impl BotTextQuery {
             .map_err(|failure| error::internal("reading the settings failed", failure))?;
         let languages = match language {
             Some(language) => {
-                domain::settings::texts::check_language(&language)
-                    .map_err(|invalid| error::error(error::Code::Validation, invalid.to_string()))?;
+                domain::settings::texts::check_language(&language).map_err(|invalid| {
+                    error::error(error::Code::Validation, invalid.to_string())
+                })?;
                 vec![language]
             }
             None => settings.text_languages(),
