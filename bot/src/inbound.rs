@@ -267,7 +267,14 @@ impl Inbox {
         let handled = self.dispatch(update, inbound, key).await;
         if let Some(claim) = claim {
             match &handled {
-                Ok(_) => self.handled.finish(key).await?,
+                // The update is handled whatever happens to the mark: asking Telegram for it
+                // again would only answer the customer twice once the claim lapses.
+                Ok(_) => {
+                    if let Err(error) = self.handled.finish(key).await {
+                        tracing::warn!(update_id = update.id.0, %error,
+                            "could not mark an update handled; its claim lapses by itself");
+                    }
+                }
                 // Telegram delivers the update again: let that delivery in at once.
                 Err(_) => {
                     if let Err(error) = self.handled.release(key, claim).await {

@@ -152,6 +152,42 @@ async fn a_claim_left_by_a_crashed_handler_lapses_and_the_next_delivery_greets()
     desk.stop().await;
 }
 
+#[tokio::test]
+async fn a_delivery_behind_a_live_claim_is_not_acknowledged_until_the_update_is_handled() {
+    let telegram = FakeTelegram::start().await;
+    let desk = Desk::start("start_held", &telegram, Receive::Webhook).await;
+    let update = fixture("command_start");
+    let key = format!(
+        "telegram:{BOT_ID}:{}:{}",
+        update["update_id"], update["message"]["date"]
+    );
+    // Another delivery holds the claim, and may still die: this one must not answer 200.
+    sqlx::query(
+        "insert into telegram_updates_handled (update_key, claim_id, claimed_until)
+         values ($1, $2, now() + interval '1 hour')",
+    )
+    .bind(&key)
+    .bind(Uuid::now_v7())
+    .execute(&desk.pool)
+    .await
+    .unwrap();
+    let status = desk.post_raw(&update.to_string(), Some(SECRET)).await;
+    assert_eq!(status, 500, "Telegram must deliver it again");
+    assert!(telegram.calls_of("sendMessage").is_empty());
+    // The holder died; once its lease is over, the next delivery handles the update.
+    sqlx::query(
+        "update telegram_updates_handled set claimed_until = now() - interval '1 second'
+         where update_key = $1",
+    )
+    .bind(&key)
+    .execute(&desk.pool)
+    .await
+    .unwrap();
+    desk.post(&update).await;
+    assert_eq!(telegram.calls_of("sendMessage").len(), 1);
+    desk.stop().await;
+}
+
 /// The read model's view of the customer's message `telegram_message_id`: its text, and the
 /// texts of its earlier versions.
 async fn message_versions(desk: &Desk, telegram_message_id: i64) -> (String, Vec<String>) {
