@@ -127,6 +127,42 @@ async fn admins_set_the_bot_texts_per_language_and_nobody_else_may() {
     assert_eq!(code(&body), Some("FORBIDDEN"));
     let body = server.gql(Some(&agent.token), BOT_TEXTS, json!({})).await;
     assert_eq!(code(&body), Some("FORBIDDEN"));
+    // An admin demoted to agent is refused from the next request on.
+    let demoted = server.agent(Role::Admin, "demoted@example.com").await;
+    server
+        .ok(
+            &demoted.token,
+            SET_BOT_TEXT,
+            set("HELP", "ru", Some("Пишите.")),
+        )
+        .await;
+    server
+        .ok(
+            &admin.token,
+            "mutation($id: ID!) { changeAgentRole(input: {agentId: $id, role: AGENT}) { position } }",
+            json!({ "id": demoted.id }),
+        )
+        .await;
+    let body = server
+        .gql(
+            Some(&demoted.token),
+            SET_BOT_TEXT,
+            set("HELP", "ru", Some("x")),
+        )
+        .await;
+    // (A role change also ends the agent's sessions: the old token no longer signs in.)
+    assert!(
+        matches!(code(&body), Some("FORBIDDEN" | "UNAUTHENTICATED")),
+        "{body}"
+    );
+    let settings = CommandService::new(server.log.clone())
+        .state::<Settings>(StreamId::Settings)
+        .await
+        .unwrap();
+    assert_eq!(
+        settings.custom_bot_text(BotText::Help, "ru"),
+        Some("Пишите.")
+    );
     server.stop().await;
 }
 
