@@ -19,8 +19,9 @@
 //!   with Telegram's description (noting how many messages went out before, if any).
 //! - `ticket.resolved`: when it is the ticket's latest resolve, the ticket is not rated, the
 //!   resolve is younger than [`DeliveryOptions::csat_max_age`] and no prompt was sent for it,
-//!   the customer gets [`DeliveryOptions::csat_prompt`] with five inline buttons 1–5 whose
-//!   data is [`CallbackData::Rating`](crate::callback::CallbackData::Rating).
+//!   the customer gets the rating prompt (the settings' `RatingPrompt` text in the customer's
+//!   language, see `domain::settings::texts`) with five inline buttons 1–5 whose data is
+//!   [`CallbackData::Rating`](crate::callback::CallbackData::Rating).
 //!
 //! # Telegram's limits and errors
 //!
@@ -82,6 +83,7 @@
 //! saved checkpoint and is picked up by the next run.
 
 mod job;
+mod prompt;
 mod send;
 mod tracker;
 
@@ -124,8 +126,6 @@ pub struct DeliveryOptions {
     pub max_pending_jobs: usize,
     /// How often the checkpoint is saved while it moves.
     pub checkpoint_interval: Duration,
-    /// The satisfaction question sent after a resolve, above the 1–5 buttons.
-    pub csat_prompt: String,
     /// Resolves older than this get no satisfaction prompt (after a long outage, or when the
     /// worker first runs over an old log).
     pub csat_max_age: Duration,
@@ -142,9 +142,6 @@ impl Default for DeliveryOptions {
             max_backoff: Duration::from_secs(60),
             max_pending_jobs: 1_000,
             checkpoint_interval: Duration::from_secs(1),
-            csat_prompt: "Your request was resolved. How satisfied are you with our help? \
-                          Tap 1 (not at all) to 5 (very)."
-                .to_owned(),
             csat_max_age: Duration::from_secs(24 * 60 * 60),
         }
     }
@@ -205,7 +202,6 @@ impl DeliveryWorker {
             commands,
             store: store.clone(),
             sender: Arc::clone(&sender),
-            csat_prompt: options.csat_prompt.clone(),
             csat_max_age: options.csat_max_age,
         });
 

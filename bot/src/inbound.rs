@@ -8,7 +8,8 @@
 //! - `/start` registers the customer or updates their profile, then sends the greeting and,
 //!   when categories exist, a keyboard to pick one; `/close` closes the customer's tickets;
 //!   `/help` explains both;
-//! - an edit is recorded on the ticket holding the edited message;
+//! - an edit is recorded on the ticket holding the edited message; an edit that arrives before
+//!   its message is kept until the message is recorded, then applied ([`edits`]);
 //! - a button press chooses a category or rates a resolved ticket, and is always answered so
 //!   the customer's client stops its spinner;
 //! - `my_chat_member` records that the customer blocked or unblocked the bot.
@@ -19,11 +20,18 @@
 //! own timestamp (or callback query id): Telegram numbers updates sequentially but picks a new
 //! random start after a week without updates, so the update id alone could meet an old key.
 //! A repeated update therefore writes nothing new. The updates the bot answers itself
-//! (commands and button presses) are also remembered once fully handled, in
-//! `telegram_updates_handled`, and a repeat found there is answered at once, without sending
-//! the greeting or a callback answer again. Only a repeat that arrives while the first
-//! delivery is still being handled (or after a crash before the key was stored) can make the
-//! bot send its own answer twice; the log is never written twice.
+//! (commands and button presses) are also claimed in `telegram_updates_handled` before
+//! anything is written or sent, and marked there once fully handled:
+//!
+//! - a repeat that finds the mark is answered at once, without sending the greeting or a
+//!   callback answer again;
+//! - a repeat that arrives while another delivery holds the claim (Telegram retried while we
+//!   were still working, or two instances poll) waits for it: when it finishes, the repeat is
+//!   answered as such; when it fails, the repeat takes the claim and handles the update;
+//! - a claim is a lease ([`CLAIM_LEASE`]): when its handler dies holding it, the next delivery
+//!   after the lease ends handles the update, so nothing is lost. Only then (a crash after the
+//!   answer was sent, before the mark) can the bot send its own answer twice; the log is never
+//!   written twice.
 //!
 //! Errors that may pass (the log or the database is away, writers kept conflicting) are
 //! returned as [`InboundError`], and the caller makes Telegram deliver the update again (the
@@ -52,10 +60,8 @@ use chrono::{DateTime, Utc};
 use domain::content::{CustomerMessage, MessageContent, TelegramMessageId};
 use domain::customer::{Customer, CustomerCommand, CustomerError};
 use domain::flow::{FlowError, RouteCustomerMessage};
-use domain::settings::Settings;
-use domain::ticket::{
-    Actor as TicketActor, Channel, EditCustomerMessage, Ticket, TicketCommand, TicketError,
-};
+use domain::settings::{BotText, Settings};
+use domain::ticket::{Actor as TicketActor, Channel, Ticket, TicketCommand, TicketError};
 use domain::{CategoryId, CustomerId, MessageId, StreamId, TicketId};
 use eventlog::postgres::PostgresLog;
 use eventlog::{Actor, ActorKind};
@@ -70,22 +76,30 @@ use tokio::sync::Mutex;
 use uuid::Uuid;
 
 use crate::callback::CallbackData;
-use crate::store::{HandledUpdates, UnrecordedUpdates};
+
+mod edits;
+use crate::start;
+use crate::store::{Claim, EarlyEdits, HandledUpdates, UnrecordedUpdates};
 use crate::update::{self, BotCommand, Inbound, IncomingMessage, Sender};
 
 /// How long the settings (greeting, categories, reopen window) are reused before being read
 /// from the log again.
 const SETTINGS_TTL: Duration = Duration::from_secs(2);
 
-/// The greeting when an admin has not set one.
-pub const DEFAULT_GREETING: &str =
-    "Hello! Write your question here and our support team will answer in this chat.";
+/// How long a claim on an update the bot answers lasts. Handling takes well under a second;
+/// the lease only matters when a handler dies holding it: the update is then taken over by
+/// its next delivery once the lease ends.
+const CLAIM_LEASE: Duration = Duration::from_secs(60);
 
-/// The answer to `/help`.
-pub const HELP: &str = "Write your question here, in any form: text, photos, files, voice \
-messages, locations. Our support team answers in this chat.\n\n/start shows the greeting again \
-(and lets you pick a topic, when there are several)\n/close closes your ticket once your question \
-is answered";
+/// How long a delivery of an update waits for another delivery of it that is being handled,
+/// before answering that it may be delivered again.
+const CLAIM_WAIT: Duration = Duration::from_secs(15);
+
+/// The greeting in English when an admin has not set one.
+pub const DEFAULT_GREETING: &str = BotText::Greeting.english();
+
+/// The answer to `/help` in English when an admin has not set one.
+pub const HELP: &str = BotText::Help.english();
 
 /// What handling an update came to.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -155,6 +169,7 @@ impl From<sqlx::Error> for InboundError {
 pub struct Inbox {
     commands: CommandService<PostgresLog>,
     handled: HandledUpdates,
+    early_edits: EarlyEdits,
     unrecorded: UnrecordedUpdates,
     bot: Bot,
     bot_id: String,
@@ -168,6 +183,7 @@ impl Inbox {
     pub fn new(commands: CommandService<PostgresLog>, bot: Bot, bot_id: impl Into<String>) -> Self {
         Self {
             handled: HandledUpdates::new(commands.log().pool().clone()),
+            early_edits: EarlyEdits::new(commands.log().pool().clone()),
             unrecorded: UnrecordedUpdates::new(commands.log().pool().clone()),
             commands,
             bot,
@@ -234,13 +250,75 @@ impl Inbox {
 
     async fn record(&self, update: &Update, key: &str) -> Result<Handled, InboundError> {
         let inbound = update::interpret(update, Utc::now());
-        // Only updates the bot answers need the handled mark; the others are idempotent on
-        // the log by their key alone, and skipping the mark saves two queries per message.
+        // Only updates the bot answers need a claim; the others are idempotent on the log by
+        // their key alone, and skipping the claim saves two queries per message.
         let answers = matches!(inbound, Inbound::Command { .. } | Inbound::Callback { .. });
-        if answers && self.handled.contains(key).await? {
-            tracing::debug!(update_id = update.id.0, "repeated update ignored");
-            return Ok(Handled::Duplicate);
+        let claim = if answers {
+            match self.claim(key).await? {
+                Some(claim) => Some(claim),
+                None => {
+                    tracing::debug!(update_id = update.id.0, "repeated update ignored");
+                    return Ok(Handled::Duplicate);
+                }
+            }
+        } else {
+            None
+        };
+        let handled = self.dispatch(update, inbound, key).await;
+        if let Some(claim) = claim {
+            match &handled {
+                // The update is handled whatever happens to the mark: asking Telegram for it
+                // again would only answer the customer twice once the claim lapses.
+                Ok(_) => {
+                    if let Err(error) = self.handled.finish(key).await {
+                        tracing::warn!(update_id = update.id.0, %error,
+                            "could not mark an update handled; its claim lapses by itself");
+                    }
+                }
+                // Telegram delivers the update again: let that delivery in at once.
+                Err(_) => {
+                    if let Err(error) = self.handled.release(key, claim).await {
+                        tracing::warn!(update_id = update.id.0, %error,
+                            "could not release the claim on an update; it lapses by itself");
+                    }
+                }
+            }
         }
+        handled
+    }
+
+    /// Claims the update of `key` before any side effect: `Some` when this delivery handles
+    /// it, `None` when it was handled before. While another delivery of the same update is
+    /// being handled, waits for it (up to [`CLAIM_WAIT`]): when that one finishes this is a
+    /// repeat, when it fails (or its handler died and the lease ran out) this one takes over.
+    async fn claim(&self, key: &str) -> Result<Option<Uuid>, InboundError> {
+        let deadline = Instant::now() + CLAIM_WAIT;
+        let mut pause = Duration::from_millis(10);
+        loop {
+            match self.handled.claim(key, CLAIM_LEASE).await? {
+                Claim::Won(claim) => return Ok(Some(claim)),
+                Claim::Handled => return Ok(None),
+                Claim::Held if Instant::now() >= deadline => {
+                    return Err(InboundError {
+                        message: "another delivery of this update is still being handled"
+                            .to_owned(),
+                        permanent: false,
+                    });
+                }
+                Claim::Held => {
+                    tokio::time::sleep(pause).await;
+                    pause = (pause * 2).min(Duration::from_millis(200));
+                }
+            }
+        }
+    }
+
+    async fn dispatch(
+        &self,
+        update: &Update,
+        inbound: Inbound,
+        key: &str,
+    ) -> Result<Handled, InboundError> {
         let handled = match inbound {
             Inbound::Ignored { reason } => Handled::Ignored(reason),
             Inbound::Message {
@@ -254,7 +332,11 @@ impl Inbox {
                 telegram_message_id,
                 at,
             } => {
-                self.command(&sender, command, telegram_message_id, at, key)
+                let payload = match command {
+                    BotCommand::Start => start::payload_of(update),
+                    BotCommand::Close | BotCommand::Help => None,
+                };
+                self.command(&sender, command, telegram_message_id, payload, at, key)
                     .await?
             }
             Inbound::Edited {
@@ -283,9 +365,6 @@ impl Inbox {
         };
         if let Handled::Refused(reason) = &handled {
             tracing::info!(update_id = update.id.0, reason, "update refused");
-        }
-        if answers {
-            self.handled.insert(key).await?;
         }
         Ok(handled)
     }
@@ -327,6 +406,8 @@ impl Inbox {
             Ok(routed) => {
                 tracing::debug!(ticket.id = %routed.ticket_id, outcome = ?routed.outcome,
                     "customer message routed");
+                self.apply_early_edits(sender, cmd.message.telegram_message_id)
+                    .await?;
                 Ok(Handled::Recorded)
             }
             Err(CommandError::Rejected(FlowError::Customer(CustomerError::Banned))) => {
@@ -363,6 +444,7 @@ impl Inbox {
         sender: &Sender,
         command: BotCommand,
         telegram_message_id: TelegramMessageId,
+        start_payload: Option<String>,
         at: DateTime<Utc>,
         key: &str,
     ) -> Result<Handled, InboundError> {
@@ -377,35 +459,69 @@ impl Inbox {
             return self.refuse(sender.customer, message, at, key).await;
         }
         let chat = ChatId(sender.customer.0);
+        let settings = self.settings().await?;
+        let language = sender.profile.language_code.as_deref();
+        let text = |key| settings.bot_text(key, language).to_owned();
         match command {
             BotCommand::Start => {
-                let settings = self.settings().await?;
-                let greeting = settings
-                    .greeting
-                    .clone()
-                    .unwrap_or_else(|| DEFAULT_GREETING.to_owned());
-                let request = self.bot.send_message(chat, greeting);
+                if let Some(payload) = start_payload {
+                    self.record_start_payload(sender.customer, payload, at, key)
+                        .await?;
+                }
+                let greeting = text(BotText::Greeting);
                 let sent = if settings.uses_categories() {
-                    request.reply_markup(category_keyboard(&settings)).await
+                    let question = text(BotText::CategoryQuestion);
+                    self.bot
+                        .send_message(chat, format!("{greeting}\n\n{question}"))
+                        .reply_markup(category_keyboard(&settings))
+                        .await
                 } else {
-                    request.await
+                    self.bot.send_message(chat, greeting).await
                 };
                 log_failed_send("greeting", sent.err());
             }
             BotCommand::Help => {
-                log_failed_send("help", self.bot.send_message(chat, HELP).await.err());
+                let sent = self.bot.send_message(chat, text(BotText::Help)).await;
+                log_failed_send("help", sent.err());
             }
             BotCommand::Close => {
                 let closed = self.close(&customer, at, key).await?;
                 let answer = if closed == 0 {
-                    "You have no open ticket. Write to us any time to open one."
+                    BotText::NoOpenTicket
                 } else {
-                    "Your ticket is closed. Thank you! Write to us any time to open a new one."
+                    BotText::TicketClosed
                 };
-                log_failed_send("close", self.bot.send_message(chat, answer).await.err());
+                let sent = self.bot.send_message(chat, text(answer)).await;
+                log_failed_send("close", sent.err());
             }
         }
         Ok(Handled::Recorded)
+    }
+
+    /// Records the payload of a `/start` on the customer's stream. A payload the domain
+    /// refuses (never, once [`start::payload`] bounded it) is logged and skipped: it must not
+    /// stop the greeting.
+    async fn record_start_payload(
+        &self,
+        customer: CustomerId,
+        payload: String,
+        at: DateTime<Utc>,
+        key: &str,
+    ) -> Result<(), InboundError> {
+        let ctx = customer_context(customer).idempotent(format!("{key}:start_payload"));
+        let command = CustomerCommand::RecordStartPayload { payload, at };
+        match self
+            .commands
+            .execute::<Customer>(StreamId::Customer(customer), &command, &ctx)
+            .await
+        {
+            Ok(_) => Ok(()),
+            Err(CommandError::Rejected(rejection)) => {
+                tracing::info!(reason = %rejection, "start payload not recorded");
+                Ok(())
+            }
+            Err(error) => Err(InboundError::from_command(&error)),
+        }
     }
 
     /// Closes every ticket of the customer that is not closed yet; returns how many.
@@ -435,43 +551,6 @@ impl Inbox {
         Ok(closed)
     }
 
-    async fn edited(
-        &self,
-        sender: &Sender,
-        telegram_message_id: TelegramMessageId,
-        content: MessageContent,
-        at: DateTime<Utc>,
-        key: &str,
-    ) -> Result<Handled, InboundError> {
-        let customer = self.customer(sender.customer).await?;
-        let Some(state) = customer.state() else {
-            return Ok(Handled::Ignored("an edit from an unknown customer"));
-        };
-        if state.banned {
-            return Ok(Handled::Ignored("an edit from a banned customer"));
-        }
-        let command = TicketCommand::EditCustomerMessage(EditCustomerMessage {
-            telegram_message_id,
-            content,
-            at,
-        });
-        let ctx = customer_context(sender.customer).idempotent(key);
-        // Newest tickets first: ticket ids are UUID v7, ordered by creation.
-        for ticket in state.tickets.keys().rev() {
-            match self.commands.execute_ticket(*ticket, &command, &ctx).await {
-                Ok(_) => return Ok(Handled::Recorded),
-                Err(CommandError::Rejected(FlowError::Ticket(
-                    TicketError::UnknownMessage | TicketError::Closed,
-                ))) => {}
-                Err(CommandError::Rejected(rejection)) => {
-                    return Ok(Handled::Refused(rejection.to_string()));
-                }
-                Err(error) => return Err(InboundError::from_command(&error)),
-            }
-        }
-        Ok(Handled::Ignored("an edit of a message in no open ticket"))
-    }
-
     async fn callback(
         &self,
         sender: &Sender,
@@ -483,7 +562,7 @@ impl Inbox {
         let (handled, answer) = match data {
             None => (
                 Handled::Ignored("a button we did not make"),
-                Some("This button no longer works."),
+                Some(BotText::ButtonExpired),
             ),
             Some(CallbackData::Category(category)) => {
                 self.choose_category(sender, category, at, key).await?
@@ -494,7 +573,13 @@ impl Inbox {
         };
         let request = self.bot.answer_callback_query(CallbackQueryId(query_id));
         let answered = match answer {
-            Some(text) => request.text(text).await,
+            Some(text) => {
+                let settings = self.settings().await?;
+                let language = sender.profile.language_code.as_deref();
+                request
+                    .text(settings.bot_text(text, language).to_owned())
+                    .await
+            }
             None => request.await,
         };
         log_failed_send("callback answer", answered.err());
@@ -507,12 +592,12 @@ impl Inbox {
         category: CategoryId,
         at: DateTime<Utc>,
         key: &str,
-    ) -> Result<(Handled, Option<&'static str>), InboundError> {
+    ) -> Result<(Handled, Option<BotText>), InboundError> {
         let settings = self.settings().await?;
         if !settings.categories.contains_key(&category) {
             return Ok((
                 Handled::Ignored("a category that no longer exists"),
-                Some("This topic is no longer available. Send /start to see the current ones."),
+                Some(BotText::CategoryGone),
             ));
         }
         let customer = self.register(sender, at, key).await?;
@@ -532,10 +617,7 @@ impl Inbox {
             .execute::<Customer>(StreamId::Customer(sender.customer), &command, &ctx)
             .await
         {
-            Ok(_) => Ok((
-                Handled::Recorded,
-                Some("Thank you! Now write your question."),
-            )),
+            Ok(_) => Ok((Handled::Recorded, Some(BotText::CategoryChosen))),
             Err(CommandError::Rejected(rejection)) => {
                 Ok((Handled::Refused(rejection.to_string()), None))
             }
@@ -550,7 +632,7 @@ impl Inbox {
         rating: u8,
         at: DateTime<Utc>,
         key: &str,
-    ) -> Result<(Handled, Option<&'static str>), InboundError> {
+    ) -> Result<(Handled, Option<BotText>), InboundError> {
         let state = self
             .commands
             .state::<Ticket>(StreamId::Ticket(ticket))
@@ -560,7 +642,7 @@ impl Inbox {
         if state.state().map(|t| t.customer) != Some(sender.customer) {
             return Ok((
                 Handled::Ignored("a rating for another customer's ticket"),
-                Some("This button no longer works."),
+                Some(BotText::ButtonExpired),
             ));
         }
         let command = TicketCommand::Rate {
@@ -570,14 +652,14 @@ impl Inbox {
         };
         let ctx = customer_context(sender.customer).idempotent(key);
         match self.commands.execute_ticket(ticket, &command, &ctx).await {
-            Ok(_) => Ok((Handled::Recorded, Some("Thank you for your rating!"))),
+            Ok(_) => Ok((Handled::Recorded, Some(BotText::RatingThanks))),
             Err(CommandError::Rejected(FlowError::Ticket(TicketError::AlreadyRated))) => Ok((
                 Handled::Refused("the ticket was rated before".to_owned()),
-                Some("You have already rated this ticket. Thank you!"),
+                Some(BotText::AlreadyRated),
             )),
             Err(CommandError::Rejected(rejection)) => Ok((
                 Handled::Refused(rejection.to_string()),
-                Some("This ticket cannot be rated now."),
+                Some(BotText::CannotRate),
             )),
             Err(error) => Err(InboundError::from_command(&error)),
         }
@@ -663,12 +745,15 @@ impl Inbox {
         Ok(settings)
     }
 
-    /// Forgets handled updates older than `age` (Telegram gives up redelivering long before).
+    /// Forgets handled updates older than `age` (Telegram gives up redelivering long before),
+    /// and edits kept that long whose message never came.
     ///
     /// # Errors
     /// The database's error.
     pub async fn forget_handled(&self, age: Duration) -> Result<u64, sqlx::Error> {
-        self.handled.forget_older_than(age).await
+        let handled = self.handled.forget_older_than(age).await?;
+        let edits = self.early_edits.forget_older_than(age).await?;
+        Ok(handled + edits)
     }
 }
 

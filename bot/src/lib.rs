@@ -17,6 +17,7 @@ pub mod config;
 pub mod delivery;
 pub mod inbound;
 pub mod polling;
+pub mod start;
 mod store;
 pub mod update;
 pub mod webhook;

@@ -2,8 +2,11 @@
 //! database (the log is written through the command service, the delivery lock is taken
 //! through `app::ownership`). Nothing here touches the event log.
 //!
-//! - [`HandledUpdates`]: `telegram_updates_handled` (`migrations/0007_bot_updates.sql`), the
-//!   updates the bot answered itself, so a repeat is not answered twice.
+//! - [`HandledUpdates`]: `telegram_updates_handled` (`migrations/0007_bot_updates.sql`,
+//!   claims added by `0017_inbound_fidelity.sql`), the updates the bot answers itself, claimed
+//!   while handled and marked once done, so a repeat is not answered twice.
+//! - [`EarlyEdits`]: `telegram_early_edits` (`0017_inbound_fidelity.sql`), edits that arrived
+//!   before the message they edit, kept until it is recorded.
 //! - [`UnrecordedUpdates`]: the updates that can never be recorded, kept with their raw JSON
 //!   and the error for admins in `telegram_updates_unrecorded`
 //!   (`migrations/0014_unrecorded_updates.sql`; read through `projections::unrecorded`).
@@ -12,15 +15,29 @@
 
 use std::time::Duration;
 
-use domain::TicketId;
+use chrono::{DateTime, Utc};
+use domain::content::{MessageContent, TelegramMessageId};
+use domain::{CustomerId, TicketId};
 use eventlog::Position;
 use sqlx::PgPool;
 use uuid::Uuid;
 
-/// The updates the bot fully handled, by idempotency key.
+/// The updates the bot answers itself, by idempotency key: claimed while one handler works on
+/// them, then marked handled.
 #[derive(Debug, Clone)]
 pub(crate) struct HandledUpdates {
     pool: PgPool,
+}
+
+/// Where an update stands for [`HandledUpdates::claim`].
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(crate) enum Claim {
+    /// The caller holds the claim (this id) until its lease ends: it handles the update.
+    Won(Uuid),
+    /// The update was fully handled before.
+    Handled,
+    /// Another handler holds an unexpired claim on it.
+    Held,
 }
 
 impl HandledUpdates {
@@ -28,25 +45,63 @@ impl HandledUpdates {
         HandledUpdates { pool }
     }
 
-    /// Whether the update of `key` was handled before.
-    pub(crate) async fn contains(&self, key: &str) -> Result<bool, sqlx::Error> {
-        let found: Option<i32> =
-            sqlx::query_scalar("select 1 from telegram_updates_handled where update_key = $1")
-                .bind(key)
-                .fetch_optional(&self.pool)
-                .await?;
-        Ok(found.is_some())
+    /// Claims the update of `key` for `lease`, unless it is handled or claimed by someone
+    /// else whose lease has not run out. One statement: of concurrent callers exactly one
+    /// wins, and a claim left behind by a crashed handler is taken over once its lease ends.
+    pub(crate) async fn claim(&self, key: &str, lease: Duration) -> Result<Claim, sqlx::Error> {
+        let claim_id = Uuid::now_v7();
+        let won: Option<Uuid> = sqlx::query_scalar(
+            "insert into telegram_updates_handled as h (update_key, claim_id, claimed_until)
+             values ($1, $2, now() + make_interval(secs => $3))
+             on conflict (update_key) do update
+                set claim_id = excluded.claim_id, claimed_until = excluded.claimed_until,
+                    handled_at = now()
+              where h.claimed_until is not null and h.claimed_until < now()
+             returning claim_id",
+        )
+        .bind(key)
+        .bind(claim_id)
+        .bind(lease.as_secs_f64())
+        .fetch_optional(&self.pool)
+        .await?;
+        if won == Some(claim_id) {
+            return Ok(Claim::Won(claim_id));
+        }
+        let claimed: Option<Option<chrono::DateTime<chrono::Utc>>> = sqlx::query_scalar(
+            "select claimed_until from telegram_updates_handled where update_key = $1",
+        )
+        .bind(key)
+        .fetch_optional(&self.pool)
+        .await?;
+        Ok(match claimed {
+            Some(None) => Claim::Handled,
+            // Held, or released between the two statements: the caller asks again.
+            Some(Some(_)) | None => Claim::Held,
+        })
     }
 
-    /// Remembers that the update of `key` is handled.
-    pub(crate) async fn insert(&self, key: &str) -> Result<(), sqlx::Error> {
+    /// Marks the update of `key` handled, ending any claim on it: also one that another
+    /// handler took over after this one's lease ran out (the update is handled either way).
+    pub(crate) async fn finish(&self, key: &str) -> Result<(), sqlx::Error> {
         sqlx::query(
-            "insert into telegram_updates_handled (update_key) values ($1) \
-             on conflict (update_key) do nothing",
+            "insert into telegram_updates_handled (update_key) values ($1)
+             on conflict (update_key) do update
+                set claim_id = null, claimed_until = null, handled_at = now()",
         )
         .bind(key)
         .execute(&self.pool)
         .await?;
+        Ok(())
+    }
+
+    /// Gives up the claim `claim_id` on the update of `key` (handling failed and Telegram will
+    /// deliver the update again), unless someone else took it over meanwhile.
+    pub(crate) async fn release(&self, key: &str, claim_id: Uuid) -> Result<(), sqlx::Error> {
+        sqlx::query("delete from telegram_updates_handled where update_key = $1 and claim_id = $2")
+            .bind(key)
+            .bind(claim_id)
+            .execute(&self.pool)
+            .await?;
         Ok(())
     }
 
@@ -55,7 +110,116 @@ impl HandledUpdates {
         let seconds = f64::from(u32::try_from(age.as_secs()).unwrap_or(u32::MAX));
         let done = sqlx::query(
             "delete from telegram_updates_handled \
-             where handled_at < now() - make_interval(secs => $1)",
+             where handled_at < now() - make_interval(secs => $1) \
+               and (claimed_until is null or claimed_until < now())",
+        )
+        .bind(seconds)
+        .execute(&self.pool)
+        .await?;
+        Ok(done.rows_affected())
+    }
+}
+
+/// One edit kept until its message is recorded.
+#[derive(Debug, Clone, PartialEq)]
+pub(crate) struct EarlyEdit {
+    /// The idempotency key of the edit's update.
+    pub(crate) key: String,
+    /// The content after the edit.
+    pub(crate) content: MessageContent,
+    /// When the edit was made.
+    pub(crate) at: DateTime<Utc>,
+}
+
+/// Edits that arrived before their message (see `crate::inbound::edits`).
+#[derive(Debug, Clone)]
+pub(crate) struct EarlyEdits {
+    pool: PgPool,
+}
+
+impl EarlyEdits {
+    pub(crate) fn new(pool: PgPool) -> Self {
+        EarlyEdits { pool }
+    }
+
+    /// Keeps the edit of `key` for message `telegram_message_id` of `customer` (a repeat of
+    /// the same update changes nothing).
+    pub(crate) async fn keep(
+        &self,
+        customer: CustomerId,
+        telegram_message_id: TelegramMessageId,
+        edit: &EarlyEdit,
+    ) -> Result<(), sqlx::Error> {
+        sqlx::query(
+            "insert into telegram_early_edits
+                (customer_id, telegram_message_id, update_key, content, edited_at)
+             values ($1, $2, $3, $4, $5)
+             on conflict do nothing",
+        )
+        .bind(customer.0)
+        .bind(telegram_message_id.0)
+        .bind(&edit.key)
+        .bind(sqlx::types::Json(&edit.content))
+        .bind(edit.at)
+        .execute(&self.pool)
+        .await?;
+        Ok(())
+    }
+
+    /// The edits kept for message `telegram_message_id` of `customer`, in the order they were
+    /// made. A stored content this code cannot read is skipped with a warning.
+    pub(crate) async fn of(
+        &self,
+        customer: CustomerId,
+        telegram_message_id: TelegramMessageId,
+    ) -> Result<Vec<EarlyEdit>, sqlx::Error> {
+        let rows: Vec<(String, serde_json::Value, DateTime<Utc>)> = sqlx::query_as(
+            "select update_key, content, edited_at from telegram_early_edits
+              where customer_id = $1 and telegram_message_id = $2
+              order by edited_at, received_at, update_key",
+        )
+        .bind(customer.0)
+        .bind(telegram_message_id.0)
+        .fetch_all(&self.pool)
+        .await?;
+        Ok(rows
+            .into_iter()
+            .filter_map(|(key, content, at)| match serde_json::from_value(content) {
+                Ok(content) => Some(EarlyEdit { key, content, at }),
+                Err(error) => {
+                    tracing::warn!(%error, "a kept edit cannot be read; left in place");
+                    None
+                }
+            })
+            .collect())
+    }
+
+    /// Forgets the edit of `key` (applied).
+    pub(crate) async fn forget(
+        &self,
+        customer: CustomerId,
+        telegram_message_id: TelegramMessageId,
+        key: &str,
+    ) -> Result<(), sqlx::Error> {
+        sqlx::query(
+            "delete from telegram_early_edits
+              where customer_id = $1 and telegram_message_id = $2 and update_key = $3",
+        )
+        .bind(customer.0)
+        .bind(telegram_message_id.0)
+        .bind(key)
+        .execute(&self.pool)
+        .await?;
+        Ok(())
+    }
+
+    /// Forgets the edits kept more than `age` ago: their message never came (it was sent
+    /// before the bot saw the chat, or belongs to a closed ticket).
+    pub(crate) async fn forget_older_than(&self, age: Duration) -> Result<u64, sqlx::Error> {
+        let seconds = f64::from(u32::try_from(age.as_secs()).unwrap_or(u32::MAX));
+        let done = sqlx::query(
+            "delete from telegram_early_edits \
+             where received_at < now() - make_interval(secs => $1)",
         )
         .bind(seconds)
         .execute(&self.pool)

@@ -154,6 +154,19 @@ pub struct MessageRefused {
     pub content: MessageContent,
 }
 
+/// The longest `/start` payload kept, in characters: Telegram's own bound for deep links.
+pub const MAX_START_PAYLOAD_CHARS: usize = 64;
+
+/// `customer.start_payload_received`: the customer sent `/start` with a payload (opened a
+/// deep link `t.me/<bot>?start=<payload>`, or typed one).
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct StartPayloadReceived {
+    /// The payload, 1 to [`MAX_START_PAYLOAD_CHARS`] characters.
+    pub payload: String,
+    /// When.
+    pub at: DateTime<Utc>,
+}
+
 event_enum! {
     /// Everything that can happen to a customer.
     #[derive(Debug, Clone, PartialEq)]
@@ -188,6 +201,8 @@ event_enum! {
         CategoryChosen(CategoryChosen) = "customer.category_chosen" v 1;
         /// Wrote while banned.
         MessageRefused(MessageRefused) = "customer.message_refused" v 1;
+        /// Sent `/start` with a payload.
+        StartPayloadReceived(StartPayloadReceived) = "customer.start_payload_received" v 1;
     }
 }
 
@@ -250,6 +265,13 @@ pub enum CustomerCommand {
     RecordRefusedMessage {
         /// The message.
         message: CustomerMessage,
+        /// When.
+        at: DateTime<Utc>,
+    },
+    /// Record the payload of a `/start` (no event when it is the latest one already).
+    RecordStartPayload {
+        /// The payload, 1 to [`MAX_START_PAYLOAD_CHARS`] characters.
+        payload: String,
         /// When.
         at: DateTime<Utc>,
     },
@@ -325,6 +347,10 @@ pub struct CustomerState {
     pub tickets: BTreeMap<TicketId, TrackedTicket>,
     /// The category their next messages belong to, as they last chose it.
     pub chosen_category: Option<CategoryId>,
+    /// The payload of their first `/start` that had one.
+    pub first_start_payload: Option<String>,
+    /// The payload of their latest `/start` that had one.
+    pub start_payload: Option<String>,
 }
 
 impl CustomerState {
@@ -432,6 +458,17 @@ impl CustomerState {
                     content: message.content.clone(),
                 })]
             }
+            C::RecordStartPayload { payload, at } => {
+                validate::required("start payload", payload, MAX_START_PAYLOAD_CHARS)?;
+                if self.start_payload.as_ref() == Some(payload) {
+                    vec![]
+                } else {
+                    vec![E::StartPayloadReceived(StartPayloadReceived {
+                        payload: payload.clone(),
+                        at: *at,
+                    })]
+                }
+            }
             C::ChooseCategory { category, at } if *category != self.chosen_category => {
                 vec![E::CategoryChosen(CategoryChosen {
                     category: *category,
@@ -497,6 +534,12 @@ impl CustomerState {
             }
             E::CategoryChosen(chosen) => self.chosen_category = chosen.category,
             E::MessageRefused(_) => {}
+            E::StartPayloadReceived(received) => {
+                if self.first_start_payload.is_none() {
+                    self.first_start_payload = Some(received.payload.clone());
+                }
+                self.start_payload = Some(received.payload.clone());
+            }
         }
     }
 }
@@ -561,6 +604,8 @@ impl Decider for Customer {
                     opted_out: false,
                     tickets: BTreeMap::new(),
                     chosen_category: None,
+                    first_start_payload: None,
+                    start_payload: None,
                 }))
             }
             // Nothing but a registration can come first in a well-formed stream; ignoring the

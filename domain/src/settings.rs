@@ -1,7 +1,7 @@
 //! The settings aggregate: one per installation (the single `settings` stream).
 //!
-//! Holds ticket categories, quick-reply templates, the greeting the bot sends to new customers
-//! and the reopen window (how long after a resolve a customer message still reopens the
+//! Holds ticket categories, quick-reply templates, the greeting the bot sends to new customers,
+//! the bot's other texts per language ([`texts`]) and the reopen window (how long after a resolve a customer message still reopens the
 //! ticket). Commands that depend on a setting carry its value, read from this state by the
 //! caller, so that the other aggregates stay independent of this stream.
 
@@ -14,6 +14,10 @@ use crate::codec::event_enum;
 use crate::decider::Decider;
 use crate::ids::{AgentId, CategoryId, TemplateId};
 use crate::validate::{self, InvalidInput};
+
+pub mod texts;
+
+pub use texts::BotText;
 
 /// The reopen window before anyone sets one: 7 days.
 pub const DEFAULT_REOPEN_WINDOW_SECS: u64 = 7 * 24 * 3600;
@@ -139,6 +143,23 @@ pub struct TwoFactorPolicySet {
     pub at: DateTime<Utc>,
 }
 
+/// `settings.bot_text_set`: an admin replaced (or, with `text: None`, restored) one of the
+/// bot's texts in one language. The English greeting is never set this way: it is
+/// `settings.greeting_set`.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct BotTextSet {
+    /// Which text.
+    pub key: BotText,
+    /// The language (primary subtag, such as `ru`).
+    pub language: String,
+    /// The admins' text (`None`: the built-in one again).
+    pub text: Option<String>,
+    /// Who.
+    pub by: AgentId,
+    /// When.
+    pub at: DateTime<Utc>,
+}
+
 event_enum! {
     /// Everything that can happen to the settings.
     #[derive(Debug, Clone, PartialEq, Eq)]
@@ -161,6 +182,8 @@ event_enum! {
         ReopenWindowSet(ReopenWindowSet) = "settings.reopen_window_set" v 1;
         /// Who must sign in with a second factor changed.
         TwoFactorPolicySet(TwoFactorPolicySet) = "settings.two_factor_policy_set" v 1;
+        /// One of the bot's texts was set in one language.
+        BotTextSet(BotTextSet) = "settings.bot_text_set" v 1;
     }
 }
 
@@ -242,6 +265,20 @@ pub enum SettingsCommand {
         /// When.
         at: DateTime<Utc>,
     },
+    /// Replace one of the bot's texts in one language, or (`text: None`) restore the built-in
+    /// one. For the greeting in English this is [`SettingsCommand::SetGreeting`].
+    SetBotText {
+        /// Which text.
+        key: BotText,
+        /// The language: two or three lower-case letters.
+        language: String,
+        /// The text, at most [`BotText::max_chars`] characters; `None` for the built-in one.
+        text: Option<String>,
+        /// Who.
+        by: AgentId,
+        /// When.
+        at: DateTime<Utc>,
+    },
     /// Set the reopen window.
     SetReopenWindow {
         /// How long after a resolve a message still reopens the ticket (0 to 30 days).
@@ -292,8 +329,10 @@ pub struct Settings {
     pub categories: BTreeMap<CategoryId, String>,
     /// Quick-reply templates by id.
     pub templates: BTreeMap<TemplateId, TemplateContent>,
-    /// The greeting for new customers.
+    /// The greeting for new customers, in the default language (English).
     pub greeting: Option<String>,
+    /// The admins' texts by text and language, except the English greeting.
+    pub bot_texts: BTreeMap<(BotText, String), String>,
     /// The reopen window in seconds.
     pub reopen_window_secs: u64,
     /// Who must sign in with a second factor.
@@ -306,6 +345,7 @@ impl Default for Settings {
             categories: BTreeMap::new(),
             templates: BTreeMap::new(),
             greeting: None,
+            bot_texts: BTreeMap::new(),
             reopen_window_secs: DEFAULT_REOPEN_WINDOW_SECS,
             two_factor: TwoFactorPolicy::Optional,
         }
@@ -320,6 +360,77 @@ impl Settings {
             .ok()
             .and_then(TimeDelta::try_seconds)
             .unwrap_or(TimeDelta::MAX)
+    }
+
+    /// The admins' version of `key` in `language`, if they set one.
+    #[must_use]
+    pub fn custom_bot_text(&self, key: BotText, language: &str) -> Option<&str> {
+        if key == BotText::Greeting && language == texts::DEFAULT_LANGUAGE {
+            return self.greeting.as_deref();
+        }
+        self.bot_texts
+            .get(&(key, language.to_owned()))
+            .map(String::as_str)
+    }
+
+    /// The text `key` for a customer whose Telegram client speaks `language_code` (see
+    /// [`texts`] for the order of fallbacks).
+    #[must_use]
+    pub fn bot_text(&self, key: BotText, language_code: Option<&str>) -> &str {
+        let language = texts::language_of(language_code);
+        self.custom_bot_text(key, &language)
+            .or_else(|| key.built_in(&language))
+            .or_else(|| self.custom_bot_text(key, texts::DEFAULT_LANGUAGE))
+            .unwrap_or_else(|| key.built_in(texts::DEFAULT_LANGUAGE).unwrap_or_default())
+    }
+
+    /// The languages that have a text of their own: the built-in ones and those admins added.
+    #[must_use]
+    pub fn text_languages(&self) -> Vec<String> {
+        let mut languages: Vec<String> = texts::BUILT_IN_LANGUAGES
+            .iter()
+            .map(|language| (*language).to_owned())
+            .collect();
+        for (_, language) in self.bot_texts.keys() {
+            if !languages.contains(language) {
+                languages.push(language.clone());
+            }
+        }
+        languages
+    }
+
+    fn set_bot_text(
+        &self,
+        key: BotText,
+        language: &str,
+        text: Option<&String>,
+        by: AgentId,
+        at: DateTime<Utc>,
+    ) -> Result<Vec<SettingsEvent>, SettingsError> {
+        texts::check_language(language)?;
+        validate::optional("bot text", text.map(String::as_str), key.max_chars())?;
+        if key == BotText::Greeting && language == texts::DEFAULT_LANGUAGE {
+            return self.decide(&SettingsCommand::SetGreeting {
+                text: text.cloned(),
+                by,
+                at,
+            });
+        }
+        if self.custom_bot_text(key, language) == text.map(String::as_str) {
+            return Ok(vec![]);
+        }
+        let added = !self.text_languages().iter().any(|known| known == language);
+        if added && text.is_some() {
+            let custom = self.text_languages().len() - texts::BUILT_IN_LANGUAGES.len();
+            validate::count("languages", custom + 1, texts::MAX_TEXT_LANGUAGES)?;
+        }
+        Ok(vec![SettingsEvent::BotTextSet(BotTextSet {
+            key,
+            language: language.to_owned(),
+            text: text.cloned(),
+            by,
+            at,
+        })])
     }
 
     /// Whether tickets are filed by category (at least one category exists).
@@ -478,6 +589,13 @@ impl Decider for Settings {
                     at: *at,
                 })])
             }
+            C::SetBotText {
+                key,
+                language,
+                text,
+                by,
+                at,
+            } => self.set_bot_text(*key, language, text.as_ref(), *by, *at),
             C::SetReopenWindow { window, by, at } => {
                 let seconds = u64::try_from(window.num_seconds())
                     .ok()
@@ -527,6 +645,17 @@ impl Decider for Settings {
             E::GreetingSet(set) => self.greeting.clone_from(&set.text),
             E::ReopenWindowSet(set) => self.reopen_window_secs = set.seconds,
             E::TwoFactorPolicySet(set) => self.two_factor = set.policy,
+            E::BotTextSet(set) => {
+                let slot = (set.key, set.language.clone());
+                match &set.text {
+                    Some(text) => {
+                        self.bot_texts.insert(slot, text.clone());
+                    }
+                    None => {
+                        self.bot_texts.remove(&slot);
+                    }
+                }
+            }
         }
         self
     }

@@ -87,6 +87,12 @@ table! {
         tickets_open: i32 = "integer",
         /// The most recently (re)opened of their active tickets.
         open_ticket_id: Option<Uuid> = "uuid",
+        /// The payload of their first `/start` that had one.
+        first_start_payload: Option<String> = "text",
+        /// The payload of their latest `/start` that had one.
+        start_payload: Option<String> = "text",
+        /// When the latest payload came.
+        start_payload_at: Option<DateTime<Utc>> = "timestamptz",
         /// The customer stream's version this row reflects.
         version: i64 = "bigint",
     }
@@ -248,6 +254,9 @@ impl Fold {
                         tickets_total: 0,
                         tickets_open: 0,
                         open_ticket_id: None,
+                        first_start_payload: None,
+                        start_payload: None,
+                        start_payload_at: None,
                         version,
                     },
                 );
@@ -288,6 +297,13 @@ impl Fold {
             // Routing state of the bot, and messages a ban refused: no read model shows them
             // (the customer's stream keeps them for auditors).
             E::CategoryChosen(_) | E::MessageRefused(_) => {}
+            E::StartPayloadReceived(received) => {
+                if customer.first_start_payload.is_none() {
+                    customer.first_start_payload = Some(received.payload.clone());
+                }
+                customer.start_payload = Some(received.payload.clone());
+                customer.start_payload_at = Some(received.at);
+            }
             E::TicketOpened(noted) | E::TicketReopened(noted) => {
                 let ticket_id = noted.ticket_id.as_uuid();
                 let category = noted.category.map(|c| c.as_uuid());

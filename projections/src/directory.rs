@@ -170,7 +170,10 @@ async fn apply(
                         template_ids.push(e.template_id.as_uuid());
                     }
                     E::TemplateRemoved(e) => template_ids.push(e.template_id.as_uuid()),
-                    E::GreetingSet(_) | E::ReopenWindowSet(_) | E::TwoFactorPolicySet(_) => {}
+                    E::GreetingSet(_)
+                    | E::ReopenWindowSet(_)
+                    | E::TwoFactorPolicySet(_)
+                    | E::BotTextSet(_) => {}
                 }
             }
             _ => {}
@@ -321,6 +324,7 @@ impl Fold {
             E::GreetingSet(e) => e.at,
             E::ReopenWindowSet(e) => e.at,
             E::TwoFactorPolicySet(e) => e.at,
+            E::BotTextSet(e) => e.at,
         };
         let settings = self.settings.get_or_insert_with(|| SettingsRow {
             id: true,
@@ -405,6 +409,8 @@ impl Fold {
             }
             // Read from the log where sign-in decides, not from this read model.
             E::TwoFactorPolicySet(_) => {}
+            // Read from the settings stream itself (GraphQL `botTexts`): no table keeps them.
+            E::BotTextSet(_) => {}
         }
     }
 

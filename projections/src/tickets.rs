@@ -57,7 +57,8 @@ read_model!(
     Messages,
     name: "messages",
     // 2: search terms (`search_terms`) instead of a `to_tsvector` index.
-    version: 2,
+    // 3: the versions before each edit (`edits`).
+    version: 3,
     tables: MESSAGE_TABLES,
     keeping: apply_messages_keeping,
 );
@@ -205,6 +206,8 @@ table! {
         delivery_updated_at: Option<DateTime<Utc>> = "timestamptz",
         /// When the customer last edited it.
         edited_at: Option<DateTime<Utc>> = "timestamptz",
+        /// The versions it had before each edit, oldest first (see [`previous_version`]).
+        edits: Value = "jsonb",
         /// When it was posted.
         created_at: DateTime<Utc> = "timestamptz",
         /// The ticket stream version of the last event applied to it.
@@ -543,6 +546,11 @@ impl Fold {
             E::CustomerMessageEdited(edited) => {
                 let id = edited.message_id.as_uuid();
                 if let Some(message) = update(&mut self.messages, &id, version) {
+                    let previous = previous_version(message, edited.at);
+                    match &mut message.edits {
+                        Value::Array(versions) => versions.push(previous),
+                        other => *other = Value::Array(vec![previous]),
+                    }
                     set_content(message, &edited.content);
                     message.kind = edited.kind;
                     message.edited_at = Some(edited.at);
@@ -682,11 +690,23 @@ fn customer_message(
         failure_retryable: None,
         delivery_updated_at: None,
         edited_at: None,
+        edits: Value::Array(Vec::new()),
         created_at: posted.at,
         version,
     };
     set_content(&mut row, &posted.content);
     row
+}
+
+/// The version of a customer message an edit at `edited_at` replaces, as kept in `edits`:
+/// `{"kind", "text", "caption", "edited_at"}`.
+fn previous_version(row: &MessageRow, edited_at: DateTime<Utc>) -> Value {
+    json!({
+        "kind": sql::message_kind(row.kind),
+        "text": row.text,
+        "caption": row.caption,
+        "edited_at": edited_at,
+    })
 }
 
 /// Writes a customer message's content into its row (on post and on edit).
@@ -818,6 +838,7 @@ fn agent_reply(ticket_id: Uuid, version: i64, reply: &domain::ticket::AgentRepli
         failure_retryable: None,
         delivery_updated_at: None,
         edited_at: None,
+        edits: Value::Array(Vec::new()),
         created_at: reply.at,
         version,
     }

@@ -18,7 +18,8 @@
 //!   `sendChatAction`, `setMyCommands`…) answers `true`;
 //! - scripted failures ([`Failure`]) answer the next calls of a method
 //!   ([`FakeTelegram::fail_next`]) or the next sends to a chat ([`FakeTelegram::fail_chat`]);
-//!   [`FakeTelegram::block_chat`] makes every later send to a chat answer 403 "bot was blocked".
+//!   [`FakeTelegram::block_chat`] makes every later send to a chat answer 403 "bot was blocked";
+//!   [`FakeTelegram::slow_down`] makes a method answer late.
 //!
 //! Multipart parameters are recorded as JSON strings, except those whose text is a JSON object
 //! or array (teloxide sends `reply_markup` that way), which are recorded parsed; an uploaded
@@ -153,6 +154,8 @@ struct Inner {
     scripts: Vec<Script>,
     blocked: HashSet<i64>,
     next_message_id: i32,
+    /// Methods (lower-cased) answered only after this long, as a slow Telegram would.
+    delays: Vec<(String, Duration)>,
 }
 
 #[derive(Debug, Default)]
@@ -305,6 +308,15 @@ impl FakeTelegram {
         });
     }
 
+    /// From now on every call of `method` is answered `delay` after it arrived (it is
+    /// recorded at once), as a slow Telegram would: it widens the time a handler is busy.
+    pub fn slow_down(&self, method: &str, delay: Duration) {
+        self.shared
+            .lock()
+            .delays
+            .push((method.to_lowercase(), delay));
+    }
+
     /// From now on every send to `chat_id` answers 403 "Forbidden: bot was blocked by the user".
     pub fn block_chat(&self, chat_id: i64) {
         self.shared.lock().blocked.insert(chat_id);
@@ -356,8 +368,13 @@ async fn handle(State(shared): State<Arc<Shared>>, request: Request) -> Response
         failure: None,
         message_id: None,
     };
-    let failure = {
+    let (failure, delay) = {
         let mut inner = shared.lock();
+        let delay = inner
+            .delays
+            .iter()
+            .find(|(slow, _)| *slow == method)
+            .map(|(_, delay)| *delay);
         let failure = scripted_failure(&mut inner, &method, &params);
         if failure.is_none() && answers_with_message(&method) {
             inner.next_message_id += 1;
@@ -365,8 +382,11 @@ async fn handle(State(shared): State<Arc<Shared>>, request: Request) -> Response
         }
         call.failure.clone_from(&failure);
         inner.calls.push(call.clone());
-        failure
+        (failure, delay)
     };
+    if let Some(delay) = delay {
+        tokio::time::sleep(delay).await;
+    }
     if let Some(failure) = failure {
         return failure_response(&failure);
     }

@@ -17,6 +17,7 @@ mod errors;
 mod feeds;
 mod graphiql;
 mod held_back;
+mod inbound;
 mod matrix;
 mod mutations;
 mod nodes;

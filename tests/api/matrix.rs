@@ -76,6 +76,7 @@ fn operations() -> Vec<(&'static str, Needs)> {
         ),
         ("{ systemStatus { __typename } }", Holds(P::ReadSystem)),
         ("{ templates { __typename } }", Holds(P::ReadDirectory)),
+        ("{ botTexts { __typename } }", Holds(P::ManageSettings)),
         (
             "query($id: ID!) { ticket(id: $id) { __typename } }",
             Holds(P::ReadTickets),
@@ -223,6 +224,10 @@ fn operations() -> Vec<(&'static str, Needs)> {
         ),
         (
             "mutation { setGreeting(input: {text: \"hello\"}) { __typename } }",
+            AgentWith(P::ManageSettings),
+        ),
+        (
+            "mutation { setBotText(input: {key: HELP, language: \"ru\", text: \"x\"}) { __typename } }",
             AgentWith(P::ManageSettings),
         ),
         // Broadcasts.

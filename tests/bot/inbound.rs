@@ -210,9 +210,14 @@ async fn start_greets_offers_categories_and_a_chosen_category_files_the_next_tic
     assert_eq!(desk.count("customer.registered").await, 1);
     let greeting = telegram.wait_for_calls("sendMessage", 1, PATIENCE).await;
     assert_eq!(greeting[0].chat_id(), Some(customer));
+    // The greeting, then the question above the topic buttons.
     assert_eq!(
-        greeting[0].text().as_deref(),
-        Some(bot::inbound::DEFAULT_GREETING)
+        greeting[0].text(),
+        Some(format!(
+            "{}\n\n{}",
+            bot::inbound::DEFAULT_GREETING,
+            domain::settings::BotText::CategoryQuestion.english()
+        ))
     );
     let keyboard = greeting[0].json_param("reply_markup").unwrap();
     let buttons: Vec<(String, String)> = keyboard["inline_keyboard"]

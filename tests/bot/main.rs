@@ -11,5 +11,6 @@
 mod support;
 
 mod delivery;
+mod fidelity;
 mod inbound;
 mod unstorable;

@@ -51,6 +51,7 @@ pub struct Query(
     tickets::TicketQuery,
     customers::CustomerQuery,
     directory::DirectoryQuery,
+    directory::BotTextQuery,
     broadcasts::BroadcastQuery,
     system::DashboardQuery,
     system::NodeQuery,
@@ -67,6 +68,7 @@ pub struct Mutation(
     tickets::TicketMutation,
     customers::CustomerMutation,
     directory::SettingsMutation,
+    directory::BotTextMutation,
     broadcasts::BroadcastMutation,
     auth::SecondFactorMutation,
 );

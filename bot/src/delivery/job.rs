@@ -32,7 +32,6 @@ pub(super) struct Context {
     pub(super) commands: CommandService<PostgresLog>,
     pub(super) store: DeliveryStore,
     pub(super) sender: Arc<Sender>,
-    pub(super) csat_prompt: String,
     pub(super) csat_max_age: Duration,
 }
 
@@ -186,7 +185,7 @@ pub(super) async fn run(ctx: Arc<Context>, job: Job) -> Ended {
         }
         Work::Csat { ticket, customer } => {
             let part = Part::Text {
-                text: ctx.csat_prompt.clone(),
+                text: super::prompt::rating_prompt(&ctx.commands, *customer).await,
                 keyboard: Some(rating_keyboard(*ticket)),
             };
             match ctx.sender.send(job.chat, &part).await {

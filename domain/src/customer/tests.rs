@@ -353,3 +353,57 @@ fn a_closed_ticket_is_forgotten() {
 fn events_before_the_registration_are_ignored() {
     assert_eq!(Customer::replay(&[banned()]), Customer::Unknown);
 }
+
+fn payload_received(payload: &str) -> CustomerEvent {
+    CustomerEvent::StartPayloadReceived(StartPayloadReceived {
+        payload: payload.to_owned(),
+        at: at(),
+    })
+}
+
+#[test]
+fn a_start_payload_is_recorded_and_the_first_one_is_kept() {
+    let record = |payload: &str| CustomerCommand::RecordStartPayload {
+        payload: payload.to_owned(),
+        at: at(),
+    };
+    let state = given::<Customer>([registered()])
+        .when(record("ref-42"))
+        .then([payload_received("ref-42")]);
+    let state = state.state().expect("registered");
+    assert_eq!(state.first_start_payload.as_deref(), Some("ref-42"));
+    assert_eq!(state.start_payload.as_deref(), Some("ref-42"));
+    // The same payload again records nothing; another one becomes the latest.
+    given::<Customer>([registered(), payload_received("ref-42")])
+        .when(record("ref-42"))
+        .then([]);
+    let state = given::<Customer>([registered(), payload_received("ref-42")])
+        .when(record("promo_7"))
+        .then([payload_received("promo_7")]);
+    let state = state.state().expect("registered");
+    assert_eq!(state.first_start_payload.as_deref(), Some("ref-42"));
+    assert_eq!(state.start_payload.as_deref(), Some("promo_7"));
+}
+
+#[test]
+fn a_start_payload_out_of_bounds_is_rejected() {
+    given::<Customer>([registered()])
+        .when(CustomerCommand::RecordStartPayload {
+            payload: "x".repeat(MAX_START_PAYLOAD_CHARS + 1),
+            at: at(),
+        })
+        .then_err(
+            InvalidInput::TooLong {
+                field: "start payload",
+                max: MAX_START_PAYLOAD_CHARS,
+                actual: MAX_START_PAYLOAD_CHARS + 1,
+            }
+            .into(),
+        );
+    given::<Customer>([])
+        .when(CustomerCommand::RecordStartPayload {
+            payload: "ref".to_owned(),
+            at: at(),
+        })
+        .then_err(CustomerError::NotRegistered);
+}

@@ -345,3 +345,143 @@ fn the_two_factor_policy_is_optional_until_an_admin_requires_it() {
         })
         .then([]);
 }
+
+fn set_text(key: BotText, language: &str, text: Option<&str>) -> SettingsCommand {
+    SettingsCommand::SetBotText {
+        key,
+        language: language.into(),
+        text: text.map(Into::into),
+        by: admin(),
+        at: at(),
+    }
+}
+
+fn text_set(key: BotText, language: &str, text: Option<&str>) -> SettingsEvent {
+    SettingsEvent::BotTextSet(BotTextSet {
+        key,
+        language: language.into(),
+        text: text.map(Into::into),
+        by: admin(),
+        at: at(),
+    })
+}
+
+#[test]
+fn bot_texts_follow_the_customers_language_and_fall_back_to_english() {
+    let settings = Settings::default();
+    let ru = settings.bot_text(BotText::Help, Some("ru-RU")).to_owned();
+    assert_eq!(Some(ru.as_str()), BotText::Help.built_in("ru"));
+    let de = settings.bot_text(BotText::Help, Some("de"));
+    assert_eq!(Some(de), BotText::Help.built_in("en"));
+    assert_eq!(
+        Some(settings.bot_text(BotText::Help, None)),
+        BotText::Help.built_in("en")
+    );
+    // An admin's English text reaches languages without a text of their own, not Russian.
+    let settings = given::<Settings>([])
+        .when(set_text(BotText::Help, "en", Some("Ask us anything.")))
+        .then([text_set(BotText::Help, "en", Some("Ask us anything."))]);
+    assert_eq!(
+        settings.bot_text(BotText::Help, Some("de")),
+        "Ask us anything."
+    );
+    assert_eq!(
+        Some(settings.bot_text(BotText::Help, Some("ru"))),
+        BotText::Help.built_in("ru")
+    );
+    // A language of the admins' own.
+    let settings = settings.evolve(&text_set(BotText::Help, "de", Some("Fragen Sie uns.")));
+    assert_eq!(
+        settings.bot_text(BotText::Help, Some("de-AT")),
+        "Fragen Sie uns."
+    );
+    assert_eq!(settings.text_languages(), ["en", "ru", "de"]);
+    // Restoring the built-in text.
+    let settings = given::<Settings>([text_set(BotText::Help, "de", Some("Fragen Sie uns."))])
+        .when(set_text(BotText::Help, "de", None))
+        .then([text_set(BotText::Help, "de", None)]);
+    assert_eq!(
+        Some(settings.bot_text(BotText::Help, Some("de"))),
+        BotText::Help.built_in("en")
+    );
+}
+
+#[test]
+fn the_english_greeting_is_the_greeting_setting() {
+    // Setting it as a bot text records the greeting event old readers know.
+    let state = given::<Settings>([])
+        .when(set_text(BotText::Greeting, "en", Some("Welcome!")))
+        .then([SettingsEvent::GreetingSet(GreetingSet {
+            text: Some("Welcome!".into()),
+            by: admin(),
+            at: at(),
+        })]);
+    assert_eq!(state.greeting.as_deref(), Some("Welcome!"));
+    assert_eq!(state.bot_text(BotText::Greeting, Some("en-GB")), "Welcome!");
+    assert_eq!(state.bot_text(BotText::Greeting, Some("fr")), "Welcome!");
+    assert_eq!(
+        Some(state.bot_text(BotText::Greeting, Some("ru"))),
+        BotText::Greeting.built_in("ru")
+    );
+    // Unchanged: nothing recorded.
+    given::<Settings>([SettingsEvent::GreetingSet(GreetingSet {
+        text: Some("Welcome!".into()),
+        by: admin(),
+        at: at(),
+    })])
+    .when(set_text(BotText::Greeting, "en", Some("Welcome!")))
+    .then([]);
+}
+
+#[test]
+fn bot_texts_are_bounded() {
+    given::<Settings>([])
+        .when(set_text(
+            BotText::ButtonExpired,
+            "ru",
+            Some(&"x".repeat(201)),
+        ))
+        .then_err(
+            InvalidInput::TooLong {
+                field: "bot text",
+                max: 200,
+                actual: 201,
+            }
+            .into(),
+        );
+    given::<Settings>([])
+        .when(set_text(BotText::Help, "ru", Some("  ")))
+        .then_err(InvalidInput::Empty { field: "bot text" }.into());
+    for language in ["", "e", "EN", "en-US", "engl", "р\u{0443}"] {
+        given::<Settings>([])
+            .when(set_text(BotText::Help, language, Some("Hi")))
+            .then_err(
+                InvalidInput::Malformed {
+                    field: "language",
+                    why: "two or three lower-case letters (ISO 639-1, such as \"en\" or \"ru\")",
+                }
+                .into(),
+            );
+    }
+    let many: Vec<SettingsEvent> = (0..texts::MAX_TEXT_LANGUAGES)
+        .map(|n| {
+            let n = u8::try_from(n).unwrap_or(0);
+            let language = format!("{}{}", char::from(b'a' + n / 26), char::from(b'a' + n % 26));
+            text_set(BotText::Help, &language, Some("Hi"))
+        })
+        .collect();
+    given::<Settings>(many.clone())
+        .when(set_text(BotText::Help, "zz", Some("Hi")))
+        .then_err(
+            InvalidInput::TooMany {
+                field: "languages",
+                max: texts::MAX_TEXT_LANGUAGES,
+                actual: texts::MAX_TEXT_LANGUAGES + 1,
+            }
+            .into(),
+        );
+    // A language already there takes more texts.
+    given::<Settings>(many)
+        .when(set_text(BotText::Greeting, "aa", Some("Hi")))
+        .then([text_set(BotText::Greeting, "aa", Some("Hi"))]);
+}

@@ -16,11 +16,13 @@ use domain::content::{
 };
 use domain::customer::{
     BanReason, CategoryChosen, CustomerBanned, CustomerEvent, CustomerProfile, CustomerRegistered,
-    CustomerUnbanned, MessageRefused, Noted, ProfileUpdated, TicketNoted, TicketStepNoted,
+    CustomerUnbanned, MessageRefused, Noted, ProfileUpdated, StartPayloadReceived, TicketNoted,
+    TicketStepNoted,
 };
 use domain::settings::{
-    CategoryNamed, CategoryRemoved, GreetingSet, ReopenWindowSet, SettingsEvent, TemplateContent,
-    TemplateRemoved, TemplateSaved, TwoFactorPolicy, TwoFactorPolicySet,
+    BotText, BotTextSet, CategoryNamed, CategoryRemoved, GreetingSet, ReopenWindowSet,
+    SettingsEvent, TemplateContent, TemplateRemoved, TemplateSaved, TwoFactorPolicy,
+    TwoFactorPolicySet,
 };
 use domain::ticket::{
     Actor, AgentReplied, CategoryChanged, Channel, CustomerMessageEdited, CustomerMessagePosted,
@@ -268,6 +270,10 @@ pub(crate) fn samples() -> Vec<AnyEvent> {
             at: at(),
             content: MessageContent::text("let me in"),
         }),
+        CustomerEvent::StartPayloadReceived(StartPayloadReceived {
+            payload: "ref-42".into(),
+            at: at(),
+        }),
     ];
     let agent_step = || AgentStep {
         by: agent(),
@@ -427,6 +433,13 @@ pub(crate) fn samples() -> Vec<AnyEvent> {
         }),
         SettingsEvent::TwoFactorPolicySet(TwoFactorPolicySet {
             policy: TwoFactorPolicy::Admins,
+            by: agent(),
+            at: at(),
+        }),
+        SettingsEvent::BotTextSet(BotTextSet {
+            key: BotText::Greeting,
+            language: "ru".into(),
+            text: Some("Здравствуйте! Чем можем помочь?".into()),
             by: agent(),
             at: at(),
         }),

@@ -15,7 +15,7 @@ use domain::content::{
 };
 use domain::customer::{Customer, CustomerCommand, CustomerProfile};
 use domain::flow::{self, Decision, RouteCustomerMessage};
-use domain::settings::{Settings, SettingsCommand};
+use domain::settings::{BotText, Settings, SettingsCommand};
 use domain::ticket::{
     Actor, AddInternalNote, Channel, EditCustomerMessage, Priority, ReplyAsAgent, Ticket,
     TicketCommand, WorkStatus,
@@ -578,6 +578,13 @@ pub(crate) fn scripted() -> (History, Cast) {
         by: admin,
         at,
     });
+    h.setting(|at| SettingsCommand::SetBotText {
+        key: BotText::Help,
+        language: "ru".to_owned(),
+        text: Some("Спросите нас о чём угодно.".to_owned()),
+        by: admin,
+        at,
+    });
     h.agent(alice, |at| AgentCommand::ChangeRole {
         role: Role::Admin,
         by: admin,
@@ -710,6 +717,13 @@ pub(crate) fn scripted() -> (History, Cast) {
         category: Some(billing),
         at,
     });
+    // Ann came through two deep links: the first stays, the latest replaces the one before.
+    for payload in ["ads-spring", "ref-42"] {
+        h.customer(ann, |at| CustomerCommand::RecordStartPayload {
+            payload: payload.to_owned(),
+            at,
+        });
+    }
 
     let ben = CustomerId(1002);
     h.set_profile(ben, profile("Ben"));

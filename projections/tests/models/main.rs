@@ -112,7 +112,7 @@ fn the_scripted_history_holds_every_event_type() {
         .iter()
         .map(|form| form.event_type)
         .collect();
-    assert_eq!(known.len(), 57);
+    assert_eq!(known.len(), 59);
     assert_eq!(types, known);
     assert!(h.events.windows(2).all(|w| w[0].position < w[1].position));
 }
@@ -134,9 +134,10 @@ fn all_lists_six_projections_owning_distinct_tables() {
     let tables = all_tables();
     let distinct: BTreeSet<&str> = tables.iter().copied().collect();
     assert_eq!(distinct.len(), tables.len());
-    // messages is at version 2 (search terms); the others have their first.
+    // messages is at version 3 (search terms, then the versions before each edit); the others
+    // have their first.
     let versions: Vec<u32> = models::all().iter().map(|p| p.version()).collect();
-    assert_eq!(versions, [1, 2, 1, 1, 1, 1]);
+    assert_eq!(versions, [1, 3, 1, 1, 1, 1]);
 }
 
 #[sqlx::test(migrations = "../migrations")]
@@ -422,6 +423,23 @@ async fn an_edit_replaces_the_message_content(pool: PgPool) {
     assert_eq!(file_id.as_deref(), Some("file-1"));
     assert_eq!(forward.unwrap()["type"], "user");
     assert!(edited_at.is_some());
+    // The version before the edit is kept, stamped with the time of the edit.
+    let edits: serde_json::Value = sqlx::query_scalar("select edits from messages where id = $1")
+        .bind(cast.edited_message.as_uuid())
+        .fetch_one(&mut conn)
+        .await
+        .unwrap();
+    let edits = edits.as_array().unwrap();
+    assert_eq!(edits.len(), 1);
+    assert_eq!(edits[0]["kind"], "photo");
+    assert_eq!(edits[0]["caption"], "photo caption 1");
+    assert!(edits[0]["text"].is_null());
+    let replaced_at: DateTime<Utc> = serde_json::from_value(edits[0]["edited_at"].clone()).unwrap();
+    // Postgres keeps microseconds; the JSON keeps what the event said.
+    let apart = (replaced_at - edited_at.unwrap())
+        .num_microseconds()
+        .unwrap();
+    assert!(apart.abs() <= 1, "{replaced_at} vs {edited_at:?}");
     // The search terms follow the edit: the caption's words now, none of the old ones.
     let search = |words: &'static str| {
         sqlx::query_scalar::<_, Uuid>("select id from messages where search_terms @> $1")
@@ -450,6 +468,16 @@ async fn customer_rows_hold_flags_profile_and_ticket_counts(pool: PgPool) {
     };
     let ann = customer(cast.ann).fetch_one(&mut conn).await.unwrap();
     assert_eq!(ann.get::<String, _>("first_name"), "Ann");
+    let payloads: (Option<String>, Option<String>) =
+        sqlx::query_as("select first_start_payload, start_payload from customers where id = $1")
+            .bind(cast.ann.0)
+            .fetch_one(&mut conn)
+            .await
+            .unwrap();
+    assert_eq!(
+        payloads,
+        (Some("ads-spring".to_owned()), Some("ref-42".to_owned()))
+    );
     assert_eq!(ann.get::<i32, _>("tickets_total"), 1);
     assert_eq!(ann.get::<i32, _>("tickets_open"), 0);
     assert_eq!(ann.get::<Option<Uuid>, _>("open_ticket_id"), None);

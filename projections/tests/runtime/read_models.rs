@@ -127,7 +127,7 @@ async fn live_projection_equals_a_rebuild(options: PgConnectOptions, runner: Run
 /// version 1 built. On its next start the runtime rebuilds the table from the log, and every
 /// message with words in its text or caption then holds them.
 #[sqlx::test(migrations = "../migrations")]
-async fn upgrading_messages_to_version_2_fills_the_search_terms_of_older_rows(
+async fn upgrading_messages_fills_the_search_terms_and_edit_histories_of_older_rows(
     _: PgPoolOptions,
     options: PgConnectOptions,
 ) {
@@ -169,9 +169,16 @@ async fn upgrading_messages_to_version_2_fills_the_search_terms_of_older_rows(
     let termless = "select count(*) from messages where search_terms = '{}' \
                     and coalesce(text, '') || coalesce(caption, '') ~ '[[:alnum:]]'";
 
-    // What the tables look like right after migrating from version 1.
+    let edited = "select count(*) from messages where edited_at is not null";
+    let edited: i64 = sqlx::query_scalar(edited).fetch_one(&pool).await.unwrap();
+    assert!(edited > 0, "the history has edited messages");
+    let historyless = "select count(*) from messages \
+                       where edited_at is not null and edits = '[]'";
+
+    // What the tables look like right after migrating from version 1 (no search terms) or 2
+    // (no versions before an edit).
     sqlx::raw_sql(
-        "update messages set search_terms = '{}';
+        "update messages set search_terms = '{}', edits = '[]';
          update projection_checkpoints set version = 1
           where projection = 'messages' and target = 'live'",
     )
@@ -180,16 +187,31 @@ async fn upgrading_messages_to_version_2_fills_the_search_terms_of_older_rows(
     .unwrap();
     let before: i64 = sqlx::query_scalar(termless).fetch_one(&pool).await.unwrap();
     assert_eq!(before, worded);
+    let before: i64 = sqlx::query_scalar(historyless)
+        .fetch_one(&pool)
+        .await
+        .unwrap();
+    assert_eq!(before, edited);
+    let current = projections::models::all()
+        .iter()
+        .find(|p| p.name() == "messages")
+        .unwrap()
+        .version();
 
     let (stop, handle) = crate::spawn_runner(
         ProjectionRunner::new(log.clone(), pool.clone(), models).with_options(fast_options()),
     );
-    let version = crate::until_live_version(&pool, "messages", 2).await;
+    let version = crate::until_live_version(&pool, "messages", current).await;
     stop.send(()).unwrap();
     handle.await.unwrap();
-    assert_eq!(version, 2, "the rebuild was swapped in");
+    assert_eq!(version, current, "the rebuild was swapped in");
     let after: i64 = sqlx::query_scalar(termless).fetch_one(&pool).await.unwrap();
     assert_eq!(after, 0, "every message with words has its terms");
+    let after: i64 = sqlx::query_scalar(historyless)
+        .fetch_one(&pool)
+        .await
+        .unwrap();
+    assert_eq!(after, 0, "every edited message has its earlier versions");
     let rows: i64 = sqlx::query_scalar("select count(*) from messages")
         .fetch_one(&pool)
         .await

@@ -7,7 +7,7 @@ use std::collections::BTreeMap;
 
 use chrono::{DateTime, TimeDelta, Utc};
 use domain::agent::{Agent, AgentCommand, Role};
-use domain::settings::{Settings, SettingsCommand};
+use domain::settings::{BotText, Settings, SettingsCommand};
 use domain::{AgentId, CategoryId, StreamId, TemplateId};
 use eventlog::{Actor, ActorKind};
 
@@ -274,6 +274,20 @@ pub(super) fn setup(
         at,
         SettingsCommand::SetGreeting {
             text: Some("Hi! 👋 Tell us what happened and an agent will answer shortly.".to_owned()),
+            by: admin,
+            at,
+        },
+    )?;
+    let at = tick(rng, 60, 600);
+    configure(
+        rng,
+        at,
+        SettingsCommand::SetBotText {
+            key: BotText::Greeting,
+            language: "ru".to_owned(),
+            text: Some(
+                "Здравствуйте! 👋 Расскажите, что случилось, и мы скоро ответим.".to_owned(),
+            ),
             by: admin,
             at,
         },

@@ -44,6 +44,13 @@ pub struct Customer {
     /// Their active ticket, if any (for an agent limited to categories: only when it is in
     /// those categories, else null).
     pub open_ticket_id: Option<ID>,
+    /// The payload of their latest `/start` that had one (a deep link
+    /// `t.me/<bot>?start=<payload>`): at most 64 characters, kept as Telegram gave it.
+    pub start_payload: Option<String>,
+    /// The payload of their first `/start` that had one (where they first came from).
+    pub first_start_payload: Option<String>,
+    /// When the latest payload came.
+    pub start_payload_at: Option<DateTime<Utc>>,
 }
 
 impl From<CustomerRow> for Customer {
@@ -64,6 +71,9 @@ impl From<CustomerRow> for Customer {
             tickets_total: row.tickets_total,
             tickets_open: row.tickets_open,
             open_ticket_id: row.open_ticket_id.map(|id| ID(id.to_string())),
+            start_payload: row.start_payload,
+            first_start_payload: row.first_start_payload,
+            start_payload_at: row.start_payload_at,
         }
     }
 }

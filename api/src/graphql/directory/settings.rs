@@ -78,7 +78,8 @@ pub struct RemoveTemplateInput {
 /// Input of `setGreeting`.
 #[derive(Debug, InputObject)]
 pub struct SetGreetingInput {
-    /// What the bot sends a new customer (at most 4096 characters); null for nothing.
+    /// What the bot answers `/start` with in English, and in any language without a greeting
+    /// of its own (at most 4096 characters); null for the built-in greeting.
     pub text: Option<String>,
     /// Makes a retry harmless.
     pub idempotency_key: Option<String>,
@@ -285,7 +286,9 @@ impl SettingsMutation {
         Ok(template_payload(template_id, &executed))
     }
 
-    /// Sets (or, with `text: null`, clears) the greeting the bot sends new customers.
+    /// Sets (or, with `text: null`, restores the built-in) greeting the bot answers `/start`
+    /// with: the English one, also used for languages without a greeting of their own (see
+    /// `setBotText` for other languages).
     #[graphql(guard = "Need(Permission::ManageSettings)")]
     async fn set_greeting(
         &self,

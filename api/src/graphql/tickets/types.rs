@@ -148,12 +148,43 @@ pub struct Message {
     pub failure_reason: Option<String>,
     /// When the customer last edited it.
     pub edited_at: Option<DateTime<Utc>>,
+    /// The versions the message had before the customer's edits, oldest first (empty when
+    /// never edited): the first is the message as sent. The current version is the message
+    /// itself.
+    pub edits: Vec<MessageEdit>,
     /// When it was posted.
     pub created_at: DateTime<Utc>,
 }
 
+/// A version of a customer message that an edit replaced.
+#[derive(Debug, Clone, SimpleObject, serde::Deserialize)]
+pub struct MessageEdit {
+    /// text, photo, video, document… (an edit may change a photo into another kind of media)
+    pub kind: String,
+    /// Its text.
+    pub text: Option<String>,
+    /// Its media caption.
+    pub caption: Option<String>,
+    /// When the customer's edit replaced this version.
+    pub edited_at: DateTime<Utc>,
+}
+
+/// The versions kept in a message row's `edits` (unreadable entries are left out).
+fn edits(row: &MessageRow) -> Vec<MessageEdit> {
+    row.edits
+        .as_array()
+        .map(|versions| {
+            versions
+                .iter()
+                .filter_map(|version| serde_json::from_value(version.clone()).ok())
+                .collect()
+        })
+        .unwrap_or_default()
+}
+
 impl From<MessageRow> for Message {
     fn from(row: MessageRow) -> Self {
+        let edits = edits(&row);
         Message {
             ticket: row.ticket_id,
             id: ids::global("Message", row.id),
@@ -175,6 +206,7 @@ impl From<MessageRow> for Message {
             delivery_state: row.delivery_state.map(|state| state.as_str().to_owned()),
             failure_reason: row.failure_reason,
             edited_at: row.edited_at,
+            edits,
             created_at: row.created_at,
         }
     }

@@ -25,6 +25,15 @@ impl Life<'_> {
             };
             self.customer_does(&command, self.customer_actor())?;
         }
+        // Some came through a deep link (`/start <payload>`): where they came from.
+        if self.plan.force_details || self.rng.chance(0.1) {
+            const CAMPAIGNS: &[&str] = &["ads-spring", "ref-42", "newsletter_may", "qr-store-7"];
+            let command = CustomerCommand::RecordStartPayload {
+                payload: (*self.rng.pick(CAMPAIGNS)).to_owned(),
+                at: self.t,
+            };
+            self.customer_does(&command, self.customer_actor())?;
+        }
         if self.plan.force_details || self.rng.chance(0.04) {
             self.edit(tg, &content)?;
         }
