@@ -211,6 +211,11 @@ pub struct ServeArgs {
     /// How long one long-polling request waits for updates, in seconds.
     #[arg(long, env = "TELEGRAM_POLL_TIMEOUT_SECS", default_value_t = 10, value_parser = clap::value_parser!(u64).range(1..=15))]
     pub telegram_poll_timeout_secs: u64,
+
+    /// How long a reply is tried again through network errors and Telegram's server errors,
+    /// in hours from its first failure; then it is recorded as failed (agents may retry it).
+    #[arg(long, env = "LEDGERDESK_DELIVERY_RETRY_HOURS", default_value_t = 24, value_parser = clap::value_parser!(u64).range(1..=168))]
+    pub delivery_retry_hours: u64,
 }
 
 impl ServeArgs {
@@ -226,7 +231,8 @@ impl ServeArgs {
             .with_api_url(self.telegram_api_url.clone())
             .with_poll_timeout(std::time::Duration::from_secs(
                 self.telegram_poll_timeout_secs,
-            ))?;
+            ))?
+            .with_delivery_retry_hours(self.delivery_retry_hours)?;
         if let Some(url) = &self.telegram_webhook_url {
             config = config.with_webhook(url, self.telegram_webhook_secret.clone())?;
         }

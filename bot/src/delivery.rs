@@ -81,6 +81,7 @@
 //! without outcome), saves the checkpoint and returns. Whatever did not finish is before the
 //! saved checkpoint and is picked up by the next run.
 
+mod call;
 mod job;
 mod send;
 mod tracker;
@@ -103,6 +104,9 @@ use self::send::{RetryPolicy, Sender};
 use self::tracker::Tracker;
 use crate::store::DeliveryStore;
 
+/// How long a reply is tried through transient failures unless configured otherwise.
+pub const DEFAULT_RETRY_FOR: Duration = Duration::from_secs(24 * 3600);
+
 /// Tuning of the delivery worker. The defaults follow Telegram's published limits.
 #[derive(Debug, Clone)]
 pub struct DeliveryOptions {
@@ -112,9 +116,13 @@ pub struct DeliveryOptions {
     pub messages_per_second: NonZeroU32,
     /// Messages per second to one chat (Telegram allows about 1).
     pub messages_per_chat_per_second: NonZeroU32,
-    /// Attempts at one message through network errors and 5xx before the reply is recorded
-    /// as a retryable failure. 429s do not count: they are waited out.
+    /// Attempts at a satisfaction prompt (or at removing its buttons) through network errors
+    /// and 5xx before it is given up. 429s do not count: they are waited out. Replies are
+    /// tried for [`DeliveryOptions::retry_for`] instead.
     pub max_send_attempts: u32,
+    /// How long a reply is tried again through network errors, 5xx and 429s without a wait,
+    /// counted from its first failure; then it is recorded as a retryable failure.
+    pub retry_for: Duration,
     /// The pause after the first failed attempt; it doubles with each further one.
     pub first_backoff: Duration,
     /// The longest pause between two attempts (also for writing outcomes to the log).
@@ -138,6 +146,7 @@ impl Default for DeliveryOptions {
             messages_per_second: NonZeroU32::new(30).unwrap_or(NonZeroU32::MIN),
             messages_per_chat_per_second: NonZeroU32::MIN,
             max_send_attempts: 8,
+            retry_for: DEFAULT_RETRY_FOR,
             first_backoff: Duration::from_millis(500),
             max_backoff: Duration::from_secs(60),
             max_pending_jobs: 1_000,
@@ -193,26 +202,34 @@ impl DeliveryWorker {
             first_backoff: options.first_backoff,
             max_backoff: options.max_backoff.max(options.first_backoff),
         };
+        let store = DeliveryStore::new(log.pool().clone(), options.name.clone());
         let sender = Sender::new(
             bot,
             options.messages_per_second,
             options.messages_per_chat_per_second,
             retry,
+            store.clone(),
             shutdown.clone(),
         );
-        let store = DeliveryStore::new(log.pool().clone(), options.name.clone());
         let ctx = Arc::new(Context {
             commands,
             store: store.clone(),
             sender: Arc::clone(&sender),
             csat_prompt: options.csat_prompt.clone(),
             csat_max_age: options.csat_max_age,
+            retry_for: options.retry_for,
         });
 
         let mut pauses = sender.pauses();
         let start = loop {
-            match store.checkpoint().await {
-                Ok(position) => break position,
+            let read = async { Ok::<_, sqlx::Error>((store.checkpoint().await?, store.pause().await?)) };
+            match read.await {
+                Ok((position, pause)) => {
+                    if let Some(not_before) = pause {
+                        sender.resume_pause(not_before);
+                    }
+                    break position;
+                }
                 Err(error) => {
                     tracing::warn!(%error, "cannot read the delivery checkpoint; retrying");
                     if !sender.sleep(pauses.next_pause()).await {

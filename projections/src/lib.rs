@@ -33,6 +33,7 @@ mod projection;
 
 pub mod broadcasts;
 pub mod customers;
+pub mod delivery;
 pub mod dashboard;
 pub mod directory;
 pub mod models;

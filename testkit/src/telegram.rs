@@ -18,7 +18,9 @@
 //!   `sendChatAction`, `setMyCommands`…) answers `true`;
 //! - scripted failures ([`Failure`]) answer the next calls of a method
 //!   ([`FakeTelegram::fail_next`]) or the next sends to a chat ([`FakeTelegram::fail_chat`]);
-//!   [`FakeTelegram::block_chat`] makes every later send to a chat answer 403 "bot was blocked".
+//!   [`FakeTelegram::block_chat`] makes every later send to a chat answer 403 "bot was blocked";
+//!   [`FakeTelegram::go_down`] answers every call with one failure until
+//!   [`FakeTelegram::come_back`] (an outage of any length).
 //!
 //! Multipart parameters are recorded as JSON strings, except those whose text is a JSON object
 //! or array (teloxide sends `reply_markup` that way), which are recorded parsed; an uploaded
@@ -69,6 +71,8 @@ pub struct Call {
     pub failure: Option<Failure>,
     /// The id of the message the call was answered with (sends and edits that succeeded).
     pub message_id: Option<i32>,
+    /// When the call arrived.
+    pub at: std::time::Instant,
 }
 
 impl Call {
@@ -118,7 +122,8 @@ pub enum Failure {
     /// specified").
     BadRequest(String),
     /// Any error answer: this HTTP status and `error_code`, this description. Beware that
-    /// teloxide waits 10 seconds before reading any 5xx answer.
+    /// teloxide's own request path waits 10 seconds before reading any 5xx answer (the
+    /// delivery worker reads answers itself and does not).
     Api {
         /// HTTP status and `error_code`.
         code: u16,
@@ -153,6 +158,8 @@ struct Inner {
     scripts: Vec<Script>,
     blocked: HashSet<i64>,
     next_message_id: i32,
+    /// While set, every call is answered with this.
+    outage: Option<Failure>,
 }
 
 #[derive(Debug, Default)]
@@ -310,6 +317,16 @@ impl FakeTelegram {
         self.shared.lock().blocked.insert(chat_id);
     }
 
+    /// From now on every call (any method, any chat) is answered with `failure`.
+    pub fn go_down(&self, failure: Failure) {
+        self.shared.lock().outage = Some(failure);
+    }
+
+    /// Ends [`FakeTelegram::go_down`].
+    pub fn come_back(&self) {
+        self.shared.lock().outage = None;
+    }
+
     /// Lifts [`FakeTelegram::block_chat`].
     pub fn unblock_chat(&self, chat_id: i64) {
         self.shared.lock().blocked.remove(&chat_id);
@@ -355,6 +372,7 @@ async fn handle(State(shared): State<Arc<Shared>>, request: Request) -> Response
         token,
         failure: None,
         message_id: None,
+        at: std::time::Instant::now(),
     };
     let failure = {
         let mut inner = shared.lock();
@@ -407,6 +425,9 @@ fn answers_with_message(method: &str) -> bool {
 }
 
 fn scripted_failure(inner: &mut Inner, method: &str, params: &Value) -> Option<Failure> {
+    if let Some(outage) = &inner.outage {
+        return Some(outage.clone());
+    }
     let chat = chat_id_of(params);
     let send = is_send(method);
     if send && chat.is_some_and(|chat| inner.blocked.contains(&chat)) {

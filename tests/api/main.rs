@@ -23,6 +23,7 @@ mod paging;
 mod protocol;
 mod queries;
 mod replies;
+mod retry_delivery;
 mod schema;
 mod subscriptions;
 mod transport;
