@@ -93,7 +93,7 @@ async fn a_reply_shows_retrying_with_its_attempts_while_telegram_is_out_of_reach
     let fake = FakeTelegram::start().await;
     fake.go_down(Failure::Dropped);
     let _worker = worker(&server, &fake);
-    let (ticket, _) = server.customer_writes(7_400_001, "hello?").await;
+    let (ticket, _) = server.customer_writes(7_400_001, None, "hello?").await;
     let id = reply(&server, &admin.token, ticket, "We are here.").await;
 
     let retrying = wait_for_message(&server, &admin.token, ticket, &id, |node| {
@@ -132,7 +132,7 @@ async fn retry_delivery_sends_a_failed_reply_again_and_refuses_what_it_must() {
         1,
     );
     let _worker = worker(&server, &fake);
-    let (ticket, _) = server.customer_writes(7_400_002, "hi").await;
+    let (ticket, _) = server.customer_writes(7_400_002, None, "hi").await;
     let id = reply(&server, &admin.token, ticket, "Hello!").await;
     let failed = wait_for_message(&server, &admin.token, ticket, &id, |node| {
         node["deliveryState"] == "failed"
