@@ -200,7 +200,10 @@ pub(crate) struct RetryRow {
 
 impl DeliveryStore {
     /// Where the retries of reply `message_id` stand, if it is being retried.
-    pub(crate) async fn retry(&self, message_id: MessageId) -> Result<Option<RetryRow>, sqlx::Error> {
+    pub(crate) async fn retry(
+        &self,
+        message_id: MessageId,
+    ) -> Result<Option<RetryRow>, sqlx::Error> {
         sqlx::query_as(
             "select cause_event_id, attempts, parts_sent, first_telegram_message_id,
                     first_failed_at, next_attempt_at, last_error

@@ -26,7 +26,10 @@ pub struct DeliveryRetry {
 ///
 /// # Errors
 /// The database's.
-pub async fn retry(db: impl PgExecutor<'_>, message_id: Uuid) -> sqlx::Result<Option<DeliveryRetry>> {
+pub async fn retry(
+    db: impl PgExecutor<'_>,
+    message_id: Uuid,
+) -> sqlx::Result<Option<DeliveryRetry>> {
     sqlx::query_as(
         "select message_id, attempts, first_failed_at, next_attempt_at, last_error \
          from delivery_retries where message_id = $1",

@@ -33,8 +33,8 @@ mod projection;
 
 pub mod broadcasts;
 pub mod customers;
-pub mod delivery;
 pub mod dashboard;
+pub mod delivery;
 pub mod directory;
 pub mod models;
 pub mod page;

@@ -33,7 +33,10 @@ async fn wait_for_message(
     eventually(
         async || {
             let data = server.ok(token, MESSAGES, json!({ "t": ticket })).await;
-            let nodes = data["ticket"]["messages"]["nodes"].as_array().unwrap().clone();
+            let nodes = data["ticket"]["messages"]["nodes"]
+                .as_array()
+                .unwrap()
+                .clone();
             let node = nodes
                 .into_iter()
                 .find(|node| node["messageId"] == id)
@@ -57,7 +60,10 @@ async fn reply(server: &Server, token: &str, ticket: uuid::Uuid, text: &str) -> 
             json!({ "t": ticket, "x": text }),
         )
         .await;
-    sent["replyToTicket"]["messageId"].as_str().unwrap().to_owned()
+    sent["replyToTicket"]["messageId"]
+        .as_str()
+        .unwrap()
+        .to_owned()
 }
 
 fn worker(server: &Server, fake: &FakeTelegram) -> tokio_util::sync::DropGuard {
@@ -102,7 +108,10 @@ async fn a_reply_shows_retrying_with_its_attempts_while_telegram_is_out_of_reach
     .await;
     let retry = &retrying["deliveryRetry"];
     assert!(
-        retry["lastError"].as_str().unwrap().starts_with("network error"),
+        retry["lastError"]
+            .as_str()
+            .unwrap()
+            .starts_with("network error"),
         "{retry}"
     );
     assert!(retry["nextAttemptAt"].is_string() && retry["firstFailedAt"].is_string());
@@ -116,7 +125,10 @@ async fn a_reply_shows_retrying_with_its_attempts_while_telegram_is_out_of_reach
     })
     .await;
     assert_eq!(delivered["deliveryRetry"], Value::Null);
-    assert_eq!(count(&server, "ticket.reply_delivery_retry_requested").await, 0);
+    assert_eq!(
+        count(&server, "ticket.reply_delivery_retry_requested").await,
+        0
+    );
     server.stop().await;
 }
 
@@ -141,12 +153,18 @@ async fn retry_delivery_sends_a_failed_reply_again_and_refuses_what_it_must() {
     assert_eq!(failed["failureReason"], "Bad Request: chat not found");
 
     // Refused: a role without WriteTickets, an unknown message, a customer message.
-    let body = server.gql(Some(&auditor.token), RETRY, json!({ "m": id })).await;
+    let body = server
+        .gql(Some(&auditor.token), RETRY, json!({ "m": id }))
+        .await;
     assert_eq!(code(&body), Some("FORBIDDEN"), "{body}");
     let unknown = uuid::Uuid::now_v7().to_string();
-    let body = server.gql(Some(&admin.token), RETRY, json!({ "m": unknown })).await;
+    let body = server
+        .gql(Some(&admin.token), RETRY, json!({ "m": unknown }))
+        .await;
     assert_eq!(code(&body), Some("NOT_FOUND"), "{body}");
-    let data = server.ok(&admin.token, MESSAGES, json!({ "t": ticket })).await;
+    let data = server
+        .ok(&admin.token, MESSAGES, json!({ "t": ticket }))
+        .await;
     let customer_message = data["ticket"]["messages"]["nodes"]
         .as_array()
         .unwrap()
@@ -160,7 +178,10 @@ async fn retry_delivery_sends_a_failed_reply_again_and_refuses_what_it_must() {
         .gql(Some(&admin.token), RETRY, json!({ "m": customer_message }))
         .await;
     assert_eq!(code(&body), Some("NOT_FOUND"), "{body}");
-    assert_eq!(count(&server, "ticket.reply_delivery_retry_requested").await, 0);
+    assert_eq!(
+        count(&server, "ticket.reply_delivery_retry_requested").await,
+        0
+    );
 
     // The failed reply goes again and is delivered.
     let done = server.ok(&admin.token, RETRY, json!({ "m": id })).await;
@@ -171,15 +192,23 @@ async fn retry_delivery_sends_a_failed_reply_again_and_refuses_what_it_must() {
     })
     .await;
     assert_eq!(delivered["failureReason"], Value::Null);
-    assert_eq!(count(&server, "ticket.reply_delivery_retry_requested").await, 1);
+    assert_eq!(
+        count(&server, "ticket.reply_delivery_retry_requested").await,
+        1
+    );
     let sends = fake.calls_of("sendMessage");
     assert_eq!(sends.len(), 2, "{sends:#?}");
     assert!(sends[1].succeeded());
 
     // Delivered now: not failed, so refused.
-    let body = server.gql(Some(&admin.token), RETRY, json!({ "m": id })).await;
+    let body = server
+        .gql(Some(&admin.token), RETRY, json!({ "m": id }))
+        .await;
     assert_eq!(code(&body), Some("CONFLICT"), "{body}");
-    assert_eq!(count(&server, "ticket.reply_delivery_retry_requested").await, 1);
+    assert_eq!(
+        count(&server, "ticket.reply_delivery_retry_requested").await,
+        1
+    );
     assert_eq!(fake.calls_of("sendMessage").len(), 2);
     server.stop().await;
 }

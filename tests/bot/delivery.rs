@@ -443,7 +443,10 @@ async fn a_long_outage_with_a_restart_in_it_ends_in_one_delivery(pool: PgPool) {
     )
     .await;
     worker.stop().await;
-    assert!(desk.outcomes(ticket, reply).await.is_empty(), "not given up");
+    assert!(
+        desk.outcomes(ticket, reply).await.is_empty(),
+        "not given up"
+    );
 
     // A new worker takes the schedule up where the old one left it.
     let worker = desk.worker_with(quick);
@@ -453,7 +456,10 @@ async fn a_long_outage_with_a_restart_in_it_ends_in_one_delivery(pool: PgPool) {
         .await;
     let after = attempts(&pool, reply).await.unwrap();
     assert!(after > before, "the count goes on: {before} then {after}");
-    assert!(desk.outcomes(ticket, reply).await.is_empty(), "not given up");
+    assert!(
+        desk.outcomes(ticket, reply).await.is_empty(),
+        "not given up"
+    );
 
     desk.fake.come_back();
     let outcome = desk.wait_for_outcome(ticket, reply).await;
@@ -716,7 +722,8 @@ async fn after_a_restart_no_reply_is_sent_twice(pool: PgPool) {
 #[sqlx::test(migrator = "app::database::MIGRATOR")]
 async fn a_429_wait_is_kept_across_a_restart(pool: PgPool) {
     let desk = Desk::new(pool).await;
-    desk.fake.fail_next("sendMessage", Failure::RetryAfter(3), 1);
+    desk.fake
+        .fail_next("sendMessage", Failure::RetryAfter(3), 1);
     let ticket = desk.customer_writes(1013, "late").await;
     let reply = desk.reply(ticket, text("On its way.")).await;
 
@@ -736,7 +743,10 @@ async fn a_429_wait_is_kept_across_a_restart(pool: PgPool) {
     assert_eq!(sends.len(), 2, "{sends:#?}");
     assert_eq!(sends[1].message_id, Some(telegram_id(&outcome)));
     let waited = sends[1].at - sends[0].at;
-    assert!(waited >= Duration::from_secs(3), "sent again after {waited:?}");
+    assert!(
+        waited >= Duration::from_secs(3),
+        "sent again after {waited:?}"
+    );
 }
 
 #[sqlx::test(migrator = "app::database::MIGRATOR")]

@@ -336,7 +336,7 @@ async fn pending(
 ) -> Option<String> {
     let fallback = || format!("delivery:{message_id}:{}", cause.event_id);
     let stream = ticket.stream();
-    let state = match ctx.commands.state::<Ticket>(stream.clone()).await {
+    let state = match ctx.commands.state::<Ticket>(stream).await {
         Ok(state) => state,
         Err(error) => {
             tracing::warn!(ticket.id = %ticket, error = %Retry::Load(error).safe_display(),
@@ -384,7 +384,10 @@ async fn deliver(
     });
     let mut first = retry.as_ref().and_then(|row| row.first_telegram_message_id);
     if let Some(row) = &retry
-        && let Ok(wait) = row.next_attempt_at.signed_duration_since(Utc::now()).to_std()
+        && let Ok(wait) = row
+            .next_attempt_at
+            .signed_duration_since(Utc::now())
+            .to_std()
     {
         tracing::info!(ticket.id = %ticket, message.id = %message_id, attempts = row.attempts,
             wait_ms = u64::try_from(wait.as_millis()).unwrap_or(u64::MAX),

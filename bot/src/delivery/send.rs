@@ -19,9 +19,7 @@ use teloxide::payloads::{
     EditMessageReplyMarkup, SendAnimation, SendAudio, SendDocument, SendMessage, SendPhoto,
     SendVideo, SendVoice,
 };
-use teloxide::types::{
-    ChatId, FileId, InlineKeyboardMarkup, InputFile, MessageId, ReplyMarkup,
-};
+use teloxide::types::{ChatId, FileId, InlineKeyboardMarkup, InputFile, MessageId, ReplyMarkup};
 use tokio::time::Instant;
 use tokio_util::sync::CancellationToken;
 
@@ -332,7 +330,8 @@ impl Sender {
     /// it (a failed save is logged: the pause still holds in this process).
     async fn pause_for(&self, wait: Duration) {
         self.pause_here(wait);
-        let not_before = Utc::now() + chrono::TimeDelta::from_std(wait).unwrap_or(chrono::TimeDelta::MAX);
+        let not_before =
+            Utc::now() + chrono::TimeDelta::from_std(wait).unwrap_or(chrono::TimeDelta::MAX);
         if let Err(error) = self.store.save_pause(not_before).await {
             tracing::warn!(%error, "cannot save Telegram's pause; a restart may send earlier");
         }
@@ -579,7 +578,10 @@ mod tests {
             classify(&CallError::Network("network error")),
             SendError::Transient(_)
         ));
-        assert!(matches!(classify(&CallError::Migrated), SendError::Permanent(_)));
+        assert!(matches!(
+            classify(&CallError::Migrated),
+            SendError::Permanent(_)
+        ));
         let long = "x".repeat(2 * REASON_CHARS);
         assert!(matches!(
             classify(&api(400, &long)),

@@ -23,8 +23,9 @@ pub use command::{
 pub use event::{
     Actor, AgentReplied, CategoryChanged, Channel, CustomerMessageEdited, CustomerMessagePosted,
     LifecycleStep, NoteAdded, NoteContent, Priority, PriorityChanged, RatingComment,
-    ReplyDelivered, ReplyDeliveryFailed, ReplyDeliveryRetryRequested, StatusChanged, TagChanged, TicketAssigned, TicketEvent,
-    TicketOpened, TicketOpenedV1, TicketRated, TicketStatus, TicketUnassigned, WorkStatus,
+    ReplyDelivered, ReplyDeliveryFailed, ReplyDeliveryRetryRequested, StatusChanged, TagChanged,
+    TicketAssigned, TicketEvent, TicketOpened, TicketOpenedV1, TicketRated, TicketStatus,
+    TicketUnassigned, WorkStatus,
 };
 
 use crate::content::{CustomerMessage, TelegramMessageId};

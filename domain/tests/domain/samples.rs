@@ -24,8 +24,8 @@ use domain::settings::{
 use domain::ticket::{
     Actor, AgentReplied, CategoryChanged, Channel, CustomerMessageEdited, CustomerMessagePosted,
     LifecycleStep, NoteAdded, NoteContent, Priority, PriorityChanged, RatingComment,
-    ReplyDelivered, ReplyDeliveryFailed, ReplyDeliveryRetryRequested, StatusChanged, TagChanged, TicketAssigned, TicketEvent,
-    TicketOpened, TicketRated, TicketStatus, TicketUnassigned,
+    ReplyDelivered, ReplyDeliveryFailed, ReplyDeliveryRetryRequested, StatusChanged, TagChanged,
+    TicketAssigned, TicketEvent, TicketOpened, TicketRated, TicketStatus, TicketUnassigned,
 };
 use domain::{
     AgentId, AnyEvent, BroadcastId, CategoryId, CustomerId, MessageId, TemplateId, TicketId,
