@@ -309,4 +309,38 @@ mod tests {
         );
         assert!(access_ttl(&["--testing-access-token-ttl-secs", "0"]).is_err());
     }
+
+    fn delivery_retry(args: &[&str]) -> Result<Option<Duration>, Box<dyn std::error::Error>> {
+        let cli = Cli::try_parse_from(
+            [
+                &["ledgerdesk", "serve", "--telegram-bot-token", "123:abc"],
+                args,
+            ]
+            .concat(),
+        )?;
+        let Command::Serve(serve) = cli.command else {
+            unreachable!("parsed `serve`")
+        };
+        Ok(serve.bot_config()?.map(|config| config.delivery_retry))
+    }
+
+    #[test]
+    fn replies_are_retried_for_a_day_unless_set_within_a_week() {
+        let hours = |n: u64| Some(Duration::from_secs(n * 3600));
+        assert_eq!(delivery_retry(&[]).unwrap(), hours(24));
+        assert_eq!(
+            delivery_retry(&["--delivery-retry-hours", "168"]).unwrap(),
+            hours(168)
+        );
+        assert_eq!(
+            delivery_retry(&["--delivery-retry-hours", "1"]).unwrap(),
+            hours(1)
+        );
+        for bad in ["0", "169", "-1", "x"] {
+            assert!(
+                delivery_retry(&["--delivery-retry-hours", bad]).is_err(),
+                "{bad}"
+            );
+        }
+    }
 }

@@ -346,4 +346,15 @@ mod tests {
         assert!(base.with_poll_timeout(Duration::from_secs(5)).is_ok());
         Ok(())
     }
+
+    #[test]
+    fn replies_are_retried_between_an_hour_and_a_week() -> Result<(), ConfigError> {
+        let base = BotConfig::polling(token())?;
+        assert_eq!(base.delivery_retry, Duration::from_secs(24 * 3600));
+        assert!(base.clone().with_delivery_retry_hours(0).is_err());
+        assert!(base.clone().with_delivery_retry_hours(169).is_err());
+        let week = base.with_delivery_retry_hours(168)?;
+        assert_eq!(week.delivery_retry, Duration::from_secs(168 * 3600));
+        Ok(())
+    }
 }
