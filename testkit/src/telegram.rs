@@ -130,6 +130,9 @@ pub enum Failure {
         /// `description`.
         description: String,
     },
+    /// An answer that is not the Bot API's: this HTTP status with an HTML page, as a proxy in
+    /// front of Telegram answers when it cannot reach it.
+    Page(u16),
     /// The connection breaks after the response headers: teloxide sees a network error.
     Dropped,
 }
@@ -568,6 +571,12 @@ fn failure_response(failure: &Failure) -> Response {
         Failure::Blocked => api_error(403, "Forbidden: bot was blocked by the user"),
         Failure::BadRequest(why) => api_error(400, &format!("Bad Request: {why}")),
         Failure::Api { code, description } => api_error(*code, description),
+        Failure::Page(status) => (
+            StatusCode::from_u16(*status).unwrap_or(StatusCode::BAD_GATEWAY),
+            [(header::CONTENT_TYPE, "text/html")],
+            "<html><body><h1>Bad Gateway</h1></body></html>",
+        )
+            .into_response(),
         Failure::Dropped => {
             // Headers go out, then the body fails: hyper cuts the connection.
             let broken = futures::stream::once(async {

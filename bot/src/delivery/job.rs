@@ -97,8 +97,9 @@ const HANDLED: [&str; 4] = [
     "ticket.rated",
 ];
 
-/// The job `event` calls for, if any: a reply whose ticket records no outcome for it yet, or a
-/// resolve that is the ticket's latest, not yet rated, not yet prompted and recent enough.
+/// The job `event` calls for, if any: a reply (new, or asked to be sent again) whose ticket
+/// records no outcome for it yet; a resolve that is the ticket's latest, not yet rated, not
+/// yet prompted and recent enough; a rating, whose prompts lose their buttons.
 pub(super) async fn job_for(ctx: &Context, event: &RecordedEvent) -> Result<Option<Job>, NotNow> {
     if !HANDLED.contains(&event.event_type.as_str()) {
         return Ok(None);
