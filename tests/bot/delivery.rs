@@ -504,11 +504,11 @@ async fn a_server_error_is_tried_again_within_a_second(pool: PgPool) {
     assert_eq!(sends.len(), 3, "{sends:#?}");
     assert_eq!(sends[1].failure, Some(Failure::Page(503)));
     // teloxide alone would sit on each 5xx answer for 10 s before even reporting it; the
-    // pauses here are 0.25-0.5 s, then 0.5-1 s.
-    let first = sends[1].at - sends[0].at;
-    let second = sends[2].at - sends[1].at;
-    assert!(first < Duration::from_secs(2), "retried after {first:?}");
-    assert!(second < Duration::from_secs(3), "retried after {second:?}");
+    // pauses here are 0.25-0.5 s, then 0.5-1 s (the bound leaves room for a slow machine).
+    for pair in sends.windows(2) {
+        let gap = pair[1].at - pair[0].at;
+        assert!(gap < Duration::from_secs(4), "retried after {gap:?}");
+    }
 }
 
 #[sqlx::test(migrator = "app::database::MIGRATOR")]
