@@ -334,6 +334,11 @@ pub struct ServeArgs {
     /// How long one long-polling request waits for updates, in seconds.
     #[arg(long, env = "TELEGRAM_POLL_TIMEOUT_SECS", default_value_t = 10, value_parser = clap::value_parser!(u64).range(1..=15))]
     pub telegram_poll_timeout_secs: u64,
+
+    /// How long a reply is tried again through network errors and Telegram's server errors,
+    /// in hours from its first failure; then it is recorded as failed (agents may retry it).
+    #[arg(long, env = "LEDGERDESK_DELIVERY_RETRY_HOURS", default_value_t = 24, value_parser = clap::value_parser!(u64).range(1..=168))]
+    pub delivery_retry_hours: u64,
 }
 
 impl ServeArgs {
@@ -349,7 +354,8 @@ impl ServeArgs {
             .with_api_url(self.telegram_api_url.clone())
             .with_poll_timeout(std::time::Duration::from_secs(
                 self.telegram_poll_timeout_secs,
-            ))?;
+            ))?
+            .with_delivery_retry_hours(self.delivery_retry_hours)?;
         if let Some(url) = &self.telegram_webhook_url {
             config = config.with_webhook(url, self.telegram_webhook_secret.clone())?;
         }
@@ -467,5 +473,39 @@ mod tests {
             Duration::from_secs(2)
         );
         assert!(access_ttl(&["--testing-access-token-ttl-secs", "0"]).is_err());
+    }
+
+    fn delivery_retry(args: &[&str]) -> Result<Option<Duration>, Box<dyn std::error::Error>> {
+        let cli = Cli::try_parse_from(
+            [
+                &["ledgerdesk", "serve", "--telegram-bot-token", "123:abc"],
+                args,
+            ]
+            .concat(),
+        )?;
+        let Command::Serve(serve) = cli.command else {
+            unreachable!("parsed `serve`")
+        };
+        Ok(serve.bot_config()?.map(|config| config.delivery_retry))
+    }
+
+    #[test]
+    fn replies_are_retried_for_a_day_unless_set_within_a_week() {
+        let hours = |n: u64| Some(Duration::from_secs(n * 3600));
+        assert_eq!(delivery_retry(&[]).unwrap(), hours(24));
+        assert_eq!(
+            delivery_retry(&["--delivery-retry-hours", "168"]).unwrap(),
+            hours(168)
+        );
+        assert_eq!(
+            delivery_retry(&["--delivery-retry-hours", "1"]).unwrap(),
+            hours(1)
+        );
+        for bad in ["0", "169", "-1", "x"] {
+            assert!(
+                delivery_retry(&["--delivery-retry-hours", bad]).is_err(),
+                "{bad}"
+            );
+        }
     }
 }

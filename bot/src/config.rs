@@ -32,7 +32,13 @@ pub enum ConfigError {
     /// The poll timeout is out of range.
     #[error("the polling timeout must be between 1 and 15 seconds")]
     PollTimeout,
+    /// The delivery retry window is out of range.
+    #[error("LEDGERDESK_DELIVERY_RETRY_HOURS must be between 1 and 168")]
+    DeliveryRetry,
 }
+
+/// The longest a reply may be tried through transient failures: a week.
+pub const MAX_DELIVERY_RETRY_HOURS: u64 = 168;
 
 /// How updates reach us.
 #[derive(Clone)]
@@ -75,6 +81,8 @@ pub struct BotConfig {
     pub mode: Mode,
     /// The Bot API server (Telegram's, a self-hosted one, or a fake in tests).
     pub api_url: Url,
+    /// How long a reply is tried again through transient failures (network errors, 5xx).
+    pub delivery_retry: Duration,
 }
 
 impl fmt::Debug for BotConfig {
@@ -83,6 +91,7 @@ impl fmt::Debug for BotConfig {
             .field("bot_id", &self.bot_id())
             .field("mode", &self.mode)
             .field("api_url", &self.api_url.as_str())
+            .field("delivery_retry", &self.delivery_retry)
             .finish_non_exhaustive()
     }
 }
@@ -100,6 +109,7 @@ impl BotConfig {
                 timeout: DEFAULT_POLL_TIMEOUT,
             },
             api_url: default_api_url(),
+            delivery_retry: crate::delivery::DEFAULT_RETRY_FOR,
         })
     }
 
@@ -160,6 +170,19 @@ impl BotConfig {
         if let Mode::Polling { timeout: current } = &mut self.mode {
             *current = timeout;
         }
+        Ok(self)
+    }
+
+    /// The same bot trying replies through transient failures for `hours` (1 to
+    /// [`MAX_DELIVERY_RETRY_HOURS`]) from their first failure.
+    ///
+    /// # Errors
+    /// [`ConfigError::DeliveryRetry`] outside that range.
+    pub fn with_delivery_retry_hours(mut self, hours: u64) -> Result<Self, ConfigError> {
+        if !(1..=MAX_DELIVERY_RETRY_HOURS).contains(&hours) {
+            return Err(ConfigError::DeliveryRetry);
+        }
+        self.delivery_retry = Duration::from_secs(hours * 3600);
         Ok(self)
     }
 
@@ -321,6 +344,17 @@ mod tests {
         );
         assert!(base.clone().with_poll_timeout(Duration::ZERO).is_err());
         assert!(base.with_poll_timeout(Duration::from_secs(5)).is_ok());
+        Ok(())
+    }
+
+    #[test]
+    fn replies_are_retried_between_an_hour_and_a_week() -> Result<(), ConfigError> {
+        let base = BotConfig::polling(token())?;
+        assert_eq!(base.delivery_retry, Duration::from_secs(24 * 3600));
+        assert!(base.clone().with_delivery_retry_hours(0).is_err());
+        assert!(base.clone().with_delivery_retry_hours(169).is_err());
+        let week = base.with_delivery_retry_hours(168)?;
+        assert_eq!(week.delivery_retry, Duration::from_secs(168 * 3600));
         Ok(())
     }
 }

@@ -22,32 +22,44 @@
 //!   the customer gets the rating prompt (the settings' `RatingPrompt` text in the customer's
 //!   language, see `domain::settings::texts`) with five inline buttons 1–5 whose data is
 //!   [`CallbackData::Rating`](crate::callback::CallbackData::Rating).
+//! - `ticket.reply_delivery_retry_requested` (an agent's `retryDelivery` of a failed reply): the
+//!   reply, read back from its `ticket.agent_replied` event, goes again as a new one would.
+//! - `ticket.rated`: the buttons of the ticket's prompts still showing them are removed with
+//!   `editMessageReplyMarkup` (noted in `delivery_csat_prompts.keyboard_removed_at`).
 //!
 //! # Telegram's limits and errors
 //!
 //! Every message waits for two rate limiters (governor): one per chat (1/s by default) and
 //! one for the whole bot (30/s). Each chat has one lane: its messages go strictly in log
-//! order, one at a time, while other chats proceed in parallel.
+//! order, one at a time, while other chats proceed in parallel. Requests go through
+//! teloxide's client but their answers are read here ([`call`]): teloxide sleeps 10 s before
+//! reading a 5xx answer.
 //!
 //! - 429 `retry_after`: Telegram throttles the whole bot, so every lane pauses until then;
-//!   the message is sent again afterwards, as often as Telegram asks.
+//!   the message is sent again afterwards, as often as Telegram asks. The end of the pause is
+//!   saved (`delivery_pauses`) and a restarted worker waits for it too.
 //! - 403 "bot was blocked by the user": the customer is recorded as having blocked the bot
 //!   (`RecordBotBlocked`) and the reply as failed, not retryable. No retry. A later reply
 //!   that Telegram accepts records that the customer unblocked the bot (`RecordBotUnblocked`,
 //!   no event when they had not blocked it).
-//! - Network errors, 5xx, unreadable answers: retried with exponential backoff (capped, with
-//!   jitter) up to [`DeliveryOptions::max_send_attempts`], then recorded as a retryable
-//!   failure.
+//! - Network errors, 5xx, a 429 without `retry_after`, unreadable answers: a reply is tried
+//!   again with exponential backoff (capped, with jitter) until
+//!   [`DeliveryOptions::retry_for`] has passed since its first failure, then recorded as a
+//!   retryable failure. The schedule (attempts, next attempt, last error, the parts already
+//!   accepted) is a row of `delivery_retries`, saved after each failure and resumed after a
+//!   restart; the API shows the reply as retrying from it. Satisfaction prompts and button
+//!   removals are tried [`DeliveryOptions::max_send_attempts`] times.
 //! - Any other refusal (a bad file id, chat not found…): a failure, not retryable, with
 //!   Telegram's description.
 //!
-//! Logs carry ticket and message ids, never the bot token (teloxide's network errors embed
-//! the request URL, so they are never displayed) nor message text.
+//! Logs carry ticket and message ids, never the bot token (network errors embed the request
+//! URL, so they are never displayed) nor message text.
 //!
 //! # Checkpoint
 //!
 //! The worker's place in the log is a row of its own table, `delivery_checkpoints`
-//! (`migrations/0006_delivery.sql`), keyed by [`DeliveryOptions::name`]. It does not reuse
+//! (`migrations/0006_delivery.sql`; the worker's other tables come with
+//! `migrations/0016_delivery_retries.sql`), keyed by [`DeliveryOptions::name`]. It does not reuse
 //! `projection_checkpoints`: that table describes read models (versions, shadow copies,
 //! rebuilds) and the projector runtime owns its rows. Jobs for different chats finish out of
 //! order, so the checkpoint only moves up to the event just before the oldest job still
@@ -69,7 +81,10 @@
 //!   several messages (media, then text) the same holds for the messages already accepted
 //!   when the process died. A network error whose request Telegram did in fact accept is
 //!   retried the same way (the Bot API has no idempotency key). Nothing else re-sends: an
-//!   outcome, once recorded, is final for this worker.
+//!   outcome, once recorded, is final for this worker; only an agent's retry request makes a
+//!   failed reply pending again. Outcomes are written with an idempotency key per try of the
+//!   reply (the ticket's version when the try began), so a write retried after a lost answer
+//!   is a replay, while the next try after a retry request records its own outcome.
 //! - **Satisfaction prompts.** The log has no event for a prompt, so the row in
 //!   `delivery_csat_prompts` plays that part, with the same window: a crash between
 //!   Telegram's acceptance and the row's commit asks the customer twice.
@@ -82,6 +97,7 @@
 //! without outcome), saves the checkpoint and returns. Whatever did not finish is before the
 //! saved checkpoint and is picked up by the next run.
 
+mod call;
 mod job;
 mod prompt;
 mod send;
@@ -105,6 +121,9 @@ use self::send::{RetryPolicy, Sender};
 use self::tracker::Tracker;
 use crate::store::DeliveryStore;
 
+/// How long a reply is tried through transient failures unless configured otherwise.
+pub const DEFAULT_RETRY_FOR: Duration = Duration::from_secs(24 * 3600);
+
 /// Tuning of the delivery worker. The defaults follow Telegram's published limits.
 #[derive(Debug, Clone)]
 pub struct DeliveryOptions {
@@ -114,9 +133,13 @@ pub struct DeliveryOptions {
     pub messages_per_second: NonZeroU32,
     /// Messages per second to one chat (Telegram allows about 1).
     pub messages_per_chat_per_second: NonZeroU32,
-    /// Attempts at one message through network errors and 5xx before the reply is recorded
-    /// as a retryable failure. 429s do not count: they are waited out.
+    /// Attempts at a satisfaction prompt (or at removing its buttons) through network errors
+    /// and 5xx before it is given up. 429s do not count: they are waited out. Replies are
+    /// tried for [`DeliveryOptions::retry_for`] instead.
     pub max_send_attempts: u32,
+    /// How long a reply is tried again through network errors, 5xx and 429s without a wait,
+    /// counted from its first failure; then it is recorded as a retryable failure.
+    pub retry_for: Duration,
     /// The pause after the first failed attempt; it doubles with each further one.
     pub first_backoff: Duration,
     /// The longest pause between two attempts (also for writing outcomes to the log).
@@ -138,6 +161,7 @@ impl Default for DeliveryOptions {
             messages_per_second: NonZeroU32::new(30).unwrap_or(NonZeroU32::MIN),
             messages_per_chat_per_second: NonZeroU32::MIN,
             max_send_attempts: 8,
+            retry_for: DEFAULT_RETRY_FOR,
             first_backoff: Duration::from_millis(500),
             max_backoff: Duration::from_secs(60),
             max_pending_jobs: 1_000,
@@ -190,25 +214,34 @@ impl DeliveryWorker {
             first_backoff: options.first_backoff,
             max_backoff: options.max_backoff.max(options.first_backoff),
         };
+        let store = DeliveryStore::new(log.pool().clone(), options.name.clone());
         let sender = Sender::new(
             bot,
             options.messages_per_second,
             options.messages_per_chat_per_second,
             retry,
+            store.clone(),
             shutdown.clone(),
         );
-        let store = DeliveryStore::new(log.pool().clone(), options.name.clone());
         let ctx = Arc::new(Context {
             commands,
             store: store.clone(),
             sender: Arc::clone(&sender),
             csat_max_age: options.csat_max_age,
+            retry_for: options.retry_for,
         });
 
         let mut pauses = sender.pauses();
         let start = loop {
-            match store.checkpoint().await {
-                Ok(position) => break position,
+            let read =
+                async { Ok::<_, sqlx::Error>((store.checkpoint().await?, store.pause().await?)) };
+            match read.await {
+                Ok((position, pause)) => {
+                    if let Some(not_before) = pause {
+                        sender.resume_pause(not_before);
+                    }
+                    break position;
+                }
                 Err(error) => {
                     tracing::warn!(%error, "cannot read the delivery checkpoint; retrying");
                     if !sender.sleep(pauses.next_pause()).await {

@@ -70,11 +70,15 @@ impl TelegramBot {
     #[must_use]
     pub fn new(config: BotConfig, commands: CommandService<PostgresLog>) -> Self {
         let inbox = Arc::new(Inbox::new(commands.clone(), config.bot(), config.bot_id()));
+        let delivery = delivery::DeliveryOptions {
+            retry_for: config.delivery_retry,
+            ..delivery::DeliveryOptions::default()
+        };
         Self {
             config,
             inbox,
             commands,
-            delivery: delivery::DeliveryOptions::default(),
+            delivery,
         }
     }
 

@@ -10,14 +10,16 @@
 //! - [`UnrecordedUpdates`]: the updates that can never be recorded, kept with their raw JSON
 //!   and the error for admins in `telegram_updates_unrecorded`
 //!   (`migrations/0014_unrecorded_updates.sql`; read through `projections::unrecorded`).
-//! - [`DeliveryStore`]: the delivery worker's tables (`migrations/0006_delivery.sql`), its
-//!   checkpoint and the satisfaction prompts it sent.
+//! - [`DeliveryStore`]: the delivery worker's tables (`migrations/0006_delivery.sql`,
+//!   `migrations/0016_delivery_retries.sql`): its checkpoint, the satisfaction prompts it sent
+//!   (and whether their buttons are gone), the replies it keeps trying and Telegram's
+//!   bot-wide pause.
 
 use std::time::Duration;
 
 use chrono::{DateTime, Utc};
 use domain::content::{MessageContent, TelegramMessageId};
-use domain::{CustomerId, TicketId};
+use domain::{CustomerId, MessageId, TicketId};
 use eventlog::Position;
 use sqlx::PgPool;
 use uuid::Uuid;
@@ -337,6 +339,135 @@ impl DeliveryStore {
         .bind(resolved_event)
         .bind(ticket.0)
         .bind(telegram_message_id)
+        .execute(&self.pool)
+        .await?;
+        Ok(())
+    }
+}
+
+/// Where the retries of one reply stand (a row of `delivery_retries`).
+#[derive(Debug, Clone, PartialEq, Eq, sqlx::FromRow)]
+pub(crate) struct RetryRow {
+    /// The event whose job is trying.
+    pub(crate) cause_event_id: Uuid,
+    /// Failed attempts so far.
+    pub(crate) attempts: i32,
+    /// Messages of the reply Telegram accepted already.
+    pub(crate) parts_sent: i32,
+    /// Telegram's id of the reply's first message, once accepted.
+    pub(crate) first_telegram_message_id: Option<i32>,
+    pub(crate) first_failed_at: DateTime<Utc>,
+    pub(crate) next_attempt_at: DateTime<Utc>,
+    pub(crate) last_error: String,
+}
+
+impl DeliveryStore {
+    /// Where the retries of reply `message_id` stand, if it is being retried.
+    pub(crate) async fn retry(
+        &self,
+        message_id: MessageId,
+    ) -> Result<Option<RetryRow>, sqlx::Error> {
+        sqlx::query_as(
+            "select cause_event_id, attempts, parts_sent, first_telegram_message_id,
+                    first_failed_at, next_attempt_at, last_error
+               from delivery_retries where message_id = $1",
+        )
+        .bind(message_id.as_uuid())
+        .fetch_optional(&self.pool)
+        .await
+    }
+
+    /// Saves where the retries of reply `message_id` stand.
+    pub(crate) async fn save_retry(
+        &self,
+        message_id: MessageId,
+        ticket: TicketId,
+        row: &RetryRow,
+    ) -> Result<(), sqlx::Error> {
+        sqlx::query(
+            "insert into delivery_retries (message_id, ticket_id, cause_event_id, attempts,
+                 parts_sent, first_telegram_message_id, first_failed_at, next_attempt_at,
+                 last_error)
+             values ($1, $2, $3, $4, $5, $6, $7, $8, $9)
+             on conflict (message_id) do update
+                set cause_event_id = excluded.cause_event_id,
+                    attempts = excluded.attempts,
+                    parts_sent = excluded.parts_sent,
+                    first_telegram_message_id = excluded.first_telegram_message_id,
+                    first_failed_at = excluded.first_failed_at,
+                    next_attempt_at = excluded.next_attempt_at,
+                    last_error = excluded.last_error,
+                    updated_at = now()",
+        )
+        .bind(message_id.as_uuid())
+        .bind(ticket.0)
+        .bind(row.cause_event_id)
+        .bind(row.attempts)
+        .bind(row.parts_sent)
+        .bind(row.first_telegram_message_id)
+        .bind(row.first_failed_at)
+        .bind(row.next_attempt_at)
+        .bind(&row.last_error)
+        .execute(&self.pool)
+        .await?;
+        Ok(())
+    }
+
+    /// Forgets the retries of reply `message_id` (its outcome is recorded).
+    pub(crate) async fn forget_retry(&self, message_id: MessageId) -> Result<(), sqlx::Error> {
+        sqlx::query("delete from delivery_retries where message_id = $1")
+            .bind(message_id.as_uuid())
+            .execute(&self.pool)
+            .await?;
+        Ok(())
+    }
+
+    /// Until when Telegram asked the bot to send nothing, if it did.
+    pub(crate) async fn pause(&self) -> Result<Option<DateTime<Utc>>, sqlx::Error> {
+        sqlx::query_scalar("select not_before from delivery_pauses where worker = $1")
+            .bind(&self.worker)
+            .fetch_optional(&self.pool)
+            .await
+    }
+
+    /// Remembers that nothing may be sent before `not_before`; never shortens a pause.
+    pub(crate) async fn save_pause(&self, not_before: DateTime<Utc>) -> Result<(), sqlx::Error> {
+        sqlx::query(
+            "insert into delivery_pauses as p (worker, not_before) values ($1, $2)
+             on conflict (worker) do update
+                set not_before = greatest(p.not_before, excluded.not_before),
+                    updated_at = now()",
+        )
+        .bind(&self.worker)
+        .bind(not_before)
+        .execute(&self.pool)
+        .await?;
+        Ok(())
+    }
+
+    /// The satisfaction prompts of `ticket` that still show their buttons: the
+    /// `ticket.resolved` event each answered, and Telegram's id of the prompt.
+    pub(crate) async fn prompts_with_buttons(
+        &self,
+        ticket: TicketId,
+    ) -> Result<Vec<(Uuid, i32)>, sqlx::Error> {
+        sqlx::query_as(
+            "select resolved_event_id, telegram_message_id from delivery_csat_prompts
+              where ticket_id = $1 and keyboard_removed_at is null
+              order by sent_at",
+        )
+        .bind(ticket.0)
+        .fetch_all(&self.pool)
+        .await
+    }
+
+    /// Records that the prompt answering `resolved_event` no longer shows its buttons.
+    pub(crate) async fn buttons_removed(&self, resolved_event: Uuid) -> Result<(), sqlx::Error> {
+        sqlx::query(
+            "update delivery_csat_prompts set keyboard_removed_at = now()
+              where resolved_event_id = $1 and keyboard_removed_at is null",
+        )
+        .bind(resolved_event)
         .execute(&self.pool)
         .await?;
         Ok(())

@@ -34,6 +34,7 @@ mod projection;
 pub mod broadcasts;
 pub mod customers;
 pub mod dashboard;
+pub mod delivery;
 pub mod directory;
 pub mod models;
 pub mod page;

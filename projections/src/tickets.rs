@@ -338,6 +338,9 @@ async fn apply_messages_keeping(
             TicketEvent::ReplyDeliveryFailed(e) => {
                 referenced.insert(e.message_id.as_uuid());
             }
+            TicketEvent::ReplyDeliveryRetryRequested(e) => {
+                referenced.insert(e.message_id.as_uuid());
+            }
             _ => {}
         }
     }
@@ -398,6 +401,7 @@ pub(crate) const fn event_at(event: &TicketEvent) -> DateTime<Utc> {
         E::TagAdded(e) | E::TagRemoved(e) => e.at,
         E::ReplyDelivered(e) => e.at,
         E::ReplyDeliveryFailed(e) => e.at,
+        E::ReplyDeliveryRetryRequested(e) => e.at,
         E::Rated(e) => e.at,
     }
 }
@@ -515,7 +519,9 @@ impl Fold {
             }
             E::TagRemoved(change) => ticket.tags.retain(|tag| *tag != change.tag),
             // Delivery outcomes change the message rows only.
-            E::ReplyDelivered(_) | E::ReplyDeliveryFailed(_) => {}
+            E::ReplyDelivered(_)
+            | E::ReplyDeliveryFailed(_)
+            | E::ReplyDeliveryRetryRequested(_) => {}
             E::Rated(rated) => {
                 if ticket.resolved_at.is_some() {
                     ticket.rating = Some(i16::from(rated.rating));
@@ -577,6 +583,18 @@ impl Fold {
                     message.failure_reason = Some(failed.reason.clone());
                     message.failure_retryable = Some(failed.retryable);
                     message.delivery_updated_at = Some(failed.at);
+                    message.version = version;
+                    self.dirty_messages.push(id);
+                }
+            }
+            E::ReplyDeliveryRetryRequested(retry) => {
+                let id = retry.message_id.as_uuid();
+                if let Some(message) = update(&mut self.messages, &id, version) {
+                    // Pending again; the failure stays in the log, not on the row.
+                    message.delivery_state = Some(DeliveryState::Pending);
+                    message.failure_reason = None;
+                    message.failure_retryable = None;
+                    message.delivery_updated_at = Some(retry.at);
                     message.version = version;
                     self.dirty_messages.push(id);
                 }

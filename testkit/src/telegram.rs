@@ -19,7 +19,9 @@
 //! - scripted failures ([`Failure`]) answer the next calls of a method
 //!   ([`FakeTelegram::fail_next`]) or the next sends to a chat ([`FakeTelegram::fail_chat`]);
 //!   [`FakeTelegram::block_chat`] makes every later send to a chat answer 403 "bot was blocked";
-//!   [`FakeTelegram::slow_down`] makes a method answer late.
+//!   [`FakeTelegram::slow_down`] makes a method answer late;
+//!   [`FakeTelegram::go_down`] answers every call with one failure until
+//!   [`FakeTelegram::come_back`] (an outage of any length).
 //!
 //! Multipart parameters are recorded as JSON strings, except those whose text is a JSON object
 //! or array (teloxide sends `reply_markup` that way), which are recorded parsed; an uploaded
@@ -70,6 +72,8 @@ pub struct Call {
     pub failure: Option<Failure>,
     /// The id of the message the call was answered with (sends and edits that succeeded).
     pub message_id: Option<i32>,
+    /// When the call arrived.
+    pub at: std::time::Instant,
 }
 
 impl Call {
@@ -119,13 +123,17 @@ pub enum Failure {
     /// specified").
     BadRequest(String),
     /// Any error answer: this HTTP status and `error_code`, this description. Beware that
-    /// teloxide waits 10 seconds before reading any 5xx answer.
+    /// teloxide's own request path waits 10 seconds before reading any 5xx answer (the
+    /// delivery worker reads answers itself and does not).
     Api {
         /// HTTP status and `error_code`.
         code: u16,
         /// `description`.
         description: String,
     },
+    /// An answer that is not the Bot API's: this HTTP status with an HTML page, as a proxy in
+    /// front of Telegram answers when it cannot reach it.
+    Page(u16),
     /// The connection breaks after the response headers: teloxide sees a network error.
     Dropped,
 }
@@ -156,6 +164,8 @@ struct Inner {
     next_message_id: i32,
     /// Methods (lower-cased) answered only after this long, as a slow Telegram would.
     delays: Vec<(String, Duration)>,
+    /// While set, every call is answered with this.
+    outage: Option<Failure>,
 }
 
 #[derive(Debug, Default)]
@@ -322,6 +332,16 @@ impl FakeTelegram {
         self.shared.lock().blocked.insert(chat_id);
     }
 
+    /// From now on every call (any method, any chat) is answered with `failure`.
+    pub fn go_down(&self, failure: Failure) {
+        self.shared.lock().outage = Some(failure);
+    }
+
+    /// Ends [`FakeTelegram::go_down`].
+    pub fn come_back(&self) {
+        self.shared.lock().outage = None;
+    }
+
     /// Lifts [`FakeTelegram::block_chat`].
     pub fn unblock_chat(&self, chat_id: i64) {
         self.shared.lock().blocked.remove(&chat_id);
@@ -367,6 +387,7 @@ async fn handle(State(shared): State<Arc<Shared>>, request: Request) -> Response
         token,
         failure: None,
         message_id: None,
+        at: std::time::Instant::now(),
     };
     let (failure, delay) = {
         let mut inner = shared.lock();
@@ -427,6 +448,9 @@ fn answers_with_message(method: &str) -> bool {
 }
 
 fn scripted_failure(inner: &mut Inner, method: &str, params: &Value) -> Option<Failure> {
+    if let Some(outage) = &inner.outage {
+        return Some(outage.clone());
+    }
     let chat = chat_id_of(params);
     let send = is_send(method);
     if send && chat.is_some_and(|chat| inner.blocked.contains(&chat)) {
@@ -567,6 +591,12 @@ fn failure_response(failure: &Failure) -> Response {
         Failure::Blocked => api_error(403, "Forbidden: bot was blocked by the user"),
         Failure::BadRequest(why) => api_error(400, &format!("Bad Request: {why}")),
         Failure::Api { code, description } => api_error(*code, description),
+        Failure::Page(status) => (
+            StatusCode::from_u16(*status).unwrap_or(StatusCode::BAD_GATEWAY),
+            [(header::CONTENT_TYPE, "text/html")],
+            "<html><body><h1>Bad Gateway</h1></body></html>",
+        )
+            .into_response(),
         Failure::Dropped => {
             // Headers go out, then the body fails: hyper cuts the connection.
             let broken = futures::stream::once(async {

@@ -25,6 +25,7 @@ mod paging;
 mod protocol;
 mod queries;
 mod replies;
+mod retry_delivery;
 mod schema;
 mod second_factor;
 mod subscriptions;

@@ -140,6 +140,10 @@ fn operations() -> Vec<(&'static str, Needs)> {
             Holds(P::WriteTickets),
         ),
         (
+            "mutation($id: ID!) { retryDelivery(input: {messageId: $id}) { __typename } }",
+            Holds(P::WriteTickets),
+        ),
+        (
             "mutation($id: ID!) { assignTicket(input: {ticketId: $id, agentId: $id}) { __typename } }",
             Holds(P::WriteTickets),
         ),

@@ -368,11 +368,11 @@ async fn network_errors_are_retried_until_telegram_answers(pool: PgPool) {
 }
 
 #[sqlx::test(migrator = "app::database::MIGRATOR")]
-async fn network_errors_past_the_attempts_are_a_retryable_failure(pool: PgPool) {
-    let desk = Desk::new(pool).await;
-    desk.fake.fail_next("sendMessage", Failure::Dropped, 3);
+async fn network_errors_past_the_retry_window_are_a_retryable_failure(pool: PgPool) {
+    let desk = Desk::new(pool.clone()).await;
+    desk.fake.go_down(Failure::Dropped);
     let worker = desk.worker_with(DeliveryOptions {
-        max_send_attempts: 3,
+        retry_for: Duration::from_millis(400),
         ..options()
     });
     let ticket = desk.customer_writes(1005, "hello").await;
@@ -381,8 +381,196 @@ async fn network_errors_past_the_attempts_are_a_retryable_failure(pool: PgPool) 
     let outcome = desk.wait_for_outcome(ticket, reply).await;
     assert_eq!(outcome.event_type, "ticket.reply_delivery_failed");
     assert_eq!(outcome.payload["retryable"], Value::Bool(true));
-    assert_eq!(desk.fake.calls_of("sendMessage").len(), 3);
+    let reason = outcome.payload["reason"].as_str().unwrap();
+    assert!(reason.starts_with("network error"), "{reason}");
+    assert!(reason.contains("gave up after"), "{reason}");
+    let sends = desk.fake.calls_of("sendMessage");
+    assert!(sends.len() >= 2, "{sends:#?}");
+    assert!(
+        sends.last().unwrap().at - sends[0].at >= Duration::from_millis(400),
+        "tried until the window closed"
+    );
+    // The schedule goes once the outcome is recorded.
+    eventually(
+        async || match retry_rows(&pool).await {
+            0 => Ok(()),
+            n => Err(format!("{n} retry rows left")),
+        },
+        WAIT,
+    )
+    .await;
     worker.stop().await;
+}
+
+/// Rows of `delivery_retries`.
+async fn retry_rows(pool: &PgPool) -> i64 {
+    sqlx::query_scalar("select count(*) from delivery_retries")
+        .fetch_one(pool)
+        .await
+        .unwrap()
+}
+
+/// The attempts recorded for reply `reply`, once it is being retried.
+async fn attempts(pool: &PgPool, reply: MessageId) -> Option<i32> {
+    sqlx::query_scalar("select attempts from delivery_retries where message_id = $1")
+        .bind(reply.0)
+        .fetch_optional(pool)
+        .await
+        .unwrap()
+}
+
+#[sqlx::test(migrator = "app::database::MIGRATOR")]
+async fn a_long_outage_with_a_restart_in_it_ends_in_one_delivery(pool: PgPool) {
+    let desk = Desk::new(pool.clone()).await;
+    // Short pauses so that the outage outlasts the eight attempts (about 50 s with the
+    // default pauses) after which replies used to be given up, in a few seconds.
+    let quick = DeliveryOptions {
+        max_send_attempts: 3,
+        ..options()
+    };
+    desk.fake.go_down(Failure::Dropped);
+    let ticket = desk.customer_writes(1014, "is anyone there?").await;
+    let reply = desk.reply(ticket, text("Yes, we are.")).await;
+
+    let worker = desk.worker_with(quick.clone());
+    desk.fake.wait_for_calls("sendMessage", 10, WAIT).await;
+    // The schedule is kept in the database while the worker tries.
+    let before = eventually(
+        async || match attempts(&pool, reply).await {
+            Some(n) if n >= 10 => Ok(n),
+            other => Err(format!("attempts recorded: {other:?}")),
+        },
+        WAIT,
+    )
+    .await;
+    worker.stop().await;
+    assert!(
+        desk.outcomes(ticket, reply).await.is_empty(),
+        "not given up"
+    );
+
+    // A new worker takes the schedule up where the old one left it.
+    let worker = desk.worker_with(quick);
+    let sent_before = desk.fake.calls_of("sendMessage").len();
+    desk.fake
+        .wait_for_calls("sendMessage", sent_before + 5, WAIT)
+        .await;
+    let after = attempts(&pool, reply).await.unwrap();
+    assert!(after > before, "the count goes on: {before} then {after}");
+    assert!(
+        desk.outcomes(ticket, reply).await.is_empty(),
+        "not given up"
+    );
+
+    desk.fake.come_back();
+    let outcome = desk.wait_for_outcome(ticket, reply).await;
+    worker.stop().await;
+    assert_eq!(outcome.event_type, "ticket.reply_delivered");
+    let delivered: Vec<Call> = desk
+        .fake
+        .calls_of("sendMessage")
+        .into_iter()
+        .filter(Call::succeeded)
+        .collect();
+    assert_eq!(delivered.len(), 1, "sent exactly once: {delivered:#?}");
+    assert_eq!(delivered[0].message_id, Some(telegram_id(&outcome)));
+    assert_eq!(retry_rows(&pool).await, 0);
+}
+
+#[sqlx::test(migrator = "app::database::MIGRATOR")]
+async fn a_server_error_is_tried_again_within_a_second(pool: PgPool) {
+    let desk = Desk::new(pool).await;
+    desk.fake.fail_next(
+        "sendMessage",
+        Failure::Api {
+            code: 502,
+            description: "Bad Gateway".into(),
+        },
+        1,
+    );
+    // Then a proxy's error page: not the Bot API, tried again as quickly.
+    desk.fake.fail_next("sendMessage", Failure::Page(503), 1);
+    // The default pauses: the first lies between 250 and 500 ms.
+    let worker = desk.worker_with(DeliveryOptions {
+        first_backoff: DeliveryOptions::default().first_backoff,
+        ..options()
+    });
+    let ticket = desk.customer_writes(1015, "hello?").await;
+    let reply = desk.reply(ticket, text("Here.")).await;
+
+    let outcome = desk.wait_for_outcome(ticket, reply).await;
+    worker.stop().await;
+    assert_eq!(outcome.event_type, "ticket.reply_delivered");
+    let sends = desk.fake.calls_of("sendMessage");
+    assert_eq!(sends.len(), 3, "{sends:#?}");
+    assert_eq!(sends[1].failure, Some(Failure::Page(503)));
+    // teloxide alone would sit on each 5xx answer for 10 s before even reporting it; the
+    // pauses here are 0.25-0.5 s, then 0.5-1 s (the bound leaves room for a slow machine).
+    for pair in sends.windows(2) {
+        let gap = pair[1].at - pair[0].at;
+        assert!(gap < Duration::from_secs(4), "retried after {gap:?}");
+    }
+}
+
+#[sqlx::test(migrator = "app::database::MIGRATOR")]
+async fn a_retry_asked_for_sends_a_failed_reply_again(pool: PgPool) {
+    let desk = Desk::new(pool).await;
+    desk.fake.fail_next(
+        "sendPhoto",
+        Failure::BadRequest("wrong file identifier/HTTP URL specified".into()),
+        1,
+    );
+    let worker = desk.worker();
+    let ticket = desk.customer_writes(1016, "photo?").await;
+    let reply = desk
+        .reply(
+            ticket,
+            ReplyContent {
+                text: Some("Here it is.".into()),
+                media: vec![OutgoingMedia {
+                    kind: MediaKind::Photo,
+                    file_id: "PHOTO".into(),
+                }],
+            },
+        )
+        .await;
+    let failed = desk.wait_for_outcome(ticket, reply).await;
+    assert_eq!(failed.event_type, "ticket.reply_delivery_failed");
+
+    let retry = TicketCommand::RetryDelivery {
+        message_id: reply,
+        by: AGENT,
+        at: Utc::now(),
+    };
+    desk.ticket_command(ticket, retry.clone()).await;
+    let stream = ticket_stream(ticket);
+    desk.wait_for_events(&stream, "ticket.reply_delivered", 1)
+        .await;
+    // Asked again while it is on its way or after: nothing more is sent.
+    let ctx = CommandContext::new(Actor::new(ActorKind::Agent, AGENT.0.to_string()));
+    let again = desk.commands.execute_ticket(ticket, &retry, &ctx).await;
+    assert!(again.is_err(), "a delivered reply is not sent again");
+    let later = desk.reply(ticket, text("Anything else?")).await;
+    desk.wait_for_outcome(ticket, later).await;
+    worker.stop().await;
+
+    let photos = desk.fake.calls_of("sendPhoto");
+    assert_eq!(photos.len(), 2, "{photos:#?}");
+    assert!(photos[1].succeeded());
+    assert_eq!(photos[1].text().as_deref(), Some("Here it is."));
+    assert_eq!(
+        desk.events(&stream, "ticket.reply_delivery_retry_requested")
+            .await
+            .len(),
+        1
+    );
+    let delivered = desk.events(&stream, "ticket.reply_delivered").await;
+    let delivered: Vec<_> = delivered
+        .iter()
+        .filter(|e| e.payload["message_id"] == Value::String(reply.0.to_string()))
+        .collect();
+    assert_eq!(delivered.len(), 1);
+    assert_eq!(photos[1].message_id, Some(telegram_id(delivered[0])));
 }
 
 #[sqlx::test(migrator = "app::database::MIGRATOR")]
@@ -539,20 +727,21 @@ async fn after_a_restart_no_reply_is_sent_twice(pool: PgPool) {
 }
 
 #[sqlx::test(migrator = "app::database::MIGRATOR")]
-async fn a_reply_waiting_out_a_429_at_shutdown_is_sent_by_the_next_run(pool: PgPool) {
+async fn a_429_wait_is_kept_across_a_restart(pool: PgPool) {
     let desk = Desk::new(pool).await;
     desk.fake
-        .fail_next("sendMessage", Failure::RetryAfter(3600), 1);
+        .fail_next("sendMessage", Failure::RetryAfter(3), 1);
     let ticket = desk.customer_writes(1013, "late").await;
     let reply = desk.reply(ticket, text("On its way.")).await;
 
     let worker = desk.worker();
     desk.fake.wait_for_calls("sendMessage", 1, WAIT).await;
-    // Stopping cuts the hour-long wait short and leaves the reply without outcome.
+    // Stopping cuts the wait short and leaves the reply without outcome.
     worker.stop().await;
     assert!(desk.outcomes(ticket, reply).await.is_empty());
 
-    // The checkpoint stayed before the reply, so the next run sends it.
+    // The checkpoint stayed before the reply, so the next run sends it, but not before the
+    // time Telegram asked for.
     let worker = desk.worker();
     let outcome = desk.wait_for_outcome(ticket, reply).await;
     worker.stop().await;
@@ -560,6 +749,11 @@ async fn a_reply_waiting_out_a_429_at_shutdown_is_sent_by_the_next_run(pool: PgP
     let sends = desk.fake.calls_of("sendMessage");
     assert_eq!(sends.len(), 2, "{sends:#?}");
     assert_eq!(sends[1].message_id, Some(telegram_id(&outcome)));
+    let waited = sends[1].at - sends[0].at;
+    assert!(
+        waited >= Duration::from_secs(3),
+        "sent again after {waited:?}"
+    );
 }
 
 #[sqlx::test(migrator = "app::database::MIGRATOR")]
@@ -652,4 +846,46 @@ async fn replies_to_one_chat_keep_their_order_while_chats_proceed_together(pool:
     };
     assert_eq!(texts(1011), ["a1", "a2", "a3", "a4"]);
     assert_eq!(texts(1012), ["b1", "b2", "b3", "b4"]);
+}
+
+#[sqlx::test(migrator = "app::database::MIGRATOR")]
+async fn a_rating_takes_the_buttons_off_the_prompt(pool: PgPool) {
+    let desk = Desk::new(pool).await;
+    let worker = desk.worker();
+    let ticket = desk.customer_writes(1017, "solved, thanks").await;
+    desk.resolve(ticket).await;
+    let prompts = desk.fake.wait_for_calls("sendMessage", 1, WAIT).await;
+    let prompt = prompts[0].message_id.unwrap();
+    assert!(desk.fake.calls_of("editMessageReplyMarkup").is_empty());
+
+    desk.ticket_command(
+        ticket,
+        TicketCommand::Rate {
+            rating: 4,
+            comment: None,
+            at: Utc::now(),
+        },
+    )
+    .await;
+    let edits = desk
+        .fake
+        .wait_for_calls("editMessageReplyMarkup", 1, WAIT)
+        .await;
+    assert_eq!(edits.len(), 1);
+    assert_eq!(edits[0].chat_id(), Some(1017));
+    assert_eq!(edits[0].param("message_id"), Some(prompt.to_string()));
+    // No markup: Telegram removes the keyboard.
+    assert_eq!(edits[0].json_param("reply_markup"), None);
+
+    // Read again after a restart, the rating removes nothing twice.
+    worker.stop().await;
+    sqlx::query("delete from delivery_checkpoints")
+        .execute(desk.log.pool())
+        .await
+        .unwrap();
+    let worker = desk.worker();
+    let reply = desk.reply(ticket, text("Thank you!")).await;
+    desk.wait_for_outcome(ticket, reply).await;
+    worker.stop().await;
+    assert_eq!(desk.fake.calls_of("editMessageReplyMarkup").len(), 1);
 }

@@ -12,13 +12,13 @@ use domain::flow::FlowError;
 use domain::ticket::{Delivery, Ticket, TicketCommand, TicketEvent, TicketStatus};
 use domain::{CustomerId, DomainEvent, MessageId, StreamId, TicketId};
 use eventlog::postgres::PostgresLog;
-use eventlog::{Actor, ActorKind, Position, RecordedEvent};
+use eventlog::{Actor, ActorKind, Direction, EventLog, Position, RecordedEvent};
 use teloxide::types::{InlineKeyboardButton, InlineKeyboardMarkup};
 use uuid::Uuid;
 
-use super::send::{Part, Sender, Sent, plan};
+use super::send::{Attempt, Part, Sender, Sent, plan};
 use crate::callback::CallbackData;
-use crate::store::DeliveryStore;
+use crate::store::{DeliveryStore, RetryRow};
 
 /// The reason recorded when the customer blocked the bot (Telegram's own words).
 const BLOCKED: &str = "Forbidden: bot was blocked by the user";
@@ -33,6 +33,8 @@ pub(super) struct Context {
     pub(super) store: DeliveryStore,
     pub(super) sender: Arc<Sender>,
     pub(super) csat_max_age: Duration,
+    /// How long a reply is tried through transient failures, from the first one.
+    pub(super) retry_for: Duration,
 }
 
 /// One message (or message group) to send to one chat.
@@ -60,6 +62,12 @@ enum Work {
         ticket: TicketId,
         customer: CustomerId,
     },
+    /// The ticket is rated: the buttons of its prompts go away. Which prompts is read when
+    /// the job runs, after the chat's earlier jobs (a prompt still being sent included).
+    ClearButtons {
+        ticket: TicketId,
+        customer: CustomerId,
+    },
 }
 
 /// The event a job answers, for the outcome's metadata.
@@ -76,12 +84,23 @@ pub(super) enum NotNow {
     Load(#[from] CommandError<std::convert::Infallible>),
     #[error("reading the satisfaction prompts failed: {0}")]
     Store(#[from] sqlx::Error),
+    #[error("reading the ticket's events failed: {0}")]
+    Log(#[from] eventlog::Error),
 }
 
-/// The job `event` calls for, if any: a reply whose ticket records no outcome for it yet, or a
-/// resolve that is the ticket's latest, not yet rated, not yet prompted and recent enough.
+/// The event types that may call for a message.
+const HANDLED: [&str; 4] = [
+    "ticket.agent_replied",
+    "ticket.reply_delivery_retry_requested",
+    "ticket.resolved",
+    "ticket.rated",
+];
+
+/// The job `event` calls for, if any: a reply (new, or asked to be sent again) whose ticket
+/// records no outcome for it yet; a resolve that is the ticket's latest, not yet rated, not
+/// yet prompted and recent enough; a rating, whose prompts lose their buttons.
 pub(super) async fn job_for(ctx: &Context, event: &RecordedEvent) -> Result<Option<Job>, NotNow> {
-    if event.event_type != "ticket.agent_replied" && event.event_type != "ticket.resolved" {
+    if !HANDLED.contains(&event.event_type.as_str()) {
         return Ok(None);
     }
     let Ok(StreamId::Ticket(ticket)) = event.stream_id.parse::<StreamId>() else {
@@ -129,6 +148,26 @@ pub(super) async fn job_for(ctx: &Context, event: &RecordedEvent) -> Result<Opti
                 content: reply.content,
             }
         }
+        TicketEvent::ReplyDeliveryRetryRequested(retry) => {
+            if state.replies.get(&retry.message_id) != Some(&Delivery::Pending) {
+                return Ok(None);
+            }
+            let Some(content) = reply_content(ctx, ticket, retry.message_id).await? else {
+                tracing::error!(ticket.id = %ticket, message.id = %retry.message_id,
+                    "a retry for a reply the ticket does not hold; skipped");
+                return Ok(None);
+            };
+            Work::Reply {
+                ticket,
+                customer: state.customer,
+                message_id: retry.message_id,
+                content,
+            }
+        }
+        TicketEvent::Rated(_) => Work::ClearButtons {
+            ticket,
+            customer: state.customer,
+        },
         TicketEvent::Resolved(step) => {
             let latest = state.resolved_at == Some(step.at)
                 && matches!(state.status, TicketStatus::Resolved | TicketStatus::Closed);
@@ -150,7 +189,9 @@ pub(super) async fn job_for(ctx: &Context, event: &RecordedEvent) -> Result<Opti
         _ => return Ok(None),
     };
     let chat = match &work {
-        Work::Reply { customer, .. } | Work::Csat { customer, .. } => customer.0,
+        Work::Reply { customer, .. }
+        | Work::Csat { customer, .. }
+        | Work::ClearButtons { customer, .. } => customer.0,
     };
     Ok(Some(Job {
         position: event.position,
@@ -158,6 +199,41 @@ pub(super) async fn job_for(ctx: &Context, event: &RecordedEvent) -> Result<Opti
         work,
         cause,
     }))
+}
+
+/// The content of reply `message_id`, from its `ticket.agent_replied` event.
+async fn reply_content(
+    ctx: &Context,
+    ticket: TicketId,
+    message_id: MessageId,
+) -> Result<Option<ReplyContent>, NotNow> {
+    const PAGE: usize = 500;
+    let stream = ticket.stream().name();
+    let wanted = serde_json::Value::String(message_id.to_string());
+    let mut from = 0;
+    loop {
+        let events = ctx
+            .commands
+            .log()
+            .read_stream(&stream, from, Direction::Forwards, PAGE)
+            .await?;
+        for event in &events {
+            if event.event_type != "ticket.agent_replied" || event.payload["message_id"] != wanted {
+                continue;
+            }
+            let decoded =
+                TicketEvent::decode(&event.event_type, event.schema_version, &event.payload);
+            return Ok(match decoded {
+                Ok(TicketEvent::AgentReplied(reply)) => Some(reply.content),
+                // As in `job_for`: the decoder's message may quote the text.
+                _ => None,
+            });
+        }
+        match events.last() {
+            Some(last) if events.len() == PAGE => from = last.stream_version + 1,
+            _ => return Ok(None),
+        }
+    }
 }
 
 /// How a job ended.
@@ -179,10 +255,17 @@ pub(super) async fn run(ctx: Arc<Context>, job: Job) -> Ended {
             message_id,
             content,
         } => {
+            let Some(try_key) = pending(&ctx, job.cause, *ticket, *message_id).await else {
+                // Its outcome was recorded after the job was queued (a retry asked while the
+                // reply was being sent, and an older event read again after a restart).
+                return Ended::Finished;
+            };
             let parts = plan(content);
-            let outcome = send_all(&ctx, job.chat, &parts).await;
-            record_reply(&ctx, job.cause, *ticket, *customer, *message_id, outcome).await
+            let outcome = deliver(&ctx, job.chat, job.cause, *ticket, *message_id, &parts).await;
+            let reply = (*ticket, *customer, *message_id);
+            record_reply(&ctx, job.cause, reply, &try_key, outcome).await
         }
+        Work::ClearButtons { ticket, .. } => clear_buttons(&ctx, job.chat, *ticket).await,
         Work::Csat { ticket, customer } => {
             let part = Part::Text {
                 text: super::prompt::rating_prompt(&ctx.commands, *customer).await,
@@ -240,25 +323,143 @@ enum ReplyOutcome {
     Stopped,
 }
 
-/// Sends the parts in order, stopping at the first that does not go through.
-async fn send_all(ctx: &Context, chat: i64, parts: &[Part]) -> ReplyOutcome {
+/// Whether reply `message_id` still waits for its outcome, and if so the idempotency key of
+/// this try's outcome: the ticket's version now, which no other try of the reply sees (each
+/// try before ended with an outcome event, or recorded nothing). When the ticket cannot be
+/// read now, the reply is taken as waiting (`job_for` found it so moments ago) and the key is
+/// the job's event.
+async fn pending(
+    ctx: &Context,
+    cause: Cause,
+    ticket: TicketId,
+    message_id: MessageId,
+) -> Option<String> {
+    let fallback = || format!("delivery:{message_id}:{}", cause.event_id);
+    let stream = ticket.stream();
+    let state = match ctx.commands.state::<Ticket>(stream).await {
+        Ok(state) => state,
+        Err(error) => {
+            tracing::warn!(ticket.id = %ticket, error = %Retry::Load(error).safe_display(),
+                "cannot re-read the ticket before sending; sending");
+            return Some(fallback());
+        }
+    };
+    let waiting = state
+        .state()
+        .is_some_and(|state| state.replies.get(&message_id) == Some(&Delivery::Pending));
+    if !waiting {
+        return None;
+    }
+    match ctx.commands.log().stream_version(&stream.name()).await {
+        Ok(Some(version)) => Some(format!("delivery:{message_id}:v{version}")),
+        _ => Some(fallback()),
+    }
+}
+
+/// Sends the reply's parts in order, stopping at the first Telegram refuses. Transient
+/// failures are tried again with the policy's backoff until `retry_for` has passed since the
+/// first of them; the schedule is saved in `delivery_retries` after each failure, so a restart
+/// resumes it (same attempt count, same deadline, the parts already accepted not sent again).
+async fn deliver(
+    ctx: &Context,
+    chat: i64,
+    cause: Cause,
+    ticket: TicketId,
+    message_id: MessageId,
+    parts: &[Part],
+) -> ReplyOutcome {
     let total = parts.len();
-    let mut first = None;
-    for (sent, part) in parts.iter().enumerate() {
-        match ctx.sender.send(chat, part).await {
-            Sent::Accepted(id) => {
+    let mut retry = match ctx.store.retry(message_id).await {
+        // A schedule of another event's job is from an earlier try that ended (a retry was
+        // asked since): this one starts afresh.
+        Ok(row) => row.filter(|row| row.cause_event_id == cause.event_id),
+        Err(error) => {
+            tracing::warn!(%error, message.id = %message_id,
+                "cannot read the reply's retry schedule; starting a new one");
+            None
+        }
+    };
+    let mut sent = retry.as_ref().map_or(0, |row| {
+        usize::try_from(row.parts_sent).unwrap_or(0).min(total)
+    });
+    let mut first = retry.as_ref().and_then(|row| row.first_telegram_message_id);
+    if let Some(row) = &retry
+        && let Ok(wait) = row
+            .next_attempt_at
+            .signed_duration_since(Utc::now())
+            .to_std()
+    {
+        tracing::info!(ticket.id = %ticket, message.id = %message_id, attempts = row.attempts,
+            wait_ms = u64::try_from(wait.as_millis()).unwrap_or(u64::MAX),
+            "resuming the retries of a reply");
+        if !ctx.sender.sleep(wait).await {
+            return ReplyOutcome::Stopped;
+        }
+    }
+    while sent < total {
+        let reason = match ctx.sender.attempt(chat, &parts[sent]).await {
+            Attempt::Accepted(id) => {
                 first.get_or_insert(id);
+                sent += 1;
+                if let Some(row) = retry.as_mut()
+                    && sent < total
+                {
+                    // So that a restart does not send this part again.
+                    row.parts_sent = i32::try_from(sent).unwrap_or(i32::MAX);
+                    row.first_telegram_message_id = first;
+                    save_retry(ctx, ticket, message_id, row).await;
+                }
+                continue;
             }
-            Sent::Blocked => return ReplyOutcome::Blocked { sent, total },
-            Sent::Failed { reason, retryable } => {
+            Attempt::Blocked => return ReplyOutcome::Blocked { sent, total },
+            Attempt::Permanent(reason) => {
                 return ReplyOutcome::Failed {
                     reason,
-                    retryable,
+                    retryable: false,
                     sent,
                     total,
                 };
             }
-            Sent::Stopped => return ReplyOutcome::Stopped,
+            Attempt::Stopped => return ReplyOutcome::Stopped,
+            Attempt::Transient(reason) => reason,
+        };
+        let now = Utc::now();
+        let row = retry.get_or_insert_with(|| RetryRow {
+            cause_event_id: cause.event_id,
+            attempts: 0,
+            parts_sent: 0,
+            first_telegram_message_id: None,
+            first_failed_at: now,
+            next_attempt_at: now,
+            last_error: String::new(),
+        });
+        row.attempts = row.attempts.saturating_add(1);
+        row.parts_sent = i32::try_from(sent).unwrap_or(i32::MAX);
+        row.first_telegram_message_id = first;
+        row.last_error.clone_from(&reason);
+        let deadline = row.first_failed_at
+            + chrono::TimeDelta::from_std(ctx.retry_for).unwrap_or(chrono::TimeDelta::MAX);
+        if now >= deadline {
+            return ReplyOutcome::Failed {
+                reason: format!("{reason} (gave up after {} attempts)", row.attempts),
+                retryable: true,
+                sent,
+                total,
+            };
+        }
+        let pause = ctx
+            .sender
+            .pause_after(u32::try_from(row.attempts).unwrap_or(u32::MAX));
+        let next = (now + chrono::TimeDelta::from_std(pause).unwrap_or(chrono::TimeDelta::MAX))
+            .min(deadline);
+        row.next_attempt_at = next;
+        save_retry(ctx, ticket, message_id, row).await;
+        let wait = next.signed_duration_since(now).to_std().unwrap_or_default();
+        tracing::info!(ticket.id = %ticket, message.id = %message_id, attempt = row.attempts,
+            wait_ms = u64::try_from(wait.as_millis()).unwrap_or(u64::MAX), %reason,
+            "sending the reply failed; retrying");
+        if !ctx.sender.sleep(wait).await {
+            return ReplyOutcome::Stopped;
         }
     }
     match first {
@@ -273,6 +474,62 @@ async fn send_all(ctx: &Context, chat: i64, parts: &[Part]) -> ReplyOutcome {
     }
 }
 
+/// Saves a reply's retry schedule; a failed save is logged (the schedule still holds in this
+/// process, and a restart would only start it afresh).
+async fn save_retry(ctx: &Context, ticket: TicketId, message_id: MessageId, row: &RetryRow) {
+    if let Err(error) = ctx.store.save_retry(message_id, ticket, row).await {
+        tracing::warn!(%error, message.id = %message_id, "cannot save the reply's retry schedule");
+    }
+}
+
+/// Takes the buttons off the ticket's satisfaction prompts. A prompt Telegram will not edit
+/// (too old, deleted, the bot blocked) counts as done; one that keeps failing on the way is
+/// left as it is.
+async fn clear_buttons(ctx: &Context, chat: i64, ticket: TicketId) -> Ended {
+    let prompts = retrying_read(ctx, || ctx.store.prompts_with_buttons(ticket)).await;
+    let Some(prompts) = prompts else {
+        return Ended::Abandoned;
+    };
+    if prompts.is_empty() {
+        return Ended::Finished;
+    }
+    for (resolved_event, message_id) in &prompts {
+        let part = Part::ClearButtons {
+            message_id: *message_id,
+        };
+        match ctx.sender.send(chat, &part).await {
+            Sent::Accepted(_) | Sent::Blocked => {}
+            Sent::Failed {
+                reason,
+                retryable: false,
+            } => {
+                tracing::info!(ticket.id = %ticket, %reason,
+                    "Telegram will not remove the rating buttons; leaving them");
+            }
+            Sent::Failed {
+                reason,
+                retryable: true,
+            } => {
+                tracing::warn!(ticket.id = %ticket, %reason, "could not remove the rating buttons");
+                continue;
+            }
+            Sent::Stopped => return Ended::Abandoned,
+        }
+        let written = retrying(ctx, "the removed rating buttons", || async {
+            ctx.store
+                .buttons_removed(*resolved_event)
+                .await
+                .map_err(Retry::Store)
+        })
+        .await;
+        if written == Written::GaveUp {
+            return Ended::Abandoned;
+        }
+    }
+    tracing::info!(ticket.id = %ticket, "rating buttons removed");
+    Ended::Finished
+}
+
 fn partial(reason: String, sent: usize, total: usize) -> String {
     if sent == 0 {
         reason
@@ -284,9 +541,8 @@ fn partial(reason: String, sent: usize, total: usize) -> String {
 async fn record_reply(
     ctx: &Context,
     cause: Cause,
-    ticket: TicketId,
-    customer: CustomerId,
-    message_id: MessageId,
+    (ticket, customer, message_id): (TicketId, CustomerId, MessageId),
+    try_key: &str,
     outcome: ReplyOutcome,
 ) -> Ended {
     let at = Utc::now();
@@ -335,9 +591,9 @@ async fn record_reply(
         }
     };
     let delivered = matches!(command, TicketCommand::RecordDelivery { .. });
-    // One outcome per reply: a retried write after a lost answer is a replay, not a second
-    // event.
-    let context = context(cause).idempotent(format!("delivery:{message_id}"));
+    // One outcome per try of the reply: a retried write after a lost answer is a replay, not
+    // a second event; a try asked for later has a key of its own (see `pending`).
+    let context = context(cause).idempotent(try_key.to_owned());
     let written = retrying(ctx, "the delivery outcome", || async {
         ctx.commands
             .execute_ticket(ticket, &command, &context)
@@ -346,6 +602,12 @@ async fn record_reply(
             .map_err(Retry::Flow)
     })
     .await;
+    if written != Written::GaveUp
+        && let Err(error) = ctx.store.forget_retry(message_id).await
+    {
+        // Harmless: a schedule left behind is ignored by any later try (another cause).
+        tracing::warn!(%error, message.id = %message_id, "cannot forget the reply's retries");
+    }
     if delivered {
         tracing::info!(ticket.id = %ticket, message.id = %message_id, "reply delivered");
         if written != Written::GaveUp {
@@ -403,6 +665,8 @@ enum Retry {
     Customer(CommandError<domain::customer::CustomerError>),
     #[error(transparent)]
     Store(sqlx::Error),
+    #[error(transparent)]
+    Load(CommandError<std::convert::Infallible>),
 }
 
 impl Retry {
@@ -414,6 +678,9 @@ impl Retry {
                 stream, version, ..
             })
             | Retry::Customer(CommandError::Decode {
+                stream, version, ..
+            })
+            | Retry::Load(CommandError::Decode {
                 stream, version, ..
             }) => Some((stream, version)),
             _ => None,
@@ -438,6 +705,7 @@ impl Retry {
         match self {
             Retry::Flow(error) => command(error),
             Retry::Customer(error) => command(error),
+            Retry::Load(error) => command(error),
             Retry::Store(_) => Some(true),
         }
     }
@@ -460,6 +728,26 @@ impl Written {
         match self {
             Written::Done | Written::Refused => Ended::Finished,
             Written::GaveUp => Ended::Abandoned,
+        }
+    }
+}
+
+/// Runs a read of the worker's own tables until it passes; `None` once the worker stops.
+async fn retrying_read<T, F, Fut>(ctx: &Context, mut read: F) -> Option<T>
+where
+    F: FnMut() -> Fut,
+    Fut: Future<Output = Result<T, sqlx::Error>>,
+{
+    let mut pauses = ctx.sender.pauses();
+    loop {
+        match read().await {
+            Ok(value) => return Some(value),
+            Err(error) => {
+                tracing::warn!(%error, "cannot read the delivery tables; retrying");
+                if !ctx.sender.sleep(pauses.next_pause()).await {
+                    return None;
+                }
+            }
         }
     }
 }

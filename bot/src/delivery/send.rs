@@ -2,23 +2,29 @@
 //! each kind of error (wait out a 429 for the whole bot, back off on network trouble, give up
 //! on anything Telegram refuses for good).
 //!
-//! Nothing here logs a request or an error's text as is: teloxide's network errors carry the
-//! request URL, which holds the bot token, and its parse errors carry the raw answer, which
-//! echoes the message text. Reasons are rebuilt from the error's kind instead.
+//! Nothing here logs a request or an error's text as is: network errors carry the request URL,
+//! which holds the bot token, and an unreadable answer may echo the message text. Reasons are
+//! rebuilt from the error's kind instead (see [`super::call`]).
 
 use std::num::NonZeroU32;
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
 use backon::{BackoffBuilder, ExponentialBackoff, ExponentialBuilder};
+use chrono::{DateTime, Utc};
 use domain::content::{MediaKind, ReplyContent};
 use governor::{DefaultDirectRateLimiter, DefaultKeyedRateLimiter, Quota, RateLimiter};
-use teloxide::payloads::setters::*;
-use teloxide::prelude::Requester;
-use teloxide::types::{ChatId, FileId, InlineKeyboardMarkup, InputFile, Message};
-use teloxide::{ApiError, Bot, RequestError};
+use teloxide::Bot;
+use teloxide::payloads::{
+    EditMessageReplyMarkup, SendAnimation, SendAudio, SendDocument, SendMessage, SendPhoto,
+    SendVideo, SendVoice,
+};
+use teloxide::types::{ChatId, FileId, InlineKeyboardMarkup, InputFile, MessageId, ReplyMarkup};
 use tokio::time::Instant;
 use tokio_util::sync::CancellationToken;
+
+use super::call::{self, CallError};
+use crate::store::DeliveryStore;
 
 /// Telegram's longest media caption. Telegram counts UTF-16 code units, so that is what
 /// [`plan`] counts too (an emoji takes two).
@@ -27,9 +33,11 @@ pub(super) const CAPTION_CHARS: usize = 1024;
 /// The longest failure reason recorded (the domain allows 1024 characters).
 const REASON_CHARS: usize = 500;
 
-/// One Telegram message to send.
+/// One Telegram message to send (or to change).
 #[derive(Debug, Clone, PartialEq)]
 pub(super) enum Part {
+    /// `editMessageReplyMarkup` without markup: the message's buttons go away.
+    ClearButtons { message_id: i32 },
     /// `sendMessage`, with inline buttons or not.
     Text {
         text: String,
@@ -74,66 +82,55 @@ pub(super) enum SendError {
     RetryAfter(Duration),
     /// 403 "bot was blocked by the user".
     Blocked,
-    /// Worth sending again after a pause (network, 5xx, unreadable answer).
+    /// Worth sending again after a pause (network, 5xx, 429 without a wait, unreadable answer).
     Transient(String),
     /// Telegram refused for good (bad file id, chat not found…): its description.
     Permanent(String),
 }
 
-/// Classifies a teloxide error without keeping any of its text that could hold the token or
-/// the message.
-pub(super) fn classify(error: &RequestError) -> SendError {
+/// Classifies a failed call by Telegram's `error_code`, keeping no text that could hold the
+/// token or the message.
+pub(super) fn classify(error: &CallError) -> SendError {
     match error {
-        RequestError::RetryAfter(after) => SendError::RetryAfter(after.duration()),
-        RequestError::Api(ApiError::BotBlocked) => SendError::Blocked,
-        RequestError::Api(ApiError::Unknown(description)) if server_side(description) => {
-            SendError::Transient(truncate(description))
-        }
-        RequestError::Api(ApiError::Unknown(description)) => {
-            SendError::Permanent(truncate(description))
-        }
-        // Known errors display as Telegram's own description.
-        RequestError::Api(api) => SendError::Permanent(truncate(&api.to_string())),
-        RequestError::MigrateToChatId(_) => {
+        CallError::RetryAfter(after) => SendError::RetryAfter(*after),
+        CallError::Migrated => {
             SendError::Permanent("the group chat became a supergroup".to_owned())
         }
-        RequestError::Network(error) => SendError::Transient(
-            if error.is_timeout() {
-                "network error: Telegram did not answer in time"
-            } else if error.is_connect() {
-                "network error: could not connect to Telegram"
-            } else if error.is_body() || error.is_decode() {
-                "network error: the answer was cut off"
-            } else {
-                "network error"
-            }
-            .to_owned(),
-        ),
-        RequestError::InvalidJson { .. } => {
+        CallError::Api { code, description } => match code {
+            403 if description.contains("bot was blocked by the user") => SendError::Blocked,
+            429 | 500..=599 => SendError::Transient(truncate(description)),
+            _ => SendError::Permanent(truncate(description)),
+        },
+        CallError::Network(what) => SendError::Transient((*what).to_owned()),
+        CallError::Unreadable { status } if *status >= 500 => {
+            SendError::Transient(format!("Telegram answered HTTP {status}"))
+        }
+        CallError::Unreadable { .. } => {
             SendError::Transient("Telegram answered something that is not the Bot API".to_owned())
         }
-        RequestError::Io(_) => SendError::Transient("I/O error while sending".to_owned()),
     }
-}
-
-/// Descriptions of errors on Telegram's side rather than with our request.
-fn server_side(description: &str) -> bool {
-    [
-        "Internal Server Error",
-        "Bad Gateway",
-        "Gateway Timeout",
-        "Service Unavailable",
-        "Too Many Requests",
-    ]
-    .iter()
-    .any(|prefix| description.starts_with(prefix))
 }
 
 fn truncate(text: &str) -> String {
     text.chars().take(REASON_CHARS).collect()
 }
 
-/// How one part ended.
+/// How one attempt at a part ended.
+#[derive(Debug, Clone, PartialEq)]
+pub(super) enum Attempt {
+    /// Telegram accepted it: the message id.
+    Accepted(i32),
+    /// The customer blocked the bot.
+    Blocked,
+    /// Worth trying again later: why not now.
+    Transient(String),
+    /// Telegram refused it for good: why.
+    Permanent(String),
+    /// The worker is stopping and the part was not sent.
+    Stopped,
+}
+
+/// How one part ended after the sender's own retries.
 #[derive(Debug, Clone, PartialEq)]
 pub(super) enum Sent {
     /// Telegram accepted it: the message id.
@@ -172,6 +169,19 @@ impl RetryPolicy {
             longest: self.max_backoff,
         }
     }
+
+    /// The pause after failure number `failures` (1 for the first) of a run: the same
+    /// schedule as [`RetryPolicy::pauses`], for a run that went on across a restart.
+    pub(super) fn pause_after(&self, failures: u32) -> Duration {
+        let mut pauses = self.pauses();
+        // Past the cap every pause has the same ceiling: no need to walk further.
+        let steps = failures.clamp(1, 64);
+        let mut pause = pauses.next_pause();
+        for _ in 1..steps {
+            pause = pauses.next_pause();
+        }
+        pause
+    }
 }
 
 /// The pauses after one failure after another: exponential, capped, and each drawn from the
@@ -191,8 +201,9 @@ impl Pauses {
     }
 }
 
-/// Sends parts to Telegram within the rate limits, honouring 429 for the whole bot and
-/// retrying what may pass later. Shared by every chat lane.
+/// Sends parts to Telegram within the rate limits, honouring 429 for the whole bot (also
+/// across restarts: the pause is saved) and retrying what may pass later. Shared by every
+/// chat lane.
 #[derive(Debug)]
 pub(super) struct Sender {
     bot: Bot,
@@ -201,6 +212,7 @@ pub(super) struct Sender {
     /// While set and in the future, nobody sends: Telegram asked the bot to wait.
     paused_until: Mutex<Option<Instant>>,
     retry: RetryPolicy,
+    store: DeliveryStore,
     /// Cancelled once the worker is stopping.
     stop: CancellationToken,
 }
@@ -211,6 +223,7 @@ impl Sender {
         overall: NonZeroU32,
         per_chat: NonZeroU32,
         retry: RetryPolicy,
+        store: DeliveryStore,
         stop: CancellationToken,
     ) -> Arc<Self> {
         Arc::new(Sender {
@@ -219,6 +232,7 @@ impl Sender {
             per_chat: RateLimiter::keyed(Quota::per_second(per_chat)),
             paused_until: Mutex::new(None),
             retry,
+            store,
             stop,
         })
     }
@@ -229,24 +243,33 @@ impl Sender {
         self.per_chat.shrink_to_fit();
     }
 
-    /// Sends one part to `chat`, waiting for the rate limits, and retrying after a 429 (for
-    /// as long as Telegram asks) or a transient error (up to the policy's attempts). Waits
-    /// are cut short when the worker stops: the part is then [`Sent::Stopped`], unsent.
-    pub(super) async fn send(&self, chat: i64, part: &Part) -> Sent {
-        let mut failures = 0;
-        let mut pauses = self.retry.pauses();
+    /// Takes up a pause Telegram asked for before a restart: nothing is sent before `until`.
+    pub(super) fn resume_pause(&self, until: DateTime<Utc>) {
+        if let Ok(left) = until.signed_duration_since(Utc::now()).to_std() {
+            tracing::info!(
+                left_s = left.as_secs(),
+                "Telegram asked the bot to wait before the restart; waiting it out"
+            );
+            self.pause_here(left);
+        }
+    }
+
+    /// One attempt at `part` to `chat`: waits for the rate limits and for any 429 pause, and
+    /// sends again after a 429 for as long as Telegram asks. Waits are cut short when the
+    /// worker stops: the part is then [`Attempt::Stopped`], unsent.
+    pub(super) async fn attempt(&self, chat: i64, part: &Part) -> Attempt {
         loop {
             if !self.wait_while_paused().await {
-                return Sent::Stopped;
+                return Attempt::Stopped;
             }
             self.per_chat.until_key_ready(&chat).await;
             self.overall.until_ready().await;
             // A 429 may have arrived while this part waited for its turn.
             if !self.wait_while_paused().await {
-                return Sent::Stopped;
+                return Attempt::Stopped;
             }
             let error = match send_part(&self.bot, ChatId(chat), part).await {
-                Ok(message) => return Sent::Accepted(message.id.0),
+                Ok(message) => return Attempt::Accepted(message),
                 Err(error) => classify(&error),
             };
             match error {
@@ -255,39 +278,66 @@ impl Sender {
                         retry_after_s = wait.as_secs(),
                         "Telegram asked the bot to slow down; pausing every send"
                     );
-                    self.pause_for(wait);
+                    self.pause_for(wait).await;
                 }
-                SendError::Blocked => return Sent::Blocked,
-                SendError::Permanent(reason) => {
+                SendError::Blocked => return Attempt::Blocked,
+                SendError::Permanent(reason) => return Attempt::Permanent(reason),
+                SendError::Transient(reason) => return Attempt::Transient(reason),
+            }
+        }
+    }
+
+    /// Sends one part, retrying transient errors in memory up to the policy's attempts (for
+    /// satisfaction prompts and their buttons; replies keep a schedule of their own, see
+    /// `job`).
+    pub(super) async fn send(&self, chat: i64, part: &Part) -> Sent {
+        let mut failures = 0;
+        let mut pauses = self.retry.pauses();
+        loop {
+            let reason = match self.attempt(chat, part).await {
+                Attempt::Accepted(id) => return Sent::Accepted(id),
+                Attempt::Blocked => return Sent::Blocked,
+                Attempt::Permanent(reason) => {
                     return Sent::Failed {
                         reason,
                         retryable: false,
                     };
                 }
-                SendError::Transient(reason) => {
-                    failures += 1;
-                    if failures >= self.retry.max_attempts {
-                        return Sent::Failed {
-                            reason,
-                            retryable: true,
-                        };
-                    }
-                    let pause = pauses.next_pause();
-                    tracing::info!(
-                        attempt = failures,
-                        pause_ms = u64::try_from(pause.as_millis()).unwrap_or(u64::MAX),
-                        %reason,
-                        "send failed; retrying"
-                    );
-                    if !self.sleep(pause).await {
-                        return Sent::Stopped;
-                    }
-                }
+                Attempt::Stopped => return Sent::Stopped,
+                Attempt::Transient(reason) => reason,
+            };
+            failures += 1;
+            if failures >= self.retry.max_attempts {
+                return Sent::Failed {
+                    reason,
+                    retryable: true,
+                };
+            }
+            let pause = pauses.next_pause();
+            tracing::info!(
+                attempt = failures,
+                pause_ms = u64::try_from(pause.as_millis()).unwrap_or(u64::MAX),
+                %reason,
+                "send failed; retrying"
+            );
+            if !self.sleep(pause).await {
+                return Sent::Stopped;
             }
         }
     }
 
-    fn pause_for(&self, wait: Duration) {
+    /// Pauses every lane for `wait`, and saves the end of the pause so that a restart keeps
+    /// it (a failed save is logged: the pause still holds in this process).
+    async fn pause_for(&self, wait: Duration) {
+        self.pause_here(wait);
+        let not_before =
+            Utc::now() + chrono::TimeDelta::from_std(wait).unwrap_or(chrono::TimeDelta::MAX);
+        if let Err(error) = self.store.save_pause(not_before).await {
+            tracing::warn!(%error, "cannot save Telegram's pause; a restart may send earlier");
+        }
+    }
+
+    fn pause_here(&self, wait: Duration) {
         let until = Instant::now() + wait;
         let mut paused = self
             .paused_until
@@ -334,25 +384,28 @@ impl Sender {
         self.retry.pauses()
     }
 
+    /// The policy's pause after failure number `failures`.
+    pub(super) fn pause_after(&self, failures: u32) -> Duration {
+        self.retry.pause_after(failures)
+    }
+
     /// True once the worker is stopping.
     pub(super) fn stopping(&self) -> bool {
         self.stop.is_cancelled()
     }
 }
 
-async fn send_part(bot: &Bot, chat: ChatId, part: &Part) -> Result<Message, RequestError> {
+async fn send_part(bot: &Bot, chat: ChatId, part: &Part) -> Result<i32, CallError> {
     match part {
-        Part::Text {
-            text,
-            keyboard: None,
-        } => bot.send_message(chat, text.clone()).await,
-        Part::Text {
-            text,
-            keyboard: Some(keyboard),
-        } => {
-            bot.send_message(chat, text.clone())
-                .reply_markup(keyboard.clone())
-                .await
+        Part::Text { text, keyboard } => {
+            let mut payload = SendMessage::new(chat, text.clone());
+            payload.reply_markup = keyboard.clone().map(ReplyMarkup::InlineKeyboard);
+            call::send(bot, &payload).await
+        }
+        Part::ClearButtons { message_id } => {
+            // Without `reply_markup` Telegram removes the inline keyboard.
+            let payload = EditMessageReplyMarkup::new(chat, MessageId(*message_id));
+            call::call(bot, &payload).await.map(|_| *message_id)
         }
         Part::Media {
             kind,
@@ -360,23 +413,22 @@ async fn send_part(bot: &Bot, chat: ChatId, part: &Part) -> Result<Message, Requ
             caption,
         } => {
             let file = InputFile::file_id(FileId(file_id.clone()));
-            // Each request type has its own `caption` setter, hence the repetition.
+            let caption = caption.clone();
+            // Each payload type has its own `caption` field, hence the repetition.
             macro_rules! send {
-                ($method:ident) => {{
-                    let request = bot.$method(chat, file);
-                    match caption {
-                        Some(caption) => request.caption(caption.clone()).await,
-                        None => request.await,
-                    }
+                ($payload:ident) => {{
+                    let mut payload = $payload::new(chat, file);
+                    payload.caption = caption;
+                    call::send(bot, &payload).await
                 }};
             }
             match kind {
-                MediaKind::Photo => send!(send_photo),
-                MediaKind::Video => send!(send_video),
-                MediaKind::Document => send!(send_document),
-                MediaKind::Audio => send!(send_audio),
-                MediaKind::Voice => send!(send_voice),
-                MediaKind::Animation => send!(send_animation),
+                MediaKind::Photo => send!(SendPhoto),
+                MediaKind::Video => send!(SendVideo),
+                MediaKind::Document => send!(SendDocument),
+                MediaKind::Audio => send!(SendAudio),
+                MediaKind::Voice => send!(SendVoice),
+                MediaKind::Animation => send!(SendAnimation),
             }
         }
     }
@@ -487,32 +539,74 @@ mod tests {
     }
 
     #[test]
-    fn errors_are_classified_by_what_telegram_said() {
-        use teloxide::types::Seconds;
+    fn errors_are_classified_by_telegrams_error_code() {
+        let api = |code: u16, description: &str| CallError::Api {
+            code,
+            description: description.to_owned(),
+        };
         assert_eq!(
-            classify(&RequestError::RetryAfter(Seconds::from_seconds(3))),
+            classify(&CallError::RetryAfter(Duration::from_secs(3))),
             SendError::RetryAfter(Duration::from_secs(3))
         );
         assert_eq!(
-            classify(&RequestError::Api(ApiError::BotBlocked)),
+            classify(&api(403, "Forbidden: bot was blocked by the user")),
             SendError::Blocked
         );
         assert_eq!(
-            classify(&RequestError::Api(ApiError::Unknown(
-                "Internal Server Error".into()
-            ))),
-            SendError::Transient("Internal Server Error".into())
+            classify(&api(403, "Forbidden: user is deactivated")),
+            SendError::Permanent("Forbidden: user is deactivated".into())
+        );
+        for code in [500, 502, 503, 504] {
+            assert_eq!(
+                classify(&api(code, "Bad Gateway")),
+                SendError::Transient("Bad Gateway".into())
+            );
+        }
+        assert_eq!(
+            classify(&api(429, "Too Many Requests")),
+            SendError::Transient("Too Many Requests".into())
         );
         assert_eq!(
-            classify(&RequestError::Api(ApiError::Unknown(
-                "Bad Request: something new".into()
-            ))),
-            SendError::Permanent("Bad Request: something new".into())
+            classify(&api(400, "Bad Request: chat not found")),
+            SendError::Permanent("Bad Request: chat not found".into())
         );
         assert!(matches!(
-            classify(&RequestError::Api(ApiError::ChatNotFound)),
-            SendError::Permanent(reason) if reason.starts_with("Bad Request")
+            classify(&CallError::Unreadable { status: 502 }),
+            SendError::Transient(reason) if reason.contains("502")
         ));
+        assert!(matches!(
+            classify(&CallError::Network("network error")),
+            SendError::Transient(_)
+        ));
+        assert!(matches!(
+            classify(&CallError::Migrated),
+            SendError::Permanent(_)
+        ));
+        let long = "x".repeat(2 * REASON_CHARS);
+        assert!(matches!(
+            classify(&api(400, &long)),
+            SendError::Permanent(reason) if reason.chars().count() == REASON_CHARS
+        ));
+    }
+
+    #[test]
+    fn a_run_resumed_after_a_restart_pauses_as_long_as_an_unbroken_one() {
+        let policy = RetryPolicy {
+            max_attempts: 10,
+            first_backoff: Duration::from_millis(100),
+            max_backoff: Duration::from_secs(2),
+        };
+        let rounding = Duration::from_micros(1);
+        for failures in [1u32, 2, 3, 5, 10, 1_000, u32::MAX] {
+            let ceiling = Duration::from_millis(100)
+                .saturating_mul(1u32.checked_shl(failures.min(32) - 1).unwrap_or(u32::MAX))
+                .min(Duration::from_secs(2));
+            let pause = policy.pause_after(failures);
+            assert!(
+                pause + rounding >= ceiling / 2 && pause <= ceiling + rounding,
+                "{failures}: {pause:?}"
+            );
+        }
     }
 
     #[test]

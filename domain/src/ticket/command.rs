@@ -193,6 +193,15 @@ pub enum TicketCommand {
         /// When.
         at: DateTime<Utc>,
     },
+    /// Send a reply whose delivery failed again (an agent asks for it).
+    RetryDelivery {
+        /// The reply.
+        message_id: MessageId,
+        /// Who asks.
+        by: AgentId,
+        /// When.
+        at: DateTime<Utc>,
+    },
     /// Record the customer's satisfaction rating.
     Rate {
         /// 1 to 5.

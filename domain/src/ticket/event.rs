@@ -297,6 +297,18 @@ pub struct ReplyDeliveryFailed {
     pub at: DateTime<Utc>,
 }
 
+/// `ticket.reply_delivery_retry_requested`: an agent asked for a failed reply to be sent
+/// again; it is pending until its next outcome.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct ReplyDeliveryRetryRequested {
+    /// The reply.
+    pub message_id: MessageId,
+    /// Who asked.
+    pub by: AgentId,
+    /// When.
+    pub at: DateTime<Utc>,
+}
+
 /// The free-text part of a CSAT rating.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 pub struct RatingComment {
@@ -353,6 +365,9 @@ event_enum! {
         ReplyDelivered(ReplyDelivered) = "ticket.reply_delivered" v 1;
         /// A reply did not reach Telegram.
         ReplyDeliveryFailed(ReplyDeliveryFailed) = "ticket.reply_delivery_failed" v 1;
+        /// An agent asked for a failed reply to be sent again.
+        ReplyDeliveryRetryRequested(ReplyDeliveryRetryRequested) =
+            "ticket.reply_delivery_retry_requested" v 1;
         /// The customer rated the ticket.
         Rated(TicketRated) = "ticket.rated" v 1;
     }

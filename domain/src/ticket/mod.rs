@@ -23,8 +23,9 @@ pub use command::{
 pub use event::{
     Actor, AgentReplied, CategoryChanged, Channel, CustomerMessageEdited, CustomerMessagePosted,
     LifecycleStep, NoteAdded, NoteContent, Priority, PriorityChanged, RatingComment,
-    ReplyDelivered, ReplyDeliveryFailed, StatusChanged, TagChanged, TicketAssigned, TicketEvent,
-    TicketOpened, TicketOpenedV1, TicketRated, TicketStatus, TicketUnassigned, WorkStatus,
+    ReplyDelivered, ReplyDeliveryFailed, ReplyDeliveryRetryRequested, StatusChanged, TagChanged,
+    TicketAssigned, TicketEvent, TicketOpened, TicketOpenedV1, TicketRated, TicketStatus,
+    TicketUnassigned, WorkStatus,
 };
 
 use crate::content::{CustomerMessage, TelegramMessageId};
@@ -189,6 +190,19 @@ impl TicketState {
             C::Close { .. } if closed => Ok(vec![]),
             _ if closed => Err(TicketError::Closed),
             C::Close { by, at } => Ok(vec![E::Closed(LifecycleStep { by: *by, at: *at })]),
+            C::RetryDelivery { message_id, by, at } => match self.replies.get(message_id) {
+                None => Err(TicketError::UnknownMessage),
+                Some(Delivery::Delivered(_)) => Err(TicketError::AlreadyDelivered),
+                // Already on its way (asked before, or never failed): nothing to do.
+                Some(Delivery::Pending) => Ok(vec![]),
+                Some(Delivery::Failed { .. }) => Ok(vec![E::ReplyDeliveryRetryRequested(
+                    ReplyDeliveryRetryRequested {
+                        message_id: *message_id,
+                        by: *by,
+                        at: *at,
+                    },
+                )]),
+            },
             C::PostCustomerMessage(post) => self.post_customer_message(post),
             C::EditCustomerMessage(edit) => {
                 edit.content.validate()?;
@@ -443,6 +457,11 @@ impl TicketState {
                     *delivery = Delivery::Failed {
                         retryable: failed.retryable,
                     };
+                }
+            }
+            E::ReplyDeliveryRetryRequested(retry) => {
+                if let Some(delivery) = self.replies.get_mut(&retry.message_id) {
+                    *delivery = Delivery::Pending;
                 }
             }
             E::Rated(rated) => {

@@ -27,8 +27,8 @@ use domain::settings::{
 use domain::ticket::{
     Actor, AgentReplied, CategoryChanged, Channel, CustomerMessageEdited, CustomerMessagePosted,
     LifecycleStep, NoteAdded, NoteContent, Priority, PriorityChanged, RatingComment,
-    ReplyDelivered, ReplyDeliveryFailed, StatusChanged, TagChanged, TicketAssigned, TicketEvent,
-    TicketOpened, TicketRated, TicketStatus, TicketUnassigned,
+    ReplyDelivered, ReplyDeliveryFailed, ReplyDeliveryRetryRequested, StatusChanged, TagChanged,
+    TicketAssigned, TicketEvent, TicketOpened, TicketRated, TicketStatus, TicketUnassigned,
 };
 use domain::{
     AgentId, AnyEvent, BroadcastId, CategoryId, CustomerId, MessageId, TemplateId, TicketId,
@@ -206,6 +206,11 @@ pub(crate) fn samples() -> Vec<AnyEvent> {
             message_id: MessageId(uuid(5)),
             reason: "Forbidden: bot was blocked by the user".into(),
             retryable: false,
+            at: at(),
+        }),
+        TicketEvent::ReplyDeliveryRetryRequested(ReplyDeliveryRetryRequested {
+            message_id: MessageId(uuid(5)),
+            by: agent(),
             at: at(),
         }),
         TicketEvent::Rated(TicketRated {

@@ -654,6 +654,17 @@ pub(crate) fn scripted() -> (History, Cast) {
         failed_reply,
         "Forbidden: bot was blocked by the user",
     );
+    // An agent asks for it to be sent again, and it fails the same way.
+    h.at(conversation, |at| TicketCommand::RetryDelivery {
+        message_id: failed_reply,
+        by: alice,
+        at,
+    });
+    h.failed(
+        conversation,
+        failed_reply,
+        "Forbidden: bot was blocked by the user",
+    );
     h.note(conversation, alice, "Customer is a VIP");
     h.at(conversation, |at| TicketCommand::SetStatus {
         status: WorkStatus::Pending,

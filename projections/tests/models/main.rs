@@ -112,7 +112,7 @@ fn the_scripted_history_holds_every_event_type() {
         .iter()
         .map(|form| form.event_type)
         .collect();
-    assert_eq!(known.len(), 59);
+    assert_eq!(known.len(), 61);
     assert_eq!(types, known);
     assert!(h.events.windows(2).all(|w| w[0].position < w[1].position));
 }
@@ -387,6 +387,21 @@ async fn a_reply_delivered_in_a_later_batch_updates_its_row(pool: PgPool) {
         state().fetch_one(&mut *conn).await.unwrap().as_deref(),
         Some("failed")
     );
+    // An agent asks for it to be sent again: pending, without the old failure.
+    let seen = h.events.len();
+    h.at(ticket, |at| TicketCommand::RetryDelivery {
+        message_id: reply,
+        by: agent,
+        at,
+    });
+    apply_whole(&mut conn, Target::Live, &h.events[seen..]).await;
+    let (state_now, reason): (String, Option<String>) =
+        sqlx::query_as("select delivery_state, failure_reason from messages where id = $1")
+            .bind(reply.as_uuid())
+            .fetch_one(&mut *conn)
+            .await
+            .unwrap();
+    assert_eq!((state_now.as_str(), reason), ("pending", None));
     let seen = h.events.len();
     let telegram_id = h.delivered(ticket, reply);
     apply_whole(&mut conn, Target::Live, &h.events[seen..]).await;

@@ -1,4 +1,5 @@
-//! Ticket mutations: reply, note, assign, status, priority, category, tags.
+//! Ticket mutations: reply, note, assign, status, priority, category, tags, and sending a
+//! failed reply again.
 //!
 //! Each needs `WriteTickets`, an agent to do it in the name of (the events name the agent who
 //! acted: the signed-in agent, or the admin who created the API token, see [`acting_agent`])
@@ -18,6 +19,7 @@ use domain::ticket::{
     TicketStatus, WorkStatus,
 };
 use domain::{AgentId, AnyEvent, CategoryId, MessageId, StreamId, TemplateId, TicketId};
+use projections::tickets::Direction;
 use uuid::Uuid;
 
 use super::types::{PriorityValue, TicketStatusValue};
@@ -163,6 +165,15 @@ pub struct TagTicketInput {
     pub idempotency_key: Option<String>,
 }
 
+/// Input of `retryDelivery`.
+#[derive(Debug, InputObject)]
+pub struct RetryDeliveryInput {
+    /// The failed agent reply (its `messageId`).
+    pub message_id: ID,
+    /// Makes a retry harmless.
+    pub idempotency_key: Option<String>,
+}
+
 /// What a ticket mutation did.
 #[derive(Debug, Clone, SimpleObject)]
 pub struct TicketPayload {
@@ -299,6 +310,43 @@ impl TicketMutation {
             position: position(&executed),
             ticket_id: ID(target.ticket.0.to_string()),
             message_id: ID(message_written(&executed, message_id).0.to_string()),
+            replayed: executed.replayed,
+        })
+    }
+
+    /// Sends a `failed` reply again: it becomes `pending` and the bot delivers it as a new
+    /// reply would be (`ticket.reply_delivery_retry_requested` in the log). A reply already on
+    /// its way (`pending` or `retrying`, for instance asked twice) is left alone: `position` is
+    /// null. A delivered reply is refused with `CONFLICT`; an unknown message, a customer
+    /// message or a ticket the caller may not see with `NOT_FOUND`.
+    #[graphql(guard = "Need(Permission::WriteTickets)")]
+    async fn retry_delivery(
+        &self,
+        ctx: &Context<'_>,
+        input: RetryDeliveryInput,
+    ) -> Result<TicketMessagePayload> {
+        let message = uuid("Message", &input.message_id)?;
+        let api = ctx.data_unchecked::<Api>();
+        // The read model says which ticket holds it; the command decides on the log whether it
+        // may be sent again.
+        let row = projections::tickets::queries::message(&api.pool, message)
+            .await
+            .map_err(error::database)?;
+        let Some(row) = row.filter(|row| row.direction == Direction::Out) else {
+            return Err(error(Code::NotFound, "no such reply"));
+        };
+        let target = target(ctx, &ID(row.ticket_id.to_string())).await?;
+        let command = TicketCommand::RetryDelivery {
+            message_id: MessageId(message),
+            by: target.agent,
+            at: Utc::now(),
+        };
+        let key = input.idempotency_key.as_deref();
+        let executed = send(ctx, "retryDelivery", key, target.ticket, &command).await?;
+        Ok(TicketMessagePayload {
+            position: position(&executed),
+            ticket_id: ID(target.ticket.0.to_string()),
+            message_id: ID(message.to_string()),
             replayed: executed.replayed,
         })
     }

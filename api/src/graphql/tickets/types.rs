@@ -5,8 +5,12 @@ use async_graphql::{ComplexObject, Context, Enum, ID, Json, Result, SimpleObject
 use chrono::{DateTime, Utc};
 
 use domain::ticket::{Priority, TicketStatus};
+use std::sync::Arc;
+
 use projections::StoredText;
-use projections::tickets::{Direction, MessageRow, NoteRow};
+use projections::delivery::DeliveryRetry as RetryRow;
+use projections::tickets::{DeliveryState, Direction, MessageRow, NoteRow};
+use tokio::sync::OnceCell;
 
 use crate::auth::Permission;
 use crate::graphql::context::Api;
@@ -142,8 +146,12 @@ pub struct Message {
     pub reply_to_telegram_message_id: Option<i32>,
     /// The template a reply was written from.
     pub template_id: Option<ID>,
-    /// Replies: pending, delivered or failed.
-    pub delivery_state: Option<String>,
+    /// The delivery state as the read model has it (`retrying` is told by the worker's table).
+    #[graphql(skip)]
+    pub stored_delivery_state: Option<DeliveryState>,
+    /// The worker's retries of a pending reply, read once per message object.
+    #[graphql(skip)]
+    pub retry: Arc<OnceCell<Option<RetryRow>>>,
     /// Why delivery failed.
     pub failure_reason: Option<String>,
     /// When the customer last edited it.
@@ -203,7 +211,8 @@ impl From<MessageRow> for Message {
                 .or(row.delivered_telegram_message_id),
             reply_to_telegram_message_id: row.reply_to_telegram_message_id,
             template_id: row.template_id.map(|id| ID(id.to_string())),
-            delivery_state: row.delivery_state.map(|state| state.as_str().to_owned()),
+            stored_delivery_state: row.delivery_state,
+            retry: Arc::default(),
             failure_reason: row.failure_reason,
             edited_at: row.edited_at,
             edits,
@@ -212,8 +221,64 @@ impl From<MessageRow> for Message {
     }
 }
 
+/// A reply the bot keeps trying to deliver after transient failures (network errors,
+/// Telegram's server errors).
+#[derive(Debug, Clone, SimpleObject)]
+pub struct DeliveryRetry {
+    /// Failed attempts so far.
+    pub attempts: i32,
+    /// When the first attempt failed; the bot gives up (and the reply becomes `failed`) once
+    /// the configured retry window has passed since then.
+    pub first_failed_at: DateTime<Utc>,
+    /// When the bot tries next.
+    pub next_attempt_at: DateTime<Utc>,
+    /// Why the last attempt failed.
+    pub last_error: String,
+}
+
+impl Message {
+    /// The worker's retries of this reply, when it is pending and being retried.
+    async fn retry_row(&self, ctx: &Context<'_>) -> Result<Option<RetryRow>> {
+        if self.stored_delivery_state != Some(DeliveryState::Pending) {
+            return Ok(None);
+        }
+        let api = ctx.data_unchecked::<Api>();
+        let id = self.message_id.parse::<uuid::Uuid>()?;
+        self.retry
+            .get_or_try_init(|| async {
+                projections::delivery::retry(&api.pool, id)
+                    .await
+                    .map_err(database)
+            })
+            .await
+            .cloned()
+    }
+}
+
 #[ComplexObject]
 impl Message {
+    /// Replies: `pending` (not sent yet, or being sent), `retrying` (sending failed for a
+    /// passing reason and the bot tries again, see `deliveryRetry`), `delivered` or `failed`
+    /// (see `failureReason`; `retryDelivery` sends it again). Null for customer messages.
+    async fn delivery_state(&self, ctx: &Context<'_>) -> Result<Option<String>> {
+        Ok(match self.stored_delivery_state {
+            Some(DeliveryState::Pending) if self.retry_row(ctx).await?.is_some() => {
+                Some("retrying".to_owned())
+            }
+            state => state.map(|state| state.as_str().to_owned()),
+        })
+    }
+
+    /// While the reply is `retrying`: its failed attempts, the next one and the last error.
+    async fn delivery_retry(&self, ctx: &Context<'_>) -> Result<Option<DeliveryRetry>> {
+        Ok(self.retry_row(ctx).await?.map(|row| DeliveryRetry {
+            attempts: row.attempts,
+            first_failed_at: row.first_failed_at,
+            next_attempt_at: row.next_attempt_at,
+            last_error: row.last_error,
+        }))
+    }
+
     /// The message it replies to: an agent's reply (by the id Telegram gave it on delivery) or
     /// a customer message, found by `replyToTelegramMessageId` in the customer's chat, on any
     /// of their tickets; null when it replies to nothing, to a message Ledgerdesk does not

@@ -369,6 +369,53 @@ fn delivery_outcomes_still_arrive_after_the_close() {
         .then([delivered(50, 900)]);
 }
 
+fn retry(id: u128) -> TicketCommand {
+    TicketCommand::RetryDelivery {
+        message_id: msg(id),
+        by: agent(),
+        at: t(7),
+    }
+}
+
+#[test]
+fn a_failed_reply_can_be_sent_again_once() {
+    let requested = TicketEvent::ReplyDeliveryRetryRequested(ReplyDeliveryRetryRequested {
+        message_id: msg(50),
+        by: agent(),
+        at: t(7),
+    });
+    for retryable in [true, false] {
+        let state = open_ticket([replied(50), failed(50, retryable)])
+            .when(retry(50))
+            .then([requested.clone()]);
+        assert_eq!(
+            state.state().and_then(|t| t.replies.get(&msg(50)).copied()),
+            Some(Delivery::Pending)
+        );
+    }
+    // Asked again while it is on its way: nothing more.
+    open_ticket([replied(50), failed(50, true), requested.clone()])
+        .when(retry(50))
+        .then([]);
+    // Its next outcome is recorded as the first was.
+    open_ticket([replied(50), failed(50, true), requested])
+        .when(record_delivery(50, 900))
+        .then([delivered(50, 900)]);
+}
+
+#[test]
+fn only_a_reply_that_is_not_delivered_can_be_sent_again() {
+    open_ticket([replied(50), delivered(50, 900)])
+        .when(retry(50))
+        .then_err(TicketError::AlreadyDelivered);
+    open_ticket([])
+        .when(retry(1))
+        .then_err(TicketError::UnknownMessage);
+    open_ticket([replied(50), failed(50, true), closed(t(6))])
+        .when(retry(50))
+        .then_err(TicketError::Closed);
+}
+
 // Rating
 
 #[test]

@@ -267,14 +267,15 @@ impl Life<'_> {
             .iter()
             .find(|(_, event_type)| *event_type == "ticket.agent_replied")
             .map(|(id, _)| *id);
-        self.deliver(message_id, media, &stamp, cause)
+        self.deliver(agent, message_id, media, &stamp, cause)
     }
 
     /// What the delivery worker records for a reply: delivered mostly; refused when the
-    /// customer blocked the bot (noted on the customer too), after a rate limit (then retried)
-    /// or for a bad file.
+    /// customer blocked the bot (noted on the customer too), after an outage outlasting the
+    /// retries (then, mostly, sent again at the agent's request) or for a bad file.
     pub(super) fn deliver(
         &mut self,
+        agent: AgentId,
         message_id: MessageId,
         media: bool,
         reply: &Stamp,
@@ -315,12 +316,21 @@ impl Life<'_> {
                 message_id,
                 reply,
                 cause,
-                "Too Many Requests: retry after 7",
+                "network error: could not connect to Telegram (gave up after 1712 attempts)",
                 true,
             )?;
             self.wait(7, 40);
             if self.rng.chance(0.9) {
-                self.delivered(message_id, reply, cause)?;
+                let ids = self.agent_does(
+                    agent,
+                    TicketCommand::RetryDelivery {
+                        message_id,
+                        by: agent,
+                        at: self.t,
+                    },
+                )?;
+                let retry = ids.first().map(|(id, _)| *id).or(cause);
+                self.delivered(message_id, reply, retry)?;
             }
             return Ok(());
         }
