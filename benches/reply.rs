@@ -287,6 +287,7 @@ async fn api_phase(
         bind: "127.0.0.1:0".parse()?,
         api: config,
         bot: None,
+        command_retry_budget: app::commands::DEFAULT_RETRY_BUDGET,
     })
     .await?;
     let addr = app.local_addr()?;

@@ -64,6 +64,7 @@ impl TestApp {
             bind: SocketAddr::from(([127, 0, 0, 1], 0)),
             api: api::ApiConfig::default(),
             bot: None,
+            command_retry_budget: app::commands::DEFAULT_RETRY_BUDGET,
         }
     }
 
