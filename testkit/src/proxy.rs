@@ -51,7 +51,9 @@ impl DatabaseProxy {
         let listener = TcpListener::bind(("127.0.0.1", 0))
             .await
             .expect("a free port on 127.0.0.1");
-        let addr = listener.local_addr().expect("a bound listener has an address");
+        let addr = listener
+            .local_addr()
+            .expect("a bound listener has an address");
         let shared = Arc::new(Shared {
             upstream: (host, port),
             open: AtomicBool::new(true),
@@ -120,7 +122,7 @@ async fn accept(listener: TcpListener, shared: Arc<Shared>) {
         };
         if !shared.open.load(Ordering::SeqCst) {
             shared.refused.fetch_add(1, Ordering::SeqCst);
-            drop(client);
+            reset(&client);
             continue;
         }
         tokio::spawn(carry(client, Arc::clone(&shared)));
@@ -137,12 +139,24 @@ async fn carry(mut client: TcpStream, shared: Arc<Shared>) {
     };
     if !shared.open.load(Ordering::SeqCst) {
         shared.refused.fetch_add(1, Ordering::SeqCst);
+        reset(&client);
         return;
     }
     shared.carried.fetch_add(1, Ordering::SeqCst);
     tokio::select! {
         _ = tokio::io::copy_bidirectional(&mut client, &mut server) => {}
-        _ = cuts.changed() => {}
+        _ = cuts.changed() => {
+            reset(&client);
+            reset(&server);
+        }
     }
     // Both ends drop here: the client sees its connection end, the server its backend's.
+}
+
+/// Makes dropping `stream` reset the connection (RST) rather than close it in order, as a
+/// host that went away does: the peer's next read or write fails at once, whatever it was
+/// doing.
+fn reset(stream: &TcpStream) {
+    // Without it the connection still ends, only in order: nothing to handle.
+    let _ = stream.set_zero_linger();
 }
