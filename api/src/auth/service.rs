@@ -496,12 +496,15 @@ impl AuthService {
         let agent = AgentId::from_uuid(row.agent_id);
         let role = match self.active_role(agent).await {
             Ok(role) => role,
-            Err(error) => {
+            // Deactivated: this sign-in ends. A role that could not be read (the database
+            // away) ends nothing: the client keeps its refresh token and tries again.
+            Err(error @ AuthError::Unauthenticated(_)) => {
                 let revoked = revoke_family(tx, row.family_id).await;
                 self.sign_in_ended(row.family_id);
                 revoked?;
                 return Err(error);
             }
+            Err(error) => return Err(error),
         };
         let credentials = store::credentials_by_agent(&self.inner.pool, row.agent_id)
             .await?
