@@ -118,14 +118,15 @@ pub fn failed_as(what: &str, detail: &(dyn std::error::Error + 'static)) -> Erro
 /// The first pause of [`until_available`] before it asks again.
 const OUTAGE_FIRST_PAUSE: std::time::Duration = std::time::Duration::from_millis(50);
 
-/// The longest pause of [`until_available`] between two attempts.
+/// The longest pause of [`until_available`] between two attempts, before jitter.
 const OUTAGE_MAX_PAUSE: std::time::Duration = std::time::Duration::from_secs(2);
 
 /// Runs `attempt` until it answers anything but `UNAVAILABLE`, pausing between attempts (from
-/// 50 ms, doubling up to 2 s, with jitter). For the items of a live feed: while the database
-/// is away an item waits for it, rather than ending the feed or being skipped, and the feed
-/// goes on from that item once the database is back. The socket around it stays open; a
-/// client that closes it resumes from its last cursor as always.
+/// 50 ms, doubling up to 2 s, each plus a random jitter of up to as much again). For the
+/// items of a live feed: while the database is away an item waits for it, rather than ending
+/// the feed or being skipped, and the feed goes on from that item once the database is back.
+/// The socket around it stays open; a client that closes it resumes from its last cursor as
+/// always.
 ///
 /// # Errors
 /// The first error of `attempt` that is not `UNAVAILABLE`.
