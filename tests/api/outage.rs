@@ -142,6 +142,20 @@ async fn a_database_outage_answers_unavailable_keeps_sockets_open_and_loses_no_e
         Frame::Closed(Some(1013)) => {}
         other => panic!("expected close 1013 (try again later), got {other:?}"),
     }
+    // The legacy protocol says why first, then closes the same way.
+    let mut legacy = Ws::open(&server, Protocol::Legacy).await;
+    legacy
+        .send(json!({ "type": "connection_init",
+            "payload": { "authorization": format!("Bearer {}", admin.token) } }))
+        .await;
+    match legacy.frame().await {
+        Frame::Json(message) => assert_eq!(message["type"], "connection_error", "{message}"),
+        other => panic!("expected connection_error, got {other:?}"),
+    }
+    match legacy.frame().await {
+        Frame::Closed(Some(1013)) => {}
+        other => panic!("expected close 1013 (try again later), got {other:?}"),
+    }
     // The open socket is still open, its subscription still running.
     ws.send(json!({ "type": "ping" })).await;
     assert!(feed_until(&mut ws, &mut cursors, None).await);
