@@ -23,6 +23,8 @@ use crate::ws::{Frame, Protocol, Ws};
 
 const FEED: &str = "subscription($after: String) { events(after: $after) { cursor } }";
 
+const MESSAGES: &str = "subscription { messageAdded { message { text } } }";
+
 const ME: &str = "{ me { agentId role } }";
 
 /// What a panel asks while the database is away: each must answer `UNAVAILABLE`.
@@ -56,26 +58,56 @@ fn assert_unavailable(body: &Value, what: &str) {
     );
 }
 
-/// Reads the feed's `next` results into `cursors` until the one at `until`; answers a `pong`
-/// on the way with `true`.
-async fn feed_until(ws: &mut Ws, cursors: &mut Vec<String>, until: Option<&str>) -> bool {
+/// What the socket's two subscriptions delivered: the event feed's cursors and the texts of
+/// `messageAdded`.
+#[derive(Debug, Default)]
+struct Seen {
+    cursors: Vec<String>,
+    texts: Vec<String>,
+}
+
+/// Where [`read`] stops.
+enum Until<'a> {
+    /// A `pong`.
+    Pong,
+    /// The event feed's item at this cursor.
+    Cursor(&'a str),
+    /// `messageAdded`'s item with this text.
+    Text(&'a str),
+}
+
+/// Reads both subscriptions' results into `seen` until `until`; anything else (an error, a
+/// `complete`, the socket closing) fails the test.
+async fn read(ws: &mut Ws, seen: &mut Seen, until: Until<'_>) {
     loop {
-        match ws.frame().await {
-            Frame::Json(value) if value["type"] == "pong" && until.is_none() => return true,
-            Frame::Json(value) if value["type"] == "next" && value["id"] == "feed" => {
-                let payload = &value["payload"];
-                assert!(payload.get("errors").is_none(), "{payload:#}");
-                let cursor = payload["data"]["events"]["cursor"]
-                    .as_str()
-                    .unwrap()
-                    .to_owned();
-                let done = until == Some(cursor.as_str());
-                cursors.push(cursor);
-                if done {
-                    return false;
-                }
+        let value = match ws.frame().await {
+            Frame::Json(value) => value,
+            other => panic!("the socket should carry on, got {other:?}"),
+        };
+        if value["type"] == "pong" {
+            if matches!(until, Until::Pong) {
+                return;
             }
-            other => panic!("the feed's socket should carry on, got {other:?}"),
+            continue;
+        }
+        assert_eq!(value["type"], "next", "{value}");
+        let payload = &value["payload"];
+        assert!(payload.get("errors").is_none(), "{payload:#}");
+        if value["id"] == "feed" {
+            let cursor = payload["data"]["events"]["cursor"].as_str().unwrap();
+            seen.cursors.push(cursor.to_owned());
+            if matches!(until, Until::Cursor(wanted) if wanted == cursor) {
+                return;
+            }
+        } else {
+            assert_eq!(value["id"], "messages", "{value}");
+            let text = payload["data"]["messageAdded"]["message"]["text"]
+                .as_str()
+                .unwrap();
+            seen.texts.push(text.to_owned());
+            if matches!(until, Until::Text(wanted) if wanted == text) {
+                return;
+            }
         }
     }
 }
@@ -95,11 +127,23 @@ async fn a_database_outage_answers_unavailable_keeps_sockets_open_and_loses_no_e
     let mut ws = Ws::connect(&server, Protocol::TransportWs, &admin.token).await;
     ws.subscribe("feed", FEED, json!({ "after": start.to_string() }))
         .await;
-    let (_, live) = server
-        .customer_writes(9_300_001, None, "before the outage")
-        .await;
-    let mut cursors = Vec::new();
-    feed_until(&mut ws, &mut cursors, Some(&live.to_string())).await;
+    ws.subscribe("messages", MESSAGES, json!({})).await;
+    let mut seen = Seen::default();
+    // `messageAdded` starts from the moment the server set it up: it is live once it has
+    // delivered one of the messages written meanwhile (the event feed, from its cursor,
+    // delivers each of them anyway).
+    for n in 0..50 {
+        if !seen.texts.is_empty() {
+            break;
+        }
+        let (_, live) = server
+            .customer_writes(9_300_001, None, &format!("warm-up {n}"))
+            .await;
+        read(&mut ws, &mut seen, Until::Cursor(&live.to_string())).await;
+    }
+    if seen.texts.is_empty() {
+        read(&mut ws, &mut seen, Until::Text("warm-up 49")).await;
+    }
 
     proxy.cut();
     // Another instance still reaches the database and writes meanwhile.
@@ -158,7 +202,7 @@ async fn a_database_outage_answers_unavailable_keeps_sockets_open_and_loses_no_e
     }
     // The open socket is still open, its subscription still running.
     ws.send(json!({ "type": "ping" })).await;
-    assert!(feed_until(&mut ws, &mut cursors, None).await);
+    read(&mut ws, &mut seen, Until::Pong).await;
 
     proxy.restore();
     // The same token works again.
@@ -175,7 +219,9 @@ async fn a_database_outage_answers_unavailable_keeps_sockets_open_and_loses_no_e
         .customer_writes(9_300_003, None, "after the outage")
         .await;
     // The feed went on: every event after `start` up to `after`, once each, in order.
-    feed_until(&mut ws, &mut cursors, Some(&after.to_string())).await;
+    if !seen.cursors.contains(&after.to_string()) {
+        read(&mut ws, &mut seen, Until::Cursor(&after.to_string())).await;
+    }
     let page = server.log.read_all(start, 1_000).await.unwrap();
     let logged: Vec<String> = page
         .events
@@ -183,7 +229,18 @@ async fn a_database_outage_answers_unavailable_keeps_sockets_open_and_loses_no_e
         .filter(|event| event.position <= after)
         .map(|event| event.position.to_string())
         .collect();
-    assert_eq!(cursors, logged);
+    assert_eq!(seen.cursors, logged);
+    // And so did the messages: the one written during the outage came once it was over.
+    if !seen.texts.iter().any(|text| text == "after the outage") {
+        read(&mut ws, &mut seen, Until::Text("after the outage")).await;
+    }
+    let texts: Vec<&str> = seen
+        .texts
+        .iter()
+        .map(String::as_str)
+        .filter(|text| !text.starts_with("warm-up"))
+        .collect();
+    assert_eq!(texts, ["during the outage", "after the outage"]);
     ws.close().await;
     server.stop().await;
 }
