@@ -293,6 +293,7 @@ async fn api_phase(
         log_held_back_warn: std::time::Duration::from_secs(10),
         api: config,
         bot: None,
+        command_retry_budget: app::commands::DEFAULT_RETRY_BUDGET,
     })
     .await?;
     let addr = app.local_addr()?;

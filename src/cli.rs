@@ -186,6 +186,7 @@ impl DatabaseArgs {
             log_held_back_warn: std::time::Duration::from_secs(serve.log_held_back_warn_secs),
             api: serve.api_config(),
             bot: serve.bot_config()?,
+            command_retry_budget: std::time::Duration::from_millis(serve.command_retry_budget_ms),
         })
     }
 }
@@ -312,6 +313,11 @@ pub struct ServeArgs {
     /// that the server closes it with code 4408.
     #[arg(long, env = "LEDGERDESK_GRAPHQL_WS_INIT_TIMEOUT_SECS", default_value_t = 10, value_parser = clap::value_parser!(u64).range(1..=300))]
     pub graphql_ws_init_timeout_secs: u64,
+
+    /// How long a command keeps retrying, in milliseconds, while other writers change the
+    /// ticket (or other record) it works on; past it the API answers CONTENDED.
+    #[arg(long, env = "LEDGERDESK_COMMAND_RETRY_BUDGET_MS", default_value_t = 2_000, value_parser = clap::value_parser!(u64).range(0..=60_000))]
+    pub command_retry_budget_ms: u64,
 
     /// The Telegram bot's token from @BotFather. Without it the bot is off.
     #[arg(long, env = "TELEGRAM_BOT_TOKEN", hide_env_values = true, value_parser = secret)]

@@ -36,6 +36,8 @@ pub struct Settings {
     pub api: api::ApiConfig,
     /// The Telegram bot (`None`: off).
     pub bot: Option<bot::config::BotConfig>,
+    /// How long a command keeps retrying while other writers change what it works on.
+    pub command_retry_budget: std::time::Duration,
 }
 
 /// A built, not yet running, Ledgerdesk: its listener is bound and its database migrated.
@@ -76,7 +78,8 @@ impl Application {
         let log = PostgresLog::new(pool);
         // The one command service of the process: the API and the bot share it, and with it
         // its memory of aggregate states.
-        let commands = CommandService::new(log.clone());
+        let commands =
+            CommandService::new(log.clone()).with_retry_budget(settings.command_retry_budget);
         let projections = projections::models::all();
         let state = api::AppState::new(commands.clone(), projections.clone(), settings.api)
             .await

@@ -389,26 +389,36 @@ async fn publish_tickets(
     ids: &[Uuid],
     tickets: &broadcast::Sender<Arc<TicketBatch>>,
 ) {
-    let waited = projections::wait_polling(
-        pool,
-        &["tickets"],
-        position,
-        PROJECTION_WAIT,
-        PROJECTION_POLL,
-    )
-    .await;
-    if let Err(error) = waited {
-        tracing::warn!(%error, %position, "live hub: the tickets read model is behind; sending rows as they are");
-    }
-    match tickets::by_ids(pool, ids).await {
-        Ok(rows) if !rows.is_empty() => {
-            let _ = tickets.send(Arc::new(TicketBatch {
-                position,
-                tickets: rows.into_iter().map(Arc::new).collect(),
-            }));
+    // While the database is away the batch waits for it: skipping it would leave every live
+    // list without these changes.
+    loop {
+        let waited = projections::wait_polling(
+            pool,
+            &["tickets"],
+            position,
+            PROJECTION_WAIT,
+            PROJECTION_POLL,
+        )
+        .await;
+        if let Err(error) = waited {
+            tracing::warn!(%error, %position, "live hub: the tickets read model is behind; sending rows as they are");
         }
-        Ok(_) => {}
-        Err(error) => tracing::warn!(%error, "live hub: cannot load changed tickets"),
+        match tickets::by_ids(pool, ids).await {
+            Ok(rows) if !rows.is_empty() => {
+                let _ = tickets.send(Arc::new(TicketBatch {
+                    position,
+                    tickets: rows.into_iter().map(Arc::new).collect(),
+                }));
+            }
+            Ok(_) => {}
+            Err(error) if eventlog::is_unavailable(&error) => {
+                tracing::warn!(%error, "live hub: the database is unavailable; loading changed tickets again");
+                tokio::time::sleep(RETRY_PAUSE).await;
+                continue;
+            }
+            Err(error) => tracing::warn!(%error, "live hub: cannot load changed tickets"),
+        }
+        return;
     }
 }
 
@@ -432,7 +442,8 @@ struct Follow {
 /// It reads the log from `after` until it is caught up, then takes events from the hub,
 /// skipping those it already gave (the hub's order is the log's). When the subscriber falls
 /// so far behind that the channel dropped events, it reads the log again from the last event
-/// given. The stream ends after its first error.
+/// given. While the database cannot be reached it waits and reads again; the stream ends after
+/// its first other error.
 pub fn follow(
     log: PostgresLog,
     receiver: broadcast::Receiver<Arc<RecordedEvent>>,
@@ -463,6 +474,12 @@ impl Follow {
                 match self.log.read_all(self.last, CATCH_UP_PAGE).await {
                     Ok(page) if page.events.is_empty() => self.catching_up = false,
                     Ok(page) => self.backlog.extend(page.events.into_iter().map(Arc::new)),
+                    // The database is away: read again from the same place once it is back,
+                    // rather than end the feed.
+                    Err(error) if error.is_unavailable() => {
+                        tracing::debug!(%error, "live subscriber: the log is unavailable; reading again");
+                        tokio::time::sleep(RETRY_PAUSE).await;
+                    }
                     Err(error) => {
                         self.failed = true;
                         return Some((Err(error), self));

@@ -37,4 +37,4 @@ mod service;
 pub use context::CommandContext;
 pub use flows::MessageRouted;
 pub use outcome::{AppliedEvent, CommandError, Executed};
-pub use service::{CommandService, DEFAULT_CACHED_STREAMS, DEFAULT_MAX_ATTEMPTS};
+pub use service::{CommandService, DEFAULT_CACHED_STREAMS, DEFAULT_RETRY_BUDGET};

@@ -42,7 +42,58 @@ impl Error {
     pub fn is_transient(&self) -> bool {
         matches!(self, Error::Backend(_))
     }
+
+    /// True when the database could not be reached or used at all (connections refused or
+    /// lost, the pool waited in vain, the server shutting down or out of connections): the
+    /// request says nothing about the data, and the same request may pass once the database
+    /// is back. See [`is_unavailable`].
+    pub fn is_unavailable(&self) -> bool {
+        is_unavailable(self)
+    }
 }
+
+/// Whether `error`, or an error it wraps, says the database could not be reached or used at
+/// all, as opposed to an answer about the data (a conflict, a refused input, a constraint).
+/// Callers tell "try again later" from "this is wrong" with it: a check that could not run
+/// must never pass for a refusal.
+pub fn is_unavailable(error: &(dyn std::error::Error + 'static)) -> bool {
+    let mut next = Some(error);
+    while let Some(error) = next {
+        if let Some(sql) = error.downcast_ref::<sqlx::Error>() {
+            return sql_unavailable(sql);
+        }
+        if error.is::<Unreachable>() || error.is::<std::io::Error>() {
+            return true;
+        }
+        next = error.source();
+    }
+    false
+}
+
+/// Whether a database error means the database was out of reach rather than an answer.
+fn sql_unavailable(error: &sqlx::Error) -> bool {
+    match error {
+        sqlx::Error::Io(_)
+        | sqlx::Error::Tls(_)
+        | sqlx::Error::PoolTimedOut
+        | sqlx::Error::PoolClosed
+        | sqlx::Error::WorkerCrashed => true,
+        sqlx::Error::Database(db) => db.code().is_some_and(|code| {
+            // 08: connection exception; 53: insufficient resources (too many connections,
+            // out of memory or disk); 57P01-57P03: the server is shutting down or starting.
+            code.starts_with("08")
+                || code.starts_with("53")
+                || matches!(code.as_ref(), "57P01" | "57P02" | "57P03")
+        }),
+        _ => false,
+    }
+}
+
+/// A failure to reach the database whose original error could not be kept (one connection
+/// failure answered to every request of a batch): [`is_unavailable`] knows it.
+#[derive(Debug, thiserror::Error)]
+#[error("{0}")]
+pub struct Unreachable(pub String);
 
 struct DisplayVersion(Option<u64>);
 
@@ -52,5 +103,22 @@ impl std::fmt::Display for DisplayVersion {
             Some(v) => write!(f, "version {v}"),
             None => f.write_str("no version (empty)"),
         }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn only_failures_to_reach_the_database_are_unavailable() {
+        let refused = std::io::Error::new(std::io::ErrorKind::ConnectionRefused, "refused");
+        assert!(Error::Backend(Box::new(sqlx::Error::Io(refused))).is_unavailable());
+        assert!(Error::Backend(Box::new(sqlx::Error::PoolTimedOut)).is_unavailable());
+        assert!(Error::Backend(Box::new(Unreachable("connection reset".into()))).is_unavailable());
+        assert!(!Error::Backend(Box::new(sqlx::Error::RowNotFound)).is_unavailable());
+        assert!(!Error::Backend("lost 3 races".into()).is_unavailable());
+        assert!(!Error::Invalid("too big".into()).is_unavailable());
+        assert!(!Error::Unstorable("NUL".into()).is_unavailable());
     }
 }

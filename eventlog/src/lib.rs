@@ -36,7 +36,7 @@ pub use envelope::{
     Actor, ActorKind, AppendOutcome, AppendRequest, CommittedEvent, Direction, ExpectedVersion,
     Metadata, NewEvent, Receipt, RecordedEvent, StreamAppend,
 };
-pub use error::Error;
+pub use error::{Error, Unreachable, is_unavailable};
 pub use position::{ParsePositionError, Position};
 
 /// Bounds on what one append may carry. Larger inputs are refused with [`Error::Invalid`]; any

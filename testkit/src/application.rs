@@ -72,6 +72,7 @@ impl TestApp {
             log_held_back_warn: std::time::Duration::from_secs(10),
             api: api::ApiConfig::default(),
             bot: None,
+            command_retry_budget: app::commands::DEFAULT_RETRY_BUDGET,
         }
     }
 

@@ -62,8 +62,21 @@ impl Server {
 
     /// A server with `config`.
     pub async fn start_with(tag: &str, config: api::ApiConfig) -> Server {
+        Server::start_configured(tag, |settings| settings.api = config).await
+    }
+
+    /// A server whose settings `configure` changes (from [`TestApp::settings`], with the API
+    /// limits of [`test_config`]).
+    pub async fn start_configured(
+        tag: &str,
+        configure: impl FnOnce(&mut ledgerdesk::Settings),
+    ) -> Server {
         let database = DatabaseName::fresh(&format!("api_{tag}"));
-        let app = TestApp::spawn(database, |settings| settings.api = config).await;
+        let app = TestApp::spawn(database, |settings| {
+            settings.api = test_config();
+            configure(settings);
+        })
+        .await;
         let pool = app.pool().clone();
         Server {
             addr: app.addr(),
@@ -72,6 +85,26 @@ impl Server {
             http: reqwest::Client::new(),
             app,
         }
+    }
+
+    /// A server with `config` that reaches its database through `proxy` (the test's own pool
+    /// connects directly).
+    pub async fn start_behind(
+        tag: &str,
+        config: api::ApiConfig,
+        proxy: &testkit::DatabaseProxy,
+    ) -> Server {
+        Server::start_configured(tag, |settings| {
+            settings.api = config;
+            let direct = secrecy::ExposeSecret::expose_secret(&settings.database_url).to_owned();
+            settings.database_url = secrecy::SecretString::from(proxy.url_for(&direct));
+        })
+        .await
+    }
+
+    /// The URL of the server's database (direct, not through a proxy).
+    pub fn database_url(&self) -> String {
+        self.app.database().url().to_owned()
     }
 
     /// `http://addr/graphql`.
@@ -227,6 +260,23 @@ impl Server {
         telegram_id: i32,
         reply_to: Option<i32>,
     ) -> (uuid::Uuid, Position) {
+        let (ticket, position) = self
+            .record_customer_message(customer, category, text, telegram_id, reply_to)
+            .await;
+        self.caught_up(position).await;
+        (ticket, position)
+    }
+
+    /// As [`Server::customer_sends`], without waiting for the read models: recorded through
+    /// the test's own connection, as another instance of Ledgerdesk would.
+    pub async fn record_customer_message(
+        &self,
+        customer: i64,
+        category: Option<uuid::Uuid>,
+        text: &str,
+        telegram_id: i32,
+        reply_to: Option<i32>,
+    ) -> (uuid::Uuid, Position) {
         let routed = CommandService::new(self.log.clone())
             .route_customer_message(
                 &RouteCustomerMessage {
@@ -253,9 +303,12 @@ impl Server {
             )
             .await
             .unwrap();
-        let position = routed.executed.position.unwrap();
-        self.caught_up(position).await;
-        (routed.ticket_id.0, position)
+        (routed.ticket_id.0, routed.executed.position.unwrap())
+    }
+
+    /// A fresh Telegram message id, as [`Server::customer_writes`] takes.
+    pub fn next_telegram_message() -> i32 {
+        NEXT_TELEGRAM_MESSAGE.fetch_add(1, Ordering::Relaxed)
     }
 
     /// Waits until every read model has applied the log up to `position`.

@@ -293,4 +293,7 @@ pub enum Authentication {
     Authenticated(Caller),
     /// A credential was sent and refused; the reason is safe to show.
     Refused(&'static str),
+    /// A credential was sent but could not be checked: the database could not be reached.
+    /// Neither accepted nor refused; the client should send it again later.
+    Unavailable,
 }

@@ -94,13 +94,33 @@ pub enum AuthError {
     /// The email belongs to another agent.
     #[error("another agent already uses this email")]
     EmailTaken,
+    /// The database could not be reached: nothing was checked or changed (a credential is
+    /// neither accepted nor refused). The same request may pass later.
+    #[error("the database cannot be reached right now; try again later")]
+    Unavailable,
     /// The database or the log failed.
     #[error("internal error: {0}")]
     Internal(String),
 }
 
+impl AuthError {
+    /// A failure of the database or the log: [`AuthError::Unavailable`] when it could not be
+    /// reached, else [`AuthError::Internal`].
+    fn failed<E: std::error::Error + 'static>(error: E) -> AuthError {
+        if eventlog::is_unavailable(&error) {
+            tracing::warn!(%error, "authentication: the database is unavailable");
+            return AuthError::Unavailable;
+        }
+        AuthError::Internal(error.to_string())
+    }
+}
+
 impl From<sqlx::Error> for AuthError {
     fn from(error: sqlx::Error) -> Self {
+        if eventlog::is_unavailable(&error) {
+            tracing::warn!(%error, "authentication: the database is unavailable");
+            return AuthError::Unavailable;
+        }
         tracing::error!(%error, "authentication query failed");
         AuthError::Internal("the database failed".to_owned())
     }
@@ -325,6 +345,9 @@ impl AuthService {
         match result {
             Ok(caller) => Authentication::Authenticated(caller),
             Err(AuthError::Unauthenticated(reason)) => Authentication::Refused(reason),
+            // A check that could not run refused nothing: the client keeps its credential
+            // and tries again later.
+            Err(AuthError::Unavailable) => Authentication::Unavailable,
             Err(_) => Authentication::Refused("the credential could not be checked"),
         }
     }
@@ -372,7 +395,7 @@ impl AuthService {
             Ok(Agent::Invited(state)) if state.active => Ok(state),
             Ok(Agent::Invited(_)) => Err(AuthError::Unauthenticated("this account is deactivated")),
             Ok(Agent::NotInvited) => Err(AuthError::Unauthenticated("unknown agent")),
-            Err(error) => Err(AuthError::Internal(error.to_string())),
+            Err(error) => Err(AuthError::failed(error)),
         }
     }
 
@@ -538,7 +561,7 @@ impl AuthService {
         {
             Ok(Agent::Invited(state)) if state.active => Ok(state.role),
             Ok(_) => Err(AuthError::Unauthenticated("this account is deactivated")),
-            Err(error) => Err(AuthError::Internal(error.to_string())),
+            Err(error) => Err(AuthError::failed(error)),
         }
     }
 
@@ -629,12 +652,15 @@ impl AuthService {
         let agent = AgentId::from_uuid(row.agent_id);
         let role = match self.active_role(agent).await {
             Ok(role) => role,
-            Err(error) => {
+            // Deactivated: this sign-in ends. A role that could not be read (the database
+            // away) ends nothing: the client keeps its refresh token and tries again.
+            Err(error @ AuthError::Unauthenticated(_)) => {
                 let revoked = revoke_family(tx, row.family_id).await;
                 self.sign_in_ended(row.family_id);
                 revoked?;
                 return Err(error);
             }
+            Err(error) => return Err(error),
         };
         let credentials = store::credentials_by_agent(&self.inner.pool, row.agent_id)
             .await?
@@ -751,7 +777,7 @@ impl AuthService {
                 &ctx,
             )
             .await
-            .map_err(|error| AuthError::Internal(error.to_string()))?;
+            .map_err(AuthError::failed)?;
         Ok(())
     }
 
@@ -828,7 +854,7 @@ impl AuthService {
                 deleted?;
                 Err(match error {
                     CommandError::Rejected(rejection) => AuthError::Invalid(rejection.to_string()),
-                    other => AuthError::Internal(other.to_string()),
+                    other => AuthError::failed(other),
                 })
             }
         }

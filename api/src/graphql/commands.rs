@@ -159,7 +159,7 @@ pub(crate) async fn timed<T, E>(
     let outcome = match &result {
         Ok(_) => "ok",
         Err(CommandError::Rejected(_)) => "rejected",
-        Err(CommandError::Conflict { .. }) => "conflict",
+        Err(CommandError::Conflict { .. }) => "contended",
         Err(_) => "error",
     };
     crate::metrics::command_ran(aggregate, outcome, started.elapsed());

@@ -55,7 +55,7 @@ pub async fn consistent(ctx: &Context<'_>, input: Option<&ConsistencyInput>) -> 
                 lagging.join(", ")
             ),
         )),
-        Err(other) => Err(super::error::internal(
+        Err(other) => Err(super::error::failed(
             "read models cannot reach the position",
             other,
         )),
@@ -81,6 +81,6 @@ pub async fn wait_for_model(
                 Code::Timeout,
                 format!("the {model} read model is behind; resubscribe to retry"),
             ),
-            other => super::error::internal("a read model cannot be read", other),
+            other => super::error::failed("a read model cannot be read", other),
         })
 }

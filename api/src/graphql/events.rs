@@ -11,7 +11,7 @@ use chrono::{DateTime, Utc};
 use eventlog::{ActorKind, Position, RecordedEvent};
 use futures::{Stream, StreamExt};
 
-use super::error::{Code, error, internal};
+use super::error::{Code, error, failed};
 use super::ids;
 use crate::live::LiveHub;
 
@@ -144,7 +144,7 @@ impl From<&RecordedEvent> for LogEvent {
 
 /// A failure of the live feed, as a subscription item.
 pub fn hub_failed(detail: eventlog::Error) -> async_graphql::Error {
-    internal("cannot follow the event log", detail)
+    failed("cannot follow the event log", detail)
 }
 
 /// Where a feed starts when no `after` cursor is given.

@@ -11,7 +11,7 @@ use std::borrow::Cow;
 use async_graphql::{Context, Guard, Result};
 use eventlog::Position;
 
-use super::error::{Code, error};
+use super::error::{Code, error, until_available};
 use crate::auth::{Authentication, Caller, Permission, TicketScope};
 use crate::live::LiveHub;
 use crate::live::agents::Freshness;
@@ -77,6 +77,7 @@ pub fn caller<'a>(ctx: &Context<'a>) -> Result<&'a Caller> {
     match ctx.data_opt::<Authentication>() {
         Some(Authentication::Authenticated(caller)) => Ok(caller),
         Some(Authentication::Refused(reason)) => Err(error(Code::Unauthenticated, *reason)),
+        Some(Authentication::Unavailable) => Err(super::error::unavailable()),
         Some(Authentication::Anonymous) | None => Err(error(
             Code::Unauthenticated,
             "sign in first: send Authorization: Bearer <access token or API token>",
@@ -113,7 +114,7 @@ pub async fn acting_agent(ctx: &Context<'_>) -> Result<domain::AgentId> {
                 .commands
                 .state::<domain::agent::Agent>(domain::StreamId::Agent(*created_by))
                 .await
-                .map_err(|e| super::error::internal("cannot read the agent", e))?;
+                .map_err(|e| super::error::failed("cannot read the agent", e))?;
             match agent {
                 domain::agent::Agent::Invited(state)
                     if state.active && state.role == domain::agent::Role::Admin =>
@@ -171,7 +172,7 @@ async fn refreshed(live: &LiveHub, caller: &Caller, fresh: Freshness) -> Result<
     let snapshot = live
         .agent(id.as_uuid(), fresh)
         .await
-        .map_err(|e| super::error::internal("cannot read the agent", e))?;
+        .map_err(|e| super::error::failed("cannot read the agent", e))?;
     match &snapshot.state {
         domain::agent::Agent::Invited(state) if state.active => Ok(Caller::Agent {
             id: *id,
@@ -217,13 +218,25 @@ impl LiveScope {
         })
     }
 
-    /// The tickets the caller may see as of `at`.
+    /// The scope of a feed `caller` follows, which needs `permission` (outside a resolver:
+    /// tests of the checks).
+    pub fn new(live: LiveHub, caller: Caller, permission: Permission) -> LiveScope {
+        LiveScope {
+            live,
+            caller,
+            permission,
+        }
+    }
+
+    /// The tickets the caller may see as of `at`. While the database cannot be reached the
+    /// check waits for it (see [`until_available`]): the item is neither refused nor skipped.
     ///
     /// # Errors
     /// `UNAUTHENTICATED` for an agent deactivated since, `FORBIDDEN` when their role lost the
     /// permission, `INTERNAL` when the log cannot be read.
     pub async fn at(&self, at: Position) -> Result<TicketScope> {
-        let caller = refreshed(&self.live, &self.caller, Freshness::At(at)).await?;
+        let caller =
+            until_available(|| refreshed(&self.live, &self.caller, Freshness::At(at))).await?;
         refuse_unless(&caller, self.permission)?;
         Ok(caller.ticket_scope())
     }

@@ -60,11 +60,14 @@ pub enum CommandError<E> {
     /// The domain refused the command; the message is fit to show the user.
     #[error("{0}")]
     Rejected(E),
-    /// Other writers kept changing the streams: every attempt met a newer version.
-    #[error("gave up after {attempts} attempts: {last}")]
+    /// Other writers kept changing the streams for the whole retry budget: every attempt met
+    /// a newer version. Nothing was written; the same command may pass when tried again.
+    #[error("gave up after {attempts} attempts in {waited:?}: {last}")]
     Conflict {
         /// How many times the command was decided.
         attempts: u32,
+        /// How long it kept trying.
+        waited: std::time::Duration,
         /// The last conflict the log reported.
         last: Error,
     },

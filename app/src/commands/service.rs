@@ -2,7 +2,7 @@
 //! ([`CommandService::execute`]); the commands of two streams are in `flows.rs`.
 
 use std::sync::Arc;
-use std::time::Duration;
+use std::time::{Duration, Instant};
 
 use backon::{BackoffBuilder, ExponentialBuilder};
 use domain::{Decider, DomainEvent, StreamId};
@@ -17,8 +17,9 @@ use super::cache::StateCache;
 use super::context::CommandContext;
 use super::outcome::{AppliedEvent, CommandError, Executed};
 
-/// How many times a command is decided before a run of conflicts makes it give up.
-pub const DEFAULT_MAX_ATTEMPTS: u32 = 10;
+/// How long a command keeps deciding again while other writers keep changing its streams,
+/// from its first attempt, before it gives up with [`CommandError::Conflict`].
+pub const DEFAULT_RETRY_BUDGET: Duration = Duration::from_secs(2);
 
 /// How many streams' states a service keeps in memory by default.
 pub const DEFAULT_CACHED_STREAMS: usize = 4_096;
@@ -26,29 +27,34 @@ pub const DEFAULT_CACHED_STREAMS: usize = 4_096;
 /// How many events one read of a stream asks for while loading it.
 const LOAD_PAGE: usize = 1_000;
 
-/// The pause after a command's first conflict, before jitter; it doubles with each further
-/// conflict, up to [`MAX_BACKOFF`].
-const FIRST_BACKOFF: Duration = Duration::from_millis(1);
+/// The ceiling of the pause after a command's first conflict; it doubles with each further
+/// conflict, up to [`MAX_BACKOFF`]. The pause itself is drawn from zero to the ceiling.
+const FIRST_BACKOFF: Duration = Duration::from_millis(2);
 
-/// The longest pause between two attempts, before jitter (which adds up to as much again).
-const MAX_BACKOFF: Duration = Duration::from_millis(32);
+/// The highest ceiling of a pause between two attempts.
+const MAX_BACKOFF: Duration = Duration::from_millis(128);
 
 /// Runs commands against deciders over an [`EventLog`]. Cheap to clone.
 #[derive(Debug, Clone)]
 pub struct CommandService<L> {
     log: L,
+    /// How long a command may keep retrying after conflicts.
+    retry_budget: Duration,
+    /// Most attempts per command, whatever the budget (tests).
     max_attempts: u32,
     /// States kept after the appends of this service and its clones (`None`: none kept).
     states: Option<Arc<StateCache>>,
 }
 
 impl<L: EventLog> CommandService<L> {
-    /// A service over `log`, deciding each command at most [`DEFAULT_MAX_ATTEMPTS`] times and
-    /// keeping the states of up to [`DEFAULT_CACHED_STREAMS`] streams in memory.
+    /// A service over `log`, retrying a command that conflicts for up to
+    /// [`DEFAULT_RETRY_BUDGET`] and keeping the states of up to [`DEFAULT_CACHED_STREAMS`]
+    /// streams in memory.
     pub fn new(log: L) -> Self {
         CommandService {
             log,
-            max_attempts: DEFAULT_MAX_ATTEMPTS,
+            retry_budget: DEFAULT_RETRY_BUDGET,
+            max_attempts: u32::MAX,
             states: Some(Arc::new(StateCache::new(DEFAULT_CACHED_STREAMS))),
         }
     }
@@ -60,7 +66,15 @@ impl<L: EventLog> CommandService<L> {
         self
     }
 
-    /// The same service deciding each command at most `attempts` times (at least once).
+    /// The same service retrying a command that conflicts for at most `budget` from its
+    /// first attempt (zero: never; the first conflict is final).
+    pub fn with_retry_budget(mut self, budget: Duration) -> Self {
+        self.retry_budget = budget;
+        self
+    }
+
+    /// The same service deciding each command at most `attempts` times (at least once),
+    /// within its retry budget.
     pub fn with_max_attempts(mut self, attempts: u32) -> Self {
         self.max_attempts = attempts.max(1);
         self
@@ -80,7 +94,7 @@ impl<L: EventLog> CommandService<L> {
     ///
     /// # Errors
     /// [`CommandError::Rejected`] with the decider's error, [`CommandError::Conflict`] when
-    /// every attempt conflicted, [`CommandError::Decode`] for an unreadable stored event and
+    /// the streams kept changing for the whole retry budget, [`CommandError::Decode`] for an unreadable stored event and
     /// [`CommandError::Log`] when the log fails.
     #[tracing::instrument(skip_all, fields(stream = %stream))]
     pub async fn execute<D>(
@@ -140,16 +154,17 @@ impl<L: EventLog> CommandService<L> {
         Ok(self.load::<D, _>(&stream.name(), true).await?.state)
     }
 
-    /// Calls `attempt` until it is done, failed, or has conflicted `max_attempts` times,
-    /// pausing a little between attempts (see [`backoff`]). `attempt` is told whether to load
-    /// fresh state (`true`) or may use the service's memory: only the first attempt may, and
-    /// an [`Attempt::Recheck`] of it is not counted.
+    /// Calls `attempt` until it is done or failed, or until a conflict finds the retry budget
+    /// spent (or `max_attempts` made), pausing between attempts (see [`Pauses`]). `attempt` is
+    /// told whether to load fresh state (`true`) or may use the service's memory: only the
+    /// first attempt may, and an [`Attempt::Recheck`] of it is not counted.
     pub(super) async fn run<T, E, F, Fut>(&self, mut attempt: F) -> Result<T, CommandError<E>>
     where
         F: FnMut(bool) -> Fut,
         Fut: Future<Output = Attempt<T, E>>,
     {
-        let mut pauses = backoff(self.max_attempts);
+        let started = Instant::now();
+        let mut pauses = Pauses::new();
         let mut tries = 0;
         let mut fresh = false;
         loop {
@@ -160,18 +175,19 @@ impl<L: EventLog> CommandService<L> {
                 Attempt::Done(done) => return Ok(done),
                 Attempt::Failed(error) => return Err(error),
                 Attempt::Recheck => tries -= 1,
-                Attempt::Retry(conflict) => match pauses.next() {
-                    Some(pause) => {
-                        tracing::debug!(attempt = tries, %conflict, "command conflicted; deciding again");
-                        tokio::time::sleep(pause).await;
-                    }
-                    None => {
+                Attempt::Retry(conflict) => {
+                    let pause = pauses.next_pause();
+                    let waited = started.elapsed();
+                    if tries >= self.max_attempts || waited + pause > self.retry_budget {
                         return Err(CommandError::Conflict {
                             attempts: tries,
+                            waited,
                             last: conflict,
                         });
                     }
-                },
+                    tracing::debug!(attempt = tries, %conflict, "command conflicted; deciding again");
+                    tokio::time::sleep(pause).await;
+                }
             }
         }
     }
@@ -464,19 +480,37 @@ fn applied_event<E>(committed: &CommittedEvent, event: E) -> AppliedEvent<E> {
     }
 }
 
-/// The pauses of one command between its attempts, one per conflict it may still retry
-/// (`max_attempts - 1` in all): exponential from [`FIRST_BACKOFF`], capped at [`MAX_BACKOFF`],
-/// each with a random jitter of up to as much again, so writers that conflicted together do
-/// not meet again at once. The pause after the n-th conflict lies within [2^(n-1), 2^n) ms
-/// up to the sixth, within [32, 64) ms after it.
-fn backoff(max_attempts: u32) -> impl Iterator<Item = Duration> {
-    ExponentialBuilder::new()
-        .with_min_delay(FIRST_BACKOFF)
-        .with_factor(2.0)
-        .with_max_delay(MAX_BACKOFF)
-        .with_jitter()
-        .with_max_times(usize::try_from(max_attempts.saturating_sub(1)).unwrap_or(usize::MAX))
-        .build()
+/// The pauses of one command between its attempts: "full jitter" backoff. The n-th pause is
+/// drawn uniformly from zero to a ceiling that starts at [`FIRST_BACKOFF`] and doubles after
+/// each conflict up to [`MAX_BACKOFF`], so writers that conflicted together spread out at once
+/// instead of meeting again in lockstep, and the total wait grows with the contention rather
+/// than a fixed count of attempts deciding when to give up.
+#[derive(Debug)]
+struct Pauses {
+    ceilings: backon::ExponentialBackoff,
+    last: Duration,
+}
+
+impl Pauses {
+    fn new() -> Pauses {
+        Pauses {
+            ceilings: ExponentialBuilder::new()
+                .with_min_delay(FIRST_BACKOFF)
+                .with_factor(2.0)
+                .with_max_delay(MAX_BACKOFF)
+                .without_max_times()
+                .build(),
+            last: FIRST_BACKOFF,
+        }
+    }
+
+    /// The next pause: anywhere from zero to the current ceiling.
+    fn next_pause(&mut self) -> Duration {
+        // Never exhausted (no maximum count); the last ceiling stands in should it ever be.
+        let ceiling = self.ceilings.next().unwrap_or(self.last);
+        self.last = ceiling;
+        ceiling.mul_f64(fastrand::f64())
+    }
 }
 
 #[cfg(test)]
@@ -484,15 +518,25 @@ mod tests {
     use super::*;
 
     #[test]
-    fn a_command_pauses_once_per_retry_left_within_doubling_bounds() {
+    fn pauses_are_drawn_below_a_doubling_capped_ceiling() {
         for _ in 0..100 {
-            let pauses: Vec<Duration> = backoff(10).collect();
-            assert_eq!(pauses.len(), 9);
-            for (n, pause) in pauses.into_iter().enumerate() {
-                let floor = Duration::from_millis(1 << n.min(5));
-                assert!(pause >= floor && pause < floor * 2, "pause {n}: {pause:?}");
+            let mut pauses = Pauses::new();
+            let mut total = Duration::ZERO;
+            for n in 0..20 {
+                let pause = pauses.next_pause();
+                let ceiling = (FIRST_BACKOFF * (1 << n.min(6))).min(MAX_BACKOFF);
+                assert!(pause <= ceiling, "pause {n}: {pause:?} above {ceiling:?}");
+                total += pause;
             }
+            assert!(total < MAX_BACKOFF * 20);
         }
-        assert_eq!(backoff(1).count(), 0, "a single attempt never pauses");
+        // Full jitter: short pauses happen, not only ones near the ceiling.
+        let mut pauses = Pauses::new();
+        for _ in 0..10 {
+            pauses.next_pause();
+        }
+        let draws: Vec<Duration> = (0..200).map(|_| pauses.next_pause()).collect();
+        assert!(draws.iter().any(|p| *p < MAX_BACKOFF / 4), "{draws:?}");
+        assert!(draws.iter().any(|p| *p > MAX_BACKOFF / 2), "{draws:?}");
     }
 }

@@ -296,6 +296,8 @@ enum CutIn {
 struct Interleaved {
     inner: PostgresLog,
     next: Arc<Mutex<Option<CutIn>>>,
+    /// A ticket another writer replies to before every append, for good.
+    always: Arc<Mutex<Option<TicketId>>>,
     appends: Arc<AtomicUsize>,
     /// The streams of every append request, in order.
     requested: Arc<Mutex<Vec<Vec<String>>>>,
@@ -306,6 +308,7 @@ impl Interleaved {
         Interleaved {
             inner,
             next: Arc::default(),
+            always: Arc::default(),
             appends: Arc::default(),
             requested: Arc::default(),
         }
@@ -318,11 +321,22 @@ impl Interleaved {
     fn before_next_append_on_customer(&self, command: CustomerCommand) {
         *self.next.lock().unwrap() = Some(CutIn::Customer(command));
     }
+
+    /// From now on another writer replies to `ticket` before every append.
+    fn before_every_append(&self, ticket: TicketId) {
+        *self.always.lock().unwrap() = Some(ticket);
+    }
 }
 
 impl EventLog for Interleaved {
     async fn append(&self, request: AppendRequest) -> Result<AppendOutcome, Error> {
-        let cut_in = self.next.lock().unwrap().take();
+        let always = *self.always.lock().unwrap();
+        let cut_in = self.next.lock().unwrap().take().or_else(|| {
+            always.map(|ticket| {
+                let n = 0x10_0000 + self.appends.load(Ordering::SeqCst) as u128;
+                CutIn::Ticket(ticket, reply(n, t(2)))
+            })
+        });
         let other = CommandService::new(self.inner.clone());
         match cut_in {
             Some(CutIn::Ticket(ticket, command)) => {
@@ -548,9 +562,45 @@ async fn retries_are_bounded(pool: PgPool) {
             result,
             Err(CommandError::Conflict {
                 attempts: 1,
-                last: Error::Conflict { .. }
+                last: Error::Conflict { .. },
+                ..
             })
         ),
+        "{result:?}"
+    );
+}
+
+#[sqlx::test(migrations = "../migrations")]
+async fn a_command_losing_every_race_retries_for_its_time_budget_then_gives_up(pool: PgPool) {
+    let budget = std::time::Duration::from_millis(1_500);
+    let log = Interleaved::new(PostgresLog::new(pool));
+    let service = CommandService::new(log.clone()).with_retry_budget(budget);
+    let ticket = open_ticket(&service).await;
+
+    log.before_every_append(ticket);
+    let started = std::time::Instant::now();
+    let result = service
+        .execute_ticket(ticket, &reply(1, t(3)), &agent_ctx(1))
+        .await;
+    let took = started.elapsed();
+    let Err(CommandError::Conflict {
+        attempts, waited, ..
+    }) = result
+    else {
+        panic!("expected to give up on contention: {result:?}");
+    };
+    // Far more than the ten attempts a fixed count allowed, and within the budget.
+    assert!(attempts > 10, "{attempts} attempts in {waited:?}");
+    assert!(waited <= budget, "{waited:?}");
+    assert!(took < budget * 2, "{took:?}");
+
+    // No budget: the first conflict is final.
+    let service = CommandService::new(log.clone()).with_retry_budget(std::time::Duration::ZERO);
+    let result = service
+        .execute_ticket(ticket, &reply(2, t(4)), &agent_ctx(2))
+        .await;
+    assert!(
+        matches!(result, Err(CommandError::Conflict { attempts: 1, .. })),
         "{result:?}"
     );
 }

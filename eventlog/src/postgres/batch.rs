@@ -220,10 +220,14 @@ impl Batcher {
                 // The outcome is unknown (the call may have committed): retrying here could
                 // append twice. Each caller learns what a lone append would have told it.
                 let message = err.to_string();
+                let unreachable = crate::is_unavailable(&err);
                 for pending in batch {
-                    let _ = pending
-                        .reply
-                        .send(Err(Error::Backend(message.clone().into())));
+                    let error: Box<dyn std::error::Error + Send + Sync> = if unreachable {
+                        Box::new(crate::Unreachable(message.clone()))
+                    } else {
+                        message.clone().into()
+                    };
+                    let _ = pending.reply.send(Err(Error::Backend(error)));
                 }
             }
         }

@@ -8,7 +8,7 @@ use super::types::{ApiToken, Me};
 use crate::auth::store;
 use crate::auth::{Caller, Permission};
 use crate::graphql::context::Api;
-use crate::graphql::error::{database, internal};
+use crate::graphql::error::{database, failed, internal};
 use crate::graphql::guard::{Need, caller};
 
 /// `me`.
@@ -32,7 +32,7 @@ impl MeQuery {
                     .commands
                     .state::<Agent>(StreamId::Agent(*id))
                     .await
-                    .map_err(|error| internal("cannot read the agent", error))?;
+                    .map_err(|error| failed("cannot read the agent", error))?;
                 let Agent::Invited(state) = state else {
                     return Err(internal("signed-in agent has no history", id));
                 };

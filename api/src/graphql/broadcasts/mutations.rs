@@ -17,7 +17,7 @@ use uuid::Uuid;
 use crate::auth::Permission;
 use crate::graphql::commands::{context, position, timed, uuid};
 use crate::graphql::context::Api;
-use crate::graphql::error::{self, Code, database, error, internal};
+use crate::graphql::error::{self, Code, database, error, failed};
 use crate::graphql::guard::{Need, signed_in_agent};
 use crate::graphql::tickets::{MediaInput, TicketStatusValue};
 
@@ -313,7 +313,7 @@ impl BroadcastMutation {
             .commands
             .state::<Broadcast>(StreamId::Broadcast(broadcast))
             .await
-            .map_err(|e| internal("cannot read the broadcast", e))?;
+            .map_err(|e| failed("cannot read the broadcast", e))?;
         let at = Utc::now();
         let command = match state.state() {
             Some(current) if current.status == BroadcastStatus::Paused => {

@@ -12,7 +12,7 @@ use uuid::Uuid;
 use crate::auth::Permission;
 use crate::graphql::consistency::wait_for_model;
 use crate::graphql::context::Api;
-use crate::graphql::error::{Code, database, error, internal};
+use crate::graphql::error::{Code, database, error, failed, until_available};
 use crate::graphql::events::event_feed;
 use crate::graphql::guard::{LiveScope, Need};
 use crate::graphql::ids::parse_uuid;
@@ -73,7 +73,7 @@ impl BroadcastSubscription {
                 .await
                 .map_err(|e| match e {
                     eventlog::Error::StreamNotFound { .. } => not_found(),
-                    e => internal("cannot read the broadcast", e),
+                    e => failed("cannot read the broadcast", e),
                 })?;
                 let at = last
                     .first()
@@ -98,7 +98,7 @@ impl BroadcastSubscription {
                     if let Err(error) = access.at(event.position).await {
                         return Some((Err(error), true));
                     }
-                    progress_of(&pool, broadcast, Some(event.position), timeout)
+                    until_available(|| progress_of(&pool, broadcast, Some(event.position), timeout))
                         .await
                         .transpose()
                         .map(|item| (item, false))

@@ -4,7 +4,7 @@ use async_graphql::{Context, Object, Result, SimpleObject};
 
 use crate::auth::Permission;
 use crate::graphql::context::Api;
-use crate::graphql::error::internal;
+use crate::graphql::error::failed;
 use crate::graphql::guard::Need;
 
 /// Where the system stands.
@@ -73,12 +73,12 @@ impl SystemQuery {
         let api = ctx.data_unchecked::<Api>();
         let statuses = projections::status(&api.log, &api.pool, &api.projections)
             .await
-            .map_err(|error| internal("cannot read the projection status", error))?;
+            .map_err(|error| failed("cannot read the projection status", error))?;
         let held_back = api
             .log
             .held_back_by()
             .await
-            .map_err(|error| internal("cannot read the log's oldest append", error))?;
+            .map_err(|error| failed("cannot read the log's oldest append", error))?;
         let head = statuses
             .first()
             .map(|status| status.head.to_string())

@@ -26,7 +26,7 @@ use super::types::{PriorityValue, TicketStatusValue};
 use crate::auth::Permission;
 use crate::graphql::commands::{context, position, timed, uuid};
 use crate::graphql::context::Api;
-use crate::graphql::error::{self, Code, error, internal};
+use crate::graphql::error::{self, Code, error, failed};
 use crate::graphql::guard::{Need, acting_agent, may_work_on};
 
 /// Media to send by Telegram file id.
@@ -261,7 +261,7 @@ async fn settings(ctx: &Context<'_>) -> Result<Settings> {
         .commands
         .state::<Settings>(StreamId::Settings)
         .await
-        .map_err(|e| internal("cannot read the settings", e))
+        .map_err(|e| failed("cannot read the settings", e))
 }
 
 #[Object]
@@ -394,7 +394,7 @@ impl TicketMutation {
                     .commands
                     .state::<Agent>(StreamId::Agent(assignee))
                     .await
-                    .map_err(|e| internal("cannot read the agent", e))?;
+                    .map_err(|e| failed("cannot read the agent", e))?;
                 match state {
                     Agent::Invited(agent) if agent.active => {}
                     Agent::Invited(_) => {
@@ -444,7 +444,7 @@ impl TicketMutation {
                     .commands
                     .state::<Ticket>(target.ticket.stream())
                     .await
-                    .map_err(|e| internal("cannot read the ticket", e))?;
+                    .map_err(|e| failed("cannot read the ticket", e))?;
                 if state.status() == Some(TicketStatus::Resolved) {
                     TicketCommand::Reopen { by, at }
                 } else {

@@ -18,7 +18,7 @@ use super::ticket_list::{self, TicketChange, TicketMatcher, TicketsChangedFilter
 use crate::auth::{Permission, TicketScope};
 use crate::graphql::consistency::wait_for_model;
 use crate::graphql::context::Api;
-use crate::graphql::error::{Code, database, error};
+use crate::graphql::error::{Code, database, error, until_available};
 use crate::graphql::events::{LogEvent, event_feed, hub_failed, parse_cursor};
 use crate::graphql::guard::{self, LiveScope, Need};
 use crate::graphql::ids::parse_uuid;
@@ -127,7 +127,12 @@ impl TicketSubscription {
                 let now = access.at(event.position).await?;
                 let recheck = now != TicketScope::All
                     && (event.event_type == CATEGORY_CHANGED || now != started);
-                if recheck && !in_scope_after(&pool, &now, ticket, event.position, timeout).await? {
+                if recheck
+                    && !until_available(|| {
+                        in_scope_after(&pool, &now, ticket, event.position, timeout)
+                    })
+                    .await?
+                {
                     return Err(error(Code::NotFound, "no such ticket"));
                 }
                 Ok(LogEvent::from(event.as_ref()))
@@ -231,7 +236,7 @@ impl TicketSubscription {
                         Ok(scope) => scope,
                         Err(error) => return Some((Err(error), true)),
                     };
-                    message_of(&pool, &event, timeout)
+                    until_available(|| message_of(&pool, &event, timeout))
                         .await
                         .map(|message| message.filter(|m| scope.covers(m.message.category_id)))
                         .transpose()

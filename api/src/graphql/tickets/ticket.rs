@@ -23,7 +23,7 @@ use crate::auth::Permission;
 use crate::graphql::context::Api;
 use crate::graphql::customers::{Customer, CustomerKey, CustomerLoader};
 use crate::graphql::directory::{Agent, AgentLoader};
-use crate::graphql::error::{database, internal};
+use crate::graphql::error::{database, failed, failed_as};
 use crate::graphql::events::LogEvent;
 use crate::graphql::guard::{self, Need};
 use crate::graphql::ids;
@@ -275,7 +275,7 @@ impl Ticket {
             {
                 Ok(events) => events,
                 Err(eventlog::Error::StreamNotFound { .. }) => Vec::new(),
-                Err(other) => return Err(internal("cannot read the ticket's history", other)),
+                Err(other) => return Err(failed("cannot read the ticket's history", other)),
             },
         };
         let in_range = |version: u64| {
@@ -305,7 +305,7 @@ impl Ticket {
         let row = customers
             .load_one(key)
             .await
-            .map_err(|error| internal("a database query failed", error))?;
+            .map_err(|error| failed_as("a database query failed", &*error))?;
         Ok(row.map(Customer::from))
     }
 
@@ -319,7 +319,7 @@ impl Ticket {
         let row = agents
             .load_one(assignee)
             .await
-            .map_err(|error| internal("a database query failed", error))?;
+            .map_err(|error| failed_as("a database query failed", &*error))?;
         Ok(row.map(Agent::from))
     }
 }

@@ -25,6 +25,9 @@ use crate::graphql::error::internal;
 use crate::graphql::guard::LiveScope;
 use crate::live::{LiveHub, TicketBatch};
 
+/// Pause before a list whose catch-up found the database unreachable tries again.
+const OUTAGE_PAUSE: std::time::Duration = std::time::Duration::from_millis(500);
+
 /// Which tickets a live list shows. Empty: all the caller may see.
 #[derive(Debug, Clone, Default, InputObject)]
 pub struct TicketsChangedFilter {
@@ -99,6 +102,7 @@ pub(super) fn changes(
         ready: VecDeque::new(),
         applied: head,
         covered: Position::START,
+        lagging: false,
         failed: false,
     };
     futures::stream::unfold(list, TicketList::next)
@@ -117,6 +121,8 @@ struct TicketList {
     applied: Position,
     /// How far the last catch-up read: batches up to here carry rows older than it sent.
     covered: Position,
+    /// The channel dropped batches: catch up from the log before taking the next.
+    lagging: bool,
     failed: bool,
 }
 
@@ -129,27 +135,39 @@ impl TicketList {
             if let Some(change) = self.ready.pop_front() {
                 return Some((Ok(change), self));
             }
-            let batch = match self.receiver.recv().await {
-                Ok(batch) if batch.position <= self.covered => continue,
-                Ok(batch) => batch,
-                Err(broadcast::error::RecvError::Lagged(missed)) => {
-                    tracing::debug!(
-                        missed,
-                        "ticketsChanged subscriber lagged; catching up from the log"
-                    );
-                    match self.live.tickets_since(self.applied).await {
-                        Ok(batch) => {
-                            self.covered = batch.position;
-                            Arc::new(batch)
-                        }
-                        Err(detail) => {
-                            self.failed = true;
-                            let error = internal("a lagging ticket list cannot catch up", detail);
-                            return Some((Err(error), self));
-                        }
+            let batch = if self.lagging {
+                match self.live.tickets_since(self.applied).await {
+                    Ok(batch) => {
+                        self.lagging = false;
+                        self.covered = batch.position;
+                        Arc::new(batch)
+                    }
+                    Err(detail) if eventlog::is_unavailable(&detail) => {
+                        // Caught up once the database is back: no batch is lost meanwhile.
+                        tracing::debug!(%detail, "ticketsChanged: the database is unavailable; catching up again");
+                        tokio::time::sleep(OUTAGE_PAUSE).await;
+                        continue;
+                    }
+                    Err(detail) => {
+                        self.failed = true;
+                        let error = internal("a lagging ticket list cannot catch up", detail);
+                        return Some((Err(error), self));
                     }
                 }
-                Err(broadcast::error::RecvError::Closed) => return None,
+            } else {
+                match self.receiver.recv().await {
+                    Ok(batch) if batch.position <= self.covered => continue,
+                    Ok(batch) => batch,
+                    Err(broadcast::error::RecvError::Lagged(missed)) => {
+                        tracing::debug!(
+                            missed,
+                            "ticketsChanged subscriber lagged; catching up from the log"
+                        );
+                        self.lagging = true;
+                        continue;
+                    }
+                    Err(broadcast::error::RecvError::Closed) => return None,
+                }
             };
             self.applied = self.applied.max(batch.position);
             match self.access.at(batch.position).await {

@@ -13,6 +13,7 @@
 //! | a message that is not JSON, of an unknown type or shape, or binary | `4400: <what is wrong>` |
 //! | `subscribe` before `connection_ack` | `4401: Unauthorized` |
 //! | `connection_init` whose credential is refused | `4403: Forbidden: <why>` |
+//! | `connection_init` whose credential cannot be checked (the database is unreachable) | `1013: Try Again Later` |
 //! | no `connection_init` within [`crate::graphql::Limits::socket_init_timeout`] | `4408: Connection initialisation timeout` |
 //! | `subscribe` with the id of an operation still running | `4409: Subscriber for <id> already exists` |
 //! | a second `connection_init` | `4429: Too many initialisation requests` |
@@ -30,7 +31,8 @@
 //! [`crate::graphql::Limits::socket_credential_check`], and at once when this process ends a
 //! credential; when it ends, the socket is closed with
 //! 4403 and the reason (in either protocol without `connection_error`, which answers the
-//! connection's set-up). A message larger than the body limit closes it with 1009.
+//! connection's set-up). A check that cannot reach the database ends nothing: the socket stays
+//! open and the next check decides. A message larger than the body limit closes it with 1009.
 
 use std::future::Future;
 use std::pin::Pin;
@@ -80,6 +82,8 @@ mod code {
     pub(super) const TOO_MANY_INITS: u16 = 4429;
     /// RFC 6455 "message too big".
     pub(super) const MESSAGE_TOO_BIG: u16 = 1009;
+    /// RFC 6455 "try again later": the database could not be reached.
+    pub(super) const TRY_AGAIN_LATER: u16 = 1013;
 }
 
 /// Longest close reason a close frame carries (RFC 6455: 125 bytes of payload, 2 of them the
@@ -208,6 +212,10 @@ pub(super) async fn serve(socket: WebSocket, schema: ApiSchema, api: Api, protoc
                     Authentication::Refused(reason) => {
                         break Some(Close::new(code::FORBIDDEN, format!("Forbidden: {reason}")));
                     }
+                    Authentication::Unavailable => break Some(Close::new(
+                        code::TRY_AGAIN_LATER,
+                        "Try Again Later: the database cannot be reached; the credential was not refused",
+                    )),
                     Authentication::Anonymous => break Some(Close::new(
                         code::FORBIDDEN,
                         "Forbidden: send {\"authorization\": \"Bearer <token>\"} in connection_init",
@@ -551,7 +559,8 @@ async fn credential_ended(
             Ok(()) = ended.changed() => {}
         }
         match api.auth.authenticate(token.as_deref()).await {
-            Authentication::Authenticated(_) => {}
+            // Not checked is not refused: the next check decides.
+            Authentication::Authenticated(_) | Authentication::Unavailable => {}
             Authentication::Refused(reason) => return reason,
             Authentication::Anonymous => return "the credential is gone",
         }
