@@ -243,6 +243,9 @@ fn every_message_kind_round_trips() {
                 body,
                 caption: None,
                 forwarded_from,
+                forwarded_at: None,
+                media: None,
+                media_group_id: None,
             },
         }));
         let json = serde_json::to_value(&event).expect("events serialize");

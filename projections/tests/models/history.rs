@@ -478,6 +478,9 @@ pub(crate) fn content(n: u32) -> MessageContent {
         body,
         caption,
         forwarded_from,
+        forwarded_at: None,
+        media: None,
+        media_group_id: None,
     }
 }
 

@@ -8,6 +8,7 @@ use domain::ticket::{Priority, TicketStatus};
 use projections::StoredText;
 use projections::tickets::{Direction, MessageRow, NoteRow};
 
+use super::media::{self, Checklist, Dice, Extras, Media, PaidMedia, Poll, Story};
 use crate::auth::Permission;
 use crate::graphql::context::Api;
 use crate::graphql::error::database;
@@ -135,6 +136,30 @@ pub struct Message {
     pub details: Option<Json<serde_json::Value>>,
     /// Where a forwarded message came from.
     pub forward_origin: Option<Json<serde_json::Value>>,
+    /// When a forwarded message was first sent.
+    pub forwarded_at: Option<DateTime<Utc>>,
+    /// Its file with everything Telegram told about it (null for text and the kinds without
+    /// a file); for an agent reply, the first medium it sent.
+    pub media: Option<Media>,
+    /// The album a customer message belongs to: Telegram sends each file of an album as a
+    /// message of its own, all with this id. See `album`.
+    pub media_group_id: Option<String>,
+    /// A dice message: the emoji and the value it landed on.
+    pub dice: Option<Dice>,
+    /// A poll or quiz: the question and the answers offered.
+    pub poll: Option<Poll>,
+    /// A forwarded story: where it was posted.
+    pub story: Option<Story>,
+    /// A checklist: its title and tasks.
+    pub checklist: Option<Checklist>,
+    /// Paid media: the price in Stars and the kinds of media.
+    pub paid_media: Option<PaidMedia>,
+    /// A chat event (kind `service`): what happened, as Telegram names it
+    /// (`pinned_message`, `write_access_allowed`, …).
+    pub service_action: Option<String>,
+    /// A message of a kind Ledgerdesk does not model (kind `unsupported`): which kind, as
+    /// Telegram names it (`game`, `giveaway`, `invoice`, … or `unknown`).
+    pub unsupported_kind: Option<String>,
     /// Telegram's id of the message in the customer's chat: for a customer message as it
     /// arrived, for an agent reply once Telegram accepted it (null while pending or failed).
     pub telegram_message_id: Option<i32>,
@@ -150,11 +175,34 @@ pub struct Message {
     pub edited_at: Option<DateTime<Utc>>,
     /// When it was posted.
     pub created_at: DateTime<Utc>,
+    /// The message's uuid.
+    #[graphql(skip)]
+    pub uuid: uuid::Uuid,
+    /// The media an agent reply sent.
+    #[graphql(skip)]
+    pub reply_media: Vec<Media>,
 }
 
 impl From<MessageRow> for Message {
     fn from(row: MessageRow) -> Self {
+        let extras = Extras::of(row.kind.as_str(), row.details.as_ref());
+        let reply_media = match row.direction {
+            Direction::Out => media::reply_media(row.details.as_ref()),
+            Direction::In => Vec::new(),
+        };
         Message {
+            uuid: row.id,
+            reply_media,
+            forwarded_at: row.forwarded_at,
+            media: media::media(row.media.as_ref()),
+            media_group_id: row.media_group_id,
+            dice: extras.dice,
+            poll: extras.poll,
+            story: extras.story,
+            checklist: extras.checklist,
+            paid_media: extras.paid_media,
+            service_action: extras.service_action,
+            unsupported_kind: extras.unsupported_kind,
             ticket: row.ticket_id,
             id: ids::global("Message", row.id),
             message_id: ID(row.id.to_string()),
@@ -182,6 +230,34 @@ impl From<MessageRow> for Message {
 
 #[ComplexObject]
 impl Message {
+    /// The media of the album this message opens, first to last, its own included: on the
+    /// first message of a Telegram album (messages sharing `mediaGroupId`), the files of all
+    /// of them, so a client shows the album once, there, and skips the other messages of the
+    /// group (their `album` is null); on an agent reply that sent several media, those.
+    /// Null for every other message.
+    #[graphql(guard = "Need(Permission::ReadTickets)")]
+    async fn album(&self, ctx: &Context<'_>) -> Result<Option<Vec<Media>>> {
+        if self.reply_media.len() > 1 {
+            return Ok(Some(self.reply_media.clone()));
+        }
+        let Some(group) = &self.media_group_id else {
+            return Ok(None);
+        };
+        let api = ctx.data_unchecked::<Api>();
+        let members = projections::tickets::queries::album(&api.pool, self.ticket, group)
+            .await
+            .map_err(database)?;
+        if members.first().map(|(id, _)| *id) != Some(self.uuid) {
+            return Ok(None);
+        }
+        Ok(Some(
+            members
+                .iter()
+                .filter_map(|(_, media)| media::media(media.as_ref()))
+                .collect(),
+        ))
+    }
+
     /// The message it replies to: an agent's reply (by the id Telegram gave it on delivery) or
     /// a customer message, found by `replyToTelegramMessageId` in the customer's chat, on any
     /// of their tickets; null when it replies to nothing, to a message Ledgerdesk does not
