@@ -10,6 +10,8 @@
 
 mod support;
 
+mod content;
 mod delivery;
+mod fuzz;
 mod inbound;
 mod unstorable;
