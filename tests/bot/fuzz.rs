@@ -226,7 +226,7 @@ async fn recorded(desk: &Desk, id: i64) -> bool {
     let pattern = format!("telegram:%:{id}:%");
     sqlx::query_scalar(
         "select exists (select 1 from idempotency_keys where key like $1) \
-            or exists (select 1 from telegram_updates_handled where key like $1) \
+            or exists (select 1 from telegram_updates_handled where update_key like $1) \
             or exists (select 1 from telegram_updates_unrecorded where update_id = $2)",
     )
     .bind(&pattern)
