@@ -64,7 +64,13 @@ async fn messages(desk: &Desk, token: &str, n: usize) -> BTreeMap<i64, Value> {
     );
     let mut found = BTreeMap::new();
     for ticket in tickets {
-        let body = graphql(desk, Some(token), &query, json!({ "id": ticket.to_string() })).await;
+        let body = graphql(
+            desk,
+            Some(token),
+            &query,
+            json!({ "id": ticket.to_string() }),
+        )
+        .await;
         assert!(body.get("errors").is_none(), "{body:#}");
         for edge in body["data"]["ticket"]["messages"]["edges"]
             .as_array()
@@ -224,7 +230,11 @@ async fn every_kind_arrives_with_every_detail(receive: Receive, tag: &str) {
         assert_eq!(shown[&later]["mediaGroupId"], group);
         assert_eq!(shown[&later]["album"], Value::Null);
     }
-    assert_eq!(shown[&213]["album"], Value::Null, "a lone photo is no album");
+    assert_eq!(
+        shown[&213]["album"],
+        Value::Null,
+        "a lone photo is no album"
+    );
 
     // What can be shown of the kinds that are neither text nor a file.
     assert_eq!(shown[&227]["dice"], json!({"emoji": "🎲", "value": 4}));
@@ -293,7 +303,8 @@ fn long_messages() -> Vec<Value> {
     let mut contact = fixture("message_contact");
     contact["update_id"] = json!(850_200_005);
     contact["message"]["message_id"] = json!(305);
-    contact["message"]["contact"]["phone_number"] = json!("+90 532 123 4567 ext. 1234567890 (office)");
+    contact["message"]["contact"]["phone_number"] =
+        json!("+90 532 123 4567 ext. 1234567890 (office)");
     vec![caption, document, forwarded, venue, contact]
 }
 
@@ -314,7 +325,10 @@ async fn long_values_are_kept(receive: Receive, tag: &str) {
         shown[&303]["forwardOrigin"]["name"],
         message(2)["forward_origin"]["sender_user_name"]
     );
-    assert_eq!(shown[&304]["details"]["title"], message(3)["venue"]["title"]);
+    assert_eq!(
+        shown[&304]["details"]["title"],
+        message(3)["venue"]["title"]
+    );
     assert_eq!(
         shown[&305]["details"]["phone_number"],
         message(4)["contact"]["phone_number"]

@@ -326,5 +326,8 @@ fn mutations_change_the_update_but_not_its_id() {
             changed += 1;
         }
     }
-    assert!(changed > 150, "only {changed} of 200 mutations changed anything");
+    assert!(
+        changed > 150,
+        "only {changed} of 200 mutations changed anything"
+    );
 }

@@ -123,11 +123,13 @@ async fn live_projection_equals_a_rebuild(options: PgConnectOptions, runner: Run
     }
 }
 
-/// Upgrading to `messages` version 2: migration 0010 adds `search_terms` empty to the rows a
-/// version 1 built. On its next start the runtime rebuilds the table from the log, and every
-/// message with words in its text or caption then holds them.
+/// Upgrading `messages` from an older version: migration 0010 adds `search_terms` empty to the
+/// rows a version 1 built, migration 0015 adds `media` (and albums, forward dates) empty to
+/// the rows a version 2 built. On its next start the runtime rebuilds the table from the log,
+/// and every message with words in its text or caption then holds them, every customer
+/// message with a file its media.
 #[sqlx::test(migrations = "../migrations")]
-async fn upgrading_messages_to_version_2_fills_the_search_terms_of_older_rows(
+async fn upgrading_messages_fills_the_search_terms_and_media_of_older_rows(
     _: PgPoolOptions,
     options: PgConnectOptions,
 ) {
@@ -169,9 +171,26 @@ async fn upgrading_messages_to_version_2_fills_the_search_terms_of_older_rows(
     let termless = "select count(*) from messages where search_terms = '{}' \
                     and coalesce(text, '') || coalesce(caption, '') ~ '[[:alnum:]]'";
 
+    let mediumless = "select count(*) from messages \
+                      where direction = 'in' and file_unique_id is not null and media is null";
+    let with_files: i64 = sqlx::query_scalar(
+        "select count(*) from messages where direction = 'in' and file_unique_id is not null",
+    )
+    .fetch_one(&pool)
+    .await
+    .unwrap();
+    assert!(with_files > 10, "the history has media: {with_files}");
+    assert_eq!(
+        sqlx::query_scalar::<_, i64>(mediumless)
+            .fetch_one(&pool)
+            .await
+            .unwrap(),
+        0
+    );
+
     // What the tables look like right after migrating from version 1.
     sqlx::raw_sql(
-        "update messages set search_terms = '{}';
+        "update messages set search_terms = '{}', media = null;
          update projection_checkpoints set version = 1
           where projection = 'messages' and target = 'live'",
     )
@@ -184,12 +203,17 @@ async fn upgrading_messages_to_version_2_fills_the_search_terms_of_older_rows(
     let (stop, handle) = crate::spawn_runner(
         ProjectionRunner::new(log.clone(), pool.clone(), models).with_options(fast_options()),
     );
-    let version = crate::until_live_version(&pool, "messages", 2).await;
+    let version = crate::until_live_version(&pool, "messages", 3).await;
     stop.send(()).unwrap();
     handle.await.unwrap();
-    assert_eq!(version, 2, "the rebuild was swapped in");
+    assert_eq!(version, 3, "the rebuild was swapped in");
     let after: i64 = sqlx::query_scalar(termless).fetch_one(&pool).await.unwrap();
     assert_eq!(after, 0, "every message with words has its terms");
+    let after: i64 = sqlx::query_scalar(mediumless)
+        .fetch_one(&pool)
+        .await
+        .unwrap();
+    assert_eq!(after, 0, "every customer message with a file has its media");
     let rows: i64 = sqlx::query_scalar("select count(*) from messages")
         .fetch_one(&pool)
         .await
