@@ -85,7 +85,7 @@ fn content(body: MessageBody) -> MessageContent {
 /// `content` with what Telegram told about its file.
 fn with_media(content: MessageContent, media: MediaDetails) -> MessageContent {
     MessageContent {
-        media: Some(media),
+        media: Some(Box::new(media)),
         ..content
     }
 }
@@ -547,7 +547,7 @@ fn expectations() -> BTreeMap<&'static str, Inbound> {
                         name: "Courier Jean".into(),
                     }),
                     forwarded_at: Some(at(1_763_811_000)),
-                    media: Some(photo_details(
+                    media: Some(Box::new(photo_details(
                         240,
                         320,
                         19_870,
@@ -558,7 +558,7 @@ fn expectations() -> BTreeMap<&'static str, Inbound> {
                             90,
                             1422,
                         ),
-                    )),
+                    ))),
                     media_group_id: None,
                 },
                 1_763_896_500,

@@ -537,9 +537,10 @@ pub struct MessageContent {
     /// When the forwarded message was first sent.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub forwarded_at: Option<DateTime<Utc>>,
-    /// What Telegram told about the body's file besides its ids.
+    /// What Telegram told about the body's file besides its ids (boxed: most messages have
+    /// none, and the content travels inside every command and event).
     #[serde(default, skip_serializing_if = "Option::is_none")]
-    pub media: Option<MediaDetails>,
+    pub media: Option<Box<MediaDetails>>,
     /// The album the message belongs to: Telegram sends each photo, video, document or music
     /// file of an album as a message of its own, all with the same group id.
     #[serde(default, skip_serializing_if = "Option::is_none")]

@@ -802,7 +802,7 @@ fn details(body: &MessageBody) -> Option<Value> {
 /// `emoji`, `animated`, `video`. `None` for a message without a file.
 fn media(content: &MessageContent) -> Option<Value> {
     let file = content.body.file()?;
-    let details = content.media.clone().unwrap_or_default();
+    let details = content.media.as_deref().cloned().unwrap_or_default();
     let (file_name, emoji) = match &content.body {
         MessageBody::Document { file_name, .. } => (file_name.clone().or(details.file_name), None),
         MessageBody::Sticker { emoji, .. } => (details.file_name, emoji.clone()),

@@ -354,7 +354,7 @@ fn common_content(common: &MessageCommon) -> MessageContent {
         caption,
         forwarded_from: common.forward_origin.as_ref().map(forward_origin),
         forwarded_at: common.forward_origin.as_ref().map(MessageOrigin::date),
-        media: (!media.is_empty()).then_some(media),
+        media: (!media.is_empty()).then(|| Box::new(media)),
         media_group_id: media_group_id.map(|id| id.0),
     }
 }

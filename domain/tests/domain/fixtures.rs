@@ -357,7 +357,7 @@ fn every_detail_telegram_gives_round_trips() {
             content: MessageContent {
                 forwarded_from: Some(ForwardOrigin::HiddenUser { name: "Bob".into() }),
                 forwarded_at: Some(at()),
-                media: Some(domain::content::MediaDetails {
+                media: Some(Box::new(domain::content::MediaDetails {
                     file_name: Some("clip.mp4".into()),
                     mime_type: Some("video/mp4".into()),
                     file_size: Some(5_000_000_000),
@@ -375,7 +375,7 @@ fn every_detail_telegram_gives_round_trips() {
                     set_name: Some("Cats".into()),
                     animated: Some(false),
                     video: Some(true),
-                }),
+                })),
                 media_group_id: Some("1387462093847".into()),
                 ..MessageContent::of(body)
             },

@@ -139,19 +139,32 @@ pub struct PaidMedia {
     pub media: Vec<String>,
 }
 
-/// The typed parts of a message that is neither text nor a file, read from its row's details.
+/// The typed parts of a message that is neither text nor a file, read from its row's details;
+/// for an agent reply, the media it sent.
 #[derive(Debug, Clone, Default)]
-pub(super) struct Extras {
-    pub dice: Option<Dice>,
-    pub poll: Option<Poll>,
-    pub story: Option<Story>,
-    pub checklist: Option<Checklist>,
-    pub paid_media: Option<PaidMedia>,
-    pub service_action: Option<String>,
-    pub unsupported_kind: Option<String>,
+pub struct Extras {
+    pub(super) dice: Option<Dice>,
+    pub(super) poll: Option<Poll>,
+    pub(super) story: Option<Story>,
+    pub(super) checklist: Option<Checklist>,
+    pub(super) paid_media: Option<PaidMedia>,
+    pub(super) service_action: Option<String>,
+    pub(super) unsupported_kind: Option<String>,
+    pub(super) reply_media: Vec<Media>,
 }
 
 impl Extras {
+    /// The media an agent reply sent, from its row's details (`[{kind, file_id}]`).
+    pub(super) fn of_reply(details: Option<&Value>) -> Self {
+        Self {
+            reply_media: details
+                .and_then(Value::as_array)
+                .map(|items| items.iter().filter_map(read).collect())
+                .unwrap_or_default(),
+            ..Self::default()
+        }
+    }
+
     /// The parts of a message of `kind` whose row holds `details`.
     pub(super) fn of(kind: &str, details: Option<&Value>) -> Self {
         let Some(details) = details else {
@@ -212,12 +225,4 @@ fn read<T: serde::de::DeserializeOwned>(value: &Value) -> Option<T> {
 /// The media of a row's `media` column; `None` when absent or unreadable.
 pub(super) fn media(value: Option<&Value>) -> Option<Media> {
     value.and_then(read)
-}
-
-/// The media an agent reply sent, from its row's details (`[{kind, file_id}]`).
-pub(super) fn reply_media(details: Option<&Value>) -> Vec<Media> {
-    details
-        .and_then(Value::as_array)
-        .map(|items| items.iter().filter_map(|item| media(Some(item))).collect())
-        .unwrap_or_default()
 }

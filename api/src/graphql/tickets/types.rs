@@ -140,26 +140,10 @@ pub struct Message {
     pub forwarded_at: Option<DateTime<Utc>>,
     /// Its file with everything Telegram told about it (null for text and the kinds without
     /// a file); for an agent reply, the first medium it sent.
-    pub media: Option<Media>,
+    pub media: Option<Box<Media>>,
     /// The album a customer message belongs to: Telegram sends each file of an album as a
     /// message of its own, all with this id. See `album`.
     pub media_group_id: Option<String>,
-    /// A dice message: the emoji and the value it landed on.
-    pub dice: Option<Dice>,
-    /// A poll or quiz: the question and the answers offered.
-    pub poll: Option<Poll>,
-    /// A forwarded story: where it was posted.
-    pub story: Option<Story>,
-    /// A checklist: its title and tasks.
-    pub checklist: Option<Checklist>,
-    /// Paid media: the price in Stars and the kinds of media.
-    pub paid_media: Option<PaidMedia>,
-    /// A chat event (kind `service`): what happened, as Telegram names it
-    /// (`pinned_message`, `write_access_allowed`, …).
-    pub service_action: Option<String>,
-    /// A message of a kind Ledgerdesk does not model (kind `unsupported`): which kind, as
-    /// Telegram names it (`game`, `giveaway`, `invoice`, … or `unknown`).
-    pub unsupported_kind: Option<String>,
     /// Telegram's id of the message in the customer's chat: for a customer message as it
     /// arrived, for an agent reply once Telegram accepted it (null while pending or failed).
     pub telegram_message_id: Option<i32>,
@@ -178,31 +162,24 @@ pub struct Message {
     /// The message's uuid.
     #[graphql(skip)]
     pub uuid: uuid::Uuid,
-    /// The media an agent reply sent.
+    /// The parts of the kinds that are neither text nor a file, and the media an agent reply
+    /// sent (boxed: most messages have none).
     #[graphql(skip)]
-    pub reply_media: Vec<Media>,
+    pub extras: Box<Extras>,
 }
 
 impl From<MessageRow> for Message {
     fn from(row: MessageRow) -> Self {
-        let extras = Extras::of(row.kind.as_str(), row.details.as_ref());
-        let reply_media = match row.direction {
-            Direction::Out => media::reply_media(row.details.as_ref()),
-            Direction::In => Vec::new(),
+        let extras = match row.direction {
+            Direction::In => Extras::of(row.kind.as_str(), row.details.as_ref()),
+            Direction::Out => Extras::of_reply(row.details.as_ref()),
         };
         Message {
             uuid: row.id,
-            reply_media,
+            extras: Box::new(extras),
             forwarded_at: row.forwarded_at,
-            media: media::media(row.media.as_ref()),
+            media: media::media(row.media.as_ref()).map(Box::new),
             media_group_id: row.media_group_id,
-            dice: extras.dice,
-            poll: extras.poll,
-            story: extras.story,
-            checklist: extras.checklist,
-            paid_media: extras.paid_media,
-            service_action: extras.service_action,
-            unsupported_kind: extras.unsupported_kind,
             ticket: row.ticket_id,
             id: ids::global("Message", row.id),
             message_id: ID(row.id.to_string()),
@@ -230,6 +207,43 @@ impl From<MessageRow> for Message {
 
 #[ComplexObject]
 impl Message {
+    /// A dice message: the emoji and the value it landed on.
+    async fn dice(&self) -> Option<&Dice> {
+        self.extras.dice.as_ref()
+    }
+
+    /// A poll or quiz: the question and the answers offered.
+    async fn poll(&self) -> Option<&Poll> {
+        self.extras.poll.as_ref()
+    }
+
+    /// A forwarded story: where it was posted.
+    async fn story(&self) -> Option<&Story> {
+        self.extras.story.as_ref()
+    }
+
+    /// A checklist: its title and tasks.
+    async fn checklist(&self) -> Option<&Checklist> {
+        self.extras.checklist.as_ref()
+    }
+
+    /// Paid media: the price in Stars and the kinds of media.
+    async fn paid_media(&self) -> Option<&PaidMedia> {
+        self.extras.paid_media.as_ref()
+    }
+
+    /// A chat event (kind `service`): what happened, as Telegram names it
+    /// (`pinned_message`, `write_access_allowed`, …).
+    async fn service_action(&self) -> Option<&str> {
+        self.extras.service_action.as_deref()
+    }
+
+    /// A message of a kind Ledgerdesk does not model (kind `unsupported`): which kind, as
+    /// Telegram names it (`game`, `giveaway`, `invoice`, … or `unknown`).
+    async fn unsupported_kind(&self) -> Option<&str> {
+        self.extras.unsupported_kind.as_deref()
+    }
+
     /// The media of the album this message opens, first to last, its own included: on the
     /// first message of a Telegram album (messages sharing `mediaGroupId`), the files of all
     /// of them, so a client shows the album once, there, and skips the other messages of the
@@ -237,8 +251,8 @@ impl Message {
     /// Null for every other message.
     #[graphql(guard = "Need(Permission::ReadTickets)")]
     async fn album(&self, ctx: &Context<'_>) -> Result<Option<Vec<Media>>> {
-        if self.reply_media.len() > 1 {
-            return Ok(Some(self.reply_media.clone()));
+        if self.extras.reply_media.len() > 1 {
+            return Ok(Some(self.extras.reply_media.clone()));
         }
         let Some(group) = &self.media_group_id else {
             return Ok(None);
