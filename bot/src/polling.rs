@@ -151,7 +151,9 @@ async fn fetch(
         let text = raw.to_string();
         match serde_json::from_str::<Update>(&text) {
             Ok(mut update) => {
-                update::with_raw(&mut update, raw.clone());
+                if update::needs_raw(&update) {
+                    update::with_raw(&mut update, raw.clone());
+                }
                 updates.push((update, text));
             }
             // Without an update id there is nothing to handle, nor an offset to move past.

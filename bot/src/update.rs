@@ -174,15 +174,21 @@ fn forwarded_at_plausible(content: &mut MessageContent, now: DateTime<Utc>) {
 /// and a message it read without content (`MessageKind::Empty`, a kind or shape it does not
 /// know). [`interpret`] then reads what it can from the JSON.
 pub fn with_raw(update: &mut Update, raw: serde_json::Value) {
-    let empty = match &update.kind {
+    if needs_raw(update) {
+        update.kind = UpdateKind::Error(raw);
+    }
+}
+
+/// Whether teloxide kept too little of `update` (see [`with_raw`]): nearly never, so callers
+/// read the JSON again only then.
+#[must_use]
+pub fn needs_raw(update: &Update) -> bool {
+    match &update.kind {
         UpdateKind::Message(message) | UpdateKind::EditedMessage(message) => {
             matches!(message.kind, teloxide::types::MessageKind::Empty {})
         }
         UpdateKind::Error(_) => true,
         _ => false,
-    };
-    if empty {
-        update.kind = UpdateKind::Error(raw);
     }
 }
 

@@ -75,7 +75,9 @@ async fn receive(State(webhook): State<Webhook>, headers: HeaderMap, body: Bytes
     // teloxide keeps nothing of an update it cannot read (and no content of a message whose
     // kind it does not know); the JSON is read again from the body, so that
     // `crate::update` reads what it can.
-    if let Ok(raw) = serde_json::from_slice(&body) {
+    if update::needs_raw(&update)
+        && let Ok(raw) = serde_json::from_slice(&body)
+    {
         update::with_raw(&mut update, raw);
     }
     match webhook.inbox.handle_raw(&update, Some(&body)).await {
