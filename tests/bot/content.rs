@@ -10,7 +10,7 @@ use std::collections::BTreeMap;
 use chrono::{DateTime, Utc};
 use serde_json::{Value, json};
 use testkit::eventually;
-use testkit::telegram::FakeTelegram;
+use testkit::telegram::{Failure, FakeTelegram};
 
 use crate::support::{Desk, PATIENCE, Receive, SECRET, fixture, fixtures};
 use crate::unstorable::{admin_token, graphql};
@@ -411,4 +411,33 @@ async fn a_webhook_update_nothing_can_read_is_kept_for_admins_and_a_partly_reada
 #[tokio::test]
 async fn a_polled_update_nothing_can_read_is_kept_for_admins_and_a_partly_readable_one_recorded() {
     what_cannot_be_read_is_kept_for_admins(Receive::Polling, "unread_poll").await;
+}
+
+/// Polling reads `getUpdates` itself (as JSON, before teloxide): Telegram asking it to slow
+/// down, an error answer and a broken connection only delay the updates waiting there.
+#[tokio::test]
+async fn polling_waits_out_failed_get_updates_calls_and_then_records_what_waited() {
+    let telegram = FakeTelegram::start().await;
+    telegram.fail_next("getUpdates", Failure::RetryAfter(1), 1);
+    telegram.fail_next(
+        "getUpdates",
+        Failure::Api {
+            code: 409,
+            description: "Conflict: terminated by other getUpdates request".into(),
+        },
+        1,
+    );
+    telegram.fail_next("getUpdates", Failure::Dropped, 1);
+    let desk = Desk::start("poll_fail", &telegram, Receive::Polling).await;
+    let update = fixture("message_text_external_reply");
+    telegram.push_update(update.clone());
+    desk.wait_for("ticket.customer_message_posted", 1).await;
+    eventually(async || telegram.pending_updates() == 0, PATIENCE).await;
+    let calls = telegram.calls_of("getUpdates");
+    assert!(calls.len() >= 4, "{} getUpdates calls", calls.len());
+    assert!(calls.iter().take(3).all(|call| !call.succeeded()));
+    let token = admin_token(&desk).await;
+    let shown = messages(&desk, &token, 1).await;
+    assert_eq!(shown[&1046]["text"], update["message"]["text"]);
+    desk.stop().await;
 }
