@@ -37,6 +37,20 @@ fn arb_content() -> impl Strategy<Value = MessageContent> {
             media: None,
             media_group_id: None,
         }),
+        1 => (1u8..7, proptest::option::of("[0-9]{1,4}")).prop_map(|(value, group)| {
+            MessageContent {
+                media_group_id: group,
+                ..MessageContent::of(MessageBody::Dice { emoji: "🎲".into(), value })
+            }
+        }),
+        1 => Just(MessageContent::of(MessageBody::Service {
+            action: "pinned_message".into(),
+            message: Some(TelegramMessageId(1)),
+        })),
+        1 => Just(MessageContent {
+            caption: Some("a game".into()),
+            ..MessageContent::of(MessageBody::Unsupported { kind: "game".into() })
+        }),
         1 => (-100.0f64..100.0, -200.0f64..200.0).prop_map(|(latitude, longitude)| {
             MessageContent {
                 body: MessageBody::Location { latitude, longitude },
