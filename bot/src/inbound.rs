@@ -142,6 +142,14 @@ impl InboundError {
         }
     }
 
+    /// An update that cannot be read, not even from its JSON: delivering it again cannot help.
+    fn unreadable(reason: &str) -> Self {
+        Self {
+            message: format!("the update cannot be read: {reason}"),
+            permanent: true,
+        }
+    }
+
     /// Whether delivering the update again cannot help.
     #[must_use]
     pub fn is_permanent(&self) -> bool {
@@ -321,6 +329,7 @@ impl Inbox {
     ) -> Result<Handled, InboundError> {
         let handled = match inbound {
             Inbound::Ignored { reason } => Handled::Ignored(reason),
+            Inbound::Unreadable { reason } => return Err(InboundError::unreadable(reason)),
             Inbound::Message {
                 sender,
                 message,
@@ -767,8 +776,11 @@ pub fn update_key(bot_id: &str, update: &Update) -> String {
             .unwrap_or(&message.date)
             .timestamp()
             .to_string(),
-        UpdateKind::CallbackQuery(query) => query.id.0.clone(),
+        // Telegram's query ids are a score of digits; a longer one is cut so the key stays
+        // within the log's bound on idempotency keys.
+        UpdateKind::CallbackQuery(query) => query.id.0.chars().take(64).collect(),
         UpdateKind::MyChatMember(member) => member.date.timestamp().to_string(),
+        UpdateKind::Error(raw) => update::raw_stamp(raw),
         _ => String::new(),
     };
     let key = format!("telegram:{bot_id}:{}:{stamp}", update.id.0);

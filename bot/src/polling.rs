@@ -1,6 +1,11 @@
 //! Updates fetched with `getUpdates` (long polling), the default way when no webhook URL is
 //! set: it needs no public address.
 //!
+//! `getUpdates` goes through teloxide's HTTP client and settings, but its answer is read as
+//! JSON first and each update then by teloxide: teloxide keeps nothing of a message it cannot
+//! read (a text quoting another chat reads as a message without content), and with the JSON
+//! at hand [`crate::update`] reads what it can, as the webhook does.
+//!
 //! Updates are handled one by one, in Telegram's order. The offset moves past an update only
 //! once it is handled; when handling fails for a reason that may pass (the log is down), the
 //! same update is tried again with a growing pause, so nothing is skipped. An update that can
@@ -13,14 +18,14 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use backon::{BackoffBuilder, ExponentialBackoff, ExponentialBuilder};
+use serde_json::{Value, json};
 use teloxide::Bot;
-use teloxide::RequestError;
-use teloxide::payloads::GetUpdatesSetters;
 use teloxide::prelude::Requester;
 use teloxide::types::{AllowedUpdate, Update};
 use tokio_util::sync::CancellationToken;
 
 use crate::inbound::{Inbox, describe};
+use crate::update;
 
 /// The update kinds the bot asks for (also used when registering a webhook).
 pub const ALLOWED_UPDATES: [AllowedUpdate; 4] = [
@@ -56,37 +61,29 @@ pub async fn run(bot: Bot, inbox: Arc<Inbox>, timeout: Duration, shutdown: &Canc
     let mut offset: Option<i32> = None;
     let timeout_secs = u32::try_from(timeout.as_secs()).unwrap_or(10);
     loop {
-        let mut request = bot
-            .get_updates()
-            .timeout(timeout_secs)
-            .allowed_updates(ALLOWED_UPDATES);
-        if let Some(offset) = offset {
-            request = request.offset(offset);
-        }
         let fetched = tokio::select! {
             () = shutdown.cancelled() => return,
-            fetched = request => fetched,
+            fetched = fetch(&bot, offset, timeout_secs) => fetched,
         };
         match fetched {
             Ok(updates) => {
                 pause = Pause::default();
-                for update in updates {
-                    if handle(&inbox, &update, shutdown).await.is_err() {
+                for (update, raw) in updates {
+                    if handle(&inbox, &update, &raw, shutdown).await.is_err() {
                         return;
                     }
                     offset = Some(next_offset(&update));
                 }
             }
-            Err(RequestError::RetryAfter(seconds)) => {
-                let wait = seconds.duration();
+            Err(Fetch::RetryAfter(wait)) => {
                 tracing::warn!(seconds = wait.as_secs(), "telegram asks to slow down");
                 tokio::select! {
                     () = shutdown.cancelled() => return,
                     () = tokio::time::sleep(wait) => {}
                 }
             }
-            Err(error) => {
-                tracing::warn!(error = %describe(&error), "getUpdates failed");
+            Err(Fetch::Failed(error)) => {
+                tracing::warn!(%error, "getUpdates failed");
                 if pause.wait(shutdown).await.is_err() {
                     return;
                 }
@@ -95,11 +92,88 @@ pub async fn run(bot: Bot, inbox: Arc<Inbox>, timeout: Duration, shutdown: &Canc
     }
 }
 
-/// Handles one update, trying again until it is recorded; `Err` only when shutting down.
-async fn handle(inbox: &Inbox, update: &Update, shutdown: &CancellationToken) -> Result<(), ()> {
+/// Why `getUpdates` gave no updates.
+#[derive(Debug)]
+enum Fetch {
+    /// Telegram asks to wait this long (429).
+    RetryAfter(Duration),
+    /// Anything else, described without the token or the answer's body.
+    Failed(String),
+}
+
+/// One `getUpdates` call: each update as teloxide reads it (given its JSON where teloxide kept
+/// too little, see [`update::with_raw`]) with its JSON text.
+async fn fetch(
+    bot: &Bot,
+    offset: Option<i32>,
+    timeout_secs: u32,
+) -> Result<Vec<(Update, String)>, Fetch> {
+    let mut url = bot.api_url();
+    url.path_segments_mut()
+        .map_err(|()| Fetch::Failed("the Bot API URL cannot take a path".to_owned()))?
+        .push(&format!("bot{}", bot.token()))
+        .push("getUpdates");
+    let mut params = json!({ "timeout": timeout_secs, "allowed_updates": ALLOWED_UPDATES });
+    if let Some(offset) = offset {
+        params["offset"] = offset.into();
+    }
+    // The URL holds the token: errors are described without it.
+    let failed = |error: reqwest::Error| Fetch::Failed(error.without_url().to_string());
+    let response = bot
+        .client()
+        .post(url)
+        .json(&params)
+        .send()
+        .await
+        .map_err(failed)?;
+    let text = response.text().await.map_err(failed)?;
+    let answer: Value = serde_json::from_str(&text).map_err(|error| {
+        Fetch::Failed(format!("an unreadable answer from the Bot API: {error}"))
+    })?;
+    if answer["ok"] != Value::Bool(true) {
+        if let Some(seconds) = answer["parameters"]["retry_after"].as_u64() {
+            return Err(Fetch::RetryAfter(Duration::from_secs(seconds)));
+        }
+        return Err(Fetch::Failed(format!(
+            "the Bot API answered {} {}",
+            answer["error_code"],
+            answer["description"].as_str().unwrap_or_default()
+        )));
+    }
+    let Some(results) = answer["result"].as_array() else {
+        return Err(Fetch::Failed(
+            "an answer from the Bot API without updates".to_owned(),
+        ));
+    };
+    let mut updates = Vec::with_capacity(results.len());
+    for raw in results {
+        // From text: teloxide reads an update's kind from a borrowed key.
+        let text = raw.to_string();
+        match serde_json::from_str::<Update>(&text) {
+            Ok(mut update) => {
+                if update::needs_raw(&update) {
+                    update::with_raw(&mut update, raw.clone());
+                }
+                updates.push((update, text));
+            }
+            // Without an update id there is nothing to handle, nor an offset to move past.
+            Err(error) => tracing::warn!(%error, "getUpdates returned an update without an id"),
+        }
+    }
+    Ok(updates)
+}
+
+/// Handles one update (`raw`: its JSON), trying again until it is recorded; `Err` only when
+/// shutting down.
+async fn handle(
+    inbox: &Inbox,
+    update: &Update,
+    raw: &str,
+    shutdown: &CancellationToken,
+) -> Result<(), ()> {
     let mut pause = Pause::default();
     loop {
-        match inbox.handle(update).await {
+        match inbox.handle_raw(update, Some(raw.as_bytes())).await {
             Ok(_) => return Ok(()),
             Err(error) => {
                 tracing::error!(update_id = update.id.0, %error, "update not recorded, trying again");

@@ -2,8 +2,11 @@
 //! button they used, or why the update does not concern us.
 //!
 //! Only private chats with customers count. Everything else Telegram may deliver (groups,
-//! channels, inline mode, polls, service messages, kinds the domain has no body for) becomes
-//! [`Inbound::Ignored`] with a short reason the caller logs at debug level.
+//! channels, inline mode, poll answers, reactions…) becomes [`Inbound::Ignored`] with a short
+//! reason the caller logs at INFO. In a private chat every message counts, whatever its kind
+//! (see [`content`]): dice, polls, stories, checklists, paid media, service messages such as a
+//! pin, and kinds unknown to this code are recorded as what can be shown of them. A message
+//! teloxide cannot read is read again from its JSON (see [`raw`]).
 //!
 //! What the customer sent is kept as Telegram gave it, with one exception: Postgres cannot
 //! store the NUL character (U+0000), so every NUL in the profile and the content read here is
@@ -17,17 +20,17 @@
 //! This module is a pure function of the update and the current time: it does no IO, writes
 //! nothing to the log and never answers Telegram. It must not panic on any input.
 
+mod content;
+mod raw;
+
 use chrono::{DateTime, Utc};
 use domain::CustomerId;
-use domain::content::{
-    ForwardOrigin, MessageBody, MessageContent, TelegramFile, TelegramMessageId,
-};
+use domain::content::{MessageBody, MessageContent, TelegramMessageId};
 use domain::customer::CustomerProfile;
 use serde::Serialize;
 use serde::de::DeserializeOwned;
 use teloxide::types::{
-    CallbackQuery, Chat, ChatMemberKind, ChatMemberUpdated, FileMeta, MediaKind, Message,
-    MessageCommon, MessageKind, MessageOrigin, PhotoSize, Update, UpdateKind, User,
+    CallbackQuery, Chat, ChatMemberKind, ChatMemberUpdated, Message, Update, UpdateKind, User,
 };
 
 use crate::callback::CallbackData;
@@ -122,6 +125,13 @@ pub enum Inbound {
         /// When.
         at: DateTime<Utc>,
     },
+    /// A private message that cannot be read at all, not even from its JSON (no sender, id or
+    /// date), or an update of a kind this code does not know: kept among the unrecorded
+    /// updates for an admin to see.
+    Unreadable {
+        /// Why, in a few words.
+        reason: &'static str,
+    },
     /// Nothing for us to do.
     Ignored {
         /// Why, in a few words, for a debug log.
@@ -136,15 +146,58 @@ pub enum Inbound {
 pub fn interpret(update: &Update, now: DateTime<Utc>) -> Inbound {
     let mut inbound = storable(read(update, now));
     match &mut inbound {
-        Inbound::Message { at, .. }
-        | Inbound::Command { at, .. }
-        | Inbound::Edited { at, .. }
+        Inbound::Message { at, message, .. } => {
+            *at = plausible(*at, now);
+            forwarded_at_plausible(&mut message.content, now);
+        }
+        Inbound::Edited { at, content, .. } => {
+            *at = plausible(*at, now);
+            forwarded_at_plausible(content, now);
+        }
+        Inbound::Command { at, .. }
         | Inbound::Callback { at, .. }
         | Inbound::BotBlocked { at, .. }
         | Inbound::BotUnblocked { at, .. } => *at = plausible(*at, now),
-        Inbound::Ignored { .. } => {}
+        Inbound::Ignored { .. } | Inbound::Unreadable { .. } => {}
     }
     inbound
+}
+
+/// A forward date that cannot be real (see [`plausible`]; teloxide also stands in 1970 for a
+/// missing one) is dropped: unlike the message's own date, nothing can stand in for it.
+fn forwarded_at_plausible(content: &mut MessageContent, now: DateTime<Utc>) {
+    content.forwarded_at = content.forwarded_at.filter(|at| plausible(*at, now) == *at);
+}
+
+/// Gives `update` its JSON `raw` where teloxide kept too little of it: an update it could not
+/// read at all (`UpdateKind::Error`, which over polling teloxide fills with the JSON itself),
+/// and a message it read without content (`MessageKind::Empty`, a kind or shape it does not
+/// know). [`interpret`] then reads what it can from the JSON.
+pub fn with_raw(update: &mut Update, raw: serde_json::Value) {
+    if needs_raw(update) {
+        update.kind = UpdateKind::Error(raw);
+    }
+}
+
+/// Whether teloxide kept too little of `update` (see [`with_raw`]): nearly never, so callers
+/// read the JSON again only then.
+#[must_use]
+pub fn needs_raw(update: &Update) -> bool {
+    match &update.kind {
+        UpdateKind::Message(message) | UpdateKind::EditedMessage(message) => {
+            matches!(message.kind, teloxide::types::MessageKind::Empty {})
+        }
+        UpdateKind::Error(_) => true,
+        _ => false,
+    }
+}
+
+/// The date of the message (or the edit) in the JSON of an update teloxide could not read, as
+/// the idempotency key of an update wants it (see [`crate::inbound::update_key`]); empty when
+/// there is none.
+#[must_use]
+pub fn raw_stamp(update: &serde_json::Value) -> String {
+    raw::stamp(update)
 }
 
 /// `at` when it can be the time of an update read at `now`, else `now`: a time more than a
@@ -182,7 +235,9 @@ fn read(update: &Update, now: DateTime<Utc>) -> Inbound {
         | UpdateKind::ChatJoinRequest(_)
         | UpdateKind::ChatBoost(_)
         | UpdateKind::RemovedChatBoost(_) => ignored("group or channel administration"),
-        UpdateKind::Error(_) => ignored("update teloxide could not read"),
+        // Polling hands over the update's JSON here, and so does the webhook (see
+        // `crate::webhook`).
+        UpdateKind::Error(value) => raw::read(value, now),
     }
 }
 
@@ -237,7 +292,8 @@ fn storable(inbound: Inbound) -> Inbound {
         },
         other @ (Inbound::BotBlocked { .. }
         | Inbound::BotUnblocked { .. }
-        | Inbound::Ignored { .. }) => other,
+        | Inbound::Ignored { .. }
+        | Inbound::Unreadable { .. }) => other,
     }
 }
 
@@ -263,14 +319,11 @@ fn without_nul<T: Serialize + DeserializeOwned>(value: T) -> T {
 }
 
 fn interpret_message(message: &Message) -> Inbound {
-    let (sender, common) = match private_common(message) {
-        Ok(parts) => parts,
+    let sender = match private_sender(message) {
+        Ok(sender) => sender,
         Err(reason) => return Inbound::Ignored { reason },
     };
-    let content = match content(common) {
-        Ok(content) => content,
-        Err(reason) => return Inbound::Ignored { reason },
-    };
+    let content = content::of(message);
     let telegram_message_id = TelegramMessageId(message.id.0);
     // A forwarded "/help" is something the customer shows us, not something they ask of us.
     if content.forwarded_from.is_none()
@@ -289,9 +342,8 @@ fn interpret_message(message: &Message) -> Inbound {
         message: IncomingMessage {
             telegram_message_id,
             // `external_reply` points into another chat: no id of this chat to keep.
-            reply_to: common
-                .reply_to_message
-                .as_ref()
+            reply_to: message
+                .reply_to_message()
                 .map(|replied| TelegramMessageId(replied.id.0)),
             content,
         },
@@ -300,16 +352,12 @@ fn interpret_message(message: &Message) -> Inbound {
 }
 
 fn interpret_edit(message: &Message, now: DateTime<Utc>) -> Inbound {
-    let (sender, common) = match private_common(message) {
-        Ok(parts) => parts,
-        Err(reason) => return Inbound::Ignored { reason },
-    };
-    match content(common) {
-        Ok(content) => Inbound::Edited {
+    match private_sender(message) {
+        Ok(sender) => Inbound::Edited {
             sender,
             telegram_message_id: TelegramMessageId(message.id.0),
-            content,
-            at: common.edit_date.unwrap_or(now),
+            content: content::of(message),
+            at: message.edit_date().copied().unwrap_or(now),
         },
         Err(reason) => Inbound::Ignored { reason },
     }
@@ -360,9 +408,8 @@ fn interpret_membership(change: &ChatMemberUpdated) -> Inbound {
     }
 }
 
-/// The sender and the ordinary-message part of a message in a private chat, or why there is
-/// nothing to read.
-fn private_common(message: &Message) -> Result<(Sender, &MessageCommon), &'static str> {
+/// The sender of a message in a private chat, or why it is not a customer's.
+fn private_sender(message: &Message) -> Result<Sender, &'static str> {
     if !message.chat.is_private() {
         return Err(not_private(&message.chat));
     }
@@ -370,13 +417,7 @@ fn private_common(message: &Message) -> Result<(Sender, &MessageCommon), &'stati
         .from
         .as_ref()
         .ok_or("private message without a sender")?;
-    let sender = sender(from).ok_or("user id out of range")?;
-    match &message.kind {
-        MessageKind::Common(common) => Ok((sender, common)),
-        MessageKind::Dice(_) => Err("dice"),
-        MessageKind::Empty {} => Err("message without content"),
-        _ => Err("service message"),
-    }
+    sender(from).ok_or("user id out of range")
 }
 
 fn not_private(chat: &Chat) -> &'static str {
@@ -385,165 +426,6 @@ fn not_private(chat: &Chat) -> &'static str {
     } else {
         "group message"
     }
-}
-
-fn content(common: &MessageCommon) -> Result<MessageContent, &'static str> {
-    let (body, caption) = match &common.media_kind {
-        MediaKind::Text(text) => (
-            MessageBody::Text {
-                text: text.text.clone(),
-            },
-            None,
-        ),
-        MediaKind::Photo(photo) => (
-            MessageBody::Photo {
-                file: largest(&photo.photo).ok_or("photo without sizes")?,
-            },
-            photo.caption.clone(),
-        ),
-        MediaKind::Video(video) => (
-            MessageBody::Video {
-                file: file(&video.video.file),
-            },
-            video.caption.clone(),
-        ),
-        MediaKind::Document(document) => (
-            MessageBody::Document {
-                file: file(&document.document.file),
-                file_name: document.document.file_name.clone(),
-            },
-            document.caption.clone(),
-        ),
-        MediaKind::Audio(audio) => (
-            MessageBody::Audio {
-                file: file(&audio.audio.file),
-            },
-            audio.caption.clone(),
-        ),
-        MediaKind::Voice(voice) => (
-            MessageBody::Voice {
-                file: file(&voice.voice.file),
-            },
-            voice.caption.clone(),
-        ),
-        MediaKind::VideoNote(note) => (
-            MessageBody::VideoNote {
-                file: file(&note.video_note.file),
-            },
-            None,
-        ),
-        MediaKind::Sticker(sticker) => (
-            MessageBody::Sticker {
-                file: file(&sticker.sticker.file),
-                emoji: sticker.sticker.emoji.clone(),
-            },
-            None,
-        ),
-        // teloxide reads an animation before a document, so the `document` copy Telegram sends
-        // along for old clients never wins.
-        MediaKind::Animation(animation) => (
-            MessageBody::Animation {
-                file: file(&animation.animation.file),
-            },
-            animation.caption.clone(),
-        ),
-        MediaKind::Location(location) => (
-            MessageBody::Location {
-                latitude: location.location.latitude,
-                longitude: location.location.longitude,
-            },
-            None,
-        ),
-        // Likewise a venue is read before the `location` copy that comes with it.
-        MediaKind::Venue(venue) => (
-            MessageBody::Venue {
-                latitude: venue.venue.location.latitude,
-                longitude: venue.venue.location.longitude,
-                title: venue.venue.title.clone(),
-                address: venue.venue.address.clone(),
-            },
-            None,
-        ),
-        MediaKind::Contact(contact) => (
-            MessageBody::Contact {
-                phone_number: contact.contact.phone_number.clone(),
-                first_name: contact.contact.first_name.clone(),
-                last_name: contact.contact.last_name.clone(),
-                user_id: contact
-                    .contact
-                    .user_id
-                    .and_then(|id| i64::try_from(id.0).ok()),
-            },
-            None,
-        ),
-        MediaKind::PaidMedia(_) => return Err("paid media"),
-        MediaKind::Game(_) => return Err("game"),
-        MediaKind::Poll(_) => return Err("poll"),
-        MediaKind::Checklist(_) => return Err("checklist"),
-        MediaKind::Story(_) => return Err("story"),
-        MediaKind::Migration(_) => return Err("chat migration"),
-    };
-    Ok(MessageContent {
-        body,
-        caption,
-        forwarded_from: common.forward_origin.as_ref().map(forward_origin),
-    })
-}
-
-/// The size with the most pixels; Telegram lists them smallest first, but we do not rely on it.
-fn largest(sizes: &[PhotoSize]) -> Option<TelegramFile> {
-    sizes
-        .iter()
-        .max_by_key(|size| {
-            (
-                u64::from(size.width) * u64::from(size.height),
-                size.file.size,
-            )
-        })
-        .map(|size| file(&size.file))
-}
-
-fn file(meta: &FileMeta) -> TelegramFile {
-    TelegramFile {
-        file_id: meta.id.0.clone(),
-        file_unique_id: meta.unique_id.0.clone(),
-    }
-}
-
-fn forward_origin(origin: &MessageOrigin) -> ForwardOrigin {
-    match origin {
-        MessageOrigin::User { sender_user, .. } => match i64::try_from(sender_user.id.0) {
-            Ok(user_id) => ForwardOrigin::User {
-                user_id,
-                name: sender_user.full_name(),
-            },
-            // Telegram ids fit in 52 bits; should one not fit, keep the name rather than lose
-            // the message.
-            Err(_) => ForwardOrigin::HiddenUser {
-                name: sender_user.full_name(),
-            },
-        },
-        MessageOrigin::HiddenUser {
-            sender_user_name, ..
-        } => ForwardOrigin::HiddenUser {
-            name: sender_user_name.clone(),
-        },
-        MessageOrigin::Chat { sender_chat, .. } => ForwardOrigin::Chat {
-            chat_id: sender_chat.id.0,
-            title: chat_title(sender_chat),
-        },
-        MessageOrigin::Channel {
-            chat, message_id, ..
-        } => ForwardOrigin::Channel {
-            chat_id: chat.id.0,
-            title: chat_title(chat),
-            message_id: TelegramMessageId(message_id.0),
-        },
-    }
-}
-
-fn chat_title(chat: &Chat) -> String {
-    chat.title().unwrap_or_default().to_owned()
 }
 
 fn customer_id(user: &User) -> Option<CustomerId> {

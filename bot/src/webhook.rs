@@ -5,6 +5,9 @@
 //! in constant time); anything else is answered 401 and records nothing. A body that is not an
 //! update is answered 400 and records nothing; a body over [`MAX_UPDATE_BYTES`] 413.
 //!
+//! An update teloxide cannot read is handed on with its JSON, as polling does, and read as far
+//! as it can be (see [`crate::update`]).
+//!
 //! The answer comes after the update is handled: 200 when it is recorded, ignored, refused
 //! for good or kept among the updates that can never be recorded, 500 when the log failed for
 //! a reason that may pass, so that Telegram delivers it again (handling is idempotent, see
@@ -22,6 +25,7 @@ use subtle::ConstantTimeEq;
 use teloxide::types::Update;
 
 use crate::inbound::{Handled, Inbox};
+use crate::update;
 
 /// The header Telegram sends the secret in.
 pub const SECRET_HEADER: &str = "x-telegram-bot-api-secret-token";
@@ -56,7 +60,7 @@ async fn receive(State(webhook): State<Webhook>, headers: HeaderMap, body: Bytes
         tracing::warn!("webhook request without the right secret token refused");
         return StatusCode::UNAUTHORIZED;
     }
-    let update: Update = match serde_json::from_slice(&body) {
+    let mut update: Update = match serde_json::from_slice(&body) {
         Ok(update) => update,
         Err(error) => {
             // The position only: the body may hold personal data.
@@ -68,6 +72,14 @@ async fn receive(State(webhook): State<Webhook>, headers: HeaderMap, body: Bytes
             return StatusCode::BAD_REQUEST;
         }
     };
+    // teloxide keeps nothing of an update it cannot read (and no content of a message whose
+    // kind it does not know); the JSON is read again from the body, so that
+    // `crate::update` reads what it can.
+    if update::needs_raw(&update)
+        && let Ok(raw) = serde_json::from_slice(&body)
+    {
+        update::with_raw(&mut update, raw);
+    }
     match webhook.inbox.handle_raw(&update, Some(&body)).await {
         Ok(
             Handled::Recorded

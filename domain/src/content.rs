@@ -4,7 +4,13 @@
 //! Everything here except ids and kinds is personal data (text, captions, file ids, locations,
 //! contacts, forward origins). Events keep these types in a nested `content` field so they can
 //! be encrypted later without reshaping the events.
+//!
+//! A customer message is a fact: it is bounded only by the generous customer limits of
+//! [`crate::validate`] (Telegram's own limits lie well within them), never by the limits on
+//! what agents write. Fields added over time are optional and absent from older payloads, so
+//! every stored event keeps decoding.
 
+use chrono::{DateTime, Utc};
 use serde::{Deserialize, Serialize};
 
 use crate::ids::MessageId;
@@ -26,14 +32,117 @@ pub struct TelegramFile {
 }
 
 impl TelegramFile {
-    fn validate(&self) -> Result<(), InvalidInput> {
-        validate::required("file id", &self.file_id, validate::MAX_FILE_ID_CHARS)?;
-        validate::required(
-            "file unique id",
-            &self.file_unique_id,
-            validate::MAX_FILE_ID_CHARS,
-        )
+    /// The file with these ids.
+    #[must_use]
+    pub fn new(file_id: impl Into<String>, file_unique_id: impl Into<String>) -> Self {
+        Self {
+            file_id: file_id.into(),
+            file_unique_id: file_unique_id.into(),
+        }
     }
+
+    fn validate(&self) -> Result<(), InvalidInput> {
+        validate::required("file id", &self.file_id, CUSTOMER_TEXT)?;
+        validate::required("file unique id", &self.file_unique_id, CUSTOMER_TEXT)
+    }
+}
+
+/// The customer limit on any one text (see [`crate::validate`]).
+const CUSTOMER_TEXT: usize = validate::MAX_CUSTOMER_TEXT_CHARS;
+
+fn customer_text(field: &'static str, value: &str) -> Result<(), InvalidInput> {
+    validate::at_most(field, value, CUSTOMER_TEXT)
+}
+
+fn customer_optional(field: &'static str, value: Option<&str>) -> Result<(), InvalidInput> {
+    value.map_or(Ok(()), |value| customer_text(field, value))
+}
+
+/// A small preview image of a media file, as Telegram sends it along.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Thumbnail {
+    /// The preview's file.
+    pub file: TelegramFile,
+    /// Its width in pixels.
+    pub width: u32,
+    /// Its height in pixels.
+    pub height: u32,
+    /// Its size in bytes, when Telegram says.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub file_size: Option<u64>,
+}
+
+/// What Telegram tells about the file of a media message besides its ids. Every field is
+/// optional: Telegram gives some only for some kinds (a duration for sound and video, a
+/// performer for music, a set name for stickers), and messages recorded before these were
+/// kept have none.
+#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
+pub struct MediaDetails {
+    /// The file name the sender's client reported (animations, videos, music; a document's
+    /// name is in its body).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub file_name: Option<String>,
+    /// The MIME type the sender's client reported.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub mime_type: Option<String>,
+    /// The size in bytes.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub file_size: Option<u64>,
+    /// Width in pixels (photos, videos, animations, stickers; a video note's diameter).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub width: Option<u32>,
+    /// Height in pixels.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub height: Option<u32>,
+    /// Length in seconds (videos, animations, music, voice and video notes).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub duration: Option<u32>,
+    /// A preview image.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub thumbnail: Option<Thumbnail>,
+    /// A music file's title.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub title: Option<String>,
+    /// A music file's performer.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub performer: Option<String>,
+    /// The sticker set a sticker belongs to.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub set_name: Option<String>,
+    /// Whether a sticker is animated (TGS).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub animated: Option<bool>,
+    /// Whether a sticker is a video (WEBM).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub video: Option<bool>,
+}
+
+impl MediaDetails {
+    /// Whether Telegram told nothing.
+    #[must_use]
+    pub fn is_empty(&self) -> bool {
+        *self == Self::default()
+    }
+
+    fn validate(&self) -> Result<(), InvalidInput> {
+        customer_optional("file name", self.file_name.as_deref())?;
+        customer_optional("MIME type", self.mime_type.as_deref())?;
+        customer_optional("title", self.title.as_deref())?;
+        customer_optional("performer", self.performer.as_deref())?;
+        customer_optional("sticker set name", self.set_name.as_deref())?;
+        self.thumbnail
+            .as_ref()
+            .map_or(Ok(()), |thumbnail| thumbnail.file.validate())
+    }
+}
+
+/// One task of a checklist a customer sent.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct ChecklistTask {
+    /// What the task says.
+    pub text: String,
+    /// Whether it was marked done.
+    pub done: bool,
 }
 
 /// What kind of message a customer sent; safe to show without the content.
@@ -64,6 +173,22 @@ pub enum MessageKind {
     Venue,
     /// A shared phone contact.
     Contact,
+    /// An animated emoji with a random value (dice, darts, slot machine…).
+    Dice,
+    /// A poll or quiz.
+    Poll,
+    /// A forwarded story.
+    Story,
+    /// A checklist.
+    Checklist,
+    /// Media behind a payment in Telegram Stars.
+    PaidMedia,
+    /// Something that happened in the chat rather than something written (a message was
+    /// pinned…).
+    Service,
+    /// A kind of message Ledgerdesk does not model (a game, a giveaway, an invoice, or a kind
+    /// newer than this code): kept so the team sees the customer wrote.
+    Unsupported,
 }
 
 impl MessageKind {
@@ -78,6 +203,8 @@ impl MessageKind {
                 | Self::Audio
                 | Self::Voice
                 | Self::Animation
+                | Self::PaidMedia
+                | Self::Unsupported
         )
     }
 }
@@ -164,6 +291,58 @@ pub enum MessageBody {
         /// The contact's Telegram user id, when Telegram knows it.
         user_id: Option<i64>,
     },
+    /// An animated emoji with a random value.
+    Dice {
+        /// The emoji thrown (🎲, 🎯, 🏀, ⚽, 🎳, 🎰).
+        emoji: String,
+        /// The value it landed on.
+        value: u8,
+    },
+    /// A poll or quiz.
+    Poll {
+        /// The question.
+        question: String,
+        /// The answers offered, in order.
+        options: Vec<String>,
+        /// Whether it is a quiz (one right answer).
+        quiz: bool,
+        /// Whether several answers may be chosen.
+        multiple_answers: bool,
+    },
+    /// A forwarded story.
+    Story {
+        /// The chat that posted the story.
+        chat_id: i64,
+        /// The story's id in that chat.
+        story_id: u64,
+    },
+    /// A checklist.
+    Checklist {
+        /// Its title.
+        title: String,
+        /// Its tasks, in order.
+        tasks: Vec<ChecklistTask>,
+    },
+    /// Media behind a payment in Telegram Stars.
+    PaidMedia {
+        /// The price in Stars.
+        star_count: u32,
+        /// The kind of each medium: `photo`, `video` or `preview` (not visible before paying).
+        media: Vec<String>,
+    },
+    /// Something that happened in the chat.
+    Service {
+        /// What happened, as Telegram names the field (`pinned_message`,
+        /// `write_access_allowed`, …).
+        action: String,
+        /// The message it concerns (the pinned message), when there is one.
+        message: Option<TelegramMessageId>,
+    },
+    /// A kind of message Ledgerdesk does not model.
+    Unsupported {
+        /// What kind, as Telegram names the field (`game`, `giveaway`, `invoice`, …).
+        kind: String,
+    },
 }
 
 impl MessageBody {
@@ -183,14 +362,37 @@ impl MessageBody {
             Self::Location { .. } => MessageKind::Location,
             Self::Venue { .. } => MessageKind::Venue,
             Self::Contact { .. } => MessageKind::Contact,
+            Self::Dice { .. } => MessageKind::Dice,
+            Self::Poll { .. } => MessageKind::Poll,
+            Self::Story { .. } => MessageKind::Story,
+            Self::Checklist { .. } => MessageKind::Checklist,
+            Self::PaidMedia { .. } => MessageKind::PaidMedia,
+            Self::Service { .. } => MessageKind::Service,
+            Self::Unsupported { .. } => MessageKind::Unsupported,
         }
     }
 
+    /// The file the body carries, if any.
+    #[must_use]
+    pub const fn file(&self) -> Option<&TelegramFile> {
+        match self {
+            Self::Photo { file }
+            | Self::Video { file }
+            | Self::Document { file, .. }
+            | Self::Audio { file }
+            | Self::Voice { file }
+            | Self::VideoNote { file }
+            | Self::Sticker { file, .. }
+            | Self::Animation { file } => Some(file),
+            _ => None,
+        }
+    }
+
+    /// Checks the customer bounds (see [`crate::validate`]): a file must have its ids,
+    /// coordinates must lie on the globe, and no text may pass the customer limit.
     fn validate(&self) -> Result<(), InvalidInput> {
         match self {
-            Self::Text { text } => {
-                validate::required("message text", text, validate::MAX_TEXT_CHARS)
-            }
+            Self::Text { text } => validate::required("message text", text, CUSTOMER_TEXT),
             Self::Photo { file }
             | Self::Video { file }
             | Self::Audio { file }
@@ -199,11 +401,11 @@ impl MessageBody {
             | Self::Animation { file } => file.validate(),
             Self::Document { file, file_name } => {
                 file.validate()?;
-                validate::optional("file name", file_name.as_deref(), validate::MAX_NAME_CHARS)
+                customer_optional("file name", file_name.as_deref())
             }
             Self::Sticker { file, emoji } => {
                 file.validate()?;
-                validate::optional("sticker emoji", emoji.as_deref(), 16)
+                customer_optional("sticker emoji", emoji.as_deref())
             }
             Self::Location {
                 latitude,
@@ -216,8 +418,8 @@ impl MessageBody {
                 address,
             } => {
                 coordinates(*latitude, *longitude)?;
-                validate::required("venue title", title, validate::MAX_NAME_CHARS)?;
-                validate::at_most("venue address", address, validate::MAX_REASON_CHARS)
+                customer_text("venue title", title)?;
+                customer_text("venue address", address)
             }
             Self::Contact {
                 phone_number,
@@ -225,14 +427,36 @@ impl MessageBody {
                 last_name,
                 user_id: _,
             } => {
-                validate::required("contact phone number", phone_number, 32)?;
-                validate::required("contact first name", first_name, validate::MAX_NAME_CHARS)?;
-                validate::optional(
-                    "contact last name",
-                    last_name.as_deref(),
-                    validate::MAX_NAME_CHARS,
-                )
+                customer_text("contact phone number", phone_number)?;
+                customer_text("contact first name", first_name)?;
+                customer_optional("contact last name", last_name.as_deref())
             }
+            Self::Dice { emoji, value: _ } => customer_text("dice emoji", emoji),
+            Self::Poll {
+                question, options, ..
+            } => {
+                customer_text("poll question", question)?;
+                validate::count("poll options", options.len(), validate::MAX_CUSTOMER_ITEMS)?;
+                options
+                    .iter()
+                    .try_for_each(|option| customer_text("poll option", option))
+            }
+            Self::Story { .. } => Ok(()),
+            Self::Checklist { title, tasks } => {
+                customer_text("checklist title", title)?;
+                validate::count("checklist tasks", tasks.len(), validate::MAX_CUSTOMER_ITEMS)?;
+                tasks
+                    .iter()
+                    .try_for_each(|task| customer_text("checklist task", &task.text))
+            }
+            Self::PaidMedia { media, .. } => {
+                validate::count("paid media", media.len(), validate::MAX_CUSTOMER_ITEMS)?;
+                media
+                    .iter()
+                    .try_for_each(|kind| customer_text("paid media kind", kind))
+            }
+            Self::Service { action, .. } => customer_text("service action", action),
+            Self::Unsupported { kind } => customer_text("message kind", kind),
         }
     }
 }
@@ -295,30 +519,51 @@ impl ForwardOrigin {
             Self::User { name, .. } | Self::HiddenUser { name } => name,
             Self::Chat { title, .. } | Self::Channel { title, .. } => title,
         };
-        validate::at_most("forward origin name", name, validate::MAX_NAME_CHARS)
+        customer_text("forward origin name", name)
     }
 }
 
-/// Everything personal in a customer message: the body, its caption and where it was forwarded
-/// from. Kept together so it can be encrypted as one field.
+/// Everything personal in a customer message: the body, its caption, what Telegram told about
+/// its file, and where it was forwarded from. Kept together so it can be encrypted as one
+/// field.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 pub struct MessageContent {
     /// The message itself.
     pub body: MessageBody,
-    /// The caption under media, at most 1024 characters.
+    /// The caption under media (1024 characters, 4096 for Telegram Premium users).
     pub caption: Option<String>,
     /// Where a forwarded message came from.
     pub forwarded_from: Option<ForwardOrigin>,
+    /// When the forwarded message was first sent.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub forwarded_at: Option<DateTime<Utc>>,
+    /// What Telegram told about the body's file besides its ids (boxed: most messages have
+    /// none, and the content travels inside every command and event).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub media: Option<Box<MediaDetails>>,
+    /// The album the message belongs to: Telegram sends each photo, video, document or music
+    /// file of an album as a message of its own, all with the same group id.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub media_group_id: Option<String>,
 }
 
 impl MessageContent {
     /// A plain text message.
     #[must_use]
     pub fn text(text: impl Into<String>) -> Self {
+        Self::of(MessageBody::Text { text: text.into() })
+    }
+
+    /// `body` alone: no caption, not forwarded, nothing more known about its file.
+    #[must_use]
+    pub const fn of(body: MessageBody) -> Self {
         Self {
-            body: MessageBody::Text { text: text.into() },
+            body,
             caption: None,
             forwarded_from: None,
+            forwarded_at: None,
+            media: None,
+            media_group_id: None,
         }
     }
 
@@ -328,7 +573,8 @@ impl MessageContent {
         self.body.kind()
     }
 
-    /// Checks the bounds of every part.
+    /// Checks the bounds of every part: the customer limits of [`crate::validate`], which
+    /// nothing Telegram delivers reaches.
     ///
     /// # Errors
     /// The first bound broken.
@@ -341,8 +587,12 @@ impl MessageContent {
                     why: "this kind of message cannot have a caption",
                 });
             }
-            validate::at_most("caption", caption, validate::MAX_CAPTION_CHARS)?;
+            customer_text("caption", caption)?;
         }
+        if let Some(media) = &self.media {
+            media.validate()?;
+        }
+        customer_optional("media group id", self.media_group_id.as_deref())?;
         self.forwarded_from
             .as_ref()
             .map_or(Ok(()), ForwardOrigin::validate)
@@ -433,24 +683,21 @@ impl ReplyContent {
 }
 
 #[cfg(test)]
+#[expect(clippy::unwrap_used, reason = "tests fail loudly on purpose")]
 mod tests {
     use super::*;
 
     fn photo() -> MessageBody {
         MessageBody::Photo {
-            file: TelegramFile {
-                file_id: "AgAD".into(),
-                file_unique_id: "AQAD".into(),
-            },
+            file: TelegramFile::new("AgAD", "AQAD"),
         }
     }
 
     #[test]
     fn a_caption_is_accepted_on_media_only() {
         let mut content = MessageContent {
-            body: photo(),
             caption: Some("look".into()),
-            forwarded_from: None,
+            ..MessageContent::of(photo())
         };
         assert_eq!(content.validate(), Ok(()));
         content.body = MessageBody::Text { text: "hi".into() };
@@ -458,32 +705,68 @@ mod tests {
     }
 
     #[test]
-    fn a_caption_longer_than_telegram_allows_is_rejected() {
+    fn what_telegram_premium_allows_is_kept_and_only_absurd_lengths_are_refused() {
+        // Premium captions, long file names, forward names, venue titles, phone numbers:
+        // facts a customer already sent, far above the limits on what agents write.
+        let long = |n| "x".repeat(n);
         let content = MessageContent {
-            body: photo(),
-            caption: Some("x".repeat(1025)),
-            forwarded_from: None,
+            caption: Some(long(4096)),
+            forwarded_from: Some(ForwardOrigin::HiddenUser { name: long(300) }),
+            ..MessageContent::of(MessageBody::Document {
+                file: TelegramFile::new("BQAD", "AgAD"),
+                file_name: Some(long(255)),
+            })
+        };
+        assert_eq!(content.validate(), Ok(()));
+        let venue = MessageContent::of(MessageBody::Venue {
+            latitude: 1.0,
+            longitude: 2.0,
+            title: long(500),
+            address: long(2000),
+        });
+        assert_eq!(venue.validate(), Ok(()));
+        let contact = MessageContent::of(MessageBody::Contact {
+            phone_number: long(64),
+            first_name: long(200),
+            last_name: None,
+            user_id: None,
+        });
+        assert_eq!(contact.validate(), Ok(()));
+        let absurd = MessageContent {
+            caption: Some(long(validate::MAX_CUSTOMER_TEXT_CHARS + 1)),
+            ..MessageContent::of(photo())
         };
         assert_eq!(
-            content.validate(),
+            absurd.validate(),
             Err(InvalidInput::TooLong {
                 field: "caption",
-                max: 1024,
-                actual: 1025
+                max: validate::MAX_CUSTOMER_TEXT_CHARS,
+                actual: validate::MAX_CUSTOMER_TEXT_CHARS + 1
             })
         );
     }
 
     #[test]
+    fn content_written_before_media_details_were_kept_still_reads() {
+        let old = serde_json::json!({
+            "body": {"type": "photo", "file": {"file_id": "AgAD", "file_unique_id": "AQAD"}},
+            "caption": "look",
+            "forwarded_from": null
+        });
+        let content: MessageContent = serde_json::from_value(old.clone()).unwrap();
+        assert_eq!(content.media, None);
+        assert_eq!(content.forwarded_at, None);
+        assert_eq!(content.media_group_id, None);
+        // And it is written back exactly as it was.
+        assert_eq!(serde_json::to_value(&content).unwrap(), old);
+    }
+
+    #[test]
     fn a_location_off_the_globe_is_rejected() {
-        let content = MessageContent {
-            body: MessageBody::Location {
-                latitude: 91.0,
-                longitude: 0.0,
-            },
-            caption: None,
-            forwarded_from: None,
-        };
+        let content = MessageContent::of(MessageBody::Location {
+            latitude: 91.0,
+            longitude: 0.0,
+        });
         assert!(matches!(
             content.validate(),
             Err(InvalidInput::OutOfRange {

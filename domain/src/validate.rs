@@ -3,6 +3,12 @@
 //! The limits follow Telegram where Telegram has one (4096 characters of text, 1024 of caption,
 //! 64 bytes of callback data), so that anything the domain accepts can actually be sent.
 //! Lengths are counted in Unicode scalar values.
+//!
+//! What a customer already sent through Telegram is a fact, not an input to police: it is
+//! bounded only by [`MAX_CUSTOMER_TEXT_CHARS`] and [`MAX_CUSTOMER_ITEMS`], well above anything
+//! Telegram lets through (Premium captions and long file names included), so that nothing a
+//! customer sent is refused while storage stays bounded. The other limits are for what agents
+//! and admins write.
 
 /// Most characters in a message text (Telegram's limit).
 pub const MAX_TEXT_CHARS: usize = 4096;
@@ -34,6 +40,13 @@ pub const MAX_CALLBACK_BYTES: usize = 64;
 pub const MAX_URL_CHARS: usize = 2048;
 /// Most characters in a Telegram file id.
 pub const MAX_FILE_ID_CHARS: usize = 256;
+/// Most characters in any one text of a customer message as Telegram delivered it (a text, a
+/// caption, a file name, a title, a name, a phone number, a file id). Telegram's own limits are
+/// a quarter of this at most (4096 characters of text, captions of Premium users included).
+pub const MAX_CUSTOMER_TEXT_CHARS: usize = 16 * 1024;
+/// Most items in one list of a customer message as Telegram delivered it (poll options,
+/// checklist tasks, paid media). Telegram allows a few dozen at most.
+pub const MAX_CUSTOMER_ITEMS: usize = 256;
 /// Most characters in a language code (IETF tag as Telegram sends it).
 pub const MAX_LANGUAGE_CHARS: usize = 35;
 

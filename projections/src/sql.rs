@@ -289,6 +289,13 @@ pub(crate) const fn message_kind(kind: MessageKind) -> &'static str {
         MessageKind::Location => "location",
         MessageKind::Venue => "venue",
         MessageKind::Contact => "contact",
+        MessageKind::Dice => "dice",
+        MessageKind::Poll => "poll",
+        MessageKind::Story => "story",
+        MessageKind::Checklist => "checklist",
+        MessageKind::PaidMedia => "paid_media",
+        MessageKind::Service => "service",
+        MessageKind::Unsupported => "unsupported",
     }
 }
 
@@ -307,6 +314,13 @@ pub(crate) const fn message_kind_label(kind: MessageKind) -> &'static str {
         MessageKind::Location => "Location",
         MessageKind::Venue => "Venue",
         MessageKind::Contact => "Contact",
+        MessageKind::Dice => "Dice",
+        MessageKind::Poll => "Poll",
+        MessageKind::Story => "Story",
+        MessageKind::Checklist => "Checklist",
+        MessageKind::PaidMedia => "Paid media",
+        MessageKind::Service => "Chat event",
+        MessageKind::Unsupported => "Unsupported message",
     }
 }
 

@@ -341,7 +341,7 @@ stored_text!(
     "message kind",
     MessageKind [
         Text, Photo, Video, Document, Audio, Voice, VideoNote, Sticker, Animation, Location,
-        Venue, Contact,
+        Venue, Contact, Dice, Poll, Story, Checklist, PaidMedia, Service, Unsupported,
     ] by crate::sql::message_kind
 );
 stored_text!(

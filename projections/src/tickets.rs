@@ -57,7 +57,8 @@ read_model!(
     Messages,
     name: "messages",
     // 2: search terms (`search_terms`) instead of a `to_tsvector` index.
-    // 3: the versions before each edit (`edits`).
+    // 3: the versions before each edit (`edits`); media details (`media`), albums
+    // (`media_group_id`), forward dates, new kinds.
     version: 3,
     tables: MESSAGE_TABLES,
     keeping: apply_messages_keeping,
@@ -183,10 +184,18 @@ table! {
         file_id: Option<String> = "text",
         /// Telegram's lasting id of its media's file.
         file_unique_id: Option<String> = "text",
-        /// Location, venue, contact, sticker emoji, document name; for replies, the media sent.
+        /// Location, venue, contact, sticker emoji, document name, dice, poll, story,
+        /// checklist, paid media, service action, unsupported kind; for replies, the media sent.
         details: Option<Value> = "jsonb",
         /// Where a forwarded message came from.
         forward_origin: Option<Value> = "jsonb",
+        /// When a forwarded message was first sent.
+        forwarded_at: Option<DateTime<Utc>> = "timestamptz",
+        /// Its file with everything Telegram told about it (see [`media`]); for replies, the
+        /// first medium sent.
+        media: Option<Value> = "jsonb",
+        /// The album (Telegram media group) a customer message belongs to.
+        media_group_id: Option<String> = "text",
         /// Telegram's id of a customer message in the customer's chat.
         telegram_message_id: Option<i32> = "integer",
         /// The Telegram message a customer message replies to.
@@ -672,11 +681,14 @@ fn reply_preview(content: &ReplyContent) -> String {
         .unwrap_or_default()
 }
 
-/// The words of a customer message: its text, else its caption (or a venue's title).
+/// The words of a customer message: its text, else its caption (or a venue's title, a poll's
+/// question, a checklist's title).
 fn body_text(content: &MessageContent) -> Option<&str> {
     match &content.body {
         MessageBody::Text { text } => Some(text.as_str()),
         MessageBody::Venue { title, .. } if content.caption.is_none() => Some(title.as_str()),
+        MessageBody::Poll { question, .. } => Some(question.as_str()),
+        MessageBody::Checklist { title, .. } => Some(title.as_str()),
         _ => content.caption.as_deref(),
     }
 }
@@ -699,6 +711,9 @@ fn customer_message(
         file_unique_id: None,
         details: None,
         forward_origin: None,
+        forwarded_at: None,
+        media: None,
+        media_group_id: None,
         telegram_message_id: Some(posted.telegram_message_id.0),
         reply_to_telegram_message_id: posted.reply_to.map(|id| id.0),
         template_id: None,
@@ -729,30 +744,36 @@ fn previous_version(row: &MessageRow, edited_at: DateTime<Utc>) -> Value {
 
 /// Writes a customer message's content into its row (on post and on edit).
 fn set_content(row: &mut MessageRow, content: &MessageContent) {
-    let mut text = None;
-    let mut file = None;
-    let details = match &content.body {
-        MessageBody::Text { text: t } => {
-            text = Some(t.clone());
-            None
-        }
-        MessageBody::Photo { file: f }
-        | MessageBody::Video { file: f }
-        | MessageBody::Audio { file: f }
-        | MessageBody::Voice { file: f }
-        | MessageBody::VideoNote { file: f }
-        | MessageBody::Animation { file: f } => {
-            file = Some(f);
-            None
-        }
-        MessageBody::Document { file: f, file_name } => {
-            file = Some(f);
+    let file = content.body.file();
+    let text = match &content.body {
+        MessageBody::Text { text } => Some(text.clone()),
+        _ => None,
+    };
+    row.text = text;
+    row.file_id = file.map(|f| f.file_id.clone());
+    row.file_unique_id = file.map(|f| f.file_unique_id.clone());
+    row.details = details(&content.body);
+    row.media = media(content);
+    row.caption.clone_from(&content.caption);
+    row.forward_origin = content.forwarded_from.as_ref().map(forward_origin);
+    row.forwarded_at = content.forwarded_at;
+    row.media_group_id.clone_from(&content.media_group_id);
+}
+
+/// What a body holds besides its text and file, for `messages.details`.
+fn details(body: &MessageBody) -> Option<Value> {
+    match body {
+        MessageBody::Text { .. }
+        | MessageBody::Photo { .. }
+        | MessageBody::Video { .. }
+        | MessageBody::Audio { .. }
+        | MessageBody::Voice { .. }
+        | MessageBody::VideoNote { .. }
+        | MessageBody::Animation { .. } => None,
+        MessageBody::Document { file_name, .. } => {
             file_name.as_ref().map(|name| json!({ "file_name": name }))
         }
-        MessageBody::Sticker { file: f, emoji } => {
-            file = Some(f);
-            emoji.as_ref().map(|emoji| json!({ "emoji": emoji }))
-        }
+        MessageBody::Sticker { emoji, .. } => emoji.as_ref().map(|emoji| json!({ "emoji": emoji })),
         MessageBody::Location {
             latitude,
             longitude,
@@ -779,13 +800,84 @@ fn set_content(row: &mut MessageRow, content: &MessageContent) {
             "last_name": last_name,
             "user_id": user_id,
         })),
+        MessageBody::Dice { emoji, value } => Some(json!({ "emoji": emoji, "value": value })),
+        MessageBody::Poll {
+            question,
+            options,
+            quiz,
+            multiple_answers,
+        } => Some(json!({
+            "question": question,
+            "options": options,
+            "quiz": quiz,
+            "multiple_answers": multiple_answers,
+        })),
+        MessageBody::Story { chat_id, story_id } => {
+            Some(json!({ "chat_id": chat_id, "story_id": story_id }))
+        }
+        MessageBody::Checklist { title, tasks } => Some(json!({
+            "title": title,
+            "tasks": tasks
+                .iter()
+                .map(|task| json!({ "text": task.text, "done": task.done }))
+                .collect::<Vec<_>>(),
+        })),
+        MessageBody::PaidMedia { star_count, media } => {
+            Some(json!({ "star_count": star_count, "media": media }))
+        }
+        MessageBody::Service { action, message } => Some(json!({
+            "action": action,
+            "message_id": message.map(|id| id.0),
+        })),
+        MessageBody::Unsupported { kind } => Some(json!({ "kind": kind })),
+    }
+}
+
+/// The file of a customer message with everything Telegram told about it, for
+/// `messages.media`: `kind`, `file_id`, `file_unique_id`, and, when known, `file_name`,
+/// `mime_type`, `file_size`, `width`, `height`, `duration`, `thumbnail` (`file_id`,
+/// `file_unique_id`, `width`, `height`, `file_size`), `title`, `performer`, `set_name`,
+/// `emoji`, `animated`, `video`. `None` for a message without a file.
+fn media(content: &MessageContent) -> Option<Value> {
+    let file = content.body.file()?;
+    let details = content.media.as_deref().cloned().unwrap_or_default();
+    let (file_name, emoji) = match &content.body {
+        MessageBody::Document { file_name, .. } => (file_name.clone().or(details.file_name), None),
+        MessageBody::Sticker { emoji, .. } => (details.file_name, emoji.clone()),
+        _ => (details.file_name, None),
     };
-    row.text = text;
-    row.file_id = file.map(|f| f.file_id.clone());
-    row.file_unique_id = file.map(|f| f.file_unique_id.clone());
-    row.details = details;
-    row.caption.clone_from(&content.caption);
-    row.forward_origin = content.forwarded_from.as_ref().map(forward_origin);
+    let mut media = serde_json::Map::new();
+    media.insert("kind".into(), json!(sql::message_kind(content.kind())));
+    media.insert("file_id".into(), json!(file.file_id));
+    media.insert("file_unique_id".into(), json!(file.file_unique_id));
+    let mut put = |key: &str, value: Value| {
+        if !value.is_null() {
+            media.insert(key.to_owned(), value);
+        }
+    };
+    put("file_name", json!(file_name));
+    put("mime_type", json!(details.mime_type));
+    put("file_size", json!(details.file_size));
+    put("width", json!(details.width));
+    put("height", json!(details.height));
+    put("duration", json!(details.duration));
+    put(
+        "thumbnail",
+        json!(details.thumbnail.map(|thumbnail| json!({
+            "file_id": thumbnail.file.file_id,
+            "file_unique_id": thumbnail.file.file_unique_id,
+            "width": thumbnail.width,
+            "height": thumbnail.height,
+            "file_size": thumbnail.file_size,
+        }))),
+    );
+    put("title", json!(details.title));
+    put("performer", json!(details.performer));
+    put("set_name", json!(details.set_name));
+    put("emoji", json!(emoji));
+    put("animated", json!(details.animated));
+    put("video", json!(details.video));
+    Some(Value::Object(media))
 }
 
 fn forward_origin(origin: &ForwardOrigin) -> Value {
@@ -845,8 +937,11 @@ fn agent_reply(ticket_id: Uuid, version: i64, reply: &domain::ticket::AgentRepli
         caption: None,
         file_id: first.map(|m| m.file_id.clone()),
         file_unique_id: None,
+        media: first.map(|m| json!({ "kind": sql::media_kind(m.kind), "file_id": m.file_id })),
         details,
         forward_origin: None,
+        forwarded_at: None,
+        media_group_id: None,
         telegram_message_id: None,
         reply_to_telegram_message_id: reply.reply_to.map(|id| id.0),
         template_id: reply.template.map(|t| t.as_uuid()),

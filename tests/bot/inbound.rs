@@ -113,7 +113,8 @@ async fn every_message_kind_posted_to_the_webhook_reaches_the_ticket_and_its_rea
             .fetch_one(&desk.pool)
             .await
             .unwrap();
-    assert_eq!(forwarded, 4, "the four forward origins are kept");
+    // The four kinds of origin, and a channel's paid media.
+    assert_eq!(forwarded, 5, "the forward origins are kept");
     let reply = fixture("message_reply");
     let reply_to: Option<i32> = sqlx::query_scalar(
         "select reply_to_telegram_message_id from messages where telegram_message_id = $1",

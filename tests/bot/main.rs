@@ -10,7 +10,9 @@
 
 mod support;
 
+mod content;
 mod delivery;
 mod fidelity;
+mod fuzz;
 mod inbound;
 mod unstorable;

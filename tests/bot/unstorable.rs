@@ -21,7 +21,7 @@ use crate::support::{Desk, PATIENCE, Receive, SECRET, fixture, fixtures, sender_
 /// own update and message id.
 fn poisoned_messages() -> Vec<Value> {
     let names = fixtures("message_");
-    assert!(names.len() >= 17, "fixtures missing: {names:?}");
+    assert!(names.len() >= 30, "fixtures missing: {names:?}");
     names
         .iter()
         .enumerate()
@@ -116,10 +116,20 @@ async fn every_nul_is_replaced_and_nothing_waits(receive: Receive, tag: &str) {
          and strpos(payload::text, chr(65533)) > 0",
     )
     .await;
-    // All but the location, whose stored content is two numbers.
+    // All but those whose stored content holds no text of the customer's: a location (two
+    // numbers), a dice (whose emoji with a NUL is no dice teloxide knows: kept as an
+    // unsupported dice), a pin, a chat event, a story (two ids) and a giveaway (its kind).
+    let without_text = [
+        "message_location",
+        "message_dice",
+        "message_pinned",
+        "message_write_access_allowed",
+        "message_story",
+        "message_giveaway",
+    ];
     assert_eq!(
         replaced,
-        n - 1,
+        n - i64::try_from(without_text.len()).unwrap(),
         "each poisoned message keeps its replaced characters"
     );
     assert_eq!(
@@ -203,7 +213,7 @@ async fn break_the_stream_of(desk: &Desk, customer: i64) {
         .unwrap();
 }
 
-async fn admin_token(desk: &Desk) -> String {
+pub(crate) async fn admin_token(desk: &Desk) -> String {
     let auth = AuthService::new(
         CommandService::new(desk.log.clone()),
         None,
@@ -237,7 +247,12 @@ async fn admin_token(desk: &Desk) -> String {
         .to_owned()
 }
 
-async fn graphql(desk: &Desk, token: Option<&str>, query: &str, variables: Value) -> Value {
+pub(crate) async fn graphql(
+    desk: &Desk,
+    token: Option<&str>,
+    query: &str,
+    variables: Value,
+) -> Value {
     let mut request = desk
         .http
         .post(desk.app.url("/graphql"))

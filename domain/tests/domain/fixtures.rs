@@ -243,6 +243,9 @@ fn every_message_kind_round_trips() {
                 body,
                 caption: None,
                 forwarded_from,
+                forwarded_at: None,
+                media: None,
+                media_group_id: None,
             },
         }));
         let json = serde_json::to_value(&event).expect("events serialize");
@@ -282,5 +285,107 @@ fn personal_data_sits_in_separable_fields() {
                 event.event_type()
             );
         }
+    }
+}
+
+#[test]
+fn a_customer_message_stored_before_media_details_were_kept_decodes_without_them() {
+    // The stored sample predates media details, albums and forward dates.
+    let stored = read_fixture("ticket.customer_message_posted", 1).expect("the sample exists");
+    assert!(stored["content"].get("media").is_none());
+    let AnyEvent::Ticket(TicketEvent::CustomerMessagePosted(posted)) =
+        decode("ticket.customer_message_posted", 1, &stored)
+    else {
+        panic!("decodes to CustomerMessagePosted");
+    };
+    assert_eq!(posted.content.media, None);
+    assert_eq!(posted.content.forwarded_at, None);
+    assert_eq!(posted.content.media_group_id, None);
+    let edited = read_fixture("ticket.customer_message_edited", 1).expect("the sample exists");
+    assert!(matches!(
+        decode("ticket.customer_message_edited", 1, &edited),
+        AnyEvent::Ticket(TicketEvent::CustomerMessageEdited(_))
+    ));
+}
+
+#[test]
+fn every_detail_telegram_gives_round_trips() {
+    let file = |id: &str| TelegramFile::new(id, format!("{id}-unique"));
+    let bodies = [
+        MessageBody::Video { file: file("v") },
+        MessageBody::Dice {
+            emoji: "🎯".into(),
+            value: 6,
+        },
+        MessageBody::Poll {
+            question: "Which slot?".into(),
+            options: vec!["Morning".into(), "Evening".into()],
+            quiz: true,
+            multiple_answers: false,
+        },
+        MessageBody::Story {
+            chat_id: -100_123,
+            story_id: 42,
+        },
+        MessageBody::Checklist {
+            title: "Return".into(),
+            tasks: vec![domain::content::ChecklistTask {
+                text: "Pack".into(),
+                done: true,
+            }],
+        },
+        MessageBody::PaidMedia {
+            star_count: 25,
+            media: vec!["preview".into(), "video".into()],
+        },
+        MessageBody::Service {
+            action: "pinned_message".into(),
+            message: Some(TelegramMessageId(7)),
+        },
+        MessageBody::Unsupported {
+            kind: "giveaway".into(),
+        },
+    ];
+    for body in bodies {
+        let kind = body.kind();
+        let event = AnyEvent::from(TicketEvent::CustomerMessagePosted(CustomerMessagePosted {
+            message_id: message(),
+            telegram_message_id: TelegramMessageId(1),
+            reply_to: None,
+            kind,
+            at: at(),
+            content: MessageContent {
+                forwarded_from: Some(ForwardOrigin::HiddenUser { name: "Bob".into() }),
+                forwarded_at: Some(at()),
+                media: Some(Box::new(domain::content::MediaDetails {
+                    file_name: Some("clip.mp4".into()),
+                    mime_type: Some("video/mp4".into()),
+                    file_size: Some(5_000_000_000),
+                    width: Some(1080),
+                    height: Some(1920),
+                    duration: Some(14),
+                    thumbnail: Some(domain::content::Thumbnail {
+                        file: file("t"),
+                        width: 90,
+                        height: 160,
+                        file_size: Some(1200),
+                    }),
+                    title: Some("Song".into()),
+                    performer: Some("Band".into()),
+                    set_name: Some("Cats".into()),
+                    animated: Some(false),
+                    video: Some(true),
+                })),
+                media_group_id: Some("1387462093847".into()),
+                ..MessageContent::of(body)
+            },
+        }));
+        let json = serde_json::to_value(&event).expect("events serialize");
+        assert_eq!(json["kind"], json["content"]["body"]["type"]);
+        assert_eq!(
+            decode("ticket.customer_message_posted", 1, &json),
+            event,
+            "{kind:?}"
+        );
     }
 }

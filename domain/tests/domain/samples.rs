@@ -78,6 +78,9 @@ fn photo_content() -> MessageContent {
         forwarded_from: Some(ForwardOrigin::HiddenUser {
             name: "A colleague".into(),
         }),
+        forwarded_at: None,
+        media: None,
+        media_group_id: None,
     }
 }
 fn broadcast_content() -> BroadcastContent {

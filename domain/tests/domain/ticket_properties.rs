@@ -26,19 +26,39 @@ fn arb_actor() -> impl Strategy<Value = Actor> {
 fn arb_content() -> impl Strategy<Value = MessageContent> {
     prop_oneof![
         4 => "[a-z ]{0,12}".prop_map(MessageContent::text),
-        1 => Just(MessageContent::text("x".repeat(4097))),
+        1 => Just(MessageContent::text("x".repeat(domain::validate::MAX_CUSTOMER_TEXT_CHARS + 1))),
         1 => Just(MessageContent {
             body: MessageBody::Photo {
                 file: TelegramFile { file_id: "f".into(), file_unique_id: "u".into() },
             },
             caption: Some("caption".into()),
             forwarded_from: None,
+            forwarded_at: None,
+            media: None,
+            media_group_id: None,
+        }),
+        1 => (1u8..7, proptest::option::of("[0-9]{1,4}")).prop_map(|(value, group)| {
+            MessageContent {
+                media_group_id: group,
+                ..MessageContent::of(MessageBody::Dice { emoji: "🎲".into(), value })
+            }
+        }),
+        1 => Just(MessageContent::of(MessageBody::Service {
+            action: "pinned_message".into(),
+            message: Some(TelegramMessageId(1)),
+        })),
+        1 => Just(MessageContent {
+            caption: Some("a game".into()),
+            ..MessageContent::of(MessageBody::Unsupported { kind: "game".into() })
         }),
         1 => (-100.0f64..100.0, -200.0f64..200.0).prop_map(|(latitude, longitude)| {
             MessageContent {
                 body: MessageBody::Location { latitude, longitude },
                 caption: None,
                 forwarded_from: None,
+                forwarded_at: None,
+                media: None,
+                media_group_id: None,
             }
         }),
     ]

@@ -329,3 +329,24 @@ pub async fn message_by_telegram_id(
         .fetch_optional(db)
         .await
 }
+
+/// The messages of album `media_group_id` on ticket `ticket`, first to last: each one's id
+/// and its `media` (see `messages.media`). Telegram sends the files of an album as messages of
+/// their own sharing the group id.
+///
+/// # Errors
+/// The database's.
+pub async fn album(
+    db: impl PgExecutor<'_>,
+    ticket: Uuid,
+    media_group_id: &str,
+) -> sqlx::Result<Vec<(Uuid, Option<serde_json::Value>)>> {
+    sqlx::query_as(
+        "select id, media from messages where ticket_id = $1 and media_group_id = $2 \
+         order by seq limit 100",
+    )
+    .bind(ticket)
+    .bind(media_group_id)
+    .fetch_all(db)
+    .await
+}

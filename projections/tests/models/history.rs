@@ -479,6 +479,9 @@ pub(crate) fn content(n: u32) -> MessageContent {
         body,
         caption,
         forwarded_from,
+        forwarded_at: None,
+        media: None,
+        media_group_id: None,
     }
 }
 

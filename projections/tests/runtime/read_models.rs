@@ -123,11 +123,13 @@ async fn live_projection_equals_a_rebuild(options: PgConnectOptions, runner: Run
     }
 }
 
-/// Upgrading to `messages` version 2: migration 0010 adds `search_terms` empty to the rows a
-/// version 1 built. On its next start the runtime rebuilds the table from the log, and every
-/// message with words in its text or caption then holds them.
+/// Upgrading `messages` from an older version: migration 0010 adds `search_terms` empty to the
+/// rows a version 1 built, migration 0015 adds `media` (and albums, forward dates) empty to
+/// the rows a version 2 built. On its next start the runtime rebuilds the table from the log,
+/// and every message with words in its text or caption then holds them, every customer
+/// message with a file its media.
 #[sqlx::test(migrations = "../migrations")]
-async fn upgrading_messages_fills_the_search_terms_and_edit_histories_of_older_rows(
+async fn upgrading_messages_fills_the_search_terms_edit_histories_and_media_of_older_rows(
     _: PgPoolOptions,
     options: PgConnectOptions,
 ) {
@@ -174,11 +176,27 @@ async fn upgrading_messages_fills_the_search_terms_and_edit_histories_of_older_r
     assert!(edited > 0, "the history has edited messages");
     let historyless = "select count(*) from messages \
                        where edited_at is not null and edits = '[]'";
+    let mediumless = "select count(*) from messages \
+                      where direction = 'in' and file_unique_id is not null and media is null";
+    let with_files: i64 = sqlx::query_scalar(
+        "select count(*) from messages where direction = 'in' and file_unique_id is not null",
+    )
+    .fetch_one(&pool)
+    .await
+    .unwrap();
+    assert!(with_files > 10, "the history has media: {with_files}");
+    assert_eq!(
+        sqlx::query_scalar::<_, i64>(mediumless)
+            .fetch_one(&pool)
+            .await
+            .unwrap(),
+        0
+    );
 
     // What the tables look like right after migrating from version 1 (no search terms) or 2
-    // (no versions before an edit).
+    // (no versions before an edit, no media details).
     sqlx::raw_sql(
-        "update messages set search_terms = '{}', edits = '[]';
+        "update messages set search_terms = '{}', edits = '[]', media = null;
          update projection_checkpoints set version = 1
           where projection = 'messages' and target = 'live'",
     )
@@ -212,6 +230,11 @@ async fn upgrading_messages_fills_the_search_terms_and_edit_histories_of_older_r
         .await
         .unwrap();
     assert_eq!(after, 0, "every edited message has its earlier versions");
+    let after: i64 = sqlx::query_scalar(mediumless)
+        .fetch_one(&pool)
+        .await
+        .unwrap();
+    assert_eq!(after, 0, "every customer message with a file has its media");
     let rows: i64 = sqlx::query_scalar("select count(*) from messages")
         .fetch_one(&pool)
         .await

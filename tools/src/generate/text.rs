@@ -299,6 +299,9 @@ pub(super) fn customer_message(rng: &mut Rng, opener: bool) -> MessageContent {
         body,
         caption,
         forwarded_from,
+        forwarded_at: None,
+        media: None,
+        media_group_id: None,
     }
 }
 
@@ -318,6 +321,9 @@ pub(super) fn edited(rng: &mut Rng, content: &MessageContent) -> MessageContent 
         body,
         caption,
         forwarded_from: content.forwarded_from.clone(),
+        forwarded_at: None,
+        media: None,
+        media_group_id: None,
     }
 }
 

@@ -2,6 +2,7 @@
 //! that work a ticket; and its subscriptions (a ticket's events, the live ticket list, new
 //! messages).
 
+pub mod media;
 pub mod mutations;
 pub mod queries;
 pub mod subscriptions;

@@ -12,6 +12,7 @@ use projections::delivery::DeliveryRetry as RetryRow;
 use projections::tickets::{DeliveryState, Direction, MessageRow, NoteRow};
 use tokio::sync::OnceCell;
 
+use super::media::{self, Checklist, Dice, Extras, Media, PaidMedia, Poll, Story};
 use crate::auth::Permission;
 use crate::graphql::context::Api;
 use crate::graphql::error::database;
@@ -139,6 +140,14 @@ pub struct Message {
     pub details: Option<Json<serde_json::Value>>,
     /// Where a forwarded message came from.
     pub forward_origin: Option<Json<serde_json::Value>>,
+    /// When a forwarded message was first sent.
+    pub forwarded_at: Option<DateTime<Utc>>,
+    /// Its file with everything Telegram told about it (null for text and the kinds without
+    /// a file); for an agent reply, the first medium it sent.
+    pub media: Option<Box<Media>>,
+    /// The album a customer message belongs to: Telegram sends each file of an album as a
+    /// message of its own, all with this id. See `album`.
+    pub media_group_id: Option<String>,
     /// Telegram's id of the message in the customer's chat: for a customer message as it
     /// arrived, for an agent reply once Telegram accepted it (null while pending or failed).
     pub telegram_message_id: Option<i32>,
@@ -162,6 +171,13 @@ pub struct Message {
     pub edits: Vec<MessageEdit>,
     /// When it was posted.
     pub created_at: DateTime<Utc>,
+    /// The message's uuid.
+    #[graphql(skip)]
+    pub uuid: uuid::Uuid,
+    /// The parts of the kinds that are neither text nor a file, and the media an agent reply
+    /// sent (boxed: most messages have none).
+    #[graphql(skip)]
+    pub extras: Box<Extras>,
 }
 
 /// A version of a customer message that an edit replaced.
@@ -193,7 +209,16 @@ fn edits(row: &MessageRow) -> Vec<MessageEdit> {
 impl From<MessageRow> for Message {
     fn from(row: MessageRow) -> Self {
         let edits = edits(&row);
+        let extras = match row.direction {
+            Direction::In => Extras::of(row.kind.as_str(), row.details.as_ref()),
+            Direction::Out => Extras::of_reply(row.details.as_ref()),
+        };
         Message {
+            uuid: row.id,
+            extras: Box::new(extras),
+            forwarded_at: row.forwarded_at,
+            media: media::media(row.media.as_ref()).map(Box::new),
+            media_group_id: row.media_group_id,
             ticket: row.ticket_id,
             id: ids::global("Message", row.id),
             message_id: ID(row.id.to_string()),
@@ -277,6 +302,71 @@ impl Message {
             next_attempt_at: row.next_attempt_at,
             last_error: row.last_error,
         }))
+    }
+
+    /// A dice message: the emoji and the value it landed on.
+    async fn dice(&self) -> Option<&Dice> {
+        self.extras.dice.as_ref()
+    }
+
+    /// A poll or quiz: the question and the answers offered.
+    async fn poll(&self) -> Option<&Poll> {
+        self.extras.poll.as_ref()
+    }
+
+    /// A forwarded story: where it was posted.
+    async fn story(&self) -> Option<&Story> {
+        self.extras.story.as_ref()
+    }
+
+    /// A checklist: its title and tasks.
+    async fn checklist(&self) -> Option<&Checklist> {
+        self.extras.checklist.as_ref()
+    }
+
+    /// Paid media: the price in Stars and the kinds of media.
+    async fn paid_media(&self) -> Option<&PaidMedia> {
+        self.extras.paid_media.as_ref()
+    }
+
+    /// A chat event (kind `service`): what happened, as Telegram names it
+    /// (`pinned_message`, `write_access_allowed`, …).
+    async fn service_action(&self) -> Option<&str> {
+        self.extras.service_action.as_deref()
+    }
+
+    /// A message of a kind Ledgerdesk does not model (kind `unsupported`): which kind, as
+    /// Telegram names it (`game`, `giveaway`, `invoice`, … or `unknown`).
+    async fn unsupported_kind(&self) -> Option<&str> {
+        self.extras.unsupported_kind.as_deref()
+    }
+
+    /// The media of the album this message opens, first to last, its own included: on the
+    /// first message of a Telegram album (messages sharing `mediaGroupId`), the files of all
+    /// of them, so a client shows the album once, there, and skips the other messages of the
+    /// group (their `album` is null); on an agent reply that sent several media, those.
+    /// Null for every other message.
+    #[graphql(guard = "Need(Permission::ReadTickets)")]
+    async fn album(&self, ctx: &Context<'_>) -> Result<Option<Vec<Media>>> {
+        if self.extras.reply_media.len() > 1 {
+            return Ok(Some(self.extras.reply_media.clone()));
+        }
+        let Some(group) = &self.media_group_id else {
+            return Ok(None);
+        };
+        let api = ctx.data_unchecked::<Api>();
+        let members = projections::tickets::queries::album(&api.pool, self.ticket, group)
+            .await
+            .map_err(database)?;
+        if members.first().map(|(id, _)| *id) != Some(self.uuid) {
+            return Ok(None);
+        }
+        Ok(Some(
+            members
+                .iter()
+                .filter_map(|(_, media)| media::media(media.as_ref()))
+                .collect(),
+        ))
     }
 
     /// The message it replies to: an agent's reply (by the id Telegram gave it on delivery) or

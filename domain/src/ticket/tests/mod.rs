@@ -250,9 +250,10 @@ fn a_customer_message_on_a_closed_ticket_is_rejected() {
 }
 
 #[test]
-fn a_customer_text_longer_than_telegram_allows_is_rejected() {
+fn a_customer_text_past_the_customer_limit_is_rejected() {
+    let max = crate::validate::MAX_CUSTOMER_TEXT_CHARS;
     let mut message = customer_message(2);
-    message.content = MessageContent::text("x".repeat(4097));
+    message.content = MessageContent::text("x".repeat(max + 1));
     open_ticket([])
         .when(TicketCommand::PostCustomerMessage(PostCustomerMessage {
             message,
@@ -262,8 +263,8 @@ fn a_customer_text_longer_than_telegram_allows_is_rejected() {
         .then_err(
             InvalidInput::TooLong {
                 field: "message text",
-                max: 4096,
-                actual: 4097,
+                max,
+                actual: max + 1,
             }
             .into(),
         );
