@@ -127,6 +127,16 @@ const REPLY: &str = "mutation($t: ID!, $q: ID) {
 async fn an_agent_reply_quoting_a_customer_message_links_to_it() {
     let server = Server::start("replies_quote").await;
     let admin = server.admin().await;
+    let fake = FakeTelegram::start().await;
+    let stop = tokio_util::sync::CancellationToken::new();
+    let worker = tokio::spawn(
+        DeliveryWorker::new(
+            CommandService::new(server.log.clone()),
+            fake.bot(),
+            bot::delivery::DeliveryOptions::default(),
+        )
+        .run(stop.clone()),
+    );
     let (ticket, _) = server
         .customer_sends(7_300_003, None, "where is my parcel", 930_001, None)
         .await;
@@ -164,6 +174,23 @@ async fn an_agent_reply_quoting_a_customer_message_links_to_it() {
     assert_eq!(reply["replyToTelegramMessageId"], json!(930_001));
     assert_eq!(reply["replyTo"]["messageId"], json!(quoted));
     assert_eq!(reply["replyTo"]["text"], "where is my parcel");
+
+    // Telegram is asked to show the reply quoting the customer's message.
+    let sent = eventually(
+        async || {
+            fake.calls_of("sendMessage")
+                .into_iter()
+                .find(|call| call.params["text"] == "See your message above.")
+                .ok_or_else(|| "the reply was not sent yet".to_owned())
+        },
+        Duration::from_secs(30),
+    )
+    .await;
+    assert_eq!(sent.params["reply_parameters"]["message_id"], json!(930_001));
+    assert_eq!(
+        sent.params["reply_parameters"]["allow_sending_without_reply"],
+        json!(true)
+    );
 
     // A reply that is not delivered yet cannot be quoted; nor a message of another ticket.
     let refused = server

@@ -9,7 +9,7 @@ use chrono::Utc;
 use domain::content::{ReplyContent, TelegramMessageId};
 use domain::customer::{Customer, CustomerCommand};
 use domain::flow::FlowError;
-use domain::ticket::{Delivery, Ticket, TicketCommand, TicketEvent, TicketStatus};
+use domain::ticket::{AgentReplied, Delivery, Ticket, TicketCommand, TicketEvent, TicketStatus};
 use domain::{CustomerId, DomainEvent, MessageId, StreamId, TicketId};
 use eventlog::postgres::PostgresLog;
 use eventlog::{Actor, ActorKind, Direction, EventLog, Position, RecordedEvent};
@@ -56,6 +56,8 @@ enum Work {
         customer: CustomerId,
         message_id: MessageId,
         content: ReplyContent,
+        /// The message of the chat the reply quotes.
+        reply_to: Option<i32>,
     },
     /// The satisfaction prompt after a resolve.
     Csat {
@@ -146,13 +148,14 @@ pub(super) async fn job_for(ctx: &Context, event: &RecordedEvent) -> Result<Opti
                 customer: state.customer,
                 message_id: reply.message_id,
                 content: reply.content,
+                reply_to: reply.reply_to.map(|id| id.0),
             }
         }
         TicketEvent::ReplyDeliveryRetryRequested(retry) => {
             if state.replies.get(&retry.message_id) != Some(&Delivery::Pending) {
                 return Ok(None);
             }
-            let Some(content) = reply_content(ctx, ticket, retry.message_id).await? else {
+            let Some(reply) = reply_content(ctx, ticket, retry.message_id).await? else {
                 tracing::error!(ticket.id = %ticket, message.id = %retry.message_id,
                     "a retry for a reply the ticket does not hold; skipped");
                 return Ok(None);
@@ -161,7 +164,8 @@ pub(super) async fn job_for(ctx: &Context, event: &RecordedEvent) -> Result<Opti
                 ticket,
                 customer: state.customer,
                 message_id: retry.message_id,
-                content,
+                content: reply.content,
+                reply_to: reply.reply_to.map(|id| id.0),
             }
         }
         TicketEvent::Rated(_) => Work::ClearButtons {
@@ -201,12 +205,12 @@ pub(super) async fn job_for(ctx: &Context, event: &RecordedEvent) -> Result<Opti
     }))
 }
 
-/// The content of reply `message_id`, from its `ticket.agent_replied` event.
+/// Reply `message_id` as its `ticket.agent_replied` event recorded it.
 async fn reply_content(
     ctx: &Context,
     ticket: TicketId,
     message_id: MessageId,
-) -> Result<Option<ReplyContent>, NotNow> {
+) -> Result<Option<AgentReplied>, NotNow> {
     const PAGE: usize = 500;
     let stream = ticket.stream().name();
     let wanted = serde_json::Value::String(message_id.to_string());
@@ -224,7 +228,7 @@ async fn reply_content(
             let decoded =
                 TicketEvent::decode(&event.event_type, event.schema_version, &event.payload);
             return Ok(match decoded {
-                Ok(TicketEvent::AgentReplied(reply)) => Some(reply.content),
+                Ok(TicketEvent::AgentReplied(reply)) => Some(reply),
                 // As in `job_for`: the decoder's message may quote the text.
                 _ => None,
             });
@@ -254,13 +258,14 @@ pub(super) async fn run(ctx: Arc<Context>, job: Job) -> Ended {
             customer,
             message_id,
             content,
+            reply_to,
         } => {
             let Some(try_key) = pending(&ctx, job.cause, *ticket, *message_id).await else {
                 // Its outcome was recorded after the job was queued (a retry asked while the
                 // reply was being sent, and an older event read again after a restart).
                 return Ended::Finished;
             };
-            let parts = plan(content);
+            let parts = plan(content, *reply_to);
             let outcome = deliver(&ctx, job.chat, job.cause, *ticket, *message_id, &parts).await;
             let reply = (*ticket, *customer, *message_id);
             record_reply(&ctx, job.cause, reply, &try_key, outcome).await
@@ -270,6 +275,7 @@ pub(super) async fn run(ctx: Arc<Context>, job: Job) -> Ended {
             let part = Part::Text {
                 text: super::prompt::rating_prompt(&ctx.commands, *customer).await,
                 keyboard: Some(rating_keyboard(*ticket)),
+                reply_to: None,
             };
             match ctx.sender.send(job.chat, &part).await {
                 Sent::Accepted(message) => {

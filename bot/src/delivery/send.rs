@@ -19,7 +19,9 @@ use teloxide::payloads::{
     EditMessageReplyMarkup, SendAnimation, SendAudio, SendDocument, SendMessage, SendPhoto,
     SendVideo, SendVoice,
 };
-use teloxide::types::{ChatId, FileId, InlineKeyboardMarkup, InputFile, MessageId, ReplyMarkup};
+use teloxide::types::{
+    ChatId, FileId, InlineKeyboardMarkup, InputFile, MessageId, ReplyMarkup, ReplyParameters,
+};
 use tokio::time::Instant;
 use tokio_util::sync::CancellationToken;
 
@@ -42,25 +44,37 @@ pub(super) enum Part {
     Text {
         text: String,
         keyboard: Option<InlineKeyboardMarkup>,
+        /// The message of the chat it quotes.
+        reply_to: Option<i32>,
     },
     /// `sendPhoto` & co. by file id.
     Media {
         kind: MediaKind,
         file_id: String,
         caption: Option<String>,
+        /// The message of the chat it quotes.
+        reply_to: Option<i32>,
     },
 }
 
+/// The parameters that make a message quote `message_id`; sent even when the quoted
+/// message is gone from the chat (the customer deleted it), as a message of its own.
+fn quoting(message_id: Option<i32>) -> Option<ReplyParameters> {
+    message_id.map(|id| ReplyParameters::new(MessageId(id)).allow_sending_without_reply())
+}
+
 /// The messages a reply becomes, in order: the text alone; one medium with the text as its
-/// caption when the text fits one; otherwise every medium, then the text.
-pub(super) fn plan(content: &ReplyContent) -> Vec<Part> {
+/// caption when the text fits one; otherwise every medium, then the text. The first quotes
+/// `reply_to`, when the agent answered a message of the chat.
+pub(super) fn plan(content: &ReplyContent, reply_to: Option<i32>) -> Vec<Part> {
     let text = content.text.as_deref().filter(|t| !t.is_empty());
     let medium = |m: &domain::content::OutgoingMedia, caption: Option<&str>| Part::Media {
         kind: m.kind,
         file_id: m.file_id.clone(),
         caption: caption.map(str::to_owned),
+        reply_to: None,
     };
-    match (content.media.as_slice(), text) {
+    let mut parts: Vec<Part> = match (content.media.as_slice(), text) {
         ([only], Some(text)) if text.encode_utf16().count() <= CAPTION_CHARS => {
             vec![medium(only, Some(text))]
         }
@@ -70,9 +84,16 @@ pub(super) fn plan(content: &ReplyContent) -> Vec<Part> {
             .chain(text.map(|text| Part::Text {
                 text: text.to_owned(),
                 keyboard: None,
+                reply_to: None,
             }))
             .collect(),
+    };
+    if let Some(Part::Text { reply_to: first, .. } | Part::Media { reply_to: first, .. }) =
+        parts.first_mut()
+    {
+        *first = reply_to;
     }
+    parts
 }
 
 /// What Telegram's answer means for us.
@@ -397,9 +418,14 @@ impl Sender {
 
 async fn send_part(bot: &Bot, chat: ChatId, part: &Part) -> Result<i32, CallError> {
     match part {
-        Part::Text { text, keyboard } => {
+        Part::Text {
+            text,
+            keyboard,
+            reply_to,
+        } => {
             let mut payload = SendMessage::new(chat, text.clone());
             payload.reply_markup = keyboard.clone().map(ReplyMarkup::InlineKeyboard);
+            payload.reply_parameters = quoting(*reply_to);
             call::send(bot, &payload).await
         }
         Part::ClearButtons { message_id } => {
@@ -411,6 +437,7 @@ async fn send_part(bot: &Bot, chat: ChatId, part: &Part) -> Result<i32, CallErro
             kind,
             file_id,
             caption,
+            reply_to,
         } => {
             let file = InputFile::file_id(FileId(file_id.clone()));
             let caption = caption.clone();
@@ -419,6 +446,7 @@ async fn send_part(bot: &Bot, chat: ChatId, part: &Part) -> Result<i32, CallErro
                 ($payload:ident) => {{
                     let mut payload = $payload::new(chat, file);
                     payload.caption = caption;
+                    payload.reply_parameters = quoting(*reply_to);
                     call::send(bot, &payload).await
                 }};
             }
@@ -451,6 +479,7 @@ mod tests {
         Part::Text {
             text: text.to_owned(),
             keyboard: None,
+            reply_to: None,
         }
     }
 
@@ -459,12 +488,34 @@ mod tests {
             kind,
             file_id: id.to_owned(),
             caption: caption.map(str::to_owned),
+            reply_to: None,
         }
     }
 
     #[test]
+    fn only_the_first_message_of_a_reply_quotes_what_it_answers() {
+        let content = ReplyContent {
+            text: Some("t".repeat(CAPTION_CHARS + 1)),
+            media: vec![media(MediaKind::Photo, "P")],
+        };
+        let parts = plan(&content, Some(77));
+        let quoted: Vec<Option<i32>> = parts
+            .iter()
+            .map(|part| match part {
+                Part::Text { reply_to, .. } | Part::Media { reply_to, .. } => *reply_to,
+                Part::ClearButtons { .. } => None,
+            })
+            .collect();
+        assert_eq!(quoted, [Some(77), None]);
+        assert!(matches!(
+            plan(&ReplyContent::text("hi"), Some(5)).as_slice(),
+            [Part::Text { reply_to: Some(5), .. }]
+        ));
+    }
+
+    #[test]
     fn a_text_reply_is_one_message() {
-        assert_eq!(plan(&ReplyContent::text("hello")), [text("hello")]);
+        assert_eq!(plan(&ReplyContent::text("hello"), None), [text("hello")]);
     }
 
     #[test]
@@ -473,7 +524,7 @@ mod tests {
             text: Some("see".into()),
             media: vec![media(MediaKind::Photo, "P")],
         };
-        assert_eq!(plan(&content), [part(MediaKind::Photo, "P", Some("see"))]);
+        assert_eq!(plan(&content, None), [part(MediaKind::Photo, "P", Some("see"))]);
 
         let exactly = "é".repeat(CAPTION_CHARS);
         let content = ReplyContent {
@@ -481,7 +532,7 @@ mod tests {
             media: vec![media(MediaKind::Voice, "V")],
         };
         assert_eq!(
-            plan(&content),
+            plan(&content, None),
             [part(MediaKind::Voice, "V", Some(&exactly))]
         );
 
@@ -492,7 +543,7 @@ mod tests {
             media: vec![media(MediaKind::Photo, "P")],
         };
         assert_eq!(
-            plan(&content),
+            plan(&content, None),
             [part(MediaKind::Photo, "P", None), text(&emoji)]
         );
     }
@@ -505,7 +556,7 @@ mod tests {
             media: vec![media(MediaKind::Document, "D")],
         };
         assert_eq!(
-            plan(&content),
+            plan(&content, None),
             [part(MediaKind::Document, "D", None), text(&long)]
         );
 
@@ -514,7 +565,7 @@ mod tests {
             media: vec![media(MediaKind::Photo, "1"), media(MediaKind::Video, "2")],
         };
         assert_eq!(
-            plan(&content),
+            plan(&content, None),
             [
                 part(MediaKind::Photo, "1", None),
                 part(MediaKind::Video, "2", None),
@@ -530,7 +581,7 @@ mod tests {
             ],
         };
         assert_eq!(
-            plan(&content),
+            plan(&content, None),
             [
                 part(MediaKind::Audio, "1", None),
                 part(MediaKind::Animation, "2", None)
