@@ -305,16 +305,20 @@ pub(super) fn setup(
             },
         )?;
     }
-    let at = tick(rng, 60, 600);
-    configure(
-        rng,
-        at,
-        SettingsCommand::SetTwoFactorPolicy {
-            policy: TwoFactorPolicy::Admins,
-            by: admin,
+    // Second factors were required of admins for a while. Not any more, so that whoever signs
+    // in to a generated history (benchmarks, demos) is not asked to enrol one.
+    for policy in [TwoFactorPolicy::Admins, TwoFactorPolicy::Optional] {
+        let at = tick(rng, 60, 600);
+        configure(
+            rng,
             at,
-        },
-    )?;
+            SettingsCommand::SetTwoFactorPolicy {
+                policy,
+                by: admin,
+                at,
+            },
+        )?;
+    }
     let at = tick(rng, 60, 600);
     configure(
         rng,
