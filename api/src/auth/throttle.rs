@@ -10,6 +10,10 @@
 //!
 //! The memory is bounded: when full, a key not failing again goes before one that keeps
 //! failing (see `quick_cache`). Each instance counts on its own.
+//!
+//! Not `governor`, which the delivery worker uses: its limiters take a cell on every check
+//! (here only failures count, and a check must not count) and have no delay that grows with
+//! the failures or a way to forget one key on success.
 
 use std::hash::Hash;
 use std::sync::{Mutex, PoisonError};

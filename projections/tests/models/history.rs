@@ -15,7 +15,7 @@ use domain::content::{
 };
 use domain::customer::{Customer, CustomerCommand, CustomerProfile};
 use domain::flow::{self, Decision, RouteCustomerMessage};
-use domain::settings::{BotText, Settings, SettingsCommand};
+use domain::settings::{BotText, Settings, SettingsCommand, TwoFactorPolicy};
 use domain::ticket::{
     Actor, AddInternalNote, Channel, EditCustomerMessage, Priority, ReplyAsAgent, Ticket,
     TicketCommand, WorkStatus,
@@ -600,6 +600,26 @@ pub(crate) fn scripted() -> (History, Cast) {
     });
     h.agent(alice, |at| AgentCommand::RecordPasswordChange {
         by: alice,
+        at,
+    });
+    h.setting(|at| SettingsCommand::SetTwoFactorPolicy {
+        policy: TwoFactorPolicy::Admins,
+        by: admin,
+        at,
+    });
+    h.agent(alice, |at| AgentCommand::RecordSecondFactorEnrolled { at });
+    h.agent(alice, |at| AgentCommand::RecordRecoveryCodeUsed {
+        remaining: 9,
+        at,
+    });
+    h.agent(alice, |at| AgentCommand::RecordSecondFactorThrottled { at });
+    h.agent(alice, |at| AgentCommand::RecordSecondFactorRemoved {
+        by: alice,
+        at,
+    });
+    h.agent(alice, |at| AgentCommand::RecordSecondFactorEnrolled { at });
+    h.agent(alice, |at| AgentCommand::RecordSecondFactorRemoved {
+        by: admin,
         at,
     });
     h.agent(bob, |at| AgentCommand::Deactivate { by: admin, at });

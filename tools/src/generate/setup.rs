@@ -7,7 +7,7 @@ use std::collections::BTreeMap;
 
 use chrono::{DateTime, TimeDelta, Utc};
 use domain::agent::{Agent, AgentCommand, Role};
-use domain::settings::{BotText, Settings, SettingsCommand};
+use domain::settings::{BotText, Settings, SettingsCommand, TwoFactorPolicy};
 use domain::{AgentId, CategoryId, StreamId, TemplateId};
 use eventlog::{Actor, ActorKind};
 
@@ -159,6 +159,43 @@ pub(super) fn setup(
         &AgentCommand::RecordPasswordChange { by: admin, at },
         &person(at, &admin_actor, rng),
     )?;
+    // The owner adds an authenticator app, once signs in with a recovery code, sees someone
+    // who learned the password guess codes, turns the app off and enrols a new one.
+    let owner_second_factor = [
+        (600, 3_600, AgentCommand::RecordSecondFactorEnrolled { at }),
+        (
+            3_600,
+            86_400,
+            AgentCommand::RecordRecoveryCodeUsed { remaining: 9, at },
+        ),
+        (
+            3_600,
+            86_400,
+            AgentCommand::RecordSecondFactorThrottled { at },
+        ),
+        (
+            600,
+            3_600,
+            AgentCommand::RecordSecondFactorRemoved { by: admin, at },
+        ),
+        (60, 600, AgentCommand::RecordSecondFactorEnrolled { at }),
+    ];
+    for (lo, hi, mut command) in owner_second_factor {
+        let when = tick(rng, lo, hi);
+        match &mut command {
+            AgentCommand::RecordSecondFactorEnrolled { at }
+            | AgentCommand::RecordRecoveryCodeUsed { at, .. }
+            | AgentCommand::RecordSecondFactorThrottled { at }
+            | AgentCommand::RecordSecondFactorRemoved { at, .. } => *at = when,
+            _ => {}
+        }
+        decide(
+            outbox,
+            &mut first,
+            &command,
+            &person(when, &admin_actor, rng),
+        )?;
+    }
     agents.push((first, Role::Admin));
 
     // Settings.
@@ -268,6 +305,20 @@ pub(super) fn setup(
             },
         )?;
     }
+    // Second factors were required of admins for a while. Not any more, so that whoever signs
+    // in to a generated history (benchmarks, demos) is not asked to enrol one.
+    for policy in [TwoFactorPolicy::Admins, TwoFactorPolicy::Optional] {
+        let at = tick(rng, 60, 600);
+        configure(
+            rng,
+            at,
+            SettingsCommand::SetTwoFactorPolicy {
+                policy,
+                by: admin,
+                at,
+            },
+        )?;
+    }
     let at = tick(rng, 60, 600);
     configure(
         rng,
@@ -325,6 +376,23 @@ pub(super) fn setup(
                 &mut agent,
                 &AgentCommand::RecordPasswordChange { by: agent_id, at },
                 &person(at, &agent_actor(agent_id), rng),
+            )?;
+        }
+        if n == 1 {
+            // An admin enrols an authenticator app, loses the phone, and the owner resets it.
+            let at = tick(rng, 60, 900);
+            decide(
+                outbox,
+                &mut agent,
+                &AgentCommand::RecordSecondFactorEnrolled { at },
+                &person(at, &agent_actor(agent_id), rng),
+            )?;
+            let at = tick(rng, 3_600, 86_400);
+            decide(
+                outbox,
+                &mut agent,
+                &AgentCommand::RecordSecondFactorRemoved { by: admin, at },
+                &person(at, &admin_actor, rng),
             )?;
         }
         if role != Role::Auditor {
