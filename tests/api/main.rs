@@ -16,6 +16,7 @@ mod authz;
 mod errors;
 mod feeds;
 mod graphiql;
+mod limits;
 mod matrix;
 mod mutations;
 mod nodes;
