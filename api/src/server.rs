@@ -445,6 +445,14 @@ mod tests {
     }
 
     #[test]
+    fn the_open_file_limit_is_raised_to_the_hard_limit() {
+        let now = raise_descriptor_limit();
+        let limit = rustix::process::getrlimit(rustix::process::Resource::Nofile);
+        assert_eq!(now, limit.current);
+        assert_eq!(limit.current, limit.maximum);
+    }
+
+    #[test]
     fn admits_to_the_general_pool_then_the_reserve_and_counts_every_address() {
         let pool = connections(4, 3, 1);
         let a: IpAddr = [10, 0, 0, 1].into();
@@ -453,7 +461,9 @@ mod tests {
         assert_eq!(held.len(), 3);
         assert!(held.iter().all(|ticket| !ticket.reserved));
         assert!(pool.admit(a).is_none(), "a is at its bound");
-        let reserved = pool.admit(b).unwrap_or_else(|| panic!("b gets the reserve"));
+        let reserved = pool
+            .admit(b)
+            .unwrap_or_else(|| panic!("b gets the reserve"));
         assert!(reserved.reserved);
         assert!(pool.admit(b).is_none(), "everything is taken");
         drop(held);

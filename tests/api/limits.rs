@@ -136,23 +136,33 @@ fn hostile_documents(budget: usize) -> Vec<(&'static str, String)> {
         ),
         (
             "many operations",
-            filled("", |n| format!("query Q{n} {{ __typename }}\n"), "", budget),
+            filled("", |n| format!("query Q{n} {{ __typename }} "), "", budget),
         ),
         (
             "many variables",
-            filled("query(", |n| format!("$v{n}: Int "), ") { __typename }", budget),
+            filled(
+                "query(",
+                |n| format!("$v{n}: Int "),
+                ") { __typename }",
+                budget,
+            ),
         ),
         (
             "many inline fragments",
-            filled("{", |_| " ... on Query { __typename }".to_owned(), " }", budget),
+            filled(
+                "{",
+                |_| " ... on Query { __typename }".to_owned(),
+                " }",
+                budget,
+            ),
         ),
     ]
 }
 
-/// Time for one hostile document, request and answer over 127.0.0.1, in a build without
-/// optimisations: the server's own work is well below it (most of it is parsing the text);
-/// unbounded, the first documents take minutes.
-const HOSTILE_BOUND: Duration = Duration::from_millis(1_500);
+/// Time for one hostile document, request and answer over 127.0.0.1, on a test machine busy
+/// with other builds: the server's own work is well below it (most of it is parsing the
+/// text); unbounded, the fragment chains take minutes.
+const HOSTILE_BOUND: Duration = Duration::from_secs(1);
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn hostile_documents_are_answered_at_once_and_health_keeps_answering() {
@@ -184,12 +194,7 @@ async fn hostile_documents_are_answered_at_once_and_health_keeps_answering() {
         let started = Instant::now();
         let body = server.gql(None, &text, json!({})).await;
         let took = started.elapsed();
-        eprintln!(
-            "{name}: {} bytes, {took:?}, {:?} {:.120}",
-            text.len(),
-            code(&body),
-            body["errors"][0]["message"]
-        );
+        eprintln!("{name}: {} bytes, {took:?}, {:?}", text.len(), code(&body));
         timings.push((name, took, code(&body).map(str::to_owned)));
     }
     for (name, took, _) in &timings {
@@ -236,9 +241,7 @@ async fn hostile_documents_are_answered_at_once_and_health_keeps_answering() {
     );
 
     // A document under the bound still runs.
-    let fine = server
-        .gql(None, &doubling_chain(8), json!({}))
-        .await;
+    let fine = server.gql(None, &doubling_chain(8), json!({})).await;
     assert_eq!(fine["data"]["__typename"], "Query", "{fine}");
 
     watching.abort();
@@ -339,16 +342,21 @@ async fn headers_sent_a_byte_at_a_time_and_idle_connections_are_closed() {
             break;
         }
         let mut byte = [0u8; 1];
-        match tokio::time::timeout(Duration::from_millis(100), slow.read(&mut byte)).await {
-            Ok(Ok(_) | Err(_)) => {
-                closed = true;
-                break;
-            }
-            Err(_) => {}
+        // Anything read, or an error, means the server closed it.
+        if tokio::time::timeout(Duration::from_millis(100), slow.read(&mut byte))
+            .await
+            .is_ok()
+        {
+            closed = true;
+            break;
         }
     }
     assert!(closed, "the connection is still open after 10 s of headers");
-    assert!(started.elapsed() < Duration::from_secs(4), "{:?}", started.elapsed());
+    assert!(
+        started.elapsed() < Duration::from_secs(4),
+        "{:?}",
+        started.elapsed()
+    );
 
     // A kept-alive connection that sends nothing after its answer.
     let mut idle = TcpStream::connect(server.addr).await.unwrap();
@@ -372,9 +380,7 @@ async fn headers_sent_a_byte_at_a_time_and_idle_connections_are_closed() {
 /// A TCP connection to `server` from the loopback address `from` (any of 127.0.0.0/8).
 async fn connect_from(server: SocketAddr, from: [u8; 4]) -> TcpStream {
     let socket = TcpSocket::new_v4().unwrap();
-    socket
-        .bind(SocketAddr::from((from, 0)))
-        .unwrap();
+    socket.bind(SocketAddr::from((from, 0))).unwrap();
     socket.connect(server).await.unwrap()
 }
 
@@ -383,7 +389,10 @@ async fn get_from(server: SocketAddr, from: [u8; 4], path: &str) -> String {
     let mut stream = connect_from(server, from).await;
     // The server may answer and close before reading the request.
     let _ = stream
-        .write_all(format!("GET {path} HTTP/1.1\r\nhost: localhost\r\nconnection: close\r\n\r\n").as_bytes())
+        .write_all(
+            format!("GET {path} HTTP/1.1\r\nhost: localhost\r\nconnection: close\r\n\r\n")
+                .as_bytes(),
+        )
         .await;
     read_until_closed(&mut stream, Duration::from_secs(10))
         .await
@@ -416,7 +425,10 @@ async fn connections_beyond_the_bounds_are_refused_and_health_answers_from_the_r
     }
     let refused = get_from(addr, [127, 0, 0, 2], "/healthz").await;
     assert!(refused.starts_with("HTTP/1.1 503"), "{refused}");
-    assert!(refused.to_lowercase().contains("retry-after: 5"), "{refused}");
+    assert!(
+        refused.to_lowercase().contains("retry-after: 5"),
+        "{refused}"
+    );
     assert!(refused.contains("UNAVAILABLE"), "{refused}");
     let other = get_from(addr, [127, 0, 0, 1], "/healthz").await;
     assert!(other.starts_with("HTTP/1.1 200"), "{other}");
@@ -572,8 +584,10 @@ async fn subscriptions_per_socket_and_sockets_per_agent_are_bounded() {
     testkit::eventually(
         async || {
             let mut ws = Ws::open(&server, Protocol::TransportWs).await;
-            ws.send(json!({ "type": "connection_init", "payload": { "authorization": &admin.token } }))
-                .await;
+            ws.send(
+                json!({ "type": "connection_init", "payload": { "authorization": &admin.token } }),
+            )
+            .await;
             matches!(ws.frame().await, Frame::Json(ack) if ack["type"] == "connection_ack")
         },
         Duration::from_secs(10),

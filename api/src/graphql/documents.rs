@@ -116,7 +116,12 @@ impl DocumentCache {
         };
         if selections > max_selections {
             return Prepared {
-                refusal: Some(expansion::Refusal::TooLarge { limit: max_selections }.into_error()),
+                refusal: Some(
+                    expansion::Refusal::TooLarge {
+                        limit: max_selections,
+                    }
+                    .into_error(),
+                ),
                 ..Prepared::other()
             };
         }

@@ -237,7 +237,10 @@ mod tests {
             "inline fragment, field, field"
         );
         // F: 2 fields once as a definition; the spread costs 1 plus F's 2.
-        assert_eq!(size("fragment F on Agent { id email } { me { ...F } }", 100), Ok(6));
+        assert_eq!(
+            size("fragment F on Agent { id email } { me { ...F } }", 100),
+            Ok(6)
+        );
         assert_eq!(size("query { ...Unknown }", 100), Ok(1));
     }
 

@@ -231,7 +231,16 @@ async fn websocket(State(state): State<AppState>, upgrade: WebSocketUpgrade) -> 
         .max_message_size(largest)
         .max_frame_size(largest)
         .on_upgrade(move |socket| {
-            socket::serve(socket, socket::Shared { schema, api, documents, sockets }, protocol)
+            socket::serve(
+                socket,
+                socket::Shared {
+                    schema,
+                    api,
+                    documents,
+                    sockets,
+                },
+                protocol,
+            )
         })
 }
 

@@ -212,7 +212,9 @@ impl Drop for SocketSlot {
 
 fn lock<T>(mutex: &Mutex<T>) -> std::sync::MutexGuard<'_, T> {
     // Counts stay consistent under a panic elsewhere: every change is one statement.
-    mutex.lock().unwrap_or_else(std::sync::PoisonError::into_inner)
+    mutex
+        .lock()
+        .unwrap_or_else(std::sync::PoisonError::into_inner)
 }
 
 /// Serves one socket until either side ends it.
@@ -540,8 +542,9 @@ impl Conversation {
                     None => {
                         // A query or mutation answers once, within the deadline.
                         let timeout = self.request_timeout;
-                        let mut results =
-                            self.schema.execute_stream_with_session_data(request, session);
+                        let mut results = self
+                            .schema
+                            .execute_stream_with_session_data(request, session);
                         futures::stream::once(async move {
                             match tokio::time::timeout(timeout, results.next()).await {
                                 Ok(Some(response)) => response,
@@ -764,12 +767,19 @@ mod tests {
         let second = sockets.open("a".to_owned(), 2);
         assert!(first.is_some() && second.is_some());
         assert!(sockets.open("a".to_owned(), 2).is_none());
-        assert!(sockets.open("b".to_owned(), 2).is_some(), "another caller has room");
+        assert!(
+            sockets.open("b".to_owned(), 2).is_some(),
+            "another caller has room"
+        );
         drop(first);
         let third = sockets.open("a".to_owned(), 2);
         assert!(third.is_some(), "a closed socket frees its place");
         drop((second, third));
-        assert_eq!(sockets.callers(), 0, "no caller is kept once their sockets are gone");
+        assert_eq!(
+            sockets.callers(),
+            0,
+            "no caller is kept once their sockets are gone"
+        );
     }
 
     #[test]
