@@ -595,3 +595,52 @@ async fn subscriptions_per_socket_and_sockets_per_agent_are_bounded() {
     .await;
     server.stop().await;
 }
+
+#[tokio::test]
+async fn the_telegram_webhook_answers_from_the_reserve_when_every_other_connection_is_taken() {
+    use bot::config::BotConfig;
+    use secrecy::SecretString;
+    use testkit::telegram::FakeTelegram;
+
+    let telegram = FakeTelegram::start().await;
+    let bot = BotConfig::polling(SecretString::from("123456:TEST-token"))
+        .unwrap()
+        .with_api_url(telegram.url())
+        .with_webhook(
+            "https://desk.example/telegram/hook",
+            Some(SecretString::from("webhook-secret")),
+        )
+        .unwrap();
+    let mut config = test_config();
+    config.server.max_connections = 6;
+    config.server.reserved_connections = 2;
+    config.server.header_read_timeout = Duration::from_secs(60);
+    let app = testkit::TestApp::spawn(testkit::DatabaseName::fresh("api_webhook_reserve"), |s| {
+        s.api = config;
+        s.bot = Some(bot);
+    })
+    .await;
+    let mut held = Vec::new();
+    for _ in 0..4 {
+        held.push(connect_from(app.addr(), [127, 0, 0, 6]).await);
+    }
+    let client = client_from([127, 0, 0, 7]);
+    let graphql = client
+        .post(app.url("/graphql"))
+        .json(&json!({ "query": "{ __typename }" }))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(graphql.status(), 503);
+    // The webhook's own answer (no secret: 401), not the server's refusal.
+    let webhook = client
+        .post(app.url("/telegram/hook"))
+        .header("content-type", "application/json")
+        .body("{}")
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(webhook.status(), 401);
+    drop(held);
+    drop(app.stop().await);
+}
