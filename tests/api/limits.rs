@@ -644,3 +644,34 @@ async fn the_telegram_webhook_answers_from_the_reserve_when_every_other_connecti
     drop(held);
     drop(app.stop().await);
 }
+
+#[tokio::test]
+async fn a_query_still_running_at_its_deadline_is_stopped_with_timeout() {
+    let mut config = test_config();
+    config.limits.request_timeout = Duration::from_secs(1);
+    // The read-your-writes wait for a position the log never reaches would last longer.
+    config.limits.consistency_timeout = Duration::from_secs(60);
+    let server = Server::start_with("query_deadline", config).await;
+    let admin = server.admin().await;
+    let query = "query($at: String!) { agents(consistency: {atLeast: $at}) { email } }";
+    let never = json!({ "at": "00000000ffffffff0000000000000000" });
+
+    let started = Instant::now();
+    let body = server.gql(Some(&admin.token), query, never.clone()).await;
+    assert_eq!(code(&body), Some("TIMEOUT"), "{body}");
+    let message = body["errors"][0]["message"].as_str().unwrap_or_default();
+    assert!(message.contains("took longer than 1 s"), "{body}");
+    assert!(started.elapsed() < Duration::from_secs(5));
+
+    // A query over a WebSocket has the same deadline; the socket goes on.
+    let mut ws = Ws::connect(&server, Protocol::TransportWs, &admin.token).await;
+    let started = Instant::now();
+    ws.subscribe("slow", query, never).await;
+    assert_eq!(ws.error_code("slow").await, "TIMEOUT");
+    ws.completed("slow").await;
+    assert!(started.elapsed() < Duration::from_secs(5));
+    ws.subscribe("me", "{ me { email } }", json!({})).await;
+    assert_eq!(ws.data("me").await["me"]["email"], admin.email);
+    ws.close().await;
+    server.stop().await;
+}
