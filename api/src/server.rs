@@ -89,6 +89,12 @@ const REFUSAL_LINGER: Duration = Duration::from_secs(1);
 /// Pause after the listener failed to accept (out of descriptors, say).
 const ACCEPT_PAUSE: Duration = Duration::from_millis(50);
 
+/// Connections held, by pool (`general`, `reserve`).
+pub const CONNECTIONS: &str = "ledgerdesk_http_connections";
+/// Connections refused at once, by reason (`address`: the per-address bound; `full`: the
+/// reserve is taken too).
+pub const REFUSED_CONNECTIONS: &str = "ledgerdesk_http_connections_refused_total";
+
 /// The body of every refusal for want of connections.
 const BUSY_BODY: &str = r#"{"errors":[{"message":"the server holds as many connections as it may; retry in a few seconds","extensions":{"code":"UNAVAILABLE"}}]}"#;
 
@@ -138,6 +144,14 @@ pub async fn serve(
             config.max_connections = usize::try_from(fits).unwrap_or(usize::MAX);
         }
     }
+    metrics::describe_gauge!(
+        CONNECTIONS,
+        "HTTP connections held, by pool (general, reserve)"
+    );
+    metrics::describe_counter!(
+        REFUSED_CONNECTIONS,
+        "HTTP connections refused at once, by reason (address, full)"
+    );
     let connections = Arc::new(Connections::new(&config));
     let mut builder = http1::Builder::new();
     builder
@@ -164,14 +178,18 @@ pub async fn serve(
             },
             () = &mut shutdown => break,
         };
-        let Some(ticket) = connections.admit(peer.ip()) else {
-            if let Ok(permit) = refusing.clone().try_acquire_owned() {
-                tokio::spawn(async move {
-                    refuse(stream).await;
-                    drop(permit);
-                });
+        let ticket = match connections.admit(peer.ip()) {
+            Ok(ticket) => ticket,
+            Err(reason) => {
+                metrics::counter!(REFUSED_CONNECTIONS, "reason" => reason.label()).increment(1);
+                if let Ok(permit) = refusing.clone().try_acquire_owned() {
+                    tokio::spawn(async move {
+                        refuse(stream).await;
+                        drop(permit);
+                    });
+                }
+                continue;
             }
-            continue;
         };
         let _ = stream.set_nodelay(true);
         let reserve_only = ticket.reserved.then(|| reserved.clone());
@@ -343,11 +361,11 @@ impl Connections {
     }
 
     /// Admits a connection from `address`: to the general pool while it has room, else to the
-    /// reserve; `None` when the address holds its bound or both are taken.
-    fn admit(self: &Arc<Self>, address: IpAddr) -> Option<Ticket> {
+    /// reserve; refused when the address holds its bound or both are taken.
+    fn admit(self: &Arc<Self>, address: IpAddr) -> Result<Ticket, Refused> {
         let mut counts = self.lock();
         if counts.by_address.get(&address).copied().unwrap_or(0) >= self.per_address {
-            return None;
+            return Err(Refused::Address);
         }
         let reserved = if counts.general < self.general_bound {
             counts.general += 1;
@@ -356,14 +374,46 @@ impl Connections {
             counts.reserve += 1;
             true
         } else {
-            return None;
+            return Err(Refused::Full);
         };
         *counts.by_address.entry(address).or_default() += 1;
-        Some(Ticket {
+        counts.publish(reserved);
+        Ok(Ticket {
             connections: self.clone(),
             address,
             reserved,
         })
+    }
+}
+
+/// Why a connection is refused.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum Refused {
+    /// Its address holds as many as it may.
+    Address,
+    /// The general pool and the reserve are taken.
+    Full,
+}
+
+impl Refused {
+    fn label(self) -> &'static str {
+        match self {
+            Refused::Address => "address",
+            Refused::Full => "full",
+        }
+    }
+}
+
+impl Counts {
+    /// Sets the gauge of the pool that just changed.
+    fn publish(&self, reserved: bool) {
+        let (pool, held) = if reserved {
+            ("reserve", self.reserve)
+        } else {
+            ("general", self.general)
+        };
+        #[expect(clippy::cast_precision_loss, reason = "a count of connections")]
+        metrics::gauge!(CONNECTIONS, "pool" => pool).set(held as f64);
     }
 }
 
@@ -381,6 +431,7 @@ impl Drop for Ticket {
                 counts.by_address.remove(&self.address);
             }
         }
+        counts.publish(self.reserved);
     }
 }
 
@@ -457,17 +508,25 @@ mod tests {
         let pool = connections(4, 3, 1);
         let a: IpAddr = [10, 0, 0, 1].into();
         let b: IpAddr = [10, 0, 0, 2].into();
-        let held: Vec<Ticket> = (0..3).filter_map(|_| pool.admit(a)).collect();
+        let held: Vec<Ticket> = (0..3).filter_map(|_| pool.admit(a).ok()).collect();
         assert_eq!(held.len(), 3);
         assert!(held.iter().all(|ticket| !ticket.reserved));
-        assert!(pool.admit(a).is_none(), "a is at its bound");
+        assert_eq!(
+            pool.admit(a).err(),
+            Some(Refused::Address),
+            "a is at its bound"
+        );
         let reserved = pool
             .admit(b)
-            .unwrap_or_else(|| panic!("b gets the reserve"));
+            .unwrap_or_else(|_| panic!("b gets the reserve"));
         assert!(reserved.reserved);
-        assert!(pool.admit(b).is_none(), "everything is taken");
+        assert_eq!(
+            pool.admit(b).err(),
+            Some(Refused::Full),
+            "everything is taken"
+        );
         drop(held);
-        let again = pool.admit(b).unwrap_or_else(|| panic!("room again"));
+        let again = pool.admit(b).unwrap_or_else(|_| panic!("room again"));
         assert!(!again.reserved);
         drop((again, reserved));
         let counts = pool.lock();

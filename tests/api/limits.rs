@@ -195,6 +195,15 @@ async fn hostile_documents_are_answered_at_once_and_health_keeps_answering() {
         let body = server.gql(None, &text, json!({})).await;
         let took = started.elapsed();
         eprintln!("{name}: {} bytes, {took:?}, {:?}", text.len(), code(&body));
+        let longest = body["errors"]
+            .as_array()
+            .into_iter()
+            .flatten()
+            .filter_map(|error| error["message"].as_str())
+            .map(str::len)
+            .max()
+            .unwrap_or(0);
+        assert!(longest <= 1_100, "{name}: a message of {longest} bytes");
         timings.push((name, took, code(&body).map(str::to_owned)));
     }
     for (name, took, _) in &timings {
@@ -648,7 +657,8 @@ async fn the_telegram_webhook_answers_from_the_reserve_when_every_other_connecti
 #[tokio::test]
 async fn a_query_still_running_at_its_deadline_is_stopped_with_timeout() {
     let mut config = test_config();
-    config.limits.request_timeout = Duration::from_secs(1);
+    // Long enough for signing in (a password hash) on a busy machine.
+    config.limits.request_timeout = Duration::from_secs(3);
     // The read-your-writes wait for a position the log never reaches would last longer.
     config.limits.consistency_timeout = Duration::from_secs(60);
     let server = Server::start_with("query_deadline", config).await;
@@ -660,8 +670,8 @@ async fn a_query_still_running_at_its_deadline_is_stopped_with_timeout() {
     let body = server.gql(Some(&admin.token), query, never.clone()).await;
     assert_eq!(code(&body), Some("TIMEOUT"), "{body}");
     let message = body["errors"][0]["message"].as_str().unwrap_or_default();
-    assert!(message.contains("took longer than 1 s"), "{body}");
-    assert!(started.elapsed() < Duration::from_secs(5));
+    assert!(message.contains("took longer than 3 s"), "{body}");
+    assert!(started.elapsed() < Duration::from_secs(10));
 
     // A query over a WebSocket has the same deadline; the socket goes on.
     let mut ws = Ws::connect(&server, Protocol::TransportWs, &admin.token).await;
@@ -669,7 +679,7 @@ async fn a_query_still_running_at_its_deadline_is_stopped_with_timeout() {
     ws.subscribe("slow", query, never).await;
     assert_eq!(ws.error_code("slow").await, "TIMEOUT");
     ws.completed("slow").await;
-    assert!(started.elapsed() < Duration::from_secs(5));
+    assert!(started.elapsed() < Duration::from_secs(10));
     ws.subscribe("me", "{ me { email } }", json!({})).await;
     assert_eq!(ws.data("me").await["me"]["email"], admin.email);
     ws.close().await;

@@ -172,6 +172,7 @@ async fn graphql(
             };
             described.describe(&mut response);
             request_errors::fill_in(&mut response.errors, &text);
+            shorten_messages(&mut response.errors);
             crate::metrics::graphql_request(operation, response.is_ok(), started.elapsed());
             response
         }
@@ -189,6 +190,24 @@ async fn graphql(
         ),
     };
     GraphQLResponse(response).into_response()
+}
+
+/// Longest error message sent. A parse error quotes the line it failed on, and a document
+/// written on one line may be as long as the body: its answer would be as large again.
+const MAX_MESSAGE_BYTES: usize = 1_024;
+
+/// Cuts messages longer than [`MAX_MESSAGE_BYTES`] (on a character boundary, marked with `…`).
+pub(super) fn shorten_messages(errors: &mut [async_graphql::ServerError]) {
+    for error in errors {
+        if error.message.len() > MAX_MESSAGE_BYTES {
+            let mut end = MAX_MESSAGE_BYTES;
+            while !error.message.is_char_boundary(end) {
+                end -= 1;
+            }
+            error.message.truncate(end);
+            error.message.push('…');
+        }
+    }
 }
 
 /// The answer to an operation stopped at its deadline. Dropping its future stopped it: nothing

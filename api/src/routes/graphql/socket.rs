@@ -558,6 +558,7 @@ impl Conversation {
                 let results = results
                     .map(move |mut response| {
                         request_errors::fill_in(&mut response.errors, &text);
+                        super::shorten_messages(&mut response.errors);
                         Some(response)
                     })
                     .chain(futures::stream::once(async { None }))
