@@ -341,6 +341,81 @@ mod tests {
         Ok(serve.api_config().auth.access_ttl)
     }
 
+    fn api_config(args: &[&str]) -> api::ApiConfig {
+        let cli = Cli::try_parse_from([&["ledgerdesk", "serve"], args].concat()).unwrap();
+        let Command::Serve(serve) = cli.command else {
+            unreachable!("parsed `serve`")
+        };
+        serve.api_config()
+    }
+
+    #[test]
+    fn transport_bounds_default_as_the_library_does_and_each_flag_sets_its_own() {
+        let config = api_config(&[]);
+        let (limits, server) = (
+            api::graphql::Limits::default(),
+            api::ServerConfig::default(),
+        );
+        assert_eq!(config.limits.max_selections, limits.max_selections);
+        assert_eq!(config.limits.request_timeout, limits.request_timeout);
+        assert_eq!(
+            config.limits.socket_idle_timeout,
+            limits.socket_idle_timeout
+        );
+        assert_eq!(
+            config.limits.max_socket_subscriptions,
+            limits.max_socket_subscriptions
+        );
+        assert_eq!(
+            config.limits.max_sockets_per_caller,
+            limits.max_sockets_per_caller
+        );
+        assert_eq!(
+            config.server.header_read_timeout,
+            server.header_read_timeout
+        );
+        assert_eq!(config.server.max_connections, server.max_connections);
+        assert_eq!(
+            config.server.max_connections_per_address,
+            server.max_connections_per_address
+        );
+        assert_eq!(
+            config.server.reserved_connections,
+            server.reserved_connections
+        );
+
+        let config = api_config(&[
+            "--graphql-max-selections",
+            "500",
+            "--request-timeout-secs",
+            "5",
+            "--graphql-ws-idle-timeout-secs",
+            "7",
+            "--graphql-ws-max-subscriptions",
+            "3",
+            "--graphql-ws-max-sockets-per-agent",
+            "2",
+            "--http-header-read-timeout-secs",
+            "4",
+            "--max-connections",
+            "64",
+            "--max-connections-per-address",
+            "8",
+            "--reserved-connections",
+            "6",
+        ]);
+        assert_eq!(config.limits.max_selections, 500);
+        assert_eq!(config.limits.request_timeout, Duration::from_secs(5));
+        assert_eq!(config.server.request_timeout, Duration::from_secs(5));
+        assert_eq!(config.limits.socket_idle_timeout, Duration::from_secs(7));
+        assert_eq!(config.limits.max_socket_subscriptions, 3);
+        assert_eq!(config.limits.max_sockets_per_caller, 2);
+        assert_eq!(config.server.header_read_timeout, Duration::from_secs(4));
+        assert_eq!(config.server.max_connections, 64);
+        assert_eq!(config.server.max_connections_per_address, 8);
+        assert_eq!(config.server.reserved_connections, 6);
+    }
+
     #[test]
     fn an_access_token_lifetime_below_thirty_seconds_takes_the_testing_setting() {
         assert_eq!(access_ttl(&[]).unwrap(), Duration::from_secs(900));
