@@ -685,3 +685,35 @@ async fn a_query_still_running_at_its_deadline_is_stopped_with_timeout() {
     ws.close().await;
     server.stop().await;
 }
+
+#[tokio::test]
+async fn a_socket_whose_client_stops_reading_is_dropped_at_the_request_deadline() {
+    let mut config = test_config();
+    config.limits.request_timeout = Duration::from_secs(3);
+    config.limits.max_sockets_per_caller = 1;
+    let server = Server::start_with("stuck_reader", config).await;
+    let admin = server.admin().await;
+    // Large answers, far more than the buffers of a connection hold, that the client never
+    // reads.
+    let schema = "__schema { types { name description fields { name description args { name description } } } }";
+    let large = format!("{{ a: {schema} b: {schema} c: {schema} d: {schema} }}");
+    let mut stuck = Ws::connect(&server, Protocol::TransportWs, &admin.token).await;
+    for n in 0..100 {
+        stuck.subscribe(&format!("q{n}"), &large, json!({})).await;
+    }
+    // The stuck socket holds the agent's one place until the server gives up on it.
+    testkit::eventually(
+        async || {
+            let mut ws = Ws::open(&server, Protocol::TransportWs).await;
+            ws.send(
+                json!({ "type": "connection_init", "payload": { "authorization": &admin.token } }),
+            )
+            .await;
+            matches!(ws.frame().await, Frame::Json(ack) if ack["type"] == "connection_ack")
+        },
+        Duration::from_secs(30),
+    )
+    .await;
+    drop(stuck);
+    server.stop().await;
+}

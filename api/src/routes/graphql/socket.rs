@@ -23,6 +23,8 @@
 //! is refused alone (an `error` message with code `TOO_MANY_SUBSCRIPTIONS`); the socket stays.
 //! A document is bounded as over HTTP ([`crate::graphql::expansion`]), and a query or mutation
 //! sent over the socket has the same deadline ([`crate::graphql::Limits::request_timeout`]).
+//! A message the client has not taken within that deadline drops the connection: a client that
+//! stops reading cannot hold a socket, and its place in the bounds, for ever.
 //!
 //! An operation refused as a whole before it ran (parse or validation errors, a bad variable)
 //! gets an `error` message with the errors and no `complete`; any other result is `next`, and
@@ -462,16 +464,29 @@ struct Outgoing<'a, P> {
     payload: P,
 }
 
-/// The socket could not be written to: it is gone.
+/// The socket could not be written to: it is gone, or its client took nothing for the
+/// request deadline.
 #[derive(Debug)]
 struct Gone;
 
 impl Conversation {
     async fn send(&mut self, message: Value) -> Result<(), Gone> {
-        self.sink
-            .send(Message::Text(message.to_string().into()))
-            .await
-            .map_err(|_| Gone)
+        self.write(message.to_string()).await
+    }
+
+    /// Writes `text`, waiting at most the request deadline for the client to take it: a
+    /// client that stops reading would otherwise hold the socket (and its place in the bounds)
+    /// for as long as its connection lives.
+    async fn write(&mut self, text: String) -> Result<(), Gone> {
+        match tokio::time::timeout(
+            self.request_timeout,
+            self.sink.send(Message::Text(text.into())),
+        )
+        .await
+        {
+            Ok(Ok(())) => Ok(()),
+            Ok(Err(_)) | Err(_) => Err(Gone),
+        }
     }
 
     /// `connection_init` was accepted for `caller`.
@@ -645,10 +660,7 @@ impl Conversation {
             tracing::error!(operation = %id, "a result could not be written as JSON");
             return Ok(());
         };
-        self.sink
-            .send(Message::Text(text.into()))
-            .await
-            .map_err(|_| Gone)
+        self.write(text).await
     }
 
     /// Ends the socket with `close` (the legacy protocol first says why in `connection_error`)
@@ -666,7 +678,11 @@ impl Conversation {
             code,
             reason: close.reason.into(),
         };
-        if self.sink.send(Message::Close(Some(frame))).await.is_err() {
+        let closing = tokio::time::timeout(
+            self.request_timeout,
+            self.sink.send(Message::Close(Some(frame))),
+        );
+        if !matches!(closing.await, Ok(Ok(()))) {
             return;
         }
         let answered = async { while let Some(Ok(_)) = stream.next().await {} };
