@@ -319,6 +319,46 @@ pub struct ServeArgs {
     #[arg(long, env = "LEDGERDESK_COMMAND_RETRY_BUDGET_MS", default_value_t = 2_000, value_parser = clap::value_parser!(u64).range(0..=60_000))]
     pub command_retry_budget_ms: u64,
 
+    /// Largest GraphQL document once its fragments are spread: fields, fragment spreads,
+    /// inline fragments and directives counted. A larger one is refused before it is checked.
+    #[arg(long, env = "LEDGERDESK_GRAPHQL_MAX_SELECTIONS", default_value_t = 10_000, value_parser = clap::value_parser!(u32).range(100..=1_000_000))]
+    pub graphql_max_selections: u32,
+
+    /// Longest one request may take, in seconds (a GraphQL query or mutation over a
+    /// WebSocket too); then it is stopped and answered with TIMEOUT.
+    #[arg(long, env = "LEDGERDESK_REQUEST_TIMEOUT_SECS", default_value_t = 30, value_parser = clap::value_parser!(u64).range(1..=600))]
+    pub request_timeout_secs: u64,
+
+    /// How long an accepted GraphQL WebSocket with no running operation may stay silent, in
+    /// seconds; then it is closed with 1001. A `ping` keeps it open.
+    #[arg(long, env = "LEDGERDESK_GRAPHQL_WS_IDLE_TIMEOUT_SECS", default_value_t = 300, value_parser = clap::value_parser!(u64).range(1..=86_400))]
+    pub graphql_ws_idle_timeout_secs: u64,
+
+    /// Most operations one GraphQL WebSocket runs at once.
+    #[arg(long, env = "LEDGERDESK_GRAPHQL_WS_MAX_SUBSCRIPTIONS", default_value_t = 100, value_parser = clap::value_parser!(u32).range(1..=10_000))]
+    pub graphql_ws_max_subscriptions: u32,
+
+    /// Most GraphQL WebSockets one agent (or API token) holds open at once.
+    #[arg(long, env = "LEDGERDESK_GRAPHQL_WS_MAX_SOCKETS_PER_AGENT", default_value_t = 20, value_parser = clap::value_parser!(u32).range(1..=10_000))]
+    pub graphql_ws_max_sockets_per_agent: u32,
+
+    /// Longest wait for a request's headers, in seconds, on a new connection and on an idle
+    /// kept-alive one.
+    #[arg(long, env = "LEDGERDESK_HTTP_HEADER_READ_TIMEOUT_SECS", default_value_t = 10, value_parser = clap::value_parser!(u64).range(1..=300))]
+    pub http_header_read_timeout_secs: u64,
+
+    /// Most HTTP connections (WebSockets included) held at once.
+    #[arg(long, env = "LEDGERDESK_MAX_CONNECTIONS", default_value_t = 10_000, value_parser = clap::value_parser!(u32).range(16..=1_000_000))]
+    pub max_connections: u32,
+
+    /// Most HTTP connections held at once from one client address.
+    #[arg(long, env = "LEDGERDESK_MAX_CONNECTIONS_PER_ADDRESS", default_value_t = 1_000, value_parser = clap::value_parser!(u32).range(1..=1_000_000))]
+    pub max_connections_per_address: u32,
+
+    /// Connections, of the most, kept for /healthz, /readyz and the Telegram webhook.
+    #[arg(long, env = "LEDGERDESK_RESERVED_CONNECTIONS", default_value_t = 100, value_parser = clap::value_parser!(u32).range(1..=10_000))]
+    pub reserved_connections: u32,
+
     /// The Telegram bot's token from @BotFather. Without it the bot is off.
     #[arg(long, env = "TELEGRAM_BOT_TOKEN", hide_env_values = true, value_parser = secret)]
     pub telegram_bot_token: Option<SecretString>,
@@ -392,7 +432,25 @@ impl ServeArgs {
         config.limits.socket_init_timeout =
             std::time::Duration::from_secs(self.graphql_ws_init_timeout_secs);
         config.jwt_secret.clone_from(&self.jwt_secret);
+        self.transport(&mut config);
         config
+    }
+
+    /// The bounds of requests, sockets and connections.
+    fn transport(&self, config: &mut api::ApiConfig) {
+        use std::time::Duration;
+        let limits = &mut config.limits;
+        limits.max_selections = self.graphql_max_selections as usize;
+        limits.request_timeout = Duration::from_secs(self.request_timeout_secs);
+        limits.socket_idle_timeout = Duration::from_secs(self.graphql_ws_idle_timeout_secs);
+        limits.max_socket_subscriptions = self.graphql_ws_max_subscriptions as usize;
+        limits.max_sockets_per_caller = self.graphql_ws_max_sockets_per_agent as usize;
+        let server = &mut config.server;
+        server.header_read_timeout = Duration::from_secs(self.http_header_read_timeout_secs);
+        server.request_timeout = limits.request_timeout;
+        server.max_connections = self.max_connections as usize;
+        server.max_connections_per_address = self.max_connections_per_address as usize;
+        server.reserved_connections = self.reserved_connections as usize;
     }
 }
 
@@ -432,6 +490,81 @@ mod tests {
             unreachable!("parsed `serve`")
         };
         Ok(serve.api_config().auth.access_ttl)
+    }
+
+    fn api_config(args: &[&str]) -> api::ApiConfig {
+        let cli = Cli::try_parse_from([&["ledgerdesk", "serve"], args].concat()).unwrap();
+        let Command::Serve(serve) = cli.command else {
+            unreachable!("parsed `serve`")
+        };
+        serve.api_config()
+    }
+
+    #[test]
+    fn transport_bounds_default_as_the_library_does_and_each_flag_sets_its_own() {
+        let config = api_config(&[]);
+        let (limits, server) = (
+            api::graphql::Limits::default(),
+            api::ServerConfig::default(),
+        );
+        assert_eq!(config.limits.max_selections, limits.max_selections);
+        assert_eq!(config.limits.request_timeout, limits.request_timeout);
+        assert_eq!(
+            config.limits.socket_idle_timeout,
+            limits.socket_idle_timeout
+        );
+        assert_eq!(
+            config.limits.max_socket_subscriptions,
+            limits.max_socket_subscriptions
+        );
+        assert_eq!(
+            config.limits.max_sockets_per_caller,
+            limits.max_sockets_per_caller
+        );
+        assert_eq!(
+            config.server.header_read_timeout,
+            server.header_read_timeout
+        );
+        assert_eq!(config.server.max_connections, server.max_connections);
+        assert_eq!(
+            config.server.max_connections_per_address,
+            server.max_connections_per_address
+        );
+        assert_eq!(
+            config.server.reserved_connections,
+            server.reserved_connections
+        );
+
+        let config = api_config(&[
+            "--graphql-max-selections",
+            "500",
+            "--request-timeout-secs",
+            "5",
+            "--graphql-ws-idle-timeout-secs",
+            "7",
+            "--graphql-ws-max-subscriptions",
+            "3",
+            "--graphql-ws-max-sockets-per-agent",
+            "2",
+            "--http-header-read-timeout-secs",
+            "4",
+            "--max-connections",
+            "64",
+            "--max-connections-per-address",
+            "8",
+            "--reserved-connections",
+            "6",
+        ]);
+        assert_eq!(config.limits.max_selections, 500);
+        assert_eq!(config.limits.request_timeout, Duration::from_secs(5));
+        assert_eq!(config.server.request_timeout, Duration::from_secs(5));
+        assert_eq!(config.limits.socket_idle_timeout, Duration::from_secs(7));
+        assert_eq!(config.limits.max_socket_subscriptions, 3);
+        assert_eq!(config.limits.max_sockets_per_caller, 2);
+        assert_eq!(config.server.header_read_timeout, Duration::from_secs(4));
+        assert_eq!(config.server.max_connections, 64);
+        assert_eq!(config.server.max_connections_per_address, 8);
+        assert_eq!(config.server.reserved_connections, 6);
     }
 
     #[test]

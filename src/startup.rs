@@ -47,6 +47,7 @@ pub struct Application {
     log: PostgresLog,
     projections: Vec<Arc<dyn Projection>>,
     state: api::AppState,
+    server: api::ServerConfig,
     bot: Option<bot::TelegramBot>,
     log_held_back_warn: Duration,
 }
@@ -81,6 +82,7 @@ impl Application {
         let commands =
             CommandService::new(log.clone()).with_retry_budget(settings.command_retry_budget);
         let projections = projections::models::all();
+        let server = server_config(&settings);
         let state = api::AppState::new(commands.clone(), projections.clone(), settings.api)
             .await
             .context("cannot start the API")?;
@@ -99,6 +101,7 @@ impl Application {
             log,
             projections,
             state,
+            server,
             bot,
             log_held_back_warn: settings.log_held_back_warn,
         })
@@ -142,6 +145,7 @@ impl Application {
             shutdown.child_token(),
         ));
         let live = self.state.live();
+        let server = self.server;
         let mut router = api::router(self.state);
         let mut bot_running = None;
         if let Some(bot) = self.bot {
@@ -150,11 +154,15 @@ impl Application {
             }
             bot_running = Some(tokio::spawn(bot.run(shutdown.child_token())));
         }
-        let served = axum::serve(
+        // Each connection takes a descriptor: allow as many as the system does.
+        let descriptors = api::server::raise_descriptor_limit();
+        let served = api::server::serve(
             self.listener,
-            router.into_make_service_with_connect_info::<SocketAddr>(),
+            router,
+            server,
+            descriptors,
+            shutdown.child_token().cancelled_owned(),
         )
-        .with_graceful_shutdown(shutdown.child_token().cancelled_owned())
         .await
         .context("the HTTP server failed");
         match projecting.await {
@@ -181,6 +189,17 @@ impl Application {
         tracing::info!("ledgerdesk stopped");
         Ok(())
     }
+}
+
+/// The HTTP server's settings: its own, the API's request deadline, and the webhook's path
+/// among those served from the reserve of connections.
+fn server_config(settings: &Settings) -> api::ServerConfig {
+    let mut server = settings.api.server.clone();
+    server.request_timeout = settings.api.limits.request_timeout;
+    if let Some(path) = settings.bot.as_ref().and_then(|bot| bot.webhook_path()) {
+        server.reserved_paths.push(path.to_owned());
+    }
+    server
 }
 
 /// Connects as the owner (creating the database if needed), applies pending migrations and

@@ -7,10 +7,12 @@ pub mod graphql;
 pub mod live;
 pub mod metrics;
 mod routes;
+pub mod server;
 mod state;
 
 use axum::Router;
 
+pub use server::ServerConfig;
 pub use state::{ApiConfig, AppState};
 
 /// The whole HTTP router.

@@ -3,7 +3,7 @@
 //! on nothing of the HTTP state; only the handlers take [`AppState`].
 
 mod graphiql;
-mod graphql;
+pub(crate) mod graphql;
 mod health;
 mod metrics;
 

@@ -23,8 +23,10 @@ pub struct AppState {
     pub api: Arc<Api>,
     /// The executable GraphQL schema (subscriptions run on it).
     pub schema: ApiSchema,
-    /// Parsed query texts of `POST /graphql`.
+    /// Parsed query texts of `POST /graphql` and of WebSocket operations.
     pub(crate) documents: Arc<DocumentCache>,
+    /// The accepted WebSockets of each caller.
+    pub(crate) sockets: Arc<crate::routes::graphql::socket::Sockets>,
 }
 
 impl std::fmt::Debug for AppState {
@@ -44,6 +46,8 @@ pub struct ApiConfig {
     pub limits: Limits,
     /// The access-token signing secret; `None` uses the key kept in the database.
     pub jwt_secret: Option<secrecy::SecretString>,
+    /// Connection bounds and timeouts of the HTTP server ([`crate::server`]).
+    pub server: crate::server::ServerConfig,
 }
 
 impl AppState {
@@ -80,6 +84,7 @@ impl AppState {
             api: Arc::new(api),
             schema,
             documents,
+            sockets: Arc::default(),
         })
     }
 }

@@ -19,6 +19,7 @@ mod feeds;
 mod graphiql;
 mod held_back;
 mod inbound;
+mod limits;
 mod matrix;
 mod mutations;
 mod nodes;

@@ -186,7 +186,10 @@ async fn an_agent_reply_quoting_a_customer_message_links_to_it() {
         Duration::from_secs(30),
     )
     .await;
-    assert_eq!(sent.params["reply_parameters"]["message_id"], json!(930_001));
+    assert_eq!(
+        sent.params["reply_parameters"]["message_id"],
+        json!(930_001)
+    );
     assert_eq!(
         sent.params["reply_parameters"]["allow_sending_without_reply"],
         json!(true)
@@ -231,5 +234,7 @@ async fn an_agent_reply_quoting_a_customer_message_links_to_it() {
         Some("VALIDATION"),
         "{refused}"
     );
+    stop.cancel();
+    worker.await.unwrap();
     server.stop().await;
 }

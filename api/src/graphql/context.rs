@@ -35,6 +35,21 @@ pub struct Limits {
     /// How long a new WebSocket may take to send `connection_init`; after that it is closed
     /// with code 4408.
     pub socket_init_timeout: Duration,
+    /// Largest document once its fragments are spread: fields, spreads, inline fragments and
+    /// directives counted (see [`super::expansion`]).
+    pub max_selections: usize,
+    /// Longest one request (over HTTP, or a query or mutation over a WebSocket) may take
+    /// before it is stopped and answered with `TIMEOUT`.
+    pub request_timeout: Duration,
+    /// How long an accepted WebSocket with no running operation may stay silent before it
+    /// is closed with 1001; any message (a `ping` too) counts.
+    pub socket_idle_timeout: Duration,
+    /// Most operations (subscriptions, and queries still running) one WebSocket runs at once;
+    /// one more is refused with `TOO_MANY_SUBSCRIPTIONS`.
+    pub max_socket_subscriptions: usize,
+    /// Most accepted WebSockets one agent (or API token) holds open at once; one more is
+    /// closed with 4429.
+    pub max_sockets_per_caller: usize,
 }
 
 impl Default for Limits {
@@ -49,6 +64,11 @@ impl Default for Limits {
             consistency_timeout: Duration::from_secs(5),
             socket_credential_check: Duration::from_secs(2),
             socket_init_timeout: Duration::from_secs(10),
+            max_selections: 10_000,
+            request_timeout: Duration::from_secs(30),
+            socket_idle_timeout: Duration::from_secs(300),
+            max_socket_subscriptions: 100,
+            max_sockets_per_caller: 20,
         }
     }
 }

@@ -21,12 +21,38 @@ use async_graphql::parser::types::{
 };
 use metrics::SharedString;
 
+use super::expansion;
 use crate::metrics::OTHER_OPERATION;
 
 /// Query text → parsed document, and the labels of the schema's root fields.
 pub(crate) struct DocumentCache {
-    documents: quick_cache::sync::Cache<String, ExecutableDocument>,
+    documents: quick_cache::sync::Cache<String, Kept>,
     root_fields: HashSet<Arc<str>>,
+}
+
+/// A parsed document and its size with its fragments spread.
+#[derive(Clone)]
+struct Kept {
+    document: ExecutableDocument,
+    selections: usize,
+}
+
+/// What [`DocumentCache::prepare`] found out about a request.
+#[derive(Debug)]
+pub(crate) struct Prepared {
+    /// The operation's label in `/metrics`.
+    pub(crate) label: SharedString,
+    /// Set when the document must not run: the error to answer instead.
+    pub(crate) refusal: Option<async_graphql::ServerError>,
+}
+
+impl Prepared {
+    fn other() -> Prepared {
+        Prepared {
+            label: SharedString::from(OTHER_OPERATION),
+            refusal: None,
+        }
+    }
 }
 
 impl std::fmt::Debug for DocumentCache {
@@ -53,24 +79,58 @@ impl DocumentCache {
 
     /// Gives `request` its parsed document, the kept one or one parsed now and kept, and
     /// answers the label of the operation it runs. A text that does not parse is left to the
-    /// schema, which answers with the parse error.
-    pub(crate) fn prepare(&self, request: &mut Request) -> SharedString {
-        let document = match self.documents.get(request.query.as_str()) {
-            Some(document) => document,
+    /// schema, which answers with the parse error. A document larger than `max_selections`
+    /// once its fragments are spread, or with a fragment that spreads itself, is not given
+    /// to the request: the answer carries the error to send instead
+    /// ([`super::expansion`]).
+    pub(crate) fn prepare(&self, request: &mut Request, max_selections: usize) -> Prepared {
+        let (document, selections) = match self.documents.get(request.query.as_str()) {
+            Some(Kept {
+                document,
+                selections,
+            }) => (document, selections),
             None => {
                 let Ok(document) = async_graphql::parser::parse_query(&request.query) else {
-                    return SharedString::from(OTHER_OPERATION);
+                    return Prepared::other();
+                };
+                let selections = match expansion::selections(&document, max_selections) {
+                    Ok(selections) => selections,
+                    Err(refusal) => {
+                        return Prepared {
+                            refusal: Some(refusal.into_error()),
+                            ..Prepared::other()
+                        };
+                    }
                 };
                 if request.query.len() <= Self::MAX_TEXT_BYTES {
-                    self.documents
-                        .insert(request.query.clone(), document.clone());
+                    self.documents.insert(
+                        request.query.clone(),
+                        Kept {
+                            document: document.clone(),
+                            selections,
+                        },
+                    );
                 }
-                document
+                (document, selections)
             }
         };
+        if selections > max_selections {
+            return Prepared {
+                refusal: Some(
+                    expansion::Refusal::TooLarge {
+                        limit: max_selections,
+                    }
+                    .into_error(),
+                ),
+                ..Prepared::other()
+            };
+        }
         let label = self.label(&document, request.operation_name.as_deref());
         request.set_parsed_query(document);
-        label
+        Prepared {
+            label,
+            refusal: None,
+        }
     }
 
     /// The label of a request running `operation` of `document`: its root field when it
@@ -120,6 +180,8 @@ pub(crate) fn operation_of<'a>(
 mod tests {
     use super::*;
 
+    const LIMIT: usize = 10_000;
+
     fn cache() -> DocumentCache {
         DocumentCache::new(["me".to_owned(), "tickets".to_owned()])
     }
@@ -128,15 +190,15 @@ mod tests {
     fn keeps_parsed_texts_and_leaves_bad_ones_to_the_schema() {
         let cache = cache();
         let mut first = Request::new("query { me { id } }");
-        cache.prepare(&mut first);
+        cache.prepare(&mut first, LIMIT);
         assert_eq!(cache.len(), 1);
         let mut again = Request::new("query { me { id } }");
-        cache.prepare(&mut again);
+        cache.prepare(&mut again, LIMIT);
         assert_eq!(cache.len(), 1, "the same text is kept once");
         assert!(again.parsed_query().is_ok());
 
         let mut broken = Request::new("query { me { id }");
-        cache.prepare(&mut broken);
+        cache.prepare(&mut broken, LIMIT);
         assert_eq!(cache.len(), 1, "a text that does not parse is not kept");
         assert!(broken.parsed_query().is_err(), "its error still comes out");
 
@@ -145,7 +207,7 @@ mod tests {
             "x".repeat(DocumentCache::MAX_TEXT_BYTES)
         );
         let mut long = Request::new(long);
-        cache.prepare(&mut long);
+        cache.prepare(&mut long, LIMIT);
         assert_eq!(cache.len(), 1, "a text over the size bound is not kept");
         assert!(long.parsed_query().is_ok(), "but it is parsed");
     }
@@ -155,12 +217,15 @@ mod tests {
         let cache = cache();
         let hot = "query Hot { me { id } }";
         for _ in 0..3 {
-            cache.prepare(&mut Request::new(hot));
+            cache.prepare(&mut Request::new(hot), LIMIT);
         }
         for n in 0..(DocumentCache::CAPACITY * 10) {
-            cache.prepare(&mut Request::new(format!("query Q{n} {{ me {{ id }} }}")));
+            cache.prepare(
+                &mut Request::new(format!("query Q{n} {{ me {{ id }} }}")),
+                LIMIT,
+            );
             if n % 100 == 0 {
-                cache.prepare(&mut Request::new(hot));
+                cache.prepare(&mut Request::new(hot), LIMIT);
             }
         }
         assert!(cache.len() <= DocumentCache::CAPACITY, "{}", cache.len());
@@ -178,7 +243,7 @@ mod tests {
             if let Some(name) = name {
                 request = request.operation_name(name);
             }
-            cache.prepare(&mut request).to_string()
+            cache.prepare(&mut request, LIMIT).label.to_string()
         };
         assert_eq!(label("{ me { id } }", None), "me");
         assert_eq!(

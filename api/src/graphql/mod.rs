@@ -12,8 +12,8 @@
 //! The schema is laid out by area (`tickets`, `customers`, `broadcasts`, `directory`, `auth`,
 //! `system`), each with its types, queries, mutations and subscriptions; this module only
 //! assembles them. The shared parts sit beside it: [`context`], [`error`], [`ids`], [`guard`],
-//! [`consistency`], [`pagination`], [`commands`], [`events`], [`documents`] and
-//! [`request_errors`].
+//! [`consistency`], [`pagination`], [`commands`], [`events`], [`documents`], [`expansion`]
+//! and [`request_errors`].
 
 pub mod commands;
 pub mod consistency;
@@ -21,6 +21,7 @@ pub mod context;
 pub mod documents;
 pub mod error;
 pub mod events;
+pub mod expansion;
 pub mod guard;
 pub mod ids;
 pub mod introspection;

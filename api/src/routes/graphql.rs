@@ -31,7 +31,7 @@ use crate::graphql::introspection::DescriptionKeys;
 use crate::graphql::{request_errors, unstorable};
 use crate::state::AppState;
 
-mod socket;
+pub(crate) mod socket;
 
 pub(crate) fn routes() -> Router<AppState> {
     Router::new()
@@ -61,6 +61,8 @@ async fn graphql(
     body: Body,
 ) -> Response {
     let limits = &state.api.limits;
+    // One deadline for the whole request: its body's arrival and every operation of it.
+    let deadline = tokio::time::Instant::now() + limits.request_timeout;
     let json = headers
         .get(header::CONTENT_TYPE)
         .and_then(|value| value.to_str().ok())
@@ -75,7 +77,18 @@ async fn graphql(
             "send the request as application/json",
         );
     }
-    let Ok(bytes) = to_bytes(body, limits.max_body_bytes).await else {
+    let Ok(read) = tokio::time::timeout_at(deadline, to_bytes(body, limits.max_body_bytes)).await
+    else {
+        return refuse(
+            StatusCode::REQUEST_TIMEOUT,
+            "TIMEOUT",
+            &format!(
+                "the request body did not arrive within {} s",
+                limits.request_timeout.as_secs_f64()
+            ),
+        );
+    };
+    let Ok(bytes) = read else {
         return refuse(
             StatusCode::PAYLOAD_TOO_LARGE,
             "VALIDATION",
@@ -131,10 +144,18 @@ async fn graphql(
     let peer = connect.map(|Extension(ConnectInfo(addr))| addr.ip());
     let client = ClientAddr::of(peer, &headers, &state.api.auth.config().trusted_proxies);
     let run = |mut request: async_graphql::Request| {
-        let operation = state.documents.prepare(&mut request);
-        // Text Postgres cannot store is refused before anything runs (see the module).
-        let unstorable = unstorable::refusal(&mut request);
-        let described = DescriptionKeys::of(&mut request);
+        let prepared = state.documents.prepare(&mut request, limits.max_selections);
+        let operation = prepared.label;
+        // A document too large to check, and text Postgres cannot store, are refused before
+        // anything runs (see the module). Nothing else looks at a refused document: it may
+        // be built to make any walk through its fragments long.
+        let (refusal, described) = match prepared.refusal {
+            Some(refusal) => (Some(refusal), DescriptionKeys::default()),
+            None => (
+                unstorable::refusal(&mut request),
+                DescriptionKeys::of(&mut request),
+            ),
+        };
         // Kept to name the code of an error raised before execution.
         let text = request.query.clone();
         let mut request = request.data(authentication.clone()).data(client.clone());
@@ -144,12 +165,15 @@ async fn graphql(
         let schema = &state.schema;
         async move {
             let started = Instant::now();
-            let mut response = match unstorable {
+            let mut response = match refusal {
                 Some(refusal) => async_graphql::Response::from_errors(vec![refusal]),
-                None => schema.execute(request).await,
+                None => tokio::time::timeout_at(deadline, schema.execute(request))
+                    .await
+                    .unwrap_or_else(|_| timed_out(limits.request_timeout)),
             };
             described.describe(&mut response);
             request_errors::fill_in(&mut response.errors, &text);
+            shorten_messages(&mut response.errors);
             crate::metrics::graphql_request(operation, response.is_ok(), started.elapsed());
             response
         }
@@ -169,6 +193,42 @@ async fn graphql(
     GraphQLResponse(response).into_response()
 }
 
+/// Longest error message sent. A parse error quotes the line it failed on, and a document
+/// written on one line may be as long as the body: its answer would be as large again.
+const MAX_MESSAGE_BYTES: usize = 1_024;
+
+/// Cuts messages longer than [`MAX_MESSAGE_BYTES`] (on a character boundary, marked with `…`).
+pub(super) fn shorten_messages(errors: &mut [async_graphql::ServerError]) {
+    for error in errors {
+        if error.message.len() > MAX_MESSAGE_BYTES {
+            let mut end = MAX_MESSAGE_BYTES;
+            while !error.message.is_char_boundary(end) {
+                end -= 1;
+            }
+            error.message.truncate(end);
+            error.message.push('…');
+        }
+    }
+}
+
+/// The answer to an operation stopped at its deadline. Dropping its future stopped it: nothing
+/// of it runs on (async-graphql checks a document inline, and the bound on a document's size
+/// keeps that short, see [`crate::graphql::expansion`]).
+pub(super) fn timed_out(timeout: std::time::Duration) -> async_graphql::Response {
+    let mut error = async_graphql::ServerError::new(
+        format!(
+            "the request took longer than {} s and was stopped; a mutation may have taken \
+             effect: retry it with the same idempotency key",
+            timeout.as_secs_f64()
+        ),
+        None,
+    );
+    let mut extensions = async_graphql::ErrorExtensionValues::default();
+    extensions.set("code", crate::graphql::error::Code::Timeout.as_str());
+    error.extensions = Some(extensions);
+    async_graphql::Response::from_errors(vec![error])
+}
+
 async fn websocket(State(state): State<AppState>, upgrade: WebSocketUpgrade) -> Response {
     let upgrade = upgrade.protocols(socket::Protocol::NAMES);
     let Some(protocol) = upgrade
@@ -182,13 +242,26 @@ async fn websocket(State(state): State<AppState>, upgrade: WebSocketUpgrade) -> 
         );
     };
     let schema = state.schema.clone();
+    let documents = state.documents.clone();
+    let sockets = state.sockets.clone();
     let api: Api = state.api.as_ref().clone();
     let largest = api.limits.max_body_bytes;
     upgrade
         .read_buffer_size(SOCKET_READ_BUFFER)
         .max_message_size(largest)
         .max_frame_size(largest)
-        .on_upgrade(move |socket| socket::serve(socket, schema, api, protocol))
+        .on_upgrade(move |socket| {
+            socket::serve(
+                socket,
+                socket::Shared {
+                    schema,
+                    api,
+                    documents,
+                    sockets,
+                },
+                protocol,
+            )
+        })
 }
 
 /// How much of a client's data one read of a socket takes in. A socket keeps a buffer of

@@ -88,8 +88,14 @@ pub(super) fn plan(content: &ReplyContent, reply_to: Option<i32>) -> Vec<Part> {
             }))
             .collect(),
     };
-    if let Some(Part::Text { reply_to: first, .. } | Part::Media { reply_to: first, .. }) =
-        parts.first_mut()
+    if let Some(
+        Part::Text {
+            reply_to: first, ..
+        }
+        | Part::Media {
+            reply_to: first, ..
+        },
+    ) = parts.first_mut()
     {
         *first = reply_to;
     }
@@ -509,7 +515,10 @@ mod tests {
         assert_eq!(quoted, [Some(77), None]);
         assert!(matches!(
             plan(&ReplyContent::text("hi"), Some(5)).as_slice(),
-            [Part::Text { reply_to: Some(5), .. }]
+            [Part::Text {
+                reply_to: Some(5),
+                ..
+            }]
         ));
     }
 
@@ -524,7 +533,10 @@ mod tests {
             text: Some("see".into()),
             media: vec![media(MediaKind::Photo, "P")],
         };
-        assert_eq!(plan(&content, None), [part(MediaKind::Photo, "P", Some("see"))]);
+        assert_eq!(
+            plan(&content, None),
+            [part(MediaKind::Photo, "P", Some("see"))]
+        );
 
         let exactly = "é".repeat(CAPTION_CHARS);
         let content = ReplyContent {

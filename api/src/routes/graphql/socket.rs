@@ -17,6 +17,15 @@
 //! | no `connection_init` within [`crate::graphql::Limits::socket_init_timeout`] | `4408: Connection initialisation timeout` |
 //! | `subscribe` with the id of an operation still running | `4409: Subscriber for <id> already exists` |
 //! | a second `connection_init` | `4429: Too many initialisation requests` |
+//! | `connection_init` of a caller who already holds [`crate::graphql::Limits::max_sockets_per_caller`] sockets | `4429: Too many sockets: at most <n> per agent` |
+//! | no running operation and no message for [`crate::graphql::Limits::socket_idle_timeout`] | `1001: Idle timeout` |
+//!
+//! A `subscribe` beyond [`crate::graphql::Limits::max_socket_subscriptions`] running operations
+//! is refused alone (an `error` message with code `TOO_MANY_SUBSCRIPTIONS`); the socket stays.
+//! A document is bounded as over HTTP ([`crate::graphql::expansion`]), and a query or mutation
+//! sent over the socket has the same deadline ([`crate::graphql::Limits::request_timeout`]).
+//! A message the client has not taken within that deadline drops the connection: a client that
+//! stops reading cannot hold a socket, and its place in the bounds, for ever.
 //!
 //! An operation refused as a whole before it ran (parse or validation errors, a bad variable)
 //! gets an `error` message with the errors and no `complete`; any other result is `next`, and
@@ -34,11 +43,14 @@
 //! connection's set-up). A check that cannot reach the database ends nothing: the socket stays
 //! open and the next check decides. A message larger than the body limit closes it with 1009.
 
+use std::collections::HashMap;
 use std::future::Future;
 use std::pin::Pin;
-use std::sync::Arc;
+use std::sync::{Arc, Mutex};
+use std::time::Duration;
 
-use async_graphql::{Data, Response, Variables};
+use async_graphql::parser::types::OperationType;
+use async_graphql::{Data, Response, ServerError, Variables};
 use axum::extract::ws::{CloseFrame, Message, WebSocket};
 use futures::stream::{BoxStream, SplitSink};
 use futures::{SinkExt, StreamExt};
@@ -47,6 +59,7 @@ use tokio_stream::StreamMap;
 
 use crate::auth::{Authentication, Caller};
 use crate::graphql::context::Api;
+use crate::graphql::documents::{DocumentCache, operation_of};
 use crate::graphql::{ApiSchema, guard, request_errors, unstorable};
 
 /// Which of the two protocols a socket speaks.
@@ -80,6 +93,10 @@ mod code {
     pub(super) const INIT_TIMEOUT: u16 = 4408;
     pub(super) const SUBSCRIBER_EXISTS: u16 = 4409;
     pub(super) const TOO_MANY_INITS: u16 = 4429;
+    /// The caller holds as many sockets as allowed (the same code: too many).
+    pub(super) const TOO_MANY_SOCKETS: u16 = 4429;
+    /// RFC 6455 "going away": closed for having been idle.
+    pub(super) const IDLE: u16 = 1001;
     /// RFC 6455 "message too big".
     pub(super) const MESSAGE_TOO_BIG: u16 = 1009;
     /// RFC 6455 "try again later": the database could not be reached.
@@ -141,13 +158,88 @@ type Sink = SplitSink<WebSocket, Message>;
 type Operation = BoxStream<'static, Option<Response>>;
 type Check = Pin<Box<dyn Future<Output = Authentication> + Send>>;
 
+/// What every socket of the process shares.
+pub(super) struct Shared {
+    pub(super) schema: ApiSchema,
+    pub(super) api: Api,
+    pub(super) documents: Arc<DocumentCache>,
+    pub(super) sockets: Arc<Sockets>,
+}
+
+/// The accepted sockets of each caller (an agent, or an API token), to bound them.
+#[derive(Debug, Default)]
+pub(crate) struct Sockets {
+    open: Arc<Mutex<HashMap<String, usize>>>,
+}
+
+/// One accepted socket of a caller; counted until dropped.
+#[derive(Debug)]
+struct SocketSlot {
+    open: Arc<Mutex<HashMap<String, usize>>>,
+    caller: String,
+}
+
+impl Sockets {
+    /// A slot for one more socket of `caller`, unless they hold `max` already.
+    fn open(&self, caller: String, max: usize) -> Option<SocketSlot> {
+        let mut open = lock(&self.open);
+        let count = open.entry(caller.clone()).or_default();
+        if *count >= max {
+            if *count == 0 {
+                open.remove(&caller);
+            }
+            return None;
+        }
+        *count += 1;
+        Some(SocketSlot {
+            open: self.open.clone(),
+            caller,
+        })
+    }
+
+    /// How many callers hold a socket (every entry goes with its caller's last socket).
+    #[cfg(test)]
+    fn callers(&self) -> usize {
+        lock(&self.open).len()
+    }
+}
+
+impl Drop for SocketSlot {
+    fn drop(&mut self) {
+        let mut open = lock(&self.open);
+        if let Some(count) = open.get_mut(&self.caller) {
+            *count = count.saturating_sub(1);
+            if *count == 0 {
+                open.remove(&self.caller);
+            }
+        }
+    }
+}
+
+fn lock<T>(mutex: &Mutex<T>) -> std::sync::MutexGuard<'_, T> {
+    // Counts stay consistent under a panic elsewhere: every change is one statement.
+    mutex
+        .lock()
+        .unwrap_or_else(std::sync::PoisonError::into_inner)
+}
+
 /// Serves one socket until either side ends it.
-pub(super) async fn serve(socket: WebSocket, schema: ApiSchema, api: Api, protocol: Protocol) {
+pub(super) async fn serve(socket: WebSocket, shared: Shared, protocol: Protocol) {
+    let Shared {
+        schema,
+        api,
+        documents,
+        sockets,
+    } = shared;
     let (sink, mut stream) = socket.split();
     let mut socket = Conversation {
         protocol,
         sink,
         schema,
+        documents,
+        max_selections: api.limits.max_selections,
+        request_timeout: api.limits.request_timeout,
+        max_operations: api.limits.max_socket_subscriptions,
         session: None,
         operations: StreamMap::new(),
     };
@@ -156,6 +248,11 @@ pub(super) async fn serve(socket: WebSocket, schema: ApiSchema, api: Api, protoc
     tokio::pin!(ended);
     let init_timeout = tokio::time::sleep(api.limits.socket_init_timeout);
     tokio::pin!(init_timeout);
+    let idle_timeout = api.limits.socket_idle_timeout;
+    let idle = tokio::time::sleep(idle_timeout);
+    tokio::pin!(idle);
+    // This socket's place in its caller's count, once accepted.
+    let mut slot: Option<SocketSlot> = None;
     let mut init_received = false;
     // The credential of `connection_init`, while it is being checked.
     let mut check: Option<(Option<String>, Check)> = None;
@@ -164,6 +261,8 @@ pub(super) async fn serve(socket: WebSocket, schema: ApiSchema, api: Api, protoc
     let close = loop {
         tokio::select! {
             read = stream.next() => {
+                // Any message from the client, a ping too, shows it is there.
+                idle.as_mut().reset(tokio::time::Instant::now() + idle_timeout);
                 let text = match read {
                     None | Some(Ok(Message::Close(_))) => break None,
                     Some(Err(err)) => break is_too_big(&err).then(|| Close::new(
@@ -221,8 +320,20 @@ pub(super) async fn serve(socket: WebSocket, schema: ApiSchema, api: Api, protoc
                         "Forbidden: send {\"authorization\": \"Bearer <token>\"} in connection_init",
                     )),
                 };
+                let max = api.limits.max_sockets_per_caller;
+                let Some(taken) = sockets.open(caller.actor().id, max) else {
+                    break Some(Close::new(
+                        code::TOO_MANY_SOCKETS,
+                        format!("Too many sockets: at most {max} per agent"),
+                    ));
+                };
+                slot = Some(taken);
+                idle.as_mut().reset(tokio::time::Instant::now() + idle_timeout);
                 credential.send_replace(Some((token, caller.clone())));
                 socket.accept(caller).await;
+            }
+            () = &mut idle, if socket.session.is_some() && socket.operations.is_empty() => {
+                break Some(Close::new(code::IDLE, "Idle timeout").without_connection_error());
             }
             () = &mut init_timeout, if !init_received => {
                 break Some(Close::new(code::INIT_TIMEOUT, "Connection initialisation timeout"));
@@ -231,6 +342,8 @@ pub(super) async fn serve(socket: WebSocket, schema: ApiSchema, api: Api, protoc
                 if socket.on_result(id, result).await.is_err() {
                     break None;
                 }
+                // What the server sends is traffic too: the idle time counts from the last.
+                idle.as_mut().reset(tokio::time::Instant::now() + idle_timeout);
             }
             reason = &mut ended => {
                 break Some(Close::new(code::FORBIDDEN, reason).without_connection_error());
@@ -239,6 +352,8 @@ pub(super) async fn serve(socket: WebSocket, schema: ApiSchema, api: Api, protoc
     };
     let Some(close) = close else { return };
     socket.close(close, &mut stream).await;
+    // The caller's count goes down once the socket is closed.
+    drop(slot);
 }
 
 /// What a client sent, checked against the protocol's message shapes.
@@ -335,6 +450,13 @@ struct Conversation {
     protocol: Protocol,
     sink: Sink,
     schema: ApiSchema,
+    /// Parsed documents, shared with HTTP; they bound a document's size too.
+    documents: Arc<DocumentCache>,
+    max_selections: usize,
+    /// The deadline of a query or mutation (a subscription runs until it ends).
+    request_timeout: Duration,
+    /// Most operations running at once.
+    max_operations: usize,
     /// The caller, once `connection_init` was accepted.
     session: Option<Arc<Data>>,
     /// Running operations by id. Each ends with `None`, to send `complete`.
@@ -350,16 +472,29 @@ struct Outgoing<'a, P> {
     payload: P,
 }
 
-/// The socket could not be written to: it is gone.
+/// The socket could not be written to: it is gone, or its client took nothing for the
+/// request deadline.
 #[derive(Debug)]
 struct Gone;
 
 impl Conversation {
     async fn send(&mut self, message: Value) -> Result<(), Gone> {
-        self.sink
-            .send(Message::Text(message.to_string().into()))
-            .await
-            .map_err(|_| Gone)
+        self.write(message.to_string()).await
+    }
+
+    /// Writes `text`, waiting at most the request deadline for the client to take it: a
+    /// client that stops reading would otherwise hold the socket (and its place in the bounds)
+    /// for as long as its connection lives.
+    async fn write(&mut self, text: String) -> Result<(), Gone> {
+        match tokio::time::timeout(
+            self.request_timeout,
+            self.sink.send(Message::Text(text.into())),
+        )
+        .await
+        {
+            Ok(Ok(())) => Ok(()),
+            Ok(Err(_)) | Err(_) => Err(Gone),
+        }
     }
 
     /// `connection_init` was accepted for `caller`.
@@ -402,6 +537,10 @@ impl Conversation {
                         }
                     }
                 }
+                if self.operations.len() >= self.max_operations {
+                    self.refuse(&id, self.too_many()).await;
+                    return Ok(());
+                }
                 let text = payload["query"].as_str().unwrap_or_default().to_owned();
                 let mut request = async_graphql::Request::new(text.clone());
                 if let Some(name) = payload.get("operationName").and_then(Value::as_str) {
@@ -410,19 +549,39 @@ impl Conversation {
                 if let Some(variables @ Value::Object(_)) = payload.get("variables") {
                     request = request.variables(Variables::from_json(variables.clone()));
                 }
-                let results = match unstorable::refusal(&mut request) {
+                let prepared = self.documents.prepare(&mut request, self.max_selections);
+                let refusal = prepared
+                    .refusal
+                    .or_else(|| unstorable::refusal(&mut request));
+                let results = match refusal {
                     Some(refusal) => {
                         futures::stream::once(async { Response::from_errors(vec![refusal]) })
                             .boxed()
                     }
-                    None => self
+                    None if is_subscription(&mut request) => self
                         .schema
                         .execute_stream_with_session_data(request, session)
                         .boxed(),
+                    None => {
+                        // A query or mutation answers once, within the deadline.
+                        let timeout = self.request_timeout;
+                        let mut results = self
+                            .schema
+                            .execute_stream_with_session_data(request, session);
+                        futures::stream::once(async move {
+                            match tokio::time::timeout(timeout, results.next()).await {
+                                Ok(Some(response)) => response,
+                                Ok(None) => Response::default(),
+                                Err(_) => super::timed_out(timeout),
+                            }
+                        })
+                        .boxed()
+                    }
                 };
                 let results = results
                     .map(move |mut response| {
                         request_errors::fill_in(&mut response.errors, &text);
+                        super::shorten_messages(&mut response.errors);
                         Some(response)
                     })
                     .chain(futures::stream::once(async { None }))
@@ -438,6 +597,41 @@ impl Conversation {
             }
         }
         Ok(())
+    }
+
+    /// The error of a `subscribe` beyond the socket's bound.
+    fn too_many(&self) -> ServerError {
+        let mut error = ServerError::new(
+            format!(
+                "this socket already runs {} operations, the most it may: complete one, or \
+                 open another socket",
+                self.max_operations
+            ),
+            None,
+        );
+        let mut extensions = async_graphql::ErrorExtensionValues::default();
+        extensions.set("code", TOO_MANY_SUBSCRIPTIONS);
+        error.extensions = Some(extensions);
+        error
+    }
+
+    /// Refuses operation `id` alone: `error` over `graphql-transport-ws`; the legacy protocol
+    /// has no such message, so a result with the error, then `complete`.
+    async fn refuse(&mut self, id: &str, error: ServerError) {
+        match self.protocol {
+            Protocol::TransportWs => {
+                let _ = self
+                    .send(json!({ "type": "error", "id": id, "payload": [error] }))
+                    .await;
+            }
+            Protocol::Legacy => {
+                let response = Response::from_errors(vec![error]);
+                let _ = self
+                    .send(json!({ "type": "data", "id": id, "payload": response }))
+                    .await;
+                let _ = self.send(json!({ "type": "complete", "id": id })).await;
+            }
+        }
     }
 
     /// A result of operation `id`, or its end (`None`).
@@ -474,10 +668,7 @@ impl Conversation {
             tracing::error!(operation = %id, "a result could not be written as JSON");
             return Ok(());
         };
-        self.sink
-            .send(Message::Text(text.into()))
-            .await
-            .map_err(|_| Gone)
+        self.write(text).await
     }
 
     /// Ends the socket with `close` (the legacy protocol first says why in `connection_error`)
@@ -495,7 +686,11 @@ impl Conversation {
             code,
             reason: close.reason.into(),
         };
-        if self.sink.send(Message::Close(Some(frame))).await.is_err() {
+        let closing = tokio::time::timeout(
+            self.request_timeout,
+            self.sink.send(Message::Close(Some(frame))),
+        );
+        if !matches!(closing.await, Ok(Ok(()))) {
             return;
         }
         let answered = async { while let Some(Ok(_)) = stream.next().await {} };
@@ -507,6 +702,19 @@ impl Conversation {
             let _ = tokio::time::timeout(CLOSE_LINGER, answered).await;
         }
     }
+}
+
+/// The code of a `subscribe` refused because its socket runs as many operations as allowed.
+pub(crate) const TOO_MANY_SUBSCRIPTIONS: &str = "TOO_MANY_SUBSCRIPTIONS";
+
+/// Whether `request` (its document already parsed) runs a subscription. One that names no
+/// operation it has is left to the schema, which refuses it.
+fn is_subscription(request: &mut async_graphql::Request) -> bool {
+    let name = request.operation_name.clone();
+    request.parsed_query().ok().is_some_and(|document| {
+        operation_of(document, name.as_deref())
+            .is_some_and(|operation| operation.ty == OperationType::Subscription)
+    })
 }
 
 /// Whether a socket's read failed on a message or frame above the size limit.
@@ -576,6 +784,28 @@ mod tests {
         let close = Close::new(code::FORBIDDEN, "é".repeat(100));
         assert!(close.reason.len() <= MAX_REASON_BYTES);
         assert_eq!(close.reason.len(), 122);
+    }
+
+    #[test]
+    fn a_caller_holds_at_most_its_bound_of_sockets_and_leaves_nothing_behind() {
+        let sockets = Sockets::default();
+        let first = sockets.open("a".to_owned(), 2);
+        let second = sockets.open("a".to_owned(), 2);
+        assert!(first.is_some() && second.is_some());
+        assert!(sockets.open("a".to_owned(), 2).is_none());
+        assert!(
+            sockets.open("b".to_owned(), 2).is_some(),
+            "another caller has room"
+        );
+        drop(first);
+        let third = sockets.open("a".to_owned(), 2);
+        assert!(third.is_some(), "a closed socket frees its place");
+        drop((second, third));
+        assert_eq!(
+            sockets.callers(),
+            0,
+            "no caller is kept once their sockets are gone"
+        );
     }
 
     #[test]
