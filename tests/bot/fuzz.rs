@@ -221,12 +221,14 @@ fn good_message(n: u32, template: &Value) -> Value {
     update
 }
 
-/// Whether the log, the handled updates or the unrecorded updates hold update `id`.
+/// Whether the log, the handled updates, the edits kept for a message still to come or the
+/// unrecorded updates hold update `id`.
 async fn recorded(desk: &Desk, id: i64) -> bool {
     let pattern = format!("telegram:%:{id}:%");
     sqlx::query_scalar(
         "select exists (select 1 from idempotency_keys where key like $1) \
             or exists (select 1 from telegram_updates_handled where update_key like $1) \
+            or exists (select 1 from telegram_early_edits where update_key like $1) \
             or exists (select 1 from telegram_updates_unrecorded where update_id = $2)",
     )
     .bind(&pattern)

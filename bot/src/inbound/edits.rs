@@ -56,8 +56,11 @@ impl Inbox {
                 .await?;
             return Ok(handled);
         }
+        // The key is `telegram:{bot}:{update id}:{stamp}`: the update id, for the log.
+        let update_id = key.split(':').nth(2).unwrap_or_default();
         tracing::info!(
             update = "edited_message",
+            update_id,
             "an edit arrived before its message; kept until the message is recorded"
         );
         Ok(Handled::Recorded)
