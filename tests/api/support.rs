@@ -96,8 +96,13 @@ impl Server {
     ) -> Server {
         Server::start_configured(tag, |settings| {
             settings.api = config;
+            // Both connections go through the proxy: the owner's (migrations at start) and the
+            // serving role's (everything the server does then).
             let direct = secrecy::ExposeSecret::expose_secret(&settings.database_url).to_owned();
             settings.database_url = secrecy::SecretString::from(proxy.url_for(&direct));
+            let serving =
+                secrecy::ExposeSecret::expose_secret(&settings.serving_database_url).to_owned();
+            settings.serving_database_url = secrecy::SecretString::from(proxy.url_for(&serving));
         })
         .await
     }
