@@ -195,12 +195,51 @@ async fn an_agent_reply_quoting_a_customer_message_links_to_it() {
         json!(true)
     );
 
-    // A reply that is not delivered yet cannot be quoted; nor a message of another ticket.
+    // Once delivered, the reply itself can be quoted: by the id Telegram gave it.
+    let delivered = eventually(
+        async || {
+            messages(&server, &admin.token, ticket)
+                .await
+                .into_iter()
+                .find(|n| n["messageId"] == reply_id && n["deliveryState"] == "delivered")
+                .ok_or_else(|| "the reply is not delivered yet".to_owned())
+        },
+        Duration::from_secs(30),
+    )
+    .await;
+    let again = server
+        .ok(&admin.token, REPLY, json!({ "t": ticket, "q": reply_id }))
+        .await;
+    let again_id = again["replyToTicket"]["messageId"].clone();
+    let again = eventually(
+        async || {
+            messages(&server, &admin.token, ticket)
+                .await
+                .into_iter()
+                .find(|n| n["messageId"] == again_id)
+                .ok_or_else(|| "the second reply is not in the read model yet".to_owned())
+        },
+        Duration::from_secs(30),
+    )
+    .await;
+    assert_eq!(
+        again["replyToTelegramMessageId"],
+        delivered["telegramMessageId"]
+    );
+
+    // A note cannot be quoted (Telegram never saw it); nor a message of another ticket.
+    let note = server
+        .ok(
+            &admin.token,
+            "mutation($t: ID!) { addInternalNote(input: {ticketId: $t, text: \"VIP\"}) { messageId } }",
+            json!({ "t": ticket }),
+        )
+        .await;
     let refused = server
         .gql(
             Some(&admin.token),
             REPLY,
-            json!({ "t": ticket, "q": reply_id }),
+            json!({ "t": ticket, "q": note["addInternalNote"]["messageId"] }),
         )
         .await;
     assert_eq!(
