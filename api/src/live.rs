@@ -187,6 +187,15 @@ impl LiveHub {
         self.inner.log.last_committed().await
     }
 
+    /// The log's head: every event at or before it is committed, and none can still commit
+    /// below it (see [`PostgresLog::head`]).
+    ///
+    /// # Errors
+    /// When the log cannot be read.
+    pub async fn head(&self) -> Result<Position, eventlog::Error> {
+        self.inner.log.head().await
+    }
+
     /// Every event after `after` (from now on with `None`), gap-free and without duplicates:
     /// see [`follow`].
     ///

@@ -477,6 +477,67 @@ async fn a_long_outage_with_a_restart_in_it_ends_in_one_delivery(pool: PgPool) {
     assert_eq!(retry_rows(&pool).await, 0);
 }
 
+/// Waits until the fake has seen a `sendMessage` attempt at `when` or later.
+async fn an_attempt_after(desk: &Desk, when: std::time::Instant) {
+    eventually(
+        async || {
+            desk.fake
+                .calls_of("sendMessage")
+                .iter()
+                .any(|call| call.at >= when)
+                .then_some(())
+                .ok_or_else(|| "no attempt that late yet".to_owned())
+        },
+        Duration::from_secs(120),
+    )
+    .await;
+}
+
+/// The same with the clock's own time: Telegram out of reach for more than a minute (replies
+/// used to be given up after about 50 s of network errors), the worker restarted half way
+/// through, pauses of at most 2 s so that attempts keep coming all along.
+#[sqlx::test(migrator = "app::database::MIGRATOR")]
+async fn an_outage_of_more_than_a_minute_with_a_restart_in_it_ends_in_one_delivery(pool: PgPool) {
+    let desk = Desk::new(pool.clone()).await;
+    let patient = DeliveryOptions {
+        first_backoff: Duration::from_millis(200),
+        max_backoff: Duration::from_secs(2),
+        ..options()
+    };
+    desk.fake.go_down(Failure::Dropped);
+    let down = std::time::Instant::now();
+    let ticket = desk.customer_writes(1016, "hello? anyone?").await;
+    let reply = desk.reply(ticket, text("Here we are.")).await;
+
+    let worker = desk.worker_with(patient.clone());
+    an_attempt_after(&desk, down + Duration::from_secs(35)).await;
+    worker.stop().await;
+    assert!(
+        desk.outcomes(ticket, reply).await.is_empty(),
+        "not given up"
+    );
+
+    let worker = desk.worker_with(patient);
+    an_attempt_after(&desk, down + Duration::from_secs(65)).await;
+    assert!(
+        desk.outcomes(ticket, reply).await.is_empty(),
+        "not given up after a minute"
+    );
+    desk.fake.come_back();
+    let outcome = desk.wait_for_outcome(ticket, reply).await;
+    worker.stop().await;
+    assert!(down.elapsed() > Duration::from_secs(60));
+    assert_eq!(outcome.event_type, "ticket.reply_delivered");
+    let delivered: Vec<Call> = desk
+        .fake
+        .calls_of("sendMessage")
+        .into_iter()
+        .filter(Call::succeeded)
+        .collect();
+    assert_eq!(delivered.len(), 1, "sent exactly once: {delivered:#?}");
+    assert_eq!(retry_rows(&pool).await, 0);
+}
+
 #[sqlx::test(migrator = "app::database::MIGRATOR")]
 async fn a_server_error_is_tried_again_within_a_second(pool: PgPool) {
     let desk = Desk::new(pool).await;

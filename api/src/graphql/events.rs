@@ -167,8 +167,10 @@ impl EventsFrom {
     }
 }
 
-/// The log's events after `after` (from now on with `None`), filtered, as GraphQL items; one
-/// error item ends the feed.
+/// The log's events after `after` (from the log's head with `None`), filtered, as GraphQL
+/// items; one error item ends the feed. Also gives the position the feed starts after, so
+/// that a caller can check its access as of exactly there: a change before it is then seen
+/// at once, a change after it as one of the feed's events.
 ///
 /// # Errors
 /// `VALIDATION` for a cursor beyond the last committed event (from another database, say:
@@ -177,7 +179,10 @@ pub async fn event_feed(
     live: LiveHub,
     after: Option<Position>,
     keep: impl Fn(&RecordedEvent) -> bool + Send + 'static,
-) -> Result<impl Stream<Item = Result<Arc<RecordedEvent>>> + Send + 'static> {
+) -> Result<(
+    Position,
+    impl Stream<Item = Result<Arc<RecordedEvent>>> + Send + 'static,
+)> {
     if let Some(after) = after
         && after != Position::START
         && after > live.last_committed().await.map_err(hub_failed)?
@@ -187,15 +192,22 @@ pub async fn event_feed(
             "this cursor is beyond the end of the log: is it from another database?",
         ));
     }
-    let feed = live.feed(after).await.map_err(hub_failed)?;
-    Ok(feed.filter_map(move |item| {
-        let item = match item {
-            Ok(event) if keep(&event) => Some(Ok(event)),
-            Ok(_) => None,
-            Err(detail) => Some(Err(hub_failed(detail))),
-        };
-        std::future::ready(item)
-    }))
+    let start = match after {
+        Some(after) => after,
+        None => live.head().await.map_err(hub_failed)?,
+    };
+    let feed = live.feed(Some(start)).await.map_err(hub_failed)?;
+    Ok((
+        start,
+        feed.filter_map(move |item| {
+            let item = match item {
+                Ok(event) if keep(&event) => Some(Ok(event)),
+                Ok(_) => None,
+                Err(detail) => Some(Err(hub_failed(detail))),
+            };
+            std::future::ready(item)
+        }),
+    ))
 }
 
 /// A cursor given back by a client: `None` stays `None`, anything not a cursor of ours is

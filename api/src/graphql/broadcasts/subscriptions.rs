@@ -52,7 +52,7 @@ impl BroadcastSubscription {
         let pool = api.pool.clone();
         let timeout = api.limits.consistency_timeout;
         let stream = format!("broadcast-{broadcast}");
-        let feed = event_feed(api.live.clone(), None, {
+        let (_, feed) = event_feed(api.live.clone(), None, {
             let stream = stream.clone();
             move |event| event.stream_id == stream
         })

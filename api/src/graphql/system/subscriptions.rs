@@ -49,6 +49,7 @@ impl EventSubscription {
     ) -> Result<impl Stream<Item = Result<LogEvent>> + use<>> {
         // An explicit `from: null` is the default too.
         let after = parse_cursor(after)?.or(from.unwrap_or_default().cursor());
+        let from_now = after.is_none();
         if let Some(types) = &types
             && (types.len() > MAX_TYPES || types.iter().any(|t| t.len() > MAX_FILTER_CHARS))
         {
@@ -70,7 +71,8 @@ impl EventSubscription {
         }
         let types: Option<HashSet<String>> = types.map(|types| types.into_iter().collect());
         let api = ctx.data_unchecked::<Api>();
-        let feed = event_feed(api.live.clone(), after, move |event| {
+        let access = LiveScope::of(ctx, Permission::ReadEvents)?;
+        let (start, feed) = event_feed(api.live.clone(), after, move |event| {
             types
                 .as_ref()
                 .is_none_or(|types| types.contains(&event.event_type))
@@ -79,9 +81,13 @@ impl EventSubscription {
                     .is_none_or(|prefix| event.stream_id.starts_with(prefix.as_str()))
         })
         .await?;
+        // Following from now: the role as of where the feed starts (the guard read it a
+        // moment earlier; a change in between would otherwise go unseen).
+        if from_now {
+            access.at(start).await?;
+        }
         // Each event is checked against the caller's role as of its position: a demoted or
         // deactivated agent's feed ends there with the refusal.
-        let access = LiveScope::of(ctx, Permission::ReadEvents)?;
         let checked = feed.then(move |item| {
             let access = access.clone();
             async move {

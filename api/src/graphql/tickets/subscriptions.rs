@@ -112,10 +112,14 @@ impl TicketSubscription {
         let api = ctx.data_unchecked::<Api>();
         let (pool, timeout) = (api.pool.clone(), api.limits.consistency_timeout);
         let stream = format!("ticket-{ticket}");
-        let feed = event_feed(api.live.clone(), after, move |event| {
+        let (start, feed) = event_feed(api.live.clone(), after, move |event| {
             event.stream_id == stream
         })
         .await?;
+        if after.is_none() {
+            // The role as of where the feed starts; later changes are checked as events.
+            access.at(start).await?;
+        }
         // Each event is checked against the caller's scope as of its position: a
         // category-scoped agent follows the ticket only while it stays in their categories
         // (and they in its category): when either changes so that it is out, the feed ends
@@ -216,12 +220,14 @@ impl TicketSubscription {
         let api = ctx.data_unchecked::<Api>();
         let pool = api.pool.clone();
         let timeout = api.limits.consistency_timeout;
-        let feed = event_feed(api.live.clone(), None, move |event| {
+        let (start, feed) = event_feed(api.live.clone(), None, move |event| {
             MESSAGE_EVENTS.contains(&event.event_type.as_str())
                 && ticket_of(&event.stream_id)
                     .is_some_and(|id| ticket.is_none_or(|wanted| wanted == id))
         })
         .await?;
+        // The role as of where the feed starts; later changes are checked as events.
+        access.at(start).await?;
         // Each message is checked against the caller's scope as of its position; a refusal
         // (deactivated, permission lost) is the feed's last item.
         Ok(feed
