@@ -328,20 +328,28 @@ async fn tickets_changed_delivers_a_changed_ticket_after_a_command() {
         .await;
     // The list is live from when the hub registers a subscriber (no cursor): open warm-up
     // tickets until both lists report one, so the ticket under test cannot race the subscribe.
-    let mut live = false;
+    // Each list may go live at a different warm-up ticket; later warm-up changes still queued
+    // are skipped by `change_of`.
+    let (mut all_live, mut unassigned_live) = (false, false);
     for warm_up in 0..50 {
         open_ticket(&server.log, 1_000 + warm_up).await;
         let wait = Duration::from_millis(500);
-        if tokio::time::timeout(wait, all.data("all")).await.is_ok()
-            && tokio::time::timeout(WAIT, unassigned.data("u"))
+        if !all_live {
+            all_live = tokio::time::timeout(wait, all.data("all")).await.is_ok();
+        }
+        if !unassigned_live {
+            unassigned_live = tokio::time::timeout(wait, unassigned.data("u"))
                 .await
-                .is_ok()
-        {
-            live = true;
+                .is_ok();
+        }
+        if all_live && unassigned_live {
             break;
         }
     }
-    assert!(live, "the subscriptions never went live");
+    assert!(
+        all_live && unassigned_live,
+        "the subscriptions never went live"
+    );
 
     let ticket = open_ticket(&server.log, 77).await;
     for (ws, id) in [(&mut all, "all"), (&mut unassigned, "u")] {
