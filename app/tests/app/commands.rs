@@ -591,7 +591,9 @@ async fn a_command_losing_every_race_retries_for_its_time_budget_then_gives_up(p
     };
     // Far more than the ten attempts a fixed count allowed, and within the budget.
     assert!(attempts > 10, "{attempts} attempts in {waited:?}");
-    assert!(waited <= budget, "{waited:?}");
+    // No pause starts that would end past the budget; the last attempt itself (and a sleep
+    // woken late on a busy machine) may end a little after it.
+    assert!(waited < budget + budget / 2, "{waited:?}");
     assert!(took < budget * 2, "{took:?}");
 
     // No budget: the first conflict is final.
