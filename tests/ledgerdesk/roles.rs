@@ -71,7 +71,19 @@ async fn the_serving_role_appends_but_cannot_change_disable_or_bypass_the_log() 
             .unwrap();
         assert_eq!(appended.receipt().events.len(), 1);
     }
-    let before = log.read_all(Position::START, 100).await.unwrap().events;
+    // Readable once no append that started before them (the server's own, say) is still open.
+    let before = testkit::eventually(
+        async || {
+            let events = log.read_all(Position::START, 100).await.unwrap().events;
+            if events.len() == 3 {
+                Ok(events)
+            } else {
+                Err(format!("{} of the 3 events readable", events.len()))
+            }
+        },
+        std::time::Duration::from_secs(30),
+    )
+    .await;
     assert_eq!(before.len(), 3);
 
     // 42501: insufficient_privilege. Changing, removing, or placing an event in the past.
