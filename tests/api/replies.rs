@@ -24,6 +24,27 @@ async fn messages(server: &Server, token: &str, ticket: uuid::Uuid) -> Vec<Value
         .clone()
 }
 
+/// The ticket's first message that `wanted` accepts, once the read model shows it.
+async fn message_where(
+    server: &Server,
+    token: &str,
+    ticket: uuid::Uuid,
+    what: &str,
+    wanted: impl Fn(&Value) -> bool,
+) -> Value {
+    eventually(
+        async || {
+            messages(server, token, ticket)
+                .await
+                .into_iter()
+                .find(|node| wanted(node))
+                .ok_or_else(|| format!("{what} is not in the read model yet"))
+        },
+        Duration::from_secs(30),
+    )
+    .await
+}
+
 #[tokio::test]
 async fn a_delivered_reply_shows_its_telegram_id_and_a_customer_reply_to_it_links_to_it() {
     let server = Server::start("replies_link").await;
@@ -159,16 +180,9 @@ async fn an_agent_reply_quoting_a_customer_message_links_to_it() {
         .ok(&admin.token, REPLY, json!({ "t": ticket, "q": global }))
         .await;
     let reply_id = sent["replyToTicket"]["messageId"].clone();
-    let reply = eventually(
-        async || {
-            messages(&server, &admin.token, ticket)
-                .await
-                .into_iter()
-                .find(|n| n["messageId"] == reply_id)
-                .ok_or_else(|| "the reply is not in the read model yet".to_owned())
-        },
-        Duration::from_secs(30),
-    )
+    let reply = message_where(&server, &admin.token, ticket, "the reply", |n| {
+        n["messageId"] == reply_id
+    })
     .await;
     assert_eq!(reply["direction"], "OUT");
     assert_eq!(reply["replyToTelegramMessageId"], json!(930_001));
@@ -196,31 +210,17 @@ async fn an_agent_reply_quoting_a_customer_message_links_to_it() {
     );
 
     // Once delivered, the reply itself can be quoted: by the id Telegram gave it.
-    let delivered = eventually(
-        async || {
-            messages(&server, &admin.token, ticket)
-                .await
-                .into_iter()
-                .find(|n| n["messageId"] == reply_id && n["deliveryState"] == "delivered")
-                .ok_or_else(|| "the reply is not delivered yet".to_owned())
-        },
-        Duration::from_secs(30),
-    )
+    let delivered = message_where(&server, &admin.token, ticket, "the reply", |n| {
+        n["messageId"] == reply_id && n["deliveryState"] == "delivered"
+    })
     .await;
     let again = server
         .ok(&admin.token, REPLY, json!({ "t": ticket, "q": reply_id }))
         .await;
     let again_id = again["replyToTicket"]["messageId"].clone();
-    let again = eventually(
-        async || {
-            messages(&server, &admin.token, ticket)
-                .await
-                .into_iter()
-                .find(|n| n["messageId"] == again_id)
-                .ok_or_else(|| "the second reply is not in the read model yet".to_owned())
-        },
-        Duration::from_secs(30),
-    )
+    let again = message_where(&server, &admin.token, ticket, "the second reply", |n| {
+        n["messageId"] == again_id
+    })
     .await;
     assert_eq!(
         again["replyToTelegramMessageId"],
