@@ -579,6 +579,11 @@ impl Inbox {
             Some(CallbackData::Rating { ticket, rating }) => {
                 self.rate(sender, ticket, rating, at, key).await?
             }
+            // Broadcast buttons are not recorded yet: answered like a button we no longer know.
+            Some(CallbackData::BroadcastButton { .. } | CallbackData::Unsubscribe(_)) => (
+                Handled::Ignored("a broadcast button"),
+                Some(BotText::ButtonExpired),
+            ),
         };
         let request = self.bot.answer_callback_query(CallbackQueryId(query_id));
         let answered = match answer {

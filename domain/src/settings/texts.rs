@@ -29,6 +29,9 @@ pub const MAX_TEXT_LANGUAGES: usize = 30;
 /// Longest answer to a button press, in characters (Telegram's limit for callback answers).
 pub const MAX_BUTTON_ANSWER_CHARS: usize = 200;
 
+/// Longest label of an inline button, in characters.
+pub const MAX_BUTTON_LABEL_CHARS: usize = 64;
+
 /// Longest message text, in characters (Telegram's limit).
 pub const MAX_MESSAGE_CHARS: usize = 4096;
 
@@ -60,11 +63,19 @@ pub enum BotText {
     TicketClosed,
     /// The answer to `/close` when there was nothing to close.
     NoOpenTicket,
+    /// The label of the button under a broadcast that opts the customer out of broadcasts.
+    UnsubscribeButton,
+    /// The answer to `/stop` or to the unsubscribe button: no more broadcasts.
+    Unsubscribed,
+    /// Said after the greeting when `/start` opted a customer back into broadcasts.
+    Resubscribed,
+    /// The answer to a callback button of a broadcast.
+    BroadcastButtonThanks,
 }
 
 impl BotText {
     /// Every text, in a stable order.
-    pub const ALL: [BotText; 12] = [
+    pub const ALL: [BotText; 16] = [
         BotText::Greeting,
         BotText::Help,
         BotText::CategoryQuestion,
@@ -77,6 +88,10 @@ impl BotText {
         BotText::CannotRate,
         BotText::TicketClosed,
         BotText::NoOpenTicket,
+        BotText::UnsubscribeButton,
+        BotText::Unsubscribed,
+        BotText::Resubscribed,
+        BotText::BroadcastButtonThanks,
     ];
 
     /// The longest this text may be: answers to buttons are short on Telegram.
@@ -88,13 +103,17 @@ impl BotText {
             | BotText::ButtonExpired
             | BotText::RatingThanks
             | BotText::AlreadyRated
-            | BotText::CannotRate => MAX_BUTTON_ANSWER_CHARS,
+            | BotText::CannotRate
+            | BotText::Unsubscribed
+            | BotText::BroadcastButtonThanks => MAX_BUTTON_ANSWER_CHARS,
+            BotText::UnsubscribeButton => MAX_BUTTON_LABEL_CHARS,
             BotText::Greeting
             | BotText::Help
             | BotText::CategoryQuestion
             | BotText::RatingPrompt
             | BotText::TicketClosed
-            | BotText::NoOpenTicket => MAX_MESSAGE_CHARS,
+            | BotText::NoOpenTicket
+            | BotText::Resubscribed => MAX_MESSAGE_CHARS,
         }
     }
 
@@ -138,6 +157,13 @@ impl BotText {
                 "Your ticket is closed. Thank you! Write to us any time to open a new one."
             }
             BotText::NoOpenTicket => "You have no open ticket. Write to us any time to open one.",
+            BotText::UnsubscribeButton => "Unsubscribe",
+            BotText::Unsubscribed => {
+                "You will no longer receive announcements. Replies to your questions still come \
+                 here. Send /start to receive announcements again."
+            }
+            BotText::Resubscribed => "You will receive our announcements again.",
+            BotText::BroadcastButtonThanks => "Thank you!",
         }
     }
 
@@ -173,6 +199,13 @@ impl BotText {
             BotText::NoOpenTicket => {
                 "У вас нет открытых обращений. Напишите нам в любое время, чтобы открыть новое."
             }
+            BotText::UnsubscribeButton => "Отписаться",
+            BotText::Unsubscribed => {
+                "Вы больше не будете получать рассылки. Ответы на ваши вопросы по-прежнему \
+                 приходят сюда. Отправьте /start, чтобы снова получать рассылки."
+            }
+            BotText::Resubscribed => "Вы снова будете получать наши рассылки.",
+            BotText::BroadcastButtonThanks => "Спасибо!",
         }
     }
 }

@@ -43,6 +43,14 @@ pub enum BotTextKey {
     TicketClosed,
     /// The answer to `/close` when nothing was open.
     NoOpenTicket,
+    /// The label of the unsubscribe button under a broadcast (at most 64 characters).
+    UnsubscribeButton,
+    /// The answer to `/stop` or to the unsubscribe button (at most 200 characters).
+    Unsubscribed,
+    /// Said after the greeting when `/start` opted a customer back into broadcasts.
+    Resubscribed,
+    /// The answer to a callback button of a broadcast (at most 200 characters).
+    BroadcastButtonThanks,
 }
 
 impl From<BotTextKey> for BotText {
@@ -60,6 +68,10 @@ impl From<BotTextKey> for BotText {
             BotTextKey::CannotRate => BotText::CannotRate,
             BotTextKey::TicketClosed => BotText::TicketClosed,
             BotTextKey::NoOpenTicket => BotText::NoOpenTicket,
+            BotTextKey::UnsubscribeButton => BotText::UnsubscribeButton,
+            BotTextKey::Unsubscribed => BotText::Unsubscribed,
+            BotTextKey::Resubscribed => BotText::Resubscribed,
+            BotTextKey::BroadcastButtonThanks => BotText::BroadcastButtonThanks,
         }
     }
 }
@@ -79,6 +91,10 @@ impl From<BotText> for BotTextKey {
             BotText::CannotRate => BotTextKey::CannotRate,
             BotText::TicketClosed => BotTextKey::TicketClosed,
             BotText::NoOpenTicket => BotTextKey::NoOpenTicket,
+            BotText::UnsubscribeButton => BotTextKey::UnsubscribeButton,
+            BotText::Unsubscribed => BotTextKey::Unsubscribed,
+            BotText::Resubscribed => BotTextKey::Resubscribed,
+            BotText::BroadcastButtonThanks => BotTextKey::BroadcastButtonThanks,
         }
     }
 }
