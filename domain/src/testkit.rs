@@ -57,6 +57,21 @@ where
         }
     }
 
+    /// Asserts the command was accepted, hands its events to `check`, and returns the next
+    /// state (for outcomes too long to spell out).
+    #[track_caller]
+    pub(crate) fn then_with(self, check: impl FnOnce(&[D::Event])) -> D {
+        match self.result {
+            Ok(events) => {
+                check(&events);
+                events
+                    .iter()
+                    .fold(self.state, |state, event| state.evolve(event))
+            }
+            Err(error) => panic!("expected events, got rejection {error:?}"),
+        }
+    }
+
     /// Asserts the command was rejected with this error.
     #[track_caller]
     pub(crate) fn then_err(self, expected: D::Error) {

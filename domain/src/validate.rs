@@ -30,6 +30,9 @@ pub const MAX_REPLY_MEDIA: usize = 10;
 pub const MAX_OUTCOME_BATCH: usize = 100;
 /// Most customers in an explicit broadcast audience list.
 pub const MAX_EXPLICIT_AUDIENCE: usize = 10_000;
+/// Most customers one broadcast's frozen audience holds, recipients and left-out together
+/// (100 `broadcast.audience_frozen` events of 5,000 in the start's append).
+pub const MAX_AUDIENCE: usize = 500_000;
 /// Most inline buttons on a broadcast, and most buttons on one row.
 pub const MAX_BUTTONS: usize = 100;
 /// Most inline buttons on one row of a broadcast keyboard (Telegram's limit).

@@ -112,10 +112,28 @@ pub struct BroadcastScheduled {
     pub at: DateTime<Utc>,
 }
 
-/// `broadcast.started`: sending began; the audience is frozen.
+/// `broadcast.started` (v2): sending began; the audience is frozen.
+///
+/// When `frozen` (every start since v2), the `broadcast.audience_frozen` events of the same
+/// append list every recipient and every customer left out. A v1 start carried only the size.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 pub struct BroadcastStarted {
-    /// How many customers the frozen audience holds.
+    /// How many customers the frozen audience holds (those to send to).
+    pub audience_size: u32,
+    /// Who started it (`None`: the scheduler).
+    pub by: Option<AgentId>,
+    /// When.
+    pub at: DateTime<Utc>,
+    /// Customers of the segment left out at the start (each skipped, with its reason).
+    pub excluded: u32,
+    /// Whether the `broadcast.audience_frozen` events that follow list the audience.
+    pub frozen: bool,
+}
+
+/// `broadcast.started` v1, written before the audience was recorded: the size only.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct BroadcastStartedV1 {
+    /// How many customers the snapshot held.
     pub audience_size: u32,
     /// Who started it (`None`: the scheduler).
     pub by: Option<AgentId>,
@@ -123,16 +141,77 @@ pub struct BroadcastStarted {
     pub at: DateTime<Utc>,
 }
 
-/// Why a recipient was skipped at send time.
+impl From<BroadcastStartedV1> for BroadcastStarted {
+    fn from(v1: BroadcastStartedV1) -> Self {
+        Self {
+            audience_size: v1.audience_size,
+            by: v1.by,
+            at: v1.at,
+            excluded: 0,
+            frozen: false,
+        }
+    }
+}
+
+/// Why a customer gets no broadcast message: left out when the audience froze, or skipped at
+/// send time because their state changed since.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(rename_all = "snake_case")]
 pub enum SkipReason {
-    /// Opted out after the snapshot.
+    /// Opted out of broadcasts.
     OptedOut,
-    /// Blocked the bot after the snapshot.
+    /// Blocked the bot.
     BlockedBot,
-    /// Banned after the snapshot.
+    /// Banned.
     Banned,
+    /// Listed in an explicit audience but never wrote to the bot (no such customer).
+    UnknownCustomer,
+}
+
+impl SkipReason {
+    /// The reason's stored name (`opted_out`, `blocked_bot`, `banned`, `unknown_customer`).
+    #[must_use]
+    pub const fn as_str(self) -> &'static str {
+        match self {
+            Self::OptedOut => "opted_out",
+            Self::BlockedBot => "blocked_bot",
+            Self::Banned => "banned",
+            Self::UnknownCustomer => "unknown_customer",
+        }
+    }
+}
+
+/// A customer of the segment left out when the audience froze.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Excluded {
+    /// The customer (or, for [`SkipReason::UnknownCustomer`], the id listed).
+    pub customer: CustomerId,
+    /// Why.
+    pub reason: SkipReason,
+}
+
+/// A broadcast's audience as resolved from the read models when it starts: who gets the
+/// message, and who of the segment does not and why.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct ResolvedAudience {
+    /// The segment it was resolved from; the start is refused when the draft's differs.
+    pub segment: Audience,
+    /// The recipients (no duplicates).
+    pub recipients: Vec<CustomerId>,
+    /// The customers left out (none of them a recipient).
+    pub excluded: Vec<Excluded>,
+}
+
+/// `broadcast.audience_frozen`: one batch of the audience frozen at the start (at most
+/// [`super::FROZEN_BATCH`] customers in all), written in the start's append.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct AudienceFrozen {
+    /// Recipients of this batch.
+    #[serde(default)]
+    pub recipients: Vec<CustomerId>,
+    /// Customers of this batch left out, each counted as skipped.
+    #[serde(default)]
+    pub excluded: Vec<Excluded>,
 }
 
 /// What happened with one recipient.
@@ -207,7 +286,9 @@ event_enum! {
         /// Back to draft.
         Unscheduled(BroadcastEnded) = "broadcast.unscheduled" v 1;
         /// Sending began.
-        Started(BroadcastStarted) = "broadcast.started" v 1;
+        Started(BroadcastStarted) = "broadcast.started" v 2, upcast [1 => BroadcastStartedV1];
+        /// A batch of the frozen audience.
+        AudienceFrozen(AudienceFrozen) = "broadcast.audience_frozen" v 1;
         /// A batch of outcomes.
         OutcomesRecorded(OutcomesRecorded) = "broadcast.outcomes_recorded" v 1;
         /// Sending paused.

@@ -1,13 +1,23 @@
 //! The broadcast aggregate: one message sent to many customers (`broadcast-<uuid>` stream).
 //!
 //! Lifecycle: draft (edited freely) → scheduled (or back to draft) → running ⇄ paused →
-//! completed, or cancelled at any point before completion. Starting freezes the audience size;
-//! the audience itself is computed outside the domain (a read-model query that always excludes
-//! opted-out, blocked and banned customers). The sender worker then records outcomes in
-//! batches of at most 100 recipients. What the domain can check, it checks: no recipient twice,
-//! never more outcomes than the frozen audience, recipients of an explicit list only, and
-//! completion only once every recipient has an outcome. Whether one customer may receive a
-//! broadcast is [`crate::customer::CustomerState::accepts_broadcasts`].
+//! completed, or cancelled at any point before completion.
+//!
+//! Starting freezes the audience in the log. The audience is resolved outside the domain (a
+//! read-model query that lists the segment's customers and leaves out the opted-out, blocked
+//! and banned ones, with their reasons) and handed to [`BroadcastCommand::Start`]; the start
+//! records `broadcast.started` and, in the same append, `broadcast.audience_frozen` events of
+//! at most [`FROZEN_BATCH`] customers each, listing every recipient and every customer left
+//! out. A customer who arrives later is in none of them. An audience holds at most
+//! [`crate::validate::MAX_AUDIENCE`] customers (recipients and left-out together).
+//!
+//! The sender then records outcomes in batches of at most 100 recipients, each recipient of
+//! the frozen audience once, and nobody else; the batch that leaves no recipient pending also
+//! completes the broadcast. Outcomes of messages that were in flight may still be recorded
+//! after a cancel, so the counters match what Telegram accepted. Broadcasts started before the
+//! audience was recorded keep the old checks (never more outcomes than the size, recipients of
+//! an explicit list only) and are completed by [`BroadcastCommand::Complete`]. Whether one
+//! customer may receive a broadcast is [`crate::customer::CustomerState::accepts_broadcasts`].
 
 mod event;
 #[cfg(test)]
@@ -19,10 +29,14 @@ use std::collections::BTreeSet;
 use chrono::{DateTime, Utc};
 
 pub use event::{
-    Audience, BroadcastContent, BroadcastDrafted, BroadcastEdited, BroadcastEnded, BroadcastEvent,
-    BroadcastScheduled, BroadcastStarted, BroadcastStep, ButtonAction, InlineButton, Outcome,
-    OutcomesRecorded, RecipientOutcome, SkipReason,
+    Audience, AudienceFrozen, BroadcastContent, BroadcastDrafted, BroadcastEdited, BroadcastEnded,
+    BroadcastEvent, BroadcastScheduled, BroadcastStarted, BroadcastStartedV1, BroadcastStep, ButtonAction, Excluded,
+    InlineButton, Outcome, OutcomesRecorded, RecipientOutcome, ResolvedAudience, SkipReason,
 };
+
+/// Most customers (recipients and left-out together) one `broadcast.audience_frozen` event
+/// lists: about 60 KB of JSON for recipients, well under the log's 1 MiB per payload.
+pub const FROZEN_BATCH: usize = 5_000;
 
 use crate::decider::Decider;
 use crate::ids::{AgentId, BroadcastId, CustomerId};
@@ -74,9 +88,10 @@ pub enum BroadcastCommand {
     },
     /// Start sending to a frozen audience.
     Start {
-        /// How many customers the snapshot holds.
-        audience_size: u32,
-        /// Who starts it (`None`: the scheduler).
+        /// The audience, resolved from the read models just before.
+        audience: ResolvedAudience,
+        /// Who starts it (`None`: the scheduler, which may only start a scheduled broadcast
+        /// whose time has come).
         by: Option<AgentId>,
         /// When.
         at: DateTime<Utc>,
@@ -152,6 +167,16 @@ pub enum BroadcastError {
         /// The frozen audience size.
         audience_size: u32,
     },
+    /// The scheduler starting a broadcast that is not scheduled, or not yet due.
+    #[error("this broadcast is not due")]
+    NotDue,
+    /// The audience was resolved from another segment than the draft's (it was edited
+    /// meanwhile).
+    #[error("the broadcast's audience changed while it was being resolved; start it again")]
+    AudienceChanged,
+    /// A customer both a recipient and left out, or listed twice.
+    #[error("customer {0} is listed twice in the resolved audience")]
+    ListedTwice(CustomerId),
     /// Completing before every recipient has an outcome.
     #[error("only {recorded} of {audience_size} recipients have an outcome")]
     Incomplete {
@@ -228,8 +253,16 @@ pub struct BroadcastState {
     pub audience: Audience,
     /// What it sends.
     pub content: BroadcastContent,
-    /// The frozen audience size, once started.
+    /// The frozen audience size (recipients to send to), once started.
     pub audience_size: u32,
+    /// Whether it started (also when cancelled afterwards).
+    pub started: bool,
+    /// Whether the log lists its audience (every broadcast started by this version).
+    pub frozen: bool,
+    /// The frozen recipients, when `frozen`.
+    pub recipients: BTreeSet<CustomerId>,
+    /// Customers of the segment left out at the start (counted as skipped by the read model).
+    pub excluded: u32,
     /// Recipients with an outcome.
     pub recorded: BTreeSet<CustomerId>,
     /// Outcome counts.
@@ -258,6 +291,84 @@ impl Broadcast {
 }
 
 impl BroadcastState {
+    /// The frozen recipients without an outcome yet, in ascending id order.
+    pub fn pending(&self) -> impl Iterator<Item = CustomerId> + '_ {
+        self.recipients
+            .iter()
+            .copied()
+            .filter(|customer| !self.recorded.contains(customer))
+    }
+
+    /// How many frozen recipients have no outcome yet.
+    #[must_use]
+    pub fn pending_count(&self) -> usize {
+        (self.audience_size as usize).saturating_sub(self.recorded.len())
+    }
+
+    fn start(
+        &self,
+        audience: &ResolvedAudience,
+        by: Option<AgentId>,
+        at: DateTime<Utc>,
+    ) -> Result<Vec<BroadcastEvent>, BroadcastError> {
+        use BroadcastStatus as S;
+        match (self.status, by) {
+            (S::Scheduled(due), None) if due <= at => {}
+            (S::Draft | S::Scheduled(_), None) => return Err(BroadcastError::NotDue),
+            (S::Draft | S::Scheduled(_), Some(_)) => {}
+            _ => return Err(BroadcastError::AlreadyStarted),
+        }
+        if audience.segment != self.audience {
+            return Err(BroadcastError::AudienceChanged);
+        }
+        validate::count(
+            "customers in the audience",
+            audience.recipients.len() + audience.excluded.len(),
+            validate::MAX_AUDIENCE,
+        )?;
+        let listed = match &self.audience {
+            Audience::Explicit { customers } => Some(customers.iter().collect::<BTreeSet<_>>()),
+            _ => None,
+        };
+        let mut seen = BTreeSet::new();
+        let everyone = audience
+            .recipients
+            .iter()
+            .chain(audience.excluded.iter().map(|excluded| &excluded.customer));
+        for customer in everyone {
+            if !seen.insert(*customer) {
+                return Err(BroadcastError::ListedTwice(*customer));
+            }
+            if listed.as_ref().is_some_and(|list| !list.contains(customer)) {
+                return Err(BroadcastError::NotInAudience(*customer));
+            }
+        }
+        let audience_size = u32::try_from(audience.recipients.len()).unwrap_or(u32::MAX);
+        let mut events = vec![BroadcastEvent::Started(BroadcastStarted {
+            audience_size,
+            by,
+            at,
+            excluded: u32::try_from(audience.excluded.len()).unwrap_or(u32::MAX),
+            frozen: true,
+        })];
+        for batch in audience.recipients.chunks(FROZEN_BATCH) {
+            events.push(BroadcastEvent::AudienceFrozen(AudienceFrozen {
+                recipients: batch.to_vec(),
+                excluded: vec![],
+            }));
+        }
+        for batch in audience.excluded.chunks(FROZEN_BATCH) {
+            events.push(BroadcastEvent::AudienceFrozen(AudienceFrozen {
+                recipients: vec![],
+                excluded: batch.to_vec(),
+            }));
+        }
+        if audience_size == 0 {
+            events.push(BroadcastEvent::Completed(BroadcastEnded { by: None, at }));
+        }
+        Ok(events)
+    }
+
     fn record_outcomes(
         &self,
         outcomes: &[RecipientOutcome],
@@ -280,7 +391,11 @@ impl BroadcastState {
             if self.recorded.contains(&outcome.customer) || !batch.insert(outcome.customer) {
                 return Err(BroadcastError::DuplicateRecipient(outcome.customer));
             }
-            if let Audience::Explicit { customers } = &self.audience
+            if self.frozen {
+                if !self.recipients.contains(&outcome.customer) {
+                    return Err(BroadcastError::NotInAudience(outcome.customer));
+                }
+            } else if let Audience::Explicit { customers } = &self.audience
                 && !customers.contains(&outcome.customer)
             {
                 return Err(BroadcastError::NotInAudience(outcome.customer));
@@ -291,10 +406,15 @@ impl BroadcastState {
                 audience_size: self.audience_size,
             });
         }
-        Ok(vec![BroadcastEvent::OutcomesRecorded(OutcomesRecorded {
+        let mut events = vec![BroadcastEvent::OutcomesRecorded(OutcomesRecorded {
             at,
             outcomes: outcomes.to_vec(),
-        })])
+        })];
+        let last = self.recorded.len() + outcomes.len() == self.audience_size as usize;
+        if self.frozen && last && !self.status.is_finished() {
+            events.push(BroadcastEvent::Completed(BroadcastEnded { by: None, at }));
+        }
+        Ok(events)
     }
 
     fn decide(&self, command: &BroadcastCommand) -> Result<Vec<BroadcastEvent>, BroadcastError> {
@@ -305,6 +425,10 @@ impl BroadcastState {
         match command {
             C::Draft { .. } => Err(BroadcastError::AlreadyDrafted),
             C::Cancel { .. } if status == S::Cancelled => Ok(vec![]),
+            // Messages in flight when it was cancelled still get their outcome.
+            C::RecordOutcomes { outcomes, at } if status == S::Cancelled && self.started => {
+                self.record_outcomes(outcomes, *at)
+            }
             _ if status.is_finished() => Err(BroadcastError::Finished),
             C::Cancel { by, at } => Ok(vec![E::Cancelled(BroadcastEnded { by: *by, at: *at })]),
             C::Edit {
@@ -346,30 +470,7 @@ impl BroadcastState {
                 })]),
                 _ => Err(BroadcastError::AlreadyStarted),
             },
-            C::Start {
-                audience_size,
-                by,
-                at,
-            } => match status {
-                S::Draft | S::Scheduled(_) => {
-                    if let Audience::Explicit { customers } = &self.audience
-                        && *audience_size as usize > customers.len()
-                    {
-                        return Err(InvalidInput::OutOfRange {
-                            field: "audience size",
-                            min: 0,
-                            max: i64::try_from(customers.len()).unwrap_or(i64::MAX),
-                        }
-                        .into());
-                    }
-                    Ok(vec![E::Started(BroadcastStarted {
-                        audience_size: *audience_size,
-                        by: *by,
-                        at: *at,
-                    })])
-                }
-                _ => Err(BroadcastError::AlreadyStarted),
-            },
+            C::Start { audience, by, at } => self.start(audience, *by, *at),
             _ if !status.has_started() => Err(BroadcastError::NotStarted),
             C::RecordOutcomes { outcomes, at } => self.record_outcomes(outcomes, *at),
             C::Pause { by, at } if status == S::Running => {
@@ -416,7 +517,15 @@ impl BroadcastState {
             E::Started(started) => {
                 if matches!(self.status, S::Draft | S::Scheduled(_)) {
                     self.status = S::Running;
+                    self.started = true;
+                    self.frozen = started.frozen;
+                    self.excluded = started.excluded;
                     self.audience_size = started.audience_size;
+                }
+            }
+            E::AudienceFrozen(frozen) => {
+                if self.frozen {
+                    self.recipients.extend(frozen.recipients.iter().copied());
                 }
             }
             E::OutcomesRecorded(recorded) => {
@@ -497,6 +606,10 @@ impl Decider for Broadcast {
                     audience: drafted.audience.clone(),
                     content: drafted.content.clone(),
                     audience_size: 0,
+                    started: false,
+                    frozen: false,
+                    recipients: BTreeSet::new(),
+                    excluded: 0,
                     recorded: BTreeSet::new(),
                     tally: Tally::default(),
                 }))

@@ -4,6 +4,8 @@ use uuid::Uuid;
 use super::*;
 use crate::content::{MediaKind, OutgoingMedia, TelegramMessageId};
 use crate::testkit::{Given, given};
+use crate::codec::DomainEvent;
+use crate::validate;
 
 fn t(minutes: i64) -> DateTime<Utc> {
     Utc.with_ymd_and_hms(2026, 3, 2, 10, 0, 0)
@@ -47,11 +49,14 @@ fn drafted() -> BroadcastEvent {
         content: content("Sale!"),
     })
 }
+/// A start as broadcasts started before the audience was recorded: the size only.
 fn started(size: u32) -> BroadcastEvent {
     BroadcastEvent::Started(BroadcastStarted {
         audience_size: size,
         by: Some(agent()),
         at: t(10),
+        excluded: 0,
+        frozen: false,
     })
 }
 fn delivered(customer: i64) -> RecipientOutcome {
@@ -320,20 +325,100 @@ fn unscheduling_returns_to_draft() {
         .then_err(BroadcastError::AlreadyStarted);
 }
 
-fn start(size: u32) -> BroadcastCommand {
+fn resolved(recipients: &[i64], excluded: &[(i64, SkipReason)]) -> ResolvedAudience {
+    ResolvedAudience {
+        segment: Audience::AllCustomers,
+        recipients: recipients.iter().copied().map(CustomerId).collect(),
+        excluded: excluded
+            .iter()
+            .map(|(customer, reason)| Excluded {
+                customer: CustomerId(*customer),
+                reason: *reason,
+            })
+            .collect(),
+    }
+}
+fn start_to(audience: ResolvedAudience) -> BroadcastCommand {
     BroadcastCommand::Start {
-        audience_size: size,
+        audience,
         by: Some(agent()),
         at: t(10),
     }
 }
+fn start(size: i64) -> BroadcastCommand {
+    start_to(resolved(&(1..=size).collect::<Vec<_>>(), &[]))
+}
+fn started_frozen(recipients: &[i64], excluded: &[(i64, SkipReason)]) -> Vec<BroadcastEvent> {
+    let audience = resolved(recipients, excluded);
+    let mut events = vec![
+        drafted(),
+        BroadcastEvent::Started(BroadcastStarted {
+            audience_size: u32::try_from(recipients.len()).unwrap_or(u32::MAX),
+            by: Some(agent()),
+            at: t(10),
+            excluded: u32::try_from(excluded.len()).unwrap_or(u32::MAX),
+            frozen: true,
+        }),
+    ];
+    if !audience.recipients.is_empty() {
+        events.push(BroadcastEvent::AudienceFrozen(AudienceFrozen {
+            recipients: audience.recipients,
+            excluded: vec![],
+        }));
+    }
+    if !audience.excluded.is_empty() {
+        events.push(BroadcastEvent::AudienceFrozen(AudienceFrozen {
+            recipients: vec![],
+            excluded: audience.excluded,
+        }));
+    }
+    events
+}
+fn completed(minute: i64) -> BroadcastEvent {
+    BroadcastEvent::Completed(BroadcastEnded {
+        by: None,
+        at: t(minute),
+    })
+}
 
 #[test]
-fn starting_freezes_the_audience_size() {
+fn starting_freezes_the_audience_in_the_log_in_batches() {
+    let recipients: Vec<i64> = (1..=12_000).collect();
+    let excluded = [
+        (20_001, SkipReason::OptedOut),
+        (20_002, SkipReason::Banned),
+        (20_003, SkipReason::BlockedBot),
+    ];
     let state = given::<Broadcast>([drafted(), scheduled(60)])
-        .when(start(250))
-        .then([started(250)]);
-    assert_eq!(state.state().map(|b| b.audience_size), Some(250));
+        .when(start_to(resolved(&recipients, &excluded)))
+        .then_with(|events| {
+            assert_eq!(
+                events.first(),
+                Some(&BroadcastEvent::Started(BroadcastStarted {
+                    audience_size: 12_000,
+                    by: Some(agent()),
+                    at: t(10),
+                    excluded: 3,
+                    frozen: true,
+                }))
+            );
+            let batches: Vec<(usize, usize)> = events[1..]
+                .iter()
+                .map(|event| match event {
+                    BroadcastEvent::AudienceFrozen(batch) => {
+                        (batch.recipients.len(), batch.excluded.len())
+                    }
+                    other => panic!("unexpected {other:?}"),
+                })
+                .collect();
+            assert_eq!(batches, [(5_000, 0), (5_000, 0), (2_000, 0), (0, 3)]);
+        });
+    let state = state.state().expect("drafted");
+    assert_eq!(state.status, BroadcastStatus::Running);
+    assert_eq!((state.audience_size, state.excluded), (12_000, 3));
+    assert_eq!(state.recipients.len(), 12_000);
+    assert_eq!(state.pending().next(), Some(CustomerId(1)));
+    assert_eq!(state.pending_count(), 12_000);
 }
 
 #[test]
@@ -341,28 +426,186 @@ fn starting_twice_is_rejected() {
     running(2)
         .when(start(2))
         .then_err(BroadcastError::AlreadyStarted);
+    given::<Broadcast>(started_frozen(&[1, 2], &[]))
+        .when(start(2))
+        .then_err(BroadcastError::AlreadyStarted);
 }
 
 #[test]
-fn an_audience_larger_than_the_explicit_list_is_rejected() {
+fn the_scheduler_starts_only_a_scheduled_broadcast_whose_time_has_come() {
+    let by_scheduler = |minute: i64| BroadcastCommand::Start {
+        audience: resolved(&[1], &[]),
+        by: None,
+        at: t(minute),
+    };
+    given::<Broadcast>([drafted()])
+        .when(by_scheduler(90))
+        .then_err(BroadcastError::NotDue);
+    given::<Broadcast>([drafted(), scheduled(60)])
+        .when(by_scheduler(59))
+        .then_err(BroadcastError::NotDue);
+    let state = given::<Broadcast>([drafted(), scheduled(60)])
+        .when(by_scheduler(60))
+        .then_with(|events| assert_eq!(events.len(), 2));
+    assert_eq!(
+        state.state().map(|b| b.status),
+        Some(BroadcastStatus::Running)
+    );
+    // Started meanwhile (by an agent, or by the scheduler of a moment ago): refused.
+    let mut history = started_frozen(&[1], &[]);
+    history.insert(1, scheduled(60));
+    given::<Broadcast>(history)
+        .when(by_scheduler(61))
+        .then_err(BroadcastError::AlreadyStarted);
+}
+
+#[test]
+fn an_audience_resolved_from_another_segment_is_rejected() {
+    let mut audience = resolved(&[1], &[]);
+    audience.segment = Audience::ByLanguage {
+        language: "de".into(),
+    };
+    given::<Broadcast>([drafted()])
+        .when(start_to(audience))
+        .then_err(BroadcastError::AudienceChanged);
+}
+
+#[test]
+fn a_customer_listed_twice_in_the_resolved_audience_is_rejected() {
+    given::<Broadcast>([drafted()])
+        .when(start_to(resolved(&[1, 2, 1], &[])))
+        .then_err(BroadcastError::ListedTwice(CustomerId(1)));
+    given::<Broadcast>([drafted()])
+        .when(start_to(resolved(&[1, 2], &[(2, SkipReason::Banned)])))
+        .then_err(BroadcastError::ListedTwice(CustomerId(2)));
+}
+
+#[test]
+fn an_audience_over_the_limit_is_rejected() {
+    let recipients: Vec<i64> = (0..=i64::try_from(validate::MAX_AUDIENCE).unwrap_or(0)).collect();
+    given::<Broadcast>([drafted()])
+        .when(start_to(resolved(&recipients, &[])))
+        .then_err(
+            InvalidInput::TooMany {
+                field: "customers in the audience",
+                max: validate::MAX_AUDIENCE,
+                actual: validate::MAX_AUDIENCE + 1,
+            }
+            .into(),
+        );
+}
+
+#[test]
+fn an_audience_with_nobody_to_send_to_completes_at_once() {
+    given::<Broadcast>([drafted()])
+        .when(start_to(resolved(&[], &[(7, SkipReason::OptedOut)])))
+        .then([
+            BroadcastEvent::Started(BroadcastStarted {
+                audience_size: 0,
+                by: Some(agent()),
+                at: t(10),
+                excluded: 1,
+                frozen: true,
+            }),
+            BroadcastEvent::AudienceFrozen(AudienceFrozen {
+                recipients: vec![],
+                excluded: vec![Excluded {
+                    customer: CustomerId(7),
+                    reason: SkipReason::OptedOut,
+                }],
+            }),
+            completed(10),
+        ]);
+}
+
+#[test]
+fn a_resolved_audience_outside_the_explicit_list_is_rejected() {
     given::<Broadcast>([BroadcastEvent::Drafted(BroadcastDrafted {
         audience: Audience::Explicit {
-            customers: vec![CustomerId(1)],
+            customers: vec![CustomerId(1), CustomerId(2)],
         },
         ..match drafted() {
             BroadcastEvent::Drafted(d) => d,
             _ => unreachable!("drafted() builds a Drafted"),
         }
     })])
-    .when(start(2))
-    .then_err(
-        InvalidInput::OutOfRange {
-            field: "audience size",
-            min: 0,
-            max: 1,
-        }
-        .into(),
+    .when(BroadcastCommand::Start {
+        audience: ResolvedAudience {
+            segment: Audience::Explicit {
+                customers: vec![CustomerId(1), CustomerId(2)],
+            },
+            recipients: vec![CustomerId(1), CustomerId(3)],
+            excluded: vec![],
+        },
+        by: Some(agent()),
+        at: t(10),
+    })
+    .then_err(BroadcastError::NotInAudience(CustomerId(3)));
+}
+
+#[test]
+fn a_start_stored_before_the_audience_was_recorded_still_reads() {
+    let old = serde_json::json!({
+        "audience_size": 4,
+        "by": null,
+        "at": "2026-03-02T10:10:00Z",
+    });
+    let started = match BroadcastEvent::decode("broadcast.started", 1, &old) {
+        Ok(BroadcastEvent::Started(started)) => started,
+        other => panic!("an old start reads: {other:?}"),
+    };
+    assert_eq!((started.audience_size, started.excluded), (4, 0));
+    assert!(!started.frozen);
+}
+
+#[test]
+fn frozen_recipients_get_one_outcome_each_and_the_last_batch_completes() {
+    let history = started_frozen(&[1, 2, 3], &[(9, SkipReason::Banned)]);
+    // Nobody outside the frozen audience: not a customer left out, not a newcomer.
+    given::<Broadcast>(history.clone())
+        .when(record(vec![delivered(9)]))
+        .then_err(BroadcastError::NotInAudience(CustomerId(9)));
+    given::<Broadcast>(history.clone())
+        .when(record(vec![delivered(4)]))
+        .then_err(BroadcastError::NotInAudience(CustomerId(4)));
+    let mut after_one = history.clone();
+    after_one.push(recorded(vec![delivered(1)]));
+    given::<Broadcast>(after_one.clone())
+        .when(record(vec![delivered(1)]))
+        .then_err(BroadcastError::DuplicateRecipient(CustomerId(1)));
+    let state = given::<Broadcast>(after_one)
+        .when(record(vec![delivered(2), delivered(3)]))
+        .then([recorded(vec![delivered(2), delivered(3)]), completed(11)]);
+    let state = state.state().expect("drafted");
+    assert_eq!(state.status, BroadcastStatus::Completed);
+    assert_eq!(state.pending_count(), 0);
+    assert_eq!(state.tally.delivered, 3);
+}
+
+#[test]
+fn outcomes_of_messages_in_flight_are_recorded_after_a_cancel_without_completing() {
+    let mut history = started_frozen(&[1, 2], &[]);
+    history.push(BroadcastEvent::Cancelled(BroadcastEnded {
+        by: Some(agent()),
+        at: t(10),
+    }));
+    let state = given::<Broadcast>(history.clone())
+        .when(record(vec![delivered(1), delivered(2)]))
+        .then([recorded(vec![delivered(1), delivered(2)])]);
+    assert_eq!(
+        state.state().map(|b| (b.status, b.tally.delivered)),
+        Some((BroadcastStatus::Cancelled, 2))
     );
+    // A broadcast cancelled before it started has nothing in flight.
+    given::<Broadcast>([
+        drafted(),
+        BroadcastEvent::Cancelled(BroadcastEnded {
+            by: Some(agent()),
+            at: t(5),
+        }),
+    ])
+    .when(record(vec![delivered(1)]))
+    .then_err(BroadcastError::Finished);
 }
 
 // Outcomes

@@ -4,7 +4,7 @@
 use domain::Decider;
 use domain::broadcast::{
     Audience, Broadcast, BroadcastCommand, BroadcastContent, BroadcastEvent, BroadcastStatus,
-    Outcome, RecipientOutcome, SkipReason,
+    Excluded, Outcome, RecipientOutcome, ResolvedAudience, SkipReason,
 };
 use domain::content::TelegramMessageId;
 use domain::{BroadcastId, CustomerId};
@@ -63,11 +63,35 @@ fn arb_broadcast_command() -> impl Strategy<Value = BroadcastCommand> {
             at
         }),
         arb_time().prop_map(|at| BroadcastCommand::Unschedule { by: agent(0), at }),
-        (0u32..12, arb_time()).prop_map(|(audience_size, at)| BroadcastCommand::Start {
-            audience_size,
-            by: None,
-            at
-        }),
+        (
+            prop_oneof![
+                Just(Audience::AllCustomers),
+                Just(Audience::Explicit {
+                    customers: (0..5).map(CustomerId).collect()
+                }),
+            ],
+            proptest::collection::vec(0i64..8, 0..8),
+            proptest::collection::vec(0i64..8, 0..3),
+            any::<bool>(),
+            arb_time()
+        )
+            .prop_map(|(segment, recipients, excluded, scheduler, at)| {
+                BroadcastCommand::Start {
+                    audience: ResolvedAudience {
+                        segment,
+                        recipients: recipients.into_iter().map(CustomerId).collect(),
+                        excluded: excluded
+                            .into_iter()
+                            .map(|customer| Excluded {
+                                customer: CustomerId(customer),
+                                reason: SkipReason::OptedOut,
+                            })
+                            .collect(),
+                    },
+                    by: (!scheduler).then(|| agent(0)),
+                    at,
+                }
+            }),
         (proptest::collection::vec(outcome, 0..6), arb_time())
             .prop_map(|(outcomes, at)| BroadcastCommand::RecordOutcomes { outcomes, at }),
         Just(BroadcastCommand::RecordOutcomes {
@@ -119,6 +143,18 @@ fn check_broadcast(before: &Broadcast, events: &[BroadcastEvent], after: &Broadc
     assert!(after.tally.total() <= after.audience_size);
     if let Audience::Explicit { customers } = &after.audience {
         assert!(after.recorded.iter().all(|c| customers.contains(c)));
+        assert!(after.recipients.iter().all(|c| customers.contains(c)));
+    }
+    if after.frozen {
+        assert_eq!(after.recipients.len(), after.audience_size as usize);
+        assert!(after.recorded.is_subset(&after.recipients), "outcomes for recipients only");
+        if after.status.has_started() {
+            assert_eq!(
+                after.status == BroadcastStatus::Completed,
+                after.pending_count() == 0,
+                "completes exactly when nobody is pending"
+            );
+        }
     }
     if after.status == BroadcastStatus::Completed {
         assert_eq!(after.tally.total(), after.audience_size);

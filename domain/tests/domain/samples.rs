@@ -6,7 +6,7 @@ use domain::agent::{
     RoleChanged, SecondFactorThrottled,
 };
 use domain::broadcast::{
-    Audience, BroadcastContent, BroadcastDrafted, BroadcastEdited, BroadcastEnded, BroadcastEvent,
+    Audience, AudienceFrozen, Excluded, BroadcastContent, BroadcastDrafted, BroadcastEdited, BroadcastEnded, BroadcastEvent,
     BroadcastScheduled, BroadcastStarted, BroadcastStep, ButtonAction, InlineButton, Outcome,
     OutcomesRecorded, RecipientOutcome, SkipReason,
 };
@@ -355,6 +355,15 @@ pub(crate) fn samples() -> Vec<AnyEvent> {
             audience_size: 2,
             by: None,
             at: at(),
+            excluded: 1,
+            frozen: true,
+        }),
+        BroadcastEvent::AudienceFrozen(AudienceFrozen {
+            recipients: vec![customer(), CustomerId(987_654_321)],
+            excluded: vec![Excluded {
+                customer: CustomerId(555),
+                reason: SkipReason::UnknownCustomer,
+            }],
         }),
         BroadcastEvent::OutcomesRecorded(OutcomesRecorded {
             at: at(),
