@@ -292,6 +292,9 @@ impl Rejection for domain::broadcast::BroadcastError {
             | E::DuplicateRecipient(_)
             | E::NotInAudience(_)
             | E::MoreOutcomesThanAudience { .. }
+            | E::NotDue
+            | E::AudienceChanged
+            | E::ListedTwice(_)
             | E::Incomplete { .. } => Code::Conflict,
         }
     }

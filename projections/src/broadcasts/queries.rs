@@ -25,6 +25,83 @@ pub async fn by_id(db: impl PgExecutor<'_>, id: Uuid) -> sqlx::Result<Option<Bro
     sqlx::query_as(&SQL).bind(id).fetch_optional(db).await
 }
 
+/// Scheduled broadcasts whose time has come by `now`, oldest due first, at most `limit`.
+///
+/// # Errors
+/// The database's.
+pub async fn due(
+    db: impl PgExecutor<'_>,
+    now: DateTime<Utc>,
+    limit: i64,
+) -> sqlx::Result<Vec<(Uuid, DateTime<Utc>)>> {
+    sqlx::query_as(
+        "select id, scheduled_at from broadcasts \
+         where state = 'scheduled' and scheduled_at <= $1 order by scheduled_at limit $2",
+    )
+    .bind(now)
+    .bind(limit)
+    .fetch_all(db)
+    .await
+}
+
+/// Broadcasts that are sending or paused (the sender's work), oldest start first.
+///
+/// # Errors
+/// The database's.
+pub async fn active(db: impl PgExecutor<'_>) -> sqlx::Result<Vec<Uuid>> {
+    sqlx::query_scalar(
+        "select id from broadcasts where state in ('running', 'paused') \
+         order by started_at, id",
+    )
+    .fetch_all(db)
+    .await
+}
+
+/// How many of a broadcast's rows are in each recipient state.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub struct RecipientCounts {
+    /// No outcome yet.
+    pub pending: i64,
+    /// Delivered.
+    pub delivered: i64,
+    /// Refused by Telegram.
+    pub failed: i64,
+    /// Left out at the start or skipped at send time.
+    pub skipped: i64,
+    /// Never sent: cancelled first.
+    pub cancelled: i64,
+}
+
+/// Counts a broadcast's rows of `broadcast_recipients` by state (one index scan).
+///
+/// # Errors
+/// The database's, or a state the code does not know.
+pub async fn recipient_counts(
+    db: impl PgExecutor<'_>,
+    broadcast: Uuid,
+) -> sqlx::Result<RecipientCounts> {
+    let rows: Vec<(String, i64)> = sqlx::query_as(
+        "select state, count(*) from broadcast_recipients where broadcast_id = $1 group by state",
+    )
+    .bind(broadcast)
+    .fetch_all(db)
+    .await?;
+    let mut counts = RecipientCounts::default();
+    for (state, count) in rows {
+        let slot = match RecipientState::from_text(&state)
+            .map_err(|error| sqlx::Error::Decode(error.into()))?
+        {
+            RecipientState::Pending => &mut counts.pending,
+            RecipientState::Delivered => &mut counts.delivered,
+            RecipientState::Failed => &mut counts.failed,
+            RecipientState::Skipped => &mut counts.skipped,
+            RecipientState::Cancelled => &mut counts.cancelled,
+        };
+        *slot = count;
+    }
+    Ok(counts)
+}
+
 /// One page of broadcasts, newest first (by creation, then id), optionally in one `state`,
 /// bounded by creation times and ids, in list order.
 ///

@@ -7,7 +7,7 @@ use chrono::{DateTime, TimeDelta, TimeZone, Utc};
 use domain::agent::{Agent, AgentCommand, Role};
 use domain::broadcast::{
     Audience, Broadcast, BroadcastCommand, BroadcastContent, ButtonAction, InlineButton, Outcome,
-    RecipientOutcome, SkipReason,
+    Excluded, RecipientOutcome, ResolvedAudience, SkipReason,
 };
 use domain::content::{
     CustomerMessage, ForwardOrigin, MediaKind, MessageBody, MessageContent, OutgoingMedia,
@@ -848,7 +848,16 @@ pub(crate) fn scripted() -> (History, Cast) {
     });
     h.after(TimeDelta::hours(3));
     h.broadcast(sent_broadcast, |at| BroadcastCommand::Start {
-        audience_size: 4,
+        audience: ResolvedAudience {
+            segment: Audience::ByLanguage {
+                language: "en".to_owned(),
+            },
+            recipients: vec![ann, ben, cleo, CustomerId(1004)],
+            excluded: vec![Excluded {
+                customer: CustomerId(1005),
+                reason: SkipReason::OptedOut,
+            }],
+        },
         by: None,
         at,
     });
@@ -895,7 +904,7 @@ pub(crate) fn scripted() -> (History, Cast) {
         ],
         at,
     });
-    h.broadcast(sent_broadcast, |at| BroadcastCommand::Complete { at });
+    // The last batch completed it.
     let cancelled_broadcast = BroadcastId(h.uuid());
     h.broadcast(cancelled_broadcast, |at| BroadcastCommand::Draft {
         broadcast_id: cancelled_broadcast,

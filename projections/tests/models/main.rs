@@ -112,7 +112,7 @@ fn the_scripted_history_holds_every_event_type() {
         .iter()
         .map(|form| form.event_type)
         .collect();
-    assert_eq!(known.len(), 66);
+    assert_eq!(known.len(), 67);
     assert_eq!(types, known);
     assert!(h.events.windows(2).all(|w| w[0].position < w[1].position));
 }
@@ -585,10 +585,11 @@ async fn broadcast_rows_count_outcomes_per_recipient(pool: PgPool) {
         row.get::<Option<String>, _>("text").as_deref(),
         Some("Big sale")
     );
-    assert_eq!(row.get::<Option<i32>, _>("total_recipients"), Some(4));
+    // Four recipients and one customer of the segment left out (opted out) at the start.
+    assert_eq!(row.get::<Option<i32>, _>("total_recipients"), Some(5));
     assert_eq!(row.get::<i32, _>("delivered"), 2);
     assert_eq!(row.get::<i32, _>("failed"), 1);
-    assert_eq!(row.get::<i32, _>("skipped"), 1);
+    assert_eq!(row.get::<i32, _>("skipped"), 2);
     assert!(
         row.get::<Option<DateTime<Utc>>, _>("scheduled_at")
             .is_some()
@@ -625,6 +626,7 @@ async fn broadcast_rows_count_outcomes_per_recipient(pool: PgPool) {
                 Some("Forbidden".to_owned())
             ),
             (1004, "delivered".to_owned(), Some(501), None),
+            (1005, "skipped".to_owned(), None, Some("opted_out".to_owned())),
         ]
     );
     let (state, cancelled): (String, Option<DateTime<Utc>>) =

@@ -623,7 +623,7 @@ async fn broadcasts_and_their_recipients_come_in_pages(pool: PgPool) {
             sent.skipped,
             sent.total_recipients
         ),
-        (2, 1, 1, Some(4))
+        (2, 1, 2, Some(5))
     );
     assert_eq!(sent.media_kind, None);
     let sent_id = cast.sent_broadcast.as_uuid();
@@ -687,6 +687,7 @@ async fn broadcasts_and_their_recipients_come_in_pages(pool: PgPool) {
             (cast.ben.0, RecipientState::Skipped),
             (cast.cleo.0, RecipientState::Failed),
             (1004, RecipientState::Delivered),
+            (1005, RecipientState::Skipped),
         ]
     );
     assert_eq!(

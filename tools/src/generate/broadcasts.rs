@@ -1,6 +1,7 @@
 //! A few broadcasts over the customers the ticket writers registered: drafted, sometimes
 //! edited and scheduled (and unscheduled), started with a frozen audience, outcomes recorded
-//! in batches of at most 100, sometimes paused and resumed, then completed or cancelled.
+//! in batches of at most 100 (the last one completes it), sometimes paused and resumed, or
+//! cancelled.
 //!
 //! They run after the ticket writers, so every recipient is already registered in the log;
 //! their times lie in the second half of the period, and each audience holds only customers
@@ -9,7 +10,7 @@
 use chrono::{DateTime, TimeDelta, Utc};
 use domain::broadcast::{
     Audience, Broadcast, BroadcastCommand, BroadcastContent, ButtonAction, InlineButton, Outcome,
-    RecipientOutcome, SkipReason,
+    RecipientOutcome, ResolvedAudience, SkipReason,
 };
 use domain::content::{MediaKind, OutgoingMedia, TelegramMessageId};
 use domain::validate::MAX_OUTCOME_BATCH;
@@ -284,7 +285,6 @@ fn one(
             snapshot.push(recipient.id);
         }
     }
-    let audience_size = u32::try_from(snapshot.len()).unwrap_or(u32::MAX);
     let (starter, started_by) = if story == Story::Scheduled {
         (Actor::system("scheduler"), None)
     } else {
@@ -293,7 +293,11 @@ fn one(
     let at = sender.t;
     sender.run(
         &BroadcastCommand::Start {
-            audience_size,
+            audience: ResolvedAudience {
+                segment: audience.clone(),
+                recipients: snapshot.clone(),
+                excluded: vec![],
+            },
             by: started_by,
             at,
         },
@@ -302,6 +306,10 @@ fn one(
     let first = snapshot.len().min(MAX_OUTCOME_BATCH);
     let (head, rest) = snapshot.split_at(first);
     sender.send(head)?;
+    if rest.is_empty() {
+        // The start (nobody to send to) or the first batch completed it.
+        return Ok(());
+    }
     if matches!(story, Story::Scheduled | Story::CancelledMidway) {
         sender.wait(30, 1_800);
         let at = sender.t;
@@ -321,11 +329,6 @@ fn one(
         let at = sender.t;
         sender.run(&BroadcastCommand::Resume { by: author, at }, &by)?;
     }
-    sender.send(rest)?;
-    sender.wait(1, 5);
-    let at = sender.t;
-    sender.run(
-        &BroadcastCommand::Complete { at },
-        &Actor::new(ActorKind::Bot, "broadcast-sender"),
-    )
+    // The last batch completes it.
+    sender.send(rest)
 }

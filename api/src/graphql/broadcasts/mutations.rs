@@ -6,7 +6,7 @@ use async_graphql::{Context, ID, InputObject, Object, OneofObject, Result, Simpl
 use chrono::{DateTime, Utc};
 use domain::broadcast::{
     Audience, Broadcast, BroadcastCommand, BroadcastContent, BroadcastEvent, BroadcastStatus,
-    ButtonAction, InlineButton,
+    ButtonAction, InlineButton, ResolvedAudience,
 };
 use domain::content::OutgoingMedia;
 use domain::ticket::TicketStatus;
@@ -226,14 +226,16 @@ fn broadcast_id(id: &ID) -> Result<BroadcastId> {
     uuid("Broadcast", id).map(BroadcastId)
 }
 
-/// How many customers the audience holds now, by the `customers` and `tickets` read models;
-/// opted-out, blocked and banned customers are left out. The count freezes the audience when
-/// sending starts.
-async fn audience_size(api: &Api, audience: &Audience) -> Result<u32> {
-    let count = customers::audience_size(&api.pool, audience)
+/// The audience now, by the `customers` and `tickets` read models: the recipients, and the
+/// customers of the segment left out (opted out, blocked, banned, unknown) with the reason.
+/// Starting records it in the log: that is the frozen audience.
+async fn resolve(api: &Api, audience: &Audience) -> Result<ResolvedAudience> {
+    customers::resolve_audience(&api.pool, audience)
         .await
-        .map_err(database)?;
-    Ok(u32::try_from(count).unwrap_or(u32::MAX))
+        .map_err(|e| match e {
+            customers::ResolveError::TooLarge => error(Code::Validation, e.to_string()),
+            customers::ResolveError::Database(e) => database(e),
+        })
 }
 
 /// The broadcast mutations.
@@ -299,7 +301,10 @@ impl BroadcastMutation {
         run(ctx, "scheduleBroadcast", key, broadcast, &command).await
     }
 
-    /// Starts sending now, freezing the audience; on a paused broadcast, resumes it.
+    /// Starts sending now: resolves the audience (the segment's customers, less those opted
+    /// out, blocked or banned, each left out with the reason) and records it in the log, so
+    /// nobody who arrives later is sent to; the sender then sends within Telegram's limits.
+    /// On a paused broadcast, resumes it.
     #[graphql(guard = "Need(Permission::WriteBroadcasts)")]
     async fn start_broadcast(
         &self,
@@ -326,14 +331,18 @@ impl BroadcastMutation {
                 ) =>
             {
                 BroadcastCommand::Start {
-                    audience_size: audience_size(api, &current.audience).await?,
+                    audience: resolve(api, &current.audience).await?,
                     by: Some(by),
                     at,
                 }
             }
             // Let the decider answer (not found, already started, finished).
             _ => BroadcastCommand::Start {
-                audience_size: 0,
+                audience: ResolvedAudience {
+                    segment: Audience::AllCustomers,
+                    recipients: vec![],
+                    excluded: vec![],
+                },
                 by: Some(by),
                 at,
             },

@@ -136,20 +136,26 @@ impl From<BroadcastRow> for Broadcast {
 /// What happened to one recipient of a broadcast.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Enum)]
 pub enum RecipientStateValue {
+    /// In the frozen audience, not sent yet.
+    Pending,
     /// Delivered.
     Delivered,
     /// Telegram refused it.
     Failed,
-    /// Not sent (blocked, banned, opted out).
+    /// Not sent (blocked, banned, opted out, unknown): left out at the start or at send time.
     Skipped,
+    /// Never sent: the broadcast was cancelled first.
+    Cancelled,
 }
 
 impl From<RecipientState> for RecipientStateValue {
     fn from(state: RecipientState) -> Self {
         match state {
+            RecipientState::Pending => RecipientStateValue::Pending,
             RecipientState::Delivered => RecipientStateValue::Delivered,
             RecipientState::Failed => RecipientStateValue::Failed,
             RecipientState::Skipped => RecipientStateValue::Skipped,
+            RecipientState::Cancelled => RecipientStateValue::Cancelled,
         }
     }
 }
@@ -157,9 +163,11 @@ impl From<RecipientState> for RecipientStateValue {
 impl From<RecipientStateValue> for RecipientState {
     fn from(state: RecipientStateValue) -> Self {
         match state {
+            RecipientStateValue::Pending => RecipientState::Pending,
             RecipientStateValue::Delivered => RecipientState::Delivered,
             RecipientStateValue::Failed => RecipientState::Failed,
             RecipientStateValue::Skipped => RecipientState::Skipped,
+            RecipientStateValue::Cancelled => RecipientState::Cancelled,
         }
     }
 }
