@@ -385,6 +385,16 @@ pub struct ServeArgs {
     /// in hours from its first failure; then it is recorded as failed (agents may retry it).
     #[arg(long, env = "LEDGERDESK_DELIVERY_RETRY_HOURS", default_value_t = 24, value_parser = clap::value_parser!(u64).range(1..=168))]
     pub delivery_retry_hours: u64,
+
+    /// Messages per second the bot sends over all chats, replies and broadcasts together
+    /// (Telegram allows about 30; up to 1000 with paid broadcasts).
+    #[arg(long, env = "TELEGRAM_MESSAGES_PER_SECOND", default_value_t = 30, value_parser = clap::value_parser!(u32).range(1..=1000))]
+    pub telegram_messages_per_second: u32,
+
+    /// Send broadcast messages with `allow_paid_broadcast` (Telegram charges Stars for what
+    /// goes beyond its free rate); raise TELEGRAM_MESSAGES_PER_SECOND with it.
+    #[arg(long, env = "TELEGRAM_ALLOW_PAID_BROADCAST", default_value_t = false, action = clap::ArgAction::Set)]
+    pub telegram_allow_paid_broadcast: bool,
 }
 
 impl ServeArgs {
@@ -401,7 +411,9 @@ impl ServeArgs {
             .with_poll_timeout(std::time::Duration::from_secs(
                 self.telegram_poll_timeout_secs,
             ))?
-            .with_delivery_retry_hours(self.delivery_retry_hours)?;
+            .with_delivery_retry_hours(self.delivery_retry_hours)?
+            .with_messages_per_second(self.telegram_messages_per_second)?
+            .with_paid_broadcast(self.telegram_allow_paid_broadcast);
         if let Some(url) = &self.telegram_webhook_url {
             config = config.with_webhook(url, self.telegram_webhook_secret.clone())?;
         }

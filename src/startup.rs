@@ -49,6 +49,8 @@ pub struct Application {
     state: api::AppState,
     server: api::ServerConfig,
     bot: Option<bot::TelegramBot>,
+    /// The command service, for the broadcast scheduler.
+    commands: CommandService<PostgresLog>,
     log_held_back_warn: Duration,
 }
 
@@ -89,7 +91,7 @@ impl Application {
         let bot = match settings.bot {
             Some(config) => {
                 tracing::info!(bot = ?config, "telegram bot on");
-                Some(bot::TelegramBot::new(config, commands))
+                Some(bot::TelegramBot::new(config, commands.clone()))
             }
             None => {
                 tracing::info!("TELEGRAM_BOT_TOKEN is not set: the telegram bot is off");
@@ -103,6 +105,7 @@ impl Application {
             state,
             server,
             bot,
+            commands,
             log_held_back_warn: settings.log_held_back_warn,
         })
     }
@@ -144,6 +147,11 @@ impl Application {
             self.log_held_back_warn,
             shutdown.child_token(),
         ));
+        // Every instance runs the scheduler; one at a time works (it takes a lock).
+        let scheduling = tokio::spawn(bot::scheduler::run(
+            self.commands.clone(),
+            shutdown.child_token(),
+        ));
         let live = self.state.live();
         let server = self.server;
         let mut router = api::router(self.state);
@@ -180,6 +188,9 @@ impl Application {
             && let Err(err) = bot.await
         {
             tracing::error!(error = %err, "the telegram bot panicked");
+        }
+        if let Err(err) = scheduling.await {
+            tracing::error!(error = %err, "the broadcast scheduler panicked");
         }
         live.stop();
         let _ = watching.await;

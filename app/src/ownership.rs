@@ -1,5 +1,5 @@
 //! "One owner per database": the singletons of Ledgerdesk (each projection, the bot's delivery
-//! worker) run in one process at a time, however many processes share the database.
+//! worker, the broadcast scheduler) run in one process at a time, however many processes share the database.
 //!
 //! A singleton's owner holds a Postgres session advisory lock, taken with [`try_lock`] on a
 //! connection of its own that it keeps for as long as it owns the thing. Whoever must not
@@ -24,6 +24,8 @@ impl LockClass {
     pub const PROJECTION: LockClass = LockClass::from_tag(*b"LDPR");
     /// The bot's delivery worker (`LDDL`).
     pub const DELIVERY: LockClass = LockClass::from_tag(*b"LDDL");
+    /// The scheduler that starts scheduled broadcasts (`LDSC`).
+    pub const SCHEDULER: LockClass = LockClass::from_tag(*b"LDSC");
 
     /// The class named by four letters.
     #[must_use]
@@ -111,6 +113,7 @@ mod tests {
     fn classes_are_their_four_letters() {
         assert_eq!(LockClass::PROJECTION.id(), 0x4c44_5052);
         assert_eq!(LockClass::DELIVERY.id(), 0x4c44_444c);
+        assert_eq!(LockClass::SCHEDULER.id(), 0x4c44_5343);
     }
 
     #[test]

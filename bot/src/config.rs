@@ -35,7 +35,16 @@ pub enum ConfigError {
     /// The delivery retry window is out of range.
     #[error("LEDGERDESK_DELIVERY_RETRY_HOURS must be between 1 and 168")]
     DeliveryRetry,
+    /// The bot's overall rate is out of range.
+    #[error("TELEGRAM_MESSAGES_PER_SECOND must be between 1 and 1000")]
+    MessagesPerSecond,
 }
+
+/// The highest overall rate a bot may be set to: what Telegram allows with paid broadcasts.
+pub const MAX_MESSAGES_PER_SECOND: u32 = 1_000;
+
+/// The overall rate by default: what Telegram allows a bot without paid broadcasts.
+pub const DEFAULT_MESSAGES_PER_SECOND: u32 = 30;
 
 /// The longest a reply may be tried through transient failures: a week.
 pub const MAX_DELIVERY_RETRY_HOURS: u64 = 168;
@@ -83,6 +92,11 @@ pub struct BotConfig {
     pub api_url: Url,
     /// How long a reply is tried again through transient failures (network errors, 5xx).
     pub delivery_retry: Duration,
+    /// Messages per second over all chats, replies and broadcasts together.
+    pub messages_per_second: std::num::NonZeroU32,
+    /// Whether broadcast messages carry `allow_paid_broadcast` (Telegram then lets the bot
+    /// send up to 1000 messages/s, charging Telegram Stars beyond the free 30).
+    pub allow_paid_broadcast: bool,
 }
 
 impl fmt::Debug for BotConfig {
@@ -92,6 +106,8 @@ impl fmt::Debug for BotConfig {
             .field("mode", &self.mode)
             .field("api_url", &self.api_url.as_str())
             .field("delivery_retry", &self.delivery_retry)
+            .field("messages_per_second", &self.messages_per_second)
+            .field("allow_paid_broadcast", &self.allow_paid_broadcast)
             .finish_non_exhaustive()
     }
 }
@@ -110,6 +126,9 @@ impl BotConfig {
             },
             api_url: default_api_url(),
             delivery_retry: crate::delivery::DEFAULT_RETRY_FOR,
+            messages_per_second: std::num::NonZeroU32::new(DEFAULT_MESSAGES_PER_SECOND)
+                .unwrap_or(std::num::NonZeroU32::MIN),
+            allow_paid_broadcast: false,
         })
     }
 
@@ -184,6 +203,25 @@ impl BotConfig {
         }
         self.delivery_retry = Duration::from_secs(hours * 3600);
         Ok(self)
+    }
+
+    /// The same bot sending at most `per_second` messages a second over all chats (1 to
+    /// [`MAX_MESSAGES_PER_SECOND`]).
+    ///
+    /// # Errors
+    /// [`ConfigError::MessagesPerSecond`] outside that range.
+    pub fn with_messages_per_second(mut self, per_second: u32) -> Result<Self, ConfigError> {
+        self.messages_per_second = std::num::NonZeroU32::new(per_second)
+            .filter(|rate| rate.get() <= MAX_MESSAGES_PER_SECOND)
+            .ok_or(ConfigError::MessagesPerSecond)?;
+        Ok(self)
+    }
+
+    /// The same bot marking broadcast messages `allow_paid_broadcast` or not.
+    #[must_use]
+    pub fn with_paid_broadcast(mut self, allow: bool) -> Self {
+        self.allow_paid_broadcast = allow;
+        self
     }
 
     /// The bot's numeric id: the token's part before the colon. Not secret.

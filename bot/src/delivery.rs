@@ -1,5 +1,6 @@
 //! The outbound delivery worker: follows the log and sends agent replies and satisfaction
-//! prompts to customers on Telegram, recording each reply's outcome as an event.
+//! prompts to customers on Telegram, recording each reply's outcome as an event; and, sharing
+//! its rate limits (replies first), sends running broadcasts (see [`broadcast`]).
 //!
 //! It owns the way from the log to Telegram and back: which events call for a message, the
 //! rate limits, Telegram's errors, and where it stands in the log. It holds no business rule
@@ -97,11 +98,15 @@
 //! without outcome), saves the checkpoint and returns. Whatever did not finish is before the
 //! saved checkpoint and is picked up by the next run.
 
+mod broadcast;
 mod call;
 mod job;
+mod overall;
 mod prompt;
 mod send;
 mod tracker;
+
+pub use broadcast::BroadcastOptions;
 
 use std::collections::{HashMap, VecDeque};
 use std::num::NonZeroU32;
@@ -152,6 +157,8 @@ pub struct DeliveryOptions {
     /// Resolves older than this get no satisfaction prompt (after a long outage, or when the
     /// worker first runs over an old log).
     pub csat_max_age: Duration,
+    /// How broadcasts are sent (see [`BroadcastOptions`]).
+    pub broadcast: BroadcastOptions,
 }
 
 impl Default for DeliveryOptions {
@@ -167,6 +174,7 @@ impl Default for DeliveryOptions {
             max_pending_jobs: 1_000,
             checkpoint_interval: Duration::from_secs(1),
             csat_max_age: Duration::from_secs(24 * 60 * 60),
+            broadcast: BroadcastOptions::default(),
         }
     }
 }
@@ -231,6 +239,12 @@ impl DeliveryWorker {
             retry_for: options.retry_for,
         });
 
+        let broadcasting = tokio::spawn(broadcast::run(
+            Arc::clone(&ctx),
+            options.broadcast.clone(),
+            shutdown.clone(),
+        ));
+
         let mut pauses = sender.pauses();
         let start = loop {
             let read =
@@ -245,6 +259,7 @@ impl DeliveryWorker {
                 Err(error) => {
                     tracing::warn!(%error, "cannot read the delivery checkpoint; retrying");
                     if !sender.sleep(pauses.next_pause()).await {
+                        let _ = broadcasting.await;
                         return;
                     }
                 }
@@ -334,6 +349,9 @@ impl DeliveryWorker {
             }
         }
         let saved = save(&store, &tracker, saved).await;
+        if broadcasting.await.is_err() {
+            tracing::error!("the broadcast sender panicked");
+        }
         tracing::info!(checkpoint = %saved, "delivery worker stopped");
     }
 }

@@ -7,6 +7,8 @@
 //! - [`webhook`] and [`polling`] are the two ways updates arrive.
 //! - [`delivery`] follows the log and sends agent replies and satisfaction prompts to Telegram,
 //!   recording each outcome as an event.
+//! - [`scheduler`] starts scheduled broadcasts when their time comes (one per database, in
+//!   every `ledgerdesk serve`, with or without a bot token).
 //! - [`callback`] is the format of the data behind inline buttons, shared by both directions.
 //! - [`config`] holds the settings.
 //! - `store` holds the bot's own tables (handled updates, updates that can never be
@@ -17,6 +19,7 @@ pub mod config;
 pub mod delivery;
 pub mod inbound;
 pub mod polling;
+pub mod scheduler;
 pub mod start;
 mod store;
 pub mod update;
@@ -70,9 +73,15 @@ impl TelegramBot {
     #[must_use]
     pub fn new(config: BotConfig, commands: CommandService<PostgresLog>) -> Self {
         let inbox = Arc::new(Inbox::new(commands.clone(), config.bot(), config.bot_id()));
+        let defaults = delivery::DeliveryOptions::default();
         let delivery = delivery::DeliveryOptions {
             retry_for: config.delivery_retry,
-            ..delivery::DeliveryOptions::default()
+            messages_per_second: config.messages_per_second,
+            broadcast: delivery::BroadcastOptions {
+                allow_paid_broadcast: config.allow_paid_broadcast,
+                ..defaults.broadcast.clone()
+            },
+            ..defaults
         };
         Self {
             config,

@@ -169,6 +169,17 @@ impl DatabaseName {
         }
     }
 
+    /// Another name for the same database that never drops it: for a second server on the
+    /// database of a test (this value still drops it).
+    #[must_use]
+    pub fn alias(&self) -> DatabaseName {
+        DatabaseName {
+            name: self.name.clone(),
+            url: self.url.clone(),
+            kept: true,
+        }
+    }
+
     /// Keeps the database when this value goes (a benchmark's, kept for a later run); returns
     /// its URL.
     #[must_use]

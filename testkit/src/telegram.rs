@@ -21,7 +21,9 @@
 //!   [`FakeTelegram::block_chat`] makes every later send to a chat answer 403 "bot was blocked";
 //!   [`FakeTelegram::slow_down`] makes a method answer late;
 //!   [`FakeTelegram::go_down`] answers every call with one failure until
-//!   [`FakeTelegram::come_back`] (an outage of any length).
+//!   [`FakeTelegram::come_back`] (an outage of any length);
+//! - [`FakeTelegram::enforce_caps`] makes it enforce Telegram's rate limits (so many sends a
+//!   second over all chats, one a second per chat), answering 429 with `retry_after` beyond.
 //!
 //! Multipart parameters are recorded as JSON strings, except those whose text is a JSON object
 //! or array (teloxide sends `reply_markup` that way), which are recorded parsed; an uploaded
@@ -166,6 +168,48 @@ struct Inner {
     delays: Vec<(String, Duration)>,
     /// While set, every call is answered with this.
     outage: Option<Failure>,
+    /// Telegram's rate limits, when the test asked for them.
+    caps: Option<Caps>,
+}
+
+/// Telegram's limits as the fake enforces them (see [`FakeTelegram::enforce_caps`]).
+#[derive(Debug)]
+struct Caps {
+    /// Sends a second over all chats.
+    per_second: f64,
+    /// The bucket: the sends allowed at once after a quiet moment.
+    burst: f64,
+    tokens: f64,
+    refilled: std::time::Instant,
+    /// The last accepted send to each chat.
+    last_to_chat: std::collections::HashMap<i64, std::time::Instant>,
+    /// Sends answered 429 because of the caps.
+    refused: u64,
+}
+
+impl Caps {
+    /// Whether a send to `chat` now stays within the caps; takes its place if so.
+    fn admit(&mut self, chat: Option<i64>) -> bool {
+        let now = std::time::Instant::now();
+        let elapsed = now.duration_since(self.refilled).as_secs_f64();
+        self.tokens = (self.tokens + elapsed * self.per_second).min(self.burst);
+        self.refilled = now;
+        // One a second per chat, allowing for the network's jitter.
+        let chat_ok = chat.is_none_or(|chat| {
+            self.last_to_chat
+                .get(&chat)
+                .is_none_or(|last| now.duration_since(*last) >= Duration::from_millis(900))
+        });
+        if !chat_ok || self.tokens < 1.0 {
+            self.refused += 1;
+            return false;
+        }
+        self.tokens -= 1.0;
+        if let Some(chat) = chat {
+            self.last_to_chat.insert(chat, now);
+        }
+        true
+    }
 }
 
 #[derive(Debug, Default)]
@@ -346,6 +390,46 @@ impl FakeTelegram {
     pub fn unblock_chat(&self, chat_id: i64) {
         self.shared.lock().blocked.remove(&chat_id);
     }
+
+    /// From now on enforces Telegram's limits on sends: at most `per_second` over all chats
+    /// (a token bucket holding a tenth of a second's worth, at least 2, so a sender pacing at
+    /// exactly the rate never meets it) and one a second per chat. A send over them is
+    /// answered 429 "Too Many Requests: retry after 1" with `retry_after` 1, as Telegram does.
+    pub fn enforce_caps(&self, per_second: u32) {
+        let burst = (f64::from(per_second) / 10.0).max(2.0);
+        self.shared.lock().caps = Some(Caps {
+            per_second: f64::from(per_second),
+            burst,
+            tokens: burst,
+            refilled: std::time::Instant::now(),
+            last_to_chat: std::collections::HashMap::new(),
+            refused: 0,
+        });
+    }
+
+    /// Sends answered 429 because of [`FakeTelegram::enforce_caps`].
+    pub fn refused_by_caps(&self) -> u64 {
+        self.shared.lock().caps.as_ref().map_or(0, |caps| caps.refused)
+    }
+
+    /// How many sends each chat accepted (Telegram answered with a message).
+    pub fn accepted_per_chat(&self) -> std::collections::HashMap<i64, usize> {
+        let mut counts = std::collections::HashMap::new();
+        for call in &self.shared.lock().calls {
+            if call.message_id.is_some()
+                && is_send(&call.method)
+                && let Some(chat) = call.chat_id()
+            {
+                *counts.entry(chat).or_insert(0) += 1;
+            }
+        }
+        counts
+    }
+
+    /// How many calls arrived so far (cheaper than [`FakeTelegram::calls`]).
+    pub fn call_count(&self) -> usize {
+        self.shared.lock().calls.len()
+    }
 }
 
 /// True for methods that post a message into a chat.
@@ -455,6 +539,9 @@ fn scripted_failure(inner: &mut Inner, method: &str, params: &Value) -> Option<F
     let send = is_send(method);
     if send && chat.is_some_and(|chat| inner.blocked.contains(&chat)) {
         return Some(Failure::Blocked);
+    }
+    if send && let Some(caps) = inner.caps.as_mut() && !caps.admit(chat) {
+        return Some(Failure::RetryAfter(1));
     }
     let script = inner.scripts.iter_mut().find(|s| {
         s.remaining > 0

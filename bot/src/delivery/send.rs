@@ -13,7 +13,7 @@ use std::time::Duration;
 use backon::{BackoffBuilder, ExponentialBackoff, ExponentialBuilder};
 use chrono::{DateTime, Utc};
 use domain::content::{MediaKind, ReplyContent};
-use governor::{DefaultDirectRateLimiter, DefaultKeyedRateLimiter, Quota, RateLimiter};
+use governor::{DefaultKeyedRateLimiter, Quota, RateLimiter};
 use teloxide::Bot;
 use teloxide::payloads::{
     EditMessageReplyMarkup, SendAnimation, SendAudio, SendDocument, SendMessage, SendPhoto,
@@ -26,6 +26,7 @@ use tokio::time::Instant;
 use tokio_util::sync::CancellationToken;
 
 use super::call::{self, CallError};
+use super::overall::Overall;
 use crate::store::DeliveryStore;
 
 /// Telegram's longest media caption. Telegram counts UTF-16 code units, so that is what
@@ -234,7 +235,8 @@ impl Pauses {
 #[derive(Debug)]
 pub(super) struct Sender {
     bot: Bot,
-    overall: DefaultDirectRateLimiter,
+    /// The bot-wide limit, replies before broadcasts.
+    overall: Overall,
     per_chat: DefaultKeyedRateLimiter<i64>,
     /// While set and in the future, nobody sends: Telegram asked the bot to wait.
     paused_until: Mutex<Option<Instant>>,
@@ -255,7 +257,7 @@ impl Sender {
     ) -> Arc<Self> {
         Arc::new(Sender {
             bot,
-            overall: RateLimiter::direct(Quota::per_second(overall)),
+            overall: Overall::new(overall),
             per_chat: RateLimiter::keyed(Quota::per_second(per_chat)),
             paused_until: Mutex::new(None),
             retry,
@@ -290,11 +292,72 @@ impl Sender {
                 return Attempt::Stopped;
             }
             self.per_chat.until_key_ready(&chat).await;
-            self.overall.until_ready().await;
+            self.overall.for_reply().await;
             // A 429 may have arrived while this part waited for its turn.
             if !self.wait_while_paused().await {
                 return Attempt::Stopped;
             }
+            let error = match send_part(&self.bot, ChatId(chat), part).await {
+                Ok(message) => return Attempt::Accepted(message),
+                Err(error) => classify(&error),
+            };
+            match error {
+                SendError::RetryAfter(wait) => {
+                    tracing::warn!(
+                        retry_after_s = wait.as_secs(),
+                        "Telegram asked the bot to slow down; pausing every send"
+                    );
+                    self.pause_for(wait).await;
+                }
+                SendError::Blocked => return Attempt::Blocked,
+                SendError::Permanent(reason) => return Attempt::Permanent(reason),
+                SendError::Transient(reason) => return Attempt::Transient(reason),
+            }
+        }
+    }
+
+    /// The turn of a broadcast message to `chat`, taken by the broadcast's pacer before it
+    /// hands the message to a task of its own: waits out a 429 pause and takes the bot-wide
+    /// token after every waiting reply. `false` when the chat's own limit is not ready yet (a
+    /// reply went there less than a second ago): the task then waits for its turn itself
+    /// ([`Sender::attempt_broadcast`] with `has_turn` false), so the pacer does not stall.
+    /// Also `false` when the worker stops.
+    pub(super) async fn broadcast_turn(&self, chat: i64) -> bool {
+        if !self.wait_while_paused().await {
+            return false;
+        }
+        if self.per_chat.check_key(&chat).is_err() {
+            return false;
+        }
+        tokio::select! {
+            () = self.overall.for_broadcast() => true,
+            () = self.stop.cancelled() => false,
+        }
+    }
+
+    /// One attempt at a broadcast message: like [`Sender::attempt`], with the bot-wide token
+    /// taken after every waiting reply. `has_turn`: the pacer already took this attempt's
+    /// tokens ([`Sender::broadcast_turn`]); after a 429 they are taken again.
+    pub(super) async fn attempt_broadcast(&self, chat: i64, part: &Part, has_turn: bool) -> Attempt {
+        let mut has_turn = has_turn;
+        loop {
+            if !has_turn {
+                if !self.wait_while_paused().await {
+                    return Attempt::Stopped;
+                }
+                tokio::select! {
+                    () = self.per_chat.until_key_ready(&chat) => {}
+                    () = self.stop.cancelled() => return Attempt::Stopped,
+                }
+                tokio::select! {
+                    () = self.overall.for_broadcast() => {}
+                    () = self.stop.cancelled() => return Attempt::Stopped,
+                }
+                if !self.wait_while_paused().await {
+                    return Attempt::Stopped;
+                }
+            }
+            has_turn = false;
             let error = match send_part(&self.bot, ChatId(chat), part).await {
                 Ok(message) => return Attempt::Accepted(message),
                 Err(error) => classify(&error),

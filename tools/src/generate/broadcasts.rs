@@ -303,7 +303,8 @@ fn one(
         },
         &starter,
     )?;
-    let first = snapshot.len().min(MAX_OUTCOME_BATCH);
+    // Half at most in the first batch, so a pause or cancel comes while some are pending.
+    let first = snapshot.len().div_ceil(2).min(MAX_OUTCOME_BATCH);
     let (head, rest) = snapshot.split_at(first);
     sender.send(head)?;
     if rest.is_empty() {
