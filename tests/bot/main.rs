@@ -10,6 +10,7 @@
 
 mod support;
 
+mod broadcast;
 mod content;
 mod delivery;
 mod fidelity;

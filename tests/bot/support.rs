@@ -55,6 +55,16 @@ impl Desk {
         telegram: &FakeTelegram,
         receive: Receive,
     ) -> Desk {
+        Desk::start_configured(database, telegram, receive, |config| config).await
+    }
+
+    /// A server on `database` whose bot settings `configure` changes.
+    pub async fn start_configured(
+        database: DatabaseName,
+        telegram: &FakeTelegram,
+        receive: Receive,
+        configure: impl FnOnce(BotConfig) -> BotConfig,
+    ) -> Desk {
         let mut config = BotConfig::polling(SecretString::from(TOKEN))
             .unwrap()
             .with_api_url(telegram.url())
@@ -68,6 +78,7 @@ impl Desk {
                 )
                 .unwrap();
         }
+        let config = configure(config);
         let app = TestApp::spawn(database, |settings| settings.bot = Some(config)).await;
         let pool = app.pool().clone();
         Desk {
