@@ -21,7 +21,7 @@ use chrono::{DateTime, Utc};
 pub use event::{
     Audience, BroadcastContent, BroadcastDrafted, BroadcastEdited, BroadcastEnded, BroadcastEvent,
     BroadcastScheduled, BroadcastStarted, BroadcastStep, ButtonAction, InlineButton, Outcome,
-    OutcomesRecorded, RecipientOutcome, SkipReason,
+    OutcomesRecorded, RecipientOutcome, SkipReason, TextFormat,
 };
 
 use crate::decider::Decider;
