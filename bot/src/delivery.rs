@@ -99,6 +99,11 @@
 //! saved checkpoint and is picked up by the next run.
 
 mod broadcast;
+#[allow(
+    dead_code,
+    reason = "the broadcast sender and the preview are its users"
+)]
+mod broadcast_message;
 mod call;
 mod job;
 mod overall;
@@ -230,6 +235,7 @@ impl DeliveryWorker {
             retry,
             store.clone(),
             shutdown.clone(),
+            options.broadcast.allow_paid_broadcast,
         );
         let ctx = Arc::new(Context {
             commands,

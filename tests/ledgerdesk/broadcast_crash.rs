@@ -120,8 +120,10 @@ async fn a_broadcast_killed_mid_way_several_times_reaches_everyone_once_beyond_t
                 audience: Audience::AllCustomers,
                 content: BroadcastContent {
                     text: Some("Maintenance tonight".to_owned()),
+                    format: domain::broadcast::TextFormat::Plain,
                     media: None,
                     buttons: vec![],
+                    unsubscribe_button: true,
                 },
                 by,
                 at: Utc::now(),

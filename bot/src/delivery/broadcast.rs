@@ -62,7 +62,8 @@ use domain::broadcast::{
 };
 use domain::content::TelegramMessageId;
 use domain::customer::{Customer, CustomerCommand};
-use domain::{BroadcastId, CustomerId, Decider, DomainEvent};
+use domain::settings::{BotText, Settings};
+use domain::{BroadcastId, CustomerId, Decider, DomainEvent, StreamId};
 use eventlog::{Actor, ActorKind, Direction, EventLog};
 use tokio::sync::{OwnedSemaphorePermit, Semaphore, mpsc, watch};
 use tokio::task::JoinSet;
@@ -70,6 +71,7 @@ use tokio::time::Instant;
 use tokio_util::sync::CancellationToken;
 use uuid::Uuid;
 
+use super::broadcast_message::message;
 use super::job::Context;
 use super::send::{Attempt, Part};
 
@@ -285,7 +287,7 @@ async fn job(
         return id.0;
     }
     let work: Vec<CustomerId> = state.pending().collect();
-    let part = Arc::new(message(id, &state.content));
+    let mut messages = Messages::new(&ctx, id, state.content.clone()).await;
     let (status_tx, mut status) = watch::channel(state.status);
     tracing::info!(broadcast.id = %id.0, pending = work.len(), "sending a broadcast");
 
@@ -309,10 +311,15 @@ async fn job(
     let pool = ctx.commands.log().pool().clone();
 
     'dispatch: for chunk in work.chunks(CHECK_BATCH) {
-        let excluded = loop {
+        let now = loop {
             let ids: Vec<i64> = chunk.iter().map(|customer| customer.0).collect();
-            match projections::customers::queries::broadcast_exclusions(&pool, &ids).await {
-                Ok(rows) => break rows.into_iter().collect::<HashMap<i64, SkipReason>>(),
+            match projections::customers::queries::recipients_now(&pool, &ids).await {
+                Ok(rows) => {
+                    break rows
+                        .into_iter()
+                        .map(|row| (row.id, row))
+                        .collect::<HashMap<i64, _>>();
+                }
                 Err(error) => {
                     tracing::warn!(%error, "cannot read the recipients' state; retrying");
                     if !ctx.sender.sleep(pauses.next_pause()).await {
@@ -349,10 +356,11 @@ async fn job(
                     continue;
                 }
             };
-            if let Some(reason) = excluded.get(&customer.0) {
+            let recipient = now.get(&customer.0);
+            if let Some(reason) = recipient.and_then(|recipient| recipient.excluded) {
                 let outcome = RecipientOutcome {
                     customer,
-                    outcome: Outcome::Skipped { reason: *reason },
+                    outcome: Outcome::Skipped { reason },
                 };
                 if outcomes.send((outcome, permit)).is_err() {
                     break 'dispatch;
@@ -372,9 +380,11 @@ async fn job(
             if ctx.sender.stopping() {
                 break 'dispatch;
             }
+            let language = recipient.and_then(|recipient| recipient.language_code.as_deref());
+            let part = messages.for_language(language);
             sends.spawn(send_one(
                 Arc::clone(&ctx),
-                Arc::clone(&part),
+                part,
                 customer,
                 turn,
                 status.clone(),
@@ -608,20 +618,41 @@ async fn write(
     batch.clear();
 }
 
-/// The message of a broadcast.
-fn message(id: BroadcastId, content: &BroadcastContent) -> Part {
-    let _ = id;
-    match &content.media {
-        Some(media) => Part::Media {
-            kind: media.kind,
-            file_id: media.file_id.clone(),
-            caption: content.text.clone(),
-            reply_to: None,
-        },
-        None => Part::Text {
-            text: content.text.clone().unwrap_or_default(),
-            keyboard: None,
-            reply_to: None,
-        },
+/// The broadcast's message in each language met so far: only the unsubscribe button's label
+/// differs (the `UnsubscribeButton` text of the settings, in the customer's language).
+struct Messages {
+    id: BroadcastId,
+    content: BroadcastContent,
+    settings: Settings,
+    built: HashMap<Option<String>, Arc<Part>>,
+}
+
+impl Messages {
+    async fn new(ctx: &Context, id: BroadcastId, content: BroadcastContent) -> Self {
+        let settings = match ctx.commands.state::<Settings>(StreamId::Settings).await {
+            Ok(settings) => settings,
+            Err(error) => {
+                // The built-in texts stand in.
+                tracing::warn!(%error, "cannot read the settings for a broadcast's texts");
+                Settings::default()
+            }
+        };
+        Messages {
+            id,
+            content,
+            settings,
+            built: HashMap::new(),
+        }
+    }
+
+    fn for_language(&mut self, language: Option<&str>) -> Arc<Part> {
+        let key = language.map(str::to_owned);
+        if let Some(part) = self.built.get(&key) {
+            return Arc::clone(part);
+        }
+        let label = self.settings.bot_text(BotText::UnsubscribeButton, language);
+        let part = Arc::new(message(self.id, &self.content, Some(label)));
+        self.built.insert(key, Arc::clone(&part));
+        part
     }
 }

@@ -20,7 +20,8 @@ use teloxide::payloads::{
     SendVideo, SendVoice,
 };
 use teloxide::types::{
-    ChatId, FileId, InlineKeyboardMarkup, InputFile, MessageId, ReplyMarkup, ReplyParameters,
+    ChatId, FileId, InlineKeyboardMarkup, InputFile, MessageId, ParseMode, ReplyMarkup,
+    ReplyParameters,
 };
 use tokio::time::Instant;
 use tokio_util::sync::CancellationToken;
@@ -47,6 +48,8 @@ pub(super) enum Part {
         keyboard: Option<InlineKeyboardMarkup>,
         /// The message of the chat it quotes.
         reply_to: Option<i32>,
+        /// How Telegram reads the text (`None`: as written).
+        parse_mode: Option<ParseMode>,
     },
     /// `sendPhoto` & co. by file id.
     Media {
@@ -55,6 +58,10 @@ pub(super) enum Part {
         caption: Option<String>,
         /// The message of the chat it quotes.
         reply_to: Option<i32>,
+        /// Inline buttons under the medium.
+        keyboard: Option<InlineKeyboardMarkup>,
+        /// How Telegram reads the caption (`None`: as written).
+        parse_mode: Option<ParseMode>,
     },
 }
 
@@ -74,6 +81,8 @@ pub(super) fn plan(content: &ReplyContent, reply_to: Option<i32>) -> Vec<Part> {
         file_id: m.file_id.clone(),
         caption: caption.map(str::to_owned),
         reply_to: None,
+        keyboard: None,
+        parse_mode: None,
     };
     let mut parts: Vec<Part> = match (content.media.as_slice(), text) {
         ([only], Some(text)) if text.encode_utf16().count() <= CAPTION_CHARS => {
@@ -86,6 +95,7 @@ pub(super) fn plan(content: &ReplyContent, reply_to: Option<i32>) -> Vec<Part> {
                 text: text.to_owned(),
                 keyboard: None,
                 reply_to: None,
+                parse_mode: None,
             }))
             .collect(),
     };
@@ -244,6 +254,8 @@ pub(super) struct Sender {
     store: DeliveryStore,
     /// Cancelled once the worker is stopping.
     stop: CancellationToken,
+    /// Broadcast messages go with `allow_paid_broadcast`.
+    paid_broadcast: bool,
 }
 
 impl Sender {
@@ -254,6 +266,7 @@ impl Sender {
         retry: RetryPolicy,
         store: DeliveryStore,
         stop: CancellationToken,
+        paid_broadcast: bool,
     ) -> Arc<Self> {
         Arc::new(Sender {
             bot,
@@ -263,6 +276,7 @@ impl Sender {
             retry,
             store,
             stop,
+            paid_broadcast,
         })
     }
 
@@ -297,7 +311,7 @@ impl Sender {
             if !self.wait_while_paused().await {
                 return Attempt::Stopped;
             }
-            let error = match send_part(&self.bot, ChatId(chat), part).await {
+            let error = match send_part(&self.bot, ChatId(chat), part, false).await {
                 Ok(message) => return Attempt::Accepted(message),
                 Err(error) => classify(&error),
             };
@@ -358,7 +372,8 @@ impl Sender {
                 }
             }
             has_turn = false;
-            let error = match send_part(&self.bot, ChatId(chat), part).await {
+            let sent = send_part(&self.bot, ChatId(chat), part, self.paid_broadcast).await;
+            let error = match sent {
                 Ok(message) => return Attempt::Accepted(message),
                 Err(error) => classify(&error),
             };
@@ -485,16 +500,20 @@ impl Sender {
     }
 }
 
-async fn send_part(bot: &Bot, chat: ChatId, part: &Part) -> Result<i32, CallError> {
+/// Sends `part` to `chat`; `paid`: with `allow_paid_broadcast` (broadcast messages, when set).
+async fn send_part(bot: &Bot, chat: ChatId, part: &Part, paid: bool) -> Result<i32, CallError> {
     match part {
         Part::Text {
             text,
             keyboard,
             reply_to,
+            parse_mode,
         } => {
             let mut payload = SendMessage::new(chat, text.clone());
             payload.reply_markup = keyboard.clone().map(ReplyMarkup::InlineKeyboard);
             payload.reply_parameters = quoting(*reply_to);
+            payload.parse_mode = *parse_mode;
+            payload.allow_paid_broadcast = paid.then_some(true);
             call::send(bot, &payload).await
         }
         Part::ClearButtons { message_id } => {
@@ -507,15 +526,21 @@ async fn send_part(bot: &Bot, chat: ChatId, part: &Part) -> Result<i32, CallErro
             file_id,
             caption,
             reply_to,
+            keyboard,
+            parse_mode,
         } => {
             let file = InputFile::file_id(FileId(file_id.clone()));
             let caption = caption.clone();
-            // Each payload type has its own `caption` field, hence the repetition.
+            let markup = keyboard.clone().map(ReplyMarkup::InlineKeyboard);
+            // Each payload type has its own fields, hence the repetition.
             macro_rules! send {
                 ($payload:ident) => {{
                     let mut payload = $payload::new(chat, file);
                     payload.caption = caption;
                     payload.reply_parameters = quoting(*reply_to);
+                    payload.reply_markup = markup;
+                    payload.parse_mode = *parse_mode;
+                    payload.allow_paid_broadcast = paid.then_some(true);
                     call::send(bot, &payload).await
                 }};
             }
@@ -549,6 +574,7 @@ mod tests {
             text: text.to_owned(),
             keyboard: None,
             reply_to: None,
+            parse_mode: None,
         }
     }
 
@@ -558,6 +584,8 @@ mod tests {
             file_id: id.to_owned(),
             caption: caption.map(str::to_owned),
             reply_to: None,
+            keyboard: None,
+            parse_mode: None,
         }
     }
 

@@ -30,8 +30,9 @@ use chrono::{DateTime, Utc};
 
 pub use event::{
     Audience, AudienceFrozen, BroadcastContent, BroadcastDrafted, BroadcastEdited, BroadcastEnded,
-    BroadcastEvent, BroadcastScheduled, BroadcastStarted, BroadcastStartedV1, BroadcastStep, ButtonAction, Excluded,
-    InlineButton, Outcome, OutcomesRecorded, RecipientOutcome, ResolvedAudience, SkipReason,
+    BroadcastEvent, BroadcastScheduled, BroadcastStarted, BroadcastStartedV1, BroadcastStep,
+    ButtonAction, Excluded, InlineButton, Outcome, OutcomesRecorded, RecipientOutcome,
+    ResolvedAudience, SkipReason, TextFormat,
 };
 
 /// Most customers (recipients and left-out together) one `broadcast.audience_frozen` event

@@ -322,33 +322,43 @@ pub async fn resolve_audience(
     Ok(resolved)
 }
 
-/// What a customer's row says now about receiving broadcasts: the reason they may not, or
-/// `None` when they may. For the sender, which checks each batch of recipients again just
-/// before sending (a customer who opted out, blocked the bot or was banned since the start
-/// is skipped). A customer missing from the read model is taken as reachable.
+/// A recipient of a broadcast as the `customers` read model shows them just before sending.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct RecipientNow {
+    /// The customer's Telegram user id.
+    pub id: i64,
+    /// Their client's language, for the texts of the message (the unsubscribe button).
+    pub language_code: Option<String>,
+    /// Why they may no longer receive broadcasts (opted out, blocked the bot, banned), if so.
+    pub excluded: Option<SkipReason>,
+}
+
+/// The recipients `ids` as they are now, for the sender, which reads each batch again just
+/// before sending: a customer who opted out, blocked the bot or was banned since the start
+/// is skipped. Customers missing from the read model are missing from the answer (the sender
+/// takes them as reachable).
 ///
 /// # Errors
 /// The database's.
-pub async fn broadcast_exclusions(
+pub async fn recipients_now(
     db: impl PgExecutor<'_>,
     ids: &[i64],
-) -> sqlx::Result<Vec<(i64, SkipReason)>> {
+) -> sqlx::Result<Vec<RecipientNow>> {
     static SQL: LazyLock<String> = LazyLock::new(|| {
-        format!(
-            "select c.id, {EXCLUSION} from customers c \
-             where c.id = any($1) and not ({REACHABLE})"
-        )
+        format!("select c.id, c.language_code, {EXCLUSION} from customers c where c.id = any($1)")
     });
-    let rows: Vec<(i64, Option<String>)> = sqlx::query_as(&SQL).bind(ids).fetch_all(db).await?;
+    let rows: Vec<(i64, Option<String>, Option<String>)> =
+        sqlx::query_as(&SQL).bind(ids).fetch_all(db).await?;
     Ok(rows
         .into_iter()
-        .filter_map(|(id, reason)| {
-            let reason = match reason.as_deref()? {
+        .map(|(id, language_code, reason)| RecipientNow {
+            id,
+            language_code,
+            excluded: reason.as_deref().map(|reason| match reason {
                 "banned" => SkipReason::Banned,
                 "blocked_bot" => SkipReason::BlockedBot,
                 _ => SkipReason::OptedOut,
-            };
-            Some((id, reason))
+            }),
         })
         .collect())
 }

@@ -935,8 +935,10 @@ async fn a_hundred_thousand_customers_resolve_freeze_and_project_in_seconds(pool
         audience: Audience::AllCustomers,
         content: BroadcastContent {
             text: Some("Hi".to_owned()),
+            format: domain::broadcast::TextFormat::Plain,
             media: None,
             buttons: vec![],
+            unsubscribe_button: false,
         },
         by,
         at,
