@@ -88,9 +88,10 @@ async fn row(desk: &Desk, id: &str) -> (String, i32, i32, i32, Option<i32>) {
         "select state, delivered, failed, skipped, total_recipients from broadcasts where id = $1",
     )
     .bind(Uuid::parse_str(id).unwrap())
-    .fetch_one(&desk.pool)
+    .fetch_optional(&desk.pool)
     .await
     .unwrap()
+    .unwrap_or_else(|| ("not projected yet".to_owned(), 0, 0, 0, None))
 }
 
 async fn wait_state(desk: &Desk, id: &str, state: &str, patience: Duration) {
@@ -508,20 +509,21 @@ async fn delivery_slows_to_telegrams_caps_without_losing_or_doubling_a_message()
     .await;
     let token = admin_token(&desk).await;
     let base = 7_500_000;
-    register(&desk, base + 1..=base + 120, "en").await;
-    customers_projected(&desk, 120).await;
+    register(&desk, base + 1..=base + 60, "en").await;
+    customers_projected(&desk, 60).await;
     let id = create(&desk, &token, json!({ "allCustomers": true }), json!({ "text": "Hi" })).await;
     let started = Instant::now();
     ok(&desk, &token, START, json!({ "broadcastId": id })).await;
-    wait_state(&desk, &id, "completed", Duration::from_secs(60)).await;
+    wait_state(&desk, &id, "completed", Duration::from_secs(120)).await;
     let took = started.elapsed();
     let accepted = telegram.accepted_per_chat();
-    assert_eq!(accepted.len(), 120, "nothing lost");
+    assert_eq!(accepted.len(), 60, "nothing lost");
     assert!(accepted.values().all(|n| *n == 1), "nothing doubled");
     assert!(telegram.refused_by_caps() > 0, "the caps were met");
-    // 120 messages within 20/s (and its 2-message bucket) take at least about 6 s.
-    assert!(took > Duration::from_secs(5), "took {took:?}");
-    assert_eq!(row(&desk, &id).await.1, 120);
+    // Never faster than Telegram allows: 60 messages within 20/s (and its 2-message bucket)
+    // take at least about 3 s. Each 429 stops the whole bot for a second, so it is slower.
+    assert!(took > Duration::from_millis(2_900), "took {took:?}");
+    assert_eq!(row(&desk, &id).await.1, 60);
     desk.stop().await;
 }
 

@@ -58,7 +58,7 @@ use app::commands::{CommandContext, CommandError};
 use chrono::Utc;
 use domain::broadcast::{
     Broadcast, BroadcastCommand, BroadcastContent, BroadcastError, BroadcastEvent,
-    BroadcastStatus, Outcome, RecipientOutcome, SkipReason,
+    BroadcastStatus, Outcome, RecipientOutcome,
 };
 use domain::content::TelegramMessageId;
 use domain::customer::{Customer, CustomerCommand};
@@ -311,7 +311,7 @@ async fn job(
     let pool = ctx.commands.log().pool().clone();
 
     'dispatch: for chunk in work.chunks(CHECK_BATCH) {
-        let now = loop {
+        let current = loop {
             let ids: Vec<i64> = chunk.iter().map(|customer| customer.0).collect();
             match projections::customers::queries::recipients_now(&pool, &ids).await {
                 Ok(rows) => {
@@ -356,7 +356,7 @@ async fn job(
                     continue;
                 }
             };
-            let recipient = now.get(&customer.0);
+            let recipient = current.get(&customer.0);
             if let Some(reason) = recipient.and_then(|recipient| recipient.excluded) {
                 let outcome = RecipientOutcome {
                     customer,
