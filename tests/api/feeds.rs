@@ -439,6 +439,10 @@ async fn broadcast_progress_counts_one_broadcast_from_draft_to_completed() {
     start_broadcast(&server, &admin, other).await;
     let started = start_broadcast(&server, &admin, sale).await;
     let started = started["position"].as_str().unwrap();
+    // The start is `broadcast.started` and a batch of the frozen audience: an item each,
+    // the last at the position the mutation answered.
+    let first = ws.data("p").await["broadcastProgress"].clone();
+    assert_eq!(first["state"], "running", "{first}");
     assert_progress(
         &ws.data("p").await["broadcastProgress"],
         (started, "running", 0, 0, 0, Some(3)),
