@@ -210,7 +210,12 @@ fn cpu_time(pid: u32) -> Duration {
         .rsplit_once(')')
         .map(|(_, rest)| rest.split_whitespace().collect())
         .unwrap_or_default();
-    let ticks = |i: usize| fields.get(i).and_then(|f| f.parse::<u64>().ok()).unwrap_or(0);
+    let ticks = |i: usize| {
+        fields
+            .get(i)
+            .and_then(|f| f.parse::<u64>().ok())
+            .unwrap_or(0)
+    };
     // utime and stime are fields 14 and 15 of the line, 12 and 13 after the name.
     Duration::from_millis((ticks(11) + ticks(12)) * 10)
 }
@@ -221,7 +226,13 @@ fn peak_rss_mib(pid: u32) -> f64 {
     status
         .lines()
         .find_map(|line| line.strip_prefix("VmHWM:"))
-        .and_then(|rest| rest.trim().trim_end_matches("kB").trim().parse::<f64>().ok())
+        .and_then(|rest| {
+            rest.trim()
+                .trim_end_matches("kB")
+                .trim()
+                .parse::<f64>()
+                .ok()
+        })
         .map_or(0.0, |kib| kib / 1024.0)
 }
 
@@ -361,7 +372,8 @@ async fn one_round(
             break;
         }
         anyhow::ensure!(
-            started.elapsed() < Duration::from_secs(u64::try_from(recipients)? / u64::from(cap) * 3 + 60),
+            started.elapsed()
+                < Duration::from_secs(u64::try_from(recipients)? / u64::from(cap) * 3 + 60),
             "the broadcast did not finish ({done} of {recipients})"
         );
         let text = format!("during {n}");
@@ -378,7 +390,10 @@ async fn one_round(
     let calls = telegram.calls();
     let mut per_chat: HashMap<i64, usize> = HashMap::new();
     let (mut first, mut last) = (None::<Instant>, None::<Instant>);
-    for call in calls.iter().filter(|call| call.succeeded() && call.method == "sendmessage") {
+    for call in calls
+        .iter()
+        .filter(|call| call.succeeded() && call.method == "sendmessage")
+    {
         let Some(chat) = call.chat_id().filter(|chat| is_recipient(*chat)) else {
             continue;
         };

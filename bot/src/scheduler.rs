@@ -156,8 +156,9 @@ async fn start_due(commands: &CommandService<PostgresLog>, pool: &sqlx::PgPool, 
         by: None,
         at: now,
     };
-    let context = CommandContext::new(Actor::new(ActorKind::System, "scheduler"))
-        .idempotent(format!("scheduled-start:{}:{}", id.0, due.timestamp_micros()));
+    let context = CommandContext::new(Actor::new(ActorKind::System, "scheduler")).idempotent(
+        format!("scheduled-start:{}:{}", id.0, due.timestamp_micros()),
+    );
     match commands
         .execute::<Broadcast>(id.stream(), &command, &context)
         .await

@@ -409,7 +409,11 @@ impl FakeTelegram {
 
     /// Sends answered 429 because of [`FakeTelegram::enforce_caps`].
     pub fn refused_by_caps(&self) -> u64 {
-        self.shared.lock().caps.as_ref().map_or(0, |caps| caps.refused)
+        self.shared
+            .lock()
+            .caps
+            .as_ref()
+            .map_or(0, |caps| caps.refused)
     }
 
     /// How many sends each chat accepted (Telegram answered with a message).
@@ -540,7 +544,10 @@ fn scripted_failure(inner: &mut Inner, method: &str, params: &Value) -> Option<F
     if send && chat.is_some_and(|chat| inner.blocked.contains(&chat)) {
         return Some(Failure::Blocked);
     }
-    if send && let Some(caps) = inner.caps.as_mut() && !caps.admit(chat) {
+    if send
+        && let Some(caps) = inner.caps.as_mut()
+        && !caps.admit(chat)
+    {
         return Some(Failure::RetryAfter(1));
     }
     let script = inner.scripts.iter_mut().find(|s| {

@@ -495,7 +495,12 @@ async fn broadcast_progress_counts_one_broadcast_from_draft_to_completed() {
     let last = ws.data("p").await["broadcastProgress"].clone();
     assert_eq!(last["state"], "completed", "{last}");
     assert_eq!(
-        (&last["delivered"], &last["failed"], &last["skipped"], &last["total"]),
+        (
+            &last["delivered"],
+            &last["failed"],
+            &last["skipped"],
+            &last["total"]
+        ),
         (&json!(1), &json!(1), &json!(1), &json!(3))
     );
     let _ = batch;

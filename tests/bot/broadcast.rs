@@ -17,11 +17,16 @@ use uuid::Uuid;
 use crate::support::{Desk, PATIENCE, Receive};
 use crate::unstorable::{admin_token, graphql};
 
-const CREATE: &str = "mutation($input: CreateBroadcastInput!) { createBroadcast(input: $input) { broadcastId } }";
-const START: &str = "mutation($input: BroadcastInput!) { startBroadcast(input: $input) { position } }";
-const PAUSE: &str = "mutation($input: BroadcastInput!) { pauseBroadcast(input: $input) { position } }";
-const CANCEL: &str = "mutation($input: BroadcastInput!) { cancelBroadcast(input: $input) { position } }";
-const SCHEDULE: &str = "mutation($input: ScheduleBroadcastInput!) { scheduleBroadcast(input: $input) { position } }";
+const CREATE: &str =
+    "mutation($input: CreateBroadcastInput!) { createBroadcast(input: $input) { broadcastId } }";
+const START: &str =
+    "mutation($input: BroadcastInput!) { startBroadcast(input: $input) { position } }";
+const PAUSE: &str =
+    "mutation($input: BroadcastInput!) { pauseBroadcast(input: $input) { position } }";
+const CANCEL: &str =
+    "mutation($input: BroadcastInput!) { cancelBroadcast(input: $input) { position } }";
+const SCHEDULE: &str =
+    "mutation($input: ScheduleBroadcastInput!) { scheduleBroadcast(input: $input) { position } }";
 
 /// Registers customers `ids` straight through the command service (as the bot would on their
 /// first message), with `language`.
@@ -59,7 +64,8 @@ async fn customer(desk: &Desk, id: i64, command: CustomerCommand) {
 
 /// Waits until the `customers` read model holds `n` customers.
 async fn customers_projected(desk: &Desk, n: i64) {
-    desk.wait_for_rows("select count(*) from customers", n).await;
+    desk.wait_for_rows("select count(*) from customers", n)
+        .await;
 }
 
 async fn ok(desk: &Desk, token: &str, query: &str, input: Value) -> Value {
@@ -138,8 +144,18 @@ async fn a_broadcast_reaches_its_frozen_audience_once_and_records_every_outcome_
     let base = 7_100_000;
     register(&desk, base + 1..=base + 9, "en").await;
     let admin = AgentId(Uuid::now_v7());
-    customer(&desk, base + 2, CustomerCommand::OptOutOfBroadcasts { at: Utc::now() }).await;
-    customer(&desk, base + 3, CustomerCommand::RecordBotBlocked { at: Utc::now() }).await;
+    customer(
+        &desk,
+        base + 2,
+        CustomerCommand::OptOutOfBroadcasts { at: Utc::now() },
+    )
+    .await;
+    customer(
+        &desk,
+        base + 3,
+        CustomerCommand::RecordBotBlocked { at: Utc::now() },
+    )
+    .await;
     customer(
         &desk,
         base + 4,
@@ -275,7 +291,12 @@ async fn an_explicit_list_leaves_out_unknown_ids_and_a_customer_who_opts_out_mea
     ok(&desk, &token, START, json!({ "broadcastId": id })).await;
     // At 5 messages a second the last recipients go out seconds later: one of them opts
     // out meanwhile.
-    customer(&desk, base + 40, CustomerCommand::OptOutOfBroadcasts { at: Utc::now() }).await;
+    customer(
+        &desk,
+        base + 40,
+        CustomerCommand::OptOutOfBroadcasts { at: Utc::now() },
+    )
+    .await;
     wait_state(&desk, &id, "completed", PATIENCE).await;
     let rows = recipients(&desk, &id).await;
     assert_eq!(
@@ -288,7 +309,11 @@ async fn an_explicit_list_leaves_out_unknown_ids_and_a_customer_who_opts_out_mea
     );
     assert_eq!(
         rows[39],
-        (base + 40, "skipped".to_owned(), Some("opted_out".to_owned()))
+        (
+            base + 40,
+            "skipped".to_owned(),
+            Some("opted_out".to_owned())
+        )
     );
     let accepted = telegram.accepted_per_chat();
     assert_eq!(accepted.get(&(base + 40)), None);
@@ -306,7 +331,13 @@ async fn a_scheduled_broadcast_starts_on_time_and_once_also_across_a_restart_spa
     customers_projected(&desk, 3).await;
 
     // While the server runs.
-    let on_time = create(&desk, &token, json!({ "allCustomers": true }), json!({ "text": "A" })).await;
+    let on_time = create(
+        &desk,
+        &token,
+        json!({ "allCustomers": true }),
+        json!({ "text": "A" }),
+    )
+    .await;
     let due = Utc::now() + TimeDelta::seconds(3);
     ok(
         &desk,
@@ -329,7 +360,13 @@ async fn a_scheduled_broadcast_starts_on_time_and_once_also_across_a_restart_spa
     );
 
     // Across a restart: due while nothing runs.
-    let across = create(&desk, &token, json!({ "allCustomers": true }), json!({ "text": "B" })).await;
+    let across = create(
+        &desk,
+        &token,
+        json!({ "allCustomers": true }),
+        json!({ "text": "B" }),
+    )
+    .await;
     let due = Utc::now() + TimeDelta::seconds(2);
     ok(
         &desk,
@@ -358,7 +395,11 @@ async fn a_scheduled_broadcast_starts_on_time_and_once_also_across_a_restart_spa
         "started {} after the restart",
         started - restarted_at
     );
-    assert_eq!(desk.count("broadcast.started").await, 2, "each started once");
+    assert_eq!(
+        desk.count("broadcast.started").await,
+        2,
+        "each started once"
+    );
     assert_eq!(
         got(&telegram, base + 1..=base + 3),
         [(base + 1, 2), (base + 2, 2), (base + 3, 2)],
@@ -404,7 +445,13 @@ async fn pause_resume_and_cancel_from_a_second_instance_take_effect_within_a_sec
             assert!(body.get("errors").is_none(), "{body}");
         }
     };
-    let id = create(&desk, &token, json!({ "allCustomers": true }), json!({ "text": "Hi" })).await;
+    let id = create(
+        &desk,
+        &token,
+        json!({ "allCustomers": true }),
+        json!({ "text": "Hi" }),
+    )
+    .await;
     on_other(START, &id).await;
     let sent = || telegram.accepted_per_chat().len();
     eventually(
@@ -511,7 +558,13 @@ async fn delivery_slows_to_telegrams_caps_without_losing_or_doubling_a_message()
     let base = 7_500_000;
     register(&desk, base + 1..=base + 60, "en").await;
     customers_projected(&desk, 60).await;
-    let id = create(&desk, &token, json!({ "allCustomers": true }), json!({ "text": "Hi" })).await;
+    let id = create(
+        &desk,
+        &token,
+        json!({ "allCustomers": true }),
+        json!({ "text": "Hi" }),
+    )
+    .await;
     let started = Instant::now();
     ok(&desk, &token, START, json!({ "broadcastId": id })).await;
     wait_state(&desk, &id, "completed", Duration::from_secs(120)).await;
@@ -575,7 +628,11 @@ async fn a_reply_written_during_a_broadcast_reaches_its_chat_within_the_stated_b
     eventually(
         async || {
             let n = telegram.accepted_per_chat().len();
-            if n >= 40 { Ok(()) } else { Err(format!("{n} sent")) }
+            if n >= 40 {
+                Ok(())
+            } else {
+                Err(format!("{n} sent"))
+            }
         },
         PATIENCE,
     )
@@ -605,7 +662,10 @@ async fn a_reply_written_during_a_broadcast_reaches_its_chat_within_the_stated_b
         latencies.push(call.at.saturating_duration_since(written));
     }
     let broadcast_done = row(&desk, &id).await.0;
-    assert_ne!(broadcast_done, "completed", "the replies came while it was sending");
+    assert_ne!(
+        broadcast_done, "completed",
+        "the replies came while it was sending"
+    );
     // The bound (docs/architecture.md): the log's way to the worker, one token of the
     // bot-wide limit (33 ms at 30/s), and for a recipient of the broadcast the rest of its
     // chat's second.

@@ -104,7 +104,11 @@ async fn a_broadcast_killed_mid_way_several_times_reaches_everyone_once_beyond_t
                 .fetch_one(&pool)
                 .await
                 .unwrap();
-            if n == RECIPIENTS { Ok(()) } else { Err(format!("{n} customers projected")) }
+            if n == RECIPIENTS {
+                Ok(())
+            } else {
+                Err(format!("{n} customers projected"))
+            }
         },
         Duration::from_secs(60),
     )
@@ -168,7 +172,11 @@ async fn a_broadcast_killed_mid_way_several_times_reaches_everyone_once_beyond_t
             if state.status == domain::broadcast::BroadcastStatus::Completed {
                 Ok(state)
             } else {
-                Err(format!("{:?}, {} pending", state.status, state.pending_count()))
+                Err(format!(
+                    "{:?}, {} pending",
+                    state.status,
+                    state.pending_count()
+                ))
             }
         },
         Duration::from_secs(120),
@@ -178,7 +186,8 @@ async fn a_broadcast_killed_mid_way_several_times_reaches_everyone_once_beyond_t
     server.wait().unwrap();
 
     let accepted = telegram.accepted_per_chat();
-    let everyone = (base + 1..=base + RECIPIENTS).all(|chat| accepted.get(&chat).is_some_and(|n| *n >= 1));
+    let everyone =
+        (base + 1..=base + RECIPIENTS).all(|chat| accepted.get(&chat).is_some_and(|n| *n >= 1));
     assert!(everyone, "every recipient got it");
     let twice = accepted.values().filter(|n| **n == 2).count();
     assert!(
@@ -192,6 +201,9 @@ async fn a_broadcast_killed_mid_way_several_times_reaches_everyone_once_beyond_t
     // The counters equal what Telegram accepted (each recipient's first acceptance).
     assert_eq!(state.tally.delivered as usize, accepted.len());
     assert_eq!(state.tally.total() as usize, 900);
-    eprintln!("kill -9 x{}: {twice} of 900 recipients got the broadcast twice", kills.len());
+    eprintln!(
+        "kill -9 x{}: {twice} of 900 recipients got the broadcast twice",
+        kills.len()
+    );
     pool.close().await;
 }

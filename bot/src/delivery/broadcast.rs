@@ -57,8 +57,8 @@ use std::time::Duration;
 use app::commands::{CommandContext, CommandError};
 use chrono::Utc;
 use domain::broadcast::{
-    Broadcast, BroadcastCommand, BroadcastContent, BroadcastError, BroadcastEvent,
-    BroadcastStatus, Outcome, RecipientOutcome,
+    Broadcast, BroadcastCommand, BroadcastContent, BroadcastError, BroadcastEvent, BroadcastStatus,
+    Outcome, RecipientOutcome,
 };
 use domain::content::TelegramMessageId;
 use domain::customer::{Customer, CustomerCommand};
@@ -190,8 +190,11 @@ impl Follow {
                 Err(error) => return Err(error),
             };
             for event in &events {
-                match BroadcastEvent::decode(&event.event_type, event.schema_version, &event.payload)
-                {
+                match BroadcastEvent::decode(
+                    &event.event_type,
+                    event.schema_version,
+                    &event.payload,
+                ) {
                     Ok(decoded) => {
                         let state = std::mem::take(&mut self.state);
                         self.state = state.evolve(&decoded);
@@ -301,12 +304,7 @@ async fn job(
     ));
     let window = Arc::new(Semaphore::new(options.window.max(1)));
     let (outcomes, recorded) = mpsc::unbounded_channel();
-    let recorder = tokio::spawn(record(
-        Arc::clone(&ctx),
-        id,
-        recorded,
-        options.flush_after,
-    ));
+    let recorder = tokio::spawn(record(Arc::clone(&ctx), id, recorded, options.flush_after));
     let mut sends = JoinSet::new();
     let pool = ctx.commands.log().pool().clone();
 
@@ -553,14 +551,15 @@ async fn write(
     if batch.is_empty() {
         return;
     }
-    let outcomes: Vec<RecipientOutcome> = batch.iter().map(|(outcome, _)| outcome.clone()).collect();
+    let outcomes: Vec<RecipientOutcome> =
+        batch.iter().map(|(outcome, _)| outcome.clone()).collect();
     let first = outcomes
         .iter()
         .map(|outcome| outcome.customer.0)
         .min()
         .unwrap_or_default();
-    let context =
-        CommandContext::new(sender_actor()).idempotent(format!("broadcast-outcomes:{}:{first}", id.0));
+    let context = CommandContext::new(sender_actor())
+        .idempotent(format!("broadcast-outcomes:{}:{first}", id.0));
     let command = BroadcastCommand::RecordOutcomes {
         outcomes,
         at: Utc::now(),

@@ -125,7 +125,10 @@ mod tests {
             worst = worst.max(asked.elapsed());
         }
         // One token every 20 ms: a reply never waits behind the broadcast's queue.
-        assert!(worst < Duration::from_millis(60), "a reply waited {worst:?}");
+        assert!(
+            worst < Duration::from_millis(60),
+            "a reply waited {worst:?}"
+        );
         broadcast.await.unwrap_or_default();
     }
 }

@@ -352,7 +352,12 @@ impl Sender {
     /// One attempt at a broadcast message: like [`Sender::attempt`], with the bot-wide token
     /// taken after every waiting reply. `has_turn`: the pacer already took this attempt's
     /// tokens ([`Sender::broadcast_turn`]); after a 429 they are taken again.
-    pub(super) async fn attempt_broadcast(&self, chat: i64, part: &Part, has_turn: bool) -> Attempt {
+    pub(super) async fn attempt_broadcast(
+        &self,
+        chat: i64,
+        part: &Part,
+        has_turn: bool,
+    ) -> Attempt {
         let mut has_turn = has_turn;
         loop {
             if !has_turn {

@@ -2,9 +2,9 @@ use chrono::{TimeDelta, TimeZone};
 use uuid::Uuid;
 
 use super::*;
+use crate::codec::DomainEvent;
 use crate::content::{MediaKind, OutgoingMedia, TelegramMessageId};
 use crate::testkit::{Given, given};
-use crate::codec::DomainEvent;
 use crate::validate;
 
 fn t(minutes: i64) -> DateTime<Utc> {

@@ -149,7 +149,10 @@ fn check_broadcast(before: &Broadcast, events: &[BroadcastEvent], after: &Broadc
     }
     if after.frozen {
         assert_eq!(after.recipients.len(), after.audience_size as usize);
-        assert!(after.recorded.is_subset(&after.recipients), "outcomes for recipients only");
+        assert!(
+            after.recorded.is_subset(&after.recipients),
+            "outcomes for recipients only"
+        );
         if after.status.has_started() {
             assert_eq!(
                 after.status == BroadcastStatus::Completed,

@@ -6,9 +6,9 @@ use domain::agent::{
     RoleChanged, SecondFactorThrottled,
 };
 use domain::broadcast::{
-    Audience, AudienceFrozen, Excluded, BroadcastContent, BroadcastDrafted, BroadcastEdited, BroadcastEnded, BroadcastEvent,
-    BroadcastScheduled, BroadcastStarted, BroadcastStep, ButtonAction, InlineButton, Outcome,
-    OutcomesRecorded, RecipientOutcome, SkipReason,
+    Audience, AudienceFrozen, BroadcastContent, BroadcastDrafted, BroadcastEdited, BroadcastEnded,
+    BroadcastEvent, BroadcastScheduled, BroadcastStarted, BroadcastStep, ButtonAction, Excluded,
+    InlineButton, Outcome, OutcomesRecorded, RecipientOutcome, SkipReason,
 };
 use domain::content::{
     ForwardOrigin, MediaKind, MessageBody, MessageContent, MessageKind, OutgoingMedia,

@@ -281,9 +281,9 @@ pub async fn resolve_audience(
     let limit = i64::try_from(validate::MAX_AUDIENCE).unwrap_or(i64::MAX) + 1;
     let query = match audience {
         Audience::AllCustomers => sqlx::query_as::<_, (i64, Option<String>)>(&ALL).bind(limit),
-        Audience::ByTicketStatus { status } => sqlx::query_as(&BY_STATUS)
-            .bind(limit)
-            .bind(status.as_str()),
+        Audience::ByTicketStatus { status } => {
+            sqlx::query_as(&BY_STATUS).bind(limit).bind(status.as_str())
+        }
         Audience::ByCategory { category } => sqlx::query_as(&BY_CATEGORY)
             .bind(limit)
             .bind(category.as_uuid()),

@@ -6,8 +6,8 @@ use std::collections::HashMap;
 use chrono::{DateTime, TimeDelta, TimeZone, Utc};
 use domain::agent::{Agent, AgentCommand, Role};
 use domain::broadcast::{
-    Audience, Broadcast, BroadcastCommand, BroadcastContent, ButtonAction, InlineButton, Outcome,
-    Excluded, RecipientOutcome, ResolvedAudience, SkipReason,
+    Audience, Broadcast, BroadcastCommand, BroadcastContent, ButtonAction, Excluded, InlineButton,
+    Outcome, RecipientOutcome, ResolvedAudience, SkipReason,
 };
 use domain::content::{
     CustomerMessage, ForwardOrigin, MediaKind, MessageBody, MessageContent, OutgoingMedia,

@@ -626,7 +626,12 @@ async fn broadcast_rows_count_outcomes_per_recipient(pool: PgPool) {
                 Some("Forbidden".to_owned())
             ),
             (1004, "delivered".to_owned(), Some(501), None),
-            (1005, "skipped".to_owned(), None, Some("opted_out".to_owned())),
+            (
+                1005,
+                "skipped".to_owned(),
+                None,
+                Some("opted_out".to_owned())
+            ),
         ]
     );
     let (state, cancelled): (String, Option<DateTime<Utc>>) =
