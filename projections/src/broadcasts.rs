@@ -1,7 +1,8 @@
 //! Read model "broadcasts": broadcasts, their progress and each recipient's outcome.
 //!
-//! Owns `broadcasts` (state, content summary, audience, schedule, counters) and
-//! `broadcast_recipients` (one row per recipient with an outcome). Fed by `broadcast.*`.
+//! Owns `broadcasts` (state, content summary, audience, schedule, counters),
+//! `broadcast_recipients` (one row per recipient with an outcome), and through [`presses`]
+//! `broadcast_button_presses` and `broadcast_send_rate`. Fed by `broadcast.*`.
 //!
 //! A broadcast row records its stream version and skips older events; the counters only move
 //! with events past that version, so replays change nothing.
@@ -20,13 +21,21 @@ use crate::projection::{ApplyError, Envelope, Target, read_model};
 use crate::sql;
 use crate::table::{NullableText, Table, Text, stored_text, table};
 
+pub mod presses;
 pub mod queries;
+pub mod report;
 
 /// The "broadcasts" read model (tables `broadcasts`, `broadcast_recipients`).
 #[derive(Debug, Clone, Copy, Default)]
 pub struct Broadcasts;
 
-const TABLES: &[&str] = &["broadcasts", "broadcast_recipients"];
+const TABLES: &[&str] = &[
+    "broadcasts",
+    "broadcast_recipients",
+    // Written by `presses`.
+    "broadcast_button_presses",
+    "broadcast_send_rate",
+];
 
 read_model!(
     Broadcasts,
@@ -169,6 +178,8 @@ table! {
 /// What happened to one recipient of a broadcast.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
 pub enum RecipientState {
+    /// In the frozen audience, no outcome yet.
+    Pending,
     /// Delivered.
     Delivered,
     /// Telegram refused it.
@@ -180,6 +191,7 @@ pub enum RecipientState {
 stored_text!(
     "recipient state",
     RecipientState {
+        Pending => "pending",
         Delivered => "delivered",
         Failed => "failed",
         Skipped => "skipped",
@@ -214,6 +226,7 @@ struct Fold {
     broadcasts: HashMap<Uuid, BroadcastRow>,
     dirty: HashSet<Uuid>,
     recipients: HashMap<(Uuid, i64), RecipientRow>,
+    interactions: presses::Interactions,
 }
 
 async fn apply(
@@ -300,6 +313,7 @@ impl Fold {
         }
         broadcast.version = version;
         self.dirty.insert(id);
+        self.interactions.event(id, event);
         match event {
             E::Drafted(_) => {}
             E::Edited(edited) => {
@@ -390,6 +404,11 @@ impl Fold {
                 broadcast.cancelled_at = Some(step.at);
                 broadcast.updated_at = step.at;
             }
+            // Presses go to `presses`; previews change nothing the tables show.
+            E::ButtonPressed(_)
+            | E::PreviewRequested(_)
+            | E::PreviewSent(_)
+            | E::PreviewFailed(_) => {}
         }
         Ok(())
     }
@@ -423,7 +442,7 @@ impl Fold {
                 .execute(&mut *conn)
                 .await?;
         }
-        Ok(())
+        self.interactions.write(conn, target).await
     }
 }
 

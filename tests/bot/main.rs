@@ -10,6 +10,7 @@
 
 mod support;
 
+mod broadcasts;
 mod content;
 mod delivery;
 mod fidelity;
