@@ -100,6 +100,11 @@
 //! without outcome), saves the checkpoint and returns. Whatever did not finish is before the
 //! saved checkpoint and is picked up by the next run.
 
+#[allow(
+    dead_code,
+    reason = "the broadcast sender and the preview are its users"
+)]
+mod broadcast_message;
 mod call;
 mod job;
 mod preview;

@@ -292,6 +292,7 @@ pub(super) async fn run(ctx: Arc<Context>, job: Job) -> Ended {
                 text: super::prompt::rating_prompt(&ctx.commands, *customer).await,
                 keyboard: Some(rating_keyboard(*ticket)),
                 reply_to: None,
+                parse_mode: None,
             };
             match ctx.sender.send(job.chat, &part).await {
                 Sent::Accepted(message) => {

@@ -20,7 +20,8 @@ use teloxide::payloads::{
     SendVideo, SendVoice,
 };
 use teloxide::types::{
-    ChatId, FileId, InlineKeyboardMarkup, InputFile, MessageId, ReplyMarkup, ReplyParameters,
+    ChatId, FileId, InlineKeyboardMarkup, InputFile, MessageId, ParseMode, ReplyMarkup,
+    ReplyParameters,
 };
 use tokio::time::Instant;
 use tokio_util::sync::CancellationToken;
@@ -46,6 +47,8 @@ pub(super) enum Part {
         keyboard: Option<InlineKeyboardMarkup>,
         /// The message of the chat it quotes.
         reply_to: Option<i32>,
+        /// How Telegram reads the text (`None`: as written).
+        parse_mode: Option<ParseMode>,
     },
     /// `sendPhoto` & co. by file id.
     Media {
@@ -54,6 +57,10 @@ pub(super) enum Part {
         caption: Option<String>,
         /// The message of the chat it quotes.
         reply_to: Option<i32>,
+        /// Inline buttons under the medium.
+        keyboard: Option<InlineKeyboardMarkup>,
+        /// How Telegram reads the caption (`None`: as written).
+        parse_mode: Option<ParseMode>,
     },
 }
 
@@ -73,6 +80,8 @@ pub(super) fn plan(content: &ReplyContent, reply_to: Option<i32>) -> Vec<Part> {
         file_id: m.file_id.clone(),
         caption: caption.map(str::to_owned),
         reply_to: None,
+        keyboard: None,
+        parse_mode: None,
     };
     let mut parts: Vec<Part> = match (content.media.as_slice(), text) {
         ([only], Some(text)) if text.encode_utf16().count() <= CAPTION_CHARS => {
@@ -85,6 +94,7 @@ pub(super) fn plan(content: &ReplyContent, reply_to: Option<i32>) -> Vec<Part> {
                 text: text.to_owned(),
                 keyboard: None,
                 reply_to: None,
+                parse_mode: None,
             }))
             .collect(),
     };
@@ -428,10 +438,12 @@ async fn send_part(bot: &Bot, chat: ChatId, part: &Part) -> Result<i32, CallErro
             text,
             keyboard,
             reply_to,
+            parse_mode,
         } => {
             let mut payload = SendMessage::new(chat, text.clone());
             payload.reply_markup = keyboard.clone().map(ReplyMarkup::InlineKeyboard);
             payload.reply_parameters = quoting(*reply_to);
+            payload.parse_mode = *parse_mode;
             call::send(bot, &payload).await
         }
         Part::ClearButtons { message_id } => {
@@ -444,15 +456,20 @@ async fn send_part(bot: &Bot, chat: ChatId, part: &Part) -> Result<i32, CallErro
             file_id,
             caption,
             reply_to,
+            keyboard,
+            parse_mode,
         } => {
             let file = InputFile::file_id(FileId(file_id.clone()));
             let caption = caption.clone();
-            // Each payload type has its own `caption` field, hence the repetition.
+            let markup = keyboard.clone().map(ReplyMarkup::InlineKeyboard);
+            // Each payload type has its own fields, hence the repetition.
             macro_rules! send {
                 ($payload:ident) => {{
                     let mut payload = $payload::new(chat, file);
                     payload.caption = caption;
                     payload.reply_parameters = quoting(*reply_to);
+                    payload.reply_markup = markup;
+                    payload.parse_mode = *parse_mode;
                     call::send(bot, &payload).await
                 }};
             }
@@ -486,6 +503,7 @@ mod tests {
             text: text.to_owned(),
             keyboard: None,
             reply_to: None,
+            parse_mode: None,
         }
     }
 
@@ -495,6 +513,8 @@ mod tests {
             file_id: id.to_owned(),
             caption: caption.map(str::to_owned),
             reply_to: None,
+            keyboard: None,
+            parse_mode: None,
         }
     }
 

@@ -33,15 +33,39 @@ pub struct InlineButton {
     pub action: ButtonAction,
 }
 
+/// How Telegram reads a broadcast's text (its `parse_mode`).
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Hash, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum TextFormat {
+    /// As written: no formatting.
+    #[default]
+    Plain,
+    /// Telegram's HTML subset (`<b>`, `<i>`, `<a href>`, …).
+    Html,
+    /// Telegram's MarkdownV2.
+    MarkdownV2,
+}
+
 /// What a broadcast sends.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 pub struct BroadcastContent {
     /// The text (a caption when there is media: at most 1024 characters, else 4096).
     pub text: Option<String>,
+    /// How Telegram reads the text (drafts written before formats existed are plain).
+    #[serde(default)]
+    pub format: TextFormat,
     /// One photo, video, document… by Telegram file id.
     pub media: Option<OutgoingMedia>,
     /// Inline keyboard, row by row.
     pub buttons: Vec<Vec<InlineButton>>,
+    /// Whether the message carries an "unsubscribe" button below the others (on unless the
+    /// author turned it off; drafts written before the button existed have it).
+    #[serde(default = "unsubscribe_by_default")]
+    pub unsubscribe_button: bool,
+}
+
+const fn unsubscribe_by_default() -> bool {
+    true
 }
 
 /// Who a broadcast goes to. Opted-out, blocked and banned customers are always excluded,
@@ -86,6 +110,81 @@ pub struct BroadcastDrafted {
     pub audience: Audience,
     /// What it sends.
     pub content: BroadcastContent,
+}
+
+/// What a broadcast sent in schema version 1 of `broadcast.drafted` and `broadcast.edited`:
+/// plain text, and no unsubscribe button chosen (it gets one, the default).
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct BroadcastContentV1 {
+    /// The text.
+    pub text: Option<String>,
+    /// One medium by file id.
+    pub media: Option<OutgoingMedia>,
+    /// Inline keyboard, row by row.
+    pub buttons: Vec<Vec<InlineButton>>,
+}
+
+impl From<BroadcastContentV1> for BroadcastContent {
+    fn from(v1: BroadcastContentV1) -> Self {
+        Self {
+            text: v1.text,
+            format: TextFormat::Plain,
+            media: v1.media,
+            buttons: v1.buttons,
+            unsubscribe_button: true,
+        }
+    }
+}
+
+/// `broadcast.drafted` v1, written before text formats and the unsubscribe button.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct BroadcastDraftedV1 {
+    /// The new broadcast.
+    pub broadcast_id: BroadcastId,
+    /// Who drafted it.
+    pub by: AgentId,
+    /// When.
+    pub at: DateTime<Utc>,
+    /// Who it goes to.
+    pub audience: Audience,
+    /// What it sends.
+    pub content: BroadcastContentV1,
+}
+
+impl From<BroadcastDraftedV1> for BroadcastDrafted {
+    fn from(v1: BroadcastDraftedV1) -> Self {
+        Self {
+            broadcast_id: v1.broadcast_id,
+            by: v1.by,
+            at: v1.at,
+            audience: v1.audience,
+            content: v1.content.into(),
+        }
+    }
+}
+
+/// `broadcast.edited` v1, written before text formats and the unsubscribe button.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct BroadcastEditedV1 {
+    /// Who edited.
+    pub by: AgentId,
+    /// When.
+    pub at: DateTime<Utc>,
+    /// Who it goes to.
+    pub audience: Audience,
+    /// What it sends.
+    pub content: BroadcastContentV1,
+}
+
+impl From<BroadcastEditedV1> for BroadcastEdited {
+    fn from(v1: BroadcastEditedV1) -> Self {
+        Self {
+            by: v1.by,
+            at: v1.at,
+            audience: v1.audience,
+            content: v1.content.into(),
+        }
+    }
 }
 
 /// `broadcast.edited`: the whole draft after the edit.
@@ -199,9 +298,9 @@ event_enum! {
     #[derive(Debug, Clone, PartialEq, Eq)]
     pub enum BroadcastEvent {
         /// Drafted.
-        Drafted(BroadcastDrafted) = "broadcast.drafted" v 1;
+        Drafted(BroadcastDrafted) = "broadcast.drafted" v 2, upcast [1 => BroadcastDraftedV1];
         /// Draft edited.
-        Edited(BroadcastEdited) = "broadcast.edited" v 1;
+        Edited(BroadcastEdited) = "broadcast.edited" v 2, upcast [1 => BroadcastEditedV1];
         /// Scheduled (or rescheduled).
         Scheduled(BroadcastScheduled) = "broadcast.scheduled" v 1;
         /// Back to draft.

@@ -23,7 +23,7 @@ use chrono::{DateTime, Utc};
 pub use event::{
     Audience, BroadcastContent, BroadcastDrafted, BroadcastEdited, BroadcastEnded, BroadcastEvent,
     BroadcastScheduled, BroadcastStarted, BroadcastStep, ButtonAction, InlineButton, Outcome,
-    OutcomesRecorded, RecipientOutcome, SkipReason,
+    OutcomesRecorded, RecipientOutcome, SkipReason, TextFormat,
 };
 pub use interaction::{
     ButtonPressed, Interactions, MAX_PRESSES_PER_CUSTOMER, MAX_PREVIEWS, PreviewFailed,

@@ -19,6 +19,8 @@ fn agent() -> AgentId {
 }
 fn content(text: &str) -> BroadcastContent {
     BroadcastContent {
+        format: TextFormat::Plain,
+        unsubscribe_button: true,
         text: Some(text.into()),
         media: None,
         buttons: vec![vec![InlineButton {
@@ -114,6 +116,8 @@ fn a_broadcast_without_text_or_media_is_rejected() {
         .when(draft(
             Audience::AllCustomers,
             BroadcastContent {
+                format: TextFormat::Plain,
+                unsubscribe_button: true,
                 text: None,
                 media: None,
                 buttons: vec![],
@@ -125,6 +129,8 @@ fn a_broadcast_without_text_or_media_is_rejected() {
 #[test]
 fn text_under_media_is_held_to_the_caption_limit() {
     let content = BroadcastContent {
+        format: TextFormat::Plain,
+        unsubscribe_button: true,
         text: Some("x".repeat(1025)),
         media: Some(OutgoingMedia {
             kind: MediaKind::Photo,

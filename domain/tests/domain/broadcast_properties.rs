@@ -15,6 +15,8 @@ use crate::support::{agent, arb_time, t};
 
 fn arb_broadcast_command() -> impl Strategy<Value = BroadcastCommand> {
     let content = |text: &str| BroadcastContent {
+        format: domain::broadcast::TextFormat::Plain,
+        unsubscribe_button: true,
         text: Some(text.into()),
         media: None,
         buttons: vec![],

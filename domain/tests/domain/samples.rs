@@ -85,6 +85,8 @@ fn photo_content() -> MessageContent {
 }
 fn broadcast_content() -> BroadcastContent {
     BroadcastContent {
+        format: domain::broadcast::TextFormat::Plain,
+        unsubscribe_button: true,
         text: Some("Spring sale: 20% off".into()),
         media: Some(OutgoingMedia {
             kind: MediaKind::Photo,

@@ -807,6 +807,8 @@ pub(crate) fn scripted() -> (History, Cast) {
     // Broadcasts: one sent to completion, one cancelled.
     let sent_broadcast = BroadcastId(h.uuid());
     let content = |text: &str| BroadcastContent {
+        format: domain::broadcast::TextFormat::Plain,
+        unsubscribe_button: true,
         text: Some(text.to_owned()),
         media: None,
         buttons: vec![vec![InlineButton {

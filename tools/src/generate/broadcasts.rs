@@ -170,6 +170,8 @@ fn content(rng: &mut Rng, n: usize, media: bool) -> BroadcastContent {
         rng.range(10, 50)
     );
     BroadcastContent {
+        format: domain::broadcast::TextFormat::Plain,
+        unsubscribe_button: true,
         text: Some(text),
         media: media.then(|| OutgoingMedia {
             kind: MediaKind::Photo,

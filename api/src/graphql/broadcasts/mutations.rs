@@ -2,11 +2,11 @@
 //! cancel. Sending itself and the outcomes belong to the sender worker.
 
 use app::commands::Executed;
-use async_graphql::{Context, ID, InputObject, Object, OneofObject, Result, SimpleObject};
+use async_graphql::{Context, Enum, ID, InputObject, Object, OneofObject, Result, SimpleObject};
 use chrono::{DateTime, Utc};
 use domain::broadcast::{
     Audience, Broadcast, BroadcastCommand, BroadcastContent, BroadcastEvent, BroadcastStatus,
-    ButtonAction, InlineButton,
+    ButtonAction, InlineButton, TextFormat,
 };
 use domain::content::OutgoingMedia;
 use domain::ticket::TicketStatus;
@@ -89,16 +89,55 @@ pub struct ButtonInput {
     pub callback_data: Option<String>,
 }
 
+/// How Telegram reads a broadcast's text.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Enum)]
+pub enum TextFormatValue {
+    /// As written, no formatting.
+    #[default]
+    Plain,
+    /// Telegram's HTML subset (`<b>`, `<i>`, `<a href="…">`, …).
+    Html,
+    /// Telegram's MarkdownV2.
+    MarkdownV2,
+}
+
+impl From<TextFormatValue> for TextFormat {
+    fn from(format: TextFormatValue) -> Self {
+        match format {
+            TextFormatValue::Plain => TextFormat::Plain,
+            TextFormatValue::Html => TextFormat::Html,
+            TextFormatValue::MarkdownV2 => TextFormat::MarkdownV2,
+        }
+    }
+}
+
+impl From<TextFormat> for TextFormatValue {
+    fn from(format: TextFormat) -> Self {
+        match format {
+            TextFormat::Plain => TextFormatValue::Plain,
+            TextFormat::Html => TextFormatValue::Html,
+            TextFormat::MarkdownV2 => TextFormatValue::MarkdownV2,
+        }
+    }
+}
+
 /// What a broadcast sends: text, one media file, or both (the text is then a caption).
 #[derive(Debug, Clone, InputObject)]
 pub struct BroadcastContentInput {
     /// The text (at most 4096 characters; 1024 as a caption).
     pub text: Option<String>,
+    /// How Telegram reads the text (plain unless given).
+    #[graphql(default)]
+    pub format: TextFormatValue,
     /// One media file by Telegram file id.
     pub media: Option<MediaInput>,
     /// Inline keyboard rows (at most 100 buttons, 8 per row).
     #[graphql(default)]
     pub buttons: Vec<Vec<ButtonInput>>,
+    /// Whether an "unsubscribe" button goes below the others (the customer's language's
+    /// label); on unless turned off.
+    #[graphql(default = true)]
+    pub unsubscribe_button: bool,
 }
 
 impl BroadcastContentInput {
@@ -129,8 +168,10 @@ impl BroadcastContentInput {
             .collect::<Result<Vec<_>>>()?;
         Ok(BroadcastContent {
             text: self.text,
+            format: self.format.into(),
             media: self.media.map(OutgoingMedia::from),
             buttons,
+            unsubscribe_button: self.unsubscribe_button,
         })
     }
 }
