@@ -10,7 +10,7 @@ use bot::delivery::{DeliveryOptions, DeliveryWorker};
 use chrono::Utc;
 use domain::agent::Role;
 use domain::broadcast::{
-    Audience, Broadcast, BroadcastCommand, BroadcastContent, ButtonAction, InlineButton, Outcome,
+    Audience, Broadcast, BroadcastCommand, BroadcastContent, ButtonAction, InlineButton, TextFormat, Outcome,
     RecipientOutcome,
 };
 use domain::content::TelegramMessageId;
@@ -65,7 +65,9 @@ async fn draft(server: &Server) -> BroadcastId {
     };
     let content = BroadcastContent {
         text: Some("New prices from Monday".into()),
+        format: TextFormat::Plain,
         media: None,
+        unsubscribe_button: true,
         buttons: vec![
             vec![InlineButton {
                 label: "Prices".into(),

@@ -5,7 +5,7 @@
 use app::commands::{CommandContext, CommandService};
 use chrono::Utc;
 use domain::broadcast::{
-    Audience, Broadcast, BroadcastCommand, BroadcastContent, ButtonAction, InlineButton,
+    Audience, Broadcast, BroadcastCommand, BroadcastContent, ButtonAction, InlineButton, TextFormat,
 };
 use domain::settings::BotText;
 use domain::ticket::{ReplyAsAgent, TicketCommand};
@@ -192,7 +192,9 @@ async fn broadcast(desk: &Desk, start: bool) -> BroadcastId {
     };
     let content = BroadcastContent {
         text: Some("Do you like our new app?".into()),
+        format: TextFormat::Plain,
         media: None,
+        unsubscribe_button: true,
         buttons: vec![
             vec![InlineButton {
                 label: "Open".into(),

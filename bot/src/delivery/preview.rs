@@ -17,7 +17,9 @@ use domain::broadcast::{
     Broadcast, BroadcastCommand, BroadcastContent, BroadcastEvent, PreviewOutcome, PreviewStatus,
 };
 use domain::content::TelegramMessageId;
-use domain::{BroadcastId, DomainEvent, StreamId};
+use domain::customer::Customer;
+use domain::settings::{BotText, Settings};
+use domain::{BroadcastId, CustomerId, DomainEvent, StreamId};
 use eventlog::{Actor, ActorKind, RecordedEvent};
 use uuid::Uuid;
 
@@ -81,64 +83,43 @@ pub(super) async fn preview_for(
     }))
 }
 
-/// The messages a preview becomes: the broadcast's message as recipients would get it.
-fn parts(preview: &Preview) -> Vec<Part> {
-    // Stand-in until the shared builder lands.
-    use teloxide::types::{InlineKeyboardButton, InlineKeyboardMarkup};
-    let buttons: Vec<Vec<InlineKeyboardButton>> = preview
-        .content
-        .buttons
-        .iter()
-        .map(|row| {
-            row.iter()
-                .map(|b| match &b.action {
-                    domain::broadcast::ButtonAction::Url { url } => InlineKeyboardButton::url(
-                        b.label.clone(),
-                        url.parse().unwrap_or_else(|_| "https://t.me".parse().unwrap()),
-                    ),
-                    domain::broadcast::ButtonAction::Callback { data } => {
-                        InlineKeyboardButton::callback(b.label.clone(), data.clone())
-                    }
-                })
-                .collect()
-        })
-        .collect();
-    let _ = preview.broadcast;
-    vec![Part::Text {
-        text: preview.content.text.clone().unwrap_or_default(),
-        keyboard: Some(InlineKeyboardMarkup::new(buttons)),
-        reply_to: None,
-    }]
+/// The message a preview becomes: the broadcast's message as a recipient would get it, the
+/// unsubscribe button labelled in the language of the chat's user when they are a customer
+/// (else English).
+async fn part(ctx: &Context, preview: &Preview) -> Part {
+    let customer = ctx
+        .commands
+        .state::<Customer>(StreamId::Customer(CustomerId(preview.chat)))
+        .await;
+    let language = match &customer {
+        Ok(customer) => customer
+            .state()
+            .and_then(|state| state.profile.language_code.as_deref()),
+        Err(_) => None,
+    };
+    let settings = match ctx.commands.state::<Settings>(StreamId::Settings).await {
+        Ok(settings) => settings,
+        Err(error) => {
+            tracing::warn!(%error, "cannot read the settings for a preview; built-in texts");
+            Settings::default()
+        }
+    };
+    let label = settings.bot_text(BotText::UnsubscribeButton, language);
+    super::broadcast_message::message(preview.broadcast, &preview.content, Some(label))
 }
 
 /// Sends the preview and records its outcome.
 pub(super) async fn run(ctx: &Context, cause: Uuid, preview: &Preview) -> Ended {
-    let mut first = None;
-    let mut failure = None;
-    for part in parts(preview) {
-        match ctx.sender.send(preview.chat, &part).await {
-            Sent::Accepted(id) => {
-                first.get_or_insert(id);
-            }
-            Sent::Blocked => {
-                failure = Some(BLOCKED.to_owned());
-                break;
-            }
-            Sent::Failed { reason, .. } => {
-                failure = Some(reason);
-                break;
-            }
-            Sent::Stopped => return Ended::Abandoned,
-        }
-    }
-    let outcome = match (failure, first) {
-        (Some(reason), _) => PreviewOutcome::Failed { reason },
-        (None, Some(id)) => PreviewOutcome::Sent {
+    let part = part(ctx, preview).await;
+    let outcome = match ctx.sender.send(preview.chat, &part).await {
+        Sent::Accepted(id) => PreviewOutcome::Sent {
             telegram_message_id: TelegramMessageId(id),
         },
-        (None, None) => PreviewOutcome::Failed {
-            reason: "the broadcast has nothing to send".to_owned(),
+        Sent::Blocked => PreviewOutcome::Failed {
+            reason: BLOCKED.to_owned(),
         },
+        Sent::Failed { reason, .. } => PreviewOutcome::Failed { reason },
+        Sent::Stopped => return Ended::Abandoned,
     };
     let sent = matches!(outcome, PreviewOutcome::Sent { .. });
     let command = BroadcastCommand::RecordPreviewOutcome {
