@@ -64,12 +64,12 @@ use std::time::{Duration, Instant};
 
 use app::commands::{CommandContext, CommandError, CommandService};
 use chrono::{DateTime, Utc};
+use domain::broadcast::{Broadcast, BroadcastCommand, BroadcastError};
 use domain::content::{CustomerMessage, MessageContent, TelegramMessageId};
 use domain::customer::{Customer, CustomerCommand, CustomerError};
 use domain::flow::{FlowError, RouteCustomerMessage};
 use domain::settings::{BotText, Settings};
 use domain::ticket::{Actor as TicketActor, Channel, Ticket, TicketCommand, TicketError};
-use domain::broadcast::{Broadcast, BroadcastCommand, BroadcastError};
 use domain::{BroadcastId, CategoryId, CustomerId, MessageId, StreamId, TicketId};
 use eventlog::postgres::PostgresLog;
 use eventlog::{Actor, ActorKind};

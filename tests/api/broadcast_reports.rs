@@ -10,8 +10,8 @@ use bot::delivery::{DeliveryOptions, DeliveryWorker};
 use chrono::Utc;
 use domain::agent::Role;
 use domain::broadcast::{
-    Audience, Broadcast, BroadcastCommand, BroadcastContent, ButtonAction, InlineButton, TextFormat, Outcome,
-    RecipientOutcome,
+    Audience, Broadcast, BroadcastCommand, BroadcastContent, ButtonAction, InlineButton, Outcome,
+    RecipientOutcome, TextFormat,
 };
 use domain::content::TelegramMessageId;
 use domain::customer::{Customer, CustomerCommand};
@@ -141,9 +141,10 @@ async fn press(server: &Server, broadcast: BroadcastId, customer: i64, index: u8
 }
 
 async fn csv(server: &Server, token: Option<&str>, id: &str) -> reqwest::Response {
-    let mut request = server
-        .http
-        .get(format!("http://{}/broadcasts/{id}/recipients.csv", server.addr));
+    let mut request = server.http.get(format!(
+        "http://{}/broadcasts/{id}/recipients.csv",
+        server.addr
+    ));
     if let Some(token) = token {
         request = request.bearer_auth(token);
     }
@@ -189,9 +190,16 @@ async fn the_recipients_report_is_a_csv_file_safe_to_open_in_a_spreadsheet() {
 
     let broadcast = running(&server, 2_503).await;
     // 2,503 recipients: three pages of the report, the last one short.
-    record(&server, broadcast, vec![delivered(5_000_001), failed(5_000_002, "-1+2 @x")]).await;
+    record(
+        &server,
+        broadcast,
+        vec![delivered(5_000_001), failed(5_000_002, "-1+2 @x")],
+    )
+    .await;
     for start in (0..2_500).step_by(100) {
-        let outcomes = (start..start + 100).map(|n| delivered(6_000_000 + n)).collect();
+        let outcomes = (start..start + 100)
+            .map(|n| delivered(6_000_000 + n))
+            .collect();
         record(&server, broadcast, outcomes).await;
     }
     press(&server, broadcast, 5_000_001, 1).await;
@@ -203,7 +211,11 @@ async fn the_recipients_report_is_a_csv_file_safe_to_open_in_a_spreadsheet() {
     assert_eq!(headers["content-type"], "text/csv; charset=utf-8");
     assert_eq!(
         headers["content-disposition"],
-        format!("attachment; filename=\"broadcast-{}-recipients.csv\"", broadcast.0).as_str()
+        format!(
+            "attachment; filename=\"broadcast-{}-recipients.csv\"",
+            broadcast.0
+        )
+        .as_str()
     );
     let report = rows(response).await;
     assert_eq!(
@@ -222,8 +234,14 @@ async fn the_recipients_report_is_a_csv_file_safe_to_open_in_a_spreadsheet() {
         ]
     );
     assert_eq!(report.len(), 1 + 2_502);
-    let ids: Vec<i64> = report[1..].iter().map(|row| row[0].parse().unwrap()).collect();
-    assert!(ids.windows(2).all(|w| w[0] < w[1]), "in id order, no repeats");
+    let ids: Vec<i64> = report[1..]
+        .iter()
+        .map(|row| row[0].parse().unwrap())
+        .collect();
+    assert!(
+        ids.windows(2).all(|w| w[0] < w[1]),
+        "in id order, no repeats"
+    );
     let anna = &report[1];
     assert_eq!(anna[0], "5000001");
     assert_eq!(anna[1], "delivered");
@@ -266,7 +284,10 @@ async fn the_recipients_report_is_refused_without_the_permission() {
     assert!(!body.contains("5100001"), "{body}");
     assert_eq!(csv(&server, Some(&admin.token), "nope").await.status(), 400);
     let unknown = Uuid::now_v7().to_string();
-    assert_eq!(csv(&server, Some(&admin.token), &unknown).await.status(), 404);
+    assert_eq!(
+        csv(&server, Some(&admin.token), &unknown).await.status(),
+        404
+    );
     let auditor = server.agent(Role::Auditor, "auditor@example.com").await;
     assert_eq!(csv(&server, Some(&auditor.token), &id).await.status(), 200);
     server.stop().await;
@@ -285,7 +306,12 @@ async fn presses_progress_and_recipients_show_on_the_broadcast() {
     let server = Server::start("broadcast_presses").await;
     let admin = server.admin().await;
     let broadcast = running(&server, 10).await;
-    record(&server, broadcast, vec![delivered(1), delivered(2), failed(3, "Forbidden")]).await;
+    record(
+        &server,
+        broadcast,
+        vec![delivered(1), delivered(2), failed(3, "Forbidden")],
+    )
+    .await;
     press(&server, broadcast, 1, 1).await;
     press(&server, broadcast, 1, 1).await;
     press(&server, broadcast, 2, 1).await;
@@ -322,7 +348,12 @@ async fn presses_progress_and_recipients_show_on_the_broadcast() {
     assert_eq!(nodes[2]["buttonPresses"], 0);
     assert_eq!(nodes[2]["reason"], "Forbidden");
 
-    for (state, expected) in [("FAILED", 1), ("DELIVERED", 2), ("SKIPPED", 0), ("PENDING", 0)] {
+    for (state, expected) in [
+        ("FAILED", 1),
+        ("DELIVERED", 2),
+        ("SKIPPED", 0),
+        ("PENDING", 0),
+    ] {
         let data = server
             .ok(
                 &admin.token,
@@ -381,8 +412,14 @@ async fn customers_can_be_listed_by_their_opt_out() {
     let list = "query($out: Boolean) { customers(first: 10, optedOutOfBroadcasts: $out) {
         nodes { customerId optedOutOfBroadcasts } } }";
     for (out, expected) in [
-        (json!(true), json!([{ "customerId": "5200002", "optedOutOfBroadcasts": true }])),
-        (json!(false), json!([{ "customerId": "5200001", "optedOutOfBroadcasts": false }])),
+        (
+            json!(true),
+            json!([{ "customerId": "5200002", "optedOutOfBroadcasts": true }]),
+        ),
+        (
+            json!(false),
+            json!([{ "customerId": "5200001", "optedOutOfBroadcasts": false }]),
+        ),
     ] {
         let data = server.ok(&admin.token, list, json!({ "out": out })).await;
         assert_eq!(data["customers"]["nodes"], expected);
@@ -456,11 +493,7 @@ async fn a_preview_goes_through_the_delivery_worker_to_one_chat_and_counts_nothi
     assert!(labels.starts_with(&["Prices", "Yes", "No"]), "{labels:?}");
 
     // Telegram refuses the next one: its words come back.
-    fake.fail_chat(
-        777_002,
-        Failure::BadRequest("chat not found".to_owned()),
-        1,
-    );
+    fake.fail_chat(777_002, Failure::BadRequest("chat not found".to_owned()), 1);
     let body = preview(&server, &admin, broadcast, 777_002).await;
     let refused = &body["data"]["sendBroadcastPreview"];
     assert_eq!(refused["state"], "FAILED", "{body:#}");

@@ -53,13 +53,12 @@ async fn ticket_of(desk: &Desk, customer: i64) -> TicketId {
 async fn opted_out(desk: &Desk, customer: i64, expected: bool) {
     testkit::eventually(
         async || {
-            let row: Option<bool> = sqlx::query_scalar(
-                "select opted_out_of_broadcasts from customers where id = $1",
-            )
-            .bind(customer)
-            .fetch_optional(&desk.pool)
-            .await
-            .unwrap();
+            let row: Option<bool> =
+                sqlx::query_scalar("select opted_out_of_broadcasts from customers where id = $1")
+                    .bind(customer)
+                    .fetch_optional(&desk.pool)
+                    .await
+                    .unwrap();
             if row == Some(expected) {
                 Ok(())
             } else {
@@ -140,7 +139,10 @@ async fn stop_opts_out_start_opts_back_in_and_replies_still_reach_an_opted_out_c
     opted_out(&desk, customer, false).await;
     desk.post(&command(customer, 700_004, "/start")).await;
     let sent = telegram.wait_for_calls("sendMessage", 5, PATIENCE).await;
-    assert_eq!(sent[4].text().as_deref(), Some(bot::inbound::DEFAULT_GREETING));
+    assert_eq!(
+        sent[4].text().as_deref(),
+        Some(bot::inbound::DEFAULT_GREETING)
+    );
     assert_eq!(desk.count("customer.opted_into_broadcasts").await, 1);
     desk.stop().await;
 }

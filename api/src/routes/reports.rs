@@ -214,15 +214,16 @@ fn rows(
             }
             Err(_) => {
                 cursor.done = true;
-                return Some((Err(std::io::Error::other("the report took too long")), cursor));
+                return Some((
+                    Err(std::io::Error::other("the report took too long")),
+                    cursor,
+                ));
             }
         };
         if rows.len() < usize::try_from(PAGE).unwrap_or(usize::MAX) {
             cursor.done = true;
         }
-        let Some(last) = rows.last() else {
-            return None;
-        };
+        let last = rows.last()?;
         cursor.after = Some(last.customer_id);
         let chunk = write(|csv| {
             for row in &rows {

@@ -50,17 +50,22 @@ pub(super) async fn preview_for(
     let Ok(StreamId::Broadcast(broadcast)) = event.stream_id.parse::<StreamId>() else {
         return Ok(None);
     };
-    let requested =
-        match BroadcastEvent::decode(&event.event_type, event.schema_version, &event.payload) {
-            Ok(BroadcastEvent::PreviewRequested(requested)) => requested,
-            _ => {
-                tracing::error!(broadcast.id = %broadcast.0, "cannot read a preview request; skipped");
-                return Ok(None);
-            }
-        };
+    let requested = match BroadcastEvent::decode(
+        &event.event_type,
+        event.schema_version,
+        &event.payload,
+    ) {
+        Ok(BroadcastEvent::PreviewRequested(requested)) => requested,
+        _ => {
+            tracing::error!(broadcast.id = %broadcast.0, "cannot read a preview request; skipped");
+            return Ok(None);
+        }
+    };
     let state = match ctx.commands.state::<Broadcast>(broadcast.stream()).await {
         Ok(state) => state,
-        Err(CommandError::Decode { stream, version, .. }) => {
+        Err(CommandError::Decode {
+            stream, version, ..
+        }) => {
             tracing::error!(%stream, version, "a stored broadcast event cannot be read; skipped");
             return Ok(None);
         }

@@ -6,9 +6,10 @@ use domain::agent::{
     RoleChanged, SecondFactorThrottled,
 };
 use domain::broadcast::{
-    Audience, BroadcastContent, ButtonPressed, PreviewFailed, PreviewRequested, PreviewSent, BroadcastDrafted, BroadcastEdited, BroadcastEnded, BroadcastEvent,
-    BroadcastScheduled, BroadcastStarted, BroadcastStep, ButtonAction, InlineButton, Outcome,
-    OutcomesRecorded, RecipientOutcome, SkipReason,
+    Audience, BroadcastContent, BroadcastDrafted, BroadcastEdited, BroadcastEnded, BroadcastEvent,
+    BroadcastScheduled, BroadcastStarted, BroadcastStep, ButtonAction, ButtonPressed, InlineButton,
+    Outcome, OutcomesRecorded, PreviewFailed, PreviewRequested, PreviewSent, RecipientOutcome,
+    SkipReason,
 };
 use domain::content::{
     ForwardOrigin, MediaKind, MessageBody, MessageContent, MessageKind, OutgoingMedia,

@@ -17,11 +17,14 @@ use uuid::Uuid;
 use crate::batch::{ApplyError, Target};
 use crate::sql::PerTarget;
 
+/// A customer's presses of one button in a batch: how many, the first and the last time.
+type Pressed = (i32, DateTime<Utc>, DateTime<Utc>);
+
 /// Presses and sends seen in one batch, added to the tables by [`Interactions::write`].
 #[derive(Debug, Default)]
 pub(super) struct Interactions {
-    /// (broadcast, customer, button) → presses, first, last.
-    presses: HashMap<(Uuid, i64, i16), (i32, DateTime<Utc>, DateTime<Utc>)>,
+    /// (broadcast, customer, button) → presses.
+    presses: HashMap<(Uuid, i64, i16), Pressed>,
     /// (broadcast, second) → sends.
     sent: HashMap<(Uuid, DateTime<Utc>), i32>,
 }

@@ -149,7 +149,8 @@ pub async fn list(
         sql.push(" and banned = ").push_bind(banned);
     }
     if let Some(opted_out) = opted_out {
-        sql.push(" and opted_out_of_broadcasts = ").push_bind(opted_out);
+        sql.push(" and opted_out_of_broadcasts = ")
+            .push_bind(opted_out);
     }
     push_keyset(&mut sql, ("registered_at", "id"), true, page);
     let rows = sql.build_query_as().fetch_all(db).await?;

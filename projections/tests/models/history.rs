@@ -7,8 +7,7 @@ use chrono::{DateTime, TimeDelta, TimeZone, Utc};
 use domain::agent::{Agent, AgentCommand, Role};
 use domain::broadcast::{
     Audience, Broadcast, BroadcastCommand, BroadcastContent, ButtonAction, InlineButton, Outcome,
-    PreviewOutcome,
-    RecipientOutcome, SkipReason,
+    PreviewOutcome, RecipientOutcome, SkipReason,
 };
 use domain::content::{
     CustomerMessage, ForwardOrigin, MediaKind, MessageBody, MessageContent, OutgoingMedia,
@@ -948,10 +947,12 @@ pub(crate) fn scripted() -> (History, Cast) {
             by: alice,
             at,
         });
-        h.broadcast(cancelled_broadcast, |at| BroadcastCommand::RecordPreviewOutcome {
-            preview_id,
-            outcome,
-            at,
+        h.broadcast(cancelled_broadcast, |at| {
+            BroadcastCommand::RecordPreviewOutcome {
+                preview_id,
+                outcome,
+                at,
+            }
         });
     }
     h.broadcast(cancelled_broadcast, |at| BroadcastCommand::Cancel {

@@ -95,7 +95,7 @@ impl Sender<'_> {
             by,
         )?;
         self.t += TimeDelta::milliseconds(400);
-        let outcome = if n % 2 == 0 {
+        let outcome = if n.is_multiple_of(2) {
             PreviewOutcome::Sent {
                 telegram_message_id: TelegramMessageId(
                     i32::try_from(self.rng.range(100, 90_000)).unwrap_or(100),

@@ -16,7 +16,9 @@ use std::sync::LazyLock;
 use std::time::Duration;
 
 use app::commands::Executed;
-use async_graphql::{Context, Enum, ErrorExtensions, ID, InputObject, Object, Result, SimpleObject};
+use async_graphql::{
+    Context, Enum, ErrorExtensions, ID, InputObject, Object, Result, SimpleObject,
+};
 use chrono::Utc;
 use domain::broadcast::{Broadcast, BroadcastCommand, BroadcastEvent};
 use domain::customer::Customer;
@@ -108,7 +110,11 @@ impl BroadcastPreviewMutation {
             )
         })?;
         let api = ctx.data_unchecked::<Api>();
-        let command_ctx = context(ctx, "sendBroadcastPreview", input.idempotency_key.as_deref())?;
+        let command_ctx = context(
+            ctx,
+            "sendBroadcastPreview",
+            input.idempotency_key.as_deref(),
+        )?;
         if let Err(not_until) = PREVIEWS.check_key(&by) {
             let wait = not_until.wait_time_from(DefaultClock::default().now());
             let seconds = wait.as_secs().max(1);
@@ -147,14 +153,17 @@ impl BroadcastPreviewMutation {
         )
         .await
         .map_err(error::command)?;
-        let Some((preview, version)) = executed.events.iter().find_map(|applied| {
-            match &applied.event {
-                BroadcastEvent::PreviewRequested(requested) => {
-                    Some((requested.preview_id, applied.version))
-                }
-                _ => None,
-            }
-        }) else {
+        let Some((preview, version)) =
+            executed
+                .events
+                .iter()
+                .find_map(|applied| match &applied.event {
+                    BroadcastEvent::PreviewRequested(requested) => {
+                        Some((requested.preview_id, applied.version))
+                    }
+                    _ => None,
+                })
+        else {
             return Err(error(Code::Conflict, "the preview was not recorded"));
         };
         let (state, telegram_message_id, failure_reason) =

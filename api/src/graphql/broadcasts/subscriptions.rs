@@ -1,13 +1,13 @@
 //! `broadcastProgress`: a broadcast's counters as its events come.
 
 use async_graphql::{Context, ID, Result, SimpleObject, Subscription};
+use chrono::{DateTime, Utc};
 use eventlog::Position;
 use futures::{Stream, StreamExt};
-use chrono::{DateTime, Utc};
 use projections::StoredText;
 use projections::broadcasts::presses;
-use projections::broadcasts::{BroadcastRow, BroadcastState};
 use projections::broadcasts::queries as broadcasts;
+use projections::broadcasts::{BroadcastRow, BroadcastState};
 use sqlx::PgPool;
 use uuid::Uuid;
 
@@ -159,7 +159,9 @@ pub async fn progress(
         .delivered
         .saturating_add(row.failed)
         .saturating_add(row.skipped);
-    let pending = row.total_recipients.map(|total| total.saturating_sub(done).max(0));
+    let pending = row
+        .total_recipients
+        .map(|total| total.saturating_sub(done).max(0));
     let mut rate = None;
     let mut eta = None;
     if row.state == BroadcastState::Running {
