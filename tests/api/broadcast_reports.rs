@@ -22,6 +22,7 @@ use testkit::telegram::{Failure, FakeTelegram};
 use uuid::Uuid;
 
 use crate::support::{Agent, Server, code};
+use crate::ws::{Protocol, Ws};
 
 fn commands(server: &Server) -> CommandService<eventlog::postgres::PostgresLog> {
     CommandService::new(server.log.clone())
@@ -44,7 +45,7 @@ async fn run(server: &Server, broadcast: BroadcastId, command: &BroadcastCommand
 /// (1 "Yes", 2 "No").
 async fn running(server: &Server, size: u32) -> BroadcastId {
     let id = draft(server).await;
-    run(
+    let started = run(
         server,
         id,
         &BroadcastCommand::Start {
@@ -54,6 +55,7 @@ async fn running(server: &Server, size: u32) -> BroadcastId {
         },
     )
     .await;
+    server.caught_up(started).await;
     id
 }
 
@@ -587,5 +589,36 @@ async fn previews_are_refused_when_they_must_be() {
     for call in fake.calls_of("sendMessage") {
         assert_eq!(call.chat_id(), Some(777_103));
     }
+    server.stop().await;
+}
+
+#[tokio::test]
+async fn broadcast_progress_pushes_pending_rate_and_eta_as_outcomes_come() {
+    let server = Server::start("progress_rate").await;
+    let admin = server.admin().await;
+    let broadcast = running(&server, 300).await;
+    let mut ws = Ws::connect(&server, Protocol::TransportWs, &admin.token).await;
+    ws.subscribe(
+        "p",
+        "subscription($id: ID!) { broadcastProgress(id: $id) {
+            state delivered pending ratePerSecond etaSeconds } }",
+        json!({ "id": broadcast.0 }),
+    )
+    .await;
+    let first = ws.data("p").await["broadcastProgress"].clone();
+    assert_eq!(first["pending"], 300);
+    assert_eq!(first["ratePerSecond"], 0.0);
+    assert_eq!(first["etaSeconds"], Value::Null);
+
+    // A batch of 100 sends: the next item shows them, a rate, and when the rest would be done.
+    record(&server, broadcast, (1..=100).map(delivered).collect()).await;
+    let item = ws.data("p").await["broadcastProgress"].clone();
+    assert_eq!(item["delivered"], 100);
+    assert_eq!(item["pending"], 200);
+    let rate = item["ratePerSecond"].as_f64().unwrap();
+    assert!(rate > 0.0 && rate <= 100.0, "{item}");
+    let eta = item["etaSeconds"].as_i64().unwrap();
+    assert!(eta >= 2, "{item}");
+    ws.close().await;
     server.stop().await;
 }
