@@ -27,6 +27,9 @@
 //!   reply, read back from its `ticket.agent_replied` event, goes again as a new one would.
 //! - `ticket.rated`: the buttons of the ticket's prompts still showing them are removed with
 //!   `editMessageReplyMarkup` (noted in `delivery_csat_prompts.keyboard_removed_at`).
+//! - `broadcast.preview_requested` (an agent's `sendBroadcastPreview`): the draft the event
+//!   carries goes to the chat asked for, as the broadcast message, and the outcome is recorded
+//!   on the broadcast (`broadcast.preview_sent` / `broadcast.preview_failed`, see [`preview`]).
 //!
 //! # Telegram's limits and errors
 //!
@@ -107,6 +110,7 @@ mod broadcast_message;
 mod call;
 mod job;
 mod overall;
+mod preview;
 mod prompt;
 mod send;
 mod tracker;

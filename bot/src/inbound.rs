@@ -5,13 +5,20 @@
 //! - a message is routed to the customer's ticket ([`CommandService::route_customer_message`]:
 //!   posted, reopened or opened); a banned customer's message is kept as
 //!   `customer.message_refused` and answered with nothing;
-//! - `/start` registers the customer or updates their profile, then sends the greeting and,
-//!   when categories exist, a keyboard to pick one; `/close` closes the customer's tickets;
-//!   `/help` explains both;
+//! - `/start` registers the customer or updates their profile, opts them back into broadcasts
+//!   when they had opted out (`customer.opted_into_broadcasts`, and the `Resubscribed` text
+//!   after the greeting), then sends the greeting and, when categories exist, a keyboard to
+//!   pick one; `/close` closes the customer's tickets; `/stop` opts them out of broadcasts
+//!   (`customer.opted_out_of_broadcasts`; replies to their tickets still come) and answers
+//!   `Unsubscribed`; `/help` explains them;
 //! - an edit is recorded on the ticket holding the edited message; an edit that arrives before
 //!   its message is kept until the message is recorded, then applied ([`edits`]);
-//! - a button press chooses a category or rates a resolved ticket, and is always answered so
-//!   the customer's client stops its spinner;
+//! - a button press chooses a category, rates a resolved ticket, opts the customer out of
+//!   broadcasts (the unsubscribe button under a broadcast, as `/stop`), or is recorded as a
+//!   press of a broadcast's callback button (`broadcast.button_pressed`, answered
+//!   `BroadcastButtonThanks`; a button the broadcast does not have, or a broadcast that never
+//!   started, is answered `ButtonExpired` and records nothing); it is always answered so the
+//!   customer's client stops its spinner;
 //! - `my_chat_member` records that the customer blocked or unblocked the bot.
 //!
 //! # Exactly one effect per update
@@ -57,12 +64,13 @@ use std::time::{Duration, Instant};
 
 use app::commands::{CommandContext, CommandError, CommandService};
 use chrono::{DateTime, Utc};
+use domain::broadcast::{Broadcast, BroadcastCommand, BroadcastError};
 use domain::content::{CustomerMessage, MessageContent, TelegramMessageId};
 use domain::customer::{Customer, CustomerCommand, CustomerError};
 use domain::flow::{FlowError, RouteCustomerMessage};
 use domain::settings::{BotText, Settings};
 use domain::ticket::{Actor as TicketActor, Channel, Ticket, TicketCommand, TicketError};
-use domain::{CategoryId, CustomerId, MessageId, StreamId, TicketId};
+use domain::{BroadcastId, CategoryId, CustomerId, MessageId, StreamId, TicketId};
 use eventlog::postgres::PostgresLog;
 use eventlog::{Actor, ActorKind};
 use serde_json::Value;
@@ -343,7 +351,7 @@ impl Inbox {
             } => {
                 let payload = match command {
                     BotCommand::Start => start::payload_of(update),
-                    BotCommand::Close | BotCommand::Help => None,
+                    BotCommand::Close | BotCommand::Help | BotCommand::Stop => None,
                 };
                 self.command(&sender, command, telegram_message_id, payload, at, key)
                     .await?
@@ -477,7 +485,13 @@ impl Inbox {
                     self.record_start_payload(sender.customer, payload, at, key)
                         .await?;
                 }
-                let greeting = text(BotText::Greeting);
+                let mut greeting = text(BotText::Greeting);
+                if customer.state().is_some_and(|state| state.opted_out) {
+                    let command = CustomerCommand::OptIntoBroadcasts { at };
+                    self.opt(sender.customer, command, &format!("{key}:opt_in"))
+                        .await?;
+                    greeting = format!("{greeting}\n\n{}", text(BotText::Resubscribed));
+                }
                 let sent = if settings.uses_categories() {
                     let question = text(BotText::CategoryQuestion);
                     self.bot
@@ -492,6 +506,16 @@ impl Inbox {
             BotCommand::Help => {
                 let sent = self.bot.send_message(chat, text(BotText::Help)).await;
                 log_failed_send("help", sent.err());
+            }
+            BotCommand::Stop => {
+                let command = CustomerCommand::OptOutOfBroadcasts { at };
+                self.opt(sender.customer, command, &format!("{key}:opt_out"))
+                    .await?;
+                let sent = self
+                    .bot
+                    .send_message(chat, text(BotText::Unsubscribed))
+                    .await;
+                log_failed_send("unsubscribed", sent.err());
             }
             BotCommand::Close => {
                 let closed = self.close(&customer, at, key).await?;
@@ -579,11 +603,11 @@ impl Inbox {
             Some(CallbackData::Rating { ticket, rating }) => {
                 self.rate(sender, ticket, rating, at, key).await?
             }
-            // Broadcast buttons are not recorded yet: answered like a button we no longer know.
-            Some(CallbackData::BroadcastButton { .. } | CallbackData::Unsubscribe(_)) => (
-                Handled::Ignored("a broadcast button"),
-                Some(BotText::ButtonExpired),
-            ),
+            Some(CallbackData::BroadcastButton { broadcast, index }) => {
+                self.press(sender, broadcast, index, at, key).await?
+            }
+            // Which broadcast carried the button does not matter: the customer wants none.
+            Some(CallbackData::Unsubscribe(_)) => self.unsubscribe(sender, at, key).await?,
         };
         let request = self.bot.answer_callback_query(CallbackQueryId(query_id));
         let answered = match answer {
@@ -635,6 +659,86 @@ impl Inbox {
             Err(CommandError::Rejected(rejection)) => {
                 Ok((Handled::Refused(rejection.to_string()), None))
             }
+            Err(error) => Err(InboundError::from_command(&error)),
+        }
+    }
+
+    /// Records a press of a broadcast's callback button. Anyone who got the message may
+    /// press; a forged button of a broadcast that never started, or one the broadcast does not
+    /// have, records nothing.
+    async fn press(
+        &self,
+        sender: &Sender,
+        broadcast: BroadcastId,
+        index: u8,
+        at: DateTime<Utc>,
+        key: &str,
+    ) -> Result<(Handled, Option<BotText>), InboundError> {
+        let command = BroadcastCommand::PressButton {
+            customer: sender.customer,
+            index,
+            at,
+        };
+        let ctx = customer_context(sender.customer).idempotent(key);
+        match self
+            .commands
+            .execute::<Broadcast>(StreamId::Broadcast(broadcast), &command, &ctx)
+            .await
+        {
+            Ok(_) => Ok((Handled::Recorded, Some(BotText::BroadcastButtonThanks))),
+            Err(CommandError::Rejected(
+                BroadcastError::NotDrafted
+                | BroadcastError::NotStarted
+                | BroadcastError::NoSuchButton(_),
+            )) => Ok((
+                Handled::Ignored("a button of a broadcast that never started or lacks it"),
+                Some(BotText::ButtonExpired),
+            )),
+            Err(CommandError::Rejected(rejection)) => Ok((
+                Handled::Refused(rejection.to_string()),
+                Some(BotText::ButtonExpired),
+            )),
+            Err(error) => Err(InboundError::from_command(&error)),
+        }
+    }
+
+    /// The unsubscribe button under a broadcast: as `/stop`, answered on the button.
+    async fn unsubscribe(
+        &self,
+        sender: &Sender,
+        at: DateTime<Utc>,
+        key: &str,
+    ) -> Result<(Handled, Option<BotText>), InboundError> {
+        let customer = self.register(sender, at, key).await?;
+        if customer.state().is_some_and(|state| state.banned) {
+            return Ok((
+                Handled::Ignored("a button pressed by a banned customer"),
+                None,
+            ));
+        }
+        let command = CustomerCommand::OptOutOfBroadcasts { at };
+        let handled = self
+            .opt(sender.customer, command, &format!("{key}:opt_out"))
+            .await?;
+        Ok((handled, Some(BotText::Unsubscribed)))
+    }
+
+    /// Opts the customer out of broadcasts or back in (nothing is written when they already
+    /// are).
+    async fn opt(
+        &self,
+        customer: CustomerId,
+        command: CustomerCommand,
+        key: &str,
+    ) -> Result<Handled, InboundError> {
+        let ctx = customer_context(customer).idempotent(key);
+        match self
+            .commands
+            .execute::<Customer>(StreamId::Customer(customer), &command, &ctx)
+            .await
+        {
+            Ok(_) => Ok(Handled::Recorded),
+            Err(CommandError::Rejected(rejection)) => Ok(Handled::Refused(rejection.to_string())),
             Err(error) => Err(InboundError::from_command(&error)),
         }
     }
@@ -832,6 +936,7 @@ const fn command_text(command: BotCommand) -> &'static str {
         BotCommand::Start => "/start",
         BotCommand::Close => "/close",
         BotCommand::Help => "/help",
+        BotCommand::Stop => "/stop",
     }
 }
 

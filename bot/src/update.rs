@@ -64,6 +64,8 @@ pub enum BotCommand {
     Close,
     /// `/help`: what the bot can do.
     Help,
+    /// `/stop`: no more broadcasts (replies to the customer's tickets still come).
+    Stop,
 }
 
 /// What one update asks of us.
@@ -456,6 +458,8 @@ fn command(text: &str) -> Option<BotCommand> {
         Some(BotCommand::Close)
     } else if name.eq_ignore_ascii_case("help") {
         Some(BotCommand::Help)
+    } else if name.eq_ignore_ascii_case("stop") {
+        Some(BotCommand::Stop)
     } else {
         None
     }
@@ -477,6 +481,8 @@ mod tests {
             ("/close", Some(BotCommand::Close)),
             ("/help", Some(BotCommand::Help)),
             ("/Help", Some(BotCommand::Help)),
+            ("/stop", Some(BotCommand::Stop)),
+            ("/STOP@LedgerdeskBot", Some(BotCommand::Stop)),
         ] {
             assert_eq!(command(text), expected, "{text:?}");
         }
@@ -485,7 +491,7 @@ mod tests {
     #[test]
     fn other_slashes_are_plain_text() {
         for text in [
-            "/", "/ start", "/starts", "/stop", "/closed", "start", " /start", "/@Bot", "",
+            "/", "/ start", "/starts", "/stops", "/closed", "start", " /start", "/@Bot", "",
             "/help_me", "a/help",
         ] {
             assert_eq!(command(text), None, "{text:?}");

@@ -14,6 +14,8 @@
 //! All rows of a batch go in one `unnest` statement: 100,000 recipients project in about a
 //! second (see docs/benchmarks.md).
 //!
+//! Through [`presses`] it also owns `broadcast_button_presses` and `broadcast_send_rate`.
+//!
 //! A broadcast row records its stream version and skips older events; the counters only move
 //! with events past that version, so replays change nothing.
 
@@ -31,13 +33,21 @@ use crate::projection::{ApplyError, Envelope, Target, read_model};
 use crate::sql;
 use crate::table::{NullableText, Table, Text, stored_text, table};
 
+pub mod presses;
 pub mod queries;
+pub mod report;
 
 /// The "broadcasts" read model (tables `broadcasts`, `broadcast_recipients`).
 #[derive(Debug, Clone, Copy, Default)]
 pub struct Broadcasts;
 
-const TABLES: &[&str] = &["broadcasts", "broadcast_recipients"];
+const TABLES: &[&str] = &[
+    "broadcasts",
+    "broadcast_recipients",
+    // Written by `presses`.
+    "broadcast_button_presses",
+    "broadcast_send_rate",
+];
 
 read_model!(
     Broadcasts,
@@ -237,6 +247,7 @@ struct Fold {
     /// Broadcasts cancelled in this batch, with when: their rows still pending in the table
     /// become `cancelled` (before this batch's rows are written).
     cancelled: HashMap<Uuid, DateTime<Utc>>,
+    interactions: presses::Interactions,
 }
 
 async fn apply(
@@ -324,6 +335,7 @@ impl Fold {
         }
         broadcast.version = version;
         self.dirty.insert(id);
+        self.interactions.event(id, event);
         match event {
             E::Drafted(_) => {}
             E::Edited(edited) => {
@@ -458,6 +470,11 @@ impl Fold {
                 broadcast.cancelled_at = Some(step.at);
                 broadcast.updated_at = step.at;
             }
+            // Presses go to `presses`; previews change nothing the tables show.
+            E::ButtonPressed(_)
+            | E::PreviewRequested(_)
+            | E::PreviewSent(_)
+            | E::PreviewFailed(_) => {}
         }
         Ok(())
     }
@@ -506,7 +523,7 @@ impl Fold {
                 .execute(&mut *conn)
                 .await?;
         }
-        Ok(())
+        self.interactions.write(conn, target).await
     }
 }
 

@@ -260,6 +260,11 @@ fn operations() -> Vec<(&'static str, Needs)> {
             "mutation($id: ID!) { cancelBroadcast(input: {broadcastId: $id}) { __typename } }",
             AgentWith(P::WriteBroadcasts),
         ),
+        (
+            "mutation($id: ID!) { sendBroadcastPreview(input: {broadcastId: $id,
+                telegramUserId: \"42\"}) { __typename } }",
+            AgentWith(P::WriteBroadcasts),
+        ),
         // Subscriptions. Each answers at once when the guard lets it through: data, or an error
         // about its arguments.
         (

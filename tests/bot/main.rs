@@ -11,6 +11,7 @@
 mod support;
 
 mod broadcast;
+mod broadcasts;
 mod content;
 mod delivery;
 mod fidelity;

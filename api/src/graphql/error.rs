@@ -282,8 +282,9 @@ impl Rejection for domain::broadcast::BroadcastError {
     fn code(&self) -> Code {
         use domain::broadcast::BroadcastError as E;
         match self {
-            E::NotDrafted => Code::NotFound,
-            E::Invalid(_) | E::ScheduleInPast => Code::Validation,
+            E::NotDrafted | E::UnknownPreview => Code::NotFound,
+            E::Invalid(_) | E::ScheduleInPast | E::NoSuchButton(_) => Code::Validation,
+            E::TooManyPreviews { .. } => Code::RateLimited,
             E::AlreadyDrafted
             | E::NotDraft
             | E::AlreadyStarted

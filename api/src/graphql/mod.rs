@@ -71,6 +71,7 @@ pub struct Mutation(
     directory::SettingsMutation,
     directory::BotTextMutation,
     broadcasts::BroadcastMutation,
+    broadcasts::BroadcastPreviewMutation,
     auth::SecondFactorMutation,
 );
 

@@ -70,6 +70,8 @@ enum Work {
         ticket: TicketId,
         customer: CustomerId,
     },
+    /// A broadcast's draft to one chat.
+    Preview(super::preview::Preview),
 }
 
 /// The event a job answers, for the outcome's metadata.
@@ -102,6 +104,18 @@ const HANDLED: [&str; 4] = [
 /// records no outcome for it yet; a resolve that is the ticket's latest, not yet rated, not
 /// yet prompted and recent enough; a rating, whose prompts lose their buttons.
 pub(super) async fn job_for(ctx: &Context, event: &RecordedEvent) -> Result<Option<Job>, NotNow> {
+    if event.event_type == "broadcast.preview_requested" {
+        let preview = super::preview::preview_for(ctx, event).await?;
+        return Ok(preview.map(|preview| Job {
+            position: event.position,
+            chat: preview.chat,
+            work: Work::Preview(preview),
+            cause: Cause {
+                event_id: event.event_id,
+                correlation_id: event.metadata.correlation_id,
+            },
+        }));
+    }
     if !HANDLED.contains(&event.event_type.as_str()) {
         return Ok(None);
     }
@@ -196,6 +210,7 @@ pub(super) async fn job_for(ctx: &Context, event: &RecordedEvent) -> Result<Opti
         Work::Reply { customer, .. }
         | Work::Csat { customer, .. }
         | Work::ClearButtons { customer, .. } => customer.0,
+        Work::Preview(preview) => preview.chat,
     };
     Ok(Some(Job {
         position: event.position,
@@ -271,6 +286,7 @@ pub(super) async fn run(ctx: Arc<Context>, job: Job) -> Ended {
             record_reply(&ctx, job.cause, reply, &try_key, outcome).await
         }
         Work::ClearButtons { ticket, .. } => clear_buttons(&ctx, job.chat, *ticket).await,
+        Work::Preview(preview) => super::preview::run(&ctx, job.cause.event_id, preview).await,
         Work::Csat { ticket, customer } => {
             let part = Part::Text {
                 text: super::prompt::rating_prompt(&ctx.commands, *customer).await,

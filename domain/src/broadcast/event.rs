@@ -3,6 +3,7 @@
 use chrono::{DateTime, Utc};
 use serde::{Deserialize, Serialize};
 
+use super::interaction::{ButtonPressed, PreviewFailed, PreviewRequested, PreviewSent};
 use crate::codec::event_enum;
 use crate::content::{OutgoingMedia, TelegramMessageId};
 use crate::ids::{AgentId, BroadcastId, CategoryId, CustomerId};
@@ -398,5 +399,13 @@ event_enum! {
         Completed(BroadcastEnded) = "broadcast.completed" v 1;
         /// Abandoned.
         Cancelled(BroadcastEnded) = "broadcast.cancelled" v 1;
+        /// A customer pressed a callback button.
+        ButtonPressed(ButtonPressed) = "broadcast.button_pressed" v 1;
+        /// A preview of the draft was asked for.
+        PreviewRequested(PreviewRequested) = "broadcast.preview_requested" v 1;
+        /// Telegram accepted a preview.
+        PreviewSent(PreviewSent) = "broadcast.preview_sent" v 1;
+        /// A preview did not go out.
+        PreviewFailed(PreviewFailed) = "broadcast.preview_failed" v 1;
     }
 }

@@ -18,8 +18,11 @@
 //! audience was recorded keep the old checks (never more outcomes than the size, recipients of
 //! an explicit list only) and are completed by [`BroadcastCommand::Complete`]. Whether one
 //! customer may receive a broadcast is [`crate::customer::CustomerState::accepts_broadcasts`].
+//!
+//! Button presses and previews are in [`interaction`].
 
 mod event;
+pub mod interaction;
 #[cfg(test)]
 mod tests;
 mod validation;
@@ -33,6 +36,10 @@ pub use event::{
     BroadcastEvent, BroadcastScheduled, BroadcastStarted, BroadcastStartedV1, BroadcastStep,
     ButtonAction, Excluded, InlineButton, Outcome, OutcomesRecorded, RecipientOutcome,
     ResolvedAudience, SkipReason, TextFormat,
+};
+pub use interaction::{
+    ButtonPressed, Interactions, MAX_PRESSES_PER_CUSTOMER, MAX_PREVIEWS, PreviewFailed,
+    PreviewOutcome, PreviewRequested, PreviewSent, PreviewStatus,
 };
 
 /// Most customers (recipients and left-out together) one `broadcast.audience_frozen` event
@@ -130,6 +137,35 @@ pub enum BroadcastCommand {
         /// When.
         at: DateTime<Utc>,
     },
+    /// Record a customer's press of a callback button (once started, also when finished).
+    PressButton {
+        /// Who pressed.
+        customer: CustomerId,
+        /// The button's place among all the broadcast's buttons, row by row, from 0.
+        index: u8,
+        /// When.
+        at: DateTime<Utc>,
+    },
+    /// Send the draft to one chat before the broadcast starts.
+    RequestPreview {
+        /// An id for the preview.
+        preview_id: uuid::Uuid,
+        /// The Telegram user whose private chat gets it.
+        chat: i64,
+        /// Who asks.
+        by: AgentId,
+        /// When.
+        at: DateTime<Utc>,
+    },
+    /// Record how a preview went (the delivery worker).
+    RecordPreviewOutcome {
+        /// The preview.
+        preview_id: uuid::Uuid,
+        /// How it went.
+        outcome: PreviewOutcome,
+        /// When.
+        at: DateTime<Utc>,
+    },
 }
 
 /// Why a broadcast command was rejected.
@@ -186,6 +222,18 @@ pub enum BroadcastError {
         /// The frozen audience size.
         audience_size: u32,
     },
+    /// A press of a button the broadcast does not have, or one that is not a callback button.
+    #[error("this broadcast has no callback button number {0}")]
+    NoSuchButton(u8),
+    /// Asking for more previews than allowed.
+    #[error("this broadcast has had its {max} previews")]
+    TooManyPreviews {
+        /// The limit.
+        max: usize,
+    },
+    /// An outcome for a preview nobody asked for.
+    #[error("no such preview of this broadcast")]
+    UnknownPreview,
     /// An input out of bounds.
     #[error(transparent)]
     Invalid(#[from] InvalidInput),
@@ -268,6 +316,8 @@ pub struct BroadcastState {
     pub recorded: BTreeSet<CustomerId>,
     /// Outcome counts.
     pub tally: Tally,
+    /// Button presses and previews.
+    pub interactions: Interactions,
 }
 
 /// A broadcast's state: not drafted, or drafted (in any status).
@@ -425,6 +475,17 @@ impl BroadcastState {
         let status = self.status;
         match command {
             C::Draft { .. } => Err(BroadcastError::AlreadyDrafted),
+            // Presses and preview outcomes come also after the end.
+            C::PressButton {
+                customer,
+                index,
+                at,
+            } => self.press_button(*customer, *index, *at),
+            C::RecordPreviewOutcome {
+                preview_id,
+                outcome,
+                at,
+            } => self.record_preview(*preview_id, outcome, *at),
             C::Cancel { .. } if status == S::Cancelled => Ok(vec![]),
             // Messages in flight when it was cancelled still get their outcome.
             C::RecordOutcomes { outcomes, at } if status == S::Cancelled && self.started => {
@@ -432,6 +493,12 @@ impl BroadcastState {
             }
             _ if status.is_finished() => Err(BroadcastError::Finished),
             C::Cancel { by, at } => Ok(vec![E::Cancelled(BroadcastEnded { by: *by, at: *at })]),
+            C::RequestPreview {
+                preview_id,
+                chat,
+                by,
+                at,
+            } => self.request_preview(*preview_id, *chat, *by, *at),
             C::Edit {
                 audience,
                 content,
@@ -497,6 +564,7 @@ impl BroadcastState {
     fn apply(&mut self, event: &BroadcastEvent) {
         use BroadcastEvent as E;
         use BroadcastStatus as S;
+        self.interactions.apply(event);
         match event {
             E::Drafted(_) => {}
             E::Edited(edited) => {
@@ -562,6 +630,10 @@ impl BroadcastState {
                     self.status = S::Cancelled;
                 }
             }
+            E::ButtonPressed(_)
+            | E::PreviewRequested(_)
+            | E::PreviewSent(_)
+            | E::PreviewFailed(_) => {}
         }
     }
 }
@@ -613,6 +685,7 @@ impl Decider for Broadcast {
                     excluded: 0,
                     recorded: BTreeSet::new(),
                     tally: Tally::default(),
+                    interactions: Interactions::default(),
                 }))
             }
             (Self::NotDrafted, _) => Self::NotDrafted,

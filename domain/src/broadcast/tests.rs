@@ -807,3 +807,222 @@ fn a_completed_broadcast_cannot_be_cancelled() {
     })
     .then_err(BroadcastError::Finished);
 }
+
+// Button presses and previews
+
+fn with_buttons() -> BroadcastEvent {
+    let mut content = content("Sale!");
+    content.buttons = vec![
+        vec![
+            InlineButton {
+                label: "Open shop".into(),
+                action: ButtonAction::Url {
+                    url: "https://example.com".into(),
+                },
+            },
+            InlineButton {
+                label: "Yes".into(),
+                action: ButtonAction::Callback { data: "yes".into() },
+            },
+        ],
+        vec![InlineButton {
+            label: "No".into(),
+            action: ButtonAction::Callback { data: "no".into() },
+        }],
+    ];
+    BroadcastEvent::Drafted(BroadcastDrafted {
+        broadcast_id: id(),
+        by: agent(),
+        at: t(0),
+        audience: Audience::AllCustomers,
+        content,
+    })
+}
+fn press(customer: i64, index: u8) -> BroadcastCommand {
+    BroadcastCommand::PressButton {
+        customer: CustomerId(customer),
+        index,
+        at: t(12),
+    }
+}
+fn pressed(customer: i64, index: u8, label: &str, data: &str) -> BroadcastEvent {
+    BroadcastEvent::ButtonPressed(ButtonPressed {
+        customer: CustomerId(customer),
+        index,
+        label: label.into(),
+        data: data.into(),
+        at: t(12),
+    })
+}
+
+#[test]
+fn a_press_of_a_callback_button_is_recorded_with_its_label_and_data() {
+    given::<Broadcast>([with_buttons(), started(2)])
+        .when(press(7, 2))
+        .then([pressed(7, 2, "No", "no")]);
+    given::<Broadcast>([with_buttons(), started(2)])
+        .when(press(7, 1))
+        .then([pressed(7, 1, "Yes", "yes")]);
+}
+
+#[test]
+fn presses_count_after_the_end_too_even_after_a_cancel() {
+    let completed = BroadcastEvent::Completed(BroadcastEnded {
+        by: None,
+        at: t(20),
+    });
+    given::<Broadcast>([with_buttons(), started(0), completed])
+        .when(press(7, 1))
+        .then([pressed(7, 1, "Yes", "yes")]);
+    let cancelled = BroadcastEvent::Cancelled(BroadcastEnded {
+        by: Some(agent()),
+        at: t(20),
+    });
+    given::<Broadcast>([with_buttons(), started(2), cancelled])
+        .when(press(7, 1))
+        .then([pressed(7, 1, "Yes", "yes")]);
+}
+
+#[test]
+fn a_press_before_the_start_or_of_a_missing_or_link_button_is_rejected() {
+    given::<Broadcast>([with_buttons()])
+        .when(press(7, 1))
+        .then_err(BroadcastError::NotStarted);
+    let cancelled = BroadcastEvent::Cancelled(BroadcastEnded {
+        by: Some(agent()),
+        at: t(5),
+    });
+    given::<Broadcast>([with_buttons(), cancelled])
+        .when(press(7, 1))
+        .then_err(BroadcastError::NotStarted);
+    given::<Broadcast>([with_buttons(), started(2)])
+        .when(press(7, 3))
+        .then_err(BroadcastError::NoSuchButton(3));
+    given::<Broadcast>([with_buttons(), started(2)])
+        .when(press(7, 0))
+        .then_err(BroadcastError::NoSuchButton(0));
+    given::<Broadcast>([])
+        .when(press(7, 0))
+        .then_err(BroadcastError::NotDrafted);
+}
+
+#[test]
+fn a_customer_pressing_on_and_on_is_recorded_a_bounded_number_of_times() {
+    let mut history = vec![with_buttons(), started(2)];
+    history.extend((0..MAX_PRESSES_PER_CUSTOMER).map(|_| pressed(7, 1, "Yes", "yes")));
+    given::<Broadcast>(history.clone())
+        .when(press(7, 2))
+        .then([]);
+    given::<Broadcast>(history)
+        .when(press(8, 2))
+        .then([pressed(8, 2, "No", "no")]);
+}
+
+fn preview_id() -> Uuid {
+    Uuid::from_u128(0x9e)
+}
+fn request_preview(chat: i64) -> BroadcastCommand {
+    BroadcastCommand::RequestPreview {
+        preview_id: preview_id(),
+        chat,
+        by: agent(),
+        at: t(2),
+    }
+}
+fn preview_requested() -> BroadcastEvent {
+    BroadcastEvent::PreviewRequested(PreviewRequested {
+        preview_id: preview_id(),
+        chat: 42,
+        by: agent(),
+        at: t(2),
+        content: content("Sale!"),
+    })
+}
+
+#[test]
+fn a_preview_of_a_draft_carries_its_content_and_is_asked_once() {
+    given::<Broadcast>([drafted()])
+        .when(request_preview(42))
+        .then([preview_requested()]);
+    given::<Broadcast>([drafted(), scheduled(60)])
+        .when(request_preview(42))
+        .then([preview_requested()]);
+    given::<Broadcast>([drafted(), preview_requested()])
+        .when(request_preview(42))
+        .then([]);
+}
+
+#[test]
+fn a_preview_once_started_or_to_a_chat_that_is_no_user_is_rejected() {
+    running(1)
+        .when(request_preview(42))
+        .then_err(BroadcastError::AlreadyStarted);
+    for chat in [0, -100_123, 1_i64 << 52] {
+        given::<Broadcast>([drafted()])
+            .when(request_preview(chat))
+            .then_err(
+                InvalidInput::OutOfRange {
+                    field: "preview chat (a Telegram user id)",
+                    min: 1,
+                    max: (1_i64 << 52) - 1,
+                }
+                .into(),
+            );
+    }
+}
+
+#[test]
+fn previews_are_bounded() {
+    let mut history = vec![drafted()];
+    history.extend((0..MAX_PREVIEWS).map(|n| {
+        BroadcastEvent::PreviewRequested(PreviewRequested {
+            preview_id: Uuid::from_u128(0x1000 + u128::try_from(n).unwrap_or_default()),
+            chat: 42,
+            by: agent(),
+            at: t(2),
+            content: content("Sale!"),
+        })
+    }));
+    given::<Broadcast>(history)
+        .when(request_preview(42))
+        .then_err(BroadcastError::TooManyPreviews { max: MAX_PREVIEWS });
+}
+
+#[test]
+fn a_preview_outcome_is_recorded_once_also_after_the_start() {
+    let sent = BroadcastCommand::RecordPreviewOutcome {
+        preview_id: preview_id(),
+        outcome: PreviewOutcome::Sent {
+            telegram_message_id: TelegramMessageId(9),
+        },
+        at: t(3),
+    };
+    let sent_event = BroadcastEvent::PreviewSent(PreviewSent {
+        preview_id: preview_id(),
+        telegram_message_id: TelegramMessageId(9),
+        at: t(3),
+    });
+    given::<Broadcast>([drafted(), preview_requested(), started(1)])
+        .when(sent.clone())
+        .then([sent_event.clone()]);
+    given::<Broadcast>([drafted(), preview_requested(), sent_event])
+        .when(sent.clone())
+        .then([]);
+    given::<Broadcast>([drafted()])
+        .when(sent)
+        .then_err(BroadcastError::UnknownPreview);
+    let failed = BroadcastCommand::RecordPreviewOutcome {
+        preview_id: preview_id(),
+        outcome: PreviewOutcome::Failed {
+            reason: "Bad Request: chat not found".into(),
+        },
+        at: t(3),
+    };
+    given::<Broadcast>([drafted(), preview_requested()])
+        .when(failed)
+        .then([BroadcastEvent::PreviewFailed(PreviewFailed {
+            preview_id: preview_id(),
+            reason: "Bad Request: chat not found".into(),
+            at: t(3),
+        })]);
+}

@@ -138,7 +138,8 @@ impl BotText {
                 "Write your question here, in any form: text, photos, files, voice messages, \
                  locations. Our support team answers in this chat.\n\n/start shows the greeting \
                  again (and lets you pick a topic, when there are several)\n/close closes your \
-                 ticket once your question is answered"
+                 ticket once your question is answered\n/stop stops our announcements \
+                 (answers to your questions still come)"
             }
             BotText::CategoryQuestion => "What is your question about? Pick a topic below.",
             BotText::CategoryChosen => "Thank you! Now write your question.",
@@ -177,7 +178,8 @@ impl BotText {
                 "Пишите нам в любой форме: текстом, фото, файлами, голосовыми сообщениями, \
                  геопозицией. Служба поддержки ответит в этом чате.\n\n/start снова покажет \
                  приветствие (и предложит выбрать тему, если их несколько)\n/close закроет \
-                 обращение, когда ваш вопрос решён"
+                 обращение, когда ваш вопрос решён\n/stop отключит рассылки (ответы на \
+                 ваши вопросы по-прежнему придут)"
             }
             BotText::CategoryQuestion => "О чём ваш вопрос? Выберите тему ниже.",
             BotText::CategoryChosen => "Спасибо! Теперь напишите ваш вопрос.",

@@ -4,7 +4,8 @@
 use domain::Decider;
 use domain::broadcast::{
     Audience, Broadcast, BroadcastCommand, BroadcastContent, BroadcastEvent, BroadcastStatus,
-    Excluded, Outcome, RecipientOutcome, ResolvedAudience, SkipReason,
+    Excluded, MAX_PRESSES_PER_CUSTOMER, MAX_PREVIEWS, Outcome, PreviewOutcome, RecipientOutcome,
+    ResolvedAudience, SkipReason,
 };
 use domain::content::TelegramMessageId;
 use domain::{BroadcastId, CustomerId};
@@ -111,6 +112,36 @@ fn arb_broadcast_command() -> impl Strategy<Value = BroadcastCommand> {
         arb_time().prop_map(|at| BroadcastCommand::Resume { by: agent(0), at }),
         arb_time().prop_map(|at| BroadcastCommand::Complete { at }),
         arb_time().prop_map(|at| BroadcastCommand::Cancel { by: None, at }),
+        (0i64..8, 0u8..4, arb_time()).prop_map(|(customer, index, at)| {
+            BroadcastCommand::PressButton {
+                customer: CustomerId(customer),
+                index,
+                at,
+            }
+        }),
+        (0u128..3, -2i64..3, arb_time()).prop_map(|(id, chat, at)| {
+            BroadcastCommand::RequestPreview {
+                preview_id: Uuid::from_u128(id),
+                chat,
+                by: agent(0),
+                at,
+            }
+        }),
+        (0u128..3, any::<bool>(), arb_time()).prop_map(|(id, sent, at)| {
+            BroadcastCommand::RecordPreviewOutcome {
+                preview_id: Uuid::from_u128(id),
+                outcome: if sent {
+                    PreviewOutcome::Sent {
+                        telegram_message_id: TelegramMessageId(5),
+                    }
+                } else {
+                    PreviewOutcome::Failed {
+                        reason: "Bad Request: chat not found".into(),
+                    }
+                },
+                at,
+            }
+        }),
     ]
 }
 
@@ -164,6 +195,25 @@ fn check_broadcast(before: &Broadcast, events: &[BroadcastEvent], after: &Broadc
     if after.status == BroadcastStatus::Completed {
         assert_eq!(after.tally.total(), after.audience_size);
     }
+    // Presses only once started, bounded per customer; previews bounded, asked before start.
+    for event in events {
+        match event {
+            BroadcastEvent::ButtonPressed(_) => assert!(before.interactions.started),
+            BroadcastEvent::PreviewRequested(_) => assert!(matches!(
+                before.status,
+                BroadcastStatus::Draft | BroadcastStatus::Scheduled(_)
+            )),
+            _ => {}
+        }
+    }
+    assert!(
+        after
+            .interactions
+            .presses
+            .values()
+            .all(|n| *n <= MAX_PRESSES_PER_CUSTOMER)
+    );
+    assert!(after.interactions.previews.len() <= MAX_PREVIEWS);
 }
 
 proptest! {

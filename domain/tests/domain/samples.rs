@@ -7,8 +7,9 @@ use domain::agent::{
 };
 use domain::broadcast::{
     Audience, AudienceFrozen, BroadcastContent, BroadcastDrafted, BroadcastEdited, BroadcastEnded,
-    BroadcastEvent, BroadcastScheduled, BroadcastStarted, BroadcastStep, ButtonAction, Excluded,
-    InlineButton, Outcome, OutcomesRecorded, RecipientOutcome, SkipReason,
+    BroadcastEvent, BroadcastScheduled, BroadcastStarted, BroadcastStep, ButtonAction, ButtonPressed,
+    Excluded, InlineButton, Outcome, OutcomesRecorded, PreviewFailed, PreviewRequested, PreviewSent,
+    RecipientOutcome, SkipReason,
 };
 use domain::content::{
     ForwardOrigin, MediaKind, MessageBody, MessageContent, MessageKind, OutgoingMedia,
@@ -396,6 +397,30 @@ pub(crate) fn samples() -> Vec<AnyEvent> {
         BroadcastEvent::Completed(BroadcastEnded { by: None, at: at() }),
         BroadcastEvent::Cancelled(BroadcastEnded {
             by: Some(agent()),
+            at: at(),
+        }),
+        BroadcastEvent::ButtonPressed(ButtonPressed {
+            customer: CustomerId(1_234_567),
+            index: 1,
+            label: "Remind me".into(),
+            data: "remind".into(),
+            at: at(),
+        }),
+        BroadcastEvent::PreviewRequested(PreviewRequested {
+            preview_id: uuid(12),
+            chat: 7_654_321,
+            by: agent(),
+            at: at(),
+            content: broadcast_content(),
+        }),
+        BroadcastEvent::PreviewSent(PreviewSent {
+            preview_id: uuid(12),
+            telegram_message_id: TelegramMessageId(88),
+            at: at(),
+        }),
+        BroadcastEvent::PreviewFailed(PreviewFailed {
+            preview_id: uuid(12),
+            reason: "Bad Request: chat not found".into(),
             at: at(),
         }),
     ];

@@ -113,8 +113,9 @@ pub async fn by_id_within(
 
 /// One page of customers, newest first (by registration, then id), bounded by registration
 /// times and ids, in list order. `search` keeps those whose username or full name holds it
-/// (case-insensitive); `banned` those banned or not. With `within`, only the customers an agent
-/// limited to those categories may see, as [`by_ids_within`] shows them.
+/// (case-insensitive); `banned` those banned or not; `opted_out` those opted out of broadcasts
+/// or not. With `within`, only the customers an agent limited to those categories may see, as
+/// [`by_ids_within`] shows them.
 ///
 /// # Errors
 /// The database's.
@@ -122,7 +123,7 @@ pub async fn list(
     db: impl PgExecutor<'_>,
     within: Option<&[Uuid]>,
     search: Option<&str>,
-    banned: Option<bool>,
+    (banned, opted_out): (Option<bool>, Option<bool>),
     page: &Page<(DateTime<Utc>, i64)>,
 ) -> sqlx::Result<Vec<CustomerRow>> {
     let mut sql = match within {
@@ -149,6 +150,10 @@ pub async fn list(
     }
     if let Some(banned) = banned {
         sql.push(" and banned = ").push_bind(banned);
+    }
+    if let Some(opted_out) = opted_out {
+        sql.push(" and opted_out_of_broadcasts = ")
+            .push_bind(opted_out);
     }
     push_keyset(&mut sql, ("registered_at", "id"), true, page);
     let rows = sql.build_query_as().fetch_all(db).await?;

@@ -7,7 +7,7 @@ use chrono::{DateTime, TimeDelta, TimeZone, Utc};
 use domain::agent::{Agent, AgentCommand, Role};
 use domain::broadcast::{
     Audience, Broadcast, BroadcastCommand, BroadcastContent, ButtonAction, Excluded, InlineButton,
-    Outcome, RecipientOutcome, ResolvedAudience, SkipReason,
+    Outcome, PreviewOutcome, RecipientOutcome, ResolvedAudience, SkipReason,
 };
 use domain::content::{
     CustomerMessage, ForwardOrigin, MediaKind, MessageBody, MessageContent, OutgoingMedia,
@@ -824,11 +824,18 @@ pub(crate) fn scripted() -> (History, Cast) {
         by: alice,
         at,
     });
+    let mut big_sale = content("Big sale");
+    big_sale.buttons.push(vec![InlineButton {
+        label: "Remind me".to_owned(),
+        action: ButtonAction::Callback {
+            data: "remind".to_owned(),
+        },
+    }]);
     h.broadcast(sent_broadcast, |at| BroadcastCommand::Edit {
         audience: Audience::ByLanguage {
             language: "en".to_owned(),
         },
-        content: content("Big sale"),
+        content: big_sale,
         by: alice,
         at,
     });
@@ -906,7 +913,14 @@ pub(crate) fn scripted() -> (History, Cast) {
         ],
         at,
     });
-    // The last batch completed it.
+    // The last batch completed it; presses count after the end too.
+    for customer in [ann, ann, CustomerId(1004)] {
+        h.broadcast(sent_broadcast, |at| BroadcastCommand::PressButton {
+            customer,
+            index: 1,
+            at,
+        });
+    }
     let cancelled_broadcast = BroadcastId(h.uuid());
     h.broadcast(cancelled_broadcast, |at| BroadcastCommand::Draft {
         broadcast_id: cancelled_broadcast,
@@ -917,6 +931,33 @@ pub(crate) fn scripted() -> (History, Cast) {
         by: alice,
         at,
     });
+    // Previewed twice before it was dropped: once sent, once refused.
+    for (n, outcome) in [
+        PreviewOutcome::Sent {
+            telegram_message_id: TelegramMessageId(77),
+        },
+        PreviewOutcome::Failed {
+            reason: "Bad Request: chat not found".to_owned(),
+        },
+    ]
+    .into_iter()
+    .enumerate()
+    {
+        let preview_id = h.uuid();
+        h.broadcast(cancelled_broadcast, |at| BroadcastCommand::RequestPreview {
+            preview_id,
+            chat: 9_000 + i64::try_from(n).unwrap_or(0),
+            by: alice,
+            at,
+        });
+        h.broadcast(cancelled_broadcast, |at| {
+            BroadcastCommand::RecordPreviewOutcome {
+                preview_id,
+                outcome,
+                at,
+            }
+        });
+    }
     h.broadcast(cancelled_broadcast, |at| BroadcastCommand::Cancel {
         by: Some(alice),
         at,

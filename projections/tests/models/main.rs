@@ -112,7 +112,7 @@ fn the_scripted_history_holds_every_event_type() {
         .iter()
         .map(|form| form.event_type)
         .collect();
-    assert_eq!(known.len(), 67);
+    assert_eq!(known.len(), 71);
     assert_eq!(types, known);
     assert!(h.events.windows(2).all(|w| w[0].position < w[1].position));
 }
@@ -634,6 +634,24 @@ async fn broadcast_rows_count_outcomes_per_recipient(pool: PgPool) {
             ),
         ]
     );
+    // Presses per customer and button (also after completion), sends per second.
+    let presses: Vec<(i64, i16, i32)> = sqlx::query_as(
+        "select customer_id, button_index, presses from broadcast_button_presses \
+         where broadcast_id = $1 order by customer_id",
+    )
+    .bind(cast.sent_broadcast.as_uuid())
+    .fetch_all(&mut conn)
+    .await
+    .unwrap();
+    assert_eq!(presses, [(cast.ann.0, 1, 2), (1004, 1, 1)]);
+    let sent: i64 = sqlx::query_scalar(
+        "select sum(sent)::bigint from broadcast_send_rate where broadcast_id = $1",
+    )
+    .bind(cast.sent_broadcast.as_uuid())
+    .fetch_one(&mut conn)
+    .await
+    .unwrap();
+    assert_eq!(sent, 3, "delivered and failed are sends, skips are not");
     let (state, cancelled): (String, Option<DateTime<Utc>>) =
         sqlx::query_as("select state, cancelled_at from broadcasts where id = $1")
             .bind(cast.cancelled_broadcast.as_uuid())

@@ -408,7 +408,7 @@ async fn customers_are_listed_searched_and_counted_for_audiences(pool: PgPool) {
     let list = |search: Option<&'static str>, banned: Option<bool>| {
         let pool = pool.clone();
         async move {
-            customers::list(&pool, None, search, banned, &Page::first(100))
+            customers::list(&pool, None, search, (banned, None), &Page::first(100))
                 .await
                 .unwrap()
                 .into_iter()
@@ -426,14 +426,14 @@ async fn customers_are_listed_searched_and_counted_for_audiences(pool: PgPool) {
     assert_eq!(list(Some("_"), None).await, Vec::<i64>::new());
     assert_eq!(list(None, Some(true)).await, [cast.ben.0]);
     assert_eq!(list(None, Some(false)).await, [cast.cleo.0, cast.ann.0]);
-    let first = customers::list(&pool, None, None, None, &Page::first(1))
+    let first = customers::list(&pool, None, None, (None, None), &Page::first(1))
         .await
         .unwrap();
     let after_first = Page {
         after: Some((first[0].registered_at, first[0].id)),
         ..Page::first(10)
     };
-    let rest = customers::list(&pool, None, None, None, &after_first)
+    let rest = customers::list(&pool, None, None, (None, None), &after_first)
         .await
         .unwrap();
     let rest: Vec<i64> = rest.iter().map(|row| row.id).collect();
@@ -442,7 +442,7 @@ async fn customers_are_listed_searched_and_counted_for_audiences(pool: PgPool) {
         from_end: true,
         ..Page::first(2)
     };
-    let last_two = customers::list(&pool, None, None, None, &last_two)
+    let last_two = customers::list(&pool, None, None, (None, None), &last_two)
         .await
         .unwrap();
     let last_two: Vec<i64> = last_two.iter().map(|row| row.id).collect();

@@ -3,6 +3,9 @@
 //! in batches of at most 100 (the last one completes it), sometimes paused and resumed, or
 //! cancelled.
 //!
+//! Each draft is previewed once (sent for even-numbered broadcasts, refused by Telegram for
+//! odd ones), and a few recipients press the callback button of a started broadcast.
+//!
 //! They run after the ticket writers, so every recipient is already registered in the log;
 //! their times lie in the second half of the period, and each audience holds only customers
 //! registered before the broadcast started.
@@ -10,7 +13,7 @@
 use chrono::{DateTime, TimeDelta, Utc};
 use domain::broadcast::{
     Audience, Broadcast, BroadcastCommand, BroadcastContent, ButtonAction, InlineButton, Outcome,
-    RecipientOutcome, ResolvedAudience, SkipReason,
+    PreviewOutcome, RecipientOutcome, ResolvedAudience, SkipReason,
 };
 use domain::content::{MediaKind, OutgoingMedia, TelegramMessageId};
 use domain::validate::MAX_OUTCOME_BATCH;
@@ -73,6 +76,62 @@ impl Sender<'_> {
                 .collect();
             let at = self.t;
             self.run(&BroadcastCommand::RecordOutcomes { outcomes, at }, &sender)?;
+        }
+        Ok(())
+    }
+
+    /// An agent previews the draft in their own chat; the delivery worker records how it went.
+    fn preview(&mut self, author: AgentId, by: &Actor, n: usize) -> Result<(), GenerateError> {
+        self.wait(60, 600);
+        let preview_id = self.rng.uuid_v7(self.t);
+        let at = self.t;
+        let chat = i64::try_from(self.rng.range(100_000_000, 900_000_000)).unwrap_or(100_000_000);
+        self.run(
+            &BroadcastCommand::RequestPreview {
+                preview_id,
+                chat,
+                by: author,
+                at,
+            },
+            by,
+        )?;
+        self.t += TimeDelta::milliseconds(400);
+        let outcome = if n.is_multiple_of(2) {
+            PreviewOutcome::Sent {
+                telegram_message_id: TelegramMessageId(
+                    i32::try_from(self.rng.range(100, 90_000)).unwrap_or(100),
+                ),
+            }
+        } else {
+            PreviewOutcome::Failed {
+                reason: "Bad Request: chat not found".to_owned(),
+            }
+        };
+        let at = self.t;
+        self.run(
+            &BroadcastCommand::RecordPreviewOutcome {
+                preview_id,
+                outcome,
+                at,
+            },
+            &Actor::new(ActorKind::Bot, "delivery"),
+        )
+    }
+
+    /// A few recipients press the callback button (the second of the first row).
+    fn presses(&mut self, recipients: &[CustomerId]) -> Result<(), GenerateError> {
+        for customer in recipients.iter().take(3) {
+            self.wait(1, 120);
+            let at = self.t;
+            let actor = Actor::new(ActorKind::Customer, customer.0.to_string());
+            self.run(
+                &BroadcastCommand::PressButton {
+                    customer: *customer,
+                    index: 1,
+                    at,
+                },
+                &actor,
+            )?;
         }
         Ok(())
     }
@@ -215,6 +274,7 @@ fn one(
         },
         &by,
     )?;
+    sender.preview(author, &by, n)?;
     if matches!(story, Story::Scheduled | Story::CancelledMidway) {
         sender.wait(300, 3_600);
         let edited = content(sender.rng, n, !media);
@@ -332,6 +392,7 @@ fn one(
         let at = sender.t;
         sender.run(&BroadcastCommand::Resume { by: author, at }, &by)?;
     }
-    // The last batch completes it.
-    sender.send(rest)
+    // The last batch completes it; presses come after.
+    sender.send(rest)?;
+    sender.presses(&snapshot)
 }

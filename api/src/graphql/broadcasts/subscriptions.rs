@@ -1,11 +1,13 @@
 //! `broadcastProgress`: a broadcast's counters as its events come.
 
 use async_graphql::{Context, ID, Result, SimpleObject, Subscription};
+use chrono::{DateTime, Utc};
 use eventlog::Position;
 use futures::{Stream, StreamExt};
 use projections::StoredText;
-use projections::broadcasts::BroadcastRow;
+use projections::broadcasts::presses;
 use projections::broadcasts::queries as broadcasts;
+use projections::broadcasts::{BroadcastRow, BroadcastState};
 use sqlx::PgPool;
 use uuid::Uuid;
 
@@ -17,7 +19,7 @@ use crate::graphql::events::event_feed;
 use crate::graphql::guard::{LiveScope, Need};
 use crate::graphql::ids::parse_uuid;
 
-/// A broadcast's counters.
+/// A broadcast's counters, and while it is sending, how fast and until when.
 #[derive(Debug, Clone, SimpleObject)]
 pub struct BroadcastProgress {
     /// The log position the counters reflect at least (empty for the first snapshot).
@@ -32,6 +34,16 @@ pub struct BroadcastProgress {
     pub skipped: i32,
     /// Every recipient, once the audience is resolved.
     pub total: Option<i32>,
+    /// Recipients without an outcome yet, once the audience is resolved.
+    pub pending: Option<i32>,
+    /// Messages sent (delivered or failed) per second over the last 30 seconds, while
+    /// running; null otherwise.
+    pub rate_per_second: Option<f64>,
+    /// Seconds until every pending recipient is sent to at the current rate, while running
+    /// and sending; null otherwise.
+    pub eta_seconds: Option<i32>,
+    /// When sending would end at the current rate (now plus `etaSeconds`).
+    pub estimated_completion_at: Option<DateTime<Utc>>,
 }
 
 /// The broadcasts' subscriptions.
@@ -125,13 +137,66 @@ async fn progress_of(
     if let Some(position) = position {
         wait_for_model(pool, "broadcasts", position, timeout).await?;
     }
-    let row = broadcasts::by_id(pool, broadcast).await.map_err(database)?;
-    Ok(row.map(|row: BroadcastRow| BroadcastProgress {
-        cursor: position.map(|p| p.to_string()).unwrap_or_default(),
+    let Some(row) = broadcasts::by_id(pool, broadcast).await.map_err(database)? else {
+        return Ok(None);
+    };
+    let cursor = position.map(|p| p.to_string()).unwrap_or_default();
+    progress(pool, row, cursor).await.map(Some)
+}
+
+/// The progress of the broadcast of `row`, read at `cursor`: the counters from the row, and
+/// while it runs, the rate over the last [`presses::RATE_WINDOW`] (or since the start, when
+/// that is shorter) and the time the pending recipients take at that rate.
+///
+/// # Errors
+/// `INTERNAL` when the database fails.
+pub async fn progress(
+    pool: &PgPool,
+    row: BroadcastRow,
+    cursor: String,
+) -> Result<BroadcastProgress> {
+    let done = row
+        .delivered
+        .saturating_add(row.failed)
+        .saturating_add(row.skipped);
+    let pending = row
+        .total_recipients
+        .map(|total| total.saturating_sub(done).max(0));
+    let mut rate = None;
+    let mut eta = None;
+    if row.state == BroadcastState::Running {
+        let now = Utc::now();
+        let since = row
+            .started_at
+            .map_or(now - presses::RATE_WINDOW, |started| {
+                started.max(now - presses::RATE_WINDOW)
+            });
+        let sent = presses::sent_since(pool, row.id, since)
+            .await
+            .map_err(database)?;
+        // Sends are counted from the start of the second holding `since`.
+        let millis = now.timestamp_millis() - since.timestamp() * 1_000;
+        let seconds = (millis as f64 / 1_000.0).max(1.0);
+        let per_second = sent as f64 / seconds;
+        rate = Some(per_second);
+        if let Some(pending) = pending
+            && per_second > 0.0
+        {
+            let seconds = (f64::from(pending) / per_second).ceil();
+            eta = Some(seconds.min(f64::from(i32::MAX)) as i32);
+        }
+    }
+    Ok(BroadcastProgress {
+        cursor,
         state: row.state.as_str().to_owned(),
         delivered: row.delivered,
         failed: row.failed,
         skipped: row.skipped,
         total: row.total_recipients,
-    }))
+        pending,
+        rate_per_second: rate,
+        eta_seconds: eta,
+        estimated_completion_at: eta
+            .map(|seconds| Utc::now() + chrono::TimeDelta::seconds(i64::from(seconds))),
+    })
 }

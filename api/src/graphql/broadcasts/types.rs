@@ -1,16 +1,21 @@
 //! A broadcast as GraphQL shows it, with its recipients.
 
+use std::collections::HashMap;
+
 use async_graphql::connection::Connection;
 use async_graphql::{ComplexObject, Context, Enum, ID, Json, Result, SimpleObject};
 use chrono::{DateTime, Utc};
+use domain::broadcast::{ButtonAction, InlineButton};
 use projections::StoredText;
+use projections::broadcasts::presses;
 use projections::broadcasts::queries as broadcasts;
 use projections::broadcasts::{BroadcastRow, BroadcastState, RecipientState};
 use uuid::Uuid;
 
+use super::subscriptions::{BroadcastProgress, progress};
 use crate::auth::Permission;
 use crate::graphql::context::Api;
-use crate::graphql::error::database;
+use crate::graphql::error::{Code, database, error};
 use crate::graphql::guard::Need;
 use crate::graphql::ids;
 use crate::graphql::pagination::{
@@ -185,6 +190,26 @@ pub struct BroadcastRecipient {
     pub retryable: Option<bool>,
     /// When.
     pub updated_at: DateTime<Utc>,
+    /// Their presses of the broadcast's callback buttons, all buttons together.
+    pub button_presses: i32,
+    /// The buttons they pressed (places among all the broadcast's buttons, row by row, from
+    /// 0), in order.
+    pub pressed_buttons: Vec<i32>,
+}
+
+/// Presses of one callback button of a broadcast.
+#[derive(Debug, Clone, SimpleObject)]
+pub struct BroadcastButtonPresses {
+    /// The button's place among all the broadcast's buttons, row by row, from 0.
+    pub index: i32,
+    /// Its label.
+    pub label: String,
+    /// Its callback data.
+    pub data: String,
+    /// Presses recorded (one per press; at most 20 per customer are kept).
+    pub presses: i32,
+    /// Customers who pressed it.
+    pub customers: i32,
 }
 
 #[ComplexObject]
@@ -209,17 +234,78 @@ impl Broadcast {
         let rows = broadcasts::recipients(&api.pool, self.uuid, state.map(Into::into), &keyset)
             .await
             .map_err(database)?;
+        let customers: Vec<i64> = rows.iter().map(|row| row.customer_id).collect();
+        let mut pressed: HashMap<i64, (i32, Vec<i32>)> = HashMap::new();
+        for presses in presses::presses_of(&api.pool, self.uuid, &customers)
+            .await
+            .map_err(database)?
+        {
+            let entry = pressed.entry(presses.customer_id).or_default();
+            entry.0 = entry.0.saturating_add(presses.presses);
+            entry.1.push(i32::from(presses.button_index));
+        }
         Ok(connection(
             &request,
             rows,
             |row| cursor(row.customer_id, row.customer_id),
-            |row| BroadcastRecipient {
-                customer_id: ID(row.customer_id.to_string()),
-                state: row.state.into(),
-                reason: row.reason,
-                retryable: row.retryable,
-                updated_at: row.updated_at,
+            |row| {
+                let (button_presses, pressed_buttons) =
+                    pressed.get(&row.customer_id).cloned().unwrap_or_default();
+                BroadcastRecipient {
+                    customer_id: ID(row.customer_id.to_string()),
+                    state: row.state.into(),
+                    reason: row.reason,
+                    retryable: row.retryable,
+                    updated_at: row.updated_at,
+                    button_presses,
+                    pressed_buttons,
+                }
             },
         ))
+    }
+
+    /// Presses of each callback button, in button order (link buttons are not counted: Telegram
+    /// opens them without telling the bot).
+    #[graphql(guard = "Need(Permission::ReadBroadcasts)")]
+    async fn button_presses(&self, ctx: &Context<'_>) -> Result<Vec<BroadcastButtonPresses>> {
+        let api = ctx.data_unchecked::<Api>();
+        let totals = presses::button_totals(&api.pool, self.uuid)
+            .await
+            .map_err(database)?;
+        let buttons: Vec<Vec<InlineButton>> =
+            serde_json::from_value(self.buttons.0.clone()).unwrap_or_default();
+        Ok(buttons
+            .iter()
+            .flatten()
+            .enumerate()
+            .filter_map(|(index, button)| {
+                let ButtonAction::Callback { data } = &button.action else {
+                    return None;
+                };
+                let total = totals
+                    .iter()
+                    .find(|total| usize::try_from(total.button_index).ok() == Some(index));
+                let count = |n: i64| i32::try_from(n).unwrap_or(i32::MAX);
+                Some(BroadcastButtonPresses {
+                    index: i32::try_from(index).unwrap_or(i32::MAX),
+                    label: button.label.clone(),
+                    data: data.clone(),
+                    presses: total.map_or(0, |t| count(t.presses)),
+                    customers: total.map_or(0, |t| count(t.customers)),
+                })
+            })
+            .collect())
+    }
+
+    /// Its progress now: counters, the current sending rate and, while sending, an estimate of
+    /// when it ends (`broadcastProgress` pushes the same after each change).
+    #[graphql(guard = "Need(Permission::ReadBroadcasts)")]
+    async fn progress(&self, ctx: &Context<'_>) -> Result<BroadcastProgress> {
+        let api = ctx.data_unchecked::<Api>();
+        let row = broadcasts::by_id(&api.pool, self.uuid)
+            .await
+            .map_err(database)?
+            .ok_or_else(|| error(Code::NotFound, "no such broadcast"))?;
+        progress(&api.pool, row, String::new()).await
     }
 }

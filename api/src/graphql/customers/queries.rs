@@ -22,7 +22,8 @@ pub struct CustomerQuery;
 #[Object]
 impl CustomerQuery {
     /// Customers, newest first, optionally matching a name or username (at most 100
-    /// characters) or their ban.
+    /// characters), their ban, or whether they opted out of broadcasts (`/stop` or the
+    /// unsubscribe button under a broadcast; `/start` opts them back in).
     #[graphql(
         guard = "Need(Permission::ReadCustomers)",
         complexity = "connection_complexity(first, last, child_complexity)"
@@ -40,6 +41,7 @@ impl CustomerQuery {
         before: Option<String>,
         search: Option<String>,
         banned: Option<bool>,
+        opted_out_of_broadcasts: Option<bool>,
         consistency: Option<ConsistencyInput>,
     ) -> Result<Connection<String, Customer>> {
         consistent(ctx, consistency.as_ref()).await?;
@@ -48,7 +50,8 @@ impl CustomerQuery {
         let search = bounded("search", search.as_deref(), MAX_TEXT_FILTER)?;
         let keyset = request.keyset(time_key)?;
         let scope = guard::ticket_scope(ctx).await?;
-        let rows = customers::list(&api.pool, scope.categories(), search, banned, &keyset)
+        let filters = (banned, opted_out_of_broadcasts);
+        let rows = customers::list(&api.pool, scope.categories(), search, filters, &keyset)
             .await
             .map_err(database)?;
         Ok(connection(
