@@ -5,11 +5,12 @@
 use app::commands::{CommandContext, CommandService};
 use chrono::Utc;
 use domain::broadcast::{
-    Audience, Broadcast, BroadcastCommand, BroadcastContent, ButtonAction, InlineButton, TextFormat,
+    Audience, Broadcast, BroadcastCommand, BroadcastContent, ButtonAction, InlineButton,
+    ResolvedAudience, TextFormat,
 };
 use domain::settings::BotText;
 use domain::ticket::{ReplyAsAgent, TicketCommand};
-use domain::{AgentId, BroadcastId, StreamId, TicketId};
+use domain::{AgentId, BroadcastId, CustomerId, StreamId, TicketId};
 use serde_json::{Value, json};
 use testkit::telegram::FakeTelegram;
 use uuid::Uuid;
@@ -183,7 +184,8 @@ async fn the_unsubscribe_button_opts_out_and_answers_on_the_button() {
 }
 
 /// A broadcast with a link button (0) and two callback buttons (1, 2); started when `start`.
-async fn broadcast(desk: &Desk, start: bool) -> BroadcastId {
+/// A broadcast drafted, and started for `recipients` when given.
+async fn broadcast(desk: &Desk, recipients: Option<Vec<i64>>) -> BroadcastId {
     let commands = CommandService::new(desk.log.clone());
     let ctx = CommandContext::new(eventlog::Actor::system("test"));
     let id = BroadcastId(Uuid::now_v7());
@@ -218,9 +220,13 @@ async fn broadcast(desk: &Desk, start: bool) -> BroadcastId {
         .execute::<Broadcast>(StreamId::Broadcast(id), &draft, &ctx)
         .await
         .unwrap();
-    if start {
+    if let Some(recipients) = recipients {
         let start = BroadcastCommand::Start {
-            audience_size: 1,
+            audience: ResolvedAudience {
+                segment: Audience::AllCustomers,
+                recipients: recipients.into_iter().map(CustomerId).collect(),
+                excluded: vec![],
+            },
             by: Some(by),
             at: Utc::now(),
         };
@@ -237,8 +243,8 @@ async fn presses_of_a_broadcasts_callback_buttons_are_recorded_once_per_update_a
     let telegram = FakeTelegram::start().await;
     let desk = Desk::start("presses", &telegram, Receive::Webhook).await;
     let customer = 6_100_000_001;
-    let running = broadcast(&desk, true).await;
-    let draft = broadcast(&desk, false).await;
+    let running = broadcast(&desk, Some(vec![customer])).await;
+    let draft = broadcast(&desk, None).await;
 
     let yes = press(customer, 720_001, &format!("bb:{}:1", running.0));
     desk.post(&yes).await;
@@ -265,21 +271,22 @@ async fn presses_of_a_broadcasts_callback_buttons_are_recorded_once_per_update_a
     assert_eq!(pressed[1]["data"], json!("vote:no"));
 
     // A link button, a button the broadcast lacks, a broadcast that never started, one that
-    // does not exist: answered as expired, nothing recorded.
-    for (n, data) in [
-        format!("bb:{}:0", running.0),
-        format!("bb:{}:3", running.0),
-        format!("bb:{}:1", draft.0),
-        format!("bb:{}:1", Uuid::now_v7()),
+    // does not exist, a customer it was not sent to: answered as expired, nothing recorded.
+    for (n, (from, data)) in [
+        (customer, format!("bb:{}:0", running.0)),
+        (customer, format!("bb:{}:3", running.0)),
+        (customer, format!("bb:{}:1", draft.0)),
+        (customer, format!("bb:{}:1", Uuid::now_v7())),
+        (customer + 1, format!("bb:{}:1", running.0)),
     ]
     .into_iter()
     .enumerate()
     {
         let update = 720_100 + i64::try_from(n).unwrap();
-        desk.post(&press(customer, update, &data)).await;
+        desk.post(&press(from, update, &data)).await;
     }
     let answers = telegram
-        .wait_for_calls("answerCallbackQuery", 7, PATIENCE)
+        .wait_for_calls("answerCallbackQuery", 8, PATIENCE)
         .await;
     for answer in &answers[3..] {
         assert_eq!(

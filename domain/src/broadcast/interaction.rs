@@ -167,6 +167,10 @@ impl BroadcastState {
         if !self.interactions.started {
             return Err(BroadcastError::NotStarted);
         }
+        // Only a customer it went to has its buttons (a frozen audience says who).
+        if self.frozen && !self.recipients.contains(&customer) {
+            return Err(BroadcastError::NotInAudience(customer));
+        }
         let Some(InlineButton {
             label,
             action: ButtonAction::Callback { data },

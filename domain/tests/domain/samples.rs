@@ -7,9 +7,9 @@ use domain::agent::{
 };
 use domain::broadcast::{
     Audience, AudienceFrozen, BroadcastContent, BroadcastDrafted, BroadcastEdited, BroadcastEnded,
-    BroadcastEvent, BroadcastScheduled, BroadcastStarted, BroadcastStep, ButtonAction, ButtonPressed,
-    Excluded, InlineButton, Outcome, OutcomesRecorded, PreviewFailed, PreviewRequested, PreviewSent,
-    RecipientOutcome, SkipReason,
+    BroadcastEvent, BroadcastScheduled, BroadcastStarted, BroadcastStep, ButtonAction,
+    ButtonPressed, Excluded, InlineButton, Outcome, OutcomesRecorded, PreviewFailed,
+    PreviewRequested, PreviewSent, RecipientOutcome, SkipReason,
 };
 use domain::content::{
     ForwardOrigin, MediaKind, MessageBody, MessageContent, MessageKind, OutgoingMedia,
