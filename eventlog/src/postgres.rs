@@ -63,6 +63,9 @@
 //! - `postgres/encoded.rs`: a request checked and laid out as the SQL arrays, and the
 //!   conversions of stored numbers and database errors that all of them use.
 //!
+//! - `postgres/audit.rs`: verifying the hash chains, and the signed anchors of the whole log;
+//! - `postgres/transfer.rs`: export of the log as JSON Lines, and import into an empty log.
+//!
 //! `batch` uses `append` (a batch the database refuses goes again request by request),
 //! `append` uses `notify` (every commit is announced), and none of them uses this module.
 
@@ -79,10 +82,12 @@ use tokio::sync::watch;
 use uuid::Uuid;
 
 mod append;
+pub mod audit;
 mod batch;
 mod encoded;
 mod horizon;
 mod notify;
+pub mod transfer;
 
 pub use batch::AppendStats;
 pub use horizon::{HeldBackBy, REGISTRY_CLASS};
