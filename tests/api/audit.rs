@@ -46,10 +46,28 @@ async fn events_pages_the_whole_log_with_each_events_envelope_and_filters() {
     let server = Server::start("audit_events").await;
     let admin = server.admin().await;
     let auditor = server.agent(Role::Auditor, "auditor@example.com").await;
+    let mut ticket = None;
     for customer in [11, 12, 13] {
         server.customer_writes(customer, None, "hello").await;
-        server.customer_writes(customer, None, "again").await;
+        ticket = Some(server.customer_writes(customer, None, "again").await.0);
     }
+    let replied = server
+        .ok(
+            &admin.token,
+            "mutation($ticket: ID!) {
+                replyToTicket(input: {ticketId: $ticket, text: \"On it\"}) { position } }",
+            json!({ "ticket": ticket.unwrap() }),
+        )
+        .await;
+    server
+        .caught_up(
+            replied["replyToTicket"]["position"]
+                .as_str()
+                .unwrap()
+                .parse()
+                .unwrap(),
+        )
+        .await;
     let stored: i64 = sqlx::query_scalar("select count(*) from events")
         .fetch_one(&server.pool)
         .await
@@ -84,17 +102,13 @@ async fn events_pages_the_whole_log_with_each_events_envelope_and_filters() {
     .await
     .unwrap();
     assert_eq!(ticket[0]["hash"], hex::encode(stored_hash));
-    let customer_event = nodes
+    let reply = nodes
         .iter()
-        .find(|n| n["actor"]["kind"] == "CUSTOMER")
-        .expect("customers' messages are theirs");
-    assert!(
-        customer_event["actor"]["displayName"]
-            .as_str()
-            .unwrap()
-            .starts_with("Customer 1"),
-        "{customer_event}"
-    );
+        .find(|n| n["type"] == "ticket.agent_replied")
+        .expect("the admin's reply is in the log");
+    assert_eq!(reply["actor"]["kind"], "AGENT");
+    assert_eq!(reply["actor"]["actorId"], admin.id.as_str(), "{reply}");
+    assert_eq!(reply["actor"]["displayName"], "admin", "{reply}");
     assert!(
         nodes.iter().any(|n| n["correlationId"].is_string()),
         "commands correlate their events"
@@ -146,7 +160,11 @@ async fn events_pages_the_whole_log_with_each_events_envelope_and_filters() {
         ),
     ] {
         let body = server.gql(Some(&admin.token), EVENTS, variables).await;
-        assert_eq!(code(&body), Some("VALIDATION"), "{what}: {body}");
+        // A page far above the limit is already too costly for the complexity check.
+        assert!(
+            matches!(code(&body), Some("VALIDATION" | "GRAPHQL_VALIDATION_FAILED")),
+            "{what}: {body}"
+        );
     }
     let agent = server.agent(Role::Agent, "agent@example.com").await;
     let body = server.gql(Some(&agent.token), EVENTS, json!({})).await;

@@ -255,8 +255,9 @@ impl LogQuery {
         ctx: &Context<'_>,
         #[graphql(desc = "The stream, as `LogEvent.stream` shows it (`ticket-<uuid>`, …).")]
         stream_id: String,
-        #[graphql(desc = "The first version to check (default 0).", default = 0)]
-        from_version: i64,
+        #[graphql(desc = "The first version to check (default 0).")] from_version: Option<
+            i64,
+        >,
     ) -> Result<StreamAudit> {
         if stream_id.is_empty() || stream_id.chars().count() > eventlog::limits::STREAM_ID_CHARS {
             return Err(error(
@@ -267,7 +268,7 @@ impl LogQuery {
                 ),
             ));
         }
-        let from = u64::try_from(from_version)
+        let from = u64::try_from(from_version.unwrap_or(0))
             .map_err(|_| error(Code::Validation, "`fromVersion` may not be negative"))?;
         let api = ctx.data_unchecked::<Api>();
         let checked = match audit::verify_stream(api.log.pool(), &stream_id, from, VERIFY_EVENTS)
