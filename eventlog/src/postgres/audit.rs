@@ -316,13 +316,16 @@ pub async fn verify(
     let mut outcome = Verification::default();
     {
         let mut conn = pool.acquire().await.map_err(backend)?;
-        // Rows are read in the unique index's order: a sort of the whole log would hold it
-        // all before the first row comes out.
+        // The whole log is read in the unique index's order: a sort would hold it all before
+        // the first row comes out. A range from a position on is read from the log's order
+        // and sorted, as it is usually a small part of the log.
         let mut tx = sqlx::Connection::begin(&mut *conn).await.map_err(backend)?;
-        sqlx::query("set local enable_sort = off")
-            .execute(&mut *tx)
-            .await
-            .map_err(backend)?;
+        if scope.from.is_none() {
+            sqlx::query("set local enable_sort = off")
+                .execute(&mut *tx)
+                .await
+                .map_err(backend)?;
+        }
         let rows = match scope.from {
             None => sqlx::query_as::<_, ChainRow>(CHAIN_ALL)
                 .bind(scope.stream.as_deref())

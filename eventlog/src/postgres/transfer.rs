@@ -188,12 +188,14 @@ struct Line {
     position: Position,
     stream: String,
     version: u64,
+    #[expect(dead_code, reason = "checked to be a uuid here, stored from the line by SQL")]
     id: Uuid,
     #[serde(rename = "type")]
     event_type: String,
     schema_version: u32,
     #[expect(dead_code, reason = "checked to be a time here, stored from the line by SQL")]
     recorded_at: DateTime<Utc>,
+    #[expect(dead_code, reason = "checked to be JSON here, stored from the line by SQL")]
     payload: serde::de::IgnoredAny,
     #[expect(dead_code, reason = "checked to decode here, stored from the line by SQL")]
     metadata: Metadata,
@@ -273,7 +275,6 @@ fn check_line(
     }
     let line: Line =
         serde_json::from_str(text).map_err(|e| refuse(format!("not an event line: {e}")))?;
-    let _ = line.payload;
     if line.stream.is_empty() || line.stream.chars().count() > limits::STREAM_ID_CHARS {
         return Err(refuse(format!(
             "a stream id has 1 to {} characters",
@@ -306,7 +307,6 @@ fn check_line(
             hash_of(text).ok_or_else(|| refuse("`previous_hash` is not 64 hex digits".into()))?,
         ),
     };
-    let _ = line.id;
     match heads.get_mut(&line.stream) {
         None => {
             if line.version != 0 || previous_hash.is_some() {

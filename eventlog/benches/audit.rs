@@ -7,14 +7,11 @@
 //! recomputed, anchors checked), and `export` to a JSON Lines file. The figures printed last
 //! are the medians of the rounds, and the ratios are taken against the COPY of the same round.
 //!
-//! `cargo bench --bench audit` (env: `DATABASE_URL` of a server where `BENCH_DATABASE`,
+//! `cargo bench -p eventlog --bench audit` (env: `DATABASE_URL` of a server where `BENCH_DATABASE`,
 //! default `ledgerdesk_bench_audit`, may be created; `BENCH_EVENTS`, default 1,000,000;
 //! `BENCH_ROUNDS`, default 3; `BENCH_KEEP=false` drops the database at the end).
 
 #![expect(clippy::print_stdout, reason = "a benchmark prints its figures")]
-
-#[global_allocator]
-static ALLOCATOR: mimalloc::MiMalloc = mimalloc::MiMalloc;
 
 use std::time::Instant;
 
@@ -47,7 +44,18 @@ async fn main() -> anyhow::Result<()> {
     let rounds: usize = env_or("BENCH_ROUNDS", 3);
     let keep: bool = env_or("BENCH_KEEP", true);
     let name: String = env_or("BENCH_DATABASE", "ledgerdesk_bench_audit".to_owned());
-    let database = DatabaseName::named(&name).open().await;
+    let server = sqlx::PgPool::connect(&testkit::database::server_url()).await?;
+    let exists: bool =
+        sqlx::query_scalar("select exists (select 1 from pg_database where datname = $1)")
+            .bind(&name)
+            .fetch_one(&server)
+            .await?;
+    server.close().await;
+    let database = if exists {
+        DatabaseName::named(&name).open().await
+    } else {
+        DatabaseName::named(&name).create().await
+    };
     let pool = database.connect(4).await;
     let log = PostgresLog::new(pool.clone());
     let mut stored: i64 = sqlx::query_scalar("select count(*) from events")
