@@ -152,10 +152,11 @@ async fn owner_pool(database: &DatabaseArgs) -> anyhow::Result<sqlx::PgPool> {
 
 /// About how many events the log holds (the planner's estimate: counting would read it all).
 async fn estimate(pool: &sqlx::PgPool) -> u64 {
-    let estimate: Result<f32, _> =
-        sqlx::query_scalar("select greatest(reltuples, 0) from pg_class where oid = 'events'::regclass")
-            .fetch_one(pool)
-            .await;
+    let estimate: Result<f32, _> = sqlx::query_scalar(
+        "select greatest(reltuples, 0) from pg_class where oid = 'events'::regclass",
+    )
+    .fetch_one(pool)
+    .await;
     estimate.map_or(0, |n| n as u64)
 }
 
@@ -241,7 +242,8 @@ pub fn describe(link: &BrokenLink) -> String {
         "broken: stream={} version={} position={} problem={} expected={} stored={} ({})",
         link.stream,
         link.version,
-        link.position.map_or_else(|| "-".to_owned(), |p| p.to_string()),
+        link.position
+            .map_or_else(|| "-".to_owned(), |p| p.to_string()),
         link.problem.name(),
         hash(&link.expected),
         hash(&link.stored),

@@ -141,7 +141,7 @@ async fn main() -> anyhow::Result<()> {
     log.stop_background();
     pool.close().await;
     if keep {
-        database.keep();
+        let _kept = database.keep();
     }
     Ok(())
 }

@@ -11,7 +11,12 @@ use sha2::{Digest, Sha256};
 
 /// The hash of an event whose stream's previous event has hash `prev` (`None` for a stream's
 /// first event), over its type, payload and metadata (canonical `jsonb` text).
-pub fn event_hash(prev: Option<&[u8]>, event_type: &str, payload: &str, metadata: &str) -> [u8; 32] {
+pub fn event_hash(
+    prev: Option<&[u8]>,
+    event_type: &str,
+    payload: &str,
+    metadata: &str,
+) -> [u8; 32] {
     let mut hasher = Sha256::new();
     if let Some(prev) = prev {
         hasher.update(prev);

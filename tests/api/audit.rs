@@ -76,8 +76,14 @@ async fn events_pages_the_whole_log_with_each_events_envelope_and_filters() {
     // Paged two at a time, every event comes once, in log order.
     let nodes = all_events(&server, &auditor.token, json!({ "first": 2 })).await;
     assert_eq!(nodes.len() as i64, stored);
-    let positions: Vec<&str> = nodes.iter().map(|n| n["position"].as_str().unwrap()).collect();
-    assert!(positions.windows(2).all(|w| w[0] < w[1]), "log order: {positions:?}");
+    let positions: Vec<&str> = nodes
+        .iter()
+        .map(|n| n["position"].as_str().unwrap())
+        .collect();
+    assert!(
+        positions.windows(2).all(|w| w[0] < w[1]),
+        "log order: {positions:?}"
+    );
 
     // The envelope: ids, hashes chained within each stream, the actor with a name.
     let ticket: Vec<&Value> = nodes
@@ -91,16 +97,21 @@ async fn events_pages_the_whole_log_with_each_events_envelope_and_filters() {
     assert_eq!(ticket[1]["previousHash"], ticket[0]["hash"]);
     for node in &nodes {
         assert_eq!(node["hash"].as_str().unwrap().len(), 64, "{node}");
-        assert!(node["eventId"].as_str().unwrap().parse::<uuid::Uuid>().is_ok());
+        assert!(
+            node["eventId"]
+                .as_str()
+                .unwrap()
+                .parse::<uuid::Uuid>()
+                .is_ok()
+        );
         assert!(node["schemaVersion"].as_i64().unwrap() >= 1);
     }
-    let stored_hash: Vec<u8> = sqlx::query_scalar(
-        "select hash from events where stream_id = $1 and stream_version = 0",
-    )
-    .bind(ticket[0]["stream"].as_str().unwrap())
-    .fetch_one(&server.pool)
-    .await
-    .unwrap();
+    let stored_hash: Vec<u8> =
+        sqlx::query_scalar("select hash from events where stream_id = $1 and stream_version = 0")
+            .bind(ticket[0]["stream"].as_str().unwrap())
+            .fetch_one(&server.pool)
+            .await
+            .unwrap();
     assert_eq!(ticket[0]["hash"], hex::encode(stored_hash));
     let reply = nodes
         .iter()
@@ -113,11 +124,11 @@ async fn events_pages_the_whole_log_with_each_events_envelope_and_filters() {
         nodes.iter().any(|n| n["correlationId"].is_string()),
         "commands correlate their events"
     );
-    let admin_invited = nodes
-        .iter()
-        .find(|n| n["type"] == "agent.invited")
-        .unwrap();
-    assert_eq!(admin_invited["actor"]["displayName"], "test", "{admin_invited}");
+    let admin_invited = nodes.iter().find(|n| n["type"] == "agent.invited").unwrap();
+    assert_eq!(
+        admin_invited["actor"]["displayName"], "test",
+        "{admin_invited}"
+    );
 
     // Filters: by type, by stream prefix, by time.
     let opened = all_events(
@@ -162,7 +173,10 @@ async fn events_pages_the_whole_log_with_each_events_envelope_and_filters() {
         let body = server.gql(Some(&admin.token), EVENTS, variables).await;
         // A page far above the limit is already too costly for the complexity check.
         assert!(
-            matches!(code(&body), Some("VALIDATION" | "GRAPHQL_VALIDATION_FAILED")),
+            matches!(
+                code(&body),
+                Some("VALIDATION" | "GRAPHQL_VALIDATION_FAILED")
+            ),
             "{what}: {body}"
         );
     }
@@ -244,7 +258,10 @@ async fn audit_verify_finds_an_altered_a_removed_and_a_reordered_event() {
     assert_eq!(found["broken"]["version"], 1, "{found}");
     assert_eq!(found["broken"]["problem"], "ALTERED");
     assert_eq!(found["broken"]["storedHash"], hex::encode(&original));
-    assert_ne!(found["broken"]["expectedHash"], found["broken"]["storedHash"]);
+    assert_ne!(
+        found["broken"]["expectedHash"],
+        found["broken"]["storedHash"]
+    );
 
     // (b) The newest event removed: the chain left is whole; the anchor shows the loss.
     tamper(
@@ -300,15 +317,27 @@ async fn audit_verify_finds_an_altered_a_removed_and_a_reordered_event() {
     assert_eq!(data["auditVerify"]["fromVersion"], 2);
 
     let body = server
-        .gql(Some(&auditor.token), VERIFY, json!({ "stream": "ticket-none" }))
+        .gql(
+            Some(&auditor.token),
+            VERIFY,
+            json!({ "stream": "ticket-none" }),
+        )
         .await;
     assert_eq!(code(&body), Some("NOT_FOUND"));
     let body = server
-        .gql(Some(&auditor.token), VERIFY, json!({ "stream": altered, "from": -1 }))
+        .gql(
+            Some(&auditor.token),
+            VERIFY,
+            json!({ "stream": altered, "from": -1 }),
+        )
         .await;
     assert_eq!(code(&body), Some("VALIDATION"));
     let body = server
-        .gql(Some(&auditor.token), VERIFY, json!({ "stream": "x".repeat(201) }))
+        .gql(
+            Some(&auditor.token),
+            VERIFY,
+            json!({ "stream": "x".repeat(201) }),
+        )
         .await;
     assert_eq!(code(&body), Some("VALIDATION"));
     let agent = server.agent(Role::Agent, "agent@example.com").await;

@@ -78,7 +78,10 @@ async fn ticket_stream(pool: &PgPool, len: i64, others: &[&str]) -> (String, i64
 }
 
 fn broken_lines(report: &str) -> Vec<&str> {
-    report.lines().filter(|l| l.starts_with("broken:")).collect()
+    report
+        .lines()
+        .filter(|l| l.starts_with("broken:"))
+        .collect()
 }
 
 #[tokio::test]
@@ -102,17 +105,19 @@ async fn audit_verify_finds_an_altered_a_removed_and_a_reordered_event_at_their_
     ]);
     let (ok, report) = verify(&url, &key);
     assert!(ok, "{report}");
-    assert!(report.contains("1 anchors checked against the trusted keys"), "{report}");
+    assert!(
+        report.contains("1 anchors checked against the trusted keys"),
+        "{report}"
+    );
 
     // (a) One payload changed: that event, and no other, is reported.
     let (altered, _) = ticket_stream(pool, 4, &[]).await;
-    let original: Vec<u8> = sqlx::query_scalar(
-        "select hash from events where stream_id = $1 and stream_version = 2",
-    )
-    .bind(&altered)
-    .fetch_one(pool)
-    .await
-    .unwrap();
+    let original: Vec<u8> =
+        sqlx::query_scalar("select hash from events where stream_id = $1 and stream_version = 2")
+            .bind(&altered)
+            .fetch_one(pool)
+            .await
+            .unwrap();
     tamper(
         pool,
         &[&format!(
@@ -177,9 +182,10 @@ async fn audit_verify_finds_an_altered_a_removed_and_a_reordered_event_at_their_
     let lines = broken_lines(&report);
     assert_eq!(lines.len(), 3, "{report}");
     assert!(
-        lines.iter().any(|l| l.contains(&format!(
-            "stream={reordered} version=1 "
-        )) && l.contains("problem=previous_hash")),
+        lines
+            .iter()
+            .any(|l| l.contains(&format!("stream={reordered} version=1 "))
+                && l.contains("problem=previous_hash")),
         "{report}"
     );
     assert!(report.contains("3 broken streams"), "{report}");
@@ -223,7 +229,11 @@ async fn an_anchor_changed_or_signed_by_another_key_fails_verification() {
     // Trusted once its public key is given.
     let public = std::fs::read_to_string(other.path()).unwrap();
     let seed: [u8; 32] = hex::decode(public.trim()).unwrap().try_into().unwrap();
-    let public = hex::encode(eventlog::postgres::audit::AnchorKey::from_seed(&seed).unwrap().public_key());
+    let public = hex::encode(
+        eventlog::postgres::audit::AnchorKey::from_seed(&seed)
+            .unwrap()
+            .public_key(),
+    );
     let out = ledgerdesk(&[
         "audit",
         "verify",
@@ -234,7 +244,11 @@ async fn an_anchor_changed_or_signed_by_another_key_fails_verification() {
         "--public-key",
         &public,
     ]);
-    assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stdout));
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stdout)
+    );
 
     // An anchor's recorded head changed: its signature no longer holds.
     let pool = database.pool();
@@ -242,17 +256,22 @@ async fn an_anchor_changed_or_signed_by_another_key_fails_verification() {
     tx.execute("alter table log_anchor_heads disable trigger log_anchor_heads_append_only")
         .await
         .unwrap();
-    tx.execute("update log_anchor_heads set stream_version = stream_version + 1 \
-                where stream_id = (select min(stream_id) from log_anchor_heads)")
-        .await
-        .unwrap();
+    tx.execute(
+        "update log_anchor_heads set stream_version = stream_version + 1 \
+                where stream_id = (select min(stream_id) from log_anchor_heads)",
+    )
+    .await
+    .unwrap();
     tx.execute("alter table log_anchor_heads enable trigger log_anchor_heads_append_only")
         .await
         .unwrap();
     tx.commit().await.unwrap();
     let (ok, report) = verify(&url, &other);
     assert!(!ok, "{report}");
-    assert!(report.contains("anchor broken: anchor 1: its signature does not match"), "{report}");
+    assert!(
+        report.contains("anchor broken: anchor 1: its signature does not match"),
+        "{report}"
+    );
 }
 
 /// Every read model table of `pool`, each as one JSON text of its rows in a fixed order.
@@ -264,10 +283,7 @@ async fn read_models(pool: &PgPool) -> Vec<(String, String)> {
                 "select coalesce(json_agg(r order by r::text), '[]')::text \
                    from (select * from {table}) r"
             );
-            let rows: String = sqlx::query_scalar(&sql)
-            .fetch_one(pool)
-            .await
-            .unwrap();
+            let rows: String = sqlx::query_scalar(&sql).fetch_one(pool).await.unwrap();
             tables.push(((*table).to_owned(), rows));
         }
     }
@@ -280,7 +296,13 @@ async fn an_export_imported_into_a_new_database_verifies_and_projects_the_same()
     let target = TestDatabase::fresh("export_dst").await;
     let key = TempFile::new("anchor.key");
     let file = TempFile::new("export.jsonl");
-    succeed(&["generate", "--events", "1500", "--database-url", source.url()]);
+    succeed(&[
+        "generate",
+        "--events",
+        "1500",
+        "--database-url",
+        source.url(),
+    ]);
     succeed(&["replay", "--database-url", source.url()]);
     succeed(&["export", "--database-url", source.url(), "-o", file.path()]);
 
@@ -313,11 +335,19 @@ async fn an_export_imported_into_a_new_database_verifies_and_projects_the_same()
     let (ok_target, report_target) = verify(target.url(), &key);
     assert!(ok_source && ok_target, "{report_source}\n{report_target}");
     assert_eq!(report_source, report_target);
-    let (models_source, models_target) =
-        (read_models(source.pool()).await, read_models(target.pool()).await);
+    let (models_source, models_target) = (
+        read_models(source.pool()).await,
+        read_models(target.pool()).await,
+    );
     for ((table, rows), (_, imported)) in models_source.iter().zip(&models_target) {
-        assert!(rows.len() > 2 || table != "tickets", "the history has tickets");
-        assert_eq!(rows, imported, "read model {table} differs after the import");
+        assert!(
+            rows.len() > 2 || table != "tickets",
+            "the history has tickets"
+        );
+        assert_eq!(
+            rows, imported,
+            "read model {table} differs after the import"
+        );
     }
 
     // A second import into the same log is refused: it is not empty any more.
@@ -337,7 +367,10 @@ async fn an_export_imported_into_a_new_database_verifies_and_projects_the_same()
             })
             .collect()
     };
-    assert_eq!(strip(&text), strip(&std::fs::read_to_string(again.path()).unwrap()));
+    assert_eq!(
+        strip(&text),
+        strip(&std::fs::read_to_string(again.path()).unwrap())
+    );
 }
 
 /// `import` of `lines` into a new database: fails, naming one of `at` in its error.
@@ -349,7 +382,8 @@ async fn import_refused(lines: &[&str], at: &[usize], why: &str) {
     let stderr = String::from_utf8_lossy(&out.stderr);
     assert!(!out.status.success(), "{why}: imported");
     assert!(
-        at.iter().any(|line| stderr.contains(&format!("line {line}:"))),
+        at.iter()
+            .any(|line| stderr.contains(&format!("line {line}:"))),
         "{why}: {stderr}"
     );
     let count: i64 = sqlx::query_scalar("select count(*) from events")
@@ -363,7 +397,13 @@ async fn import_refused(lines: &[&str], at: &[usize], why: &str) {
 async fn import_refuses_a_reordered_or_altered_file_naming_the_line() {
     let source = TestDatabase::fresh("import_src").await;
     let file = TempFile::new("export.jsonl");
-    succeed(&["generate", "--events", "300", "--database-url", source.url()]);
+    succeed(&[
+        "generate",
+        "--events",
+        "300",
+        "--database-url",
+        source.url(),
+    ]);
     succeed(&["export", "--database-url", source.url(), "-o", file.path()]);
     let text = std::fs::read_to_string(file.path()).unwrap();
     let lines: Vec<&str> = text.lines().collect();
@@ -379,7 +419,8 @@ async fn import_refuses_a_reordered_or_altered_file_naming_the_line() {
         .iter()
         .position(|l| l.contains("\"payload\":{\"at\""))
         .unwrap();
-    let altered = lines[altered_line].replacen("\"payload\":{\"at\"", "\"payload\":{\"x\": 1, \"at\"", 1);
+    let altered =
+        lines[altered_line].replacen("\"payload\":{\"at\"", "\"payload\":{\"x\": 1, \"at\"", 1);
     let mut changed = lines.clone();
     changed[altered_line] = &altered;
     import_refused(&changed, &[altered_line + 1], "an altered payload").await;
@@ -392,7 +433,13 @@ async fn import_refuses_a_reordered_or_altered_file_naming_the_line() {
     let mut holed = lines.clone();
     holed.remove(gap);
     let next_of_stream = {
-        let stream = lines[gap].split("\"stream\":").nth(1).unwrap().split(',').next().unwrap();
+        let stream = lines[gap]
+            .split("\"stream\":")
+            .nth(1)
+            .unwrap()
+            .split(',')
+            .next()
+            .unwrap();
         lines
             .iter()
             .enumerate()

@@ -133,7 +133,9 @@ impl EventActor {
                 let Ok(id) = self.actor_id.parse::<i64>() else {
                     return Ok(None);
                 };
-                if !caller.may(Permission::ReadCustomers) || caller.ticket_scope() != TicketScope::All {
+                if !caller.may(Permission::ReadCustomers)
+                    || caller.ticket_scope() != TicketScope::All
+                {
                     return Ok(None);
                 }
                 let customers = ctx.data_unchecked::<DataLoader<CustomerLoader>>();

@@ -34,8 +34,8 @@ use ring::signature::{ED25519, Ed25519KeyPair, KeyPair, UnparsedPublicKey};
 use sha2::{Digest, Sha256};
 use sqlx::PgPool;
 
-use super::encoded::{backend, to_u64};
 use super::PostgresLog;
+use super::encoded::{backend, to_u64};
 use crate::chain::event_hash;
 use crate::{Error, EventLog, Position};
 
@@ -385,7 +385,7 @@ async fn walk_rows(
             on_broken(&link);
             outcome.broken.push(link);
         }
-        if outcome.events % 4096 == 0 {
+        if outcome.events.is_multiple_of(4096) {
             progress(Progress {
                 events: outcome.events,
                 streams: outcome.streams,
@@ -449,7 +449,10 @@ pub async fn verify_stream(
     let mut broken = None;
     let mut events = 0;
     let mut last_version = None;
-    for row in rows.iter().take(usize::try_from(limit.max(1)).unwrap_or(usize::MAX)) {
+    for row in rows
+        .iter()
+        .take(usize::try_from(limit.max(1)).unwrap_or(usize::MAX))
+    {
         if from_version > 0 && events == 0 && row.before_hash.is_none() {
             // The version before the range is not in the log, or the range starts past it.
             broken = Some(BrokenLink {
@@ -550,7 +553,17 @@ fn anchored_heads<'a>(
     pool: &'a PgPool,
     stream: Option<&'a str>,
 ) -> impl Stream<Item = Result<BrokenLink, Error>> + Unpin + 'a {
-    sqlx::query_as::<_, (String, i64, Vec<u8>, Option<Vec<u8>>, Option<i64>, Option<i64>)>(
+    sqlx::query_as::<
+        _,
+        (
+            String,
+            i64,
+            Vec<u8>,
+            Option<Vec<u8>>,
+            Option<i64>,
+            Option<i64>,
+        ),
+    >(
         "select h.stream_id, h.stream_version, h.hash, e.hash, e.tx_id, e.position \
            from (select distinct on (stream_id) stream_id, stream_version, hash \
                    from log_anchor_heads where ($1::text is null or stream_id = $1) \
@@ -728,7 +741,11 @@ async fn heads_digest_of(pool: &PgPool, seq: i64) -> Result<(u64, [u8; 32]), Err
 }
 
 fn digest_head(hasher: &mut Sha256, stream: &str, version: u64, hash: &[u8]) {
-    hasher.update(u32::try_from(stream.len()).unwrap_or(u32::MAX).to_be_bytes());
+    hasher.update(
+        u32::try_from(stream.len())
+            .unwrap_or(u32::MAX)
+            .to_be_bytes(),
+    );
     hasher.update(stream.as_bytes());
     hasher.update(version.to_be_bytes());
     hasher.update(hash);
@@ -739,7 +756,11 @@ fn anchor_message(previous: Option<&[u8]>, at: Position, count: u64, digest: &[u
     let (tx, seq) = at.parts();
     let mut message = Vec::with_capacity(120);
     message.extend_from_slice(b"ledgerdesk-log-anchor-v1\0");
-    message.extend_from_slice(&u32::try_from(previous.len()).unwrap_or(u32::MAX).to_be_bytes());
+    message.extend_from_slice(
+        &u32::try_from(previous.len())
+            .unwrap_or(u32::MAX)
+            .to_be_bytes(),
+    );
     message.extend_from_slice(previous);
     message.extend_from_slice(&tx.to_be_bytes());
     message.extend_from_slice(&seq.to_be_bytes());

@@ -109,7 +109,7 @@ pub async fn export(
         out.write_all(&line).map_err(io)?;
         exported.events += 1;
         exported.last = Some(position);
-        if exported.events % 4096 == 0 {
+        if exported.events.is_multiple_of(4096) {
             progress(exported.events);
         }
     }
@@ -188,16 +188,28 @@ struct Line {
     position: Position,
     stream: String,
     version: u64,
-    #[expect(dead_code, reason = "checked to be a uuid here, stored from the line by SQL")]
+    #[expect(
+        dead_code,
+        reason = "checked to be a uuid here, stored from the line by SQL"
+    )]
     id: Uuid,
     #[serde(rename = "type")]
     event_type: String,
     schema_version: u32,
-    #[expect(dead_code, reason = "checked to be a time here, stored from the line by SQL")]
+    #[expect(
+        dead_code,
+        reason = "checked to be a time here, stored from the line by SQL"
+    )]
     recorded_at: DateTime<Utc>,
-    #[expect(dead_code, reason = "checked to be JSON here, stored from the line by SQL")]
+    #[expect(
+        dead_code,
+        reason = "checked to be JSON here, stored from the line by SQL"
+    )]
     payload: serde::de::IgnoredAny,
-    #[expect(dead_code, reason = "checked to decode here, stored from the line by SQL")]
+    #[expect(
+        dead_code,
+        reason = "checked to decode here, stored from the line by SQL"
+    )]
     metadata: Metadata,
     hash: String,
     previous_hash: Option<String>,
@@ -271,7 +283,9 @@ fn check_line(
     };
     // Postgres cannot store a NUL character in text or jsonb.
     if text.contains("\\u0000") {
-        return Err(refuse("holds a NUL character, which the log cannot store".into()));
+        return Err(refuse(
+            "holds a NUL character, which the log cannot store".into(),
+        ));
     }
     let line: Line =
         serde_json::from_str(text).map_err(|e| refuse(format!("not an event line: {e}")))?;
@@ -387,16 +401,18 @@ async fn insert_batch(
     .bind(&*lines)
     .fetch_one(&mut **tx)
     .await
-    .map_err(|err| match err.as_database_error().and_then(|db| db.constraint()) {
-        Some(constraint) => ImportError::Refused {
-            line: numbers.first().map_or(0, |n| to_u64(*n)),
-            reason: format!(
-                "the database refused the batch starting here ({constraint}): an event id or \
+    .map_err(
+        |err| match err.as_database_error().and_then(|db| db.constraint()) {
+            Some(constraint) => ImportError::Refused {
+                line: numbers.first().map_or(0, |n| to_u64(*n)),
+                reason: format!(
+                    "the database refused the batch starting here ({constraint}): an event id or \
                  stream version appears twice"
-            ),
+                ),
+            },
+            None => ImportError::Log(backend(err)),
         },
-        None => ImportError::Log(backend(err)),
-    })?;
+    )?;
     if let Some(line) = bad {
         return Err(ImportError::Refused {
             line: to_u64(line),

@@ -146,8 +146,10 @@ impl LogQuery {
     async fn events_page(
         &self,
         ctx: &Context<'_>,
-        #[graphql(desc = "Start after this cursor (a `cursor` or `endCursor`); from the \
-                          beginning of the log when absent.")]
+        #[graphql(
+            desc = "Start after this cursor (a `cursor` or `endCursor`); from the \
+                          beginning of the log when absent."
+        )]
         after: Option<String>,
         #[graphql(desc = "At most this many events (default 25, at most the page limit).")]
         first: Option<i32>,
@@ -255,9 +257,7 @@ impl LogQuery {
         ctx: &Context<'_>,
         #[graphql(desc = "The stream, as `LogEvent.stream` shows it (`ticket-<uuid>`, …).")]
         stream_id: String,
-        #[graphql(desc = "The first version to check (default 0).")] from_version: Option<
-            i64,
-        >,
+        #[graphql(desc = "The first version to check (default 0).")] from_version: Option<i64>,
     ) -> Result<StreamAudit> {
         if stream_id.is_empty() || stream_id.chars().count() > eventlog::limits::STREAM_ID_CHARS {
             return Err(error(
@@ -271,15 +271,14 @@ impl LogQuery {
         let from = u64::try_from(from_version.unwrap_or(0))
             .map_err(|_| error(Code::Validation, "`fromVersion` may not be negative"))?;
         let api = ctx.data_unchecked::<Api>();
-        let checked = match audit::verify_stream(api.log.pool(), &stream_id, from, VERIFY_EVENTS)
-            .await
-        {
-            Ok(checked) => checked,
-            Err(eventlog::Error::StreamNotFound { .. }) => {
-                return Err(error(Code::NotFound, "the log holds no such stream"));
-            }
-            Err(other) => return Err(failed("cannot verify the stream", other)),
-        };
+        let checked =
+            match audit::verify_stream(api.log.pool(), &stream_id, from, VERIFY_EVENTS).await {
+                Ok(checked) => checked,
+                Err(eventlog::Error::StreamNotFound { .. }) => {
+                    return Err(error(Code::NotFound, "the log holds no such stream"));
+                }
+                Err(other) => return Err(failed("cannot verify the stream", other)),
+            };
         let to_i64 = |n: u64| i64::try_from(n).unwrap_or(i64::MAX);
         Ok(StreamAudit {
             stream: checked.stream,
