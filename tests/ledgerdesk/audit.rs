@@ -5,7 +5,7 @@
 use std::path::PathBuf;
 
 use sqlx::{Executor, PgPool};
-use testkit::TestDatabase;
+use testkit::{DatabaseName, TestDatabase};
 
 use crate::{ledgerdesk, succeed};
 
@@ -292,8 +292,9 @@ async fn read_models(pool: &PgPool) -> Vec<(String, String)> {
 
 #[tokio::test]
 async fn an_export_imported_into_a_new_database_verifies_and_projects_the_same() {
-    let source = TestDatabase::fresh("export_src").await;
-    let target = TestDatabase::fresh("export_dst").await;
+    // Created by the commands, as in production (the replay test does the same).
+    let source = DatabaseName::fresh("export_src");
+    let target = DatabaseName::fresh("export_dst");
     let key = TempFile::new("anchor.key");
     let file = TempFile::new("export.jsonl");
     succeed(&[
@@ -303,12 +304,15 @@ async fn an_export_imported_into_a_new_database_verifies_and_projects_the_same()
         "--database-url",
         source.url(),
     ]);
+    let source_pool = PgPool::connect(source.url()).await.unwrap();
+    // A replay rebuilds up to the head readers see: wait until it is the whole history.
+    crate::all_events_visible(&source_pool).await;
     succeed(&["replay", "--database-url", source.url()]);
     succeed(&["export", "--database-url", source.url(), "-o", file.path()]);
 
     let text = std::fs::read_to_string(file.path()).unwrap();
     let stored: i64 = sqlx::query_scalar("select count(*) from events")
-        .fetch_one(source.pool())
+        .fetch_one(&source_pool)
         .await
         .unwrap();
     assert_eq!(text.lines().count() as i64, stored, "one line per event");
@@ -330,14 +334,16 @@ async fn an_export_imported_into_a_new_database_verifies_and_projects_the_same()
     }
 
     succeed(&["import", "--database-url", target.url(), file.path()]);
+    let target_pool = PgPool::connect(target.url()).await.unwrap();
+    crate::all_events_visible(&target_pool).await;
     succeed(&["replay", "--database-url", target.url()]);
     let (ok_source, report_source) = verify(source.url(), &key);
     let (ok_target, report_target) = verify(target.url(), &key);
     assert!(ok_source && ok_target, "{report_source}\n{report_target}");
     assert_eq!(report_source, report_target);
     let (models_source, models_target) = (
-        read_models(source.pool()).await,
-        read_models(target.pool()).await,
+        read_models(&source_pool).await,
+        read_models(&target_pool).await,
     );
     for ((table, rows), (_, imported)) in models_source.iter().zip(&models_target) {
         assert!(
