@@ -294,6 +294,7 @@ async fn api_phase(
         api: config,
         bot: None,
         command_retry_budget: app::commands::DEFAULT_RETRY_BUDGET,
+        anchor: None,
     })
     .await?;
     let addr = app.local_addr()?;

@@ -42,6 +42,79 @@ pub enum Command {
     /// Manage the team from the command line (bootstrap the first admin).
     #[command(subcommand)]
     Admin(AdminCommand),
+    /// Tamper evidence: verify the log's hash chains and anchors, or anchor the log now.
+    #[command(subcommand)]
+    Audit(AuditCommand),
+    /// Write the log's events as JSON Lines (one event per line, in log order).
+    Export(ExportArgs),
+    /// Append a JSON Lines export to an empty log, checking every hash; all or nothing.
+    Import(ImportArgs),
+}
+
+#[derive(Debug, Subcommand)]
+pub enum AuditCommand {
+    /// Recompute every stream's hash chain and check the signed anchors; print each stream's
+    /// first broken link. Exits with 1 when anything is broken.
+    Verify(VerifyArgs),
+    /// Sign and store an anchor of the log now (`serve` does it periodically).
+    Anchor(AnchorArgs),
+}
+
+/// Where the key that signs the log's anchors is kept.
+#[derive(Debug, Args)]
+pub struct AnchorKeyArgs {
+    /// File holding the ed25519 key that signs the log's anchors (64 hex digits), created
+    /// with mode 0600 on first use. Keep it outside the database and back it up.
+    #[arg(
+        long,
+        env = "LEDGERDESK_ANCHOR_KEY_FILE",
+        default_value = "ledgerdesk-anchor.key"
+    )]
+    pub anchor_key_file: std::path::PathBuf,
+}
+
+#[derive(Debug, Args)]
+pub struct VerifyArgs {
+    /// Only this stream.
+    #[arg(long)]
+    pub stream: Option<String>,
+    /// Only events from this position on (as exports and the API show positions).
+    #[arg(long, value_parser = crate::audit::position)]
+    pub from: Option<eventlog::Position>,
+    /// Also trust anchors signed by this public key (64 hex digits; repeatable). The key of
+    /// LEDGERDESK_ANCHOR_KEY_FILE, when the file exists, is always trusted.
+    #[arg(long = "public-key", value_name = "HEX")]
+    pub public_keys: Vec<String>,
+    #[command(flatten)]
+    pub key: AnchorKeyArgs,
+}
+
+#[derive(Debug, Args)]
+pub struct AnchorArgs {
+    #[command(flatten)]
+    pub key: AnchorKeyArgs,
+}
+
+#[derive(Debug, Args)]
+pub struct ExportArgs {
+    /// From this position on (inclusive).
+    #[arg(long, value_parser = crate::audit::position)]
+    pub from: Option<eventlog::Position>,
+    /// Up to this position (inclusive).
+    #[arg(long, value_parser = crate::audit::position)]
+    pub to: Option<eventlog::Position>,
+    /// Only streams whose id starts with this (`ticket-`, `customer-42`).
+    #[arg(long, value_parser = clap::builder::NonEmptyStringValueParser::new())]
+    pub stream_prefix: Option<String>,
+    /// Write to this file instead of standard output.
+    #[arg(short = 'o', long)]
+    pub output: Option<std::path::PathBuf>,
+}
+
+#[derive(Debug, Args)]
+pub struct ImportArgs {
+    /// A file written by `ledgerdesk export`.
+    pub file: std::path::PathBuf,
 }
 
 #[derive(Debug, Subcommand)]
@@ -187,6 +260,10 @@ impl DatabaseArgs {
             api: serve.api_config(),
             bot: serve.bot_config()?,
             command_retry_budget: std::time::Duration::from_millis(serve.command_retry_budget_ms),
+            anchor: (serve.anchor_interval_secs > 0).then(|| crate::startup::AnchorSettings {
+                key_file: serve.anchor_key.anchor_key_file.clone(),
+                interval: std::time::Duration::from_secs(serve.anchor_interval_secs),
+            }),
         })
     }
 }
@@ -395,6 +472,14 @@ pub struct ServeArgs {
     /// goes beyond its free rate); raise TELEGRAM_MESSAGES_PER_SECOND with it.
     #[arg(long, env = "TELEGRAM_ALLOW_PAID_BROADCAST", default_value_t = false, action = clap::ArgAction::Set)]
     pub telegram_allow_paid_broadcast: bool,
+
+    /// How often the log's anchor is signed and stored, in seconds (0: never). Removing a
+    /// stream's newest events goes unseen only until the next anchor.
+    #[arg(long, env = "LEDGERDESK_ANCHOR_INTERVAL_SECS", default_value_t = 300, value_parser = clap::value_parser!(u64).range(0..=86_400))]
+    pub anchor_interval_secs: u64,
+
+    #[command(flatten)]
+    pub anchor_key: AnchorKeyArgs,
 }
 
 impl ServeArgs {

@@ -7,7 +7,7 @@ use clap::Parser;
 #[global_allocator]
 static ALLOCATOR: mimalloc::MiMalloc = mimalloc::MiMalloc;
 
-use ledgerdesk::cli::{AdminCommand, Cli, Command};
+use ledgerdesk::cli::{AdminCommand, AuditCommand, Cli, Command};
 use ledgerdesk::{Application, telemetry};
 
 #[tokio::main]
@@ -30,5 +30,13 @@ async fn main() -> anyhow::Result<()> {
         Command::Admin(AdminCommand::Create(args)) => {
             ledgerdesk::create_agent(&cli.database, &args).await
         }
+        Command::Audit(AuditCommand::Verify(args)) => {
+            ledgerdesk::audit::verify(&cli.database, &args).await
+        }
+        Command::Audit(AuditCommand::Anchor(args)) => {
+            ledgerdesk::audit::anchor(&cli.database, &args).await
+        }
+        Command::Export(args) => ledgerdesk::audit::export(&cli.database, &args).await,
+        Command::Import(args) => ledgerdesk::audit::import(&cli.database, &args).await,
     }
 }

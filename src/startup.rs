@@ -38,6 +38,17 @@ pub struct Settings {
     pub bot: Option<bot::config::BotConfig>,
     /// How long a command keeps retrying while other writers change what it works on.
     pub command_retry_budget: std::time::Duration,
+    /// The periodic signed anchor of the log (`None`: off).
+    pub anchor: Option<AnchorSettings>,
+}
+
+/// Where the anchor key is and how often the log is anchored.
+#[derive(Debug, Clone)]
+pub struct AnchorSettings {
+    /// The file of the ed25519 key (created on first start).
+    pub key_file: std::path::PathBuf,
+    /// Time between anchors.
+    pub interval: Duration,
 }
 
 /// A built, not yet running, Ledgerdesk: its listener is bound and its database migrated.
@@ -52,6 +63,7 @@ pub struct Application {
     /// The command service, for the broadcast scheduler.
     commands: CommandService<PostgresLog>,
     log_held_back_warn: Duration,
+    anchor: Option<(eventlog::postgres::audit::AnchorKey, Duration)>,
 }
 
 impl Application {
@@ -78,6 +90,19 @@ impl Application {
         let listener = TcpListener::bind(settings.bind)
             .await
             .with_context(|| format!("cannot listen on {}", settings.bind))?;
+        // A key that cannot be read or created leaves the log unanchored, not the server down:
+        // the chains still show changed events, and `audit verify` reports the missing anchors.
+        let anchor = settings.anchor.as_ref().and_then(|anchor| {
+            match crate::audit::load_or_create_key(&anchor.key_file) {
+                Ok(key) => Some((key, anchor.interval)),
+                Err(err) => {
+                    tracing::error!(error = %format!("{err:#}"),
+                        "the log will not be anchored: set LEDGERDESK_ANCHOR_KEY_FILE to a \
+                         writable place");
+                    None
+                }
+            }
+        });
         let log = PostgresLog::new(pool);
         // The one command service of the process: the API and the bot share it, and with it
         // its memory of aggregate states.
@@ -107,6 +132,7 @@ impl Application {
             bot,
             commands,
             log_held_back_warn: settings.log_held_back_warn,
+            anchor,
         })
     }
 
@@ -152,6 +178,14 @@ impl Application {
             self.commands.clone(),
             shutdown.child_token(),
         ));
+        let anchoring = self.anchor.map(|(key, interval)| {
+            tokio::spawn(eventlog::postgres::audit::anchor_periodically(
+                self.log.clone(),
+                key,
+                interval,
+                shutdown.child_token(),
+            ))
+        });
         let live = self.state.live();
         let server = self.server;
         let mut router = api::router(self.state);
@@ -194,6 +228,9 @@ impl Application {
         }
         live.stop();
         let _ = watching.await;
+        if let Some(anchoring) = anchoring {
+            let _ = anchoring.await;
+        }
         served?;
         self.log.stop_background();
         self.log.pool().close().await;

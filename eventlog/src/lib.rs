@@ -21,6 +21,7 @@
 //!   never steps past an event that is still to commit. [`Position`] is that order's cursor.
 //! - **Append-only.** Stored events never change; each stream carries a sha256 hash chain.
 
+pub mod chain;
 pub mod postgres;
 pub mod storable;
 

@@ -63,6 +63,9 @@
 //! - `postgres/encoded.rs`: a request checked and laid out as the SQL arrays, and the
 //!   conversions of stored numbers and database errors that all of them use.
 //!
+//! - `postgres/audit.rs`: verifying the hash chains, and the signed anchors of the whole log;
+//! - `postgres/transfer.rs`: export of the log as JSON Lines, and import into an empty log.
+//!
 //! `batch` uses `append` (a batch the database refuses goes again request by request),
 //! `append` uses `notify` (every commit is announced), and none of them uses this module.
 
@@ -79,10 +82,12 @@ use tokio::sync::watch;
 use uuid::Uuid;
 
 mod append;
+pub mod audit;
 mod batch;
 mod encoded;
 mod horizon;
 mod notify;
+pub mod transfer;
 
 pub use batch::AppendStats;
 pub use horizon::{HeldBackBy, REGISTRY_CLASS};
@@ -269,6 +274,96 @@ impl PostgresLog {
         read_page_on(&mut conn, &self.inner.horizon, after, limit).await
     }
 
+    /// Up to `limit` events after `after` that pass `filter`, in log order, looking at no
+    /// more than `scan` events (at most [`limits::PAGE_SIZE`]): a filter that matches little
+    /// costs a bounded read per call, and the caller continues from [`FilteredPage::next`].
+    ///
+    /// # Errors
+    /// When the database cannot be read.
+    pub async fn read_filtered(
+        &self,
+        after: Position,
+        limit: usize,
+        filter: &EventFilter,
+        scan: usize,
+    ) -> Result<FilteredPage, Error> {
+        let mut conn = self.inner.pool.acquire().await.map_err(backend)?;
+        // One line for both statements: below it nothing can commit any more, so the
+        // second statement scans exactly the rows the first one did.
+        let horizon = self.fresh_horizon(&mut conn).await?;
+        let line: i64 = sqlx::query_scalar(
+            "select greatest(pg_snapshot_xmin(pg_current_snapshot())::text::bigint, $1)",
+        )
+        .bind(horizon)
+        .fetch_one(&mut *conn)
+        .await
+        .map_err(backend)?;
+        let (tx, seq) = position_params(after);
+        let scan = clamp_limit(scan);
+        let rows = sqlx::query_as::<_, EventRow>(concat!(
+            "with scanned as (select ",
+            event_columns!(),
+            " from events where (tx_id, position) > ($1, $2) and tx_id < $3 \
+              order by tx_id, position limit $4) \
+             select * from scanned \
+              where ($5::text[] is null or event_type = any($5)) \
+                and ($6::text is null or starts_with(stream_id, $6)) \
+                and ($7::timestamptz is null or recorded_at >= $7) \
+                and ($8::timestamptz is null or recorded_at < $8) \
+              order by tx_id, position limit $9"
+        ))
+        .bind(tx)
+        .bind(seq)
+        .bind(line)
+        .bind(scan)
+        .bind(filter.types.as_deref())
+        .bind(filter.stream_prefix.as_deref())
+        .bind(filter.from)
+        .bind(filter.to)
+        .bind(clamp_limit(limit.saturating_add(1)))
+        .fetch_all(&mut *conn)
+        .await
+        .map_err(backend)?;
+        let mut events = rows
+            .into_iter()
+            .map(EventRow::into_event)
+            .collect::<Result<Vec<_>, _>>()?;
+        if events.len() > limit {
+            events.truncate(limit);
+            let next = events.last().map_or(after, |e| e.position);
+            return Ok(FilteredPage {
+                events,
+                next,
+                more: true,
+            });
+        }
+        let last: Option<(i64, i64, i64)> = sqlx::query_as(
+            "select tx_id, position, count(*) over () from (select tx_id, position from events \
+              where (tx_id, position) > ($1, $2) and tx_id < $3 \
+              order by tx_id, position limit $4) as s \
+              order by tx_id desc, position desc limit 1",
+        )
+        .bind(tx)
+        .bind(seq)
+        .bind(line)
+        .bind(scan)
+        .fetch_optional(&mut *conn)
+        .await
+        .map_err(backend)?;
+        Ok(match last {
+            None => FilteredPage {
+                events,
+                next: after,
+                more: false,
+            },
+            Some((tx, seq, scanned)) => FilteredPage {
+                events,
+                next: Position::from_parts(to_u64(tx), to_u64(seq)),
+                more: scanned >= scan,
+            },
+        })
+    }
+
     /// The oldest transaction holding this log's readers back, if any: an append still running
     /// (events committed after it took its id stay unreadable until it ends). Transactions that
     /// do not append, in this database or another, never hold readers back.
@@ -284,6 +379,32 @@ impl PostgresLog {
     async fn fresh_horizon(&self, conn: &mut sqlx::PgConnection) -> Result<i64, Error> {
         self.inner.horizon.refresh(conn).await
     }
+}
+
+/// Which events a filtered read keeps (every condition given must hold).
+#[derive(Debug, Clone, Default)]
+pub struct EventFilter {
+    /// Only these event types.
+    pub types: Option<Vec<String>>,
+    /// Only streams whose id starts with this.
+    pub stream_prefix: Option<String>,
+    /// Only events recorded at or after this time.
+    pub from: Option<DateTime<Utc>>,
+    /// Only events recorded before this time.
+    pub to: Option<DateTime<Utc>>,
+}
+
+/// A page of a filtered read.
+#[derive(Debug, Clone)]
+pub struct FilteredPage {
+    /// The events that passed the filter.
+    pub events: Vec<RecordedEvent>,
+    /// Where the next read continues: the last event returned when the page is full, else
+    /// the last event looked at (`after` when none was).
+    pub next: Position,
+    /// Whether events past `next` may pass the filter (the page filled up, or the scan
+    /// stopped at its bound); false once the readable end of the log was reached.
+    pub more: bool,
 }
 
 /// [`PostgresLog::read_page`] on `conn`. Reads below the larger of the server's oldest running

@@ -73,6 +73,8 @@ impl TestApp {
             api: api::ApiConfig::default(),
             bot: None,
             command_retry_budget: app::commands::DEFAULT_RETRY_BUDGET,
+            // Tests that anchor the log do it themselves, with a key of their own.
+            anchor: None,
         }
     }
 

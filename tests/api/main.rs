@@ -11,6 +11,7 @@
 mod support;
 mod ws;
 
+mod audit;
 mod auth;
 mod authz;
 mod broadcast_reports;

@@ -75,6 +75,11 @@ fn operations() -> Vec<(&'static str, Needs)> {
             Holds(P::ReadBroadcasts),
         ),
         ("{ systemStatus { __typename } }", Holds(P::ReadSystem)),
+        ("{ events(first: 1) { __typename } }", Holds(P::ReadEvents)),
+        (
+            "{ auditVerify(streamId: \"settings\") { __typename } }",
+            Holds(P::ReadEvents),
+        ),
         ("{ templates { __typename } }", Holds(P::ReadDirectory)),
         ("{ botTexts { __typename } }", Holds(P::ManageSettings)),
         (

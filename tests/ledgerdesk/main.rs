@@ -12,6 +12,7 @@ use eventlog::{EventLog, Position};
 use sqlx::{Executor, PgPool};
 use testkit::{DatabaseName, TestApp, eventually};
 
+mod audit;
 mod broadcast_crash;
 mod held_back;
 mod roles;

@@ -233,6 +233,14 @@ pub(crate) async fn touch_api_token(pool: &PgPool, id: Uuid) -> sqlx::Result<()>
 }
 
 /// How many API tokens exist (active or revoked).
+/// The name of API token `id` (revoked ones too), for showing who an integrator actor was.
+pub(crate) async fn api_token_name(pool: &PgPool, id: Uuid) -> sqlx::Result<Option<String>> {
+    sqlx::query_scalar("select name from api_tokens where id = $1")
+        .bind(id)
+        .fetch_optional(pool)
+        .await
+}
+
 pub(crate) async fn count_api_tokens(pool: &PgPool) -> sqlx::Result<i64> {
     sqlx::query_scalar("select count(*) from api_tokens")
         .fetch_one(pool)

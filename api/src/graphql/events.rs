@@ -6,13 +6,18 @@
 
 use std::sync::Arc;
 
-use async_graphql::{Enum, ID, Json, Result, SimpleObject};
+use async_graphql::dataloader::DataLoader;
+use async_graphql::{ComplexObject, Context, Enum, ID, Json, Result, SimpleObject};
 use chrono::{DateTime, Utc};
 use eventlog::{ActorKind, Position, RecordedEvent};
 use futures::{Stream, StreamExt};
 
+use super::customers::{CustomerKey, CustomerLoader};
+use super::directory::AgentLoader;
 use super::error::{Code, error, failed};
+use super::guard::current;
 use super::ids;
+use crate::auth::{Permission, TicketScope};
 use crate::live::LiveHub;
 
 /// Who caused an event.
@@ -70,6 +75,7 @@ impl From<ActorKind> for ActorKindValue {
 /// The actor of an event: who it was, by kind and id. `node(id:)` gives it back from its
 /// global id alone.
 #[derive(Debug, Clone, SimpleObject)]
+#[graphql(complex)]
 pub struct EventActor {
     /// Global id.
     pub id: ID,
@@ -98,7 +104,64 @@ impl EventActor {
     }
 }
 
-/// One event of the log, with the cursor to resume after it.
+#[ComplexObject]
+impl EventActor {
+    /// The actor's name as the read models know it now: an agent's display name, a
+    /// customer's first and last name, an API token's name, `Telegram bot` for the bot, and
+    /// the part's name for Ledgerdesk itself. Null when the caller may not read that kind of
+    /// record, or it is not known (any more).
+    async fn display_name(&self, ctx: &Context<'_>) -> Result<Option<String>> {
+        let caller = current(ctx).await?;
+        match self.kind {
+            ActorKindValue::Bot => Ok(Some("Telegram bot".to_owned())),
+            ActorKindValue::System => Ok(Some(self.actor_id.clone())),
+            ActorKindValue::Agent => {
+                let Ok(id) = self.actor_id.parse::<uuid::Uuid>() else {
+                    return Ok(None);
+                };
+                if !caller.may(Permission::ReadDirectory) {
+                    return Ok(None);
+                }
+                let agents = ctx.data_unchecked::<DataLoader<AgentLoader>>();
+                let row = agents
+                    .load_one(id)
+                    .await
+                    .map_err(|e| failed("cannot read the agent", e))?;
+                Ok(row.map(|row| row.name))
+            }
+            ActorKindValue::Customer => {
+                let Ok(id) = self.actor_id.parse::<i64>() else {
+                    return Ok(None);
+                };
+                if !caller.may(Permission::ReadCustomers)
+                    || caller.ticket_scope() != TicketScope::All
+                {
+                    return Ok(None);
+                }
+                let customers = ctx.data_unchecked::<DataLoader<CustomerLoader>>();
+                let row = customers
+                    .load_one(CustomerKey { id, within: None })
+                    .await
+                    .map_err(|e| failed("cannot read the customer", e))?;
+                Ok(row.map(|row| match row.last_name {
+                    Some(last) if !last.is_empty() => format!("{} {last}", row.first_name),
+                    _ => row.first_name,
+                }))
+            }
+            ActorKindValue::Integrator => {
+                let Ok(id) = self.actor_id.parse::<uuid::Uuid>() else {
+                    return Ok(None);
+                };
+                let api = ctx.data_unchecked::<super::context::Api>();
+                crate::auth::store::api_token_name(&api.pool, id)
+                    .await
+                    .map_err(super::error::database)
+            }
+        }
+    }
+}
+
+/// One event of the log, with its whole envelope and the cursor to resume after it.
 #[derive(Debug, Clone, SimpleObject)]
 pub struct LogEvent {
     /// Resume here: `events(after: cursor)` continues with the next event.
@@ -120,6 +183,17 @@ pub struct LogEvent {
     pub actor: EventActor,
     /// Its data.
     pub payload: Json<serde_json::Value>,
+    /// Its unique id (a uuid v7).
+    pub event_id: uuid::Uuid,
+    /// Groups every event caused by one outside request (a Telegram update, a mutation).
+    pub correlation_id: Option<uuid::Uuid>,
+    /// The event or message that directly caused this one.
+    pub causation_id: Option<uuid::Uuid>,
+    /// sha256 over `previousHash`, the type, the payload and the metadata (64 hex digits):
+    /// the stream's hash chain, which `auditVerify` and `ledgerdesk audit verify` recompute.
+    pub hash: String,
+    /// The hash of the stream's previous event (null for its first event).
+    pub previous_hash: Option<String>,
 }
 
 impl From<&RecordedEvent> for LogEvent {
@@ -138,6 +212,11 @@ impl From<&RecordedEvent> for LogEvent {
                 event.metadata.actor.id.clone(),
             ),
             payload: Json(event.payload.clone()),
+            event_id: event.event_id,
+            correlation_id: event.metadata.correlation_id,
+            causation_id: event.metadata.causation_id,
+            hash: hex::encode(&event.hash),
+            previous_hash: event.prev_hash.as_ref().map(hex::encode),
         }
     }
 }

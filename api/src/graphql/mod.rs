@@ -58,6 +58,7 @@ pub struct Query(
     system::NodeQuery,
     system::UnrecordedQuery,
     auth::SecondFactorQuery,
+    system::LogQuery,
 );
 
 /// Every mutation.
@@ -169,6 +170,8 @@ mod tests {
         let fields = super::root_fields();
         for field in [
             "me",
+            "events",
+            "auditVerify",
             "tickets",
             "node",
             "replyToTicket",
@@ -181,7 +184,7 @@ mod tests {
             );
         }
         assert!(
-            !fields.iter().any(|f| f == "events"),
+            !fields.iter().any(|f| f == "ticketsChanged"),
             "subscriptions are not requests"
         );
     }
