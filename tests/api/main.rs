@@ -11,6 +11,7 @@
 mod support;
 mod ws;
 
+mod as_of;
 mod auth;
 mod authz;
 mod contention;
