@@ -10,5 +10,5 @@ mod startup;
 
 pub use cli::{ServingRole, serving_url};
 pub use generate::generate;
-pub use replay::replay;
+pub use replay::{replay, verify};
 pub use startup::{Application, Settings, create_agent, migrate};
