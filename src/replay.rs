@@ -10,6 +10,8 @@ use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 use anyhow::{Context, bail};
+use domain::AuditStream;
+use domain::audit::{AuditEvent, ReplayRun};
 use eventlog::postgres::PostgresLog;
 use eventlog::{EventLog, Position};
 use indicatif::{ProgressBar, ProgressStyle};
@@ -41,6 +43,7 @@ pub async fn replay(database: &DatabaseArgs, names: &[String]) -> anyhow::Result
     let bar = progress_bar(total);
     bar.set_message(names.join(", "));
     let started = Instant::now();
+    let started_at = chrono::Utc::now();
     let report = {
         let bar = bar.clone();
         ProjectionRunner::new(log.clone(), pool.clone(), selected.clone())
@@ -54,6 +57,12 @@ pub async fn replay(database: &DatabaseArgs, names: &[String]) -> anyhow::Result
             .await
             .context("the rebuild failed")?
     };
+    let outcome = if report.failed.is_some() {
+        "failed"
+    } else {
+        "rebuilt"
+    };
+    record_run(&log, &names, false, outcome, 0, started_at).await?;
     if let Some(failure) = report.failed {
         bar.abandon_with_message("stopped on an event");
         bail!(
@@ -106,9 +115,10 @@ pub async fn verify(database: &DatabaseArgs, names: &[String]) -> anyhow::Result
     let bar = progress_bar(total);
     bar.set_message(format!("verifying {}", names.join(", ")));
     let started = Instant::now();
+    let started_at = chrono::Utc::now();
     let report = {
         let bar = bar.clone();
-        ProjectionRunner::new(log, pool.clone(), selected)
+        ProjectionRunner::new(log.clone(), pool.clone(), selected)
             .with_progress(Arc::new(move |progress| {
                 bar.set_position(progress.events.min(total));
             }))
@@ -117,6 +127,9 @@ pub async fn verify(database: &DatabaseArgs, names: &[String]) -> anyhow::Result
             .context("the verification failed")?
     };
     bar.finish_with_message(format!("{} rebuilt and compared", names.join(", ")));
+    let differing_rows: u64 = report.projections.iter().map(|v| v.differing_rows).sum();
+    let outcome = if report.clean() { "equal" } else { "different" };
+    record_run(&log, &names, true, outcome, differing_rows, started_at).await?;
     pool.close().await;
     let mut out = std::io::stdout().lock();
     let mut differing = 0_u64;
@@ -194,6 +207,34 @@ pub async fn verify(database: &DatabaseArgs, names: &[String]) -> anyhow::Result
         );
     }
     writeln!(out, "every read model equals a rebuild from the log")?;
+    Ok(())
+}
+
+/// Records the run in the audit trail (`audit-operations`).
+async fn record_run(
+    log: &PostgresLog,
+    names: &[&str],
+    verify: bool,
+    outcome: &str,
+    differing_rows: u64,
+    started_at: chrono::DateTime<chrono::Utc>,
+) -> anyhow::Result<()> {
+    let event = AuditEvent::ReplayRun(ReplayRun {
+        projections: names.iter().map(|name| (*name).to_owned()).collect(),
+        verify,
+        outcome: outcome.to_owned(),
+        differing_rows,
+        started_at,
+        at: chrono::Utc::now(),
+    });
+    app::audit_trail::record(
+        log,
+        AuditStream::Operations,
+        &event,
+        eventlog::Actor::system("cli"),
+    )
+    .await
+    .context("cannot record the run in the audit trail")?;
     Ok(())
 }
 

@@ -12,6 +12,7 @@ mod support;
 mod ws;
 
 mod as_of;
+mod audit_trail;
 mod auth;
 mod authz;
 mod contention;

@@ -347,5 +347,23 @@ async fn replay_verify_passes_on_clean_read_models_and_names_each_tampered_row()
         .await
         .unwrap();
     assert_eq!(still, "closed");
+    // Each run is in the audit trail, with its outcome.
+    let runs: Vec<(String, bool, i64)> = sqlx::query_as(
+        "select payload->>'outcome', (payload->>'verify')::boolean,
+                (payload->>'differing_rows')::bigint
+         from events where stream_id = 'audit-operations' and event_type = 'audit.replay_run'
+         order by stream_version",
+    )
+    .fetch_all(&pool)
+    .await
+    .unwrap();
+    assert_eq!(
+        runs,
+        [
+            ("rebuilt".to_owned(), false, 0),
+            ("equal".to_owned(), true, 0),
+            ("different".to_owned(), true, 2)
+        ]
+    );
     pool.close().await;
 }
