@@ -357,8 +357,9 @@ async fn replay_verify_passes_on_clean_read_models_and_names_each_tampered_row()
     .fetch_all(&pool)
     .await
     .unwrap();
+    // (The generated history holds a run of its own first.)
     assert_eq!(
-        runs,
+        runs[runs.len().saturating_sub(3)..],
         [
             ("rebuilt".to_owned(), false, 0),
             ("equal".to_owned(), true, 0),
