@@ -168,6 +168,10 @@ pub struct ReplayArgs {
     /// The projection to rebuild (repeatable); all of them when absent.
     #[arg(long = "projection", value_name = "NAME")]
     pub projections: Vec<String>,
+    /// Rebuild into scratch tables and compare them, row by row, with the live ones instead
+    /// of replacing them: print each difference, exit non-zero on any.
+    #[arg(long)]
+    pub verify: bool,
 }
 
 #[derive(Args)]

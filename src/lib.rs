@@ -11,5 +11,5 @@ mod startup;
 
 pub use cli::{ServingRole, serving_url};
 pub use generate::generate;
-pub use replay::replay;
+pub use replay::{replay, verify};
 pub use startup::{AnchorSettings, Application, Settings, create_agent, migrate};

@@ -25,6 +25,9 @@ async fn main() -> anyhow::Result<()> {
                 .await
         }
         Command::Migrate => ledgerdesk::migrate(&cli.database).await,
+        Command::Replay(args) if args.verify => {
+            ledgerdesk::verify(&cli.database, &args.projections).await
+        }
         Command::Replay(args) => ledgerdesk::replay(&cli.database, &args.projections).await,
         Command::Generate(args) => ledgerdesk::generate(&cli.database, &args).await,
         Command::Admin(AdminCommand::Create(args)) => {

@@ -5,6 +5,9 @@
 //!   two streams of a flow), folds it into the domain's state, asks the decider and appends what
 //!   it decided, retrying on conflicts. One [`commands::CommandService`] is built at start-up and
 //!   handed to every part that writes; its clones share one memory of states.
+//! - [`as_of`]: a stream as it was at a version or a moment, folded with the domain's own
+//!   fold, for auditors.
+//! - [`audit_trail`]: appending the panel's own audit trail (sign-ins, tokens, replays).
 //! - [`database`]: setting up the one Postgres database that holds the log and the read models:
 //!   the pool policy, the migrations, and whether the schema is ready to serve.
 //! - [`ownership`]: "one owner per database" for the singletons (each projection, the delivery
@@ -12,6 +15,8 @@
 //! - [`serving_role`]: the Postgres role the server runs as, created and granted after the
 //!   migrations, which can append to the log but never change it.
 
+pub mod as_of;
+pub mod audit_trail;
 pub mod commands;
 pub mod database;
 pub mod ownership;

@@ -5,6 +5,7 @@
 use serde::{Deserializer, Serialize};
 
 use crate::agent::AgentEvent;
+use crate::audit::AuditEvent;
 use crate::broadcast::BroadcastEvent;
 use crate::codec::{DecodeError, DomainEvent, EventCatalog, StoredForm};
 use crate::customer::CustomerEvent;
@@ -28,6 +29,8 @@ pub enum AnyEvent {
     Broadcast(BroadcastEvent),
     /// `settings.*`
     Settings(SettingsEvent),
+    /// `audit.*`
+    Audit(AuditEvent),
 }
 
 impl DomainEvent for AnyEvent {
@@ -38,6 +41,7 @@ impl DomainEvent for AnyEvent {
             Self::Agent(e) => e.event_type(),
             Self::Broadcast(e) => e.event_type(),
             Self::Settings(e) => e.event_type(),
+            Self::Audit(e) => e.event_type(),
         }
     }
 
@@ -48,6 +52,7 @@ impl DomainEvent for AnyEvent {
             Self::Agent(e) => e.schema_version(),
             Self::Broadcast(e) => e.schema_version(),
             Self::Settings(e) => e.schema_version(),
+            Self::Audit(e) => e.schema_version(),
         }
     }
 
@@ -69,6 +74,7 @@ impl DomainEvent for AnyEvent {
             "settings" => {
                 SettingsEvent::decode(event_type, schema_version, payload).map(Self::Settings)
             }
+            "audit" => AuditEvent::decode(event_type, schema_version, payload).map(Self::Audit),
             _ => Err(DecodeError::UnknownType {
                 event_type: event_type.to_owned(),
             }),
@@ -104,6 +110,7 @@ impl AnyEvent {
             AgentEvent::STORED_FORMS,
             BroadcastEvent::STORED_FORMS,
             SettingsEvent::STORED_FORMS,
+            AuditEvent::STORED_FORMS,
         ]
         .concat()
     }
@@ -125,5 +132,6 @@ any_event_from!(
     Customer(CustomerEvent),
     Agent(AgentEvent),
     Broadcast(BroadcastEvent),
-    Settings(SettingsEvent)
+    Settings(SettingsEvent),
+    Audit(AuditEvent)
 );

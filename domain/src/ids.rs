@@ -125,6 +125,19 @@ pub enum StreamId {
     Broadcast(BroadcastId),
     /// `settings`
     Settings,
+    /// `audit-<agent uuid>`, `audit-anonymous`, `audit-operations`: the panel's audit trail.
+    Audit(AuditStream),
+}
+
+/// Which stream of the audit trail.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Hash)]
+pub enum AuditStream {
+    /// `audit-<uuid>`: what one agent's account saw (sign-ins, refusals, sign-outs, tokens).
+    Agent(AgentId),
+    /// `audit-anonymous`: refused sign-ins that named no account.
+    Anonymous,
+    /// `audit-operations`: exports and replays.
+    Operations,
 }
 
 impl StreamId {
@@ -143,6 +156,9 @@ impl fmt::Display for StreamId {
             Self::Agent(id) => write!(f, "agent-{id}"),
             Self::Broadcast(id) => write!(f, "broadcast-{id}"),
             Self::Settings => f.write_str(SETTINGS_STREAM),
+            Self::Audit(AuditStream::Agent(id)) => write!(f, "audit-{id}"),
+            Self::Audit(AuditStream::Anonymous) => f.write_str("audit-anonymous"),
+            Self::Audit(AuditStream::Operations) => f.write_str("audit-operations"),
         }
     }
 }
@@ -166,6 +182,11 @@ impl FromStr for StreamId {
             "ticket" => Ok(Self::Ticket(TicketId(uuid()?))),
             "agent" => Ok(Self::Agent(AgentId(uuid()?))),
             "broadcast" => Ok(Self::Broadcast(BroadcastId(uuid()?))),
+            "audit" => match rest {
+                "anonymous" => Ok(Self::Audit(AuditStream::Anonymous)),
+                "operations" => Ok(Self::Audit(AuditStream::Operations)),
+                _ => Ok(Self::Audit(AuditStream::Agent(AgentId(uuid()?)))),
+            },
             "customer" => rest
                 .parse::<i64>()
                 .map(|id| Self::Customer(CustomerId(id)))
@@ -189,6 +210,18 @@ mod tests {
             (AgentId(uuid).stream(), format!("agent-{uuid}")),
             (BroadcastId(uuid).stream(), format!("broadcast-{uuid}")),
             (StreamId::Settings, "settings".to_owned()),
+            (
+                StreamId::Audit(AuditStream::Agent(AgentId(uuid))),
+                format!("audit-{uuid}"),
+            ),
+            (
+                StreamId::Audit(AuditStream::Anonymous),
+                "audit-anonymous".to_owned(),
+            ),
+            (
+                StreamId::Audit(AuditStream::Operations),
+                "audit-operations".to_owned(),
+            ),
         ];
         for (stream, name) in cases {
             assert_eq!(stream.name(), name);
@@ -205,6 +238,8 @@ mod tests {
             "customer-x",
             "other-1",
             "settings-1",
+            "audit-",
+            "audit-other",
         ] {
             assert_eq!(
                 name.parse::<StreamId>(),

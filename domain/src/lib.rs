@@ -14,6 +14,9 @@
 //! - [`broadcast`]: a message sent to many customers (`broadcast-<uuid>`);
 //! - [`settings`]: categories, templates, greeting and reopen window (the single `settings` stream).
 //!
+//! [`audit`] holds the panel's own audit trail (sign-ins, sign-outs, API tokens, exports,
+//! replays): records appended as they happen, with no decider.
+//!
 //! Decisions that must write to two streams at once (opening a ticket also notes it on the
 //! customer's stream) live in [`flow`] and return a [`flow::Decision`] listing the events per
 //! stream, which the command service appends atomically.
@@ -29,6 +32,7 @@
 
 pub mod agent;
 mod any_event;
+pub mod audit;
 pub mod broadcast;
 pub mod codec;
 pub mod content;
@@ -47,7 +51,7 @@ pub use any_event::AnyEvent;
 pub use codec::{DecodeError, DomainEvent};
 pub use decider::Decider;
 pub use ids::{
-    AgentId, BroadcastId, CategoryId, CustomerId, MessageId, StreamId, StreamIdError, TemplateId,
-    TicketId,
+    AgentId, AuditStream, BroadcastId, CategoryId, CustomerId, MessageId, StreamId, StreamIdError,
+    TemplateId, TicketId,
 };
 pub use validate::InvalidInput;

@@ -32,15 +32,18 @@ pub struct Envelope {
 /// Which copy of a projection's tables an `apply` writes to.
 ///
 /// `Live` is what readers query (schema `public`). `Shadow` is the copy a rebuild fills (schema
-/// `ld_shadow`) before it is swapped in. Both copies have the same columns, indexes and
-/// constraints, so a projection writes the same SQL to either, naming tables with
-/// [`Target::table`].
+/// `ld_shadow`) before it is swapped in. `Scratch` is a copy `ledgerdesk replay --verify`
+/// builds to compare with the live one, in temporary tables of its own connection (schema
+/// `pg_temp`), never swapped in. Every copy has the same columns, indexes and constraints, so
+/// a projection writes the same SQL to any, naming tables with [`Target::table`].
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
 pub enum Target {
     /// The tables readers query.
     Live,
     /// The tables a rebuild fills.
     Shadow,
+    /// The temporary tables a verification builds.
+    Scratch,
 }
 
 impl Target {
@@ -50,6 +53,7 @@ impl Target {
         match self {
             Self::Live => "public",
             Self::Shadow => SHADOW_SCHEMA,
+            Self::Scratch => SCRATCH_SCHEMA,
         }
     }
 
@@ -62,6 +66,9 @@ impl Target {
 
 /// The schema rebuilds fill before the swap.
 pub const SHADOW_SCHEMA: &str = "ld_shadow";
+
+/// The schema of a connection's own temporary tables, where a verification builds its copy.
+pub const SCRATCH_SCHEMA: &str = "pg_temp";
 
 /// Why a projection could not apply a batch.
 #[derive(Debug, thiserror::Error)]

@@ -53,6 +53,8 @@ pub(crate) fn target_name(target: Target) -> &'static str {
     match target {
         Target::Live => "live",
         Target::Shadow => "shadow",
+        // A verification's copy keeps no checkpoint; the name is never stored.
+        Target::Scratch => "scratch",
     }
 }
 

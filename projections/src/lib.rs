@@ -47,9 +47,10 @@ mod table;
 
 pub use table::{NullableText, StoredText, Text, UnknownText};
 
-pub use batch::{ApplyError, Envelope, SHADOW_SCHEMA, Target};
+pub use batch::{ApplyError, Envelope, SCRATCH_SCHEMA, SHADOW_SCHEMA, Target};
 pub use projection::{Kept, Projection};
 pub use runner::{
-    Exit, ProgressFn, ProjectionRunner, RebuildProgress, RebuildReport, RunnerOptions, RuntimeError,
+    Difference, Exit, ProgressFn, ProjectionRunner, RebuildProgress, RebuildReport, RunnerOptions,
+    RuntimeError, Verdict, VerifyReport,
 };
 pub use status::{LAG_CAP, ProjectionStatus, WaitError, status, wait_for, wait_polling};

@@ -19,6 +19,7 @@ use crate::batch::{ApplyError, Envelope, Target};
 pub(crate) struct PerTarget {
     live: std::sync::OnceLock<String>,
     shadow: std::sync::OnceLock<String>,
+    scratch: std::sync::OnceLock<String>,
 }
 
 impl PerTarget {
@@ -26,6 +27,7 @@ impl PerTarget {
         PerTarget {
             live: std::sync::OnceLock::new(),
             shadow: std::sync::OnceLock::new(),
+            scratch: std::sync::OnceLock::new(),
         }
     }
 
@@ -35,6 +37,7 @@ impl PerTarget {
         let cell = match target {
             Target::Live => &self.live,
             Target::Shadow => &self.shadow,
+            Target::Scratch => &self.scratch,
         };
         cell.get_or_init(|| build(target))
     }

@@ -11,7 +11,9 @@
 mod support;
 mod ws;
 
+mod as_of;
 mod audit;
+mod audit_trail;
 mod auth;
 mod authz;
 mod broadcast_reports;

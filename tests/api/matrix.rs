@@ -88,6 +88,18 @@ fn operations() -> Vec<(&'static str, Needs)> {
         ),
         ("{ tickets { __typename } }", Holds(P::ReadTickets)),
         (
+            "query($id: ID!) { ticketAt(id: $id, version: 0) { __typename } }",
+            Holds(P::ReadTickets),
+        ),
+        (
+            "query($customer: ID!) { customerAt(id: $customer, version: 0) { __typename } }",
+            Holds(P::ReadCustomers),
+        ),
+        (
+            "query($id: ID!) { broadcastAt(id: $id, version: 0) { __typename } }",
+            Holds(P::ReadBroadcasts),
+        ),
+        (
             "{ unrecordedUpdates { __typename } }",
             Holds(P::ManageSettings),
         ),

@@ -18,6 +18,10 @@
 //! Second factors (TOTP secrets, recovery-code hashes, sign-in challenges) have tables of their
 //! own (migration 0020, [`second_factor`]); failed sign-ins are slowed down by growing delays
 //! ([`throttle`]), which a device that signed in before passes per account.
+//!
+//! Sign-ins (and refused ones, counted per account and address), sign-outs and API tokens
+//! created and revoked are recorded in the panel's audit trail ([`domain::audit`], `trail`),
+//! never with a password, a token or a code.
 
 mod caller;
 pub(crate) mod jwt;
@@ -28,6 +32,7 @@ mod sessions;
 pub(crate) mod store;
 pub(crate) mod throttle;
 pub mod tokens;
+mod trail;
 
 pub use caller::{Authentication, Caller, Permission, Scope, TicketScope, UnknownScope};
 pub use jwt::{AccessClaims, DeviceClaims, Keys};

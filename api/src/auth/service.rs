@@ -8,8 +8,9 @@ use std::time::Duration;
 use app::commands::{CommandContext, CommandError, CommandService};
 use chrono::{DateTime, Utc};
 use domain::agent::{Agent, AgentCommand, Role};
+use domain::audit::{AuditEvent, SignInRefused, SignedIn, SignedOut};
 use domain::settings::{Settings, TwoFactorPolicy};
-use domain::{AgentId, StreamId};
+use domain::{AgentId, AuditStream, StreamId};
 use eventlog::postgres::PostgresLog;
 use sqlx::PgPool;
 use uuid::Uuid;
@@ -186,6 +187,8 @@ struct Inner {
     /// Counts the credentials this process ended (sessions, API tokens), so that open
     /// sockets check theirs at once rather than at their next periodic check.
     ended: tokio::sync::watch::Sender<u64>,
+    /// Refused sign-ins counted for the audit trail.
+    refusals: super::trail::Refusals,
 }
 
 /// The throttles of sign-in (see [`super::throttle`]).
@@ -300,6 +303,7 @@ impl AuthService {
                 keys: Keys::from_secret(&secret),
                 sessions: SessionCache::new(config.session_check_ttl),
                 ended: tokio::sync::watch::Sender::new(0),
+                refusals: super::trail::Refusals::new(),
                 commands,
                 pool,
                 config,
@@ -460,6 +464,126 @@ impl AuthService {
     /// [`AuthError::RateLimited`] while a throttle holds, [`AuthError::Unauthenticated`] for a
     /// wrong email or password or a deactivated agent.
     pub async fn login(
+        &self,
+        email: &str,
+        password: &str,
+        ip: Option<IpAddr>,
+        device_token: Option<&str>,
+    ) -> Result<LoginOutcome, AuthError> {
+        let outcome = self.check_login(email, password, ip, device_token).await;
+        match &outcome {
+            Ok(LoginOutcome::SignedIn(session)) => {
+                self.record_sign_in(session.agent_id, ip, false).await?;
+            }
+            Ok(LoginOutcome::SecondFactorRequired(_)) => {}
+            Err(AuthError::Unauthenticated(why)) => {
+                let reason = if *why == "this account is deactivated" {
+                    "deactivated"
+                } else {
+                    "wrong_credentials"
+                };
+                self.record_refusal(email, ip, reason).await;
+            }
+            Err(AuthError::RateLimited(_)) => {
+                self.record_refusal(email, ip, "rate_limited").await;
+            }
+            Err(_) => {}
+        }
+        outcome
+    }
+
+    /// Records in the audit trail that `agent` signed in from `ip`. A sign-in that cannot be
+    /// recorded does not happen: the error is returned.
+    ///
+    /// # Errors
+    /// When the log fails.
+    pub async fn record_sign_in(
+        &self,
+        agent: AgentId,
+        ip: Option<IpAddr>,
+        second_factor: bool,
+    ) -> Result<(), AuthError> {
+        let event = AuditEvent::SignedIn(SignedIn {
+            agent,
+            address: ip.map(|ip| ip.to_string()),
+            second_factor,
+            at: Utc::now(),
+        });
+        app::audit_trail::record(
+            self.inner.commands.log(),
+            AuditStream::Agent(agent),
+            &event,
+            eventlog::Actor::new(eventlog::ActorKind::Agent, agent.to_string()),
+        )
+        .await
+        .map(|_| ())
+        .map_err(AuthError::failed)
+    }
+
+    /// Counts a refused sign-in for the audit trail, and records it when it is the first of
+    /// its account and address in the window (see `trail`). A refusal that cannot be recorded
+    /// is refused all the same (and logged).
+    async fn record_refusal(&self, email: &str, ip: Option<IpAddr>, reason: &str) {
+        let email = email.trim().to_lowercase();
+        if email.len() > 320 {
+            return;
+        }
+        let account = self.inner.limits.account(&email);
+        let Some((attempts, since)) =
+            self.inner
+                .refusals
+                .refused((account, ip), std::time::Instant::now(), Utc::now())
+        else {
+            return;
+        };
+        let agent = match store::credentials_by_email(&self.inner.pool, &email).await {
+            Ok(credentials) => credentials.map(|c| AgentId::from_uuid(c.agent_id)),
+            Err(error) => {
+                tracing::warn!(%error, "cannot record a refused sign-in");
+                return;
+            }
+        };
+        let event = AuditEvent::SignInRefused(SignInRefused {
+            agent,
+            address: ip.map(|ip| ip.to_string()),
+            reason: reason.to_owned(),
+            attempts,
+            since,
+            at: Utc::now(),
+        });
+        let stream = agent.map_or(AuditStream::Anonymous, AuditStream::Agent);
+        if let Err(error) = app::audit_trail::record(
+            self.inner.commands.log(),
+            stream,
+            &event,
+            eventlog::Actor::system("sign-in"),
+        )
+        .await
+        {
+            tracing::warn!(%error, "cannot record a refused sign-in");
+        }
+    }
+
+    /// Records in the audit trail that `agent` signed out.
+    async fn record_sign_out(&self, agent: AgentId, everywhere: bool) -> Result<(), AuthError> {
+        let event = AuditEvent::SignedOut(SignedOut {
+            agent,
+            everywhere,
+            at: Utc::now(),
+        });
+        app::audit_trail::record(
+            self.inner.commands.log(),
+            AuditStream::Agent(agent),
+            &event,
+            eventlog::Actor::new(eventlog::ActorKind::Agent, agent.to_string()),
+        )
+        .await
+        .map(|_| ())
+        .map_err(AuthError::failed)
+    }
+
+    /// [`AuthService::login`] without the audit trail.
+    async fn check_login(
         &self,
         email: &str,
         password: &str,
@@ -695,7 +819,7 @@ impl AuthService {
     ) -> Result<(), AuthError> {
         if everywhere {
             self.end_sessions(agent).await?;
-            return Ok(());
+            return self.record_sign_out(agent, true).await;
         }
         if let Some(token) = refresh_token {
             let mut tx = self.inner.pool.begin().await?;
@@ -710,7 +834,7 @@ impl AuthService {
                 tx.commit().await?;
             }
         }
-        Ok(())
+        self.record_sign_out(agent, false).await
     }
 
     /// Changes the agent's own password after checking the current one. Every other session

@@ -10,7 +10,7 @@
 //! guarded by a [`guard::Need`] naming its [`crate::auth::Permission`].
 //!
 //! The schema is laid out by area (`tickets`, `customers`, `broadcasts`, `directory`, `auth`,
-//! `system`), each with its types, queries, mutations and subscriptions; this module only
+//! `system`, `as_of`), each with its types, queries, mutations and subscriptions; this module only
 //! assembles them. The shared parts sit beside it: [`context`], [`error`], [`ids`], [`guard`],
 //! [`consistency`], [`pagination`], [`commands`], [`events`], [`documents`], [`expansion`]
 //! and [`request_errors`].
@@ -29,6 +29,7 @@ pub mod pagination;
 pub mod request_errors;
 pub mod unstorable;
 
+pub mod as_of;
 pub mod auth;
 pub mod broadcasts;
 pub mod customers;
@@ -59,6 +60,7 @@ pub struct Query(
     system::UnrecordedQuery,
     auth::SecondFactorQuery,
     system::LogQuery,
+    as_of::AsOfQuery,
 );
 
 /// Every mutation.

@@ -5,6 +5,10 @@ use domain::agent::{
     AgentEvent, AgentInvited, AgentPersonal, AgentStep, CategoriesAssigned, RecoveryCodeUsed, Role,
     RoleChanged, SecondFactorThrottled,
 };
+use domain::audit::{
+    ApiTokenCreated, ApiTokenRevoked, AuditEvent, ExportMade, ReplayRun, SignInRefused, SignedIn,
+    SignedOut,
+};
 use domain::broadcast::{
     Audience, AudienceFrozen, BroadcastContent, BroadcastDrafted, BroadcastEdited, BroadcastEnded,
     BroadcastEvent, BroadcastScheduled, BroadcastStarted, BroadcastStep, ButtonAction,
@@ -488,6 +492,54 @@ pub(crate) fn samples() -> Vec<AnyEvent> {
             at: at(),
         }),
     ];
+    let audit_events = [
+        AuditEvent::SignedIn(SignedIn {
+            agent: agent(),
+            address: Some("203.0.113.7".into()),
+            second_factor: true,
+            at: at(),
+        }),
+        AuditEvent::SignInRefused(SignInRefused {
+            agent: None,
+            address: Some("2001:db8::1".into()),
+            reason: "wrong_credentials".into(),
+            attempts: 4,
+            since: at(),
+            at: at(),
+        }),
+        AuditEvent::SignedOut(SignedOut {
+            agent: agent(),
+            everywhere: false,
+            at: at(),
+        }),
+        AuditEvent::ApiTokenCreated(ApiTokenCreated {
+            token_id: uuid(40),
+            name: "CRM sync".into(),
+            scopes: vec!["tickets:read".into(), "events:read".into()],
+            by: agent(),
+            at: at(),
+        }),
+        AuditEvent::ApiTokenRevoked(ApiTokenRevoked {
+            token_id: uuid(40),
+            by: agent(),
+            at: at(),
+        }),
+        AuditEvent::ReplayRun(ReplayRun {
+            projections: vec!["tickets".into(), "messages".into()],
+            verify: true,
+            outcome: "different".into(),
+            differing_rows: 2,
+            started_at: at(),
+            at: at(),
+        }),
+        AuditEvent::ExportMade(ExportMade {
+            from: Some("0000000000000001000000000000000a".into()),
+            to: None,
+            stream_prefix: Some("ticket-".into()),
+            events: 1_000,
+            at: at(),
+        }),
+    ];
     ticket_events
         .into_iter()
         .map(AnyEvent::from)
@@ -495,5 +547,6 @@ pub(crate) fn samples() -> Vec<AnyEvent> {
         .chain(agent_events.into_iter().map(AnyEvent::from))
         .chain(broadcast_events.into_iter().map(AnyEvent::from))
         .chain(settings_events.into_iter().map(AnyEvent::from))
+        .chain(audit_events.into_iter().map(AnyEvent::from))
         .collect()
 }

@@ -19,6 +19,8 @@
 //!   projection held by this process with both its copies;
 //! - `feed`: the one reader of the live log that the running projections share;
 //! - `swap`, `rebuild`: rebuilding projections together and swapping each in;
+//! - `verify`: rebuilding projections into scratch tables and comparing them with the live
+//!   ones, row by row, touching neither the live tables nor their checkpoints;
 //! - `follow`: one projection following the log live;
 //! - this module: the public runner, which starts and supervises the tasks.
 
@@ -34,6 +36,7 @@ mod report;
 mod shadow;
 mod stop;
 mod swap;
+mod verify;
 
 use std::sync::Arc;
 use std::time::Duration;
@@ -46,6 +49,7 @@ use tokio_util::sync::CancellationToken;
 pub use context::RunnerOptions;
 pub use error::RuntimeError;
 pub use report::{Exit, ProgressFn, RebuildProgress, RebuildReport};
+pub use verify::{Difference, MAX_REPORTED, Verdict, VerifyReport};
 
 use crate::checkpoint;
 use crate::projection::Projection;
@@ -227,6 +231,19 @@ impl<L: EventLog> ProjectionRunner<L> {
             failed,
             requested_elsewhere: elsewhere,
         })
+    }
+}
+
+impl<L: EventLog> ProjectionRunner<L> {
+    /// Rebuilds this runner's projections from the log into scratch tables of a connection of
+    /// its own and compares them, row by row, with the live tables at one position of the log
+    /// (see `verify.rs`). The live tables, their checkpoints and any process running the
+    /// projections are left alone. Reports each page to the progress callback.
+    ///
+    /// # Errors
+    /// When the database or the log fails.
+    pub async fn verify(&self) -> Result<VerifyReport, RuntimeError> {
+        verify::verify(&self.cx, &self.pool, &self.projections).await
     }
 }
 

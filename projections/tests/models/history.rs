@@ -151,6 +151,8 @@ impl History {
                 let state = std::mem::take(&mut self.settings);
                 self.settings = state.evolve(e);
             }
+            // The audit trail's records fold into nothing.
+            (StreamId::Audit(_), AnyEvent::Audit(_)) => {}
             _ => panic!("event does not belong to stream {stream}"),
         }
     }
@@ -962,6 +964,74 @@ pub(crate) fn scripted() -> (History, Cast) {
         by: Some(alice),
         at,
     });
+
+    // The panel's audit trail, which no read model shows.
+    {
+        use domain::AuditStream;
+        use domain::audit::{
+            ApiTokenCreated, ApiTokenRevoked, AuditEvent, ExportMade, ReplayRun, SignInRefused,
+            SignedIn, SignedOut,
+        };
+        let at = h.tick();
+        let token_id = h.uuid();
+        let trail: Vec<AnyEvent> = vec![
+            AuditEvent::SignedIn(SignedIn {
+                agent: admin,
+                address: Some("203.0.113.7".into()),
+                second_factor: false,
+                at,
+            }),
+            AuditEvent::SignInRefused(SignInRefused {
+                agent: Some(admin),
+                address: None,
+                reason: "rate_limited".into(),
+                attempts: 2,
+                since: at,
+                at,
+            }),
+            AuditEvent::ApiTokenCreated(ApiTokenCreated {
+                token_id,
+                name: "sync".into(),
+                scopes: vec!["tickets:read".into()],
+                by: admin,
+                at,
+            }),
+            AuditEvent::ApiTokenRevoked(ApiTokenRevoked {
+                token_id,
+                by: admin,
+                at,
+            }),
+            AuditEvent::SignedOut(SignedOut {
+                agent: admin,
+                everywhere: true,
+                at,
+            }),
+        ]
+        .into_iter()
+        .map(Into::into)
+        .collect();
+        h.record_one(StreamId::Audit(AuditStream::Agent(admin)), trail);
+        let operations: Vec<AnyEvent> = vec![
+            AuditEvent::ReplayRun(ReplayRun {
+                projections: vec!["tickets".into()],
+                verify: false,
+                outcome: "rebuilt".into(),
+                differing_rows: 0,
+                started_at: at,
+                at,
+            })
+            .into(),
+            AuditEvent::ExportMade(ExportMade {
+                from: None,
+                to: None,
+                stream_prefix: None,
+                events: 10,
+                at,
+            })
+            .into(),
+        ];
+        h.record_one(StreamId::Audit(AuditStream::Operations), operations);
+    }
 
     let cast = Cast {
         admin,

@@ -115,6 +115,121 @@ fn person(at: DateTime<Utc>, actor: &Actor, rng: &mut Rng) -> Stamp {
     }
 }
 
+/// The owner's account in the panel's audit trail: a sign-in, refusals from another address,
+/// a sign-out, an API token created and revoked; refusals that named no account; a replay and
+/// an export run from the command line.
+fn audit_trail(
+    rng: &mut Rng,
+    outbox: &mut Outbox,
+    admin: AgentId,
+    tick: &mut impl FnMut(&mut Rng, u64, u64) -> DateTime<Utc>,
+) -> Result<(), GenerateError> {
+    use domain::AuditStream;
+    use domain::audit::{
+        ApiTokenCreated, ApiTokenRevoked, AuditEvent, ExportMade, ReplayRun, SignInRefused,
+        SignedIn, SignedOut,
+    };
+    let signed_in = tick(rng, 60, 600);
+    let refused_since = tick(rng, 60, 600);
+    let refused = tick(rng, 1, 60);
+    let created = tick(rng, 60, 600);
+    let revoked = tick(rng, 600, 3_600);
+    let signed_out = tick(rng, 60, 600);
+    let token_id = rng.uuid_v7(created);
+    let own = vec![
+        AuditEvent::SignedIn(SignedIn {
+            agent: admin,
+            address: Some("203.0.113.7".to_owned()),
+            second_factor: true,
+            at: signed_in,
+        }),
+        AuditEvent::SignInRefused(SignInRefused {
+            agent: Some(admin),
+            address: Some("198.51.100.23".to_owned()),
+            reason: "wrong_credentials".to_owned(),
+            attempts: 3,
+            since: refused_since,
+            at: refused,
+        }),
+        AuditEvent::ApiTokenCreated(ApiTokenCreated {
+            token_id,
+            name: "CRM sync".to_owned(),
+            scopes: vec!["tickets:read".to_owned(), "events:read".to_owned()],
+            by: admin,
+            at: created,
+        }),
+        AuditEvent::ApiTokenRevoked(ApiTokenRevoked {
+            token_id,
+            by: admin,
+            at: revoked,
+        }),
+        AuditEvent::SignedOut(SignedOut {
+            agent: admin,
+            everywhere: false,
+            at: signed_out,
+        }),
+    ];
+    let anonymous_at = tick(rng, 60, 600);
+    let anonymous = vec![AuditEvent::SignInRefused(SignInRefused {
+        agent: None,
+        address: Some("192.0.2.44".to_owned()),
+        reason: "wrong_credentials".to_owned(),
+        attempts: 1,
+        since: anonymous_at,
+        at: anonymous_at,
+    })];
+    let replay_started = tick(rng, 600, 3_600);
+    let replay_ended = tick(rng, 10, 60);
+    let exported = tick(rng, 60, 600);
+    let operations = vec![
+        AuditEvent::ReplayRun(ReplayRun {
+            projections: vec!["tickets".to_owned(), "messages".to_owned()],
+            verify: true,
+            outcome: "equal".to_owned(),
+            differing_rows: 0,
+            started_at: replay_started,
+            at: replay_ended,
+        }),
+        AuditEvent::ExportMade(ExportMade {
+            from: None,
+            to: None,
+            stream_prefix: Some("ticket-".to_owned()),
+            events: 0,
+            at: exported,
+        }),
+    ];
+    for (stream, events, actor, at) in [
+        (
+            AuditStream::Agent(admin),
+            own,
+            agent_actor(admin),
+            signed_in,
+        ),
+        (
+            AuditStream::Anonymous,
+            anonymous,
+            Actor::system("auth"),
+            anonymous_at,
+        ),
+        (
+            AuditStream::Operations,
+            operations,
+            Actor::system("cli"),
+            replay_started,
+        ),
+    ] {
+        outbox.push(
+            vec![super::outbox::Write {
+                stream: StreamId::Audit(stream),
+                before: None,
+                events: events.into_iter().map(Into::into).collect(),
+            }],
+            &person(at, &actor, rng),
+        )?;
+    }
+    Ok(())
+}
+
 fn agent_actor(id: AgentId) -> Actor {
     Actor::new(ActorKind::Agent, id.to_string())
 }
@@ -197,6 +312,7 @@ pub(super) fn setup(
         )?;
     }
     agents.push((first, Role::Admin));
+    audit_trail(rng, outbox, admin, &mut tick)?;
 
     // Settings.
     let mut settings = Tracked::<Settings>::new(StreamId::Settings);

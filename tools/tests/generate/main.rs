@@ -10,11 +10,12 @@ use std::sync::atomic::{AtomicU64, Ordering};
 use std::time::Duration;
 
 use domain::agent::Agent;
+use domain::audit::AuditEvent;
 use domain::broadcast::Broadcast;
 use domain::customer::{Customer, CustomerEvent};
 use domain::settings::Settings;
 use domain::ticket::Ticket;
-use domain::{AnyEvent, Decider, DomainEvent, StreamId};
+use domain::{AnyEvent, AuditStream, Decider, DomainEvent, StreamId};
 use eventlog::postgres::PostgresLog;
 use eventlog::{ActorKind, EventLog, Position, RecordedEvent};
 use sqlx::PgPool;
@@ -108,6 +109,25 @@ fn replay_stream(stream: &str, events: &[RecordedEvent]) {
             assert!(settings.uses_categories());
             assert!(!settings.templates.is_empty());
         }
+        StreamId::Audit(which) => {
+            // Records only; those of an agent's account name that agent.
+            for event in typed!(Audit) {
+                let named = match &event {
+                    AuditEvent::SignedIn(e) => Some(e.agent),
+                    AuditEvent::SignedOut(e) => Some(e.agent),
+                    AuditEvent::SignInRefused(e) => e.agent,
+                    AuditEvent::ApiTokenCreated(e) => Some(e.by),
+                    AuditEvent::ApiTokenRevoked(e) => Some(e.by),
+                    AuditEvent::ReplayRun(_) | AuditEvent::ExportMade(_) => None,
+                };
+                match which {
+                    AuditStream::Agent(agent) => assert_eq!(named, Some(agent), "{stream}"),
+                    AuditStream::Anonymous | AuditStream::Operations => {
+                        assert_eq!(named, None, "{stream}");
+                    }
+                }
+            }
+        }
     }
 }
 
@@ -140,7 +160,7 @@ async fn a_generated_history_covers_every_event_type_and_replays_through_the_dec
         .filter(|form| form.current)
         .map(|form| form.event_type)
         .collect();
-    assert_eq!(all_types.len(), 71);
+    assert_eq!(all_types.len(), 78);
     let mut seen: BTreeMap<&str, u64> = BTreeMap::new();
     for event in &events {
         *seen.entry(event.event_type.as_str()).or_default() += 1;

@@ -3,7 +3,11 @@
 
 use std::collections::BTreeSet;
 
+use app::audit_trail;
 use async_graphql::{Context, ErrorExtensions, ID, Object, Result};
+use chrono::Utc;
+use domain::AuditStream;
+use domain::audit::{ApiTokenCreated, ApiTokenRevoked, AuditEvent};
 use uuid::Uuid;
 
 use super::second_factor::{http_client, proof, second_factor_required, signed_in};
@@ -15,7 +19,7 @@ use super::types::{
 use crate::auth::store;
 use crate::auth::{LoginOutcome, Permission, Scope, tokens};
 use crate::graphql::context::Api;
-use crate::graphql::error::{Code, database, error};
+use crate::graphql::error::{Code, database, error, failed};
 use crate::graphql::guard::{Need, signed_in_agent};
 
 /// Most API tokens one deployment keeps (active or revoked).
@@ -73,6 +77,10 @@ impl AuthMutation {
         let session = api
             .auth
             .login_second_factor(&input.challenge, proof, device)
+            .await
+            .map_err(|error| error.extend())?;
+        api.auth
+            .record_sign_in(session.agent_id, client.ip, true)
             .await
             .map_err(|error| error.extend())?;
         Ok(signed_in(ctx, session))
@@ -167,6 +175,24 @@ impl ApiTokenMutation {
         )
         .await
         .map_err(database)?;
+        let event = AuditEvent::ApiTokenCreated(ApiTokenCreated {
+            token_id: id,
+            name: name.to_owned(),
+            scopes: scopes.clone(),
+            by,
+            at: Utc::now(),
+        });
+        if let Err(failure) =
+            audit_trail::record(&api.log, AuditStream::Agent(by), &event, actor(by)).await
+        {
+            // A token the audit trail does not know of must not work: it is revoked, and its
+            // secret never shown.
+            let _ = store::revoke_api_token(&api.pool, id).await;
+            return Err(failed(
+                "cannot record the API token in the audit trail",
+                failure,
+            ));
+        }
         tracing::info!(token_id = %id, ?scopes, by = %by, "API token created");
         Ok(CreateApiTokenPayload {
             api_token_id: ID(id.to_string()),
@@ -186,12 +212,23 @@ impl ApiTokenMutation {
             .api_token_id
             .parse()
             .map_err(|_| error(Code::Validation, "not an API token id"))?;
+        let by = signed_in_agent(ctx)?;
         let api = ctx.data_unchecked::<Api>();
         let (found, revoked) = store::revoke_api_token(&api.pool, id)
             .await
             .map_err(database)?;
         if revoked {
             api.auth.credentials_ended();
+            let event = AuditEvent::ApiTokenRevoked(ApiTokenRevoked {
+                token_id: id,
+                by,
+                at: Utc::now(),
+            });
+            audit_trail::record(&api.log, AuditStream::Agent(by), &event, actor(by))
+                .await
+                .map_err(|failure| {
+                    failed("cannot record the revocation in the audit trail", failure)
+                })?;
         }
         if !found {
             return Err(error(Code::NotFound, "no such API token"));
@@ -201,4 +238,9 @@ impl ApiTokenMutation {
             revoked,
         })
     }
+}
+
+/// The actor of an agent's own action.
+fn actor(agent: domain::AgentId) -> eventlog::Actor {
+    eventlog::Actor::new(eventlog::ActorKind::Agent, agent.to_string())
 }
