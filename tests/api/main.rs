@@ -13,6 +13,7 @@ mod ws;
 
 mod auth;
 mod authz;
+mod broadcast_previews;
 mod broadcast_reports;
 mod contention;
 mod errors;
