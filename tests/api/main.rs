@@ -16,6 +16,7 @@ mod audit;
 mod audit_trail;
 mod auth;
 mod authz;
+mod broadcast_previews;
 mod broadcast_reports;
 mod contention;
 mod errors;
