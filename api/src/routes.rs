@@ -6,6 +6,7 @@ mod graphiql;
 pub(crate) mod graphql;
 mod health;
 mod metrics;
+pub mod panel;
 
 use axum::Router;
 
@@ -18,4 +19,5 @@ pub(crate) fn routes() -> Router<AppState> {
         .merge(metrics::routes())
         .merge(graphql::routes())
         .merge(graphiql::routes())
+        .fallback(panel::fallback)
 }
