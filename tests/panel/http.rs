@@ -39,22 +39,37 @@ async fn the_app_and_its_files_are_served_with_types_caching_compression_and_a_s
         policy.contains(&format!("ws://{}", desk.app.addr())),
         "{policy}"
     );
-    assert!(!policy.contains("unsafe-inline") && !policy.contains("http"), "{policy}");
+    assert!(
+        !policy.contains("unsafe-inline") && !policy.contains("http"),
+        "{policy}"
+    );
     // The index is small: served compressed only when it was worth compressing.
     let index_html = {
         let response = html(client.get(desk.app.url("/"))).send().await.unwrap();
         response.text().await.unwrap()
     };
-    assert!(!index_html.contains("<script>"), "no inline script: {index_html}");
-    assert!(!index_html.contains("//"), "nothing from elsewhere: {index_html}");
+    assert!(
+        !index_html.contains("<script>"),
+        "no inline script: {index_html}"
+    );
+    assert!(
+        !index_html.contains("//"),
+        "nothing from elsewhere: {index_html}"
+    );
 
     // Each script and stylesheet of the page: hashed, immutable, compressed on request.
     let assets: Vec<&str> = index_html
         .split(['"', '\''])
         .filter(|part| part.starts_with("/assets/"))
         .collect();
-    assert!(assets.iter().any(|asset| asset.ends_with(".js")), "{index_html}");
-    assert!(assets.iter().any(|asset| asset.ends_with(".css")), "{index_html}");
+    assert!(
+        assets.iter().any(|asset| asset.ends_with(".js")),
+        "{index_html}"
+    );
+    assert!(
+        assets.iter().any(|asset| asset.ends_with(".css")),
+        "{index_html}"
+    );
     for asset in &assets {
         let plain = client.get(desk.app.url(asset)).send().await.unwrap();
         assert_eq!(plain.status(), 200, "{asset}");
@@ -80,7 +95,10 @@ async fn the_app_and_its_files_are_served_with_types_caching_compression_and_a_s
             assert_eq!(compressed.headers()[header::CONTENT_ENCODING], coding);
             assert_eq!(compressed.headers()[header::VARY], "accept-encoding");
             let len = compressed.bytes().await.unwrap().len();
-            assert!(len * 2 < plain_len, "{asset} {coding}: {len} of {plain_len}");
+            assert!(
+                len * 2 < plain_len,
+                "{asset} {coding}: {len} of {plain_len}"
+            );
         }
         // The compressed copies are not files of their own.
         let copy = client
@@ -92,10 +110,15 @@ async fn the_app_and_its_files_are_served_with_types_caching_compression_and_a_s
     }
 
     // A client route is answered with the app; a missing file or an API path is not.
-    let route = html(client.get(desk.app.url("/tickets/0190a1b2-c3d4-7e5f-8a9b-0c1d2e3f4a5b")))
-        .send()
-        .await
-        .unwrap();
+    let route = html(
+        client.get(
+            desk.app
+                .url("/tickets/0190a1b2-c3d4-7e5f-8a9b-0c1d2e3f4a5b"),
+        ),
+    )
+    .send()
+    .await
+    .unwrap();
     assert_eq!(route.status(), 200);
     assert_eq!(route.text().await.unwrap(), index_html);
     for path in [
@@ -121,9 +144,15 @@ async fn the_app_and_its_files_are_served_with_types_caching_compression_and_a_s
     assert_eq!(post.status(), 404);
 
     // The server's own routes still answer as themselves.
-    let health = html(client.get(desk.app.url("/healthz"))).send().await.unwrap();
+    let health = html(client.get(desk.app.url("/healthz")))
+        .send()
+        .await
+        .unwrap();
     assert_eq!(health.headers()[header::CONTENT_TYPE], "application/json");
-    let graphiql = html(client.get(desk.app.url("/graphql"))).send().await.unwrap();
+    let graphiql = html(client.get(desk.app.url("/graphql")))
+        .send()
+        .await
+        .unwrap();
     assert!(graphiql.text().await.unwrap().contains("GraphiQL"));
     let webhook = client
         .post(desk.app.url(crate::WEBHOOK_PATH))

@@ -183,7 +183,9 @@ fn panel_dir() -> PathBuf {
 /// Installs the panel's packages (`npm ci`) once, when `scripts/test.sh` has not already.
 fn ensure_installed() {
     static INSTALLED: Mutex<bool> = Mutex::new(false);
-    let mut installed = INSTALLED.lock().unwrap_or_else(std::sync::PoisonError::into_inner);
+    let mut installed = INSTALLED
+        .lock()
+        .unwrap_or_else(std::sync::PoisonError::into_inner);
     if *installed || panel_dir().join("node_modules/playwright-core").is_dir() {
         *installed = true;
         return;
@@ -207,7 +209,9 @@ async fn scenario(name: &str, config: Value) -> Value {
             "the browser tests need Debian's Chromium: apt-get install chromium \
              (scripts/test.sh installs it)"
         );
-        let _one_at_a_time = BROWSER.lock().unwrap_or_else(std::sync::PoisonError::into_inner);
+        let _one_at_a_time = BROWSER
+            .lock()
+            .unwrap_or_else(std::sync::PoisonError::into_inner);
         let output = Command::new("node")
             .arg(&script)
             .arg(config.to_string())
@@ -257,7 +261,8 @@ async fn wait_for_tickets(desk: &Desk, token: &str, n: usize) -> Vec<Value> {
 #[tokio::test]
 async fn a_new_ticket_appears_live_and_is_answered_with_a_template_noted_and_resolved() {
     let desk = Desk::start("works").await;
-    desk.agent(Role::Admin, "admin@example.com", Some(PASSWORD)).await;
+    desk.agent(Role::Admin, "admin@example.com", Some(PASSWORD))
+        .await;
     let token = desk.login("admin@example.com").await;
     let template_text = "We are sorry about the parcel: a new one leaves today.";
     desk.gql(
@@ -310,9 +315,7 @@ async fn a_new_ticket_appears_live_and_is_answered_with_a_template_noted_and_res
 #[tokio::test]
 async fn a_first_password_is_changed_and_an_ended_session_keeps_the_half_written_reply() {
     let desk = Desk::start("sessions").await;
-    let (_, one_time) = desk
-        .agent(Role::Agent, "newcomer@example.com", None)
-        .await;
+    let (_, one_time) = desk.agent(Role::Agent, "newcomer@example.com", None).await;
     let mut config = desk.config("sessions");
     config["newcomer"] = json!({
         "email": "newcomer@example.com",
@@ -326,7 +329,8 @@ async fn a_first_password_is_changed_and_an_ended_session_keeps_the_half_written
 #[tokio::test]
 async fn an_auditor_reads_only_a_limited_agent_sees_their_category_and_assignments_show_live() {
     let desk = Desk::start("roles").await;
-    desk.agent(Role::Admin, "admin@example.com", Some(PASSWORD)).await;
+    desk.agent(Role::Admin, "admin@example.com", Some(PASSWORD))
+        .await;
     desk.agent(Role::Auditor, "auditor@example.com", Some(PASSWORD))
         .await;
     let (limited, _) = desk
@@ -342,7 +346,12 @@ async fn an_auditor_reads_only_a_limited_agent_sees_their_category_and_assignmen
                 json!({ "input": { "name": name } }),
             )
             .await;
-        categories.push(data["createCategory"]["categoryId"].as_str().unwrap().to_owned());
+        categories.push(
+            data["createCategory"]["categoryId"]
+                .as_str()
+                .unwrap()
+                .to_owned(),
+        );
     }
     desk.gql(
         &token,
@@ -350,8 +359,10 @@ async fn an_auditor_reads_only_a_limited_agent_sees_their_category_and_assignmen
         json!({ "input": { "agentId": limited, "categoryIds": [categories[0]] } }),
     )
     .await;
-    desk.customer_writes(1, 8001, "Ivan", "I was charged twice").await;
-    desk.customer_writes(2, 8002, "Olga", "The box arrived broken").await;
+    desk.customer_writes(1, 8001, "Ivan", "I was charged twice")
+        .await;
+    desk.customer_writes(2, 8002, "Olga", "The box arrived broken")
+        .await;
     let tickets = wait_for_tickets(&desk, &token, 2).await;
     for (ticket, category) in tickets.iter().zip(&categories) {
         desk.gql(
@@ -362,7 +373,8 @@ async fn an_auditor_reads_only_a_limited_agent_sees_their_category_and_assignmen
         .await;
     }
     let mut config = desk.config("roles");
-    config["admin"] = json!({ "email": "admin@example.com", "password": PASSWORD, "name": "admin" });
+    config["admin"] =
+        json!({ "email": "admin@example.com", "password": PASSWORD, "name": "admin" });
     config["auditor"] = json!({ "email": "auditor@example.com", "password": PASSWORD });
     config["limited"] = json!({ "email": "limited@example.com", "password": PASSWORD });
     config["tickets"] = json!({

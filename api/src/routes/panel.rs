@@ -81,7 +81,9 @@ pub fn is_server_path(path: &str) -> bool {
 }
 
 fn names_a_file(path: &str) -> bool {
-    path.rsplit('/').next().is_some_and(|last| last.contains('.'))
+    path.rsplit('/')
+        .next()
+        .is_some_and(|last| last.contains('.'))
 }
 
 fn is_precompressed_copy(relative: &str) -> bool {
@@ -205,7 +207,9 @@ fn serve(file: &'static File<'static>, relative: &str, request: &HeaderMap) -> R
     if !available.is_empty() {
         headers.insert(header::VARY, HeaderValue::from_static("accept-encoding"));
     }
-    let host = request.get(header::HOST).and_then(|value| value.to_str().ok());
+    let host = request
+        .get(header::HOST)
+        .and_then(|value| value.to_str().ok());
     if let Ok(policy) = HeaderValue::from_str(&content_security_policy(host)) {
         headers.insert(header::CONTENT_SECURITY_POLICY, policy);
     }
@@ -246,7 +250,10 @@ mod tests {
     #[test]
     fn brotli_then_gzip_as_accepted_and_available() {
         let both = ["br", "gz"];
-        assert_eq!(choose_encoding(Some("gzip, deflate, br"), &both), Some("br"));
+        assert_eq!(
+            choose_encoding(Some("gzip, deflate, br"), &both),
+            Some("br")
+        );
         assert_eq!(choose_encoding(Some("gzip"), &both), Some("gzip"));
         assert_eq!(choose_encoding(Some("br;q=0, gzip"), &both), Some("gzip"));
         assert_eq!(choose_encoding(Some("br"), &["gz"]), None);
