@@ -39,11 +39,12 @@ struct Desk {
 
 impl Desk {
     async fn start(tag: &str) -> Desk {
-        assert!(
-            api::panel::BUILT,
-            "this build has no panel: build it first (`npm ci && npm run build` in panel/; \
-             scripts/test.sh does), then run the tests again"
-        );
+        if !api::panel::BUILT {
+            panic!(
+                "this build has no panel: build it first (`npm ci && npm run build` in panel/; \
+                 scripts/test.sh does), then run the tests again"
+            );
+        }
         let telegram = FakeTelegram::start().await;
         let config = BotConfig::polling(SecretString::from(TOKEN))
             .unwrap()
@@ -172,7 +173,7 @@ fn screenshots(test: &str) -> PathBuf {
     let dir = Path::new(env!("CARGO_TARGET_TMPDIR"))
         .join("panel-screenshots")
         .join(test);
-    println!("screenshots of {test}: {}", dir.display());
+    eprintln!("screenshots of {test}: {}", dir.display());
     dir
 }
 
@@ -277,7 +278,7 @@ async fn a_new_ticket_appears_live_and_is_answered_with_a_template_noted_and_res
     config["template"] = json!({ "title": "Parcel lost", "text": template_text });
     let result = scenario("agent-works-a-ticket", config).await;
     let appeared = result["appearedMs"].as_u64().unwrap();
-    println!("customer message to a row in the open inbox: {appeared} ms");
+    eprintln!("customer message to a row in the open inbox: {appeared} ms");
     assert!(appeared <= 1_000, "the ticket took {appeared} ms to appear");
 
     // Telegram got the template's text in the customer's chat, then the rating prompt;
