@@ -1,5 +1,6 @@
 // Roles: an auditor reads and has no write control; an agent limited to a category never
-// sees another category's ticket; a second agent's browser sees an assignment live.
+// sees another category's ticket; a second agent's browser sees an assignment live, and the
+// auditor's live event feed shows it.
 import { check, newPage, run, screenshot, signIn } from './harness.mjs';
 
 await run(async (browser, config) => {
@@ -18,6 +19,9 @@ await run(async (browser, config) => {
   check((await auditor.getByRole('textbox', { name: 'Reply' }).count()) === 0, 'the auditor has no composer');
   check((await auditor.getByLabel('Assignee').count()) === 0, 'the auditor cannot assign');
   await screenshot(auditor, config, 'auditor');
+  // The auditor follows the log live.
+  await auditor.getByRole('link', { name: 'Activity' }).click();
+  await auditor.getByText('Waiting for events…').waitFor();
 
   // The limited agent and an admin, side by side.
   const limited = await newPage(browser, config);
@@ -27,6 +31,7 @@ await run(async (browser, config) => {
   await limitedRows.first().waitFor();
   check((await limitedRows.count()) === 1, `the limited agent sees one ticket: ${await limitedRows.count()}`);
   check((await limitedRows.filter({ hasText: config.tickets.other }).count()) === 0, 'never the other category');
+  check((await limited.getByRole('link', { name: 'Activity' }).count()) === 0, 'agents have no event feed');
 
   const admin = await newPage(browser, config);
   await signIn(admin, config.admin.email, config.admin.password);
@@ -35,6 +40,8 @@ await run(async (browser, config) => {
   // The limited agent's inbox shows the assignment without a reload.
   await limitedRows.filter({ hasText: config.tickets.billing }).getByText(`→ ${config.admin.name}`).waitFor({ timeout: 5_000 });
   await screenshot(limited, config, 'assigned-live');
+  await auditor.locator('[data-testid=activity] code', { hasText: 'ticket.assigned' }).waitFor({ timeout: 5_000 });
+  await screenshot(auditor, config, 'activity');
 
   // Even by its address, the other category's ticket is not shown to the limited agent.
   await limited.goto(`/tickets/${config.tickets.otherId}`);

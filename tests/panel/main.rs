@@ -386,3 +386,69 @@ async fn an_auditor_reads_only_a_limited_agent_sees_their_category_and_assignmen
     scenario("roles", config).await;
     desk.stop().await;
 }
+
+/// Every `message_*` fixture of the bot's tests, then the edit of the first text, as one
+/// customer's messages: each update gets its own id, and every message the same sender.
+fn every_kind_from(customer: i64) -> Vec<Value> {
+    let dir = Path::new(env!("CARGO_MANIFEST_DIR")).join("bot/tests/fixtures");
+    let mut names: Vec<String> = std::fs::read_dir(&dir)
+        .unwrap()
+        .map(|entry| entry.unwrap().file_name().to_string_lossy().into_owned())
+        .filter(|name| name.starts_with("message_") || name == "edited_message.json")
+        .collect();
+    names.sort();
+    // The edit after the message it edits.
+    names.sort_by_key(|name| name == "edited_message.json");
+    names
+        .iter()
+        .zip(1_i64..)
+        .map(|(name, n)| {
+            let text = std::fs::read_to_string(dir.join(name)).unwrap();
+            let mut update: Value = serde_json::from_str(&text).unwrap();
+            update["update_id"] = json!(700_000 + n);
+            let key = if update.get("edited_message").is_some() {
+                "edited_message"
+            } else {
+                "message"
+            };
+            let message = &mut update[key];
+            if key == "message" && name != "message_text.json" {
+                message["message_id"] = json!(10_000 + n);
+            }
+            message["from"]["id"] = json!(customer);
+            message["chat"]["id"] = json!(customer);
+            update
+        })
+        .collect()
+}
+
+#[tokio::test]
+async fn every_kind_of_customer_message_shows_with_what_telegram_told_about_it() {
+    let desk = Desk::start("kinds").await;
+    desk.agent(Role::Admin, "admin@example.com", Some(PASSWORD)).await;
+    let updates = every_kind_from(9001);
+    for update in &updates {
+        let status = desk
+            .http
+            .post(desk.app.url(WEBHOOK_PATH))
+            .header("X-Telegram-Bot-Api-Secret-Token", SECRET)
+            .json(update)
+            .send()
+            .await
+            .unwrap()
+            .status();
+        assert_eq!(status, 200, "{update}");
+    }
+    let token = desk.login("admin@example.com").await;
+    let tickets = wait_for_tickets(&desk, &token, 1).await;
+    let messages = updates
+        .iter()
+        .filter(|update| update.get("message").is_some())
+        .count();
+    let mut config = desk.config("kinds");
+    config["admin"] = json!({ "email": "admin@example.com", "password": PASSWORD });
+    config["ticketId"] = tickets[0]["ticketId"].clone();
+    config["messages"] = json!(messages);
+    scenario("every-kind", config).await;
+    desk.stop().await;
+}

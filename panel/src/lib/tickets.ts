@@ -70,9 +70,9 @@ export const TICKET = graphql(
         customerId firstName lastName username languageCode banned banReason blockedBot
         registeredAt lastSeenAt ticketsTotal ticketsOpen optedOutOfBroadcasts
       }
-      messages(last: 30) { nodes { ...MessageFields } }
+      messages(last: 50) { nodes { ...MessageFields } }
       notes(last: 30) { nodes { noteId seq agentId text createdAt } }
-      history(last: 60) {
+      history(last: 50) {
         nodes { cursor version type recordedAt payload actor { kind actorId } }
       }
     }

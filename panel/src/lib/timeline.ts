@@ -18,6 +18,7 @@ export interface TimelineEvent {
   type: string;
   recordedAt: string;
   payload: unknown;
+  actor?: { kind: string; actorId: string };
 }
 
 export type Item<M, N> =
@@ -46,6 +47,23 @@ function field(payload: unknown, name: string): unknown {
 
 function words(value: unknown): string {
   return typeof value === 'string' ? value.replace(/_/g, ' ') : '';
+}
+
+/** Who caused an event, in words. */
+export function describeActor(actor: TimelineEvent['actor'], agentName: (id: string) => string): string {
+  if (!actor) return '';
+  switch (actor.kind) {
+    case 'AGENT':
+      return agentName(actor.actorId);
+    case 'CUSTOMER':
+      return 'the customer';
+    case 'BOT':
+      return 'the bot';
+    case 'INTEGRATOR':
+      return 'an integration';
+    default:
+      return 'Ledgerdesk';
+  }
 }
 
 /** One line for a ticket event; `agentName` names an agent by id. */
