@@ -54,6 +54,9 @@ export const MESSAGE_FIELDS = graphql(
     edits { kind text caption editedAt }
     dice { emoji value }
     poll { question options quiz }
+    checklist { title tasks { text done } }
+    story { chatId storyId }
+    paidMedia { starCount media }
     replyTo { messageId direction kind text caption }
   }`,
   [MEDIA_FIELDS],
@@ -70,7 +73,7 @@ export const TICKET = graphql(
         customerId firstName lastName username languageCode banned banReason blockedBot
         registeredAt lastSeenAt ticketsTotal ticketsOpen optedOutOfBroadcasts
       }
-      messages(last: 50) { nodes { ...MessageFields } }
+      messages(last: 40) { nodes { ...MessageFields } }
       notes(last: 30) { nodes { noteId seq agentId text createdAt } }
       history(last: 50) {
         nodes { cursor version type recordedAt payload actor { kind actorId } }

@@ -1,5 +1,5 @@
 import { describe, expect, it } from 'vitest';
-import { describeEvent, timeline } from './timeline';
+import { describeEvent, timeline, withoutAlbumFollowers } from './timeline';
 
 const event = (version: number, type: string, payload: unknown = {}) => ({
   cursor: `c${version}`, version, type, recordedAt: '2026-01-01T00:00:00Z', payload,
@@ -26,3 +26,16 @@ describe('the conversation timeline', () => {
     expect(describeEvent(event(1, 'ticket.something_new'), names, categories)).toBe('something new');
   });
 });
+
+describe('albums', () => {
+  it('show once, on the message that opens them', () => {
+    const messages = [
+      { id: 1, mediaGroupId: 'g', album: [{}, {}] },
+      { id: 2, mediaGroupId: 'g', album: null },
+      { id: 3, mediaGroupId: null, album: null },
+      { id: 4, mediaGroupId: 'h', album: null },
+    ];
+    expect(withoutAlbumFollowers(messages).map((m) => m.id)).toEqual([1, 3, 4]);
+  });
+});
+

@@ -100,3 +100,15 @@ export function describeEvent(event: TimelineEvent, agentName: (id: string) => s
       return event.type.replace(/^ticket\./, '').replace(/_/g, ' ');
   }
 }
+
+/**
+ * Messages without the later members of a Telegram album: the album shows once, on its first
+ * message (which carries `album`); the others share its `mediaGroupId` and have no `album`.
+ */
+export function withoutAlbumFollowers<M extends { mediaGroupId?: string | null; album?: readonly unknown[] | null }>(
+  messages: readonly M[],
+): M[] {
+  const opened = new Set(messages.filter((m) => m.mediaGroupId && m.album?.length).map((m) => m.mediaGroupId));
+  return messages.filter((m) => !m.mediaGroupId || Boolean(m.album?.length) || !opened.has(m.mediaGroupId));
+}
+
