@@ -425,7 +425,8 @@ fn every_kind_from(customer: i64) -> Vec<Value> {
 #[tokio::test]
 async fn every_kind_of_customer_message_shows_with_what_telegram_told_about_it() {
     let desk = Desk::start("kinds").await;
-    desk.agent(Role::Admin, "admin@example.com", Some(PASSWORD)).await;
+    desk.agent(Role::Admin, "admin@example.com", Some(PASSWORD))
+        .await;
     let updates = every_kind_from(9001);
     for update in &updates {
         let status = desk
