@@ -22,6 +22,14 @@ class Connection {
   private readonly running = new Set<Live>();
   private everConnected = false;
 
+  constructor() {
+    if (typeof window === 'undefined') return;
+    window.addEventListener('offline', () => (this.state = 'offline'));
+    window.addEventListener('online', () => {
+      if (this.state === 'offline') this.state = 'reconnecting';
+    });
+  }
+
   private ensure(): Client {
     if (this.client) return this.client;
     const scheme = location.protocol === 'https:' ? 'wss' : 'ws';

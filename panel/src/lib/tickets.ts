@@ -73,7 +73,7 @@ export const TICKET = graphql(
         customerId firstName lastName username languageCode banned banReason blockedBot
         registeredAt lastSeenAt ticketsTotal ticketsOpen optedOutOfBroadcasts
       }
-      messages(last: 40) { nodes { ...MessageFields } }
+      messages(last: 40) { nodes { ...MessageFields } pageInfo { hasPreviousPage startCursor } }
       notes(last: 30) { nodes { noteId seq agentId text createdAt } }
       history(last: 50) {
         nodes { cursor version type recordedAt payload actor { kind actorId } }
@@ -84,6 +84,18 @@ export const TICKET = graphql(
 );
 
 export type TicketData = ResultOf<typeof TICKET>['ticket'];
+
+export const EARLIER_MESSAGES = graphql(
+  `query EarlierMessages($id: ID!, $before: String!) {
+    ticket(id: $id) {
+      messages(last: 40, before: $before) {
+        nodes { ...MessageFields }
+        pageInfo { hasPreviousPage startCursor }
+      }
+    }
+  }`,
+  [MESSAGE_FIELDS],
+);
 export type HistoryEvent = TicketData['history']['nodes'][number];
 
 export const CUSTOMER_TICKETS = graphql(
