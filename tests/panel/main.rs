@@ -339,11 +339,12 @@ async fn an_auditor_reads_only_a_limited_agent_sees_their_category_and_assignmen
         .await;
     let token = desk.login("admin@example.com").await;
     let mut categories = Vec::new();
+    let mut written = Value::Null;
     for name in ["Billing", "Shipping"] {
         let data = desk
             .gql(
                 &token,
-                "mutation($input: CreateCategoryInput!) { createCategory(input: $input) { categoryId } }",
+                "mutation($input: CreateCategoryInput!) { createCategory(input: $input) { categoryId position } }",
                 json!({ "input": { "name": name } }),
             )
             .await;
@@ -353,7 +354,15 @@ async fn an_auditor_reads_only_a_limited_agent_sees_their_category_and_assignmen
                 .unwrap()
                 .to_owned(),
         );
+        written = data["createCategory"]["position"].clone();
     }
+    // The categories are checked against the read model: wait until it has them.
+    desk.gql(
+        &token,
+        "query($at: String!) { categories(consistency: {atLeast: $at}) { categoryId } }",
+        json!({ "at": written }),
+    )
+    .await;
     desk.gql(
         &token,
         "mutation($input: SetAgentCategoriesInput!) { setAgentCategories(input: $input) { position } }",
