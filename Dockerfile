@@ -1,7 +1,17 @@
-# Production image of Ledgerdesk: build with the Rust toolchain, run on a slim Debian.
+# Production image of Ledgerdesk: the panel built with Node.js, the binary (embedding it) with
+# the Rust toolchain, run on a slim Debian.
+FROM node:22-bookworm-slim AS panel
+WORKDIR /src/panel
+COPY panel/package.json panel/package-lock.json ./
+RUN npm ci --no-audit --no-fund
+COPY schema.graphql /src/schema.graphql
+COPY panel/ ./
+RUN npm run build
+
 FROM rust:1.95-bookworm AS build
 WORKDIR /src
 COPY . .
+COPY --from=panel /src/panel/dist panel/dist
 RUN cargo build --release --locked --bin ledgerdesk
 
 FROM debian:bookworm-slim

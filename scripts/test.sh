@@ -7,14 +7,14 @@ cd "$(dirname "$0")/.."
 scripts/ensure-postgres.sh
 # A superuser connection to an existing database: tests create their own databases from it.
 export DATABASE_URL=${DATABASE_URL:-postgres://postgres@127.0.0.1:5432/postgres}
-# The reference GraphQL clients the protocol tests run (Node.js 20 or later, and npm),
-# installed from the OS packages (with sudo) when missing.
-if ! command -v node >/dev/null || ! command -v npm >/dev/null; then
-    as_root() { if [ "$(id -u)" -eq 0 ]; then "$@"; else sudo "$@"; fi; }
-    as_root apt-get update -qq
-    as_root env DEBIAN_FRONTEND=noninteractive apt-get install -y -qq nodejs npm >/dev/null
-fi
+# Node.js and npm (the reference GraphQL clients of the protocol tests, the panel) and
+# Debian's Chromium (the panel's browser tests), installed from the OS packages when missing.
+scripts/panel-tools.sh --browser
 if [ ! -d tests/clients/node_modules ]; then
     npm ci --no-audit --no-fund --prefix tests/clients
 fi
+# The panel: its type check, lint and unit tests, then its build (which the binary under test
+# embeds) when it is missing or stale.
+scripts/build-panel.sh
+(cd panel && npm run --silent check && npm run --silent lint && npm run --silent test)
 exec cargo test --workspace --locked "$@"

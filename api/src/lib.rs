@@ -1,12 +1,14 @@
 //! The HTTP surface of Ledgerdesk: the axum router with the GraphQL API (`/graphql`,
-//! `/graphql/ws`), the health endpoints and `/metrics`. Handlers hold no business rules: they
-//! call the command service, the log and the read models.
+//! `/graphql/ws`), the health endpoints, `/metrics`, and the agents' web app at `/`.
+//! Handlers hold no business rules: they call the command service, the log and the read
+//! models.
 
 pub mod auth;
 pub mod graphql;
 pub mod live;
 pub mod metrics;
 mod routes;
+pub use routes::panel;
 pub mod server;
 mod state;
 

@@ -6,6 +6,7 @@ mod graphiql;
 pub(crate) mod graphql;
 mod health;
 mod metrics;
+pub mod panel;
 mod reports;
 
 use axum::Router;
@@ -20,4 +21,5 @@ pub(crate) fn routes() -> Router<AppState> {
         .merge(graphql::routes())
         .merge(graphiql::routes())
         .merge(reports::routes())
+        .fallback(panel::fallback)
 }

@@ -60,6 +60,8 @@ pub struct Category {
     /// The category's uuid.
     #[graphql(skip)]
     pub uuid: Uuid,
+    /// The category's uuid, as `Ticket.categoryId` and `Agent.categoryIds` name it.
+    pub category_id: ID,
     /// Name.
     pub name: String,
     /// Created.
@@ -75,6 +77,7 @@ impl From<CategoryRow> for Category {
         Category {
             id: ids::global("Category", row.id),
             uuid: row.id,
+            category_id: ID(row.id.to_string()),
             name: row.name,
             created_at: row.created_at,
             updated_at: row.updated_at,
@@ -91,6 +94,8 @@ pub struct Template {
     /// The template's uuid.
     #[graphql(skip)]
     pub uuid: Uuid,
+    /// The template's uuid, as `Message.templateId` names it.
+    pub template_id: ID,
     /// Title.
     pub title: String,
     /// The reply text.
@@ -110,6 +115,7 @@ impl From<TemplateRow> for Template {
         Template {
             id: ids::global("Template", row.id),
             uuid: row.id,
+            template_id: ID(row.id.to_string()),
             title: row.title,
             text: row.text,
             created_by: row.created_by,

@@ -1,0 +1,464 @@
+//! The agents' web app end to end: the real server (with its bot on a webhook, talking to
+//! the fake Bot API) on a fresh database, and the panel it serves driven in Debian's Chromium
+//! by the scenarios of `panel/e2e/` (Node.js with `playwright-core`; no browser is
+//! downloaded). Each scenario saves screenshots of the screens it passes through, at
+//! 1280×800 and at phone width, under `<target>/tmp/panel-screenshots/<test>/`.
+
+#![expect(clippy::unwrap_used, reason = "tests fail loudly on purpose")]
+
+mod http;
+
+use std::path::{Path, PathBuf};
+use std::process::Command;
+use std::sync::Mutex;
+use std::time::Duration;
+
+use api::auth::{AuthConfig, AuthService, NewAgent};
+use app::commands::CommandService;
+use bot::config::BotConfig;
+use domain::agent::Role;
+use eventlog::postgres::PostgresLog;
+use secrecy::SecretString;
+use serde_json::{Value, json};
+use testkit::telegram::{FakeTelegram, TOKEN};
+use testkit::{DatabaseName, TestApp, eventually};
+
+const SECRET: &str = "panel-webhook-secret";
+const WEBHOOK_PATH: &str = "/telegram/webhook";
+const PASSWORD: &str = "correct horse battery staple";
+const PATIENCE: Duration = Duration::from_secs(20);
+
+/// One browser at a time: the machine's cores go to the server and the page under test.
+static BROWSER: Mutex<()> = Mutex::new(());
+
+struct Desk {
+    app: TestApp,
+    telegram: FakeTelegram,
+    http: reqwest::Client,
+}
+
+impl Desk {
+    async fn start(tag: &str) -> Desk {
+        if !api::panel::BUILT {
+            panic!(
+                "this build has no panel: build it first (`npm ci && npm run build` in panel/; \
+                 scripts/test.sh does), then run the tests again"
+            );
+        }
+        let telegram = FakeTelegram::start().await;
+        let config = BotConfig::polling(SecretString::from(TOKEN))
+            .unwrap()
+            .with_api_url(telegram.url())
+            .with_webhook(
+                &format!("https://desk.example{WEBHOOK_PATH}"),
+                Some(SecretString::from(SECRET)),
+            )
+            .unwrap();
+        let app = TestApp::spawn(DatabaseName::fresh(&format!("panel_{tag}")), |settings| {
+            settings.bot = Some(config);
+            settings.db_max_connections = 8;
+        })
+        .await;
+        Desk {
+            app,
+            telegram,
+            http: reqwest::Client::new(),
+        }
+    }
+
+    async fn gql(&self, token: &str, query: &str, variables: Value) -> Value {
+        let body: Value = self
+            .http
+            .post(self.app.url("/graphql"))
+            .bearer_auth(token)
+            .json(&json!({ "query": query, "variables": variables }))
+            .send()
+            .await
+            .unwrap()
+            .json()
+            .await
+            .unwrap();
+        assert!(body.get("errors").is_none(), "{query}: {body:#}");
+        body["data"].clone()
+    }
+
+    /// Creates an agent as `ledgerdesk admin create` does; `None`: a one-time password,
+    /// returned.
+    async fn agent(&self, role: Role, email: &str, password: Option<&str>) -> (String, String) {
+        let commands = CommandService::new(PostgresLog::new(self.app.pool().clone()));
+        let auth = AuthService::new(commands, None, AuthConfig::default())
+            .await
+            .unwrap();
+        let ctx = app::commands::CommandContext::new(eventlog::Actor::system("test"));
+        let created = auth
+            .create_agent(
+                NewAgent {
+                    email: email.to_owned(),
+                    name: email.split('@').next().unwrap().to_owned(),
+                    role,
+                    password: password.map(str::to_owned),
+                    by: None,
+                },
+                &ctx,
+            )
+            .await
+            .unwrap();
+        let password = created
+            .one_time_password
+            .unwrap_or_else(|| password.unwrap().to_owned());
+        (created.agent_id.to_string(), password)
+    }
+
+    async fn login(&self, email: &str) -> String {
+        let body: Value = self
+            .http
+            .post(self.app.url("/graphql"))
+            .json(&json!({
+                "query": "mutation($input: LoginInput!) { login(input: $input) { accessToken } }",
+                "variables": { "input": { "email": email, "password": PASSWORD } },
+            }))
+            .send()
+            .await
+            .unwrap()
+            .json()
+            .await
+            .unwrap();
+        body["data"]["login"]["accessToken"]
+            .as_str()
+            .unwrap_or_else(|| panic!("login: {body}"))
+            .to_owned()
+    }
+
+    /// A customer's text message through the webhook.
+    async fn customer_writes(&self, update_id: i64, customer: i64, name: &str, text: &str) {
+        let update = json!({
+            "update_id": update_id,
+            "message": {
+                "message_id": update_id,
+                "from": { "id": customer, "is_bot": false, "first_name": name, "language_code": "en" },
+                "chat": { "id": customer, "first_name": name, "type": "private" },
+                "date": chrono::Utc::now().timestamp(),
+                "text": text,
+            }
+        });
+        let status = self
+            .http
+            .post(self.app.url(WEBHOOK_PATH))
+            .header("X-Telegram-Bot-Api-Secret-Token", SECRET)
+            .json(&update)
+            .send()
+            .await
+            .unwrap()
+            .status();
+        assert_eq!(status, 200);
+    }
+
+    /// What every scenario is told: where the server and its webhook are.
+    fn config(&self, test: &str) -> Value {
+        json!({
+            "base": self.app.url(""),
+            "webhook": self.app.url(WEBHOOK_PATH),
+            "secret": SECRET,
+            "screenshots": screenshots(test),
+        })
+    }
+
+    async fn stop(self) {
+        self.app.stop().await;
+    }
+}
+
+/// Where a test's screenshots go (printed, so a person can find them).
+fn screenshots(test: &str) -> PathBuf {
+    let dir = Path::new(env!("CARGO_TARGET_TMPDIR"))
+        .join("panel-screenshots")
+        .join(test);
+    eprintln!("screenshots of {test}: {}", dir.display());
+    dir
+}
+
+fn panel_dir() -> PathBuf {
+    Path::new(env!("CARGO_MANIFEST_DIR")).join("panel")
+}
+
+/// Installs the panel's packages (`npm ci`) once, when `scripts/test.sh` has not already.
+fn ensure_installed() {
+    static INSTALLED: Mutex<bool> = Mutex::new(false);
+    let mut installed = INSTALLED
+        .lock()
+        .unwrap_or_else(std::sync::PoisonError::into_inner);
+    if *installed || panel_dir().join("node_modules/playwright-core").is_dir() {
+        *installed = true;
+        return;
+    }
+    let status = Command::new("npm")
+        .args(["ci", "--no-audit", "--no-fund", "--prefix"])
+        .arg(panel_dir())
+        .status()
+        .expect("npm runs (Node.js and npm are needed for the browser tests)");
+    assert!(status.success(), "npm ci in panel/ failed");
+    *installed = true;
+}
+
+/// Runs `panel/e2e/<scenario>.mjs` with `config` and answers the JSON line it printed.
+async fn scenario(name: &str, config: Value) -> Value {
+    let script = panel_dir().join("e2e").join(format!("{name}.mjs"));
+    tokio::task::spawn_blocking(move || {
+        ensure_installed();
+        assert!(
+            Path::new("/usr/bin/chromium").exists() || std::env::var_os("CHROMIUM").is_some(),
+            "the browser tests need Debian's Chromium: apt-get install chromium \
+             (scripts/test.sh installs it)"
+        );
+        let _one_at_a_time = BROWSER
+            .lock()
+            .unwrap_or_else(std::sync::PoisonError::into_inner);
+        let output = Command::new("node")
+            .arg(&script)
+            .arg(config.to_string())
+            .output()
+            .expect("node runs");
+        let stdout = String::from_utf8_lossy(&output.stdout);
+        let stderr = String::from_utf8_lossy(&output.stderr);
+        let result: Value = stdout
+            .lines()
+            .rev()
+            .find_map(|line| serde_json::from_str(line).ok())
+            .unwrap_or_else(|| panic!("{script:?} printed no result:\n{stdout}\n{stderr}"));
+        assert!(
+            output.status.success() && result["ok"] == json!(true),
+            "{}\n{stderr}\nscreenshots: {}",
+            result["error"].as_str().unwrap_or_default(),
+            config["screenshots"]
+        );
+        result
+    })
+    .await
+    .unwrap()
+}
+
+async fn wait_for_tickets(desk: &Desk, token: &str, n: usize) -> Vec<Value> {
+    eventually(
+        async || {
+            let data = desk
+                .gql(
+                    token,
+                    "{ tickets(first: 10, orderBy: CREATED_AT_ASC) { nodes { ticketId subject } } }",
+                    json!({}),
+                )
+                .await;
+            let nodes = data["tickets"]["nodes"].as_array().cloned().unwrap_or_default();
+            if nodes.len() >= n {
+                Ok(nodes)
+            } else {
+                Err(format!("waited for {n} tickets, saw {}", nodes.len()))
+            }
+        },
+        PATIENCE,
+    )
+    .await
+}
+
+#[tokio::test]
+async fn a_new_ticket_appears_live_and_is_answered_with_a_template_noted_and_resolved() {
+    let desk = Desk::start("works").await;
+    desk.agent(Role::Admin, "admin@example.com", Some(PASSWORD))
+        .await;
+    let token = desk.login("admin@example.com").await;
+    let template_text = "We are sorry about the parcel: a new one leaves today.";
+    desk.gql(
+        &token,
+        "mutation($input: CreateTemplateInput!) { createTemplate(input: $input) { templateId } }",
+        json!({ "input": { "title": "Parcel lost", "text": template_text } }),
+    )
+    .await;
+
+    let mut config = desk.config("works");
+    config["admin"] = json!({ "email": "admin@example.com", "password": PASSWORD });
+    config["template"] = json!({ "title": "Parcel lost", "text": template_text });
+    let result = scenario("agent-works-a-ticket", config).await;
+    let appeared = result["appearedMs"].as_u64().unwrap();
+    eprintln!("customer message to a row in the open inbox: {appeared} ms");
+    assert!(appeared <= 1_000, "the ticket took {appeared} ms to appear");
+
+    // Telegram got the template's text in the customer's chat, then the rating prompt;
+    // the internal note never left the desk.
+    let sends = desk
+        .telegram
+        .wait_for_calls("sendMessage", 2, PATIENCE)
+        .await;
+    let reply = sends
+        .iter()
+        .find(|call| call.param("text").as_deref() == Some(template_text))
+        .unwrap_or_else(|| panic!("no reply with the template: {sends:#?}"));
+    assert_eq!(reply.chat_id(), Some(7001));
+    let prompt = sends
+        .iter()
+        .find(|call| call.json_param("reply_markup").is_some())
+        .unwrap_or_else(|| panic!("no rating prompt: {sends:#?}"));
+    let markup = prompt.json_param("reply_markup").unwrap();
+    let buttons: usize = markup["inline_keyboard"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|row| row.as_array().unwrap().len())
+        .sum();
+    assert_eq!(buttons, 5, "{markup}");
+    for call in desk.telegram.calls() {
+        assert!(
+            !call.params.to_string().contains("in the depot"),
+            "the note reached Telegram: {call:?}"
+        );
+    }
+    desk.stop().await;
+}
+
+#[tokio::test]
+async fn a_first_password_is_changed_and_an_ended_session_keeps_the_half_written_reply() {
+    let desk = Desk::start("sessions").await;
+    let (_, one_time) = desk.agent(Role::Agent, "newcomer@example.com", None).await;
+    let mut config = desk.config("sessions");
+    config["newcomer"] = json!({
+        "email": "newcomer@example.com",
+        "oneTimePassword": one_time,
+        "newPassword": "a new password of my own",
+    });
+    scenario("sessions", config).await;
+    desk.stop().await;
+}
+
+#[tokio::test]
+async fn an_auditor_reads_only_a_limited_agent_sees_their_category_and_assignments_show_live() {
+    let desk = Desk::start("roles").await;
+    desk.agent(Role::Admin, "admin@example.com", Some(PASSWORD))
+        .await;
+    desk.agent(Role::Auditor, "auditor@example.com", Some(PASSWORD))
+        .await;
+    let (limited, _) = desk
+        .agent(Role::Agent, "limited@example.com", Some(PASSWORD))
+        .await;
+    let token = desk.login("admin@example.com").await;
+    let mut categories = Vec::new();
+    let mut written = Value::Null;
+    for name in ["Billing", "Shipping"] {
+        let data = desk
+            .gql(
+                &token,
+                "mutation($input: CreateCategoryInput!) { createCategory(input: $input) { categoryId position } }",
+                json!({ "input": { "name": name } }),
+            )
+            .await;
+        categories.push(
+            data["createCategory"]["categoryId"]
+                .as_str()
+                .unwrap()
+                .to_owned(),
+        );
+        written = data["createCategory"]["position"].clone();
+    }
+    // The categories are checked against the read model: wait until it has them.
+    desk.gql(
+        &token,
+        "query($at: String!) { categories(consistency: {atLeast: $at}) { categoryId } }",
+        json!({ "at": written }),
+    )
+    .await;
+    desk.gql(
+        &token,
+        "mutation($input: SetAgentCategoriesInput!) { setAgentCategories(input: $input) { position } }",
+        json!({ "input": { "agentId": limited, "categoryIds": [categories[0]] } }),
+    )
+    .await;
+    desk.customer_writes(1, 8001, "Ivan", "I was charged twice")
+        .await;
+    desk.customer_writes(2, 8002, "Olga", "The box arrived broken")
+        .await;
+    let tickets = wait_for_tickets(&desk, &token, 2).await;
+    for (ticket, category) in tickets.iter().zip(&categories) {
+        desk.gql(
+            &token,
+            "mutation($input: SetTicketCategoryInput!) { setTicketCategory(input: $input) { position } }",
+            json!({ "input": { "ticketId": ticket["ticketId"], "categoryId": category } }),
+        )
+        .await;
+    }
+    let mut config = desk.config("roles");
+    config["admin"] =
+        json!({ "email": "admin@example.com", "password": PASSWORD, "name": "admin" });
+    config["auditor"] = json!({ "email": "auditor@example.com", "password": PASSWORD });
+    config["limited"] = json!({ "email": "limited@example.com", "password": PASSWORD });
+    config["tickets"] = json!({
+        "billing": "I was charged twice",
+        "other": "The box arrived broken",
+        "otherId": tickets[1]["ticketId"],
+    });
+    scenario("roles", config).await;
+    desk.stop().await;
+}
+
+/// Every `message_*` fixture of the bot's tests, then the edit of the first text, as one
+/// customer's messages: each update gets its own id, and every message the same sender.
+fn every_kind_from(customer: i64) -> Vec<Value> {
+    let dir = Path::new(env!("CARGO_MANIFEST_DIR")).join("bot/tests/fixtures");
+    let mut names: Vec<String> = std::fs::read_dir(&dir)
+        .unwrap()
+        .map(|entry| entry.unwrap().file_name().to_string_lossy().into_owned())
+        .filter(|name| name.starts_with("message_") || name == "edited_message.json")
+        .collect();
+    names.sort();
+    // The edit after the message it edits.
+    names.sort_by_key(|name| name == "edited_message.json");
+    names
+        .iter()
+        .zip(1_i64..)
+        .map(|(name, n)| {
+            let text = std::fs::read_to_string(dir.join(name)).unwrap();
+            let mut update: Value = serde_json::from_str(&text).unwrap();
+            update["update_id"] = json!(700_000 + n);
+            let key = if update.get("edited_message").is_some() {
+                "edited_message"
+            } else {
+                "message"
+            };
+            let message = &mut update[key];
+            if key == "message" && name != "message_text.json" {
+                message["message_id"] = json!(10_000 + n);
+            }
+            message["from"]["id"] = json!(customer);
+            message["chat"]["id"] = json!(customer);
+            update
+        })
+        .collect()
+}
+
+#[tokio::test]
+async fn every_kind_of_customer_message_shows_with_what_telegram_told_about_it() {
+    let desk = Desk::start("kinds").await;
+    desk.agent(Role::Admin, "admin@example.com", Some(PASSWORD))
+        .await;
+    let updates = every_kind_from(9001);
+    for update in &updates {
+        let status = desk
+            .http
+            .post(desk.app.url(WEBHOOK_PATH))
+            .header("X-Telegram-Bot-Api-Secret-Token", SECRET)
+            .json(update)
+            .send()
+            .await
+            .unwrap()
+            .status();
+        assert_eq!(status, 200, "{update}");
+    }
+    let token = desk.login("admin@example.com").await;
+    let tickets = wait_for_tickets(&desk, &token, 1).await;
+    let messages = updates
+        .iter()
+        .filter(|update| update.get("message").is_some())
+        .count();
+    let mut config = desk.config("kinds");
+    config["admin"] = json!({ "email": "admin@example.com", "password": PASSWORD });
+    config["ticketId"] = tickets[0]["ticketId"].clone();
+    config["messages"] = json!(messages);
+    scenario("every-kind", config).await;
+    desk.stop().await;
+}
