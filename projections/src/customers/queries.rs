@@ -243,8 +243,8 @@ const EXCLUSION: &str = "case when c.id is null then 'unknown_customer' \
 /// broadcast goes to and those it leaves out with the reason (banned, blocked the bot, opted
 /// out, or, in an explicit list, no such customer). Read from the `customers` and `tickets`
 /// read models in one statement, streamed and bounded: a segment of more than
-/// [`validate::MAX_AUDIENCE`] customers is refused after reading one row more. About 0.3 s for
-/// 100,000 customers (docs/operations.md).
+/// [`validate::MAX_AUDIENCE`] customers is refused after reading one row more (timing for
+/// 100,000 customers in docs/operations.md).
 ///
 /// # Errors
 /// [`ResolveError::TooLarge`], or the database's.
