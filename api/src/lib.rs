@@ -5,6 +5,7 @@
 pub mod auth;
 pub mod graphql;
 pub mod live;
+pub mod media_refs;
 pub mod metrics;
 mod routes;
 pub mod server;

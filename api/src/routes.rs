@@ -5,6 +5,7 @@
 mod graphiql;
 pub(crate) mod graphql;
 mod health;
+mod media;
 mod metrics;
 
 use axum::Router;
@@ -18,4 +19,5 @@ pub(crate) fn routes() -> Router<AppState> {
         .merge(metrics::routes())
         .merge(graphql::routes())
         .merge(graphiql::routes())
+        .merge(media::routes())
 }

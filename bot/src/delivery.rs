@@ -98,6 +98,7 @@
 //! saved checkpoint and is picked up by the next run.
 
 mod call;
+mod upload;
 mod job;
 mod prompt;
 mod send;
@@ -152,6 +153,8 @@ pub struct DeliveryOptions {
     /// Resolves older than this get no satisfaction prompt (after a long outage, or when the
     /// worker first runs over an old log).
     pub csat_max_age: Duration,
+    /// Media storage, to send files agents uploaded (`None`: such replies fail).
+    pub media: Option<media::MediaService>,
 }
 
 impl Default for DeliveryOptions {
@@ -167,6 +170,7 @@ impl Default for DeliveryOptions {
             max_pending_jobs: 1_000,
             checkpoint_interval: Duration::from_secs(1),
             csat_max_age: Duration::from_secs(24 * 60 * 60),
+            media: None,
         }
     }
 }
@@ -222,7 +226,8 @@ impl DeliveryWorker {
             retry,
             store.clone(),
             shutdown.clone(),
-        );
+        )
+        .with_media(options.media.clone());
         let ctx = Arc::new(Context {
             commands,
             store: store.clone(),

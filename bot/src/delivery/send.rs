@@ -242,6 +242,8 @@ pub(super) struct Sender {
     store: DeliveryStore,
     /// Cancelled once the worker is stopping.
     stop: CancellationToken,
+    /// Files agents uploaded, to send by upload.
+    media: Option<media::MediaService>,
 }
 
 impl Sender {
@@ -261,7 +263,20 @@ impl Sender {
             retry,
             store,
             stop,
+            media: None,
         })
+    }
+
+    /// The same sender, sending agents' uploads from `media`.
+    pub(super) fn with_media(self: Arc<Self>, media: Option<media::MediaService>) -> Arc<Self> {
+        match Arc::try_unwrap(self) {
+            Ok(mut sender) => {
+                sender.media = media;
+                Arc::new(sender)
+            }
+            // Only just built, so not shared yet; were it shared, it keeps sending without.
+            Err(shared) => shared,
+        }
     }
 
     /// Forgets the per-chat limits of chats that have been quiet long enough to be full again.
@@ -295,7 +310,7 @@ impl Sender {
             if !self.wait_while_paused().await {
                 return Attempt::Stopped;
             }
-            let error = match send_part(&self.bot, ChatId(chat), part).await {
+            let error = match send_part(&self.bot, self.media.as_ref(), ChatId(chat), part).await {
                 Ok(message) => return Attempt::Accepted(message),
                 Err(error) => classify(&error),
             };
@@ -422,7 +437,12 @@ impl Sender {
     }
 }
 
-async fn send_part(bot: &Bot, chat: ChatId, part: &Part) -> Result<i32, CallError> {
+async fn send_part(
+    bot: &Bot,
+    media: Option<&media::MediaService>,
+    chat: ChatId,
+    part: &Part,
+) -> Result<i32, CallError> {
     match part {
         Part::Text {
             text,
@@ -445,7 +465,27 @@ async fn send_part(bot: &Bot, chat: ChatId, part: &Part) -> Result<i32, CallErro
             caption,
             reply_to,
         } => {
-            let file = InputFile::file_id(FileId(file_id.clone()));
+            let mut file_id = file_id.clone();
+            if let Some(upload) = domain::content::upload_of(&file_id) {
+                match super::upload::known_file_id(media, upload).await? {
+                    Some(known) => file_id = known,
+                    None => {
+                        return super::upload::send(
+                            bot,
+                            media,
+                            super::upload::Upload {
+                                id: upload,
+                                kind: *kind,
+                                chat,
+                                caption: caption.clone(),
+                                reply_to: quoting(*reply_to),
+                            },
+                        )
+                        .await;
+                    }
+                }
+            }
+            let file = InputFile::file_id(FileId(file_id));
             let caption = caption.clone();
             // Each payload type has its own `caption` field, hence the repetition.
             macro_rules! send {
