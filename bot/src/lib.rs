@@ -93,6 +93,7 @@ impl TelegramBot {
     /// its settings say so).
     #[must_use]
     pub fn with_media(mut self, media: media::MediaService) -> Self {
+        self.inbox.prefetch_with(media.clone());
         self.delivery.media = Some(media);
         self
     }

@@ -127,6 +127,11 @@ impl Store {
 
 /// A server with its bot on the webhook, talking to `fake`, keeping media in `store`.
 async fn start(tag: &str, fake: &FakeTelegram, store: &Store) -> Server {
+    start_with(tag, fake, store.config()).await
+}
+
+/// As [`start`], with these media settings.
+async fn start_with(tag: &str, fake: &FakeTelegram, media: media::MediaConfig) -> Server {
     let config = BotConfig::polling(SecretString::from(TOKEN))
         .unwrap()
         .with_api_url(fake.url())
@@ -135,7 +140,6 @@ async fn start(tag: &str, fake: &FakeTelegram, store: &Store) -> Server {
             Some(SecretString::from(SECRET)),
         )
         .unwrap();
-    let media = store.config();
     Server::start_configured(tag, |settings| {
         settings.bot = Some(config);
         settings.api.media = Some(media);
@@ -715,6 +719,69 @@ async fn uploads_go_to_telegram_by_their_kind_and_later_sends_reuse_the_file_id(
     server.stop().await;
 }
 
+async fn incoming_files_are_prefetched_when_asked_and_copies_past_retention_go(backend: Backend) {
+    let fake = FakeTelegram::start().await;
+    let store = Store::new(backend).await;
+    let config = media::MediaConfig {
+        prefetch: true,
+        retention: Some(Duration::from_secs(24 * 3600)),
+        ..store.config()
+    };
+    let server = start_with("media_prefetch", &fake, config.clone()).await;
+    let admin = server.admin().await;
+    let update = fixture("message_voice");
+    let (_, file, _) = files_of(&update["message"]).unwrap();
+    let file_id = file["file_id"].as_str().unwrap().to_owned();
+    let bytes = bytes_for("voice", &file_id);
+    fake.add_file(&file_id, bytes.clone(), FileServing::Normal);
+    post_update(&server, &update).await;
+
+    // Fetched as it arrived, before anyone asked.
+    let key = format!("tg/{}", file["file_unique_id"].as_str().unwrap());
+    eventually(
+        async || {
+            sqlx::query_scalar::<_, i64>("select count(*) from media_objects where key = $1")
+                .bind(&key)
+                .fetch_one(&server.pool)
+                .await
+                .unwrap()
+                == 1
+        },
+        PATIENCE,
+    )
+    .await;
+    assert_eq!(fake.downloads(&file_id), 1);
+    wait_for_messages(&server, 1).await;
+    let shown = messages(&server, &admin.token).await;
+    let path = format!("/media/{}", shown[0]["media"]["mediaId"].as_str().unwrap());
+    let answer = get(&server, &path, Some(&admin.token), &[]).await;
+    assert_eq!(answer.bytes().await.unwrap().as_ref(), bytes.as_slice());
+    assert_eq!(fake.downloads(&file_id), 1);
+
+    // A copy younger than the retention stays; an older one goes, from the table and the
+    // storage; the file id stays, so the next request fetches it again.
+    let retention = media::MediaService::new(server.pool.clone(), config)
+        .await
+        .unwrap();
+    assert_eq!(retention.apply_retention().await.unwrap(), 0);
+    sqlx::query("update media_objects set stored_at = now() - interval '2 days' where key = $1")
+        .bind(&key)
+        .execute(&server.pool)
+        .await
+        .unwrap();
+    assert_eq!(retention.apply_retention().await.unwrap(), 1);
+    assert!(retention.object(&key).await.unwrap().is_none());
+    assert!(matches!(
+        retention.read(&key, None).await,
+        Err(media::MediaError::Storage(media::StorageError::Missing))
+    ));
+    let again = get(&server, &path, Some(&admin.token), &[]).await;
+    assert_eq!(again.status(), StatusCode::OK);
+    assert_eq!(again.bytes().await.unwrap().as_ref(), bytes.as_slice());
+    assert_eq!(fake.downloads(&file_id), 2);
+    server.stop().await;
+}
+
 /// Each scenario against a local directory and against S3.
 macro_rules! on_both_backends {
     ($($scenario:ident),* $(,)?) => {
@@ -739,4 +806,5 @@ on_both_backends!(
     media_are_refused_outside_the_ticket_and_with_an_expired_or_altered_url,
     files_too_large_gone_cut_off_or_slow_are_answered_as_such,
     uploads_go_to_telegram_by_their_kind_and_later_sends_reuse_the_file_id,
+    incoming_files_are_prefetched_when_asked_and_copies_past_retention_go,
 );
