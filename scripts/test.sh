@@ -9,12 +9,26 @@ scripts/ensure-postgres.sh
 export DATABASE_URL=${DATABASE_URL:-postgres://postgres@127.0.0.1:5432/postgres}
 # The reference GraphQL clients the protocol tests run (Node.js 20 or later, and npm),
 # installed from the OS packages (with sudo) when missing.
+as_root() { if [ "$(id -u)" -eq 0 ]; then "$@"; else sudo "$@"; fi; }
 if ! command -v node >/dev/null || ! command -v npm >/dev/null; then
-    as_root() { if [ "$(id -u)" -eq 0 ]; then "$@"; else sudo "$@"; fi; }
     as_root apt-get update -qq
     as_root env DEBIAN_FRONTEND=noninteractive apt-get install -y -qq nodejs npm >/dev/null
 fi
 if [ ! -d tests/clients/node_modules ]; then
     npm ci --no-audit --no-fund --prefix tests/clients
+fi
+# The S3-compatible server the media tests start (`moto_server`, from PyPI), installed into a
+# virtual environment of its own when it is not on PATH (python3-venv from the OS packages).
+if ! command -v moto_server >/dev/null; then
+    venv=${XDG_CACHE_HOME:-$HOME/.cache}/ledgerdesk/moto
+    if [ ! -x "$venv/bin/moto_server" ]; then
+        if ! python3 -c "import ensurepip, venv" 2>/dev/null; then
+            as_root apt-get update -qq
+            as_root env DEBIAN_FRONTEND=noninteractive apt-get install -y -qq python3-venv >/dev/null
+        fi
+        python3 -m venv "$venv"
+        "$venv/bin/pip" install -q "moto[server]"
+    fi
+    export PATH="$venv/bin:$PATH"
 fi
 exec cargo test --workspace --locked "$@"

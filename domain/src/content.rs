@@ -810,6 +810,20 @@ mod tests {
     }
 
     #[test]
+    fn an_upload_is_named_by_its_prefix_and_a_telegram_file_id_never_is() {
+        let id = uuid::Uuid::from_u128(7);
+        let upload = OutgoingMedia {
+            kind: MediaKind::Document,
+            file_id: format!("{UPLOAD_FILE_ID_PREFIX}{id}"),
+        };
+        assert_eq!(upload.upload(), Some(id));
+        assert_eq!(upload.validate(), Ok(()));
+        for file_id in ["AgADBAAD", "upload:", "upload:not-a-uuid", "xupload:0"] {
+            assert_eq!(upload_of(file_id), None, "{file_id}");
+        }
+    }
+
+    #[test]
     fn a_media_only_reply_is_accepted() {
         let reply = ReplyContent {
             text: None,

@@ -272,11 +272,20 @@ impl MediaService {
             }
             .into());
         }
-        let result = self.fetch_once(&key, source).await;
-        if let Err(error) = &result {
-            counter!(FETCH_FAILURES, "reason" => failure_reason(error)).increment(1);
-        }
-        result
+        // In a task of its own: a client that goes away (or a request deadline) does not cut
+        // the download off; the next request finds the file stored or waits for it.
+        let media = self.clone();
+        let source = source.clone();
+        let fetch = tokio::spawn(async move {
+            let result = media.fetch_once(&key, &source).await;
+            if let Err(error) = &result {
+                counter!(FETCH_FAILURES, "reason" => failure_reason(error)).increment(1);
+            }
+            result
+        });
+        fetch
+            .await
+            .map_err(|_| MediaError::Fetch(FetchError::Unavailable("the fetch failed".to_owned())))?
     }
 
     /// Fetches `source` into `key` unless another request of this process, or another
