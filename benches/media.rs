@@ -108,7 +108,17 @@ async fn main() -> anyhow::Result<()> {
     let mut uploads = Vec::new();
     for n in 0..files {
         let body: Vec<u8> = (0..file_mb * MB).map(|i| (i as u8) ^ (n as u8)).collect();
-        uploads.push(upload(&http, &base, &token, &format!("file-{n}.bin"), "application/octet-stream", body).await?);
+        uploads.push(
+            upload(
+                &http,
+                &base,
+                &token,
+                &format!("file-{n}.bin"),
+                "application/octet-stream",
+                body,
+            )
+            .await?,
+        );
     }
     let video = upload(
         &http,
@@ -128,10 +138,8 @@ async fn main() -> anyhow::Result<()> {
         "/media/{}.0",
         reply(&http, &base, &token, &ticket, &[video.clone()]).await?
     );
-    let stored: Vec<std::path::PathBuf> = uploads
-        .iter()
-        .map(|id| dir.join("up").join(id))
-        .collect();
+    let stored: Vec<std::path::PathBuf> =
+        uploads.iter().map(|id| dir.join("up").join(id)).collect();
 
     let mut serve_rates = Vec::new();
     let mut cat_rates = Vec::new();
@@ -141,7 +149,10 @@ async fn main() -> anyhow::Result<()> {
         let (bytes, took) = serve(&http, &base, &token, &paths, clients, passes).await?;
         let serve_rate = bytes as f64 / MB as f64 / took.as_secs_f64();
         let (cat_bytes, cat_took) = cat(&stored, clients * passes)?;
-        anyhow::ensure!(cat_bytes == bytes, "cat read {cat_bytes} bytes, the server sent {bytes}");
+        anyhow::ensure!(
+            cat_bytes == bytes,
+            "cat read {cat_bytes} bytes, the server sent {bytes}"
+        );
         let cat_rate = cat_bytes as f64 / MB as f64 / cat_took.as_secs_f64();
         let peak = video_memory(&http, &base, &token, &video_path, video_clients).await?;
         println!(
@@ -297,7 +308,10 @@ async fn reply(
         if answer.status().is_success() {
             return Ok(message);
         }
-        anyhow::ensure!(Instant::now() < deadline, "the reply's media never became servable");
+        anyhow::ensure!(
+            Instant::now() < deadline,
+            "the reply's media never became servable"
+        );
         tokio::time::sleep(Duration::from_millis(20)).await;
     }
 }
@@ -404,8 +418,12 @@ async fn video_memory(
     };
     let tasks: Vec<_> = (0..clients)
         .map(|_| {
-            let (http, base, token, path) =
-                (http.clone(), base.to_owned(), token.to_owned(), path.to_owned());
+            let (http, base, token, path) = (
+                http.clone(),
+                base.to_owned(),
+                token.to_owned(),
+                path.to_owned(),
+            );
             tokio::spawn(async move { download(&http, &base, &token, &path).await })
         })
         .collect();

@@ -706,6 +706,43 @@ mod tests {
         assert_eq!(config.server.reserved_connections, 6);
     }
 
+    fn media(args: &[&str]) -> anyhow::Result<media::MediaConfig> {
+        let cli = Cli::try_parse_from([&["ledgerdesk", "serve"], args].concat())?;
+        let Command::Serve(serve) = cli.command else {
+            unreachable!("parsed `serve`")
+        };
+        serve.media.config()
+    }
+
+    #[test]
+    fn media_are_kept_under_the_data_dir_unless_s3_is_chosen_and_keys_never_show() {
+        let local = media(&[]).unwrap();
+        assert!(
+            matches!(&local.backend, media::Backend::Local { dir } if dir == std::path::Path::new("data/media"))
+        );
+        assert!(!local.prefetch);
+        assert_eq!(local.retention, None);
+        assert_eq!(local.download_limit, 20 * 1024 * 1024);
+        assert!(
+            media(&["--media-storage", "s3"]).is_err(),
+            "a bucket is required"
+        );
+        let s3 = media(&[
+            "--media-storage",
+            "s3",
+            "--media-s3-bucket",
+            "b",
+            "--media-s3-secret-access-key",
+            "very-secret",
+            "--media-retention-days",
+            "30",
+        ])
+        .unwrap();
+        assert!(!format!("{s3:?}").contains("very-secret"));
+        assert_eq!(s3.retention, Some(Duration::from_secs(30 * 24 * 3600)));
+        assert!(media(&["--media-retention-days", "0"]).is_err());
+    }
+
     #[test]
     fn trusted_proxies_take_addresses_and_ranges() {
         let cli = Cli::try_parse_from([

@@ -157,10 +157,7 @@ impl Application {
         ));
         let live = self.state.live();
         let retention = self.state.media().map(|media| {
-            tokio::spawn(media.run_retention(
-                Duration::from_secs(3600),
-                shutdown.child_token(),
-            ))
+            tokio::spawn(media.run_retention(Duration::from_secs(3600), shutdown.child_token()))
         });
         let server = self.server;
         let mut router = api::router(self.state);

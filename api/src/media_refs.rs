@@ -185,7 +185,13 @@ mod tests {
             let reference = MediaRef { message, part };
             assert_eq!(reference.to_string().parse(), Ok(reference));
         }
-        for bad in ["", "x", "1.2", &format!("{message}.x"), &format!("{message}.123")] {
+        for bad in [
+            "",
+            "x",
+            "1.2",
+            &format!("{message}.x"),
+            &format!("{message}.123"),
+        ] {
             assert_eq!(bad.parse::<MediaRef>(), Err(()), "{bad}");
         }
     }

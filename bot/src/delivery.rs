@@ -98,11 +98,11 @@
 //! saved checkpoint and is picked up by the next run.
 
 mod call;
-mod upload;
 mod job;
 mod prompt;
 mod send;
 mod tracker;
+mod upload;
 
 use std::collections::{HashMap, VecDeque};
 use std::num::NonZeroU32;

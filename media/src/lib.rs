@@ -26,8 +26,8 @@ use std::time::Duration;
 
 use bytes::Bytes;
 use chrono::Utc;
-use futures::stream::BoxStream;
 use futures::TryStreamExt;
+use futures::stream::BoxStream;
 use metrics::counter;
 use sqlx::PgPool;
 use uuid::Uuid;
@@ -65,7 +65,10 @@ impl TelegramSource {
             Some(unique) if is_key_safe(unique) => format!("tg/{unique}"),
             _ => {
                 use sha2::Digest;
-                format!("tgid/{}", hex::encode(sha2::Sha256::digest(self.file_id.as_bytes())))
+                format!(
+                    "tgid/{}",
+                    hex::encode(sha2::Sha256::digest(self.file_id.as_bytes()))
+                )
             }
         }
     }
@@ -283,14 +286,18 @@ impl MediaService {
             }
             result
         });
-        fetch
-            .await
-            .map_err(|_| MediaError::Fetch(FetchError::Unavailable("the fetch failed".to_owned())))?
+        fetch.await.map_err(|_| {
+            MediaError::Fetch(FetchError::Unavailable("the fetch failed".to_owned()))
+        })?
     }
 
     /// Fetches `source` into `key` unless another request of this process, or another
     /// process, stored it meanwhile.
-    async fn fetch_once(&self, key: &str, source: &TelegramSource) -> Result<ObjectRow, MediaError> {
+    async fn fetch_once(
+        &self,
+        key: &str,
+        source: &TelegramSource,
+    ) -> Result<ObjectRow, MediaError> {
         let lock = {
             let mut fetching = self
                 .inner
@@ -320,9 +327,10 @@ impl MediaService {
                 tx.commit().await?;
                 return Ok(row);
             }
-            let row = tokio::time::timeout(self.inner.config.fetch_timeout, self.download(key, source))
-                .await
-                .map_err(|_| MediaError::TimedOut)??;
+            let row =
+                tokio::time::timeout(self.inner.config.fetch_timeout, self.download(key, source))
+                    .await
+                    .map_err(|_| MediaError::TimedOut)??;
             store::insert_object(&mut *tx, &row).await?;
             tx.commit().await?;
             Ok(row)
@@ -350,11 +358,9 @@ impl MediaService {
             }
             .into());
         }
-        let path = info
-            .file_path
-            .ok_or_else(|| FetchError::TooLarge {
-                size: info.file_size.or(source.file_size),
-            })?;
+        let path = info.file_path.ok_or_else(|| FetchError::TooLarge {
+            size: info.file_size.or(source.file_size),
+        })?;
         let stream = telegram.download(&path).await?;
         let written = match self.inner.storage.put(key, stream, limit).await {
             Ok(written) => written,
@@ -522,8 +528,8 @@ impl MediaService {
         let Some(retention) = self.inner.config.retention else {
             return Ok(0);
         };
-        let before = Utc::now()
-            - chrono::TimeDelta::from_std(retention).unwrap_or(chrono::TimeDelta::MAX);
+        let before =
+            Utc::now() - chrono::TimeDelta::from_std(retention).unwrap_or(chrono::TimeDelta::MAX);
         let mut deleted = 0;
         loop {
             let keys = store::expired_copies(&self.inner.pool, before, 500).await?;
@@ -574,9 +580,7 @@ fn failure_reason(error: &MediaError) -> &'static str {
 ///
 /// # Errors
 /// The stream's error.
-pub async fn count_bytes<E>(
-    stream: BoxStream<'static, Result<Bytes, E>>,
-) -> Result<u64, E> {
+pub async fn count_bytes<E>(stream: BoxStream<'static, Result<Bytes, E>>) -> Result<u64, E> {
     stream
         .try_fold(0u64, |n, chunk| async move { Ok(n + chunk.len() as u64) })
         .await

@@ -45,7 +45,11 @@ impl Signer {
         let mut mac = HmacSha256::new_from_slice(&self.key)
             .unwrap_or_else(|_| unreachable!("HMAC accepts any key length"));
         // Lengths first, so no two different triples give the same bytes.
-        for part in [media.as_bytes(), expires.to_string().as_bytes(), by.as_bytes()] {
+        for part in [
+            media.as_bytes(),
+            expires.to_string().as_bytes(),
+            by.as_bytes(),
+        ] {
             mac.update(&(part.len() as u64).to_be_bytes());
             mac.update(part);
         }

@@ -15,7 +15,7 @@ use object_store::path::Path;
 use object_store::{GetOptions, GetRange, GetResultPayload, ObjectStore};
 use secrecy::ExposeSecret;
 use sha2::{Digest, Sha256};
-use tokio::io::{AsyncSeekExt, AsyncReadExt, AsyncWriteExt};
+use tokio::io::{AsyncReadExt, AsyncSeekExt, AsyncWriteExt};
 
 use crate::config::Backend;
 
@@ -142,7 +142,8 @@ impl Storage {
         S: Stream<Item = Result<Bytes, E>> + Send,
         E: std::fmt::Display,
     {
-        let mut writer = BufWriter::with_capacity(Arc::clone(&self.store), Path::from(key), WRITE_BUFFER);
+        let mut writer =
+            BufWriter::with_capacity(Arc::clone(&self.store), Path::from(key), WRITE_BUFFER);
         let mut hasher = Sha256::new();
         let mut head = Vec::new();
         let mut size = 0u64;

@@ -161,7 +161,9 @@ impl TelegramFiles {
                 ))
             })?;
             return Ok(tokio_util::io::ReaderStream::with_capacity(file, 64 * 1024)
-                .map_err(|e| FetchError::Unavailable(format!("reading the file failed: {}", e.kind())))
+                .map_err(|e| {
+                    FetchError::Unavailable(format!("reading the file failed: {}", e.kind()))
+                })
                 .boxed());
         }
         let bot = format!("bot{}", self.token.expose_secret());
@@ -170,10 +172,7 @@ impl TelegramFiles {
         let url = self.url(&segments)?;
         let response = self.client.get(url).send().await.map_err(|e| network(&e))?;
         match response.status().as_u16() {
-            200 => Ok(response
-                .bytes_stream()
-                .map_err(|e| network(&e))
-                .boxed()),
+            200 => Ok(response.bytes_stream().map_err(|e| network(&e)).boxed()),
             404 => Err(FetchError::Gone("the download answered 404".to_owned())),
             status => Err(FetchError::Unavailable(format!(
                 "the download answered HTTP {status}"

@@ -408,7 +408,10 @@ impl FakeTelegram {
 
 /// `getFile`: the file's path and size.
 fn get_file(shared: &Shared, params: &Value) -> Response {
-    let wanted = params.get("file_id").and_then(Value::as_str).unwrap_or_default();
+    let wanted = params
+        .get("file_id")
+        .and_then(Value::as_str)
+        .unwrap_or_default();
     let inner = shared.lock();
     let Some((path, file)) = inner.files.iter().find(|(_, file)| file.file_id == wanted) else {
         return api_error(400, "Bad Request: invalid file_id");
@@ -437,11 +440,9 @@ fn download(shared: &Shared, path: &str) -> Response {
     };
     let bytes = file.bytes;
     match file.serving {
-        FileServing::Normal | FileServing::TooBig => (
-            [(header::CONTENT_TYPE, "application/octet-stream")],
-            bytes,
-        )
-            .into_response(),
+        FileServing::Normal | FileServing::TooBig => {
+            ([(header::CONTENT_TYPE, "application/octet-stream")], bytes).into_response()
+        }
         FileServing::Missing => StatusCode::NOT_FOUND.into_response(),
         FileServing::Slow(pause) => {
             let piece = bytes.len().div_ceil(10).max(1);

@@ -235,7 +235,9 @@ fn files_of(message: &Value) -> Option<(String, Value, Option<Value>)> {
         "video_note",
         "voice",
     ];
-    let kind = KINDS.into_iter().find(|kind| message.get(*kind).is_some())?;
+    let kind = KINDS
+        .into_iter()
+        .find(|kind| message.get(*kind).is_some())?;
     if kind == "photo" {
         let sizes = message["photo"].as_array().unwrap();
         let area = |s: &Value| s["width"].as_i64().unwrap() * s["height"].as_i64().unwrap();
@@ -249,7 +251,12 @@ fn files_of(message: &Value) -> Option<(String, Value, Option<Value>)> {
     Some((kind.to_owned(), file, thumbnail))
 }
 
-async fn get(server: &Server, path: &str, token: Option<&str>, headers: &[(&str, &str)]) -> reqwest::Response {
+async fn get(
+    server: &Server,
+    path: &str,
+    token: Option<&str>,
+    headers: &[(&str, &str)],
+) -> reqwest::Response {
     let mut request = server.http.get(format!("http://{}{path}", server.addr));
     if let Some(token) = token {
         request = request.bearer_auth(token);
@@ -320,10 +327,9 @@ async fn every_incoming_media_kind_is_fetched_once_and_served_with_its_headers(b
         let path = format!("/media/{id}");
 
         // Eight first requests at once: one download, eight whole files.
-        let answers = futures::future::join_all(
-            (0..8).map(|_| get(&server, &path, Some(&admin.token), &[])),
-        )
-        .await;
+        let answers =
+            futures::future::join_all((0..8).map(|_| get(&server, &path, Some(&admin.token), &[])))
+                .await;
         for answer in answers {
             assert_eq!(answer.status(), StatusCode::OK, "{path}");
             let headers = answer.headers().clone();
@@ -358,7 +364,10 @@ async fn every_incoming_media_kind_is_fetched_once_and_served_with_its_headers(b
         assert_eq!(part.bytes().await.unwrap().as_ref(), &bytes[2..10]);
         let tail = get(&server, url, None, &[("range", "bytes=-5")]).await;
         assert_eq!(tail.status(), StatusCode::PARTIAL_CONTENT);
-        assert_eq!(tail.bytes().await.unwrap().as_ref(), &bytes[bytes.len() - 5..]);
+        assert_eq!(
+            tail.bytes().await.unwrap().as_ref(),
+            &bytes[bytes.len() - 5..]
+        );
         let past = format!("bytes={}-", bytes.len());
         let outside = get(&server, url, None, &[("range", &past)]).await;
         assert_eq!(outside.status(), StatusCode::RANGE_NOT_SATISFIABLE);
@@ -375,7 +384,10 @@ async fn every_incoming_media_kind_is_fetched_once_and_served_with_its_headers(b
                 let answer = get(&server, url, None, &[]).await;
                 assert_eq!(answer.status(), StatusCode::OK);
                 assert_eq!(header(answer.headers(), header::CONTENT_TYPE), "image/jpeg");
-                assert_eq!(answer.bytes().await.unwrap().as_ref(), thumbnail_bytes.as_slice());
+                assert_eq!(
+                    answer.bytes().await.unwrap().as_ref(),
+                    thumbnail_bytes.as_slice()
+                );
                 assert_eq!(fake.downloads(&thumbnail_id), 1);
             }
             None => assert_eq!(media["thumbnailUrl"], Value::Null),
@@ -408,9 +420,7 @@ fn principal(agent: &Agent) -> String {
     format!("a{}", id.simple())
 }
 
-async fn media_are_refused_outside_the_ticket_and_with_an_expired_or_altered_url(
-    backend: Backend,
-) {
+async fn media_are_refused_outside_the_ticket_and_with_an_expired_or_altered_url(backend: Backend) {
     let fake = FakeTelegram::start().await;
     let store = Store::new(backend).await;
     let server = start("media_refused", &fake, &store).await;
@@ -435,17 +445,26 @@ async fn media_are_refused_outside_the_ticket_and_with_an_expired_or_altered_url
         get(&server, &path, None, &[]).await.status(),
         StatusCode::UNAUTHORIZED
     );
-    let outsider = server.scoped_agent(&admin, "billing@example.com", &[billing]).await;
+    let outsider = server
+        .scoped_agent(&admin, "billing@example.com", &[billing])
+        .await;
     assert_eq!(
-        get(&server, &path, Some(&outsider.token), &[]).await.status(),
+        get(&server, &path, Some(&outsider.token), &[])
+            .await
+            .status(),
         StatusCode::NOT_FOUND
     );
     let future = chrono::Utc::now().timestamp() + 300;
     let theirs = sign(&server, id, future, &principal(&outsider)).await;
-    assert_eq!(get(&server, &theirs, None, &[]).await.status(), StatusCode::NOT_FOUND);
+    assert_eq!(
+        get(&server, &theirs, None, &[]).await.status(),
+        StatusCode::NOT_FOUND
+    );
     let customers_only = server.api_token(&admin, &["customers:read"]).await;
     assert_eq!(
-        get(&server, &path, Some(&customers_only), &[]).await.status(),
+        get(&server, &path, Some(&customers_only), &[])
+            .await
+            .status(),
         StatusCode::FORBIDDEN
     );
     let reader = server.api_token(&admin, &["tickets:read"]).await;
@@ -455,12 +474,20 @@ async fn media_are_refused_outside_the_ticket_and_with_an_expired_or_altered_url
     );
     let auditor = server.agent(Role::Auditor, "auditor@example.com").await;
     assert_eq!(
-        get(&server, &path, Some(&auditor.token), &[]).await.status(),
+        get(&server, &path, Some(&auditor.token), &[])
+            .await
+            .status(),
         StatusCode::OK
     );
 
     // An expired URL, and URLs with their signature, expiry, signer or media changed.
-    let expired = sign(&server, id, chrono::Utc::now().timestamp() - 1, &principal(&admin)).await;
+    let expired = sign(
+        &server,
+        id,
+        chrono::Utc::now().timestamp() - 1,
+        &principal(&admin),
+    )
+    .await;
     let answer = get(&server, &expired, None, &[]).await;
     assert_eq!(answer.status(), StatusCode::FORBIDDEN);
     assert!(answer.text().await.unwrap().contains("expired"));
@@ -469,7 +496,13 @@ async fn media_are_refused_outside_the_ticket_and_with_an_expired_or_altered_url
         let flipped: String = sig
             .chars()
             .enumerate()
-            .map(|(i, c)| if i == 0 { if c == '0' { '1' } else { '0' } } else { c })
+            .map(|(i, c)| {
+                if i == 0 {
+                    if c == '0' { '1' } else { '0' }
+                } else {
+                    c
+                }
+            })
             .collect();
         format!("{head}sig={flipped}")
     };
@@ -531,7 +564,12 @@ async fn files_too_large_gone_cut_off_or_slow_are_answered_as_such(backend: Back
     let body: Value = big.json().await.unwrap();
     assert_eq!(body["code"], "TOO_LARGE_TO_FETCH");
     assert_eq!(body["media"]["file_name"], "invoice-48213.pdf", "{body:#}");
-    assert!(body["error"].as_str().unwrap().contains("local Bot API server"));
+    assert!(
+        body["error"]
+            .as_str()
+            .unwrap()
+            .contains("local Bot API server")
+    );
 
     let gone = get(&server, &path_of("gone"), Some(&admin.token), &[]).await;
     assert_eq!(gone.status(), StatusCode::GONE);
@@ -580,7 +618,10 @@ async fn files_too_large_gone_cut_off_or_slow_are_answered_as_such(backend: Back
         .text()
         .await
         .unwrap();
-    assert!(metrics.contains("ledgerdesk_media_stored_files 1"), "{metrics}");
+    assert!(
+        metrics.contains("ledgerdesk_media_stored_files 1"),
+        "{metrics}"
+    );
     assert!(
         metrics.contains(&format!(
             "ledgerdesk_media_stored_bytes {}",
@@ -591,7 +632,14 @@ async fn files_too_large_gone_cut_off_or_slow_are_answered_as_such(backend: Back
     server.stop().await;
 }
 
-async fn upload(server: &Server, token: &str, query: &str, name: &str, mime: &str, bytes: Vec<u8>) -> reqwest::Response {
+async fn upload(
+    server: &Server,
+    token: &str,
+    query: &str,
+    name: &str,
+    mime: &str,
+    bytes: Vec<u8>,
+) -> reqwest::Response {
     server
         .http
         .post(format!("http://{}/media{query}", server.addr))
@@ -613,12 +661,13 @@ async fn reply(server: &Server, agent: &Agent, ticket: &str, uploads: Value) -> 
             json!({ "input": { "ticketId": ticket, "uploads": uploads } }),
         )
         .await;
-    data["replyToTicket"]["messageId"].as_str().unwrap().to_owned()
+    data["replyToTicket"]["messageId"]
+        .as_str()
+        .unwrap()
+        .to_owned()
 }
 
-async fn uploads_go_to_telegram_by_their_kind_and_later_sends_reuse_the_file_id(
-    backend: Backend,
-) {
+async fn uploads_go_to_telegram_by_their_kind_and_later_sends_reuse_the_file_id(backend: Backend) {
     let fake = FakeTelegram::start().await;
     let store = Store::new(backend).await;
     let server = start("media_uploads", &fake, &store).await;
@@ -643,24 +692,64 @@ async fn uploads_go_to_telegram_by_their_kind_and_later_sends_reuse_the_file_id(
         png.resize(5_000, 7);
         png
     };
-    let sent = upload(&server, &agent.token, "", "../receipt\".png", "image/png", png.clone()).await;
+    let sent = upload(
+        &server,
+        &agent.token,
+        "",
+        "../receipt\".png",
+        "image/png",
+        png.clone(),
+    )
+    .await;
     assert_eq!(sent.status(), StatusCode::CREATED);
     let photo: Value = sent.json().await.unwrap();
     assert_eq!(photo["kind"], "photo");
     assert_eq!(photo["fileName"], "receipt_.png");
     assert_eq!(photo["size"], 5_000);
-    let pdf = upload(&server, &agent.token, "?kind=document", "scan.png", "image/png", png.clone()).await;
+    let pdf = upload(
+        &server,
+        &agent.token,
+        "?kind=document",
+        "scan.png",
+        "image/png",
+        png.clone(),
+    )
+    .await;
     let pdf: Value = pdf.json().await.unwrap();
     assert_eq!(pdf["kind"], "document");
-    let voice = upload(&server, &agent.token, "", "note.ogg", "audio/ogg", vec![1; 300]).await;
+    let voice = upload(
+        &server,
+        &agent.token,
+        "",
+        "note.ogg",
+        "audio/ogg",
+        vec![1; 300],
+    )
+    .await;
     let voice: Value = voice.json().await.unwrap();
     assert_eq!(voice["kind"], "voice");
 
     // Bounded, and only for those who may reply.
-    let big = upload(&server, &agent.token, "", "big.bin", "application/octet-stream", vec![0; 65 * 1024]).await;
+    let big = upload(
+        &server,
+        &agent.token,
+        "",
+        "big.bin",
+        "application/octet-stream",
+        vec![0; 65 * 1024],
+    )
+    .await;
     assert_eq!(big.status(), StatusCode::PAYLOAD_TOO_LARGE);
     let auditor = server.agent(Role::Auditor, "auditor@example.com").await;
-    let refused = upload(&server, &auditor.token, "", "a.png", "image/png", png.clone()).await;
+    let refused = upload(
+        &server,
+        &auditor.token,
+        "",
+        "a.png",
+        "image/png",
+        png.clone(),
+    )
+    .await;
     assert_eq!(refused.status(), StatusCode::FORBIDDEN);
     // Another agent's upload is not theirs to send.
     let body = server
@@ -680,7 +769,11 @@ async fn uploads_go_to_telegram_by_their_kind_and_later_sends_reuse_the_file_id(
     )
     .await;
     let photos = fake.wait_for_calls("sendphoto", 1, PATIENCE).await;
-    assert_eq!(photos[0].params["photo"]["file_name"], "receipt_.png", "{:?}", photos[0]);
+    assert_eq!(
+        photos[0].params["photo"]["file_name"], "receipt_.png",
+        "{:?}",
+        photos[0]
+    );
     assert_eq!(photos[0].params["photo"]["size"], 5_000);
     let documents = fake.wait_for_calls("senddocument", 1, PATIENCE).await;
     assert_eq!(documents[0].params["document"]["size"], 5_000);
@@ -690,13 +783,12 @@ async fn uploads_go_to_telegram_by_their_kind_and_later_sends_reuse_the_file_id(
     let photo_id = uuid::Uuid::try_parse(photo["id"].as_str().unwrap()).unwrap();
     eventually(
         async || {
-            let known: Option<String> = sqlx::query_scalar(
-                "select telegram_file_id from media_uploads where id = $1",
-            )
-            .bind(photo_id)
-            .fetch_one(&server.pool)
-            .await
-            .unwrap();
+            let known: Option<String> =
+                sqlx::query_scalar("select telegram_file_id from media_uploads where id = $1")
+                    .bind(photo_id)
+                    .fetch_one(&server.pool)
+                    .await
+                    .unwrap();
             known.as_deref() == Some(recorded.as_str())
         },
         PATIENCE,
@@ -704,18 +796,34 @@ async fn uploads_go_to_telegram_by_their_kind_and_later_sends_reuse_the_file_id(
     .await;
 
     // The second send goes by the file id Telegram gave.
-    reply(&server, &agent, &ticket, json!([{ "uploadId": photo["id"] }])).await;
+    reply(
+        &server,
+        &agent,
+        &ticket,
+        json!([{ "uploadId": photo["id"] }]),
+    )
+    .await;
     let photos = fake.wait_for_calls("sendphoto", 2, PATIENCE).await;
     assert_eq!(photos[1].params["photo"], json!(recorded));
 
     // The reply's files are served from storage.
     let message = uuid::Uuid::try_parse(&first).unwrap();
     for (n, expected) in [(0, png.clone()), (2, vec![1; 300])] {
-        let answer = get(&server, &format!("/media/{message}.{n}"), Some(&agent.token), &[]).await;
+        let answer = get(
+            &server,
+            &format!("/media/{message}.{n}"),
+            Some(&agent.token),
+            &[],
+        )
+        .await;
         assert_eq!(answer.status(), StatusCode::OK);
         assert_eq!(answer.bytes().await.unwrap().as_ref(), expected.as_slice());
     }
-    assert_eq!(fake.calls_of("getfile").len(), 0, "uploads are never fetched back");
+    assert_eq!(
+        fake.calls_of("getfile").len(),
+        0,
+        "uploads are never fetched back"
+    );
     server.stop().await;
 }
 

@@ -29,9 +29,7 @@ pub(crate) mod store;
 pub(crate) mod throttle;
 pub mod tokens;
 
-pub use caller::{
-    Authentication, Caller, Permission, Principal, Scope, TicketScope, UnknownScope,
-};
+pub use caller::{Authentication, Caller, Permission, Principal, Scope, TicketScope, UnknownScope};
 pub use jwt::{AccessClaims, DeviceClaims, Keys};
 pub use service::{
     AuthConfig, AuthError, AuthService, Challenge, CreatedAgent, Enrolment, LoginOutcome,

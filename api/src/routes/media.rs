@@ -242,11 +242,9 @@ fn media_error(error: &media::MediaError, metadata: &Value) -> Response {
             })),
         )
             .into_response(),
-        MediaError::Fetch(FetchError::Gone(_)) => refuse(
-            StatusCode::GONE,
-            "GONE",
-            "Telegram no longer has this file",
-        ),
+        MediaError::Fetch(FetchError::Gone(_)) => {
+            refuse(StatusCode::GONE, "GONE", "Telegram no longer has this file")
+        }
         MediaError::Fetch(FetchError::NoBot) => refuse(
             StatusCode::SERVICE_UNAVAILABLE,
             "UNAVAILABLE",
@@ -298,7 +296,13 @@ fn disposition(mime: &str, name: Option<&str>) -> String {
     };
     let ascii: String = name
         .chars()
-        .map(|c| if c.is_ascii_graphic() || c == ' ' { c } else { '_' })
+        .map(|c| {
+            if c.is_ascii_graphic() || c == ' ' {
+                c
+            } else {
+                '_'
+            }
+        })
         .collect();
     let encoded: String = name
         .bytes()
@@ -343,7 +347,10 @@ fn range(headers: &HeaderMap, size: u64) -> Result<Option<Range<u64>>, ()> {
         let end = if end.is_empty() {
             size
         } else {
-            end.parse::<u64>().map_err(|_| ())?.saturating_add(1).min(size)
+            end.parse::<u64>()
+                .map_err(|_| ())?
+                .saturating_add(1)
+                .min(size)
         };
         start..end
     };
@@ -379,10 +386,12 @@ async fn respond(
     let matches = headers
         .get(header::IF_NONE_MATCH)
         .and_then(|v| v.to_str().ok())
-        .is_some_and(|v| v.split(',').any(|tag| {
-            let tag = tag.trim();
-            tag == "*" || tag.trim_start_matches("W/") == etag
-        }));
+        .is_some_and(|v| {
+            v.split(',').any(|tag| {
+                let tag = tag.trim();
+                tag == "*" || tag.trim_start_matches("W/") == etag
+            })
+        });
     if matches {
         return Ok((StatusCode::NOT_MODIFIED, common).into_response());
     }
@@ -484,10 +493,7 @@ async fn upload(
         .get(header::CONTENT_TYPE)
         .and_then(|v| v.to_str().ok())
         .map(str::to_owned);
-    if mime
-        .as_deref()
-        .is_some_and(|m| m.starts_with("multipart/"))
-    {
+    if mime.as_deref().is_some_and(|m| m.starts_with("multipart/")) {
         return refuse(
             StatusCode::UNSUPPORTED_MEDIA_TYPE,
             "VALIDATION",
@@ -544,7 +550,10 @@ mod tests {
 
     fn with_range(value: &str) -> HeaderMap {
         let mut headers = HeaderMap::new();
-        headers.insert(header::RANGE, HeaderValue::from_str(value).unwrap_or(HeaderValue::from_static("")));
+        headers.insert(
+            header::RANGE,
+            HeaderValue::from_str(value).unwrap_or(HeaderValue::from_static("")),
+        );
         headers
     }
 

@@ -80,10 +80,11 @@ pub(super) async fn send(
     };
     let (method, field) = method_of(upload.kind);
     let size = u64::try_from(row.size).unwrap_or_default();
-    let part = reqwest::multipart::Part::stream_with_length(reqwest::Body::wrap_stream(stream), size)
-        .file_name(row.file_name.clone())
-        .mime_str(&row.mime_type)
-        .map_err(|_| refused("the upload's type is not a MIME type"))?;
+    let part =
+        reqwest::multipart::Part::stream_with_length(reqwest::Body::wrap_stream(stream), size)
+            .file_name(row.file_name.clone())
+            .mime_str(&row.mime_type)
+            .map_err(|_| refused("the upload's type is not a MIME type"))?;
     let mut form = reqwest::multipart::Form::new()
         .text("chat_id", upload.chat.0.to_string())
         .part(field, part);

@@ -107,7 +107,10 @@ async fn uploaded_media(
     uploads: Vec<UploadInput>,
 ) -> Result<Vec<OutgoingMedia>> {
     let mut media = Vec::with_capacity(uploads.len());
-    for upload in uploads.into_iter().take(domain::validate::MAX_REPLY_MEDIA + 1) {
+    for upload in uploads
+        .into_iter()
+        .take(domain::validate::MAX_REPLY_MEDIA + 1)
+    {
         let id = Uuid::try_parse(upload.upload_id.as_str())
             .map_err(|_| error(Code::NotFound, "no such upload"))?;
         let api = ctx.data_unchecked::<Api>();
