@@ -136,7 +136,7 @@ async fn main() -> anyhow::Result<()> {
     }
     let video_path = format!(
         "/media/{}.0",
-        reply(&http, &base, &token, &ticket, &[video.clone()]).await?
+        reply(&http, &base, &token, &ticket, std::slice::from_ref(&video)).await?
     );
     let stored: Vec<std::path::PathBuf> =
         uploads.iter().map(|id| dir.join("up").join(id)).collect();
