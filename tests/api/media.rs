@@ -186,10 +186,25 @@ async fn wait_for_messages(server: &Server, n: i64) {
 
 /// Every message of every ticket, as GraphQL shows it to `token`, by Telegram message id.
 async fn messages(server: &Server, token: &str) -> Vec<Value> {
-    let tickets: Vec<uuid::Uuid> = sqlx::query_scalar("select id from tickets")
-        .fetch_all(&server.pool)
-        .await
-        .unwrap();
+    // The tickets read model may show a ticket a moment after its messages.
+    let tickets: Vec<uuid::Uuid> = eventually(
+        async || {
+            let tickets: Vec<uuid::Uuid> = sqlx::query_scalar(
+                "select distinct m.ticket_id from messages m \
+                   join tickets t on t.id = m.ticket_id",
+            )
+            .fetch_all(&server.pool)
+            .await
+            .unwrap();
+            let all: i64 = sqlx::query_scalar("select count(distinct ticket_id) from messages")
+                .fetch_one(&server.pool)
+                .await
+                .unwrap();
+            (i64::try_from(tickets.len()).unwrap() == all && all > 0).then_some(tickets)
+        },
+        PATIENCE,
+    )
+    .await;
     let mut found = Vec::new();
     for ticket in tickets {
         let data = server
