@@ -24,6 +24,7 @@ COPY --from=build /src/target/release/ledgerdesk /usr/local/bin/ledgerdesk
 USER ledgerdesk
 ENV LEDGERDESK_BIND=0.0.0.0:8080 \
     LEDGERDESK_LOG_FORMAT=json \
+    LEDGERDESK_DATA_DIR=/var/lib/ledgerdesk \
     LEDGERDESK_ANCHOR_KEY_FILE=/var/lib/ledgerdesk/anchor.key
 EXPOSE 8080
 ENTRYPOINT ["ledgerdesk"]

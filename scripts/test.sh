@@ -17,4 +17,19 @@ fi
 # embeds) when it is missing or stale.
 scripts/build-panel.sh
 (cd panel && npm run --silent check && npm run --silent lint && npm run --silent test)
+as_root() { if [ "$(id -u)" -eq 0 ]; then "$@"; else sudo "$@"; fi; }
+# The S3-compatible server the media tests start (`moto_server`, from PyPI), installed into a
+# virtual environment of its own when it is not on PATH (python3-venv from the OS packages).
+if ! command -v moto_server >/dev/null; then
+    venv=${XDG_CACHE_HOME:-$HOME/.cache}/ledgerdesk/moto
+    if [ ! -x "$venv/bin/moto_server" ]; then
+        if ! python3 -c "import ensurepip, venv" 2>/dev/null; then
+            as_root apt-get update -qq
+            as_root env DEBIAN_FRONTEND=noninteractive apt-get install -y -qq python3-venv >/dev/null
+        fi
+        python3 -m venv "$venv"
+        "$venv/bin/pip" install -q "moto[server]"
+    fi
+    export PATH="$venv/bin:$PATH"
+fi
 exec cargo test --workspace --locked "$@"

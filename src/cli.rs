@@ -261,7 +261,11 @@ impl DatabaseArgs {
             db_max_connections: self.db_max_connections,
             bind: serve.bind,
             log_held_back_warn: std::time::Duration::from_secs(serve.log_held_back_warn_secs),
-            api: serve.api_config(),
+            api: {
+                let mut api = serve.api_config();
+                api.media = Some(serve.media.config()?);
+                api
+            },
             bot: serve.bot_config()?,
             command_retry_budget: std::time::Duration::from_millis(serve.command_retry_budget_ms),
             anchor: (serve.anchor_interval_secs > 0).then(|| crate::startup::AnchorSettings {
@@ -484,6 +488,140 @@ pub struct ServeArgs {
 
     #[command(flatten)]
     pub anchor_key: AnchorKeyArgs,
+    #[command(flatten)]
+    pub media: MediaArgs,
+}
+
+/// Where media files are kept and how they are fetched and served (docs/operations.md).
+#[derive(Debug, Args)]
+pub struct MediaArgs {
+    /// Directory for the server's own files; media are kept under `<dir>/media` unless
+    /// LEDGERDESK_MEDIA_DIR says otherwise.
+    #[arg(long, env = "LEDGERDESK_DATA_DIR", default_value = "data")]
+    pub data_dir: std::path::PathBuf,
+
+    /// Where media files are kept: `local` (a directory) or `s3` (an S3-compatible bucket).
+    #[arg(long, env = "LEDGERDESK_MEDIA_STORAGE", value_enum, default_value_t = MediaStorage::Local)]
+    pub media_storage: MediaStorage,
+
+    /// The directory of `local` media storage (default: `<data dir>/media`).
+    #[arg(long, env = "LEDGERDESK_MEDIA_DIR")]
+    pub media_dir: Option<std::path::PathBuf>,
+
+    /// The S3 endpoint URL (MinIO, Ceph, R2, …); default: AWS for the region.
+    #[arg(long, env = "LEDGERDESK_MEDIA_S3_ENDPOINT")]
+    pub media_s3_endpoint: Option<String>,
+
+    /// The S3 bucket (it must exist); required with `--media-storage s3`.
+    #[arg(long, env = "LEDGERDESK_MEDIA_S3_BUCKET")]
+    pub media_s3_bucket: Option<String>,
+
+    /// The S3 region.
+    #[arg(long, env = "LEDGERDESK_MEDIA_S3_REGION", default_value = "us-east-1")]
+    pub media_s3_region: String,
+
+    /// Keys of the bucket start with this prefix (`ledgerdesk/`); empty: none.
+    #[arg(long, env = "LEDGERDESK_MEDIA_S3_PREFIX", default_value = "")]
+    pub media_s3_prefix: String,
+
+    /// Allow a plain http:// S3 endpoint (one on the same host or private network).
+    #[arg(long, env = "LEDGERDESK_MEDIA_S3_ALLOW_HTTP", default_value_t = false, action = clap::ArgAction::Set)]
+    pub media_s3_allow_http: bool,
+
+    /// The S3 access key id.
+    #[arg(long, env = "LEDGERDESK_MEDIA_S3_ACCESS_KEY_ID", hide_env_values = true, value_parser = secret)]
+    pub media_s3_access_key_id: Option<SecretString>,
+
+    /// The S3 secret access key.
+    #[arg(long, env = "LEDGERDESK_MEDIA_S3_SECRET_ACCESS_KEY", hide_env_values = true, value_parser = secret)]
+    pub media_s3_secret_access_key: Option<SecretString>,
+
+    /// Largest file an agent may upload (POST /media), in bytes.
+    #[arg(long, env = "LEDGERDESK_MEDIA_MAX_UPLOAD_BYTES", default_value_t = 50 * 1024 * 1024, value_parser = clap::value_parser!(u64).range(1..=2_147_483_648))]
+    pub media_max_upload_bytes: u64,
+
+    /// Largest file fetched from the Bot API, in bytes: 20 MB on Telegram's servers; raise it
+    /// only with a local Bot API server.
+    #[arg(long, env = "LEDGERDESK_MEDIA_DOWNLOAD_LIMIT_BYTES", default_value_t = media::config::BOT_API_DOWNLOAD_LIMIT, value_parser = clap::value_parser!(u64).range(1..=2_147_483_648))]
+    pub media_download_limit_bytes: u64,
+
+    /// How long a signed media URL stays valid, in seconds.
+    #[arg(long, env = "LEDGERDESK_MEDIA_URL_TTL_SECS", default_value_t = 600, value_parser = clap::value_parser!(u64).range(10..=86_400))]
+    pub media_url_ttl_secs: u64,
+
+    /// Most files fetched from Telegram at once.
+    #[arg(long, env = "LEDGERDESK_MEDIA_FETCH_CONCURRENCY", default_value_t = 8, value_parser = clap::value_parser!(u32).range(1..=256))]
+    pub media_fetch_concurrency: u32,
+
+    /// Fetch every incoming file as it arrives, in the background.
+    #[arg(long, env = "LEDGERDESK_MEDIA_PREFETCH", default_value_t = false, action = clap::ArgAction::Set)]
+    pub media_prefetch: bool,
+
+    /// Most background prefetches at once.
+    #[arg(long, env = "LEDGERDESK_MEDIA_PREFETCH_CONCURRENCY", default_value_t = 2, value_parser = clap::value_parser!(u32).range(1..=64))]
+    pub media_prefetch_concurrency: u32,
+
+    /// Prefetch only while stored media take less than this many bytes in all.
+    #[arg(long, env = "LEDGERDESK_MEDIA_PREFETCH_MAX_TOTAL_BYTES", default_value_t = 10 * 1024 * 1024 * 1024)]
+    pub media_prefetch_max_total_bytes: u64,
+
+    /// Delete stored copies of Telegram files older than this many days (they are fetched
+    /// again when asked for); unset: keep them.
+    #[arg(long, env = "LEDGERDESK_MEDIA_RETENTION_DAYS", value_parser = clap::value_parser!(u64).range(1..=36_500))]
+    pub media_retention_days: Option<u64>,
+}
+
+/// Where media files are kept.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum)]
+pub enum MediaStorage {
+    /// A directory of the local file system.
+    Local,
+    /// An S3-compatible bucket.
+    S3,
+}
+
+impl MediaArgs {
+    /// The media settings.
+    ///
+    /// # Errors
+    /// S3 storage without a bucket.
+    pub fn config(&self) -> anyhow::Result<media::MediaConfig> {
+        use std::time::Duration;
+        let backend = match self.media_storage {
+            MediaStorage::Local => media::Backend::Local {
+                dir: self
+                    .media_dir
+                    .clone()
+                    .unwrap_or_else(|| self.data_dir.join("media")),
+            },
+            MediaStorage::S3 => media::Backend::S3(media::S3Config {
+                endpoint: self.media_s3_endpoint.clone(),
+                bucket: self.media_s3_bucket.clone().ok_or_else(|| {
+                    anyhow::anyhow!("LEDGERDESK_MEDIA_S3_BUCKET is required with S3 media storage")
+                })?,
+                region: self.media_s3_region.clone(),
+                access_key_id: self.media_s3_access_key_id.clone(),
+                secret_access_key: self.media_s3_secret_access_key.clone(),
+                prefix: self.media_s3_prefix.clone(),
+                allow_http: self.media_s3_allow_http,
+            }),
+        };
+        Ok(media::MediaConfig {
+            telegram: None,
+            backend,
+            download_limit: self.media_download_limit_bytes,
+            upload_limit: self.media_max_upload_bytes,
+            url_ttl: Duration::from_secs(self.media_url_ttl_secs),
+            fetch_concurrency: self.media_fetch_concurrency as usize,
+            prefetch: self.media_prefetch,
+            prefetch_concurrency: self.media_prefetch_concurrency as usize,
+            prefetch_max_total_bytes: self.media_prefetch_max_total_bytes,
+            retention: self
+                .media_retention_days
+                .map(|days| Duration::from_secs(days * 24 * 3600)),
+            ..media::MediaConfig::default()
+        })
+    }
 }
 
 impl ServeArgs {
@@ -666,6 +804,43 @@ mod tests {
         assert_eq!(config.server.max_connections, 64);
         assert_eq!(config.server.max_connections_per_address, 8);
         assert_eq!(config.server.reserved_connections, 6);
+    }
+
+    fn media(args: &[&str]) -> anyhow::Result<media::MediaConfig> {
+        let cli = Cli::try_parse_from([&["ledgerdesk", "serve"], args].concat())?;
+        let Command::Serve(serve) = cli.command else {
+            unreachable!("parsed `serve`")
+        };
+        serve.media.config()
+    }
+
+    #[test]
+    fn media_are_kept_under_the_data_dir_unless_s3_is_chosen_and_keys_never_show() {
+        let local = media(&[]).unwrap();
+        assert!(
+            matches!(&local.backend, media::Backend::Local { dir } if dir == std::path::Path::new("data/media"))
+        );
+        assert!(!local.prefetch);
+        assert_eq!(local.retention, None);
+        assert_eq!(local.download_limit, 20 * 1024 * 1024);
+        assert!(
+            media(&["--media-storage", "s3"]).is_err(),
+            "a bucket is required"
+        );
+        let s3 = media(&[
+            "--media-storage",
+            "s3",
+            "--media-s3-bucket",
+            "b",
+            "--media-s3-secret-access-key",
+            "very-secret",
+            "--media-retention-days",
+            "30",
+        ])
+        .unwrap();
+        assert!(!format!("{s3:?}").contains("very-secret"));
+        assert_eq!(s3.retention, Some(Duration::from_secs(30 * 24 * 3600)));
+        assert!(media(&["--media-retention-days", "0"]).is_err());
     }
 
     #[test]

@@ -110,13 +110,24 @@ impl Application {
             CommandService::new(log.clone()).with_retry_budget(settings.command_retry_budget);
         let projections = projections::models::all();
         let server = server_config(&settings);
-        let state = api::AppState::new(commands.clone(), projections.clone(), settings.api)
+        let mut api_config = settings.api;
+        // Media are fetched with the bot's token, from its Bot API server.
+        if let (Some(media), Some(bot)) = (api_config.media.as_mut(), settings.bot.as_ref())
+            && media.telegram.is_none()
+        {
+            media.telegram = Some(bot.files().context("cannot reach the Bot API for files")?);
+        }
+        let state = api::AppState::new(commands.clone(), projections.clone(), api_config)
             .await
             .context("cannot start the API")?;
         let bot = match settings.bot {
             Some(config) => {
                 tracing::info!(bot = ?config, "telegram bot on");
-                Some(bot::TelegramBot::new(config, commands.clone()))
+                let bot = bot::TelegramBot::new(config, commands.clone());
+                Some(match state.media() {
+                    Some(media) => bot.with_media(media),
+                    None => bot,
+                })
             }
             None => {
                 tracing::info!("TELEGRAM_BOT_TOKEN is not set: the telegram bot is off");
@@ -187,6 +198,9 @@ impl Application {
             ))
         });
         let live = self.state.live();
+        let retention = self.state.media().map(|media| {
+            tokio::spawn(media.run_retention(Duration::from_secs(3600), shutdown.child_token()))
+        });
         let server = self.server;
         let mut router = api::router(self.state);
         let mut bot_running = None;
@@ -230,6 +244,9 @@ impl Application {
         let _ = watching.await;
         if let Some(anchoring) = anchoring {
             let _ = anchoring.await;
+        }
+        if let Some(retention) = retention {
+            let _ = retention.await;
         }
         served?;
         self.log.stop_background();

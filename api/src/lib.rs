@@ -6,6 +6,7 @@
 pub mod auth;
 pub mod graphql;
 pub mod live;
+pub mod media_refs;
 pub mod metrics;
 mod routes;
 pub use routes::panel;

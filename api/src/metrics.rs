@@ -88,6 +88,11 @@ fn describe() {
         "Time to run a command sent by the API (load the streams, decide, append), by aggregate and outcome."
     );
     describe_counter!(
+        media::FETCH_FAILURES,
+        "Media files that could not be fetched from the Bot API, by reason (too_large, gone, \
+         unavailable, no_bot, storage, database)."
+    );
+    describe_counter!(
         DELIVERY_OUTCOMES,
         "Agent replies the bot sent to Telegram, by outcome (delivered, failed, blocked)."
     );

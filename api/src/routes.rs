@@ -5,6 +5,7 @@
 mod graphiql;
 pub(crate) mod graphql;
 mod health;
+mod media;
 mod metrics;
 pub mod panel;
 mod reports;
@@ -20,6 +21,7 @@ pub(crate) fn routes() -> Router<AppState> {
         .merge(metrics::routes())
         .merge(graphql::routes())
         .merge(graphiql::routes())
+        .merge(media::routes())
         .merge(reports::routes())
         .fallback(panel::fallback)
 }

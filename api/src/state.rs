@@ -48,13 +48,17 @@ pub struct ApiConfig {
     pub jwt_secret: Option<secrecy::SecretString>,
     /// Connection bounds and timeouts of the HTTP server ([`crate::server`]).
     pub server: crate::server::ServerConfig,
+    /// Media storage and fetching (`/media`, the media URLs in GraphQL); `None`: no media
+    /// are served.
+    pub media: Option<media::MediaConfig>,
 }
 
 impl AppState {
     /// Builds the services and the schema.
     ///
     /// # Errors
-    /// When the signing key cannot be read or is too short.
+    /// When the signing key cannot be read or is too short, or the media storage cannot be
+    /// opened.
     pub async fn new(
         commands: CommandService<PostgresLog>,
         projections: Vec<Arc<dyn Projection>>,
@@ -67,6 +71,14 @@ impl AppState {
             .as_ref()
             .map(|secret| secret.expose_secret().as_bytes().to_vec());
         let auth = AuthService::new(commands.clone(), secret.as_deref(), config.auth).await?;
+        let media = match config.media {
+            Some(media) => Some(
+                media::MediaService::new(log.pool().clone(), media)
+                    .await
+                    .map_err(|error| AuthError::Internal(error.to_string()))?,
+            ),
+            None => None,
+        };
         let api = Api {
             pool: log.pool().clone(),
             commands,
@@ -75,6 +87,7 @@ impl AppState {
             projections: projections.clone(),
             limits: config.limits,
             live: live::LiveHub::new(log.clone()),
+            media,
         };
         let schema = graphql::schema(api.clone());
         let documents = Arc::new(DocumentCache::new(graphql::root_fields()));
@@ -90,6 +103,11 @@ impl AppState {
 }
 
 impl AppState {
+    /// The media service, when media are served (the bot sends uploads through it).
+    pub fn media(&self) -> Option<media::MediaService> {
+        self.api.media.clone()
+    }
+
     /// The live hub of the subscriptions, to stop it at shutdown.
     pub fn live(&self) -> live::LiveHub {
         self.api.live.clone()

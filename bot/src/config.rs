@@ -233,6 +233,14 @@ impl BotConfig {
             .map_or("", |(id, _)| id)
     }
 
+    /// The Bot API's files of this bot (`getFile` and downloads), for media.
+    ///
+    /// # Errors
+    /// When the HTTP client cannot be built.
+    pub fn files(&self) -> Result<media::TelegramFiles, media::FetchError> {
+        media::TelegramFiles::new(self.api_url.clone(), self.token.clone())
+    }
+
     /// A teloxide client for this bot.
     pub fn bot(&self) -> Bot {
         Bot::new(self.token.expose_secret()).set_api_url(self.api_url.clone())

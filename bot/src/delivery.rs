@@ -114,6 +114,7 @@ mod preview;
 mod prompt;
 mod send;
 mod tracker;
+mod upload;
 
 pub use broadcast::BroadcastOptions;
 
@@ -168,6 +169,8 @@ pub struct DeliveryOptions {
     pub csat_max_age: Duration,
     /// How broadcasts are sent (see [`BroadcastOptions`]).
     pub broadcast: BroadcastOptions,
+    /// Media storage, to send files agents uploaded (`None`: such replies fail).
+    pub media: Option<media::MediaService>,
 }
 
 impl Default for DeliveryOptions {
@@ -184,6 +187,7 @@ impl Default for DeliveryOptions {
             checkpoint_interval: Duration::from_secs(1),
             csat_max_age: Duration::from_secs(24 * 60 * 60),
             broadcast: BroadcastOptions::default(),
+            media: None,
         }
     }
 }
@@ -241,6 +245,8 @@ impl DeliveryWorker {
             shutdown.clone(),
             options.broadcast.allow_paid_broadcast,
         );
+        )
+        .with_media(options.media.clone());
         let ctx = Arc::new(Context {
             commands,
             store: store.clone(),

@@ -190,6 +190,8 @@ pub struct Inbox {
     bot: Bot,
     bot_id: String,
     settings: Mutex<Option<(Instant, Arc<Settings>)>>,
+    /// Media storage, to prefetch incoming files (when its settings say so).
+    media: std::sync::OnceLock<media::MediaService>,
 }
 
 impl Inbox {
@@ -205,7 +207,28 @@ impl Inbox {
             bot,
             bot_id: bot_id.into(),
             settings: Mutex::new(None),
+            media: std::sync::OnceLock::new(),
         }
+    }
+
+    /// Hands incoming files to `media` as they are recorded, which fetches them in the
+    /// background when prefetching is on. Only the first call counts.
+    pub fn prefetch_with(&self, media: media::MediaService) {
+        let _ = self.media.set(media);
+    }
+
+    /// Starts fetching the file of a recorded message, when prefetching is on.
+    fn prefetch(&self, content: &domain::content::MessageContent) {
+        let (Some(media), Some(file)) = (self.media.get(), content.body.file()) else {
+            return;
+        };
+        let details = content.media.as_deref();
+        media.prefetch(media::TelegramSource {
+            file_id: file.file_id.clone(),
+            file_unique_id: Some(file.file_unique_id.clone()),
+            mime_type: details.and_then(|d| d.mime_type.clone()),
+            file_size: details.and_then(|d| d.file_size),
+        });
     }
 
     /// Handles one update: see the module documentation. The same as
@@ -425,6 +448,7 @@ impl Inbox {
                     "customer message routed");
                 self.apply_early_edits(sender, cmd.message.telegram_message_id)
                     .await?;
+                self.prefetch(&cmd.message.content);
                 Ok(Handled::Recorded)
             }
             Err(CommandError::Rejected(FlowError::Customer(CustomerError::Banned))) => {

@@ -98,6 +98,15 @@ impl TelegramBot {
         self
     }
 
+    /// The same bot sending agents' uploads from `media` (and prefetching incoming files when
+    /// its settings say so).
+    #[must_use]
+    pub fn with_media(mut self, media: media::MediaService) -> Self {
+        self.inbox.prefetch_with(media.clone());
+        self.delivery.media = Some(media);
+        self
+    }
+
     /// The inbox, for callers that feed updates themselves.
     #[must_use]
     pub fn inbox(&self) -> Arc<Inbox> {

@@ -630,7 +630,14 @@ pub enum MediaKind {
     Animation,
 }
 
-/// A media file sent by Telegram file id (uploaded earlier through the bot).
+/// How a file an agent uploaded to Ledgerdesk is named in [`OutgoingMedia::file_id`] until
+/// Telegram has it: this prefix, then the upload's uuid. Telegram's own file ids use only
+/// letters, digits, `-` and `_`, so the two never meet. The delivery worker uploads such a file
+/// and reuses the id Telegram gives it for later sends.
+pub const UPLOAD_FILE_ID_PREFIX: &str = "upload:";
+
+/// A media file sent by Telegram file id (uploaded earlier through the bot), or a file an
+/// agent uploaded to Ledgerdesk ([`UPLOAD_FILE_ID_PREFIX`]).
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 pub struct OutgoingMedia {
     /// How to send it.
@@ -640,6 +647,12 @@ pub struct OutgoingMedia {
 }
 
 impl OutgoingMedia {
+    /// The upload this medium sends, when it is one (see [`UPLOAD_FILE_ID_PREFIX`]).
+    #[must_use]
+    pub fn upload(&self) -> Option<uuid::Uuid> {
+        upload_of(&self.file_id)
+    }
+
     /// Checks the file id.
     ///
     /// # Errors
@@ -647,6 +660,14 @@ impl OutgoingMedia {
     pub fn validate(&self) -> Result<(), InvalidInput> {
         validate::required("file id", &self.file_id, validate::MAX_FILE_ID_CHARS)
     }
+}
+
+/// The upload a file id names, when it names one (see [`UPLOAD_FILE_ID_PREFIX`]).
+#[must_use]
+pub fn upload_of(file_id: &str) -> Option<uuid::Uuid> {
+    file_id
+        .strip_prefix(UPLOAD_FILE_ID_PREFIX)
+        .and_then(|id| uuid::Uuid::try_parse(id).ok())
 }
 
 /// What an agent sends to a customer: text and/or media. Personal data as a whole.
@@ -786,6 +807,20 @@ mod tests {
             reply.validate(),
             Err(InvalidInput::Empty { field: "reply" })
         );
+    }
+
+    #[test]
+    fn an_upload_is_named_by_its_prefix_and_a_telegram_file_id_never_is() {
+        let id = uuid::Uuid::from_u128(7);
+        let upload = OutgoingMedia {
+            kind: MediaKind::Document,
+            file_id: format!("{UPLOAD_FILE_ID_PREFIX}{id}"),
+        };
+        assert_eq!(upload.upload(), Some(id));
+        assert_eq!(upload.validate(), Ok(()));
+        for file_id in ["AgADBAAD", "upload:", "upload:not-a-uuid", "xupload:0"] {
+            assert_eq!(upload_of(file_id), None, "{file_id}");
+        }
     }
 
     #[test]

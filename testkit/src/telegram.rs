@@ -30,6 +30,12 @@
 //! file is recorded as `{"file_name": …, "size": …}`. Read them through [`Call`]'s helpers,
 //! which accept both forms (`chat_id` is a number in JSON and a string in multipart).
 //!
+//! Files: [`FakeTelegram::add_file`] makes a file `getFile` describes and
+//! `/file/bot{token}/{path}` serves (counted in [`FakeTelegram::downloads`]), with a
+//! [`FileServing`] to play a slow download, a connection dropped halfway, a 404, or a file over
+//! the Bot API's 20 MB limit (`getFile` answers "file is too big"). `getFile` of an unknown file
+//! id answers 400.
+//!
 //! Waiting: use [`FakeTelegram::wait_for_calls`] (polls until enough calls arrived or a
 //! timeout passes, through [`crate::eventually`]), never a fixed sleep.
 
@@ -140,6 +146,29 @@ pub enum Failure {
     Dropped,
 }
 
+/// How the fake serves a file.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum FileServing {
+    /// At once, whole.
+    Normal,
+    /// In ten pieces, this long apart.
+    Slow(Duration),
+    /// Half of it, then the connection breaks.
+    Dropped,
+    /// `getFile` answers, the download answers 404.
+    Missing,
+    /// Over the Bot API's download limit: `getFile` answers "Bad Request: file is too big".
+    TooBig,
+}
+
+#[derive(Debug, Clone)]
+struct FakeFile {
+    file_id: String,
+    bytes: Bytes,
+    serving: FileServing,
+    downloads: usize,
+}
+
 /// Which calls a script applies to.
 #[derive(Debug, Clone, PartialEq, Eq)]
 enum Target {
@@ -168,6 +197,8 @@ struct Inner {
     delays: Vec<(String, Duration)>,
     /// While set, every call is answered with this.
     outage: Option<Failure>,
+    /// Files by their path.
+    files: Vec<(String, FakeFile)>,
     /// Telegram's rate limits, when the test asked for them.
     caps: Option<Caps>,
 }
@@ -434,6 +465,97 @@ impl FakeTelegram {
     pub fn call_count(&self) -> usize {
         self.shared.lock().calls.len()
     }
+
+    /// Makes a file with `file_id` (and `file_unique_id` `u-{file_id}`) that `getFile`
+    /// describes and the file path serves as `serving` says.
+    pub fn add_file(&self, file_id: &str, bytes: impl Into<Bytes>, serving: FileServing) {
+        let mut inner = self.shared.lock();
+        let path = format!("files/file_{}.bin", inner.files.len());
+        inner.files.push((
+            path,
+            FakeFile {
+                file_id: file_id.to_owned(),
+                bytes: bytes.into(),
+                serving,
+                downloads: 0,
+            },
+        ));
+    }
+
+    /// How many times the file with `file_id` was downloaded (requests of its path).
+    pub fn downloads(&self, file_id: &str) -> usize {
+        self.shared
+            .lock()
+            .files
+            .iter()
+            .filter(|(_, file)| file.file_id == file_id)
+            .map(|(_, file)| file.downloads)
+            .sum()
+    }
+}
+
+/// `getFile`: the file's path and size.
+fn get_file(shared: &Shared, params: &Value) -> Response {
+    let wanted = params
+        .get("file_id")
+        .and_then(Value::as_str)
+        .unwrap_or_default();
+    let inner = shared.lock();
+    let Some((path, file)) = inner.files.iter().find(|(_, file)| file.file_id == wanted) else {
+        return api_error(400, "Bad Request: invalid file_id");
+    };
+    if file.serving == FileServing::TooBig {
+        return api_error(400, "Bad Request: file is too big");
+    }
+    ok(json!({
+        "file_id": file.file_id,
+        "file_unique_id": format!("u-{}", file.file_id),
+        "file_size": file.bytes.len(),
+        "file_path": path,
+    }))
+}
+
+/// `/file/bot{token}/{path}`: the file's bytes, as its serving says.
+fn download(shared: &Shared, path: &str) -> Response {
+    use futures::StreamExt;
+    let file = {
+        let mut inner = shared.lock();
+        let Some((_, file)) = inner.files.iter_mut().find(|(p, _)| p == path) else {
+            return StatusCode::NOT_FOUND.into_response();
+        };
+        file.downloads += 1;
+        file.clone()
+    };
+    let bytes = file.bytes;
+    match file.serving {
+        FileServing::Normal | FileServing::TooBig => {
+            ([(header::CONTENT_TYPE, "application/octet-stream")], bytes).into_response()
+        }
+        FileServing::Missing => StatusCode::NOT_FOUND.into_response(),
+        FileServing::Slow(pause) => {
+            let piece = bytes.len().div_ceil(10).max(1);
+            let pieces: Vec<Bytes> = bytes.chunks(piece).map(Bytes::copy_from_slice).collect();
+            let stream = futures::stream::iter(pieces).then(move |piece| async move {
+                tokio::time::sleep(pause).await;
+                Ok::<_, std::io::Error>(piece)
+            });
+            Response::builder()
+                .header(header::CONTENT_LENGTH, bytes.len())
+                .body(Body::from_stream(stream))
+                .unwrap_or_else(|_| StatusCode::INTERNAL_SERVER_ERROR.into_response())
+        }
+        FileServing::Dropped => {
+            let half = bytes.slice(..bytes.len() / 2);
+            let stream = futures::stream::iter([
+                Ok(half),
+                Err(std::io::Error::other("connection dropped by the fake")),
+            ]);
+            Response::builder()
+                .header(header::CONTENT_LENGTH, bytes.len())
+                .body(Body::from_stream(stream))
+                .unwrap_or_else(|_| StatusCode::INTERNAL_SERVER_ERROR.into_response())
+        }
+    }
 }
 
 /// True for methods that post a message into a chat.
@@ -461,6 +583,12 @@ fn route(uri: &Uri) -> Option<(String, String)> {
 }
 
 async fn handle(State(shared): State<Arc<Shared>>, request: Request) -> Response {
+    if let Some(rest) = request.uri().path().strip_prefix("/file/") {
+        return match rest.split_once('/') {
+            Some((bot, path)) if bot.starts_with("bot") => download(&shared, path),
+            _ => StatusCode::NOT_FOUND.into_response(),
+        };
+    }
     let Some((token, method)) = route(request.uri()) else {
         return api_error(404, "Not Found");
     };
@@ -519,6 +647,7 @@ async fn handle(State(shared): State<Arc<Shared>>, request: Request) -> Response
             "pending_update_count": 0,
         })),
         "copymessage" => ok(json!({ "message_id": call.message_id })),
+        "getfile" => get_file(&shared, &params),
         "sendmediagroup" => {
             let id = call.message_id.unwrap_or_default();
             ok(json!([message(&method, &params, id)]))
@@ -745,8 +874,7 @@ fn message(method: &str, params: &Value, id: i32) -> Value {
         let id = params
             .get(name)
             .and_then(Value::as_str)
-            .unwrap_or("uploaded")
-            .to_owned();
+            .map_or_else(|| format!("uploaded-{id}"), str::to_owned);
         json!({ "file_id": id, "file_unique_id": format!("u-{id}") })
     };
     let with = |mut base: Value, extra: Value| {

@@ -26,6 +26,7 @@ mod held_back;
 mod inbound;
 mod limits;
 mod matrix;
+mod media;
 mod mutations;
 mod nodes;
 mod outage;

@@ -284,6 +284,49 @@ impl TicketScope {
     }
 }
 
+/// Who a signed media URL was issued to, as written in it: `a<uuid>` for an agent,
+/// `t<uuid>` for an API token.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Principal {
+    /// An agent.
+    Agent(AgentId),
+    /// An API token.
+    Token(Uuid),
+}
+
+impl Principal {
+    /// The principal of a caller.
+    pub fn of(caller: &Caller) -> Principal {
+        match caller {
+            Caller::Agent { id, .. } => Principal::Agent(*id),
+            Caller::Integrator { token_id, .. } => Principal::Token(*token_id),
+        }
+    }
+}
+
+impl fmt::Display for Principal {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        match self {
+            Principal::Agent(id) => write!(f, "a{}", id.as_uuid().simple()),
+            Principal::Token(id) => write!(f, "t{}", id.simple()),
+        }
+    }
+}
+
+impl FromStr for Principal {
+    type Err = ();
+
+    fn from_str(value: &str) -> Result<Self, ()> {
+        let (kind, id) = value.split_at_checked(1).ok_or(())?;
+        let id = Uuid::try_parse(id).map_err(|_| ())?;
+        match kind {
+            "a" => Ok(Principal::Agent(AgentId::from_uuid(id))),
+            "t" => Ok(Principal::Token(id)),
+            _ => Err(()),
+        }
+    }
+}
+
 /// The outcome of looking at a request's credential.
 #[derive(Debug, Clone)]
 pub enum Authentication {

@@ -34,7 +34,7 @@ pub(crate) mod throttle;
 pub mod tokens;
 mod trail;
 
-pub use caller::{Authentication, Caller, Permission, Scope, TicketScope, UnknownScope};
+pub use caller::{Authentication, Caller, Permission, Principal, Scope, TicketScope, UnknownScope};
 pub use jwt::{AccessClaims, DeviceClaims, Keys};
 pub use service::{
     AuthConfig, AuthError, AuthService, Challenge, CreatedAgent, Enrolment, LoginOutcome,

@@ -15,7 +15,7 @@ use eventlog::postgres::PostgresLog;
 use sqlx::PgPool;
 use uuid::Uuid;
 
-use super::caller::{Authentication, Caller, Scope};
+use super::caller::{Authentication, Caller, Principal, Scope};
 use super::jwt::{AccessClaims, Keys};
 use super::password::{self, WeakPassword};
 use super::sessions::{SessionCache, TokenState};
@@ -386,6 +386,40 @@ impl AuthService {
             must_change_password,
             must_enrol_second_factor,
         })
+    }
+
+    /// The caller a signed media URL names, as of now: the agent's role and categories read
+    /// from the log (refused once deactivated), or the API token while it is not revoked.
+    ///
+    /// # Errors
+    /// [`AuthError::Unauthenticated`] for a deactivated agent or a revoked token.
+    pub async fn caller_now(&self, principal: &Principal) -> Result<Caller, AuthError> {
+        match principal {
+            Principal::Agent(id) => {
+                let state = self.current_agent(*id).await?;
+                Ok(Caller::Agent {
+                    id: *id,
+                    role: state.role,
+                    categories: state.categories.iter().map(|c| c.as_uuid()).collect(),
+                    must_change_password: false,
+                    must_enrol_second_factor: false,
+                })
+            }
+            Principal::Token(id) => {
+                let row = store::api_token_by_id(&self.inner.pool, *id)
+                    .await?
+                    .ok_or(AuthError::Unauthenticated("unknown or revoked API token"))?;
+                Ok(Caller::Integrator {
+                    token_id: row.id,
+                    scopes: row
+                        .scopes
+                        .iter()
+                        .filter_map(|s| s.parse::<Scope>().ok())
+                        .collect(),
+                    created_by: AgentId::from_uuid(row.created_by),
+                })
+            }
+        }
     }
 
     /// The agent's state as of the log; refused when the agent is unknown or deactivated.

@@ -224,6 +224,17 @@ pub(crate) async fn api_token(pool: &PgPool, digest: &[u8]) -> sqlx::Result<Opti
     .await
 }
 
+/// An unrevoked API token by its id (a signed media URL names its token by id).
+pub(crate) async fn api_token_by_id(pool: &PgPool, id: Uuid) -> sqlx::Result<Option<ApiTokenRow>> {
+    sqlx::query_as(
+        "select id, scopes, created_by, false as stale
+         from api_tokens where id = $1 and revoked_at is null",
+    )
+    .bind(id)
+    .fetch_optional(pool)
+    .await
+}
+
 pub(crate) async fn touch_api_token(pool: &PgPool, id: Uuid) -> sqlx::Result<()> {
     sqlx::query("update api_tokens set last_used_at = now() where id = $1")
         .bind(id)

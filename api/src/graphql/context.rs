@@ -90,6 +90,8 @@ pub struct Api {
     pub limits: Limits,
     /// The live feed subscriptions read from.
     pub live: crate::live::LiveHub,
+    /// Media storage, fetching and URL signing (`None`: media are not served).
+    pub media: Option<media::MediaService>,
 }
 
 impl Api {

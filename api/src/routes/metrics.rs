@@ -69,6 +69,25 @@ fn projection_gauges(statuses: &[ProjectionStatus], held_back_seconds: f64) -> S
     recorder.handle().render()
 }
 
+/// What the media storage holds: bytes and files (shared by every instance).
+fn media_gauges(bytes: u64, files: u64) -> String {
+    let recorder = PrometheusBuilder::new().build_recorder();
+    metrics::with_local_recorder(&recorder, || {
+        describe_gauge!(
+            "ledgerdesk_media_stored_bytes",
+            "Bytes of media files held in storage (fetched copies and uploads)."
+        );
+        describe_gauge!(
+            "ledgerdesk_media_stored_files",
+            "Media files held in storage (fetched copies and uploads)."
+        );
+        // Exact below 2^53 bytes.
+        gauge!("ledgerdesk_media_stored_bytes").set(bytes as f64);
+        gauge!("ledgerdesk_media_stored_files").set(files as f64);
+    });
+    recorder.handle().render()
+}
+
 async fn metrics(State(state): State<AppState>) -> impl IntoResponse {
     let statuses = match projections::status(&state.log, state.log.pool(), &state.projections).await
     {
@@ -94,6 +113,12 @@ async fn metrics(State(state): State<AppState>) -> impl IntoResponse {
         }
     };
     let mut body = projection_gauges(&statuses, held_back);
+    if let Some(media) = &state.api.media {
+        match media.usage().await {
+            Ok((bytes, files)) => body.push_str(&media_gauges(bytes, files)),
+            Err(err) => tracing::warn!(error = %err, "cannot read media usage for /metrics"),
+        }
+    }
     body.push_str(&install().render());
     (
         StatusCode::OK,

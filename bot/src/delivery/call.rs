@@ -92,6 +92,55 @@ where
         .send()
         .await
         .map_err(|error| network(&error))?;
+    read_answer(response).await
+}
+
+/// Sends a multipart body (a file uploaded with its parameters) to `method`; returns the raw
+/// `result`.
+pub(super) async fn call_multipart(
+    bot: &Bot,
+    method: &str,
+    form: reqwest::multipart::Form,
+) -> Result<serde_json::Value, CallError> {
+    let mut url = bot.api_url();
+    match url.path_segments_mut() {
+        Ok(mut segments) => {
+            segments.push(&format!("bot{}", bot.token()));
+            segments.push(method);
+        }
+        Err(()) => {
+            return Err(CallError::Api {
+                code: 0,
+                description: "the Bot API URL cannot take a path".to_owned(),
+            });
+        }
+    }
+    // Not teloxide's client: its whole-request timeout (17 s) would cut large uploads off.
+    let response = upload_client()
+        .post(url)
+        .multipart(form)
+        .send()
+        .await
+        .map_err(|error| network(&error))?;
+    read_answer(response).await
+}
+
+/// The HTTP client of uploads: connect and read timeouts, none on the whole request.
+fn upload_client() -> reqwest::Client {
+    static CLIENT: std::sync::OnceLock<reqwest::Client> = std::sync::OnceLock::new();
+    CLIENT
+        .get_or_init(|| {
+            reqwest::Client::builder()
+                .connect_timeout(Duration::from_secs(10))
+                .read_timeout(Duration::from_secs(120))
+                .build()
+                .unwrap_or_default()
+        })
+        .clone()
+}
+
+/// Reads the Bot API's answer: its `result`, or the error it stands for.
+async fn read_answer(response: reqwest::Response) -> Result<serde_json::Value, CallError> {
     let status = response.status().as_u16();
     let bytes = response.bytes().await.map_err(|error| network(&error))?;
     let Ok(answer) = serde_json::from_slice::<Answer>(&bytes) else {

@@ -256,6 +256,8 @@ pub(super) struct Sender {
     stop: CancellationToken,
     /// Broadcast messages go with `allow_paid_broadcast`.
     paid_broadcast: bool,
+    /// Files agents uploaded, to send by upload.
+    media: Option<media::MediaService>,
 }
 
 impl Sender {
@@ -277,7 +279,20 @@ impl Sender {
             store,
             stop,
             paid_broadcast,
+            media: None,
         })
+    }
+
+    /// The same sender, sending agents' uploads from `media`.
+    pub(super) fn with_media(self: Arc<Self>, media: Option<media::MediaService>) -> Arc<Self> {
+        match Arc::try_unwrap(self) {
+            Ok(mut sender) => {
+                sender.media = media;
+                Arc::new(sender)
+            }
+            // Only just built, so not shared yet; were it shared, it keeps sending without.
+            Err(shared) => shared,
+        }
     }
 
     /// Forgets the per-chat limits of chats that have been quiet long enough to be full again.
@@ -311,7 +326,7 @@ impl Sender {
             if !self.wait_while_paused().await {
                 return Attempt::Stopped;
             }
-            let error = match send_part(&self.bot, ChatId(chat), part, false).await {
+            let error = match send_part(&self.bot, self.media.as_ref(), ChatId(chat), part, false).await {
                 Ok(message) => return Attempt::Accepted(message),
                 Err(error) => classify(&error),
             };
@@ -377,7 +392,13 @@ impl Sender {
                 }
             }
             has_turn = false;
-            let sent = send_part(&self.bot, ChatId(chat), part, self.paid_broadcast).await;
+            let sent = send_part(
+                &self.bot,
+                self.media.as_ref(),
+                ChatId(chat),
+                part,
+                self.paid_broadcast,
+            ).await;
             let error = match sent {
                 Ok(message) => return Attempt::Accepted(message),
                 Err(error) => classify(&error),
@@ -505,8 +526,15 @@ impl Sender {
     }
 }
 
-/// Sends `part` to `chat`; `paid`: with `allow_paid_broadcast` (broadcast messages, when set).
-async fn send_part(bot: &Bot, chat: ChatId, part: &Part, paid: bool) -> Result<i32, CallError> {
+/// Sends `part` to `chat` (agents' uploads read from `media`); `paid`: with
+/// `allow_paid_broadcast` (broadcast messages, when set).
+async fn send_part(
+    bot: &Bot,
+    media: Option<&media::MediaService>,
+    chat: ChatId,
+    part: &Part,
+    paid: bool,
+) -> Result<i32, CallError> {
     match part {
         Part::Text {
             text,
@@ -534,7 +562,27 @@ async fn send_part(bot: &Bot, chat: ChatId, part: &Part, paid: bool) -> Result<i
             keyboard,
             parse_mode,
         } => {
-            let file = InputFile::file_id(FileId(file_id.clone()));
+            let mut file_id = file_id.clone();
+            if let Some(upload) = domain::content::upload_of(&file_id) {
+                match super::upload::known_file_id(media, upload).await? {
+                    Some(known) => file_id = known,
+                    None => {
+                        return super::upload::send(
+                            bot,
+                            media,
+                            super::upload::Upload {
+                                id: upload,
+                                kind: *kind,
+                                chat,
+                                caption: caption.clone(),
+                                reply_to: quoting(*reply_to),
+                            },
+                        )
+                        .await;
+                    }
+                }
+            }
+            let file = InputFile::file_id(FileId(file_id));
             let caption = caption.clone();
             let markup = keyboard.clone().map(ReplyMarkup::InlineKeyboard);
             // Each payload type has its own fields, hence the repetition.

@@ -6,9 +6,14 @@
 //! `projections::tickets`); a value the row does not hold (a message recorded before it was
 //! kept) reads as null.
 
-use async_graphql::{ID, SimpleObject};
+use async_graphql::{ComplexObject, Context, ID, Result, SimpleObject};
 use serde::Deserialize;
 use serde_json::Value;
+
+use crate::auth::{Permission, Principal};
+use crate::graphql::context::Api;
+use crate::graphql::guard::{self, Need};
+use crate::media_refs::{MediaRef, Part, signed_url};
 
 /// A file of a message with what Telegram told about it. Which fields are set depends on the
 /// kind: dimensions for photos, videos, animations, stickers and video notes; a duration for
@@ -16,7 +21,12 @@ use serde_json::Value;
 /// emoji and the animated/video flags for stickers. Messages recorded before these details
 /// were kept have the kind and ids only.
 #[derive(Debug, Clone, PartialEq, SimpleObject, Deserialize)]
+#[graphql(complex)]
 pub struct Media {
+    /// Which file of which message this is (set by the message that holds it).
+    #[graphql(skip)]
+    #[serde(skip)]
+    pub reference: Option<MediaRef>,
     /// photo, video, document, audio, voice, video_note, sticker or animation.
     pub kind: String,
     /// Telegram's id to download or resend the file (valid for this bot only).
@@ -63,6 +73,57 @@ pub struct Media {
     /// Whether a sticker is a video (WEBM).
     #[serde(default, rename = "video")]
     pub is_video: Option<bool>,
+}
+
+impl Media {
+    /// The same media, as the file `reference` names.
+    #[must_use]
+    pub fn named(mut self, reference: MediaRef) -> Self {
+        self.reference = Some(reference);
+        self
+    }
+
+    /// A signed URL of `part` of this media's message for the caller.
+    async fn url_of(&self, ctx: &Context<'_>, part: Option<Part>) -> Result<Option<String>> {
+        let api = ctx.data_unchecked::<Api>();
+        let (Some(media), Some(reference)) = (api.media.as_ref(), self.reference) else {
+            return Ok(None);
+        };
+        let caller = guard::current(ctx).await?;
+        let reference = MediaRef {
+            part: part.unwrap_or(reference.part),
+            ..reference
+        };
+        Ok(Some(signed_url(media, reference, Principal::of(&caller))))
+    }
+}
+
+#[ComplexObject]
+impl Media {
+    /// The media id: `GET /media/{mediaId}` serves the file to a caller who may read the
+    /// ticket (with `Authorization: Bearer …`).
+    async fn media_id(&self) -> Option<String> {
+        self.reference.map(|reference| reference.to_string())
+    }
+
+    /// A URL of the file for this caller, signed and valid for minutes (see
+    /// LEDGERDESK_MEDIA_URL_TTL_SECS): for `<img>`, `<video>` and `<audio>`, which cannot
+    /// send an Authorization header. Relative to the API's origin. Null when the server keeps
+    /// no media.
+    #[graphql(guard = "Need(Permission::ReadTickets)")]
+    async fn url(&self, ctx: &Context<'_>) -> Result<Option<String>> {
+        self.url_of(ctx, None).await
+    }
+
+    /// A signed URL of the file's preview (a photo's smallest size, a video's or document's
+    /// thumbnail), when Telegram sent one.
+    #[graphql(guard = "Need(Permission::ReadTickets)")]
+    async fn thumbnail_url(&self, ctx: &Context<'_>) -> Result<Option<String>> {
+        if self.thumbnail.is_none() {
+            return Ok(None);
+        }
+        self.url_of(ctx, Some(Part::Thumbnail)).await
+    }
 }
 
 /// A small preview image of a file.

@@ -78,6 +78,62 @@ impl From<MediaInput> for OutgoingMedia {
     }
 }
 
+/// A file uploaded with `POST /media`, to send in a reply: the bot uploads it to Telegram and
+/// reuses the file id Telegram gives it for later sends.
+#[derive(Debug, Clone, InputObject)]
+pub struct UploadInput {
+    /// The id `POST /media` answered (an upload of the same agent).
+    pub upload_id: ID,
+    /// How to send it; default: the kind `POST /media` chose from its type.
+    pub kind: Option<MediaKindValue>,
+}
+
+fn media_kind(name: &str) -> MediaKind {
+    match name {
+        "photo" => MediaKind::Photo,
+        "video" => MediaKind::Video,
+        "audio" => MediaKind::Audio,
+        "voice" => MediaKind::Voice,
+        "animation" => MediaKind::Animation,
+        _ => MediaKind::Document,
+    }
+}
+
+/// The uploads of a reply, checked (they exist and are the acting agent's) and named by their
+/// upload id (see `domain::content::UPLOAD_FILE_ID_PREFIX`).
+async fn uploaded_media(
+    ctx: &Context<'_>,
+    agent: AgentId,
+    uploads: Vec<UploadInput>,
+) -> Result<Vec<OutgoingMedia>> {
+    let mut media = Vec::with_capacity(uploads.len());
+    for upload in uploads
+        .into_iter()
+        .take(domain::validate::MAX_REPLY_MEDIA + 1)
+    {
+        let id = Uuid::try_parse(upload.upload_id.as_str())
+            .map_err(|_| error(Code::NotFound, "no such upload"))?;
+        let api = ctx.data_unchecked::<Api>();
+        let Some(service) = api.media.as_ref() else {
+            return Err(error(Code::NotFound, "no such upload"));
+        };
+        let row = service
+            .upload_row(id)
+            .await
+            .map_err(|e| failed("cannot read the upload", e))?;
+        let Some(row) = row.filter(|row| row.uploaded_by == agent.as_uuid()) else {
+            return Err(error(Code::NotFound, "no such upload"));
+        };
+        media.push(OutgoingMedia {
+            kind: upload
+                .kind
+                .map_or_else(|| media_kind(&row.kind), MediaKind::from),
+            file_id: format!("{}{}", domain::content::UPLOAD_FILE_ID_PREFIX, row.id),
+        });
+    }
+    Ok(media)
+}
+
 /// Input of `replyToTicket`: text, media, or both; with a template and no text, the
 /// template's text is sent.
 #[derive(Debug, InputObject)]
@@ -91,6 +147,9 @@ pub struct ReplyToTicketInput {
     /// Media by Telegram file id (at most 10).
     #[graphql(default)]
     pub media: Vec<MediaInput>,
+    /// Files uploaded with `POST /media`, sent after `media` (at most 10 media in all).
+    #[graphql(default)]
+    pub uploads: Vec<UploadInput>,
     /// A message of this ticket the reply answers (`Message.id`): a customer message, or a
     /// reply Telegram accepted. Telegram shows the reply quoting it.
     pub reply_to_message_id: Option<ID>,
@@ -299,7 +358,12 @@ impl TicketMutation {
             template,
             content: ReplyContent {
                 text,
-                media: input.media.into_iter().map(OutgoingMedia::from).collect(),
+                media: {
+                    let mut media: Vec<OutgoingMedia> =
+                        input.media.into_iter().map(OutgoingMedia::from).collect();
+                    media.extend(uploaded_media(ctx, target.agent, input.uploads).await?);
+                    media
+                },
             },
             reply_to,
             at: Utc::now(),

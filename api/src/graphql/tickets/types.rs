@@ -18,6 +18,7 @@ use crate::graphql::context::Api;
 use crate::graphql::error::database;
 use crate::graphql::guard::{self, Need};
 use crate::graphql::ids;
+use crate::media_refs::{MediaRef, Part};
 
 /// Where a ticket is in its life.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Enum)]
@@ -209,15 +210,23 @@ fn edits(row: &MessageRow) -> Vec<MessageEdit> {
 impl From<MessageRow> for Message {
     fn from(row: MessageRow) -> Self {
         let edits = edits(&row);
-        let extras = match row.direction {
+        let mut extras = match row.direction {
             Direction::In => Extras::of(row.kind.as_str(), row.details.as_ref()),
             Direction::Out => Extras::of_reply(row.details.as_ref()),
         };
+        let named = |part| MediaRef {
+            message: row.id,
+            part,
+        };
+        for (n, media) in extras.reply_media.iter_mut().enumerate() {
+            media.reference = u8::try_from(n).ok().map(|n| named(Part::Item(n)));
+        }
         Message {
             uuid: row.id,
             extras: Box::new(extras),
             forwarded_at: row.forwarded_at,
-            media: media::media(row.media.as_ref()).map(Box::new),
+            media: media::media(row.media.as_ref())
+                .map(|media| Box::new(media.named(named(Part::Main)))),
             media_group_id: row.media_group_id,
             ticket: row.ticket_id,
             id: ids::global("Message", row.id),
@@ -364,7 +373,14 @@ impl Message {
         Ok(Some(
             members
                 .iter()
-                .filter_map(|(_, media)| media::media(media.as_ref()))
+                .filter_map(|(id, media)| {
+                    media::media(media.as_ref()).map(|media| {
+                        media.named(MediaRef {
+                            message: *id,
+                            part: Part::Main,
+                        })
+                    })
+                })
                 .collect(),
         ))
     }
