@@ -244,7 +244,6 @@ impl DeliveryWorker {
             store.clone(),
             shutdown.clone(),
             options.broadcast.allow_paid_broadcast,
-        );
         )
         .with_media(options.media.clone());
         let ctx = Arc::new(Context {

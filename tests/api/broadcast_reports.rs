@@ -53,7 +53,7 @@ pub(crate) async fn running(server: &Server, recipients: Vec<i64>) -> BroadcastI
                 recipients: recipients.into_iter().map(CustomerId).collect(),
                 excluded: vec![],
             },
-            by: None,
+            by: Some(AgentId::from_uuid(Uuid::now_v7())),
             at: Utc::now(),
         },
     )

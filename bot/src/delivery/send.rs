@@ -326,10 +326,11 @@ impl Sender {
             if !self.wait_while_paused().await {
                 return Attempt::Stopped;
             }
-            let error = match send_part(&self.bot, self.media.as_ref(), ChatId(chat), part, false).await {
-                Ok(message) => return Attempt::Accepted(message),
-                Err(error) => classify(&error),
-            };
+            let error =
+                match send_part(&self.bot, self.media.as_ref(), ChatId(chat), part, false).await {
+                    Ok(message) => return Attempt::Accepted(message),
+                    Err(error) => classify(&error),
+                };
             match error {
                 SendError::RetryAfter(wait) => {
                     tracing::warn!(
@@ -398,7 +399,8 @@ impl Sender {
                 ChatId(chat),
                 part,
                 self.paid_broadcast,
-            ).await;
+            )
+            .await;
             let error = match sent {
                 Ok(message) => return Attempt::Accepted(message),
                 Err(error) => classify(&error),
