@@ -300,6 +300,22 @@ pub async fn export(database: &DatabaseArgs, args: &ExportArgs) -> anyhow::Resul
     }
     .context("the export failed")?;
     meter.finish(exported.events);
+    // Who took the log out, and which part of it, is itself in the audit trail.
+    let made = domain::audit::AuditEvent::ExportMade(domain::audit::ExportMade {
+        from: args.from.map(|position| position.to_string()),
+        to: args.to.map(|position| position.to_string()),
+        stream_prefix: args.stream_prefix.clone(),
+        events: exported.events,
+        at: chrono::Utc::now(),
+    });
+    app::audit_trail::record(
+        &log,
+        domain::AuditStream::Operations,
+        &made,
+        eventlog::Actor::system("cli"),
+    )
+    .await
+    .context("the export was written but cannot be recorded in the audit trail")?;
     log.stop_background();
     pool.close().await;
     Ok(())

@@ -308,13 +308,14 @@ async fn an_export_imported_into_a_new_database_verifies_and_projects_the_same()
     // A replay rebuilds up to the head readers see: wait until it is the whole history.
     crate::all_events_visible(&source_pool).await;
     succeed(&["replay", "--database-url", source.url()]);
-    succeed(&["export", "--database-url", source.url(), "-o", file.path()]);
-
-    let text = std::fs::read_to_string(file.path()).unwrap();
+    // Every event stored before the export (which then records itself in the audit trail).
     let stored: i64 = sqlx::query_scalar("select count(*) from events")
         .fetch_one(&source_pool)
         .await
         .unwrap();
+    succeed(&["export", "--database-url", source.url(), "-o", file.path()]);
+
+    let text = std::fs::read_to_string(file.path()).unwrap();
     assert_eq!(text.lines().count() as i64, stored, "one line per event");
     let first: serde_json::Value = serde_json::from_str(text.lines().next().unwrap()).unwrap();
     for field in [
@@ -333,9 +334,26 @@ async fn an_export_imported_into_a_new_database_verifies_and_projects_the_same()
         assert!(first.get(field).is_some(), "{field} missing from {first}");
     }
 
+    // The export itself is recorded in the source's audit trail, after the file was written.
+    let now_stored: i64 = sqlx::query_scalar("select count(*) from events")
+        .fetch_one(&source_pool)
+        .await
+        .unwrap();
+    let last_type: String =
+        sqlx::query_scalar("select event_type from events order by position desc limit 1")
+            .fetch_one(&source_pool)
+            .await
+            .unwrap();
+    assert_eq!(
+        (now_stored, last_type.as_str()),
+        (stored + 1, "audit.export_made")
+    );
+
     succeed(&["import", "--database-url", target.url(), file.path()]);
     let target_pool = PgPool::connect(target.url()).await.unwrap();
     crate::all_events_visible(&target_pool).await;
+    // The target records this replay in its audit trail, as the source recorded the export:
+    // one event more than the file on each side.
     succeed(&["replay", "--database-url", target.url()]);
     let (ok_source, report_source) = verify(source.url(), &key);
     let (ok_target, report_target) = verify(target.url(), &key);
@@ -361,7 +379,8 @@ async fn an_export_imported_into_a_new_database_verifies_and_projects_the_same()
     assert!(!out.status.success());
     assert!(String::from_utf8_lossy(&out.stderr).contains("the log is not empty"));
 
-    // The export of the import is the same file but for the positions.
+    // The export of the import is the same file but for the positions, followed by the
+    // target's own record of its replay.
     let again = TempFile::new("again.jsonl");
     succeed(&["export", "--database-url", target.url(), "-o", again.path()]);
     let strip = |text: &str| -> Vec<String> {
@@ -373,10 +392,10 @@ async fn an_export_imported_into_a_new_database_verifies_and_projects_the_same()
             })
             .collect()
     };
-    assert_eq!(
-        strip(&text),
-        strip(&std::fs::read_to_string(again.path()).unwrap())
-    );
+    let again = strip(&std::fs::read_to_string(again.path()).unwrap());
+    assert_eq!(again.len(), text.lines().count() + 1);
+    assert!(again[again.len() - 1].contains("audit.replay_run"));
+    assert_eq!(strip(&text), again[..again.len() - 1]);
 }
 
 /// `import` of `lines` into a new database: fails, naming one of `at` in its error.
