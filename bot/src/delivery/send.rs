@@ -326,23 +326,32 @@ impl Sender {
             if !self.wait_while_paused().await {
                 return Attempt::Stopped;
             }
-            let error =
-                match send_part(&self.bot, self.media.as_ref(), ChatId(chat), part, false).await {
-                    Ok(message) => return Attempt::Accepted(message),
-                    Err(error) => classify(&error),
-                };
-            match error {
-                SendError::RetryAfter(wait) => {
-                    tracing::warn!(
-                        retry_after_s = wait.as_secs(),
-                        "Telegram asked the bot to slow down; pausing every send"
-                    );
-                    self.pause_for(wait).await;
-                }
-                SendError::Blocked => return Attempt::Blocked,
-                SendError::Permanent(reason) => return Attempt::Permanent(reason),
-                SendError::Transient(reason) => return Attempt::Transient(reason),
+            let sent = send_part(&self.bot, self.media.as_ref(), ChatId(chat), part, false).await;
+            if let Some(attempt) = self.ended(sent).await {
+                return attempt;
             }
+        }
+    }
+
+    /// How a call's answer ends an attempt; `None` after a 429, once the whole bot's pause
+    /// has begun: the caller takes its turn again and sends once more.
+    async fn ended(&self, sent: Result<i32, CallError>) -> Option<Attempt> {
+        let error = match sent {
+            Ok(message) => return Some(Attempt::Accepted(message)),
+            Err(error) => classify(&error),
+        };
+        match error {
+            SendError::RetryAfter(wait) => {
+                tracing::warn!(
+                    retry_after_s = wait.as_secs(),
+                    "Telegram asked the bot to slow down; pausing every send"
+                );
+                self.pause_for(wait).await;
+                None
+            }
+            SendError::Blocked => Some(Attempt::Blocked),
+            SendError::Permanent(reason) => Some(Attempt::Permanent(reason)),
+            SendError::Transient(reason) => Some(Attempt::Transient(reason)),
         }
     }
 
@@ -401,21 +410,8 @@ impl Sender {
                 self.paid_broadcast,
             )
             .await;
-            let error = match sent {
-                Ok(message) => return Attempt::Accepted(message),
-                Err(error) => classify(&error),
-            };
-            match error {
-                SendError::RetryAfter(wait) => {
-                    tracing::warn!(
-                        retry_after_s = wait.as_secs(),
-                        "Telegram asked the bot to slow down; pausing every send"
-                    );
-                    self.pause_for(wait).await;
-                }
-                SendError::Blocked => return Attempt::Blocked,
-                SendError::Permanent(reason) => return Attempt::Permanent(reason),
-                SendError::Transient(reason) => return Attempt::Transient(reason),
+            if let Some(attempt) = self.ended(sent).await {
+                return attempt;
             }
         }
     }
