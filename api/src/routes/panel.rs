@@ -31,16 +31,19 @@ pub const BUILT: bool = cfg!(panel_built);
 
 /// Path prefixes of the server's own (and those kept for its HTTP endpoints to come): a path
 /// under one of them is never answered with the panel's page.
-pub const SERVER_PATHS: [&str; 8] = [
+pub const SERVER_PATHS: [&str; 7] = [
     "/graphql",
     "/healthz",
     "/readyz",
     "/metrics",
     "/media",
-    "/broadcasts",
     "/telegram",
     "/api",
 ];
+
+/// The panel shows broadcasts at `/broadcasts` and `/broadcasts/<id>`; deeper paths
+/// (`/broadcasts/<id>/recipients.csv`) are the server's.
+const BROADCASTS: &str = "/broadcasts/";
 
 /// Hashed file names, which never change content: cached as immutable.
 const HASHED_DIR: &str = "assets/";
@@ -72,6 +75,11 @@ pub(super) async fn fallback(method: Method, uri: Uri, headers: HeaderMap) -> Re
 
 /// Whether `path` is one of the server's own, or lies under one.
 pub fn is_server_path(path: &str) -> bool {
+    if let Some(rest) = path.strip_prefix(BROADCASTS)
+        && rest.trim_end_matches('/').contains('/')
+    {
+        return true;
+    }
     SERVER_PATHS.iter().any(|prefix| {
         path == *prefix
             || path
@@ -242,7 +250,16 @@ mod tests {
         ] {
             assert!(is_server_path(path), "{path}");
         }
-        for path in ["/", "/tickets/1", "/graphqlish", "/inbox", "/mediation"] {
+        for path in [
+            "/",
+            "/tickets/1",
+            "/graphqlish",
+            "/inbox",
+            "/mediation",
+            "/broadcasts",
+            "/broadcasts/1",
+            "/broadcasts/1/",
+        ] {
             assert!(!is_server_path(path), "{path}");
         }
     }

@@ -66,4 +66,25 @@ describe('sessions and routes', () => {
     expect(parseRoute('/tickets/not-a-uuid')).toEqual({ name: 'inbox' });
     expect(routePath({ name: 'ticket', ticketId: id })).toBe(`/tickets/${id}`);
   });
+
+  it('knows the broadcast, dashboard and admin routes', () => {
+    const id = '0190a1b2-c3d4-7e5f-8a9b-0c1d2e3f4a5b';
+    expect(parseRoute('/broadcasts')).toEqual({ name: 'broadcasts' });
+    expect(parseRoute(`/broadcasts/${id}`)).toEqual({ name: 'broadcast', broadcastId: id });
+    expect(parseRoute('/broadcasts/nope')).toEqual({ name: 'inbox' });
+    expect(parseRoute('/dashboard')).toEqual({ name: 'dashboard' });
+    expect(parseRoute('/admin')).toEqual({ name: 'admin', section: 'agents' });
+    expect(parseRoute('/admin/tokens')).toEqual({ name: 'admin', section: 'tokens' });
+    expect(parseRoute('/admin/unknown')).toEqual({ name: 'admin', section: 'agents' });
+    for (const route of [
+      { name: 'broadcasts' },
+      { name: 'broadcast', broadcastId: id },
+      { name: 'dashboard' },
+      { name: 'admin', section: 'templates' },
+      { name: 'activity' },
+      { name: 'inbox' },
+    ] as const) {
+      expect(parseRoute(routePath(route))).toEqual(route);
+    }
+  });
 });
