@@ -462,3 +462,215 @@ async fn every_kind_of_customer_message_shows_with_what_telegram_told_about_it()
     scenario("every-kind", config).await;
     desk.stop().await;
 }
+
+/// Waits until the dashboard counts `resolved` resolved tickets and has both medians.
+async fn wait_for_dashboard(desk: &Desk, token: &str, resolved: i64) -> Value {
+    eventually(
+        async || {
+            let data = desk
+                .gql(
+                    token,
+                    "{ dashboard(days: 30) { totalTickets byStatus { status tickets } \
+                       medianFirstResponseSeconds medianResolutionSeconds } }",
+                    json!({}),
+                )
+                .await;
+            let dashboard = data["dashboard"].clone();
+            let counted = dashboard["byStatus"]
+                .as_array()
+                .into_iter()
+                .flatten()
+                .find(|count| count["status"] == "RESOLVED")
+                .and_then(|count| count["tickets"].as_i64())
+                .unwrap_or(0);
+            if counted == resolved
+                && !dashboard["medianFirstResponseSeconds"].is_null()
+                && !dashboard["medianResolutionSeconds"].is_null()
+            {
+                Ok(dashboard)
+            } else {
+                Err(format!("the dashboard is not there yet: {dashboard}"))
+            }
+        },
+        PATIENCE,
+    )
+    .await
+}
+
+#[tokio::test]
+async fn the_dashboard_counts_the_tickets_and_charts_the_daily_medians() {
+    let desk = Desk::start("dashboard").await;
+    desk.agent(Role::Admin, "admin@example.com", Some(PASSWORD))
+        .await;
+    desk.agent(Role::Agent, "agent@example.com", Some(PASSWORD))
+        .await;
+    let token = desk.login("admin@example.com").await;
+    let category = desk
+        .gql(
+            &token,
+            "mutation($input: CreateCategoryInput!) { createCategory(input: $input) { categoryId position } }",
+            json!({ "input": { "name": "Billing" } }),
+        )
+        .await;
+    desk.gql(
+        &token,
+        "query($at: String!) { categories(consistency: {atLeast: $at}) { categoryId } }",
+        json!({ "at": category["createCategory"]["position"] }),
+    )
+    .await;
+    desk.customer_writes(11, 8101, "Ivan", "I was charged twice")
+        .await;
+    desk.customer_writes(12, 8102, "Olga", "Where is my parcel?")
+        .await;
+    desk.customer_writes(13, 8103, "Anna", "How do I change my address?")
+        .await;
+    let tickets = wait_for_tickets(&desk, &token, 3).await;
+    // The first ticket is filed, answered and resolved: one first response, one resolution.
+    let first = &tickets[0]["ticketId"];
+    for (query, input) in [
+        (
+            "mutation($input: SetTicketCategoryInput!) { setTicketCategory(input: $input) { position } }",
+            json!({ "ticketId": first, "categoryId": category["createCategory"]["categoryId"] }),
+        ),
+        (
+            "mutation($input: ReplyToTicketInput!) { replyToTicket(input: $input) { position } }",
+            json!({ "ticketId": first, "text": "Refunded, sorry about that." }),
+        ),
+        (
+            "mutation($input: ChangeTicketStatusInput!) { changeTicketStatus(input: $input) { position } }",
+            json!({ "ticketId": first, "status": "RESOLVED" }),
+        ),
+    ] {
+        desk.gql(&token, query, json!({ "input": input })).await;
+    }
+    let dashboard = wait_for_dashboard(&desk, &token, 1).await;
+    assert_eq!(dashboard["totalTickets"], 3, "{dashboard}");
+
+    let mut config = desk.config("dashboard");
+    config["admin"] = json!({ "email": "admin@example.com", "password": PASSWORD });
+    config["agent"] = json!({ "email": "agent@example.com", "password": PASSWORD });
+    scenario("dashboard", config).await;
+    desk.stop().await;
+}
+
+#[tokio::test]
+async fn an_admin_sets_up_categories_templates_agents_the_greeting_and_api_tokens() {
+    let desk = Desk::start("admin").await;
+    desk.agent(Role::Admin, "admin@example.com", Some(PASSWORD))
+        .await;
+    desk.agent(Role::Agent, "agent@example.com", Some(PASSWORD))
+        .await;
+    desk.customer_writes(21, 8201, "Boris", "Can I send the boots back?")
+        .await;
+    let token = desk.login("admin@example.com").await;
+    wait_for_tickets(&desk, &token, 1).await;
+
+    let greeting = "Hello! Tell us what happened and we answer within the hour.";
+    let mut config = desk.config("admin");
+    config["admin"] = json!({ "email": "admin@example.com", "password": PASSWORD });
+    config["agent"] = json!({ "email": "agent@example.com", "password": PASSWORD });
+    config["invitee"] = json!({ "name": "Nina", "email": "nina@example.com" });
+    config["template"] = json!({
+        "title": "Returns label",
+        "text": "Print the label we emailed you and drop the parcel at any post office.",
+    });
+    config["greeting"] = json!(greeting);
+    config["tokenName"] = json!("CRM sync");
+    let result = scenario("admin", config).await;
+
+    // What the screens did is what the server holds.
+    let data = desk
+        .gql(
+            &token,
+            "{ agents { email role categoryIds } categories { categoryId name } \
+               templates { title } apiTokens { name scopes lastUsedAt revokedAt } \
+               botTexts(language: \"en\") { key customText } }",
+            json!({}),
+        )
+        .await;
+    let returns = data["categories"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .find(|category| category["name"] == "Returns")
+        .unwrap_or_else(|| panic!("no Returns category: {data:#}"));
+    assert!(
+        data["categories"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .all(|category| category["name"] != "Obsolete"),
+        "the removed category is gone: {data:#}"
+    );
+    let nina = data["agents"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .find(|agent| agent["email"] == "nina@example.com")
+        .unwrap_or_else(|| panic!("Nina was not invited: {data:#}"));
+    assert_eq!(nina["role"], "AGENT");
+    assert_eq!(nina["categoryIds"], json!([returns["categoryId"]]));
+    assert!(
+        data["templates"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .any(|template| template["title"] == "Returns label"),
+        "{data:#}"
+    );
+    let api_token = &data["apiTokens"][0];
+    assert_eq!(api_token["name"], "CRM sync");
+    assert_eq!(
+        api_token["scopes"],
+        json!(["tickets:read", "dashboard:read"])
+    );
+    assert!(!api_token["lastUsedAt"].is_null(), "it was used: {data:#}");
+    assert!(!api_token["revokedAt"].is_null(), "it is revoked: {data:#}");
+    let english = data["botTexts"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .find(|text| text["key"] == "GREETING")
+        .unwrap();
+    assert_eq!(english["customText"], greeting);
+
+    // The secret the screen showed is refused now.
+    let secret = result["token"].as_str().unwrap();
+    let refused: Value = desk
+        .http
+        .post(desk.app.url("/graphql"))
+        .bearer_auth(secret)
+        .json(&json!({ "query": "{ dashboard { totalTickets } }" }))
+        .send()
+        .await
+        .unwrap()
+        .json()
+        .await
+        .unwrap();
+    assert_eq!(
+        refused["errors"][0]["extensions"]["code"], "UNAUTHENTICATED",
+        "{refused}"
+    );
+    // The one-time password the screen showed signs Nina in, to choose her own.
+    let signed_in: Value = desk
+        .http
+        .post(desk.app.url("/graphql"))
+        .json(&json!({
+            "query": "mutation($input: LoginInput!) { login(input: $input) { mustChangePassword } }",
+            "variables": { "input": {
+                "email": "nina@example.com",
+                "password": result["oneTimePassword"],
+            } },
+        }))
+        .send()
+        .await
+        .unwrap()
+        .json()
+        .await
+        .unwrap();
+    assert_eq!(
+        signed_in["data"]["login"]["mustChangePassword"], true,
+        "{signed_in}"
+    );
+    desk.stop().await;
+}
