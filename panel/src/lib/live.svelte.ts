@@ -62,6 +62,9 @@ class Connection {
           const code = (event as CloseEvent | undefined)?.code;
           // 4403: the credential ended (expired, revoked); refresh before the next attempt.
           if (code === 4403) void session.refresh().catch(() => undefined);
+          // The lazy close after the last subscription ended (a screen without live data,
+          // such as the dashboard) loses nothing: the next subscription connects again.
+          if (this.running.size === 0 && navigator.onLine !== false) return;
           this.state = navigator.onLine === false ? 'offline' : 'reconnecting';
         },
       },
