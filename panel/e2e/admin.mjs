@@ -1,7 +1,8 @@
 // The admin screens: an admin adds a category (a second one of the same name is refused and
-// the typed name stays), removes another after confirming, adds a template that the composer
-// offers at once, invites an agent with a role and a category (their one-time password shown
-// once), changes the greeting, creates an API token whose secret is shown once, works and is
+// the typed name stays), renames and removes another after confirming, adds a template that
+// the composer offers at once, invites an agent with a role and a category (a taken email is
+// refused first; their one-time password shown once), changes their role, deactivates
+// another agent, changes the greeting, creates an API token whose secret is shown once, works and is
 // gone after a reload, and revokes it. An agent who opens /admin is told it is not for them.
 import { check, DESKTOP, newPage, PHONE, run, screenshot, signIn } from './harness.mjs';
 
@@ -46,8 +47,12 @@ await run(async (browser, config) => {
   await admin.locator('form.card [role=alert]').waitFor();
   check((await admin.getByLabel('Name').inputValue()) === 'returns', 'the refused name is still there');
   await both(admin, config, 'admin-categories');
-  // Removing asks first; cancelling changes nothing.
-  const obsolete = categories.locator('[data-category="Obsolete"]');
+  // A rename, then removing, which asks first; cancelling changes nothing.
+  await categories.locator('[data-category="Obsolete"]').getByRole('button', { name: 'Rename' }).click();
+  await categories.getByRole('textbox', { name: 'Name' }).fill('Old stuff');
+  await categories.getByRole('button', { name: 'Save' }).click();
+  const obsolete = categories.locator('[data-category="Old stuff"]');
+  await obsolete.waitFor();
   await obsolete.getByRole('button', { name: 'Remove' }).click();
   await obsolete.getByRole('button', { name: 'Cancel' }).click();
   check((await obsolete.getByText('removed').count()) === 0, 'cancelled: not removed');
@@ -68,9 +73,15 @@ await run(async (browser, config) => {
   await tabs.getByRole('link', { name: 'Agents' }).click();
   const invite = admin.locator('form', { has: admin.getByRole('heading', { name: 'Invite an agent' }) });
   await invite.getByLabel('Name').fill(config.invitee.name);
-  await invite.getByLabel('Email').fill(config.invitee.email);
+  // An email the team has is refused, and the form keeps everything typed.
+  await invite.getByLabel('Email').fill(config.agent.email);
   await invite.getByLabel('Role').selectOption('AGENT');
   await invite.getByLabel('Returns').check();
+  await invite.getByRole('button', { name: 'Invite' }).click();
+  await invite.getByRole('alert').waitFor();
+  check((await invite.getByLabel('Name').inputValue()) === config.invitee.name, 'the name stays');
+  check(await invite.getByLabel('Returns').isChecked(), 'the category stays ticked');
+  await invite.getByLabel('Email').fill(config.invitee.email);
   await invite.getByRole('button', { name: 'Invite' }).click();
   const shown = admin.getByTestId('one-time-secret');
   await shown.waitFor();
@@ -83,6 +94,17 @@ await run(async (browser, config) => {
   await both(admin, config, 'admin-agents');
   await shown.getByRole('button', { name: 'Done' }).click();
   check((await admin.getByTestId('one-time-secret').count()) === 0, 'the password is gone once closed');
+  // A role change asks first; so does deactivating.
+  const team = admin.getByTestId('agent-list');
+  await invited.getByLabel('Role').selectOption('AUDITOR');
+  await invited.getByRole('button', { name: 'Change role' }).click();
+  await invited.getByRole('button', { name: 'Yes, change' }).click();
+  await invited.getByTestId('agent-role').getByText('Auditor', { exact: true }).waitFor();
+  const leaver = team.locator(`[data-agent="${config.leaver.email}"]`);
+  await leaver.getByRole('button', { name: 'Deactivate' }).click();
+  await leaver.getByRole('button', { name: 'Yes, deactivate' }).click();
+  await leaver.getByText(/^Deactivated /).waitFor();
+  check((await leaver.getByRole('button').count()) === 0, 'a deactivated agent has no controls');
 
   // The greeting.
   await tabs.getByRole('link', { name: 'Greeting' }).click();

@@ -560,6 +560,8 @@ async fn an_admin_sets_up_categories_templates_agents_the_greeting_and_api_token
         .await;
     desk.agent(Role::Agent, "agent@example.com", Some(PASSWORD))
         .await;
+    desk.agent(Role::Agent, "leaver@example.com", Some(PASSWORD))
+        .await;
     desk.customer_writes(21, 8201, "Boris", "Can I send the boots back?")
         .await;
     let token = desk.login("admin@example.com").await;
@@ -570,6 +572,7 @@ async fn an_admin_sets_up_categories_templates_agents_the_greeting_and_api_token
     config["admin"] = json!({ "email": "admin@example.com", "password": PASSWORD });
     config["agent"] = json!({ "email": "agent@example.com", "password": PASSWORD });
     config["invitee"] = json!({ "name": "Nina", "email": "nina@example.com" });
+    config["leaver"] = json!({ "email": "leaver@example.com" });
     config["template"] = json!({
         "title": "Returns label",
         "text": "Print the label we emailed you and drop the parcel at any post office.",
@@ -582,7 +585,7 @@ async fn an_admin_sets_up_categories_templates_agents_the_greeting_and_api_token
     let data = desk
         .gql(
             &token,
-            "{ agents { email role categoryIds } categories { categoryId name } \
+            "{ agents(includeInactive: true) { email role categoryIds active } categories { categoryId name } \
                templates { title } apiTokens { name scopes lastUsedAt revokedAt } \
                botTexts(language: \"en\") { key customText } }",
             json!({}),
@@ -599,7 +602,7 @@ async fn an_admin_sets_up_categories_templates_agents_the_greeting_and_api_token
             .as_array()
             .unwrap()
             .iter()
-            .all(|category| category["name"] != "Obsolete"),
+            .all(|category| category["name"] != "Old stuff"),
         "the removed category is gone: {data:#}"
     );
     let nina = data["agents"]
@@ -608,8 +611,15 @@ async fn an_admin_sets_up_categories_templates_agents_the_greeting_and_api_token
         .iter()
         .find(|agent| agent["email"] == "nina@example.com")
         .unwrap_or_else(|| panic!("Nina was not invited: {data:#}"));
-    assert_eq!(nina["role"], "AGENT");
+    assert_eq!(nina["role"], "AUDITOR");
     assert_eq!(nina["categoryIds"], json!([returns["categoryId"]]));
+    let leaver = data["agents"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .find(|agent| agent["email"] == "leaver@example.com")
+        .unwrap();
+    assert_eq!(leaver["active"], false, "{data:#}");
     assert!(
         data["templates"]
             .as_array()
