@@ -31,10 +31,23 @@ export const BROADCAST = graphql(
       progress { ...ProgressFields }
       buttonPresses { index label data presses customers }
     }
-    broadcastAt(id: $id) { audience content scheduledAt }
   }`,
   [PROGRESS_FIELDS],
 );
+
+/**
+ * A draft's whole content (format, media file id, unsubscribe flag: more than the read model
+ * keeps), folded from its events up to the newest. Drafts have few events; a started
+ * broadcast, with its outcomes, is never folded here.
+ */
+export const STORED = graphql(`
+  query StoredBroadcast($id: ID!, $asOf: DateTime!) {
+    broadcastAt(id: $id, asOf: $asOf) { audience content scheduledAt }
+  }
+`);
+
+/** A time after every event: `broadcastAt` then folds them all, whatever the clocks say. */
+export const LATEST = '9999-12-31T23:59:59Z';
 
 export type BroadcastData = ResultOf<typeof BROADCAST>['broadcast'];
 export type Progress = BroadcastData['progress'];

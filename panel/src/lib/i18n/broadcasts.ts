@@ -3,6 +3,7 @@ import type { Messages } from './types';
 
 export const en = {
   'broadcasts.title': 'Broadcasts',
+  'broadcasts.one': 'Broadcast',
   'broadcasts.new': 'New broadcast',
   'broadcasts.newTitle': 'New broadcast',
   'broadcasts.back': 'All broadcasts',
@@ -163,6 +164,7 @@ export const en = {
 
 export const ru: Record<keyof typeof en, Messages[string]> = {
   'broadcasts.title': 'Рассылки',
+  'broadcasts.one': 'Рассылка',
   'broadcasts.new': 'Новая рассылка',
   'broadcasts.newTitle': 'Новая рассылка',
   'broadcasts.back': 'Все рассылки',
