@@ -2,7 +2,7 @@
 // refuses a bad link and the form keeps what was typed; fixed, it is started from the panel,
 // paused (an auditor then sees it without any control), resumed, and its progress bar runs to
 // the total, live; the recipients' table and the CSV report list every customer. A second
-// broadcast to listed customers is scheduled at a local time. Screenshots of the list, the
+// broadcast to listed customers is scheduled at a local time and previewed. Screenshots of the list, the
 // editor and the detail at desktop and phone sizes.
 import { DESKTOP, PHONE, check, newPage, run, screenshot, signIn } from './harness.mjs';
 import { readFile } from 'node:fs/promises';
@@ -130,6 +130,12 @@ await run(async (browser, config) => {
   await badge(writer, 'SCHEDULED').waitFor({ timeout: 10_000 });
   check((await writer.locator('input[type=datetime-local]').inputValue()) === '2030-06-15T10:00', 'the editor shows the local time again');
   await button(writer, 'Cancel broadcast').waitFor();
+
+  // A preview of it to one customer; it stays scheduled.
+  await writer.getByRole('textbox', { name: 'Telegram user id', exact: true }).fill(String(config.customers[1]));
+  await button(writer, 'Send a preview').click();
+  await writer.getByRole('status').getByText(/The preview (was sent|is on its way)/).waitFor({ timeout: 15_000 });
+  await badge(writer, 'SCHEDULED').waitFor({ timeout: 10_000 });
 
   await writer.getByRole('link', { name: 'All broadcasts' }).click();
   await writer.getByTestId('broadcast-row').nth(1).waitFor();

@@ -522,6 +522,18 @@ async fn a_broadcast_started_from_the_panel_shows_its_progress_and_reaches_every
     assert_eq!(rows[0][0]["url"], "https://shop.example/sale");
     assert_eq!(rows[0][1]["text"], "Thanks");
 
+    // The preview of the scheduled broadcast went to the one customer it was asked for.
+    let previews: Vec<_> = desk
+        .telegram
+        .calls_of("sendMessage")
+        .into_iter()
+        .filter(|call| {
+            call.param("text").as_deref() == Some("Our shop opens an hour later on Monday.")
+        })
+        .collect();
+    assert_eq!(previews.len(), 1, "{previews:#?}");
+    assert_eq!(previews[0].chat_id(), Some(customers[1]));
+
     let query = "query($id: ID!) { broadcast(id: $id) { state delivered totalRecipients scheduledAt audienceKind } }";
     let done = desk
         .gql(&token, query, json!({ "id": result["broadcastId"] }))

@@ -8,6 +8,7 @@ import {
   formatEta,
   formatRate,
   isoToLocalInput,
+  listIsMoving,
   localInputToIso,
   parseCustomerIds,
   progressPercent,
@@ -179,5 +180,15 @@ describe('the progress', () => {
     expect(actionsFor('running')).toEqual({ edit: false, start: false, pause: true, resume: false, cancel: true });
     expect(actionsFor('PAUSED')).toEqual({ edit: false, start: false, pause: false, resume: true, cancel: true });
     expect(actionsFor('COMPLETED')).toEqual({ edit: false, start: false, pause: false, resume: false, cancel: false });
+  });
+});
+
+describe('the list', () => {
+  it('reads its counters again only while something is sending or about to start', () => {
+    const now = Date.parse('2027-01-01T12:00:00Z');
+    expect(listIsMoving([{ state: 'COMPLETED' }, { state: 'DRAFT' }], now)).toBe(false);
+    expect(listIsMoving([{ state: 'RUNNING' }], now)).toBe(true);
+    expect(listIsMoving([{ state: 'SCHEDULED', scheduledAt: '2027-01-01T12:00:30Z' }], now)).toBe(true);
+    expect(listIsMoving([{ state: 'SCHEDULED', scheduledAt: '2027-01-02T12:00:00Z' }], now)).toBe(false);
   });
 });

@@ -328,3 +328,15 @@ export function actionsFor(state: string): { edit: boolean; start: boolean; paus
 export function reportFileName(broadcastId: string): string {
   return `broadcast-${broadcastId.slice(0, 8)}-recipients.csv`;
 }
+
+/**
+ * Whether the list's counters may change by themselves soon: a broadcast is sending, or one
+ * is due within a minute (the scheduler starts it then).
+ */
+export function listIsMoving(rows: { state: string; scheduledAt?: string | null }[], now: number = Date.now()): boolean {
+  return rows.some((row) => {
+    if (row.state === 'RUNNING') return true;
+    if (row.state !== 'SCHEDULED' || !row.scheduledAt) return false;
+    return Date.parse(row.scheduledAt) - now < 60_000;
+  });
+}
