@@ -135,7 +135,10 @@ await run(async (browser, config) => {
   await writer.getByRole('textbox', { name: 'Telegram user id', exact: true }).fill(String(config.customers[1]));
   await button(writer, 'Send a preview').click();
   await writer.getByRole('status').getByText(/The preview (was sent|is on its way)/).waitFor({ timeout: 15_000 });
-  await badge(writer, 'SCHEDULED').waitFor({ timeout: 10_000 });
+  await badge(writer, 'SCHEDULED').waitFor({ timeout: 10_000 }).catch(async (error) => {
+    const shown = await writer.getByTestId('broadcast-state').getAttribute('data-state');
+    throw new Error(`${error.message}\nthe page shows ${shown}`);
+  });
 
   await writer.getByRole('link', { name: 'All broadcasts' }).click();
   await writer.getByTestId('broadcast-row').nth(1).waitFor();

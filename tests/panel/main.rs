@@ -483,7 +483,7 @@ async fn a_broadcast_started_from_the_panel_shows_its_progress_and_reaches_every
         .await;
     desk.agent(Role::Admin, "admin@example.com", Some(PASSWORD))
         .await;
-    let customers: Vec<i64> = (9301..=9308).collect();
+    let customers: Vec<i64> = (9301..=9310).collect();
     for (n, customer) in (1..).zip(&customers) {
         desk.customer_writes(n, *customer, &format!("Customer {n}"), "Hello")
             .await;

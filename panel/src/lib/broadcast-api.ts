@@ -46,6 +46,13 @@ export const STORED = graphql(`
   }
 `);
 
+/** Where a broadcast stands in its log now (not in a read model that may lag behind). */
+export const STATUS = graphql(`
+  query BroadcastStatus($id: ID!, $asOf: DateTime!) {
+    broadcastAt(id: $id, asOf: $asOf) { status scheduledAt }
+  }
+`);
+
 /** A time after every event: `broadcastAt` then folds them all, whatever the clocks say. */
 export const LATEST = '9999-12-31T23:59:59Z';
 
