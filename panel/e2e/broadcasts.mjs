@@ -168,6 +168,11 @@ await run(async (browser, config) => {
   await badge(phone, 'COMPLETED').waitFor();
   await phone.locator('[data-testid=recipient]').first().waitFor();
   await screenshot(phone, config, 'detail');
+  // In Russian: the same page, its words and numbers in the agent's language.
+  await phone.getByTestId('language').selectOption('ru');
+  await phone.getByRole('heading', { name: 'Рассылка' }).waitFor();
+  await phone.getByTestId('broadcast-state').getByText('Завершена').waitFor();
+  await screenshot(phone, config, 'detail-ru');
 
   const problems = [...writer.problems, ...auditor.problems, ...phone.problems];
   check(problems.length === 0, `the browser reported problems: ${problems.join('\n')}`);
