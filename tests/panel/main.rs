@@ -39,6 +39,11 @@ struct Desk {
 
 impl Desk {
     async fn start(tag: &str) -> Desk {
+        Desk::start_with(tag, |config| config).await
+    }
+
+    /// As [`Desk::start`], with the bot's configuration changed by `configure`.
+    async fn start_with(tag: &str, configure: impl FnOnce(BotConfig) -> BotConfig) -> Desk {
         if !api::panel::BUILT {
             panic!(
                 "this build has no panel: build it first (`npm ci && npm run build` in panel/; \
@@ -54,6 +59,7 @@ impl Desk {
                 Some(SecretString::from(SECRET)),
             )
             .unwrap();
+        let config = configure(config);
         let app = TestApp::spawn(DatabaseName::fresh(&format!("panel_{tag}")), |settings| {
             settings.bot = Some(config);
             settings.db_max_connections = 8;
@@ -682,5 +688,89 @@ async fn an_admin_sets_up_categories_templates_agents_the_greeting_and_api_token
         signed_in["data"]["login"]["mustChangePassword"], true,
         "{signed_in}"
     );
+#[tokio::test]
+async fn a_broadcast_started_from_the_panel_shows_its_progress_and_reaches_every_customer() {
+    // Two messages a second for the whole bot: the broadcast runs for a few seconds, long
+    // enough to pause it from the panel and to watch its bar move.
+    let desk = Desk::start_with("broadcasts", |config| {
+        config.with_messages_per_second(2).unwrap()
+    })
+    .await;
+    desk.agent(Role::Agent, "writer@example.com", Some(PASSWORD))
+        .await;
+    desk.agent(Role::Auditor, "auditor@example.com", Some(PASSWORD))
+        .await;
+    desk.agent(Role::Admin, "admin@example.com", Some(PASSWORD))
+        .await;
+    let customers: Vec<i64> = (9301..=9310).collect();
+    for (n, customer) in (1..).zip(&customers) {
+        desk.customer_writes(n, *customer, &format!("Customer {n}"), "Hello")
+            .await;
+    }
+    let token = desk.login("admin@example.com").await;
+    wait_for_tickets(&desk, &token, customers.len()).await;
+
+    let text = "Our spring sale starts today: 20% off everything.";
+    let mut config = desk.config("broadcasts");
+    config["agent"] = json!({ "email": "writer@example.com", "password": PASSWORD });
+    config["auditor"] = json!({ "email": "auditor@example.com", "password": PASSWORD });
+    config["customers"] = json!(customers);
+    config["text"] = json!(text);
+    let result = scenario("broadcasts", config).await;
+
+    // Telegram got the message once in each customer's chat, with the buttons written in
+    // the panel and the unsubscribe row below them.
+    let sends: Vec<_> = desk
+        .telegram
+        .calls_of("sendMessage")
+        .into_iter()
+        .filter(|call| call.param("text").as_deref() == Some(text))
+        .collect();
+    for customer in &customers {
+        let got = sends
+            .iter()
+            .filter(|call| call.chat_id() == Some(*customer) && call.succeeded())
+            .count();
+        assert_eq!(got, 1, "customer {customer} got {got} broadcast messages");
+    }
+    assert_eq!(sends.len(), customers.len(), "{sends:#?}");
+    let markup = sends[0].json_param("reply_markup").unwrap();
+    let rows = markup["inline_keyboard"].as_array().unwrap();
+    assert_eq!(rows.len(), 2, "{markup}");
+    assert_eq!(rows[0][0]["text"], "Shop");
+    assert_eq!(rows[0][0]["url"], "https://shop.example/sale");
+    assert_eq!(rows[0][1]["text"], "Thanks");
+
+    // The preview of the scheduled broadcast went to the one customer it was asked for.
+    let previews: Vec<_> = desk
+        .telegram
+        .calls_of("sendMessage")
+        .into_iter()
+        .filter(|call| {
+            call.param("text").as_deref() == Some("Our shop opens an hour later on Monday.")
+        })
+        .collect();
+    assert_eq!(previews.len(), 1, "{previews:#?}");
+    assert_eq!(previews[0].chat_id(), Some(customers[1]));
+
+    let query = "query($id: ID!) { broadcast(id: $id) { state delivered totalRecipients scheduledAt audienceKind } }";
+    let done = desk
+        .gql(&token, query, json!({ "id": result["broadcastId"] }))
+        .await;
+    assert_eq!(done["broadcast"]["state"], "COMPLETED", "{done}");
+    assert_eq!(done["broadcast"]["delivered"], json!(customers.len()));
+    // 10:00 in Tokyo, where the agent's browser was, is 01:00 UTC.
+    let scheduled = desk
+        .gql(&token, query, json!({ "id": result["scheduledId"] }))
+        .await;
+    assert_eq!(scheduled["broadcast"]["state"], "SCHEDULED", "{scheduled}");
+    assert_eq!(scheduled["broadcast"]["audienceKind"], "explicit");
+    let at = chrono::DateTime::parse_from_rfc3339(
+        scheduled["broadcast"]["scheduledAt"].as_str().unwrap(),
+    )
+    .unwrap();
+    let expected =
+        chrono::DateTime::parse_from_rfc3339(result["scheduledAt"].as_str().unwrap()).unwrap();
+    assert_eq!(at, expected);
     desk.stop().await;
 }
