@@ -51,7 +51,10 @@ pub fn load_or_create_key(path: &Path) -> anyhow::Result<AnchorKey> {
 }
 
 /// Reads the anchor key from `path` if the file exists.
-fn existing_key(path: &Path) -> anyhow::Result<Option<AnchorKey>> {
+///
+/// # Errors
+/// When the file exists and cannot be read or does not hold a key.
+pub fn existing_key(path: &Path) -> anyhow::Result<Option<AnchorKey>> {
     match std::fs::read_to_string(path) {
         Ok(text) => parse_key(&text)
             .map(Some)
@@ -338,9 +341,9 @@ pub async fn import(database: &DatabaseArgs, args: &ImportArgs) -> anyhow::Resul
     let mut out = std::io::stdout().lock();
     writeln!(
         out,
-        "imported {} events in {} streams; rebuild the read models with `ledgerdesk replay` \
-         or start `ledgerdesk serve`",
-        imported.events, imported.streams
+        "imported {} events in {} streams and {} anchors; rebuild the read models with \
+         `ledgerdesk replay` or start `ledgerdesk serve`",
+        imported.events, imported.streams, imported.anchors
     )?;
     pool.close().await;
     Ok(())

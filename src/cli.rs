@@ -45,9 +45,11 @@ pub enum Command {
     /// Tamper evidence: verify the log's hash chains and anchors, or anchor the log now.
     #[command(subcommand)]
     Audit(AuditCommand),
-    /// Write the log's events as JSON Lines (one event per line, in log order).
+    /// Write the log's events as JSON Lines (one event per line, in log order); an export of
+    /// the whole log (no --from, no --stream-prefix) also carries its signed anchors.
     Export(ExportArgs),
-    /// Append a JSON Lines export to an empty log, checking every hash; all or nothing.
+    /// Append a JSON Lines export to an empty log, checking every hash and anchor; all or
+    /// nothing.
     Import(ImportArgs),
 }
 
@@ -268,9 +270,10 @@ impl DatabaseArgs {
             },
             bot: serve.bot_config()?,
             command_retry_budget: std::time::Duration::from_millis(serve.command_retry_budget_ms),
-            anchor: (serve.anchor_interval_secs > 0).then(|| crate::startup::AnchorSettings {
+            anchor: Some(crate::startup::AnchorSettings {
                 key_file: serve.anchor_key.anchor_key_file.clone(),
-                interval: std::time::Duration::from_secs(serve.anchor_interval_secs),
+                interval: (serve.anchor_interval_secs > 0)
+                    .then(|| std::time::Duration::from_secs(serve.anchor_interval_secs)),
             }),
         })
     }
