@@ -77,9 +77,7 @@ impl Problem {
             Problem::OutOfOrder => "the event comes before the version it follows in the log",
             Problem::Removed => "an anchor names this event and the log no longer holds it",
             Problem::AnchorDiffers => "an anchor names this event with another hash",
-            Problem::AnchorSignature => {
-                "the anchor naming this event does not match its signature"
-            }
+            Problem::AnchorSignature => "the anchor naming this event does not match its signature",
             Problem::AnchorKeyUnknown => {
                 "the anchor naming this event is signed by a key that is not trusted"
             }
@@ -500,7 +498,7 @@ pub async fn verify_stream(
             stream: stream.to_owned(),
         });
     }
-    let anchored_version = anchored.as_ref().map(|head| head.version);
+    let anchored_version = anchored.as_ref().map(|head| to_u64(head.version));
     if broken.is_none()
         && let Some(head) = anchored
     {
@@ -512,10 +510,11 @@ pub async fn verify_stream(
             None => None,
         };
         if let Some(problem) = problem {
-            let position = stored_position(pool, stream, head.version).await?;
+            let version = to_u64(head.version);
+            let position = stored_position(pool, stream, version).await?;
             broken = Some(BrokenLink {
                 stream: stream.to_owned(),
-                version: head.version,
+                version,
                 position,
                 expected: Some(head.hash),
                 stored: head.stored,
@@ -539,11 +538,11 @@ pub async fn verify_stream(
 }
 
 /// The latest anchored head of one stream.
-#[derive(Debug)]
+#[derive(Debug, sqlx::FromRow)]
 struct AnchoredHead {
     /// The anchor that names it.
     anchor: i64,
-    version: u64,
+    version: i64,
     /// The anchored hash.
     hash: Vec<u8>,
     /// The log's hash of that version (`None` when the log no longer holds it).
@@ -552,8 +551,8 @@ struct AnchoredHead {
 
 /// The latest anchored head of `stream`.
 async fn anchored_head(pool: &PgPool, stream: &str) -> Result<Option<AnchoredHead>, Error> {
-    let row: Option<(i64, i64, Vec<u8>, Option<Vec<u8>>)> = sqlx::query_as(
-        "select h.anchor_seq, h.stream_version, h.hash, e.hash \
+    sqlx::query_as(
+        "select h.anchor_seq as anchor, h.stream_version as version, h.hash, e.hash as stored \
            from (select anchor_seq, stream_id, stream_version, hash from log_anchor_heads \
                   where stream_id = $1 order by stream_version desc limit 1) h \
            left join events e \
@@ -562,13 +561,7 @@ async fn anchored_head(pool: &PgPool, stream: &str) -> Result<Option<AnchoredHea
     .bind(stream)
     .fetch_optional(pool)
     .await
-    .map_err(backend)?;
-    Ok(row.map(|(anchor, version, hash, stored)| AnchoredHead {
-        anchor,
-        version: to_u64(version),
-        hash,
-        stored,
-    }))
+    .map_err(backend)
 }
 
 async fn stored_position(
@@ -782,16 +775,18 @@ async fn signature_problem(
     );
     let content_holds = i64::try_from(count).ok() == Some(anchor.head_count)
         && digest[..] == anchor.heads_digest[..];
-    Ok(if !(content_holds && signature_holds(&anchor.public_key, &message, &anchor.signature)) {
-        Some(AnchorProblem::BadSignature { seq: anchor.seq })
-    } else if !trusted.is_empty() && !trusted.iter().any(|k| k[..] == anchor.public_key[..]) {
-        Some(AnchorProblem::UntrustedKey {
-            seq: anchor.seq,
-            public_key: anchor.public_key.clone(),
-        })
-    } else {
-        None
-    })
+    Ok(
+        if !(content_holds && signature_holds(&anchor.public_key, &message, &anchor.signature)) {
+            Some(AnchorProblem::BadSignature { seq: anchor.seq })
+        } else if !trusted.is_empty() && !trusted.iter().any(|k| k[..] == anchor.public_key[..]) {
+            Some(AnchorProblem::UntrustedKey {
+                seq: anchor.seq,
+                public_key: anchor.public_key.clone(),
+            })
+        } else {
+            None
+        },
+    )
 }
 
 /// Whether `signature` is `public_key`'s ed25519 signature of `message`.
@@ -830,7 +825,12 @@ pub(super) fn digest_head(hasher: &mut Sha256, stream: &str, version: u64, hash:
     hasher.update(hash);
 }
 
-pub(super) fn anchor_message(previous: Option<&[u8]>, at: Position, count: u64, digest: &[u8]) -> Vec<u8> {
+pub(super) fn anchor_message(
+    previous: Option<&[u8]>,
+    at: Position,
+    count: u64,
+    digest: &[u8],
+) -> Vec<u8> {
     let previous = previous.unwrap_or_default();
     let (tx, seq) = at.parts();
     let mut message = Vec::with_capacity(120);

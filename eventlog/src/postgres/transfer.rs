@@ -201,7 +201,11 @@ async fn next_anchor(pool: &PgPool, after: i64, to: Position) -> Result<Option<A
 }
 
 /// Writes `anchor` as one line, its heads streamed from the database.
-async fn write_anchor(pool: &PgPool, anchor: &AnchorRow, out: &mut impl Write) -> Result<(), Error> {
+async fn write_anchor(
+    pool: &PgPool,
+    anchor: &AnchorRow,
+    out: &mut impl Write,
+) -> Result<(), Error> {
     let position = Position::from_parts(to_u64(anchor.tx_id), to_u64(anchor.position));
     let previous = anchor
         .previous_signature
@@ -212,7 +216,9 @@ async fn write_anchor(pool: &PgPool, anchor: &AnchorRow, out: &mut impl Write) -
         "{{\"anchor\":{{\"position\":\"{position}\",\"created_at\":\"{}\",\
          \"previous_signature\":{previous},\"heads_digest\":\"{}\",\"public_key\":\"{}\",\
          \"signature\":\"{}\",\"heads\":[",
-        anchor.created_at.to_rfc3339_opts(SecondsFormat::Micros, true),
+        anchor
+            .created_at
+            .to_rfc3339_opts(SecondsFormat::Micros, true),
         hex::encode(&anchor.heads_digest),
         hex::encode(&anchor.public_key),
         hex::encode(&anchor.signature),
@@ -370,9 +376,9 @@ pub async fn import(
     let any: bool = sqlx::query_scalar(
         "select exists (select 1 from events) or exists (select 1 from log_anchors)",
     )
-        .fetch_one(&mut *tx)
-        .await
-        .map_err(backend)?;
+    .fetch_one(&mut *tx)
+    .await
+    .map_err(backend)?;
     if any {
         return Err(ImportError::NotEmpty);
     }
@@ -563,8 +569,8 @@ async fn import_anchor(
     let mut versions = Vec::with_capacity(anchor.heads.len());
     let mut hashes = Vec::with_capacity(anchor.heads.len());
     for head in &anchor.heads {
-        let hash =
-            hash_of(&head.hash).ok_or_else(|| refuse("a head's `hash` is not 64 hex digits".into()))?;
+        let hash = hash_of(&head.hash)
+            .ok_or_else(|| refuse("a head's `hash` is not 64 hex digits".into()))?;
         if streams
             .last()
             .is_some_and(|last: &String| last.as_bytes() >= head.stream.as_bytes())
@@ -598,10 +604,17 @@ async fn import_anchor(
     }
     let computed: [u8; 32] = sha2::Digest::finalize(hasher).into();
     if computed[..] != digest[..] {
-        return Err(refuse("the anchor's heads do not give its `heads_digest`".into()));
+        return Err(refuse(
+            "the anchor's heads do not give its `heads_digest`".into(),
+        ));
     }
     let count = anchor.heads.len() as u64;
-    let message = anchor_message(previous_signature.as_deref(), anchor.position, count, &digest);
+    let message = anchor_message(
+        previous_signature.as_deref(),
+        anchor.position,
+        count,
+        &digest,
+    );
     if !signature_holds(&public_key, &message, &signature) {
         return Err(refuse(
             "the anchor's signature does not hold for its content and public key".into(),

@@ -287,22 +287,21 @@ impl LogQuery {
         let from = u64::try_from(from_version.unwrap_or(0))
             .map_err(|_| error(Code::Validation, "`fromVersion` may not be negative"))?;
         let api = ctx.data_unchecked::<Api>();
-        let checked =
-            match audit::verify_stream(
-                api.log.pool(),
-                &stream_id,
-                from,
-                VERIFY_EVENTS,
-                &api.anchor_keys,
-            )
-            .await
-            {
-                Ok(checked) => checked,
-                Err(eventlog::Error::StreamNotFound { .. }) => {
-                    return Err(error(Code::NotFound, "the log holds no such stream"));
-                }
-                Err(other) => return Err(failed("cannot verify the stream", other)),
-            };
+        let checked = match audit::verify_stream(
+            api.log.pool(),
+            &stream_id,
+            from,
+            VERIFY_EVENTS,
+            &api.anchor_keys,
+        )
+        .await
+        {
+            Ok(checked) => checked,
+            Err(eventlog::Error::StreamNotFound { .. }) => {
+                return Err(error(Code::NotFound, "the log holds no such stream"));
+            }
+            Err(other) => return Err(failed("cannot verify the stream", other)),
+        };
         let to_i64 = |n: u64| i64::try_from(n).unwrap_or(i64::MAX);
         Ok(StreamAudit {
             stream: checked.stream,
@@ -312,9 +311,7 @@ impl LogQuery {
             holds: checked.broken.is_none(),
             broken: checked.broken.map(ChainBreak::from),
             anchored_version: checked.anchored_version.map(to_i64),
-            anchor_key_checked: checked
-                .anchored_version
-                .map(|_| checked.anchor_key_checked),
+            anchor_key_checked: checked.anchored_version.map(|_| checked.anchor_key_checked),
         })
     }
 }
