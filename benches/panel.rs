@@ -168,12 +168,16 @@ async fn main() -> anyhow::Result<()> {
             first_screen_raw_kib: number("firstScreenRawBytes") / 1024.0,
         };
         println!(
-            "  round {round}: usable inbox {:.0} ms (first row in the page {:.0} ms; loads {}), \
+            "  round {round}: usable inbox {:.0} ms (first row in the page {:.0} ms; loads {}; \
+             scripts run by {:.0} ms, last API answer by {:.0} ms, slowest query {:.0} ms), \
              message → inbox p50 {:.0} ms, p99 {:.0} ms, max {:.0} ms, first-screen JS {:.1} KiB \
              gzip",
             result.inbox_ms,
             result.inbox_row_ms,
             figures["inboxLoadsMs"],
+            number("inboxScriptsMs"),
+            number("inboxDataMs"),
+            number("inboxSlowestQueryMs"),
             result.p50_ms,
             result.p99_ms,
             result.max_ms,

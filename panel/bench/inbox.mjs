@@ -51,7 +51,21 @@ async function loadInbox(browser, config, session) {
     const page = await context.newPage();
     await page.goto('/');
     await page.waitForFunction(() => window.__usableAt !== undefined, null, { timeout: 20_000 });
-    const times = await page.evaluate(() => ({ row: window.__rowAt, usable: window.__usableAt }));
+    const times = await page.evaluate(() => {
+      // Where the time went: the document's scripts run (DOMContentLoaded), and the last API
+      // answer before the row (the session's, the directory's and the tickets' queries).
+      const [navigation] = performance.getEntriesByType('navigation');
+      const answers = performance
+        .getEntriesByType('resource')
+        .filter((entry) => entry.name.endsWith('/graphql') && entry.responseEnd <= window.__rowAt);
+      return {
+        row: window.__rowAt,
+        usable: window.__usableAt,
+        scripts: navigation.domContentLoadedEventEnd,
+        data: Math.max(0, ...answers.map((entry) => entry.responseEnd)),
+        query: Math.max(0, ...answers.map((entry) => entry.responseEnd - entry.requestStart)),
+      };
+    });
     // Usable: the first row opens its ticket.
     await page.locator(ROW).first().click();
     await page.waitForURL(/\/tickets\/[0-9a-f-]{36}$/, { timeout: 10_000 });
@@ -148,6 +162,9 @@ await run(async (browser, config) => {
     inboxMs: median(loads.map((load) => load.usable)),
     inboxRowMs: median(loads.map((load) => load.row)),
     inboxLoadsMs: loads.map((load) => Math.round(load.usable)),
+    inboxScriptsMs: median(loads.map((load) => load.scripts)),
+    inboxDataMs: median(loads.map((load) => load.data)),
+    inboxSlowestQueryMs: median(loads.map((load) => load.query)),
     p50Ms: percentile(latencies, 0.5),
     p99Ms: percentile(latencies, 0.99),
     maxMs: Math.max(...latencies),
