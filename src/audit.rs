@@ -303,6 +303,9 @@ pub async fn export(database: &DatabaseArgs, args: &ExportArgs) -> anyhow::Resul
     }
     .context("the export failed")?;
     meter.finish(exported.events);
+    if exported.anchors > 0 {
+        eprintln!("with {} anchors", exported.anchors);
+    }
     // Who took the log out, and which part of it, is itself in the audit trail.
     let made = domain::audit::AuditEvent::ExportMade(domain::audit::ExportMade {
         from: args.from.map(|position| position.to_string()),

@@ -484,8 +484,9 @@ pub struct ServeArgs {
     #[arg(long, env = "TELEGRAM_ALLOW_PAID_BROADCAST", default_value_t = false, action = clap::ArgAction::Set)]
     pub telegram_allow_paid_broadcast: bool,
 
-    /// How often the log's anchor is signed and stored, in seconds (0: never). Removing a
-    /// stream's newest events goes unseen only until the next anchor.
+    /// How often the log's anchor is signed and stored, in seconds (0: never; the key file
+    /// is then only read, when it exists, to check anchors in the API's `auditVerify`).
+    /// Removing a stream's newest events goes unseen only until the next anchor.
     #[arg(long, env = "LEDGERDESK_ANCHOR_INTERVAL_SECS", default_value_t = 300, value_parser = clap::value_parser!(u64).range(0..=86_400))]
     pub anchor_interval_secs: u64,
 
