@@ -51,7 +51,10 @@ pub fn load_or_create_key(path: &Path) -> anyhow::Result<AnchorKey> {
 }
 
 /// Reads the anchor key from `path` if the file exists.
-fn existing_key(path: &Path) -> anyhow::Result<Option<AnchorKey>> {
+///
+/// # Errors
+/// When the file exists and cannot be read or does not hold a key.
+pub fn existing_key(path: &Path) -> anyhow::Result<Option<AnchorKey>> {
     match std::fs::read_to_string(path) {
         Ok(text) => parse_key(&text)
             .map(Some)
@@ -300,6 +303,9 @@ pub async fn export(database: &DatabaseArgs, args: &ExportArgs) -> anyhow::Resul
     }
     .context("the export failed")?;
     meter.finish(exported.events);
+    if exported.anchors > 0 {
+        eprintln!("with {} anchors", exported.anchors);
+    }
     // Who took the log out, and which part of it, is itself in the audit trail.
     let made = domain::audit::AuditEvent::ExportMade(domain::audit::ExportMade {
         from: args.from.map(|position| position.to_string()),
@@ -338,9 +344,9 @@ pub async fn import(database: &DatabaseArgs, args: &ImportArgs) -> anyhow::Resul
     let mut out = std::io::stdout().lock();
     writeln!(
         out,
-        "imported {} events in {} streams; rebuild the read models with `ledgerdesk replay` \
-         or start `ledgerdesk serve`",
-        imported.events, imported.streams
+        "imported {} events in {} streams and {} anchors; rebuild the read models with \
+         `ledgerdesk replay` or start `ledgerdesk serve`",
+        imported.events, imported.streams, imported.anchors
     )?;
     pool.close().await;
     Ok(())

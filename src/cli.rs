@@ -45,9 +45,11 @@ pub enum Command {
     /// Tamper evidence: verify the log's hash chains and anchors, or anchor the log now.
     #[command(subcommand)]
     Audit(AuditCommand),
-    /// Write the log's events as JSON Lines (one event per line, in log order).
+    /// Write the log's events as JSON Lines (one event per line, in log order); an export of
+    /// the whole log (no --from, no --stream-prefix) also carries its signed anchors.
     Export(ExportArgs),
-    /// Append a JSON Lines export to an empty log, checking every hash; all or nothing.
+    /// Append a JSON Lines export to an empty log, checking every hash and anchor; all or
+    /// nothing.
     Import(ImportArgs),
 }
 
@@ -268,9 +270,10 @@ impl DatabaseArgs {
             },
             bot: serve.bot_config()?,
             command_retry_budget: std::time::Duration::from_millis(serve.command_retry_budget_ms),
-            anchor: (serve.anchor_interval_secs > 0).then(|| crate::startup::AnchorSettings {
+            anchor: Some(crate::startup::AnchorSettings {
                 key_file: serve.anchor_key.anchor_key_file.clone(),
-                interval: std::time::Duration::from_secs(serve.anchor_interval_secs),
+                interval: (serve.anchor_interval_secs > 0)
+                    .then(|| std::time::Duration::from_secs(serve.anchor_interval_secs)),
             }),
         })
     }
@@ -481,8 +484,9 @@ pub struct ServeArgs {
     #[arg(long, env = "TELEGRAM_ALLOW_PAID_BROADCAST", default_value_t = false, action = clap::ArgAction::Set)]
     pub telegram_allow_paid_broadcast: bool,
 
-    /// How often the log's anchor is signed and stored, in seconds (0: never). Removing a
-    /// stream's newest events goes unseen only until the next anchor.
+    /// How often the log's anchor is signed and stored, in seconds (0: never; the key file
+    /// is then only read, when it exists, to check anchors in the API's `auditVerify`).
+    /// Removing a stream's newest events goes unseen only until the next anchor.
     #[arg(long, env = "LEDGERDESK_ANCHOR_INTERVAL_SECS", default_value_t = 300, value_parser = clap::value_parser!(u64).range(0..=86_400))]
     pub anchor_interval_secs: u64,
 

@@ -38,17 +38,19 @@ pub struct Settings {
     pub bot: Option<bot::config::BotConfig>,
     /// How long a command keeps retrying while other writers change what it works on.
     pub command_retry_budget: std::time::Duration,
-    /// The periodic signed anchor of the log (`None`: off).
+    /// The anchor key, and the periodic signed anchor of the log (`None`: no anchor key).
     pub anchor: Option<AnchorSettings>,
 }
 
 /// Where the anchor key is and how often the log is anchored.
 #[derive(Debug, Clone)]
 pub struct AnchorSettings {
-    /// The file of the ed25519 key (created on first start).
+    /// The file of the ed25519 key (created on first start when the log is anchored). Its
+    /// public key is what `auditVerify` checks anchors against.
     pub key_file: std::path::PathBuf,
-    /// Time between anchors.
-    pub interval: Duration,
+    /// Time between anchors (`None`: the log is not anchored; the key is only read, when its
+    /// file exists, to check anchors).
+    pub interval: Option<Duration>,
 }
 
 /// A built, not yet running, Ledgerdesk: its listener is bound and its database migrated.
@@ -92,17 +94,23 @@ impl Application {
             .with_context(|| format!("cannot listen on {}", settings.bind))?;
         // A key that cannot be read or created leaves the log unanchored, not the server down:
         // the chains still show changed events, and `audit verify` reports the missing anchors.
-        let anchor = settings.anchor.as_ref().and_then(|anchor| {
-            match crate::audit::load_or_create_key(&anchor.key_file) {
-                Ok(key) => Some((key, anchor.interval)),
+        let anchor_key = settings.anchor.as_ref().and_then(|anchor| {
+            let key = match anchor.interval {
+                Some(_) => crate::audit::load_or_create_key(&anchor.key_file).map(Some),
+                None => crate::audit::existing_key(&anchor.key_file),
+            };
+            match key {
+                Ok(key) => key.map(|key| (key, anchor.interval)),
                 Err(err) => {
                     tracing::error!(error = %format!("{err:#}"),
-                        "the log will not be anchored: set LEDGERDESK_ANCHOR_KEY_FILE to a \
-                         writable place");
+                        "the log will not be anchored nor its anchors checked against the key: \
+                         set LEDGERDESK_ANCHOR_KEY_FILE to a readable, writable place");
                     None
                 }
             }
         });
+        let anchor_public_key = anchor_key.as_ref().map(|(key, _)| key.public_key());
+        let anchor = anchor_key.and_then(|(key, interval)| interval.map(|every| (key, every)));
         let log = PostgresLog::new(pool);
         // The one command service of the process: the API and the bot share it, and with it
         // its memory of aggregate states.
@@ -111,6 +119,9 @@ impl Application {
         let projections = projections::models::all();
         let server = server_config(&settings);
         let mut api_config = settings.api;
+        if anchor_public_key.is_some() {
+            api_config.anchor_public_key = anchor_public_key;
+        }
         // Media are fetched with the bot's token, from its Bot API server.
         if let (Some(media), Some(bot)) = (api_config.media.as_mut(), settings.bot.as_ref())
             && media.telegram.is_none()

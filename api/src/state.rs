@@ -51,6 +51,10 @@ pub struct ApiConfig {
     /// Media storage and fetching (`/media`, the media URLs in GraphQL); `None`: no media
     /// are served.
     pub media: Option<media::MediaConfig>,
+    /// The public key of the log's anchor key, which `auditVerify` checks anchors against
+    /// (`None`: the server has no anchor key; anchors are then checked against the key
+    /// stored with them only).
+    pub anchor_public_key: Option<[u8; 32]>,
 }
 
 impl AppState {
@@ -88,6 +92,7 @@ impl AppState {
             limits: config.limits,
             live: live::LiveHub::new(log.clone()),
             media,
+            anchor_keys: config.anchor_public_key.into_iter().collect(),
         };
         let schema = graphql::schema(api.clone());
         let documents = Arc::new(DocumentCache::new(graphql::root_fields()));

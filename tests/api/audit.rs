@@ -21,7 +21,7 @@ const EVENTS: &str = "query($after: String, $first: Int, $prefix: String, $types
 
 const VERIFY: &str = "query($stream: String!, $from: Int) {
     auditVerify(streamId: $stream, fromVersion: $from) {
-        stream fromVersion eventsChecked nextVersion holds anchoredVersion
+        stream fromVersion eventsChecked nextVersion holds anchoredVersion anchorKeyChecked
         broken { version position problem expectedHash storedHash } } }";
 
 /// Every page of `events` with `variables`, followed to the end.
@@ -235,6 +235,8 @@ async fn audit_verify_finds_an_altered_a_removed_and_a_reordered_event() {
     assert_eq!(whole["holds"], true, "{whole}");
     let last = whole["anchoredVersion"].as_i64().unwrap();
     assert!(last >= 3, "{whole}");
+    // This server has no anchor key: the anchor was checked against its own key only.
+    assert_eq!(whole["anchorKeyChecked"], false, "{whole}");
     assert_eq!(whole["eventsChecked"], last + 1);
     assert_eq!(whole["nextVersion"], Value::Null);
 
@@ -345,5 +347,112 @@ async fn audit_verify_finds_an_altered_a_removed_and_a_reordered_event() {
         .gql(Some(&agent.token), VERIFY, json!({ "stream": altered }))
         .await;
     assert_eq!(code(&body), Some("FORBIDDEN"));
+    server.stop().await;
+}
+
+/// A server that checks anchors against the key in `key_file` (it does not anchor the log
+/// itself: the test does, with that key or another).
+async fn server_with_key(tag: &str, key_file: &std::path::Path) -> Server {
+    let key_file = key_file.to_owned();
+    Server::start_configured(tag, move |settings| {
+        settings.anchor = Some(ledgerdesk::AnchorSettings {
+            key_file,
+            interval: None,
+        });
+    })
+    .await
+}
+
+#[tokio::test]
+async fn audit_verify_checks_the_anchors_signature_against_the_servers_key() {
+    let seed = [7_u8; 32];
+    let key_file = std::env::temp_dir().join(format!(
+        "ledgerdesk-test-{}-anchor.key",
+        uuid::Uuid::now_v7()
+    ));
+    std::fs::write(&key_file, hex::encode(seed)).unwrap();
+    let server = server_with_key("audit_anchor_key", &key_file).await;
+    std::fs::remove_file(&key_file).unwrap();
+    let auditor = server.agent(Role::Auditor, "auditor@example.com").await;
+    let mut streams = Vec::new();
+    for customer in [31, 32] {
+        let (ticket, _) = server.customer_writes(customer, None, "one").await;
+        server.customer_writes(customer, None, "two").await;
+        streams.push(format!("ticket-{ticket}"));
+    }
+    let [forged, changed] = &streams[..] else {
+        unreachable!()
+    };
+    let key = AnchorKey::from_seed(&seed).unwrap();
+    write_anchor(&server.log, &key).await.unwrap().unwrap();
+    for stream in &streams {
+        let whole = verify(&server, &auditor.token, stream).await;
+        assert_eq!(whole["holds"], true, "{whole}");
+        assert_eq!(whole["anchorKeyChecked"], true, "{whole}");
+    }
+
+    // (a) An anchor changed: the stream's newest event removed and the anchor's head for it
+    // set back to the version before, with that version's hash.
+    let (last, before): (i64, Vec<u8>) = sqlx::query_as(
+        "select e.stream_version + 1, e.hash from events e \
+          where e.stream_id = $1 order by e.stream_version desc offset 1 limit 1",
+    )
+    .bind(changed)
+    .fetch_one(&server.pool)
+    .await
+    .unwrap();
+    let mut tx = server.pool.begin().await.unwrap();
+    for statement in [
+        "alter table events disable trigger events_append_only".to_owned(),
+        "alter table log_anchor_heads disable trigger log_anchor_heads_append_only".to_owned(),
+        format!("delete from events where stream_id = '{changed}' and stream_version = {last}"),
+        format!(
+            "update log_anchor_heads set stream_version = {}, hash = '\\x{}' \
+              where stream_id = '{changed}' and stream_version = {last}",
+            last - 1,
+            hex::encode(&before)
+        ),
+        "alter table log_anchor_heads enable trigger log_anchor_heads_append_only".to_owned(),
+        "alter table events enable trigger events_append_only".to_owned(),
+    ] {
+        tx.execute(statement.as_str()).await.unwrap();
+    }
+    tx.commit().await.unwrap();
+    let found = verify(&server, &auditor.token, changed).await;
+    assert_eq!(found["holds"], false, "{found}");
+    assert_eq!(found["broken"]["problem"], "ANCHOR_SIGNATURE", "{found}");
+    assert_eq!(found["anchoredVersion"], last - 1);
+    assert_eq!(found["broken"]["storedHash"], hex::encode(&before));
+    // (b) An anchor forged with another key: the stream's newest event is removed, the
+    // anchors are removed, and an anchor of the shortened log is signed with the attacker's
+    // key and stored.
+    let last: i64 =
+        sqlx::query_scalar("select max(stream_version) from events where stream_id = $1")
+            .bind(forged)
+            .fetch_one(&server.pool)
+            .await
+            .unwrap();
+    let mut tx = server.pool.begin().await.unwrap();
+    for statement in [
+        "alter table events disable trigger events_append_only".to_owned(),
+        "alter table log_anchor_heads disable trigger log_anchor_heads_append_only".to_owned(),
+        "alter table log_anchors disable trigger log_anchors_append_only".to_owned(),
+        format!("delete from events where stream_id = '{forged}' and stream_version = {last}"),
+        "delete from log_anchor_heads".to_owned(),
+        "delete from log_anchors".to_owned(),
+        "alter table log_anchors enable trigger log_anchors_append_only".to_owned(),
+        "alter table log_anchor_heads enable trigger log_anchor_heads_append_only".to_owned(),
+        "alter table events enable trigger events_append_only".to_owned(),
+    ] {
+        tx.execute(statement.as_str()).await.unwrap();
+    }
+    tx.commit().await.unwrap();
+    let attacker = AnchorKey::from_seed(&[9; 32]).unwrap();
+    write_anchor(&server.log, &attacker).await.unwrap().unwrap();
+    let found = verify(&server, &auditor.token, forged).await;
+    assert_eq!(found["holds"], false, "{found}");
+    assert_eq!(found["broken"]["problem"], "ANCHOR_KEY_UNKNOWN", "{found}");
+    assert_eq!(found["anchoredVersion"], last - 1, "{found}");
+    assert_eq!(found["broken"]["version"], last - 1);
     server.stop().await;
 }

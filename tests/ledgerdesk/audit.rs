@@ -307,7 +307,10 @@ async fn an_export_imported_into_a_new_database_verifies_and_projects_the_same()
     let source_pool = PgPool::connect(source.url()).await.unwrap();
     // A replay rebuilds up to the head readers see: wait until it is the whole history.
     crate::all_events_visible(&source_pool).await;
+    // Two anchors: one of the generated history, one of the replay's record after it.
+    anchor(source.url(), &key);
     succeed(&["replay", "--database-url", source.url()]);
+    anchor(source.url(), &key);
     // Every event stored before the export (which then records itself in the audit trail).
     let stored: i64 = sqlx::query_scalar("select count(*) from events")
         .fetch_one(&source_pool)
@@ -316,7 +319,21 @@ async fn an_export_imported_into_a_new_database_verifies_and_projects_the_same()
     succeed(&["export", "--database-url", source.url(), "-o", file.path()]);
 
     let text = std::fs::read_to_string(file.path()).unwrap();
-    assert_eq!(text.lines().count() as i64, stored, "one line per event");
+    let anchor_lines: Vec<usize> = text
+        .lines()
+        .enumerate()
+        .filter(|(_, line)| line.starts_with("{\"anchor\":"))
+        .map(|(i, _)| i)
+        .collect();
+    assert_eq!(anchor_lines.len(), 2, "one line per anchor");
+    assert_eq!(
+        text.lines().count() as i64,
+        stored + 2,
+        "one line per event and per anchor"
+    );
+    // Each anchor follows the last event it covers: the second is the file's last line.
+    assert_eq!(anchor_lines[1], text.lines().count() - 1);
+    assert!(anchor_lines[0] < anchor_lines[1] - 1);
     let first: serde_json::Value = serde_json::from_str(text.lines().next().unwrap()).unwrap();
     for field in [
         "position",
@@ -358,6 +375,10 @@ async fn an_export_imported_into_a_new_database_verifies_and_projects_the_same()
     let (ok_source, report_source) = verify(source.url(), &key);
     let (ok_target, report_target) = verify(target.url(), &key);
     assert!(ok_source && ok_target, "{report_source}\n{report_target}");
+    assert!(
+        report_target.contains("2 anchors checked against the trusted keys"),
+        "{report_target}"
+    );
     assert_eq!(report_source, report_target);
     let (models_source, models_target) = (
         read_models(&source_pool).await,
@@ -396,6 +417,67 @@ async fn an_export_imported_into_a_new_database_verifies_and_projects_the_same()
     assert_eq!(again.len(), text.lines().count() + 1);
     assert!(again[again.len() - 1].contains("audit.replay_run"));
     assert_eq!(strip(&text), again[..again.len() - 1]);
+
+    // The next anchor of the imported log covers what came after the import: the replay's
+    // and the export's records, in the one operations stream.
+    let written = anchor(target.url(), &key);
+    assert!(written.contains(": 1 stream heads"), "{written}");
+    let (ok_target, report_target) = verify(target.url(), &key);
+    assert!(
+        ok_target && report_target.contains("3 anchors checked against the trusted keys"),
+        "{report_target}"
+    );
+
+    // An anchor line changed or missing is refused at its line.
+    let lines: Vec<&str> = text.lines().collect();
+    let second = anchor_lines[1];
+    let at = lines[second].find("\"signature\":\"").unwrap() + 13;
+    let flipped = if &lines[second][at..at + 2] == "00" {
+        "11"
+    } else {
+        "00"
+    };
+    let forged = format!(
+        "{}{flipped}{}",
+        &lines[second][..at],
+        &lines[second][at + 2..]
+    );
+    let mut changed = lines.clone();
+    changed[second] = &forged;
+    import_refused(&changed, &[second + 1], "a changed anchor signature").await;
+    let mut shifted = lines.clone();
+    let head_hash = shifted[second].rfind("\"hash\":\"").unwrap() + 8;
+    let altered_head = format!(
+        "{}{}{}",
+        &shifted[second][..head_hash],
+        "0".repeat(64),
+        &shifted[second][head_hash + 64..]
+    );
+    shifted[second] = &altered_head;
+    import_refused(
+        &shifted,
+        &[second + 1],
+        "an anchor head that is not the stream's",
+    )
+    .await;
+    let mut without_first = lines.clone();
+    without_first.remove(anchor_lines[0]);
+    import_refused(&without_first, &[second], "a missing anchor").await;
+}
+
+/// `audit anchor` on `url` with `key`: its report.
+fn anchor(url: &str, key: &TempFile) -> String {
+    let out = ledgerdesk(&[
+        "audit",
+        "anchor",
+        "--database-url",
+        url,
+        "--anchor-key-file",
+        key.path(),
+    ]);
+    let stdout = String::from_utf8_lossy(&out.stdout).into_owned();
+    assert!(out.status.success(), "{stdout}");
+    stdout
 }
 
 /// `import` of `lines` into a new database: fails, naming one of `at` in its error.

@@ -92,6 +92,8 @@ pub struct Api {
     pub live: crate::live::LiveHub,
     /// Media storage, fetching and URL signing (`None`: media are not served).
     pub media: Option<media::MediaService>,
+    /// The public keys the log's anchors are checked against (empty: none is known).
+    pub anchor_keys: Vec<[u8; 32]>,
 }
 
 impl Api {

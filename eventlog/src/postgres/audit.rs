@@ -59,6 +59,12 @@ pub enum Problem {
     /// An anchor names this version with another hash than the log's (`expected`: the
     /// anchored hash, `stored`: the log's).
     AnchorDiffers,
+    /// The anchor that names this version does not verify: its signature does not match its
+    /// content (the anchor was changed), so what it names cannot be relied on.
+    AnchorSignature,
+    /// The anchor that names this version is signed by a key that is not trusted (an anchor
+    /// forged with another key).
+    AnchorKeyUnknown,
 }
 
 impl Problem {
@@ -71,6 +77,10 @@ impl Problem {
             Problem::OutOfOrder => "the event comes before the version it follows in the log",
             Problem::Removed => "an anchor names this event and the log no longer holds it",
             Problem::AnchorDiffers => "an anchor names this event with another hash",
+            Problem::AnchorSignature => "the anchor naming this event does not match its signature",
+            Problem::AnchorKeyUnknown => {
+                "the anchor naming this event is signed by a key that is not trusted"
+            }
         }
     }
 
@@ -83,6 +93,8 @@ impl Problem {
             Problem::OutOfOrder => "out_of_order",
             Problem::Removed => "removed",
             Problem::AnchorDiffers => "anchor_differs",
+            Problem::AnchorSignature => "anchor_signature",
+            Problem::AnchorKeyUnknown => "anchor_key_unknown",
         }
     }
 }
@@ -411,11 +423,17 @@ pub struct StreamVerification {
     pub broken: Option<BrokenLink>,
     /// The latest anchored version of the stream, if an anchor covers it.
     pub anchored_version: Option<u64>,
+    /// Whether that anchor's key was compared with trusted keys (false when none was given:
+    /// its signature was then checked against the key stored with it only).
+    pub anchor_key_checked: bool,
 }
 
 /// Checks at most `limit` events of `stream` from version `from_version` on (the chain is
 /// taken up from the stored hash of the version before it), and the stream's latest anchored
-/// head. Bounded work for the API: a caller continues from `next_version`.
+/// head: the anchor that names it must verify (its heads give its digest, its signature
+/// holds, and its key is one of `trusted`, any key when `trusted` is empty), and the log must
+/// still hold the version it names with that hash. Bounded work for the API, but for the one
+/// anchor's heads: a caller continues from `next_version`.
 ///
 /// # Errors
 /// [`Error::StreamNotFound`] for a stream without events and without anchors; a database
@@ -425,6 +443,7 @@ pub async fn verify_stream(
     stream: &str,
     from_version: u64,
     limit: u64,
+    trusted: &[[u8; 32]],
 ) -> Result<StreamVerification, Error> {
     let from = i64::try_from(from_version).unwrap_or(i64::MAX);
     let take = i64::try_from(limit.max(1)).unwrap_or(i64::MAX);
@@ -479,24 +498,29 @@ pub async fn verify_stream(
             stream: stream.to_owned(),
         });
     }
-    let anchored_version = anchored.as_ref().map(|(version, _, _)| *version);
+    let anchored_version = anchored.as_ref().map(|head| to_u64(head.version));
     if broken.is_none()
-        && let Some((version, anchored_hash, stored)) = anchored
-        && stored.as_ref() != Some(&anchored_hash)
+        && let Some(head) = anchored
     {
-        let position = stored_position(pool, stream, version).await?;
-        broken = Some(BrokenLink {
-            stream: stream.to_owned(),
-            version,
-            position,
-            expected: Some(anchored_hash),
-            problem: if stored.is_some() {
-                Problem::AnchorDiffers
-            } else {
-                Problem::Removed
-            },
-            stored,
-        });
+        let problem = match anchor_problem(pool, head.anchor, trusted).await? {
+            Some(AnchorProblem::UntrustedKey { .. }) => Some(Problem::AnchorKeyUnknown),
+            Some(_) => Some(Problem::AnchorSignature),
+            None if head.stored.is_none() => Some(Problem::Removed),
+            None if head.stored.as_ref() != Some(&head.hash) => Some(Problem::AnchorDiffers),
+            None => None,
+        };
+        if let Some(problem) = problem {
+            let version = to_u64(head.version);
+            let position = stored_position(pool, stream, version).await?;
+            broken = Some(BrokenLink {
+                stream: stream.to_owned(),
+                version,
+                position,
+                expected: Some(head.hash),
+                stored: head.stored,
+                problem,
+            });
+        }
     }
     Ok(StreamVerification {
         stream: stream.to_owned(),
@@ -509,18 +533,27 @@ pub async fn verify_stream(
         },
         broken,
         anchored_version,
+        anchor_key_checked: !trusted.is_empty(),
     })
 }
 
-/// The latest anchored head of `stream`: its version, the anchored hash and the log's hash
-/// of that version (`None` when the log no longer holds it).
-async fn anchored_head(
-    pool: &PgPool,
-    stream: &str,
-) -> Result<Option<(u64, Vec<u8>, Option<Vec<u8>>)>, Error> {
-    let row: Option<(i64, Vec<u8>, Option<Vec<u8>>)> = sqlx::query_as(
-        "select h.stream_version, h.hash, e.hash \
-           from (select stream_id, stream_version, hash from log_anchor_heads \
+/// The latest anchored head of one stream.
+#[derive(Debug, sqlx::FromRow)]
+struct AnchoredHead {
+    /// The anchor that names it.
+    anchor: i64,
+    version: i64,
+    /// The anchored hash.
+    hash: Vec<u8>,
+    /// The log's hash of that version (`None` when the log no longer holds it).
+    stored: Option<Vec<u8>>,
+}
+
+/// The latest anchored head of `stream`.
+async fn anchored_head(pool: &PgPool, stream: &str) -> Result<Option<AnchoredHead>, Error> {
+    sqlx::query_as(
+        "select h.anchor_seq as anchor, h.stream_version as version, h.hash, e.hash as stored \
+           from (select anchor_seq, stream_id, stream_version, hash from log_anchor_heads \
                   where stream_id = $1 order by stream_version desc limit 1) h \
            left join events e \
              on e.stream_id = h.stream_id and e.stream_version = h.stream_version",
@@ -528,8 +561,7 @@ async fn anchored_head(
     .bind(stream)
     .fetch_optional(pool)
     .await
-    .map_err(backend)?;
-    Ok(row.map(|(version, hash, stored)| (to_u64(version), hash, stored)))
+    .map_err(backend)
 }
 
 async fn stored_position(
@@ -690,27 +722,8 @@ pub async fn check_anchors(pool: &PgPool, trusted: &[[u8; 32]]) -> Result<Anchor
             to_u64(anchor.tx_id),
             to_u64(anchor.position),
         ));
-        let (count, digest) = heads_digest_of(pool, anchor.seq).await?;
-        let message = anchor_message(
-            anchor.previous_signature.as_deref(),
-            Position::from_parts(to_u64(anchor.tx_id), to_u64(anchor.position)),
-            count,
-            &digest,
-        );
-        let content_holds = i64::try_from(count).ok() == Some(anchor.head_count)
-            && digest[..] == anchor.heads_digest[..];
-        let signed = UnparsedPublicKey::new(&ED25519, &anchor.public_key)
-            .verify(&message, &anchor.signature)
-            .is_ok();
-        if !(content_holds && signed) {
-            check
-                .problems
-                .push(AnchorProblem::BadSignature { seq: anchor.seq });
-        } else if !trusted.is_empty() && !trusted.iter().any(|k| k[..] == anchor.public_key[..]) {
-            check.problems.push(AnchorProblem::UntrustedKey {
-                seq: anchor.seq,
-                public_key: anchor.public_key.clone(),
-            });
+        if let Some(problem) = signature_problem(pool, &anchor, trusted).await? {
+            check.problems.push(problem);
         }
         if anchor.previous_signature != previous {
             check
@@ -720,6 +733,67 @@ pub async fn check_anchors(pool: &PgPool, trusted: &[[u8; 32]]) -> Result<Anchor
         previous = Some(anchor.signature);
     }
     Ok(check)
+}
+
+/// Checks anchor `seq` alone: its heads against its digest, its signature against its key,
+/// and its key against `trusted` (any key when `trusted` is empty). `None`: it verifies.
+///
+/// # Errors
+/// When the database cannot be read.
+pub async fn anchor_problem(
+    pool: &PgPool,
+    seq: i64,
+    trusted: &[[u8; 32]],
+) -> Result<Option<AnchorProblem>, Error> {
+    let anchor: Option<AnchorRow> = sqlx::query_as(
+        "select seq, tx_id, position, previous_signature, head_count, heads_digest, \
+                public_key, signature \
+           from log_anchors where seq = $1",
+    )
+    .bind(seq)
+    .fetch_optional(pool)
+    .await
+    .map_err(backend)?;
+    match anchor {
+        Some(anchor) => signature_problem(pool, &anchor, trusted).await,
+        // Its heads are there and it is not: it was removed.
+        None => Ok(Some(AnchorProblem::BadSignature { seq })),
+    }
+}
+
+async fn signature_problem(
+    pool: &PgPool,
+    anchor: &AnchorRow,
+    trusted: &[[u8; 32]],
+) -> Result<Option<AnchorProblem>, Error> {
+    let (count, digest) = heads_digest_of(pool, anchor.seq).await?;
+    let message = anchor_message(
+        anchor.previous_signature.as_deref(),
+        Position::from_parts(to_u64(anchor.tx_id), to_u64(anchor.position)),
+        count,
+        &digest,
+    );
+    let content_holds = i64::try_from(count).ok() == Some(anchor.head_count)
+        && digest[..] == anchor.heads_digest[..];
+    Ok(
+        if !(content_holds && signature_holds(&anchor.public_key, &message, &anchor.signature)) {
+            Some(AnchorProblem::BadSignature { seq: anchor.seq })
+        } else if !trusted.is_empty() && !trusted.iter().any(|k| k[..] == anchor.public_key[..]) {
+            Some(AnchorProblem::UntrustedKey {
+                seq: anchor.seq,
+                public_key: anchor.public_key.clone(),
+            })
+        } else {
+            None
+        },
+    )
+}
+
+/// Whether `signature` is `public_key`'s ed25519 signature of `message`.
+pub(super) fn signature_holds(public_key: &[u8], message: &[u8], signature: &[u8]) -> bool {
+    UnparsedPublicKey::new(&ED25519, public_key)
+        .verify(message, signature)
+        .is_ok()
 }
 
 /// The number of heads of anchor `seq` and their digest, read in stream-id byte order.
@@ -740,7 +814,7 @@ async fn heads_digest_of(pool: &PgPool, seq: i64) -> Result<(u64, [u8; 32]), Err
     Ok((count, hasher.finalize().into()))
 }
 
-fn digest_head(hasher: &mut Sha256, stream: &str, version: u64, hash: &[u8]) {
+pub(super) fn digest_head(hasher: &mut Sha256, stream: &str, version: u64, hash: &[u8]) {
     hasher.update(
         u32::try_from(stream.len())
             .unwrap_or(u32::MAX)
@@ -751,7 +825,12 @@ fn digest_head(hasher: &mut Sha256, stream: &str, version: u64, hash: &[u8]) {
     hasher.update(hash);
 }
 
-fn anchor_message(previous: Option<&[u8]>, at: Position, count: u64, digest: &[u8]) -> Vec<u8> {
+pub(super) fn anchor_message(
+    previous: Option<&[u8]>,
+    at: Position,
+    count: u64,
+    digest: &[u8],
+) -> Vec<u8> {
     let previous = previous.unwrap_or_default();
     let (tx, seq) = at.parts();
     let mut message = Vec::with_capacity(120);
@@ -840,11 +919,14 @@ pub async fn write_anchor(log: &PostgresLog, key: &AnchorKey) -> Result<Option<A
         return Ok(None);
     }
     let previous: Option<(i64, i64, Vec<u8>)> = sqlx::query_as(
-        "select tx_id, position, signature from log_anchors order by seq desc limit 1",
+        "select coalesce(covers_tx_id, tx_id), coalesce(covers_position, position), signature \
+           from log_anchors order by seq desc limit 1",
     )
     .fetch_optional(&mut *tx)
     .await
     .map_err(backend)?;
+    // An imported anchor covers this log up to the place of its last event here, not up to
+    // the position it signs (the other log's).
     let from = previous.as_ref().map_or(Position::START, |(tx, seq, _)| {
         Position::from_parts(to_u64(*tx), to_u64(*seq))
     });

@@ -11,7 +11,26 @@
 //! `payload` and `metadata` are written in Postgres' canonical `jsonb` text, the text the hash
 //! chain covers ([`crate::chain`]), so any reader can recompute the hashes from the file alone.
 //!
-//! [`export`] streams rows straight to the writer (constant memory). [`import`] reads such a
+//! An export of the whole log (no lower bound, no stream prefix) also carries the log's signed
+//! anchors ([`super::audit`]), each as one line of its own kind, placed after the last event it
+//! covers:
+//!
+//! ```json
+//! {"anchor":{"position":"…","created_at":"…","previous_signature":"<128 hex>"|null,
+//!  "heads_digest":"<64 hex>","public_key":"<64 hex>","signature":"<128 hex>",
+//!  "heads":[{"stream":"ticket-…","version":3,"hash":"<64 hex>"},…]}}
+//! ```
+//!
+//! `position` is the position the anchor signs, in the log it was written in; `heads` are in
+//! byte order of their stream ids. [`import`] checks each anchor as it comes: every head must
+//! be its stream's last event so far in the file, with that hash; the heads must give
+//! `heads_digest`; the signature must hold for `public_key`; and `previous_signature` must be
+//! the signature of the anchor line before it (null for the first). Whether the key is one to
+//! trust is for `audit verify` to say. An imported anchor keeps the position it signs, and
+//! records the position here of the last event before its line as the place it covers up to.
+//!
+//! [`export`] streams rows straight to the writer (constant memory, but for one anchor's
+//! heads). [`import`] reads such a
 //! file into an empty log in one transaction, all or nothing: it checks that positions only
 //! grow (a reordered file is refused), that each stream's versions follow each other and each
 //! `previous_hash` is the stream's previous `hash`, and the database checks that every event's
@@ -30,6 +49,7 @@ use sqlx::PgPool;
 use uuid::Uuid;
 
 use super::PostgresLog;
+use super::audit::{anchor_message, digest_head, signature_holds};
 use super::encoded::{backend, to_u64};
 use crate::{Error, EventLog, Metadata, Position, limits};
 
@@ -51,6 +71,8 @@ pub struct Exported {
     pub events: u64,
     /// The position of the last event written.
     pub last: Option<Position>,
+    /// Anchors written.
+    pub anchors: u64,
 }
 
 #[derive(Debug, sqlx::FromRow)]
@@ -101,10 +123,22 @@ pub async fn export(
     .fetch(log.pool());
     let mut exported = Exported::default();
     let mut line = Vec::with_capacity(4096);
+    // The anchors name every stream's head: only a whole log can carry them.
+    let with_anchors = scope.from.is_none() && scope.stream_prefix.is_none();
+    let mut anchor = if with_anchors {
+        next_anchor(log.pool(), 0, to).await?
+    } else {
+        None
+    };
     while let Some(row) = rows.next().await {
         let row = row.map_err(backend)?;
-        line.clear();
         let position = Position::from_parts(to_u64(row.tx_id), to_u64(row.position));
+        while let Some(due) = anchor.take_if(|a| a.covers() < position) {
+            write_anchor(log.pool(), &due, out).await?;
+            exported.anchors += 1;
+            anchor = next_anchor(log.pool(), due.seq, to).await?;
+        }
+        line.clear();
         write_line(&mut line, position, &row).map_err(io)?;
         out.write_all(&line).map_err(io)?;
         exported.events += 1;
@@ -113,9 +147,109 @@ pub async fn export(
             progress(exported.events);
         }
     }
+    while let Some(due) = anchor.take() {
+        write_anchor(log.pool(), &due, out).await?;
+        exported.anchors += 1;
+        anchor = next_anchor(log.pool(), due.seq, to).await?;
+    }
     out.flush().map_err(io)?;
     progress(exported.events);
     Ok(exported)
+}
+
+/// An anchor to export, without its heads.
+#[derive(Debug, sqlx::FromRow)]
+struct AnchorRow {
+    seq: i64,
+    tx_id: i64,
+    position: i64,
+    covers_tx_id: i64,
+    covers_position: i64,
+    created_at: DateTime<Utc>,
+    previous_signature: Option<Vec<u8>>,
+    heads_digest: Vec<u8>,
+    public_key: Vec<u8>,
+    signature: Vec<u8>,
+}
+
+impl AnchorRow {
+    /// Where in this log it covers up to.
+    fn covers(&self) -> Position {
+        Position::from_parts(to_u64(self.covers_tx_id), to_u64(self.covers_position))
+    }
+}
+
+/// The first anchor after `after` (a sequence number) that covers no more than `to`.
+async fn next_anchor(pool: &PgPool, after: i64, to: Position) -> Result<Option<AnchorRow>, Error> {
+    let (to_tx, to_seq) = params(to);
+    sqlx::query_as(
+        "select seq, tx_id, position, coalesce(covers_tx_id, tx_id) as covers_tx_id, \
+                coalesce(covers_position, position) as covers_position, created_at, \
+                previous_signature, heads_digest, public_key, signature \
+           from log_anchors \
+          where seq > $1 \
+            and (coalesce(covers_tx_id, tx_id), coalesce(covers_position, position)) \
+                <= ($2, $3) \
+          order by seq limit 1",
+    )
+    .bind(after)
+    .bind(to_tx)
+    .bind(to_seq)
+    .fetch_optional(pool)
+    .await
+    .map_err(backend)
+}
+
+/// Writes `anchor` as one line, its heads streamed from the database.
+async fn write_anchor(
+    pool: &PgPool,
+    anchor: &AnchorRow,
+    out: &mut impl Write,
+) -> Result<(), Error> {
+    let position = Position::from_parts(to_u64(anchor.tx_id), to_u64(anchor.position));
+    let previous = anchor
+        .previous_signature
+        .as_ref()
+        .map_or_else(|| "null".to_owned(), |s| format!("\"{}\"", hex::encode(s)));
+    write!(
+        out,
+        "{{\"anchor\":{{\"position\":\"{position}\",\"created_at\":\"{}\",\
+         \"previous_signature\":{previous},\"heads_digest\":\"{}\",\"public_key\":\"{}\",\
+         \"signature\":\"{}\",\"heads\":[",
+        anchor
+            .created_at
+            .to_rfc3339_opts(SecondsFormat::Micros, true),
+        hex::encode(&anchor.heads_digest),
+        hex::encode(&anchor.public_key),
+        hex::encode(&anchor.signature),
+    )
+    .map_err(io)?;
+    let mut heads = sqlx::query_as::<_, (String, i64, Vec<u8>)>(
+        "select stream_id, stream_version, hash from log_anchor_heads \
+          where anchor_seq = $1 order by stream_id collate \"C\"",
+    )
+    .bind(anchor.seq)
+    .fetch(pool);
+    let mut first = true;
+    let mut line = Vec::with_capacity(256);
+    while let Some(head) = heads.next().await {
+        let (stream, version, hash) = head.map_err(backend)?;
+        line.clear();
+        if !first {
+            line.push(b',');
+        }
+        first = false;
+        line.extend_from_slice(b"{\"stream\":");
+        serde_json::to_writer(&mut line, &stream).map_err(io)?;
+        write!(
+            line,
+            ",\"version\":{version},\"hash\":\"{}\"}}",
+            hex::encode(&hash)
+        )
+        .map_err(io)?;
+        out.write_all(&line).map_err(io)?;
+    }
+    out.write_all(b"]}}\n").map_err(io)
 }
 
 fn write_line(line: &mut Vec<u8>, position: Position, row: &ExportRow) -> std::io::Result<()> {
@@ -178,6 +312,8 @@ pub struct Imported {
     pub events: u64,
     /// Streams they belong to.
     pub streams: u64,
+    /// Anchors restored.
+    pub anchors: u64,
 }
 
 /// A line of the file, as far as the import checks it in Rust (the payload is only checked
@@ -237,10 +373,12 @@ pub async fn import(
         .execute(&mut *tx)
         .await
         .map_err(backend)?;
-    let any: bool = sqlx::query_scalar("select exists (select 1 from events)")
-        .fetch_one(&mut *tx)
-        .await
-        .map_err(backend)?;
+    let any: bool = sqlx::query_scalar(
+        "select exists (select 1 from events) or exists (select 1 from log_anchors)",
+    )
+    .fetch_one(&mut *tx)
+    .await
+    .map_err(backend)?;
     if any {
         return Err(ImportError::NotEmpty);
     }
@@ -249,11 +387,19 @@ pub async fn import(
     let mut batch_lines: Vec<String> = Vec::with_capacity(IMPORT_BATCH);
     let mut batch_numbers: Vec<i64> = Vec::with_capacity(IMPORT_BATCH);
     let mut imported = Imported::default();
+    let mut previous_anchor: Option<Vec<u8>> = None;
     let mut number = 0_u64;
     for text in input.lines() {
         let text = text?;
         number += 1;
         if text.trim().is_empty() {
+            continue;
+        }
+        if text.trim_start().starts_with(ANCHOR_LINE) {
+            // The events it covers go in first: it records where the last of them is.
+            imported.events += insert_batch(&mut tx, &mut batch_lines, &mut batch_numbers).await?;
+            import_anchor(&mut tx, &text, number, &heads, &mut previous_anchor).await?;
+            imported.anchors += 1;
             continue;
         }
         check_line(&text, number, &mut heads, &mut last_position)?;
@@ -351,6 +497,171 @@ fn check_line(
             *last_line = number;
         }
     }
+    Ok(())
+}
+
+/// How an anchor line starts, as [`export`] writes it.
+const ANCHOR_LINE: &str = "{\"anchor\":";
+
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+struct AnchorLine {
+    anchor: AnchorRecord,
+}
+
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+struct AnchorRecord {
+    position: Position,
+    created_at: DateTime<Utc>,
+    previous_signature: Option<String>,
+    heads_digest: String,
+    public_key: String,
+    signature: String,
+    heads: Vec<AnchorHead>,
+}
+
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+struct AnchorHead {
+    stream: String,
+    version: u64,
+    hash: String,
+}
+
+/// Checks the anchor line `text` against the events imported so far (`heads`: each stream's
+/// last version and hash) and the anchor before it, and stores it with its heads.
+async fn import_anchor(
+    tx: &mut sqlx::PgTransaction<'_>,
+    text: &str,
+    number: u64,
+    heads: &HashMap<String, (u64, [u8; 32], u64)>,
+    previous: &mut Option<Vec<u8>>,
+) -> Result<(), ImportError> {
+    let refuse = |reason: String| ImportError::Refused {
+        line: number,
+        reason,
+    };
+    let AnchorLine { anchor } =
+        serde_json::from_str(text).map_err(|e| refuse(format!("not an anchor line: {e}")))?;
+    let bytes = |text: &str, len: usize, what: &str| {
+        hex::decode(text)
+            .ok()
+            .filter(|b| b.len() == len)
+            .ok_or_else(|| refuse(format!("`{what}` is not {} hex digits", len * 2)))
+    };
+    let previous_signature = match &anchor.previous_signature {
+        Some(text) => Some(bytes(text, 64, "previous_signature")?),
+        None => None,
+    };
+    let digest = bytes(&anchor.heads_digest, 32, "heads_digest")?;
+    let public_key = bytes(&anchor.public_key, 32, "public_key")?;
+    let signature = bytes(&anchor.signature, 64, "signature")?;
+    if previous_signature != *previous {
+        return Err(refuse(
+            "the anchor does not follow the anchor line before it (one is missing or \
+             replaced)"
+                .into(),
+        ));
+    }
+    let mut hasher = <sha2::Sha256 as sha2::Digest>::new();
+    let mut streams = Vec::with_capacity(anchor.heads.len());
+    let mut versions = Vec::with_capacity(anchor.heads.len());
+    let mut hashes = Vec::with_capacity(anchor.heads.len());
+    for head in &anchor.heads {
+        let hash = hash_of(&head.hash)
+            .ok_or_else(|| refuse("a head's `hash` is not 64 hex digits".into()))?;
+        if streams
+            .last()
+            .is_some_and(|last: &String| last.as_bytes() >= head.stream.as_bytes())
+        {
+            return Err(refuse(format!(
+                "the heads are not in byte order of their streams at {}",
+                head.stream
+            )));
+        }
+        match heads.get(&head.stream) {
+            Some((version, last_hash, _)) if *version == head.version && *last_hash == hash => {}
+            Some((version, _, line)) => {
+                return Err(refuse(format!(
+                    "the anchor names version {} of stream {} with hash {}, and the file's \
+                     last event of it before this line is version {version} (line {line}) \
+                     with another hash or version",
+                    head.version, head.stream, head.hash
+                )));
+            }
+            None => {
+                return Err(refuse(format!(
+                    "the anchor names stream {}, which has no event before this line",
+                    head.stream
+                )));
+            }
+        }
+        digest_head(&mut hasher, &head.stream, head.version, &hash);
+        streams.push(head.stream.clone());
+        versions.push(i64::try_from(head.version).unwrap_or(i64::MAX));
+        hashes.push(hash.to_vec());
+    }
+    let computed: [u8; 32] = sha2::Digest::finalize(hasher).into();
+    if computed[..] != digest[..] {
+        return Err(refuse(
+            "the anchor's heads do not give its `heads_digest`".into(),
+        ));
+    }
+    let count = anchor.heads.len() as u64;
+    let message = anchor_message(
+        previous_signature.as_deref(),
+        anchor.position,
+        count,
+        &digest,
+    );
+    if !signature_holds(&public_key, &message, &signature) {
+        return Err(refuse(
+            "the anchor's signature does not hold for its content and public key".into(),
+        ));
+    }
+    // The last event imported so far: this table was empty and is locked.
+    let covers: Option<(i64, i64)> = sqlx::query_as(
+        "select tx_id, position from events order by tx_id desc, position desc limit 1",
+    )
+    .fetch_optional(&mut **tx)
+    .await
+    .map_err(backend)?;
+    let Some((covers_tx, covers_seq)) = covers else {
+        return Err(refuse("an anchor comes before any event".into()));
+    };
+    let (tx_id, seq) = params(anchor.position);
+    let stored: i64 = sqlx::query_scalar(
+        "insert into log_anchors (tx_id, position, created_at, previous_signature, head_count, \
+                                  heads_digest, public_key, signature, covers_tx_id, \
+                                  covers_position) \
+         values ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10) returning seq",
+    )
+    .bind(tx_id)
+    .bind(seq)
+    .bind(anchor.created_at)
+    .bind(&previous_signature)
+    .bind(i64::try_from(count).unwrap_or(i64::MAX))
+    .bind(&digest)
+    .bind(&public_key)
+    .bind(&signature)
+    .bind(covers_tx)
+    .bind(covers_seq)
+    .fetch_one(&mut **tx)
+    .await
+    .map_err(backend)?;
+    sqlx::query(
+        "insert into log_anchor_heads (anchor_seq, stream_id, stream_version, hash) \
+         select $1, s, v, h from unnest($2::text[], $3::bigint[], $4::bytea[]) as u (s, v, h)",
+    )
+    .bind(stored)
+    .bind(streams)
+    .bind(versions)
+    .bind(hashes)
+    .execute(&mut **tx)
+    .await
+    .map_err(backend)?;
+    *previous = Some(signature);
     Ok(())
 }
 

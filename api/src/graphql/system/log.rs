@@ -64,6 +64,12 @@ pub enum ChainProblem {
     Removed,
     /// An anchor names this event with another hash.
     AnchorDiffers,
+    /// The anchor that names this event does not match its signature: it was changed, and
+    /// what it names cannot be relied on.
+    AnchorSignature,
+    /// The anchor that names this event is signed by a key other than the server's anchor
+    /// key: a forged anchor.
+    AnchorKeyUnknown,
 }
 
 impl From<Problem> for ChainProblem {
@@ -75,6 +81,8 @@ impl From<Problem> for ChainProblem {
             Problem::OutOfOrder => ChainProblem::OutOfOrder,
             Problem::Removed => ChainProblem::Removed,
             Problem::AnchorDiffers => ChainProblem::AnchorDiffers,
+            Problem::AnchorSignature => ChainProblem::AnchorSignature,
+            Problem::AnchorKeyUnknown => ChainProblem::AnchorKeyUnknown,
         }
     }
 }
@@ -123,8 +131,15 @@ pub struct StreamAudit {
     /// The first broken link, by the chain or by the latest anchor of the stream.
     pub broken: Option<ChainBreak>,
     /// The latest version of the stream a signed anchor names (null: no anchor covers it
-    /// yet). The anchors' signatures are checked by `ledgerdesk audit verify`.
+    /// yet). That anchor's signature is checked (`broken.problem` `ANCHOR_SIGNATURE` or
+    /// `ANCHOR_KEY_UNKNOWN` when it does not hold); the chain of all anchors is checked by
+    /// `ledgerdesk audit verify`.
     pub anchored_version: Option<i64>,
+    /// Whether the anchor's key was compared with the server's anchor key. False when the
+    /// server has none (`LEDGERDESK_ANCHOR_KEY_FILE` does not exist): the signature was then
+    /// checked against the key stored with the anchor only, which shows a changed anchor but
+    /// not one signed with another key. Null when no anchor covers the stream.
+    pub anchor_key_checked: Option<bool>,
 }
 
 /// `events` and `auditVerify`.
@@ -248,8 +263,9 @@ impl LogQuery {
     }
 
     /// Recomputes the hash chain of one stream from `fromVersion` (at most 10,000 events per
-    /// call; go on from `nextVersion`), and compares the stream with its latest signed
-    /// anchor, which shows removed newest events. Admins, auditors and API tokens with
+    /// call; go on from `nextVersion`), checks the signature of the stream's latest anchor
+    /// against the server's anchor key, and compares the stream with that anchor, which shows
+    /// removed newest events. Admins, auditors and API tokens with
     /// `events:read`. `NOT_FOUND` for a stream the log has never held.
     #[graphql(guard = "Need(Permission::ReadEvents)")]
     async fn audit_verify(
@@ -271,14 +287,21 @@ impl LogQuery {
         let from = u64::try_from(from_version.unwrap_or(0))
             .map_err(|_| error(Code::Validation, "`fromVersion` may not be negative"))?;
         let api = ctx.data_unchecked::<Api>();
-        let checked =
-            match audit::verify_stream(api.log.pool(), &stream_id, from, VERIFY_EVENTS).await {
-                Ok(checked) => checked,
-                Err(eventlog::Error::StreamNotFound { .. }) => {
-                    return Err(error(Code::NotFound, "the log holds no such stream"));
-                }
-                Err(other) => return Err(failed("cannot verify the stream", other)),
-            };
+        let checked = match audit::verify_stream(
+            api.log.pool(),
+            &stream_id,
+            from,
+            VERIFY_EVENTS,
+            &api.anchor_keys,
+        )
+        .await
+        {
+            Ok(checked) => checked,
+            Err(eventlog::Error::StreamNotFound { .. }) => {
+                return Err(error(Code::NotFound, "the log holds no such stream"));
+            }
+            Err(other) => return Err(failed("cannot verify the stream", other)),
+        };
         let to_i64 = |n: u64| i64::try_from(n).unwrap_or(i64::MAX);
         Ok(StreamAudit {
             stream: checked.stream,
@@ -288,6 +311,7 @@ impl LogQuery {
             holds: checked.broken.is_none(),
             broken: checked.broken.map(ChainBreak::from),
             anchored_version: checked.anchored_version.map(to_i64),
+            anchor_key_checked: checked.anchored_version.map(|_| checked.anchor_key_checked),
         })
     }
 }
