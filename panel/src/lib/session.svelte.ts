@@ -43,13 +43,16 @@ const ME = graphql(`
 export type Me = ResultOf<typeof ME>['me'];
 
 /** What `signIn` answers: done, or a second factor is asked for. */
+/** Why a session ended without the agent asking (keys of the texts the sign-in page shows). */
+export type EndedReason = 'session.ended' | 'session.endedDrafts';
+
 export type SignInOutcome = { done: true } | { done: false; challenge: string };
 
 class Session {
   tokens = $state<Tokens | null>(null);
   me = $state<Me | null>(null);
-  /** Why the agent is back at the sign-in page, when a session ended by itself. */
-  endedReason = $state<string | null>(null);
+  /** Why the agent is back at the sign-in page (a text key), when a session ended by itself. */
+  endedReason = $state<EndedReason | null>(null);
   private refreshing: Promise<boolean> | null = null;
   private timer: ReturnType<typeof setTimeout> | undefined;
 
@@ -170,7 +173,7 @@ class Session {
         return true;
       } catch (error) {
         if (error instanceof ApiError && !error.retryable) {
-          this.end('Your session has ended. Sign in again; your unsent replies are kept.');
+          this.end('session.endedDrafts');
           return false;
         }
         throw error;
@@ -188,7 +191,7 @@ class Session {
   }
 
   /** The session ended without the agent asking: back to sign-in, drafts kept. */
-  end(reason: string): void {
+  end(reason: EndedReason): void {
     this.endedReason = reason;
     this.me = null;
     this.store(null);

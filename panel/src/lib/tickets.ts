@@ -41,6 +41,7 @@ export const TEMPLATES = graphql(`query Templates { templates { templateId title
 export const MEDIA_FIELDS = graphql(`
   fragment MediaFields on Media @_unmask {
     kind fileId fileName mimeType fileSize width height duration title performer emoji setName
+    isAnimated isVideo mediaId url thumbnailUrl
   }
 `);
 
