@@ -47,7 +47,8 @@ export const MEDIA_FIELDS = graphql(`
 
 export const MESSAGE_FIELDS = graphql(
   `fragment MessageFields on Message @_unmask {
-    messageId seq direction kind text caption createdAt editedAt authorAgentId templateId
+    messageId seq direction kind text caption createdAt
+    entities { type offset length url language customEmojiId userId } editedAt authorAgentId templateId
     deliveryState failureReason deliveryRetry { attempts nextAttemptAt lastError }
     forwardOrigin forwardedAt details mediaGroupId serviceAction unsupportedKind
     media { ...MediaFields }
