@@ -10,7 +10,7 @@ mod http;
 
 use std::path::{Path, PathBuf};
 use std::process::Command;
-use std::sync::Mutex;
+use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
 use api::auth::{AuthConfig, AuthService, NewAgent};
@@ -20,6 +20,7 @@ use domain::agent::Role;
 use eventlog::postgres::PostgresLog;
 use secrecy::SecretString;
 use serde_json::{Value, json};
+use sqlx::PgPool;
 use testkit::telegram::{FakeTelegram, FileServing, TOKEN};
 use testkit::{DatabaseName, TestApp, eventually};
 
@@ -31,10 +32,14 @@ const PATIENCE: Duration = Duration::from_secs(20);
 /// One browser at a time: the machine's cores go to the server and the page under test.
 static BROWSER: Mutex<()> = Mutex::new(());
 
+/// Changes a test makes to the server's settings (media, token lifetimes), kept for restarts.
+type Configure = Arc<dyn Fn(&mut ledgerdesk::Settings) + Send + Sync>;
+
 struct Desk {
     app: TestApp,
     telegram: FakeTelegram,
     http: reqwest::Client,
+    configure: Configure,
 }
 
 impl Desk {
@@ -42,8 +47,11 @@ impl Desk {
         Desk::start_with(tag, |_| {}).await
     }
 
-    /// As [`Desk::start`], with settings changed by `configure` (media, token lifetimes).
-    async fn start_with(tag: &str, configure: impl FnOnce(&mut ledgerdesk::Settings)) -> Desk {
+    /// As [`Desk::start`], with settings changed by `configure`.
+    async fn start_with(
+        tag: &str,
+        configure: impl Fn(&mut ledgerdesk::Settings) + Send + Sync + 'static,
+    ) -> Desk {
         if !api::panel::BUILT {
             panic!(
                 "this build has no panel: build it first (`npm ci && npm run build` in panel/; \
@@ -51,6 +59,24 @@ impl Desk {
             );
         }
         let telegram = FakeTelegram::start().await;
+        let configure: Configure = Arc::new(configure);
+        let database = DatabaseName::fresh(&format!("panel_{tag}"));
+        let app = Desk::spawn(database, &telegram, &configure, None).await;
+        Desk {
+            app,
+            telegram,
+            http: reqwest::Client::new(),
+            configure,
+        }
+    }
+
+    /// The server on `database`, on `addr` when given (a restart keeps the address).
+    async fn spawn(
+        database: DatabaseName,
+        telegram: &FakeTelegram,
+        configure: &Configure,
+        addr: Option<std::net::SocketAddr>,
+    ) -> TestApp {
         let config = BotConfig::polling(SecretString::from(TOKEN))
             .unwrap()
             .with_api_url(telegram.url())
@@ -59,16 +85,39 @@ impl Desk {
                 Some(SecretString::from(SECRET)),
             )
             .unwrap();
-        let app = TestApp::spawn(DatabaseName::fresh(&format!("panel_{tag}")), |settings| {
+        TestApp::spawn(database, |settings| {
             settings.bot = Some(config);
             settings.db_max_connections = 8;
+            if let Some(addr) = addr {
+                settings.bind = addr;
+            }
             configure(settings);
         })
-        .await;
+        .await
+    }
+
+    /// Stops the server (its sockets close), runs `meanwhile` on its database, and starts it
+    /// again on the same address.
+    async fn restart(self, meanwhile: impl AsyncFnOnce(&PgPool)) -> Desk {
+        let Desk {
+            app,
+            telegram,
+            http,
+            configure,
+        } = self;
+        let addr = app.addr();
+        let database = app.stop().await;
+        let pool = PgPool::connect_with(database.connect_options())
+            .await
+            .unwrap();
+        meanwhile(&pool).await;
+        pool.close().await;
+        let app = Desk::spawn(database, &telegram, &configure, Some(addr)).await;
         Desk {
             app,
             telegram,
-            http: reqwest::Client::new(),
+            http,
+            configure,
         }
     }
 
@@ -547,7 +596,7 @@ async fn formatted_texts_photos_voice_and_files_show_and_an_agent_sends_files() 
     let store = dir.clone();
     let desk = Desk::start_with("media", move |settings| {
         settings.api.media = Some(media::MediaConfig {
-            backend: media::Backend::Local { dir: store },
+            backend: media::Backend::Local { dir: store.clone() },
             // Short enough that the test sees a URL expire while the page is open.
             url_ttl: Duration::from_secs(4),
             ..media::MediaConfig::default()
@@ -644,4 +693,106 @@ async fn formatted_texts_photos_voice_and_files_show_and_an_agent_sends_files() 
     assert_eq!(photos[0].chat_id(), Some(8201));
     desk.stop().await;
     let _ = std::fs::remove_dir_all(dir);
+}
+
+#[tokio::test]
+async fn a_short_lived_access_token_is_renewed_silently_while_the_agent_works() {
+    let desk = Desk::start_with("refresh", |settings| {
+        settings.api.auth.access_ttl = Duration::from_secs(10);
+    })
+    .await;
+    desk.agent(Role::Agent, "agent@example.com", Some(PASSWORD))
+        .await;
+    desk.customer_writes(1, 8301, "Rosa", "Is my parcel insured?")
+        .await;
+    let mut config = desk.config("refresh");
+    config["agent"] = json!({ "email": "agent@example.com", "password": PASSWORD });
+    let marker = Path::new(config["screenshots"].as_str().unwrap()).join("renewed-twice");
+    let _ = std::fs::remove_file(&marker);
+    let run = tokio::spawn(scenario("refresh", config.clone()));
+    // Once the panel has renewed its token twice, the customer writes again: the live view
+    // (signed with a renewed token) shows it.
+    eventually(async || marker.exists(), Duration::from_secs(60)).await;
+    desk.customer_writes(2, 8301, "Rosa", "Also, can you gift-wrap it?")
+        .await;
+    run.await.unwrap();
+    let replies = desk
+        .telegram
+        .wait_for_calls("sendMessage", 1, PATIENCE)
+        .await;
+    assert!(
+        replies
+            .iter()
+            .any(|call| call.param("text").as_deref() == Some("Yes, it is insured.")),
+        "{replies:#?}"
+    );
+    desk.stop().await;
+}
+
+#[tokio::test]
+async fn the_live_view_reconnects_after_a_server_restart_and_shows_what_came_meanwhile() {
+    let desk = Desk::start("reconnect").await;
+    desk.agent(Role::Agent, "agent@example.com", Some(PASSWORD))
+        .await;
+    desk.customer_writes(1, 8401, "Lev", "My order has not shipped")
+        .await;
+    let mut config = desk.config("reconnect");
+    config["agent"] = json!({ "email": "agent@example.com", "password": PASSWORD });
+    let dir = PathBuf::from(config["screenshots"].as_str().unwrap());
+    // Markers the scenario and the test leave each other (of an earlier run too).
+    for marker in ["restart-now", "saw-reconnecting", "restarted"] {
+        let _ = std::fs::remove_file(dir.join(marker));
+    }
+    let run = tokio::spawn(scenario("reconnect", config.clone()));
+    let ready = dir.join("restart-now");
+    eventually(async || ready.exists(), Duration::from_secs(60)).await;
+    // The server stays down until the panel shows it lost the connection. Meanwhile the
+    // customer writes again (recorded in the log as another instance of Ledgerdesk would):
+    // the panel learns of it only by resuming its feeds.
+    let noticed = dir.join("saw-reconnecting");
+    let desk = desk
+        .restart(async |pool: &PgPool| {
+            eventually(async || noticed.exists(), Duration::from_secs(30)).await;
+            record_customer_message(pool, 8401, "Lev", "Any news? It has been a week.").await;
+        })
+        .await;
+    std::fs::write(dir.join("restarted"), b"").unwrap();
+    run.await.unwrap();
+    desk.stop().await;
+}
+
+/// A customer's text recorded straight into the log (the server may be down).
+async fn record_customer_message(pool: &PgPool, customer: i64, name: &str, text: &str) {
+    use domain::content::{CustomerMessage, MessageContent, TelegramMessageId};
+    use domain::customer::CustomerProfile;
+    use domain::flow::RouteCustomerMessage;
+    use domain::ticket::Channel;
+    use domain::{CustomerId, MessageId, TicketId};
+
+    CommandService::new(PostgresLog::new(pool.clone()))
+        .route_customer_message(
+            &RouteCustomerMessage {
+                customer: CustomerId(customer),
+                profile: CustomerProfile {
+                    first_name: name.to_owned(),
+                    last_name: None,
+                    username: None,
+                    language_code: Some("en".into()),
+                },
+                category: None,
+                new_ticket_id: TicketId(uuid::Uuid::now_v7()),
+                channel: Channel::Telegram,
+                message: CustomerMessage {
+                    message_id: MessageId(uuid::Uuid::now_v7()),
+                    telegram_message_id: TelegramMessageId(90_001),
+                    reply_to: None,
+                    content: MessageContent::text(text),
+                },
+                reopen_window: chrono::TimeDelta::days(7),
+                at: chrono::Utc::now(),
+            },
+            &app::commands::CommandContext::new(eventlog::Actor::system("test")),
+        )
+        .await
+        .unwrap();
 }
