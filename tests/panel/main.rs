@@ -796,3 +796,23 @@ async fn record_customer_message(pool: &PgPool, customer: i64, name: &str, text:
         .await
         .unwrap();
 }
+
+#[tokio::test]
+async fn an_agent_the_team_requires_a_second_factor_of_enrols_then_signs_in_with_a_code() {
+    let desk = Desk::start("second_factor").await;
+    desk.agent(Role::Admin, "admin@example.com", Some(PASSWORD))
+        .await;
+    desk.agent(Role::Agent, "agent@example.com", Some(PASSWORD))
+        .await;
+    let token = desk.login("admin@example.com").await;
+    desk.gql(
+        &token,
+        "mutation { setTwoFactorPolicy(input: { policy: EVERYONE }) { policy } }",
+        json!({}),
+    )
+    .await;
+    let mut config = desk.config("second_factor");
+    config["agent"] = json!({ "email": "agent@example.com", "password": PASSWORD });
+    scenario("second-factor", config).await;
+    desk.stop().await;
+}

@@ -33,6 +33,17 @@ const CHANGE_PASSWORD = graphql(
   }`,
   [SESSION_FIELDS],
 );
+const ENROL = graphql(`
+  mutation EnrolSecondFactor($input: EnrolSecondFactorInput!) {
+    enrolSecondFactor(input: $input) { secret otpauthUri }
+  }
+`);
+const CONFIRM = graphql(
+  `mutation ConfirmSecondFactor($input: ConfirmSecondFactorInput!) {
+    confirmSecondFactor(input: $input) { recoveryCodes session { ...SessionFields } }
+  }`,
+  [SESSION_FIELDS],
+);
 const LOGOUT = graphql(`mutation Logout($input: LogoutInput!) { logout(input: $input) { ok } }`);
 const ME = graphql(`
   query Me {
@@ -126,6 +137,28 @@ class Session {
       token,
     );
     await this.begin(changePassword);
+  }
+
+  /** Starts adding an authenticator app: its secret, nothing changed at sign-in yet. */
+  async enrolSecondFactor(currentPassword: string): Promise<{ secret: string; otpauthUri: string }> {
+    const token = await this.accessToken();
+    const { enrolSecondFactor } = await execute(ENROL, { input: { currentPassword } }, token);
+    return enrolSecondFactor;
+  }
+
+  /**
+   * Confirms the app with a code it shows: answers the recovery codes and the new full
+   * session, which `adopt` takes once the agent has kept the codes.
+   */
+  async confirmSecondFactor(code: string): Promise<{ recoveryCodes: string[]; session: Tokens }> {
+    const token = await this.accessToken();
+    const { confirmSecondFactor } = await execute(CONFIRM, { input: { code } }, token);
+    return confirmSecondFactor;
+  }
+
+  /** Continues with a session issued outside sign-in (after confirming a second factor). */
+  async adopt(tokens: Tokens): Promise<void> {
+    await this.begin(tokens);
   }
 
   private async begin(tokens: Tokens): Promise<void> {

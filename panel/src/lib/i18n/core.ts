@@ -212,6 +212,17 @@ export const en = {
   'activity.waiting': 'Waiting for events…',
   'activity.by': 'by {actor}',
   'activity.openTicket': 'Open the ticket',
+  'twoFactor.title': 'Add an authenticator app',
+  'twoFactor.required': 'Your team requires a second factor at sign-in. Confirm your password to start.',
+  'twoFactor.start': 'Continue',
+  'twoFactor.secretHint': 'Add an account to your authenticator app with this key (time-based, six digits), then enter the code it shows.',
+  'twoFactor.copy': 'Copy',
+  'twoFactor.copied': 'Copied',
+  'twoFactor.uri': 'The same as an otpauth link',
+  'twoFactor.code': 'Code from the app',
+  'twoFactor.confirm': 'Confirm',
+  'twoFactor.recoveryHint': 'Keep these recovery codes somewhere safe: each signs you in once if you lose your phone. They are shown only now.',
+  'twoFactor.continue': 'I have kept them: open the desk',
 } satisfies Messages;
 
 export const ru: Record<keyof typeof en, Messages[string]> = {
@@ -438,6 +449,17 @@ export const ru: Record<keyof typeof en, Messages[string]> = {
   'activity.waiting': 'Ждём события…',
   'activity.by': 'автор: {actor}',
   'activity.openTicket': 'Открыть обращение',
+  'twoFactor.title': 'Подключите приложение-аутентификатор',
+  'twoFactor.required': 'В вашей команде вход требует второго фактора. Подтвердите пароль, чтобы начать.',
+  'twoFactor.start': 'Продолжить',
+  'twoFactor.secretHint': 'Добавьте в приложение-аутентификатор учётную запись с этим ключом (по времени, шесть цифр) и введите код, который оно покажет.',
+  'twoFactor.copy': 'Скопировать',
+  'twoFactor.copied': 'Скопировано',
+  'twoFactor.uri': 'То же в виде ссылки otpauth',
+  'twoFactor.code': 'Код из приложения',
+  'twoFactor.confirm': 'Подтвердить',
+  'twoFactor.recoveryHint': 'Сохраните резервные коды в надёжном месте: каждый позволит войти один раз, если телефон потерян. Они показываются только сейчас.',
+  'twoFactor.continue': 'Я сохранил(а) коды: открыть панель',
 };
 
 /** A key of these texts. */
