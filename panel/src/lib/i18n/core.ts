@@ -11,6 +11,7 @@ export const en = {
   'language.label': 'Language',
   'common.loading': 'Loading…',
   'common.close': 'Close',
+  'common.anAgent': 'an agent',
   'title.unread': { one: '({count}) Ledgerdesk', other: '({count}) Ledgerdesk' },
 
   'session.ended': 'Your session has ended. Sign in again.',
@@ -234,6 +235,7 @@ export const ru: Record<keyof typeof en, Messages[string]> = {
   'language.label': 'Язык',
   'common.loading': 'Загрузка…',
   'common.close': 'Закрыть',
+  'common.anAgent': 'оператор',
   'title.unread': { one: '({count}) Ledgerdesk', few: '({count}) Ledgerdesk', many: '({count}) Ledgerdesk', other: '({count}) Ledgerdesk' },
 
   'session.ended': 'Сеанс завершён. Войдите снова.',
