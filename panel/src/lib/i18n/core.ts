@@ -184,6 +184,7 @@ export const en = {
 
   'actions.assignToMe': 'Assign to me',
   'actions.assignee': 'Assignee',
+  'actions.unassigned': 'Unassigned',
   'actions.noCategory': 'No category',
   'actions.resolve': 'Resolve',
   'actions.readOnly': 'read only',
@@ -317,7 +318,7 @@ export const ru: Record<keyof typeof en, Messages[string]> = {
   'inbox.whose': 'Чьи',
   'inbox.everyones': 'Все',
   'inbox.mine': 'Мои',
-  'inbox.unassigned': 'Не назначены',
+  'inbox.unassigned': 'Неназначенные',
   'inbox.anyPriority': 'Любой приоритет',
   'inbox.anyCategory': 'Любая категория',
   'inbox.tag': 'Метка',
@@ -422,6 +423,7 @@ export const ru: Record<keyof typeof en, Messages[string]> = {
 
   'actions.assignToMe': 'Взять себе',
   'actions.assignee': 'Исполнитель',
+  'actions.unassigned': 'Не назначено',
   'actions.noCategory': 'Без категории',
   'actions.resolve': 'Решить',
   'actions.readOnly': 'только чтение',
