@@ -33,6 +33,7 @@ use projections::tickets::queries as tickets;
 use sqlx::PgPool;
 use tokio::sync::{OnceCell, broadcast};
 use tokio::task::AbortHandle;
+use tokio_util::sync::CancellationToken;
 use uuid::Uuid;
 
 /// How many events (or ticket batches) a slow subscriber may fall behind before it lags and
@@ -81,6 +82,8 @@ struct Inner {
     capacity: usize,
     started: OnceCell<Started>,
     agents: Arc<agents::AgentStates>,
+    /// Cancelled when the hub stops: open sockets close, telling clients to connect again.
+    stopping: CancellationToken,
 }
 
 struct Started {
@@ -125,6 +128,7 @@ impl LiveHub {
                 capacity,
                 started: OnceCell::new(),
                 agents: Arc::default(),
+                stopping: CancellationToken::new(),
             }),
         }
     }
@@ -132,7 +136,14 @@ impl LiveHub {
     /// Stops following the log (subscriptions end). Call it before closing the pool at
     /// shutdown, or the hub's tasks keep asking a closed pool and log that they failed.
     pub fn stop(&self) {
+        self.inner.stopping.cancel();
         self.inner.abort_tasks();
+    }
+
+    /// Cancelled once the hub stops (the server is shutting down): what an open socket
+    /// watches to close itself rather than stay open without feeds.
+    pub fn stopping(&self) -> CancellationToken {
+        self.inner.stopping.clone()
     }
 
     /// The log the hub follows.

@@ -14,7 +14,7 @@ use bot::update::{BotCommand, Inbound, IncomingMessage, Sender, interpret};
 use chrono::{DateTime, Utc};
 use domain::content::{
     ChecklistTask, ForwardOrigin, MediaDetails, MessageBody, MessageContent, TelegramFile,
-    TelegramMessageId, Thumbnail,
+    TelegramMessageId, TextEntity, Thumbnail,
 };
 use domain::customer::CustomerProfile;
 use domain::{CategoryId, CustomerId, TicketId};
@@ -80,6 +80,17 @@ fn file(file_id: &str, file_unique_id: &str) -> TelegramFile {
 
 fn content(body: MessageBody) -> MessageContent {
     MessageContent::of(body)
+}
+
+/// `content` with the formatting Telegram marked in its text or caption.
+fn formatted(content: MessageContent, entities: &[(&str, u32, u32)]) -> MessageContent {
+    MessageContent {
+        entities: entities
+            .iter()
+            .map(|&(kind, offset, length)| TextEntity::new(kind, offset, length))
+            .collect(),
+        ..content
+    }
 }
 
 /// `content` with what Telegram told about its file.
@@ -186,9 +197,12 @@ fn expectations() -> BTreeMap<&'static str, Inbound> {
             message(
                 anna(),
                 211,
-                content(text(
-                    "Hello, my order #48213 has not arrived yet. Tracking says https://track.example.com/48213",
-                )),
+                formatted(
+                    content(text(
+                        "Hello, my order #48213 has not arrived yet. Tracking says https://track.example.com/48213",
+                    )),
+                    &[("url", 58, 31)],
+                ),
                 1_763_895_600,
             ),
         ),
@@ -197,7 +211,10 @@ fn expectations() -> BTreeMap<&'static str, Inbound> {
             message(
                 anna(),
                 212,
-                content(text("/orders please show me my orders")),
+                formatted(
+                    content(text("/orders please show me my orders")),
+                    &[("bot_command", 0, 7)],
+                ),
                 1_763_895_660,
             ),
         ),
@@ -234,28 +251,31 @@ fn expectations() -> BTreeMap<&'static str, Inbound> {
             message(
                 anna(),
                 214,
-                with_media(
-                    captioned(
-                        MessageBody::Photo {
-                            file: file(
-                                "AgACAgIAAxkBAAIA1mkjYRLx0qKzG9v1bQkPq3Zr2mXhAAJr8jEbQ1YgSWQ3a5cJk7pZAQADAgADeAADNgQ",
-                                "AQADa_IxG0NWIEl9",
+                formatted(
+                    with_media(
+                        captioned(
+                            MessageBody::Photo {
+                                file: file(
+                                    "AgACAgIAAxkBAAIA1mkjYRLx0qKzG9v1bQkPq3Zr2mXhAAJr8jEbQ1YgSWQ3a5cJk7pZAQADAgADeAADNgQ",
+                                    "AQADa_IxG0NWIEl9",
+                                ),
+                            },
+                            "The box arrived crushed, see the corner",
+                        ),
+                        photo_details(
+                            600,
+                            800,
+                            60_127,
+                            thumbnail(
+                                "AgACAgIAAxkBAAIA1mkjYRLx0qKzG9v1bQkPq3Zr2mXhAAJr8jEbQ1YgSWQ3a5cJk7pZAQADAgADcwADNgQ",
+                                "AQADa_IxG0NWIEl4",
+                                67,
+                                90,
+                                987,
                             ),
-                        },
-                        "The box arrived crushed, see the corner",
-                    ),
-                    photo_details(
-                        600,
-                        800,
-                        60_127,
-                        thumbnail(
-                            "AgACAgIAAxkBAAIA1mkjYRLx0qKzG9v1bQkPq3Zr2mXhAAJr8jEbQ1YgSWQ3a5cJk7pZAQADAgADcwADNgQ",
-                            "AQADa_IxG0NWIEl4",
-                            67,
-                            90,
-                            987,
                         ),
                     ),
+                    &[("bold", 16, 7)],
                 ),
                 1_763_895_780,
             ),
@@ -547,6 +567,7 @@ fn expectations() -> BTreeMap<&'static str, Inbound> {
                         name: "Courier Jean".into(),
                     }),
                     forwarded_at: Some(at(1_763_811_000)),
+                    entities: Vec::new(),
                     media: Some(Box::new(photo_details(
                         240,
                         320,
@@ -587,16 +608,19 @@ fn expectations() -> BTreeMap<&'static str, Inbound> {
             message(
                 lea(),
                 1045,
-                forwarded_at(
-                    forwarded(
-                        text("Black Friday: free shipping on every order until Sunday!"),
-                        ForwardOrigin::Channel {
-                            chat_id: -1_001_122_334_455,
-                            title: "Shop News".into(),
-                            message_id: TelegramMessageId(731),
-                        },
+                formatted(
+                    forwarded_at(
+                        forwarded(
+                            text("Black Friday: free shipping on every order until Sunday!"),
+                            ForwardOrigin::Channel {
+                                chat_id: -1_001_122_334_455,
+                                title: "Shop News".into(),
+                                message_id: TelegramMessageId(731),
+                            },
+                        ),
+                        1_763_640_000,
                     ),
-                    1_763_640_000,
+                    &[("bold", 0, 12)],
                 ),
                 1_763_896_620,
             ),
@@ -1122,7 +1146,7 @@ fn an_edited_command_is_an_edit() {
         Inbound::Edited {
             sender: anna(),
             telegram_message_id: TelegramMessageId(242),
-            content: content(text("/help")),
+            content: formatted(content(text("/help")), &[("bot_command", 0, 5)]),
             at: at(1_763_900_200),
         }
     );

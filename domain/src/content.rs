@@ -545,6 +545,61 @@ pub struct MessageContent {
     /// file of an album as a message of its own, all with the same group id.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub media_group_id: Option<String>,
+    /// How the text (or, for media, the caption) is formatted and what it links to, as
+    /// Telegram marks it: bold, links, mentions, code… (empty for plain text).
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub entities: Vec<TextEntity>,
+}
+
+/// A marked span of a message's text or caption, as Telegram's `MessageEntity` has it.
+/// Offsets and lengths count UTF-16 code units, as Telegram counts them.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct TextEntity {
+    /// Telegram's type: `bold`, `italic`, `underline`, `strikethrough`, `spoiler`, `code`,
+    /// `pre`, `text_link`, `url`, `mention`, `hashtag`, `cashtag`, `bot_command`, `email`,
+    /// `phone_number`, `blockquote`, `expandable_blockquote`, `text_mention`, `custom_emoji`
+    /// (kept as sent, so types Telegram adds later are kept too).
+    #[serde(rename = "type")]
+    pub kind: String,
+    /// Where it starts, in UTF-16 code units from the start of the text.
+    pub offset: u32,
+    /// Its length in UTF-16 code units.
+    pub length: u32,
+    /// The target of a `text_link`.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub url: Option<String>,
+    /// The programming language of a `pre` block.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub language: Option<String>,
+    /// The custom emoji of a `custom_emoji` (its text is the plain emoji it stands for).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub custom_emoji_id: Option<String>,
+    /// The Telegram user a `text_mention` names.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub user_id: Option<u64>,
+}
+
+impl TextEntity {
+    /// A span of `kind` with nothing more to it (bold, a hashtag…).
+    #[must_use]
+    pub fn new(kind: impl Into<String>, offset: u32, length: u32) -> Self {
+        Self {
+            kind: kind.into(),
+            offset,
+            length,
+            url: None,
+            language: None,
+            custom_emoji_id: None,
+            user_id: None,
+        }
+    }
+
+    fn validate(&self) -> Result<(), InvalidInput> {
+        customer_text("text entity type", &self.kind)?;
+        customer_optional("text link", self.url.as_deref())?;
+        customer_optional("code language", self.language.as_deref())?;
+        customer_optional("custom emoji id", self.custom_emoji_id.as_deref())
+    }
 }
 
 impl MessageContent {
@@ -564,6 +619,7 @@ impl MessageContent {
             forwarded_at: None,
             media: None,
             media_group_id: None,
+            entities: Vec::new(),
         }
     }
 
@@ -593,6 +649,12 @@ impl MessageContent {
             media.validate()?;
         }
         customer_optional("media group id", self.media_group_id.as_deref())?;
+        validate::count(
+            "text entities",
+            self.entities.len(),
+            validate::MAX_CUSTOMER_TEXT_CHARS,
+        )?;
+        self.entities.iter().try_for_each(TextEntity::validate)?;
         self.forwarded_from
             .as_ref()
             .map_or(Ok(()), ForwardOrigin::validate)

@@ -15,9 +15,12 @@ export async function launch() {
   });
 }
 
-/** A page of its own browser context (its own storage: one agent's tab). */
-export async function newPage(browser, config, viewport = DESKTOP) {
-  const context = await browser.newContext({ viewport, baseURL: config.base });
+/**
+ * A page of its own browser context (its own storage: one agent's tab); `options` are more
+ * of the context's (a `locale`, as the browser's language).
+ */
+export async function newPage(browser, config, viewport = DESKTOP, options = {}) {
+  const context = await browser.newContext({ viewport, baseURL: config.base, ...options });
   const page = await context.newPage();
   const problems = [];
   page.on('console', (message) => {
@@ -71,6 +74,15 @@ export async function postUpdate(config, update) {
     body: JSON.stringify(update),
   });
   if (response.status !== 200) throw new Error(`the webhook answered ${response.status}`);
+}
+
+/** Polls `condition` (async) every 250 ms until it holds, or throws `what` after `timeout` ms. */
+export async function eventually(condition, timeout, what) {
+  const deadline = Date.now() + timeout;
+  while (!(await condition())) {
+    if (Date.now() > deadline) throw new Error(`timed out waiting: ${what}`);
+    await new Promise((resolve) => setTimeout(resolve, 250));
+  }
 }
 
 export function check(condition, message) {

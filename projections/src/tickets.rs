@@ -59,7 +59,8 @@ read_model!(
     // 2: search terms (`search_terms`) instead of a `to_tsvector` index.
     // 3: the versions before each edit (`edits`); media details (`media`), albums
     // (`media_group_id`), forward dates, new kinds.
-    version: 3,
+    // 4: the formatting of texts and captions (`details.entities`).
+    version: 4,
     tables: MESSAGE_TABLES,
     keeping: apply_messages_keeping,
 );
@@ -752,12 +753,27 @@ fn set_content(row: &mut MessageRow, content: &MessageContent) {
     row.text = text;
     row.file_id = file.map(|f| f.file_id.clone());
     row.file_unique_id = file.map(|f| f.file_unique_id.clone());
-    row.details = details(&content.body);
+    row.details = with_entities(details(&content.body), content);
     row.media = media(content);
     row.caption.clone_from(&content.caption);
     row.forward_origin = content.forwarded_from.as_ref().map(forward_origin);
     row.forwarded_at = content.forwarded_at;
     row.media_group_id.clone_from(&content.media_group_id);
+}
+
+/// `details` with the formatting of the text or caption under `entities` (`[{type, offset,
+/// length, url?, language?, custom_emoji_id?, user_id?}]`, offsets in UTF-16 code units),
+/// when it has any.
+fn with_entities(details: Option<Value>, content: &MessageContent) -> Option<Value> {
+    if content.entities.is_empty() {
+        return details;
+    }
+    let mut object = match details {
+        Some(Value::Object(object)) => object,
+        _ => serde_json::Map::new(),
+    };
+    object.insert("entities".to_owned(), json!(content.entities));
+    Some(Value::Object(object))
 }
 
 /// What a body holds besides its text and file, for `messages.details`.

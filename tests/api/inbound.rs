@@ -1,10 +1,11 @@
 //! What the bot learns from Telegram, as GraphQL shows it: the bot's texts per language (and
-//! who may change them), a customer's `/start` payloads, and the versions of an edited message.
+//! who may change them), a customer's `/start` payloads, the versions of an edited message,
+//! and the formatting of a text.
 
 use app::commands::{CommandContext, CommandService};
 use chrono::{SubsecRound, TimeDelta, Utc};
 use domain::agent::Role;
-use domain::content::{MessageContent, TelegramMessageId};
+use domain::content::{MessageBody, MessageContent, TelegramFile, TelegramMessageId, TextEntity};
 use domain::customer::{Customer, CustomerCommand};
 use domain::settings::{BotText, Settings};
 use domain::ticket::{EditCustomerMessage, TicketCommand};
@@ -254,5 +255,75 @@ async fn an_edited_message_keeps_its_earlier_versions() {
             .all(|e| e["kind"] == "text" && e["caption"].is_null())
     );
     assert_eq!(edits[1]["editedAt"], message["editedAt"]);
+    server.stop().await;
+}
+
+#[tokio::test]
+async fn a_formatted_text_keeps_its_entities_in_utf16_offsets() {
+    let server = Server::start("message_entities").await;
+    let admin = server.admin().await;
+    // "👋 " is three UTF-16 code units; the Cyrillic word after it is bold, the link a
+    // text_link, the code a pre block with its language, the emoji a custom one.
+    let text = "👋 Привет, see docs and run `ls` 🎉";
+    let mut link = TextEntity::new("text_link", 15, 4);
+    link.url = Some("https://example.com/docs".into());
+    let mut pre = TextEntity::new("pre", 28, 4);
+    pre.language = Some("sh".into());
+    let mut emoji = TextEntity::new("custom_emoji", 33, 2);
+    emoji.custom_emoji_id = Some("5368324170671202286".into());
+    let mut mention = TextEntity::new("text_mention", 3, 6);
+    mention.user_id = Some(7_001_234_567);
+    let content = MessageContent {
+        entities: vec![TextEntity::new("bold", 3, 6), mention, link, pre, emoji],
+        ..MessageContent::text(text)
+    };
+    let (ticket, _) = server
+        .record_customer_content(7_003, None, content, 601, None)
+        .await;
+    let photo = MessageContent {
+        caption: Some("so _this_ one".into()),
+        entities: vec![TextEntity::new("italic", 3, 6)],
+        ..MessageContent::of(MessageBody::Photo {
+            file: TelegramFile {
+                file_id: "AgACphoto".into(),
+                file_unique_id: "AQADphoto".into(),
+            },
+        })
+    };
+    let (_, position) = server
+        .record_customer_content(7_003, None, photo, 602, None)
+        .await;
+    server.caught_up(position).await;
+    let data = server
+        .ok(
+            &admin.token,
+            "query($id: ID!) { ticket(id: $id) { messages(first: 10) { nodes {
+                kind text caption
+                entities { type offset length url language customEmojiId userId } } } } }",
+            json!({ "id": ticket.to_string() }),
+        )
+        .await;
+    let messages = data["ticket"]["messages"]["nodes"].as_array().unwrap();
+    assert_eq!(messages[0]["text"], text);
+    assert_eq!(
+        messages[0]["entities"],
+        json!([
+            { "type": "bold", "offset": 3, "length": 6, "url": null, "language": null,
+              "customEmojiId": null, "userId": null },
+            { "type": "text_mention", "offset": 3, "length": 6, "url": null, "language": null,
+              "customEmojiId": null, "userId": "7001234567" },
+            { "type": "text_link", "offset": 15, "length": 4, "url": "https://example.com/docs",
+              "language": null, "customEmojiId": null, "userId": null },
+            { "type": "pre", "offset": 28, "length": 4, "url": null, "language": "sh",
+              "customEmojiId": null, "userId": null },
+            { "type": "custom_emoji", "offset": 33, "length": 2, "url": null, "language": null,
+              "customEmojiId": "5368324170671202286", "userId": null },
+        ])
+    );
+    // A caption's entities belong to the caption.
+    assert_eq!(messages[1]["kind"], "photo");
+    assert_eq!(messages[1]["caption"], "so _this_ one");
+    assert_eq!(messages[1]["entities"][0]["type"], "italic");
+    assert_eq!(messages[1]["entities"][0]["offset"], 3);
     server.stop().await;
 }

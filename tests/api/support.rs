@@ -282,6 +282,25 @@ impl Server {
         telegram_id: i32,
         reply_to: Option<i32>,
     ) -> (uuid::Uuid, Position) {
+        self.record_customer_content(
+            customer,
+            category,
+            MessageContent::text(text),
+            telegram_id,
+            reply_to,
+        )
+        .await
+    }
+
+    /// As [`Server::record_customer_message`], with any content (media, formatting…).
+    pub async fn record_customer_content(
+        &self,
+        customer: i64,
+        category: Option<uuid::Uuid>,
+        content: MessageContent,
+        telegram_id: i32,
+        reply_to: Option<i32>,
+    ) -> (uuid::Uuid, Position) {
         let routed = CommandService::new(self.log.clone())
             .route_customer_message(
                 &RouteCustomerMessage {
@@ -299,7 +318,7 @@ impl Server {
                         message_id: MessageId(uuid::Uuid::now_v7()),
                         telegram_message_id: TelegramMessageId(telegram_id),
                         reply_to: reply_to.map(TelegramMessageId),
-                        content: MessageContent::text(text),
+                        content,
                     },
                     reopen_window: TimeDelta::days(7),
                     at: Utc::now(),

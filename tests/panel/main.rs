@@ -10,7 +10,7 @@ mod http;
 
 use std::path::{Path, PathBuf};
 use std::process::Command;
-use std::sync::Mutex;
+use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
 use api::auth::{AuthConfig, AuthService, NewAgent};
@@ -20,7 +20,8 @@ use domain::agent::Role;
 use eventlog::postgres::PostgresLog;
 use secrecy::SecretString;
 use serde_json::{Value, json};
-use testkit::telegram::{FakeTelegram, TOKEN};
+use sqlx::PgPool;
+use testkit::telegram::{FakeTelegram, FileServing, TOKEN};
 use testkit::{DatabaseName, TestApp, eventually};
 
 const SECRET: &str = "panel-webhook-secret";
@@ -31,19 +32,26 @@ const PATIENCE: Duration = Duration::from_secs(20);
 /// One browser at a time: the machine's cores go to the server and the page under test.
 static BROWSER: Mutex<()> = Mutex::new(());
 
+/// Changes a test makes to the server's settings (media, token lifetimes), kept for restarts.
+type Configure = Arc<dyn Fn(&mut ledgerdesk::Settings) + Send + Sync>;
+
 struct Desk {
     app: TestApp,
     telegram: FakeTelegram,
     http: reqwest::Client,
+    configure: Configure,
 }
 
 impl Desk {
     async fn start(tag: &str) -> Desk {
-        Desk::start_with(tag, |config| config).await
+        Desk::start_with(tag, |_| {}).await
     }
 
-    /// As [`Desk::start`], with the bot's configuration changed by `configure`.
-    async fn start_with(tag: &str, configure: impl FnOnce(BotConfig) -> BotConfig) -> Desk {
+    /// As [`Desk::start`], with settings changed by `configure`.
+    async fn start_with(
+        tag: &str,
+        configure: impl Fn(&mut ledgerdesk::Settings) + Send + Sync + 'static,
+    ) -> Desk {
         if !api::panel::BUILT {
             panic!(
                 "this build has no panel: build it first (`npm ci && npm run build` in panel/; \
@@ -51,6 +59,24 @@ impl Desk {
             );
         }
         let telegram = FakeTelegram::start().await;
+        let configure: Configure = Arc::new(configure);
+        let database = DatabaseName::fresh(&format!("panel_{tag}"));
+        let app = Desk::spawn(database, &telegram, &configure, None).await;
+        Desk {
+            app,
+            telegram,
+            http: reqwest::Client::new(),
+            configure,
+        }
+    }
+
+    /// The server on `database`, on `addr` when given (a restart keeps the address).
+    async fn spawn(
+        database: DatabaseName,
+        telegram: &FakeTelegram,
+        configure: &Configure,
+        addr: Option<std::net::SocketAddr>,
+    ) -> TestApp {
         let config = BotConfig::polling(SecretString::from(TOKEN))
             .unwrap()
             .with_api_url(telegram.url())
@@ -59,16 +85,39 @@ impl Desk {
                 Some(SecretString::from(SECRET)),
             )
             .unwrap();
-        let config = configure(config);
-        let app = TestApp::spawn(DatabaseName::fresh(&format!("panel_{tag}")), |settings| {
+        TestApp::spawn(database, |settings| {
             settings.bot = Some(config);
             settings.db_max_connections = 8;
+            if let Some(addr) = addr {
+                settings.bind = addr;
+            }
+            configure(settings);
         })
-        .await;
+        .await
+    }
+
+    /// Stops the server (its sockets close), runs `meanwhile` on its database, and starts it
+    /// again on the same address.
+    async fn restart(self, meanwhile: impl AsyncFnOnce(&PgPool)) -> Desk {
+        let Desk {
+            app,
+            telegram,
+            http,
+            configure,
+        } = self;
+        let addr = app.addr();
+        let database = app.stop().await;
+        let pool = PgPool::connect_with(database.connect_options())
+            .await
+            .unwrap();
+        meanwhile(&pool).await;
+        pool.close().await;
+        let app = Desk::spawn(database, &telegram, &configure, Some(addr)).await;
         Desk {
             app,
             telegram,
-            http: reqwest::Client::new(),
+            http,
+            configure,
         }
     }
 
@@ -133,6 +182,20 @@ impl Desk {
             .as_str()
             .unwrap_or_else(|| panic!("login: {body}"))
             .to_owned()
+    }
+
+    /// An update posted to the bot's webhook, as Telegram would.
+    async fn post_update(&self, update: &Value) {
+        let status = self
+            .http
+            .post(self.app.url(WEBHOOK_PATH))
+            .header("X-Telegram-Bot-Api-Secret-Token", SECRET)
+            .json(update)
+            .send()
+            .await
+            .unwrap()
+            .status();
+        assert_eq!(status, 200, "{update}");
     }
 
     /// A customer's text message through the webhook.
@@ -469,6 +532,291 @@ async fn every_kind_of_customer_message_shows_with_what_telegram_told_about_it()
     desk.stop().await;
 }
 
+#[tokio::test]
+async fn a_russian_browser_gets_the_panel_in_russian_and_the_agent_switches_to_english() {
+    let desk = Desk::start("languages").await;
+    desk.agent(Role::Admin, "admin@example.com", Some(PASSWORD))
+        .await;
+    desk.customer_writes(1, 8101, "Пётр", "Где мой заказ?")
+        .await;
+    let token = desk.login("admin@example.com").await;
+    wait_for_tickets(&desk, &token, 1).await;
+    let mut config = desk.config("languages");
+    config["admin"] = json!({ "email": "admin@example.com", "password": PASSWORD });
+    scenario("languages", config).await;
+    desk.stop().await;
+}
+
+/// A 16×12 red PNG.
+const PNG: &[u8] = &[
+    0x89, 0x50, 0x4e, 0x47, 0x0d, 0x0a, 0x1a, 0x0a, 0x00, 0x00, 0x00, 0x0d, 0x49, 0x48, 0x44, 0x52,
+    0x00, 0x00, 0x00, 0x10, 0x00, 0x00, 0x00, 0x0c, 0x08, 0x02, 0x00, 0x00, 0x00, 0xe4, 0x85, 0xaa,
+    0xd6, 0x00, 0x00, 0x00, 0x15, 0x49, 0x44, 0x41, 0x54, 0x78, 0x9c, 0x63, 0x38, 0xa1, 0xa1, 0x41,
+    0x12, 0x62, 0x18, 0xd5, 0x30, 0xaa, 0x01, 0x3b, 0x02, 0x00, 0xb4, 0x6b, 0xd2, 0x01, 0xf4, 0xe1,
+    0x65, 0x24, 0x00, 0x00, 0x00, 0x00, 0x49, 0x45, 0x4e, 0x44, 0xae, 0x42, 0x60, 0x82,
+];
+
+/// One second of silence as 8 kHz 8-bit mono WAV: an audio file every browser decodes.
+fn wav() -> Vec<u8> {
+    let samples: u32 = 8_000;
+    let mut bytes = Vec::new();
+    bytes.extend_from_slice(b"RIFF");
+    bytes.extend_from_slice(&(36 + samples).to_le_bytes());
+    bytes.extend_from_slice(b"WAVEfmt ");
+    bytes.extend_from_slice(&16_u32.to_le_bytes());
+    bytes.extend_from_slice(&1_u16.to_le_bytes()); // PCM
+    bytes.extend_from_slice(&1_u16.to_le_bytes()); // mono
+    bytes.extend_from_slice(&8_000_u32.to_le_bytes()); // samples a second
+    bytes.extend_from_slice(&8_000_u32.to_le_bytes()); // bytes a second
+    bytes.extend_from_slice(&1_u16.to_le_bytes()); // bytes a frame
+    bytes.extend_from_slice(&8_u16.to_le_bytes()); // bits a sample
+    bytes.extend_from_slice(b"data");
+    bytes.extend_from_slice(&samples.to_le_bytes());
+    bytes.resize(bytes.len() + samples as usize, 0x80);
+    bytes
+}
+
+/// A message of customer 8201 with `fields` (text, photo, voice…).
+fn customer_message(update_id: i64, fields: Value) -> Value {
+    let mut message = json!({
+        "message_id": update_id,
+        "from": { "id": 8201, "is_bot": false, "first_name": "Nadia", "language_code": "ru" },
+        "chat": { "id": 8201, "first_name": "Nadia", "type": "private" },
+        "date": chrono::Utc::now().timestamp(),
+    });
+    for (key, value) in fields.as_object().unwrap() {
+        message[key] = value.clone();
+    }
+    json!({ "update_id": update_id, "message": message })
+}
+
+#[tokio::test]
+async fn formatted_texts_photos_voice_and_files_show_and_an_agent_sends_files() {
+    let dir = std::env::temp_dir().join(format!("ledgerdesk-panel-media-{}", uuid::Uuid::now_v7()));
+    let store = dir.clone();
+    let desk = Desk::start_with("media", move |settings| {
+        settings.api.media = Some(media::MediaConfig {
+            backend: media::Backend::Local { dir: store.clone() },
+            // Short enough that the test sees a URL expire while the page is open.
+            url_ttl: Duration::from_secs(4),
+            ..media::MediaConfig::default()
+        });
+    })
+    .await;
+    desk.agent(Role::Admin, "admin@example.com", Some(PASSWORD))
+        .await;
+    let wav = wav();
+    let pdf = b"%PDF-1.4\n% an invoice\n".to_vec();
+    desk.telegram
+        .add_file("photo-thumb", PNG.to_vec(), FileServing::Normal);
+    desk.telegram
+        .add_file("photo-full", PNG.to_vec(), FileServing::Normal);
+    desk.telegram
+        .add_file("voice-1", wav.clone(), FileServing::Normal);
+    desk.telegram
+        .add_file("invoice-1", pdf.clone(), FileServing::Normal);
+    desk.telegram
+        .add_file("huge-1", b"never served".to_vec(), FileServing::TooBig);
+    // 👋 is two UTF-16 code units: every offset after it counts them so.
+    let text = "👋 Привет! See the docs, run ls, or click here. Secret: 42";
+    let units = |part: &str| -> usize {
+        let at = text.find(part).unwrap();
+        text[..at].encode_utf16().count()
+    };
+    let length = |part: &str| part.encode_utf16().count();
+    let updates = [
+        customer_message(
+            1,
+            json!({
+                "text": text,
+                "entities": [
+                    { "type": "bold", "offset": units("Привет"), "length": length("Привет!") },
+                    { "type": "italic", "offset": units("Привет"), "length": length("Привет") },
+                    { "type": "text_link", "offset": units("docs"), "length": 4,
+                      "url": "https://example.com/docs" },
+                    { "type": "code", "offset": units("ls"), "length": 2 },
+                    { "type": "text_link", "offset": units("here"), "length": 4,
+                      "url": "javascript:alert(1)" },
+                    { "type": "spoiler", "offset": units("42"), "length": 2 },
+                ],
+            }),
+        ),
+        customer_message(
+            2,
+            json!({
+                "photo": [
+                    { "file_id": "photo-thumb", "file_unique_id": "u-photo-thumb",
+                      "width": 16, "height": 12, "file_size": PNG.len() },
+                    { "file_id": "photo-full", "file_unique_id": "u-photo-full",
+                      "width": 16, "height": 12, "file_size": PNG.len() },
+                ],
+                "caption": "the broken box",
+                "caption_entities": [{ "type": "underline", "offset": 4, "length": 6 }],
+            }),
+        ),
+        customer_message(
+            3,
+            json!({ "voice": { "file_id": "voice-1", "file_unique_id": "u-voice-1", "duration": 1,
+                "mime_type": "audio/wav", "file_size": wav.len() } }),
+        ),
+        customer_message(
+            4,
+            json!({ "document": { "file_id": "invoice-1", "file_unique_id": "u-invoice-1",
+                "file_name": "invoice.pdf", "mime_type": "application/pdf", "file_size": pdf.len() } }),
+        ),
+        customer_message(
+            5,
+            json!({ "document": { "file_id": "huge-1", "file_unique_id": "u-huge-1",
+                "file_name": "backup.zip", "mime_type": "application/zip", "file_size": 31_457_280 } }),
+        ),
+    ];
+    for update in &updates {
+        desk.post_update(update).await;
+    }
+    let token = desk.login("admin@example.com").await;
+    let tickets = wait_for_tickets(&desk, &token, 1).await;
+    let mut config = desk.config("media");
+    config["admin"] = json!({ "email": "admin@example.com", "password": PASSWORD });
+    config["ticketId"] = tickets[0]["ticketId"].clone();
+    config["text"] = json!(text);
+    config["pdfBytes"] = json!(pdf.len());
+    let result = scenario("media", config).await;
+    eprintln!("media scenario: {result}");
+
+    // The agent's files reached Telegram as uploads by the method of their kind.
+    let documents = desk
+        .telegram
+        .wait_for_calls("sendDocument", 1, PATIENCE)
+        .await;
+    assert_eq!(documents[0].chat_id(), Some(8201));
+    let photos = desk.telegram.wait_for_calls("sendPhoto", 1, PATIENCE).await;
+    assert_eq!(photos[0].chat_id(), Some(8201));
+    desk.stop().await;
+    let _ = std::fs::remove_dir_all(dir);
+}
+
+#[tokio::test]
+async fn a_short_lived_access_token_is_renewed_silently_while_the_agent_works() {
+    let desk = Desk::start_with("refresh", |settings| {
+        settings.api.auth.access_ttl = Duration::from_secs(10);
+    })
+    .await;
+    desk.agent(Role::Agent, "agent@example.com", Some(PASSWORD))
+        .await;
+    desk.customer_writes(1, 8301, "Rosa", "Is my parcel insured?")
+        .await;
+    let mut config = desk.config("refresh");
+    config["agent"] = json!({ "email": "agent@example.com", "password": PASSWORD });
+    let marker = Path::new(config["screenshots"].as_str().unwrap()).join("renewed-twice");
+    let _ = std::fs::remove_file(&marker);
+    let run = tokio::spawn(scenario("refresh", config.clone()));
+    // Once the panel has renewed its token twice, the customer writes again: the live view
+    // (signed with a renewed token) shows it.
+    eventually(async || marker.exists(), Duration::from_secs(60)).await;
+    desk.customer_writes(2, 8301, "Rosa", "Also, can you gift-wrap it?")
+        .await;
+    run.await.unwrap();
+    let replies = desk
+        .telegram
+        .wait_for_calls("sendMessage", 1, PATIENCE)
+        .await;
+    assert!(
+        replies
+            .iter()
+            .any(|call| call.param("text").as_deref() == Some("Yes, it is insured.")),
+        "{replies:#?}"
+    );
+    desk.stop().await;
+}
+
+#[tokio::test]
+async fn the_live_view_reconnects_after_a_server_restart_and_shows_what_came_meanwhile() {
+    let desk = Desk::start("reconnect").await;
+    desk.agent(Role::Agent, "agent@example.com", Some(PASSWORD))
+        .await;
+    desk.customer_writes(1, 8401, "Lev", "My order has not shipped")
+        .await;
+    let mut config = desk.config("reconnect");
+    config["agent"] = json!({ "email": "agent@example.com", "password": PASSWORD });
+    let dir = PathBuf::from(config["screenshots"].as_str().unwrap());
+    // Markers the scenario and the test leave each other (of an earlier run too).
+    for marker in ["restart-now", "saw-reconnecting", "restarted"] {
+        let _ = std::fs::remove_file(dir.join(marker));
+    }
+    let run = tokio::spawn(scenario("reconnect", config.clone()));
+    let ready = dir.join("restart-now");
+    eventually(async || ready.exists(), Duration::from_secs(60)).await;
+    // The server stays down until the panel shows it lost the connection. Meanwhile the
+    // customer writes again (recorded in the log as another instance of Ledgerdesk would):
+    // the panel learns of it only by resuming its feeds.
+    let noticed = dir.join("saw-reconnecting");
+    let desk = desk
+        .restart(async |pool: &PgPool| {
+            eventually(async || noticed.exists(), Duration::from_secs(30)).await;
+            record_customer_message(pool, 8401, "Lev", "Any news? It has been a week.").await;
+        })
+        .await;
+    std::fs::write(dir.join("restarted"), b"").unwrap();
+    run.await.unwrap();
+    desk.stop().await;
+}
+
+/// A customer's text recorded straight into the log (the server may be down).
+async fn record_customer_message(pool: &PgPool, customer: i64, name: &str, text: &str) {
+    use domain::content::{CustomerMessage, MessageContent, TelegramMessageId};
+    use domain::customer::CustomerProfile;
+    use domain::flow::RouteCustomerMessage;
+    use domain::ticket::Channel;
+    use domain::{CustomerId, MessageId, TicketId};
+
+    CommandService::new(PostgresLog::new(pool.clone()))
+        .route_customer_message(
+            &RouteCustomerMessage {
+                customer: CustomerId(customer),
+                profile: CustomerProfile {
+                    first_name: name.to_owned(),
+                    last_name: None,
+                    username: None,
+                    language_code: Some("en".into()),
+                },
+                category: None,
+                new_ticket_id: TicketId(uuid::Uuid::now_v7()),
+                channel: Channel::Telegram,
+                message: CustomerMessage {
+                    message_id: MessageId(uuid::Uuid::now_v7()),
+                    telegram_message_id: TelegramMessageId(90_001),
+                    reply_to: None,
+                    content: MessageContent::text(text),
+                },
+                reopen_window: chrono::TimeDelta::days(7),
+                at: chrono::Utc::now(),
+            },
+            &app::commands::CommandContext::new(eventlog::Actor::system("test")),
+        )
+        .await
+        .unwrap();
+}
+
+#[tokio::test]
+async fn an_agent_the_team_requires_a_second_factor_of_enrols_then_signs_in_with_a_code() {
+    let desk = Desk::start("second_factor").await;
+    desk.agent(Role::Admin, "admin@example.com", Some(PASSWORD))
+        .await;
+    desk.agent(Role::Agent, "agent@example.com", Some(PASSWORD))
+        .await;
+    let token = desk.login("admin@example.com").await;
+    desk.gql(
+        &token,
+        "mutation { setTwoFactorPolicy(input: { policy: EVERYONE }) { policy } }",
+        json!({}),
+    )
+    .await;
+    let mut config = desk.config("second_factor");
+    config["agent"] = json!({ "email": "agent@example.com", "password": PASSWORD });
+    scenario("second-factor", config).await;
+    desk.stop().await;
+}
+
 /// Waits until the dashboard counts `resolved` resolved tickets and has both medians.
 async fn wait_for_dashboard(desk: &Desk, token: &str, resolved: i64) -> Value {
     eventually(
@@ -688,12 +1036,16 @@ async fn an_admin_sets_up_categories_templates_agents_the_greeting_and_api_token
         signed_in["data"]["login"]["mustChangePassword"], true,
         "{signed_in}"
     );
+    desk.stop().await;
+}
+
 #[tokio::test]
 async fn a_broadcast_started_from_the_panel_shows_its_progress_and_reaches_every_customer() {
     // Two messages a second for the whole bot: the broadcast runs for a few seconds, long
     // enough to pause it from the panel and to watch its bar move.
-    let desk = Desk::start_with("broadcasts", |config| {
-        config.with_messages_per_second(2).unwrap()
+    let desk = Desk::start_with("broadcasts", |settings| {
+        let bot = settings.bot.take().unwrap();
+        settings.bot = Some(bot.with_messages_per_second(2).unwrap());
     })
     .await;
     desk.agent(Role::Agent, "writer@example.com", Some(PASSWORD))

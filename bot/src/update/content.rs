@@ -10,15 +10,70 @@
 
 use domain::content::{
     ChecklistTask, ForwardOrigin, MediaDetails, MessageBody, MessageContent, TelegramFile,
-    TelegramMessageId, Thumbnail,
+    TelegramMessageId, TextEntity, Thumbnail,
 };
 use teloxide::types::{
-    Chat, FileMeta, MediaKind, Message, MessageCommon, MessageKind, MessageOrigin, PaidMedia,
-    PhotoSize, PollType, Seconds,
+    Chat, FileMeta, MediaKind, Message, MessageCommon, MessageEntity, MessageEntityKind,
+    MessageKind, MessageOrigin, PaidMedia, PhotoSize, PollType, Seconds,
 };
 
-/// The content of `message`, whatever its kind.
+/// The content of `message`, whatever its kind, with the formatting of its text or caption.
 pub(super) fn of(message: &Message) -> MessageContent {
+    let mut content = body_of(message);
+    content.entities = message
+        .entities()
+        .or_else(|| message.caption_entities())
+        .map(|entities| entities.iter().filter_map(entity).collect())
+        .unwrap_or_default();
+    content
+}
+
+/// A Telegram entity in the domain's terms; `None` for one whose offsets pass `u32` (no
+/// text is that long).
+fn entity(entity: &MessageEntity) -> Option<TextEntity> {
+    let mut kept = TextEntity::new(
+        "",
+        u32::try_from(entity.offset).ok()?,
+        u32::try_from(entity.length).ok()?,
+    );
+    kept.kind = match &entity.kind {
+        MessageEntityKind::Mention => "mention",
+        MessageEntityKind::Hashtag => "hashtag",
+        MessageEntityKind::Cashtag => "cashtag",
+        MessageEntityKind::BotCommand => "bot_command",
+        MessageEntityKind::Url => "url",
+        MessageEntityKind::Email => "email",
+        MessageEntityKind::PhoneNumber => "phone_number",
+        MessageEntityKind::Bold => "bold",
+        MessageEntityKind::Blockquote => "blockquote",
+        MessageEntityKind::ExpandableBlockquote => "expandable_blockquote",
+        MessageEntityKind::Italic => "italic",
+        MessageEntityKind::Underline => "underline",
+        MessageEntityKind::Strikethrough => "strikethrough",
+        MessageEntityKind::Spoiler => "spoiler",
+        MessageEntityKind::Code => "code",
+        MessageEntityKind::Pre { language } => {
+            kept.language.clone_from(language);
+            "pre"
+        }
+        MessageEntityKind::TextLink { url } => {
+            kept.url = Some(url.to_string());
+            "text_link"
+        }
+        MessageEntityKind::TextMention { user } => {
+            kept.user_id = Some(user.id.0);
+            "text_mention"
+        }
+        MessageEntityKind::CustomEmoji { custom_emoji_id } => {
+            kept.custom_emoji_id = Some(custom_emoji_id.0.clone());
+            "custom_emoji"
+        }
+    }
+    .to_owned();
+    Some(kept)
+}
+
+fn body_of(message: &Message) -> MessageContent {
     match &message.kind {
         MessageKind::Common(common) => common_content(common),
         MessageKind::Dice(dice) => MessageContent::of(MessageBody::Dice {
@@ -356,6 +411,7 @@ fn common_content(common: &MessageCommon) -> MessageContent {
         forwarded_at: common.forward_origin.as_ref().map(MessageOrigin::date),
         media: (!media.is_empty()).then(|| Box::new(media)),
         media_group_id: media_group_id.map(|id| id.0),
+        entities: Vec::new(),
     }
 }
 

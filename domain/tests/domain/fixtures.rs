@@ -246,6 +246,7 @@ fn every_message_kind_round_trips() {
                 forwarded_at: None,
                 media: None,
                 media_group_id: None,
+                entities: Vec::new(),
             },
         }));
         let json = serde_json::to_value(&event).expect("events serialize");

@@ -86,6 +86,7 @@ fn photo_content() -> MessageContent {
         forwarded_at: None,
         media: None,
         media_group_id: None,
+        entities: Vec::new(),
     }
 }
 fn broadcast_content() -> BroadcastContent {

@@ -5,6 +5,7 @@ use chrono::TimeDelta;
 use domain::Decider;
 use domain::content::{
     CustomerMessage, MessageBody, MessageContent, ReplyContent, TelegramFile, TelegramMessageId,
+    TextEntity,
 };
 use domain::ticket::{
     Actor, AddInternalNote, Channel, EditCustomerMessage, OpenTicket, PostCustomerMessage,
@@ -36,6 +37,7 @@ fn arb_content() -> impl Strategy<Value = MessageContent> {
             forwarded_at: None,
             media: None,
             media_group_id: None,
+            entities: vec![TextEntity::new("bold", 0, 3)],
         }),
         1 => (1u8..7, proptest::option::of("[0-9]{1,4}")).prop_map(|(value, group)| {
             MessageContent {
@@ -59,6 +61,7 @@ fn arb_content() -> impl Strategy<Value = MessageContent> {
                 forwarded_at: None,
                 media: None,
                 media_group_id: None,
+                entities: Vec::new(),
             }
         }),
     ]

@@ -21,7 +21,7 @@ export async function request<Result, Variables>(
       return await execute(document, variables, session.tokens?.accessToken);
     } catch (again) {
       if (again instanceof ApiError && again.code === 'UNAUTHENTICATED') {
-        session.end('Your session has ended. Sign in again; your unsent replies are kept.');
+        session.end('session.endedDrafts');
       }
       throw again;
     }

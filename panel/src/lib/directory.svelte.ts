@@ -2,6 +2,7 @@
 import { request } from './api';
 import { DIRECTORY, TEMPLATES } from './tickets';
 import type { ResultOf } from './graphql';
+import { t } from './i18n.svelte';
 
 type Directory = ResultOf<typeof DIRECTORY>;
 type Template = ResultOf<typeof TEMPLATES>['templates'][number];
@@ -33,7 +34,7 @@ class DirectoryStore {
 
   agentName(id: string | null | undefined): string {
     if (!id) return '';
-    return this.agents.find((agent) => agent.agentId === id)?.name ?? 'an agent';
+    return this.agents.find((agent) => agent.agentId === id)?.name ?? t('common.anAgent');
   }
 }
 

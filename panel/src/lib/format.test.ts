@@ -1,22 +1,46 @@
 import { describe, expect, it } from 'vitest';
-import { customerName, formatBytes, formatDuration, forwardOriginName, mapLink } from './format';
+import {
+  customerName, formatBytes, formatDateTime, formatDuration, formatNumber, formatTime, forwardOriginName, mapLink,
+} from './format';
+import { translator } from './i18n/testing';
 import { matchTemplates, readDraft, slashQuery, writeDraft } from './drafts';
 import { parseTokens, refreshDelay } from './tokens';
 import { parseRoute, routePath } from './router.svelte';
 
 describe('formatting', () => {
   it('writes sizes and durations as people read them', () => {
-    expect(formatBytes(512)).toBe('512 B');
-    expect(formatBytes(1536)).toBe('1.5 KB');
-    expect(formatBytes(3 * 1024 ** 3)).toBe('3.0 GB');
-    expect(formatBytes(null)).toBe('');
+    expect(formatBytes(512, 'en')).toBe('512 B');
+    expect(formatBytes(1536, 'en')).toBe('1.5 KB');
+    expect(formatBytes(3 * 1024 ** 3, 'en')).toBe('3.0 GB');
+    expect(formatBytes(200 * 1024 ** 2, 'en')).toBe('200 MB');
+    expect(formatBytes(null, 'en')).toBe('');
     expect(formatDuration(75)).toBe('1:15');
+  });
+
+  it('writes sizes, numbers, dates and times in Russian for a Russian agent', () => {
+    expect(formatBytes(512, 'ru')).toBe('512 Б');
+    expect(formatBytes(1536, 'ru')).toBe('1,5 КБ');
+    expect(formatBytes(3 * 1024 ** 3, 'ru')).toBe('3,0 ГБ');
+    expect(formatNumber(12345, 'ru')).toBe('12\u00a0345');
+    expect(formatNumber(12345, 'en')).toBe('12,345');
+    const now = new Date(2026, 11, 7, 18, 0);
+    const earlier = new Date(2026, 2, 3, 9, 5).toISOString();
+    expect(formatTime(earlier, 'ru', now)).toBe('3 мар.');
+    expect(formatTime(earlier, 'en', now)).toBe('Mar 3');
+    const today = new Date(2026, 11, 7, 9, 5).toISOString();
+    expect(formatTime(today, 'ru', now)).toBe('09:05');
+    expect(formatTime(today, 'en', now)).toBe('09:05 AM');
+    expect(formatDateTime(earlier, 'ru')).toBe('3 мар. 2026 г., 09:05');
+    expect(formatDateTime(earlier, 'en')).toBe('Mar 3, 2026, 9:05 AM');
+    expect(formatDateTime('not a date', 'ru')).toBe('');
   });
 
   it('links a location to a map and names customers and forward origins', () => {
     expect(mapLink(52.5, 13.4)).toBe('https://www.openstreetmap.org/?mlat=52.500000&mlon=13.400000#map=16/52.500000/13.400000');
-    expect(customerName({ firstName: 'Ann', lastName: 'Lee' })).toBe('Ann Lee');
-    expect(customerName({ firstName: '', username: 'ann' })).toBe('@ann');
+    expect(customerName({ firstName: 'Ann', lastName: 'Lee' }, translator('en'))).toBe('Ann Lee');
+    expect(customerName({ firstName: '', username: 'ann' }, translator('en'))).toBe('@ann');
+    expect(customerName(null, translator('en'))).toBe('Unknown customer');
+    expect(customerName({ firstName: '' }, translator('ru'))).toBe('Клиент без имени');
     expect(forwardOriginName({ type: 'user', sender_user: { first_name: 'Bob' } })).toBe('Bob');
     expect(forwardOriginName({ type: 'channel', chat: { title: 'News' } })).toBe('News');
   });

@@ -1,16 +1,34 @@
-// Presentation of values: sizes, durations, times, map links, names. Pure, unit-tested.
+// Presentation of values: sizes, durations, times, map links, names. Pure, unit-tested: the
+// agent's locale comes in as a parameter (components pass `i18n.locale`).
+import type { Locale } from './i18n/translate';
+import type { CoreKey, Translate } from './i18n/core';
 
-export function formatBytes(bytes: number | null | undefined): string {
+const SIZE_UNITS: Record<Locale, readonly string[]> = {
+  en: ['B', 'KB', 'MB', 'GB', 'TB'],
+  ru: ['Б', 'КБ', 'МБ', 'ГБ', 'ТБ'],
+};
+
+/** A size in bytes as people read it, in binary steps, with the locale's digits and units. */
+export function formatBytes(bytes: number | null | undefined, locale: Locale): string {
   if (bytes == null || !Number.isFinite(bytes) || bytes < 0) return '';
-  if (bytes < 1024) return `${bytes} B`;
-  const units = ['KB', 'MB', 'GB', 'TB'];
-  let value = bytes / 1024;
+  const units = SIZE_UNITS[locale];
+  let value = bytes;
   let unit = 0;
   while (value >= 1024 && unit < units.length - 1) {
     value /= 1024;
     unit += 1;
   }
-  return `${value < 10 ? value.toFixed(1) : Math.round(value)} ${units[unit]}`;
+  const digits = unit === 0 ? 0 : value < 10 ? 1 : 0;
+  const number = new Intl.NumberFormat(locale, {
+    minimumFractionDigits: digits,
+    maximumFractionDigits: digits,
+  }).format(value);
+  return `${number} ${units[unit]}`;
+}
+
+/** A whole number in the locale's digits. */
+export function formatNumber(value: number, locale: Locale): string {
+  return new Intl.NumberFormat(locale).format(value);
 }
 
 export function formatDuration(seconds: number | null | undefined): string {
@@ -21,20 +39,22 @@ export function formatDuration(seconds: number | null | undefined): string {
 }
 
 /** A time as the agent reads it: the clock today, else the date (in their locale and zone). */
-export function formatTime(iso: string | null | undefined, now: Date = new Date()): string {
+export function formatTime(iso: string | null | undefined, locale: Locale, now: Date = new Date()): string {
   if (!iso) return '';
   const date = new Date(iso);
   if (Number.isNaN(date.getTime())) return '';
   const sameDay = date.toDateString() === now.toDateString();
   return sameDay
-    ? date.toLocaleTimeString(undefined, { hour: '2-digit', minute: '2-digit' })
-    : date.toLocaleDateString(undefined, { day: 'numeric', month: 'short' });
+    ? date.toLocaleTimeString(locale, { hour: '2-digit', minute: '2-digit' })
+    : date.toLocaleDateString(locale, { day: 'numeric', month: 'short' });
 }
 
-export function formatDateTime(iso: string | null | undefined): string {
+export function formatDateTime(iso: string | null | undefined, locale: Locale): string {
   if (!iso) return '';
   const date = new Date(iso);
-  return Number.isNaN(date.getTime()) ? '' : date.toLocaleString();
+  return Number.isNaN(date.getTime())
+    ? ''
+    : date.toLocaleString(locale, { dateStyle: 'medium', timeStyle: 'short' });
 }
 
 /** An OpenStreetMap link to a point (an https link the agent opens; nothing is loaded). */
@@ -46,10 +66,11 @@ export function mapLink(latitude: number, longitude: number): string {
 
 export function customerName(
   customer: { firstName: string; lastName?: string | null; username?: string | null } | null | undefined,
+  t: Translate,
 ): string {
-  if (!customer) return 'Unknown customer';
+  if (!customer) return t('customer.unknown');
   const name = [customer.firstName, customer.lastName].filter(Boolean).join(' ').trim();
-  return name || (customer.username ? `@${customer.username}` : 'Unnamed customer');
+  return name || (customer.username ? `@${customer.username}` : t('customer.unnamed'));
 }
 
 /** Where a forwarded message came from, from Telegram's `forward_origin`. */
@@ -67,17 +88,12 @@ export function forwardOriginName(origin: unknown): string {
   return typeof value.type === 'string' ? value.type.replace('_', ' ') : '';
 }
 
-export const STATUS_LABELS: Record<string, string> = {
-  NEW: 'New',
-  OPEN: 'Open',
-  PENDING: 'Pending',
-  RESOLVED: 'Resolved',
-  CLOSED: 'Closed',
-};
+/** The text key of a ticket status (NEW, OPEN…). */
+export function statusKey(status: string): CoreKey {
+  return `status.${status}` as CoreKey;
+}
 
-export const PRIORITY_LABELS: Record<string, string> = {
-  LOW: 'Low',
-  NORMAL: 'Normal',
-  HIGH: 'High',
-  URGENT: 'Urgent',
-};
+/** The text key of a ticket priority (LOW, NORMAL…). */
+export function priorityKey(priority: string): CoreKey {
+  return `priority.${priority}` as CoreKey;
+}

@@ -33,6 +33,17 @@ const CHANGE_PASSWORD = graphql(
   }`,
   [SESSION_FIELDS],
 );
+const ENROL = graphql(`
+  mutation EnrolSecondFactor($input: EnrolSecondFactorInput!) {
+    enrolSecondFactor(input: $input) { secret otpauthUri }
+  }
+`);
+const CONFIRM = graphql(
+  `mutation ConfirmSecondFactor($input: ConfirmSecondFactorInput!) {
+    confirmSecondFactor(input: $input) { recoveryCodes session { ...SessionFields } }
+  }`,
+  [SESSION_FIELDS],
+);
 const LOGOUT = graphql(`mutation Logout($input: LogoutInput!) { logout(input: $input) { ok } }`);
 const ME = graphql(`
   query Me {
@@ -43,13 +54,16 @@ const ME = graphql(`
 export type Me = ResultOf<typeof ME>['me'];
 
 /** What `signIn` answers: done, or a second factor is asked for. */
+/** Why a session ended without the agent asking (keys of the texts the sign-in page shows). */
+export type EndedReason = 'session.ended' | 'session.endedDrafts';
+
 export type SignInOutcome = { done: true } | { done: false; challenge: string };
 
 class Session {
   tokens = $state<Tokens | null>(null);
   me = $state<Me | null>(null);
-  /** Why the agent is back at the sign-in page, when a session ended by itself. */
-  endedReason = $state<string | null>(null);
+  /** Why the agent is back at the sign-in page (a text key), when a session ended by itself. */
+  endedReason = $state<EndedReason | null>(null);
   private refreshing: Promise<boolean> | null = null;
   private timer: ReturnType<typeof setTimeout> | undefined;
 
@@ -125,6 +139,28 @@ class Session {
     await this.begin(changePassword);
   }
 
+  /** Starts adding an authenticator app: its secret, nothing changed at sign-in yet. */
+  async enrolSecondFactor(currentPassword: string): Promise<{ secret: string; otpauthUri: string }> {
+    const token = await this.accessToken();
+    const { enrolSecondFactor } = await execute(ENROL, { input: { currentPassword } }, token);
+    return enrolSecondFactor;
+  }
+
+  /**
+   * Confirms the app with a code it shows: answers the recovery codes and the new full
+   * session, which `adopt` takes once the agent has kept the codes.
+   */
+  async confirmSecondFactor(code: string): Promise<{ recoveryCodes: string[]; session: Tokens }> {
+    const token = await this.accessToken();
+    const { confirmSecondFactor } = await execute(CONFIRM, { input: { code } }, token);
+    return confirmSecondFactor;
+  }
+
+  /** Continues with a session issued outside sign-in (after confirming a second factor). */
+  async adopt(tokens: Tokens): Promise<void> {
+    await this.begin(tokens);
+  }
+
   private async begin(tokens: Tokens): Promise<void> {
     this.endedReason = null;
     this.store(tokens);
@@ -170,7 +206,7 @@ class Session {
         return true;
       } catch (error) {
         if (error instanceof ApiError && !error.retryable) {
-          this.end('Your session has ended. Sign in again; your unsent replies are kept.');
+          this.end('session.endedDrafts');
           return false;
         }
         throw error;
@@ -188,7 +224,7 @@ class Session {
   }
 
   /** The session ended without the agent asking: back to sign-in, drafts kept. */
-  end(reason: string): void {
+  end(reason: EndedReason): void {
     this.endedReason = reason;
     this.me = null;
     this.store(null);

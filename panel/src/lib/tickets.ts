@@ -41,12 +41,14 @@ export const TEMPLATES = graphql(`query Templates { templates { templateId title
 export const MEDIA_FIELDS = graphql(`
   fragment MediaFields on Media @_unmask {
     kind fileId fileName mimeType fileSize width height duration title performer emoji setName
+    isAnimated isVideo mediaId url thumbnailUrl
   }
 `);
 
 export const MESSAGE_FIELDS = graphql(
   `fragment MessageFields on Message @_unmask {
-    messageId seq direction kind text caption createdAt editedAt authorAgentId templateId
+    messageId seq direction kind text caption createdAt
+    entities { type offset length url language customEmojiId userId } editedAt authorAgentId templateId
     deliveryState failureReason deliveryRetry { attempts nextAttemptAt lastError }
     forwardOrigin forwardedAt details mediaGroupId serviceAction unsupportedKind
     media { ...MediaFields }

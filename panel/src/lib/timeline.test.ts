@@ -1,5 +1,6 @@
 import { describe, expect, it } from 'vitest';
-import { describeEvent, timeline, withoutAlbumFollowers } from './timeline';
+import { describeActor, describeEvent, timeline, withoutAlbumFollowers } from './timeline';
+import { translator } from './i18n/testing';
 
 const event = (version: number, type: string, payload: unknown = {}) => ({
   cursor: `c${version}`, version, type, recordedAt: '2026-01-01T00:00:00Z', payload,
@@ -19,11 +20,22 @@ describe('the conversation timeline', () => {
   it('describes ticket events in words', () => {
     const names = (id: string) => (id === 'a1' ? 'Ann' : '?');
     const categories = (id: string) => (id === 'k1' ? 'Billing' : '');
-    expect(describeEvent(event(1, 'ticket.assigned', { agent: 'a1' }), names, categories)).toBe('Assigned to Ann');
-    expect(describeEvent(event(1, 'ticket.status_changed', { from: 'open', to: 'pending' }), names, categories)).toBe('Status: open → pending');
-    expect(describeEvent(event(1, 'ticket.category_changed', { category: 'k1' }), names, categories)).toBe('Category: Billing');
-    expect(describeEvent(event(1, 'ticket.tag_added', { tag: 'vip' }), names, categories)).toBe('Tagged #vip');
-    expect(describeEvent(event(1, 'ticket.something_new'), names, categories)).toBe('something new');
+    const t = translator('en');
+    expect(describeEvent(event(1, 'ticket.assigned', { agent: 'a1' }), names, categories, t)).toBe('Assigned to Ann');
+    expect(describeEvent(event(1, 'ticket.status_changed', { from: 'open', to: 'pending' }), names, categories, t)).toBe('Status: Open → Pending');
+    expect(describeEvent(event(1, 'ticket.category_changed', { category: 'k1' }), names, categories, t)).toBe('Category: Billing');
+    expect(describeEvent(event(1, 'ticket.tag_added', { tag: 'vip' }), names, categories, t)).toBe('Tagged #vip');
+    expect(describeEvent(event(1, 'ticket.something_new'), names, categories, t)).toBe('something new');
+  });
+
+  it('describes them in Russian for a Russian agent', () => {
+    const names = (id: string) => (id === 'a1' ? 'Анна' : '?');
+    const t = translator('ru');
+    expect(describeEvent(event(1, 'ticket.assigned', { agent: 'a1' }), names, () => '', t)).toBe('Назначено: Анна');
+    expect(describeEvent(event(1, 'ticket.status_changed', { from: 'open', to: 'resolved' }), names, () => '', t)).toBe('Статус: Открыто → Решено');
+    expect(describeEvent(event(1, 'ticket.priority_changed', { priority: 'urgent' }), names, () => '', t)).toBe('Приоритет: Срочный');
+    expect(describeEvent(event(1, 'ticket.category_changed', {}), names, () => '', t)).toBe('Категория снята');
+    expect(describeActor({ kind: 'CUSTOMER', actorId: 'c' }, names, t)).toBe('клиент');
   });
 });
 

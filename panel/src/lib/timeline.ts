@@ -1,5 +1,7 @@
 // A ticket's conversation as one timeline: customer messages, replies, internal notes and
-// the ticket's other events (assigned, status changed…) in ticket order. Pure, unit-tested.
+// the ticket's other events (assigned, status changed…) in ticket order. Pure, unit-tested
+// (the words come from the `t` passed in).
+import type { CoreKey, Translate } from './i18n/core';
 
 /** Events shown as messages or notes (or in a reply's delivery state), not as lines. */
 const SHOWN_ELSEWHERE = new Set([
@@ -50,52 +52,70 @@ function words(value: unknown): string {
 }
 
 /** Who caused an event, in words. */
-export function describeActor(actor: TimelineEvent['actor'], agentName: (id: string) => string): string {
+export function describeActor(actor: TimelineEvent['actor'], agentName: (id: string) => string, t: Translate): string {
   if (!actor) return '';
   switch (actor.kind) {
     case 'AGENT':
       return agentName(actor.actorId);
     case 'CUSTOMER':
-      return 'the customer';
+      return t('actor.customer');
     case 'BOT':
-      return 'the bot';
+      return t('actor.bot');
     case 'INTEGRATOR':
-      return 'an integration';
+      return t('actor.integration');
     default:
-      return 'Ledgerdesk';
+      return t('actor.system');
   }
 }
 
+/** A status or priority of an event's payload (lower case there) as the panel names it. */
+function named(t: Translate, kind: 'status' | 'priority', value: unknown): string {
+  if (typeof value !== 'string' || !value) return '?';
+  const key = `${kind}.${value.toUpperCase()}` as CoreKey;
+  const text = t(key);
+  return text === key ? words(value) : text;
+}
+
 /** One line for a ticket event; `agentName` names an agent by id. */
-export function describeEvent(event: TimelineEvent, agentName: (id: string) => string, categoryName: (id: string) => string): string {
+export function describeEvent(
+  event: TimelineEvent,
+  agentName: (id: string) => string,
+  categoryName: (id: string) => string,
+  t: Translate,
+): string {
   const payload = event.payload;
   switch (event.type) {
     case 'ticket.opened':
-      return 'Ticket opened';
+      return t('event.opened');
     case 'ticket.assigned':
-      return `Assigned to ${agentName(String(field(payload, 'agent') ?? ''))}`;
+      return t('event.assigned', { name: agentName(String(field(payload, 'agent') ?? '')) });
     case 'ticket.unassigned':
-      return 'Unassigned';
+      return t('event.unassigned');
     case 'ticket.status_changed':
-      return `Status: ${words(field(payload, 'from'))} → ${words(field(payload, 'to'))}`;
+      return t('event.status', {
+        from: named(t, 'status', field(payload, 'from')),
+        to: named(t, 'status', field(payload, 'to')),
+      });
     case 'ticket.resolved':
-      return 'Resolved';
+      return t('event.resolved');
     case 'ticket.reopened':
-      return 'Reopened';
+      return t('event.reopened');
     case 'ticket.closed':
-      return 'Closed';
+      return t('event.closed');
     case 'ticket.priority_changed':
-      return `Priority: ${words(field(payload, 'priority'))}`;
+      return t('event.priority', { priority: named(t, 'priority', field(payload, 'priority')) });
     case 'ticket.category_changed': {
       const category = field(payload, 'category');
-      return category ? `Category: ${categoryName(String(category)) || 'another category'}` : 'Category removed';
+      return category
+        ? t('event.category', { name: categoryName(String(category)) || t('event.anotherCategory') })
+        : t('event.categoryRemoved');
     }
     case 'ticket.tag_added':
-      return `Tagged #${String(field(payload, 'tag') ?? '')}`;
+      return t('event.tagged', { tag: String(field(payload, 'tag') ?? '') });
     case 'ticket.tag_removed':
-      return `Tag #${String(field(payload, 'tag') ?? '')} removed`;
+      return t('event.untagged', { tag: String(field(payload, 'tag') ?? '') });
     case 'ticket.rated':
-      return `Rated ${String(field(payload, 'rating') ?? '?')} of 5`;
+      return t('event.rated', { rating: String(field(payload, 'rating') ?? '?') });
     default:
       return event.type.replace(/^ticket\./, '').replace(/_/g, ' ');
   }

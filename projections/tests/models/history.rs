@@ -484,6 +484,7 @@ pub(crate) fn content(n: u32) -> MessageContent {
         forwarded_at: None,
         media: None,
         media_group_id: None,
+        entities: Vec::new(),
     }
 }
 

@@ -134,11 +134,10 @@ fn all_lists_six_projections_owning_distinct_tables() {
     let tables = all_tables();
     let distinct: BTreeSet<&str> = tables.iter().copied().collect();
     assert_eq!(distinct.len(), tables.len());
-    // messages is at version 3 (search terms, then edit histories, media details and
-    // albums); the others
-    // have their first.
+    // messages is at version 4 (search terms, then edit histories, media details and
+    // albums, then text formatting); the others have their first.
     let versions: Vec<u32> = models::all().iter().map(|p| p.version()).collect();
-    assert_eq!(versions, [1, 3, 1, 1, 1, 1]);
+    assert_eq!(versions, [1, 4, 1, 1, 1, 1]);
 }
 
 #[sqlx::test(migrations = "../migrations")]

@@ -302,6 +302,7 @@ pub(super) fn customer_message(rng: &mut Rng, opener: bool) -> MessageContent {
         forwarded_at: None,
         media: None,
         media_group_id: None,
+        entities: Vec::new(),
     }
 }
 
@@ -324,6 +325,7 @@ pub(super) fn edited(rng: &mut Rng, content: &MessageContent) -> MessageContent 
         forwarded_at: None,
         media: None,
         media_group_id: None,
+        entities: Vec::new(),
     }
 }
 

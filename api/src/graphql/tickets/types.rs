@@ -135,6 +135,9 @@ pub struct Message {
     pub text: Option<String>,
     /// A media caption.
     pub caption: Option<String>,
+    /// How a customer message's text (or, for media, its caption) is formatted and what it
+    /// links to, as Telegram marked it, in text order (empty for plain text and for replies).
+    pub entities: Vec<MessageEntity>,
     /// Telegram's file id of its media.
     pub file_id: Option<String>,
     /// Location, venue, contact, sticker emoji, document name; for replies, the media sent.
@@ -181,6 +184,74 @@ pub struct Message {
     pub extras: Box<Extras>,
 }
 
+/// A marked span of a message's text or caption: Telegram's `MessageEntity`. `offset` and
+/// `length` count UTF-16 code units (as JavaScript string indices do). Spans may nest (bold
+/// inside a link) and, in principle, overlap.
+#[derive(Debug, Clone, PartialEq, SimpleObject)]
+pub struct MessageEntity {
+    /// `bold`, `italic`, `underline`, `strikethrough`, `spoiler`, `code`, `pre`,
+    /// `text_link`, `url`, `mention`, `hashtag`, `cashtag`, `bot_command`, `email`,
+    /// `phone_number`, `blockquote`, `expandable_blockquote`, `text_mention`,
+    /// `custom_emoji`, or a type Telegram added later (show its text plainly).
+    #[graphql(name = "type")]
+    pub kind: String,
+    /// Where it starts, in UTF-16 code units.
+    pub offset: i32,
+    /// How long it is, in UTF-16 code units.
+    pub length: i32,
+    /// The target of a `text_link`, as the customer's client sent it (check the scheme before
+    /// making it a link).
+    pub url: Option<String>,
+    /// The programming language of a `pre` block.
+    pub language: Option<String>,
+    /// The custom emoji of a `custom_emoji` (the span's text is the plain emoji).
+    pub custom_emoji_id: Option<String>,
+    /// The Telegram user a `text_mention` names.
+    pub user_id: Option<ID>,
+}
+
+/// An entity as the read model keeps it in a message's `details.entities`.
+#[derive(serde::Deserialize)]
+struct StoredEntity {
+    #[serde(rename = "type")]
+    kind: String,
+    offset: u32,
+    length: u32,
+    #[serde(default)]
+    url: Option<String>,
+    #[serde(default)]
+    language: Option<String>,
+    #[serde(default)]
+    custom_emoji_id: Option<String>,
+    #[serde(default)]
+    user_id: Option<u64>,
+}
+
+/// The entities of a customer message's row (unreadable ones are left out).
+fn entities(details: Option<&serde_json::Value>) -> Vec<MessageEntity> {
+    details
+        .and_then(|details| details.get("entities"))
+        .and_then(serde_json::Value::as_array)
+        .map(|entities| {
+            entities
+                .iter()
+                .filter_map(|entity| serde_json::from_value::<StoredEntity>(entity.clone()).ok())
+                .filter_map(|entity| {
+                    Some(MessageEntity {
+                        kind: entity.kind,
+                        offset: i32::try_from(entity.offset).ok()?,
+                        length: i32::try_from(entity.length).ok()?,
+                        url: entity.url,
+                        language: entity.language,
+                        custom_emoji_id: entity.custom_emoji_id,
+                        user_id: entity.user_id.map(|id| ID(id.to_string())),
+                    })
+                })
+                .collect()
+        })
+        .unwrap_or_default()
+}
+
 /// A version of a customer message that an edit replaced.
 #[derive(Debug, Clone, SimpleObject, serde::Deserialize)]
 pub struct MessageEdit {
@@ -210,6 +281,10 @@ fn edits(row: &MessageRow) -> Vec<MessageEdit> {
 impl From<MessageRow> for Message {
     fn from(row: MessageRow) -> Self {
         let edits = edits(&row);
+        let entities = match row.direction {
+            Direction::In => entities(row.details.as_ref()),
+            Direction::Out => Vec::new(),
+        };
         let mut extras = match row.direction {
             Direction::In => Extras::of(row.kind.as_str(), row.details.as_ref()),
             Direction::Out => Extras::of_reply(row.details.as_ref()),
@@ -237,6 +312,7 @@ impl From<MessageRow> for Message {
             kind: row.kind.as_str().to_owned(),
             text: row.text,
             caption: row.caption,
+            entities,
             file_id: row.file_id,
             details: row.details.map(Json),
             forward_origin: row.forward_origin.map(Json),

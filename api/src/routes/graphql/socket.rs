@@ -19,6 +19,7 @@
 //! | a second `connection_init` | `4429: Too many initialisation requests` |
 //! | `connection_init` of a caller who already holds [`crate::graphql::Limits::max_sockets_per_caller`] sockets | `4429: Too many sockets: at most <n> per agent` |
 //! | no running operation and no message for [`crate::graphql::Limits::socket_idle_timeout`] | `1001: Idle timeout` |
+//! | the server stops (a restart, a deploy) | `1001: Going away: the server is stopping` |
 //!
 //! A `subscribe` beyond [`crate::graphql::Limits::max_socket_subscriptions`] running operations
 //! is refused alone (an `error` message with code `TOO_MANY_SUBSCRIPTIONS`); the socket stays.
@@ -97,6 +98,8 @@ mod code {
     pub(super) const TOO_MANY_SOCKETS: u16 = 4429;
     /// RFC 6455 "going away": closed for having been idle.
     pub(super) const IDLE: u16 = 1001;
+    /// RFC 6455 "going away" too: the server is stopping (connect again).
+    pub(super) const GOING_AWAY: u16 = 1001;
     /// RFC 6455 "message too big".
     pub(super) const MESSAGE_TOO_BIG: u16 = 1009;
     /// RFC 6455 "try again later": the database could not be reached.
@@ -258,8 +261,18 @@ pub(super) async fn serve(socket: WebSocket, shared: Shared, protocol: Protocol)
     let mut check: Option<(Option<String>, Check)> = None;
     let largest = api.limits.max_body_bytes;
 
+    // The server stopping closes the socket, so that clients connect again at once (to
+    // another instance, or this one restarted) rather than wait on feeds that ended.
+    let stopping = api.live.stopping();
+    let stopped = stopping.cancelled();
+    tokio::pin!(stopped);
+
     let close = loop {
         tokio::select! {
+            () = &mut stopped => {
+                break Some(Close::new(code::GOING_AWAY, "Going away: the server is stopping")
+                    .without_connection_error());
+            }
             read = stream.next() => {
                 // Any message from the client, a ping too, shows it is there.
                 idle.as_mut().reset(tokio::time::Instant::now() + idle_timeout);
