@@ -12,12 +12,11 @@ use std::time::{Duration, Instant};
 
 use anyhow::{Context, bail};
 use eventlog::Position;
-use eventlog::postgres::PostgresLog;
 use eventlog::postgres::audit::{self, AnchorKey, BrokenLink, VerifyScope};
 use eventlog::postgres::transfer::{self, ExportScope};
 use indicatif::{ProgressBar, ProgressStyle};
 
-use crate::cli::{AnchorArgs, DatabaseArgs, ExportArgs, ImportArgs, VerifyArgs};
+use crate::cli::{AnchorArgs, DatabaseArgs, ExportArgs, ForgetArgs, ImportArgs, VerifyArgs};
 
 /// Reads the anchor key from `path`, creating it (a fresh random seed, readable by its owner
 /// only) when the file does not exist.
@@ -255,7 +254,7 @@ pub fn describe(link: &BrokenLink) -> String {
 pub async fn anchor(database: &DatabaseArgs, args: &AnchorArgs) -> anyhow::Result<()> {
     let key = load_or_create_key(&args.key.anchor_key_file)?;
     let pool = owner_pool(database).await?;
-    let log = PostgresLog::new(pool.clone());
+    let log = app::personal::log(pool.clone());
     let written = audit::write_anchor(&log, &key)
         .await
         .context("cannot anchor the log")?;
@@ -279,7 +278,7 @@ pub async fn anchor(database: &DatabaseArgs, args: &AnchorArgs) -> anyhow::Resul
 /// `ledgerdesk export`.
 pub async fn export(database: &DatabaseArgs, args: &ExportArgs) -> anyhow::Result<()> {
     let pool = owner_pool(database).await?;
-    let log = PostgresLog::new(pool.clone());
+    let log = app::personal::log(pool.clone());
     let scope = ExportScope {
         from: args.from,
         to: args.to,
@@ -352,4 +351,50 @@ pub fn position(value: &str) -> Result<Position, String> {
         .trim()
         .parse()
         .map_err(|_| "a position is 32 hexadecimal digits, as exports and the API show them".into())
+}
+
+/// `ledgerdesk customer forget`: forgets a customer's personal data and says what it did.
+pub async fn forget(database: &DatabaseArgs, args: &ForgetArgs) -> anyhow::Result<()> {
+    let pool = owner_pool(database).await?;
+    let log = app::personal::log(pool.clone());
+    let outcome = app::forget::forget_customer(
+        &log,
+        domain::ids::CustomerId(args.telegram_id),
+        eventlog::Actor::system("cli"),
+    )
+    .await;
+    log.stop_background();
+    pool.close().await;
+    let forgotten = match outcome {
+        Ok(forgotten) => forgotten,
+        Err(app::forget::ForgetError::UnknownCustomer(id)) => {
+            anyhow::bail!("no customer with Telegram id {id}")
+        }
+        Err(error) => return Err(anyhow::Error::new(error).context("cannot forget the customer")),
+    };
+    let mut out = std::io::stdout().lock();
+    writeln!(
+        out,
+        "customer {} forgotten: key {}, {} tickets cleared in the read models, customer.forgotten recorded",
+        forgotten.customer,
+        if forgotten.key_deleted { "deleted" } else { "already gone" },
+        forgotten.tickets.len(),
+    )?;
+    if forgotten.plain_events > 0 {
+        writeln!(
+            out,
+            "warning: {} events of this customer were stored before sealing; their personal \
+             fields stay in the append-only log (the read models are cleared)",
+            forgotten.plain_events
+        )?;
+    }
+    if !forgotten.files.is_empty() {
+        writeln!(
+            out,
+            "{} stored files of this customer are deleted by the server (stored copies are \
+             refused from now on)",
+            forgotten.files.len()
+        )?;
+    }
+    Ok(())
 }

@@ -49,6 +49,24 @@ pub enum Command {
     Export(ExportArgs),
     /// Append a JSON Lines export to an empty log, checking every hash; all or nothing.
     Import(ImportArgs),
+    /// Act on a customer (forget their personal data).
+    #[command(subcommand)]
+    Customer(CustomerCommand),
+}
+
+#[derive(Debug, Subcommand)]
+pub enum CustomerCommand {
+    /// Forget a customer's personal data (names, username, messages' text and files, places,
+    /// contacts) everywhere: their key is deleted, so it reads as forgotten in the log, the
+    /// read models and later exports. The history keeps its shape. Exits with 1 for an
+    /// unknown customer.
+    Forget(ForgetArgs),
+}
+
+#[derive(Debug, Args)]
+pub struct ForgetArgs {
+    /// The customer's Telegram user id.
+    pub telegram_id: i64,
 }
 
 #[derive(Debug, Subcommand)]

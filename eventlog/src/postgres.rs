@@ -410,6 +410,7 @@ impl PostgresLog {
                 }
                 let subject = match personal.subject(&append.stream, event) {
                     SubjectOf::Nobody => continue,
+                    SubjectOf::Named(subject) => Some(subject),
                     SubjectOf::Opening { name } => {
                         let opens = append.expected == ExpectedVersion::NoStream;
                         match append.events.first().filter(|_| opens) {

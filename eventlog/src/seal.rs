@@ -67,10 +67,12 @@ pub struct PersonalField {
 }
 
 /// Whose personal data an event holds.
-#[derive(Debug, Clone, Copy)]
+#[derive(Debug, Clone)]
 pub enum SubjectOf {
     /// Nobody's: the fields are stored plain.
     Nobody,
+    /// This subject's.
+    Named(String),
     /// Named by the stream's first event: `name` turns its payload into the subject (the
     /// first event is taken from the same append when it opens the stream).
     Opening {

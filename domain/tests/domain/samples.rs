@@ -20,7 +20,8 @@ use domain::content::{
     ReplyContent, TelegramFile, TelegramMessageId,
 };
 use domain::customer::{
-    BanReason, CategoryChosen, CustomerBanned, CustomerEvent, CustomerProfile, CustomerRegistered,
+    BanReason, CategoryChosen, CustomerBanned, CustomerEvent, CustomerForgotten, CustomerProfile,
+    CustomerRegistered,
     CustomerUnbanned, MessageRefused, Noted, ProfileUpdated, StartPayloadReceived, TicketNoted,
     TicketStepNoted,
 };
@@ -288,6 +289,10 @@ pub(crate) fn samples() -> Vec<AnyEvent> {
         CustomerEvent::StartPayloadReceived(StartPayloadReceived {
             payload: "ref-42".into(),
             at: at(),
+        }),
+        CustomerEvent::Forgotten(CustomerForgotten {
+            at: at(),
+            tickets: vec![TicketId(uuid(3))],
         }),
     ];
     let agent_step = || AgentStep {

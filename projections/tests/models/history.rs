@@ -1033,6 +1033,15 @@ pub(crate) fn scripted() -> (History, Cast) {
         h.record_one(StreamId::Audit(AuditStream::Operations), operations);
     }
 
+    // Dora writes once and has her personal data forgotten: the read models clear it.
+    let dora = CustomerId(1004);
+    h.set_profile(dora, profile("Dora"));
+    let (dora_ticket, _) = h.customer_writes(dora, None, text("please forget me"));
+    h.customer(dora, |at| CustomerCommand::Forget {
+        tickets: vec![dora_ticket],
+        at,
+    });
+
     let cast = Cast {
         admin,
         alice,
