@@ -377,7 +377,11 @@ pub async fn forget(database: &DatabaseArgs, args: &ForgetArgs) -> anyhow::Resul
         out,
         "customer {} forgotten: key {}, {} tickets cleared in the read models, customer.forgotten recorded",
         forgotten.customer,
-        if forgotten.key_deleted { "deleted" } else { "already gone" },
+        if forgotten.key_deleted {
+            "deleted"
+        } else {
+            "already gone"
+        },
         forgotten.tickets.len(),
     )?;
     if forgotten.plain_events > 0 {

@@ -76,7 +76,12 @@ pub async fn forget_customer(
     let mut from = 0;
     loop {
         let page = match log
-            .read_stream(&stream, from, Direction::Forwards, eventlog::limits::PAGE_SIZE)
+            .read_stream(
+                &stream,
+                from,
+                Direction::Forwards,
+                eventlog::limits::PAGE_SIZE,
+            )
             .await
         {
             Err(eventlog::Error::StreamNotFound { .. }) => {
@@ -104,7 +109,11 @@ pub async fn forget_customer(
     }
     let pool = log.pool();
     let mut streams = vec![stream.clone()];
-    streams.extend(tickets.iter().map(|ticket| StreamId::Ticket(*ticket).name()));
+    streams.extend(
+        tickets
+            .iter()
+            .map(|ticket| StreamId::Ticket(*ticket).name()),
+    );
     let (types, fields): (Vec<&str>, Vec<&str>) = PERSONAL_FIELDS.into_iter().unzip();
     let plain_events: i64 = sqlx::query_scalar(
         "select count(*) from events e \
@@ -146,12 +155,13 @@ pub async fn forget_customer(
         Metadata::new(actor).correlated(uuid::Uuid::now_v7()),
     )
     .with_schema_version(event.schema_version());
-    let _appended = log.append(AppendRequest::to_stream(
-        stream,
-        ExpectedVersion::StreamExists,
-        vec![new],
-    ))
-    .await?;
+    let _appended = log
+        .append(AppendRequest::to_stream(
+            stream,
+            ExpectedVersion::StreamExists,
+            vec![new],
+        ))
+        .await?;
 
     // What the bot kept outside the log: edits waiting for their message, and updates it
     // could not record (raw, with the customer's text).

@@ -431,7 +431,10 @@ impl PostgresLog {
         if todo.is_empty() {
             return Ok(());
         }
-        let mut subjects: Vec<String> = todo.iter().map(|(_, _, subject, _)| subject.clone()).collect();
+        let mut subjects: Vec<String> = todo
+            .iter()
+            .map(|(_, _, subject, _)| subject.clone())
+            .collect();
         subjects.sort_unstable();
         subjects.dedup();
         let keys = keys::ensure(&self.inner.pool, &subjects).await?;

@@ -224,7 +224,10 @@ pub fn subjects(payload: &Value) -> impl Iterator<Item = &str> {
 ///
 /// # Errors
 /// A sealed field that is malformed or does not open under its subject's existing key.
-pub fn open(event: &mut RecordedEvent, keys: &HashMap<String, SubjectKey>) -> Result<(), SealError> {
+pub fn open(
+    event: &mut RecordedEvent,
+    keys: &HashMap<String, SubjectKey>,
+) -> Result<(), SealError> {
     let event_id = event.event_id;
     let event_type = event.event_type.clone();
     let Some(fields) = event.payload.as_object_mut() else {

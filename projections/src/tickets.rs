@@ -286,6 +286,13 @@ async fn apply_keeping(
         return Ok(());
     }
 
+    let forgotten: Vec<Uuid> = forgotten_tickets(batch).collect();
+    if !forgotten.is_empty() {
+        // The rows in the table; the fold clears those it holds at the customer's
+        // `customer.forgotten`, and writes them after this only when a later event changed
+        // them (a row's version is its ticket stream's).
+        forget_tickets(conn, target, &forgotten).await?;
+    }
     let mut fold = Fold::default();
     let mut kept = KeptRows::<TicketRow>::of(kept, target);
     KeptRows::load(
@@ -661,11 +668,13 @@ impl Fold {
 
 /// The tickets whose customer a `customer.forgotten` of `batch` forgets.
 fn forgotten_tickets(batch: &[Envelope]) -> impl Iterator<Item = Uuid> + '_ {
-    batch.iter().flat_map(|envelope| match &envelope.event {
-        AnyEvent::Customer(CustomerEvent::Forgotten(forgotten)) => forgotten.tickets.as_slice(),
-        _ => &[],
-    })
-    .map(|ticket| ticket.as_uuid())
+    batch
+        .iter()
+        .flat_map(|envelope| match &envelope.event {
+            AnyEvent::Customer(CustomerEvent::Forgotten(forgotten)) => forgotten.tickets.as_slice(),
+            _ => &[],
+        })
+        .map(|ticket| ticket.as_uuid())
 }
 
 /// A ticket row once its customer is forgotten: no subject, no preview of their words, no
@@ -699,6 +708,23 @@ fn forget_message(row: &mut MessageRow) {
             }
         }
     }
+}
+
+/// [`forget_ticket`] on the rows of `tickets` in the table.
+async fn forget_tickets(
+    conn: &mut PgConnection,
+    target: Target,
+    tickets: &[Uuid],
+) -> Result<(), ApplyError> {
+    let sql = format!(
+        "update {} set subject = '', rating_comment = null, \
+                last_message_preview = case when last_message_direction = 'in' then '' \
+                                            else last_message_preview end \
+          where id = any($1)",
+        target.table(TicketRow::TABLE)
+    );
+    sqlx::query(&sql).bind(tickets).execute(&mut *conn).await?;
+    Ok(())
 }
 
 /// [`forget_message`] on the rows of `tickets` in the table.

@@ -21,9 +21,8 @@ use domain::content::{
 };
 use domain::customer::{
     BanReason, CategoryChosen, CustomerBanned, CustomerEvent, CustomerForgotten, CustomerProfile,
-    CustomerRegistered,
-    CustomerUnbanned, MessageRefused, Noted, ProfileUpdated, StartPayloadReceived, TicketNoted,
-    TicketStepNoted,
+    CustomerRegistered, CustomerUnbanned, MessageRefused, Noted, ProfileUpdated,
+    StartPayloadReceived, TicketNoted, TicketStepNoted,
 };
 use domain::settings::{
     BotText, BotTextSet, CategoryNamed, CategoryRemoved, GreetingSet, ReopenWindowSet,
