@@ -288,6 +288,7 @@ fn open_field(
 }
 
 #[cfg(test)]
+#[expect(clippy::unwrap_used, reason = "tests fail loudly on purpose")]
 mod tests {
     use serde_json::json;
 

@@ -99,20 +99,21 @@ async fn customer_with_ticket(
             &actor,
         ));
     }
-    log.append(
-        AppendRequest::to_stream(
-            StreamId::Customer(id).name(),
-            ExpectedVersion::NoStream,
-            customer_events,
+    let _appended = log
+        .append(
+            AppendRequest::to_stream(
+                StreamId::Customer(id).name(),
+                ExpectedVersion::NoStream,
+                customer_events,
+            )
+            .and_stream(
+                StreamId::Ticket(ticket).name(),
+                ExpectedVersion::NoStream,
+                ticket_events,
+            ),
         )
-        .and_stream(
-            StreamId::Ticket(ticket).name(),
-            ExpectedVersion::NoStream,
-            ticket_events,
-        ),
-    )
-    .await
-    .unwrap();
+        .await
+        .unwrap();
     ticket
 }
 
