@@ -364,14 +364,29 @@ pub async fn forget(database: &DatabaseArgs, args: &ForgetArgs) -> anyhow::Resul
     )
     .await;
     log.stop_background();
-    pool.close().await;
     let forgotten = match outcome {
         Ok(forgotten) => forgotten,
         Err(app::forget::ForgetError::UnknownCustomer(id)) => {
+            pool.close().await;
             anyhow::bail!("no customer with Telegram id {id}")
         }
-        Err(error) => return Err(anyhow::Error::new(error).context("cannot forget the customer")),
+        Err(error) => {
+            pool.close().await;
+            return Err(anyhow::Error::new(error).context("cannot forget the customer"));
+        }
     };
+    let files = if forgotten.files.is_empty() {
+        0
+    } else {
+        let media = media::MediaService::new(pool.clone(), args.media.config()?)
+            .await
+            .context("cannot open the media storage")?;
+        media
+            .delete_telegram_copies(&forgotten.files)
+            .await
+            .context("the customer is forgotten, but their stored files could not be deleted")?
+    };
+    pool.close().await;
     let mut out = std::io::stdout().lock();
     writeln!(
         out,
@@ -392,13 +407,6 @@ pub async fn forget(database: &DatabaseArgs, args: &ForgetArgs) -> anyhow::Resul
             forgotten.plain_events
         )?;
     }
-    if !forgotten.files.is_empty() {
-        writeln!(
-            out,
-            "{} stored files of this customer are deleted by the server (stored copies are \
-             refused from now on)",
-            forgotten.files.len()
-        )?;
-    }
+    writeln!(out, "{files} stored files of the customer deleted")?;
     Ok(())
 }

@@ -67,6 +67,10 @@ pub enum CustomerCommand {
 pub struct ForgetArgs {
     /// The customer's Telegram user id.
     pub telegram_id: i64,
+    /// Where the stored media files are (the same settings as `serve`): the customer's stored
+    /// copies are deleted.
+    #[command(flatten)]
+    pub media: MediaArgs,
 }
 
 #[derive(Debug, Subcommand)]

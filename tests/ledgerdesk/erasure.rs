@@ -250,12 +250,29 @@ async fn a_forgotten_customer_is_found_in_no_table_rebuild_or_export_and_the_log
     .await;
     let shape_before = ticket_shape(&pool, ticket).await;
 
+    // A stored copy of their photo, as the media service keeps it.
+    let media_dir =
+        std::env::temp_dir().join(format!("ledgerdesk-erasure-{}", uuid::Uuid::now_v7()));
+    let copy = media_dir.join("tg").join("UNIQphotoZQ456");
+    std::fs::create_dir_all(copy.parent().unwrap()).unwrap();
+    std::fs::write(&copy, b"photo bytes").unwrap();
+    sqlx::query(
+        "insert into media_objects (key, size, mime_type, sha256) \
+         values ('tg/UNIQphotoZQ456', 11, 'image/jpeg', 'x')",
+    )
+    .execute(&pool)
+    .await
+    .unwrap();
+    let media_dir_arg = media_dir.to_str().unwrap().to_owned();
+
     let out = ledgerdesk(&[
         "customer",
         "forget",
         &CUSTOMER.to_string(),
         "--database-url",
         &url,
+        "--media-dir",
+        &media_dir_arg,
     ]);
     let stdout = String::from_utf8_lossy(&out.stdout).into_owned();
     assert!(
@@ -268,6 +285,12 @@ async fn a_forgotten_customer_is_found_in_no_table_rebuild_or_export_and_the_log
         "{stdout}"
     );
     assert!(!stdout.contains("before sealing"), "{stdout}");
+    assert!(
+        stdout.contains("1 stored files of the customer deleted"),
+        "{stdout}"
+    );
+    assert!(!copy.exists(), "the stored copy is deleted");
+    let _ = std::fs::remove_dir_all(&media_dir);
     // Forgetting twice is fine; an unknown customer is an error.
     let again = ledgerdesk(&[
         "customer",
