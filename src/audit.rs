@@ -299,6 +299,10 @@ pub async fn export(database: &DatabaseArgs, args: &ExportArgs) -> anyhow::Resul
     }
     .context("the export failed")?;
     meter.finish(exported.events);
+    if let Some(path) = &args.keys {
+        let written = write_keys(&pool, path).await?;
+        eprintln!("wrote {written} customers' keys to {}", path.display());
+    }
     // Who took the log out, and which part of it, is itself in the audit trail.
     let made = domain::audit::AuditEvent::ExportMade(domain::audit::ExportMade {
         from: args.from.map(|position| position.to_string()),
@@ -341,8 +345,56 @@ pub async fn import(database: &DatabaseArgs, args: &ImportArgs) -> anyhow::Resul
          or start `ledgerdesk serve`",
         imported.events, imported.streams
     )?;
+    if let Some(path) = &args.keys {
+        let keys = read_keys(path)?;
+        let stored = eventlog::postgres::keys::restore(&pool, &keys)
+            .await
+            .context("the events are imported, but the keys could not be stored")?;
+        writeln!(out, "stored {stored} customers' keys")?;
+    }
     pool.close().await;
     Ok(())
+}
+
+/// Writes every subject's key to the new file `path` (mode 0600), one a line: the subject, a
+/// space and the key in 64 hex digits (`customer-42 0f3a…`).
+async fn write_keys(pool: &sqlx::PgPool, path: &Path) -> anyhow::Result<usize> {
+    let keys = eventlog::postgres::keys::all(pool)
+        .await
+        .context("cannot read the customers' keys")?;
+    let file = create_private(path).with_context(|| {
+        format!(
+            "cannot create the keys file {} (it must not exist)",
+            path.display()
+        )
+    })?;
+    let mut out = BufWriter::new(file);
+    for (subject, key) in &keys {
+        writeln!(out, "{subject} {}", hex::encode(key.as_bytes()))?;
+    }
+    out.flush()?;
+    out.get_ref().sync_all()?;
+    Ok(keys.len())
+}
+
+/// Reads a keys file written by [`write_keys`].
+fn read_keys(path: &Path) -> anyhow::Result<Vec<(String, eventlog::seal::SubjectKey)>> {
+    let text = std::fs::read_to_string(path)
+        .with_context(|| format!("cannot read the keys file {}", path.display()))?;
+    text.lines()
+        .enumerate()
+        .filter(|(_, line)| !line.trim().is_empty())
+        .map(|(n, line)| {
+            let bad = || anyhow::anyhow!("line {} of {} is not a key", n + 1, path.display());
+            let (subject, key) = line.trim().split_once(' ').ok_or_else(bad)?;
+            if subject.is_empty() || subject.chars().count() > eventlog::seal::SUBJECT_CHARS {
+                return Err(bad());
+            }
+            let bytes = hex::decode(key).map_err(|_| bad())?;
+            let key = eventlog::seal::SubjectKey::from_bytes(&bytes).map_err(|_| bad())?;
+            Ok((subject.to_owned(), key))
+        })
+        .collect()
 }
 
 /// A position given on the command line.

@@ -131,12 +131,21 @@ pub struct ExportArgs {
     /// Write to this file instead of standard output.
     #[arg(short = 'o', long)]
     pub output: Option<std::path::PathBuf>,
+    /// Also write the keys of the customers not forgotten to this new file (readable by its
+    /// owner only), so that an import reads their personal data. Without it, an import reads
+    /// every customer as forgotten. Keep it as secret as the database.
+    #[arg(long, value_name = "FILE")]
+    pub keys: Option<std::path::PathBuf>,
 }
 
 #[derive(Debug, Args)]
 pub struct ImportArgs {
     /// A file written by `ledgerdesk export`.
     pub file: std::path::PathBuf,
+    /// The keys file written by `ledgerdesk export --keys`, stored once the events are
+    /// imported.
+    #[arg(long, value_name = "FILE")]
+    pub keys: Option<std::path::PathBuf>,
 }
 
 #[derive(Debug, Subcommand)]

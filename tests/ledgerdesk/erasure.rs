@@ -419,15 +419,26 @@ async fn a_forgotten_customer_is_found_in_no_table_rebuild_or_export_and_the_log
     // An export made now holds none of it.
     let file =
         std::env::temp_dir().join(format!("ledgerdesk-erasure-{}.jsonl", uuid::Uuid::now_v7()));
+    let keys = file.with_extension("keys");
     let export = ledgerdesk(&[
         "export",
         "--database-url",
         &url,
         "-o",
         file.to_str().unwrap(),
+        "--keys",
+        keys.to_str().unwrap(),
     ]);
     let exported = std::fs::read_to_string(&file).unwrap_or_default();
+    let key_lines = std::fs::read_to_string(&keys).unwrap_or_default();
     let _ = std::fs::remove_file(&file);
+    let _ = std::fs::remove_file(&keys);
+    // Its keys file holds the other customer's key, not the forgotten one's.
+    assert!(
+        key_lines.contains(&format!("customer-{KEPT_CUSTOMER} ")),
+        "{key_lines}"
+    );
+    assert!(!key_lines.contains(&format!("customer-{CUSTOMER} ")));
     assert!(
         export.status.success() && exported.contains(&format!("customer-{KEPT_CUSTOMER}")),
         "{} bytes exported: {}",
