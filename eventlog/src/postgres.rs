@@ -299,8 +299,7 @@ impl PostgresLog {
         let mut conn = self.inner.pool.acquire().await.map_err(backend)?;
         let (mut events, held_back) =
             read_page_on(&mut conn, &self.inner.horizon, after, limit).await?;
-        drop(conn);
-        self.open(&mut events).await?;
+        open_on(&mut *conn, &mut events).await?;
         Ok((events, held_back))
     }
 
@@ -358,7 +357,7 @@ impl PostgresLog {
             .into_iter()
             .map(EventRow::into_event)
             .collect::<Result<Vec<_>, _>>()?;
-        self.open(&mut events).await?;
+        open_on(&mut *conn, &mut events).await?;
         if events.len() > limit {
             events.truncate(limit);
             let next = events.last().map_or(after, |e| e.position);
@@ -511,21 +510,7 @@ impl PostgresLog {
     /// # Errors
     /// When the keys cannot be read, or a sealed field does not open under its subject's key.
     pub async fn open(&self, events: &mut [RecordedEvent]) -> Result<(), Error> {
-        let mut subjects: Vec<String> = events
-            .iter()
-            .flat_map(|event| seal::subjects(&event.payload))
-            .map(str::to_owned)
-            .collect();
-        if subjects.is_empty() {
-            return Ok(());
-        }
-        subjects.sort_unstable();
-        subjects.dedup();
-        let keys = keys::existing(&self.inner.pool, &subjects).await?;
-        for event in events {
-            seal::open(event, &keys).map_err(|err| Error::Backend(Box::new(err)))?;
-        }
-        Ok(())
+        open_on(&self.inner.pool, events).await
     }
 
     /// The oldest transaction holding this log's readers back, if any: an append still running
@@ -609,6 +594,25 @@ async fn read_page_on(
         }
     }
     Ok((Vec::new(), true))
+}
+
+/// [`PostgresLog::open`], reading the keys on `db`.
+async fn open_on(db: impl sqlx::PgExecutor<'_>, events: &mut [RecordedEvent]) -> Result<(), Error> {
+    let mut subjects: Vec<String> = events
+        .iter()
+        .flat_map(|event| seal::subjects(&event.payload))
+        .map(str::to_owned)
+        .collect();
+    if subjects.is_empty() {
+        return Ok(());
+    }
+    subjects.sort_unstable();
+    subjects.dedup();
+    let keys = keys::existing(db, &subjects).await?;
+    for event in events {
+        seal::open(event, &keys).map_err(|err| Error::Backend(Box::new(err)))?;
+    }
+    Ok(())
 }
 
 /// Up to `limit` events after `after` whose transaction id lies below the server's oldest
@@ -787,13 +791,16 @@ impl Subscription {
                 .conn
                 .insert(self.log.inner.pool.acquire().await.map_err(backend)?),
         };
-        let page = read_page_on(conn, &self.log.inner.horizon, self.cursor, limit).await;
+        let page = match read_page_on(conn, &self.log.inner.horizon, self.cursor, limit).await {
+            Ok((mut events, held_back)) => open_on(&mut **conn, &mut events)
+                .await
+                .map(|()| (events, held_back)),
+            Err(err) => Err(err),
+        };
         if page.is_err() {
             self.conn = None;
         }
-        let (mut events, held_back) = page?;
-        self.log.open(&mut events).await?;
-        Ok((events, held_back))
+        page
     }
 
     async fn next(mut self) -> Option<(Result<RecordedEvent, Error>, Self)> {

@@ -25,7 +25,7 @@ fn keyed(rows: Vec<(String, Vec<u8>)>) -> Result<HashMap<String, SubjectKey>, Er
 
 /// The keys of `subjects` that exist now.
 pub(super) async fn existing(
-    pool: &PgPool,
+    db: impl sqlx::PgExecutor<'_>,
     subjects: &[String],
 ) -> Result<HashMap<String, SubjectKey>, Error> {
     if subjects.is_empty() {
@@ -34,7 +34,7 @@ pub(super) async fn existing(
     let rows: Vec<(String, Vec<u8>)> =
         sqlx::query_as("select subject, key from subject_keys where subject = any($1)")
             .bind(subjects)
-            .fetch_all(pool)
+            .fetch_all(db)
             .await
             .map_err(backend)?;
     keyed(rows)
