@@ -250,6 +250,29 @@ async fn a_forgotten_customer_is_found_in_no_table_rebuild_or_export_and_the_log
     .await;
     let shape_before = ticket_shape(&pool, ticket).await;
 
+    // What the bot keeps outside the log: an edit that came before its message, an update
+    // it could not record.
+    sqlx::query(
+        "insert into telegram_early_edits \
+           (customer_id, telegram_message_id, update_key, content, edited_at) \
+         values ($1, 99, 'u-1', '{\"text\": \"my parcel never arrived xylophonic\"}', now())",
+    )
+    .bind(CUSTOMER)
+    .execute(&pool)
+    .await
+    .unwrap();
+    sqlx::query(
+        "insert into telegram_updates_unrecorded (update_key, update_id, raw_update, error) \
+         values ('u-2', 2, $1, 'unreadable')",
+    )
+    .bind(serde_json::json!({
+        "update_id": 2,
+        "message": { "from": { "id": CUSTOMER, "first_name": "Zebulonia" }, "text": "Quaxworth" }
+    }))
+    .execute(&pool)
+    .await
+    .unwrap();
+
     // A stored copy of their photo, as the media service keeps it.
     let media_dir =
         std::env::temp_dir().join(format!("ledgerdesk-erasure-{}", uuid::Uuid::now_v7()));
