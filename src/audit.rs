@@ -12,12 +12,11 @@ use std::time::{Duration, Instant};
 
 use anyhow::{Context, bail};
 use eventlog::Position;
-use eventlog::postgres::PostgresLog;
 use eventlog::postgres::audit::{self, AnchorKey, BrokenLink, VerifyScope};
 use eventlog::postgres::transfer::{self, ExportScope};
 use indicatif::{ProgressBar, ProgressStyle};
 
-use crate::cli::{AnchorArgs, DatabaseArgs, ExportArgs, ImportArgs, VerifyArgs};
+use crate::cli::{AnchorArgs, DatabaseArgs, ExportArgs, ForgetArgs, ImportArgs, VerifyArgs};
 
 /// Reads the anchor key from `path`, creating it (a fresh random seed, readable by its owner
 /// only) when the file does not exist.
@@ -258,7 +257,7 @@ pub fn describe(link: &BrokenLink) -> String {
 pub async fn anchor(database: &DatabaseArgs, args: &AnchorArgs) -> anyhow::Result<()> {
     let key = load_or_create_key(&args.key.anchor_key_file)?;
     let pool = owner_pool(database).await?;
-    let log = PostgresLog::new(pool.clone());
+    let log = app::personal::log(pool.clone());
     let written = audit::write_anchor(&log, &key)
         .await
         .context("cannot anchor the log")?;
@@ -282,7 +281,7 @@ pub async fn anchor(database: &DatabaseArgs, args: &AnchorArgs) -> anyhow::Resul
 /// `ledgerdesk export`.
 pub async fn export(database: &DatabaseArgs, args: &ExportArgs) -> anyhow::Result<()> {
     let pool = owner_pool(database).await?;
-    let log = PostgresLog::new(pool.clone());
+    let log = app::personal::log(pool.clone());
     let scope = ExportScope {
         from: args.from,
         to: args.to,
@@ -305,6 +304,10 @@ pub async fn export(database: &DatabaseArgs, args: &ExportArgs) -> anyhow::Resul
     meter.finish(exported.events);
     if exported.anchors > 0 {
         eprintln!("with {} anchors", exported.anchors);
+    }
+    if let Some(path) = &args.keys {
+        let written = write_keys(&pool, path).await?;
+        eprintln!("wrote {written} customers' keys to {}", path.display());
     }
     // Who took the log out, and which part of it, is itself in the audit trail.
     let made = domain::audit::AuditEvent::ExportMade(domain::audit::ExportMade {
@@ -348,8 +351,56 @@ pub async fn import(database: &DatabaseArgs, args: &ImportArgs) -> anyhow::Resul
          `ledgerdesk replay` or start `ledgerdesk serve`",
         imported.events, imported.streams, imported.anchors
     )?;
+    if let Some(path) = &args.keys {
+        let keys = read_keys(path)?;
+        let stored = eventlog::postgres::keys::restore(&pool, &keys)
+            .await
+            .context("the events are imported, but the keys could not be stored")?;
+        writeln!(out, "stored {stored} customers' keys")?;
+    }
     pool.close().await;
     Ok(())
+}
+
+/// Writes every subject's key to the new file `path` (mode 0600), one a line: the subject, a
+/// space and the key in 64 hex digits (`customer-42 0f3a…`).
+async fn write_keys(pool: &sqlx::PgPool, path: &Path) -> anyhow::Result<usize> {
+    let keys = eventlog::postgres::keys::all(pool)
+        .await
+        .context("cannot read the customers' keys")?;
+    let file = create_private(path).with_context(|| {
+        format!(
+            "cannot create the keys file {} (it must not exist)",
+            path.display()
+        )
+    })?;
+    let mut out = BufWriter::new(file);
+    for (subject, key) in &keys {
+        writeln!(out, "{subject} {}", hex::encode(key.as_bytes()))?;
+    }
+    out.flush()?;
+    out.get_ref().sync_all()?;
+    Ok(keys.len())
+}
+
+/// Reads a keys file written by [`write_keys`].
+fn read_keys(path: &Path) -> anyhow::Result<Vec<(String, eventlog::seal::SubjectKey)>> {
+    let text = std::fs::read_to_string(path)
+        .with_context(|| format!("cannot read the keys file {}", path.display()))?;
+    text.lines()
+        .enumerate()
+        .filter(|(_, line)| !line.trim().is_empty())
+        .map(|(n, line)| {
+            let bad = || anyhow::anyhow!("line {} of {} is not a key", n + 1, path.display());
+            let (subject, key) = line.trim().split_once(' ').ok_or_else(bad)?;
+            if subject.is_empty() || subject.chars().count() > eventlog::seal::SUBJECT_CHARS {
+                return Err(bad());
+            }
+            let bytes = hex::decode(key).map_err(|_| bad())?;
+            let key = eventlog::seal::SubjectKey::from_bytes(&bytes).map_err(|_| bad())?;
+            Ok((subject.to_owned(), key))
+        })
+        .collect()
 }
 
 /// A position given on the command line.
@@ -358,4 +409,62 @@ pub fn position(value: &str) -> Result<Position, String> {
         .trim()
         .parse()
         .map_err(|_| "a position is 32 hexadecimal digits, as exports and the API show them".into())
+}
+
+/// `ledgerdesk customer forget`: forgets a customer's personal data and says what it did.
+pub async fn forget(database: &DatabaseArgs, args: &ForgetArgs) -> anyhow::Result<()> {
+    let pool = owner_pool(database).await?;
+    let log = app::personal::log(pool.clone());
+    let outcome = app::forget::forget_customer(
+        &log,
+        domain::ids::CustomerId(args.telegram_id),
+        eventlog::Actor::system("cli"),
+    )
+    .await;
+    log.stop_background();
+    let forgotten = match outcome {
+        Ok(forgotten) => forgotten,
+        Err(app::forget::ForgetError::UnknownCustomer(id)) => {
+            pool.close().await;
+            anyhow::bail!("no customer with Telegram id {id}")
+        }
+        Err(error) => {
+            pool.close().await;
+            return Err(anyhow::Error::new(error).context("cannot forget the customer"));
+        }
+    };
+    let files = if forgotten.files.is_empty() {
+        0
+    } else {
+        let media = media::MediaService::new(pool.clone(), args.media.config()?)
+            .await
+            .context("cannot open the media storage")?;
+        media
+            .delete_telegram_copies(&forgotten.files)
+            .await
+            .context("the customer is forgotten, but their stored files could not be deleted")?
+    };
+    pool.close().await;
+    let mut out = std::io::stdout().lock();
+    writeln!(
+        out,
+        "customer {} forgotten: key {}, {} tickets cleared in the read models, customer.forgotten recorded",
+        forgotten.customer,
+        if forgotten.key_deleted {
+            "deleted"
+        } else {
+            "already gone"
+        },
+        forgotten.tickets.len(),
+    )?;
+    if forgotten.plain_events > 0 {
+        writeln!(
+            out,
+            "warning: {} events of this customer were stored before sealing; their personal \
+             fields stay in the append-only log (the read models are cleared)",
+            forgotten.plain_events
+        )?;
+    }
+    writeln!(out, "{files} stored files of the customer deleted")?;
+    Ok(())
 }

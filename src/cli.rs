@@ -51,6 +51,28 @@ pub enum Command {
     /// Append a JSON Lines export to an empty log, checking every hash and anchor; all or
     /// nothing.
     Import(ImportArgs),
+    /// Act on a customer (forget their personal data).
+    #[command(subcommand)]
+    Customer(CustomerCommand),
+}
+
+#[derive(Debug, Subcommand)]
+pub enum CustomerCommand {
+    /// Forget a customer's personal data (names, username, messages' text and files, places,
+    /// contacts) everywhere: their key is deleted, so it reads as forgotten in the log, the
+    /// read models and later exports. The history keeps its shape. Exits with 1 for an
+    /// unknown customer.
+    Forget(ForgetArgs),
+}
+
+#[derive(Debug, Args)]
+pub struct ForgetArgs {
+    /// The customer's Telegram user id.
+    pub telegram_id: i64,
+    /// Where the stored media files are (the same settings as `serve`): the customer's stored
+    /// copies are deleted.
+    #[command(flatten)]
+    pub media: MediaArgs,
 }
 
 #[derive(Debug, Subcommand)]
@@ -111,12 +133,21 @@ pub struct ExportArgs {
     /// Write to this file instead of standard output.
     #[arg(short = 'o', long)]
     pub output: Option<std::path::PathBuf>,
+    /// Also write the keys of the customers not forgotten to this new file (readable by its
+    /// owner only), so that an import reads their personal data. Without it, an import reads
+    /// every customer as forgotten. Keep it as secret as the database.
+    #[arg(long, value_name = "FILE")]
+    pub keys: Option<std::path::PathBuf>,
 }
 
 #[derive(Debug, Args)]
 pub struct ImportArgs {
     /// A file written by `ledgerdesk export`.
     pub file: std::path::PathBuf,
+    /// The keys file written by `ledgerdesk export --keys`, stored once the events are
+    /// imported.
+    #[arg(long, value_name = "FILE")]
+    pub keys: Option<std::path::PathBuf>,
 }
 
 #[derive(Debug, Subcommand)]

@@ -4,7 +4,6 @@
 use std::time::Instant;
 
 use anyhow::Context;
-use eventlog::postgres::PostgresLog;
 use indicatif::{ProgressBar, ProgressStyle};
 use tools::generate::{GenerateOptions, generate as run};
 
@@ -18,7 +17,7 @@ pub async fn generate(database: &DatabaseArgs, args: &GenerateArgs) -> anyhow::R
         database.db_max_connections,
     )
     .await?;
-    let log = PostgresLog::new(pool);
+    let log = app::personal::log(pool);
     let options = GenerateOptions {
         events: args.events,
         seed: args.seed,

@@ -7,7 +7,7 @@ use clap::Parser;
 #[global_allocator]
 static ALLOCATOR: mimalloc::MiMalloc = mimalloc::MiMalloc;
 
-use ledgerdesk::cli::{AdminCommand, AuditCommand, Cli, Command};
+use ledgerdesk::cli::{AdminCommand, AuditCommand, Cli, Command, CustomerCommand};
 use ledgerdesk::{Application, telemetry};
 
 #[tokio::main]
@@ -41,5 +41,8 @@ async fn main() -> anyhow::Result<()> {
         }
         Command::Export(args) => ledgerdesk::audit::export(&cli.database, &args).await,
         Command::Import(args) => ledgerdesk::audit::import(&cli.database, &args).await,
+        Command::Customer(CustomerCommand::Forget(args)) => {
+            ledgerdesk::audit::forget(&cli.database, &args).await
+        }
     }
 }

@@ -33,7 +33,7 @@ pub async fn replay(database: &DatabaseArgs, names: &[String]) -> anyhow::Result
     let pool = app::database::connect_existing(url.expose_secret(), database.db_max_connections)
         .await
         .context("cannot connect to the database as the serving role")?;
-    let log = PostgresLog::new(pool.clone());
+    let log = app::personal::log(pool.clone());
     let total = log
         .count_after(Position::START, u64::MAX)
         .await
@@ -106,7 +106,7 @@ pub async fn verify(database: &DatabaseArgs, names: &[String]) -> anyhow::Result
     let pool = app::database::connect_existing(url.expose_secret(), database.db_max_connections)
         .await
         .context("cannot connect to the database as the serving role")?;
-    let log = PostgresLog::new(pool.clone());
+    let log = app::personal::log(pool.clone());
     let total = log
         .count_after(Position::START, u64::MAX)
         .await

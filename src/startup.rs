@@ -111,7 +111,7 @@ impl Application {
         });
         let anchor_public_key = anchor_key.as_ref().map(|(key, _)| key.public_key());
         let anchor = anchor_key.and_then(|(key, interval)| interval.map(|every| (key, every)));
-        let log = PostgresLog::new(pool);
+        let log = app::personal::log(pool);
         // The one command service of the process: the API and the bot share it, and with it
         // its memory of aggregate states.
         let commands =
@@ -366,7 +366,7 @@ pub async fn create_agent(
         None
     };
     let pool = prepare_database(&database.database_url(), &database.serving_role(), 2).await?;
-    let commands = CommandService::new(PostgresLog::new(pool));
+    let commands = CommandService::new(app::personal::log(pool));
     let auth = api::auth::AuthService::new(commands, None, api::auth::AuthConfig::default())
         .await
         .context("cannot start authentication")?;

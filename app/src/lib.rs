@@ -10,8 +10,11 @@
 //! - [`audit_trail`]: appending the panel's own audit trail (sign-ins, tokens, replays).
 //! - [`database`]: setting up the one Postgres database that holds the log and the read models:
 //!   the pool policy, the migrations, and whether the schema is ready to serve.
+//! - [`forget`]: forgetting a customer's personal data (their key, and the record of it).
 //! - [`ownership`]: "one owner per database" for the singletons (each projection, the delivery
 //!   worker), through a Postgres advisory lock held on the owner's own connection.
+//! - [`personal`]: what is personal in the events, sealed by the log under each customer's
+//!   key so that forgetting the key forgets it (crypto-shredding), and the log opened so.
 //! - [`serving_role`]: the Postgres role the server runs as, created and granted after the
 //!   migrations, which can append to the log but never change it.
 
@@ -19,5 +22,7 @@ pub mod as_of;
 pub mod audit_trail;
 pub mod commands;
 pub mod database;
+pub mod forget;
 pub mod ownership;
+pub mod personal;
 pub mod serving_role;

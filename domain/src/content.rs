@@ -602,7 +602,92 @@ impl TextEntity {
     }
 }
 
+impl MessageBody {
+    /// The body as it reads once its sender is forgotten: the same kind, with every text, file
+    /// id, place and contact emptied (coordinates 0, counts and flags kept where they are not
+    /// personal).
+    #[must_use]
+    pub fn forgotten(&self) -> Self {
+        let file = || TelegramFile::new("", "");
+        match self {
+            Self::Text { .. } => Self::Text {
+                text: String::new(),
+            },
+            Self::Photo { .. } => Self::Photo { file: file() },
+            Self::Video { .. } => Self::Video { file: file() },
+            Self::Document { .. } => Self::Document {
+                file: file(),
+                file_name: None,
+            },
+            Self::Audio { .. } => Self::Audio { file: file() },
+            Self::Voice { .. } => Self::Voice { file: file() },
+            Self::VideoNote { .. } => Self::VideoNote { file: file() },
+            Self::Sticker { .. } => Self::Sticker {
+                file: file(),
+                emoji: None,
+            },
+            Self::Animation { .. } => Self::Animation { file: file() },
+            Self::Location { .. } => Self::Location {
+                latitude: 0.0,
+                longitude: 0.0,
+            },
+            Self::Venue { .. } => Self::Venue {
+                latitude: 0.0,
+                longitude: 0.0,
+                title: String::new(),
+                address: String::new(),
+            },
+            Self::Contact { .. } => Self::Contact {
+                phone_number: String::new(),
+                first_name: String::new(),
+                last_name: None,
+                user_id: None,
+            },
+            Self::Dice { .. } => Self::Dice {
+                emoji: String::new(),
+                value: 0,
+            },
+            Self::Poll {
+                quiz,
+                multiple_answers,
+                ..
+            } => Self::Poll {
+                question: String::new(),
+                options: Vec::new(),
+                quiz: *quiz,
+                multiple_answers: *multiple_answers,
+            },
+            Self::Story { .. } => Self::Story {
+                chat_id: 0,
+                story_id: 0,
+            },
+            Self::Checklist { .. } => Self::Checklist {
+                title: String::new(),
+                tasks: Vec::new(),
+            },
+            Self::PaidMedia { .. } => Self::PaidMedia {
+                star_count: 0,
+                media: Vec::new(),
+            },
+            Self::Service { .. } => Self::Service {
+                action: String::new(),
+                message: None,
+            },
+            Self::Unsupported { .. } => Self::Unsupported {
+                kind: String::new(),
+            },
+        }
+    }
+}
+
 impl MessageContent {
+    /// The content as it reads once its sender is forgotten: the body's kind and nothing
+    /// personal (no caption, forward origin, file details or album).
+    #[must_use]
+    pub fn forgotten(&self) -> Self {
+        Self::of(self.body.forgotten())
+    }
+
     /// A plain text message.
     #[must_use]
     pub fn text(text: impl Into<String>) -> Self {

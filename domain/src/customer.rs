@@ -167,6 +167,34 @@ pub struct StartPayloadReceived {
     pub at: DateTime<Utc>,
 }
 
+/// `customer.forgotten`: an admin had the customer's personal data forgotten (their key of
+/// sealed personal fields was deleted). Holds nothing personal; the admin is the event's
+/// actor. Read models clear what they kept of the customer, in their row and on every ticket
+/// listed.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct CustomerForgotten {
+    /// When.
+    pub at: DateTime<Utc>,
+    /// Every ticket the customer ever had (each `customer.ticket_opened` of the stream).
+    pub tickets: Vec<TicketId>,
+}
+
+/// What a first name reads as once forgotten.
+pub const FORGOTTEN_NAME: &str = "";
+
+impl CustomerProfile {
+    /// The profile as it reads once forgotten: no name, no username; the language stays.
+    #[must_use]
+    pub fn forgotten(&self) -> Self {
+        Self {
+            first_name: FORGOTTEN_NAME.to_owned(),
+            last_name: None,
+            username: None,
+            language_code: self.language_code.clone(),
+        }
+    }
+}
+
 event_enum! {
     /// Everything that can happen to a customer.
     #[derive(Debug, Clone, PartialEq)]
@@ -203,6 +231,8 @@ event_enum! {
         MessageRefused(MessageRefused) = "customer.message_refused" v 1;
         /// Sent `/start` with a payload.
         StartPayloadReceived(StartPayloadReceived) = "customer.start_payload_received" v 1;
+        /// Their personal data was forgotten.
+        Forgotten(CustomerForgotten) = "customer.forgotten" v 1;
     }
 }
 
@@ -272,6 +302,14 @@ pub enum CustomerCommand {
     RecordStartPayload {
         /// The payload, 1 to [`MAX_START_PAYLOAD_CHARS`] characters.
         payload: String,
+        /// When.
+        at: DateTime<Utc>,
+    },
+    /// Record that the customer's personal data was forgotten (their key is deleted by the
+    /// caller). Recorded every time it is asked: it is also the audit record.
+    Forget {
+        /// Every ticket the customer ever had.
+        tickets: Vec<TicketId>,
         /// When.
         at: DateTime<Utc>,
     },
@@ -458,6 +496,10 @@ impl CustomerState {
                     content: message.content.clone(),
                 })]
             }
+            C::Forget { tickets, at } => vec![E::Forgotten(CustomerForgotten {
+                at: *at,
+                tickets: tickets.clone(),
+            })],
             C::RecordStartPayload { payload, at } => {
                 validate::required("start payload", payload, MAX_START_PAYLOAD_CHARS)?;
                 if self.start_payload.as_ref() == Some(payload) {
@@ -490,6 +532,11 @@ impl CustomerState {
         match event {
             E::Registered(_) => {}
             E::ProfileUpdated(updated) => self.profile = updated.personal.clone(),
+            E::Forgotten(_) => {
+                self.profile = self.profile.forgotten();
+                self.first_start_payload = None;
+                self.start_payload = None;
+            }
             E::BlockedBot(_) => self.blocked_bot = true,
             E::UnblockedBot(_) => self.blocked_bot = false,
             E::Banned(_) => self.banned = true,

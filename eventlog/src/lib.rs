@@ -23,6 +23,7 @@
 
 pub mod chain;
 pub mod postgres;
+pub mod seal;
 pub mod storable;
 
 mod envelope;

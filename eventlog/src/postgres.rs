@@ -86,6 +86,7 @@ pub mod audit;
 mod batch;
 mod encoded;
 mod horizon;
+pub mod keys;
 mod notify;
 pub mod transfer;
 
@@ -98,9 +99,10 @@ use encoded::{Encoded, backend, to_u64};
 use horizon::Horizon;
 use notify::Wakeups;
 
+use crate::seal::{self, Personal, SubjectOf};
 use crate::{
-    AppendOutcome, AppendRequest, Direction, Error, EventLog, Metadata, Page, Position, Receipt,
-    RecordedEvent, limits,
+    AppendOutcome, AppendRequest, Direction, Error, EventLog, ExpectedVersion, Metadata, Page,
+    Position, Receipt, RecordedEvent, limits,
 };
 
 /// The columns of an event row, in [`EventRow`]'s order.
@@ -127,6 +129,10 @@ pub struct PostgresLogOptions {
     /// own. Under the reply benchmark's load, 1 wrote about 5 % more replies per second than 2
     /// on the same machine; the append benchmark at 32 writers was the same with either.
     pub append_batches: usize,
+    /// What is personal in the events appended, sealed under their subjects' keys (see
+    /// [`crate::seal`]). Without it every field is stored plain; reading opens sealed fields
+    /// either way.
+    pub personal: Option<Arc<dyn Personal>>,
 }
 
 impl Default for PostgresLogOptions {
@@ -135,7 +141,17 @@ impl Default for PostgresLogOptions {
             batch_size: 500,
             poll_interval: Duration::from_millis(500),
             append_batches: 1,
+            personal: None,
         }
+    }
+}
+
+impl PostgresLogOptions {
+    /// The same options, sealing what `personal` describes.
+    #[must_use]
+    pub fn sealing(mut self, personal: Arc<dyn Personal>) -> Self {
+        self.personal = Some(personal);
+        self
     }
 }
 
@@ -161,7 +177,12 @@ struct Inner {
     horizon: Horizon,
     /// When the registered appends were first seen (their age, see `held_back_by`).
     sightings: horizon::Sightings,
+    /// The subjects of streams named by their first event, which never changes.
+    openings: std::sync::Mutex<std::collections::HashMap<String, Option<String>>>,
 }
+
+/// The most stream subjects remembered; past it the memory starts over.
+const OPENINGS_KEPT: usize = 100_000;
 
 impl PostgresLog {
     /// A log over `pool`, whose database has the schema of the workspace's `migrations/` (the
@@ -184,6 +205,7 @@ impl PostgresLog {
                 batcher,
                 horizon: Horizon::new(),
                 sightings: horizon::Sightings::default(),
+                openings: std::sync::Mutex::default(),
             }),
         }
     }
@@ -235,7 +257,11 @@ impl PostgresLog {
         let mut outcomes: Vec<Option<Result<AppendOutcome, Error>>> = Vec::new();
         let mut queued = Vec::new();
         let mut at = Vec::new();
-        for request in requests {
+        for mut request in requests {
+            if let Err(err) = self.seal(&mut request).await {
+                outcomes.push(Some(Err(err)));
+                continue;
+            }
             match Encoded::new(&request) {
                 Err(err) => outcomes.push(Some(Err(err))),
                 Ok(encoded) if encoded.key.is_none() && encoded.streams.is_empty() => {
@@ -271,7 +297,10 @@ impl PostgresLog {
             return Ok((Vec::new(), false));
         }
         let mut conn = self.inner.pool.acquire().await.map_err(backend)?;
-        read_page_on(&mut conn, &self.inner.horizon, after, limit).await
+        let (mut events, held_back) =
+            read_page_on(&mut conn, &self.inner.horizon, after, limit).await?;
+        open_on(&mut *conn, &mut events).await?;
+        Ok((events, held_back))
     }
 
     /// Up to `limit` events after `after` that pass `filter`, in log order, looking at no
@@ -328,6 +357,7 @@ impl PostgresLog {
             .into_iter()
             .map(EventRow::into_event)
             .collect::<Result<Vec<_>, _>>()?;
+        open_on(&mut *conn, &mut events).await?;
         if events.len() > limit {
             events.truncate(limit);
             let next = events.last().map_or(after, |e| e.position);
@@ -362,6 +392,125 @@ impl PostgresLog {
                 more: scanned >= scan,
             },
         })
+    }
+
+    /// Seals the personal fields of `request`'s events (see [`crate::seal`]) under their
+    /// subjects' keys, making the keys that do not exist yet.
+    async fn seal(&self, request: &mut AppendRequest) -> Result<(), Error> {
+        let Some(personal) = self.inner.options.personal.clone() else {
+            return Ok(());
+        };
+        let mut todo = Vec::new();
+        for (s, append) in request.streams.iter().enumerate() {
+            for (e, event) in append.events.iter().enumerate() {
+                let fields = personal.fields(event);
+                if fields.is_empty() {
+                    continue;
+                }
+                let subject = match personal.subject(&append.stream, event) {
+                    SubjectOf::Nobody => continue,
+                    SubjectOf::Named(subject) => Some(subject),
+                    SubjectOf::Opening { name } => {
+                        let opens = append.expected == ExpectedVersion::NoStream;
+                        match append.events.first().filter(|_| opens) {
+                            Some(first) => name(&first.payload),
+                            None => self.opening_subject(&append.stream, name).await?,
+                        }
+                    }
+                };
+                let Some(subject) = subject else {
+                    return Err(Error::Invalid(format!(
+                        "an event of stream {} holds personal data of nobody known",
+                        append.stream
+                    )));
+                };
+                todo.push((s, e, subject, fields));
+            }
+        }
+        if todo.is_empty() {
+            return Ok(());
+        }
+        let mut subjects: Vec<String> = todo
+            .iter()
+            .map(|(_, _, subject, _)| subject.clone())
+            .collect();
+        subjects.sort_unstable();
+        subjects.dedup();
+        let keys = keys::ensure(&self.inner.pool, &subjects).await?;
+        for (s, e, subject, fields) in todo {
+            let event = &mut request.streams[s].events[e];
+            let key = keys.get(&subject).ok_or_else(|| {
+                Error::Backend(format!("no key could be made for {subject}").into())
+            })?;
+            let (event_type, event_id) = (event.event_type.clone(), event.event_id);
+            let Some(payload) = event.payload.as_object_mut() else {
+                continue;
+            };
+            for field in fields {
+                let Some(value) = payload.get_mut(field.key) else {
+                    continue;
+                };
+                if seal::sealed_subject(value).is_some() {
+                    continue;
+                }
+                *value = seal::seal(
+                    key,
+                    &event_type,
+                    event_id,
+                    field.key,
+                    &subject,
+                    value,
+                    field.forgotten,
+                )
+                .map_err(|err| Error::Backend(Box::new(err)))?;
+            }
+        }
+        Ok(())
+    }
+
+    /// The subject named by the first event of `stream`.
+    async fn opening_subject(
+        &self,
+        stream: &str,
+        name: fn(&serde_json::Value) -> Option<String>,
+    ) -> Result<Option<String>, Error> {
+        if let Some(known) = self.openings().get(stream) {
+            return Ok(known.clone());
+        }
+        let first: Option<serde_json::Value> = sqlx::query_scalar(
+            "select payload from events where stream_id = $1 and stream_version = 0",
+        )
+        .bind(stream)
+        .fetch_optional(&self.inner.pool)
+        .await
+        .map_err(backend)?;
+        let Some(first) = first else {
+            return Ok(None);
+        };
+        let subject = name(&first);
+        let mut openings = self.openings();
+        if openings.len() >= OPENINGS_KEPT {
+            openings.clear();
+        }
+        openings.insert(stream.to_owned(), subject.clone());
+        Ok(subject)
+    }
+
+    fn openings(
+        &self,
+    ) -> std::sync::MutexGuard<'_, std::collections::HashMap<String, Option<String>>> {
+        self.inner
+            .openings
+            .lock()
+            .unwrap_or_else(std::sync::PoisonError::into_inner)
+    }
+
+    /// Opens the sealed fields of `events` with the keys that exist now (see [`crate::seal`]).
+    ///
+    /// # Errors
+    /// When the keys cannot be read, or a sealed field does not open under its subject's key.
+    pub async fn open(&self, events: &mut [RecordedEvent]) -> Result<(), Error> {
+        open_on(&self.inner.pool, events).await
     }
 
     /// The oldest transaction holding this log's readers back, if any: an append still running
@@ -447,6 +596,25 @@ async fn read_page_on(
     Ok((Vec::new(), true))
 }
 
+/// [`PostgresLog::open`], reading the keys on `db`.
+async fn open_on(db: impl sqlx::PgExecutor<'_>, events: &mut [RecordedEvent]) -> Result<(), Error> {
+    let mut subjects: Vec<String> = events
+        .iter()
+        .flat_map(|event| seal::subjects(&event.payload))
+        .map(str::to_owned)
+        .collect();
+    if subjects.is_empty() {
+        return Ok(());
+    }
+    subjects.sort_unstable();
+    subjects.dedup();
+    let keys = keys::existing(db, &subjects).await?;
+    for event in events {
+        seal::open(event, &keys).map_err(|err| Error::Backend(Box::new(err)))?;
+    }
+    Ok(())
+}
+
 /// Up to `limit` events after `after` whose transaction id lies below the server's oldest
 /// running transaction or below `horizon`, whichever line is higher: both are final.
 async fn read_below(
@@ -521,7 +689,12 @@ impl EventLog for PostgresLog {
                 stream: stream.to_owned(),
             });
         }
-        rows.into_iter().map(EventRow::into_event).collect()
+        let mut events = rows
+            .into_iter()
+            .map(EventRow::into_event)
+            .collect::<Result<Vec<_>, _>>()?;
+        self.open(&mut events).await?;
+        Ok(events)
     }
 
     async fn stream_version(&self, stream: &str) -> Result<Option<u64>, Error> {
@@ -618,7 +791,12 @@ impl Subscription {
                 .conn
                 .insert(self.log.inner.pool.acquire().await.map_err(backend)?),
         };
-        let page = read_page_on(conn, &self.log.inner.horizon, self.cursor, limit).await;
+        let page = match read_page_on(conn, &self.log.inner.horizon, self.cursor, limit).await {
+            Ok((mut events, held_back)) => open_on(&mut **conn, &mut events)
+                .await
+                .map(|()| (events, held_back)),
+            Err(err) => Err(err),
+        };
         if page.is_err() {
             self.conn = None;
         }

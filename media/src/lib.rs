@@ -402,6 +402,33 @@ impl MediaService {
         Ok(store::delete_object(&self.inner.pool, key).await?)
     }
 
+    /// Deletes the stored copies of the Telegram files with these `file_unique_id`s (those of
+    /// a forgotten customer): the row first, then the object. Answers how many were stored.
+    ///
+    /// # Errors
+    /// A database or storage error.
+    pub async fn delete_telegram_copies(&self, unique_ids: &[String]) -> Result<u64, MediaError> {
+        let mut deleted = 0;
+        for unique in unique_ids {
+            let key = TelegramSource {
+                file_id: String::new(),
+                file_unique_id: Some(unique.clone()),
+                mime_type: None,
+                file_size: None,
+            }
+            .key();
+            if !key.starts_with("tg/") {
+                continue;
+            }
+            if store::object(&self.inner.pool, &key).await?.is_some() {
+                deleted += 1;
+            }
+            store::delete_object(&self.inner.pool, &key).await?;
+            self.inner.storage.delete(&key).await?;
+        }
+        Ok(deleted)
+    }
+
     /// Stores an agent's upload from `body`, at most the upload limit.
     ///
     /// # Errors

@@ -297,6 +297,16 @@ impl Fold {
             // Routing state of the bot, and messages a ban refused: no read model shows them
             // (the customer's stream keeps them for auditors).
             E::CategoryChosen(_) | E::MessageRefused(_) => {}
+            // The same values whatever the row held, so that a rebuild (from the stand-ins)
+            // and the live row (from the plain profile) agree.
+            E::Forgotten(_) => {
+                customer.first_name = domain::customer::FORGOTTEN_NAME.to_owned();
+                customer.last_name = None;
+                customer.username = None;
+                customer.ban_reason = None;
+                customer.first_start_payload = None;
+                customer.start_payload = None;
+            }
             E::StartPayloadReceived(received) => {
                 if customer.first_start_payload.is_none() {
                     customer.first_start_payload = Some(received.payload.clone());

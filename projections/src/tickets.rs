@@ -17,6 +17,8 @@ use chrono::{DateTime, Utc};
 use domain::content::{
     ForwardOrigin, MediaKind, MessageBody, MessageContent, MessageKind, ReplyContent,
 };
+use domain::customer::CustomerEvent;
+use domain::ids::TicketId;
 use domain::ticket::{Channel, Priority, TicketEvent, TicketStatus};
 use domain::{AnyEvent, StreamId};
 use serde_json::{Value, json};
@@ -273,17 +275,25 @@ async fn apply_keeping(
     batch: &[Envelope],
     kept: &mut Kept,
 ) -> Result<(), ApplyError> {
-    let ticket_ids: HashSet<Uuid> = batch
+    let mut ticket_ids: HashSet<Uuid> = batch
         .iter()
         .filter_map(|envelope| match (&envelope.stream, &envelope.event) {
             (StreamId::Ticket(id), AnyEvent::Ticket(_)) => Some(id.as_uuid()),
             _ => None,
         })
         .collect();
+    ticket_ids.extend(forgotten_tickets(batch));
     if ticket_ids.is_empty() {
         return Ok(());
     }
 
+    let forgotten: Vec<Uuid> = forgotten_tickets(batch).collect();
+    if !forgotten.is_empty() {
+        // The rows in the table; the fold clears those it holds at the customer's
+        // `customer.forgotten`, and writes them after this only when a later event changed
+        // them (a row's version is its ticket stream's).
+        forget_tickets(conn, target, &forgotten).await?;
+    }
     let mut fold = Fold::default();
     let mut kept = KeptRows::<TicketRow>::of(kept, target);
     KeptRows::load(
@@ -296,9 +306,14 @@ async fn apply_keeping(
     )
     .await?;
     for envelope in batch {
-        if let (StreamId::Ticket(id), AnyEvent::Ticket(event)) = (&envelope.stream, &envelope.event)
-        {
-            fold.event(id.as_uuid(), sql::version(envelope)?, event);
+        match (&envelope.stream, &envelope.event) {
+            (StreamId::Ticket(id), AnyEvent::Ticket(event)) => {
+                fold.event(id.as_uuid(), sql::version(envelope)?, event);
+            }
+            (StreamId::Customer(_), AnyEvent::Customer(CustomerEvent::Forgotten(forgotten))) => {
+                fold.forget_tickets(&forgotten.tickets);
+            }
+            _ => {}
         }
     }
     write_tickets(conn, target, &fold).await?;
@@ -328,6 +343,7 @@ async fn apply_messages_keeping(
     }
     let mut posted = HashSet::new();
     let mut referenced = HashSet::new();
+    let forgotten: Vec<Uuid> = forgotten_tickets(batch).collect();
     for envelope in batch {
         let AnyEvent::Ticket(event) = &envelope.event else {
             continue;
@@ -354,8 +370,13 @@ async fn apply_messages_keeping(
             _ => {}
         }
     }
-    if posted.is_empty() && referenced.is_empty() {
+    if posted.is_empty() && referenced.is_empty() && forgotten.is_empty() {
         return Ok(());
+    }
+    if !forgotten.is_empty() {
+        // Rows already in the table; those this batch holds are cleared in the fold below, at
+        // the customer's `customer.forgotten`, and written after this.
+        forget_messages(conn, target, &forgotten).await?;
     }
     let mut fold = Fold::default();
     // Messages edited or delivered in this batch but posted in an earlier one.
@@ -371,9 +392,14 @@ async fn apply_messages_keeping(
         }
     }
     for envelope in batch {
-        if let (StreamId::Ticket(id), AnyEvent::Ticket(event)) = (&envelope.stream, &envelope.event)
-        {
-            fold.message_event(id.as_uuid(), sql::version(envelope)?, event);
+        match (&envelope.stream, &envelope.event) {
+            (StreamId::Ticket(id), AnyEvent::Ticket(event)) => {
+                fold.message_event(id.as_uuid(), sql::version(envelope)?, event);
+            }
+            (StreamId::Customer(_), AnyEvent::Customer(CustomerEvent::Forgotten(forgotten))) => {
+                fold.forget_messages(&forgotten.tickets);
+            }
+            _ => {}
         }
     }
     let fresh: HashSet<Uuid> = fold
@@ -613,10 +639,113 @@ impl Fold {
         }
     }
 
+    /// Clears what the tickets of a forgotten customer kept of their words.
+    fn forget_tickets(&mut self, tickets: &[TicketId]) {
+        for ticket in tickets {
+            let id = ticket.as_uuid();
+            if let Some(row) = self.tickets.get_mut(&id) {
+                forget_ticket(row);
+                self.dirty_tickets.insert(id);
+            }
+        }
+    }
+
+    /// Clears the customer's messages this batch holds on the tickets of a forgotten customer.
+    fn forget_messages(&mut self, tickets: &[TicketId]) {
+        let tickets: HashSet<Uuid> = tickets.iter().map(|ticket| ticket.as_uuid()).collect();
+        for message in self.messages.values_mut() {
+            if tickets.contains(&message.ticket_id) && message.direction == Direction::In {
+                forget_message(message);
+                self.dirty_messages.push(message.id);
+            }
+        }
+    }
+
     fn put_message(&mut self, message: MessageRow) {
         self.dirty_messages.push(message.id);
         self.messages.insert(message.id, message);
     }
+}
+
+/// The tickets whose customer a `customer.forgotten` of `batch` forgets.
+fn forgotten_tickets(batch: &[Envelope]) -> impl Iterator<Item = Uuid> + '_ {
+    batch
+        .iter()
+        .flat_map(|envelope| match &envelope.event {
+            AnyEvent::Customer(CustomerEvent::Forgotten(forgotten)) => forgotten.tickets.as_slice(),
+            _ => &[],
+        })
+        .map(|ticket| ticket.as_uuid())
+}
+
+/// A ticket row once its customer is forgotten: no subject, no preview of their words, no
+/// rating comment. The same whatever the row held, so that a rebuild (from the stand-ins) and
+/// the live row (from the plain words) agree.
+fn forget_ticket(row: &mut TicketRow) {
+    row.subject = String::new();
+    if row.last_message_direction == Some(Direction::In) {
+        row.last_message_preview = Some(String::new());
+    }
+    row.rating_comment = None;
+}
+
+/// A customer message once its customer is forgotten: its kind, ids and times stay; every
+/// word, file, place and contact goes, also from the versions before each edit.
+fn forget_message(row: &mut MessageRow) {
+    row.text = None;
+    row.caption = None;
+    row.file_id = None;
+    row.file_unique_id = None;
+    row.details = None;
+    row.forward_origin = None;
+    row.forwarded_at = None;
+    row.media = None;
+    row.media_group_id = None;
+    if let Value::Array(versions) = &mut row.edits {
+        for version in versions {
+            if let Value::Object(fields) = version {
+                fields.insert("text".into(), Value::Null);
+                fields.insert("caption".into(), Value::Null);
+            }
+        }
+    }
+}
+
+/// [`forget_ticket`] on the rows of `tickets` in the table.
+async fn forget_tickets(
+    conn: &mut PgConnection,
+    target: Target,
+    tickets: &[Uuid],
+) -> Result<(), ApplyError> {
+    let sql = format!(
+        "update {} set subject = '', rating_comment = null, \
+                last_message_preview = case when last_message_direction = 'in' then '' \
+                                            else last_message_preview end \
+          where id = any($1)",
+        target.table(TicketRow::TABLE)
+    );
+    sqlx::query(&sql).bind(tickets).execute(&mut *conn).await?;
+    Ok(())
+}
+
+/// [`forget_message`] on the rows of `tickets` in the table.
+async fn forget_messages(
+    conn: &mut PgConnection,
+    target: Target,
+    tickets: &[Uuid],
+) -> Result<(), ApplyError> {
+    let sql = format!(
+        "update {} set text = null, caption = null, file_id = null, file_unique_id = null, \
+                details = null, forward_origin = null, forwarded_at = null, media = null, \
+                media_group_id = null, search_terms = '{{}}', \
+                edits = (select coalesce(jsonb_agg(v || '{{\"text\": null, \"caption\": null}}' \
+                                                   order by n), '[]') \
+                           from jsonb_array_elements(edits) with ordinality as e(v, n)) \
+          where ticket_id = any($1) and direction = 'in'",
+        target.table(MessageRow::TABLE)
+    );
+    sqlx::query(&sql).bind(tickets).execute(&mut *conn).await?;
+    Ok(())
 }
 
 /// The id of a message a ticket row points at.

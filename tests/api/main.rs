@@ -21,6 +21,7 @@ mod broadcast_reports;
 mod contention;
 mod errors;
 mod feeds;
+mod forget;
 mod graphiql;
 mod held_back;
 mod inbound;

@@ -193,6 +193,10 @@ fn operations() -> Vec<(&'static str, Needs)> {
             "mutation($customer: ID!) { unbanCustomer(input: {customerId: $customer}) { __typename } }",
             AgentWith(P::ModerateCustomers),
         ),
+        (
+            "mutation($customer: ID!) { forgetCustomer(input: {customerId: $customer}) { __typename } }",
+            AgentWith(P::ForgetCustomers),
+        ),
         // Agents and API tokens.
         (
             "mutation { inviteAgent(input: {email: \"m@example.com\", name: \"M\", role: AGENT}) { __typename } }",

@@ -931,3 +931,57 @@ on_both_backends!(
     uploads_go_to_telegram_by_their_kind_and_later_sends_reuse_the_file_id,
     incoming_files_are_prefetched_when_asked_and_copies_past_retention_go,
 );
+
+#[tokio::test]
+async fn forgetting_a_customer_deletes_their_stored_files_and_refuses_them_since() {
+    let fake = FakeTelegram::start().await;
+    let store = Store::new(Backend::Local).await;
+    let server = start("media_forget", &fake, &store).await;
+    let admin = server.admin().await;
+    let update = fixture("message_photo");
+    let (kind, file, _) = files_of(&update["message"]).unwrap();
+    let file_id = file["file_id"].as_str().unwrap().to_owned();
+    fake.add_file(&file_id, bytes_for(&kind, &file_id), FileServing::Normal);
+    post_update(&server, &update).await;
+    wait_for_messages(&server, 1).await;
+    let shown = messages(&server, &admin.token).await;
+    let id = shown[0]["media"]["mediaId"].as_str().unwrap().to_owned();
+    let path = format!("/media/{id}");
+    assert_eq!(
+        get(&server, &path, Some(&admin.token), &[]).await.status(),
+        StatusCode::OK
+    );
+    let stored = || async {
+        let count: i64 = sqlx::query_scalar("select count(*) from media_objects")
+            .fetch_one(&server.pool)
+            .await
+            .unwrap();
+        count
+    };
+    assert_eq!(stored().await, 1);
+
+    let customer = update["message"]["from"]["id"].as_i64().unwrap();
+    let forgotten = server
+        .ok(
+            &admin.token,
+            "mutation($customer: ID!) { forgetCustomer(input: {customerId: $customer}) \
+             { keyDeleted filesDeleted } }",
+            json!({ "customer": customer.to_string() }),
+        )
+        .await;
+    assert_eq!(
+        forgotten["forgetCustomer"],
+        json!({ "keyDeleted": true, "filesDeleted": 1 })
+    );
+    assert_eq!(stored().await, 0, "the stored copy is deleted");
+    let head = eventlog::EventLog::head(&server.log).await.unwrap();
+    server.caught_up(head).await;
+    // Refused with a clear answer, and not fetched from Telegram again.
+    let answer = get(&server, &path, Some(&admin.token), &[]).await;
+    assert_eq!(answer.status(), StatusCode::GONE);
+    let body: Value = answer.json().await.unwrap();
+    assert_eq!(body["code"], json!("FORGOTTEN"), "{body}");
+    assert_eq!(fake.downloads(&file_id), 1);
+    assert_eq!(stored().await, 0);
+    server.stop().await;
+}

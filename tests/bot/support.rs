@@ -125,15 +125,27 @@ impl Desk {
             .unwrap()
     }
 
-    /// The payloads of the events of `event_type`, in log order.
+    /// The payloads of the events of `event_type`, in log order, as the log reads them
+    /// (personal fields opened).
     pub async fn payloads(&self, event_type: &str) -> Vec<Value> {
-        sqlx::query_scalar(
-            "select payload from events where event_type = $1 order by tx_id, position",
-        )
-        .bind(event_type)
-        .fetch_all(&self.pool)
-        .await
-        .unwrap()
+        let filter = eventlog::postgres::EventFilter {
+            types: Some(vec![event_type.to_owned()]),
+            ..eventlog::postgres::EventFilter::default()
+        };
+        let mut payloads = Vec::new();
+        let mut after = eventlog::Position::START;
+        loop {
+            let page = self
+                .log
+                .read_filtered(after, 1_000, &filter, eventlog::limits::PAGE_SIZE)
+                .await
+                .unwrap();
+            payloads.extend(page.events.into_iter().map(|event| event.payload));
+            after = page.next;
+            if !page.more {
+                return payloads;
+            }
+        }
     }
 
     /// Waits until the log holds `n` events of `event_type` (fails after [`PATIENCE`]).

@@ -110,12 +110,14 @@ async fn every_nul_is_replaced_and_nothing_waits(receive: Receive, tag: &str) {
     assert_eq!(desk.count("ticket.customer_message_posted").await, 2 * n);
     // Every poisoned message is on the log with U+FFFD where each NUL was, and nothing was
     // given up on.
-    let replaced = count_sql(
-        &desk,
-        "select count(*) from events where event_type = 'ticket.customer_message_posted' \
-         and strpos(payload::text, chr(65533)) > 0",
-    )
-    .await;
+    // (As the log reads them: the content is stored sealed.)
+    let replaced = desk
+        .payloads("ticket.customer_message_posted")
+        .await
+        .iter()
+        .filter(|payload| payload.to_string().contains('\u{FFFD}'))
+        .count();
+    let replaced = i64::try_from(replaced).unwrap();
     // All but those whose stored content holds no text of the customer's: a location (two
     // numbers), a dice (whose emoji with a NUL is no dice teloxide knows: kept as an
     // unsupported dice), a pin, a chat event, a story (two ids) and a giveaway (its kind).

@@ -316,7 +316,31 @@ async fn an_export_imported_into_a_new_database_verifies_and_projects_the_same()
         .fetch_one(&source_pool)
         .await
         .unwrap();
-    succeed(&["export", "--database-url", source.url(), "-o", file.path()]);
+    let keys = TempFile::new("keys.jsonl");
+    succeed(&[
+        "export",
+        "--database-url",
+        source.url(),
+        "-o",
+        file.path(),
+        "--keys",
+        keys.path(),
+    ]);
+    // The customers' personal data travels sealed; their keys go in a file of their own.
+    let sealed: i64 =
+        sqlx::query_scalar("select count(*) from events where payload::text like '%\"$sealed\"%'")
+            .fetch_one(&source_pool)
+            .await
+            .unwrap();
+    assert!(sealed > 100, "{sealed} events hold sealed fields");
+    let key_lines = std::fs::read_to_string(keys.path()).unwrap();
+    assert!(key_lines.lines().count() > 10, "{key_lines}");
+    #[cfg(unix)]
+    {
+        use std::os::unix::fs::PermissionsExt;
+        let mode = std::fs::metadata(keys.path()).unwrap().permissions().mode();
+        assert_eq!(mode & 0o777, 0o600);
+    }
 
     let text = std::fs::read_to_string(file.path()).unwrap();
     let anchor_lines: Vec<usize> = text
@@ -366,7 +390,14 @@ async fn an_export_imported_into_a_new_database_verifies_and_projects_the_same()
         (stored + 1, "audit.export_made")
     );
 
-    succeed(&["import", "--database-url", target.url(), file.path()]);
+    succeed(&[
+        "import",
+        "--database-url",
+        target.url(),
+        file.path(),
+        "--keys",
+        keys.path(),
+    ]);
     let target_pool = PgPool::connect(target.url()).await.unwrap();
     crate::all_events_visible(&target_pool).await;
     // The target records this replay in its audit trail, as the source recorded the export:

@@ -14,6 +14,7 @@ use testkit::{DatabaseName, TestApp, eventually};
 
 mod audit;
 mod broadcast_crash;
+mod erasure;
 mod held_back;
 mod roles;
 

@@ -21,6 +21,8 @@ pub enum Permission {
     ReadCustomers,
     /// Ban and unban customers.
     ModerateCustomers,
+    /// Forget a customer's personal data (admins only).
+    ForgetCustomers,
     /// Read agents, categories and templates.
     ReadDirectory,
     /// Invite agents, change their role and categories, deactivate them.
@@ -43,11 +45,12 @@ pub enum Permission {
 
 impl Permission {
     /// Every permission, for tables and tests.
-    pub const ALL: [Permission; 13] = [
+    pub const ALL: [Permission; 14] = [
         Permission::ReadTickets,
         Permission::WriteTickets,
         Permission::ReadCustomers,
         Permission::ModerateCustomers,
+        Permission::ForgetCustomers,
         Permission::ReadDirectory,
         Permission::ManageAgents,
         Permission::ManageSettings,

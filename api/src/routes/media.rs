@@ -52,6 +52,26 @@ fn refuse(status: StatusCode, code: &str, message: &str) -> Response {
         .into_response()
 }
 
+/// Whether `row` is a customer's file message whose file was forgotten with the customer: a
+/// message of a kind that always has a file, recorded without one (the read models clear it
+/// at `customer.forgotten`).
+fn forgotten(row: &projections::tickets::MessageRow) -> bool {
+    use domain::content::MessageKind as K;
+    row.direction == projections::tickets::Direction::In
+        && row.file_id.is_none()
+        && matches!(
+            row.kind,
+            K::Photo
+                | K::Video
+                | K::Document
+                | K::Audio
+                | K::Voice
+                | K::VideoNote
+                | K::Sticker
+                | K::Animation
+        )
+}
+
 fn not_found() -> Response {
     refuse(StatusCode::NOT_FOUND, "NOT_FOUND", "no such media")
 }
@@ -163,6 +183,13 @@ async fn serve(
         Err(error) => return database(&error),
     };
     let Some(resolved) = resolve(reference, &row) else {
+        if forgotten(&row) {
+            return refuse(
+                StatusCode::GONE,
+                "FORGOTTEN",
+                "the customer's personal data was forgotten, with their files",
+            );
+        }
         return not_found();
     };
     match projections::tickets::queries::category(pool, resolved.ticket).await {

@@ -20,9 +20,9 @@ use domain::content::{
     ReplyContent, TelegramFile, TelegramMessageId,
 };
 use domain::customer::{
-    BanReason, CategoryChosen, CustomerBanned, CustomerEvent, CustomerProfile, CustomerRegistered,
-    CustomerUnbanned, MessageRefused, Noted, ProfileUpdated, StartPayloadReceived, TicketNoted,
-    TicketStepNoted,
+    BanReason, CategoryChosen, CustomerBanned, CustomerEvent, CustomerForgotten, CustomerProfile,
+    CustomerRegistered, CustomerUnbanned, MessageRefused, Noted, ProfileUpdated,
+    StartPayloadReceived, TicketNoted, TicketStepNoted,
 };
 use domain::settings::{
     BotText, BotTextSet, CategoryNamed, CategoryRemoved, GreetingSet, ReopenWindowSet,
@@ -289,6 +289,10 @@ pub(crate) fn samples() -> Vec<AnyEvent> {
         CustomerEvent::StartPayloadReceived(StartPayloadReceived {
             payload: "ref-42".into(),
             at: at(),
+        }),
+        CustomerEvent::Forgotten(CustomerForgotten {
+            at: at(),
+            tickets: vec![TicketId(uuid(3))],
         }),
     ];
     let agent_step = || AgentStep {

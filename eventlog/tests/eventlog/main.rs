@@ -6,4 +6,5 @@
 mod batch;
 mod horizon;
 mod postgres;
+mod seal;
 mod suite;

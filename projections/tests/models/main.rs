@@ -112,7 +112,7 @@ fn the_scripted_history_holds_every_event_type() {
         .iter()
         .map(|form| form.event_type)
         .collect();
-    assert_eq!(known.len(), 78);
+    assert_eq!(known.len(), 79);
     assert_eq!(types, known);
     assert!(h.events.windows(2).all(|w| w[0].position < w[1].position));
 }

@@ -160,7 +160,7 @@ async fn a_generated_history_covers_every_event_type_and_replays_through_the_dec
         .filter(|form| form.current)
         .map(|form| form.event_type)
         .collect();
-    assert_eq!(all_types.len(), 78);
+    assert_eq!(all_types.len(), 79);
     let mut seen: BTreeMap<&str, u64> = BTreeMap::new();
     for event in &events {
         *seen.entry(event.event_type.as_str()).or_default() += 1;

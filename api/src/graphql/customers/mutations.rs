@@ -1,5 +1,5 @@
 //! `banCustomer` and `unbanCustomer` (`ModerateCustomers`, signed-in agents only: the events
-//! name the agent).
+//! name the agent), and `forgetCustomer` (`ForgetCustomers`: signed-in admins only).
 
 use async_graphql::{Context, ID, InputObject, Object, Result, SimpleObject};
 use chrono::Utc;
@@ -32,6 +32,29 @@ pub struct UnbanCustomerInput {
     pub customer_id: ID,
     /// Makes a retry harmless.
     pub idempotency_key: Option<String>,
+}
+
+/// Input of `forgetCustomer`.
+#[derive(Debug, InputObject)]
+pub struct ForgetCustomerInput {
+    /// The customer's Telegram user id.
+    pub customer_id: ID,
+}
+
+/// What `forgetCustomer` did.
+#[derive(Debug, Clone, SimpleObject)]
+pub struct ForgetCustomerPayload {
+    /// The customer's Telegram user id.
+    pub customer_id: ID,
+    /// False when the key was already gone (forgotten before): forgetting again is harmless.
+    pub key_deleted: bool,
+    /// How many tickets the customer had (their rows are cleared in the read models).
+    pub tickets: i32,
+    /// Events of the customer stored before personal data was sealed: their personal fields
+    /// stay in the append-only log (the read models are cleared all the same).
+    pub events_stored_before_sealing: i32,
+    /// Stored copies of the customer's files that were deleted.
+    pub files_deleted: i32,
 }
 
 /// What a customer mutation did.
@@ -105,6 +128,47 @@ impl CustomerMutation {
         };
         let key = input.idempotency_key.as_deref();
         run(ctx, "banCustomer", key, customer, &command).await
+    }
+
+    /// Forgets the customer's personal data everywhere (names, username, their messages'
+    /// words and files, places, contacts): their key is deleted, `customer.forgotten` is
+    /// recorded with the admin as its actor, and the read models clear their rows. The
+    /// history keeps its shape. Harmless when repeated.
+    #[graphql(guard = "Need(Permission::ForgetCustomers)")]
+    async fn forget_customer(
+        &self,
+        ctx: &Context<'_>,
+        input: ForgetCustomerInput,
+    ) -> Result<ForgetCustomerPayload> {
+        signed_in_agent(ctx)?;
+        let customer = customer_id(&input.customer_id)?;
+        let actor = context(ctx, "forgetCustomer", None)?.actor;
+        let api = ctx.data_unchecked::<Api>();
+        let forgotten = match app::forget::forget_customer(&api.log, customer, actor).await {
+            Ok(forgotten) => forgotten,
+            Err(app::forget::ForgetError::UnknownCustomer(_)) => {
+                return Err(error(Code::NotFound, "no such customer"));
+            }
+            Err(app::forget::ForgetError::Log(e)) if e.is_unavailable() => {
+                return Err(error::unavailable());
+            }
+            Err(e) => return Err(error::internal("cannot forget the customer", e)),
+        };
+        let files = match &api.media {
+            Some(media) if !forgotten.files.is_empty() => media
+                .delete_telegram_copies(&forgotten.files)
+                .await
+                .map_err(|e| error::internal("cannot delete the customer's stored files", e))?,
+            _ => 0,
+        };
+        let count = |n: u64| i32::try_from(n).unwrap_or(i32::MAX);
+        Ok(ForgetCustomerPayload {
+            customer_id: ID(customer.0.to_string()),
+            key_deleted: forgotten.key_deleted,
+            tickets: count(forgotten.tickets.len() as u64),
+            events_stored_before_sealing: count(forgotten.plain_events),
+            files_deleted: count(files),
+        })
     }
 
     /// Lifts a ban (no change when not banned).

@@ -293,6 +293,17 @@ impl Life<'_> {
                 self.customer_does(&command, self.customer_actor())?;
             }
         }
+        // The showcase customer then asks to be forgotten (their first and only ticket so far);
+        // the generator records it, and has no key to delete.
+        if self.plan.force_details && !self.over() {
+            self.wait(3_600, 86_400);
+            let lead = self.world.lead(self.rng);
+            let command = CustomerCommand::Forget {
+                tickets: vec![self.ticket_id],
+                at: self.t,
+            };
+            self.customer_does(&command, agent_actor(lead))?;
+        }
         self.person.free_at = self.t + self.rng.secs_skewed(3_600, 20 * 86_400);
         Ok(())
     }
