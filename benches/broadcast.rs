@@ -42,19 +42,13 @@ use domain::{AgentId, BroadcastId, CustomerId, MessageId, TicketId};
 use eventlog::postgres::PostgresLog;
 use eventlog::{Actor, ActorKind};
 use testkit::DatabaseName;
+use testkit::env_or;
 use testkit::telegram::{FakeTelegram, TOKEN};
 use uuid::Uuid;
 
 const FIRST_RECIPIENT: i64 = 5_000_000;
 const FIRST_REPLY_CUSTOMER: i64 = 9_000_000;
 const REPLY_TICKETS: usize = 10;
-
-fn env_or<T: std::str::FromStr>(name: &str, default: T) -> T {
-    std::env::var(name)
-        .ok()
-        .and_then(|v| v.parse().ok())
-        .unwrap_or(default)
-}
 
 #[derive(Debug, Clone, Copy)]
 struct Round {

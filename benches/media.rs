@@ -44,14 +44,8 @@ use eventlog::Actor;
 use eventlog::postgres::PostgresLog;
 use futures::StreamExt;
 use serde_json::{Value, json};
+use testkit::env_or;
 use testkit::{DatabaseName, TestApp};
-
-fn env_or<T: std::str::FromStr>(name: &str, default: T) -> T {
-    std::env::var(name)
-        .ok()
-        .and_then(|v| v.parse().ok())
-        .unwrap_or(default)
-}
 
 const MB: u64 = 1024 * 1024;
 

@@ -53,6 +53,7 @@ use eventlog::postgres::PostgresLog;
 use eventlog::{Actor, ActorKind, EventLog};
 use secrecy::SecretString;
 use serde_json::{Value, json};
+use testkit::env_or;
 use testkit::telegram::{FakeTelegram, TOKEN};
 use testkit::{DatabaseName, TestApp};
 use uuid::Uuid;
@@ -65,13 +66,6 @@ const FIRST_CUSTOMER: i64 = 6_000_000;
 const GOAL_INBOX_MS: f64 = 1_000.0;
 const GOAL_P99_MS: f64 = 300.0;
 const GOAL_FIRST_SCREEN_KIB: f64 = 150.0;
-
-fn env_or<T: std::str::FromStr>(name: &str, default: T) -> T {
-    std::env::var(name)
-        .ok()
-        .and_then(|v| v.parse().ok())
-        .unwrap_or(default)
-}
 
 /// One round's figures, as the browser script printed them.
 #[derive(Debug, Clone, Copy)]

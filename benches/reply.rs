@@ -42,18 +42,12 @@ use secrecy::SecretString;
 use serde_json::{Value, json};
 use sqlx::{Executor, PgPool};
 use testkit::DatabaseName;
+use testkit::env_or;
 use uuid::Uuid;
 
 const REPLY: &str = "Thanks for writing. I checked order #48213: it left our warehouse yesterday and should arrive tomorrow.";
 const MUTATION: &str =
     "mutation($input: ReplyToTicketInput!) { replyToTicket(input: $input) { position } }";
-
-fn env_or<T: std::str::FromStr>(name: &str, default: T) -> T {
-    std::env::var(name)
-        .ok()
-        .and_then(|v| v.parse().ok())
-        .unwrap_or(default)
-}
 
 #[tokio::main]
 async fn main() -> anyhow::Result<()> {

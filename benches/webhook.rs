@@ -26,19 +26,13 @@ use std::time::{Duration, Instant};
 use bot::config::BotConfig;
 use secrecy::SecretString;
 use serde_json::json;
+use testkit::env_or;
 use testkit::telegram::{FakeTelegram, TOKEN};
 use testkit::{DatabaseName, TestApp};
 
 const SECRET: &str = "bench-secret";
 const PATH: &str = "/telegram/webhook";
 const GOAL_PER_SECOND: f64 = 1_000.0;
-
-fn env_or<T: std::str::FromStr>(name: &str, default: T) -> T {
-    std::env::var(name)
-        .ok()
-        .and_then(|v| v.parse().ok())
-        .unwrap_or(default)
-}
 
 #[tokio::main]
 async fn main() -> anyhow::Result<()> {

@@ -22,14 +22,8 @@ use eventlog::postgres::transfer::{self, ExportScope};
 use futures::StreamExt;
 use sqlx::PgPool;
 use testkit::DatabaseName;
+use testkit::env_or;
 use tools::generate::{GenerateOptions, generate};
-
-fn env_or<T: std::str::FromStr>(name: &str, default: T) -> T {
-    std::env::var(name)
-        .ok()
-        .and_then(|v| v.parse().ok())
-        .unwrap_or(default)
-}
 
 #[derive(Debug, Clone, Copy)]
 struct Round {

@@ -25,6 +25,7 @@ use futures::TryStreamExt;
 use projections::{Projection, ProjectionRunner, RunnerOptions};
 use sqlx::postgres::PgPoolOptions;
 use sqlx::{Executor, PgPool};
+use testkit::env_or;
 use testkit::{DatabaseName, eventually};
 use tools::generate::{GenerateOptions, generate};
 
@@ -184,11 +185,4 @@ async fn all_visible(log: &PostgresLog, pool: &PgPool) {
         Duration::from_secs(600),
     )
     .await;
-}
-
-fn env_or(name: &str, default: u64) -> u64 {
-    std::env::var(name)
-        .ok()
-        .and_then(|value| value.parse().ok())
-        .unwrap_or(default)
 }

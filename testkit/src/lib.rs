@@ -3,6 +3,7 @@
 //! - [`TestDatabase`] and [`DatabaseName`]: a database of a test's own on the server
 //!   `DATABASE_URL` names, dropped with the value, also when the test panics.
 //! - [`eventually`]: waits for a condition by polling it, never by a fixed sleep.
+//! - [`env_or`]: a benchmark's setting from the environment, with its default.
 //! - [`DatabaseProxy`]: a TCP proxy between the application and Postgres that a test cuts and
 //!   restores, to play a database outage.
 //! - `telegram` (feature `telegram`): a fake Telegram Bot API server for teloxide to talk to.
@@ -14,6 +15,7 @@
 
 pub mod database;
 pub mod proxy;
+pub mod settings;
 pub mod wait;
 
 #[cfg(feature = "app")]
@@ -25,4 +27,5 @@ pub mod telegram;
 pub use application::TestApp;
 pub use database::{DatabaseName, TestDatabase};
 pub use proxy::DatabaseProxy;
+pub use settings::env_or;
 pub use wait::eventually;
